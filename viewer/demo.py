@@ -1,0 +1,1 @@
+"""Builds and locates the bundled demo studies (filled in by the viewer work)."""

@@ -1,0 +1,1 @@
+"""Pixel pipeline: modality LUT, VOI LUT / window-level, presets, photometric handling (no Qt)."""

@@ -1,0 +1,1 @@
+"""DICOM reading and decoding (no Qt)."""

@@ -1,0 +1,1 @@
+"""Measurement geometry and statistics in physical and modality units (no Qt)."""

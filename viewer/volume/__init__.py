@@ -1,0 +1,1 @@
+"""CT/MR series as SimpleITK volumes and multiplanar reformats (no Qt)."""

@@ -1,0 +1,1 @@
+"""Qt widgets of the viewer: the only part of `viewer` that may import Qt."""
