@@ -71,3 +71,7 @@ def free_tcp_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# The real-Orthanc fixture (`orthanc`) lives in its own plugin module beside this file.
+pytest_plugins = ["orthanc_fixture"]
