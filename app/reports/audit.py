@@ -1,0 +1,112 @@
+"""Append-only audit log, chained by SHA-256 so that a deleted, altered or reordered entry is detected.
+
+Each entry hashes the previous entry's hash together with its own canonical content (seq, time, user,
+action, object, details). `AuditHead` keeps the count and newest hash, so cutting entries off the end
+shows too. Entries are appended inside the caller's transaction: the audit record and the change it
+describes commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.reports.canonical import canonical_bytes, sha256_hex
+from app.reports.models import AuditEntry, AuditHead
+
+GENESIS_HASH = "0" * 64
+ACTIONS: frozenset[str] = frozenset({
+    "view", "draft", "edit", "accept_ai", "preliminary", "sign", "amend", "export", "send", "send_failed",
+    "verify", "login", "login_failed", "lockout", "logout", "user_add", "user_change", "passwd", "cert_create",
+})
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def entry_content(seq: int, at: str, username: str, action: str, object_type: str, object_id: str,
+                  details: str) -> dict[str, Any]:
+    return {"seq": seq, "at": at, "user": username, "action": action, "object_type": object_type,
+            "object_id": object_id, "details": json.loads(details)}
+
+
+def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
+    return sha256_hex(prev_hash.encode("ascii") + canonical_bytes(content))
+
+
+def append(session: Session, action: str, username: str = "", object_type: str = "", object_id: Any = "",
+           details: dict[str, Any] | None = None) -> AuditEntry:
+    """Add one entry (flushed, committed with the caller's transaction)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    head = session.get(AuditHead, 1)
+    if head is None:
+        head = AuditHead(id=1, count=0, last_hash=GENESIS_HASH)
+        session.add(head)
+    seq = head.count + 1
+    at = now_iso()
+    details_text = canonical_bytes(details or {}).decode("utf-8")
+    content = entry_content(seq, at, username, action, object_type, str(object_id), details_text)
+    entry = AuditEntry(seq=seq, at=at, username=username, action=action, object_type=object_type,
+                       object_id=str(object_id), details=details_text, prev_hash=head.last_hash,
+                       entry_hash=chain_hash(head.last_hash, content))
+    session.add(entry)
+    head.count = seq
+    head.last_hash = entry.entry_hash
+    session.flush()
+    return entry
+
+
+@dataclass
+class AuditVerification:
+    count: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"audit log intact: {self.count} entries, chain and head match"
+        return f"AUDIT LOG TAMPERED ({len(self.problems)} problem(s) in {self.count} entries):\n  " + \
+            "\n  ".join(self.problems)
+
+
+def verify_chain(session: Session) -> AuditVerification:
+    """Walk the chain in storage order; report every break with the entry it is in."""
+    result = AuditVerification()
+    prev = GENESIS_HASH
+    expected_seq = 1
+    for entry in session.scalars(select(AuditEntry).order_by(AuditEntry.id)):
+        result.count += 1
+        where = f"entry id={entry.id} seq={entry.seq} ({entry.action} by {entry.username or '-'} at {entry.at})"
+        if entry.seq != expected_seq:
+            result.problems.append(f"{where}: sequence {entry.seq}, expected {expected_seq} "
+                                   "(an entry was deleted, inserted or reordered)")
+        if entry.prev_hash != prev:
+            result.problems.append(f"{where}: does not link to the previous entry (deleted or reordered)")
+        try:
+            content = entry_content(entry.seq, entry.at, entry.username, entry.action, entry.object_type,
+                                    entry.object_id, entry.details)
+            recomputed = chain_hash(entry.prev_hash, content)
+        except (ValueError, TypeError) as exc:
+            result.problems.append(f"{where}: details cannot be read ({exc}); altered")
+            recomputed = ""
+        if recomputed != entry.entry_hash:
+            result.problems.append(f"{where}: content does not match its hash (altered)")
+        prev = entry.entry_hash
+        expected_seq = entry.seq + 1
+    head = session.get(AuditHead, 1)
+    head_count, head_hash = (head.count, head.last_hash) if head else (0, GENESIS_HASH)
+    if head_count != result.count or head_hash != prev:
+        result.problems.append(f"head records {head_count} entries ending in {head_hash[:12]}…, the log has "
+                               f"{result.count} ending in {prev[:12]}… (entries removed from the end or added "
+                               "outside the log)")
+    return result

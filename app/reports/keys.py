@@ -1,0 +1,124 @@
+"""Per-user signing keys: a self-signed X.509 certificate + private key in a PKCS#12 file.
+
+The PKCS#12 file is encrypted with the user's account password, so the password that `sign` re-asks both
+proves presence and unlocks the key. Real deployments can drop in a CA-issued PKCS#12 of the same shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from app.paths import data_dir
+
+
+class KeyError_(ValueError):
+    """The PKCS#12 file is missing, unreadable, or the password does not open it."""
+
+
+@dataclass(frozen=True)
+class SigningIdentity:
+    """An unlocked key with its certificate (kept in memory only while signing)."""
+
+    private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    certificate: x509.Certificate
+
+    @property
+    def certificate_der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+
+def keys_dir() -> Path:
+    path = data_dir() / "keys"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_p12_path(username: str) -> Path:
+    return keys_dir() / f"{username}.p12"
+
+
+def certificate_fingerprint(cert_der: bytes) -> str:
+    """SHA-256 of the DER certificate, hex: how the user table pins a user's certificate."""
+    return x509.load_der_x509_certificate(cert_der).fingerprint(hashes.SHA256()).hex()
+
+
+def create_self_signed(
+    common_name: str,
+    password: str,
+    path: Path,
+    *,
+    organization: str = "RadStation local",
+    email: str | None = None,
+    days: int = 3 * 365,
+    key_size: int = 2048,
+) -> SigningIdentity:
+    """Make an RSA key + self-signed certificate fit for document signing and write it as PKCS#12."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+             x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)]
+    if email:
+        attrs.append(x509.NameAttribute(NameOID.EMAIL_ADDRESS, email))
+    name = x509.Name(attrs)
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                          encipher_only=False, decipher_only=False),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    write_p12(SigningIdentity(key, cert), password, path, friendly_name=common_name)
+    return SigningIdentity(key, cert)
+
+
+def write_p12(identity: SigningIdentity, password: str, path: Path, friendly_name: str = "") -> None:
+    """Write atomically with owner-only permissions."""
+    data = pkcs12.serialize_key_and_certificates(
+        friendly_name.encode() or None, identity.private_key, identity.certificate, None,
+        serialization.BestAvailableEncryption(password.encode("utf-8")),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".p12.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def load_p12(path: Path, password: str) -> SigningIdentity:
+    if not path.exists():
+        raise KeyError_(f"no signing key at {path}; create one with `radstation cert create`")
+    try:
+        key, cert, _ = pkcs12.load_key_and_certificates(path.read_bytes(), password.encode("utf-8"))
+    except ValueError as exc:
+        raise KeyError_(f"cannot open {path}: wrong password or damaged file") from exc
+    if key is None or cert is None:
+        raise KeyError_(f"{path} does not hold both a private key and a certificate")
+    return SigningIdentity(key, cert)
+
+
+def rewrap_p12(path: Path, old_password: str, new_password: str) -> None:
+    """Re-encrypt the key file after a password change (the key itself stays the same)."""
+    identity = load_p12(path, old_password)
+    write_p12(identity, new_password, path)

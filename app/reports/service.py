@@ -1,0 +1,390 @@
+"""Report lifecycle: draft -> preliminary -> final (signed) -> amendment / addendum.
+
+The service is the only writer of report rows. It enforces the rules (a signed version never changes;
+only radiologists sign; an AI draft must be edited or accepted by a person before signing), writes an
+audit entry for every action in the same transaction, and keeps `Study.report_status` in step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.models import Patient, Study
+from app.reports import audit
+from app.reports.canonical import canonical_bytes, sha256_hex
+from app.reports.content import SECTION_KEYS, ReportContent
+from app.reports.keys import certificate_fingerprint, default_p12_path, load_p12
+from app.reports.models import (
+    ImmutableVersionError,
+    Report,
+    ReportSignature,
+    ReportVersion,
+    User,
+)
+from app.reports.signing import sign_bytes
+from app.reports.templates import ReportTemplate, guess_exam_type, load_template
+from app.reports.users import AuthSession, RoleError, UserService
+
+CANONICAL_FORMAT = "radstation-report/1"
+
+
+class ReportError(ValueError):
+    """A report action that cannot be done in the report's current state."""
+
+
+@dataclass(frozen=True)
+class StudyIdentity:
+    study_uid: str
+    accession: str
+    patient_id: str
+    issuer: str
+    patient_name: str
+    patient_birth_date: str
+    patient_sex: str
+    study_date: str
+    study_time: str
+    study_description: str
+    referring_physician: str
+    modalities: str
+
+
+@dataclass(frozen=True)
+class VersionView:
+    """A detached snapshot of one version, safe to hand to the UI."""
+
+    id: int
+    report_id: int
+    study_uid: str
+    exam_type: str
+    version_no: int
+    kind: str
+    status: str
+    content: ReportContent
+    ai_draft: dict[str, Any] | None
+    ai_generated: bool
+    human_edited: bool
+    ai_accepted: bool
+    revision: int
+    author: str
+    signer: str
+    signed_at: str
+    supersedes_id: int | None
+    updated_at: dt.datetime | None = None
+    signature: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_signed(self) -> bool:
+        return self.status == "final"
+
+    @property
+    def needs_ai_review(self) -> bool:
+        return self.ai_generated and not (self.human_edited or self.ai_accepted)
+
+
+def study_status(versions: list[ReportVersion]) -> str:
+    """The study-level status the worklist shows."""
+    if not versions:
+        return "none"
+    finals = [v for v in versions if v.status == "final"]
+    if any(v.kind in ("amendment", "addendum") for v in finals):
+        return "amended"
+    if finals:
+        return "final"
+    return max(versions, key=lambda v: v.version_no).status
+
+
+def study_identity(session: Session, study_uid: str) -> StudyIdentity:
+    study = session.scalar(select(Study).where(Study.study_uid == study_uid))
+    if study is None:
+        raise ReportError(f"study {study_uid} is not in the database; import it before reporting")
+    patient: Patient = study.patient
+    return StudyIdentity(
+        study_uid=study.study_uid, accession=study.accession or "", patient_id=patient.patient_id or "",
+        issuer=patient.issuer or "", patient_name=patient.name or "", patient_birth_date=patient.birth_date or "",
+        patient_sex=patient.sex or "", study_date=study.study_date.strftime("%Y%m%d") if study.study_date else "",
+        study_time=study.study_time or "", study_description=study.description or "",
+        referring_physician=study.referring_physician or "", modalities=study.modalities or "",
+    )
+
+
+def canonical_payload(version: ReportVersion, ident: StudyIdentity, author: str, signer: User,
+                      signed_at: str, supersedes: dict[str, Any] | None) -> dict[str, Any]:
+    """What a signature covers: content, patient/study identifiers, author, signer, time, version."""
+    ai = version.ai_draft or {}
+    return {
+        "format": CANONICAL_FORMAT,
+        "report_id": version.report_id,
+        "version_no": version.version_no,
+        "kind": version.kind,
+        "supersedes": supersedes,
+        "exam_type": version.report.exam_type,
+        "patient": {"id": ident.patient_id, "issuer": ident.issuer, "name": ident.patient_name},
+        "study": {"uid": ident.study_uid, "accession": ident.accession},
+        "sections": ReportContent.from_dict(version.sections).to_dict(),
+        "author": author,
+        "signer": {"username": signer.username, "name": signer.display_name},
+        "signed_at": signed_at,
+        "ai": {
+            "generated": bool(version.ai_generated),
+            "human_edited": bool(version.human_edited),
+            "accepted": bool(version.ai_accepted),
+            "engine": str(ai.get("engine", "")),
+            "weights_hash": str(ai.get("weights_hash", "")),
+            "seed": str(ai.get("seed", "")),
+        } if version.ai_generated or version.ai_draft else None,
+    }
+
+
+class ReportService:
+    def __init__(self, database, users: UserService | None = None) -> None:
+        self.db = database
+        self.users = users or UserService(database)
+
+    # -- reading --------------------------------------------------------------------------------------
+    def _view(self, s: Session, v: ReportVersion) -> VersionView:
+        author = s.get(User, v.author_id).username if v.author_id else ""
+        sig: dict[str, Any] = {}
+        signer = ""
+        if v.signature is not None:
+            signer_user = s.get(User, v.signature.signer_id)
+            signer = signer_user.username if signer_user else ""
+            sig = {"algorithm": v.signature.algorithm, "signed_at": v.signature.signed_at,
+                   "canonical": v.signature.canonical, "signature": v.signature.signature,
+                   "certificate_der": v.signature.certificate_der,
+                   "signer_name": signer_user.display_name if signer_user else ""}
+        return VersionView(
+            id=v.id, report_id=v.report_id, study_uid=v.report.study_uid, exam_type=v.report.exam_type,
+            version_no=v.version_no, kind=v.kind, status=v.status, content=ReportContent.from_dict(v.sections),
+            ai_draft=dict(v.ai_draft) if v.ai_draft else None, ai_generated=v.ai_generated,
+            human_edited=v.human_edited, ai_accepted=v.ai_accepted, revision=v.revision, author=author,
+            signer=signer, signed_at=v.signed_at, supersedes_id=v.supersedes_id, updated_at=v.updated_at,
+            signature=sig,
+        )
+
+    def version(self, version_id: int) -> VersionView:
+        with self.db.session() as s:
+            return self._view(s, self._get_version(s, version_id))
+
+    def history(self, study_uid: str) -> list[VersionView]:
+        with self.db.session() as s:
+            report = self._report_for(s, study_uid)
+            return [self._view(s, v) for v in report.versions] if report else []
+
+    def working_version(self, study_uid: str) -> VersionView | None:
+        """The newest version: an editable draft if one exists, otherwise the newest signed one."""
+        hist = self.history(study_uid)
+        return hist[-1] if hist else None
+
+    def identity(self, study_uid: str) -> StudyIdentity:
+        with self.db.session() as s:
+            return study_identity(s, study_uid)
+
+    def record_view(self, version_id: int, user: AuthSession) -> None:
+        with self.db.session() as s:
+            v = self._get_version(s, version_id)
+            audit.append(s, "view", user.username, "report_version", v.id, {"study_uid": v.report.study_uid})
+
+    # -- writing --------------------------------------------------------------------------------------
+    def open_or_create(self, study_uid: str, user: AuthSession, exam_type: str | None = None,
+                       template: ReportTemplate | None = None) -> VersionView:
+        """The version to show for a study; creates the first draft from the exam type's template."""
+        user.ensure_active()
+        with self.db.session() as s:
+            ident = study_identity(s, study_uid)
+            report = self._report_for(s, study_uid)
+            if report is None:
+                exam_type = exam_type or guess_exam_type(ident.modalities.split("\\")[0] if ident.modalities
+                                                         else "", ident.study_description)
+                template = template or load_template(exam_type)
+                report = Report(study_uid=study_uid, exam_type=template.exam_type, created_by_id=user.user_id)
+                s.add(report)
+                s.flush()
+                v = ReportVersion(report_id=report.id, version_no=1, kind="original", status="draft",
+                                  sections=template.content.to_dict(), author_id=user.user_id)
+                s.add(v)
+                s.flush()
+                s.refresh(report)
+                audit.append(s, "draft", user.username, "report_version", v.id,
+                             {"study_uid": study_uid, "template": template.exam_type})
+                self._sync_study(s, report)
+            v = report.versions[-1]
+            audit.append(s, "view", user.username, "report_version", v.id, {"study_uid": study_uid})
+            return self._view(s, v)
+
+    def save_draft(self, version_id: int, sections: dict[str, str], user: AuthSession,
+                   *, human_edit: bool = True) -> int:
+        """Autosave: store the sections of an unsigned version; returns the new revision number."""
+        user.ensure_active()
+        content = ReportContent.from_dict(sections)
+        with self.db.session() as s:
+            v = self._editable(s, version_id)
+            if v.kind == "addendum":
+                original = ReportContent.from_dict(v.sections)
+                if any(content.get(k) != original.get(k) for k in SECTION_KEYS):
+                    raise ImmutableVersionError("an addendum may only change the addendum text; "
+                                                "use an amendment to change the signed sections")
+            old = ReportContent.from_dict(v.sections)
+            changed = [k for k in (*SECTION_KEYS, "addendum") if old.get(k) != content.get(k)]
+            if not changed:
+                return v.revision
+            v.sections = content.to_dict() | ({"addendum": content.get("addendum")} if v.kind == "addendum" else {})
+            if v.ai_generated and human_edit and self._differs_from_ai(v, content):
+                v.human_edited = True
+            v.revision += 1
+            v.updated_at = dt.datetime.now(dt.UTC)
+            if v.author_id is None:
+                v.author_id = user.user_id
+            audit.append(s, "edit", user.username, "report_version", v.id,
+                         {"revision": v.revision, "sections": changed,
+                          "sha256": sha256_hex(canonical_bytes(content.to_dict()))})
+            return v.revision
+
+    def load_ai_draft(self, version_id: int, findings: str, impression: str, provenance: dict[str, Any],
+                      user: AuthSession, token_uncertainty: list | None = None) -> VersionView:
+        """Put an AI draft into an unsigned version, recording where it came from."""
+        user.ensure_active()
+        with self.db.session() as s:
+            v = self._editable(s, version_id)
+            if v.kind == "addendum":
+                raise ReportError("an AI draft cannot be loaded into an addendum")
+            ai = {"engine": str(provenance.get("engine", "")),
+                  "weights_hash": str(provenance.get("weights_hash", provenance.get("weights_sha256", ""))),
+                  "seed": provenance.get("seed"), "findings": findings, "impression": impression,
+                  "token_uncertainty": token_uncertainty,
+                  "extra": {k: str(val) for k, val in provenance.items()
+                            if k not in ("engine", "weights_hash", "weights_sha256", "seed")}}
+            v.ai_draft = ai
+            v.sections = ReportContent.from_dict(v.sections).replace(findings=findings, impression=impression).to_dict()
+            v.ai_generated, v.human_edited, v.ai_accepted = True, False, False
+            v.revision += 1
+            v.updated_at = dt.datetime.now(dt.UTC)
+            audit.append(s, "draft", user.username, "report_version", v.id,
+                         {"source": "ai", "engine": ai["engine"], "weights_hash": ai["weights_hash"],
+                          "seed": str(ai["seed"])})
+            return self._view(s, v)
+
+    def accept_ai(self, version_id: int, user: AuthSession) -> None:
+        """A person confirms they reviewed the AI text as it stands."""
+        user.ensure_active()
+        with self.db.session() as s:
+            v = self._editable(s, version_id)
+            v.ai_accepted = True
+            audit.append(s, "accept_ai", user.username, "report_version", v.id, {"revision": v.revision})
+
+    def mark_preliminary(self, version_id: int, user: AuthSession) -> None:
+        user.ensure_active()
+        with self.db.session() as s:
+            v = self._editable(s, version_id)
+            if ReportContent.from_dict(v.sections).is_empty():
+                raise ReportError("an empty report cannot be made preliminary")
+            v.status = "preliminary"
+            audit.append(s, "preliminary", user.username, "report_version", v.id, {"revision": v.revision})
+            self._sync_study(s, v.report)
+
+    def sign(self, version_id: int, user: AuthSession, password: str, p12_path: Path | None = None) -> VersionView:
+        """Re-check the password, sign the canonical form with the user's key, freeze the version."""
+        user.ensure_active()
+        if not user.can_sign:
+            raise RoleError(f"{user.username} is a {user.role}; only a radiologist may sign reports")
+        self.users.reauthenticate(user, password)
+        identity = load_p12(p12_path or default_p12_path(user.username), password)
+        with self.db.session() as s:
+            v = self._editable(s, version_id)
+            content = ReportContent.from_dict(v.sections)
+            if content.is_empty() or (v.kind == "addendum" and not content.get("addendum").strip()):
+                raise ReportError("an empty report cannot be signed")
+            if v.ai_generated and not (v.human_edited or v.ai_accepted):
+                raise ReportError("the AI draft has not been reviewed: edit it or accept it before signing")
+            signer = s.get(User, user.user_id)
+            pinned = signer.cert_sha256
+            if pinned and pinned != certificate_fingerprint(identity.certificate_der):
+                raise ReportError("the key file's certificate is not the one registered for this user")
+            if not pinned:
+                signer.cert_der = identity.certificate_der
+                signer.cert_sha256 = certificate_fingerprint(identity.certificate_der)
+            supersedes = None
+            if v.supersedes_id:
+                orig = s.get(ReportVersion, v.supersedes_id)
+                supersedes = {"version_no": orig.version_no,
+                              "signature_sha256": sha256_hex(orig.signature.signature) if orig.signature else ""}
+            author = s.get(User, v.author_id).username if v.author_id else user.username
+            signed_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            payload = canonical_bytes(canonical_payload(v, study_identity(s, v.report.study_uid), author, signer,
+                                                        signed_at, supersedes))
+            signature, algorithm = sign_bytes(identity, payload)
+            s.add(ReportSignature(version_id=v.id, signer_id=signer.id, signed_at=signed_at, canonical=payload,
+                                  signature=signature, algorithm=algorithm,
+                                  certificate_der=identity.certificate_der))
+            v.signed_at = signed_at
+            v.status = "final"
+            v.updated_at = dt.datetime.now(dt.UTC)
+            s.flush()
+            audit.append(s, "sign", user.username, "report_version", v.id,
+                         {"study_uid": v.report.study_uid, "sha256": sha256_hex(payload), "kind": v.kind})
+            s.refresh(v.report)
+            self._sync_study(s, v.report)
+            s.refresh(v)
+            return self._view(s, v)
+
+    def amend(self, version_id: int, user: AuthSession, kind: str = "amendment") -> VersionView:
+        """Start a new version after signing: an amendment (changed text) or an addendum (added text)."""
+        user.ensure_active()
+        if kind not in ("amendment", "addendum"):
+            raise ReportError("kind must be 'amendment' or 'addendum'")
+        with self.db.session() as s:
+            orig = self._get_version(s, version_id)
+            if orig.status != "final":
+                raise ReportError("only a signed report can be amended; edit the draft instead")
+            report = orig.report
+            if any(v.status != "final" for v in report.versions):
+                raise ReportError("this report already has an unsigned version; finish or edit that one")
+            sections = ReportContent.from_dict(orig.sections).to_dict()
+            sections.pop("addendum", None)
+            if kind == "addendum":
+                sections["addendum"] = ""
+            new = ReportVersion(report_id=report.id, version_no=max(v.version_no for v in report.versions) + 1,
+                                kind=kind, status="draft", supersedes_id=orig.id, sections=sections,
+                                author_id=user.user_id)
+            s.add(new)
+            s.flush()
+            audit.append(s, "amend", user.username, "report_version", new.id,
+                         {"kind": kind, "supersedes": orig.id})
+            s.refresh(report)
+            return self._view(s, new)
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _differs_from_ai(v: ReportVersion, content: ReportContent) -> bool:
+        ai = v.ai_draft or {}
+        return content.get("findings") != ai.get("findings", "") or content.get("impression") != ai.get(
+            "impression", "")
+
+    @staticmethod
+    def _report_for(s: Session, study_uid: str) -> Report | None:
+        return s.scalar(select(Report).where(Report.study_uid == study_uid).order_by(Report.id))
+
+    @staticmethod
+    def _get_version(s: Session, version_id: int) -> ReportVersion:
+        v = s.get(ReportVersion, version_id)
+        if v is None:
+            raise ReportError(f"no report version {version_id}")
+        return v
+
+    def _editable(self, s: Session, version_id: int) -> ReportVersion:
+        v = self._get_version(s, version_id)
+        if v.status == "final":
+            raise ImmutableVersionError(
+                f"report version {v.version_no} is signed and cannot be changed; create an amendment or addendum")
+        return v
+
+    @staticmethod
+    def _sync_study(s: Session, report: Report) -> None:
+        study = s.scalar(select(Study).where(Study.study_uid == report.study_uid))
+        if study is not None:
+            study.report_status = study_status(list(report.versions))

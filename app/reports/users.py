@@ -1,0 +1,221 @@
+"""Local user accounts: roles, argon2id passwords, lock-out after repeated failures, session timeout.
+
+Roles: radiologist (may sign), resident (may prepare: draft and mark preliminary), admin (manages users).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from sqlalchemy import func, select
+
+from app.reports import audit
+from app.reports.keys import certificate_fingerprint, default_p12_path, rewrap_p12
+from app.reports.models import ROLES, User
+from app.reports.passwords import DEFAULT_HASHER, check_policy, hash_password, needs_rehash, verify_password
+
+
+class AuthError(PermissionError):
+    """Wrong user name or password (deliberately not saying which)."""
+
+
+class AccountLockedError(AuthError):
+    def __init__(self, username: str, until: dt.datetime) -> None:
+        super().__init__(f"account {username!r} is locked after repeated failed logins until "
+                         f"{until.astimezone().strftime('%H:%M:%S')}")
+        self.until = until
+
+
+class SessionExpiredError(PermissionError):
+    """The session was idle longer than the timeout; log in again."""
+
+
+class RoleError(PermissionError):
+    """The user's role does not allow this action."""
+
+
+class UserError(ValueError):
+    """Bad input for a user account (unknown role, duplicate name...)."""
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+@dataclass
+class AuthSession:
+    """A logged-in user; `ensure_active` is called before every privileged action."""
+
+    user_id: int
+    username: str
+    display_name: str
+    role: str
+    timeout: dt.timedelta
+    last_activity: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    @property
+    def can_sign(self) -> bool:
+        return self.role == "radiologist"
+
+    @property
+    def can_manage_users(self) -> bool:
+        return self.role == "admin"
+
+    def is_expired(self, now: dt.datetime | None = None) -> bool:
+        now = now or dt.datetime.now(dt.UTC)
+        return now - self.last_activity > self.timeout
+
+    def ensure_active(self, now: dt.datetime | None = None) -> None:
+        now = now or dt.datetime.now(dt.UTC)
+        if self.is_expired(now):
+            raise SessionExpiredError(f"session of {self.username} timed out after {self.timeout}; log in again")
+        self.last_activity = now
+
+
+class UserService:
+    def __init__(self, database, *, hasher: PasswordHasher = DEFAULT_HASHER, max_failures: int = 5,
+                 lockout: dt.timedelta = dt.timedelta(minutes=15),
+                 session_timeout: dt.timedelta = dt.timedelta(minutes=30),
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+        self.db = database
+        self.hasher = hasher
+        self.max_failures = max_failures
+        self.lockout = lockout
+        self.session_timeout = session_timeout
+        self.clock = clock
+
+    # -- accounts -----------------------------------------------------------------------------------
+    def add_user(self, username: str, password: str, role: str, display_name: str = "",
+                 actor: AuthSession | None = None) -> int:
+        """Create an account. `actor` must be an admin, except from the local console (actor=None)."""
+        if actor is not None:
+            actor.ensure_active(self.clock())
+            if not actor.can_manage_users:
+                raise RoleError("only an admin may add users")
+        username = username.strip()
+        if not username or not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
+            raise UserError("user name must be letters, digits, '.', '_' or '-'")
+        if role not in ROLES:
+            raise UserError(f"role must be one of {', '.join(ROLES)}")
+        check_policy(password)
+        with self.db.session() as s:
+            if s.scalar(select(User).where(User.username == username)) is not None:
+                raise UserError(f"user {username!r} already exists")
+            user = User(username=username, display_name=display_name or username, role=role,
+                        password_hash=hash_password(password, self.hasher))
+            s.add(user)
+            s.flush()
+            audit.append(s, "user_add", actor.username if actor else "console", "user", username,
+                         {"role": role})
+            return user.id
+
+    def list_users(self) -> list[dict]:
+        with self.db.session() as s:
+            return [{"username": u.username, "display_name": u.display_name, "role": u.role,
+                     "active": u.active, "locked_until": _aware(u.locked_until), "has_certificate": bool(u.cert_der)}
+                    for u in s.scalars(select(User).order_by(User.username))]
+
+    def count(self) -> int:
+        with self.db.session() as s:
+            return s.scalar(select(func.count(User.id))) or 0
+
+    def set_role(self, username: str, role: str, actor: AuthSession | None = None) -> None:
+        if actor is not None:
+            actor.ensure_active(self.clock())
+            if not actor.can_manage_users:
+                raise RoleError("only an admin may change roles")
+        if role not in ROLES:
+            raise UserError(f"role must be one of {', '.join(ROLES)}")
+        with self.db.session() as s:
+            user = self._get(s, username)
+            user.role = role
+            audit.append(s, "user_change", actor.username if actor else "console", "user", username, {"role": role})
+
+    def unlock(self, username: str, actor: AuthSession | None = None) -> None:
+        if actor is not None and not actor.can_manage_users:
+            raise RoleError("only an admin may unlock accounts")
+        with self.db.session() as s:
+            user = self._get(s, username)
+            user.failed_attempts, user.locked_until = 0, None
+            audit.append(s, "user_change", actor.username if actor else "console", "user", username,
+                         {"unlocked": True})
+
+    def change_password(self, username: str, old_password: str, new_password: str,
+                        p12_path: Path | None = None) -> None:
+        """Change a password after checking the old one; re-encrypts the user's PKCS#12 key file too."""
+        check_policy(new_password)
+        self.authenticate(username, old_password)
+        path = p12_path or default_p12_path(username)
+        if path.exists():
+            rewrap_p12(path, old_password, new_password)
+        with self.db.session() as s:
+            user = self._get(s, username)
+            user.password_hash = hash_password(new_password, self.hasher)
+            audit.append(s, "passwd", username, "user", username, {"key_rewrapped": path.exists()})
+
+    def pin_certificate(self, username: str, cert_der: bytes) -> None:
+        """Record which certificate this user signs with; signing with any other is refused."""
+        with self.db.session() as s:
+            user = self._get(s, username)
+            user.cert_der = cert_der
+            user.cert_sha256 = certificate_fingerprint(cert_der)
+            audit.append(s, "cert_create", username, "user", username, {"cert_sha256": user.cert_sha256})
+
+    def certificate_of(self, username: str) -> bytes | None:
+        with self.db.session() as s:
+            return self._get(s, username).cert_der
+
+    # -- authentication -----------------------------------------------------------------------------
+    def authenticate(self, username: str, password: str) -> AuthSession:
+        """Check a password; counts failures and locks the account after `max_failures` in a row."""
+        now = self.clock()
+        with self.db.session() as s:
+            user = s.scalar(select(User).where(User.username == username))
+            if user is None or not user.active:
+                verify_password(DUMMY_HASH, password, self.hasher)  # same timing as a real check
+                audit.append(s, "login_failed", username, "user", username, {"reason": "unknown or inactive"})
+                raise AuthError("wrong user name or password")
+            locked_until = _aware(user.locked_until)
+            if locked_until is not None and locked_until > now:
+                audit.append(s, "login_failed", username, "user", username, {"reason": "locked"})
+                raise AccountLockedError(username, locked_until)
+            if not verify_password(user.password_hash, password, self.hasher):
+                user.failed_attempts += 1
+                audit.append(s, "login_failed", username, "user", username,
+                             {"failed_attempts": user.failed_attempts})
+                if user.failed_attempts >= self.max_failures:
+                    user.locked_until = now + self.lockout
+                    user.failed_attempts = 0
+                    audit.append(s, "lockout", username, "user", username,
+                                 {"until": user.locked_until.isoformat()})
+                    s.commit()
+                    raise AccountLockedError(username, user.locked_until)
+                s.commit()
+                raise AuthError("wrong user name or password")
+            user.failed_attempts, user.locked_until = 0, None
+            if needs_rehash(user.password_hash, self.hasher):
+                user.password_hash = hash_password(password, self.hasher)
+            audit.append(s, "login", username, "user", username, {})
+            return AuthSession(user.id, user.username, user.display_name, user.role, self.session_timeout,
+                               last_activity=now)
+
+    def reauthenticate(self, session: AuthSession, password: str) -> None:
+        """The password re-check before signing: same lock-out rules, refreshes the session."""
+        fresh = self.authenticate(session.username, password)
+        session.last_activity = fresh.last_activity
+
+    @staticmethod
+    def _get(s, username: str) -> User:
+        user = s.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise UserError(f"no user {username!r}")
+        return user
+
+
+DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=1$c2FsdHNhbHRzYWx0$0FfrDjuBg6FI7Nm9MCMRsc1yPwfW6m2Y9W9xc2ZsK2s"

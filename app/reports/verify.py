@@ -1,0 +1,115 @@
+"""Checks that a report is exactly what was signed: stored versions, exported SR, signed PDF (plain or
+DICOM-encapsulated). Every check returns a `Verification` with plain-language findings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.reports.content import ReportContent
+from app.reports.keys import certificate_fingerprint
+from app.reports.signing import verify_bytes
+
+
+@dataclass
+class Verification:
+    subject: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    signer: str = ""
+    signed_at: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        head = (f"VALID: {self.subject} signed by {self.signer or '?'} at {self.signed_at or '?'}" if self.ok
+                else f"TAMPERED OR INVALID: {self.subject}")
+        lines = [head] + [f"  problem: {p}" for p in self.problems] + [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def check_signed_payload(result: Verification, canonical: bytes, signature: bytes, cert_der: bytes,
+                         pinned_cert_sha256: str | None = None) -> dict[str, Any] | None:
+    """Signature over the canonical bytes; returns the decoded payload (None when unreadable)."""
+    try:
+        payload = json.loads(canonical.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        result.problems.append(f"signed content cannot be read ({exc})")
+        return None
+    signed_at = payload.get("signed_at", "")
+    result.signed_at = signed_at
+    try:
+        at = dt.datetime.fromisoformat(signed_at)
+    except ValueError:
+        at = None
+        result.problems.append(f"signing time {signed_at!r} is not a valid time")
+    check = verify_bytes(cert_der, canonical, signature, at)
+    result.signer = check.signer or payload.get("signer", {}).get("name", "")
+    if not check.valid:
+        result.problems.append(check.reason)
+    if pinned_cert_sha256 is not None:
+        try:
+            fp = certificate_fingerprint(cert_der)
+        except ValueError:
+            fp = ""
+        if fp != pinned_cert_sha256:
+            result.problems.append("signed with a certificate that is not the one registered for the signer")
+    return payload
+
+
+def compare_sections(result: Verification, signed: dict[str, Any], actual: ReportContent, where: str) -> None:
+    signed_content = ReportContent.from_dict(signed)
+    for key in sorted(set(signed_content.to_dict()) | set(actual.to_dict())):
+        if signed_content.get(key) != actual.get(key):
+            result.problems.append(f"{where}: section '{key}' differs from the signed text")
+
+
+def verify_stored_version(database, version_id: int) -> Verification:
+    """A stored version: signature valid, and the row's text/ids equal what was signed."""
+    from sqlalchemy import select
+
+    from app.reports.models import ReportVersion, User
+    from app.reports.service import study_identity
+
+    result = Verification(f"stored report version id={version_id}")
+    with database.session() as s:
+        v = s.get(ReportVersion, version_id)
+        if v is None:
+            result.problems.append("no such report version")
+            return result
+        result.subject = f"stored report {v.report_id} version {v.version_no} ({v.kind}) of study {v.report.study_uid}"
+        if v.status != "final" or v.signature is None:
+            result.problems.append(f"version is not signed (status {v.status})")
+            return result
+        sig = v.signature
+        signer = s.scalar(select(User).where(User.id == sig.signer_id))
+        payload = check_signed_payload(result, sig.canonical, sig.signature, sig.certificate_der,
+                                       signer.cert_sha256 if signer and signer.cert_sha256 else None)
+        if payload is None:
+            return result
+        try:
+            stored = ReportContent.from_dict(v.sections)
+        except ValueError as exc:
+            result.problems.append(f"stored sections unreadable: {exc}")
+            return result
+        compare_sections(result, payload.get("sections", {}), stored, "stored version")
+        for name, signed_value, actual in (
+            ("version number", payload.get("version_no"), v.version_no),
+            ("kind", payload.get("kind"), v.kind),
+            ("report id", payload.get("report_id"), v.report_id),
+            ("signing time", payload.get("signed_at"), v.signed_at),
+            ("study", payload.get("study", {}).get("uid"), v.report.study_uid),
+        ):
+            if signed_value != actual:
+                result.problems.append(f"stored {name} {actual!r} differs from the signed {signed_value!r}")
+        try:
+            ident = study_identity(s, v.report.study_uid)
+            if (ident.patient_id, ident.patient_name) != (payload["patient"]["id"], payload["patient"]["name"]):
+                result.notes.append("patient identifiers in the study database changed since signing")
+        except ValueError:
+            result.notes.append("the study is no longer in the database")
+    return result
