@@ -1,0 +1,1 @@
+"""The study database: SQLAlchemy models, Alembic migrations, queries and the measurement store."""

@@ -1,0 +1,1 @@
+"""Alembic migration scripts for the study database (revisions live in versions/)."""

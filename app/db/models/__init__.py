@@ -1,0 +1,19 @@
+"""All tables of the study database, importable from one place (Alembic and the app load them here)."""
+
+from app.db.models.ai import AiDraft, QaMessage
+from app.db.models.import_log import ImportBatch, ImportIssue
+from app.db.models.measurement import Measurement
+from app.db.models.study import REPORT_STATUSES, Instance, Patient, Series, Study
+
+__all__ = [
+    "REPORT_STATUSES",
+    "AiDraft",
+    "ImportBatch",
+    "ImportIssue",
+    "Instance",
+    "Measurement",
+    "Patient",
+    "QaMessage",
+    "Series",
+    "Study",
+]
