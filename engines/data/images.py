@@ -13,8 +13,6 @@ from PIL import Image, UnidentifiedImageError
 
 from engines.data.sample import ImageDecodeError
 
-DICOM_SUFFIXES = (".dcm", ".dicom", "")
-
 
 def is_dicom(path: Path) -> bool:
     """True when the file carries the DICOM preamble magic ("DICM" at byte 128)."""
@@ -26,38 +24,19 @@ def is_dicom(path: Path) -> bool:
         return False
 
 
-def _window(values: np.ndarray, center: float, width: float) -> np.ndarray:
-    lo = center - width / 2.0
-    out = (values.astype(np.float32) - np.float32(lo)) / np.float32(max(width, 1e-6))
-    return np.clip(out, 0.0, 1.0)
-
-
 def load_dicom_array(path: Path) -> np.ndarray:
+    """The viewer's own decode and display LUT (header VOI LUT or window, MONOCHROME1 inverted)."""
+    from viewer.imaging.render import render_frame
     from viewer.io.image import DicomReadError, load_image
 
     try:
         img = load_image(path)
-        try:  # the viewer's renderer, when present, is the reference for what is on screen
-            from viewer.imaging.render import render_frame  # type: ignore[import-not-found]
-        except ImportError:
-            render_frame = None
-        if render_frame is not None:
-            try:
-                rendered = np.asarray(render_frame(img, 0, img.default_window))
-                if rendered.ndim == 3:
-                    rendered = rendered[..., :3].mean(axis=2)
-                scale = 255.0 if rendered.dtype == np.uint8 else 1.0
-                return np.ascontiguousarray(rendered.astype(np.float32) / np.float32(scale))
-            except TypeError:
-                pass  # a different renderer signature: fall back to the same maths below
-        values = img.modality_frame(0)
-        wl = img.default_window
-        out = _window(values, wl.center, wl.width)
-        if getattr(img, "is_monochrome1", False):
-            out = 1.0 - out
-        return np.ascontiguousarray(out, dtype=np.float32)
+        shown = np.asarray(render_frame(img, 0, None))
     except DicomReadError as exc:
         raise ImageDecodeError(str(exc)) from exc
+    if shown.ndim == 3:
+        shown = shown[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.ascontiguousarray(shown.astype(np.float32) / np.float32(255.0))
 
 
 def load_raster_array(path: Path) -> np.ndarray:
