@@ -1,0 +1,144 @@
+"""The built-in MeDiM-style discrete-diffusion engine (engines.pipeline.MedimPipeline) as a backend.
+
+`runtime="onnx"` (registered as "diffusion-onnx") runs the exported backbone/decoder through onnxruntime;
+everything else (tokenizers, sampling loop, uncertainty per token) is the same code path.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engines.backends.base import CancelFn, EngineBackend, ProgressFn, check_images
+from engines.backends.errors import BackendError
+from engines.backends.memory import memory_report
+from engines.backends.results import ImageOutput, TextOutput, TokenUncertainty, mean_confidence
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "resources" / "weights" / "medim-small"
+
+
+class MedimBackend(EngineBackend):
+    name = "diffusion"
+    runtime = "torch"
+
+    def __init__(self, path: str | Path = "", device: str = "auto", steps: int | None = None,
+                 guidance: float | None = None) -> None:
+        self.path = Path(path).expanduser() if str(path).strip() else DEFAULT_WEIGHTS
+        if not self.path.is_dir():
+            raise BackendError(f"engine weights folder {self.path} does not exist; reinstall or set 'engine_model_path'")
+        try:
+            from engines.pipeline import MedimPipeline
+        except ImportError as exc:
+            raise BackendError(f"the built-in diffusion engine is not available in this build: {exc}") from exc
+        kwargs: dict[str, Any] = {"device": device}
+        params = inspect.signature(MedimPipeline.from_pretrained).parameters
+        if self.runtime != "torch":
+            if "runtime" not in params:
+                raise BackendError("this build of the diffusion engine has no onnxruntime path")
+            kwargs["runtime"] = self.runtime
+        try:
+            self.pipe = MedimPipeline.from_pretrained(self.path, **kwargs)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise BackendError(f"cannot load engine weights from {self.path}: {exc}") from exc
+        self.steps, self.guidance = steps, guidance
+        self.device = str(getattr(self.pipe, "device", device))
+        self.weights_hash = str(getattr(self.pipe, "weights_hash", ""))
+        caps = {"draft", "answer", "synthesise", "inpaint"}
+        if hasattr(self.pipe, "explain"):
+            caps.add("explain")
+        self.capabilities = frozenset(caps)
+        self.supports_multi_image = bool(getattr(self.pipe, "supports_multi_image", True))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "runtime": self.runtime, "device": self.device, "model": str(self.path),
+                "weights_hash": self.weights_hash, "memory": memory_report(self.device),
+                "capabilities": sorted(self.capabilities), "supports_multi_image": self.supports_multi_image}
+
+    def draft(self, images: list[np.ndarray], *, steps: int | None = None, guidance: float | None = None,
+              seed: int = 0, progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> TextOutput:
+        arrays = check_images(images)
+        used = list(range(len(arrays))) if self.supports_multi_image else [0]
+        res = self.pipe.draft_report([arrays[i] for i in used], steps=steps or self.steps,
+                                     guidance=self.guidance if guidance is None else guidance, seed=seed,
+                                     progress=progress, cancel=cancel)
+        out = _text_output(res, used)
+        return out
+
+    def answer(self, images: list[np.ndarray], question: str, *, steps: int | None = None, seed: int = 0,
+               progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> TextOutput:
+        if not question or not question.strip():
+            raise BackendError("the question is empty")
+        arrays = check_images(images)
+        res = self.pipe.answer(arrays[0], question.strip(), **_kw(steps=steps or self.steps, seed=seed,
+                                                                  progress=progress, cancel=cancel))
+        tokens = [TokenUncertainty(t.text, float(t.confidence), float(t.entropy), "answer", int(t.char_start),
+                                   int(t.char_end), int(t.step)) for t in res.tokens]
+        return TextOutput(text=res.text.strip(), tokens=tokens, confidence=mean_confidence([t.confidence for t in tokens]),
+                          steps=int(res.steps), seed=int(res.seed), elapsed_s=float(res.elapsed_s), images_used=[0])
+
+    def synthesise(self, report: str, *, steps: int | None = None, guidance: float | None = None, seed: int = 0,
+                   progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> ImageOutput:
+        if not report or not report.strip():
+            raise BackendError("the report to synthesise from is empty")
+        res = self.pipe.synthesise(report, **_kw(steps=steps or self.steps,
+                                                 guidance=self.guidance if guidance is None else guidance,
+                                                 seed=seed, progress=progress, cancel=cancel))
+        return _image_output(res, seed)
+
+    def inpaint(self, image: np.ndarray, token_mask: np.ndarray, report: str, *, steps: int | None = None,
+                guidance: float | None = None, seed: int = 0, progress: ProgressFn | None = None,
+                cancel: CancelFn | None = None) -> ImageOutput:
+        res = self.pipe.inpaint(check_images([image])[0], np.asarray(token_mask, dtype=bool), report,
+                                **_kw(steps=steps or self.steps, guidance=self.guidance if guidance is None else guidance,
+                                      seed=seed, progress=progress, cancel=cancel))
+        return _image_output(res, seed)
+
+    def explain(self, images: list[np.ndarray], text: str, *, progress: ProgressFn | None = None,
+                cancel: CancelFn | None = None) -> dict[str, np.ndarray]:
+        if "explain" not in self.capabilities:
+            raise self._unsupported("explain")
+        maps = self.pipe.explain(check_images(images)[0], text)
+        return {str(k): np.asarray(v) for k, v in dict(maps).items()}
+
+    def close(self) -> None:
+        self.pipe = None
+
+
+class MedimOnnxBackend(MedimBackend):
+    name = "diffusion-onnx"
+    runtime = "onnx"
+
+
+def _kw(**values: Any) -> dict[str, Any]:
+    """Drop None so the pipeline's own defaults apply."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _text_output(res: Any, used: list[int]) -> TextOutput:
+    """Map the engine's TextResult (offsets into `text`) onto section-relative token spans."""
+    text, findings, impression = res.text, (res.findings_text or "").strip(), (res.impression_text or "").strip()
+    f_off = text.find(findings) if findings else -1
+    i_off = text.find(impression, max(f_off, 0) + len(findings)) if impression else -1
+    tokens: list[TokenUncertainty] = []
+    for t in res.tokens:
+        for section, body, off in (("findings", findings, f_off), ("impression", impression, i_off)):
+            if off < 0:
+                continue
+            s, e = max(int(t.char_start) - off, 0), min(int(t.char_end) - off, len(body))
+            if e > s and body[s:e].strip():
+                tokens.append(TokenUncertainty(body[s:e], float(t.confidence), float(t.entropy), section, s, e,
+                                               int(t.step)))
+                break
+    return TextOutput(text=text, findings=findings, impression=impression, tokens=tokens,
+                      confidence=mean_confidence([t.confidence for t in tokens]), steps=int(res.steps),
+                      seed=int(res.seed), elapsed_s=float(res.elapsed_s), images_used=used)
+
+
+def _image_output(res: Any, seed: int) -> ImageOutput:
+    maps = {k: np.asarray(getattr(res, k)) for k in ("token_grid", "token_confidence", "token_entropy")
+            if getattr(res, k, None) is not None}
+    return ImageOutput(image=np.asarray(res.image, dtype=np.uint8), steps=int(getattr(res, "steps", 0)),
+                       seed=int(getattr(res, "seed", seed)), elapsed_s=float(getattr(res, "elapsed_s", 0.0)), maps=maps)

@@ -1,0 +1,24 @@
+"""Errors every backend raises, so the worker and the UI can tell a user's problem from a bug."""
+
+from __future__ import annotations
+
+
+class BackendError(RuntimeError):
+    """A backend cannot be created or cannot run a job: the message is shown to the user as is."""
+
+
+class JobCancelled(RuntimeError):
+    """The job's cancel callback returned True; raised from inside generation so no result is half-made."""
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """True for our JobCancelled and for the engine's own GenerationCancelled (matched by name: no import)."""
+    return isinstance(exc, JobCancelled) or type(exc).__name__ in {"GenerationCancelled", "JobCancelled"}
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, torch's OutOfMemoryError (CUDA/MPS) or a RuntimeError that says the allocator ran out."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "failed to allocate" in text)

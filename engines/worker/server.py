@@ -1,0 +1,196 @@
+"""The engine worker's loop: load one backend, run jobs one at a time, stream progress, honour cancel.
+
+A reader thread takes messages off stdin so a cancel arrives while a job runs; the job itself runs on
+the main thread and polls a per-job flag through the backend's `cancel` callback. Closing stdin (the
+app died) ends the worker, so no orphan keeps the GPU.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+import traceback
+from typing import Any, BinaryIO
+
+from engines.backends import JOB_KINDS, BackendError, EngineBackend, create_backend
+from engines.backends.errors import is_cancellation, is_out_of_memory
+from engines.worker.protocol import PROTOCOL_VERSION, ProtocolError, decode, encode
+
+PROGRESS_INTERVAL_S = 0.05
+
+
+class WorkerServer:
+    def __init__(self, stdin: BinaryIO, stdout: BinaryIO, log: Any = None) -> None:
+        self._in, self._out = stdin, stdout
+        self._log = log or sys.stderr
+        self._write_lock = threading.Lock()
+        self._jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._cancelled: set[str] = set()
+        self._backend: EngineBackend | None = None
+        self._backend_name = ""
+        self._load_error = ""
+        self._current: str | None = None
+
+    # -- output -------------------------------------------------------------------------------------
+    def send(self, message: dict[str, Any]) -> None:
+        data = encode(message)
+        with self._write_lock:
+            self._out.write(data)
+            self._out.flush()
+
+    def status(self) -> dict[str, Any]:
+        base: dict[str, Any] = {"protocol": PROTOCOL_VERSION, "state": "busy" if self._current else "idle",
+                                "job": self._current}
+        if self._backend is not None:
+            try:
+                base.update(self._backend.describe())
+            except Exception as exc:  # a status query must never kill the worker
+                base["describe_error"] = str(exc)
+        else:
+            base.update({"name": self._backend_name, "error": self._load_error})
+        return base
+
+    # -- input --------------------------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        for line in iter(self._in.readline, b""):
+            if not line.strip():
+                continue
+            try:
+                msg = decode(line)
+            except ProtocolError as exc:
+                print(f"engine worker: {exc}", file=self._log, flush=True)
+                continue
+            kind = msg["type"]
+            if kind == "cancel":
+                self._cancelled.add(str(msg.get("id")))
+            elif kind == "status":
+                self.send({"type": "status", "status": self.status()})
+            elif kind == "shutdown":
+                break
+            else:
+                self._jobs.put(msg)
+        self._jobs.put(None)
+
+    def serve(self) -> int:
+        threading.Thread(target=self._read_loop, name="worker-stdin", daemon=True).start()
+        while True:
+            msg = self._jobs.get()
+            if msg is None:
+                break
+            if msg["type"] == "load":
+                self._load(str(msg.get("backend", "")), dict(msg.get("config") or {}))
+            elif msg["type"] == "job":
+                self._run_job(msg)
+            else:
+                print(f"engine worker: unknown message type {msg['type']!r}", file=self._log, flush=True)
+        if self._backend is not None:
+            self._backend.close()
+        return 0
+
+    # -- work ---------------------------------------------------------------------------------------
+    def _load(self, name: str, config: dict[str, Any]) -> None:
+        threads = config.pop("threads", None)
+        if threads:
+            import torch
+
+            torch.set_num_threads(int(threads))
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+        self._backend_name = name
+        try:
+            self._backend = create_backend(name, **config)
+            self._load_error = ""
+        except BackendError as exc:
+            self._load_error = str(exc)
+        except Exception as exc:
+            traceback.print_exc(file=self._log)
+            self._load_error = f"engine '{name}' failed to load: {type(exc).__name__}: {exc}"
+        if self._backend is None:
+            self.send({"type": "load_failed", "message": self._load_error})
+        else:
+            self.send({"type": "ready", "status": self.status()})
+
+    def _run_job(self, msg: dict[str, Any]) -> None:
+        job_id, kind = str(msg.get("id")), str(msg.get("kind"))
+        if job_id in self._cancelled:
+            self.send({"type": "cancelled", "id": job_id})
+            return
+        if self._backend is None:
+            reason = self._load_error or "no engine is loaded"
+            self.send({"type": "error", "id": job_id, "kind": "load", "message": reason})
+            return
+        if kind not in JOB_KINDS:
+            self.send({"type": "error", "id": job_id, "kind": "bad_request", "message": f"unknown job kind {kind!r}"})
+            return
+        self._current = job_id
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done >= total or done == 0 or now - last[0] >= PROGRESS_INTERVAL_S:
+                last[0] = now
+                self.send({"type": "progress", "id": job_id, "done": int(done), "total": int(total)})
+
+        def cancel() -> bool:
+            return job_id in self._cancelled
+
+        try:
+            result = self._dispatch(kind, dict(msg.get("params") or {}), progress, cancel)
+        except Exception as exc:
+            self._report_failure(job_id, kind, exc)
+        else:
+            self.send({"type": "result", "id": job_id, "result": result})
+        finally:
+            self._current = None
+            self._cancelled.discard(job_id)
+        self.send({"type": "status", "status": self.status()})
+
+    def _dispatch(self, kind: str, p: dict[str, Any], progress: Any, cancel: Any) -> dict[str, Any]:
+        b = self._backend
+        assert b is not None
+        common = {"progress": progress, "cancel": cancel}
+        if kind == "draft":
+            return b.draft(list(p.get("images") or []), steps=p.get("steps"), guidance=p.get("guidance"),
+                           seed=int(p.get("seed", 0)), **common).to_dict()
+        if kind == "answer":
+            return b.answer(list(p.get("images") or []), str(p.get("question", "")), steps=p.get("steps"),
+                            seed=int(p.get("seed", 0)), **common).to_dict()
+        if kind == "synthesise":
+            return b.synthesise(str(p.get("report", "")), steps=p.get("steps"), guidance=p.get("guidance"),
+                                seed=int(p.get("seed", 0)), **common).to_dict()
+        if kind == "inpaint":
+            return b.inpaint(p["image"], p["token_mask"], str(p.get("report", "")), steps=p.get("steps"),
+                             guidance=p.get("guidance"), seed=int(p.get("seed", 0)), **common).to_dict()
+        return {"kind": "maps", "maps": b.explain(list(p.get("images") or []), str(p.get("text", "")), **common)}
+
+    def _report_failure(self, job_id: str, kind: str, exc: BaseException) -> None:
+        if is_cancellation(exc):
+            self.send({"type": "cancelled", "id": job_id})
+            return
+        if is_out_of_memory(exc):
+            self._free_memory()
+            device = getattr(self._backend, "device", "the device")
+            message = (f"the engine ran out of memory on {device} while running '{kind}' ({exc}); "
+                       "try fewer steps, the CPU, or a smaller model")
+            self.send({"type": "error", "id": job_id, "kind": "oom", "message": message})
+            return
+        if isinstance(exc, BackendError):
+            self.send({"type": "error", "id": job_id, "kind": "backend", "message": str(exc)})
+            return
+        traceback.print_exc(file=self._log)
+        self.send({"type": "error", "id": job_id, "kind": "internal",
+                   "message": f"engine error during '{kind}': {type(exc).__name__}: {exc}"})
+
+    @staticmethod
+    def _free_memory() -> None:
+        import gc
+
+        gc.collect()
+        if "torch" in sys.modules:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
