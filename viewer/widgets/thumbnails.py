@@ -1,0 +1,129 @@
+"""The series strip: one icon per series; click or drag one onto a viewport to show it there."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QMimeData, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QListView, QListWidget, QListWidgetItem, QWidget
+
+from viewer.imaging.render import render_frame
+from viewer.io.image import load_image
+from viewer.io.refs import SeriesRef, StudyRef
+from viewer.widgets.background import BackgroundRunner
+from viewer.widgets.viewport import SERIES_MIME, _qimage
+
+ICON = 96
+UID_ROLE = Qt.ItemDataRole.UserRole
+
+
+def thumbnail_array(series: SeriesRef, size: int = ICON) -> np.ndarray:
+    """The middle image of `series` rendered with its header window, longest side `size` pixels."""
+    if not series.paths:
+        raise ValueError("series has no files")
+    image = load_image(series.paths[len(series.paths) // 2])
+    scale = size / max(image.rows, image.columns)
+    out = (max(1, round(image.rows * scale)), max(1, round(image.columns * scale)))
+    return render_frame(image, image.n_frames // 2, None, out_shape=out)
+
+
+class SeriesThumbnails(QListWidget):
+    """Vertical strip of series icons. Icons render on a background thread."""
+
+    seriesActivated = Signal(object)  # SeriesRef clicked
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setFlow(QListView.Flow.TopToBottom)
+        self.setWrapping(False)
+        self.setMovement(QListView.Movement.Static)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setIconSize(QSize(ICON, ICON))
+        self.setSpacing(4)
+        self.setWordWrap(True)
+        self.setUniformItemSizes(True)
+        self.setGridSize(QSize(ICON + 40, ICON + 52))
+        self.setFixedWidth(ICON + 58)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setStyleSheet("QListWidget { background: #1b1b1b; color: #ddd; }")
+        self._series: dict[str, SeriesRef] = {}
+        self._pending: set[str] = set()
+        self._runner = BackgroundRunner(self)
+        self.itemClicked.connect(self._clicked)
+
+    def set_study(self, study: StudyRef | None) -> None:
+        self._runner.cancel_all()
+        self.clear()
+        self._series = {}
+        self._pending = set()
+        if study is None:
+            return
+        placeholder = QPixmap(ICON, ICON)
+        placeholder.fill(QColor(40, 40, 40))
+        for s in study.series:
+            self._series[s.series_uid] = s
+            n = len(s.paths)
+            label = " ".join(x for x in (s.modality, f"Se {s.number}" if s.number is not None else "") if x)
+            text = f"{label}\n{s.description[:24]}\n{n} image{'s' if n != 1 else ''}".replace("\n\n", "\n")
+            item = QListWidgetItem(QIcon(placeholder), text)
+            item.setData(UID_ROLE, s.series_uid)
+            item.setToolTip(f"{s.description or 'series'} \u2014 {n} file(s)\n{s.series_uid}")
+            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+            self.addItem(item)
+            self._pending.add(s.series_uid)
+            self._runner.submit(
+                thumbnail_array, s,
+                on_done=lambda arr, uid=s.series_uid: self._icon_ready(uid, arr),
+                on_error=lambda exc, uid=s.series_uid: self._icon_failed(uid, exc),
+            )
+
+    def series_uids(self) -> list[str]:
+        return [self.item(i).data(UID_ROLE) for i in range(self.count())]
+
+    def series_ref(self, uid: str) -> SeriesRef | None:
+        return self._series.get(uid)
+
+    def icons_ready(self) -> bool:
+        return not self._pending
+
+    def _item_for(self, uid: str) -> QListWidgetItem | None:
+        for i in range(self.count()):
+            if self.item(i).data(UID_ROLE) == uid:
+                return self.item(i)
+        return None
+
+    def _icon_ready(self, uid: str, arr: np.ndarray) -> None:
+        self._pending.discard(uid)
+        item = self._item_for(uid)
+        if item is None:
+            return
+        pix = QPixmap(ICON, ICON)
+        pix.fill(QColor(0, 0, 0))
+        img = _qimage(arr)
+        p = QPainter(pix)
+        p.drawImage((ICON - img.width()) // 2, (ICON - img.height()) // 2, img)
+        p.end()
+        item.setIcon(QIcon(pix))
+
+    def _icon_failed(self, uid: str, exc: BaseException) -> None:
+        self._pending.discard(uid)
+        item = self._item_for(uid)
+        if item is not None:
+            item.setToolTip(f"{item.toolTip()}\nNo preview: {exc}")
+
+    def _clicked(self, item: QListWidgetItem) -> None:
+        series = self._series.get(item.data(UID_ROLE))
+        if series is not None:
+            self.seriesActivated.emit(series)
+
+    def mimeData(self, items) -> QMimeData:  # noqa: N802 (Qt API)
+        mime = QMimeData()
+        if items:
+            mime.setData(SERIES_MIME, str(items[0].data(UID_ROLE)).encode())
+        return mime
+
+    def mimeTypes(self) -> list[str]:  # noqa: N802
+        return [SERIES_MIME]

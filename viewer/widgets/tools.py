@@ -1,0 +1,114 @@
+"""The mouse tools of a viewport and the keyboard map, shared by the viewport and the workspace toolbar.
+
+Qt-free: keys are written as QKeySequence text ("Ctrl+R", "PgUp") so one table drives both the
+viewport's key handling and the tooltips of the toolbar buttons.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Tool(StrEnum):
+    """What the left mouse button does. Right-drag is always window/level, middle-drag always pan."""
+
+    WINDOW = "window"
+    PAN = "pan"
+    ZOOM = "zoom"
+    DISTANCE = "distance"
+    ANGLE = "angle"
+    RECT = "rect"
+    ELLIPSE = "ellipse"
+
+    @property
+    def is_measurement(self) -> bool:
+        return self in MEASUREMENT_TOOLS
+
+    @property
+    def label(self) -> str:
+        return TOOL_LABELS[self]
+
+
+MEASUREMENT_TOOLS = (Tool.DISTANCE, Tool.ANGLE, Tool.RECT, Tool.ELLIPSE)
+TOOL_LABELS = {
+    Tool.WINDOW: "Window/level",
+    Tool.PAN: "Pan",
+    Tool.ZOOM: "Zoom",
+    Tool.DISTANCE: "Distance",
+    Tool.ANGLE: "Angle",
+    Tool.RECT: "Rectangle ROI",
+    Tool.ELLIPSE: "Ellipse ROI",
+}
+TOOL_KEYS = {
+    Tool.WINDOW: "W",
+    Tool.PAN: "P",
+    Tool.ZOOM: "Z",
+    Tool.DISTANCE: "D",
+    Tool.ANGLE: "G",
+    Tool.RECT: "B",
+    Tool.ELLIPSE: "O",
+}
+
+# key text -> viewport command (see Viewport.run_command). Digits 1-9 are window presets (PRESET_KEYS).
+COMMAND_KEYS: dict[str, str] = {
+    "0": "window_default",
+    "R": "window_default",
+    "Up": "previous",
+    "Left": "previous",
+    "Down": "next",
+    "Right": "next",
+    "PgUp": "page_previous",
+    "PgDown": "page_next",
+    "Home": "first",
+    "End": "last",
+    "Space": "cine",
+    "A": "anonymise",
+    "I": "invert",
+    "H": "flip_h",
+    "V": "flip_v",
+    "T": "rotate_cw",
+    "Shift+T": "rotate_ccw",
+    "F": "fit",
+    "Ctrl+1": "actual_size",
+    "+": "zoom_in",
+    "=": "zoom_in",
+    "Shift++": "zoom_in",
+    "-": "zoom_out",
+    "Ctrl+R": "reset_view",
+    "Del": "delete_measurement",
+    "Backspace": "delete_measurement",
+    "Esc": "cancel",
+}
+COMMAND_KEYS.update({key: f"tool:{tool.value}" for tool, key in TOOL_KEYS.items()})
+
+COMMAND_LABELS: dict[str, str] = {
+    "window_default": "Header window",
+    "previous": "Previous image",
+    "next": "Next image",
+    "page_previous": "Back 10 images",
+    "page_next": "Forward 10 images",
+    "first": "First image",
+    "last": "Last image",
+    "cine": "Play/stop cine",
+    "anonymise": "Anonymise overlays",
+    "invert": "Invert",
+    "flip_h": "Flip horizontal",
+    "flip_v": "Flip vertical",
+    "rotate_cw": "Rotate 90\u00b0 clockwise",
+    "rotate_ccw": "Rotate 90\u00b0 counter-clockwise",
+    "fit": "Fit to window",
+    "actual_size": "1:1 (actual pixels)",
+    "zoom_in": "Zoom in",
+    "zoom_out": "Zoom out",
+    "reset_view": "Reset view",
+    "delete_measurement": "Delete selected measurement",
+    "cancel": "Cancel drawing / deselect",
+}
+
+
+def key_for(command: str) -> str:
+    """The first key bound to `command`, for tooltips ('' if none)."""
+    for key, cmd in COMMAND_KEYS.items():
+        if cmd == command:
+            return key
+    return ""

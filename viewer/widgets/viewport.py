@@ -1,0 +1,738 @@
+"""One 2D viewport: paints a DICOM frame as its ViewState says and turns mouse/keys into state changes.
+
+The widget holds no geometry maths of its own: `ViewState` (Qt-free) maps image <-> widget points, and
+the painter uses the same matrix, so what the tests check on the state is what the user sees.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QImage,
+    QKeyEvent,
+    QKeySequence,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QTransform,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from viewer.imaging.render import render_frame
+from viewer.imaging.window import PRESET_KEYS, PRESETS, WindowLevel, window_from_drag
+from viewer.io.image import DicomImage
+from viewer.io.refs import SeriesRef
+from viewer.widgets import measure_tool
+from viewer.widgets.heatmap import colorize
+from viewer.widgets.overlay_text import corner_texts
+from viewer.widgets.series_stack import SeriesStack
+from viewer.widgets.tools import COMMAND_KEYS, Tool
+from viewer.widgets.view_state import ViewState
+
+SERIES_MIME = "application/x-radstation-series-uid"
+HIT_TOLERANCE = 6.0  # widget pixels
+MIN_DRAW = 3.0  # widget pixels a shape must span to count as drawn, not a stray click
+
+_COLOR_SHAPE = QColor(80, 220, 120)
+_COLOR_SELECTED = QColor(255, 210, 40)
+_COLOR_ACTIVE = QColor(255, 170, 0)
+
+
+def _qimage(arr: np.ndarray) -> QImage:
+    """Copy a uint8 HxW (grey), HxWx3 (RGB) or HxWx4 (RGBA) array into a QImage that owns its bytes."""
+    arr = np.ascontiguousarray(arr)
+    h, w = arr.shape[:2]
+    if arr.ndim == 2:
+        fmt = QImage.Format.Format_Grayscale8
+    elif arr.shape[2] == 3:
+        fmt = QImage.Format.Format_RGB888
+    else:
+        fmt = QImage.Format.Format_RGBA8888
+    return QImage(arr.data, w, h, arr.strides[0], fmt).copy()
+
+
+class Viewport(QWidget):
+    """Shows one series (or one image); the workspace puts one to four of these in a layout."""
+
+    imageChanged = Signal(object)  # the DicomImage now shown (or None)
+    activated = Signal(object)  # self, when the user clicks into it
+    stateChanged = Signal()
+    measurementsChanged = Signal()
+    seriesDropped = Signal(str)  # a series UID dragged here from the thumbnails
+
+    def __init__(self, parent: QWidget | None = None, measurement_store: Any = None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMouseTracking(True)
+        self.setAcceptDrops(True)
+        self.setMinimumSize(120, 120)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.state = ViewState()
+        self._store = measurement_store
+        self._stack: SeriesStack | None = None
+        self._series: SeriesRef | None = None
+        self._image: DicomImage | None = None
+        self._message = "Drop a series here"
+        self._tool = Tool.WINDOW
+        self._anonymised = False
+        self._active = False
+        self._measurements: list[Any] = []
+        self._labels: dict[int, str] = {}
+        self._selected: int | None = None
+        self._drawing: list[tuple[float, float]] = []
+        self._drag: dict[str, Any] | None = None
+        self._wheel_accum = 0.0
+        self._render_key: tuple | None = None
+        self._render_img: QImage | None = None
+        self._overlay: QImage | None = None
+        self._overlay_params: dict[str, Any] = {}
+        self._cine = QTimer(self)
+        self._cine.timeout.connect(self._cine_tick)
+        self._fps = 10.0
+
+    # ================================================================ content
+    def set_series(self, series: SeriesRef | None, start: int = 0) -> None:
+        """Show `series` from slice `start` (view state reset, as when a radiologist opens a series)."""
+        self.stop_cine()
+        self._series = series
+        self._stack = None
+        self.state = ViewState()
+        if series is None:
+            self._set_image(None, "Drop a series here")
+            return
+        try:
+            self._stack = SeriesStack(series)
+        except ValueError as exc:
+            self._set_image(None, str(exc))
+            return
+        self.state.set_counts(len(self._stack), 1)
+        self.state.slice_index = min(max(0, start), len(self._stack) - 1)
+        self._show_position()
+
+    def set_image(self, image: DicomImage) -> None:
+        """Show a single image that is not part of a loaded series (e.g. from the tag browser)."""
+        self.stop_cine()
+        self._series, self._stack = None, None
+        self.state = ViewState()
+        self.state.set_counts(1, image.n_frames)
+        self._set_image(image, "")
+
+    def series(self) -> SeriesRef | None:
+        return self._series
+
+    def current_image(self) -> DicomImage | None:
+        return self._image
+
+    def message(self) -> str:
+        """What the viewport says instead of an image (empty while one is shown)."""
+        return self._message
+
+    def _show_position(self) -> None:
+        if self._stack is None:
+            return
+        try:
+            image = self._stack.image(self.state.slice_index)
+        except (ValueError, IndexError) as exc:
+            self._set_image(None, f"Cannot display: {exc}", keep_state=True)
+            return
+        self.state.frame_count = max(1, image.n_frames)
+        self.state.frame_index = min(self.state.frame_index, self.state.frame_count - 1)
+        self._set_image(image, "", keep_state=True)
+        self._stack.prefetch(self.state.slice_index)
+
+    def _set_image(self, image: DicomImage | None, message: str, keep_state: bool = False) -> None:
+        changed = image is not self._image
+        previous_uid = self._image.sop_instance_uid if self._image is not None else None
+        self._image = image
+        self._message = message
+        if image is not None:
+            self.state.set_image_size(image.columns, image.rows)
+            if not keep_state:
+                self.state.frame_index = 0
+            rate = image.dataset.get("RecommendedDisplayFrameRate") or image.dataset.get("CineRate")
+            if rate and not self._cine.isActive():
+                try:
+                    self.set_cine_fps(float(rate))
+                except (TypeError, ValueError):
+                    pass
+        if image is None or image.sop_instance_uid != previous_uid:
+            self._load_measurements()
+        self._drawing = []
+        self._render_key = None
+        if changed:
+            self.imageChanged.emit(image)
+        self.stateChanged.emit()
+        self.update()
+
+    # ================================================================ window / presets
+    def current_window(self) -> WindowLevel | None:
+        if self.state.window is not None:
+            return self.state.window
+        return self._image.default_window if self._image is not None and not self._image.is_color else None
+
+    def set_window(self, window: WindowLevel | None) -> None:
+        """Set the W/L (None = the header's default); kept while scrolling through the series."""
+        self.state.window = window
+        self._changed()
+
+    def apply_preset(self, name: str) -> None:
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+        self.set_window(PRESETS[name])
+
+    def apply_preset_key(self, key: int) -> None:
+        """Keys 1-9: 1 is the header default, the others PRESET_KEYS."""
+        if key in PRESET_KEYS:
+            self.apply_preset(PRESET_KEYS[key])
+        else:
+            self.set_window(None)
+
+    # ================================================================ navigation / cine
+    def step(self, delta: int) -> None:
+        if self._image is None and self._stack is None:
+            return
+        before = self.state.position()
+        frames_of = self._stack.frames if self._stack is not None else (lambda _i: self.state.frame_count)
+        self.state.step(delta, frames_of)
+        if self.state.position() != before:
+            if self._stack is not None and self.state.slice_index != before[0]:
+                self._show_position()
+            else:
+                self._changed()
+
+    def go_to(self, slice_index: int, frame_index: int = 0) -> None:
+        if self._stack is None:
+            self.state.frame_index = min(max(0, frame_index), self.state.frame_count - 1)
+            self._changed()
+            return
+        self.state.slice_index = min(max(0, slice_index), self.state.slice_count - 1)
+        self.state.frame_index = max(0, frame_index)
+        self._show_position()
+
+    def set_cine_fps(self, fps: float) -> None:
+        if not (0.5 <= fps <= 120):
+            raise ValueError(f"cine rate must be within 0.5..120 fps, got {fps}")
+        self._fps = float(fps)
+        self._cine.setInterval(round(1000.0 / self._fps))
+
+    def cine_fps(self) -> float:
+        return self._fps
+
+    def toggle_cine(self) -> None:
+        if self._cine.isActive():
+            self.stop_cine()
+        elif self.state.slice_count * self.state.frame_count > 1 or self.state.slice_count > 1:
+            self._cine.start(round(1000.0 / self._fps))
+
+    def stop_cine(self) -> None:
+        self._cine.stop()
+
+    def is_playing(self) -> bool:
+        return self._cine.isActive()
+
+    def _cine_tick(self) -> None:
+        if self.state.at_end():
+            self.go_to(0, 0)
+        else:
+            self.step(1)
+
+    # ================================================================ view commands
+    def zoom_by(self, factor: float, anchor: tuple[float, float] | None = None) -> None:
+        self.state.zoom_by(factor, self.width(), self.height(), anchor)
+        self._changed()
+
+    def fit(self) -> None:
+        self.state.fit_to_window()
+        self._changed()
+
+    def actual_size(self) -> None:
+        self.state.actual_size()
+        self._changed()
+
+    def flip_horizontal(self) -> None:
+        self.state.toggle_flip_h()
+        self._changed()
+
+    def flip_vertical(self) -> None:
+        self.state.toggle_flip_v()
+        self._changed()
+
+    def rotate(self, clockwise: bool = True) -> None:
+        self.state.rotate_cw() if clockwise else self.state.rotate_ccw()
+        self._changed()
+
+    def invert(self) -> None:
+        self.state.toggle_invert()
+        self._changed()
+
+    def reset_view(self) -> None:
+        self.state.reset()
+        self._changed()
+
+    def set_anonymised(self, on: bool) -> None:
+        self._anonymised = bool(on)
+        self._changed()
+
+    def anonymised(self) -> bool:
+        return self._anonymised
+
+    def set_active(self, on: bool) -> None:
+        self._active = bool(on)
+        self.update()
+
+    def is_active(self) -> bool:
+        return self._active
+
+    def set_tool(self, tool: Tool | str) -> None:
+        self._tool = Tool(tool)
+        self._drawing = []
+        self.update()
+
+    def tool(self) -> Tool:
+        return self._tool
+
+    def run_command(self, command: str) -> None:
+        """Run a named command (the keys and the workspace toolbar both come here)."""
+        if command.startswith("tool:"):
+            self.set_tool(command.split(":", 1)[1])
+            return
+        if command.startswith("preset:"):
+            self.apply_preset_key(int(command.split(":", 1)[1]))
+            return
+        page = max(1, min(10, self.state.slice_count * self.state.frame_count // 10 or 1))
+        actions = {
+            "window_default": lambda: self.set_window(None),
+            "previous": lambda: self.step(-1),
+            "next": lambda: self.step(1),
+            "page_previous": lambda: self.step(-page),
+            "page_next": lambda: self.step(page),
+            "first": lambda: self.go_to(0, 0),
+            "last": lambda: self.go_to(self.state.slice_count - 1, 10**9),
+            "cine": self.toggle_cine,
+            "anonymise": lambda: self.set_anonymised(not self._anonymised),
+            "invert": self.invert,
+            "flip_h": self.flip_horizontal,
+            "flip_v": self.flip_vertical,
+            "rotate_cw": lambda: self.rotate(True),
+            "rotate_ccw": lambda: self.rotate(False),
+            "fit": self.fit,
+            "actual_size": self.actual_size,
+            "zoom_in": lambda: self.zoom_by(1.25),
+            "zoom_out": lambda: self.zoom_by(0.8),
+            "reset_view": self.reset_view,
+            "delete_measurement": self.delete_selected_measurement,
+            "cancel": self._cancel,
+        }
+        if command not in actions:
+            raise ValueError(f"unknown viewport command {command!r}")
+        actions[command]()
+
+    def _cancel(self) -> None:
+        self._drawing = []
+        self._selected = None
+        self.update()
+
+    def _changed(self) -> None:
+        self.stateChanged.emit()
+        self.update()
+
+    # ================================================================ overlays
+    def overlay_lines(self) -> dict[str, list[str]]:
+        """The corner texts as painted (what the anonymise toggle acts on)."""
+        if self._image is None:
+            return {}
+        window = self.current_window()
+        label = window.label() if window is not None else ""
+        return corner_texts(self._image, self.state, (self.width(), self.height()), self._anonymised, label)
+
+    def set_overlay(
+        self,
+        values: np.ndarray | None,
+        opacity: float = 0.5,
+        colormap: str = "jet",
+        threshold: float | None = None,
+    ) -> None:
+        """Paint a float map (e.g. an AI heat map, any HxW; stretched over the image) above the image.
+
+        It follows zoom/pan/rotation/flip and is never written into the image pixels. None removes it."""
+        if values is None:
+            self._overlay, self._overlay_params = None, {}
+        else:
+            rgba = colorize(values, colormap, opacity, threshold)
+            self._overlay = _qimage(rgba)
+            self._overlay_params = {"opacity": opacity, "colormap": colormap, "threshold": threshold,
+                                    "shape": tuple(np.shape(values))}
+        self.update()
+
+    def overlay(self) -> dict[str, Any]:
+        return dict(self._overlay_params)
+
+    # ================================================================ measurements
+    def set_measurement_store(self, store: Any) -> None:
+        self._store = store
+        self._load_measurements()
+        self.update()
+
+    def measurements(self) -> list[Any]:
+        return list(self._measurements)
+
+    def measurement_labels(self) -> list[str]:
+        return [self._label(i) for i in range(len(self._measurements))]
+
+    def add_measurement(self, m: Any) -> None:
+        self._measurements.append(m)
+        self._selected = len(self._measurements) - 1
+        self._save_measurements()
+
+    def select_measurement(self, index: int | None) -> None:
+        if index is not None and not 0 <= index < len(self._measurements):
+            raise IndexError(f"no measurement {index}")
+        self._selected = index
+        self.update()
+
+    def selected_measurement(self) -> int | None:
+        return self._selected
+
+    def delete_selected_measurement(self) -> None:
+        if self._selected is None or not 0 <= self._selected < len(self._measurements):
+            return
+        del self._measurements[self._selected]
+        self._selected = None
+        self._save_measurements()
+
+    def clear_measurements(self) -> None:
+        self._measurements = []
+        self._selected = None
+        self._save_measurements()
+
+    def _load_measurements(self) -> None:
+        self._measurements, self._selected, self._labels = [], None, {}
+        if self._image is None or self._store is None:
+            return
+        for d in self._store.load(self._image.sop_instance_uid):
+            try:
+                self._measurements.append(measure_tool.from_dict(d))
+            except (KeyError, TypeError, ValueError):
+                continue  # a record written by a newer version: skipped, left in the store untouched
+
+    def _save_measurements(self) -> None:
+        self._labels = {}
+        if self._image is not None and self._store is not None:
+            self._store.save(self._image.sop_instance_uid, [m.to_dict() for m in self._measurements])
+        self.measurementsChanged.emit()
+        self.update()
+
+    def _label(self, index: int) -> str:
+        if index not in self._labels:
+            m = self._measurements[index]
+            try:
+                self._labels[index] = measure_tool.label(m, self._image, getattr(m, "frame", 0))
+            except Exception as exc:  # a shape outside the image etc.: say so on screen
+                self._labels[index] = f"n/a ({exc})"
+        return self._labels[index]
+
+    def _on_this_frame(self, m: Any) -> bool:
+        """Measurements belong to the frame they were drawn on (multi-frame US/XA)."""
+        return getattr(m, "frame", 0) == self.state.frame_index
+
+    def _hit_measurement(self, wx: float, wy: float) -> int | None:
+        best, best_d = None, HIT_TOLERANCE
+        for i, m in enumerate(self._measurements):
+            if not self._on_this_frame(m):
+                continue
+            pts = [self._to_widget(p) for p in measure_tool.points(m)]
+            kind = measure_tool.kind(m)
+            if kind in (Tool.RECT, Tool.ELLIPSE):
+                path = self._shape_path(kind, pts)
+                if path.contains(QPointF(wx, wy)):
+                    return i
+            for a, b in zip(pts, pts[1:], strict=False):
+                d = _segment_distance((wx, wy), a, b)
+                if d < best_d:
+                    best, best_d = i, d
+        return best
+
+    # ================================================================ geometry helpers
+    def _to_widget(self, p: tuple[float, float]) -> tuple[float, float]:
+        return self.state.image_to_widget(p[0], p[1], self.width(), self.height())
+
+    def _to_image(self, wx: float, wy: float) -> tuple[float, float]:
+        return self.state.widget_to_image(wx, wy, self.width(), self.height())
+
+    def _shape_path(self, kind: Tool, pts: list[tuple[float, float]]) -> QPainterPath:
+        """Rect/ellipse outline in widget coords; built in image space so rotation keeps it exact."""
+        path = QPainterPath()
+        if len(pts) < 2:
+            return path
+        t = QTransform(*self.state.matrix(self.width(), self.height()))
+        inv, _ = t.inverted()
+        a, b = inv.map(QPointF(*pts[0])), inv.map(QPointF(*pts[1]))
+        rect = QRectF(a, b).normalized()
+        if kind == Tool.ELLIPSE:
+            path.addEllipse(rect)
+        else:
+            path.addRect(rect)
+        return t.map(path)
+
+    # ================================================================ painting
+    def _rendered(self) -> QImage | None:
+        img = self._image
+        if img is None:
+            return None
+        z = self.state.effective_zoom(self.width(), self.height())
+        out_shape = None
+        if z < 0.999:
+            out_shape = (max(1, math.ceil(img.rows * z)), max(1, math.ceil(img.columns * z)))
+        window = self.state.window
+        key = (id(img), self.state.frame_index, window, self.state.invert, out_shape)
+        if key != self._render_key:
+            try:
+                arr = render_frame(img, self.state.frame_index, window, invert=self.state.invert, out_shape=out_shape)
+            except Exception as exc:  # undecodable pixels: tell the user, keep the app alive
+                self._message = f"Cannot display: {exc}"
+                self._render_key, self._render_img = key, None
+                return None
+            self._render_img = _qimage(arr)
+            self._render_key = key
+        return self._render_img
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 (Qt API)
+        p = QPainter(self)
+        p.fillRect(self.rect(), Qt.GlobalColor.black)
+        qimg = self._rendered()
+        if qimg is not None:
+            w, h = self.width(), self.height()
+            p.save()
+            p.setTransform(QTransform(*self.state.matrix(w, h)))
+            z = self.state.effective_zoom(w, h)
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, z < 3.0)
+            target = QRectF(0, 0, self.state.image_width, self.state.image_height)
+            p.drawImage(target, qimg)
+            if self._overlay is not None:
+                p.drawImage(target, self._overlay)
+            p.restore()
+            p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+            self._paint_measurements(p)
+            self._paint_corners(p)
+        elif self._message:
+            p.setPen(QColor(200, 200, 200))
+            p.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                       self._message)
+        if self._active:
+            p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+            p.setPen(QPen(_COLOR_ACTIVE, 2))
+            p.drawRect(self.rect().adjusted(1, 1, -1, -1))
+        p.end()
+
+    def _paint_measurements(self, p: QPainter) -> None:
+        font = QFont(self.font())
+        font.setPointSizeF(max(8.0, font.pointSizeF()))
+        p.setFont(font)
+        for i, m in enumerate(self._measurements):
+            if not self._on_this_frame(m):
+                continue
+            color = _COLOR_SELECTED if i == self._selected else _COLOR_SHAPE
+            pts = [self._to_widget(q) for q in measure_tool.points(m)]
+            self._paint_shape(p, measure_tool.kind(m), pts, color)
+            self._paint_label(p, self._label(i), pts, color)
+        if self._drawing:
+            pts = [self._to_widget(q) for q in self._drawing]
+            self._paint_shape(p, self._tool, pts, _COLOR_SELECTED)
+
+    def _paint_shape(self, p: QPainter, kind: Tool, pts: list[tuple[float, float]], color: QColor) -> None:
+        p.setPen(QPen(color, 1.5))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        if kind in (Tool.RECT, Tool.ELLIPSE):
+            p.drawPath(self._shape_path(kind, pts))
+        else:
+            for a, b in zip(pts, pts[1:], strict=False):
+                p.drawLine(QPointF(*a), QPointF(*b))
+        for q in pts:
+            p.drawEllipse(QPointF(*q), 2.5, 2.5)
+
+    def _paint_label(self, p: QPainter, text: str, pts: list[tuple[float, float]], color: QColor) -> None:
+        if not pts or not text:
+            return
+        x = max(q[0] for q in pts) + 6
+        y = min(q[1] for q in pts)
+        lines = text.split("\n")
+        fm = p.fontMetrics()
+        width = max(fm.horizontalAdvance(s) for s in lines)
+        x = min(x, self.width() - width - 4)
+        y = max(y, fm.ascent() + 2)
+        for k, line in enumerate(lines):
+            _shadow_text(p, QPointF(x, y + k * fm.height()), line, color)
+
+    def _paint_corners(self, p: QPainter) -> None:
+        font = QFont(self.font())
+        font.setPointSizeF(max(8.0, font.pointSizeF()))
+        p.setFont(font)
+        fm = p.fontMetrics()
+        margin, lh = 6, fm.height()
+        w, h = self.width(), self.height()
+        white = QColor(235, 235, 235)
+        for corner, lines in self.overlay_lines().items():
+            for k, line in enumerate(lines):
+                tw = fm.horizontalAdvance(line)
+                x = margin if corner.endswith("left") else w - margin - tw
+                if corner.startswith("top"):
+                    y = margin + fm.ascent() + k * lh
+                else:
+                    y = h - margin - fm.descent() - (len(lines) - 1 - k) * lh
+                _shadow_text(p, QPointF(x, y), line, white)
+
+    # ================================================================ input
+    def mousePressEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        self.activated.emit(self)
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
+        if self._image is None:
+            return
+        pos = e.position()
+        button = e.button()
+        if button == Qt.MouseButton.RightButton:
+            self._drag = {"kind": "window", "start": pos, "window": self.current_window()}
+        elif button == Qt.MouseButton.MiddleButton:
+            self._drag = {"kind": "pan", "start": pos, "last": pos}
+        elif button == Qt.MouseButton.LeftButton:
+            ip = self._to_image(pos.x(), pos.y())
+            if self._tool.is_measurement:
+                if self._tool == Tool.ANGLE and len(self._drawing) == 3:
+                    self._drawing[2] = ip  # the click after the first arm places the second
+                    self._finish_drawing()
+                    return
+                self._drawing = [ip, ip]
+                self._drag = {"kind": "draw", "start": pos}
+                return
+            hit = self._hit_measurement(pos.x(), pos.y())
+            if hit is not None:
+                self.select_measurement(hit)
+                return
+            self._selected = None
+            kind = {Tool.WINDOW: "window", Tool.PAN: "pan", Tool.ZOOM: "zoom"}[self._tool]
+            self._drag = {"kind": kind, "start": pos, "last": pos, "window": self.current_window()}
+
+    def mouseMoveEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        pos = e.position()
+        if self._tool == Tool.ANGLE and len(self._drawing) == 3 and self._drag is None:
+            self._drawing[2] = self._to_image(pos.x(), pos.y())
+            self.update()
+            return
+        if self._drag is None:
+            return
+        kind = self._drag["kind"]
+        start: QPointF = self._drag["start"]
+        if kind == "window" and self._image is not None and self._drag["window"] is not None:
+            dx, dy = pos.x() - start.x(), pos.y() - start.y()
+            self.state.window = window_from_drag(self._drag["window"], dx, dy, self._image.value_range)
+            self._changed()
+        elif kind == "pan":
+            last: QPointF = self._drag["last"]
+            self.state.pan_by(pos.x() - last.x(), pos.y() - last.y())
+            self._drag["last"] = pos
+            self._changed()
+        elif kind == "zoom":
+            last = self._drag["last"]
+            self.state.zoom_by(math.exp(-(pos.y() - last.y()) / 150.0), self.width(), self.height(),
+                               (start.x(), start.y()))
+            self._drag["last"] = pos
+            self._changed()
+        elif kind == "draw" and self._drawing:
+            self._drawing[-1] = self._to_image(pos.x(), pos.y())
+            self.update()
+
+    def mouseReleaseEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        if self._drag is None:
+            return
+        drag, self._drag = self._drag, None
+        if drag["kind"] != "draw":
+            return
+        pos, start = e.position(), drag["start"]
+        self._drawing[-1] = self._to_image(pos.x(), pos.y())
+        if math.hypot(pos.x() - start.x(), pos.y() - start.y()) < MIN_DRAW:
+            self._drawing = []  # a click, not a shape
+            self.update()
+            return
+        if self._tool == Tool.ANGLE:
+            self._drawing.append(self._drawing[-1])  # now the third point follows the mouse
+            self.update()
+            return
+        self._finish_drawing()
+
+    def _finish_drawing(self) -> None:
+        pts, self._drawing = self._drawing, []
+        try:
+            m = measure_tool.build(self._tool, pts, self.state.frame_index)
+        except ValueError:
+            self.update()
+            return
+        self.add_measurement(m)
+
+    def wheelEvent(self, e: QWheelEvent) -> None:  # noqa: N802
+        delta = e.angleDelta().y()
+        if delta == 0:
+            return
+        if e.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            pos = e.position()
+            self.zoom_by(1.15 ** (delta / 120.0), (pos.x(), pos.y()))
+        else:
+            self._wheel_accum += delta / 120.0
+            steps = int(self._wheel_accum)
+            if steps:
+                self._wheel_accum -= steps
+                self.step(-steps)  # wheel away from the user goes back, as in PACS viewers
+        e.accept()
+
+    def keyPressEvent(self, e: QKeyEvent) -> None:  # noqa: N802
+        key = e.key()
+        mods = e.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        if Qt.Key.Key_1 <= key <= Qt.Key.Key_9 and mods == Qt.KeyboardModifier.NoModifier:
+            self.apply_preset_key(key - Qt.Key.Key_0)
+            return
+        text = QKeySequence(e.keyCombination()).toString()
+        command = COMMAND_KEYS.get(text)
+        if command is None:
+            super().keyPressEvent(e)
+            return
+        self.run_command(command)
+
+    # ================================================================ drag and drop of series
+    def dragEnterEvent(self, e) -> None:  # noqa: N802
+        if e.mimeData().hasFormat(SERIES_MIME):
+            e.acceptProposedAction()
+
+    def dropEvent(self, e) -> None:  # noqa: N802
+        if e.mimeData().hasFormat(SERIES_MIME):
+            uid = bytes(e.mimeData().data(SERIES_MIME)).decode()
+            e.acceptProposedAction()
+            self.activated.emit(self)
+            self.seriesDropped.emit(uid)
+
+    def resizeEvent(self, e) -> None:  # noqa: N802
+        self._render_key = None
+        super().resizeEvent(e)
+
+
+def _segment_distance(p: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+    ax, ay = a
+    dx, dy = b[0] - ax, b[1] - ay
+    length2 = dx * dx + dy * dy
+    t = 0.0 if length2 == 0 else max(0.0, min(1.0, ((p[0] - ax) * dx + (p[1] - ay) * dy) / length2))
+    return math.hypot(p[0] - (ax + t * dx), p[1] - (ay + t * dy))
+
+
+def _shadow_text(p: QPainter, at: QPointF, text: str, color: QColor) -> None:
+    """Text with a dark outline, legible on any grey level."""
+    p.setPen(QColor(0, 0, 0))
+    for ox, oy in ((-1, 0), (1, 0), (0, -1), (0, 1), (1, 1)):
+        p.drawText(at + QPointF(ox, oy), text)
+    p.setPen(color)
+    p.drawText(at, text)
