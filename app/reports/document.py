@@ -1,0 +1,88 @@
+"""Everything an export needs about one report version, gathered once from the database."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from app.db.models import Instance, Series, Study
+from app.reports.service import ReportError, ReportService, StudyIdentity, VersionView
+from app.reports.templates import TemplateError, load_template
+
+MAX_EVIDENCE = 2000
+MAX_KEY_IMAGES = 8
+
+
+def stable_uid(*parts: str) -> str:
+    """A '2.25.' UID (ISO/IEC 9834-8 integer form) derived from `parts`: same inputs, same UID."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
+
+
+@dataclass(frozen=True)
+class EvidenceRef:
+    study_uid: str
+    series_uid: str
+    sop_class_uid: str
+    sop_instance_uid: str
+
+
+@dataclass(frozen=True)
+class ReportDocument:
+    version: VersionView
+    identity: StudyIdentity
+    evidence: tuple[EvidenceRef, ...]
+    key_images: tuple[EvidenceRef, ...]
+    title: str
+    procedure_code: dict[str, str]
+    institution: str = "RadStation"
+    supersedes_version_no: int | None = None
+
+    @property
+    def signed(self) -> bool:
+        return self.version.status == "final" and bool(self.version.signature)
+
+    def uid(self, what: str) -> str:
+        """Deterministic UIDs per report version and document kind: re-exports replace, never duplicate."""
+        v = self.version
+        return stable_uid(self.identity.study_uid, str(v.report_id), str(v.version_no), what)
+
+    def previous_uid(self, what: str, version_no: int) -> str:
+        v = self.version
+        return stable_uid(self.identity.study_uid, str(v.report_id), str(version_no), what)
+
+
+def build_document(service: ReportService, version_id: int,
+                   key_images: list[str] | None = None) -> ReportDocument:
+    """Collect version, identifiers and referenced images; `key_images` are SOP Instance UIDs to show."""
+    version = service.version(version_id)
+    with service.db.session() as s:
+        rows = s.execute(
+            select(Series.series_uid, Instance.sop_class_uid, Instance.sop_instance_uid)
+            .join(Instance.series).join(Series.study)
+            .where(Study.study_uid == version.study_uid, Series.modality.notin_(("SR", "DOC", "KO", "PR")))
+            .order_by(Series.series_number, Instance.instance_number).limit(MAX_EVIDENCE)
+        ).all()
+    identity = service.identity(version.study_uid)
+    evidence = tuple(EvidenceRef(identity.study_uid, r[0], r[1], r[2]) for r in rows if r[1])
+    if key_images:
+        by_uid = {e.sop_instance_uid: e for e in evidence}
+        missing = [u for u in key_images if u not in by_uid]
+        if missing:
+            raise ReportError(f"key images not in this study: {', '.join(missing)}")
+        keys = tuple(by_uid[u] for u in key_images)
+    else:
+        first_per_series: dict[str, EvidenceRef] = {}
+        for e in evidence:
+            first_per_series.setdefault(e.series_uid, e)
+        keys = tuple(first_per_series.values())[:MAX_KEY_IMAGES]
+    try:
+        tpl = load_template(version.exam_type)
+        title, code = tpl.title, tpl.procedure_code
+    except TemplateError:
+        title, code = version.exam_type.replace("_", " ").title(), {}
+    code = code or {"value": "18748-4", "scheme": "LN", "meaning": "Diagnostic imaging study"}
+    supersedes = service.version(version.supersedes_id).version_no if version.supersedes_id else None
+    return ReportDocument(version, identity, evidence, keys, title, code, supersedes_version_no=supersedes)
