@@ -1,0 +1,401 @@
+"""Reading just enough of a DICOM file to index it, and deciding whether it is fit to import.
+
+Headers are parsed with `stop_before_pixels` (fast on 10,000 files); the Pixel Data element is then
+checked in place - present, and fully inside the file - without reading it, so truncated files are
+refused here rather than failing later in the viewer. Every problem becomes a `RejectedFile` with a
+reason a person can act on, or a warning kept beside an instance that still imports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import warnings
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pydicom
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, MediaStorageDirectoryStorage
+
+PIXEL_TAGS = {0x7FE00010: "Pixel Data", 0x7FE00008: "Float Pixel Data", 0x7FE00009: "Double Float Pixel Data"}
+_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
+_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_MAX_FRAGMENTS = 1_000_000
+
+
+class RejectedFile(ValueError):
+    """The file cannot be imported; the message says why."""
+
+
+@dataclass(frozen=True)
+class InstanceHeader:
+    """The header fields the database indexes, validated."""
+
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str = ""
+    patient_id: str = ""
+    issuer: str = ""
+    patient_name: str = ""
+    birth_date: str = ""
+    sex: str = ""
+    study_date: date | None = None
+    study_time: str = ""
+    accession: str = ""
+    study_description: str = ""
+    referring_physician: str = ""
+    modality: str = ""
+    series_number: int | None = None
+    series_description: str = ""
+    body_part: str = ""
+    frame_of_reference_uid: str = ""
+    instance_number: int | None = None
+    number_of_frames: int = 0
+    rows: int | None = None
+    columns: int | None = None
+    image_position: tuple[float, ...] | None = None
+    image_orientation: tuple[float, ...] | None = None
+    slice_location: float | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def is_image(self) -> bool:
+        return is_image_sop_class(self.sop_class_uid)
+
+    @classmethod
+    def from_dataset(cls, ds: Dataset, *, has_pixels: bool | None = None) -> InstanceHeader:
+        """Validate and extract; raises RejectedFile when a required UID is missing or unusable."""
+        reader = _FieldReader(ds)
+        meta = getattr(ds, "file_meta", None) or Dataset()
+        if _meta_str(meta, "MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
+            raise RejectedFile("this is a DICOMDIR index, not an instance: import it as a DICOMDIR")
+        study_uid = reader.uid("StudyInstanceUID")
+        series_uid = reader.uid("SeriesInstanceUID")
+        sop_uid = reader.uid("SOPInstanceUID")
+        sop_class = reader.uid("SOPClassUID", required=False) or _meta_str(meta, "MediaStorageSOPClassUID")
+        if not sop_class:
+            raise RejectedFile("missing required SOP Class UID (0008,0016)")
+        if sop_class == MediaStorageDirectoryStorage:
+            raise RejectedFile("this is a DICOMDIR index, not an instance: import it as a DICOMDIR")
+        meta_sop = _meta_str(meta, "MediaStorageSOPInstanceUID")
+        if meta_sop and meta_sop != sop_uid:
+            reader.warn(f"file meta SOP Instance UID {meta_sop} differs from the dataset's {sop_uid}")
+        if has_pixels is None:
+            has_pixels = any(tag in ds for tag in PIXEL_TAGS)
+        if is_image_sop_class(sop_class) and not has_pixels:
+            raise RejectedFile(f"{_sop_name(sop_class)} object has no Pixel Data")
+        frames = reader.int("NumberOfFrames") if has_pixels else None
+        return cls(
+            study_uid=study_uid,
+            series_uid=series_uid,
+            sop_instance_uid=sop_uid,
+            sop_class_uid=sop_class,
+            transfer_syntax_uid=_meta_str(meta, "TransferSyntaxUID"),
+            patient_id=reader.text("PatientID"),
+            issuer=reader.text("IssuerOfPatientID"),
+            patient_name=reader.text("PatientName"),
+            birth_date=reader.text("PatientBirthDate")[:8],
+            sex=reader.text("PatientSex"),
+            study_date=reader.date("StudyDate"),
+            study_time=reader.text("StudyTime")[:16],
+            accession=reader.text("AccessionNumber"),
+            study_description=reader.text("StudyDescription"),
+            referring_physician=reader.text("ReferringPhysicianName"),
+            modality=reader.text("Modality")[:16],
+            series_number=reader.int("SeriesNumber"),
+            series_description=reader.text("SeriesDescription"),
+            body_part=reader.text("BodyPartExamined"),
+            frame_of_reference_uid=reader.uid("FrameOfReferenceUID", required=False),
+            instance_number=reader.int("InstanceNumber"),
+            number_of_frames=(frames if frames and frames > 0 else 1) if has_pixels else 0,
+            rows=reader.int("Rows"),
+            columns=reader.int("Columns"),
+            image_position=reader.floats("ImagePositionPatient", 3),
+            image_orientation=reader.floats("ImageOrientationPatient", 6),
+            slice_location=reader.float("SliceLocation"),
+            warnings=tuple(reader.warnings),
+        )
+
+
+def is_image_sop_class(sop_class_uid: str) -> bool:
+    name = UID(sop_class_uid).name
+    return "Image Storage" in name or "Video" in name
+
+
+def _sop_name(uid: str) -> str:
+    name = UID(uid).name
+    return name if name != uid else f"SOP class {uid}"
+
+
+def _meta_str(meta: Dataset, keyword: str) -> str:
+    try:
+        value = meta.get(keyword)
+    except Exception:  # noqa: BLE001 - a garbled meta element is treated as absent
+        return ""
+    return str(value).strip("\x00 ") if value else ""
+
+
+class _FieldReader:
+    """Reads single fields, turning wrong VRs and unparsable values into warnings (or rejections)."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def _raw(self, keyword: str) -> Any:
+        if keyword not in self.ds:
+            return None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                elem = self.ds[keyword]
+            except Exception as exc:  # noqa: BLE001 - pydicom raises many types on bad values
+                raise _BadValue(f"{keyword} cannot be decoded: {exc}") from exc
+        expected = dictionary_VR(keyword)
+        if elem.VR not in expected.split(" or "):
+            raise _BadValue(f"{keyword} has VR {elem.VR}, the standard says {expected}")
+        for w in caught:
+            self.warn(f"{keyword}: {w.message}")
+        return elem.value
+
+    def uid(self, keyword: str, *, required: bool = True) -> str:
+        try:
+            value = self._raw(keyword)
+        except _BadValue as exc:
+            if required:
+                raise RejectedFile(f"wrong value representation: {exc}") from None
+            self.warn(str(exc))
+            return ""
+        text = str(value).strip("\x00 ") if value is not None else ""
+        if not text:
+            if required:
+                raise RejectedFile(f"missing required {keyword}")
+            return ""
+        if len(text) > 64:
+            if required:
+                raise RejectedFile(f"{keyword} is {len(text)} characters long (at most 64 allowed)")
+            self.warn(f"{keyword} ignored: {len(text)} characters long (at most 64 allowed)")
+            return ""
+        if not _UID_RE.match(text):
+            self.warn(f"{keyword} {text!r} is not a valid DICOM UID")
+        return text
+
+    def text(self, keyword: str) -> str:
+        try:
+            value = self._raw(keyword)
+        except _BadValue as exc:
+            self.warn(str(exc))
+            return ""
+        if value is None:
+            return ""
+        if isinstance(value, bytes):
+            value = value.decode("latin-1", "replace")
+        return str(value).strip("\x00 ")[:200]
+
+    def int(self, keyword: str) -> int | None:
+        try:
+            value = self._raw(keyword)
+            return None if value in (None, "") else int(value)
+        except (_BadValue, TypeError, ValueError, OverflowError) as exc:
+            self.warn(f"{keyword} ignored: {exc}")
+            return None
+
+    def float(self, keyword: str) -> float | None:
+        try:
+            value = self._raw(keyword)
+            return None if value in (None, "") else float(value)
+        except (_BadValue, TypeError, ValueError, OverflowError) as exc:
+            self.warn(f"{keyword} ignored: {exc}")
+            return None
+
+    def floats(self, keyword: str, n: int) -> tuple[float, ...] | None:
+        try:
+            value = self._raw(keyword)
+            if value in (None, ""):
+                return None
+            values = tuple(float(v) for v in value)
+        except (_BadValue, TypeError, ValueError, OverflowError) as exc:
+            self.warn(f"{keyword} ignored: {exc}")
+            return None
+        if len(values) != n:
+            self.warn(f"{keyword} ignored: {len(values)} values, expected {n}")
+            return None
+        return values
+
+    def date(self, keyword: str) -> date | None:
+        text = self.text(keyword)
+        if not text:
+            return None
+        digits = text.replace(".", "").replace("-", "")  # old ACR-NEMA "1995.03.01" style too
+        try:
+            return date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+        except ValueError:
+            self.warn(f"{keyword} {text!r} is not a date (YYYYMMDD)")
+            return None
+
+
+class _BadValue(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ProbedFile:
+    """A file judged importable: its header, and the dataset when the store must re-encode it."""
+
+    path: Path
+    header: InstanceHeader
+    rewrite: Dataset | None = None  # set when the file is not Part 10 (no preamble / meta)
+
+
+def probe_file(path: Path) -> ProbedFile:
+    """Read and validate one file; raises RejectedFile with the reason it cannot be imported."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise RejectedFile(f"cannot read file: {exc.strerror or exc}") from None
+    if size == 0:
+        raise RejectedFile("empty file")
+    try:
+        with open(path, "rb") as fp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _probe_open(path, fp, size)
+    except RejectedFile:
+        raise
+    except OSError as exc:
+        raise RejectedFile(f"cannot read file: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise RejectedFile("corrupt header: an element claims an impossible length") from None
+    except Exception as exc:  # noqa: BLE001 - any parser failure is a broken file, never a crash
+        raise RejectedFile(f"broken DICOM: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def _probe_open(path: Path, fp: BinaryIO, size: int) -> ProbedFile:
+    try:
+        ds = pydicom.dcmread(fp, stop_before_pixels=True)
+    except InvalidDicomError:
+        return _probe_without_preamble(path, fp, size)
+    except (EOFError, struct.error) as exc:
+        raise RejectedFile(f"truncated header: {exc}") from None
+    ts = _meta_str(ds.file_meta, "TransferSyntaxUID")
+    if ts == DeflatedExplicitVRLittleEndian:
+        # The deflated body cannot be checked in place: read it whole (rare, and small files).
+        fp.seek(0)
+        full = pydicom.dcmread(fp)
+        return ProbedFile(path, InstanceHeader.from_dataset(full))
+    has_pixels = _check_pixel_element(fp, size, ds)
+    return ProbedFile(path, InstanceHeader.from_dataset(ds, has_pixels=has_pixels))
+
+
+def _probe_without_preamble(path: Path, fp: BinaryIO, size: int) -> ProbedFile:
+    """Old ACR-NEMA style files with no 'DICM' marker: accepted only when they start like a dataset."""
+    fp.seek(0)
+    head = fp.read(8)
+    if head[:2] not in (b"\x08\x00", b"\x00\x08", b"\x02\x00", b"\x00\x02"):
+        raise RejectedFile("not a DICOM file (no 'DICM' marker and no DICOM data at the start)")
+    fp.seek(0)
+    try:
+        ds = pydicom.dcmread(fp, force=True)
+    except Exception as exc:  # noqa: BLE001
+        raise RejectedFile(f"not a DICOM file (no 'DICM' marker; reading it anyway failed: {exc})") from None
+    if len(ds) == 0:
+        raise RejectedFile("not a DICOM file (no 'DICM' marker and no readable elements)")
+    header = InstanceHeader.from_dataset(ds)
+    note = "no DICOM preamble/file meta: stored re-encoded as a standard DICOM file"
+    header = _with_warning(header, note)
+    return ProbedFile(path, header, rewrite=ds)
+
+
+def _with_warning(header: InstanceHeader, note: str) -> InstanceHeader:
+    return replace(header, warnings=(*header.warnings, note))
+
+
+def _check_pixel_element(fp: BinaryIO, size: int, ds: Dataset) -> bool:
+    """Look at the element the header parse stopped before; True when pixel data is present and whole."""
+    implicit, little = ds.original_encoding
+    endian = "<" if little in (True, None) else ">"
+    start = fp.tell()
+    header = fp.read(8)
+    if len(header) == 0:
+        return False  # the dataset ended without pixel data
+    if len(header) < 8:
+        raise RejectedFile(f"truncated: file ends inside an element header at byte {start}")
+    group, elem = struct.unpack(endian + "HH", header[:4])
+    tag = (group << 16) | elem
+    if tag not in PIXEL_TAGS:
+        return False
+    name = PIXEL_TAGS[tag]
+    if implicit or not _looks_like_vr(header[4:6]):
+        # Some files declare explicit VR but are written implicit; pydicom reads them, so do we.
+        (length,) = struct.unpack(endian + "L", header[4:8])
+    elif header[4:6] in _LONG_VRS:
+        more = fp.read(4)
+        if len(more) < 4:
+            raise RejectedFile(f"truncated: file ends inside the {name} element header")
+        (length,) = struct.unpack(endian + "L", more)
+    else:
+        (length,) = struct.unpack(endian + "H", header[6:8])
+    value_start = fp.tell()
+    if length == 0xFFFFFFFF:
+        _check_fragments(fp, size, endian, name)
+        return True
+    available = size - value_start
+    if length > available:
+        raise RejectedFile(f"truncated: {name} declares {length} bytes but the file holds only {available}")
+    expected = _expected_native_bytes(ds) if tag == 0x7FE00010 else None
+    if expected is not None and length < expected:
+        raise RejectedFile(f"{name} holds {length} bytes but {expected} are needed for the image size")
+    if length == 0:
+        raise RejectedFile(f"{name} is empty")
+    return True
+
+
+def _looks_like_vr(raw: bytes) -> bool:
+    return len(raw) == 2 and 65 <= raw[0] <= 90 and 65 <= raw[1] <= 90
+
+
+def _check_fragments(fp: BinaryIO, size: int, endian: str, name: str) -> None:
+    """Walk the encapsulated items by seeking over them: truncation shows without decoding anything."""
+    for count in range(_MAX_FRAGMENTS):
+        pos = fp.tell()
+        item = fp.read(8)
+        if len(item) < 8:
+            raise RejectedFile(f"truncated: encapsulated {name} ends after {count} items without a delimiter")
+        group, elem, length = struct.unpack(endian + "HHL", item)
+        if (group, elem) == (0xFFFE, 0xE0DD):
+            if count < 2:
+                raise RejectedFile(f"encapsulated {name} holds no image fragments")
+            return
+        if (group, elem) != (0xFFFE, 0xE000):
+            raise RejectedFile(f"corrupt encapsulated {name}: unexpected tag at byte {pos}")
+        if fp.tell() + length > size:
+            raise RejectedFile(f"truncated: encapsulated {name} fragment {count} runs past the end of the file")
+        fp.seek(length, os.SEEK_CUR)
+    raise RejectedFile(f"corrupt encapsulated {name}: more than {_MAX_FRAGMENTS} items")
+
+
+def _expected_native_bytes(ds: Dataset) -> int | None:
+    """Bytes uncompressed pixel data must hold, or None when the header does not say (or is compressed)."""
+    ts = _meta_str(ds.file_meta, "TransferSyntaxUID") if hasattr(ds, "file_meta") else ""
+    if ts and UID(ts).is_compressed:
+        return None
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        bits = int(ds.BitsAllocated)
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except Exception:  # noqa: BLE001 - missing or garbled image attributes: no size check
+        return None
+    pixels = rows * cols * spp * frames
+    return (pixels * bits + 7) // 8
