@@ -92,6 +92,17 @@ POST_NEGATION: Final = _rx(
     r"free",
 )
 
+#: Hedge words that a preceding negation overrides: "no pleural line to suggest pneumothorax",
+#: "no suspicious pulmonary opacity".
+WEAK_UNCERTAIN: Final = _rx(
+    r"suggest\w*(?:\s+of)?",
+    r"suspicious(?:\s+for)?",
+    r"concern\w*(?:\s+for)?",
+    r"compatible\s+with",
+    r"(?:evaluate|assess)\s+for",
+    r"developing|underlying|superimposed",
+)
+
 TERMINATORS: Final = _rx(
     r"but",
     r"however",
@@ -121,6 +132,7 @@ class Trigger:
     end: int
     kind: Literal["neg", "unc"]
     direction: Literal["pre", "post", "both"]
+    weak: bool = False
 
 
 def _mask(text: str, spans: list[tuple[int, int]]) -> str:
@@ -149,7 +161,8 @@ def find_triggers(sentence: str) -> tuple[list[Trigger], list[tuple[int, int]]]:
             if any(a < tb and ta < b for ta, tb in taken):
                 continue
             taken.append((a, b))
-            triggers.append(Trigger(a, b, kind, direction))  # type: ignore[arg-type]
+            weak = kind == "unc" and WEAK_UNCERTAIN.fullmatch(m.group(0)) is not None
+            triggers.append(Trigger(a, b, kind, direction, weak))  # type: ignore[arg-type]
     terms = [m.span() for m in TERMINATORS.finditer(text) if not any(m.start() < tb and ta < m.end() for ta, tb in taken)]
     return triggers, terms
 
@@ -181,7 +194,11 @@ def polarity(sentence: str, start: int, end: int, triggers: list[Trigger], terms
     ]
     kinds: set[str] = set()
     if pre:
-        kinds.add(max(pre, key=lambda t: t.end).kind)
+        closest = max(pre, key=lambda t: t.end)
+        if closest.weak and any(t.kind == "neg" and t.end <= closest.start for t in pre):
+            kinds.add("neg")
+        else:
+            kinds.add(closest.kind)
     if post:
         kinds.add(min(post, key=lambda t: t.start).kind)
     if "unc" in kinds:

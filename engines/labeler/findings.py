@@ -85,7 +85,7 @@ MENTIONS: Final[dict[str, tuple[str, ...]]] = {
     "Consolidation": (r"consolidat(?:ion|ions|ed|ive)",),
     "Pneumonia": (
         r"pneumonias?|pneumonitis|bronchopneumonia",
-        r"infect(?:ion|ious|ive)(?:\s+process)?",
+        r"(?<!granulomatous\s)(?<!old\s)(?<!prior\s)infect(?:ion|ious|ive)(?:\s+process)?",
     ),
     "Atelectasis": (
         r"atelecta(?:sis|ses|tic)",
@@ -111,7 +111,10 @@ MENTIONS: Final[dict[str, tuple[str, ...]]] = {
         r"pacemakers?|pacer|defibrillator|aicd|icd\s+leads?|leads?\s+(?:in|terminat\w+|project\w*)",
         r"sternotomy(?:\s+wires?)?|sternal\s+wires?|cerclage\s+wires?",
         r"(?:surgical\s+)?clips?|stents?|prosthe(?:sis|tic)|(?:valve\s+)?replacement|hardware|sutures?",
-        r"ports?(?:-a-cath)?|portacath|port-a-cath|drains?|tubes?|devices?",
+        r"ports?(?:-a-cath)?|portacath|port-a-cath|drains?|tubes?|tubing|devices?",
+        r"(?:spinal\s+|nerve\s+)?stimulator|icd|(?:monitor(?:ing)?|ekg|ecg|cardiac|telemetry)\s+leads?|shunt",
+        r"tip\s+(?:projecting|projects|overlying|overlies|is|at|in|terminat\w*|visualized|extends)",
+        r"(?:picc|central|venous|catheter)\s+tip",
     ),
 }
 

@@ -76,6 +76,11 @@ MESH_TO_FINDINGS: Final[dict[str, tuple[str, ...]]] = {
     "Infiltrate": ("Lung Opacity",),
     "Airspace Disease": ("Lung Opacity",),
     "Density/lung": ("Lung Opacity",),
+    # CheXpert counts parenchymal scarring and increased lung markings as Lung Opacity.
+    "Cicatrix/lung": ("Lung Opacity",),
+    "Markings/lung": ("Lung Opacity",),
+    "Lung Diseases, Interstitial": ("Lung Opacity",),
+    "Pulmonary Fibrosis": ("Lung Opacity",),
     "Nodule": ("Lung Lesion",),
     "Mass": ("Lung Lesion",),
     "Pulmonary Edema": ("Edema",),
@@ -95,6 +100,7 @@ MESH_TO_FINDINGS: Final[dict[str, tuple[str, ...]]] = {
     "Tube, Inserted": ("Support Devices",),
     "Pacemaker, Artificial": ("Support Devices",),
     "Stents": ("Support Devices",),
+    "Surgical Instruments": ("Support Devices",),
 }
 
 
