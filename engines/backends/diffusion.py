@@ -7,6 +7,8 @@ everything else (tokenizers, sampling loop, uncertainty per token) is the same c
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +43,15 @@ class MedimBackend(EngineBackend):
             kwargs["runtime"] = self.runtime
         try:
             self.pipe = MedimPipeline.from_pretrained(self.path, **kwargs)
+        except ImportError as exc:
+            raise BackendError(f"the '{self.name}' runtime is not available in this build: {exc}") from exc
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise BackendError(f"cannot load engine weights from {self.path}: {exc}") from exc
         self.steps, self.guidance = steps, guidance
         self.device = str(getattr(self.pipe, "device", device))
         self.weights_hash = str(getattr(self.pipe, "weights_hash", ""))
         caps = {"draft", "answer", "synthesise", "inpaint"}
-        if hasattr(self.pipe, "explain"):
+        if hasattr(self.pipe, "forward_with_attentions"):
             caps.add("explain")
         self.capabilities = frozenset(caps)
         self.supports_multi_image = bool(getattr(self.pipe, "supports_multi_image", True))
@@ -61,19 +65,20 @@ class MedimBackend(EngineBackend):
               seed: int = 0, progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> TextOutput:
         arrays = check_images(images)
         used = list(range(len(arrays))) if self.supports_multi_image else [0]
-        res = self.pipe.draft_report([arrays[i] for i in used], steps=steps or self.steps,
-                                     guidance=self.guidance if guidance is None else guidance, seed=seed,
-                                     progress=progress, cancel=cancel)
-        out = _text_output(res, used)
-        return out
+        with _as_backend_error():
+            res = self.pipe.draft_report([arrays[i] for i in used], **_kw(
+                steps=steps or self.steps, guidance=self.guidance if guidance is None else guidance, seed=seed,
+                progress=progress, cancel=cancel))
+        return _text_output(res, used)
 
     def answer(self, images: list[np.ndarray], question: str, *, steps: int | None = None, seed: int = 0,
                progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> TextOutput:
         if not question or not question.strip():
             raise BackendError("the question is empty")
         arrays = check_images(images)
-        res = self.pipe.answer(arrays[0], question.strip(), **_kw(steps=steps or self.steps, seed=seed,
-                                                                  progress=progress, cancel=cancel))
+        with _as_backend_error():
+            res = self.pipe.answer(arrays[0], question.strip(), **_kw(steps=steps or self.steps, seed=seed,
+                                                                      progress=progress, cancel=cancel))
         tokens = [TokenUncertainty(t.text, float(t.confidence), float(t.entropy), "answer", int(t.char_start),
                                    int(t.char_end), int(t.step)) for t in res.tokens]
         return TextOutput(text=res.text.strip(), tokens=tokens, confidence=mean_confidence([t.confidence for t in tokens]),
@@ -83,25 +88,32 @@ class MedimBackend(EngineBackend):
                    progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> ImageOutput:
         if not report or not report.strip():
             raise BackendError("the report to synthesise from is empty")
-        res = self.pipe.synthesise(report, **_kw(steps=steps or self.steps,
+        with _as_backend_error():
+            res = self.pipe.synthesise(report, **_kw(steps=steps or self.steps,
                                                  guidance=self.guidance if guidance is None else guidance,
-                                                 seed=seed, progress=progress, cancel=cancel))
+                                                         seed=seed, progress=progress, cancel=cancel))
         return _image_output(res, seed)
 
     def inpaint(self, image: np.ndarray, token_mask: np.ndarray, report: str, *, steps: int | None = None,
                 guidance: float | None = None, seed: int = 0, progress: ProgressFn | None = None,
                 cancel: CancelFn | None = None) -> ImageOutput:
-        res = self.pipe.inpaint(check_images([image])[0], np.asarray(token_mask, dtype=bool), report,
-                                **_kw(steps=steps or self.steps, guidance=self.guidance if guidance is None else guidance,
-                                      seed=seed, progress=progress, cancel=cancel))
+        with _as_backend_error():
+            res = self.pipe.inpaint(check_images([image])[0], np.asarray(token_mask, dtype=bool), report,
+                                    **_kw(steps=steps or self.steps, guidance=self.guidance if guidance is None else guidance,
+                                          seed=seed, progress=progress, cancel=cancel))
         return _image_output(res, seed)
 
     def explain(self, images: list[np.ndarray], text: str, *, progress: ProgressFn | None = None,
                 cancel: CancelFn | None = None) -> dict[str, np.ndarray]:
+        """Attention from the text's tokens to the image's tokens (mean over layers, heads and words), 0..1."""
         if "explain" not in self.capabilities:
             raise self._unsupported("explain")
-        maps = self.pipe.explain(check_images(images)[0], text)
-        return {str(k): np.asarray(v) for k, v in dict(maps).items()}
+        with _as_backend_error():
+            att = self.pipe.forward_with_attentions(check_images(images)[0], text)
+        grid = int(att.grid)
+        amap = np.asarray(att.text_to_image, dtype=np.float32).mean(axis=(0, 1, 2)).reshape(grid, grid)
+        span = float(amap.max() - amap.min())
+        return {"attention": (amap - amap.min()) / span if span > 0 else np.zeros_like(amap)}
 
     def close(self) -> None:
         self.pipe = None
@@ -110,6 +122,15 @@ class MedimBackend(EngineBackend):
 class MedimOnnxBackend(MedimBackend):
     name = "diffusion-onnx"
     runtime = "onnx"
+
+
+@contextmanager
+def _as_backend_error() -> Iterator[None]:
+    """The engine validates inputs with ValueError/TypeError; the UI shows those messages as they are."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        raise BackendError(str(exc)) from exc
 
 
 def _kw(**values: Any) -> dict[str, Any]:

@@ -1,0 +1,67 @@
+"""The built-in engine behind the backend interface, on the engine's own tiny random checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.backends import BackendError, create_backend
+from engines.backends.errors import is_cancellation
+
+tiny = pytest.importorskip("engines.models.tiny", reason="the built-in engine is not in this checkout")
+
+
+@pytest.fixture(scope="module")
+def medim(tmp_path_factory):
+    return create_backend("diffusion", path=tiny.make_tiny_checkpoint(tmp_path_factory.mktemp("medim")), device="cpu")
+
+
+def _img(seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((48, 40)) * 1000).astype(np.float32)
+
+
+def test_describe_and_capabilities(medim) -> None:
+    d = medim.describe()
+    assert d["name"] == "diffusion" and d["device"] == "cpu" and len(d["weights_hash"]) >= 16
+    assert {"draft", "answer", "synthesise", "inpaint", "explain"} <= set(d["capabilities"])
+    assert d["supports_multi_image"] is True
+
+
+def test_draft_uses_every_view_and_maps_tokens_into_sections(medim) -> None:
+    seen: list[tuple[int, int]] = []
+    out = medim.draft([_img(0), _img(1)], seed=3, progress=lambda d, t: seen.append((d, t)))
+    assert out.images_used == [0, 1] and out.seed == 3 and seen[-1] == (out.steps, out.steps)
+    assert out.findings and out.tokens
+    for t in out.tokens:
+        assert (out.findings if t.section == "findings" else out.impression)[t.start:t.end] == t.text
+    assert medim.draft([_img(0), _img(1)], seed=3).text == out.text
+
+
+def test_answer_synthesise_inpaint_explain(medim) -> None:
+    ans = medim.answer([_img()], "Is there a pleural effusion?")
+    assert ans.text and 0 < ans.confidence <= 1 and all(t.section == "answer" for t in ans.tokens)
+    img = medim.synthesise("The heart is normal in size.", seed=1)
+    assert img.image.dtype == np.uint8 and img.image.ndim == 2 and "token_confidence" in img.maps
+    grid = img.maps["token_grid"].shape
+    mask = np.zeros(grid, bool)
+    mask[0, 0] = True
+    painted = medim.inpaint(img.image, mask, "Small left pleural effusion.", seed=1)
+    assert painted.image.shape == img.image.shape
+    att = medim.explain([_img()], "The lungs are clear.")["attention"]
+    assert att.shape == grid and 0.0 <= att.min() and att.max() <= 1.0
+
+
+def test_engine_validation_errors_become_backend_errors(medim) -> None:
+    with pytest.raises(BackendError, match="empty"):
+        medim.synthesise("   ")
+    with pytest.raises(BackendError, match="token_mask"):
+        medim.inpaint(_img(), np.zeros((3, 3), bool), "The lungs are clear.")
+    with pytest.raises(Exception) as info:
+        medim.draft([_img()], cancel=lambda: True)
+    assert is_cancellation(info.value)  # the engine's GenerationCancelled: the worker reports "cancelled"
+
+
+def test_bad_checkpoint_folder_is_a_clear_error(tmp_path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(BackendError, match="cannot load engine weights"):
+        create_backend("diffusion", path=tmp_path)
