@@ -43,10 +43,22 @@ def _norm(text: str) -> str:
     return stripped if len(stripped) <= 8 and all(c in "0123456789abcdef" for c in stripped) and stripped else t
 
 
+def _is_bulk(vr: str, tag: Any) -> bool:
+    return tag == 0x7FE00010 or vr in BULK_VRS or "OB" in vr or "OW" in vr
+
+
+def _length(raw: Any) -> int:
+    """Byte length without loading a deferred value (raw elements carry it; in-memory ones have bytes)."""
+    length = getattr(raw, "length", None)
+    if length:
+        return int(length)
+    value = getattr(raw, "value", None)
+    return len(value) if isinstance(value, bytes | bytearray) else 0
+
+
 def _value_text(elem: Any) -> str:
-    if elem.VR in BULK_VRS or elem.tag == 0x7FE00010:
-        length = getattr(elem, "length", None) or (len(elem.value) if elem.value is not None else 0)
-        return f"<{elem.VR} data, {length} bytes>"
+    if _is_bulk(str(elem.VR), elem.tag):
+        return f"<{elem.VR} data, {_length(elem)} bytes>"
     try:
         value = elem.value
     except Exception as exc:  # a malformed value: show why instead of failing the whole tree
@@ -79,10 +91,8 @@ def _elements(ds: Dataset) -> list[TagNode]:
             name = dictionary_description(tag)
         except KeyError:
             name = "Private tag" if tag.is_private else "Unknown"
-        if vr in BULK_VRS or tag == 0x7FE00010:
-            length = getattr(raw, "length", 0) or 0
-            keyword = _keyword(tag)
-            out.append(TagNode(tag_text, keyword, name, vr, f"<{vr} data, {length} bytes>"))
+        if _is_bulk(vr, tag):
+            out.append(TagNode(tag_text, _keyword(tag), name, vr, f"<{vr} data, {_length(raw)} bytes>"))
             continue
         try:
             elem = ds[tag]

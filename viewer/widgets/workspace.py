@@ -1,0 +1,311 @@
+"""The reading workspace the main window embeds: series strip, viewport layout, toolbar, MPR and 3D.
+
+Embedding (app side):
+    ws = ViewerWorkspace(measurement_store=db_store)
+    window.setCentralWidget(ws)
+    ws.open_study(study_ref)                    # StudyRef from the study database
+    ws.imageChanged.connect(report_panel.on_image)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QStackedWidget,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from viewer.imaging.window import PRESET_KEYS, PRESETS
+from viewer.io.refs import SeriesRef, StudyRef
+from viewer.widgets.layout import LAYOUTS, ViewerLayout
+from viewer.widgets.tag_browser import TagBrowserDialog
+from viewer.widgets.thumbnails import SeriesThumbnails
+from viewer.widgets.tools import COMMAND_LABELS, TOOL_KEYS, Tool, key_for
+from viewer.widgets.viewport import Viewport
+
+VOLUME_MODALITIES = ("CT", "MR", "PT", "NM")
+VIEW_COMMANDS = ("fit", "actual_size", "flip_h", "flip_v", "rotate_cw", "invert", "reset_view")
+
+
+class ViewerWorkspace(QWidget):
+    """Series thumbnails + 1x1/1x2/2x2 viewports + toolbar; MPR replaces the grid when switched on."""
+
+    imageChanged = Signal(object)  # DicomImage of the active viewport (or None)
+    activeViewportChanged = Signal(object)  # the Viewport
+
+    def __init__(self, parent: QWidget | None = None, measurement_store: Any = None) -> None:
+        super().__init__(parent)
+        self._store = measurement_store
+        self._study: StudyRef | None = None
+        self._tag_dialog: TagBrowserDialog | None = None
+        self._mpr = None  # MprView, built on first use (imports SimpleITK)
+        self._volume_window = None  # VolumeRenderView window
+
+        self.thumbnails = SeriesThumbnails(self)
+        self.layout_view = ViewerLayout(self, measurement_store)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.layout_view)
+        self.toolbar = QToolBar("Viewer", self)
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.banner = QLabel(self)
+        self.banner.setVisible(False)
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("background:#5a4a00;color:#fff;padding:4px;")
+        self._build_toolbar()
+
+        body = QHBoxLayout()
+        body.setContentsMargins(0, 0, 0, 0)
+        body.setSpacing(2)
+        body.addWidget(self.thumbnails)
+        body.addWidget(self.stack, 1)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        outer.addWidget(self.toolbar)
+        outer.addWidget(self.banner)
+        outer.addLayout(body, 1)
+
+        self.thumbnails.seriesActivated.connect(self.load_series)
+        self.layout_view.imageChanged.connect(self._image_changed)
+        self.layout_view.activeViewportChanged.connect(self._active_changed)
+
+    # ================================================================ public API
+    def open_study(self, study: StudyRef, measurement_store: Any = None) -> None:
+        """Show `study`: thumbnails for its series, the first series (one per viewport) in the layout.
+        `measurement_store` (a MeasurementStore) persists measurements; None keeps the current one."""
+        if measurement_store is not None:
+            self._store = measurement_store
+        self._study = study
+        self.show_2d()
+        self.thumbnails.set_study(study)
+        self.layout_view.set_study(study, self._store)
+        self._show_banner("" if study.series else "This study has no series with images.")
+        self.active_viewport().setFocus()
+        self.imageChanged.emit(self.current_image())
+
+    def study(self) -> StudyRef | None:
+        return self._study
+
+    def active_viewport(self) -> Viewport:
+        return self.layout_view.active_viewport()
+
+    def viewports(self) -> list[Viewport]:
+        return self.layout_view.viewports()
+
+    def current_image(self) -> Any:
+        """The DicomImage shown in the active viewport (None if it is empty)."""
+        return self.active_viewport().current_image()
+
+    def load_series(self, series: SeriesRef, viewport: Viewport | None = None) -> None:
+        self.show_2d()
+        self.layout_view.load_series(series, viewport)
+        self.active_viewport().setFocus()
+
+    def set_layout(self, name: str) -> None:
+        """'1x1', '1x2' or '2x2'."""
+        if name not in LAYOUTS:
+            raise ValueError(f"unknown layout {name!r}; expected one of {list(LAYOUTS)}")
+        self.show_2d()
+        self.layout_view.set_grid(*LAYOUTS[name])
+        self._layout_actions[name].setChecked(True)
+
+    def set_tool(self, tool: Tool | str) -> None:
+        tool = Tool(tool)
+        for vp in self.layout_view.all_viewports():
+            vp.set_tool(tool)
+        self._tool_actions[tool].setChecked(True)
+
+    def set_overlay(self, values, opacity: float = 0.5, colormap: str = "jet", threshold: float | None = None) -> None:
+        """Heat-map hook for the AI parts: painted over the active viewport's image (see Viewport)."""
+        self.active_viewport().set_overlay(values, opacity, colormap, threshold)
+
+    def set_anonymised(self, on: bool) -> None:
+        for vp in self.layout_view.all_viewports():
+            vp.set_anonymised(on)
+        self._anon_action.setChecked(on)
+
+    def show_tag_browser(self) -> TagBrowserDialog:
+        if self._tag_dialog is None:
+            self._tag_dialog = TagBrowserDialog(self)
+        self._tag_dialog.set_image(self.current_image())
+        self._tag_dialog.show()
+        self._tag_dialog.raise_()
+        return self._tag_dialog
+
+    def tag_browser(self) -> TagBrowserDialog | None:
+        return self._tag_dialog
+
+    def show_2d(self) -> None:
+        self.stack.setCurrentWidget(self.layout_view)
+        if hasattr(self, "_mpr_action"):
+            self._mpr_action.setChecked(False)
+
+    def show_mpr(self, series: SeriesRef | None = None) -> Any:
+        """Switch to MPR of `series` (default: the active viewport's). Returns the MprView, or None with
+        a banner explaining why (not a volume modality, too few slices)."""
+        series = series or self.active_viewport().series()
+        problem = _volume_problem(series)
+        if problem:
+            self._show_banner(problem)
+            self._mpr_action.setChecked(False)
+            return None
+        if self._mpr is None:
+            from viewer.widgets.mpr_view import MprView
+
+            self._mpr = MprView(self)
+            self.stack.addWidget(self._mpr)
+        self._show_banner("")
+        self.stack.setCurrentWidget(self._mpr)
+        self._mpr_action.setChecked(True)
+        window = self.active_viewport().current_window()
+        self._mpr.load_series(series, window)
+        return self._mpr
+
+    def mpr_view(self) -> Any:
+        return self._mpr
+
+    def show_3d(self, series: SeriesRef | None = None) -> Any:
+        """Open a 3D volume rendering window of `series` (default: active). VTK's Qt widget needs a real
+        display: on an offscreen platform this explains that instead of crashing."""
+        series = series or self.active_viewport().series()
+        problem = _volume_problem(series)
+        if not problem and QGuiApplication.platformName() in ("offscreen", "minimal"):
+            problem = "3D rendering needs a display (the Qt platform is offscreen)."
+        if problem:
+            self._show_banner(problem)
+            return None
+        from viewer.widgets.volume_render_view import VolumeRenderWindow
+
+        if self._volume_window is None:
+            self._volume_window = VolumeRenderWindow(self)
+        self._volume_window.show()
+        self._volume_window.load_series(series)
+        return self._volume_window
+
+    def banner_text(self) -> str:
+        return self.banner.text() if self.banner.isVisible() else ""
+
+    # ================================================================ internals
+    def _show_banner(self, text: str) -> None:
+        self.banner.setText(text)
+        self.banner.setVisible(bool(text))
+
+    def _image_changed(self, image: Any) -> None:
+        if self._tag_dialog is not None and self._tag_dialog.isVisible():
+            self._tag_dialog.set_image(image)
+        self.imageChanged.emit(image)
+
+    def _active_changed(self, vp: Viewport) -> None:
+        self.activeViewportChanged.emit(vp)
+
+    def _run(self, command: str) -> None:
+        self.active_viewport().run_command(command)
+        self.active_viewport().setFocus()
+
+    def _action(self, text: str, tip_key: str = "", slot=None, checkable: bool = False) -> QAction:
+        act = QAction(text, self)
+        act.setToolTip(f"{text} ({tip_key})" if tip_key else text)
+        act.setCheckable(checkable)
+        if slot is not None:
+            act.triggered.connect(slot)
+        return act
+
+    def _build_toolbar(self) -> None:
+        tb = self.toolbar
+        group = QActionGroup(self)
+        group.setExclusive(True)
+        self._tool_actions: dict[Tool, QAction] = {}
+        for tool in Tool:
+            act = self._action(tool.label, TOOL_KEYS[tool], checkable=True)
+            act.triggered.connect(lambda _=False, t=tool: self.set_tool(t))
+            group.addAction(act)
+            tb.addAction(act)
+            self._tool_actions[tool] = act
+        self._tool_actions[Tool.WINDOW].setChecked(True)
+        tb.addSeparator()
+
+        presets = QMenu("Presets", self)
+        header = presets.addAction("Header default (1 / 0 / R)")
+        header.triggered.connect(lambda: self._run("window_default"))
+        for key, name in sorted(PRESET_KEYS.items()):
+            wl = PRESETS[name]
+            act = presets.addAction(f"{name.title()}  W{wl.width:.0f} L{wl.center:.0f}  ({key})")
+            act.triggered.connect(lambda _=False, k=key: self._run(f"preset:{k}"))
+        self._add_menu_button("Presets", presets)
+
+        layouts = QMenu("Layout", self)
+        lgroup = QActionGroup(self)
+        self._layout_actions: dict[str, QAction] = {}
+        for name in LAYOUTS:
+            act = layouts.addAction(name)
+            act.setCheckable(True)
+            act.triggered.connect(lambda _=False, n=name: self.set_layout(n))
+            lgroup.addAction(act)
+            self._layout_actions[name] = act
+        self._layout_actions["1x1"].setChecked(True)
+        self._add_menu_button("Layout", layouts)
+        tb.addSeparator()
+
+        short = {"fit": "Fit", "actual_size": "1:1", "flip_h": "Flip H", "flip_v": "Flip V",
+                 "rotate_cw": "Rotate", "invert": "Invert", "reset_view": "Reset"}
+        for cmd in VIEW_COMMANDS:
+            act = self._action(short[cmd], key_for(cmd), lambda _=False, c=cmd: self._run(c))
+            act.setToolTip(f"{COMMAND_LABELS[cmd]} ({key_for(cmd)})")
+            tb.addAction(act)
+        self._cine_action = self._action("Cine", key_for("cine"), lambda: self._run("cine"))
+        tb.addAction(self._cine_action)
+        self._anon_action = self._action("Anonymise", key_for("anonymise"), checkable=True)
+        self._anon_action.toggled.connect(lambda on: [vp.set_anonymised(on) for vp in self.layout_view.all_viewports()])
+        tb.addAction(self._anon_action)
+        tb.addSeparator()
+
+        tags = self._action("Tags", "Ctrl+T", self.show_tag_browser)
+        tags.setShortcut(QKeySequence("Ctrl+T"))
+        tags.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self._mpr_action = self._action("MPR", "M", checkable=True)
+        self._mpr_action.setShortcut(QKeySequence("M"))
+        self._mpr_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self._mpr_action.triggered.connect(lambda on: self.show_mpr() if on else self.show_2d())
+        vr = self._action("3D", "Ctrl+3", self.show_3d)
+        vr.setShortcut(QKeySequence("Ctrl+3"))
+        vr.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        for act in (tags, self._mpr_action, vr):
+            tb.addAction(act)
+            self.addAction(act)
+        for vp in self.layout_view.all_viewports():
+            vp.stateChanged.connect(self._sync_toolbar)
+
+    def _add_menu_button(self, text: str, menu: QMenu) -> None:
+        button = QToolButton(self)
+        button.setText(text)
+        button.setMenu(menu)
+        button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.toolbar.addWidget(button)
+
+    def _sync_toolbar(self) -> None:
+        vp = self.active_viewport()
+        self._tool_actions[vp.tool()].setChecked(True)
+        if self._anon_action.isChecked() != vp.anonymised():
+            self._anon_action.blockSignals(True)
+            self._anon_action.setChecked(vp.anonymised())
+            self._anon_action.blockSignals(False)
+
+
+def _volume_problem(series: SeriesRef | None) -> str:
+    """Why `series` cannot become a volume ('' if it can)."""
+    if series is None:
+        return "Load a CT or MR series into the active viewport first."
+    if series.modality and series.modality not in VOLUME_MODALITIES:
+        return f"MPR/3D needs a CT or MR series; this one is {series.modality}."
+    if len(series.paths) < 3:
+        return f"MPR/3D needs at least 3 slices; this series has {len(series.paths)}."
+    return ""
