@@ -10,6 +10,7 @@ from collections.abc import Sequence
 # Each module adds its own subcommand(s); listed here so `radstation --help` shows them all.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "app.commands.gui",
+    "app.commands.importing",
 )
 
 
