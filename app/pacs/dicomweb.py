@@ -1,0 +1,171 @@
+"""DICOMweb client: QIDO-RS search and WADO-RS retrieval (dicomweb-client over a requests session).
+
+QIDO queries are built here rather than through dicomweb-client's search helpers because those
+percent-encode `*`, and some servers (Orthanc's DICOMweb plugin) then match nothing for wildcard names.
+HTTP and socket failures are mapped to the PacsError hierarchy at this boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import requests
+from dicomweb_client.api import DICOMwebClient
+from pydicom.dataset import Dataset
+
+from app.pacs.cancel import CancelToken
+from app.pacs.errors import (
+    PacsAuthError,
+    PacsConnectionError,
+    PacsError,
+    PacsRemoteError,
+    PacsTimeoutError,
+    RetrieveCancelled,
+)
+from app.pacs.nodes import PacsNode
+from app.pacs.query import InstanceResult, QueryFilter, SeriesResult, StudyResult
+
+STUDY_FIELDS = (
+    "PatientName", "PatientID", "PatientBirthDate", "StudyDate", "StudyTime", "AccessionNumber",
+    "StudyDescription", "ModalitiesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",
+)
+SERIES_FIELDS = ("Modality", "SeriesNumber", "SeriesDescription", "NumberOfSeriesRelatedInstances")
+
+
+class DicomWebClient:
+    """Talks to one DICOMweb service; one requests session per client (not shared across threads)."""
+
+    def __init__(self, node: PacsNode) -> None:
+        self.node = node.validate()
+        if node.protocol != "dicomweb":
+            raise PacsError(f"{node.describe()} is not a DICOMweb node")
+        self.base_url = node.url.strip().rstrip("/")
+        self.session = requests.Session()
+        if node.auth == "basic":
+            self.session.auth = (node.username, node.password)
+        elif node.auth == "bearer":
+            self.session.headers["Authorization"] = f"Bearer {node.token}"
+        self.client = DICOMwebClient(self.base_url, session=self.session, timeout=float(node.timeout))
+
+    # -- error mapping ---------------------------------------------------------------------------------
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        name = self.node.describe()
+        try:
+            yield
+        except requests.exceptions.HTTPError as exc:
+            resp = exc.response
+            code = resp.status_code if resp is not None else 0
+            if code in (401, 403):
+                raise PacsAuthError(
+                    f"{name} refused the credentials for {what} (HTTP {code}): check user/password or token"
+                ) from exc
+            if code == 404:
+                raise PacsRemoteError(
+                    f"{name}: {what} found nothing at that address (HTTP 404); check the URL"
+                ) from exc
+            reason = resp.reason if resp is not None else str(exc)
+            raise PacsRemoteError(f"{name} failed the {what}: HTTP {code} {reason}") from exc
+        except requests.exceptions.Timeout as exc:
+            raise PacsTimeoutError(f"{name} did not answer the {what} within {self.node.timeout:g} s") from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise PacsConnectionError(
+                f"cannot reach {name} for {what}: the server is down, the URL is wrong, or the connection "
+                f"dropped ({type(exc.__cause__ or exc).__name__})"
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise PacsConnectionError(f"{name}: {what} failed: {exc}") from exc
+
+    def _qido(self, path: str, params: list[tuple[str, str]]) -> list[Dataset]:
+        query = urlencode([(k, v) for k, v in params if v != ""], safe="*,")
+        url = f"{self.base_url}/{path}" + (f"?{query}" if query else "")
+        with self._errors("search"):
+            resp = self.session.get(url, headers={"Accept": "application/dicom+json"}, timeout=self.node.timeout)
+            resp.raise_for_status()
+        if resp.status_code == 204 or not resp.content.strip():
+            return []
+        try:
+            payload = resp.json()
+        except ValueError as exc:
+            raise PacsRemoteError(f"{self.node.describe()} answered the search with something that is not JSON") from exc
+        if not isinstance(payload, list):
+            raise PacsRemoteError(f"{self.node.describe()} answered the search with an unexpected JSON shape")
+        out = []
+        for item in payload:
+            try:
+                out.append(Dataset.from_json(item))
+            except Exception as exc:  # noqa: BLE001 - one malformed result must not hide the rest
+                raise PacsRemoteError(f"{self.node.describe()} returned a malformed search result: {exc}") from exc
+        return out
+
+    # -- operations ------------------------------------------------------------------------------------
+    def echo(self) -> str:
+        """QIDO ping: a one-result study search proves URL, service and credentials."""
+        self._qido("studies", [("limit", "1")])
+        return f"QIDO-RS search on {self.node.describe()} succeeded"
+
+    def find_studies(self, query: QueryFilter) -> list[StudyResult]:
+        q = query.normalized()
+        params = [
+            ("PatientName", q.name_pattern()),
+            ("PatientID", q.patient_id),
+            ("AccessionNumber", q.accession),
+            ("StudyDate", q.date_range),
+            ("ModalitiesInStudy", q.modality),
+            ("StudyDescription", q.description_pattern()),
+            ("limit", str(q.limit)),
+            *[("includefield", f) for f in STUDY_FIELDS],
+        ]
+        results = [StudyResult.from_dataset(d) for d in self._qido("studies", params)]
+        if q.modality:
+            results = [r for r in results if not r.modalities or q.modality in r.modality_list]
+        return results[: q.limit]
+
+    def find_series(self, study_uid: str) -> list[SeriesResult]:
+        path = f"studies/{quote(study_uid)}/series"
+        out = [SeriesResult.from_dataset(d, study_uid) for d in self._qido(path, [("includefield", f) for f in SERIES_FIELDS])]
+        return sorted(out, key=lambda s: (s.number is None, s.number or 0, s.series_uid))
+
+    def find_instances(self, study_uid: str) -> list[InstanceResult]:
+        path = f"studies/{quote(study_uid)}/instances"
+        return [InstanceResult.from_dataset(d, study_uid) for d in self._qido(path, [("includefield", "SeriesInstanceUID")])]
+
+    def retrieve(
+        self,
+        study_uid: str,
+        wanted: Sequence[InstanceResult],
+        everything: Sequence[InstanceResult],
+        on_instance: Callable[[Dataset], None],
+        cancel: CancelToken | None = None,
+    ) -> int:
+        """WADO-RS: whole series stream as one multipart response; stragglers are fetched one by one."""
+        series_size: dict[str, int] = {}
+        for inst in everything:
+            series_size[inst.series_uid] = series_size.get(inst.series_uid, 0) + 1
+        by_series: dict[str, list[InstanceResult]] = {}
+        for inst in wanted:
+            by_series.setdefault(inst.series_uid, []).append(inst)
+        received = 0
+        for series_uid, items in by_series.items():
+            wanted_sops = {i.sop_uid for i in items}
+            if len(items) == series_size.get(series_uid) or len(items) > 20:
+                stream: Iterator[Any] = self.client.iter_series(study_uid, series_uid)
+            else:
+                stream = (self.client.retrieve_instance(study_uid, series_uid, i.sop_uid) for i in items)
+            with self._errors("retrieve"):
+                try:
+                    for ds in stream:
+                        if cancel is not None and cancel.cancelled:
+                            raise RetrieveCancelled(f"WADO-RS retrieve from {self.node.describe()} cancelled")
+                        if str(ds.get("SOPInstanceUID", "")) not in wanted_sops:
+                            continue  # already local (resume): the series stream also carries those
+                        on_instance(ds)
+                        received += 1
+                finally:
+                    close = getattr(stream, "close", None)
+                    if close is not None:
+                        close()
+        return received
