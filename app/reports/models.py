@@ -98,6 +98,20 @@ class ReportSignature(Base):
     version: Mapped[ReportVersion] = relationship(back_populates="signature")
 
 
+class ReportArtifact(Base):
+    """A document made at sign time that cannot be re-made without the signer's key (the signed PDF)."""
+
+    __tablename__ = "report_artifact"
+    __table_args__ = (UniqueConstraint("version_id", "kind", name="uq_report_artifact_version_kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("report_version.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # signed_pdf
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class AuditEntry(Base):
     """One link of the hash chain: entry_hash = SHA-256(prev_hash || canonical(content))."""
 

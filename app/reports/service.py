@@ -23,6 +23,7 @@ from app.reports.keys import certificate_fingerprint, default_p12_path, load_p12
 from app.reports.models import (
     ImmutableVersionError,
     Report,
+    ReportArtifact,
     ReportSignature,
     ReportVersion,
     User,
@@ -287,8 +288,10 @@ class ReportService:
             audit.append(s, "preliminary", user.username, "report_version", v.id, {"revision": v.revision})
             self._sync_study(s, v.report)
 
-    def sign(self, version_id: int, user: AuthSession, password: str, p12_path: Path | None = None) -> VersionView:
-        """Re-check the password, sign the canonical form with the user's key, freeze the version."""
+    def sign(self, version_id: int, user: AuthSession, password: str, p12_path: Path | None = None,
+             key_images: list[tuple[str, bytes]] | None = None) -> VersionView:
+        """Re-check the password, sign the canonical form with the user's key, freeze the version; then
+        make the PAdES-signed PDF with the same key while it is unlocked (`key_images`: caption + PNG)."""
         user.ensure_active()
         if not user.can_sign:
             raise RoleError(f"{user.username} is a {user.role}; only a radiologist may sign reports")
@@ -329,8 +332,40 @@ class ReportService:
                          {"study_uid": v.report.study_uid, "sha256": sha256_hex(payload), "kind": v.kind})
             s.refresh(v.report)
             self._sync_study(s, v.report)
-            s.refresh(v)
-            return self._view(s, v)
+        self.make_signed_pdf(version_id, identity, key_images)
+        return self.version(version_id)
+
+    def make_signed_pdf(self, version_id: int, identity, key_images: list[tuple[str, bytes]] | None = None) -> bytes:
+        """Render and PAdES-sign the PDF of a signed version and store it (replacing an older one)."""
+        from app.reports.document import build_document
+        from app.reports.export_pdf import Letterhead, render_pdf, sign_pdf
+        from app.settings import Settings
+
+        doc = build_document(self, version_id)
+        if not doc.signed:
+            raise ReportError("only a signed version gets a signed PDF")
+        lh_path = Settings().get("report_letterhead") or None
+        pdf = render_pdf(doc, Letterhead.load(Path(lh_path) if lh_path else None), key_images)
+        signed = sign_pdf(pdf, identity, doc.version.signature.get("signer_name") or doc.version.signer)
+        with self.db.session() as s:
+            old = s.scalar(select(ReportArtifact).where(ReportArtifact.version_id == version_id,
+                                                        ReportArtifact.kind == "signed_pdf"))
+            if old is not None:
+                s.delete(old)
+                s.flush()
+            s.add(ReportArtifact(version_id=version_id, kind="signed_pdf", data=signed, sha256=sha256_hex(signed)))
+        return signed
+
+    def signed_pdf(self, version_id: int) -> bytes | None:
+        with self.db.session() as s:
+            art = s.scalar(select(ReportArtifact).where(ReportArtifact.version_id == version_id,
+                                                        ReportArtifact.kind == "signed_pdf"))
+            return art.data if art else None
+
+    def record_export(self, version_id: int, user: AuthSession | None, fmt: str, target: str) -> None:
+        with self.db.session() as s:
+            audit.append(s, "export", user.username if user else "console", "report_version", version_id,
+                         {"format": fmt, "target": target})
 
     def amend(self, version_id: int, user: AuthSession, kind: str = "amendment") -> VersionView:
         """Start a new version after signing: an amendment (changed text) or an addendum (added text)."""

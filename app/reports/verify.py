@@ -113,3 +113,48 @@ def verify_stored_version(database, version_id: int) -> Verification:
         except ValueError:
             result.notes.append("the study is no longer in the database")
     return result
+
+
+def verify_pdf(data: bytes, trusted_cert_der: bytes | None = None, subject: str = "PDF report") -> Verification:
+    """pyHanko validation: intact, valid, covering the whole file; trust anchored in the signer's
+    registered certificate when given (self-signed certificates are pinned, not chained to a CA)."""
+    import io
+
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+    from pyhanko_certvalidator import ValidationContext
+
+    result = Verification(subject)
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        sigs = reader.embedded_signatures
+    except Exception as exc:  # noqa: BLE001 - pyHanko raises many types for a damaged file
+        result.problems.append(f"PDF cannot be read: {exc}")
+        return result
+    if not sigs:
+        result.problems.append("the PDF carries no signature")
+        return result
+    sig = sigs[0]
+    try:
+        signer_cert = sig.signer_cert
+        roots = [asn1_x509.Certificate.load(trusted_cert_der)] if trusted_cert_der else [signer_cert]
+        status = validate_pdf_signature(sig, ValidationContext(trust_roots=roots, allow_fetching=False))
+    except Exception as exc:  # noqa: BLE001
+        result.problems.append(f"signature cannot be validated: {exc}")
+        return result
+    result.signer = signer_cert.subject.human_friendly
+    result.signed_at = str(status.signer_reported_dt or "")
+    if not status.intact:
+        result.problems.append("the PDF was altered after signing (digest mismatch)")
+    if not status.valid:
+        result.problems.append("the cryptographic signature is not valid")
+    if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
+        result.problems.append(f"the signature does not cover the whole file ({status.coverage.name}): "
+                               "content was added after signing")
+    if trusted_cert_der and not status.trusted:
+        result.problems.append("signed with a certificate other than the signer's registered one")
+    if not trusted_cert_der:
+        result.notes.append("self-signed certificate: trust it by comparing its fingerprint with the signer's")
+    return result

@@ -139,6 +139,18 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_report_signature')),
     sa.UniqueConstraint('version_id', name=op.f('uq_report_signature_version_id'))
     )
+    op.create_table('report_artifact',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('version_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('data', sa.LargeBinary(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['version_id'], ['report_version.id'], name=op.f('fk_report_artifact_version_id_report_version')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_report_artifact')),
+    sa.UniqueConstraint('version_id', 'kind', name='uq_report_artifact_version_kind')
+    )
+    op.create_index(op.f('ix_report_artifact_version_id'), 'report_artifact', ['version_id'], unique=False)
     if op.get_bind().dialect.name == "sqlite":
         for sql in SQLITE_TRIGGERS:
             op.execute(sql)
@@ -149,6 +161,8 @@ def downgrade() -> None:
         for name in ("audit_entry_no_update", "audit_entry_no_delete", "report_version_final_immutable",
                      "report_version_final_undeletable", "report_signature_immutable"):
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
+    op.drop_index(op.f('ix_report_artifact_version_id'), table_name='report_artifact')
+    op.drop_table('report_artifact')
     op.drop_table('report_signature')
     op.drop_index(op.f('ix_outbox_item_version_id'), table_name='outbox_item')
     op.drop_index(op.f('ix_outbox_item_state'), table_name='outbox_item')
