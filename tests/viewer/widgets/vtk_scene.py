@@ -1,0 +1,82 @@
+"""Run under Xvfb by test_volume_render_view.py (VTK's Qt widget cannot render offscreen):
+renders a volume in VolumeRenderWindow, saves a PNG and prints JSON facts about the picture.
+
+usage: python vtk_scene.py OUT.png [SERIES_DIR]   (without SERIES_DIR a synthetic CT phantom is used)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
+
+from viewer.io.refs import SeriesRef
+from viewer.volume.loader import VolumeResult
+from viewer.widgets.volume_render_view import VolumeRenderWindow
+
+
+def phantom() -> VolumeResult:
+    """A 'bone' sphere and a 'soft tissue' box in air, 48^3 voxels, 1 mm."""
+    z, y, x = np.mgrid[:48, :48, :48]
+    vol = np.full((48, 48, 48), -1000, dtype=np.int16)
+    vol[8:40, 10:38, 6:42] = 40
+    vol[(z - 24) ** 2 + (y - 24) ** 2 + (x - 24) ** 2 < 12**2] = 1200
+    import SimpleITK as sitk
+
+    return VolumeResult(image=sitk.GetImageFromArray(vol), array=vol, positions=np.zeros((48, 3)), paths=[],
+                        spacing_zyx=(1.0, 1.0, 1.0), modality="CT", units="HU")
+
+
+def main() -> int:
+    out = Path(sys.argv[1])
+    app = QApplication.instance() or QApplication([])
+    win = VolumeRenderWindow()
+    win.resize(640, 640)
+    win.show()
+    app.processEvents()
+    if len(sys.argv) > 2:
+        folder = Path(sys.argv[2])
+        paths = tuple(sorted(folder.glob("*.dcm")))
+        done: list = []
+        win.volumeLoaded.connect(done.append)
+        win.loadFailed.connect(done.append)
+        win.load_series(SeriesRef("demo", "CT", "demo", 1, paths))
+        deadline = time.monotonic() + 60
+        while not done and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.02)
+        if not done or isinstance(done[0], str):
+            print(json.dumps({"error": str(done[0]) if done else "timeout"}))
+            return 1
+    else:
+        win.set_volume_result(phantom())
+    facts = {"presets": {}}
+    for name in ("MIP", "CT bone"):
+        win.presets.setCurrentText(name)
+        app.processEvents()
+        arr = win.view.grab_array()
+        lit = arr.max(axis=2) > 20
+        facts["presets"][name] = {"lit_fraction": float(lit.mean()), "mean": float(arr.mean())}
+    facts["shape"] = list(arr.shape)
+    # a picture of the whole window: toolbar + render, composed from Qt and VTK
+    top = win.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    h, w = arr.shape[:2]
+    render = QImage(arr.data, w, h, arr.strides[0], QImage.Format.Format_RGB888).copy()
+    from PySide6.QtGui import QPainter
+
+    p = QPainter(top)
+    p.drawImage(win.view.mapTo(win, win.view.rect().topLeft()), render)
+    p.end()
+    top.save(str(out))
+    print(json.dumps(facts))
+    win.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
