@@ -61,3 +61,11 @@ def make_user(env: ReportEnv, username: str, role: str, with_key: bool = True):
     return env.users.authenticate(username, PASSWORD)
 
 
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,181 @@
+"""The outbox: report documents queued for a PACS, sent with retries, marked sent only on confirmation.
+
+Items live in the database, so a crash never loses one: an item found in 'sending' at start-up was never
+confirmed and goes back to 'retry'. Back-off doubles per attempt (base 5 s, at most 10 min).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+
+from app.pacs.errors import PacsError
+from app.pacs.nodes import NodeStore, PacsNode
+from app.reports import audit
+from app.reports.models import OutboxItem
+from app.reports.service import ReportError, ReportService
+from app.reports.users import AuthSession
+
+DOCUMENTS = ("sr", "pdf")
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    version_id: int
+    document: str
+    destination: str
+    protocol: str
+    state: str
+    attempts: int
+    max_attempts: int
+    last_error: str
+    sop_instance_uid: str
+    created_at: dt.datetime | None
+    sent_at: dt.datetime | None
+    next_attempt_at: dt.datetime | None
+
+
+def _aware(t: dt.datetime | None) -> dt.datetime | None:
+    return t if t is None or t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def build_payload(service: ReportService, version_id: int, document: str) -> tuple[bytes, str]:
+    """DICOM Part 10 bytes for `document` of a signed version, and its SOP Instance UID."""
+    from app.reports.document import build_document
+
+    doc = build_document(service, version_id)
+    if not doc.signed:
+        raise ReportError("only signed reports are sent")
+    if document == "sr":
+        from app.reports.export_sr import build_sr
+
+        ds = build_sr(doc)
+    elif document == "pdf":
+        from app.reports.export_encapsulated import build_encapsulated_pdf
+
+        pdf = service.signed_pdf(version_id)
+        if pdf is None:
+            raise ReportError("this version has no signed PDF; re-create it with the signer's key")
+        ds = build_encapsulated_pdf(doc, pdf)
+    else:
+        raise ReportError(f"document must be one of {DOCUMENTS}")
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue(), str(ds.SOPInstanceUID)
+
+
+class Outbox:
+    def __init__(self, service: ReportService, nodes: Callable[[str], PacsNode] | None = None,
+                 sender: Callable[[PacsNode, bytes], str] | None = None, base_delay_s: float = 5.0,
+                 max_delay_s: float = 600.0) -> None:
+        from app.reports.send import send
+
+        self.service = service
+        self.db = service.db
+        self.nodes = nodes or (lambda name: NodeStore().get(name))
+        self.sender = sender or send
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+
+    def enqueue(self, version_id: int, destination: str, user: AuthSession | None,
+                documents: tuple[str, ...] = ("sr",), max_attempts: int = 5) -> list[int]:
+        node = self.nodes(destination).validate()
+        ids = []
+        for document in documents:
+            payload, uid = build_payload(self.service, version_id, document)
+            with self.db.session() as s:
+                item = OutboxItem(version_id=version_id, document=document, destination=node.name,
+                                  protocol="stow" if node.protocol == "dicomweb" else "cstore", payload=payload,
+                                  sop_instance_uid=uid, created_by=user.username if user else "console",
+                                  max_attempts=max_attempts, state="queued",
+                                  next_attempt_at=dt.datetime.now(dt.UTC))
+                s.add(item)
+                s.flush()
+                audit.append(s, "send", item.created_by, "report_version", version_id,
+                             {"outbox_item": item.id, "document": document, "destination": node.name,
+                              "state": "queued"})
+                ids.append(item.id)
+        return ids
+
+    def items(self, include_sent: bool = True) -> list[OutboxRow]:
+        with self.db.session() as s:
+            q = select(OutboxItem).order_by(OutboxItem.id.desc())
+            if not include_sent:
+                q = q.where(OutboxItem.state != "sent")
+            return [OutboxRow(i.id, i.version_id, i.document, i.destination, i.protocol, i.state, i.attempts,
+                              i.max_attempts, i.last_error, i.sop_instance_uid, _aware(i.created_at),
+                              _aware(i.sent_at), _aware(i.next_attempt_at)) for i in s.scalars(q)]
+
+    def recover(self) -> int:
+        """After a crash: items left 'sending' were never confirmed; queue them again."""
+        with self.db.session() as s:
+            stuck = list(s.scalars(select(OutboxItem).where(OutboxItem.state == "sending")))
+            for item in stuck:
+                item.state, item.next_attempt_at = "retry", dt.datetime.now(dt.UTC)
+            return len(stuck)
+
+    def retry_now(self, item_id: int) -> None:
+        """Manual retry, also for items that used up their attempts."""
+        with self.db.session() as s:
+            item = s.get(OutboxItem, item_id)
+            if item is None:
+                raise ReportError(f"no outbox item {item_id}")
+            if item.state == "sent":
+                return
+            item.state, item.next_attempt_at = "retry", dt.datetime.now(dt.UTC)
+            if item.attempts >= item.max_attempts:
+                item.max_attempts = item.attempts + 1
+
+    def process_due(self, now: dt.datetime | None = None, cancelled: Callable[[], bool] = lambda: False) -> int:
+        """Try every item that is due; returns how many were confirmed sent."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self.db.session() as s:
+            due = [i.id for i in s.scalars(select(OutboxItem).where(
+                OutboxItem.state.in_(("queued", "retry")),
+                or_(OutboxItem.next_attempt_at.is_(None), OutboxItem.next_attempt_at <= now)).order_by(OutboxItem.id))]
+        sent = 0
+        for item_id in due:
+            if cancelled():
+                break
+            sent += self.attempt(item_id)
+        return sent
+
+    def attempt(self, item_id: int) -> bool:
+        with self.db.session() as s:
+            item = s.get(OutboxItem, item_id)
+            if item is None or item.state not in ("queued", "retry"):
+                return False
+            item.state, item.attempts = "sending", item.attempts + 1
+            item.updated_at = dt.datetime.now(dt.UTC)
+            payload, destination = item.payload, item.destination
+        try:
+            node = self.nodes(destination)
+            message = self.sender(node, payload)
+            error = ""
+        except (PacsError, OSError, ValueError) as exc:
+            message, error = "", str(exc) or type(exc).__name__
+        with self.db.session() as s:
+            item = s.get(OutboxItem, item_id)
+            now = dt.datetime.now(dt.UTC)
+            item.updated_at = now
+            details = {"outbox_item": item.id, "document": item.document, "destination": item.destination,
+                       "attempt": item.attempts}
+            if not error:
+                item.state, item.sent_at, item.last_error = "sent", now, ""
+                audit.append(s, "send", item.created_by, "report_version", item.version_id,
+                             details | {"state": "sent", "peer": message})
+                return True
+            item.last_error = error
+            if item.attempts >= item.max_attempts:
+                item.state, item.next_attempt_at = "failed", None
+            else:
+                delay = min(self.max_delay_s, self.base_delay_s * 2 ** (item.attempts - 1))
+                item.state, item.next_attempt_at = "retry", now + dt.timedelta(seconds=delay)
+            audit.append(s, "send_failed", item.created_by, "report_version", item.version_id,
+                         details | {"state": item.state, "error": error[:500]})
+            return False
