@@ -75,10 +75,11 @@ class ImportService:
         report.batch_id = self._start_batch(sources)
         if progress:
             progress(0, 0)  # scanning: total not known yet
-        workdir = self.database.store_dir.parent / "import-work"
-        workdir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=workdir, prefix="batch-"))
+        tmp: Path | None = None
         try:
+            workdir = self.database.store_dir.parent / "import-work"
+            workdir.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=workdir, prefix="batch-"))
             expander = SourceExpander(tmp, cancel)
             candidates = expander.expand(sources)
             report.issues.extend(expander.issues)
@@ -86,7 +87,8 @@ class ImportService:
             report.total = len(candidates)
             self._import_candidates(candidates, report, progress, cancel)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
             report.cancelled = bool(cancel is not None and cancel.is_set())
             report.seconds = time.perf_counter() - started
             self._finish_batch(report)
