@@ -11,6 +11,7 @@ from collections.abc import Sequence
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "app.commands.gui",
     "app.commands.importing",
+    "app.commands.reports",
 )
 
 

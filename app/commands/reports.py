@@ -1,0 +1,309 @@
+"""`radstation verify | audit verify | user add/list/passwd | cert create | report export`.
+
+Passwords are read with getpass, or one line from stdin with --password-stdin (scripts, tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+
+
+def _password(args: argparse.Namespace, prompt: str, confirm: bool = False) -> str:
+    if getattr(args, "password_stdin", False):
+        line = sys.stdin.readline()
+        if not line:
+            raise SystemExit("no password on stdin")
+        return line.rstrip("\n")
+    pw = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Repeat: ") != pw:
+        raise SystemExit("passwords differ")
+    return pw
+
+
+def _db(args: argparse.Namespace):
+    import app.reports.models  # noqa: F401  (registers the report tables)
+    from app.db.database import Database
+
+    return Database.open(getattr(args, "db", None) or None)
+
+
+def _fail(msg: str, code: int = 1) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return code
+
+
+# -- verify --------------------------------------------------------------------------------------------
+def _verify_file(path: Path, db) -> object:
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
+    from app.reports.verify import Verification, verify_pdf
+
+    data = path.read_bytes()
+    if data.startswith(b"%PDF"):
+        return verify_pdf(data, _pinned_cert_for_pdf(data, db), subject=f"PDF {path}")
+    try:
+        ds = dcmread(path)
+    except (InvalidDicomError, OSError, ValueError) as exc:
+        return Verification(str(path), problems=[f"neither a PDF nor a readable DICOM file: {exc}"])
+    if ds.get("MIMETypeOfEncapsulatedDocument") == "application/pdf":
+        from app.reports.export_encapsulated import extract_pdf
+
+        pdf = extract_pdf(ds)
+        res = verify_pdf(pdf, _pinned_cert_for_pdf(pdf, db), subject=f"DICOM encapsulated PDF {path}")
+        return res
+    if ds.get("Modality") == "SR":
+        from app.reports.export_sr import verify_sr
+
+        res = verify_sr(ds)
+        res.subject = f"DICOM SR {path}"
+        _check_pin_from_payload(res, ds, db)
+        return res
+    return Verification(str(path), problems=["not a report (expected a PDF, a DICOM SR or an encapsulated PDF)"])
+
+
+def _registered_certs(db) -> dict[str, bytes]:
+    if db is None:
+        return {}
+    from sqlalchemy import select
+
+    from app.reports.models import User
+
+    with db.session() as s:
+        return {u.cert_sha256: u.cert_der for u in s.scalars(select(User)) if u.cert_der}
+
+
+def _pinned_cert_for_pdf(pdf: bytes, db) -> bytes | None:
+    """The registered certificate matching the PDF's signer, so trust is pinned to a known user."""
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    certs = _registered_certs(db)
+    try:
+        sigs = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
+        fp = sigs[0].signer_cert.sha256.hex() if sigs else ""
+    except Exception:  # noqa: BLE001 - verify_pdf reports the damage itself
+        return None
+    return certs.get(fp)
+
+
+def _check_pin_from_payload(res, ds, db) -> None:
+    from app.reports.export_sr import PRIVATE_CREATOR, PRIVATE_GROUP
+    from app.reports.keys import certificate_fingerprint
+
+    certs = _registered_certs(db)
+    if db is None:
+        res.notes.append("no database: the signer's certificate was not compared with the registered one")
+        return
+    try:
+        block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)
+        cert = bytes(block[0x03].value)[: list(block[0x05].value)[2]]
+        if certificate_fingerprint(cert) not in certs:
+            res.problems.append("signed with a certificate not registered for any user of this database")
+    except (KeyError, ValueError, IndexError):
+        pass
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from app.reports.verify import verify_stored_version
+
+    db = None if args.no_db else _db(args)
+    results = []
+    if args.report is not None or args.version is not None:
+        if db is None:
+            return _fail("--report/--version need the database")
+        from sqlalchemy import select
+
+        from app.reports.models import ReportVersion
+
+        with db.session() as s:
+            if args.version is not None:
+                ids = [args.version]
+            else:
+                ids = list(s.scalars(select(ReportVersion.id).where(ReportVersion.report_id == args.report,
+                                                                    ReportVersion.status == "final")))
+        if not ids:
+            return _fail("no signed versions found")
+        results += [verify_stored_version(db, i) for i in ids]
+    for f in args.files:
+        path = Path(f)
+        if not path.is_file():
+            return _fail(f"no such file: {path}")
+        results.append(_verify_file(path, db))
+    if not results:
+        return _fail("give a FILE, --report ID or --version ID", 2)
+    for r in results:
+        print(r.summary())
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from app.reports.audit import verify_chain
+
+    db = _db(args)
+    with db.session() as s:
+        res = verify_chain(s)
+    print(res.summary())
+    return 0 if res.ok else 1
+
+
+# -- users and certificates ---------------------------------------------------------------------------------
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from app.reports.passwords import WeakPasswordError
+    from app.reports.users import UserError, UserService
+
+    pw = _password(args, f"Password for {args.username}: ", confirm=True)
+    try:
+        UserService(_db(args)).add_user(args.username, pw, args.role, args.name or "")
+    except (UserError, WeakPasswordError) as exc:
+        return _fail(str(exc))
+    print(f"user {args.username} ({args.role}) added")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from app.reports.users import UserService
+
+    for u in UserService(_db(args)).list_users():
+        lock = f" locked until {u['locked_until']:%H:%M}" if u["locked_until"] else ""
+        print(f"{u['username']:<16} {u['role']:<12} {u['display_name']:<28} "
+              f"{'certificate' if u['has_certificate'] else 'no certificate'}{lock}")
+    return 0
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    from app.reports.passwords import WeakPasswordError
+    from app.reports.users import AuthError, UserService
+
+    old = _password(args, "Current password: ")
+    new = _password(args, "New password: ", confirm=not args.password_stdin)
+    try:
+        UserService(_db(args)).change_password(args.username, old, new)
+    except (AuthError, WeakPasswordError) as exc:
+        return _fail(str(exc))
+    print(f"password of {args.username} changed (signing key re-encrypted if present)")
+    return 0
+
+
+def cmd_cert_create(args: argparse.Namespace) -> int:
+    from app.reports.keys import create_self_signed, default_p12_path
+    from app.reports.users import AuthError, UserService
+
+    users = UserService(_db(args))
+    pw = _password(args, f"Account password of {args.username} (also protects the key): ")
+    try:
+        session = users.authenticate(args.username, pw)
+    except AuthError as exc:
+        return _fail(str(exc))
+    path = Path(args.out) if args.out else default_p12_path(args.username)
+    if path.exists() and not args.force:
+        return _fail(f"{path} exists; use --force to replace it (reports signed with the old key stay valid)")
+    ident = create_self_signed(session.display_name or session.username, pw, path, days=args.days)
+    users.pin_certificate(args.username, ident.certificate_der)
+    from app.reports.keys import certificate_fingerprint
+
+    print(f"self-signed certificate for {session.display_name} written to {path}")
+    print(f"SHA-256 fingerprint: {certificate_fingerprint(ident.certificate_der)}")
+    return 0
+
+
+# -- export -------------------------------------------------------------------------------------------
+def cmd_report_export(args: argparse.Namespace) -> int:
+    from app.reports.document import build_document
+    from app.reports.service import ReportError, ReportService
+
+    db = _db(args)
+    service = ReportService(db)
+    try:
+        doc = build_document(service, args.version)
+        out = Path(args.out)
+        if args.format == "sr":
+            from app.reports.export_sr import write_sr
+
+            write_sr(doc, out)
+        elif args.format in ("pdf", "pdf-dicom"):
+            pdf = service.signed_pdf(args.version)
+            if pdf is None:
+                return _fail("this version has no signed PDF")
+            if args.format == "pdf":
+                out.write_bytes(pdf)
+            else:
+                from app.reports.export_encapsulated import build_encapsulated_pdf
+
+                build_encapsulated_pdf(doc, pdf).save_as(out, enforce_file_format=True)
+        elif args.format == "text":
+            from app.reports.export_text import export_text
+
+            out.write_text(export_text(doc), encoding="utf-8")
+        else:
+            from app.reports.export_text import export_fhir
+
+            out.write_text(json.dumps(export_fhir(doc, service.signed_pdf(args.version)), indent=2),
+                           encoding="utf-8")
+    except ReportError as exc:
+        return _fail(str(exc))
+    service.record_export(args.version, None, args.format, str(out))
+    print(f"wrote {out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    def db_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--db", help="database URL (default: settings / the local SQLite file)")
+
+    v = sub.add_parser("verify", help="check a signed report (stored, SR, PDF, encapsulated PDF) for tampering")
+    v.add_argument("files", nargs="*", help="exported report files (.dcm SR / encapsulated PDF, .pdf)")
+    v.add_argument("--report", type=int, help="verify every signed version of this report id")
+    v.add_argument("--version", type=int, help="verify this stored report version id")
+    v.add_argument("--no-db", action="store_true", help="check files without the local database")
+    db_opt(v)
+    v.set_defaults(func=cmd_verify)
+
+    a = sub.add_parser("audit", help="audit log tools")
+    asub = a.add_subparsers(dest="audit_command", required=True)
+    av = asub.add_parser("verify", help="check the audit log's hash chain")
+    db_opt(av)
+    av.set_defaults(func=cmd_audit_verify)
+
+    u = sub.add_parser("user", help="local user accounts")
+    usub = u.add_subparsers(dest="user_command", required=True)
+    ua = usub.add_parser("add", help="add a user")
+    ua.add_argument("username")
+    ua.add_argument("--role", required=True, choices=("radiologist", "resident", "admin"))
+    ua.add_argument("--name", help="display name, e.g. 'Dr Jane Doe'")
+    ua.add_argument("--password-stdin", action="store_true")
+    db_opt(ua)
+    ua.set_defaults(func=cmd_user_add)
+    ul = usub.add_parser("list", help="list users")
+    db_opt(ul)
+    ul.set_defaults(func=cmd_user_list)
+    up = usub.add_parser("passwd", help="change a password (old, then new)")
+    up.add_argument("username")
+    up.add_argument("--password-stdin", action="store_true", help="read old and new password, one per line")
+    db_opt(up)
+    up.set_defaults(func=cmd_user_passwd)
+
+    c = sub.add_parser("cert", help="signing certificates")
+    csub = c.add_subparsers(dest="cert_command", required=True)
+    cc = csub.add_parser("create", help="create a self-signed PKCS#12 signing key for a user")
+    cc.add_argument("username")
+    cc.add_argument("--out", help="PKCS#12 path (default: the data dir's keys/<user>.p12)")
+    cc.add_argument("--days", type=int, default=3 * 365)
+    cc.add_argument("--force", action="store_true")
+    cc.add_argument("--password-stdin", action="store_true")
+    db_opt(cc)
+    cc.set_defaults(func=cmd_cert_create)
+
+    r = sub.add_parser("report", help="report documents")
+    rsub = r.add_subparsers(dest="report_command", required=True)
+    re_ = rsub.add_parser("export", help="write a report version as SR, PDF, encapsulated PDF, text or FHIR")
+    re_.add_argument("--version", type=int, required=True, help="report version id")
+    re_.add_argument("--format", required=True, choices=("sr", "pdf", "pdf-dicom", "text", "fhir"))
+    re_.add_argument("--out", required=True)
+    db_opt(re_)
+    re_.set_defaults(func=cmd_report_export)
