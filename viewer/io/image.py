@@ -429,14 +429,16 @@ def resample(arr: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
     if kr >= 2 and kc >= 2:
         # integer block mean first: averages away detail finer than a display pixel
         r2, c2 = (rows // kr) * kr, (cols // kc) * kc
-        trimmed = arr[:r2, :c2]
-        shape = (r2 // kr, kr, c2 // kc, kc) + arr.shape[2:]
-        blocks = trimmed.reshape(shape)
-        if arr.dtype.kind in "ui" and arr.dtype.itemsize <= 2:
-            acc = blocks.sum(axis=(1, 3), dtype=np.int32 if arr.dtype.kind == "i" else np.uint32)
-            arr = (acc // (kr * kc)).astype(arr.dtype) if arr.dtype.kind == "u" else np.floor_divide(acc, kr * kc).astype(arr.dtype)
+        # sum of kr*kc strided views: far faster than reshape(...).sum(axis=(1, 3)) in numpy
+        acc_type = np.float32 if arr.dtype.kind == "f" else np.int64 if arr.dtype.itemsize > 2 else np.int32
+        acc = np.zeros((r2 // kr, c2 // kc) + arr.shape[2:], dtype=acc_type)
+        for dr in range(kr):
+            for dc in range(kc):
+                acc += arr[dr:r2:kr, dc:c2:kc]
+        if arr.dtype.kind == "f":
+            arr = (acc / (kr * kc)).astype(arr.dtype)
         else:
-            arr = blocks.mean(axis=(1, 3)).astype(arr.dtype)
+            arr = (acc // (kr * kc)).astype(arr.dtype)
         rows, cols = arr.shape[:2]
         if (rows, cols) == (out_r, out_c):
             return arr
@@ -444,4 +446,4 @@ def resample(arr: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
     ci = ((np.arange(out_c) + 0.5) * cols / out_c).astype(np.intp)
     np.minimum(ri, rows - 1, out=ri)
     np.minimum(ci, cols - 1, out=ci)
-    return arr[ri[:, None], ci[None, :]]
+    return np.take(np.take(arr, ri, axis=0), ci, axis=1)
