@@ -142,11 +142,18 @@ class WorkerServer:
         except Exception as exc:
             self._report_failure(job_id, kind, exc)
         else:
+            result["provenance"] = self._provenance()
             self.send({"type": "result", "id": job_id, "result": result})
         finally:
             self._current = None
             self._cancelled.discard(job_id)
         self.send({"type": "status", "status": self.status()})
+
+    def _provenance(self) -> dict[str, Any]:
+        """What a stored draft needs to be traced and reproduced: engine, model, weights hash, device."""
+        b = self._backend
+        return {"engine": self._backend_name, "model": str(getattr(b, "path", "")),
+                "weights_hash": str(getattr(b, "weights_hash", "")), "device": str(getattr(b, "device", ""))}
 
     def _dispatch(self, kind: str, p: dict[str, Any], progress: Any, cancel: Any) -> dict[str, Any]:
         b = self._backend

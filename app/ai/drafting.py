@@ -1,0 +1,141 @@
+"""Drafting reports through the engine: one study on demand or a batch from the worklist.
+
+Each finished draft is stored (AiDraft: engine, weights hash, seed, time, images used) and handed on
+through `draftReady(study_uid, draft)`; the main window passes it to ReportEditor.load_ai_draft.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from app.ai.ai_store import save_draft
+from app.ai.engine_client import EngineClient
+from app.ai.study_images import StudyImage, describe_used, order_for_engine
+from app.db.database import Database
+
+
+@dataclass
+class _Pending:
+    study_uid: str
+    images: list[StudyImage]
+    batch: bool
+
+
+@dataclass
+class _Batch:
+    jobs: set[str] = field(default_factory=set)
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    fraction: dict[str, float] = field(default_factory=dict)
+
+
+class DraftService(QObject):
+    """draftReady(study_uid, draft dict) | draftFailed(study_uid, message) | draftStarted(study_uid, job_id) |
+    batchProgress(value, maximum) | batchFinished(drafted, failed)."""
+
+    draftReady = Signal(str, object)
+    draftFailed = Signal(str, str)
+    draftStarted = Signal(str, str)
+    batchProgress = Signal(int, int)
+    batchFinished = Signal(int, int)
+
+    def __init__(self, client: EngineClient, db: Database | None = None, parent: QObject | None = None,
+                 steps: int | None = None) -> None:
+        super().__init__(parent)
+        self.client, self.db, self.steps = client, db, steps
+        self._pending: dict[str, _Pending] = {}
+        self._batch: _Batch | None = None
+        client.finished.connect(self._on_finished)
+        client.failed.connect(self._on_failed)
+        client.cancelled.connect(lambda jid: self._on_failed(jid, "cancelled"))
+        client.progress.connect(self._on_progress)
+
+    def draft(self, study_uid: str, images: list[StudyImage], seed: int = 0, *, _batch: bool = False) -> str:
+        """Queue a draft of one study; the images go frontal-first so single-image engines read the PA/AP."""
+        ordered = order_for_engine(images)
+        if not ordered:
+            raise ValueError(f"study {study_uid} has no image to draft from")
+        params: dict[str, Any] = {"images": [im.pixels for im in ordered], "seed": int(seed)}
+        if self.steps:
+            params["steps"] = int(self.steps)
+        job_id = self.client.submit("draft", params, label=f"Draft {study_uid[-16:]}", study_uid=study_uid)
+        self._pending[job_id] = _Pending(study_uid, ordered, _batch)
+        self.draftStarted.emit(study_uid, job_id)
+        return job_id
+
+    def draft_batch(self, studies: list[tuple[str, list[StudyImage]]], seed: int = 0) -> list[str]:
+        """Pre-draft several studies; one progress bar (batchProgress) follows them all."""
+        studies = [(uid, imgs) for uid, imgs in studies if order_for_engine(imgs)]
+        if not studies:
+            return []
+        self._batch = batch = _Batch(total=len(studies))
+        self.batchProgress.emit(0, batch.total * 100)
+        for uid, imgs in studies:
+            batch.jobs.add(self.draft(uid, imgs, seed, _batch=True))
+        return sorted(batch.jobs)
+
+    def cancel_batch(self) -> None:
+        if self._batch is not None:
+            for job_id in sorted(self._batch.jobs):
+                self.client.cancel(job_id)
+
+    @property
+    def batch_running(self) -> bool:
+        return self._batch is not None
+
+    # -- job events -----------------------------------------------------------------------------------
+    def _on_progress(self, job_id: str, done: int, total: int) -> None:
+        batch = self._batch
+        if batch is not None and job_id in batch.jobs and total > 0:
+            batch.fraction[job_id] = done / total
+            self._emit_batch()
+
+    def _on_finished(self, job_id: str, result: dict[str, Any]) -> None:
+        pending = self._pending.pop(job_id, None)
+        if pending is None:
+            return
+        used = [int(i) for i in result.get("images_used", [])]
+        used_images = [pending.images[i] for i in used if 0 <= i < len(pending.images)]
+        uids = [im.sop_instance_uid for im in used_images]
+        draft_id = save_draft(self.db, pending.study_uid, result, uids) if self.db is not None else None
+        prov = dict(result.get("provenance") or {})
+        prov.update({"seed": result.get("seed"), "steps": result.get("steps"), "draft_id": draft_id,
+                     "created": datetime.now(UTC).isoformat(timespec="seconds"), "job_id": job_id})
+        draft = {"study_uid": pending.study_uid, "findings": result.get("findings", ""),
+                 "impression": result.get("impression", ""), "text": result.get("text", ""),
+                 "token_uncertainty": list(result.get("tokens", [])), "confidence": result.get("confidence"),
+                 "provenance": prov, "images_used": [im.name for im in used_images], "images_used_uids": uids,
+                 "images_note": describe_used(pending.images, used), "elapsed_s": result.get("elapsed_s")}
+        self._batch_step(job_id, ok=True)
+        self.draftReady.emit(pending.study_uid, draft)
+
+    def _on_failed(self, job_id: str, message: str) -> None:
+        pending = self._pending.pop(job_id, None)
+        if pending is None:
+            return
+        self._batch_step(job_id, ok=False)
+        self.draftFailed.emit(pending.study_uid, message)
+
+    def _batch_step(self, job_id: str, ok: bool) -> None:
+        batch = self._batch
+        if batch is None or job_id not in batch.jobs:
+            return
+        batch.jobs.discard(job_id)
+        batch.fraction.pop(job_id, None)
+        batch.done += 1
+        batch.failed += 0 if ok else 1
+        self._emit_batch()
+        if not batch.jobs:
+            self._batch = None
+            self.batchFinished.emit(batch.done - batch.failed, batch.failed)
+
+    def _emit_batch(self) -> None:
+        batch = self._batch
+        if batch is not None:
+            value = batch.done * 100 + int(sum(batch.fraction.values()) * 100)
+            self.batchProgress.emit(min(value, batch.total * 100), batch.total * 100)

@@ -1,0 +1,28 @@
+"""Which engine to run and how, read from Settings: swapping engines is a settings change only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.settings import Settings
+
+# Settings keys (beside "engine" and "engine_device" in app.settings.DEFAULTS):
+#   engine_model_path: a local model / pipeline directory (empty: the built-in default weights)
+#   engine_options:    extra keyword settings for the backend (e.g. {"max_new_tokens": 128})
+#   engine_threads:    CPU threads for the worker (0: up to 4)
+
+
+def engine_from_settings(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """(backend name, config) for EngineClient / create_backend."""
+    config: dict[str, Any] = {"device": settings.get("engine_device", "auto") or "auto"}
+    path = settings.get("engine_model_path", "")
+    if path:
+        config["path"] = str(path)
+    threads = int(settings.get("engine_threads", 0) or 0)
+    if threads > 0:
+        config["threads"] = threads
+    options = settings.get("engine_options", {}) or {}
+    if not isinstance(options, dict):
+        raise ValueError("the 'engine_options' setting must be a JSON object")
+    config.update(options)
+    return str(settings.get("engine", "diffusion") or "diffusion"), config

@@ -1,0 +1,107 @@
+"""Questions about the open study: scope check, the engine's answer with its confidence, history in the DB.
+
+An answer below `min_confidence`, or a question outside what an image shows, is returned as an honest
+"cannot answer from this image" (with the reason) and stored that way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from app.ai.ai_store import qa_history, save_qa
+from app.ai.engine_client import EngineClient
+from app.ai.question_scope import CANNOT_ANSWER, question_scope
+from app.ai.study_images import StudyImage, order_for_engine
+from app.db.database import Database
+
+
+@dataclass
+class _Asked:
+    study_uid: str
+    question: str
+    images: list[StudyImage]
+
+
+class QaService(QObject):
+    """answered(study_uid, message) | failed(study_uid, question, error) | regionMap(study_uid, question, map)."""
+
+    answered = Signal(str, object)
+    failed = Signal(str, str, str)
+    regionMap = Signal(str, str, object)
+
+    def __init__(self, client: EngineClient, db: Database | None = None, parent: QObject | None = None,
+                 min_confidence: float = 0.35, region_maps: bool = True) -> None:
+        super().__init__(parent)
+        self.client, self.db = client, db
+        self.min_confidence = float(min_confidence)
+        self.region_maps = region_maps
+        self._asked: dict[str, _Asked] = {}
+        self._maps: dict[str, _Asked] = {}
+        self._local: list[dict[str, Any]] = []  # history of studies not in the database
+        client.finished.connect(self._on_finished)
+        client.failed.connect(self._on_failed)
+        client.cancelled.connect(lambda jid: self._on_failed(jid, "cancelled"))
+
+    def ask(self, study_uid: str, question: str, images: list[StudyImage]) -> str:
+        """Returns the job id, or "" when the question was answered at once (out of scope)."""
+        question = question.strip()
+        scope = question_scope(question)
+        if not scope.in_scope:
+            self._finish(study_uid, question, f"{CANNOT_ANSWER} ({scope.reason})", None, "", False, "")
+            return ""
+        ordered = order_for_engine(images)
+        if not ordered:
+            self._finish(study_uid, question, f"{CANNOT_ANSWER} (the study has no image)", None, "", False, "")
+            return ""
+        job_id = self.client.submit("answer", {"images": [im.pixels for im in ordered], "question": question},
+                                    label=f"Question: {question[:40]}", study_uid=study_uid)
+        self._asked[job_id] = _Asked(study_uid, question, ordered)
+        return job_id
+
+    def history(self, study_uid: str) -> list[dict[str, Any]]:
+        stored = qa_history(self.db, study_uid) if self.db is not None else []
+        return stored + [m for m in self._local if m["study_uid"] == study_uid]
+
+    def _on_finished(self, job_id: str, result: dict[str, Any]) -> None:
+        if job_id in self._maps:
+            asked = self._maps.pop(job_id)
+            maps = result.get("maps") or {}
+            if "attention" in maps:
+                self.regionMap.emit(asked.study_uid, asked.question, maps["attention"])
+            return
+        asked = self._asked.pop(job_id, None)
+        if asked is None:
+            return
+        conf = float(result.get("confidence") or 0.0)
+        raw = str(result.get("text", "")).strip()
+        engine = str((result.get("provenance") or {}).get("engine", ""))
+        if not raw:
+            answer = f"{CANNOT_ANSWER} (the engine gave no answer)"
+        elif conf < self.min_confidence:
+            answer = f"{CANNOT_ANSWER} (the engine's confidence was only {conf:.0%}; its guess: \"{raw}\")"
+        else:
+            answer = raw
+        self._finish(asked.study_uid, asked.question, answer, conf, engine, True, raw)
+        caps = self.client.last_status.get("capabilities") or []
+        if self.region_maps and "explain" in caps and answer == raw:
+            map_job = self.client.submit("explain", {"images": [asked.images[0].pixels], "text": f"{asked.question} {raw}"},
+                                         label="Region map")
+            self._maps[map_job] = asked
+
+    def _on_failed(self, job_id: str, message: str) -> None:
+        self._maps.pop(job_id, None)
+        asked = self._asked.pop(job_id, None)
+        if asked is not None:
+            self.failed.emit(asked.study_uid, asked.question, message)
+
+    def _finish(self, study_uid: str, question: str, answer: str, confidence: float | None, engine: str,
+                in_scope: bool, raw: str) -> None:
+        msg_id = save_qa(self.db, study_uid, question, answer, confidence, engine) if self.db is not None else None
+        message = {"id": msg_id, "study_uid": study_uid, "question": question, "answer": answer,
+                   "confidence": confidence, "engine": engine, "in_scope": in_scope, "raw_answer": raw}
+        if msg_id is None:
+            self._local.append(message)
+        self.answered.emit(study_uid, message)

@@ -1,0 +1,253 @@
+"""The AI panel: Draft button (Ctrl+Shift+D), optional auto-draft on open, the job list with a progress
+bar and Cancel per job, one bar for batch pre-drafts, which images were read, and the engine status
+(device, model, memory) for the status bar. All work happens in the worker process; this only listens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.ai.drafting import DraftService
+from app.ai.engine_client import EngineClient
+from app.ai.status_text import format_status
+from app.ai.study_images import StudyImage
+from app.settings import Settings
+
+DRAFT_SHORTCUT = "Ctrl+Shift+D"
+MAX_ROWS = 30
+
+
+class JobRow(QWidget):
+    """One job: what it is, its progress (steps done / total) and a Cancel button while it runs."""
+
+    def __init__(self, job_id: str, label: str, on_cancel: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.job_id = job_id
+        self.label = QLabel(label)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 0)  # busy until the first progress report
+        self.bar.setFormat("queued")
+        self.bar.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop this job")
+        self.cancel_button.clicked.connect(lambda: on_cancel(job_id))
+        self.state = "queued"
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.label, 1)
+        top.addWidget(self.cancel_button)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 2, 4, 2)
+        lay.addLayout(top)
+        lay.addWidget(self.bar)
+
+    def set_progress(self, done: int, total: int) -> None:
+        self.state = "running"
+        self.bar.setRange(0, max(total, 1))
+        self.bar.setValue(min(done, total))
+        self.bar.setFormat("step %v / %m")
+
+    def started(self) -> None:
+        self.state = "running"
+        self.bar.setFormat("starting...")
+
+    def end(self, state: str, text: str) -> None:
+        self.state = state
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.hide()
+        if self.bar.maximum() == 0:
+            self.bar.setRange(0, 1)
+        if state == "done":
+            self.bar.setValue(self.bar.maximum())
+        self.bar.setFormat(text)
+        self.bar.setToolTip(text)
+
+
+class AiPanel(QWidget):
+    """draftReady(study_uid, draft) goes to ReportEditor.load_ai_draft; statusText(str) to the status bar."""
+
+    draftReady = Signal(str, object)
+    statusText = Signal(str)
+
+    def __init__(self, client: EngineClient, drafts: DraftService, settings: Settings | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.client, self.drafts, self.settings = client, drafts, settings
+        self.study_uid = ""
+        self.images: list[StudyImage] = []
+        self.rows: dict[str, JobRow] = {}
+        self._items: dict[str, QListWidgetItem] = {}
+
+        self.draft_button = QPushButton("Draft report")
+        self.draft_button.setToolTip(f"Draft Findings and Impression for the open study ({DRAFT_SHORTCUT})")
+        self.draft_button.setEnabled(False)
+        self.draft_button.clicked.connect(self.draft_current)
+        self.shortcut = QShortcut(QKeySequence(DRAFT_SHORTCUT), self)
+        self.shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+        self.shortcut.activated.connect(self.draft_current)
+        self.auto_draft = QCheckBox("Auto-draft on open")
+        self.auto_draft.setChecked(bool(settings.get("auto_draft_on_open", False)) if settings else False)
+        self.auto_draft.toggled.connect(self._auto_draft_toggled)
+        self.images_label = QLabel("No study open")
+        self.images_label.setWordWrap(True)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #b00020")
+        self.batch_label = QLabel("")
+        self.batch_bar = QProgressBar()
+        self.batch_cancel = QPushButton("Cancel batch")
+        self.batch_cancel.clicked.connect(self.drafts.cancel_batch)
+        for w in (self.batch_label, self.batch_bar, self.batch_cancel):
+            w.hide()
+        self.job_list = QListWidget()
+        self.job_list.setSelectionMode(QListWidget.SelectionMode.NoSelection)
+        self.status_label = QLabel(format_status(client.last_status))
+        self.status_label.setWordWrap(True)
+        self.status_label.setStyleSheet("color: #555")
+
+        head = QHBoxLayout()
+        head.addWidget(self.draft_button)
+        head.addWidget(self.auto_draft)
+        head.addStretch(1)
+        batch = QHBoxLayout()
+        batch.addWidget(self.batch_bar, 1)
+        batch.addWidget(self.batch_cancel)
+        lay = QVBoxLayout(self)
+        lay.addLayout(head)
+        lay.addWidget(self.images_label)
+        lay.addWidget(self.message)
+        lay.addWidget(self.batch_label)
+        lay.addLayout(batch)
+        lay.addWidget(QLabel("Jobs"))
+        lay.addWidget(self.job_list, 1)
+        lay.addWidget(self.status_label)
+
+        client.jobQueued.connect(self._on_queued)
+        client.jobStarted.connect(self._on_started)
+        client.progress.connect(self._on_progress)
+        client.finished.connect(lambda jid, res: self._end(jid, "done", _done_text(res)))
+        client.failed.connect(self._on_failed)
+        client.cancelled.connect(lambda jid: self._end(jid, "cancelled", "cancelled"))
+        client.status.connect(self._on_status)
+        drafts.draftReady.connect(self._on_draft)
+        drafts.draftFailed.connect(self._on_draft_failed)
+        drafts.batchProgress.connect(self._on_batch_progress)
+        drafts.batchFinished.connect(self._on_batch_finished)
+
+    # -- study and actions ----------------------------------------------------------------------------
+    def set_study(self, study_uid: str, images: list[StudyImage]) -> None:
+        """The viewer opened a study; auto-draft it when that option is on."""
+        self.study_uid, self.images = study_uid, list(images)
+        self.draft_button.setEnabled(bool(study_uid and images))
+        n = len(self.images)
+        self.images_label.setText(f"{n} image{'s' if n != 1 else ''} in this study: "
+                                  + ", ".join(im.name for im in self.images) if n else "This study has no image")
+        self.message.clear()
+        if self.auto_draft.isChecked() and self.images:
+            self.draft_current()
+
+    def draft_current(self) -> str:
+        """Draft the open study; returns the job id ("" when there is nothing to draft)."""
+        if not self.study_uid or not self.images:
+            self.message.setText("Open a study with an image to draft a report.")
+            return ""
+        self.message.clear()
+        return self.drafts.draft(self.study_uid, self.images)
+
+    def pre_draft(self, studies: list[tuple[str, list[StudyImage]]]) -> list[str]:
+        """Batch pre-draft from the worklist (one progress bar)."""
+        jobs = self.drafts.draft_batch(studies)
+        if jobs:
+            self.batch_label.setText(f"Pre-drafting {len(jobs)} studies")
+            for w in (self.batch_label, self.batch_bar, self.batch_cancel):
+                w.show()
+        return jobs
+
+    # -- events ---------------------------------------------------------------------------------------
+    def _auto_draft_toggled(self, on: bool) -> None:
+        if self.settings is not None:
+            self.settings.set("auto_draft_on_open", bool(on))
+            try:
+                self.settings.save()
+            except OSError as exc:
+                self.message.setText(f"Could not save the setting: {exc}")
+
+    def _on_queued(self, job_id: str, kind: str, label: str) -> None:
+        row = JobRow(job_id, label, self.client.cancel)
+        item = QListWidgetItem()
+        item.setSizeHint(row.sizeHint())
+        self.job_list.insertItem(0, item)
+        self.job_list.setItemWidget(item, row)
+        self.rows[job_id], self._items[job_id] = row, item
+        self._trim()
+
+    def _on_started(self, job_id: str) -> None:
+        if job_id in self.rows:
+            self.rows[job_id].started()
+
+    def _on_progress(self, job_id: str, done: int, total: int) -> None:
+        if job_id in self.rows:
+            self.rows[job_id].set_progress(done, total)
+
+    def _on_failed(self, job_id: str, message: str) -> None:
+        self._end(job_id, "failed", "failed")
+        if job_id in self.rows:
+            self.rows[job_id].bar.setToolTip(message)
+        self.message.setText(message)
+
+    def _end(self, job_id: str, state: str, text: str) -> None:
+        if job_id in self.rows:
+            self.rows[job_id].end(state, text)
+
+    def _on_status(self, status: dict[str, Any]) -> None:
+        text = format_status(status)
+        self.status_label.setText(text)
+        self.statusText.emit(text)
+
+    def _on_draft(self, study_uid: str, draft: dict[str, Any]) -> None:
+        if study_uid == self.study_uid:
+            self.images_label.setText(draft.get("images_note", ""))
+        self.draftReady.emit(study_uid, draft)
+
+    def _on_draft_failed(self, study_uid: str, message: str) -> None:
+        if study_uid == self.study_uid and message != "cancelled":
+            self.message.setText(f"Draft failed: {message}")
+
+    def _on_batch_progress(self, value: int, maximum: int) -> None:
+        self.batch_bar.setRange(0, maximum)
+        self.batch_bar.setValue(value)
+
+    def _on_batch_finished(self, drafted: int, failed: int) -> None:
+        self.batch_label.setText(f"Pre-draft finished: {drafted} drafted" + (f", {failed} failed or cancelled" if failed else ""))
+        self.batch_bar.hide()
+        self.batch_cancel.hide()
+
+    def _trim(self) -> None:
+        while self.job_list.count() > MAX_ROWS:
+            item = self.job_list.item(self.job_list.count() - 1)
+            row = self.job_list.itemWidget(item)
+            if isinstance(row, JobRow) and row.state in ("queued", "running"):
+                break
+            self.job_list.takeItem(self.job_list.count() - 1)
+            if isinstance(row, JobRow):
+                self.rows.pop(row.job_id, None)
+                self._items.pop(row.job_id, None)
+
+
+def _done_text(result: dict[str, Any]) -> str:
+    elapsed = result.get("elapsed_s")
+    return f"done in {float(elapsed):.1f} s" if elapsed is not None else "done"

@@ -1,0 +1,89 @@
+"""EngineClient drives a real worker process: jobs, progress, status, cancel, a killed worker, a bad model dir."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from app.ai.engine_client import EngineClient
+
+IMG = (np.random.default_rng(0).random((48, 48)) * 255).astype(np.uint8)
+TIMEOUT = 60_000
+
+
+@pytest.fixture(scope="module")
+def client(qapp, tiny_vlm_dir):
+    c = EngineClient("hf-vlm", {"path": str(tiny_vlm_dir), "device": "cpu", "threads": 1, "max_new_tokens": 8})
+    yield c
+    c.shutdown()
+
+
+def _run(qtbot, client, kind, params):
+    results: dict = {}
+    client.finished.connect(lambda jid, r: results.setdefault(jid, ("ok", r)))
+    client.failed.connect(lambda jid, m: results.setdefault(jid, ("failed", m)))
+    client.cancelled.connect(lambda jid: results.setdefault(jid, ("cancelled", None)))
+    job = client.submit(kind, params)
+    qtbot.waitUntil(lambda: job in results, timeout=TIMEOUT)
+    return results[job]
+
+
+def test_draft_streams_progress_and_status(qtbot, client, tiny_vlm_dir) -> None:
+    statuses: list[dict] = []
+    progress: list[tuple[int, int]] = []
+    client.status.connect(statuses.append)
+    client.progress.connect(lambda jid, d, t: progress.append((d, t)))
+    state, result = _run(qtbot, client, "draft", {"images": [IMG]})
+    assert state == "ok" and result["text"] and result["provenance"]["engine"] == "hf-vlm"
+    assert progress and progress[-1] == (8, 8)
+    ready = [s for s in statuses if s.get("state") in ("ready", "busy") and s.get("device")]
+    assert ready and ready[-1]["model"] == str(tiny_vlm_dir) and ready[-1]["memory"]["rss_mb"] > 0
+
+
+def test_cancel_running_and_queued_jobs(qtbot, client) -> None:
+    ended: dict[str, str] = {}
+    client.cancelled.connect(lambda jid: ended.setdefault(jid, "cancelled"))
+    client.finished.connect(lambda jid, r: ended.setdefault(jid, "done"))
+    long_job = client.submit("draft", {"images": [IMG], "steps": 4000})
+    queued = client.submit("draft", {"images": [IMG]})
+    assert client.cancel(queued) and ended[queued] == "cancelled"  # never reached the worker
+    with qtbot.waitSignal(client.progress, timeout=TIMEOUT):
+        pass
+    assert client.cancel(long_job)
+    qtbot.waitUntil(lambda: long_job in ended, timeout=10_000)
+    assert ended[long_job] == "cancelled" and not client.busy
+    assert client.cancel("job-unknown") is False
+
+
+def test_killed_worker_fails_the_job_and_the_next_job_restarts_it(qtbot, client) -> None:
+    failures: dict[str, str] = {}
+    client.failed.connect(lambda jid, m: failures.setdefault(jid, m))
+    job = client.submit("draft", {"images": [IMG], "steps": 4000})
+    with qtbot.waitSignal(client.progress, timeout=TIMEOUT):
+        pass
+    pid = client.worker_pid
+    os.kill(pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: job in failures, timeout=10_000)
+    assert "engine worker stopped unexpectedly" in failures[job] and "restart on the next job" in failures[job]
+    assert client.worker_pid is None and client.last_status["state"] == "stopped"
+    state, result = _run(qtbot, client, "answer", {"images": [IMG], "question": "Is the heart enlarged?"})
+    assert state == "ok" and result["text"] and client.worker_pid not in (None, pid)
+
+
+def test_errors_from_the_engine_are_reported_and_the_worker_lives_on(qtbot, client) -> None:
+    state, message = _run(qtbot, client, "synthesise", {"report": "normal"})
+    assert state == "failed" and "cannot synthesise" in message
+    assert _run(qtbot, client, "draft", {"images": [IMG]})[0] == "ok"
+
+
+def test_missing_model_directory_fails_jobs_with_a_clear_message(qtbot, qapp, tmp_path) -> None:
+    bad = EngineClient("hf-vlm", {"path": str(tmp_path / "nowhere")})
+    try:
+        state, message = _run(qtbot, bad, "draft", {"images": [IMG]})
+        assert state == "failed" and "could not be loaded" in message and "does not exist" in message
+        assert bad.last_status["state"] == "error" and bad.worker_pid is None
+    finally:
+        bad.shutdown()
