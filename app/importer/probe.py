@@ -8,6 +8,7 @@ reason a person can act on, or a warning kept beside an instance that still impo
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import struct
@@ -21,6 +22,7 @@ import pydicom
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, MediaStorageDirectoryStorage
 
 PIXEL_TAGS = {0x7FE00010: "Pixel Data", 0x7FE00008: "Float Pixel Data", 0x7FE00009: "Double Float Pixel Data"}
@@ -155,17 +157,17 @@ class _FieldReader:
             self.warnings.append(message)
 
     def _raw(self, keyword: str) -> Any:
-        if keyword not in self.ds:
+        tag, allowed = _tag_info(keyword)
+        if tag not in self.ds:
             return None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                elem = self.ds[keyword]
+                elem = self.ds[tag]
             except Exception as exc:  # noqa: BLE001 - pydicom raises many types on bad values
                 raise _BadValue(f"{keyword} cannot be decoded: {exc}") from exc
-        expected = dictionary_VR(keyword)
-        if elem.VR not in expected.split(" or "):
-            raise _BadValue(f"{keyword} has VR {elem.VR}, the standard says {expected}")
+        if elem.VR not in allowed:
+            raise _BadValue(f"{keyword} has VR {elem.VR}, the standard says {' or '.join(allowed)}")
         for w in caught:
             self.warn(f"{keyword}: {w.message}")
         return elem.value
@@ -244,6 +246,12 @@ class _FieldReader:
         except ValueError:
             self.warn(f"{keyword} {text!r} is not a date (YYYYMMDD)")
             return None
+
+
+@functools.cache
+def _tag_info(keyword: str) -> tuple[BaseTag, tuple[str, ...]]:
+    tag = Tag(keyword)
+    return tag, tuple(dictionary_VR(tag).split(" or "))
 
 
 class _BadValue(ValueError):
