@@ -51,8 +51,11 @@ def run(args: argparse.Namespace) -> int:
     if args.screenshot is not None:
         def _shoot() -> None:
             args.screenshot.parent.mkdir(parents=True, exist_ok=True)
-            screen = window.screen()
-            pix = screen.grabWindow(0) if app.platformName() == "xcb" else window.grab()
+            if app.platformName() == "xcb":  # a real X server: grab the screen so GL/VTK views show
+                g = window.frameGeometry()
+                pix = window.screen().grabWindow(0, g.x(), g.y(), g.width(), g.height())
+            else:
+                pix = window.grab()
             pix.save(str(args.screenshot))
             app.quit()
 
