@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
@@ -145,32 +145,12 @@ class ImportService:
     ) -> None:
         if not probed:
             return
-        uids = [p.header.sop_instance_uid for _, p in probed]
-        with self.database.session() as session:
-            existing = set(session.scalars(select(Instance.sop_instance_uid).where(Instance.sop_instance_uid.in_(uids))))
-            cache = _HierarchyCache(session)
-            results: list[tuple[Candidate, ProbedFile, str]] = []
-            for cand, item in probed:
-                h = item.header
-                if h.sop_instance_uid in existing or h.sop_instance_uid in seen:
-                    results.append((cand, item, "duplicate"))
-                    continue
-                try:
-                    self._add_instance(session, cache, item, report.batch_id)
-                except (_Conflict, OSError, ValueError) as exc:
-                    results.append((cand, item, f"failed:{exc}"))
-                    continue
-                seen.add(h.sop_instance_uid)
-                results.append((cand, item, "imported"))
-            try:
-                session.commit()
-            except (IntegrityError, OperationalError) as exc:
-                # Another writer (a network import) added some of these at the same time: redo one by one.
-                session.rollback()
-                log.info("chunk commit failed (%s); importing its files one at a time", exc)
-                for _cand, item, _status in results:
-                    seen.discard(item.header.sop_instance_uid)
-                results = [(c, i, self._store_one(i, report.batch_id, seen)) for c, i, _ in results]
+        try:
+            results = self._store_chunk_together(probed, report.batch_id, seen)
+        except SQLAlchemyError as exc:
+            # E.g. a network import added the same study at the same moment: redo file by file.
+            log.info("chunk could not be committed (%s); importing its files one at a time", exc)
+            results = [(c, i, self._store_one(i, report.batch_id, seen)) for c, i in probed]
         for cand, item, status in results:
             h = item.header
             if status == "imported":
@@ -184,6 +164,33 @@ class ImportService:
                 report.failed += 1
                 report.issues.append(FileIssue(cand.display, status.removeprefix("failed:")))
             tick()
+
+    def _store_chunk_together(
+        self, probed: list[tuple[Candidate, ProbedFile]], batch_id: int | None, seen: set[str]
+    ) -> list[tuple[Candidate, ProbedFile, str]]:
+        """One transaction for the chunk; `seen` learns the new UIDs only once it is committed."""
+        uids = [p.header.sop_instance_uid for _, p in probed]
+        added: set[str] = set()
+        results: list[tuple[Candidate, ProbedFile, str]] = []
+        with self.database.session() as session:
+            existing = set(session.scalars(select(Instance.sop_instance_uid).where(Instance.sop_instance_uid.in_(uids))))
+            cache = _HierarchyCache(session)
+            for cand, item in probed:
+                uid = item.header.sop_instance_uid
+                if uid in existing or uid in seen or uid in added:
+                    results.append((cand, item, "duplicate"))
+                    continue
+                try:
+                    self._add_instance(session, cache, item, batch_id)
+                except SQLAlchemyError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one unwritable file never stops the import
+                    results.append((cand, item, f"failed:{_describe(exc)}"))
+                    continue
+                added.add(uid)
+                results.append((cand, item, "imported"))
+        seen.update(added)
+        return results
 
     def _store_one(self, item: ProbedFile, batch_id: int | None, seen: set[str]) -> str:
         h = item.header
@@ -199,8 +206,10 @@ class ImportService:
                 return "imported"
             except IntegrityError:
                 continue  # a concurrent writer created the same study/series: look again
-            except (_Conflict, OSError, ValueError) as exc:
-                return f"failed:{exc}"
+            except SQLAlchemyError as exc:
+                return f"failed:database error: {exc}"[:400]
+            except Exception as exc:  # noqa: BLE001
+                return f"failed:{_describe(exc)}"
         return "failed:could not be stored after 3 attempts (concurrent writes)"
 
     def _add_instance(self, session: Session, cache: _HierarchyCache, item: ProbedFile, batch_id: int | None) -> None:
@@ -331,6 +340,14 @@ class _HierarchyCache:
                 self.session.add(patient)
             self.patients[key] = patient
         return patient
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, _Conflict):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"cannot write to the store: {exc.strerror or exc}"
+    return f"cannot store: {type(exc).__name__}: {exc}"[:300]
 
 
 def name_search_text(name: str) -> str:
