@@ -1,0 +1,140 @@
+"""`radstation-train`: build, train, export and ship the engine's model (no GUI, no network).
+
+  radstation-train vq       --data DIR --out VQDIR [--minutes 20]
+  radstation-train prepare  --data DIR --vq VQDIR --work WORK
+  radstation-train model    --work WORK [--size small] [--minutes 60 | --max-steps N]   (also under torchrun)
+  radstation-train export-onnx --model DIR [--out DIR]
+  radstation-train ship     --work WORK --out resources/weights/medim-small
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+SHIP_FILES = ("config.json", "model.safetensors", "vq.safetensors", "vq_config.json", "text_tokenizer.json",
+              "vq_eval.json", "prepare.json", "train_image_ids.txt")
+
+
+def _cmd_vq(a: argparse.Namespace) -> int:
+    import torch
+
+    from engines.tokenizers.vq import VQConfig
+    from engines.training.vq_train import train_vq
+
+    torch.set_num_threads(a.threads)
+    res = train_vq(a.data, a.out, a.minutes, a.batch, a.lr, a.save_every_s, VQConfig(codebook_size=a.codebook_size),
+                   max_steps=a.max_steps)
+    print(json.dumps(res, indent=2))
+    return 0
+
+
+def _cmd_prepare(a: argparse.Namespace) -> int:
+    from engines.training.prepare import prepare
+
+    print(json.dumps(prepare(a.data, a.vq, a.work, a.text_len, a.vocab_size, a.variants, a.seed,
+                             tuple(a.splits), a.limit), indent=2))
+    return 0
+
+
+def _cmd_model(a: argparse.Namespace) -> int:
+    from engines.training.trainer import TrainConfig, train
+
+    tc = TrainConfig(size=a.size, batch=a.batch, lr=a.lr, max_steps=a.max_steps, minutes=a.minutes,
+                     save_every_s=a.save_every_s, seed=a.seed, device=a.device, threads=a.threads,
+                     progress=not a.no_progress)
+    if tc.max_steps is None and tc.minutes is None:
+        raise SystemExit("give --minutes or --max-steps")
+    print(json.dumps(train(a.work, tc)))
+    return 0
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from engines.export.onnx_export import export_model_folder
+
+    print(json.dumps(export_model_folder(a.model, a.out), indent=2))
+    return 0
+
+
+def _cmd_ship(a: argparse.Namespace) -> int:
+    from engines.models.checkpoint import load_backbone
+
+    load_backbone(a.work)  # refuse to ship something that does not load
+    a.out.mkdir(parents=True, exist_ok=True)
+    for name in SHIP_FILES:
+        if (a.work / name).exists():
+            shutil.copy2(a.work / name, a.out / name)
+    print(f"shipped {a.work} -> {a.out}")
+    return 0
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    p = parser or argparse.ArgumentParser(prog="radstation-train", description=__doc__,
+                                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="train_command", required=True)
+
+    v = sub.add_parser("vq", help="train the VQ image tokenizer on the train-split images")
+    v.add_argument("--data", type=Path, required=True)
+    v.add_argument("--out", type=Path, required=True)
+    v.add_argument("--minutes", type=float, default=20)
+    v.add_argument("--max-steps", type=int)
+    v.add_argument("--batch", type=int, default=16)
+    v.add_argument("--lr", type=float, default=1e-3)
+    v.add_argument("--save-every-s", type=float, default=180)
+    v.add_argument("--codebook-size", type=int, default=512)
+    v.add_argument("--threads", type=int, default=2)
+    v.set_defaults(func=_cmd_vq)
+
+    pr = sub.add_parser("prepare", help="text BPE + paired reports + QA + VQ codes -> WORK/corpus.pt")
+    pr.add_argument("--data", type=Path, required=True)
+    pr.add_argument("--vq", type=Path, required=True)
+    pr.add_argument("--work", type=Path, required=True)
+    pr.add_argument("--text-len", type=int, default=128)
+    pr.add_argument("--vocab-size", type=int, default=2000)
+    pr.add_argument("--variants", type=int, default=3)
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--splits", nargs="+", default=["train"])
+    pr.add_argument("--limit", type=int)
+    pr.set_defaults(func=_cmd_prepare)
+
+    m = sub.add_parser("model", help="train/resume the diffusion backbone in WORK (torchrun-ready)")
+    m.add_argument("--work", type=Path, required=True)
+    m.add_argument("--size", default="small", help="tiny | small | base")
+    m.add_argument("--batch", type=int, default=16)
+    m.add_argument("--lr", type=float, default=6e-4)
+    m.add_argument("--minutes", type=float)
+    m.add_argument("--max-steps", type=int)
+    m.add_argument("--save-every-s", type=float, default=300)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--device", default="auto")
+    m.add_argument("--threads", type=int)
+    m.add_argument("--no-progress", action="store_true")
+    m.set_defaults(func=_cmd_model)
+
+    e = sub.add_parser("export-onnx", help="export backbone + VQ decoder to ONNX and check parity")
+    e.add_argument("--model", type=Path, required=True)
+    e.add_argument("--out", type=Path)
+    e.set_defaults(func=_cmd_export)
+
+    s = sub.add_parser("ship", help="copy the inference files of WORK into a model folder")
+    s.add_argument("--work", type=Path, required=True)
+    s.add_argument("--out", type=Path, required=True)
+    s.set_defaults(func=_cmd_ship)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"radstation-train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""MeDiM-style denoiser: a bidirectional transformer over [text | image] with AdaLN time conditioning.
+
+No causal mask anywhere (every token sees every other; MeDiM's ablation shows a kept causal mask
+ruins generation). The continuous timestep t in [0, 1] enters through a sinusoidal embedding and
+zero-initialised AdaLN (shift, scale, gate) in every block, so each block starts as the identity.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engines.models.config import MedimConfig
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features of continuous t (B,) in [0, 1] -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = (t.float() * 1000.0)[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale[:, None]) + shift[:, None]
+
+
+class Attention(nn.Module):
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor, want_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if want_weights:
+            w = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
+            out = w @ v
+        else:
+            w = None
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d)), w
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: MedimConfig) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.norm1 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(d, cfg.n_heads)
+        self.norm2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        hidden = int(d * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.ada = nn.Linear(d, 6 * d)
+        nn.init.zeros_(self.ada.weight)
+        nn.init.zeros_(self.ada.bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, want_weights: bool = False):
+        s1, sc1, g1, s2, sc2, g2 = self.ada(c).chunk(6, dim=-1)
+        a, w = self.attn(_modulate(self.norm1(x), s1, sc1), want_weights)
+        x = x + g1[:, None] * a
+        x = x + g2[:, None] * self.mlp(_modulate(self.norm2(x), s2, sc2))
+        return x, w
+
+
+@dataclass
+class BackboneOutput:
+    text_logits: torch.Tensor  # (B, text_len, text_vocab)
+    image_logits: torch.Tensor  # (B, image_len, image_vocab)
+    attentions: list[torch.Tensor] | None = None  # per layer (B, heads, L, L), L = text_len + image_len
+
+
+class MedimBackbone(nn.Module):
+    def __init__(self, config: MedimConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        d = cfg.d_model
+        self.text_embed = nn.Embedding(cfg.text_vocab_size, d)
+        self.image_embed = nn.Embedding(cfg.image_vocab_size + 1, d)  # + image [MASK]
+        self.pos = nn.Parameter(torch.randn(1, cfg.seq_len, d) * 0.02)
+        self.segment = nn.Parameter(torch.randn(2, d) * 0.02)
+        self.time_mlp = nn.Sequential(nn.Linear(cfg.time_dim, d), nn.SiLU(), nn.Linear(d, d))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.final_ada = nn.Linear(d, 2 * d)
+        nn.init.zeros_(self.final_ada.weight)
+        nn.init.zeros_(self.final_ada.bias)
+        self.text_head = nn.Linear(d, cfg.text_vocab_size)
+        self.image_head = nn.Linear(d, cfg.image_vocab_size)
+
+    def embed_image(self, image_ids: torch.Tensor) -> torch.Tensor:
+        """Image-token embeddings (B, image_len, d): the input Captum attributes onto."""
+        return self.image_embed(image_ids)
+
+    def _check(self, text_ids: torch.Tensor, image_ids: torch.Tensor | None, t: torch.Tensor) -> None:
+        cfg = self.config
+        if text_ids.ndim != 2 or text_ids.shape[1] != cfg.text_len:
+            raise ValueError(f"text_ids must be (B, {cfg.text_len}), got {tuple(text_ids.shape)}")
+        if image_ids is not None and (image_ids.ndim != 2 or image_ids.shape[1] != cfg.image_len):
+            raise ValueError(f"image_ids must be (B, {cfg.image_len}), got {tuple(image_ids.shape)}")
+        if t.ndim != 1 or t.shape[0] != text_ids.shape[0]:
+            raise ValueError(f"t must be (B,) = ({text_ids.shape[0]},), got {tuple(t.shape)}")
+
+    def forward(self, text_ids: torch.Tensor, image_ids: torch.Tensor | None, t: torch.Tensor,
+                image_embeds: torch.Tensor | None = None, output_attentions: bool = False) -> BackboneOutput:
+        """Logits for every position. Pass `image_embeds` instead of `image_ids` to differentiate
+        with respect to the image-token embeddings (attributions)."""
+        self._check(text_ids, image_ids, t)
+        cfg = self.config
+        img = image_embeds if image_embeds is not None else self.embed_image(image_ids)
+        x = torch.cat([self.text_embed(text_ids) + self.segment[0], img + self.segment[1]], dim=1) + self.pos
+        c = self.time_mlp(timestep_embedding(t, cfg.time_dim))
+        attns: list[torch.Tensor] = []
+        for blk in self.blocks:
+            x, w = blk(x, c, output_attentions)
+            if w is not None:
+                attns.append(w)
+        shift, scale = self.final_ada(c).chunk(2, dim=-1)
+        x = _modulate(self.final_norm(x), shift, scale)
+        return BackboneOutput(self.text_head(x[:, :cfg.text_len]), self.image_head(x[:, cfg.text_len:]),
+                              attns if output_attentions else None)

@@ -1,0 +1,370 @@
+"""MedimPipeline: the engine's public face - load a model folder once, run the four jobs on arrays.
+
+Every job is one call of `engines.sampling.unmask` with a different pattern of given and masked
+tokens (draft: image given, text masked; synthesise: text given, image masked; joint: both masked but
+the prompt; answer: image + question given, answer masked; inpaint: report + image outside the token
+mask given). Deterministic under `seed`; `progress(step, steps)` is called after every step and
+`cancel()` before every step (GenerationCancelled). Inputs are validated up front.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from engines.device import resolve_device
+from engines.diffusion.layout import prompt_row, qa_row, report_row, split_report
+from engines.models.backbone import MedimBackbone
+from engines.models.checkpoint import load_backbone, load_tokenizers, weights_hash
+from engines.models.config import MedimConfig
+from engines.sampling.results import AttentionMaps, ImageResult, TextResult, TokenInfo
+from engines.sampling.unmask import GenerationCancelled, SamplingOptions, UnmaskResult, unmask
+from engines.tokenizers.text import ANSWER, FINDINGS, IMG, IMPRESSION, QUESTION, SEP, UNK, TextTokenizer
+from engines.tokenizers.vq import VQVAE
+
+__all__ = ["MedimPipeline", "TextResult", "ImageResult", "TokenInfo", "AttentionMaps", "GenerationCancelled",
+           "prepare_image"]
+
+Progress = Callable[[int, int], None] | None
+Cancel = Callable[[], bool] | None
+_IMPRESSION_SPLIT = re.compile(r"\bimpression\s*:", re.IGNORECASE)
+_FINDINGS_LABEL = re.compile(r"^\s*findings\s*:\s*", re.IGNORECASE)
+
+
+def prepare_image(image: np.ndarray, size: int) -> np.ndarray:
+    """Any 2D array as the viewer decodes it -> uint8 (size, size): scaled to 0..255 (uint8 kept as is),
+    zero-padded to a centred square (as the training images were), resized."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+    arr = image
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise ValueError(f"image must be a 2D (grayscale) array, got shape {image.shape}")
+    if arr.size == 0 or min(arr.shape) < 2:
+        raise ValueError(f"image is empty (shape {image.shape})")
+    if arr.dtype == np.uint8:
+        u8 = np.ascontiguousarray(arr)
+    else:
+        a = arr.astype(np.float64)
+        if not np.isfinite(a).all():
+            a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = float(a.min()), float(a.max())
+        u8 = np.zeros(a.shape, np.uint8) if hi <= lo else ((a - lo) / (hi - lo) * 255).round().astype(np.uint8)
+    h, w = u8.shape
+    side = max(h, w)
+    sq = np.zeros((side, side), np.uint8)
+    sq[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = u8
+    if side != size:
+        sq = np.array(Image.fromarray(sq).resize((size, size), Image.LANCZOS))
+    return sq
+
+
+def _split_report_text(report: str) -> tuple[str, str]:
+    if not isinstance(report, str) or not report.strip():
+        raise ValueError("report text is empty")
+    parts = _IMPRESSION_SPLIT.split(report, maxsplit=1)
+    findings = _FINDINGS_LABEL.sub("", parts[0]).strip()
+    impression = parts[1].strip() if len(parts) > 1 else ""
+    return findings, impression
+
+
+class MedimPipeline:
+    def __init__(self, model: MedimBackbone, vq: VQVAE, tokenizer: TextTokenizer, config: dict, device: torch.device,
+                 path: Path, runtime: str = "torch") -> None:
+        self.model, self.vq, self.tokenizer = model, vq, tokenizer
+        self.config = config
+        self.model_config: MedimConfig = model.config
+        self.device = device
+        self.path = path
+        self.runtime = runtime
+        self.weights_hash = weights_hash(path)
+        self._net: Callable = model  # swapped for an onnxruntime session by runtime="onnx"
+        self._decode: Callable[[torch.Tensor], torch.Tensor] = vq.decode
+        sampling = config.get("sampling", {})
+        self.default_steps = int(sampling.get("steps", 32))
+        self.default_guidance = float(sampling.get("guidance", 0.0))
+        self.default_temperature = float(sampling.get("temperature", 1.0))
+
+    # -- construction ---------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "auto", runtime: str = "torch",
+                        onnx_dir: str | Path | None = None) -> MedimPipeline:
+        """Load a model folder (config.json, model.safetensors, vq.*, text_tokenizer.json).
+
+        runtime="onnx" runs the backbone and VQ decoder through onnxruntime (exported on first use into
+        `onnx_dir`, default `<path>/onnx` or a per-user cache when that is read-only)."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"model folder {path} does not exist")
+        if runtime not in ("torch", "onnx"):
+            raise ValueError(f"unknown runtime {runtime!r}; use 'torch' or 'onnx'")
+        dev = resolve_device(device)
+        model, cfg = load_backbone(path, dev)
+        tok, vq = load_tokenizers(path, model.config, dev)
+        pipe = cls(model, vq, tok, cfg, dev, path, runtime)
+        if runtime == "onnx":
+            from engines.export.runtime import attach_onnx_runtime
+
+            attach_onnx_runtime(pipe, onnx_dir)
+        return pipe
+
+    # -- tokens <-> images ----------------------------------------------------------------------------
+    @property
+    def image_size(self) -> int:
+        return self.vq.config.image_size
+
+    @property
+    def grid(self) -> int:
+        return self.model_config.image_grid
+
+    def encode_image(self, image: np.ndarray) -> np.ndarray:
+        """VQ token grid (g, g) int64 of a 2D image."""
+        u8 = prepare_image(image, self.image_size)
+        x = torch.from_numpy(u8.copy()).float().div(127.5).sub(1.0)[None, None].to(self.device)
+        return self.vq.encode(x)[0].cpu().numpy().astype(np.int64)
+
+    def decode_tokens(self, grid: np.ndarray) -> np.ndarray:
+        """uint8 image (S, S) of a token grid (g, g)."""
+        g = np.asarray(grid)
+        if g.shape != (self.grid, self.grid):
+            raise ValueError(f"token grid must have shape ({self.grid}, {self.grid}), got {g.shape}")
+        if not np.issubdtype(g.dtype, np.integer):
+            raise ValueError("token grid must hold integers")
+        codes = torch.from_numpy(g.astype(np.int64))[None].to(self.device)
+        with torch.no_grad():
+            x = self._decode(codes)
+        return ((x[0, 0].float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def _opts(self, steps: int | None, guidance: float | None, temperature: float | None,
+              pool: bool = False) -> SamplingOptions:
+        s = self.default_steps if steps is None else int(steps)
+        if s < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        return SamplingOptions(steps=s, guidance=self.default_guidance if guidance is None else float(guidance),
+                               temperature=self.default_temperature if temperature is None else float(temperature),
+                               pool_text=pool)
+
+    def _tensor(self, rows: list[list[int]]) -> torch.Tensor:
+        return torch.tensor(rows, dtype=torch.long, device=self.device)
+
+    def _text_mask_row(self, row: list[int], fixed: int) -> list[int]:
+        return row[:fixed] + [self.model_config.text_mask_id] * (self.model_config.text_len - fixed)
+
+    def _banned(self, *names: str) -> list[int]:
+        return [self.tokenizer.ids[n] for n in names]
+
+    def _run(self, text: torch.Tensor, image: torch.Tensor, opts: SamplingOptions, seed: int,
+             uncond: tuple[torch.Tensor, torch.Tensor] | None, banned: list[int], progress: Progress,
+             cancel: Cancel) -> UnmaskResult:
+        g = torch.Generator().manual_seed(int(seed))
+        return unmask(self._net, text, image, opts=opts, generator=g, uncond=uncond, text_banned=banned,
+                      progress=progress, cancel=cancel)
+
+    def _text_tokens(self, res: UnmaskResult, row: int, start: int, stop: int, text: str,
+                     offset: int) -> list[TokenInfo]:
+        ids = res.text[row, start:stop].tolist()
+        _, spans = self.tokenizer.decode_spans(ids)
+        out = []
+        for j, sp in enumerate(spans):
+            pos = start + j
+            if sp.token_id in self.tokenizer.special_ids or int(res.text_step[row, pos]) < 0:
+                continue
+            out.append(TokenInfo(sp.text, sp.token_id, float(res.text_confidence[row, pos]),
+                                 float(res.text_entropy[row, pos]), int(res.text_step[row, pos]),
+                                 sp.char_start + offset, sp.char_end + offset))
+        return out
+
+    def _image_result(self, res: UnmaskResult, opts: SamplingOptions, seed: int, t0: float) -> ImageResult:
+        g = self.grid
+        grid = res.image[0].reshape(g, g).cpu().numpy().astype(np.int64)
+        conf = res.image_confidence[0].reshape(g, g).numpy()
+        ent = res.image_entropy[0].reshape(g, g).numpy()
+        given = res.image_step[0].reshape(g, g).numpy() < 0
+        conf = np.where(given, 1.0, conf).astype(np.float32)
+        ent = np.where(given, 0.0, ent).astype(np.float32)
+        return ImageResult(self.decode_tokens(grid), grid, conf, ent, opts.steps, seed, time.perf_counter() - t0)
+
+    def _report_result(self, res: UnmaskResult, opts: SamplingOptions, seed: int, t0: float) -> TextResult:
+        tok = self.tokenizer
+        ids = res.text[0].tolist()
+        f_ids, i_ids = split_report(tok, ids)
+        findings, impression = tok.decode(f_ids).strip(), tok.decode(i_ids).strip()
+        # Char offsets: walk the row once, placing findings then impression into `text`.
+        text = findings + ("\n\n" + impression if impression else "")
+        tokens: list[TokenInfo] = []
+        try:
+            imp_pos = ids.index(tok.ids[IMPRESSION])
+        except ValueError:
+            imp_pos = len(ids)
+        end = next((k for k, v in enumerate(ids) if v in (tok.ids[SEP], tok.pad_id)), len(ids))
+        tokens += self._text_tokens(res, 0, 0, min(imp_pos, end), text, 0)
+        if imp_pos < end:
+            tokens += self._text_tokens(res, 0, imp_pos + 1, end, text, len(findings) + 2)
+        return TextResult(text, findings, impression, tokens, opts.steps, seed, time.perf_counter() - t0)
+
+    def _report_ids(self, report: str) -> list[int]:
+        findings, impression = _split_report_text(report)
+        return report_row(self.tokenizer, findings, impression, self.model_config.text_len).ids
+
+    def _codes(self, image: np.ndarray) -> list[int]:
+        return self.encode_image(image).reshape(-1).tolist()
+
+    # -- jobs -----------------------------------------------------------------------------------------
+    def draft_report(self, images: list[np.ndarray], *, steps: int | None = None, guidance: float | None = None,
+                     seed: int = 0, progress: Progress = None, cancel: Cancel = None,
+                     temperature: float | None = None) -> TextResult:
+        """Report for one study; several views share one text (their evidence is averaged each step)."""
+        if isinstance(images, np.ndarray):
+            images = [images]
+        if not images:
+            raise ValueError("draft_report needs at least one image")
+        t0 = time.perf_counter()
+        opts = self._opts(steps, guidance, temperature, pool=True)
+        cfg = self.model_config
+        image = self._tensor([self._codes(im) for im in images])
+        row = self._text_mask_row([self.tokenizer.ids[FINDINGS]], 1)
+        text = self._tensor([row] * len(images))
+        uncond = (text, torch.full_like(image, cfg.image_mask_id))
+        res = self._run(text, image, opts, seed, uncond, self._banned(UNK, QUESTION, ANSWER, IMG, FINDINGS),
+                        progress, cancel)
+        return self._report_result(res, opts, seed, t0)
+
+    def answer(self, image: np.ndarray, question: str, *, steps: int | None = None, guidance: float | None = None,
+               seed: int = 0, progress: Progress = None, cancel: Cancel = None,
+               temperature: float | None = None) -> TextResult:
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("question is empty")
+        t0 = time.perf_counter()
+        opts = self._opts(steps, guidance, temperature)
+        cfg = self.model_config
+        r = qa_row(self.tokenizer, question.strip(), None, cfg.text_len)
+        text = self._tensor([self._text_mask_row(r.ids, r.prefix_len)])
+        image = self._tensor([self._codes(image)])
+        uncond = (text, torch.full_like(image, cfg.image_mask_id))
+        res = self._run(text, image, opts, seed, uncond,
+                        self._banned(UNK, QUESTION, ANSWER, IMG, FINDINGS, IMPRESSION), progress, cancel)
+        ids = res.text[0].tolist()
+        end = next((k for k in range(r.prefix_len, len(ids)) if ids[k] in (self.tokenizer.ids[SEP],
+                                                                            self.tokenizer.pad_id)), len(ids))
+        answer = self.tokenizer.decode(ids[r.prefix_len:end]).strip()
+        tokens = self._text_tokens(res, 0, r.prefix_len, end, answer, 0)
+        return TextResult(answer, "", "", tokens, opts.steps, seed, time.perf_counter() - t0)
+
+    def synthesise(self, report: str, *, steps: int | None = None, guidance: float | None = None, seed: int = 0,
+                   progress: Progress = None, cancel: Cancel = None, temperature: float | None = None) -> ImageResult:
+        t0 = time.perf_counter()
+        opts = self._opts(steps, guidance, temperature)
+        cfg = self.model_config
+        text = self._tensor([self._report_ids(report)])
+        image = torch.full((1, cfg.image_len), cfg.image_mask_id, dtype=torch.long, device=self.device)
+        uncond = (torch.full_like(text, cfg.text_mask_id), image)
+        res = self._run(text, image, opts, seed, uncond, [], progress, cancel)
+        return self._image_result(res, opts, seed, t0)
+
+    def joint(self, prompt: str, *, steps: int | None = None, guidance: float | None = None, seed: int = 0,
+              progress: Progress = None, cancel: Cancel = None,
+              temperature: float | None = None) -> tuple[ImageResult, TextResult]:
+        """Image and report together; the prompt opens the findings and the model continues it."""
+        prompt = prompt if isinstance(prompt, str) else ""
+        t0 = time.perf_counter()
+        opts = self._opts(steps, guidance, temperature)
+        cfg = self.model_config
+        r = prompt_row(self.tokenizer, prompt.strip(), cfg.text_len)
+        text = self._tensor([self._text_mask_row(r.ids, r.prefix_len)])
+        image = torch.full((1, cfg.image_len), cfg.image_mask_id, dtype=torch.long, device=self.device)
+        res = self._run(text, image, opts, seed, None, self._banned(UNK, QUESTION, ANSWER, IMG, FINDINGS),
+                        progress, cancel)
+        return self._image_result(res, opts, seed, t0), self._report_result(res, opts, seed, t0)
+
+    def inpaint(self, image: np.ndarray, token_mask: np.ndarray, report: str, *, steps: int | None = None,
+                guidance: float | None = None, seed: int = 0, progress: Progress = None, cancel: Cancel = None,
+                temperature: float | None = None) -> ImageResult:
+        """Resample the image tokens where `token_mask` (g, g) is True under `report`; all others are kept."""
+        m = np.asarray(token_mask)
+        if m.shape != (self.grid, self.grid):
+            raise ValueError(f"token_mask must have the token grid shape ({self.grid}, {self.grid}), got {m.shape}")
+        m = m.astype(bool)
+        t0 = time.perf_counter()
+        opts = self._opts(steps, guidance, temperature)
+        cfg = self.model_config
+        text = self._tensor([self._report_ids(report)])
+        codes = self._tensor([self._codes(image)])
+        mt = torch.from_numpy(m.reshape(1, -1)).to(self.device)
+        image_in = torch.where(mt, torch.full_like(codes, cfg.image_mask_id), codes)
+        uncond = (torch.full_like(text, cfg.text_mask_id), image_in)
+        res = self._run(text, image_in, opts, seed, uncond, [], progress, cancel)
+        return self._image_result(res, opts, seed, t0)
+
+    # -- explain hooks --------------------------------------------------------------------------------
+    def _torch_model(self) -> MedimBackbone:
+        return self.model
+
+    def forward_with_attentions(self, image: np.ndarray, report: str) -> AttentionMaps:
+        """Attention between the report's tokens and the image's tokens, per layer and head, with both
+        given clean (t = 0): where each word looks in the image and vice versa."""
+        cfg = self.model_config
+        ids = self._report_ids(report)
+        text = self._tensor([ids])
+        image_t = self._tensor([self._codes(image)])
+        with torch.no_grad():
+            out = self.model(text, image_t, torch.zeros(1, device=self.device), output_attentions=True)
+        att = torch.stack(out.attentions)[:, 0].float().cpu().numpy()  # (layers, heads, L, L)
+        n = next((k for k, v in enumerate(ids) if v == self.tokenizer.pad_id), len(ids))
+        lt = cfg.text_len
+        return AttentionMaps(att[:, :, :n, lt:], att[:, :, lt:, :n],
+                             [self.tokenizer.tk.id_to_token(i) or "" for i in ids[:n]], ids[:n], self.grid)
+
+    def image_embeddings(self, image: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Image-token embeddings (1, g*g, d), a leaf tensor requiring grad: the input for Captum."""
+        codes = image if isinstance(image, torch.Tensor) else self._tensor([self._codes(image)])
+        return self.model.embed_image(codes.reshape(1, -1)).detach().requires_grad_(True)
+
+    def report_log_likelihood(self, image: np.ndarray | None, report: str, *,
+                              image_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Differentiable log p(report | image): every report token is masked (t = 1) and the log
+        probabilities of the true tokens (section markers and [SEP] included, padding excluded) are
+        summed - the one-step term of the diffusion ELBO. Pass `image_embeds` (from image_embeddings,
+        possibly batched (B, g*g, d)) to attribute onto image tokens; returns shape (B,)."""
+        cfg = self.model_config
+        ids = torch.tensor(self._report_ids(report), dtype=torch.long, device=self.device)
+        if image_embeds is None:
+            if image is None:
+                raise ValueError("give an image or image_embeds")
+            image_embeds = self.model.embed_image(self._tensor([self._codes(image)]))
+        b = image_embeds.shape[0]
+        free = ids != cfg.text_pad_id
+        free[0] = False  # [FINDINGS] is always given
+        text_in = torch.where(free, torch.full_like(ids, cfg.text_mask_id), ids)[None].expand(b, -1)
+        out = self.model(text_in, None, torch.ones(b, device=self.device), image_embeds=image_embeds)
+        logp = torch.log_softmax(out.text_logits.float(), -1)
+        tok_lp = logp.gather(-1, ids[None, :, None].expand(b, -1, 1))[..., 0]
+        return (tok_lp * free[None].float()).sum(-1)
+
+    def image_token_log_likelihood(self, image: np.ndarray, report: str, *, mask_ratio: float = 0.5,
+                                   draws: int = 4, seed: int = 0) -> np.ndarray:
+        """(g, g) mean log p(true code | report, the other unmasked codes) over `draws` random maskings:
+        compare it between two reports to find where an edit moves the image (counterfactuals)."""
+        cfg = self.model_config
+        text = self._tensor([self._report_ids(report)])
+        codes = self._tensor([self._codes(image)])
+        g = torch.Generator().manual_seed(seed)
+        total = torch.zeros(cfg.image_len)
+        count = torch.zeros(cfg.image_len)
+        with torch.no_grad():
+            for _ in range(draws):
+                m = (torch.rand(cfg.image_len, generator=g) < mask_ratio).to(self.device)
+                img_in = torch.where(m[None], torch.full_like(codes, cfg.image_mask_id), codes)
+                t = torch.full((1,), float(m.float().mean().clamp(1e-3, 1)), device=self.device)
+                out = self._net(text, img_in, t)
+                lp = torch.log_softmax(out.image_logits.float(), -1)[0].gather(-1, codes[0, :, None])[:, 0].cpu()
+                total += torch.where(m.cpu(), lp, torch.zeros_like(lp))
+                count += m.cpu().float()
+        return (total / count.clamp_min(1)).reshape(self.grid, self.grid).numpy()

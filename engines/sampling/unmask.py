@@ -1,0 +1,134 @@
+"""Iterative unmasking (MaskGIT / LLaDA): predict every masked token, commit the most confident, repeat.
+
+Each step samples a candidate for every masked position (Gumbel-max on the guided distribution,
+deterministic under the generator), then keeps the ones with the highest confidence so that the
+number still masked follows a cosine schedule to zero; the rest are re-masked. For every committed
+token its confidence (probability of the chosen token), predictive entropy (nats) and the step are
+recorded: the uncertainty display reads them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from engines.models.backbone import MedimBackbone
+
+
+class GenerationCancelled(RuntimeError):
+    """Raised when the caller's cancel() returned True between two unmasking steps."""
+
+
+@dataclass
+class UnmaskResult:
+    text: torch.Tensor  # (B, text_len)
+    image: torch.Tensor  # (B, image_len)
+    text_confidence: torch.Tensor  # (B, text_len) float, NaN where not generated
+    text_entropy: torch.Tensor
+    text_step: torch.Tensor  # (B, text_len) long, -1 where not generated
+    image_confidence: torch.Tensor
+    image_entropy: torch.Tensor
+    image_step: torch.Tensor
+
+
+@dataclass
+class SamplingOptions:
+    steps: int = 32
+    guidance: float = 0.0  # logits = cond + guidance * (cond - uncond); 0 turns guidance off
+    temperature: float = 1.0  # 0 -> greedy
+    pool_text: bool = False  # rows are views of one study: share one text, average text evidence
+
+
+def _remaining(n_free: torch.Tensor, k: int, steps: int) -> torch.Tensor:
+    """How many free positions stay masked after step k (cosine schedule, 0 after the last)."""
+    frac = math.cos(math.pi / 2 * (k + 1) / steps)
+    return torch.floor(n_free.float() * frac).long()
+
+
+def _guided_logp(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, t: torch.Tensor,
+                 uncond: tuple[torch.Tensor, torch.Tensor] | None, guidance: float):
+    out = model(text, image, t)
+    lt, li = out.text_logits.float(), out.image_logits.float()
+    if uncond is not None and guidance != 0.0:
+        ut, ui = uncond
+        ut = torch.where(text == model.config.text_mask_id, text, ut)  # what is generated so far stays
+        ui = torch.where(image == model.config.image_mask_id, image, ui)
+        ou = model(ut, ui, t)
+        lt = lt + guidance * (lt - ou.text_logits.float())
+        li = li + guidance * (li - ou.image_logits.float())
+    return torch.log_softmax(lt, -1), torch.log_softmax(li, -1)
+
+
+def _propose(logp: torch.Tensor, temperature: float, g: torch.Generator, shared: bool):
+    """Sampled token, its probability, and the entropy of each position's distribution."""
+    probs = logp.exp()
+    entropy = -torch.where(probs > 0, probs * logp, torch.zeros_like(probs)).sum(-1)
+    if temperature <= 0:
+        tok = logp.argmax(-1)
+    else:
+        shape = (1, *logp.shape[1:]) if shared else logp.shape
+        u = torch.rand(shape, generator=g).clamp_(1e-10, 1 - 1e-10).to(logp.device)
+        gumbel = -torch.log(-torch.log(u))
+        tok = (logp / temperature + gumbel).argmax(-1)
+    conf = probs.gather(-1, tok[..., None])[..., 0]
+    return tok, conf, entropy
+
+
+@torch.no_grad()
+def unmask(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, *, opts: SamplingOptions,
+           generator: torch.Generator, uncond: tuple[torch.Tensor, torch.Tensor] | None = None,
+           text_banned: list[int] | None = None,
+           progress: Callable[[int, int], None] | None = None,
+           cancel: Callable[[], bool] | None = None) -> UnmaskResult:
+    """Fill every [MASK] in `text` (B, text_len) and `image` (B, image_len)."""
+    cfg = model.config
+    if opts.steps < 1:
+        raise ValueError(f"steps must be >= 1, got {opts.steps}")
+    text, image = text.clone(), image.clone()
+    tm, im = text == cfg.text_mask_id, image == cfg.image_mask_id
+    n_free_t, n_free_i = tm.sum(1), im.sum(1)
+    n_total = (n_free_t + n_free_i).clamp_min(1)
+    nan = float("nan")
+    res = UnmaskResult(text, image, torch.full(text.shape, nan), torch.full(text.shape, nan),
+                       torch.full(text.shape, -1, dtype=torch.long), torch.full(image.shape, nan),
+                       torch.full(image.shape, nan), torch.full(image.shape, -1, dtype=torch.long))
+    banned = torch.tensor(sorted(set(text_banned or []) | {cfg.text_mask_id}), dtype=torch.long)
+    steps = opts.steps
+    for k in range(steps):
+        if cancel is not None and cancel():
+            raise GenerationCancelled("generation cancelled")
+        tm, im = text == cfg.text_mask_id, image == cfg.image_mask_id
+        if not tm.any() and not im.any():
+            break
+        t = ((tm.sum(1) + im.sum(1)).float() / n_total).clamp(1e-3, 1.0)
+        lpt, lpi = _guided_logp(model, text, image, t, uncond, opts.guidance)
+        lpt[..., banned.to(lpt.device)] = -float("inf")
+        lpt = torch.log_softmax(lpt, -1)
+        if opts.pool_text and text.shape[0] > 1:
+            lpt = torch.log_softmax(lpt.mean(0, keepdim=True), -1).expand_as(lpt)
+        for seg, logp, masked, n_free, conf_out, ent_out, step_out in (
+                ("text", lpt, tm, n_free_t, res.text_confidence, res.text_entropy, res.text_step),
+                ("image", lpi, im, n_free_i, res.image_confidence, res.image_entropy, res.image_step)):
+            if not masked.any():
+                continue
+            tok, conf, ent = _propose(logp, opts.temperature, generator, shared=seg == "text" and opts.pool_text)
+            keep_masked = _remaining(n_free, k, steps) if k < steps - 1 else torch.zeros_like(n_free)
+            n_commit = (masked.sum(1) - keep_masked).clamp_min(0)
+            score = torch.where(masked, conf, torch.full_like(conf, -1.0))
+            order = score.argsort(dim=1, descending=True, stable=True)
+            rank = torch.empty_like(order)
+            rank.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+            commit = masked & (rank < n_commit[:, None])
+            target = text if seg == "text" else image
+            target[commit] = tok[commit]
+            c = commit.cpu()
+            conf_out[c] = conf.cpu()[c]
+            ent_out[c] = ent.cpu()[c]
+            step_out[c] = k
+        if progress is not None:
+            progress(k + 1, steps)
+    res.text, res.image = text, image
+    return res

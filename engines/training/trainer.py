@@ -1,0 +1,191 @@
+"""Joint masked-diffusion training: single process, or one process per device under `torchrun` (DDP).
+
+The work folder holds the tokenizers and corpus.pt (from `radstation-train prepare`); training writes
+model.safetensors + config.json there every `save_every_s` (atomically), trainer_state.pt for resuming
+and metrics.jsonl. Only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from engines.device import resolve_device
+from engines.diffusion.loss import diffusion_loss
+from engines.diffusion.masking import TASK_NAMES, noise_batch, sample_tasks
+from engines.diffusion.schedule import get_schedule
+from engines.models.backbone import MedimBackbone
+from engines.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_backbone, read_config, save_backbone
+from engines.models.config import MedimConfig, preset
+from engines.tokenizers.text import TextTokenizer
+from engines.tokenizers.vq import VQVAE
+from engines.training.corpus import Corpus
+
+STATE_FILE, METRICS_FILE, CORPUS_FILE = "trainer_state.pt", "metrics.jsonl", "corpus.pt"
+
+
+@dataclass
+class TrainConfig:
+    size: str = "small"
+    batch: int = 16  # per process
+    lr: float = 6e-4
+    warmup: int = 100
+    weight_decay: float = 0.01
+    max_steps: int | None = None
+    minutes: float | None = None
+    save_every_s: float = 300
+    task_probs: tuple[float, float, float] = (0.45, 0.35, 0.2)  # text-only, image-only, both
+    qa_fraction: float = 0.15
+    cond_drop: float = 0.1
+    text_weight: float = 1.0
+    image_weight: float = 0.6
+    schedule: str = "loglinear"
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    progress: bool = True
+
+
+def _dist_info() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def model_config_for(work: Path, size: str) -> MedimConfig:
+    tok = TextTokenizer.load(work)
+    vq = VQVAE.load(work)
+    return preset(size, text_vocab_size=tok.vocab_size, image_vocab_size=vq.config.codebook_size,
+                  text_mask_id=tok.mask_id, text_pad_id=tok.pad_id) if size in ("tiny", "small", "base") \
+        else MedimConfig.from_dict(json.loads(size))
+
+
+def _draw_batch(corpus: Corpus, n: int, qa_fraction: float, g: torch.Generator) -> torch.Tensor:
+    qa_rows = torch.nonzero(corpus.is_qa).flatten()
+    rep_rows = torch.nonzero(~corpus.is_qa).flatten()
+    use_qa = (torch.rand(n, generator=g) < qa_fraction) & (len(qa_rows) > 0)
+    rep = rep_rows[torch.randint(0, len(rep_rows), (n,), generator=g)]
+    if len(qa_rows) == 0:
+        return rep
+    qa = qa_rows[torch.randint(0, len(qa_rows), (n,), generator=g)]
+    return torch.where(use_qa, qa, rep)
+
+
+def train(work: str | Path, tc: TrainConfig) -> dict:
+    """Train (or resume) the backbone in `work`; returns the last metrics record."""
+    work = Path(work)
+    world, rank, local = _dist_info()
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    if world > 1:
+        backend = "nccl" if torch.cuda.is_available() and tc.device != "cpu" else "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(backend)
+        device = torch.device(f"cuda:{local}") if backend == "nccl" else torch.device("cpu")
+    else:
+        device = resolve_device(tc.device)
+    corpus = Corpus.load(work / CORPUS_FILE)
+    cfg = model_config_for(work, tc.size)
+    corpus.check(cfg.text_len, cfg.image_len, cfg.text_vocab_size, cfg.image_vocab_size)
+    schedule = get_schedule(tc.schedule)
+
+    torch.manual_seed(tc.seed)
+    step, elapsed_before = 0, 0.0
+    state_path = work / STATE_FILE
+    if (work / WEIGHTS_FILE).exists() and state_path.exists():
+        saved = read_config(work)
+        if MedimConfig.from_dict(saved["model"]) != cfg:
+            raise ValueError(f"{work} holds a checkpoint of another config ({saved['model'].get('name')}); "
+                             "use a fresh work folder or the same --size")
+        model, _ = load_backbone(work)
+        state = torch.load(str(state_path), weights_only=False)
+        step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
+    else:
+        model, state = MedimBackbone(cfg), None
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(0.9, 0.98), weight_decay=tc.weight_decay)
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+    g = torch.Generator().manual_seed(tc.seed * 1000 + rank + 7919 * step)
+    ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None) \
+        if world > 1 else model
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / tc.warmup), last_epoch=step - 1) \
+        if step == 0 else torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+
+    log = (work / METRICS_FILE).open("a") if rank == 0 else None
+    t0 = last_save = time.monotonic()
+    bar = tqdm(total=tc.max_steps, initial=step, desc=f"train[{cfg.name}]", disable=not tc.progress or rank != 0)
+    record: dict = {}
+    running: dict[str, float] = {}
+
+    def save() -> None:
+        if rank != 0:
+            return
+        extra = {"schedule": tc.schedule, "sampling": {"steps": 32, "guidance": 1.0, "temperature": 1.0},
+                 "training": asdict(tc) | {"steps": step, "elapsed_s": elapsed_before + time.monotonic() - t0,
+                                           "world_size": world, "corpus_rows": len(corpus),
+                                           "corpus_images": int(corpus.images.shape[0])}}
+        save_backbone(work, model, extra)
+        torch.save({"step": step, "optimizer": opt.state_dict(),
+                    "elapsed_s": elapsed_before + time.monotonic() - t0}, str(state_path) + ".tmp")
+        os.replace(str(state_path) + ".tmp", state_path)
+
+    def should_stop() -> bool:
+        done = (tc.max_steps is not None and step >= tc.max_steps) or \
+               (tc.minutes is not None and time.monotonic() - t0 >= tc.minutes * 60)
+        if world > 1:  # every rank stops on the same step
+            flag = torch.tensor([1.0 if done else 0.0], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            done = bool(flag.item() > 0)
+        return done
+
+    while not should_stop():
+        rows = _draw_batch(corpus, tc.batch, tc.qa_fraction, g)
+        text = corpus.text[rows].to(device)
+        image = corpus.images[corpus.image_index[rows]].to(device)
+        tasks = sample_tasks(len(rows), corpus.is_qa[rows], tc.task_probs, g).to(device)
+        nb = noise_batch(text, image, corpus.prefix_len[rows].to(device), tasks, cfg, schedule, g, tc.cond_drop)
+        out = ddp(nb.text_in, nb.image_in, nb.t)
+        losses = diffusion_loss(out.text_logits, out.image_logits, text, image, nb, schedule,
+                                tc.text_weight, tc.image_weight, pad_id=cfg.text_pad_id)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        for k, v in losses.items():
+            running[k] = running.get(k, 0.0) + float(v.detach())
+        running["n"] = running.get("n", 0) + 1
+        bar.update(1)
+        if step % 10 == 0 or step == 1:
+            n = running.pop("n")
+            record = {"step": step, "elapsed_s": round(elapsed_before + time.monotonic() - t0, 1),
+                      **{k: round(v / n, 4) for k, v in running.items()}, "grad_norm": round(float(gn), 3),
+                      "lr": sched.get_last_lr()[0],
+                      "tasks": {TASK_NAMES[i]: int((tasks == i).sum()) for i in range(4)}}
+            running = {}
+            bar.set_postfix(loss=record["loss"], text_ce=record["text_ce"], image_ce=record["image_ce"])
+            if log:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+        if time.monotonic() - last_save > tc.save_every_s:
+            save()
+            last_save = time.monotonic()
+    save()
+    bar.close()
+    if log:
+        log.close()
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return record
+
+
+__all__ = ["TrainConfig", "train", "CONFIG_FILE"]
