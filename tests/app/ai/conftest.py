@@ -31,8 +31,13 @@ def ai_db(tmp_path, monkeypatch):
     db.dispose()
 
 
-def study_images(seed: int = 0) -> list[StudyImage]:
-    """A lateral and a PA view (lateral first, as a PACS may send them)."""
+@pytest.fixture
+def study_images():
+    """Makes a study's views: a lateral and a PA (lateral first, as a PACS may send them)."""
+    return _study_images
+
+
+def _study_images(seed: int = 0) -> list[StudyImage]:
     rng = np.random.default_rng(seed)
     return [StudyImage(rng.integers(0, 4095, (64, 56), dtype=np.uint16), "1.9.2", "DX", "LL", "LATERAL"),
             StudyImage(rng.integers(0, 4095, (64, 64), dtype=np.uint16), "1.9.1", "DX", "PA", "PA")]
