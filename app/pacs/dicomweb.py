@@ -49,6 +49,9 @@ class DicomWebClient:
         elif node.auth == "bearer":
             self.session.headers["Authorization"] = f"Bearer {node.token}"
         self.client = DICOMwebClient(self.base_url, session=self.session, timeout=float(node.timeout))
+        # dicomweb-client retries every failed request 5 times with exponential back-off (30 s on a refused
+        # connection) before raising: the UI must say "PACS down" at once, and a resume re-fetches anyway.
+        self.client.set_http_retry_params(retry=False)
 
     # -- error mapping ---------------------------------------------------------------------------------
     @contextmanager
@@ -151,11 +154,11 @@ class DicomWebClient:
         received = 0
         for series_uid, items in by_series.items():
             wanted_sops = {i.sop_uid for i in items}
-            if len(items) == series_size.get(series_uid) or len(items) > 20:
-                stream: Iterator[Any] = self.client.iter_series(study_uid, series_uid)
-            else:
-                stream = (self.client.retrieve_instance(study_uid, series_uid, i.sop_uid) for i in items)
             with self._errors("retrieve"):
+                if len(items) == series_size.get(series_uid) or len(items) > 20:
+                    stream: Iterator[Any] = self.client.iter_series(study_uid, series_uid)
+                else:
+                    stream = (self.client.retrieve_instance(study_uid, series_uid, i.sop_uid) for i in items)
                 try:
                     for ds in stream:
                         if cancel is not None and cancel.cancelled:

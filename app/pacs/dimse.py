@@ -410,6 +410,12 @@ class DimseClient:
                 )
             if code in (0xA701, 0xA702):
                 raise PacsRemoteError(f"{node} ran out of resources during {what}: {_status_text(status)}")
+            if what == "C-MOVE":
+                raise PacsRemoteError(
+                    f"{node} failed the C-MOVE to move destination {destination!r}: {_status_text(status)}. "
+                    "Most often the PACS does not know that AE title: add RadStation's AE title, host and "
+                    "Storage SCP port to the PACS's list of DICOM peers"
+                )
             raise PacsRemoteError(f"{node} failed the {what}: {_status_text(status)}")
         if self._dropped(assoc):
             raise PacsConnectionError(f"{node} dropped the connection during {what}; what arrived so far is kept")

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 import pytest
 from orthanc_fixture import OrthancServer, make_study
+from pacs_helpers import dimse_node, web_node
 from pydicom.dataset import Dataset
 
 from app.db.database import Database
-from app.pacs.nodes import PacsNode, StorageScpConfig
+from app.pacs.nodes import PacsNode
 
 # Fixed UIDs so a test can tell cheaply whether another test file cleared the shared Orthanc.
 ROOT = "1.2.826.0.1.3680043.10.1138"
@@ -59,6 +60,12 @@ def pacs_studies(orthanc: OrthancServer) -> Catalog:
 
 
 @pytest.fixture
+def pacs_catalog() -> Catalog:
+    """The catalog's datasets without touching Orthanc (for SCP tests)."""
+    return _CATALOG
+
+
+@pytest.fixture
 def database(tmp_path, monkeypatch) -> Iterator[Database]:
     monkeypatch.setenv("RADSTATION_HOME", str(tmp_path / "home"))
     db = Database.open(f"sqlite:///{tmp_path / 'rad.db'}", store_dir=tmp_path / "store")
@@ -66,31 +73,6 @@ def database(tmp_path, monkeypatch) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
-
-
-def dimse_node(orthanc: OrthancServer, retrieve: str = "c-get", **changes) -> PacsNode:
-    node = PacsNode(
-        name="orthanc",
-        protocol="dimse",
-        ae_title=orthanc.aet,
-        host=orthanc.host,
-        port=orthanc.dicom_port,
-        calling_ae=orthanc.client_aet,
-        retrieve=retrieve,
-        timeout=10,
-    )
-    return node.with_changes(**changes) if changes else node
-
-
-def web_node(orthanc: OrthancServer, **changes) -> PacsNode:
-    node = PacsNode(name="orthanc-web", protocol="dicomweb", url=orthanc.dicomweb_url, timeout=10)
-    return node.with_changes(**changes) if changes else node
-
-
-def scp_config(orthanc: OrthancServer) -> StorageScpConfig:
-    """The Storage SCP Orthanc knows as its `radtest` modality (C-MOVE destination)."""
-    return StorageScpConfig(enabled=True, ae_title=orthanc.client_aet, port=orthanc.client_port,
-                            bind_address="127.0.0.1")
 
 
 @pytest.fixture

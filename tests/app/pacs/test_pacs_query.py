@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import dimse_node, web_node
+from pacs_helpers import dimse_node, web_node
 
 from app.pacs.clients import check_node, client_for
 from app.pacs.query import QueryFilter

@@ -7,7 +7,7 @@ import copy
 from pathlib import Path
 
 import pytest
-from conftest import dimse_node, scp_config, web_node
+from pacs_helpers import dimse_node, scp_config, web_node
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
