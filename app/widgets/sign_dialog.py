@@ -1,0 +1,143 @@
+"""Sign-off: shows what will be signed, re-asks the password, signs off the GUI thread.
+
+Signing checks the password (argon2id), unlocks the PKCS#12 key, signs, and renders + PAdES-signs the PDF:
+about a second, so it runs in a QThread while the dialog shows progress.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QThread, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.reports.service import ReportService, StudyIdentity, VersionView
+from app.reports.users import AuthSession
+
+
+class _SignThread(QThread):
+    done = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, service: ReportService, version_id: int, user: AuthSession, password: str) -> None:
+        super().__init__()
+        self.service, self.version_id, self.user, self.password = service, version_id, user, password
+
+    def run(self) -> None:
+        try:
+            self.done.emit(self.service.sign(self.version_id, self.user, self.password))
+        except Exception as exc:  # noqa: BLE001 - every failure is shown to the user in the dialog
+            self.failed.emit(str(exc) or type(exc).__name__)
+
+
+def _pn(name: str) -> str:
+    parts = name.split("^")
+    return " ".join(p for p in (parts[1:2] + parts[:1]) if p) if "^" in name else name
+
+
+class SignDialog(QDialog):
+    def __init__(self, service: ReportService, version: VersionView, user: AuthSession, identity: StudyIdentity,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Sign report")
+        self.service, self.version, self.user = service, version, user
+        self.signed_version: VersionView | None = None
+        self._thread: _SignThread | None = None
+
+        info = QFormLayout()
+        info.addRow("Patient:", QLabel(f"{_pn(identity.patient_name)} ({identity.patient_id})"))
+        info.addRow("Study:", QLabel(f"{identity.study_description or '-'} · {identity.study_date} · "
+                                     f"accession {identity.accession or '-'}"))
+        kind = "" if version.kind == "original" else f" ({version.kind})"
+        info.addRow("Report:", QLabel(f"version {version.version_no}{kind}, {version.status}"))
+        info.addRow("Signer:", QLabel(f"{user.display_name} ({user.username})"))
+        if version.ai_generated:
+            state = "edited" if version.human_edited else ("accepted" if version.ai_accepted else "NOT reviewed")
+            info.addRow("AI draft:", QLabel(f"{(version.ai_draft or {}).get('engine', '?')} — {state}"))
+
+        self.preview = QTextBrowser()
+        self.preview.setPlainText(version.content.as_text())
+        self.preview.setMinimumHeight(170)
+        warning = QLabel("Signing makes this version final and read-only. Later changes become an amendment "
+                         "or addendum that references it.")
+        warning.setWordWrap(True)
+        warning.setStyleSheet("color:#7a4b00;")
+        self.password = QLineEdit()
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password.setPlaceholderText("Your password")
+        self.error = QLabel()
+        self.error.setStyleSheet("color:#b3261e;")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("Signing…")
+        self.progress.hide()
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.sign_button = self.buttons.addButton("Sign", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.sign_button.setDefault(True)
+        self.buttons.accepted.connect(self.start_signing)
+        self.buttons.rejected.connect(self.reject)
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(info)
+        lay.addWidget(self.preview, 1)
+        lay.addWidget(warning)
+        lay.addWidget(QLabel("Re-enter your password to sign:"))
+        lay.addWidget(self.password)
+        lay.addWidget(self.error)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.buttons)
+        self.resize(560, 520)
+        self.password.setFocus()
+
+    def start_signing(self) -> None:
+        if self._thread is not None:
+            return
+        if not self.password.text():
+            self._show_error("Enter your password.")
+            return
+        self.error.hide()
+        self.progress.show()
+        self.sign_button.setEnabled(False)
+        self.password.setEnabled(False)
+        self._thread = _SignThread(self.service, self.version.id, self.user, self.password.text())
+        self._thread.done.connect(self._on_done)
+        self._thread.failed.connect(self._on_failed)
+        self._thread.start()
+
+    def _on_done(self, version: VersionView) -> None:
+        self._finish_thread()
+        self.signed_version = version
+        self.accept()
+
+    def _on_failed(self, message: str) -> None:
+        self._finish_thread()
+        self.password.clear()
+        self._show_error(message)
+
+    def _finish_thread(self) -> None:
+        if self._thread is not None:
+            self._thread.wait()
+            self._thread = None
+        self.progress.hide()
+        self.sign_button.setEnabled(True)
+        self.password.setEnabled(True)
+
+    def _show_error(self, message: str) -> None:
+        self.error.setText(message)
+        self.error.show()
+        self.password.setFocus()
+
+    def reject(self) -> None:
+        if self._thread is not None:  # never abandon a signature half-way; it finishes in a second
+            self._thread.wait()
+        super().reject()

@@ -1,0 +1,133 @@
+"""ReportEditor, SignDialog, LoginDialog and OutboxWidget offscreen (pytest-qt)."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from reports_testing import PASSWORD, STUDY_UID
+
+from app.reports.models import ImmutableVersionError
+from app.reports.outbox import Outbox
+from app.widgets.login_dialog import LoginDialog
+from app.widgets.outbox import OutboxWidget
+from app.widgets.report_editor import ReportEditor
+from app.widgets.sign_dialog import SignDialog
+
+PROV = {"engine": "medim-diffusion", "weights_hash": "c0ffee" * 10, "seed": 11}
+
+
+def _editor(qtbot, env, user, autosave_ms=100):
+    ed = ReportEditor(env.db, STUDY_UID, lambda: user, service=env.service, autosave_ms=autosave_ms)
+    qtbot.addWidget(ed)
+    ed.resize(1100, 700)
+    ed.show()
+    return ed
+
+
+def test_autosave_within_interval_and_recovery_banner(qtbot, env, radiologist):
+    ed = _editor(qtbot, env, radiologist)
+    findings = ed.editors["findings"]
+    findings.setFocus()
+    findings.moveCursor(findings.textCursor().MoveOperation.End)
+    with qtbot.waitSignal(ed.autosaved, timeout=2000):
+        qtbot.keyClicks(findings, " Typed by hand.")
+    assert env.service.version(ed.version.id).content.get("findings").endswith("Typed by hand.")
+    ed.close()
+    again = _editor(qtbot, env, radiologist)
+    assert again.recovery_banner.isVisible() and "Recovered draft" in again.recovery_banner.text()
+    assert again.editors["findings"].toPlainText().endswith("Typed by hand.")
+
+
+def test_ai_draft_marked_until_edited_then_diff_and_findings_sync(qtbot, env, radiologist):
+    ed = _editor(qtbot, env, radiologist)
+    ed.load_ai_draft("Small left pleural effusion. No pneumothorax.", "Left effusion.", PROV,
+                     [{"token": "Small", "score": 0.9}])
+    assert ed.version.needs_ai_review and "AI DRAFT" in ed.banner.text()
+    assert ed.editors["findings"].extraSelections()  # uncertain token underlined
+    assert ed.sign_button.isEnabled()
+    found = ed.structured_findings()
+    assert found.get("Pleural Effusion") == 1 and found.get("Pneumothorax") == 0
+    # undo brings back the template text the AI draft replaced
+    ed.editors["findings"].undo()
+    assert "Lungs: clear" in ed.editors["findings"].toPlainText()
+    ed.editors["findings"].redo()
+    edit = ed.editors["findings"]
+    edit.setFocus()
+    edit.moveCursor(edit.textCursor().MoveOperation.End)
+    with qtbot.waitSignal(ed.autosaved, timeout=2000):
+        qtbot.keyClicks(edit, " Possible cardiomegaly.")
+    assert not ed.version.needs_ai_review and ed.version.human_edited
+    qtbot.waitUntil(lambda: ed.structured_findings().get("Cardiomegaly") == -1, timeout=2000)
+    assert "cardiomegaly" in ed.diff_view.toPlainText().lower() and "1 words added" not in ed.diff_view.toPlainText()
+    assert "Possible cardiomegaly" in ed.current_text()
+
+
+def test_sign_dialog_signs_off_thread_and_editor_becomes_read_only(qtbot, env, radiologist):
+    ed = _editor(qtbot, env, radiologist)
+    v = env.service.version(ed.version.id)
+    dialog = SignDialog(env.service, v, radiologist, env.service.identity(STUDY_UID), ed)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.password.setText("wrong password!")
+    dialog.start_signing()
+    qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=10000)
+    assert "wrong" in dialog.error.text()
+    dialog.password.setText(PASSWORD)
+    with qtbot.waitSignal(dialog.accepted, timeout=20000):
+        dialog.start_signing()
+    assert dialog.signed_version.is_signed
+    ed.reload()
+    assert ed.editors["findings"].isReadOnly() and not ed.sign_button.isEnabled() and ed.amend_button.isEnabled()
+    with pytest.raises(ImmutableVersionError):
+        ed.load_ai_draft("x", "y", PROV)
+    ed.amend("addendum")
+    assert ed.version.kind == "addendum" and not ed.editors["addendum"].isReadOnly()
+    assert ed.editors["findings"].isReadOnly()
+
+
+def test_resident_cannot_sign(qtbot, env, resident):
+    ed = _editor(qtbot, env, resident)
+    assert not ed.sign_button.isEnabled() and ed.prelim_button.isEnabled()
+    ed.mark_preliminary()
+    assert ed.version.status == "preliminary"
+
+
+def test_login_dialog(qtbot, env, radiologist):
+    dlg = LoginDialog(env.users, username="rad")
+    qtbot.addWidget(dlg)
+    dlg.password.setText("nope nope")
+    dlg.try_login()
+    assert dlg.session is None and "wrong" in dlg.error.text()
+    dlg.password.setText(PASSWORD)
+    dlg.try_login()
+    assert dlg.session is not None and dlg.session.username == "rad"
+
+
+def test_outbox_widget_lists_items_and_states(qtbot, env, radiologist):
+    from app.pacs.nodes import PacsNode
+    from app.reports.send import send  # noqa: F401  (the real sender exists)
+
+    v = env.service.open_or_create(STUDY_UID, radiologist)
+    env.service.sign(v.id, radiologist, PASSWORD)
+    node = PacsNode(name="p", protocol="dimse", ae_title="P", host="127.0.0.1", port=104)
+    calls = []
+
+    def flaky(_node, _payload):
+        calls.append(1)
+        if len(calls) == 1:
+            from app.pacs.errors import PacsConnectionError
+            raise PacsConnectionError("cannot reach p")
+        return "confirmed"
+
+    box = Outbox(env.service, nodes=lambda _n: node, sender=flaky, base_delay_s=0)
+    box.enqueue(v.id, "p", radiologist)
+    w = OutboxWidget(box, auto_send_ms=0)
+    qtbot.addWidget(w)
+    assert w.table.item(0, 3).text() == "queued"
+    w.send_due()
+    qtbot.waitUntil(lambda: w.table.item(0, 3).text() == "retry", timeout=5000)
+    assert "cannot reach" in w.table.item(0, 5).text()
+    w.table.selectRow(0)
+    w.retry_selected()
+    qtbot.waitUntil(lambda: w.table.item(0, 3).text() == "sent", timeout=5000)
+    assert w.table.item(0, 4).text() == "2/5" and Qt  # attempts counted
