@@ -12,6 +12,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "app.commands.gui",
     "app.commands.importing",
     "app.commands.reports",
+    "app.commands.pacs",
 )
 
 
