@@ -150,3 +150,21 @@ def test_render_array_int16_matches_float_path() -> None:
     hu = np.array([[-1000, -160, 40, 240]], dtype=np.int16)
     window = PRESETS["mediastinum"]
     np.testing.assert_array_equal(render_array(hu, window), render_array(hu.astype(np.float32), window))
+
+
+def test_lookup_in_bands_matches_fancy_indexing() -> None:
+    from viewer.imaging import render
+
+    lut = np.arange(65536, dtype=np.uint32).astype(np.uint8)[::-1].copy()
+    pixels = np.random.default_rng(3).integers(0, 65535, size=(1200, 700), dtype=np.uint16)
+    assert pixels.size > render.LOOKUP_CHUNK  # exercises the banded path
+    np.testing.assert_array_equal(render.lookup(lut, pixels), lut[pixels])
+
+
+def test_signed_12_bit_stored_sign_extended(gray_dataset) -> None:
+    # 12 bits stored in 16: -1 is 0x0FFF on disk; pydicom sign-extends, the zero-copy path must not be used
+    raw = np.array([[0x0FFF, 0x0001]], dtype=np.uint16)
+    ds = gray_dataset(raw, bits_stored=12)
+    ds.PixelRepresentation = 1
+    image = DicomImage.from_dataset(ds)
+    np.testing.assert_array_equal(image.frame(0), [[-1, 1]])

@@ -14,7 +14,7 @@ from pydicom.pixels import apply_voi
 from viewer.imaging.window import WindowLevel
 from viewer.io.image import DicomImage
 
-__all__ = ["apply_window", "render_array", "render_frame", "stored_value_table", "voi_lut_table"]
+__all__ = ["apply_window", "lookup", "render_array", "render_frame", "stored_value_table", "voi_lut_table"]
 
 LUT_CACHE_SIZE = 8
 
@@ -38,6 +38,24 @@ def apply_window(values: np.ndarray, window: WindowLevel) -> np.ndarray:
             y = np.clip((x - (c - 0.5)) / (w - 1.0) + 0.5, 0.0, 1.0)
             y = np.where(x <= c - 0.5 - (w - 1.0) / 2, 0.0, np.where(x > c - 0.5 + (w - 1.0) / 2, 1.0, y))
     return y.astype(np.float32)
+
+
+LOOKUP_CHUNK = 1 << 19  # pixels per np.take call: bounds its int64 index copy to 4 MiB
+
+
+def lookup(lut: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """`lut[pixels]` for unsigned integer `pixels`, done in row bands.
+
+    np.take is the fastest lookup numpy has, but it first converts the whole index array to int64
+    (8 bytes per pixel, 72 MB on a 3000x3000 frame); bands keep that transient small."""
+    out = np.empty(pixels.shape + lut.shape[1:], dtype=lut.dtype)
+    if pixels.size <= LOOKUP_CHUNK or pixels.ndim < 2:
+        np.take(lut, pixels, out=out, axis=0)
+        return out
+    band = max(1, LOOKUP_CHUNK // max(1, pixels[0].size))
+    for r0 in range(0, pixels.shape[0], band):
+        np.take(lut, pixels[r0 : r0 + band], out=out[r0 : r0 + band], axis=0)
+    return out
 
 
 def _to_bytes(unit: np.ndarray, invert: bool) -> np.ndarray:
@@ -132,7 +150,7 @@ def render_frame(
     if pixels.dtype.kind in "ui" and pixels.dtype.itemsize <= 2:
         lut = _grey_lut(image, frame_index, window, invert, pixels.dtype.itemsize)
         unsigned = pixels.view(np.uint8 if pixels.dtype.itemsize == 1 else np.uint16)
-        return np.take(lut, unsigned)
+        return lookup(lut, unsigned)
     # 32-bit integer or float pixel data (e.g. RT dose, parametric maps): compute directly
     values = image.modality_values(pixels, frame_index)
     if window is None and image.has_voi_lut_sequence:
@@ -150,5 +168,5 @@ def render_array(values: np.ndarray, window: WindowLevel, invert: bool = False) 
     if arr.dtype.kind in "ui" and arr.dtype.itemsize <= 2:
         stored = stored_value_table(arr.dtype.itemsize, arr.dtype.kind == "i")
         lut = _to_bytes(apply_window(stored, window), invert)
-        return np.take(lut, arr.view(np.uint8 if arr.dtype.itemsize == 1 else np.uint16))
+        return lookup(lut, arr.view(np.uint8 if arr.dtype.itemsize == 1 else np.uint16))
     return _to_bytes(apply_window(arr, window), invert)

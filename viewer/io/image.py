@@ -27,6 +27,7 @@ FRAME_CACHE_SIZE = 4
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 COLOR_PHOTOMETRICS = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420", "PALETTE COLOR")
 PROJECTION_MODALITIES = ("CR", "DX", "DR", "MG", "IO", "RF", "XA", "PX")
+NATIVE_LITTLE_ENDIAN = (pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian)
 # Elements larger than this stay on disk until the pixels are needed.
 DEFER_SIZE = "256 KB"
 
@@ -335,10 +336,34 @@ class DicomImage:
         return max(hi - lo, 1.0)
 
     # ----------------------------------------------------------------------------------- pixels
+    def _native_view(self, index: int) -> np.ndarray | None:
+        """Frame `index` as a zero-copy view of uncompressed little-endian Pixel Data, when that is
+        exactly what pydicom would return (no sign extension or colour conversion needed)."""
+        ds = self.dataset
+        meta = getattr(ds, "file_meta", None)
+        if meta is None or meta.get("TransferSyntaxUID") not in NATIVE_LITTLE_ENDIAN or "PixelData" not in ds:
+            return None
+        bits = int(ds.get("BitsAllocated", 0) or 0)
+        if bits not in (8, 16) or self.is_color or int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+            return None
+        if self.is_signed and self.bits_stored != bits:
+            return None  # stored bits need sign extension: leave it to pydicom
+        dtype = np.dtype(f"{'i' if self.is_signed else 'u'}{bits // 8}").newbyteorder("<")
+        count = self.rows * self.columns
+        data = ds.PixelData
+        if len(data) < count * dtype.itemsize * (index + 1):
+            return None  # truncated: pydicom produces the explanatory error
+        return np.frombuffer(data, dtype=dtype, count=count, offset=index * count * dtype.itemsize).reshape(
+            self.rows, self.columns
+        )
+
     def _decode(self, index: int) -> np.ndarray:
         ds = self.dataset
         idx = index if self.n_frames > 1 else None
         try:
+            arr = self._native_view(index)
+            if arr is not None:
+                return arr
             arr = pixel_array(ds, index=idx)
         except Exception as exc:
             where = self.path.name if self.path else "dataset"
@@ -429,16 +454,22 @@ def resample(arr: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
     if kr >= 2 and kc >= 2:
         # integer block mean first: averages away detail finer than a display pixel
         r2, c2 = (rows // kr) * kr, (cols // kc) * kc
-        # sum of kr*kc strided views: far faster than reshape(...).sum(axis=(1, 3)) in numpy
+        # sum of kr*kc strided views (far faster than reshape(...).sum(axis=(1, 3)) in numpy), in bands
+        # of rows so the wide accumulator stays small next to a 3000x3000 frame
         acc_type = np.float32 if arr.dtype.kind == "f" else np.int64 if arr.dtype.itemsize > 2 else np.int32
-        acc = np.zeros((r2 // kr, c2 // kc) + arr.shape[2:], dtype=acc_type)
-        for dr in range(kr):
-            for dc in range(kc):
-                acc += arr[dr:r2:kr, dc:c2:kc]
-        if arr.dtype.kind == "f":
-            arr = (acc / (kr * kc)).astype(arr.dtype)
-        else:
-            arr = (acc // (kr * kc)).astype(arr.dtype)
+        small = np.empty((r2 // kr, c2 // kc) + arr.shape[2:], dtype=arr.dtype)
+        band = 128
+        for r0 in range(0, small.shape[0], band):
+            r1 = min(r0 + band, small.shape[0])
+            acc = np.zeros((r1 - r0,) + small.shape[1:], dtype=acc_type)
+            for dr in range(kr):
+                for dc in range(kc):
+                    acc += arr[r0 * kr + dr : r1 * kr : kr, dc:c2:kc]
+            if arr.dtype.kind == "f":
+                small[r0:r1] = acc / (kr * kc)
+            else:
+                small[r0:r1] = acc // (kr * kc)
+        arr = small
         rows, cols = arr.shape[:2]
         if (rows, cols) == (out_r, out_c):
             return arr
