@@ -168,3 +168,53 @@ def test_from_dataset_requires_rows(gray_dataset) -> None:
     del ds.Rows
     with pytest.raises(DicomReadError, match="Rows"):
         DicomImage.from_dataset(ds)
+
+
+def test_every_bundled_pydicom_file_decodes_or_fails_clearly() -> None:
+    """The awkward corpus: each file shows, or says why not with DicomReadError; nothing else escapes."""
+    from pathlib import Path
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        folder = Path(_testfile("CT_small.dcm")).parent
+        shown, refused = 0, 0
+        for path in sorted(p for p in folder.iterdir()):
+            try:
+                image = load_image(path)
+                for i in {0, image.n_frames - 1}:
+                    image.frame(i)
+                shown += 1
+            except DicomReadError as exc:
+                assert str(exc)  # a reason the user can read
+                refused += 1
+    assert shown >= 50 and refused >= 10
+
+
+def test_enhanced_multiframe_functional_groups(gray_dataset) -> None:
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    frames = np.stack([np.full((2, 3), 10, np.uint16), np.full((2, 3), 20, np.uint16)])
+    ds = gray_dataset(frames.reshape(4, 3), modality="CT")
+    ds.Rows, ds.Columns, ds.NumberOfFrames = 2, 3, 2
+    shared = Dataset()
+    measures = Dataset()
+    measures.PixelSpacing = [0.7, 0.8]
+    shared.PixelMeasuresSequence = Sequence([measures])
+    voi = Dataset()
+    voi.WindowCenter, voi.WindowWidth = 40, 400
+    shared.FrameVOILUTSequence = Sequence([voi])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    per_frame = []
+    for intercept in (-1000, -500):
+        item, transform = Dataset(), Dataset()
+        transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = 1, intercept, "HU"
+        item.PixelValueTransformationSequence = Sequence([transform])
+        per_frame.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    image = DicomImage.from_dataset(ds)
+    assert image.n_frames == 2 and image.pixel_spacing == (0.7, 0.8)
+    assert image.default_window.center == 40 and image.default_window.width == 400
+    np.testing.assert_array_equal(image.modality_frame(0), np.full((2, 3), -990.0))
+    np.testing.assert_array_equal(image.modality_frame(1), np.full((2, 3), -480.0))
+    np.testing.assert_array_equal(image.frame(1), frames[1])
