@@ -41,6 +41,7 @@ _BONE = re.compile(r"\b(?:osseous|bony|bones|skeletal|soft tissues?)\b", re.I)
 _BONE_NORMAL = re.compile(r"\b(?:intact|unremarkable|normal|no acute)\b", re.I)
 _NORMAL_IMPRESSION = re.compile(r"\b(?:no acute|normal|negative|no active|no evidence)\b", re.I)
 _SIDE = re.compile(r"\b(right|left|bilateral|bibasilar|both)\b", re.I)
+_LOBE = re.compile(r"\b(?:lobe|lingula\w*|apex|apical|basilar|base|retrocardiac|perihilar|midlung)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,8 @@ def compose_report(sample: Sample, bank: SentenceBank, seed: int = 0) -> tuple[s
         if want_side is not None:
             sided = [c for c in cands if c.side == want_side]
             cands = sided or [c for c in cands if c.side is None] or cands
+        else:  # no box: a side or lobe in the text would be invented, so prefer sentences without one
+            cands = [c for c in cands if c.side is None and not _LOBE.search(c.text)] or cands
         if not cands:
             return None
         choice = rng.choice(cands)
@@ -190,9 +193,9 @@ def compose_report(sample: Sample, bank: SentenceBank, seed: int = 0) -> tuple[s
     for f in order:
         if f not in positives or f in described:
             continue
-        item = pick(bank.positive.get(f, []), _box_side(sample, f))
-        if item is None:  # rare findings: an impression sentence reads fine in the findings section too
-            item = pick(bank.impression_positive.get(f, []), _box_side(sample, f))
+        # Impression sentences read fine in the findings section too, and some findings (pneumonia) are
+        # named almost only in impressions: both pools give variety.
+        item = pick([*bank.positive.get(f, []), *bank.impression_positive.get(f, [])], _box_side(sample, f))
         if item is None:
             raise CompositionError(f"no bank sentence asserts {f!r} consistently with {sorted(positives)}")
         described |= item.positives
