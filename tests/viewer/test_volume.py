@@ -61,9 +61,16 @@ def test_gantry_tilt_warning(tmp_path, ct_series_writer) -> None:
 
 
 def test_missing_slice_warning(tmp_path, ct_series_writer) -> None:
-    paths = ct_series_writer(tmp_path, _stored(nz=8))
+    stored = _stored(nz=8)
+    paths = ct_series_writer(tmp_path, stored)
     vol = load_volume(paths[:3] + paths[4:])
     assert any("1 slice(s) appear to be missing" in w for w in vol.warnings)
+    # the gap becomes one blank slice, so slice k still lies at k * 2 mm
+    assert vol.shape == (8, 4, 5) and vol.inserted == (3,)
+    np.testing.assert_array_equal(vol.array[4], stored[4].astype(np.int32) - 1024)
+    assert np.all(vol.array[3] == vol.array.min())
+    np.testing.assert_allclose(vol.positions[:, 2], np.arange(8) * 2.0)
+    assert len(vol.paths) == 7
 
 
 def test_uneven_spacing_warning(tmp_path, ct_series_writer) -> None:

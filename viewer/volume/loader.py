@@ -74,8 +74,9 @@ class _Slice:
 @dataclass
 class VolumeResult:
     """A loaded volume: `image` (SimpleITK, int16 or float32 in modality units, HU on CT), `array` (a
-    writable numpy view of the same buffer, axes z, y, x), per-slice `positions` in sorted order,
-    and `warnings` the user should see."""
+    writable numpy view of the same buffer, axes z, y, x), per-slice `positions` (one per volume
+    slice), the files in spatial order (`paths`; blank `inserted` slices have none) and `warnings`
+    the user should see."""
 
     image: sitk.Image
     array: np.ndarray
@@ -87,6 +88,7 @@ class VolumeResult:
     units: str = ""
     window: WindowLevel | None = None
     modality: str = ""
+    inserted: tuple[int, ...] = ()  # volume slices that are blank stand-ins for missing files
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -265,7 +267,7 @@ def _geometry_warnings(slices: list[_Slice], normal: np.ndarray, dists: np.ndarr
         n_missing = int(np.sum(np.round(good[missing] / spacing) - 1))
         warnings.append(
             f"About {n_missing} slice(s) appear to be missing (gaps up to {good.max():.2f} mm against a "
-            f"usual spacing of {spacing:.2f} mm); the volume is resampled at the usual spacing."
+            f"usual spacing of {spacing:.2f} mm)."
         )
     elif good.max() - good.min() > SPACING_REL_TOL * spacing:
         warnings.append(
@@ -351,6 +353,7 @@ def load_volume(
         slices = [slices[i] for i in order]
         row_dir, col_dir, normal = np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), np.array([0, 0, 1.0])
         z_spacing = first.thickness or 1.0
+        dists = None
     _permute_in_place(stored, np.asarray(order))
 
     # ---- modality values (HU): stay int16 when the rescale is an integer shift that fits
@@ -380,6 +383,26 @@ def load_volume(
         image, array = float_image, float_array
         del stored
 
+    # ---- missing slices: blank slots keep every distance in the reformats true
+    inserted: list[int] = []
+    positions = np.asarray([s.position or (0.0, 0.0, i * z_spacing) for i, s in enumerate(slices)], dtype=np.float64)
+    if dists is not None:
+        slots = np.rint((dists - dists[0]) / z_spacing).astype(int)
+        fits = np.all(np.abs((dists - dists[0]) - slots * z_spacing) < 0.25 * z_spacing)
+        if slots[-1] + 1 > n and fits and len(set(slots.tolist())) == n and slots[-1] + 1 <= 4 * n:
+            nz = int(slots[-1]) + 1
+            inserted = sorted(set(range(nz)) - set(slots.tolist()))
+            blank = array.min()
+            filled_image, filled = _sitk_backed((nz, first.rows, first.cols), array.dtype)
+            filled[...] = blank
+            for k, slot in enumerate(slots):
+                filled[slot] = array[k]
+            image, array = filled_image, filled
+            positions = positions[0] + np.outer(np.arange(nz) * z_spacing, normal)
+            warnings.append(
+                f"{len(inserted)} missing slice position(s) shown as blank slices so that distances stay true."
+            )
+
     # ---- SimpleITK geometry
     row_sp, col_sp = first.spacing or (1.0, 1.0)
     if first.spacing is None:
@@ -389,7 +412,6 @@ def load_volume(
     image.SetOrigin(tuple(float(v) for v in origin))
     direction = np.column_stack([row_dir, col_dir, normal])
     image.SetDirection(tuple(float(v) for v in direction.ravel()))
-    positions = np.asarray([s.position or (0.0, 0.0, i * z_spacing) for i, s in enumerate(slices)], dtype=np.float64)
     return VolumeResult(
         image=image,
         array=array,
@@ -401,4 +423,5 @@ def load_volume(
         units="HU" if first.modality == "CT" else "",
         window=first.window,
         modality=first.modality,
+        inserted=tuple(inserted),
     )
