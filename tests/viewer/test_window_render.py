@@ -78,6 +78,11 @@ def test_monochrome1_and_user_invert(gray_dataset) -> None:
     np.testing.assert_array_equal(render_frame(mono2, 0, window), [[0, 255]])
     np.testing.assert_array_equal(render_frame(mono1, 0, window), [[255, 0]])
     np.testing.assert_array_equal(render_frame(mono1, 0, window, invert=True), [[0, 255]])
+    # DX MONOCHROME1 carries Presentation LUT Shape INVERSE: still one inversion, not two
+    mono1_dx = _image(gray_dataset, stored, modality="DX", photometric="MONOCHROME1", PresentationLUTShape="INVERSE")
+    np.testing.assert_array_equal(render_frame(mono1_dx, 0, window), [[255, 0]])
+    mono2_inverse = _image(gray_dataset, stored, modality="CR", PresentationLUTShape="INVERSE")
+    np.testing.assert_array_equal(render_frame(mono2_inverse, 0, window), [[255, 0]])
 
 
 def test_header_windows_and_default(gray_dataset) -> None:

@@ -94,8 +94,10 @@ def voi_lut_table(image: DicomImage, modality_values: np.ndarray) -> np.ndarray:
 
 
 def _needs_inversion(image: DicomImage, invert: bool) -> bool:
-    shape = str(image.dataset.get("PresentationLUTShape", "") or "").upper()
-    inverse = image.is_monochrome1 != (shape == "INVERSE")
+    # PS3.3 C.8.11.6.1.2: MONOCHROME1 images carry Presentation LUT Shape INVERSE; both describe the
+    # same single inversion, so either one inverts (never twice)
+    shape = str(image.dataset.get("PresentationLUTShape", "") or "").strip().upper()
+    inverse = image.is_monochrome1 or shape == "INVERSE"
     return inverse != bool(invert)
 
 
