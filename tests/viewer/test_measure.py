@@ -110,3 +110,12 @@ def test_bad_records_raise_value_error() -> None:
         measurement_from_dict({"kind": "distance", "p0": [0, 0]})
     with pytest.raises(ValueError, match="pair"):
         measurement_from_dict({"kind": "distance", "p0": [0, 0], "p1": "x"})
+
+
+def test_magnification_factor_corrects_imager_spacing(gray_dataset) -> None:
+    pixels = np.zeros((10, 10), np.uint16)
+    ds = gray_dataset(pixels, modality="DX", ImagerPixelSpacing=[0.2, 0.2], EstimatedRadiographicMagnificationFactor=1.25)
+    image = DicomImage.from_dataset(ds)
+    assert image.spacing_source == "calibrated" and image.pixel_spacing == pytest.approx((0.16, 0.16))
+    r = measure(Distance((0, 0), (100, 0)), image, 0)
+    assert r.length == pytest.approx(16.0) and r.text == "16.0 mm" and "magnification" in r.note

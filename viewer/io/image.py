@@ -194,6 +194,13 @@ class DicomImage:
                 return (vals[0], vals[1]), source
         vals = _float_list(ds.get("ImagerPixelSpacing"))
         if len(vals) == 2 and all(v > 0 for v in vals):
+            try:
+                factor = float(ds.get("EstimatedRadiographicMagnificationFactor") or 0)
+            except (TypeError, ValueError):
+                factor = 0.0
+            if factor > 0 and factor != 1.0 and self.modality in PROJECTION_MODALITIES:
+                # PS3.3 C.8.11.7: the detector-plane spacing divided by the magnification estimate
+                return (vals[0] / factor, vals[1] / factor), "calibrated"
             return (vals[0], vals[1]), "ImagerPixelSpacing"
         for region in ds.get("SequenceOfUltrasoundRegions") or []:
             # Physical units 3 = cm; only a region in cm on both axes gives a usable mm spacing.
@@ -224,6 +231,9 @@ class DicomImage:
                 return "Imager Pixel Spacing: at the detector, not corrected for magnification"
             return "Imager Pixel Spacing"
         if source == "calibrated":
+            factor = self.dataset.get("EstimatedRadiographicMagnificationFactor")
+            if "PixelSpacing" not in self.dataset and factor:
+                return f"Imager Pixel Spacing corrected by the estimated magnification factor {float(factor):.3g}"
             return "calibrated spacing"
         return "Pixel Spacing"
 
