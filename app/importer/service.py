@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom.dataset import Dataset
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -257,10 +257,12 @@ class ImportService:
             batch.finished_at = utcnow()
             batch.imported, batch.duplicates, batch.failed = report.imported, report.duplicates, report.failed
             batch.cancelled = report.cancelled
-            session.add_all(
-                ImportIssue(batch_id=batch.id, path=i.path, reason=i.reason, severity=i.severity)
-                for i in report.issues
-            )
+            if report.issues:  # one executemany: 10,000 "already present" rows in well under a second
+                session.execute(
+                    insert(ImportIssue),
+                    [{"batch_id": batch.id, "path": i.path, "reason": i.reason, "severity": i.severity}
+                     for i in report.issues],
+                )
 
 
 class _HierarchyCache:
