@@ -218,3 +218,23 @@ def test_enhanced_multiframe_functional_groups(gray_dataset) -> None:
     np.testing.assert_array_equal(image.modality_frame(0), np.full((2, 3), -990.0))
     np.testing.assert_array_equal(image.modality_frame(1), np.full((2, 3), -480.0))
     np.testing.assert_array_equal(image.frame(1), frames[1])
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.99"])
+def test_signed_ct_round_trips_through_lossless_syntaxes(tmp_path, syntax: str) -> None:
+    """Signed 16-bit CT compressed by pydicom's encoders (J2K, JPEG-LS, RLE) or deflated: same HU back."""
+    from pydicom.uid import UID
+
+    reference = load_image(_testfile("CT_small.dcm"))
+    ds = pydicom.dcmread(_testfile("CT_small.dcm"))
+    uid = UID(syntax)
+    if uid.is_compressed:
+        ds.compress(uid)
+    else:
+        ds.file_meta.TransferSyntaxUID = uid
+    path = tmp_path / "ct.dcm"
+    ds.save_as(path)
+    image = load_image(path)
+    assert image.dataset.file_meta.TransferSyntaxUID == uid
+    np.testing.assert_array_equal(image.frame(0), reference.frame(0))
+    np.testing.assert_array_equal(image.modality_frame(0), reference.modality_frame(0))
