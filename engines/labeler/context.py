@@ -70,7 +70,7 @@ PRE_NEGATION: Final = _rx(
     r"free\s+of",
     r"absen(?:t|ce)\s+of",
     r"rule[ds]?\s+out\s+(?:for\s+)?",
-    r"resolving|resolution\s+of|clear(?:ed|ing)\s+of|interval\s+clearing\s+of",
+    r"resolving|resolution\s+of|clear(?:ed|ing)?\s+of|interval\s+clearing\s+of",
     r"no\s+(?:evidence|signs?|findings?|suggestion|definite|convincing|acute|visible|radiographic|focal)\s+(?:of\s+)?",
     r"neither|nor",
     r"removal\s+of",

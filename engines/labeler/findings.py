@@ -37,10 +37,9 @@ _BE = r"(?:\s+(?:size|silhouette|contours?|shadow))?\s+(?:is|are|appears?|remain
 
 MENTIONS: Final[dict[str, tuple[str, ...]]] = {
     "Enlarged Cardiomediastinum": (
-        rf"(?:widen(?:ed|ing)|enlarged?|enlargement\s+of\s+the|prominen(?:t|ce)\s+of\s+the|prominent)\s+{_MEDIAST}",
-        rf"{_MEDIAST}{_BE}{_SIZE}(?:widen(?:ed|ing)|enlarged|prominent|wide)",
-        r"mediastinal\s+(?:widening|enlargement|prominence|mass|adenopathy|lymphadenopathy)",
-        r"hilar\s+(?:enlargement|prominence|adenopathy|lymphadenopathy)",
+        r"(?:widen\w*|enlarge\w*|prominen\w*)\s+(?:of\s+)?(?:the\s+)?(?:\w+\s+)?(?:cardio)?mediastin\w*",
+        rf"{_MEDIAST}{_BE}(?:\w+\s+){{0,2}}?{_SIZE}(?:widen(?:ed|ing)|enlarged|prominent|wide)",
+        r"mediastinal\s+(?:widening|enlargement|prominence)",
     ),
     "Cardiomegaly": (
         r"cardiomegaly",

@@ -91,6 +91,7 @@ MESH_TO_FINDINGS: Final[dict[str, tuple[str, ...]]] = {
     "Pulmonary Atelectasis": ("Atelectasis",),
     "Atelectasis": ("Atelectasis",),
     "Pneumothorax": ("Pneumothorax",),
+    "Hydropneumothorax": ("Pneumothorax", "Pleural Effusion"),
     "Pleural Effusion": ("Pleural Effusion",),
     "Thickening/pleura": ("Pleural Other",),
     "Fractures, Bone": ("Fracture",),
