@@ -152,6 +152,10 @@ class MprView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAutoFillBackground(True)
+        pal = self.palette()
+        pal.setColor(self.backgroundRole(), QColor(17, 17, 17))
+        self.setPalette(pal)
         self.banner = QLabel(self)
         self.banner.setWordWrap(True)
         self.banner.setStyleSheet("background:#5a4a00;color:#fff;padding:4px;")
@@ -242,6 +246,7 @@ class MprView(QWidget):
     def _loaded(self, vol: VolumeResult, window: WindowLevel | None) -> None:
         self._progress_timer.stop()
         self._progress_row.hide()
+        self.layout().activate()  # give the progress row's space back to the panes now
         self.set_volume(vol, window)
         self.volumeLoaded.emit(vol)
 
@@ -279,6 +284,7 @@ class MprView(QWidget):
     def _set_banner(self, text: str) -> None:
         self.banner.setText(text)
         self.banner.setVisible(bool(text))
+        self.layout().activate()
 
     # ---------------------------------------------------------------- crosshair / slices / window
     def crosshair(self) -> tuple[int, int, int]:

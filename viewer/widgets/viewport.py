@@ -514,7 +514,7 @@ class Viewport(QWidget):
             p.save()
             p.setTransform(QTransform(*self.state.matrix(w, h)))
             z = self.state.effective_zoom(w, h)
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, z < 3.0)
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, z < 6.0)  # pixels show only when zoomed far in
             target = QRectF(0, 0, self.state.image_width, self.state.image_height)
             p.drawImage(target, qimg)
             if self._overlay is not None:

@@ -112,12 +112,14 @@ class VolumeRenderView(QWidget):
             self._initialised = True
         self.render_window.Render()
 
-    def grab_array(self) -> np.ndarray:
+    def grab_array(self, render: bool = True) -> np.ndarray:
         """The rendered picture as HxWx3 uint8 (top row first), read from the render window itself;
-        Qt's grab() cannot see OpenGL content of this widget."""
-        self.render()
+        Qt's grab() cannot see OpenGL content of this widget. `render=False` reads the last frame."""
+        if render or not self._initialised:
+            self.render()
         grab = vtkWindowToImageFilter()
         grab.SetInput(self.render_window)
+        grab.ShouldRerenderOff()  # a software-GL ray cast costs seconds; we rendered just above
         grab.SetInputBufferTypeToRGB()
         grab.ReadFrontBufferOff()
         grab.Update()

@@ -1,7 +1,7 @@
 """Run under Xvfb by test_volume_render_view.py (VTK's Qt widget cannot render offscreen):
 renders a volume in VolumeRenderWindow, saves a PNG and prints JSON facts about the picture.
 
-usage: python vtk_scene.py OUT.png [SERIES_DIR]   (without SERIES_DIR a synthetic CT phantom is used)
+usage: python vtk_scene.py OUT.png SIZE [SERIES_DIR]   (without SERIES_DIR a synthetic CT phantom is used)
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ def main() -> int:
     out = Path(sys.argv[1])
     app = QApplication.instance() or QApplication([])
     win = VolumeRenderWindow()
-    win.resize(640, 640)
+    size = int(sys.argv[2])
+    win.resize(size, size)
     win.show()
     app.processEvents()
-    if len(sys.argv) > 2:
-        folder = Path(sys.argv[2])
-        paths = tuple(sorted(folder.glob("*.dcm")))
+    if len(sys.argv) > 3:
+        folder = Path(sys.argv[3])
+        paths = tuple(sorted(p for p in folder.iterdir() if p.is_file()))
         done: list = []
         win.volumeLoaded.connect(done.append)
         win.loadFailed.connect(done.append)
@@ -57,9 +58,9 @@ def main() -> int:
         win.set_volume_result(phantom())
     facts = {"presets": {}}
     for name in ("MIP", "CT bone"):
-        win.presets.setCurrentText(name)
+        win.presets.setCurrentText(name)  # renders
         app.processEvents()
-        arr = win.view.grab_array()
+        arr = win.view.grab_array(render=False)
         lit = arr.max(axis=2) > 20
         facts["presets"][name] = {"lit_fraction": float(lit.mean()), "mean": float(arr.mean())}
     facts["shape"] = list(arr.shape)
