@@ -80,10 +80,31 @@ def test_uneven_spacing_warning(tmp_path, ct_series_writer) -> None:
     assert vol.spacing_zyx[0] == pytest.approx(2.0)
 
 
-def test_mixed_orientation_warning(tmp_path, ct_series_writer) -> None:
-    orientations = [(1, 0, 0, 0, 1, 0)] * 5 + [(1, 0, 0, 0, 0.9, 0.43589)]
+def test_other_orientation_left_out(tmp_path, ct_series_writer) -> None:
+    stored = _stored()
+    orientations = [(1, 0, 0, 0, 1, 0)] * 5 + [(1, 0, 0, 0, 0, -1)]  # a coronal localizer among axials
+    vol = load_volume(ct_series_writer(tmp_path, stored, orientations=orientations))
+    assert any("1 file(s) with another orientation" in w for w in vol.warnings)
+    assert vol.shape == (5, 4, 5)
+    np.testing.assert_array_equal(vol.array, stored[:5].astype(np.int32) - 1024)
+
+
+def test_slightly_mixed_orientation_warning(tmp_path, ct_series_writer) -> None:
+    orientations = [(1, 0, 0, 0, 1, 0)] * 3 + [(1, 0, 0, 0, 0.9998, 0.02)] * 3
     vol = load_volume(ct_series_writer(tmp_path, _stored(), orientations=orientations))
     assert any("Mixed orientation" in w for w in vol.warnings)
+
+
+@pytest.mark.parametrize("where", [0, 3])
+def test_other_size_left_out(tmp_path, ct_series_writer, where: int) -> None:
+    stored = _stored()
+    paths = ct_series_writer(tmp_path / "ct", stored)
+    scout = ct_series_writer(tmp_path / "scout", _stored(nz=1, ny=9, nx=9), seed="scout")[0]
+    files = [*paths[:where], scout, *paths[where:]]
+    vol = load_volume(files)
+    assert any("1 file(s) of another image size" in w for w in vol.warnings)
+    assert vol.shape == (6, 4, 5) and scout not in vol.paths
+    np.testing.assert_array_equal(vol.array, stored.astype(np.int32) - 1024)
 
 
 def test_duplicate_positions_warning(tmp_path, ct_series_writer) -> None:
@@ -102,10 +123,10 @@ def test_too_few_slices_and_bad_files(tmp_path, ct_series_writer) -> None:
         load_volume([paths[0], junk])
 
 
-def test_size_mismatch_is_an_error(tmp_path, ct_series_writer) -> None:
+def test_no_two_slices_alike_is_an_error(tmp_path, ct_series_writer) -> None:
     a = ct_series_writer(tmp_path / "a", _stored(nz=2), seed="a")
     b = ct_series_writer(tmp_path / "b", _stored(nz=2, nx=7), seed="b")
-    with pytest.raises(VolumeError, match="pixels"):
+    with pytest.raises(VolumeError, match="at least 2 slices"):
         load_volume([a[0], b[0]])
 
 

@@ -16,6 +16,7 @@ import ctypes
 import math
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ from viewer.io.image import DicomReadError, load_image
 __all__ = ["VolumeCancelled", "VolumeError", "VolumeResult", "load_volume"]
 
 NATIVE_LE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
-ORIENTATION_TOL = 1e-3  # direction cosines
+ORIENTATION_TOL = 1e-3  # direction cosines: beyond this, "mixed orientation"
+OTHER_ORIENTATION = 0.05  # beyond this, another acquisition (localizer) that is left out
 TILT_TOL_DEG = 0.5
 SPACING_REL_TOL = 0.02
 MISSING_FACTOR = 1.5
@@ -155,6 +157,14 @@ def _read_header_only(path: Path) -> _Slice:
     return info
 
 
+class _SizeMismatch(Exception):
+    """A file whose image size differs from the slot it was meant for (a localizer, another series)."""
+
+    def __init__(self, info: _Slice) -> None:
+        super().__init__(info.path.name)
+        self.info = info
+
+
 def _read_into(path: Path, out: np.ndarray) -> _Slice:
     """Parse `path`'s header and put its pixels (stored values) into `out` (rows x cols)."""
     try:
@@ -162,12 +172,10 @@ def _read_into(path: Path, out: np.ndarray) -> _Slice:
             ds = pydicom.dcmread(fp, stop_before_pixels=True)
             info = _header(ds, path)
             if (info.rows, info.cols) != out.shape:
-                raise VolumeError(
-                    f"{path.name}: {info.rows}x{info.cols} pixels, the series' first slice has {out.shape[0]}x{out.shape[1]}"
-                )
+                raise _SizeMismatch(info)
             if _fast_path_ok(ds, out.dtype) and _read_native_pixels(fp, ds, out):
                 return info
-    except (VolumeError, VolumeCancelled):
+    except (VolumeError, VolumeCancelled, _SizeMismatch):
         raise
     except Exception as exc:
         raise VolumeError(f"{path.name}: not readable as DICOM ({type(exc).__name__}: {exc})") from exc
@@ -288,6 +296,10 @@ def _geometry_warnings(slices: list[_Slice], normal: np.ndarray, dists: np.ndarr
     return warnings, spacing
 
 
+def _left_out(count: int, why: str) -> str:
+    return f"{count} file(s) {why} left out of the volume."
+
+
 def load_volume(
     paths: Sequence[str | Path],
     *,
@@ -314,22 +326,60 @@ def load_volume(
     done = [0]
     lock = threading.Lock()
 
-    def work(i: int) -> _Slice:
+    def work(i: int) -> tuple[_Slice, bool]:
         if cancel is not None and cancel.is_set():
             raise VolumeCancelled("volume load cancelled")
-        info = _read_into(files[i], stored[i])
+        try:
+            info, fits = _read_into(files[i], stored[i]), True
+        except _SizeMismatch as odd:
+            info, fits = odd.info, False
         if progress is not None:
             with lock:
                 done[0] += 1
                 count = done[0]
             progress(count, total)
-        return info
+        return info, fits
 
     n_workers = workers or min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        slices = list(pool.map(work, range(n)))
+        results = list(pool.map(work, range(n)))
+    infos = [info for info, _ in results]
 
     warnings: list[str] = []
+    # ---- files that do not belong: other image sizes, other orientations (localizers, scouts)
+    sizes = Counter((s.rows, s.cols) for s in infos)
+    common_size = sizes.most_common(1)[0][0]
+    if common_size != (first.rows, first.cols):
+        # the first file was the odd one out: load again from the files of the common size
+        del image, array, stored
+        keep_paths = [s.path for s in infos if (s.rows, s.cols) == common_size]
+        again = load_volume(keep_paths, progress=progress, cancel=cancel, workers=workers)
+        again.warnings.insert(0, _left_out(n - len(keep_paths), "of another image size"))
+        return again
+    keep = [i for i, (_, fits) in enumerate(results) if fits]
+    if len(keep) < n:
+        warnings.append(_left_out(n - len(keep), "of another image size"))
+    if all(infos[i].orientation is not None for i in keep):
+        # the commonest orientation is the series'; a clearly different one (> ~3 degrees) is another
+        # acquisition, a small drift stays in and is warned about below
+        groups = Counter(tuple(np.round(infos[i].orientation, 3)) for i in keep)  # type: ignore[arg-type]
+        main = np.asarray(groups.most_common(1)[0][0])
+        same = [i for i in keep if np.max(np.abs(np.asarray(infos[i].orientation) - main)) <= OTHER_ORIENTATION]
+        if len(same) < len(keep):
+            warnings.append(_left_out(len(keep) - len(same), "with another orientation (localizer?)"))
+            keep = same
+    if len(keep) < 2:
+        raise VolumeError(f"only {len(keep)} of {n} files form a volume; a volume needs at least 2 slices")
+    if len(keep) < n:
+        compact_image, compact = _sitk_backed((len(keep), first.rows, first.cols), np.dtype(np.int16))
+        for k, i in enumerate(keep):
+            compact[k] = array[i]
+        image, array = compact_image, compact
+        stored = array if read_dtype == np.int16 else array.view(np.uint16)
+        n = len(keep)
+    slices = [infos[i] for i in keep]
+    first = slices[0]
+
     series = {s.series_uid for s in slices}
     if len(series) > 1:
         warnings.append(f"Files come from {len(series)} different series; they were stacked anyway.")
