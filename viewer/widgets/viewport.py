@@ -86,6 +86,7 @@ class Viewport(QWidget):
         self._anonymised = False
         self._active = False
         self._measurements: list[Any] = []
+        self._store_error = ""
         self._labels: dict[int, str] = {}
         self._selected: int | None = None
         self._drawing: list[tuple[float, float]] = []
@@ -415,10 +416,15 @@ class Viewport(QWidget):
         self._save_measurements()
 
     def _load_measurements(self) -> None:
-        self._measurements, self._selected, self._labels = [], None, {}
+        self._measurements, self._selected, self._labels, self._store_error = [], None, {}, ""
         if self._image is None or self._store is None:
             return
-        for d in self._store.load(self._image.sop_instance_uid):
+        try:
+            records = self._store.load(self._image.sop_instance_uid)
+        except Exception as exc:
+            self._store_error = f"Measurements could not be loaded: {exc}"
+            return
+        for d in records:
             try:
                 self._measurements.append(measure_tool.from_dict(d))
             except (KeyError, TypeError, ValueError):
@@ -426,10 +432,18 @@ class Viewport(QWidget):
 
     def _save_measurements(self) -> None:
         self._labels = {}
+        self._store_error = ""
         if self._image is not None and self._store is not None:
-            self._store.save(self._image.sop_instance_uid, [m.to_dict() for m in self._measurements])
+            try:
+                self._store.save(self._image.sop_instance_uid, [m.to_dict() for m in self._measurements])
+            except Exception as exc:  # the database is down: keep the shapes on screen and say so
+                self._store_error = f"Measurements NOT saved: {exc}"
         self.measurementsChanged.emit()
         self.update()
+
+    def store_error(self) -> str:
+        """Why the last save of this image's measurements failed ('' when it worked)."""
+        return self._store_error
 
     def _label(self, index: int) -> str:
         if index not in self._labels:
@@ -523,6 +537,10 @@ class Viewport(QWidget):
             p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
             self._paint_measurements(p)
             self._paint_corners(p)
+            if self._store_error:
+                p.setPen(QColor(255, 90, 90))
+                p.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
+                           self._store_error)
         elif self._message:
             p.setPen(QColor(200, 200, 200))
             p.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,

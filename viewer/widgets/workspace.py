@@ -208,6 +208,18 @@ class ViewerWorkspace(QWidget):
         self.activeViewportChanged.emit(vp)
 
     def _run(self, command: str) -> None:
+        mpr = self._mpr
+        if mpr is not None and self.stack.currentWidget() is mpr and mpr.volume() is not None:
+            # window commands act on what is on screen: the MPR planes share one W/L
+            if command.startswith("preset:"):
+                key = int(command.split(":", 1)[1])
+                if key in PRESET_KEYS:
+                    mpr.set_window(PRESETS[PRESET_KEYS[key]])
+                    return
+                command = "window_default"
+            if command == "window_default":
+                mpr.set_window(mpr.volume().window or mpr.window())
+                return
         self.active_viewport().run_command(command)
         self.active_viewport().setFocus()
 

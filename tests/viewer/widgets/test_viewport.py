@@ -251,3 +251,24 @@ def test_unreadable_file_shows_message_not_crash(qtbot, tmp_path, ct_series):
     w.grab()  # paints the message
     w.step(-1)
     assert w.current_image() is not None
+
+
+class _BrokenStore:
+    def load(self, sop_instance_uid):
+        return []
+
+    def save(self, sop_instance_uid, measurements):
+        raise OSError("database is locked")
+
+
+def test_failing_store_keeps_the_measurement_and_says_so(qtbot, ct_series):
+    w = Viewport(measurement_store=_BrokenStore())
+    qtbot.addWidget(w)
+    w.resize(320, 256)
+    w.show()
+    w.set_series(ct_series)
+    w.set_tool(Tool.DISTANCE)
+    drag(w, w.state.image_to_widget(10, 10, 320, 256), w.state.image_to_widget(30, 10, 320, 256))
+    assert w.measurement_labels() == ["10.0 mm"]
+    assert "NOT saved" in w.store_error() and "database is locked" in w.store_error()
+    w.grab()

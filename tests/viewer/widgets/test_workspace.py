@@ -7,6 +7,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication
 
+from viewer.imaging.window import PRESET_KEYS, PRESETS
 from viewer.measure.store import InMemoryMeasurementStore
 from viewer.widgets.tools import Tool
 from viewer.widgets.viewport import SERIES_MIME
@@ -116,3 +117,15 @@ def test_mpr_and_3d_refuse_unsuitable_series_with_a_banner(ws, study):
     ws.load_series(study.series[1])
     assert ws.show_3d() is None
     assert "display" in ws.banner_text()
+
+
+def test_mpr_of_the_active_ct_series_and_presets_follow_it(ws, study, qtbot):
+    ws.load_series(study.series[1])  # 6-slice CT
+    mpr = ws.show_mpr()
+    assert mpr is not None
+    qtbot.waitUntil(lambda: mpr.volume() is not None, timeout=10000)
+    assert ws.stack.currentWidget() is mpr and mpr.volume().shape == (6, 64, 80)
+    ws._run("preset:" + str(next(k for k, v in PRESET_KEYS.items() if v == "bone")))
+    assert mpr.window() == PRESETS["bone"]
+    ws.show_2d()
+    assert ws.stack.currentWidget() is ws.layout_view
