@@ -175,3 +175,31 @@ def test_mpr_views_spacing_and_crosshair() -> None:
         mpr_slice(vol, spacing, "oblique", 0)  # type: ignore[arg-type]
     with pytest.raises(IndexError):
         mpr_slice(vol, spacing, "axial", 3)
+
+
+def test_enhanced_multiframe_file_becomes_volume(tmp_path, gray_dataset) -> None:
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    stored = _stored(nz=4).astype(np.int16)
+    order = [2, 0, 3, 1]  # frames stored out of spatial order
+    ds = gray_dataset(stored[order].reshape(-1, 5), modality="CT", RescaleSlope=1, RescaleIntercept=-1024)
+    ds.Rows, ds.Columns, ds.NumberOfFrames = 4, 5, 4
+    shared, orient, measures = Dataset(), Dataset(), Dataset()
+    orient.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    measures.PixelSpacing, measures.SliceThickness = [0.5, 0.5], 3.0
+    shared.PlaneOrientationSequence = Sequence([orient])
+    shared.PixelMeasuresSequence = Sequence([measures])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames = []
+    for z in order:
+        item, pos = Dataset(), Dataset()
+        pos.ImagePositionPatient = [0, 0, 3.0 * z]
+        item.PlanePositionSequence = Sequence([pos])
+        frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    path = tmp_path / "enhanced.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    vol = load_volume([path])
+    assert vol.warnings == [] and vol.spacing_zyx == (3.0, 0.5, 0.5)
+    np.testing.assert_array_equal(vol.array, stored.astype(np.int32) - 1024)

@@ -67,7 +67,7 @@ def _float_list(value: Any) -> list[float]:
     return [float(value)]
 
 
-def _functional_item(ds: Dataset, frame: int, sequence: str) -> Dataset | None:
+def functional_item(ds: Dataset, frame: int, sequence: str) -> Dataset | None:
     """The first item of `sequence` for `frame` in an enhanced multi-frame object (per-frame wins)."""
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame is not None and frame < len(per_frame):
@@ -177,7 +177,7 @@ class DicomImage:
     # ----------------------------------------------------------------------------------- geometry
     def _spacing(self) -> tuple[tuple[float, float] | None, str]:
         ds = self.dataset
-        measures = _functional_item(ds, 0, "PixelMeasuresSequence")
+        measures = functional_item(ds, 0, "PixelMeasuresSequence")
         candidates: list[tuple[Any, str]] = [
             (ds.get("PixelSpacing"), "PixelSpacing"),
             (measures.get("PixelSpacing") if measures is not None else None, "PixelSpacing"),
@@ -241,7 +241,7 @@ class DicomImage:
     def rescale(self, frame: int = 0) -> tuple[float, float]:
         """(slope, intercept) of the linear modality transform for `frame` (1, 0 if none)."""
         ds = self.dataset
-        item = _functional_item(ds, frame, "PixelValueTransformationSequence")
+        item = functional_item(ds, frame, "PixelValueTransformationSequence")
         src = item if item is not None and "RescaleSlope" in item else ds
         slope = _float_list(src.get("RescaleSlope"))
         intercept = _float_list(src.get("RescaleIntercept"))
@@ -257,7 +257,7 @@ class DicomImage:
         if self.modality == "CT":
             return "HU"
         ds = self.dataset
-        item = _functional_item(ds, 0, "PixelValueTransformationSequence")
+        item = functional_item(ds, 0, "PixelValueTransformationSequence")
         for src in (item, ds):
             if src is not None and src.get("RescaleType"):
                 value = str(src.RescaleType)
@@ -290,7 +290,7 @@ class DicomImage:
         ds = self.dataset
         src: Dataset = ds
         if "WindowCenter" not in ds:
-            item = _functional_item(ds, 0, "FrameVOILUTSequence")
+            item = functional_item(ds, 0, "FrameVOILUTSequence")
             if item is not None:
                 src = item
         try:

@@ -29,7 +29,7 @@ import SimpleITK as sitk
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from viewer.imaging.window import WindowLevel
-from viewer.io.image import DicomReadError, load_image
+from viewer.io.image import DicomReadError, functional_item, load_image
 
 __all__ = ["VolumeCancelled", "VolumeError", "VolumeResult", "load_volume"]
 
@@ -300,21 +300,13 @@ def _left_out(count: int, why: str) -> str:
     return f"{count} file(s) {why} left out of the volume."
 
 
-def load_volume(
-    paths: Sequence[str | Path],
-    *,
-    progress: Callable[[int, int], None] | None = None,
-    cancel: CancelFlag | None = None,
-    workers: int | None = None,
-) -> VolumeResult:
-    """Load `paths` (one series, any order) into a volume; see the module docstring for the guarantees.
-
-    `progress(done, total)` is called from worker threads; `cancel.is_set()` stops the load early with
-    VolumeCancelled. Raises VolumeError for fewer than 2 slices or files that cannot be stacked.
-    """
-    files = [Path(p) for p in paths]
-    if len(files) < 2:
-        raise VolumeError(f"a volume needs at least 2 slices, got {len(files)}")
+def _read_files(
+    files: list[Path],
+    progress: Callable[[int, int], None] | None,
+    cancel: CancelFlag | None,
+    workers: int | None,
+) -> tuple[_Slice, np.dtype, sitk.Image, np.ndarray, np.ndarray, list[tuple[_Slice, bool]]]:
+    """Read every file into its slot of a new volume (thread pool); (info, fits-the-first-size) per file."""
     first = _read_header_only(files[0])
     signed_or_small = first.signed or first.bits_stored <= 15
     read_dtype = np.dtype(np.int16) if signed_or_small else np.dtype(np.uint16)
@@ -322,7 +314,6 @@ def load_volume(
     # the volume lives in the SimpleITK image; uint16 data is read through a same-bytes view
     image, array = _sitk_backed((n, first.rows, first.cols), np.dtype(np.int16))
     stored = array if read_dtype == np.int16 else array.view(np.uint16)
-    total = n
     done = [0]
     lock = threading.Lock()
 
@@ -337,12 +328,94 @@ def load_volume(
             with lock:
                 done[0] += 1
                 count = done[0]
-            progress(count, total)
+            progress(count, n)
         return info, fits
 
     n_workers = workers or min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         results = list(pool.map(work, range(n)))
+    return first, read_dtype, image, array, stored, results
+
+
+def _read_multiframe(
+    path: Path,
+    progress: Callable[[int, int], None] | None,
+    cancel: CancelFlag | None,
+) -> tuple[_Slice, np.dtype, sitk.Image, np.ndarray, np.ndarray, list[tuple[_Slice, bool]]]:
+    """An enhanced (multi-frame) CT/MR object: each frame becomes a slice, placed by its per-frame
+    Plane Position; rescale, orientation and spacing come from the functional groups."""
+    try:
+        img = load_image(path)
+    except DicomReadError as exc:
+        raise VolumeError(str(exc)) from exc
+    ds = img.dataset
+    if img.n_frames < 2 or img.is_color:
+        raise VolumeError(f"a volume needs at least 2 slices, got 1 single-frame file ({path.name})")
+    if img.frame(0).dtype.itemsize > 2:
+        raise VolumeError(f"{path.name}: {img.frame(0).dtype} pixels are not supported in volumes")
+    infos: list[tuple[_Slice, bool]] = []
+    for k in range(img.n_frames):
+        position = functional_item(ds, k, "PlanePositionSequence")
+        orient = functional_item(ds, k, "PlaneOrientationSequence")
+        measures = functional_item(ds, k, "PixelMeasuresSequence")
+        slope, intercept = img.rescale(k)
+        thickness = measures.get("SliceThickness") if measures is not None else ds.get("SliceThickness")
+        spacing = _floats(measures.get("PixelSpacing"), 2) if measures is not None else None
+        info = _Slice(
+            path=path,
+            rows=img.rows,
+            cols=img.columns,
+            position=_floats(position.get("ImagePositionPatient"), 3) if position is not None else None,  # type: ignore[arg-type]
+            orientation=_floats(orient.get("ImageOrientationPatient"), 6) if orient is not None else None,
+            spacing=spacing or img.pixel_spacing,  # type: ignore[arg-type]
+            instance=k + 1,
+            slope=slope,
+            intercept=intercept,
+            series_uid=img.series_uid,
+            signed=img.is_signed,
+            bits_stored=img.bits_stored,
+            window=img.default_window if img.windows else None,
+            thickness=float(thickness) if thickness not in (None, "") else None,
+            modality=img.modality,
+        )
+        infos.append((info, True))
+    first = infos[0][0]
+    read_dtype = np.dtype(np.int16) if first.signed or first.bits_stored <= 15 else np.dtype(np.uint16)
+    image, array = _sitk_backed((img.n_frames, img.rows, img.columns), np.dtype(np.int16))
+    stored = array if read_dtype == np.int16 else array.view(np.uint16)
+    for k in range(img.n_frames):
+        if cancel is not None and cancel.is_set():
+            raise VolumeCancelled("volume load cancelled")
+        try:
+            stored[k] = img.frame(k)
+        except DicomReadError as exc:
+            raise VolumeError(str(exc)) from exc
+        if progress is not None:
+            progress(k + 1, img.n_frames)
+    return first, read_dtype, image, array, stored, infos
+
+
+def load_volume(
+    paths: Sequence[str | Path],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: CancelFlag | None = None,
+    workers: int | None = None,
+) -> VolumeResult:
+    """Load `paths` (one series, any order; or one enhanced multi-frame file) into a volume; see the
+    module docstring for the guarantees.
+
+    `progress(done, total)` is called from worker threads; `cancel.is_set()` stops the load early with
+    VolumeCancelled. Raises VolumeError for fewer than 2 slices or files that cannot be stacked.
+    """
+    files = [Path(p) for p in paths]
+    if len(files) == 1:
+        first, read_dtype, image, array, stored, results = _read_multiframe(files[0], progress, cancel)
+    elif len(files) < 2:
+        raise VolumeError("a volume needs at least 2 slices, got 0")
+    else:
+        first, read_dtype, image, array, stored, results = _read_files(files, progress, cancel, workers)
+    n = len(results)
     infos = [info for info, _ in results]
 
     warnings: list[str] = []
