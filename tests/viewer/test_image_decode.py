@@ -238,3 +238,13 @@ def test_signed_ct_round_trips_through_lossless_syntaxes(tmp_path, syntax: str) 
     assert image.dataset.file_meta.TransferSyntaxUID == uid
     np.testing.assert_array_equal(image.frame(0), reference.frame(0))
     np.testing.assert_array_equal(image.modality_frame(0), reference.modality_frame(0))
+
+
+def test_frames_from_several_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    image = load_image(_testfile("examples_ybr_color.dcm"))
+    with ThreadPoolExecutor(4) as pool:
+        frames = list(pool.map(image.frame, [0, 1, 2, 3, 0, 1, 2, 3]))
+    for a, b in zip(frames[:4], frames[4:], strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -90,6 +90,7 @@ class DicomImage:
         self.dataset = dataset
         self._cache: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        self._decode_lock = threading.Lock()
         self._stats: tuple[float, float, float, float] | None = None
 
     # ----------------------------------------------------------------------------------- construction
@@ -413,8 +414,13 @@ class DicomImage:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        arr = self._decode(i)
-        self._remember(key, arr)
+        with self._decode_lock:  # one decode at a time per image: pydicom's deferred read is not thread-safe
+            with self._lock:
+                cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+            arr = self._decode(i)
+            self._remember(key, arr)
         return arr
 
     def _remember(self, key: tuple[Any, ...], arr: np.ndarray) -> None:
