@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMenu,
+    QSpinBox,
     QStackedWidget,
     QToolBar,
     QToolButton,
@@ -127,6 +128,12 @@ class ViewerWorkspace(QWidget):
     def set_overlay(self, values, opacity: float = 0.5, colormap: str = "jet", threshold: float | None = None) -> None:
         """Heat-map hook for the AI parts: painted over the active viewport's image (see Viewport)."""
         self.active_viewport().set_overlay(values, opacity, colormap, threshold)
+
+    def set_cine_fps(self, fps: float) -> None:
+        for vp in self.layout_view.all_viewports():
+            vp.set_cine_fps(fps)
+        if self.fps.value() != round(fps):
+            self.fps.setValue(round(fps))
 
     def set_anonymised(self, on: bool) -> None:
         for vp in self.layout_view.all_viewports():
@@ -275,6 +282,13 @@ class ViewerWorkspace(QWidget):
             tb.addAction(act)
         self._cine_action = self._action("Cine", key_for("cine"), lambda: self._run("cine"))
         tb.addAction(self._cine_action)
+        self.fps = QSpinBox(self)
+        self.fps.setRange(1, 60)
+        self.fps.setValue(10)
+        self.fps.setSuffix(" fps")
+        self.fps.setToolTip("Cine rate (frames or images per second)")
+        self.fps.valueChanged.connect(self.set_cine_fps)
+        tb.addWidget(self.fps)
         self._anon_action = self._action("Anonymise", key_for("anonymise"), checkable=True)
         self._anon_action.toggled.connect(lambda on: [vp.set_anonymised(on) for vp in self.layout_view.all_viewports()])
         tb.addAction(self._anon_action)

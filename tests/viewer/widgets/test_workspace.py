@@ -129,3 +129,8 @@ def test_mpr_of_the_active_ct_series_and_presets_follow_it(ws, study, qtbot):
     assert mpr.window() == PRESETS["bone"]
     ws.show_2d()
     assert ws.stack.currentWidget() is ws.layout_view
+
+
+def test_cine_rate_from_the_toolbar(ws):
+    ws.fps.setValue(25)
+    assert all(vp.cine_fps() == 25 for vp in ws.layout_view.all_viewports())
