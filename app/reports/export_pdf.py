@@ -157,7 +157,7 @@ def render_pdf(doc: ReportDocument, letterhead: Letterhead | None = None,
         pdf.cell(0, 6, SECTION_TITLES[key].upper(), new_x="LMARGIN", new_y="NEXT")
         pdf.set_text_color(0, 0, 0)
         pdf.set_font("DejaVu", "", 10.5)
-        pdf.multi_cell(0, 5.4, text.strip(), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 5.4, text.strip(), align="L", new_x="LMARGIN", new_y="NEXT")
         pdf.ln(2.5)
 
     if key_images:
@@ -191,7 +191,8 @@ def render_pdf(doc: ReportDocument, letterhead: Letterhead | None = None,
         state = "edited" if v.human_edited else ("accepted" if v.ai_accepted else "NOT reviewed")
         pdf.multi_cell(0, 4, f"Drafted with AI assistance ({ai.get('engine', '?')}, weights "
                              f"{str(ai.get('weights_hash', ''))[:12] or '?'}, seed {ai.get('seed', '?')}); "
-                             f"draft {state} by the reporting radiologist.", new_x="LMARGIN", new_y="NEXT")
+                             f"draft {state} by the reporting radiologist.", align="L", new_x="LMARGIN",
+                       new_y="NEXT")
         pdf.set_text_color(0, 0, 0)
     if doc.signed:
         sig = v.signature

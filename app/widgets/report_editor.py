@@ -407,7 +407,9 @@ class ReportEditor(QWidget):
         user = self._user()
         kind = "" if v.kind == "original" else f" {v.kind}"
         if v.is_signed:
-            text = f"<b>FINAL</b>{kind} · version {v.version_no} · signed by {v.signer} at {v.signed_at}"
+            when = dt.datetime.fromisoformat(v.signed_at).astimezone().strftime("%d %b %Y %H:%M")
+            who = v.signature.get("signer_name") or v.signer
+            text = f"<b>FINAL</b>{kind} · version {v.version_no} · signed by {who} ({v.signer}) on {when}"
         else:
             text = f"<b>{v.status.upper()}</b>{kind} · version {v.version_no}"
         self.status_label.setText(text)
@@ -415,7 +417,9 @@ class ReportEditor(QWidget):
         self.undo_button.setEnabled(editable)
         self.redo_button.setEnabled(editable)
         self.prelim_button.setEnabled(editable and v.status == "draft")
-        self.sign_button.setEnabled(editable and user is not None and user.can_sign)
+        self.sign_button.setEnabled(editable and user is not None and user.can_sign and not v.needs_ai_review)
+        self.sign_button.setToolTip("Review the AI draft (edit or accept) before signing" if v.needs_ai_review
+                                    else "Sign this version with your key")
         self.amend_button.setEnabled(v.is_signed)
         self.addendum_button.setEnabled(v.is_signed)
         self.accept_button.setVisible(v.ai_generated and not v.is_signed)

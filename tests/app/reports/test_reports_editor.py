@@ -44,7 +44,7 @@ def test_ai_draft_marked_until_edited_then_diff_and_findings_sync(qtbot, env, ra
                      [{"token": "Small", "score": 0.9}])
     assert ed.version.needs_ai_review and "AI DRAFT" in ed.banner.text()
     assert ed.editors["findings"].extraSelections()  # uncertain token underlined
-    assert ed.sign_button.isEnabled()
+    assert not ed.sign_button.isEnabled()  # the AI draft must be reviewed first
     found = ed.structured_findings()
     assert found.get("Pleural Effusion") == 1 and found.get("Pneumothorax") == 0
     # undo brings back the template text the AI draft replaced

@@ -55,3 +55,16 @@ def test_encapsulated_pdf_is_dciodvfy_clean_and_carries_the_signed_pdf(env, radi
     back = extract_pdf(dcmread(path))
     (tmp_path / "out.pdf").write_bytes(back)
     assert back == pdf and verify_pdf(back, env.users.certificate_of("rad")).ok
+
+
+def test_pdf_with_key_images_and_unsigned_watermark(env, radiologist):
+    from PIL import Image
+
+    from app.reports.export_pdf import render_pdf
+
+    buf = io.BytesIO()
+    Image.linear_gradient("L").resize((128, 96)).save(buf, format="PNG")
+    v = env.service.open_or_create(STUDY_UID, radiologist)
+    pdf = render_pdf(build_document(env.service, v.id), key_images=[(f"Image {i}", buf.getvalue()) for i in range(5)])
+    assert pdf.startswith(b"%PDF") and pdf.count(b"/Subtype /Image") == 1  # one image object, reused
+    assert not verify_pdf(pdf).ok  # unsigned draft PDFs never pass verification
