@@ -57,10 +57,9 @@ class Database:
             parsed = make_url(url)
         except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several types for a bad URL
             raise DatabaseError(f"not a database URL: {url!r} ({exc})") from exc
-        kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, **kwargs)
+        engine = create_engine(parsed)
         if parsed.get_backend_name() == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         db = cls(engine, store_dir or (data_dir() / "store"))

@@ -214,12 +214,17 @@ class ImportService:
 
     def _add_instance(self, session: Session, cache: _HierarchyCache, item: ProbedFile, batch_id: int | None) -> None:
         h = item.header
-        series = cache.series_for(h)
         rel = relative_path(h.study_uid, h.series_uid, h.sop_instance_uid)
+        # The file first: if it cannot be written, no empty study/series rows are left behind.
         if item.rewrite is not None:
             size, sha = self.store.write_dataset(item.rewrite, rel)
         else:
             size, sha = self.store.copy_in(item.path, rel)
+        try:
+            series = cache.series_for(h)  # raises _Conflict before creating anything
+        except _Conflict:
+            self.store.absolute(rel).unlink(missing_ok=True)
+            raise
         transfer_syntax = h.transfer_syntax_uid or (
             str(item.rewrite.file_meta.TransferSyntaxUID) if item.rewrite is not None else ""
         )
@@ -291,12 +296,12 @@ class _HierarchyCache:
                 )
                 self.session.add(series)
                 _add_modality(study, h.modality)
-            elif series.study.study_uid != h.study_uid:
-                raise _Conflict(
-                    f"series {h.series_uid} already belongs to study {series.study.study_uid}, "
-                    f"this file says study {h.study_uid}"
-                )
             self.series[h.series_uid] = series
+        if series.study.study_uid != h.study_uid:
+            raise _Conflict(
+                f"series {h.series_uid} already belongs to study {series.study.study_uid}, "
+                f"this file says study {h.study_uid}"
+            )
         return series
 
     def _study_for(self, h: InstanceHeader) -> Study:

@@ -195,3 +195,38 @@ def test_same_sop_uid_twice_in_one_run_is_a_duplicate(db: Database, tmp_path: Pa
     ds.save_as(tmp_path / "b.dcm", enforce_file_format=True)
     report = ImportService(db, commit_every=commit_every).run([tmp_path])
     assert (report.imported, report.duplicates) == (1, 1)
+
+
+def test_series_claimed_by_two_studies_is_refused(db: Database, tmp_path: Path) -> None:
+    series_uid = generate_uid()
+    make_instance(SyntheticStudy(), series_uid).save_as(tmp_path / "a.dcm", enforce_file_format=True)
+    make_instance(SyntheticStudy(), series_uid).save_as(tmp_path / "b.dcm", enforce_file_format=True)
+    report = ImportService(db).run([tmp_path / "a.dcm", tmp_path / "b.dcm"])
+    assert (report.imported, report.failed) == (1, 1)
+    assert "already belongs to study" in report.errors[0].reason
+    _assert_consistent(db)
+
+
+def test_non_image_objects_import_but_stay_out_of_the_viewer_ref(db: Database) -> None:
+    from pydicom.data import get_testdata_file
+
+    from app.db.queries import study_ref
+
+    report = ImportService(db).run([get_testdata_file("rtplan.dcm")])
+    assert report.imported == 1
+    with db.session() as s:
+        uid = s.scalar(select(Study.study_uid))
+        assert uid is not None
+        assert study_ref(s, uid).series == ()
+        assert len(study_ref(s, uid, images_only=False).series) == 1
+
+
+def test_store_write_failure_is_reported_and_leaves_no_empty_rows(db: Database, tmp_path: Path) -> None:
+    study = SyntheticStudy()
+    write_series(tmp_path / "in", study, 2)
+    db.store_dir.mkdir(parents=True, exist_ok=True)
+    (db.store_dir / study.study_uid).write_text("a file where the study folder should be")
+    report = ImportService(db).run([tmp_path / "in"])
+    assert (report.imported, report.failed) == (0, 2)
+    assert all("cannot write to the store" in i.reason for i in report.errors)
+    assert _count(db, Study) == 0 and _count(db, Series) == 0 and _count(db, Patient) == 0
