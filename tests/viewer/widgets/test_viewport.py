@@ -272,3 +272,48 @@ def test_failing_store_keeps_the_measurement_and_says_so(qtbot, ct_series):
     assert w.measurement_labels() == ["10.0 mm"]
     assert "NOT saved" in w.store_error() and "database is locked" in w.store_error()
     w.grab()
+
+
+def test_measurement_on_a_rotated_flipped_view_is_in_image_pixels(vp):
+    vp.rotate(True)
+    vp.flip_vertical()
+    vp.zoom_by(1.5, (30, 40))
+    vp.set_tool(Tool.RECT)
+    a = vp.state.image_to_widget(11, 9, vp.width(), vp.height())
+    b = vp.state.image_to_widget(25, 20, vp.width(), vp.height())
+    drag(vp, a, b)
+    m = vp.measurements()[0]
+    assert sorted(x for x, _ in m.points()) == pytest.approx([11, 25], abs=0.05)
+    assert sorted(y for _, y in m.points()) == pytest.approx([9, 20], abs=0.05)
+    assert "mean 1000.0 HU" in vp.measurement_labels()[0]
+
+
+def _rgb_image(photometric: str = "RGB"):
+    from pydicom.dataset import Dataset
+
+    from viewer.io.image import DicomImage
+
+    ds = Dataset()
+    ds.SOPInstanceUID = "1.2.3.4"
+    ds.Modality = "OT"
+    ds.Rows, ds.Columns = 20, 30
+    ds.SamplesPerPixel = 3
+    ds.PlanarConfiguration = 0
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    arr = np.zeros((20, 30, 3), dtype=np.uint8)
+    arr[..., 0] = 220  # red
+    ds.PixelData = arr.tobytes()
+    return DicomImage.from_dataset(ds)
+
+
+def test_colour_image_is_shown_in_colour_and_right_drag_is_harmless(qtbot):
+    w = Viewport()
+    qtbot.addWidget(w)
+    w.resize(300, 200)
+    w.show()
+    w.set_image(_rgb_image())
+    drag(w, (100, 100), (150, 120), button=Qt.MouseButton.RightButton)
+    px = _pixels(w)[100, 150]
+    assert px[0] > 200 and px[1] < 30 and px[2] < 30
+    assert w.current_window() is None
