@@ -77,6 +77,9 @@ PRE_NEGATION: Final = _rx(
     r"never",
     r"(?:is|are)\s+(?:clear|negative)\s+(?:of|for)",
     r"(?:has|have)\s+been\s+removed",
+    # hypothetical (ConText's category): the finding is not asserted
+    r"if(?:\s+there\s+is)?",
+    r"(?:to|would)\s+exclude",
 )
 
 #: Words that negate on either side: "resolved consolidation" and "consolidation has resolved".
@@ -90,6 +93,7 @@ POST_NEGATION: Final = _rx(
     r"(?:not|un)\s*(?:seen|identified|appreciated)",
     r"not\s+(?:present|demonstrated|evident|visualized)",
     r"free",
+    r"may\s+not\s+be\s+(?:demonstrated|seen|visible|detected|apparent)",
 )
 
 #: Hedge words that a preceding negation overrides: "no pleural line to suggest pneumothorax",

@@ -66,9 +66,10 @@ MENTIONS: Final[dict[str, tuple[str, ...]]] = {
     ),
     "Lung Lesion": (
         r"(?<!lymph\s)nodul(?:e|es|ar)",
-        r"(?<!soft\stissue\s)mass(?:es)?",
-        r"(?:cavitary|lung|pulmonary|focal)\s+lesions?",
-        r"lesions?",
+        # masses outside the lung (thyroid, mediastinum, pericardium, pleura, hilum, breast) are not Lung Lesion
+        r"(?<!soft\stissue\s)(?<!thyroid\s)(?<!mediastinal\s)(?<!pericardial\s)(?<!pleural\s)(?<!hilar\s)"
+        r"(?<!breast\s)(?<!abdominal\s)mass(?:es)?",
+        r"(?:cavitary|lung|pulmonary|parenchymal|nodular|spiculated)\s+lesions?",
         r"neoplasm|tumou?r|carcinoma|malignan(?:cy|t)|metasta(?:sis|ses|tic)",
         r"cavitation|cavity",
     ),
@@ -145,6 +146,10 @@ NORMAL_STATEMENTS: Final[dict[str, tuple[str, ...]]] = {
         r"(?:costophrenic|cp)\s+(?:angles?|sulc(?:us|i))\s+(?:is\s+|are\s+)?(?:\w+\s+)?(?:sharp|clear|preserved|normal)",
     ),
     "Pneumothorax": (),
+    "Edema": (
+        r"(?:pulmonary\s+)?vascular(?:ity|ature)?(?:\s+engorgement)?\s+(?:is\s+|are\s+|appears?\s+)?(?:\w+\s+){0,2}?"
+        r"(?:within\s+(?:the\s+)?(?:limits\s+of\s+)?)?(?:normal|unremarkable)",
+    ),
 }
 
 
