@@ -28,10 +28,20 @@ from engines.labeler import FINDINGS, label_report
         ("Pneumonia is in the differential.", {"Pneumonia": -1}),
         ("Left PICC line tip in the SVC.", {"Support Devices": 1}),
         ("Healed right rib fracture.", {"Fracture": 1}),
+        ("The lungs are grossly clear of focal airspace disease, pneumothorax, or pleural effusion.",
+         {"Pneumothorax": 0, "Pleural Effusion": 0}),
+        ("No suspicious pulmonary opacity.", {"Lung Opacity": 0}),
+        ("There is no pleural line to suggest pneumothorax.", {"Pneumothorax": 0}),
+        ("If there is concern for fracture, consider a rib series.", {"Fracture": 0}),
+        ("Enlarging thyroid mass.", {}),
+        ("Widening of the upper mediastinum.", {"Enlarged Cardiomediastinum": 1}),
+        ("Pulmonary vascularity is within normal limits.", {"Edema": 0}),
     ],
 )
 def test_trap_sentences(text: str, expected: dict[str, int]) -> None:
     found = label_report(text).findings
+    if not expected:
+        assert set(found) <= {"No Finding"}, (text, found)
     for finding, value in expected.items():
         assert found.get(finding) == value, (text, found)
 
