@@ -19,7 +19,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from PySide6.QtWidgets import QApplication
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import write_ct_series  # noqa: E402
+from widget_samples import write_ct_series  # noqa: E402
 
 from viewer.imaging.window import WindowLevel  # noqa: E402
 from viewer.io.refs import SeriesRef  # noqa: E402

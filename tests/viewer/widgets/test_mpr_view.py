@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import write_ct_series
 from input_events import click, drag
 from PySide6.QtCore import Qt
+from widget_samples import write_ct_series
 
 from viewer.imaging.window import PRESET_KEYS, PRESETS
 from viewer.io.refs import SeriesRef

@@ -130,7 +130,7 @@ def test_pan_tool_and_middle_drag_move_the_image(vp):
 
 
 def test_distance_measurement_label_persist_restore_delete(vp, ct_series, tmp_path):
-    from conftest import write_ct_series
+    from widget_samples import write_ct_series
 
     store = vp._store
     vp.set_tool(Tool.DISTANCE)
