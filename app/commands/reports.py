@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 from pathlib import Path
 
@@ -214,40 +213,13 @@ def cmd_cert_create(args: argparse.Namespace) -> int:
 
 # -- export -------------------------------------------------------------------------------------------
 def cmd_report_export(args: argparse.Namespace) -> int:
-    from app.reports.document import build_document
+    from app.reports.exporting import export_version
     from app.reports.service import ReportError, ReportService
 
-    db = _db(args)
-    service = ReportService(db)
     try:
-        doc = build_document(service, args.version)
-        out = Path(args.out)
-        if args.format == "sr":
-            from app.reports.export_sr import write_sr
-
-            write_sr(doc, out)
-        elif args.format in ("pdf", "pdf-dicom"):
-            pdf = service.signed_pdf(args.version)
-            if pdf is None:
-                return _fail("this version has no signed PDF")
-            if args.format == "pdf":
-                out.write_bytes(pdf)
-            else:
-                from app.reports.export_encapsulated import build_encapsulated_pdf
-
-                build_encapsulated_pdf(doc, pdf).save_as(out, enforce_file_format=True)
-        elif args.format == "text":
-            from app.reports.export_text import export_text
-
-            out.write_text(export_text(doc), encoding="utf-8")
-        else:
-            from app.reports.export_text import export_fhir
-
-            out.write_text(json.dumps(export_fhir(doc, service.signed_pdf(args.version)), indent=2),
-                           encoding="utf-8")
-    except ReportError as exc:
+        out = export_version(ReportService(_db(args)), args.version, args.format, Path(args.out))
+    except (ReportError, ValueError) as exc:
         return _fail(str(exc))
-    service.record_export(args.version, None, args.format, str(out))
     print(f"wrote {out}")
     return 0
 

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeySequence, QShortcut, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
+    QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
@@ -36,6 +40,7 @@ from PySide6.QtWidgets import (
 
 from app.reports.content import SECTION_KEYS, SECTION_TITLES, ReportContent
 from app.reports.diff import sections_diff_html
+from app.reports.exporting import FORMATS, export_version
 from app.reports.models import ImmutableVersionError
 from app.reports.service import ReportError, ReportService, VersionView
 from app.reports.users import AuthSession, SessionExpiredError, UserService
@@ -77,6 +82,7 @@ class ReportEditor(QWidget):
     signed = Signal(int)
     autosaved = Signal(int)  # revision number, emitted after the database committed it
     versionChanged = Signal(int)
+    queuedForSending = Signal(list)  # outbox item ids
 
     def __init__(self, database, study_uid: str, user_provider: Callable[[], AuthSession | None],
                  parent: QWidget | None = None, *, autosave_ms: int = 1000, service: ReportService | None = None,
@@ -123,6 +129,13 @@ class ReportEditor(QWidget):
         self.sign_button.setStyleSheet("font-weight:bold;")
         self.amend_button = QPushButton("Amend")
         self.addendum_button = QPushButton("Addendum")
+        self.export_button = QPushButton("Export")
+        export_menu = QMenu(self.export_button)
+        for fmt, (label, _suffix) in FORMATS.items():
+            export_menu.addAction(label, lambda f=fmt: self.export_dialog(f))
+        self.export_button.setMenu(export_menu)
+        self.send_button = QPushButton("Send to PACS…")
+        self.send_button.clicked.connect(self.send_dialog)
         for b, slot in ((self.undo_button, self.undo), (self.redo_button, self.redo),
                         (self.accept_button, self.accept_ai), (self.prelim_button, self.mark_preliminary),
                         (self.sign_button, self.open_sign_dialog), (self.amend_button, lambda: self.amend("amendment")),
@@ -132,7 +145,7 @@ class ReportEditor(QWidget):
         top.addWidget(self.status_label, 1)
         top.addWidget(self.saved_label)
         for b in (self.undo_button, self.redo_button, self.accept_button, self.prelim_button, self.amend_button,
-                  self.addendum_button, self.sign_button):
+                  self.addendum_button, self.export_button, self.send_button, self.sign_button):
             top.addWidget(b)
 
         self.banner = QLabel()
@@ -340,6 +353,56 @@ class ReportEditor(QWidget):
             self._show_version(dialog.signed_version)
             self.signed.emit(dialog.signed_version.id)
 
+    def export_dialog(self, fmt: str) -> None:
+        """Ask for a file name and write the current version in `fmt` (signed formats need a signed version)."""
+        if self._version is None:
+            return
+        label, suffix = FORMATS[fmt]
+        self.save_now()
+        default = f"report_{self._version.report_id}_v{self._version.version_no}{suffix}"
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {label}", default, f"{label} (*{suffix})")
+        if path:
+            self.export_to(fmt, Path(path))
+
+    def export_to(self, fmt: str, path: Path) -> Path | None:
+        try:
+            return export_version(self.service, self._version.id, fmt, path, self._user())
+        except (ReportError, OSError, ValueError) as exc:
+            self._show_banner("warn", f"Export failed: {exc}")
+            return None
+
+    def send_dialog(self) -> None:
+        """Queue the signed SR and PDF for a configured PACS; the outbox sends and shows progress."""
+        from app.pacs.errors import PacsConfigError
+        from app.pacs.nodes import NodeStore
+        from app.reports.outbox import Outbox
+
+        if self._version is None or not self._version.is_signed:
+            self._show_banner("warn", "Only a signed report can be sent.")
+            return
+        try:
+            names = [n.name for n in NodeStore().load()]
+        except PacsConfigError as exc:
+            self._show_banner("warn", str(exc))
+            return
+        if not names:
+            self._show_banner("warn", "No PACS is configured (Settings → PACS nodes).")
+            return
+        name, ok = QInputDialog.getItem(self, "Send report", "Send the signed SR and PDF to:", names, 0, False)
+        if ok and name:
+            self.send_to(Outbox(self.service), name)
+
+    def send_to(self, outbox, destination: str, documents: tuple[str, ...] = ("sr", "pdf")) -> list[int]:
+        try:
+            ids = outbox.enqueue(self._version.id, destination, self._user(), documents=documents)
+        except Exception as exc:  # noqa: BLE001 - config or export problems are shown, never crash
+            self._show_banner("warn", f"Could not queue the report: {exc}")
+            return []
+        self._show_banner("info", f"Queued for {destination}: see the outbox for delivery (marked sent only "
+                                  "after the PACS confirms).")
+        self.queuedForSending.emit(ids)
+        return ids
+
     def reload(self) -> None:
         if self._version is not None:
             self._show_version(self.service.version(self._version.id))
@@ -422,6 +485,7 @@ class ReportEditor(QWidget):
                                     else "Sign this version with your key")
         self.amend_button.setEnabled(v.is_signed)
         self.addendum_button.setEnabled(v.is_signed)
+        self.send_button.setEnabled(v.is_signed)
         self.accept_button.setVisible(v.ai_generated and not v.is_signed)
         self.accept_button.setEnabled(v.needs_ai_review)
         tint = f"QPlainTextEdit {{ background:{AI_TINT}; }}" if v.needs_ai_review else ""

@@ -131,3 +131,30 @@ def test_outbox_widget_lists_items_and_states(qtbot, env, radiologist):
     w.retry_selected()
     qtbot.waitUntil(lambda: w.table.item(0, 3).text() == "sent", timeout=5000)
     assert w.table.item(0, 4).text() == "2/5" and Qt  # attempts counted
+
+
+def test_session_timeout_locks_editor_and_keeps_text(qtbot, env, radiologist):
+    import datetime as dt
+
+    ed = _editor(qtbot, env, radiologist, autosave_ms=1000)
+    edit = ed.editors["findings"]
+    edit.setPlainText("Typed just before the timeout.")
+    radiologist.last_activity -= dt.timedelta(hours=1)
+    assert not ed.save_now()
+    assert edit.isReadOnly() and "timed out" in ed.banner.text()
+    assert edit.toPlainText() == "Typed just before the timeout."  # nothing lost
+    radiologist.last_activity = dt.datetime.now(dt.UTC)  # logged in again
+    ed._check_session()
+    assert not edit.isReadOnly()
+    assert env.service.version(ed.version.id).content.get("findings") == "Typed just before the timeout."
+
+
+def test_editor_exports_every_format(qtbot, env, radiologist, tmp_path):
+    from app.reports.exporting import FORMATS
+
+    ed = _editor(qtbot, env, radiologist)
+    assert ed.export_to("pdf", tmp_path / "x.pdf") is None and "signed" in ed.banner.text()
+    env.service.sign(ed.version.id, radiologist, PASSWORD)
+    ed.reload()
+    for fmt, (_label, suffix) in FORMATS.items():
+        assert ed.export_to(fmt, tmp_path / f"r-{fmt}{suffix}").stat().st_size > 100
