@@ -3,6 +3,7 @@
     radstation-eval score GENERATED.jsonl REFERENCES.jsonl [--out DIR]
     radstation-eval GENERATED.jsonl REFERENCES.jsonl            (same as score)
     radstation-eval baselines --split val [--seed 0] [--out DIR]
+    radstation-eval references --split val [--seed 0] [--out DIR]  (only the reference JSONL, no scoring)
     radstation-eval vqa GENERATED.jsonl REFERENCES.jsonl        (answers; kind closed/open in the reference)
 
 Report JSONL lines: {"id": ..., "text": ...} or {"id": ..., "findings": ..., "impression": ...}.
@@ -73,6 +74,24 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_references(args: argparse.Namespace) -> int:
+    """The reference reports of a curated split as JSONL (composed, seeded), for scoring a model's drafts."""
+    from engines.data.cxr import load_cxr
+    from engines.data.paired import SentenceBank, pair_reports
+    from engines.eval.baselines import eval_text
+
+    ds = load_cxr(args.data, splits=(args.split,))
+    bank = SentenceBank.from_iu(None if args.data is None else Path(args.data) / "text_only" / "iu_xray_reports.jsonl")
+    paired = pair_reports(ds, bank, seed=args.seed)
+    path = Path(args.out) / f"references_{args.split}.jsonl"
+    write_jsonl(path, [{"id": s.image_id, "text": eval_text(s), "findings": s.report_findings,
+                        "impression": s.report_impression, "report_is_real": s.report_is_real} for s in paired])
+    composed = sum(not s.report_is_real for s in paired)
+    print(f"{path}: {len(paired)} references ({composed} composed from IU sentences, seed {args.seed}); "
+          f"{len(ds.problems)} manifest rows skipped")
+    return 0
+
+
 def cmd_vqa(args: argparse.Namespace) -> int:
     gen = {str(o["id"]): str(o.get("answer", "")) for o in read_jsonl(args.generated)}
     refs = read_jsonl(args.references)
@@ -117,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     common(b)
     b.set_defaults(func=cmd_baselines)
 
+    r = sub.add_parser("references", help="write the (composed) reference reports of a curated split")
+    r.add_argument("--split", default="val", choices=("train", "val", "test"))
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--data", type=Path, default=None)
+    r.add_argument("--out", default="eval-results")
+    r.set_defaults(func=cmd_references)
+
     v = sub.add_parser("vqa", help="score VQA answers (closed accuracy, open token F1)")
     v.add_argument("generated", type=Path)
     v.add_argument("references", type=Path)
@@ -129,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv and argv[0] not in ("score", "baselines", "vqa", "-h", "--help"):
+    if argv and argv[0] not in ("score", "baselines", "references", "vqa", "-h", "--help"):
         argv = ["score", *argv]
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

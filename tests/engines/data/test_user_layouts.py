@@ -15,7 +15,9 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from engines.data import EmptyDatasetError, load_cxr
+from engines.data.__main__ import main as inspect_main
 from engines.data.dicom_folder import load_dicom_folder
+from engines.data.layouts import detect_layout, load_dataset
 from engines.data.mimic import load_mimic
 from engines.data.openi import load_openi, parse_openi_xml
 from engines.data.report_text import parse_report_sections
@@ -64,6 +66,7 @@ def test_dicom_folder(cxr_root: Path, tmp_path: Path) -> None:
         csv.writer(fh).writerows([["patient_id", "split"], ["P1", "train"], ["P2", "validate"]])
     ds = load_dicom_folder(root)
     assert len(ds) == 3
+    assert detect_layout(root) == "dicom" and len(load_dataset(root)) == 3
     by_view = {s.view: s for s in ds}
     assert set(by_view) == {"frontal", "lateral"}
     s1 = next(s for s in ds if s.patient_id == "P1" and s.view == "frontal")
@@ -107,6 +110,7 @@ def test_openi_layout_from_real_iu_reports(cxr_root: Path, tmp_path: Path) -> No
                 (img_dir / f"{image_id}.png").write_bytes(pngs[0].read_bytes())
     (xml_dir / "bad.xml").write_text("<eCitation><unclosed>")
     ds = load_openi(tmp_path)
+    assert detect_layout(tmp_path) == "openi"
     expected = sum(len(r["image_ids"]) for r in rows if r["findings"] or r["impression"]) - 1
     assert len(ds) == expected
     assert {Path(p).name for p, _ in ds.problems} >= {"bad.xml", f"{rows[0]['image_ids'][1]}.png"}
@@ -152,6 +156,7 @@ def test_mimic_layout(cxr_root: Path, tmp_path: Path) -> None:
     _mimic_fixture(cxr_root, tmp_path)
     ds = load_mimic(tmp_path, splits=("train", "val"))
     assert [s.image_id for s in ds] == ["d1", "d2", "d3"]
+    assert detect_layout(tmp_path) == "mimic"
     d1, d2, d3 = ds
     assert (d1.view, d2.view, d3.view) == ("frontal", "lateral", "unknown")
     assert d3.split == "val"
@@ -179,3 +184,17 @@ def test_report_sections() -> None:
     assert parse_report_sections("FINDINGS: a.\nIMPRESSION: b.") == ("a.", "b.")
     assert parse_report_sections("Plain note.") == ("Plain note.", "")
     assert parse_report_sections("INDICATION: x\nCONCLUSION: fine.") == ("", "fine.")
+
+
+def test_inspect_command_lists_problems_and_counts(cxr_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _mimic_fixture(cxr_root, tmp_path)
+    assert inspect_main([str(tmp_path), "--splits", "train", "val", "test"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("skipped: ") and "d5.jpg: image file missing" in out[0]
+    assert "4 items" in out[-1] and "1 skipped" in out[-1] and "4 with a real report" in out[-1]
+    assert detect_layout(cxr_root) == "cxr"
+    assert inspect_main([str(tmp_path / "nothing")]) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(EmptyDatasetError, match="unknown layout"):
+        detect_layout(empty)
