@@ -47,6 +47,7 @@ from app.pacs.errors import (
 )
 from app.pacs.nodes import PacsNode
 from app.pacs.query import InstanceResult, QueryFilter, SeriesResult, StudyResult
+from app.pacs.tcp import tune_association_socket
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +128,9 @@ class DimseClient:
             ae.add_requested_context(cx.abstract_syntax, cx.transfer_syntax)
         seen: dict[str, Any] = {"opened": False, "reject": None}
 
-        def on_open(_event: Any) -> None:
+        def on_open(event: Any) -> None:
             seen["opened"] = True
+            tune_association_socket(event)
 
         def on_acse(event: Any) -> None:
             prim = getattr(event, "primitive", None)

@@ -18,6 +18,7 @@ from pynetdicom.sop_class import Verification
 from app.pacs.errors import PacsConfigError, PacsError
 from app.pacs.nodes import StorageScpConfig
 from app.pacs.sink import ImportSink
+from app.pacs.tcp import tune_association_socket
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class StorageScp:
             self._server = ae.start_server(
                 (self.config.bind_address, self.config.port),
                 block=False,
-                evt_handlers=[(evt.EVT_C_STORE, self._on_store)],
+                evt_handlers=[(evt.EVT_C_STORE, self._on_store), (evt.EVT_CONN_OPEN, tune_association_socket)],
             )
         except OSError as exc:
             raise PacsError(

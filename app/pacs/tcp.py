@@ -1,0 +1,40 @@
+"""Socket tuning for DICOM associations (an EVT_CONN_OPEN handler for requestors and acceptors).
+
+During C-GET / C-MOVE the peer sends each C-STORE request as a few TCP segments; many archives
+(DCMTK-based ones such as Orthanc) leave Nagle on, so the last small segment waits for our ACK, and
+Linux delays that ACK by ~40 ms. Measured against Orthanc: 45 ms per instance (about 20 instances/s)
+without the fix, 3 ms with it. TCP_QUICKACK is not sticky on Linux, so it is set again before every
+read, on this association's socket only (no global patch of pynetdicom).
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
+def tune_association_socket(event: Any) -> None:
+    assoc_socket = getattr(getattr(event.assoc, "dul", None), "socket", None)
+    raw = getattr(assoc_socket, "socket", None)
+    if raw is None:
+        return
+    try:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        return
+    if _QUICKACK is None:
+        return
+    original_recv = assoc_socket.recv
+
+    def recv(nr_bytes: int) -> bytearray:
+        sock = assoc_socket.socket
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except OSError:
+                pass
+        return original_recv(nr_bytes)
+
+    assoc_socket.recv = recv  # instance attribute: only this association's reads are affected
