@@ -129,6 +129,7 @@ def test_identity_fields() -> None:
     assert (image.rows, image.columns, image.n_frames) == (128, 128, 1)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom warns about badVR.dcm's invalid IS value
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
