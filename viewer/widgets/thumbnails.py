@@ -49,6 +49,7 @@ class SeriesThumbnails(QListWidget):
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setStyleSheet("QListWidget { background: #1b1b1b; color: #ddd; }")
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys keep going to the viewport after a click
         self._series: dict[str, SeriesRef] = {}
         self._pending: set[str] = set()
         self._runner = BackgroundRunner(self)

@@ -134,3 +134,14 @@ def test_mpr_of_the_active_ct_series_and_presets_follow_it(ws, study, qtbot):
 def test_cine_rate_from_the_toolbar(ws):
     ws.fps.setValue(25)
     assert all(vp.cine_fps() == 25 for vp in ws.layout_view.all_viewports())
+
+
+def test_m_key_in_a_viewport_opens_mpr_and_keys_stay_on_the_viewport(ws, study, qtbot):
+    ws.activateWindow()
+    ws.load_series(study.series[1])
+    item = ws.thumbnails.item(1)
+    qtbot.mouseClick(ws.thumbnails.viewport(), Qt.MouseButton.LeftButton,
+                     pos=ws.thumbnails.visualItemRect(item).center())
+    assert not ws.thumbnails.hasFocus()
+    qtbot.keyClick(ws.active_viewport(), "M")
+    qtbot.waitUntil(lambda: ws.mpr_view() is not None and ws.stack.currentWidget() is ws.mpr_view(), timeout=3000)
