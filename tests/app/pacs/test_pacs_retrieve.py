@@ -16,6 +16,7 @@ from app.db.models import Instance
 from app.importer import ImportService
 from app.pacs.cancel import CancelToken
 from app.pacs.errors import PartialRetrieveError, RetrieveCancelled
+from app.pacs.query import QueryFilter
 from app.pacs.retrieve import RetrieveService, StudyProgress
 from app.pacs.sink import local_sop_uids
 
@@ -109,3 +110,27 @@ def test_batch_reports_each_study_and_a_refused_instance_as_partial(orthanc, pac
     _assert_consistent(database)
     with database.session() as session:
         assert session.scalar(select(func.count(Instance.id))) == 2  # the conflicting one + the CR
+
+
+DEMO = Path(__file__).resolve().parents[3] / "resources" / "demo"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_demo_studies_round_trip_through_the_pacs(orthanc, database, method) -> None:
+    """The shipped demo studies (3 radiographs + a 48-slice CT) stored in Orthanc, found, retrieved."""
+    files = [p for p in DEMO.rglob("*") if p.is_file() and p.parent != DEMO]
+    if not files:
+        pytest.skip("resources/demo has no studies")
+    sops: dict[str, set[str]] = {}
+    for path in files:
+        ds = dcmread(path, stop_before_pixels=True)
+        sops.setdefault(ds.StudyInstanceUID, set()).add(ds.SOPInstanceUID)
+        orthanc.upload(path)
+    node = web_node(orthanc) if method == "wado-rs" else dimse_node(orthanc, method)
+    found = RetrieveService(database, node).client.find_studies(QueryFilter(patient_name="DEMO"))
+    assert {s.study_uid for s in found} == set(sops)
+    results = _service(orthanc, database, method).retrieve_studies([s.study_uid for s in found])
+    assert all(r.state == "done" for r in results), [r.message for r in results]
+    for study_uid, expected in sops.items():
+        assert local_sop_uids(database, study_uid) == expected
+    _assert_consistent(database)
