@@ -92,12 +92,14 @@ def always_normal_report(train: Sequence[Sample]) -> str:
 
 @dataclass
 class BaselineReports:
-    """Generated texts per baseline, aligned with ``references`` and ``ids``."""
+    """Generated texts per baseline, aligned with ``references`` and ``ids``; the samples they came from."""
 
     ids: list[str]
     references: list[str]
     generated: dict[str, list[str]]
     neighbour_ids: list[str]
+    train: Sequence[Sample] = ()
+    queries: Sequence[Sample] = ()
 
 
 def baseline_reports(
@@ -119,6 +121,8 @@ def baseline_reports(
             "nearest neighbour (32x32 cosine)": [eval_text(tr[i]) for i in nn],
         },
         neighbour_ids=[tr[i].image_id for i in nn],
+        train=tr,
+        queries=list(queries),
     )
 
 
@@ -152,3 +156,30 @@ def curated_baselines(
     if ds.problems:
         notes.append(f"{len(ds.problems)} manifest rows skipped (missing/broken files)")
     return baseline_reports(train, queries, progress), notes
+
+
+def vqa_baselines(train: Sequence[Sample], queries: Sequence[Sample], neighbour_ids: Sequence[str]) -> dict[str, dict]:
+    """VQA bars on the queries' rule-derived questions: the training majority answer per question, and the
+    answer the nearest training image gets to the same question (majority answer when it has none)."""
+    from engines.eval.vqa import vqa_scores
+    from engines.qa import derive_qa
+
+    by_image: dict[str, dict[str, str]] = {}
+    answers: dict[str, Counter[str]] = {}
+    for s in train:
+        qa = derive_qa(s)
+        by_image[s.image_id] = {q.question: q.answer for q in qa}
+        for q in qa:
+            answers.setdefault(q.question, Counter())[q.answer] += 1
+    majority = {q: c.most_common(1)[0][0] for q, c in answers.items()}
+    refs: list[str] = []
+    kinds: list[str] = []
+    preds: dict[str, list[str]] = {"majority answer (train)": [], "nearest neighbour's answer": []}
+    for s, nn_id in zip(queries, neighbour_ids, strict=True):
+        for q in derive_qa(s):
+            refs.append(q.answer)
+            kinds.append(q.kind)
+            fallback = majority.get(q.question, "no")
+            preds["majority answer (train)"].append(fallback)
+            preds["nearest neighbour's answer"].append(by_image.get(nn_id, {}).get(q.question, fallback))
+    return {name: vqa_scores(p, refs, kinds) for name, p in preds.items()}

@@ -5,6 +5,7 @@
     radstation-eval baselines --split val [--seed 0] [--out DIR]
     radstation-eval references --split val [--seed 0] [--out DIR]  (only the reference JSONL, no scoring)
     radstation-eval vqa GENERATED.jsonl REFERENCES.jsonl        (answers; kind closed/open in the reference)
+    radstation-eval qa-references --split val [--seed 0]        (rule-derived questions of a curated split)
 
 Report JSONL lines: {"id": ..., "text": ...} or {"id": ..., "findings": ..., "impression": ...}.
 Prints a markdown table and writes <out>/<name>.json and <out>/<name>.md.
@@ -64,9 +65,18 @@ def cmd_baselines(args: argparse.Namespace) -> int:
         results[name] = evaluate_reports(texts, reports.references, tokenizer=args.tokenizer,
                                          meteor=not args.no_meteor, nlg=not args.no_nlg)
     md = markdown_table(results, f"Baselines on the {args.split} split", notes)
+    from engines.eval.baselines import vqa_baselines
+
+    vqa = vqa_baselines(reports.train, reports.queries, reports.neighbour_ids)
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    md += "\n\nVQA on the rule-derived questions (engines.qa) of the same images:\n\n"
+    md += "| system | closed accuracy | n closed | open token F1 | n open |\n|---|---:|---:|---:|---:|\n"
+    md += "\n".join(f"| {n} | {fmt(r['closed_accuracy'])} | {r['n_closed']} | {fmt(r['open_token_f1'])} | {r['n_open']} |"
+                     for n, r in vqa.items())
     print(md)
     out = Path(args.out)
-    _write(out, f"baselines_{args.split}", {"results": results, "notes": notes, "split": args.split, "seed": args.seed}, md)
+    _write(out, f"baselines_{args.split}", {"results": results, "vqa": vqa, "notes": notes, "split": args.split,
+                                            "seed": args.seed}, md)
     write_jsonl(out / f"references_{args.split}.jsonl", [{"id": i, "text": t} for i, t in zip(reports.ids, reports.references, strict=True)])
     for name, texts in reports.generated.items():
         slug = name.split(" (")[0].replace(" ", "_").replace("-", "_")
@@ -89,6 +99,26 @@ def cmd_references(args: argparse.Namespace) -> int:
     composed = sum(not s.report_is_real for s in paired)
     print(f"{path}: {len(paired)} references ({composed} composed from IU sentences, seed {args.seed}); "
           f"{len(ds.problems)} manifest rows skipped")
+    return 0
+
+
+def cmd_qa_references(args: argparse.Namespace) -> int:
+    """Rule-derived VQA pairs of a curated split (engines.qa), ids "<image_id>#<n>"."""
+    from engines.data.cxr import load_cxr
+    from engines.data.paired import SentenceBank, pair_reports
+    from engines.qa import derive_qa
+
+    ds = load_cxr(args.data, splits=(args.split,))
+    bank = SentenceBank.from_iu(None if args.data is None else Path(args.data) / "text_only" / "iu_xray_reports.jsonl")
+    rows = []
+    for s in pair_reports(ds, bank, seed=args.seed):
+        for n, qa in enumerate(derive_qa(s)):
+            rows.append({"id": f"{s.image_id}#{n}", "image_id": s.image_id, "question": qa.question,
+                         "answer": qa.answer, "kind": qa.kind, "qtype": qa.qtype, "finding": qa.finding})
+    path = Path(args.out) / f"qa_{args.split}.jsonl"
+    write_jsonl(path, rows)
+    print(f"{path}: {len(rows)} questions on {len(ds)} images "
+          f"({sum(r['kind'] == 'closed' for r in rows)} closed, {sum(r['kind'] == 'open' for r in rows)} open)")
     return 0
 
 
@@ -143,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="eval-results")
     r.set_defaults(func=cmd_references)
 
+    q = sub.add_parser("qa-references", help="write the rule-derived VQA pairs of a curated split")
+    q.add_argument("--split", default="val", choices=("train", "val", "test"))
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--data", type=Path, default=None)
+    q.add_argument("--out", default="eval-results")
+    q.set_defaults(func=cmd_qa_references)
+
     v = sub.add_parser("vqa", help="score VQA answers (closed accuracy, open token F1)")
     v.add_argument("generated", type=Path)
     v.add_argument("references", type=Path)
@@ -155,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv and argv[0] not in ("score", "baselines", "references", "vqa", "-h", "--help"):
+    if argv and argv[0] not in ("score", "baselines", "references", "qa-references", "vqa", "-h", "--help"):
         argv = ["score", *argv]
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

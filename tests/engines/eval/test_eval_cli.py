@@ -16,6 +16,7 @@ from engines.eval.baselines import (
     image_embedding,
     modal_report,
     nearest_neighbours,
+    vqa_baselines,
 )
 from engines.eval.cli import main
 
@@ -91,3 +92,7 @@ def test_baselines_on_a_real_slice(cxr_root: Path) -> None:
         assert len(texts) == len(val) and all(t in train_texts for t in texts)
     assert b.references == [eval_text(s) for s in val]
     assert not any("FINDINGS:" in t for t in b.references)
+    vqa = vqa_baselines(b.train, b.queries, b.neighbour_ids)
+    assert set(vqa) == {"majority answer (train)", "nearest neighbour's answer"}
+    for r in vqa.values():
+        assert r["n_closed"] > len(val) and 0.0 <= r["closed_accuracy"] <= 1.0
