@@ -44,7 +44,7 @@ def _verify_file(path: Path, db) -> object:
 
     data = path.read_bytes()
     if data.startswith(b"%PDF"):
-        return verify_pdf(data, _pinned_cert_for_pdf(data, db), subject=f"PDF {path}")
+        return _pdf_result(verify_pdf(data, _pinned_cert_for_pdf(data, db), subject=f"PDF {path}"), data, db)
     try:
         ds = dcmread(path)
     except (InvalidDicomError, OSError, ValueError) as exc:
@@ -54,7 +54,7 @@ def _verify_file(path: Path, db) -> object:
 
         pdf = extract_pdf(ds)
         res = verify_pdf(pdf, _pinned_cert_for_pdf(pdf, db), subject=f"DICOM encapsulated PDF {path}")
-        return res
+        return _pdf_result(res, pdf, db)
     if ds.get("Modality") == "SR":
         from app.reports.export_sr import verify_sr
 
@@ -73,7 +73,8 @@ def _registered_certs(db) -> dict[str, bytes]:
     from app.reports.models import User
 
     with db.session() as s:
-        return {u.cert_sha256: u.cert_der for u in s.scalars(select(User)) if u.cert_der}
+        return {fp: b"" for u in s.scalars(select(User)) for fp in (u.cert_history or [])} | {
+            u.cert_sha256: u.cert_der for u in s.scalars(select(User)) if u.cert_der}
 
 
 def _pinned_cert_for_pdf(pdf: bytes, db) -> bytes | None:
@@ -85,10 +86,18 @@ def _pinned_cert_for_pdf(pdf: bytes, db) -> bytes | None:
     certs = _registered_certs(db)
     try:
         sigs = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
-        fp = sigs[0].signer_cert.sha256.hex() if sigs else ""
+        cert = sigs[0].signer_cert if sigs else None
     except Exception:  # noqa: BLE001 - verify_pdf reports the damage itself
         return None
-    return certs.get(fp)
+    if cert is None or cert.sha256.hex() not in certs:
+        return None
+    return cert.dump()  # a registered (possibly earlier) certificate of a known user: trust it
+
+
+def _pdf_result(res, pdf: bytes, db):
+    if db is not None and res.ok and _pinned_cert_for_pdf(pdf, db) is None:
+        res.problems.append("signed with a certificate not registered for any user of this database")
+    return res
 
 
 def _check_pin_from_payload(res, ds, db) -> None:

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.reports.canonical import canonical_bytes, sha256_hex
@@ -45,8 +45,12 @@ def append(session: Session, action: str, username: str = "", object_type: str =
     """Add one entry (flushed, committed with the caller's transaction)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
-    head = session.get(AuditHead, 1)
-    if head is None:
+    # Take the write lock before reading the head (a no-op UPDATE on SQLite, a row lock elsewhere), so two
+    # writers in different processes can never both extend the same link.
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(count=AuditHead.count)
+                    .execution_options(synchronize_session=False))
+    head = session.get(AuditHead, 1, populate_existing=True, with_for_update=True)
+    if head is None:  # databases created before the head row was seeded by the migration
         head = AuditHead(id=1, count=0, last_hash=GENESIS_HASH)
         session.add(head)
     seq = head.count + 1

@@ -38,6 +38,8 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column()
     cert_der: Mapped[bytes | None] = mapped_column(LargeBinary)  # the certificate pinned for this user
     cert_sha256: Mapped[str] = mapped_column(String(64), default="")
+    # fingerprints of earlier certificates: reports signed with them stay verifiable after a key change
+    cert_history: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -306,7 +306,7 @@ class ReportService:
                 raise ReportError("the AI draft has not been reviewed: edit it or accept it before signing")
             signer = s.get(User, user.user_id)
             pinned = signer.cert_sha256
-            if pinned and pinned != certificate_fingerprint(identity.certificate_der):
+            if pinned and pinned != certificate_fingerprint(identity.certificate_der):  # only the current key signs
                 raise ReportError("the key file's certificate is not the one registered for this user")
             if not pinned:
                 signer.cert_der = identity.certificate_der

@@ -163,9 +163,22 @@ class UserService:
         """Record which certificate this user signs with; signing with any other is refused."""
         with self.db.session() as s:
             user = self._get(s, username)
+            if user.cert_sha256 and user.cert_sha256 not in (user.cert_history or []):
+                user.cert_history = [*(user.cert_history or []), user.cert_sha256]
             user.cert_der = cert_der
             user.cert_sha256 = certificate_fingerprint(cert_der)
             audit.append(s, "cert_create", username, "user", username, {"cert_sha256": user.cert_sha256})
+
+    @classmethod
+    def from_settings(cls, database, settings=None, **kwargs) -> UserService:
+        """Lock-out and timeout from settings: auth_max_failures (5), auth_lockout_minutes (15),
+        session_timeout_minutes (30)."""
+        from app.settings import Settings
+
+        st = settings or Settings()
+        return cls(database, max_failures=int(st.get("auth_max_failures", 5)),
+                   lockout=dt.timedelta(minutes=float(st.get("auth_lockout_minutes", 15))),
+                   session_timeout=dt.timedelta(minutes=float(st.get("session_timeout_minutes", 30))), **kwargs)
 
     def certificate_of(self, username: str) -> bytes | None:
         with self.db.session() as s:

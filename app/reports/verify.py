@@ -33,7 +33,7 @@ class Verification:
 
 
 def check_signed_payload(result: Verification, canonical: bytes, signature: bytes, cert_der: bytes,
-                         pinned_cert_sha256: str | None = None) -> dict[str, Any] | None:
+                         pinned_cert_sha256: str | set[str] | None = None) -> dict[str, Any] | None:
     """Signature over the canonical bytes; returns the decoded payload (None when unreadable)."""
     try:
         payload = json.loads(canonical.decode("utf-8"))
@@ -56,7 +56,8 @@ def check_signed_payload(result: Verification, canonical: bytes, signature: byte
             fp = certificate_fingerprint(cert_der)
         except ValueError:
             fp = ""
-        if fp != pinned_cert_sha256:
+        allowed = {pinned_cert_sha256} if isinstance(pinned_cert_sha256, str) else pinned_cert_sha256
+        if fp not in allowed:
             result.problems.append("signed with a certificate that is not the one registered for the signer")
     return payload
 
@@ -87,8 +88,8 @@ def verify_stored_version(database, version_id: int) -> Verification:
             return result
         sig = v.signature
         signer = s.scalar(select(User).where(User.id == sig.signer_id))
-        payload = check_signed_payload(result, sig.canonical, sig.signature, sig.certificate_der,
-                                       signer.cert_sha256 if signer and signer.cert_sha256 else None)
+        pins = ({signer.cert_sha256, *(signer.cert_history or [])} - {""}) if signer else set()
+        payload = check_signed_payload(result, sig.canonical, sig.signature, sig.certificate_der, pins or None)
         if payload is None:
             return result
         try:

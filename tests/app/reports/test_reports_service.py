@@ -166,3 +166,53 @@ def test_audit_chain_detects_altered_deleted_reordered_and_truncated(env, radiol
         assert not res.ok, name
     with env.db.session() as s:
         assert audit.verify_chain(s).ok
+
+
+def test_key_rotation_keeps_old_signatures_verifiable(env, radiologist):
+    from app.reports.keys import create_self_signed, default_p12_path
+
+    v = env.service.open_or_create(STUDY_UID, radiologist)
+    env.service.sign(v.id, radiologist, PASSWORD)
+    new = create_self_signed("Dr Rad", PASSWORD, default_p12_path("rad"))  # like `cert create --force`
+    env.users.pin_certificate("rad", new.certificate_der)
+    am = env.service.amend(v.id, radiologist)
+    env.service.save_draft(am.id, {**am.content.to_dict(), "impression": "Updated."}, radiologist)
+    env.service.sign(am.id, radiologist, PASSWORD)
+    assert verify_stored_version(env.db, v.id).ok and verify_stored_version(env.db, am.id).ok
+
+
+def test_migration_downgrade_removes_report_tables(env):
+    from alembic import command
+
+    from app.db.migrate import alembic_config
+
+    cfg = alembic_config(env.db.engine)
+    with env.db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001_initial")
+    names = set(inspect(env.db.engine).get_table_names())
+    assert "report_version" not in names and "audit_entry" not in names and "study" in names
+
+
+def test_concurrent_audit_writers_keep_one_chain(env):
+    import threading
+
+    errors = []
+
+    def writer(name):
+        try:
+            for i in range(15):
+                with env.db.session() as s:
+                    audit.append(s, "view", name, "report_version", i, {"n": i})
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(f"u{k}",)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with env.db.session() as s:
+        res = audit.verify_chain(s)
+    assert res.ok and res.count == 45

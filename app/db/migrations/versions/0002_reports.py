@@ -44,6 +44,7 @@ def upgrade() -> None:
     sa.Column('locked_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('cert_der', sa.LargeBinary(), nullable=True),
     sa.Column('cert_sha256', sa.String(length=64), nullable=False),
+    sa.Column('cert_history', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_app_user')),
     sa.UniqueConstraint('username', name=op.f('uq_app_user_username'))
@@ -151,6 +152,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('version_id', 'kind', name='uq_report_artifact_version_kind')
     )
     op.create_index(op.f('ix_report_artifact_version_id'), 'report_artifact', ['version_id'], unique=False)
+    op.execute("INSERT INTO audit_head (id, count, last_hash) VALUES (1, 0, '" + "0" * 64 + "')")
     if op.get_bind().dialect.name == "sqlite":
         for sql in SQLITE_TRIGGERS:
             op.execute(sql)
