@@ -91,7 +91,7 @@ class ReportEditor(QWidget):
         self.database = database
         self.study_uid = study_uid
         self.user_provider = user_provider
-        self.service = service or ReportService(database, UserService(database))
+        self.service = service or ReportService(database, UserService.from_settings(database))
         self._version: VersionView | None = None
         self._loading = False
         self._dirty = False
@@ -430,6 +430,10 @@ class ReportEditor(QWidget):
 
     def _check_session(self) -> None:
         user = self._user()
+        if self._version is None and user is not None and not user.is_expired():
+            self.banner.hide()
+            self._open(None)  # opened before anyone logged in
+            return
         if user is not None and user.is_expired() and self._version is not None and not self._version.is_signed:
             self.save_now()  # refused when expired; the text stays in the editor
             self._set_editable(False)

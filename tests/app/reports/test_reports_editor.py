@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt
 from reports_testing import PASSWORD, STUDY_UID
 
 from app.reports.models import ImmutableVersionError
@@ -130,7 +129,7 @@ def test_outbox_widget_lists_items_and_states(qtbot, env, radiologist):
     w.table.selectRow(0)
     w.retry_selected()
     qtbot.waitUntil(lambda: w.table.item(0, 3).text() == "sent", timeout=5000)
-    assert w.table.item(0, 4).text() == "2/5" and Qt  # attempts counted
+    assert w.table.item(0, 4).text() == "2/5"  # attempts counted
 
 
 def test_session_timeout_locks_editor_and_keeps_text(qtbot, env, radiologist):
@@ -158,3 +157,13 @@ def test_editor_exports_every_format(qtbot, env, radiologist, tmp_path):
     ed.reload()
     for fmt, (_label, suffix) in FORMATS.items():
         assert ed.export_to(fmt, tmp_path / f"r-{fmt}{suffix}").stat().st_size > 100
+
+
+def test_editor_opened_before_login_opens_after_login(qtbot, env, radiologist):
+    who = {"user": None}
+    ed = ReportEditor(env.db, STUDY_UID, lambda: who["user"], service=env.service)
+    qtbot.addWidget(ed)
+    assert ed.version is None and "Log in" in ed.banner.text() and ed.editors["findings"].isReadOnly()
+    who["user"] = radiologist
+    ed._check_session()
+    assert ed.version is not None and not ed.editors["findings"].isReadOnly()
