@@ -28,6 +28,7 @@ from viewer.io.refs import SeriesRef
 from viewer.volume.loader import VolumeCancelled, VolumeResult, load_volume
 from viewer.volume.mpr import PLANES, MPRGeometry
 from viewer.widgets.background import BackgroundRunner
+from viewer.widgets.orientation import direction_label
 from viewer.widgets.viewport import _qimage
 
 PLANE_COLORS = {"axial": QColor(255, 200, 40), "coronal": QColor(80, 200, 255), "sagittal": QColor(120, 230, 120)}
@@ -50,11 +51,13 @@ class MprPane(QWidget):
         self._spacing = (1.0, 1.0)
         self._cross: tuple[float, float] | None = None
         self._lines: list[str] = []
+        self._edges: dict[str, str] = {}
         self._drag: QPointF | None = None
         self._picking = False
 
     def show_slice(self, rgb8: np.ndarray, spacing: tuple[float, float], cross: tuple[int, int],
-                   lines: list[str]) -> None:
+                   lines: list[str], edges: dict[str, str] | None = None) -> None:
+        self._edges = edges or {}
         self._img = _qimage(rgb8)
         self._shape = rgb8.shape[:2]
         self._spacing = spacing
@@ -106,6 +109,17 @@ class MprPane(QWidget):
             p.drawText(at + QPointF(1, 1), line)
             p.setPen(PLANE_COLORS[self.plane] if k == 0 else QColor(230, 230, 230))
             p.drawText(at, line)
+        if self._img is not None:
+            rect = self.image_rect()
+            for edge, text in self._edges.items():
+                tw = fm.horizontalAdvance(text)
+                x = {"left": rect.left() + 4, "right": rect.right() - 4 - tw}.get(edge, rect.center().x() - tw / 2)
+                y = {"top": rect.top() + 4 + fm.ascent(), "bottom": rect.bottom() - 4 - fm.descent()}.get(
+                    edge, rect.center().y() + fm.ascent() / 2)
+                p.setPen(QColor(0, 0, 0))
+                p.drawText(QPointF(x + 1, y + 1), text)
+                p.setPen(QColor(255, 210, 40))
+                p.drawText(QPointF(x, y), text)
         p.setPen(QPen(PLANE_COLORS[self.plane], 2))
         p.drawRect(self.rect().adjusted(1, 1, -1, -1))
         p.end()
@@ -351,7 +365,19 @@ class MprView(QWidget):
             n = self._geometry.n_slices(plane)
             voxel = float(self._volume.array[self._cross])
             lines = [plane.title(), f"{index + 1}/{n}", self._window.label(), f"{voxel:.0f}{units} at crosshair"]
-            pane.show_slice(rgb, spacing, self._geometry.to_plane(plane, self._cross), lines)
+            pane.show_slice(rgb, spacing, self._geometry.to_plane(plane, self._cross), lines, self._edges(plane))
+
+    def _edges(self, plane: str) -> dict[str, str]:
+        """Orientation letters of `plane`'s pane from the volume's direction cosines."""
+        d = np.array(self._volume.image.GetDirection(), dtype=float).reshape(3, 3)
+        row_dir, col_dir, normal = d[:, 0], d[:, 1], d[:, 2]
+        down_z = -normal if self._volume.flip_z else normal  # reformat rows run opposite to z when flipped
+        right, down = {"axial": (row_dir, col_dir), "coronal": (row_dir, down_z), "sagittal": (col_dir, down_z)}[plane]
+        return {"right": direction_label(right), "left": direction_label(-right),
+                "bottom": direction_label(down), "top": direction_label(-down)}
+
+    def pane_edges(self, plane: str) -> dict[str, str]:
+        return dict(self.panes[plane]._edges)
 
     def pane_lines(self, plane: str) -> list[str]:
         return list(self.panes[plane]._lines)

@@ -32,6 +32,7 @@ from viewer.io.image import DicomImage
 from viewer.io.refs import SeriesRef
 from viewer.widgets import measure_tool
 from viewer.widgets.heatmap import colorize
+from viewer.widgets.orientation import edge_labels, image_axes
 from viewer.widgets.overlay_text import corner_texts
 from viewer.widgets.series_stack import SeriesStack
 from viewer.widgets.tools import COMMAND_KEYS, Tool
@@ -355,6 +356,13 @@ class Viewport(QWidget):
         label = window.label() if window is not None else ""
         return corner_texts(self._image, self.state, (self.width(), self.height()), self._anonymised, label)
 
+    def orientation_labels(self) -> dict[str, str]:
+        """Patient-direction letters for the four edges ({} when the header gives no orientation)."""
+        if self._image is None:
+            return {}
+        axes = image_axes(self._image.dataset)
+        return edge_labels(*axes, self.state) if axes is not None else {}
+
     def set_overlay(
         self,
         values: np.ndarray | None,
@@ -607,6 +615,11 @@ class Viewport(QWidget):
                 else:
                     y = h - margin - fm.descent() - (len(lines) - 1 - k) * lh
                 _shadow_text(p, QPointF(x, y), line, white)
+        for edge, text in self.orientation_labels().items():
+            tw = fm.horizontalAdvance(text)
+            x = {"left": margin, "right": w - margin - tw}.get(edge, (w - tw) / 2)
+            y = {"top": margin + fm.ascent(), "bottom": h - margin - fm.descent()}.get(edge, h / 2 + fm.ascent() / 2)
+            _shadow_text(p, QPointF(x, y), text, _COLOR_SELECTED)
 
     # ================================================================ input
     def mousePressEvent(self, e: QMouseEvent) -> None:  # noqa: N802

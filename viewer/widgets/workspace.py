@@ -243,8 +243,11 @@ class ViewerWorkspace(QWidget):
         group = QActionGroup(self)
         group.setExclusive(True)
         self._tool_actions: dict[Tool, QAction] = {}
+        short_tools = {Tool.WINDOW: "W/L", Tool.PAN: "Pan", Tool.ZOOM: "Zoom", Tool.DISTANCE: "Distance",
+                       Tool.ANGLE: "Angle", Tool.RECT: "Rect ROI", Tool.ELLIPSE: "Ellipse ROI"}
         for tool in Tool:
-            act = self._action(tool.label, TOOL_KEYS[tool], checkable=True)
+            act = self._action(short_tools[tool], TOOL_KEYS[tool], checkable=True)
+            act.setToolTip(f"{tool.label} ({TOOL_KEYS[tool]})")
             act.triggered.connect(lambda _=False, t=tool: self.set_tool(t))
             group.addAction(act)
             tb.addAction(act)
@@ -275,7 +278,7 @@ class ViewerWorkspace(QWidget):
         tb.addSeparator()
 
         short = {"fit": "Fit", "actual_size": "1:1", "flip_h": "Flip H", "flip_v": "Flip V",
-                 "rotate_cw": "Rotate", "invert": "Invert", "reset_view": "Reset"}
+                 "rotate_cw": "Rot 90", "invert": "Invert", "reset_view": "Reset"}
         for cmd in VIEW_COMMANDS:
             act = self._action(short[cmd], key_for(cmd), lambda _=False, c=cmd: self._run(c))
             act.setToolTip(f"{COMMAND_LABELS[cmd]} ({key_for(cmd)})")
@@ -289,7 +292,8 @@ class ViewerWorkspace(QWidget):
         self.fps.setToolTip("Cine rate (frames or images per second)")
         self.fps.valueChanged.connect(self.set_cine_fps)
         tb.addWidget(self.fps)
-        self._anon_action = self._action("Anonymise", key_for("anonymise"), checkable=True)
+        self._anon_action = self._action("Anon", key_for("anonymise"), checkable=True)
+        self._anon_action.setToolTip(f"Anonymise overlays: hide patient name, ID, birth date, accession ({key_for('anonymise')})")
         self._anon_action.toggled.connect(lambda on: [vp.set_anonymised(on) for vp in self.layout_view.all_viewports()])
         tb.addAction(self._anon_action)
         tb.addSeparator()

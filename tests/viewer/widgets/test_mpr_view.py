@@ -80,3 +80,9 @@ def test_unstackable_files_fail_with_a_message(qtbot, tmp_path):
         w.load_series(SeriesRef("1.2", "CT", "", 1, (bad, bad, bad)))
     assert "Cannot build a volume" in sig.args[0]
     assert w.volume() is None
+
+
+def test_panes_carry_orientation_letters(mpr):
+    assert mpr.pane_edges("axial") == {"right": "L", "left": "R", "bottom": "P", "top": "A"}
+    assert mpr.pane_edges("coronal") == {"right": "L", "left": "R", "bottom": "F", "top": "H"}
+    assert mpr.pane_edges("sagittal") == {"right": "P", "left": "A", "bottom": "F", "top": "H"}

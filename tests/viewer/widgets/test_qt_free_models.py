@@ -14,6 +14,7 @@ QT_FREE = (
     "viewer.widgets.measure_tool",
     "viewer.widgets.series_stack",
     "viewer.widgets.volume_presets",
+    "viewer.widgets.orientation",
 )
 
 

@@ -317,3 +317,9 @@ def test_colour_image_is_shown_in_colour_and_right_drag_is_harmless(qtbot):
     px = _pixels(w)[100, 150]
     assert px[0] > 200 and px[1] < 30 and px[2] < 30
     assert w.current_window() is None
+
+
+def test_orientation_letters_follow_the_view(vp):
+    assert vp.orientation_labels() == {"right": "L", "left": "R", "bottom": "P", "top": "A"}
+    vp.flip_horizontal()
+    assert vp.orientation_labels()["left"] == "L"
