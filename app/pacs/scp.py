@@ -15,10 +15,12 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification
 
+from app.db.database import Database
 from app.pacs.errors import PacsConfigError, PacsError
 from app.pacs.nodes import StorageScpConfig
 from app.pacs.sink import ImportSink
 from app.pacs.tcp import tune_association_socket
+from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +121,14 @@ def scp_from_settings(sink: ImportSink, config: StorageScpConfig | None = None) 
     if config.problems():
         raise PacsConfigError(config.problems())
     return StorageScp(config, sink)
+
+
+def start_configured_scp(database: Database, settings: Settings | None = None) -> StorageScp | None:
+    """At application start: the running SCP when settings enable it, else None (it is off by default).
+
+    Raises PacsError (bad settings, port taken) so the caller can show why receiving is unavailable.
+    """
+    config = StorageScpConfig.from_settings(settings)
+    if not config.enabled:
+        return None
+    return scp_from_settings(ImportSink(database), config).start()

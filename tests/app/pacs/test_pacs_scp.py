@@ -12,8 +12,9 @@ from pynetdicom import AE, StoragePresentationContexts
 from app.pacs.dimse import DimseClient
 from app.pacs.errors import AssociationRejectedError, PacsError
 from app.pacs.nodes import PacsNode, StorageScpConfig
-from app.pacs.scp import StorageScp
+from app.pacs.scp import StorageScp, start_configured_scp
 from app.pacs.sink import ImportSink, local_sop_uids
+from app.settings import Settings
 
 
 def _push(port: int, datasets, calling: str = "CT1", called: str = "RADSTATION") -> list[int]:
@@ -75,3 +76,17 @@ def test_orthanc_pushes_into_the_scp(orthanc, pacs_studies, database) -> None:
     with StorageScp(config, ImportSink(database)):
         orthanc.rest("POST", "/modalities/radstation/store", {"Resources": [orthanc_id], "Synchronous": True})
     assert local_sop_uids(database, study_uid) == {ds.SOPInstanceUID for ds in pacs_studies.prior_ct}
+
+
+def test_configured_scp_is_off_by_default_and_starts_when_enabled(tmp_path, database) -> None:
+    settings = Settings(tmp_path / "settings.json")
+    assert start_configured_scp(database, settings) is None
+    port = free_port()
+    StorageScpConfig(enabled=True, ae_title="RADSTATION", port=port, bind_address="127.0.0.1").to_settings(settings)
+    scp = start_configured_scp(database, settings)
+    try:
+        assert scp is not None and scp.running and scp.port == port
+        node = PacsNode("self", ae_title="RADSTATION", host="127.0.0.1", port=port, calling_ae="ANYONE")
+        assert "succeeded" in DimseClient(node).echo()  # empty accepted list: any calling AE
+    finally:
+        scp.stop()
