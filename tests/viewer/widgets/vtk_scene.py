@@ -1,7 +1,9 @@
 """Run under Xvfb by test_volume_render_view.py (VTK's Qt widget cannot render offscreen):
 renders a volume in VolumeRenderWindow, saves a PNG and prints JSON facts about the picture.
 
-usage: python vtk_scene.py OUT.png SIZE [SERIES_DIR]   (without SERIES_DIR a synthetic CT phantom is used)
+usage: python vtk_scene.py OUT.png SIZE [SERIES_DIR]
+Without SERIES_DIR a synthetic CT phantom in a bare VolumeRenderWindow; with it, the series is
+opened in a ViewerWorkspace and 3D is started with ViewerWorkspace.show_3d.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import numpy as np
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
-from viewer.io.refs import SeriesRef
+from viewer.io.refs import SeriesRef, StudyRef
 from viewer.volume.loader import VolumeResult
 from viewer.widgets.volume_render_view import VolumeRenderWindow
+from viewer.widgets.workspace import ViewerWorkspace
 
 
 def phantom() -> VolumeResult:
@@ -35,18 +38,24 @@ def phantom() -> VolumeResult:
 def main() -> int:
     out = Path(sys.argv[1])
     app = QApplication.instance() or QApplication([])
-    win = VolumeRenderWindow()
     size = int(sys.argv[2])
-    win.resize(size, size)
-    win.show()
-    app.processEvents()
     if len(sys.argv) > 3:
+        # the real path: a workspace with the series in its active viewport, 3D from the toolbar action
         folder = Path(sys.argv[3])
         paths = tuple(sorted(p for p in folder.iterdir() if p.is_file()))
+        ws = ViewerWorkspace()
+        ws.resize(800, 600)
+        ws.show()
+        ws.open_study(StudyRef("demo", series=(SeriesRef("demo", "CT", "demo", 1, paths),)))
+        app.processEvents()
+        win = ws.show_3d()
+        if win is None:
+            print(json.dumps({"error": ws.banner_text()}))
+            return 1
+        win.resize(size, size)
         done: list = []
         win.volumeLoaded.connect(done.append)
         win.loadFailed.connect(done.append)
-        win.load_series(SeriesRef("demo", "CT", "demo", 1, paths))
         deadline = time.monotonic() + 60
         while not done and time.monotonic() < deadline:
             app.processEvents()
@@ -55,6 +64,10 @@ def main() -> int:
             print(json.dumps({"error": str(done[0]) if done else "timeout"}))
             return 1
     else:
+        win = VolumeRenderWindow()
+        win.resize(size, size)
+        win.show()
+        app.processEvents()
         win.set_volume_result(phantom())
     facts = {"presets": {}}
     for name in ("MIP", "CT bone"):
