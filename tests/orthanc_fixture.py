@@ -293,3 +293,10 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]
         server.stop()
         if os.environ.get("RADSTATION_KEEP_ORTHANC_LOG"):
             print(server.log_path.read_text(errors="replace"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the `orthanc` fixture get the `orthanc` marker, so `-m "not orthanc"` skips them."""
+    for item in items:
+        if "orthanc" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.orthanc)
