@@ -53,7 +53,10 @@ class MprPane(QWidget):
         self._lines: list[str] = []
         self._edges: dict[str, str] = {}
         self._drag: QPointF | None = None
+        self._pan_from: QPointF | None = None
         self._picking = False
+        self.zoom = 1.0
+        self.pan = QPointF(0.0, 0.0)
 
     def show_slice(self, rgb8: np.ndarray, spacing: tuple[float, float], cross: tuple[int, int],
                    lines: list[str], edges: dict[str, str] | None = None) -> None:
@@ -66,13 +69,25 @@ class MprPane(QWidget):
         self.update()
 
     def image_rect(self) -> QRectF:
-        """Where the slice is drawn: fitted, centred, with true proportions (mm)."""
+        """Where the slice is drawn: fitted and centred with true proportions (mm), then zoomed/panned."""
         rows, cols = self._shape
         rs, cs = self._spacing
         w_mm, h_mm = cols * cs, rows * rs
-        scale = min(self.width() / w_mm, self.height() / h_mm)
+        scale = min(self.width() / w_mm, self.height() / h_mm) * self.zoom
         w, h = w_mm * scale, h_mm * scale
-        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+        return QRectF((self.width() - w) / 2 + self.pan.x(), (self.height() - h) / 2 + self.pan.y(), w, h)
+
+    def zoom_at(self, factor: float, at: QPointF) -> None:
+        """Zoom keeping the slice point under `at` fixed (Ctrl+wheel)."""
+        row, col = self.to_slice(at.x(), at.y())
+        self.zoom = min(32.0, max(0.25, self.zoom * factor))
+        nx, ny = self.to_widget(row, col)
+        self.pan += QPointF(at.x() - nx, at.y() - ny)
+        self.update()
+
+    def reset_view(self) -> None:
+        self.zoom, self.pan = 1.0, QPointF(0.0, 0.0)
+        self.update()
 
     def to_widget(self, row: float, col: float) -> tuple[float, float]:
         r = self.image_rect()
@@ -133,10 +148,16 @@ class MprPane(QWidget):
         elif e.button() == Qt.MouseButton.RightButton:
             self._drag = e.position()
             self.windowDragged.emit(0.0, 0.0, True)
+        elif e.button() == Qt.MouseButton.MiddleButton:
+            self._pan_from = e.position()
 
     def mouseMoveEvent(self, e: QMouseEvent) -> None:  # noqa: N802
         if self._picking:
             self._pick(e.position())
+        elif self._pan_from is not None:
+            self.pan += e.position() - self._pan_from
+            self._pan_from = e.position()
+            self.update()
         elif self._drag is not None:
             d = e.position() - self._drag
             self.windowDragged.emit(d.x(), d.y(), False)
@@ -144,13 +165,22 @@ class MprPane(QWidget):
     def mouseReleaseEvent(self, _e: QMouseEvent) -> None:  # noqa: N802
         self._picking = False
         self._drag = None
+        self._pan_from = None
+
+    def mouseDoubleClickEvent(self, _e: QMouseEvent) -> None:  # noqa: N802
+        self.reset_view()
 
     def _pick(self, pos: QPointF) -> None:
         row, col = self.to_slice(pos.x(), pos.y())
         self.pointPicked.emit(self.plane, row, col)
 
     def wheelEvent(self, e: QWheelEvent) -> None:  # noqa: N802
-        steps = round(e.angleDelta().y() / 120)
+        delta = e.angleDelta().y()
+        if e.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            if delta:
+                self.zoom_at(1.15 ** (delta / 120.0), e.position())
+            return
+        steps = round(delta / 120)
         if steps:
             self.stepped.emit(self.plane, -steps)
 

@@ -86,3 +86,17 @@ def test_panes_carry_orientation_letters(mpr):
     assert mpr.pane_edges("axial") == {"right": "L", "left": "R", "bottom": "P", "top": "A"}
     assert mpr.pane_edges("coronal") == {"right": "L", "left": "R", "bottom": "F", "top": "H"}
     assert mpr.pane_edges("sagittal") == {"right": "P", "left": "A", "bottom": "F", "top": "H"}
+
+
+def test_wheel_scrolls_a_plane_and_ctrl_wheel_zooms_it(mpr):
+    from input_events import wheel
+
+    axial = mpr.panes["axial"]
+    wheel(axial, (100, 100), -240)  # two notches towards the user
+    assert mpr.crosshair()[0] == 8
+    at = axial.to_slice(120, 140)
+    wheel(axial, (120, 140), 240, Qt.KeyboardModifier.ControlModifier)
+    assert axial.zoom > 1.0
+    assert axial.to_slice(120, 140) == pytest.approx(at)
+    click(axial, axial.to_widget(3.5, 4.5))  # picking still lands on the right voxel when zoomed
+    assert mpr.crosshair()[1:] == (3, 4)
