@@ -3,6 +3,7 @@ progress bar, Cancel and the import report (path + reason per refused file) at t
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,22 @@ class _ImportThread(QThread):
         self.completed.emit(report)
 
 
+_frozen = False
+
+
+def _freeze_long_lived_objects() -> None:
+    """Hide what is alive now (modules, widgets) from Python's cyclic GC, once per process.
+
+    An import allocates enough to trigger full collections in the worker thread; each one walks every
+    object in the process while holding the GIL, which froze the GUI for ~250 ms at a time on a
+    10,000-file import. After gc.freeze() those collections only walk the import's own objects.
+    """
+    global _frozen
+    if not _frozen:
+        gc.freeze()
+        _frozen = True
+
+
 class ImportController(QObject):
     """Starts, tracks and cancels one background import at a time."""
 
@@ -71,6 +88,7 @@ class ImportController(QObject):
         if self.is_running():
             raise RuntimeError("an import is already running")
         self.report = None
+        _freeze_long_lived_objects()
         self._cancel = threading.Event()
         thread = _ImportThread(self.service, [str(s) for s in sources], self._cancel)
         thread.progressed.connect(self.progress)
