@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QDialog, QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from viewer.widgets.tag_tree import TagNode, dataset_nodes, filter_nodes
 
 COLUMNS = ("Tag", "Keyword", "VR", "Value")
+DEBOUNCE_ABOVE = 3000  # rows
 
 
 class TagBrowser(QWidget):
@@ -30,14 +32,27 @@ class TagBrowser(QWidget):
         lay.addWidget(self.tree, 1)
         lay.addWidget(self.status)
         self._nodes: list[TagNode] = []
-        self.search.textChanged.connect(self._refill)
+        self._total = 0
+        # big enhanced multi-frame headers (10k+ rows): filter after a short pause in typing, not per key
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(150)
+        self._debounce.timeout.connect(self._refill)
+        self.search.textChanged.connect(self._text_changed)
 
     def set_image(self, image: Any) -> None:
         self.set_dataset(getattr(image, "dataset", None))
 
     def set_dataset(self, ds: Any) -> None:
         self._nodes = dataset_nodes(ds) if ds is not None else []
+        self._total = sum(n.count() for n in self._nodes)
         self._refill()
+
+    def _text_changed(self) -> None:
+        if self._total > DEBOUNCE_ABOVE:
+            self._debounce.start()
+        else:
+            self._refill()
 
     def visible_tags(self) -> list[str]:
         """Tags of all rows now in the tree (depth first), for tests and copy/export."""
@@ -63,7 +78,7 @@ class TagBrowser(QWidget):
         self.tree.setUpdatesEnabled(True)
         for c in range(3):
             self.tree.resizeColumnToContents(c)
-        total = sum(n.count() for n in self._nodes)
+        total = self._total
         shown = sum(n.count() for n in nodes)
         self.status.setText(f"{shown} of {total} elements" if text.strip() else f"{total} elements")
 

@@ -145,3 +145,26 @@ def test_m_key_in_a_viewport_opens_mpr_and_keys_stay_on_the_viewport(ws, study, 
     assert not ws.thumbnails.hasFocus()
     qtbot.keyClick(ws.active_viewport(), "M")
     qtbot.waitUntil(lambda: ws.mpr_view() is not None and ws.stack.currentWidget() is ws.mpr_view(), timeout=3000)
+
+
+def test_tag_search_on_a_huge_header_waits_for_a_pause_in_typing(qtbot):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from viewer.widgets.tag_browser import TagBrowser
+
+    ds = Dataset()
+    items = []
+    for i in range(1200):
+        item = Dataset()
+        item.InstanceNumber = i
+        item.SliceLocation = i * 0.5
+        items.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(items)
+    ds.PatientName = "Big^Header"
+    browser = TagBrowser()
+    qtbot.addWidget(browser)
+    browser.set_dataset(ds)
+    browser.search.setText("Big")
+    assert len(browser.visible_tags()) > 1000  # not filtered yet
+    qtbot.waitUntil(lambda: browser.visible_tags() == ["(0010,0010)"], timeout=3000)
