@@ -90,8 +90,14 @@ def test_wheel_and_keys_scroll_the_series(vp, qtbot):
 
 def test_ctrl_wheel_zooms_at_cursor_and_fit_resets(vp, qtbot):
     anchor_img = vp.state.widget_to_image(50, 60, vp.width(), vp.height())
+    before = _pixels(vp)
     wheel(vp, (50, 60), 240, Qt.KeyboardModifier.ControlModifier)
     assert vp.state.zoom > 4.0 and not vp.state.fit
+    after = _pixels(vp)
+    # the bone block's right edge (image x = 26) moved right on screen, away from the anchor
+    edge_after = vp.state.image_to_widget(26, 15, vp.width(), vp.height())[0]
+    assert edge_after > 26 * 4 + 1
+    assert after[60, 106:110].mean() > 240 and before[60, 106:110].mean() < 240
     assert vp.state.widget_to_image(50, 60, vp.width(), vp.height()) == pytest.approx(anchor_img)
     qtbot.keyClick(vp, "F")
     assert vp.state.fit
