@@ -16,11 +16,12 @@ from app.db.database import Database
 from app.db.models import Patient, Study
 from app.pacs.cancel import CancelToken
 from app.pacs.clients import client_for
-from app.pacs.errors import PacsError
-from app.pacs.nodes import PacsNode, StorageScpConfig
+from app.pacs.errors import PacsConfigError, PacsError
+from app.pacs.nodes import NodeStore, PacsNode, StorageScpConfig
 from app.pacs.query import QueryFilter, StudyResult
 from app.pacs.retrieve import ProgressCallback, RetrieveService, StudyRetrieveResult
 from app.pacs.scp import StorageScp
+from app.settings import Settings
 
 # Objects that ride along with images but do not define what kind of study it is.
 NON_IMAGING_MODALITIES = frozenset({"SR", "PR", "KO", "SEG", "REG", "RTSTRUCT", "DOC", "OT"})
@@ -137,4 +138,72 @@ def prefetch_priors(
         database, node, study_uid, policy=PrefetchPolicy(max_priors, same_modality), scp=scp,
         scp_config=scp_config, on_progress=progress,
     )
+    return job.run(cancel)
+
+
+@dataclass(frozen=True)
+class PrefetchSettings:
+    """The `pacs_prefetch` settings: off by default; which saved node to ask, and how many priors."""
+
+    enabled: bool = False
+    node: str = ""
+    max_priors: int = 3
+    same_modality: bool = True
+
+    KEY = "pacs_prefetch"
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.enabled and not self.node.strip():
+            out.append("prior prefetch is on but no PACS node is chosen")
+        if isinstance(self.max_priors, bool) or not isinstance(self.max_priors, int) or not 0 <= self.max_priors <= 20:
+            out.append(f"number of priors must be 0-20, not {self.max_priors!r}")
+        return out
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> PrefetchSettings:
+        raw = (settings or Settings()).get(cls.KEY, {}) or {}
+        if not isinstance(raw, dict):
+            raise PacsConfigError(f"settings key {cls.KEY} must hold an object")
+        return cls(
+            enabled=bool(raw.get("enabled", False)),
+            node=str(raw.get("node", "")),
+            max_priors=raw.get("max_priors", 3),
+            same_modality=bool(raw.get("same_modality", True)),
+        )
+
+    def to_settings(self, settings: Settings) -> None:
+        if problems := self.problems():
+            raise PacsConfigError(problems)
+        settings.set(self.KEY, {"enabled": self.enabled, "node": self.node, "max_priors": self.max_priors,
+                                "same_modality": self.same_modality})
+        settings.save()
+
+    def policy(self) -> PrefetchPolicy:
+        return PrefetchPolicy(max_priors=self.max_priors, same_modality=self.same_modality)
+
+    def resolve_node(self, settings: Settings | None = None) -> PacsNode | None:
+        """The node to prefetch from, or None when prefetch is off; PacsConfigError if misconfigured."""
+        if not self.enabled:
+            return None
+        if problems := self.problems():
+            raise PacsConfigError(problems)
+        return NodeStore(settings).get(self.node)
+
+
+def prefetch_on_open(
+    database: Database,
+    study_uid: str,
+    settings: Settings | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    scp: StorageScp | None = None,
+) -> list[str]:
+    """What the viewer calls when a study is opened: prefetch per settings ([] when prefetch is off)."""
+    config = PrefetchSettings.from_settings(settings)
+    node = config.resolve_node(settings)
+    if node is None:
+        return []
+    job = PrefetchJob(database, node, study_uid, policy=config.policy(), scp=scp, on_progress=progress)
     return job.run(cancel)

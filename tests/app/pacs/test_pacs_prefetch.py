@@ -6,9 +6,18 @@ import pytest
 from pacs_helpers import dimse_node, scp_config, web_node
 
 from app.importer import ImportService
-from app.pacs.errors import PacsError
-from app.pacs.prefetch import PrefetchJob, PrefetchPolicy, find_priors, prefetch_priors
+from app.pacs.errors import PacsConfigError, PacsError
+from app.pacs.nodes import NodeStore
+from app.pacs.prefetch import (
+    PrefetchJob,
+    PrefetchPolicy,
+    PrefetchSettings,
+    find_priors,
+    prefetch_on_open,
+    prefetch_priors,
+)
 from app.pacs.sink import local_sop_uids
+from app.settings import Settings
 
 pytestmark = pytest.mark.orthanc
 
@@ -51,3 +60,16 @@ def test_policy_and_job_callbacks(orthanc, pacs_studies, database) -> None:
 def test_prefetch_for_a_study_that_is_not_local_is_a_clear_error(orthanc, database) -> None:
     with pytest.raises(PacsError, match="not in the local database"):
         prefetch_priors(database, dimse_node(orthanc), "1.2.3.4")
+
+
+def test_prefetch_on_open_follows_the_settings(orthanc, pacs_studies, database, tmp_path) -> None:
+    current = _open_current(database, pacs_studies)
+    settings = Settings(tmp_path / "settings.json")
+    assert prefetch_on_open(database, current, settings) == []  # off by default
+    with pytest.raises(PacsConfigError, match="no PACS node is chosen"):
+        PrefetchSettings(enabled=True).to_settings(settings)
+    NodeStore(settings).upsert(web_node(orthanc))
+    PrefetchSettings(enabled=True, node="orthanc-web", max_priors=2).to_settings(settings)
+    reloaded = Settings(tmp_path / "settings.json")
+    assert PrefetchSettings.from_settings(reloaded).max_priors == 2
+    assert prefetch_on_open(database, current, reloaded) == [pacs_studies.prior_ct[0].StudyInstanceUID]
