@@ -17,9 +17,10 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSplitt
 from app.db.database import Database
 from app.db.queries import StudyNotFound, study_ref
 from app.pacs.nodes import PacsNode, StorageScpConfig
-from app.pacs.prefetch import PrefetchJob, PrefetchPolicy
+from app.pacs.prefetch import PrefetchJob, PrefetchPolicy, PrefetchSettings
 from app.pacs.retrieve import StudyProgress
 from app.pacs.scp import StorageScp
+from app.settings import Settings
 from app.widgets.pacs_worker import PacsWorker, start_worker
 from viewer.io.refs import SeriesRef, StudyRef
 from viewer.widgets.viewport import Viewport
@@ -209,6 +210,18 @@ class PriorPrefetchController(QObject):
         self.scp = scp
         self.scp_config = scp_config
         self._worker: PacsWorker | None = None
+
+    @classmethod
+    def from_settings(
+        cls, database: Database, settings: Settings | None = None, *, scp: StorageScp | None = None,
+        parent: QObject | None = None,
+    ) -> PriorPrefetchController | None:
+        """A controller per the `pacs_prefetch` settings, or None when prefetch is off."""
+        config = PrefetchSettings.from_settings(settings)
+        node = config.resolve_node(settings)
+        if node is None:
+            return None
+        return cls(database, node, policy=config.policy(), scp=scp, parent=parent)
 
     def is_running(self) -> bool:
         return self._worker is not None

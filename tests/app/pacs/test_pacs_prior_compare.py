@@ -7,6 +7,9 @@ from orthanc_fixture import make_study
 from pacs_helpers import dimse_node
 
 from app.importer import ImportService
+from app.pacs.nodes import NodeStore
+from app.pacs.prefetch import PrefetchSettings
+from app.settings import Settings
 from app.widgets.prior_compare import (
     PriorCompareView,
     PriorPrefetchController,
@@ -56,12 +59,17 @@ def test_compare_view_scrolls_together_and_respects_manual_alignment(qtbot, data
 
 
 @pytest.mark.orthanc
-def test_prefetch_controller_brings_the_prior_into_the_view(qtbot, orthanc, pacs_studies, database) -> None:
+def test_prefetch_controller_brings_the_prior_into_the_view(qtbot, orthanc, pacs_studies, database, tmp_path) -> None:
     current_uid = _local(database, pacs_studies.current_ct)
     view = PriorCompareView()
     qtbot.addWidget(view)
     view.set_current(load_study_refs(database, [current_uid])[0])
-    controller = PriorPrefetchController(database, dimse_node(orthanc))
+    settings = Settings(tmp_path / "settings.json")
+    assert PriorPrefetchController.from_settings(database, settings) is None  # prefetch is off by default
+    NodeStore(settings).upsert(dimse_node(orthanc))
+    PrefetchSettings(enabled=True, node="orthanc").to_settings(settings)
+    controller = PriorPrefetchController.from_settings(database, settings)
+    assert controller is not None
     controller.priorsReady.connect(view.set_priors)
     found: list = []
     controller.priorsFound.connect(found.append)
