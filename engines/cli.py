@@ -4,6 +4,7 @@
   radstation-train prepare  --data DIR --vq VQDIR --work WORK
   radstation-train model    --work WORK [--size small] [--minutes 60 | --max-steps N]   (also under torchrun)
   radstation-train export-onnx --model DIR [--out DIR]
+  radstation-train draft    --model DIR --split val --out drafts.jsonl     (then radstation-eval score)
   radstation-train ship     --work WORK --out resources/weights/medim-small
 """
 
@@ -37,14 +38,14 @@ def _cmd_prepare(a: argparse.Namespace) -> int:
     from engines.training.prepare import prepare
 
     print(json.dumps(prepare(a.data, a.vq, a.work, a.text_len, a.vocab_size, a.variants, a.seed,
-                             tuple(a.splits), a.limit), indent=2))
+                             tuple(a.splits), a.limit, a.keep_tokenizers), indent=2))
     return 0
 
 
 def _cmd_model(a: argparse.Namespace) -> int:
     from engines.training.trainer import TrainConfig, train
 
-    tc = TrainConfig(size=a.size, batch=a.batch, lr=a.lr, max_steps=a.max_steps, minutes=a.minutes,
+    tc = TrainConfig(size=a.size, batch=a.batch, lr=a.lr, warmup=a.warmup, max_steps=a.max_steps, minutes=a.minutes,
                      save_every_s=a.save_every_s, seed=a.seed, device=a.device, threads=a.threads,
                      progress=not a.no_progress)
     if tc.max_steps is None and tc.minutes is None:
@@ -57,6 +58,14 @@ def _cmd_export(a: argparse.Namespace) -> int:
     from engines.export.onnx_export import export_model_folder
 
     print(json.dumps(export_model_folder(a.model, a.out), indent=2))
+    return 0
+
+
+def _cmd_draft(a: argparse.Namespace) -> int:
+    from engines.training.draft_split import draft_split
+
+    print(json.dumps(draft_split(a.model, a.data, a.split, a.out, a.steps, a.guidance, a.temperature, a.seed,
+                                 a.limit, a.device), indent=2))
     return 0
 
 
@@ -99,6 +108,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     pr.add_argument("--seed", type=int, default=0)
     pr.add_argument("--splits", nargs="+", default=["train"])
     pr.add_argument("--limit", type=int)
+    pr.add_argument("--keep-tokenizers", action="store_true", help="reuse WORK's tokenizers, rebuild the corpus")
     pr.set_defaults(func=_cmd_prepare)
 
     m = sub.add_parser("model", help="train/resume the diffusion backbone in WORK (torchrun-ready)")
@@ -106,6 +116,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     m.add_argument("--size", default="small", help="tiny | small | base")
     m.add_argument("--batch", type=int, default=16)
     m.add_argument("--lr", type=float, default=6e-4)
+    m.add_argument("--warmup", type=int, default=50)
     m.add_argument("--minutes", type=float)
     m.add_argument("--max-steps", type=int)
     m.add_argument("--save-every-s", type=float, default=300)
@@ -119,6 +130,19 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     e.add_argument("--model", type=Path, required=True)
     e.add_argument("--out", type=Path)
     e.set_defaults(func=_cmd_export)
+
+    d = sub.add_parser("draft", help="draft a report per image of a split -> JSONL for radstation-eval")
+    d.add_argument("--model", type=Path, required=True)
+    d.add_argument("--data", type=Path)
+    d.add_argument("--split", default="val")
+    d.add_argument("--out", type=Path, required=True)
+    d.add_argument("--steps", type=int)
+    d.add_argument("--guidance", type=float)
+    d.add_argument("--temperature", type=float)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--limit", type=int)
+    d.add_argument("--device", default="auto")
+    d.set_defaults(func=_cmd_draft)
 
     s = sub.add_parser("ship", help="copy the inference files of WORK into a model folder")
     s.add_argument("--work", type=Path, required=True)

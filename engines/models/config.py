@@ -61,7 +61,7 @@ class MedimConfig:
 # Named sizes: `small` trains on 2 CPU cores in about an hour; `base` is meant for a GPU.
 PRESETS: dict[str, dict] = {
     "tiny": dict(text_len=16, image_grid=4, d_model=32, n_layers=2, n_heads=2, time_dim=16),
-    "small": dict(text_len=128, image_grid=16, d_model=256, n_layers=5, n_heads=4, time_dim=128),
+    "small": dict(text_len=128, image_grid=16, d_model=160, n_layers=4, n_heads=4, time_dim=128),
     "base": dict(text_len=256, image_grid=32, d_model=768, n_layers=12, n_heads=12, time_dim=256),
 }
 

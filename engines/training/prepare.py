@@ -41,7 +41,10 @@ def _load_u8(sample, size: int) -> np.ndarray:
 
 
 def prepare(data_root: Path, vq_dir: Path, work: Path, text_len: int = 128, vocab_size: int = 2000,
-            variants: int = 3, seed: int = 0, splits: tuple[str, ...] = ("train",), limit: int | None = None) -> dict:
+            variants: int = 3, seed: int = 0, splits: tuple[str, ...] = ("train",), limit: int | None = None,
+            keep_tokenizers: bool = False) -> dict:
+    """`keep_tokenizers` reuses the work folder's text tokenizer and VQ (rebuild the corpus, e.g. with new
+    QA pairs, under a model that is already training)."""
     from engines.data.cxr import load_cxr
     from engines.data.iu import load_iu_reports
     from engines.data.paired import SentenceBank, pair_reports
@@ -67,11 +70,14 @@ def prepare(data_root: Path, vq_dir: Path, work: Path, text_len: int = 128, voca
                 qas.append((k, qa.question, qa.answer))
     texts = [r.findings for r in iu] + [r.impression for r in iu] + [f for _, f, _ in reports] + \
             [i for _, _, i in reports] + [q for _, q, _ in qas] + [a for _, _, a in qas]
-    tok = TextTokenizer.train(texts, vocab_size)
-    tok.save(work)
-    for name in ("vq.safetensors", "vq_config.json", "vq_eval.json"):
-        if (vq_dir / name).exists():
-            shutil.copy2(vq_dir / name, work / name)
+    if keep_tokenizers:
+        tok = TextTokenizer.load(work)
+    else:
+        tok = TextTokenizer.train(texts, vocab_size)
+        tok.save(work)
+        for name in ("vq.safetensors", "vq_config.json", "vq_eval.json"):
+            if (vq_dir / name).exists():
+                shutil.copy2(vq_dir / name, work / name)
     vq = VQVAE.load(work)
     codes = encode_images(vq, [_load_u8(s, vq.config.image_size) for s in samples])
     corpus: Corpus = build_corpus(tok, codes, [s.image_id for s in samples], reports, qas, text_len)

@@ -1,0 +1,104 @@
+"""Engine latency: median time of each job with the shipped weights, peak memory, ONNX vs torch.
+
+    python benchmarks/engine.py [--model resources/weights/medim-small] [--threads 2] [--repeats 5]
+                                [--device cpu] [--steps N] [--runtimes torch onnx]
+
+Prints a markdown table (job, runtime, device, threads, steps, median s, min s, peak RSS MB); the
+input image is a real val radiograph when the shared data are present, else a synthetic one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = ROOT / "resources" / "weights" / "medim-small"
+REPORT = ("The heart size is normal. There is a small right pleural effusion. No pneumothorax.\n"
+          "IMPRESSION: Small right pleural effusion.")
+
+
+def _image() -> tuple[np.ndarray, str]:
+    data = ROOT.parent / "shared" / "data" / "cxr"
+    if (data / "manifest.jsonl").exists():
+        from PIL import Image
+
+        for line in (data / "manifest.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            if row["split"] == "val" and row["source"].startswith("nih"):
+                return np.asarray(Image.open(data / row["file"]).convert("L")), row["image_id"]
+    rng = np.random.default_rng(0)
+    return (rng.random((256, 256)) * 255).astype(np.uint8), "synthetic"
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--runtimes", nargs="+", default=["torch", "onnx"])
+    a = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(a.threads)
+    from engines.pipeline import MedimPipeline
+
+    image, image_id = _image()
+    rows = []
+    medians: dict[tuple[str, str], float] = {}
+    for runtime in a.runtimes:
+        onnx_dir = Path("/tmp/radstation-bench-onnx") if runtime == "onnx" else None
+        pipe = MedimPipeline.from_pretrained(a.model, device=a.device, runtime=runtime, onnx_dir=onnx_dir)
+        if runtime == "onnx":
+            print(f"onnx parity (max abs diff): {pipe.onnx_parity}", file=sys.stderr)
+        g = pipe.grid
+        mask = np.zeros((g, g), bool)
+        mask[g // 4:g // 2, g // 2:3 * g // 4] = True
+        jobs = {
+            "draft_report": lambda pipe=pipe: pipe.draft_report([image], steps=a.steps),
+            "answer": lambda pipe=pipe: pipe.answer(image, "Is there a pleural effusion?", steps=a.steps),
+            "synthesise": lambda pipe=pipe: pipe.synthesise(REPORT, steps=a.steps),
+            "inpaint": lambda pipe=pipe, mask=mask: pipe.inpaint(image, mask, REPORT, steps=a.steps),
+            "joint": lambda pipe=pipe: pipe.joint("right pleural effusion", steps=a.steps),
+        }
+        for name, job in jobs.items():
+            job()  # warm-up
+            times = []
+            for _ in range(a.repeats):
+                t0 = time.perf_counter()
+                job()
+                times.append(time.perf_counter() - t0)
+            med = statistics.median(times)
+            medians[(name, runtime)] = med
+            rows.append((name, runtime, str(pipe.device), a.threads, a.steps or pipe.default_steps, med, min(times),
+                         _peak_mb()))
+    print(f"\nmodel: {a.model} ({json.loads((a.model / 'config.json').read_text())['model']['name']}), "
+          f"image: {image_id}, host: {platform.processor() or platform.machine()}, torch {torch.__version__}\n")
+    print("| job | runtime | device | threads | steps | median s | min s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]:.3f} | {r[6]:.3f} | {r[7]:.0f} |")
+    if "torch" in a.runtimes and "onnx" in a.runtimes:
+        print("\n| job | onnx / torch time |\n|---|---|")
+        for name in ("draft_report", "answer", "synthesise", "inpaint", "joint"):
+            print(f"| {name} | {medians[(name, 'onnx')] / medians[(name, 'torch')]:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

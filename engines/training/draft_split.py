@@ -1,0 +1,61 @@
+"""Draft a report for every image of a split with a model folder -> JSONL for `radstation-eval score`.
+
+Images are drafted `batch` at a time (independent studies in one batch: one forward per step for
+all of them), with the same sampler and defaults as MedimPipeline.draft_report.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from engines.diffusion.layout import split_report
+from engines.sampling.unmask import unmask
+from engines.tokenizers.text import ANSWER, FINDINGS, IMG, QUESTION, UNK
+
+
+def draft_batch(pipe, images: list[np.ndarray], steps: int | None, guidance: float | None,
+                temperature: float | None, seed: int) -> list[tuple[str, str]]:
+    """(findings, impression) per image, each image its own study."""
+    cfg = pipe.model_config
+    opts = pipe._opts(steps, guidance, temperature, pool=False)
+    image = pipe._tensor([pipe._codes(im) for im in images])
+    row = pipe._text_mask_row([pipe.tokenizer.ids[FINDINGS]], 1)
+    text = pipe._tensor([row] * len(images))
+    uncond = (text, torch.full_like(image, cfg.image_mask_id))
+    res = unmask(pipe._net, text, image, opts=opts, generator=torch.Generator().manual_seed(seed), uncond=uncond,
+                 text_banned=pipe._banned(UNK, QUESTION, ANSWER, IMG, FINDINGS))
+    out = []
+    for ids in res.text.tolist():
+        f, i = split_report(pipe.tokenizer, ids)
+        out.append((pipe.tokenizer.decode(f).strip(), pipe.tokenizer.decode(i).strip()))
+    return out
+
+
+def draft_split(model_dir: Path, data: Path | None, split: str, out: Path, steps: int | None, guidance: float | None,
+                temperature: float | None, seed: int, limit: int | None, device: str = "auto",
+                batch: int = 16) -> dict:
+    from engines.data.cxr import load_cxr
+    from engines.pipeline import MedimPipeline
+
+    pipe = MedimPipeline.from_pretrained(model_dir, device=device)
+    samples = list(load_cxr(data, (split,), limit=limit))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with out.open("w") as fh:
+        for k in tqdm(range(0, len(samples), batch), desc=f"draft[{split}]"):
+            chunk = samples[k:k + batch]
+            texts = draft_batch(pipe, [np.asarray(s.load_image()) for s in chunk], steps, guidance, temperature,
+                                seed + k)
+            for s, (f, i) in zip(chunk, texts, strict=True):
+                fh.write(json.dumps({"id": s.image_id, "findings": f, "impression": i,
+                                     "text": " ".join(x for x in (f, i) if x)}) + "\n")
+    return {"n": len(samples), "seconds": round(time.perf_counter() - t0, 1), "out": str(out),
+            "steps": steps or pipe.default_steps, "guidance": pipe.default_guidance if guidance is None else guidance,
+            "temperature": pipe.default_temperature if temperature is None else temperature, "seed": seed,
+            "weights_sha256": pipe.weights_hash}
