@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QLabel,
     QMainWindow,
     QMessageBox,
     QTabWidget,
@@ -22,6 +23,8 @@ from PySide6.QtWidgets import (
 from app.db.database import Database
 from app.db.measurement_store import DbMeasurementStore
 from app.db.queries import StudyNotFound, study_ref
+from app.reports.users import AuthSession, UserService
+from app.widgets.report_editor import ReportEditor
 from app.widgets.worklist import WorklistWidget
 from viewer.io.refs import StudyRef
 from viewer.widgets.workspace import ViewerWorkspace
@@ -36,9 +39,12 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.database = database
         self.setWindowTitle("RadStation")
-        self.resize(1500, 950)
+        self.resize(1600, 1000)
         self._study: StudyRef | None = None
         self._measurements = DbMeasurementStore(database)
+        self.users = UserService.from_settings(database)
+        self.auth: AuthSession | None = None
+        self.report_editor: ReportEditor | None = None
 
         self.worklist = WorklistWidget(database)
         self.workspace = ViewerWorkspace(measurement_store=self._measurements)
@@ -56,6 +62,8 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.side_dock)
         self.side_dock.hide()
 
+        self._user_label = QLabel("not logged in")
+        self.statusBar().addPermanentWidget(self._user_label)
         self._build_menus()
         self.statusBar().showMessage(f"Database: {database.url}", 5000)
 
@@ -80,8 +88,64 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.workspace)
         who = ref.patient_name.replace("^", " ").strip() or ref.patient_id
         self.setWindowTitle(f"RadStation - {who} - {ref.description or ref.study_date}")
+        self._show_report_editor()
         self.studyOpened.emit(study_uid)
         return True
+
+    # -- report and account -----------------------------------------------------------------------
+    def _show_report_editor(self) -> None:
+        """One editor per open study; the previous one saves what was typed before it goes."""
+        self._close_report_editor()
+        if self._study is None:
+            return
+        self.report_editor = ReportEditor(self.database, self._study.study_uid, lambda: self.auth)
+        self.side_tabs.insertTab(0, self.report_editor, "Report")
+        self.side_tabs.setCurrentIndex(0)
+        if not self.side_dock.isVisible():
+            self.side_dock.show()
+            self.resizeDocks([self.side_dock], [max(560, self.width() * 2 // 5)], Qt.Orientation.Horizontal)
+
+    def _close_report_editor(self) -> None:
+        if self.report_editor is None:
+            return
+        self.report_editor.save_now()
+        self.side_tabs.removeTab(self.side_tabs.indexOf(self.report_editor))
+        self.report_editor.deleteLater()
+        self.report_editor = None
+
+    def set_user(self, session: AuthSession | None) -> None:
+        """Log a user in or out; the open report reopens under that user (read-only when nobody)."""
+        self.auth = session
+        who = f"{session.display_name} ({session.role})" if session else "not logged in"
+        self._user_label.setText(who)
+        if self._study is not None:
+            self._show_report_editor()
+
+    def _log_in(self) -> None:
+        from app.widgets.account_dialog import AccountDialog
+        from app.widgets.login_dialog import LoginDialog
+
+        if self.users.count() == 0:
+            dialog = AccountDialog(self.users, self, first_run=True)
+        else:
+            dialog = LoginDialog(self.users, self)
+        if dialog.exec() and dialog.session is not None:
+            self.set_user(dialog.session)
+
+    def _create_account(self) -> None:
+        from app.widgets.account_dialog import AccountDialog
+
+        if self.users.count() > 0 and not (self.auth and self.auth.can_manage_users):
+            QMessageBox.information(self, "RadStation", "Only an administrator can create accounts.")
+            return
+        dialog = AccountDialog(self.users, self, first_run=self.users.count() == 0)
+        if dialog.exec() and dialog.session is not None and self.auth is None:
+            self.set_user(dialog.session)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self.report_editor is not None:
+            self.report_editor.save_now()
+        super().closeEvent(event)
 
     # -- import ----------------------------------------------------------------------------------
     def import_paths(self, paths: list[Path]) -> None:
@@ -131,6 +195,10 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self._action("Open &demo study", self._open_demo))
         file_menu.addSeparator()
         file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
+        account_menu = self.menuBar().addMenu("&Account")
+        account_menu.addAction(self._action("&Log in...", self._log_in, "Ctrl+L"))
+        account_menu.addAction(self._action("Log &out", lambda: self.set_user(None)))
+        account_menu.addAction(self._action("&Create account...", self._create_account))
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self._action("&Worklist", lambda: self.tabs.setCurrentWidget(self.worklist), "F2"))
         view_menu.addAction(self._action("&Viewer", lambda: self.tabs.setCurrentWidget(self.workspace), "F3"))

@@ -141,12 +141,18 @@ class ReportEditor(QWidget):
                         (self.sign_button, self.open_sign_dialog), (self.amend_button, lambda: self.amend("amendment")),
                         (self.addendum_button, lambda: self.amend("addendum"))):
             b.clicked.connect(slot)
-        top = QHBoxLayout()
-        top.addWidget(self.status_label, 1)
-        top.addWidget(self.saved_label)
-        for b in (self.undo_button, self.redo_button, self.accept_button, self.prelim_button, self.amend_button,
-                  self.addendum_button, self.export_button, self.send_button, self.sign_button):
-            top.addWidget(b)
+        # Two rows so the editor fits beside the viewer in a docked pane.
+        top = QVBoxLayout()
+        first, second = QHBoxLayout(), QHBoxLayout()
+        first.addWidget(self.status_label, 1)
+        first.addWidget(self.saved_label)
+        for b in (self.undo_button, self.redo_button, self.accept_button, self.prelim_button, self.sign_button):
+            first.addWidget(b)
+        second.addStretch(1)
+        for b in (self.amend_button, self.addendum_button, self.export_button, self.send_button):
+            second.addWidget(b)
+        top.addLayout(first)
+        top.addLayout(second)
 
         self.banner = QLabel()
         self.banner.setWordWrap(True)

@@ -68,3 +68,25 @@ def test_gui_command_opens_demo_and_saves_a_screenshot(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr
     assert shot.exists() and shot.stat().st_size > 20_000  # a real picture, not an empty window
+
+
+def test_report_editor_follows_the_logged_in_user(qtbot, database: Database) -> None:
+    from app.main_window import MainWindow
+    from app.reports.users import UserService
+
+    ensure_demo_imported(database)
+    window = MainWindow(database)
+    qtbot.addWidget(window)
+    window.open_study(demo_study_uids()[0])
+    assert window.report_editor is not None
+    assert window.report_editor.editors["findings"].isReadOnly()  # nobody logged in: nothing to lose
+    users = UserService.from_settings(database)
+    users.add_user("drwho", "correct horse battery", "radiologist", display_name="Dr Who")
+    window.set_user(users.authenticate("drwho", "correct horse battery"))
+    editor = window.report_editor
+    assert not editor.editors["findings"].isReadOnly()
+    editor.editors["findings"].setPlainText("Heart size normal. No effusion.")
+    editor.save_now()
+    window.open_study(demo_study_uids()[1])  # switching studies keeps what was typed
+    window.open_study(demo_study_uids()[0])
+    assert "No effusion" in window.report_editor.editors["findings"].toPlainText()
