@@ -101,7 +101,10 @@ MENTIONS: Final[dict[str, tuple[str, ...]]] = {
     ),
     "Pleural Other": (
         r"pleural\s+(?:thickening|plaques?|scar(?:ring)?|calcifications?|reaction|disease)",
-        r"fibrothorax|pleural\s+parenchymal\s+scarring|apical\s+(?:pleural\s+)?(?:cap|thickening)",
+        r"fibrothorax|pleural[\s-]+parenchymal\s+scarring",
+        r"(?:bi)?apical\s+(?:pleural\s+)?(?:cap(?:s|ping)?|thickening)|pleural\s+capping",
+        r"fissur\w*\s+thickening|thickening\s+(?:of|in|along)\s+the\s+(?:\w+\s+)?fissures?",
+        r"(?:effusions?|fluid)\s+(?:versus|vs\.?|or|and/or)\s+(?:pleural\s+)?(?:thickening|scarring)",
     ),
     "Fracture": (r"fractur(?:e|es|ed)",),
     "Support Devices": (
