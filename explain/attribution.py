@@ -1,0 +1,83 @@
+"""Gradient attribution of a span's log-likelihood onto the image-token embeddings (Captum IG).
+
+The score is log p(span tokens | image, the rest of the report) with the span's tokens masked, as the
+sampler sees them when it writes them. Integrated Gradients runs from a baseline where every image
+token is the image [MASK] embedding (the model's own "no image information" input) to the real
+embeddings, so the attribution of a token measures how much seeing it raises the span's likelihood.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from captum.attr import IntegratedGradients
+
+from engines.models.backbone import MedimBackbone
+
+
+def _masked_row(text_ids: torch.Tensor, positions: list[int], mask_id: int) -> torch.Tensor:
+    row = text_ids.clone()
+    row[positions] = mask_id
+    return row
+
+
+def span_log_likelihood(model: MedimBackbone, text_ids: list[int], positions: list[int],
+                        image_embeds: torch.Tensor) -> torch.Tensor:
+    """(B,) differentiable sum of log p(true token) over `positions`, those positions masked."""
+    cfg = model.config
+    dev = image_embeds.device
+    ids = torch.tensor(text_ids, dtype=torch.long, device=dev)
+    row = _masked_row(ids, positions, cfg.text_mask_id)
+    b = image_embeds.shape[0]
+    n_free = int((ids != cfg.text_pad_id).sum()) - 1
+    t = torch.full((b,), max(len(positions) / max(n_free, 1), 1e-3), device=dev)
+    out = model(row[None].expand(b, -1), None, t, image_embeds=image_embeds)
+    logp = torch.log_softmax(out.text_logits.float(), -1)
+    pos = torch.tensor(positions, dtype=torch.long, device=dev)
+    return logp[:, pos].gather(-1, ids[pos][None, :, None].expand(b, -1, 1))[..., 0].sum(-1)
+
+
+@torch.no_grad()
+def span_token_stats(model: MedimBackbone, text_ids: list[int], image_codes: np.ndarray,
+                     positions: list[int]) -> tuple[float, float]:
+    """(mean predictive entropy in nats, mean probability of the written token) of a masked span:
+    the model's own uncertainty about text that it did not necessarily write (edited reports)."""
+    cfg = model.config
+    dev = next(model.parameters()).device
+    ids = torch.tensor(text_ids, dtype=torch.long, device=dev)
+    codes = torch.as_tensor(np.asarray(image_codes).reshape(1, -1), dtype=torch.long, device=dev)
+    row = _masked_row(ids, positions, cfg.text_mask_id)
+    n_free = int((ids != cfg.text_pad_id).sum()) - 1
+    t = torch.full((1,), max(len(positions) / max(n_free, 1), 1e-3), device=dev)
+    logp = torch.log_softmax(model(row[None], codes, t).text_logits.float()[0, positions], -1)
+    ent = -(logp.exp() * logp).sum(-1)
+    p_true = logp.gather(-1, ids[positions][:, None])[:, 0].exp()
+    return float(ent.mean()), float(p_true.mean())
+
+
+def attribution_grids(model: MedimBackbone, text_ids: list[int], image_codes: np.ndarray,
+                      spans: list[list[int]], *, n_steps: int = 16) -> np.ndarray:
+    """(n_spans, g, g) signed IG attribution (summed over the embedding dimension) per image token."""
+    if n_steps < 2:
+        raise ValueError(f"n_steps must be >= 2, got {n_steps}")
+    cfg = model.config
+    dev = next(model.parameters()).device
+    codes = torch.as_tensor(np.asarray(image_codes).reshape(1, -1), dtype=torch.long, device=dev)
+    if codes.shape[1] != cfg.image_len:
+        raise ValueError(f"expected {cfg.image_len} image codes, got {codes.shape[1]}")
+    with torch.no_grad():
+        emb = model.embed_image(codes)
+        base = model.embed_image(torch.full_like(codes, cfg.image_mask_id))
+    res = np.full((len(spans), cfg.image_grid, cfg.image_grid), np.nan, np.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        for k, pos in enumerate(spans):
+            if not pos:
+                continue
+            ig = IntegratedGradients(lambda e, p=pos: span_log_likelihood(model, text_ids, p, e))
+            attr = ig.attribute(emb, baselines=base, n_steps=n_steps, internal_batch_size=n_steps)
+            res[k] = attr[0].sum(-1).detach().float().cpu().reshape(cfg.image_grid, cfg.image_grid).numpy()
+    finally:
+        model.train(was_training)
+    return res

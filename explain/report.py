@@ -1,0 +1,148 @@
+"""Per-sentence and per-finding maps over the image for one report (drafted or edited) and one image.
+
+Sentences and finding mentions come from the project's labeler, so "which finding does this sentence
+assert" is the same rule everywhere (evaluation, UI, uncertainty). Maps are kept on the token grid
+(small: cacheable, cheap to toggle) and upsampled to the image's pixels on request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engines.labeler import label_report
+from engines.sampling.unmask import GenerationCancelled
+from explain.align import ReportRow, align_report
+from explain.attention import attention_grids
+from explain.attribution import attribution_grids, span_token_stats
+from explain.geometry import grid_to_image, normalise
+
+METHODS = ("attention", "ig")
+POSITIVE_ONLY = {"attention": False, "ig": True}  # signed IG: show only evidence *for* the text
+
+
+@dataclass
+class SpanMap:
+    """Maps (token grid, one per method) for a span of the report: a sentence or a finding mention."""
+
+    text: str
+    start: int
+    end: int
+    grids: dict[str, np.ndarray] = field(default_factory=dict)
+    image_shape: tuple[int, int] = (0, 0)
+
+    def pixel_map(self, method: str) -> np.ndarray | None:
+        """The method's map over the image's pixels, scaled to [0, 1]; None when not computed or the
+        span was cut off by the model's text length."""
+        g = self.grids.get(method)
+        if g is None or not np.isfinite(g).all():
+            return None
+        return normalise(grid_to_image(g, self.image_shape), POSITIVE_ONLY.get(method, False))
+
+    @property
+    def attention_map(self) -> np.ndarray | None:
+        return self.pixel_map("attention")
+
+    @property
+    def attribution_map(self) -> np.ndarray | None:
+        return self.pixel_map("ig")
+
+
+@dataclass
+class FindingMap(SpanMap):
+    finding: str = ""
+    value: int = 1  # labeler value in this sentence: 1 positive, 0 negative, -1 uncertain
+    sentence: int = 0  # index into ReportExplanation.sentences
+
+
+@dataclass
+class SentenceMap(SpanMap):
+    findings: dict[str, int] = field(default_factory=dict)
+    entropy: float = float("nan")  # model's mean predictive entropy (nats) over the sentence's tokens
+    confidence: float = float("nan")  # mean probability of the written tokens with the sentence masked
+
+
+@dataclass
+class ReportExplanation:
+    report_text: str
+    image_shape: tuple[int, int]
+    grid: int
+    methods: tuple[str, ...]
+    sentences: list[SentenceMap]
+    findings: list[FindingMap]
+
+    def finding_maps(self, finding: str) -> list[FindingMap]:
+        return [f for f in self.findings if f.finding == finding]
+
+
+def _spans_for(row: ReportRow, spans: list[tuple[int, int]]) -> list[list[int]]:
+    return [row.positions(a, b) for a, b in spans]
+
+
+def explain_report(pipeline, image: np.ndarray, report_text: str, *, methods: tuple[str, ...] = METHODS,
+                   attention_steps: int = 4, aggregation: str = "rollout", ig_steps: int = 16, seed: int = 0,
+                   progress: Callable[[int, int], None] | None = None,
+                   cancel: Callable[[], bool] | None = None) -> ReportExplanation:
+    """Maps for every sentence of `report_text` and every finding mention in it, over `image`.
+
+    `pipeline` is an `engines.pipeline.MedimPipeline` (its torch model, tokenizer and image encoder
+    are used). Raises ValueError for an empty report or a non-2D image, GenerationCancelled when
+    `cancel()` turns True between spans."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"unknown explanation methods {unknown}; choose from {METHODS}")
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim != 2:
+        raise ValueError(f"image must be 2D, got shape {img.shape}")
+    model = pipeline.model
+    cfg = model.config
+    row = align_report(pipeline.tokenizer, report_text, cfg.text_len)
+    codes = pipeline.encode_image(img).reshape(-1)
+    labels = label_report(report_text)
+    shape = (int(img.shape[0]), int(img.shape[1]))
+    sentences = [SentenceMap(s.text, s.start, s.end, image_shape=shape, findings=dict(s.findings))
+                 for s in labels.sentences]
+    findings: list[FindingMap] = []
+    for k, s in enumerate(labels.sentences):
+        seen: dict[str, FindingMap] = {}
+        for m in s.mentions:
+            fm = seen.get(m.finding)
+            if fm is None:
+                fm = FindingMap(report_text[m.start:m.end], m.start, m.end, image_shape=shape, finding=m.finding,
+                                value=s.findings.get(m.finding, m.value), sentence=k)
+                seen[m.finding] = fm
+                findings.append(fm)
+            else:  # several mentions of one finding in a sentence: one map over all of them
+                fm.start, fm.end = min(fm.start, m.start), max(fm.end, m.end)
+                fm.text = report_text[fm.start:fm.end]
+    spans: list[SpanMap] = [*sentences, *findings]
+    positions = _spans_for(row, [(s.start, s.end) for s in spans])
+    total = len(spans) * (1 + ("ig" in methods)) + 1
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        if cancel is not None and cancel():
+            raise GenerationCancelled("explanation cancelled")
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    if "attention" in methods:
+        grids = attention_grids(model, row.ids, codes, positions, steps=attention_steps, method=aggregation,
+                                seed=seed)
+        for s, gm in zip(spans, grids, strict=True):
+            s.grids["attention"] = gm
+    tick()
+    for s, pos in zip(spans, positions, strict=True):
+        if "ig" in methods:
+            s.grids["ig"] = attribution_grids(model, row.ids, codes, [pos], n_steps=ig_steps)[0]
+            tick()
+        if isinstance(s, SentenceMap) and pos:
+            s.entropy, s.confidence = span_token_stats(model, row.ids, codes, pos)
+        tick()
+    return ReportExplanation(report_text, shape, cfg.image_grid, tuple(methods), sentences, findings)

@@ -1,0 +1,109 @@
+"""Where the engine is unsure: per token (sampler), per finding and sentence (disagreement across K
+sampled drafts), and over the image (entropy of image tokens when synthesising from the report).
+
+Disagreement is measured on the labeler's findings, not on words: two drafts that phrase the same
+finding differently agree; a finding that comes and goes between drafts is uncertain.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from engines.labeler import FINDINGS, label_report
+from engines.sampling.results import TokenInfo
+
+STATES = ("present", "absent", "uncertain")
+
+
+def finding_state(findings: dict[str, int], finding: str) -> str:
+    """The labeler's value as one of STATES (negated and unmentioned are both 'absent')."""
+    v = findings.get(finding)
+    return "present" if v == 1 else "uncertain" if v == -1 else "absent"
+
+
+@dataclass(frozen=True)
+class FindingUncertainty:
+    finding: str
+    state: str  # what the explained report says (one of STATES)
+    votes: dict[str, int]  # how many drafts said each state
+    agreement: float  # share of drafts that say what the report says
+    vote_entropy: float  # entropy of the votes / log(3): 0 unanimous .. 1 evenly split
+
+    @property
+    def uncertainty(self) -> float:
+        return 1.0 - self.agreement
+
+
+def finding_uncertainty(report_findings: dict[str, int], draft_findings: Sequence[dict[str, int]],
+                        findings: Sequence[str] = FINDINGS) -> dict[str, FindingUncertainty]:
+    """Per finding, how the K drafts vote relative to the report (needs at least one draft)."""
+    if not draft_findings:
+        raise ValueError("finding uncertainty needs at least one sampled draft")
+    out: dict[str, FindingUncertainty] = {}
+    k = len(draft_findings)
+    for f in findings:
+        votes = {s: 0 for s in STATES}
+        for d in draft_findings:
+            votes[finding_state(d, f)] += 1
+        state = finding_state(report_findings, f)
+        ps = [n / k for n in votes.values() if n]
+        ent = -sum(p * math.log(p) for p in ps) / math.log(len(STATES))
+        out[f] = FindingUncertainty(f, state, votes, votes[state] / k, ent)
+    return out
+
+
+@dataclass(frozen=True)
+class TokenUncertainty:
+    """Sampler statistics of the drafted tokens inside one span of the text."""
+
+    n_tokens: int
+    mean_entropy: float
+    min_confidence: float
+    mean_confidence: float
+
+
+def span_token_uncertainty(tokens: Sequence[TokenInfo], start: int, end: int) -> TokenUncertainty | None:
+    """Aggregate the committed tokens overlapping [start, end) of the drafted text; None if none do."""
+    inside = [t for t in tokens if t.char_start < end and start < t.char_end]
+    if not inside:
+        return None
+    conf = [t.confidence for t in inside]
+    return TokenUncertainty(len(inside), float(np.mean([t.entropy for t in inside])), float(min(conf)),
+                            float(np.mean(conf)))
+
+
+def sample_drafts(pipeline, images: list[np.ndarray], k: int, *, seed: int = 0, steps: int | None = None,
+                  temperature: float | None = None,
+                  progress: Callable[[int, int], None] | None = None,
+                  cancel: Callable[[], bool] | None = None) -> list[str]:
+    """K drafts of the study's report under seeds seed+1 .. seed+K (seed itself is the shown draft)."""
+    if k < 1:
+        raise ValueError(f"the number of sampled drafts must be >= 1, got {k}")
+    texts = []
+    for j in range(k):
+        res = pipeline.draft_report(images, steps=steps, seed=seed + 1 + j, temperature=temperature, cancel=cancel)
+        texts.append(res.text)
+        if progress is not None:
+            progress(j + 1, k)
+    return texts
+
+
+def draft_findings(texts: Sequence[str]) -> list[dict[str, int]]:
+    return [dict(label_report(t).findings) for t in texts]
+
+
+def image_uncertainty_grid(pipeline, report_text: str, *, draws: int = 1, seed: int = 0, steps: int | None = None,
+                           cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    """(g, g) mean entropy (nats) of the image tokens when the engine draws the image from the report:
+    high where the report leaves the picture open."""
+    if draws < 1:
+        raise ValueError(f"draws must be >= 1, got {draws}")
+    acc = None
+    for j in range(draws):
+        res = pipeline.synthesise(report_text, steps=steps, seed=seed + j, cancel=cancel)
+        acc = res.token_entropy.astype(np.float64) if acc is None else acc + res.token_entropy
+    return (acc / draws).astype(np.float32)
