@@ -1,0 +1,82 @@
+"""Uncertainty from draft disagreement, token and image entropy; the study API and its cache."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from explain_samples import REPORT
+
+from engines.sampling.results import TokenInfo
+from explain.cache import ExplanationCache, explanation_key
+from explain.study import StudyExplanation, explain_study
+from explain.uncertainty import finding_uncertainty, span_token_uncertainty
+
+
+def test_vote_agreement_and_entropy():
+    report = {"Pleural Effusion": 1, "Cardiomegaly": 0}
+    drafts = [{"Pleural Effusion": 1}, {"Pleural Effusion": 1}, {"Pleural Effusion": -1}, {"Cardiomegaly": 1}]
+    u = finding_uncertainty(report, drafts)
+    assert u["Pleural Effusion"].votes == {"present": 2, "absent": 1, "uncertain": 1}
+    assert u["Pleural Effusion"].agreement == 0.5 and u["Pleural Effusion"].uncertainty == 0.5
+    assert u["Pleural Effusion"].vote_entropy == pytest.approx(
+        -(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)) / math.log(3))
+    assert u["Cardiomegaly"].state == "absent" and u["Cardiomegaly"].agreement == 0.75
+    assert u["Edema"].agreement == 1.0 and u["Edema"].vote_entropy == 0.0
+    with pytest.raises(ValueError, match="at least one"):
+        finding_uncertainty(report, [])
+
+
+def test_token_uncertainty_of_a_span():
+    toks = [TokenInfo("small", 5, 0.9, 0.2, 0, 0, 5), TokenInfo("effusion", 6, 0.4, 1.5, 1, 6, 14)]
+    u = span_token_uncertainty(toks, 0, 14)
+    assert u.n_tokens == 2 and u.min_confidence == 0.4 and u.mean_entropy == pytest.approx(0.85)
+    assert span_token_uncertainty(toks, 20, 30) is None
+
+
+@pytest.fixture(scope="module")
+def study(tiny_pipeline):
+    img = np.random.default_rng(1).random((48, 40)).astype(np.float32)
+    draft = tiny_pipeline.draft_report([img], seed=0, steps=4)
+    seen = []
+    exp = explain_study(tiny_pipeline, [img], draft.text or REPORT, draft=draft, k_drafts=3, ig_steps=4,
+                        attention_steps=2, steps=4, progress=lambda d, n: seen.append((d, n)))
+    return exp, draft, seen
+
+
+def test_study_gives_every_uncertainty(study):
+    exp, draft, seen = study
+    assert len(exp.drafts) == 3 and len(set(exp.drafts)) >= 1
+    assert set(exp.findings) >= {"No Finding", "Pleural Effusion"}
+    assert all(0.0 <= u.agreement <= 1.0 for u in exp.findings.values())
+    assert len(exp.sentence_disagreement) == len(exp.sentences) == len(exp.sentence_tokens)
+    if draft.text.strip():
+        assert any(t is not None for t in exp.sentence_tokens)
+    m = exp.image_uncertainty_map()
+    assert m.shape == (48, 40) and np.isfinite(m).all()
+    assert seen[-1] == (100, 100) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_cache_round_trips_through_disk_and_evicts(study, tmp_path):
+    exp, _, _ = study
+    key = explanation_key("1.2.3", exp.report.report_text, "abc", {"k": 3})
+    assert key != explanation_key("1.2.3", exp.report.report_text + " ", "abc", {"k": 3})
+    assert key != explanation_key("1.2.3", exp.report.report_text, "abd", {"k": 3})
+    cache = ExplanationCache(tmp_path, capacity=1)
+    cache.put(key, exp)
+    assert cache.get(key) is exp
+    fresh = ExplanationCache(tmp_path).get(key)  # from the .npz
+    assert isinstance(fresh, StudyExplanation) and fresh is not exp
+    assert fresh.drafts == exp.drafts and fresh.findings == exp.findings
+    for a, b in zip(fresh.sentences, exp.sentences, strict=True):
+        assert (a.text, a.start, a.end, a.findings) == (b.text, b.start, b.end, b.findings)
+        if b.attribution_map is not None:
+            np.testing.assert_array_equal(a.attribution_map, b.attribution_map)
+    np.testing.assert_array_equal(fresh.image_uncertainty, exp.image_uncertainty)
+    cache.put("other", exp)
+    assert key not in cache._mem and key in cache  # evicted from memory, still on disk
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    assert cache.get("broken") is None and not (tmp_path / "broken.npz").exists()
+    with pytest.raises(ValueError):
+        explanation_key("", "x", "e")
