@@ -5,6 +5,7 @@
   radstation-train model    --work WORK [--size small] [--minutes 60 | --max-steps N]   (also under torchrun)
   radstation-train export-onnx --model DIR [--out DIR]
   radstation-train draft    --model DIR --split val --out drafts.jsonl     (then radstation-eval score)
+  radstation-train realism  --model DIR --out DIR   (finding classifier AUROC, Frechet distances)
   radstation-train ship     --work WORK --out resources/weights/medim-small
 """
 
@@ -66,6 +67,13 @@ def _cmd_draft(a: argparse.Namespace) -> int:
 
     print(json.dumps(draft_split(a.model, a.data, a.split, a.out, a.steps, a.guidance, a.temperature, a.seed,
                                  a.limit, a.device), indent=2))
+    return 0
+
+
+def _cmd_realism(a: argparse.Namespace) -> int:
+    from engines.training.finding_classifier import evaluate_realism
+
+    print(json.dumps(evaluate_realism(a.data, a.model, a.out, a.steps, a.guidance, a.limit), indent=2))
     return 0
 
 
@@ -143,6 +151,15 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     d.add_argument("--limit", type=int)
     d.add_argument("--device", default="auto")
     d.set_defaults(func=_cmd_draft)
+
+    r = sub.add_parser("realism", help="finding classifier (val AUROC) + Frechet distances of report->image")
+    r.add_argument("--data", type=Path)
+    r.add_argument("--model", type=Path, help="model folder; without it only the real-vs-real reference")
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--steps", type=int)
+    r.add_argument("--guidance", type=float)
+    r.add_argument("--limit", type=int)
+    r.set_defaults(func=_cmd_realism)
 
     s = sub.add_parser("ship", help="copy the inference files of WORK into a model folder")
     s.add_argument("--work", type=Path, required=True)
