@@ -119,7 +119,7 @@ class ImportService:
             progress(0, total)
         for start in range(0, total, self.commit_every):
             if cancel is not None and cancel.is_set():
-                return
+                break
             chunk_started = time.perf_counter()
             probed: list[tuple[Candidate, ProbedFile]] = []
             for cand in candidates[start : start + self.commit_every]:

@@ -145,6 +145,7 @@ def test_cancel_midway_leaves_consistent_database(db: Database, tmp_path: Path) 
     report = ImportService(db, commit_every=5).run([tmp_path / "in"], progress=progress, cancel=cancel)
     assert report.cancelled
     assert 0 < report.imported < 30
+    assert report.study_uids  # what did land is still reported, so the worklist can show it
     assert _count(db, Instance) == report.imported
     _assert_consistent(db)
     with db.session() as s:
