@@ -122,6 +122,13 @@ class SourceExpander:
             return
         extracted: list[tuple[Path, str]] = []
         with archive:
+            needed = sum(i.file_size for i in archive.infolist())
+            free = shutil.disk_usage(target).free
+            if needed > free:
+                self.issues.append(FileIssue(
+                    display, f"zip needs {needed / 2**30:.1f} GiB to extract, only {free / 2**30:.1f} GiB free"
+                ))
+                return
             for info in archive.infolist():
                 if self._cancelled():
                     return
