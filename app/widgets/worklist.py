@@ -126,6 +126,8 @@ class WorklistWidget(QWidget):
         self.date_to = self._date_edit()
         self.modality_combo = QComboBox(editable=True)
         self.modality_combo.addItems(MODALITIES)
+        self.modality_combo.setMinimumContentsLength(5)
+        self.modality_combo.setToolTip("modality in any series of the study (empty: all)")
         self.search_button = QPushButton("Search")
         self.clear_button = QPushButton("Clear")
         self.status_label = QLabel()
