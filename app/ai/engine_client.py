@@ -105,8 +105,12 @@ class EngineClient(QObject):
     def set_backend(self, backend: str, config: dict[str, Any] | None = None) -> None:
         """Switch engines (settings changed): the worker restarts with the new one on the next job."""
         self.backend, self.config = backend, dict(config or {})
-        self.shutdown()
+        if self._current is not None:
+            job, self._current = self._current, None
+            self.failed.emit(job.id, "the engine was switched before the job finished")
+        self._retire_process()
         self._set_status({"state": "stopped", "name": backend})
+        self._pump()
 
     def request_status(self) -> None:
         """Ask a running worker for fresh memory figures (the status signal answers)."""
@@ -131,6 +135,20 @@ class EngineClient(QObject):
             self.failed.emit(job.id, "the engine was stopped before the job finished")
         self._stopping = False
 
+    def _retire_process(self) -> None:
+        """Let the worker exit in the background (no GUI wait); it is killed if it lingers."""
+        proc = self._proc
+        if proc is None:
+            return
+        self._forget_process(delete=False)
+        if proc.state() == QProcess.ProcessState.NotRunning:
+            proc.deleteLater()
+            return
+        proc.finished.connect(proc.deleteLater)
+        proc.write(encode({"type": "shutdown"}))
+        proc.closeWriteChannel()
+        QTimer.singleShot(10_000, proc, proc.kill)
+
     # -- process management ---------------------------------------------------------------------------
     def _start_worker(self) -> None:
         proc = QProcess(self)
@@ -148,11 +166,14 @@ class EngineClient(QObject):
         config = {"threads": max(1, min(os.cpu_count() or 1, 4)), **self.config}
         proc.write(encode({"type": "load", "backend": self.backend, "config": config}))
 
-    def _forget_process(self) -> None:
+    def _forget_process(self, delete: bool = True) -> None:
         if self._proc is not None:
-            self._proc.finished.disconnect(self._on_finished)
-            self._proc.errorOccurred.disconnect(self._on_error)
-            self._proc.deleteLater()
+            for sig, slot in ((self._proc.finished, self._on_finished), (self._proc.errorOccurred, self._on_error),
+                              (self._proc.readyReadStandardOutput, self._on_stdout),
+                              (self._proc.readyReadStandardError, self._on_stderr)):
+                sig.disconnect(slot)
+            if delete:
+                self._proc.deleteLater()
         self._proc = None
         self._state = "stopped"
 
@@ -212,6 +233,8 @@ class EngineClient(QObject):
             self.progress.emit(job_id, int(msg["done"]), int(msg["total"]))
         elif kind in ("result", "error", "cancelled") and self._current is not None and self._current.id == job_id:
             self._current = None
+            if not self._queue:
+                self._set_status({**self.last_status, "state": "ready", "job": None})
             if kind == "result":
                 self.finished.emit(job_id, msg["result"])
             elif kind == "error":
@@ -225,7 +248,7 @@ class EngineClient(QObject):
         jobs = list(self._queue)
         self._queue.clear()
         self._set_status({"state": "error", "name": self.backend, "error": message})
-        self.shutdown(2000)
+        self._retire_process()
         for job in jobs:
             self.failed.emit(job.id, f"engine '{self.backend}' could not be loaded: {message}")
 

@@ -113,7 +113,7 @@ class HfVlmBackend(EngineBackend):
             raise JobCancelled("cancelled")
         new_ids = out.sequences[0, prompt_len:].tolist()
         probs = [torch.softmax(s[0].float(), dim=-1) for s in out.scores]
-        text, spans = self._spans(new_ids, probs)
+        text, spans = self._spans(new_ids, probs, cancel)
         if progress is not None:
             progress(max_new, max_new)
         elapsed = time.perf_counter() - start
@@ -138,19 +138,28 @@ class HfVlmBackend(EngineBackend):
         token = getattr(self.processor, "image_token", None) or "<image>"
         return token * n_images + "\n" + text + "\n"
 
-    def _spans(self, ids: list[int], probs: list[Any]) -> tuple[str, list[tuple[int, int, float, float, int]]]:
-        """Decode incrementally so each token gets its character span in the final text."""
+    def _spans(self, ids: list[int], probs: list[Any], cancel: CancelFn | None = None
+               ) -> tuple[str, list[tuple[int, int, float, float, int]]]:
+        """Decode incrementally (a short window, as streaming detokenisers do) so each token gets its
+        character span in the final text in linear time; long generations stay cancellable."""
         import torch
 
         tok = self.processor.tokenizer
-        spans, prev = [], ""
+        spans, text = [], ""
         for i, (tid, p) in enumerate(zip(ids, probs, strict=False)):
-            now = tok.decode(ids[: i + 1], skip_special_tokens=True)
+            if cancel is not None and i % 64 == 63 and cancel():
+                raise JobCancelled("cancelled")
+            lo = max(0, i - 6)
+            before = tok.decode(ids[lo:i], skip_special_tokens=True)
+            after = tok.decode(ids[lo:i + 1], skip_special_tokens=True)
+            piece = after[len(before):] if after.startswith(before) else after
+            if i == 0 or not text:
+                piece = piece.lstrip()
             entropy = float(-(p * torch.log(p.clamp_min(1e-12))).sum())
-            if len(now) > len(prev) and now.startswith(prev):
-                spans.append((len(prev), len(now), float(p[tid]), entropy, i))
-            prev = now
-        return prev, spans
+            if piece:
+                spans.append((len(text), len(text) + len(piece), float(p[tid]), entropy, i))
+                text += piece
+        return text, spans
 
 
 def _check_model_dir(path: str | Path) -> Path:

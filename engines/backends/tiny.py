@@ -47,6 +47,8 @@ def build_tiny_llava(path: Path, seed: int = 0) -> Path:
     config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_token_id,
                          vision_feature_layer=-1, vision_feature_select_strategy="default")
     model = LlavaForConditionalGeneration(config).eval()
+    # Random weights would stop at a random early </s>; never stopping makes a job's length its max_new_tokens.
+    model.generation_config.eos_token_id = None
     template = ("{% for m in messages %}{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>"
                 "{% else %}{{ c['text'] }}{% endif %}{% endfor %}\n{% endfor %}"
                 "{% if add_generation_prompt %}ASSISTANT:{% endif %}")

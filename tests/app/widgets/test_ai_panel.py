@@ -84,6 +84,11 @@ def test_cancel_button_stops_a_long_job(qtbot, panel) -> None:
         pass
     row = panel.rows[job]
     assert row.cancel_button.isVisible() and row.state == "running"
+    if os.environ.get("RADSTATION_SCREENSHOTS"):
+        qtbot.waitUntil(lambda: row.bar.value() > 200, timeout=TIMEOUT)
+        qtbot.wait(50)
+        out = Path(__file__).resolve().parents[3] / "docs" / "screenshots" / "ai_panel.png"
+        assert panel.grab().save(str(out))
     with qtbot.waitSignal(panel.client.cancelled, timeout=10_000):
         qtbot.mouseClick(row.cancel_button, Qt.MouseButton.LeftButton)
     assert row.state == "cancelled" and panel.message.text() == ""
@@ -100,11 +105,11 @@ def test_killed_worker_mid_job_is_survived_and_the_next_draft_works(qtbot, panel
     assert panel.rows[job].state == "failed"
     assert "engine worker stopped unexpectedly" in panel.message.text()
     assert "restart on the next job" in panel.status_label.text()
+    if os.environ.get("RADSTATION_SCREENSHOTS"):
+        qtbot.wait(50)
+        out = Path(__file__).resolve().parents[3] / "docs" / "screenshots" / "ai_panel_worker_killed.png"
+        assert panel.grab().save(str(out))
     panel.drafts.steps = None
     with qtbot.waitSignal(panel.draftReady, timeout=TIMEOUT) as sig:
         qtbot.mouseClick(panel.draft_button, Qt.MouseButton.LeftButton)
     assert sig.args[1]["findings"] and panel.client.worker_pid not in (None, pid)
-    if os.environ.get("RADSTATION_SCREENSHOTS"):
-        panel.message.setText("Previous job: " + panel.rows[job].bar.toolTip())
-        out = Path(__file__).resolve().parents[3] / "docs" / "screenshots" / "ai_panel.png"
-        assert panel.grab().save(str(out))

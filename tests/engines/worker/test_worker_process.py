@@ -64,12 +64,11 @@ def test_load_failure_is_reported(tmp_path) -> None:
     assert info.value.kind == "load"
 
 
-def test_killed_worker_is_reported_as_a_crash(tiny_vlm_dir) -> None:
-    with WorkerProcess() as w:
-        w.start("hf-vlm", {"path": str(tiny_vlm_dir), "device": "cpu", "threads": 1})
-        job = w.submit("draft", {"images": [IMG], "steps": 4000})
-        time.sleep(0.3)
-        os.kill(w.pid, signal.SIGKILL)
-        with pytest.raises(WorkerFailed, match="stopped unexpectedly") as info:
-            w.wait(job, timeout=30)
-        assert info.value.kind == "crash"
+def test_killed_worker_is_reported_as_a_crash(worker) -> None:
+    """Last in the module: it kills the shared worker."""
+    job = worker.submit("draft", {"images": [IMG], "steps": 4000})
+    time.sleep(0.3)
+    os.kill(worker.pid, signal.SIGKILL)
+    with pytest.raises(WorkerFailed, match="stopped unexpectedly") as info:
+        worker.wait(job, timeout=30)
+    assert info.value.kind == "crash"
