@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag, Tag
@@ -158,8 +159,15 @@ class _FieldReader:
 
     def _raw(self, keyword: str) -> Any:
         tag, allowed = _tag_info(keyword)
-        if tag not in self.ds:
+        try:
+            raw = self.ds.get_item(tag)
+        except Exception as exc:  # noqa: BLE001
+            raise _BadValue(f"{keyword} cannot be read: {exc}") from exc
+        if raw is None:
             return None
+        fast = _fast_text(raw, allowed)
+        if fast is not None:
+            return fast
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -209,7 +217,7 @@ class _FieldReader:
     def int(self, keyword: str) -> int | None:
         try:
             value = self._raw(keyword)
-            return None if value in (None, "") else int(value)
+            return None if value in (None, "") else _to_int(value)
         except (_BadValue, TypeError, ValueError, OverflowError) as exc:
             self.warn(f"{keyword} ignored: {exc}")
             return None
@@ -227,7 +235,7 @@ class _FieldReader:
             value = self._raw(keyword)
             if value in (None, ""):
                 return None
-            values = tuple(float(v) for v in value)
+            values = tuple(float(v) for v in ([value] if isinstance(value, str | int | float) else value))
         except (_BadValue, TypeError, ValueError, OverflowError) as exc:
             self.warn(f"{keyword} ignored: {exc}")
             return None
@@ -246,6 +254,38 @@ class _FieldReader:
         except ValueError:
             self.warn(f"{keyword} {text!r} is not a date (YYYYMMDD)")
             return None
+
+
+_ASCII_VRS = frozenset({"UI", "CS", "SH", "LO", "DA", "TM", "DT", "IS", "DS", "AS", "PN", "AE"})
+
+
+def _fast_text(raw: Any, allowed: tuple[str, ...]) -> str | list[str] | None:
+    """Plain-ASCII text values straight from the undecoded element (pydicom's conversion dominated
+    the probe time); None sends anything else (other VRs, character sets, UN) through pydicom."""
+    if not isinstance(raw, RawDataElement) or not isinstance(raw.value, bytes):
+        return None
+    vr = raw.VR or allowed[0]
+    if vr not in allowed or vr not in _ASCII_VRS:
+        return None
+    try:
+        text = raw.value.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    text = text.rstrip("\x00 ").strip()
+    if vr in ("IS", "DS") and "\\" in text:
+        return [v.strip() for v in text.split("\\")]
+    return text
+
+
+def _to_int(value: Any) -> int:
+    """IS values like "12" (or "12.0", which pydicom also accepts); anything else raises ValueError."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        number = float(value)
+        if not number.is_integer():
+            raise ValueError(f"{value!r} is not an integer") from None
+        return int(number)
 
 
 @functools.cache
