@@ -39,33 +39,47 @@ _UNFIT = re.compile(
 )
 _BONE = re.compile(r"\b(?:osseous|bony|bones|skeletal|soft tissues?)\b", re.I)
 _BONE_NORMAL = re.compile(r"\b(?:intact|unremarkable|normal|no acute)\b", re.I)
-_NORMAL_IMPRESSION = re.compile(r"\b(?:no acute|normal|negative|no active|no evidence)\b", re.I)
+_NORMAL_IMPRESSION = re.compile(
+    r"\b(?:no\s+(?:acute|active)|negative\s+(?:chest|study|exam\w*|for\s+acute)|"
+    r"normal\s+(?:chest|study|exam\w*|radiograph\w*|x-?ray|cardiopulmonary)|no\s+evidence\s+of\s+(?:acute|active))",
+    re.I,
+)
+_NOT_CHEST = re.compile(r"\b(?:disc|spine|spinal|vertebra\w*|bony|osseous|bone|abdom\w*|bowel|shoulder)\b", re.I)
 _SIDE = re.compile(r"\b(right|left|bilateral|bibasilar|both)\b", re.I)
 _LOBE = re.compile(r"\b(?:lobe|lingula\w*|apex|apical|basilar|base|retrocardiac|perihilar|midlung)\b", re.I)
 
 
+_LUNGS_CLEAR = re.compile(r"\blungs?\b.*\bclear\b|\bclear\s+lungs?\b", re.I)
+
+
+def _side_of(text: str) -> str | None:
+    sides = {s.lower() for s in _SIDE.findall(text)}
+    if sides & {"bilateral", "bibasilar", "both"} or {"right", "left"} <= sides:
+        return "bilateral"
+    return next(iter(sides)) if len(sides) == 1 else None
+
+
 @dataclass(frozen=True)
 class BankSentence:
+    """A real sentence with its labels; the derived sets are computed once (composition queries them a lot)."""
+
     text: str
     findings: dict[str, int]
     section: str  # "findings" | "impression"
     uid: str
+    positives: frozenset[str] = field(init=False)
+    negatives: frozenset[str] = field(init=False)
+    side: str | None = field(init=False)
+    has_lobe: bool = field(init=False)
+    says_lungs_clear: bool = field(init=False)
 
-    @property
-    def positives(self) -> frozenset[str]:
-        return frozenset(f for f, v in self.findings.items() if v == 1 and f != "No Finding")
-
-    @property
-    def negatives(self) -> frozenset[str]:
-        return frozenset(f for f, v in self.findings.items() if v == 0)
-
-    @property
-    def side(self) -> str | None:
-        m = _SIDE.findall(self.text)
-        sides = {s.lower() for s in m}
-        if sides & {"bilateral", "bibasilar", "both"} or {"right", "left"} <= sides:
-            return "bilateral"
-        return next(iter(sides)) if len(sides) == 1 else None
+    def __post_init__(self) -> None:
+        pos = frozenset(f for f, v in self.findings.items() if v == 1 and f != "No Finding")
+        object.__setattr__(self, "positives", pos)
+        object.__setattr__(self, "negatives", frozenset(f for f, v in self.findings.items() if v == 0))
+        object.__setattr__(self, "side", _side_of(self.text))
+        object.__setattr__(self, "has_lobe", _LOBE.search(self.text) is not None)
+        object.__setattr__(self, "says_lungs_clear", _LUNGS_CLEAR.search(self.text) is not None)
 
 
 @dataclass
@@ -78,6 +92,8 @@ class SentenceBank:
     impression_normal: list[BankSentence] = field(default_factory=list)
     bone: list[BankSentence] = field(default_factory=list)
     devices: list[BankSentence] = field(default_factory=list)
+    _groups: list | None = field(default=None, init=False, repr=False, compare=False)
+    _groups_n: int = field(default=-1, init=False, repr=False, compare=False)
 
     @classmethod
     def from_reports(cls, reports: Iterable[IUReport], *, min_words: int = 3, max_words: int = 22) -> SentenceBank:
@@ -90,12 +106,13 @@ class SentenceBank:
                 for s in label_report(text).sentences:
                     sent = re.sub(r"^\s*\d+[.)]\s*", "", s.text).strip()
                     n = len(sent.split())
-                    if n < min_words or n > max_words or _UNFIT.search(sent) or (section, sent.lower()) in seen:
-                        continue
                     if not sent.endswith("."):
                         sent += "."
                     sent = sent[0].upper() + sent[1:]
-                    seen.add((section, sent.lower()))
+                    key = (section, re.sub(r"\W+", " ", sent.lower()).strip())
+                    if n < min_words or n > max_words or _UNFIT.search(sent) or key in seen:
+                        continue
+                    seen.add(key)
                     item = BankSentence(sent, dict(s.findings), section, rep.uid)
                     if -1 in s.findings.values():
                         continue  # hedged sentences would make the composed label ambiguous
@@ -108,7 +125,8 @@ class SentenceBank:
             if pos:
                 for f in pos:
                     self.impression_positive.setdefault(f, []).append(item)
-            elif not neg and _NORMAL_IMPRESSION.search(item.text) and len(item.text.split()) <= 10:
+            elif (not neg and _NORMAL_IMPRESSION.match(item.text) and not _NOT_CHEST.search(item.text)
+                  and len(item.text.split()) <= 10):
                 self.impression_normal.append(item)
             return
         if pos - {"Support Devices"}:
@@ -120,6 +138,16 @@ class SentenceBank:
             self.normal.append(item)
         elif _BONE.search(item.text) and _BONE_NORMAL.search(item.text):
             self.bone.append(item)
+
+    def normal_groups(self) -> list[tuple[frozenset[str], list[BankSentence]]]:
+        """Normal sentences grouped by the set of findings they deny (composition filters groups, not
+        thousands of sentences); cached, rebuilt if the list changed."""
+        if self._groups is None or self._groups_n != len(self.normal):
+            groups: dict[frozenset[str], list[BankSentence]] = {}
+            for c in self.normal:
+                groups.setdefault(c.negatives, []).append(c)
+            self._groups, self._groups_n = list(groups.items()), len(self.normal)
+        return self._groups
 
     @classmethod
     def from_iu(cls, path: Path | str | None = None) -> SentenceBank:
@@ -178,7 +206,7 @@ def compose_report(sample: Sample, bank: SentenceBank, seed: int = 0) -> tuple[s
             sided = [c for c in cands if c.side == want_side]
             cands = sided or [c for c in cands if c.side is None] or cands
         else:  # no box: a side or lobe in the text would be invented, so prefer sentences without one
-            cands = [c for c in cands if c.side is None and not _LOBE.search(c.text)] or cands
+            cands = [c for c in cands if c.side is None and not c.has_lobe] or cands
         if not cands:
             return None
         choice = rng.choice(cands)
@@ -211,22 +239,28 @@ def compose_report(sample: Sample, bank: SentenceBank, seed: int = 0) -> tuple[s
     if positives & _LUNG:
         targets -= {"Lung Opacity", "Consolidation"}  # "lungs are clear" would contradict the image
     normal_sents: list[str] = []
+    lung_positive = bool(positives & _LUNG)
     for _ in range(6):
         if not targets:
             break
-        cands = [
-            c
-            for c in bank.normal
-            if c.text not in used
-            and c.negatives & targets
-            and not (c.negatives & checklist) - targets
-            and _consistent(c, positives, uncertain)
-            and not (positives & _LUNG and re.search(r"\blungs?\b.*\bclear\b|\bclear\s+lungs?\b", c.text, re.I))
+        blocked = positives | uncertain
+        groups = [
+            (neg, members)
+            for neg, members in bank.normal_groups()
+            if neg & targets and not (neg & checklist) - targets and not neg & blocked
         ]
-        if not cands:
+        if not groups:
             break
-        best = max(len(c.negatives & targets) for c in cands)
-        top = [c for c in cands if len(c.negatives & targets) >= max(1, best - 1)]
+        best = max(len(neg & targets) for neg, _ in groups)
+        top = [
+            c
+            for neg, members in groups
+            if len(neg & targets) >= max(1, best - 1)
+            for c in members
+            if c.text not in used and not (lung_positive and c.says_lungs_clear)
+        ]
+        if not top:
+            break
         item = rng.choice(top)
         used.add(item.text)
         targets -= item.negatives
