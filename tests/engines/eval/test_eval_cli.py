@@ -96,3 +96,36 @@ def test_baselines_on_a_real_slice(cxr_root: Path) -> None:
     assert set(vqa) == {"majority answer (train)", "nearest neighbour's answer"}
     for r in vqa.values():
         assert r["n_closed"] > len(val) and 0.0 <= r["closed_accuracy"] <= 1.0
+
+
+def _small_curated_copy(cxr_root: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    root = tmp_path / "cxr"
+    (root / "text_only").mkdir(parents=True)
+    lines = (cxr_root / "text_only" / "iu_xray_reports.jsonl").read_text().splitlines()[:1500]
+    (root / "text_only" / "iu_xray_reports.jsonl").write_text("\n".join(lines) + "\n")
+    rows = [json.loads(x) for x in (cxr_root / "manifest.jsonl").read_text().splitlines()]
+    keep = [r for r in rows if r["split"] == "val" and r["source"] == "nih_zech"][:4]
+    for r in keep:
+        (root / r["file"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(cxr_root / r["file"], root / r["file"])
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
+    return root
+
+
+def test_reference_commands(cxr_root: Path, tmp_path: Path) -> None:
+    data = _small_curated_copy(cxr_root, tmp_path)
+    out = tmp_path / "out"
+    assert main(["references", "--split", "val", "--data", str(data), "--out", str(out)]) == 0
+    refs = [json.loads(x) for x in (out / "references_val.jsonl").read_text().splitlines()]
+    assert len(refs) == 4 and all(r["text"] and r["report_is_real"] is False for r in refs)
+    assert main(["qa-references", "--split", "val", "--data", str(data), "--out", str(out)]) == 0
+    qa = [json.loads(x) for x in (out / "qa_val.jsonl").read_text().splitlines()]
+    assert {q["image_id"] for q in qa} == {r["id"] for r in refs}
+    assert {q["kind"] for q in qa} <= {"closed", "open"} and len({q["id"] for q in qa}) == len(qa)
+    # the references score against themselves perfectly on the clinical side
+    assert main(["score", str(out / "references_val.jsonl"), str(out / "references_val.jsonl"), "--no-nlg",
+                 "--out", str(out)]) == 0
+    res = json.loads((out / "eval.json").read_text())["result"]["clinical"]
+    assert res["micro"]["f1"] == 1.0 and res["hallucination_rate"] in (0.0, None)
