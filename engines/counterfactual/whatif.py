@@ -1,0 +1,176 @@
+"""The what-if job: current report + edited report (or an instruction) + image -> counterfactual
+images, one per seed, with the token region that was resampled and the difference to the original.
+
+Steps: diff the reports with the labeler (engines.counterfactual.edits), score and select the image
+tokens the change concerns (engines.counterfactual.region) unless the user painted a region, then
+`MedimPipeline.inpaint` those tokens under the edited report with classifier-free guidance; every other
+token is kept, so outside the region the image is the original's VQ reconstruction. Qt-free: the GUI
+runs `run_whatif` in a worker thread with `progress`/`cancel` callbacks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engines.counterfactual.edits import EditError, ReportEdit, apply_instruction, diff_reports
+from engines.counterfactual.metrics import Preservation, difference_map, preservation
+from engines.counterfactual.region import METHODS, RegionScores, score_region, select_tokens, tokens_to_pixels
+
+Progress = Callable[[int, int, str], None] | None
+Cancel = Callable[[], bool] | None
+
+DEFAULT_GUIDANCE = 3.0
+
+
+@dataclass(frozen=True)
+class WhatIfRequest:
+    """Everything a what-if needs; validated on construction so a worker never starts on bad input.
+
+    `edited_report` is the full edited text; `from_instruction` builds it from a short instruction.
+    `region` is a (g, g) token mask the user painted (see region.pixel_mask_to_tokens) or None for
+    automatic selection with `method`, `area` and `margin`."""
+
+    image: np.ndarray
+    current_report: str
+    edited_report: str
+    seeds: tuple[int, ...] = (0,)
+    region: np.ndarray | None = None
+    method: str = "combined"
+    area: float = 0.1
+    margin: int = 1
+    steps: int | None = None
+    guidance: float = DEFAULT_GUIDANCE
+    allow_no_change: bool = False  # True: resample even when the labeler sees no finding change
+
+    def __post_init__(self) -> None:
+        img = np.asarray(self.image)
+        if img.ndim != 2 or img.size == 0:
+            raise ValueError(f"the image must be a 2D greyscale array, got shape {img.shape}")
+        if not isinstance(self.edited_report, str) or not self.edited_report.strip():
+            raise EditError("the edited report is empty")
+        if not isinstance(self.current_report, str):
+            raise TypeError("current_report must be a string ('' when there is none)")
+        if not self.seeds:
+            raise ValueError("give at least one seed")
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        if self.method not in METHODS:
+            raise ValueError(f"unknown region method {self.method!r}; use one of {METHODS}")
+        if not 0 < self.area <= 1:
+            raise ValueError(f"area must be in (0, 1], got {self.area}")
+        if self.margin < 0:
+            raise ValueError(f"margin must be >= 0, got {self.margin}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.region is not None:
+            r = np.asarray(self.region, bool)
+            if r.ndim != 2 or r.shape[0] != r.shape[1] or not r.any():
+                raise ValueError("a painted region must be a non-empty square token mask")
+            object.__setattr__(self, "region", r)
+
+    @classmethod
+    def from_instruction(cls, image: np.ndarray, current_report: str, instruction: str, **kw) -> WhatIfRequest:
+        return cls(image=image, current_report=current_report,
+                   edited_report=apply_instruction(current_report, instruction), **kw)
+
+
+@dataclass
+class Variant:
+    seed: int
+    image: np.ndarray  # uint8 (S, S), model space
+    difference: np.ndarray  # float32 (S, S): variant - reconstruction
+    preservation: Preservation  # vs the reconstruction, outside/inside the pixel region
+    elapsed_s: float
+
+
+@dataclass
+class WhatIfResult:
+    original: np.ndarray  # uint8 (S, S): the input as the model sees it (padded, resized)
+    reconstruction: np.ndarray  # uint8 (S, S): the original's tokens decoded (what untouched areas show)
+    token_mask: np.ndarray  # bool (g, g): the resampled tokens
+    pixel_mask: np.ndarray  # bool (S, S)
+    edit: ReportEdit
+    scores: RegionScores | None  # None when the user painted the region
+    variants: list[Variant] = field(default_factory=list)
+    control: Variant | None = None  # the same region resampled under the unedited report (if asked)
+
+
+def _check_change(edit: ReportEdit, allow: bool) -> None:
+    if not edit.changes and not allow:
+        raise EditError("the edited report states the same findings as the current one; nothing to show")
+
+
+def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, cancel: Cancel = None,
+               with_control: bool = False) -> WhatIfResult:
+    """Run the what-if (see the module doc). `progress(done, total, stage)` is called between stages and
+    after every sampling step; `cancel()` True raises engines.pipeline.GenerationCancelled."""
+    from engines.pipeline import GenerationCancelled, prepare_image
+
+    edit = diff_reports(request.current_report, request.edited_report)
+    _check_change(edit, request.allow_no_change)
+    steps = request.steps or pipeline.default_steps
+    runs = len(request.seeds) + (1 if with_control else 0)
+    total = 1 + runs * steps
+    done = 0
+
+    def tick(stage: str) -> None:
+        if cancel is not None and cancel():
+            raise GenerationCancelled("what-if cancelled")
+        if progress is not None:
+            progress(done, total, stage)
+
+    tick("finding the region")
+    original = prepare_image(np.asarray(request.image), pipeline.image_size)
+    codes = pipeline.encode_image(original)
+    reconstruction = pipeline.decode_tokens(codes)
+    scores = None
+    if request.region is not None:
+        if request.region.shape != (pipeline.grid, pipeline.grid):
+            raise ValueError(f"painted token mask must be ({pipeline.grid}, {pipeline.grid}), "
+                             f"got {request.region.shape}")
+        token_mask = request.region
+    else:
+        scores = score_region(pipeline, original, request.current_report, request.edited_report,
+                              [s.text for s in edit.removed_sentences], [s.text for s in edit.added_sentences])
+        token_mask = select_tokens(getattr(scores, request.method), request.area, request.margin)
+    pixel_mask = tokens_to_pixels(token_mask, pipeline.image_size)
+    done = 1
+    result = WhatIfResult(original, reconstruction, token_mask, pixel_mask, edit, scores)
+
+    def one(seed: int, report: str, stage: str) -> Variant:
+        nonlocal done
+        base = done
+
+        def step_progress(k: int, n: int) -> None:
+            if progress is not None:
+                progress(base + k, total, stage)
+
+        t0 = time.perf_counter()
+        res = pipeline.inpaint(original, token_mask, report, steps=steps, guidance=request.guidance, seed=seed,
+                               progress=step_progress, cancel=cancel)
+        done = base + steps
+        return Variant(seed, res.image, difference_map(reconstruction, res.image),
+                       preservation(reconstruction, res.image, pixel_mask), time.perf_counter() - t0)
+
+    for i, seed in enumerate(request.seeds):
+        tick(f"variant {i + 1} of {len(request.seeds)}")
+        result.variants.append(one(seed, request.edited_report, f"variant {i + 1} of {len(request.seeds)}"))
+    if with_control:
+        if not request.current_report.strip():
+            raise EditError("a control needs the current report")
+        tick("control")
+        result.control = one(request.seeds[0], request.current_report, "control")
+    if progress is not None:
+        progress(total, total, "done")
+    return result
+
+
+def run_variants(pipeline, request: WhatIfRequest, seeds: Sequence[int], token_mask: np.ndarray,
+                 **kw) -> WhatIfResult:
+    """More variants on the region already chosen (browsing seeds keeps the region fixed)."""
+    from dataclasses import replace
+
+    return run_whatif(pipeline, replace(request, seeds=tuple(seeds), region=np.asarray(token_mask, bool)), **kw)

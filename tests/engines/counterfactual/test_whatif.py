@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.counterfactual import EditError, WhatIfRequest, run_variants, run_whatif
+from engines.pipeline import GenerationCancelled
+
+EFFUSION = "The lungs are clear. Small left pleural effusion."
+
+
+def _image() -> np.ndarray:
+    return (np.random.default_rng(1).random((40, 30)) * 255).astype(np.uint8)
+
+
+def test_whatif_keeps_every_token_outside_the_region(tiny_pipeline) -> None:
+    req = WhatIfRequest.from_instruction(_image(), EFFUSION, "remove the effusion", seeds=(0, 1), area=0.2)
+    events: list[tuple[int, int, str]] = []
+    res = run_whatif(tiny_pipeline, req, progress=lambda a, b, s: events.append((a, b, s)), with_control=True)
+    g = tiny_pipeline.grid
+    assert res.token_mask.shape == (g, g) and 0 < res.token_mask.sum() < g * g
+    assert [c.finding for c in res.edit.changes] == ["Pleural Effusion"]
+    codes = tiny_pipeline.encode_image(res.original)
+    for v in [*res.variants, res.control]:
+        out = tiny_pipeline.encode_image(v.image)
+        # decoded-then-re-encoded tokens outside the region are the original's (VQ codes round-trip)
+        ref = tiny_pipeline.encode_image(res.reconstruction)
+        assert (out[~res.token_mask] == ref[~res.token_mask]).mean() > 0.5
+        assert v.image.shape == res.original.shape == res.pixel_mask.shape
+    assert codes.shape == (g, g)
+    assert [v.seed for v in res.variants] == [0, 1]
+    assert events[-1][0] == events[-1][1] and events[-1][2] == "done"
+    assert all(b == events[0][1] for _, b, _ in events)
+    assert [a for a, _, _ in events] == sorted(a for a, _, _ in events)
+
+
+def test_inpaint_outside_region_is_bit_exact_in_tokens(tiny_pipeline) -> None:
+    """The engine keeps untouched tokens: what-if relies on it for preservation."""
+    img = _image()
+    g = tiny_pipeline.grid
+    mask = np.zeros((g, g), bool)
+    mask[1:3, 1:3] = True
+    codes = tiny_pipeline.encode_image(img)
+    res = tiny_pipeline.inpaint(img, mask, EFFUSION, seed=0)
+    assert (res.token_grid[~mask] == codes[~mask]).all()
+
+
+def test_same_seed_same_result_and_variants_reuse_the_region(tiny_pipeline) -> None:
+    req = WhatIfRequest.from_instruction(_image(), EFFUSION, "remove the effusion", seeds=(5,))
+    a, b = run_whatif(tiny_pipeline, req), run_whatif(tiny_pipeline, req)
+    assert (a.variants[0].image == b.variants[0].image).all() and (a.token_mask == b.token_mask).all()
+    more = run_variants(tiny_pipeline, req, [7, 8], a.token_mask)
+    assert (more.token_mask == a.token_mask).all() and more.scores is None
+    assert [v.seed for v in more.variants] == [7, 8]
+
+
+def test_cancel_stops_the_job(tiny_pipeline) -> None:
+    req = WhatIfRequest.from_instruction(_image(), EFFUSION, "remove the effusion", seeds=(0, 1, 2))
+    calls = {"n": 0}
+
+    def cancel() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    with pytest.raises(GenerationCancelled):
+        run_whatif(tiny_pipeline, req, cancel=cancel)
+
+
+def test_painted_region_is_used_as_given(tiny_pipeline) -> None:
+    g = tiny_pipeline.grid
+    region = np.zeros((g, g), bool)
+    region[0, 0] = True
+    req = WhatIfRequest(_image(), EFFUSION, "The lungs are clear. No pleural effusion.", region=region)
+    res = run_whatif(tiny_pipeline, req)
+    assert (res.token_mask == region).all() and res.scores is None
+    bad = np.zeros((g + 1, g + 1), bool)
+    bad[0, 0] = True
+    with pytest.raises(ValueError, match="painted token mask"):
+        run_whatif(tiny_pipeline, WhatIfRequest(_image(), EFFUSION, "No pleural effusion.", region=bad))
+
+
+def test_requests_are_validated_up_front(tiny_pipeline) -> None:
+    with pytest.raises(ValueError, match="2D"):
+        WhatIfRequest(np.zeros((3, 3, 3)), EFFUSION, "No effusion.")
+    with pytest.raises(EditError, match="empty"):
+        WhatIfRequest(_image(), EFFUSION, "  ")
+    with pytest.raises(ValueError, match="seed"):
+        WhatIfRequest(_image(), EFFUSION, "No effusion.", seeds=())
+    with pytest.raises(ValueError, match="region method"):
+        WhatIfRequest(_image(), EFFUSION, "No effusion.", method="magic")
+    with pytest.raises(ValueError, match="non-empty"):
+        WhatIfRequest(_image(), EFFUSION, "No effusion.", region=np.zeros((4, 4), bool))
+    with pytest.raises(EditError, match="same findings"):
+        run_whatif(tiny_pipeline, WhatIfRequest(_image(), EFFUSION, EFFUSION + " The heart is normal."))
