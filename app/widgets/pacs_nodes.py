@@ -7,6 +7,8 @@ in a PacsWorker so a PACS that does not answer never freezes the window.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -19,6 +21,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QStackedWidget,
@@ -48,6 +51,9 @@ class PacsNodesDialog(QDialog):
         self.settings = settings or Settings()
         self.store = NodeStore(self.settings)
         self._editing: str | None = None  # name of the saved node shown in the form (None: a new one)
+        self._drafts: dict[str | None, PacsNode] = {}  # unsaved edits, kept while another node is shown
+        # Asked when the dialog closes with unsaved edits: "save", "discard" or "cancel".
+        self.confirm_unsaved: Callable[[str], str] = self._ask_unsaved
         self._worker: PacsWorker | None = None
 
         self.node_list = QListWidget()
@@ -169,6 +175,7 @@ class PacsNodesDialog(QDialog):
 
     # ------------------------------------------------------------------ form <-> node
     def node_from_form(self) -> PacsNode:
+        baseline = self._baseline()
         return PacsNode(
             name=self.name.text().strip(),
             protocol=self.protocol.currentData(),
@@ -184,7 +191,35 @@ class PacsNodesDialog(QDialog):
             password=self.password.text(),
             token=self.token.text(),
             timeout=float(self.timeout.value()),
+            extra=dict(baseline.extra),  # keys a newer version stored survive an edit here
         )
+
+    def _baseline(self) -> PacsNode:
+        """The saved version of the node in the form (a blank node for a new one)."""
+        if self._editing is not None:
+            try:
+                return self.store.get(self._editing)
+            except PacsError:
+                pass
+        return PacsNode(name="")
+
+    def is_dirty(self) -> bool:
+        """Whether the form differs from the saved node (or from a blank one for a new node)."""
+        return _comparable(self.node_from_form()) != _comparable(self._baseline())
+
+    def _stash(self) -> None:
+        if self.is_dirty():
+            self._drafts[self._editing] = self.node_from_form()
+        else:
+            self._drafts.pop(self._editing, None)
+
+    def _show_or_draft(self, node: PacsNode) -> None:
+        draft = self._drafts.get(self._editing)
+        self.show_node(draft or node)
+        if draft is not None:
+            self._say(False, "Unsaved changes restored: Save to keep them.")
+        else:
+            self.status.clear()
 
     def show_node(self, node: PacsNode) -> None:
         self.name.setText(node.name)
@@ -224,16 +259,19 @@ class PacsNodesDialog(QDialog):
         except PacsError as exc:
             self._say(False, str(exc))
             return
+        self._stash()
         self._editing = node.name
-        self.show_node(node)
-        self.status.clear()
+        self._show_or_draft(node)
 
     def new_node(self) -> None:
+        self._stash()
         self._editing = None
+        self.node_list.blockSignals(True)
         self.node_list.clearSelection()
-        self.show_node(PacsNode(name=""))
+        self.node_list.setCurrentRow(-1)
+        self.node_list.blockSignals(False)
+        self._show_or_draft(PacsNode(name=""))
         self.name.setFocus()
-        self.status.clear()
 
     def save_node(self) -> bool:
         node = self.node_from_form()
@@ -246,6 +284,7 @@ class PacsNodesDialog(QDialog):
         except PacsError as exc:
             self._say(False, f"Not saved: {exc}")
             return False
+        self._drafts.pop(self._editing, None)
         self._editing = node.name
         self.reload()
         items = self.node_list.findItems(node.name, Qt.MatchFlag.MatchExactly)
@@ -266,6 +305,7 @@ class PacsNodesDialog(QDialog):
             self._say(False, str(exc))
             return
         self._say(True, f"Deleted {self._editing}")
+        self._drafts.pop(self._editing, None)
         self._editing = None
         self.reload()
         self.nodesChanged.emit()
@@ -316,3 +356,29 @@ class PacsNodesDialog(QDialog):
     def _say(self, ok: bool, message: str) -> None:
         self.status.setStyleSheet(_OK_STYLE if ok else _ERR_STYLE)
         self.status.setText(message)
+
+    # ------------------------------------------------------------------ closing
+    def _ask_unsaved(self, name: str) -> str:
+        answer = QMessageBox.question(
+            self,
+            "Unsaved PACS node",
+            f"The PACS node {name or '(new)'} has unsaved changes. Save them?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+        )
+        return {QMessageBox.StandardButton.Save: "save", QMessageBox.StandardButton.Discard: "discard"}.get(
+            answer, "cancel"
+        )
+
+    def done(self, result: int) -> None:
+        """Closing with unsaved edits asks first; an invalid form is not closed on "save"."""
+        if self.is_dirty():
+            choice = self.confirm_unsaved(self.name.text().strip())
+            if choice == "cancel" or (choice == "save" and not self.save_node()):
+                return
+        super().done(result)
+
+
+def _comparable(node: PacsNode) -> dict:
+    data = node.to_dict()
+    data.pop("extra", None)
+    return data

@@ -6,7 +6,7 @@ import pytest
 from pacs_helpers import dimse_node, scp_config
 from PySide6.QtCore import QItemSelectionModel
 
-from app.pacs.nodes import NodeStore
+from app.pacs.nodes import NodeStore, PacsNode
 from app.pacs.sink import local_sop_uids
 from app.settings import Settings
 from app.widgets.pacs_nodes import PacsNodesDialog
@@ -24,6 +24,7 @@ def settings(tmp_path, monkeypatch) -> Settings:
 def test_node_dialog_validates_tests_and_saves(qtbot, orthanc, settings) -> None:
     dialog = PacsNodesDialog(settings)
     qtbot.addWidget(dialog)
+    dialog.confirm_unsaved = lambda _name: "discard"
     dialog.new_node()
     dialog.name.setText("Orthanc")
     dialog.host.setText("127.0.0.1")
@@ -58,6 +59,29 @@ def test_node_dialog_validates_tests_and_saves(qtbot, orthanc, settings) -> None
 
     dialog.scp_accepted.setText("CT1, bad\\ae")
     assert dialog.save_scp() is False and "accepted calling AE" in dialog.status.text()
+
+
+def test_node_dialog_keeps_unsaved_edits_and_asks_before_closing(qtbot, settings) -> None:
+    store = NodeStore(settings)
+    store.upsert(PacsNode("A", ae_title="PACSA", host="a.local", port=104))
+    store.upsert(PacsNode("B", ae_title="PACSB", host="b.local", port=104))
+    dialog = PacsNodesDialog(settings)
+    qtbot.addWidget(dialog)
+    asked: list[str] = []
+    dialog.node_list.setCurrentRow(0)
+    dialog.host.setText("a-new.local")  # typed, not saved
+    dialog.node_list.setCurrentRow(1)
+    assert dialog.host.text() == "b.local"
+    dialog.node_list.setCurrentRow(0)
+    assert dialog.host.text() == "a-new.local" and "Unsaved changes restored" in dialog.status.text()
+
+    dialog.confirm_unsaved = lambda name: asked.append(name) or "cancel"
+    dialog.reject()
+    assert asked == ["A"] and dialog.result() == 0 and dialog.host.text() == "a-new.local"
+    dialog.confirm_unsaved = lambda name: asked.append(name) or "save"
+    dialog.reject()
+    assert NodeStore(Settings(settings.path)).get("A").host == "a-new.local"
+    assert not dialog.is_dirty()
 
 
 def _panel(qtbot, orthanc, settings, database) -> PacsQueryPanel:
