@@ -14,7 +14,7 @@ import numpy as np
 
 from engines.labeler import label_report
 from engines.sampling.unmask import GenerationCancelled
-from explain.align import ReportRow, align_report
+from explain.align import align_report
 from explain.attention import attention_grids
 from explain.attribution import attribution_grids, span_token_stats
 from explain.geometry import grid_to_image, normalise
@@ -77,50 +77,36 @@ class ReportExplanation:
         return [f for f in self.findings if f.finding == finding]
 
 
-def _spans_for(row: ReportRow, spans: list[tuple[int, int]]) -> list[list[int]]:
-    return [row.positions(a, b) for a, b in spans]
-
-
-def explain_report(pipeline, image: np.ndarray, report_text: str, *, methods: tuple[str, ...] = METHODS,
-                   attention_steps: int = 4, aggregation: str = "rollout", ig_steps: int = 16, seed: int = 0,
-                   progress: Callable[[int, int], None] | None = None,
-                   cancel: Callable[[], bool] | None = None) -> ReportExplanation:
-    """Maps for every sentence of `report_text` and every finding mention in it, over `image`.
-
-    `pipeline` is an `engines.pipeline.MedimPipeline` (its torch model, tokenizer and image encoder
-    are used). Raises ValueError for an empty report or a non-2D image, GenerationCancelled when
-    `cancel()` turns True between spans."""
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise ValueError(f"unknown explanation methods {unknown}; choose from {METHODS}")
+def _check_image(image: np.ndarray) -> np.ndarray:
     img = np.asarray(image)
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]
     if img.ndim != 2:
         raise ValueError(f"image must be 2D, got shape {img.shape}")
+    return img
+
+
+def _check_methods(methods: tuple[str, ...]) -> None:
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"unknown explanation methods {unknown}; choose from {METHODS}")
+
+
+def explain_spans(pipeline, image: np.ndarray, report_text: str, spans: list[SpanMap], *,
+                  methods: tuple[str, ...] = METHODS, attention_steps: int = 4, aggregation: str = "rollout",
+                  ig_steps: int = 16, seed: int = 0, codes: np.ndarray | None = None,
+                  progress: Callable[[int, int], None] | None = None,
+                  cancel: Callable[[], bool] | None = None) -> list[SpanMap]:
+    """Fill `grids` (and, for SentenceMaps, entropy/confidence) of any character spans of the report:
+    the building block of explain_report, also used for arbitrary phrases (e.g. 'left lung')."""
+    _check_methods(methods)
+    img = _check_image(image)
     model = pipeline.model
-    cfg = model.config
-    row = align_report(pipeline.tokenizer, report_text, cfg.text_len)
-    codes = pipeline.encode_image(img).reshape(-1)
-    labels = label_report(report_text)
-    shape = (int(img.shape[0]), int(img.shape[1]))
-    sentences = [SentenceMap(s.text, s.start, s.end, image_shape=shape, findings=dict(s.findings))
-                 for s in labels.sentences]
-    findings: list[FindingMap] = []
-    for k, s in enumerate(labels.sentences):
-        seen: dict[str, FindingMap] = {}
-        for m in s.mentions:
-            fm = seen.get(m.finding)
-            if fm is None:
-                fm = FindingMap(report_text[m.start:m.end], m.start, m.end, image_shape=shape, finding=m.finding,
-                                value=s.findings.get(m.finding, m.value), sentence=k)
-                seen[m.finding] = fm
-                findings.append(fm)
-            else:  # several mentions of one finding in a sentence: one map over all of them
-                fm.start, fm.end = min(fm.start, m.start), max(fm.end, m.end)
-                fm.text = report_text[fm.start:fm.end]
-    spans: list[SpanMap] = [*sentences, *findings]
-    positions = _spans_for(row, [(s.start, s.end) for s in spans])
+    row = align_report(pipeline.tokenizer, report_text, model.config.text_len)
+    if codes is None:
+        codes = pipeline.encode_image(img)
+    codes = np.asarray(codes).reshape(-1)
+    positions = [row.positions(s.start, s.end) for s in spans]
     total = len(spans) * (1 + ("ig" in methods)) + 1
     done = 0
 
@@ -145,4 +131,41 @@ def explain_report(pipeline, image: np.ndarray, report_text: str, *, methods: tu
         if isinstance(s, SentenceMap) and pos:
             s.entropy, s.confidence = span_token_stats(model, row.ids, codes, pos)
         tick()
-    return ReportExplanation(report_text, shape, cfg.image_grid, tuple(methods), sentences, findings)
+    return spans
+
+
+def explain_report(pipeline, image: np.ndarray, report_text: str, *, methods: tuple[str, ...] = METHODS,
+                   attention_steps: int = 4, aggregation: str = "rollout", ig_steps: int = 16, seed: int = 0,
+                   progress: Callable[[int, int], None] | None = None,
+                   cancel: Callable[[], bool] | None = None) -> ReportExplanation:
+    """Maps for every sentence of `report_text` and every finding mention in it, over `image`.
+
+    `pipeline` is an `engines.pipeline.MedimPipeline` (its torch model, tokenizer and image encoder
+    are used). Raises ValueError for an empty report or a non-2D image, GenerationCancelled when
+    `cancel()` turns True between spans."""
+    _check_methods(methods)
+    img = _check_image(image)
+    if not isinstance(report_text, str) or not report_text.strip():
+        raise ValueError("report text is empty")
+    labels = label_report(report_text)
+    shape = (int(img.shape[0]), int(img.shape[1]))
+    sentences = [SentenceMap(s.text, s.start, s.end, image_shape=shape, findings=dict(s.findings))
+                 for s in labels.sentences]
+    findings: list[FindingMap] = []
+    for k, s in enumerate(labels.sentences):
+        seen: dict[str, FindingMap] = {}
+        for m in s.mentions:
+            fm = seen.get(m.finding)
+            if fm is None:
+                fm = FindingMap(report_text[m.start:m.end], m.start, m.end, image_shape=shape, finding=m.finding,
+                                value=s.findings.get(m.finding, m.value), sentence=k)
+                seen[m.finding] = fm
+                findings.append(fm)
+            else:  # several mentions of one finding in a sentence: one map over all of them
+                fm.start, fm.end = min(fm.start, m.start), max(fm.end, m.end)
+                fm.text = report_text[fm.start:fm.end]
+    explain_spans(pipeline, img, report_text, [*sentences, *findings], methods=methods,
+                  attention_steps=attention_steps, aggregation=aggregation, ig_steps=ig_steps, seed=seed,
+                  progress=progress, cancel=cancel)
+    return ReportExplanation(report_text, shape, pipeline.model.config.image_grid, tuple(methods), sentences,
+                             findings)
