@@ -1,7 +1,9 @@
 """Drafting reports through the engine: one study on demand or a batch from the worklist.
 
 Each finished draft is stored (AiDraft: engine, weights hash, seed, time, images used) and handed on
-through `draftReady(study_uid, draft)`; the main window passes it to ReportEditor.load_ai_draft.
+through `draftReady(study_uid, draft)`; the main window passes it to ReportEditor.load_ai_draft(
+draft["findings"], draft["impression"], draft["provenance"], draft["token_uncertainty"]). Each token there
+is {text, confidence, uncertainty (= 1 - confidence), entropy, section, start, end, step}.
 """
 
 from __future__ import annotations
@@ -108,7 +110,9 @@ class DraftService(QObject):
                      "created": datetime.now(UTC).isoformat(timespec="seconds"), "job_id": job_id})
         draft = {"study_uid": pending.study_uid, "findings": result.get("findings", ""),
                  "impression": result.get("impression", ""), "text": result.get("text", ""),
-                 "token_uncertainty": list(result.get("tokens", [])), "confidence": result.get("confidence"),
+                 "token_uncertainty": [{**t, "uncertainty": round(1.0 - float(t.get("confidence", 0.0)), 4)}
+                                       for t in result.get("tokens", [])],
+                 "confidence": result.get("confidence"),
                  "provenance": prov, "images_used": [im.name for im in used_images], "images_used_uids": uids,
                  "images_note": describe_used(pending.images, used), "elapsed_s": result.get("elapsed_s")}
         self._batch_step(job_id, ok=True)

@@ -34,6 +34,8 @@ def test_draft_is_stored_with_provenance_and_images_used(qtbot, client, ai_db, s
     assert len(stored) == 1 and stored[0]["engine"] == "hf-vlm" and stored[0]["seed"] == 7
     assert stored[0]["images_used"] == ["1.9.1", "1.9.2"] and stored[0]["weights_hash"] == prov["weights_hash"]
     assert stored[0]["findings"] == draft["findings"] and stored[0]["token_uncertainty"]["tokens"]
+    tok = draft["token_uncertainty"][0]
+    assert tok["section"] in ("findings", "impression") and tok["uncertainty"] == round(1 - tok["confidence"], 4)
 
 
 def test_batch_pre_draft_has_one_progress_bar(qtbot, client, ai_db, study_images) -> None:

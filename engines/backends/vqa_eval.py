@@ -1,0 +1,121 @@
+"""Closed-question VQA accuracy of an engine backend on the rule-derived questions of a held-out split,
+next to the training-majority answer per question (the bar it must clear).
+
+    python -m engines.backends.vqa_eval --engine diffusion --split val --max-images 200 --threads 2
+
+Questions come from engines.qa.derive_qa on the curated set with composed reports (as radstation-eval);
+scores from engines.eval.vqa.vqa_scores, so the numbers are comparable with `radstation-eval baselines`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def evaluate(backend, queries, train, *, max_images: int | None, seed: int, steps: int | None,
+             log=sys.stderr) -> dict:
+    from engines.eval.vqa import vqa_scores
+    from engines.qa import derive_qa
+
+    counts: dict[str, Counter[str]] = {}
+    for s in train:
+        for q in derive_qa(s):
+            if q.kind == "closed":
+                counts.setdefault(q.question, Counter())[q.answer] += 1
+    majority = {q: c.most_common(1)[0][0] for q, c in counts.items()}
+    overall = Counter(a for c in counts.values() for a in c.elements()).most_common(1)
+    fallback = overall[0][0] if overall else "no"
+    chosen = sorted(queries, key=lambda s: s.image_id)
+    if max_images is not None and len(chosen) > max_images:
+        chosen = sorted(random.Random(seed).sample(chosen, max_images), key=lambda s: s.image_id)
+    refs, preds, base, qtypes = [], [], [], []
+    t0 = time.perf_counter()
+    for i, s in enumerate(chosen, 1):
+        closed = [q for q in derive_qa(s) if q.kind == "closed"]
+        if not closed:
+            continue
+        image = s.load_image()
+        for q in closed:
+            out = backend.answer([image], q.question, steps=steps, seed=seed)
+            preds.append(out.text)
+            refs.append(q.answer)
+            base.append(majority.get(q.question, fallback))
+            qtypes.append(q.qtype)
+        if i % 10 == 0 or i == len(chosen):
+            print(f"{i}/{len(chosen)} images, {len(refs)} questions, {time.perf_counter() - t0:.0f} s", file=log)
+    kinds = ["closed"] * len(refs)
+    result = {"engine": vqa_scores(preds, refs, kinds), "majority": vqa_scores(base, refs, kinds),
+              "n_images": len(chosen), "n_questions": len(refs), "seconds": round(time.perf_counter() - t0, 1),
+              "by_qtype": {}}
+    for qt in sorted(set(qtypes)):
+        idx = [k for k, t in enumerate(qtypes) if t == qt]
+        result["by_qtype"][qt] = {
+            "n": len(idx),
+            "engine": vqa_scores([preds[k] for k in idx], [refs[k] for k in idx], ["closed"] * len(idx))["closed_accuracy"],
+            "majority": vqa_scores([base[k] for k in idx], [refs[k] for k in idx], ["closed"] * len(idx))["closed_accuracy"],
+        }
+    return result
+
+
+def markdown(result: dict, title: str) -> str:
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    lines = [f"{title}", "", "| system | closed accuracy | questions |", "|---|---:|---:|",
+             f"| engine | {fmt(result['engine']['closed_accuracy'])} | {result['n_questions']} |",
+             f"| majority answer (train) | {fmt(result['majority']['closed_accuracy'])} | {result['n_questions']} |",
+             "", "| question type | n | engine | majority |", "|---|---:|---:|---:|"]
+    lines += [f"| {qt} | {r['n']} | {fmt(r['engine'])} | {fmt(r['majority'])} |" for qt, r in result["by_qtype"].items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m engines.backends.vqa_eval", description=__doc__.split("\n")[0])
+    p.add_argument("--engine", default="diffusion", help="registered backend name (default: diffusion)")
+    p.add_argument("--model", default="", help="model folder (default: the backend's default weights)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--split", default="val", choices=("val", "test"))
+    p.add_argument("--data", type=Path, default=None, help="curated data folder (default: ../shared/data/cxr)")
+    p.add_argument("--max-images", type=int, default=200, help="random subset of the split (0: all)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from engines.backends import BackendError, create_backend
+    from engines.data.cxr import load_cxr
+    from engines.data.paired import SentenceBank, pair_reports
+
+    torch.set_num_threads(args.threads)
+    config = {"device": args.device, **({"path": args.model} if args.model else {})}
+    try:
+        backend = create_backend(args.engine, **config)
+    except BackendError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ds = load_cxr(args.data, splits=("train", args.split))
+    bank = SentenceBank.from_iu(None if args.data is None else Path(args.data) / "text_only" / "iu_xray_reports.jsonl")
+    train = pair_reports(ds.by_split("train"), bank, seed=args.seed)
+    queries = pair_reports(ds.by_split(args.split), bank, seed=args.seed)
+    result = evaluate(backend, queries, train, max_images=args.max_images or None, seed=args.seed, steps=args.steps)
+    desc = backend.describe()
+    result["backend"] = {k: desc.get(k) for k in ("name", "device", "model", "weights_hash")}
+    title = (f"Closed VQA on the {args.split} split: {result['n_images']} images, engine '{args.engine}' "
+             f"({desc.get('model')}), {args.device}, {args.threads} threads, {result['seconds']} s")
+    print(markdown(result, title))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
