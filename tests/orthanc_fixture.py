@@ -263,6 +263,8 @@ def start_orthanc(
         try:
             server.rest("GET", "/system")
             break
+        except urllib.error.HTTPError:
+            break  # it answers (401 when a test enabled authentication): it is up
         except (urllib.error.URLError, ConnectionError, OSError):
             if time.monotonic() > deadline:
                 server.stop(kill=True)

@@ -16,6 +16,7 @@ from app.db.models import Instance
 from app.pacs.clients import check_node, client_for
 from app.pacs.errors import (
     AssociationRejectedError,
+    PacsAuthError,
     PacsConnectionError,
     PacsRemoteError,
     PacsTimeoutError,
@@ -119,3 +120,19 @@ def test_pacs_killed_mid_transfer_leaves_a_consistent_resumable_database(doomed_
         assert again.state == "done" and again.already_present == len(have) and again.imported == 40 - len(have)
     finally:
         revived.stop(kill=True)
+
+
+def test_dicomweb_basic_auth_and_refused_credentials(tmp_path) -> None:
+    server = start_orthanc(tmp_path / "locked", extra_config={
+        "AuthenticationEnabled": True, "RegisteredUsers": {"reader": "s3cret"}})
+    try:
+        base = PacsNode("locked", protocol="dicomweb", url=server.dicomweb_url, timeout=5)
+        assert "succeeded" in check_node(base.with_changes(auth="basic", username="reader", password="s3cret"))
+        with pytest.raises(PacsAuthError, match="refused the credentials.*HTTP 401"):
+            check_node(base.with_changes(auth="basic", username="reader", password="wrong"))
+        with pytest.raises(PacsAuthError, match="HTTP 401"):
+            check_node(base)
+        with pytest.raises(PacsAuthError, match="HTTP 401"):
+            check_node(base.with_changes(auth="bearer", token="not-a-token"))
+    finally:
+        server.stop(kill=True)
