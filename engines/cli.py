@@ -5,6 +5,7 @@
   radstation-train model    --work WORK [--size small] [--minutes 60 | --max-steps N]   (also under torchrun)
   radstation-train export-onnx --model DIR [--out DIR]
   radstation-train draft    --model DIR --split val --out drafts.jsonl     (then radstation-eval score)
+  radstation-train answer   --model DIR --questions qa_val.jsonl --out answers.jsonl  (radstation-eval vqa)
   radstation-train realism  --model DIR --out DIR   (finding classifier AUROC, Frechet distances)
   radstation-train ship     --work WORK --out resources/weights/medim-small
 """
@@ -67,6 +68,14 @@ def _cmd_draft(a: argparse.Namespace) -> int:
 
     print(json.dumps(draft_split(a.model, a.data, a.split, a.out, a.steps, a.guidance, a.temperature, a.seed,
                                  a.limit, a.device), indent=2))
+    return 0
+
+
+def _cmd_answer(a: argparse.Namespace) -> int:
+    from engines.training.answer_split import answer_split
+
+    print(json.dumps(answer_split(a.model, a.data, a.questions, a.out, a.steps, a.guidance, a.seed, a.limit,
+                                  device=a.device), indent=2))
     return 0
 
 
@@ -151,6 +160,18 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     d.add_argument("--limit", type=int)
     d.add_argument("--device", default="auto")
     d.set_defaults(func=_cmd_draft)
+
+    q = sub.add_parser("answer", help="answer a radstation-eval qa-references file -> JSONL for radstation-eval vqa")
+    q.add_argument("--model", type=Path, required=True)
+    q.add_argument("--data", type=Path)
+    q.add_argument("--questions", type=Path, required=True)
+    q.add_argument("--out", type=Path, required=True)
+    q.add_argument("--steps", type=int, default=4)
+    q.add_argument("--guidance", type=float)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--limit", type=int)
+    q.add_argument("--device", default="auto")
+    q.set_defaults(func=_cmd_answer)
 
     r = sub.add_parser("realism", help="finding classifier (val AUROC) + Frechet distances of report->image")
     r.add_argument("--data", type=Path)
