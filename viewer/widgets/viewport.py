@@ -515,7 +515,8 @@ class Viewport(QWidget):
         if z < 0.999:
             out_shape = (max(1, math.ceil(img.rows * z)), max(1, math.ceil(img.columns * z)))
         window = self.state.window
-        key = (id(img), self.state.frame_index, window, self.state.invert, out_shape)
+        # the image object itself (not id()): a freed image's id can be reused by the next slice
+        key = (img, self.state.frame_index, window, self.state.invert, out_shape)
         if key != self._render_key:
             try:
                 arr = render_frame(img, self.state.frame_index, window, invert=self.state.invert, out_shape=out_shape)
