@@ -65,3 +65,9 @@ def test_bad_checkpoint_folder_is_a_clear_error(tmp_path) -> None:
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(BackendError, match="cannot load engine weights"):
         create_backend("diffusion", path=tmp_path)
+
+
+def test_onnx_runtime_backend_matches_torch(tmp_path, medim) -> None:
+    onnx = create_backend("diffusion-onnx", path=medim.path, device="cpu")
+    assert onnx.describe()["runtime"] == "onnx" and onnx.weights_hash == medim.weights_hash
+    assert onnx.draft([_img(2)], seed=5).text == medim.draft([_img(2)], seed=5).text

@@ -1,0 +1,33 @@
+"""The built-in engine (tiny random checkpoint) through the real worker: every job kind, arrays both ways."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.worker.client import WorkerFailed, WorkerProcess
+
+tiny = pytest.importorskip("engines.models.tiny", reason="the built-in engine is not in this checkout")
+
+
+def test_all_jobs_of_the_builtin_engine_through_the_worker(tmp_path) -> None:
+    ckpt = tiny.make_tiny_checkpoint(tmp_path / "medim")
+    img = (np.random.default_rng(0).random((40, 48)) * 4095).astype(np.uint16)
+    with WorkerProcess() as w:
+        status = w.start("diffusion", {"path": str(ckpt), "device": "cpu", "threads": 1})
+        assert status["name"] == "diffusion" and "inpaint" in status["capabilities"]
+        seen: list[tuple[int, int]] = []
+        draft = w.wait(w.submit("draft", {"images": [img, img], "seed": 1}), on_progress=lambda d, t: seen.append((d, t)))
+        assert draft["findings"] and draft["images_used"] == [0, 1] and seen[-1] == (draft["steps"], draft["steps"])
+        assert draft["provenance"]["weights_hash"] == status["weights_hash"]
+        synth = w.run("synthesise", {"report": "Small left pleural effusion.", "seed": 2})
+        assert synth["kind"] == "image" and synth["image"].dtype == np.uint8 and synth["image"].ndim == 2
+        mask = np.zeros(synth["maps"]["token_grid"].shape, bool)
+        mask[:2] = True
+        painted = w.run("inpaint", {"image": synth["image"], "token_mask": mask, "report": "The lungs are clear."})
+        assert painted["image"].shape == synth["image"].shape
+        maps = w.run("explain", {"images": [img], "text": "The heart is normal in size."})["maps"]
+        assert maps["attention"].shape == mask.shape
+        with pytest.raises(WorkerFailed, match="token_mask") as info:
+            w.run("inpaint", {"image": synth["image"], "token_mask": np.zeros((2, 2), bool), "report": "x"})
+        assert info.value.kind == "backend"
