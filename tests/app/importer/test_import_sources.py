@@ -231,3 +231,18 @@ def test_store_write_failure_is_reported_and_leaves_no_empty_rows(db: Database, 
     assert (report.imported, report.failed) == (0, 2)
     assert all("cannot write to the store" in i.reason for i in report.errors)
     assert _count(db, Study) == 0 and _count(db, Series) == 0 and _count(db, Patient) == 0
+
+
+def test_uid_that_looks_like_a_path_cannot_escape_the_store(db: Database, tmp_path: Path) -> None:
+    ds = make_instance(SyntheticStudy(), generate_uid(), sop_uid="1.2.34")
+    ds.save_as(tmp_path / "evil.dcm", enforce_file_format=True)
+    raw = (tmp_path / "evil.dcm").read_bytes()
+    (tmp_path / "evil.dcm").write_bytes(raw.replace(b"1.2.34", b"../../"))  # pydicom would refuse to write it
+    report = ImportService(db).run([tmp_path / "evil.dcm"])
+    assert report.imported == 1
+    assert any("not a valid DICOM UID" in w.reason for w in report.warnings)
+    with db.session() as s:
+        inst = s.scalars(select(Instance)).one()
+        assert inst.sop_instance_uid == "../../"
+        stored = db.store_path(inst.file_path).resolve()
+    assert stored.is_relative_to(db.store_dir.resolve()) and stored.name.startswith("x")
