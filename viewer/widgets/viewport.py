@@ -30,6 +30,7 @@ from viewer.imaging.render import render_frame
 from viewer.imaging.window import PRESET_KEYS, PRESETS, WindowLevel, window_from_drag
 from viewer.io.image import DicomImage
 from viewer.io.refs import SeriesRef
+from viewer.measure.store import InMemoryMeasurementStore
 from viewer.widgets import measure_tool
 from viewer.widgets.heatmap import colorize
 from viewer.widgets.orientation import edge_labels, image_axes
@@ -78,7 +79,8 @@ class Viewport(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.state = ViewState()
-        self._store = measurement_store
+        # without a database the measurements still survive scrolling away and back (session memory)
+        self._store = measurement_store if measurement_store is not None else InMemoryMeasurementStore()
         self._stack: SeriesStack | None = None
         self._series: SeriesRef | None = None
         self._image: DicomImage | None = None
@@ -232,7 +234,7 @@ class Viewport(QWidget):
     def toggle_cine(self) -> None:
         if self._cine.isActive():
             self.stop_cine()
-        elif self.state.slice_count * self.state.frame_count > 1 or self.state.slice_count > 1:
+        elif self.state.slice_count * self.state.frame_count > 1:
             self._cine.start(round(1000.0 / self._fps))
 
     def stop_cine(self) -> None:
@@ -387,7 +389,8 @@ class Viewport(QWidget):
 
     # ================================================================ measurements
     def set_measurement_store(self, store: Any) -> None:
-        self._store = store
+        """Where this viewport's measurements persist (None: an in-memory store for this session)."""
+        self._store = store if store is not None else InMemoryMeasurementStore()
         self._load_measurements()
         self.update()
 

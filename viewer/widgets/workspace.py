@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from viewer.imaging.window import PRESET_KEYS, PRESETS
 from viewer.io.refs import SeriesRef, StudyRef
+from viewer.measure.store import InMemoryMeasurementStore
 from viewer.widgets.layout import LAYOUTS, ViewerLayout
 from viewer.widgets.tag_browser import TagBrowserDialog
 from viewer.widgets.thumbnails import SeriesThumbnails
@@ -45,14 +46,14 @@ class ViewerWorkspace(QWidget):
 
     def __init__(self, parent: QWidget | None = None, measurement_store: Any = None) -> None:
         super().__init__(parent)
-        self._store = measurement_store
+        self._store = measurement_store if measurement_store is not None else InMemoryMeasurementStore()
         self._study: StudyRef | None = None
         self._tag_dialog: TagBrowserDialog | None = None
         self._mpr = None  # MprView, built on first use (imports SimpleITK)
         self._volume_window = None  # VolumeRenderView window
 
         self.thumbnails = SeriesThumbnails(self)
-        self.layout_view = ViewerLayout(self, measurement_store)
+        self.layout_view = ViewerLayout(self, self._store)
         self.stack = QStackedWidget(self)
         self.stack.addWidget(self.layout_view)
         self.toolbar = QToolBar("Viewer", self)

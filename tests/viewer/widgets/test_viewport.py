@@ -329,3 +329,17 @@ def test_orientation_letters_follow_the_view(vp):
     assert vp.orientation_labels() == {"right": "L", "left": "R", "bottom": "P", "top": "A"}
     vp.flip_horizontal()
     assert vp.orientation_labels()["left"] == "L"
+
+
+def test_without_a_store_measurements_survive_scrolling_away(qtbot, ct_series):
+    w = Viewport()
+    qtbot.addWidget(w)
+    w.resize(320, 256)
+    w.show()
+    w.set_series(ct_series)
+    w.set_tool(Tool.DISTANCE)
+    drag(w, w.state.image_to_widget(10, 10, 320, 256), w.state.image_to_widget(30, 10, 320, 256))
+    w.step(1)
+    assert w.measurements() == []
+    w.step(-1)
+    assert w.measurement_labels() == ["10.0 mm"]
