@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -134,8 +135,12 @@ class DimseClient:
 
         def on_acse(event: Any) -> None:
             prim = getattr(event, "primitive", None)
-            if prim is not None and type(prim).__name__ == "A_ASSOCIATE" and prim.result not in (None, 0):
+            kind = type(prim).__name__
+            if kind == "A_ASSOCIATE" and prim.result not in (None, 0):
                 seen["reject"] = prim
+            elif kind in ("A_ABORT", "A_P_ABORT") and event.assoc is not None:
+                # A_ABORT: the PACS chose to abort; A_P_ABORT: the connection itself failed
+                event.assoc.radstation_abort = kind
 
         all_handlers = [(evt.EVT_CONN_OPEN, on_open), (evt.EVT_ACSE_RECV, on_acse), *handlers]
         node = self.node
@@ -175,6 +180,23 @@ class DimseClient:
         if not any(cx.abstract_syntax == abstract_syntax for cx in assoc.accepted_contexts):
             raise AssociationRejectedError(f"{self.node.describe()} does not accept {what} requests")
 
+    def _raise_lost(self, assoc: Any, what: str, tail: str = "") -> None:
+        """The association ended without a final response: say whether the PACS aborted it or the
+        connection was lost / timed out."""
+        node = self.node.describe()
+        deadline = time.monotonic() + 1.0  # the abort primitive is processed on the reactor thread
+        while not getattr(assoc, "radstation_abort", "") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if getattr(assoc, "radstation_abort", "") == "A_ABORT":
+            raise PacsRemoteError(
+                f"{node} aborted the association during {what}: it refused or could not process the request "
+                f"(does it allow {what} from AE title {self.node.calling_ae!r}?){tail}"
+            )
+        raise PacsConnectionError(
+            f"{node} stopped answering during {what} (connection lost or no reply within "
+            f"{self.node.timeout:g} s){tail}"
+        )
+
     @staticmethod
     def _dropped(assoc: Any) -> bool:
         return assoc.is_aborted or not assoc.is_established
@@ -198,7 +220,7 @@ class DimseClient:
             self._check_context(assoc, model, "C-FIND")
             for status, ident in assoc.send_c_find(identifier, model):
                 if status is None or "Status" not in status:
-                    raise PacsConnectionError(f"{self.node.describe()} stopped answering during C-FIND")
+                    self._raise_lost(assoc, "C-FIND")
                 code = int(status.Status)
                 if code in (0xFF00, 0xFF01):
                     if ident is not None and (limit is None or len(out) < limit):
@@ -374,10 +396,7 @@ class DimseClient:
             if status is None or "Status" not in status:
                 if cancel is not None and cancel.cancelled:
                     raise RetrieveCancelled(f"{what} from {node} cancelled")
-                raise PacsConnectionError(
-                    f"{node} stopped answering during {what} (connection lost or no reply within "
-                    f"{self.node.timeout:g} s); what arrived so far is kept"
-                )
+                self._raise_lost(assoc, what, "; what arrived so far is kept")
             code = int(status.Status)
             done = sum(int(status.get(k, 0) or 0) for k in (
                 "NumberOfCompletedSuboperations", "NumberOfFailedSuboperations", "NumberOfWarningSuboperations"))

@@ -136,3 +136,16 @@ def test_dicomweb_basic_auth_and_refused_credentials(tmp_path) -> None:
             check_node(base.with_changes(auth="bearer", token="not-a-token"))
     finally:
         server.stop(kill=True)
+
+
+def test_pacs_side_refusal_of_a_query_is_reported(tmp_path) -> None:
+    """An archive that answers C-ECHO but refuses C-FIND/C-GET to unknown AEs (Orthanc aborts)."""
+    server = start_orthanc(tmp_path / "strict", extra_config={
+        "DicomAlwaysAllowFind": False, "DicomAlwaysAllowGet": False, "DicomAlwaysAllowMove": False})
+    try:
+        node = dimse_node(server, calling_ae="STRANGER")
+        assert "succeeded" in check_node(node)
+        with pytest.raises(PacsRemoteError, match="aborted the association during C-FIND.*'STRANGER'"):
+            client_for(node).find_studies(QueryFilter())
+    finally:
+        server.stop(kill=True)
