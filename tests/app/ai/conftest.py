@@ -16,6 +16,17 @@ def tiny_vlm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
 
+@pytest.fixture(scope="session")
+def client(qapp, tiny_vlm_dir):
+    """One worker for the whole directory (each start costs seconds): hf-vlm on the tiny LLaVA."""
+    from app.ai.engine_client import EngineClient
+
+    c = EngineClient("hf-vlm", {"path": str(tiny_vlm_dir), "device": "cpu", "threads": 1, "max_new_tokens": 6,
+                                "answer_max_new_tokens": 4})
+    yield c
+    c.shutdown()
+
+
 @pytest.fixture
 def ai_db(tmp_path, monkeypatch):
     """A migrated SQLite database holding two studies (1.2.3.1 and 1.2.3.2)."""

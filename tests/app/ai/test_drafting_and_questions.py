@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
 from app.ai.ai_store import drafts_for, qa_history
 from app.ai.drafting import DraftService
-from app.ai.engine_client import EngineClient
 from app.ai.question_scope import CANNOT_ANSWER
 from app.ai.questions import QaService
 
 TIMEOUT = 60_000
-
-
-@pytest.fixture(scope="module")
-def client(qapp, tiny_vlm_dir):
-    c = EngineClient("hf-vlm", {"path": str(tiny_vlm_dir), "device": "cpu", "threads": 1, "max_new_tokens": 6,
-                                "answer_max_new_tokens": 4})
-    yield c
-    c.shutdown()
 
 
 def test_draft_is_stored_with_provenance_and_images_used(qtbot, client, ai_db, study_images) -> None:

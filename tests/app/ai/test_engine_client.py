@@ -5,19 +5,12 @@ A worker killed mid-job is tested through the AiPanel (tests/app/widgets/test_ai
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from app.ai.engine_client import EngineClient
+from app.ai.services import AiServices
+from app.settings import Settings
 
 IMG = (np.random.default_rng(0).random((48, 48)) * 255).astype(np.uint8)
 TIMEOUT = 60_000
-
-
-@pytest.fixture(scope="module")
-def client(qapp, tiny_vlm_dir):
-    c = EngineClient("hf-vlm", {"path": str(tiny_vlm_dir), "device": "cpu", "threads": 1, "max_new_tokens": 8})
-    yield c
-    c.shutdown()
 
 
 def _run(qtbot, client, kind, params):
@@ -37,7 +30,7 @@ def test_draft_streams_progress_and_status(qtbot, client, tiny_vlm_dir) -> None:
     client.progress.connect(lambda jid, d, t: progress.append((d, t)))
     state, result = _run(qtbot, client, "draft", {"images": [IMG]})
     assert state == "ok" and result["text"] and result["provenance"]["engine"] == "hf-vlm"
-    assert progress and progress[-1] == (8, 8)
+    assert progress and progress[-1] == (6, 6)
     ready = [s for s in statuses if s.get("state") in ("ready", "busy") and s.get("device")]
     assert ready and ready[-1]["model"] == str(tiny_vlm_dir) and ready[-1]["memory"]["rss_mb"] > 0
 
@@ -63,11 +56,21 @@ def test_errors_from_the_engine_are_reported_and_the_worker_lives_on(qtbot, clie
     assert _run(qtbot, client, "draft", {"images": [IMG]})[0] == "ok"
 
 
-def test_missing_model_directory_fails_jobs_with_a_clear_message(qtbot, qapp, tmp_path) -> None:
-    bad = EngineClient("hf-vlm", {"path": str(tmp_path / "nowhere")})
+def test_engine_is_chosen_in_settings_and_a_missing_directory_is_a_clear_error(qtbot, qapp, tmp_path,
+                                                                              tiny_vlm_dir) -> None:
+    settings = Settings(tmp_path / "settings.json")
+    settings.set("engine", "hf-vlm")
+    settings.set("engine_device", "cpu")
+    settings.set("engine_model_path", str(tmp_path / "nowhere"))
+    ai = AiServices.from_settings(settings, None)
     try:
-        state, message = _run(qtbot, bad, "draft", {"images": [IMG]})
+        state, message = _run(qtbot, ai.client, "draft", {"images": [IMG]})
         assert state == "failed" and "could not be loaded" in message and "does not exist" in message
-        assert bad.last_status["state"] == "error" and bad.worker_pid is None
+        assert ai.client.last_status["state"] == "error" and ai.client.worker_pid is None
+        settings.set("engine_model_path", str(tiny_vlm_dir))
+        settings.set("engine_options", {"max_new_tokens": 3})
+        ai.apply_settings(settings)  # no code change: the next job runs on the newly configured engine
+        state, result = _run(qtbot, ai.client, "draft", {"images": [IMG]})
+        assert state == "ok" and result["steps"] == 3 and result["provenance"]["model"] == str(tiny_vlm_dir)
     finally:
-        bad.shutdown()
+        ai.shutdown()
