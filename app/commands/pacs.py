@@ -66,6 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     scp.add_argument("--accept", action="append", default=None, metavar="AE", help="accepted calling AE (repeat)")
     scp.add_argument("--db-url")
     scp.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until Ctrl-C)")
+    scp.add_argument("--max-instances", type=int, default=0, help="stop after receiving this many (0: no limit)")
     scp.set_defaults(func=run_scp)
 
 
@@ -228,6 +229,8 @@ def run_scp(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + args.seconds if args.seconds else None
         while not stop.wait(0.2):
             if deadline is not None and time.monotonic() > deadline:
+                break
+            if args.max_instances and scp.received + scp.failed >= args.max_instances:
                 break
     except KeyboardInterrupt:
         pass
