@@ -163,8 +163,11 @@ class DimseClient:
             if not seen["opened"]:
                 probe_tcp(node.host, node.port, min(float(node.timeout), 15.0))
                 raise PacsTimeoutError(f"{node.describe()}: the connection could not be opened in time")
-            raise PacsConnectionError(
-                f"{node.describe()} aborted the association or did not answer within {node.timeout:g} s"
+            if getattr(assoc, "radstation_abort", "") == "A_ABORT":
+                raise PacsRemoteError(f"{node.describe()} aborted the association request")
+            raise PacsTimeoutError(
+                f"{node.describe()} accepted the connection but did not answer the association request "
+                f"within {node.timeout:g} s (is it a DICOM port?)"
             )
         try:
             yield assoc

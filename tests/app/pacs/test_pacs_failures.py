@@ -51,7 +51,7 @@ def test_a_peer_that_never_answers_times_out() -> None:
         listener.listen(4)  # accepts TCP (kernel backlog) but never speaks DICOM or HTTP
         port = listener.getsockname()[1]
         node = PacsNode("mute", ae_title="PACS", host="127.0.0.1", port=port, timeout=1)
-        with pytest.raises(PacsConnectionError, match="did not answer within 1 s"):
+        with pytest.raises(PacsTimeoutError, match="did not answer the association request within 1 s"):
             check_node(node)
         web = PacsNode("mute-web", protocol="dicomweb", url=f"http://127.0.0.1:{port}", timeout=1)
         with pytest.raises(PacsTimeoutError, match="did not answer the search within 1 s"):
