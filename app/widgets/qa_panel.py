@@ -42,12 +42,16 @@ class QaPanel(QWidget):
         self.map_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.map_label.setToolTip("Image regions the engine attended to for the last answer")
         self.map_label.hide()
+        self.map_caption = QLabel("Image regions the engine attended to for the last answer (red)")
+        self.map_caption.setStyleSheet("color: #555")
+        self.map_caption.hide()
         row = QHBoxLayout()
         row.addWidget(self.input, 1)
         row.addWidget(self.ask_button)
         lay = QVBoxLayout(self)
         lay.addWidget(QLabel("Questions about this study"))
         lay.addWidget(self.chat, 1)
+        lay.addWidget(self.map_caption)
         lay.addWidget(self.map_label)
         lay.addLayout(row)
         self._set_enabled(False)
@@ -61,6 +65,7 @@ class QaPanel(QWidget):
         self.pending.clear()
         self.errors.clear()
         self.map_label.hide()
+        self.map_caption.hide()
         self._set_enabled(bool(study_uid))
         self._render()
 
@@ -101,7 +106,9 @@ class QaPanel(QWidget):
             return
         base = order_for_engine(self.images)[0].pixels
         self.map_label.setPixmap(QPixmap.fromImage(overlay_image(base, amap)))
+        self.map_caption.setText(f"Image regions the engine attended to for: \"{question}\" (red)")
         self.map_label.show()
+        self.map_caption.show()
 
     def _drop_pending(self, question: str) -> None:
         for key, q in list(self.pending.items()):

@@ -32,7 +32,7 @@ class HfVlmBackend(EngineBackend):
 
     def __init__(self, path: str | Path = "", device: str = "auto", max_new_tokens: int = 96,
                  answer_max_new_tokens: int = 16, multi_image: bool = True, draft_prompt: str = DRAFT_PROMPT,
-                 answer_prompt: str = ANSWER_PROMPT) -> None:
+                 answer_prompt: str = ANSWER_PROMPT, dtype: str = "auto") -> None:
         self.path = _check_model_dir(path)
         self.device = resolve_device(device)
         self.max_new_tokens = int(max_new_tokens)
@@ -47,8 +47,10 @@ class HfVlmBackend(EngineBackend):
             raise BackendError(f"{self.path} has no usable processor (tokenizer + image processor): {exc}") from exc
         if getattr(self.processor, "image_processor", None) is None:
             raise BackendError(f"{self.path} holds a text-only processor; the hf-vlm engine needs an image processor")
+        torch_dtype = _torch_dtype(dtype, self.device)
         try:
-            self.model = AutoModelForImageTextToText.from_pretrained(self.path, local_files_only=True)
+            self.model = AutoModelForImageTextToText.from_pretrained(self.path, local_files_only=True,
+                                                                     dtype=torch_dtype)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise BackendError(f"{self.path} is not a transformers image-text-to-text model: {exc}") from exc
         self.model.to(self.device).eval()
@@ -160,6 +162,18 @@ class HfVlmBackend(EngineBackend):
                 spans.append((len(text), len(text) + len(piece), float(p[tid]), entropy, i))
                 text += piece
         return text, spans
+
+
+def _torch_dtype(name: str, device: str) -> Any:
+    """'auto': bfloat16 on CUDA (large VLMs fit and run faster), float32 on CPU; or an explicit name."""
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    value = getattr(torch, str(name), None)
+    if not isinstance(value, torch.dtype):
+        raise BackendError(f"unknown dtype '{name}': use auto, float32, float16 or bfloat16")
+    return value
 
 
 def _check_model_dir(path: str | Path) -> Path:

@@ -62,6 +62,11 @@ def test_single_image_mode_uses_first_view(tiny_vlm_dir) -> None:
     assert single.describe()["supports_multi_image"] is False
 
 
+def test_bad_dtype_is_a_clear_error(tiny_vlm_dir) -> None:
+    with pytest.raises(BackendError, match="unknown dtype 'float99'"):
+        create_backend("hf-vlm", path=tiny_vlm_dir, device="cpu", dtype="float99")
+
+
 def test_mismatched_directory_is_a_clear_error(tiny_sd_dir, tmp_path) -> None:
     with pytest.raises(BackendError, match="no usable processor|not a transformers image-text-to-text"):
         create_backend("hf-vlm", path=tiny_sd_dir / "text_encoder", device="cpu")
