@@ -22,6 +22,7 @@ from app.pacs.clients import client_for
 from app.pacs.dicomweb import DicomWebClient
 from app.pacs.dimse import DimseClient
 from app.pacs.errors import (
+    PacsConfigError,
     PacsConnectionError,
     PacsError,
     PacsRemoteError,
@@ -92,6 +93,8 @@ class RetrieveService:
         scp: StorageScp | None = None,
         scp_config: StorageScpConfig | None = None,
     ) -> None:
+        if scp is not None and scp.sink.database is not database:
+            raise PacsConfigError("the Storage SCP given for C-MOVE imports into another database")
         self.database = database
         self.node = node.validate()
         self.client = client_for(node)

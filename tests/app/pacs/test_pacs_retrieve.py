@@ -12,13 +12,15 @@ from pydicom import dcmread
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
+from app.db.database import Database
 from app.db.models import Instance
 from app.importer import ImportService
 from app.pacs.cancel import CancelToken
-from app.pacs.errors import PartialRetrieveError, RetrieveCancelled
+from app.pacs.errors import PacsConfigError, PartialRetrieveError, RetrieveCancelled
 from app.pacs.query import QueryFilter
 from app.pacs.retrieve import RetrieveService, StudyProgress
-from app.pacs.sink import local_sop_uids
+from app.pacs.scp import StorageScp
+from app.pacs.sink import ImportSink, local_sop_uids
 
 pytestmark = pytest.mark.orthanc
 
@@ -134,3 +136,17 @@ def test_demo_studies_round_trip_through_the_pacs(orthanc, database, method) -> 
     for study_uid, expected in sops.items():
         assert local_sop_uids(database, study_uid) == expected
     _assert_consistent(database)
+
+
+def test_c_move_into_the_running_application_scp(orthanc, pacs_studies, database, tmp_path) -> None:
+    """The app's own SCP (started from settings) receives the move and stays up afterwards."""
+    with StorageScp(scp_config(orthanc), ImportSink(database)) as scp:
+        service = RetrieveService(database, dimse_node(orthanc, "c-move"), scp=scp)
+        result = service.retrieve_study(pacs_studies.other_cr[0].StudyInstanceUID)
+        assert result.state == "done" and result.imported == 1 and scp.running and scp.received == 1
+        other = Database.open(f"sqlite:///{tmp_path / 'other.db'}", store_dir=tmp_path / "other")
+        try:
+            with pytest.raises(PacsConfigError, match="another database"):
+                RetrieveService(other, dimse_node(orthanc, "c-move"), scp=scp)
+        finally:
+            other.dispose()
