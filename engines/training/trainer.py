@@ -8,6 +8,7 @@ and metrics.jsonl. Only rank 0 writes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -47,6 +48,8 @@ class TrainConfig:
     text_weight: float = 1.0
     image_weight: float = 0.6
     schedule: str = "loglinear"
+    decay: str = "cosine"  # learning-rate decay: cosine | constant
+    min_lr_ratio: float = 0.1
     seed: int = 0
     device: str = "auto"
     threads: int | None = None  # None: adapt to the machine's load (1 thread when oversubscribed)
@@ -115,8 +118,23 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
     g = torch.Generator().manual_seed(tc.seed * 1000 + rank + 7919 * step)
     ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None) \
         if world > 1 else model
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / tc.warmup), last_epoch=step - 1) \
-        if step == 0 else torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    run_start_elapsed = elapsed_before
+
+    def lr_factor() -> float:
+        """Linear warm-up, then cosine decay to min_lr_ratio over the run's horizon (steps or minutes, so a
+        time-boxed run still ends at a low learning rate; a resumed run decays over what is left)."""
+        warm = min(1.0, (step + 1) / max(1, tc.warmup))
+        if tc.decay != "cosine":
+            return warm
+        if tc.max_steps is not None:
+            frac = step / max(1, tc.max_steps)
+        elif tc.minutes is not None:
+            done = elapsed_before + time.monotonic() - t0
+            frac = (done - run_start_elapsed) / max(1.0, tc.minutes * 60)
+        else:
+            frac = 0.0
+        frac = min(max(frac, 0.0), 1.0)
+        return warm * (tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
     log = (work / METRICS_FILE).open("a") if rank == 0 else None
     t0 = last_save = time.monotonic()
@@ -162,8 +180,9 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        for group in opt.param_groups:
+            group["lr"] = tc.lr * lr_factor()
         opt.step()
-        sched.step()
         step += 1
         for k, v in losses.items():
             running[k] = running.get(k, 0.0) + float(v.detach())
@@ -173,7 +192,7 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
             n = running.pop("n")
             record = {"step": step, "elapsed_s": round(elapsed_before + time.monotonic() - t0, 1),
                       **{k: round(v / n, 4) for k, v in running.items()}, "grad_norm": round(float(gn), 3),
-                      "lr": sched.get_last_lr()[0],
+                      "lr": opt.param_groups[0]["lr"],
                       "tasks": {TASK_NAMES[i]: int((tasks == i).sum()) for i in range(4)}}
             running = {}
             bar.set_postfix(loss=record["loss"], text_ce=record["text_ce"], image_ce=record["image_ce"])
