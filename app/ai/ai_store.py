@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.ai.study_images import PROJECTION_MODALITIES, StudyImage, load_study_images
 from app.db.database import Database
-from app.db.models import AiDraft, QaMessage, Study
+from app.db.models import AiDraft, Instance, QaMessage, Series, Study
 
 
 def _study_id(session: Session, study_uid: str) -> int | None:
@@ -63,3 +65,19 @@ def qa_history(db: Database, study_uid: str) -> list[dict[str, Any]]:
                          .where(Study.study_uid == study_uid).order_by(QaMessage.id)).all()
         return [{"id": r.id, "question": r.question, "answer": r.answer, "confidence": r.confidence,
                  "engine": r.engine, "created_at": r.created_at} for r in rows]
+
+
+def study_image_paths(db: Database, study_uid: str) -> list[Path]:
+    """Files of the study's single-frame images, projection radiographs (DX/CR...) when it has any."""
+    with db.session() as s:
+        rows = s.execute(select(Instance.file_path, Series.modality).join(Series, Series.id == Instance.series_db_id)
+                         .join(Study, Study.id == Series.study_db_id)
+                         .where(Study.study_uid == study_uid, Instance.number_of_frames == 1)
+                         .order_by(Series.series_number, Instance.instance_number, Instance.id)).all()
+    projection = [r for r in rows if (r.modality or "").upper() in PROJECTION_MODALITIES]
+    return [db.store_path(r.file_path) for r in (projection or rows)]
+
+
+def study_images_from_db(db: Database, study_uid: str) -> list[StudyImage]:
+    """The images the engine reads for a study in the database (batch pre-draft from the worklist)."""
+    return load_study_images(study_image_paths(db, study_uid))
