@@ -1,0 +1,59 @@
+"""`python -m app selfcheck` checks the real installation: decoders, migrations, demo, Qt, engine worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.commands import selfcheck
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_selfcheck_passes_on_this_checkout(tmp_path: Path) -> None:
+    env = {**os.environ, "RADSTATION_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen"}
+    res = subprocess.run([sys.executable, "-m", "app", "selfcheck", "--json"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    checks = {c["name"]: c for c in json.loads(res.stdout)}
+    assert all(c["status"] in ("ok", "warn") for c in checks.values()), checks
+    for name in ("decode JPEG2000Lossless", "decode JPEGLSLossless", "decode RLELossless", "database migrations",
+                 "demo", "qt platforms", "engine worker"):
+        assert checks[name]["status"] == "ok", checks[name]
+    assert "pylibjpeg" in checks["decode JPEG2000Lossless"]["detail"]
+    assert "xcb" in checks["qt platforms"]["detail"]
+    assert checks["engine weights"]["status"] in ("ok", "warn")
+
+
+def test_a_failing_part_is_reported_and_sets_the_exit_status(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    def broken() -> list[selfcheck.Check]:
+        raise FileNotFoundError("resources/demo/DICOMDIR")
+
+    monkeypatch.setattr(selfcheck, "check_demo", broken)
+    for name in ("check_versions", "check_decoders", "check_migrations", "check_qt_plugins"):
+        monkeypatch.setattr(selfcheck, name, lambda: [])
+    monkeypatch.setattr(selfcheck, "check_weights", lambda strict: [])
+    code = selfcheck.run(selfcheck_args())
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL  demo" in out and "FileNotFoundError: resources/demo/DICOMDIR" in out
+
+
+def test_missing_weights_fail_only_when_strict(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import engines.backends.diffusion as diffusion
+
+    monkeypatch.setattr(diffusion, "DEFAULT_WEIGHTS", tmp_path / "absent")
+    assert selfcheck.check_weights(strict=False)[0].status == selfcheck.WARN
+    assert selfcheck.check_weights(strict=True)[0].status == selfcheck.FAIL
+
+
+def selfcheck_args() -> object:
+    import argparse
+
+    return argparse.Namespace(json=False, no_worker=True, strict=False)
