@@ -107,20 +107,31 @@ def widen(mask: np.ndarray, margin: int) -> np.ndarray:
     return ndimage.binary_dilation(m, structure=np.ones((3, 3), bool), iterations=int(margin))
 
 
-def select_tokens(scores: np.ndarray, area: float = 0.1, margin: int = 1) -> np.ndarray:
-    """The top `area` share of tokens by score (at least one), as one or a few blobs, widened."""
+def select_tokens(scores: np.ndarray, area: float = 0.15, margin: int = 1, smooth: float = 1.0) -> np.ndarray:
+    """About `area` of the tokens (margin included; at least one seed token): the scores are smoothed
+    (sigma `smooth` tokens, so the region is a few blobs rather than scattered tokens), the top ones
+    taken as seeds, as many as fit once widened by `margin`."""
     if not 0 < area <= 1:
         raise ValueError(f"area must be in (0, 1], got {area}")
     s = np.asarray(scores, np.float64)
-    k = max(1, int(round(area * s.size)))
-    thresh = np.sort(s.reshape(-1))[::-1][k - 1]
-    seed = s >= thresh
-    if seed.sum() > k:  # ties: keep the first k in row-major order
-        idx = np.flatnonzero(seed)[:k]
+    if smooth > 0:
+        s = ndimage.gaussian_filter(s, smooth, mode="nearest")
+    order = np.argsort(-s.reshape(-1), kind="stable")
+    budget = max(1, int(round(area * s.size)))
+
+    def region(k: int) -> np.ndarray:
         seed = np.zeros(s.size, bool)
-        seed[idx] = True
-        seed = seed.reshape(s.shape)
-    return widen(seed, margin)
+        seed[order[:k]] = True
+        return widen(seed.reshape(s.shape), margin)
+
+    lo, hi = 1, budget  # largest k whose widened region fits the budget (monotone in k)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if region(mid).sum() <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return region(lo)
 
 
 def pixel_mask_to_tokens(mask: np.ndarray, grid: int, min_cover: float = 0.2) -> np.ndarray:

@@ -40,7 +40,7 @@ class WhatIfRequest:
     seeds: tuple[int, ...] = (0,)
     region: np.ndarray | None = None
     method: str = "combined"
-    area: float = 0.1
+    area: float = 0.15
     margin: int = 1
     steps: int | None = None
     guidance: float = DEFAULT_GUIDANCE

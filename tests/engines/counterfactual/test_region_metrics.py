@@ -13,12 +13,15 @@ from engines.counterfactual.region import (
 )
 
 
-def test_select_takes_the_top_share_and_widens_it() -> None:
+def test_select_takes_the_top_blob_within_the_area_budget() -> None:
     s = np.zeros((8, 8))
     s[3, 4] = 5.0
-    m = select_tokens(s, area=1 / 64, margin=1)
+    m = select_tokens(s, area=9 / 64, margin=1, smooth=0)
     assert m.sum() == 9 and m[2:5, 3:6].all()
-    assert select_tokens(s, area=1 / 64, margin=0).sum() == 1
+    assert select_tokens(s, area=1 / 64, margin=0, smooth=0).sum() == 1
+    assert select_tokens(s, area=1 / 64, margin=1, smooth=0).sum() == 9  # one seed always, widened
+    big = select_tokens(np.random.default_rng(0).random((16, 16)), area=0.15, margin=1)
+    assert 0 < big.sum() <= round(0.15 * 256)
     with pytest.raises(ValueError, match="area"):
         select_tokens(s, area=0)
 
