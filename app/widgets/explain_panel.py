@@ -1,0 +1,422 @@
+"""The explain panel: why the engine wrote each sentence and where it is unsure.
+
+Sentences of the current report (click one: its map goes over the image), the findings the labeler
+reads in it with the share of sampled drafts that agree (flip through their maps), the method, overlay
+controls (opacity, colormap, threshold) with a colour bar, and an uncertainty-map toggle. The panel
+never paints: it emits `overlayRequested(map | None, opacity, colormap, threshold)` for the main
+window to hand to `ViewerWorkspace.set_overlay`, so overlays follow zoom/pan/W-L and are never
+burned in. Explanations are computed in a QThread (progress, Cancel) and cached per (study, report
+text, engine).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QThread, Signal
+from PySide6.QtGui import QColor, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explain.cache import ExplanationCache, explanation_key
+from explain.study import StudyExplanation, explain_study
+from viewer.widgets.heatmap import COLORMAPS, colormap_table
+
+METHOD_LABELS = {"attention": "Attention", "ig": "Integrated gradients"}
+STATE_TEXT = {"present": "present", "absent": "absent", "uncertain": "uncertain"}
+Compute = Callable[..., StudyExplanation]
+
+
+def default_weights() -> Path:
+    return Path(__file__).resolve().parents[2] / "resources" / "weights" / "medim-small"
+
+
+class _ExplainThread(QThread):
+    progressed = Signal(int, int)
+    completed = Signal(str, object)  # key, StudyExplanation
+    failed = Signal(str, str)  # key, message
+
+    def __init__(self, key: str, job: Callable[[Callable[[int, int], None], Callable[[], bool]], StudyExplanation],
+                 parent=None) -> None:
+        super().__init__(parent)
+        self.key, self.job = key, job
+        self.cancel_event = threading.Event()
+
+    def run(self) -> None:
+        try:
+            result = self.job(lambda d, n: self.progressed.emit(int(d), int(n)), self.cancel_event.is_set)
+        except Exception as exc:  # the panel shows it; the GUI never dies for a failed explanation
+            name = type(exc).__name__
+            self.failed.emit(self.key, "cancelled" if name == "GenerationCancelled" else f"{name}: {exc}")
+            return
+        self.completed.emit(self.key, result)
+
+
+class ColourBar(QLabel):
+    """A horizontal gradient of the current colormap with 0 and 1 at its ends."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumHeight(14)
+        self.colormap = "jet"
+        self.set_colormap("jet")
+
+    def set_colormap(self, name: str) -> None:
+        table = np.ascontiguousarray(np.repeat(colormap_table(name)[None], 12, axis=0))
+        img = QImage(table.data, 256, 12, 256 * 3, QImage.Format.Format_RGB888).copy()
+        self.colormap = name
+        self.setPixmap(QPixmap.fromImage(img).scaled(220, 12))
+        self.setToolTip(f"{name}: 0 (left) .. 1 (right)")
+
+
+class ExplainPanel(QWidget):
+    """See the module docstring. Feed it with `set_study`; connect `overlayRequested`."""
+
+    overlayRequested = Signal(object, float, str, float)  # noqa: N815 - Qt naming
+    explanationReady = Signal(object)  # noqa: N815 - StudyExplanation
+    failed = Signal(str)
+
+    def __init__(self, pipeline_factory: Callable[[], Any] | None = None, cache: ExplanationCache | None = None,
+                 *, k_drafts: int = 4, compute: Compute = explain_study, engine_key: str = "",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._factory = pipeline_factory or self._load_default
+        self._pipeline: Any = None
+        self._pipeline_lock = threading.Lock()
+        self.cache = cache or ExplanationCache()
+        self.k_drafts = k_drafts
+        self._compute = compute
+        self.engine_key = engine_key
+        self._study: tuple[str, list[np.ndarray], str, Any] | None = None
+        self._key = ""
+        self._thread: _ExplainThread | None = None
+        self._old_threads: list[_ExplainThread] = []
+        self.explanation: StudyExplanation | None = None
+        self._selection: tuple[str, int] | None = None  # ("sentence" | "finding", index)
+        self._pixel_cache: dict[tuple, np.ndarray] = {}
+
+        self.status = QLabel("No study")
+        self.status.setWordWrap(True)
+        self.explain_button = QPushButton("Explain")
+        self.explain_button.setToolTip("Compute maps and uncertainty for the current report")
+        self.explain_button.clicked.connect(self.explain)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.sentences = QListWidget()
+        self.sentences.setWordWrap(True)
+        self.sentences.currentRowChanged.connect(lambda r: self._select("sentence", r))
+        self.findings = QListWidget()
+        self.findings.currentRowChanged.connect(lambda r: self._select("finding", r))
+        self.method = QComboBox()
+        for key, label in METHOD_LABELS.items():
+            self.method.addItem(label, key)
+        self.method.currentIndexChanged.connect(lambda _i: self._emit())
+        self.opacity = QSlider()
+        self.opacity.setOrientation(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(50)
+        self.opacity.valueChanged.connect(lambda _v: self._emit())
+        self.colormap = QComboBox()
+        self.colormap.addItems(list(COLORMAPS))
+        self.colormap.currentTextChanged.connect(self._colormap_changed)
+        self.threshold = QSlider()
+        self.threshold.setOrientation(Qt.Orientation.Horizontal)
+        self.threshold.setRange(0, 95)
+        self.threshold.setValue(20)
+        self.threshold.valueChanged.connect(lambda _v: self._emit())
+        self.colour_bar = ColourBar()
+        self.uncertainty = QCheckBox("Show image uncertainty map")
+        self.uncertainty.setToolTip("Where the engine is unsure what the image should look like given the report "
+                                    "(entropy of image tokens when drawing the image from the report)")
+        self.uncertainty.toggled.connect(lambda _on: self._emit())
+        self.clear_button = QPushButton("Hide overlay")
+        self.clear_button.clicked.connect(self.clear_overlay)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.explain_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.clear_button)
+        form = QFormLayout()
+        form.addRow("Method", self.method)
+        form.addRow("Opacity", self.opacity)
+        form.addRow("Colormap", self.colormap)
+        form.addRow("Threshold", self.threshold)
+        form.addRow("", self.colour_bar)
+        lay = QVBoxLayout(self)
+        lay.addLayout(buttons)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.status)
+        lay.addWidget(QLabel("Sentences (click to show where they look; uncertainty in brackets)"))
+        lay.addWidget(self.sentences, 3)
+        lay.addWidget(QLabel("Findings (share of sampled drafts that agree)"))
+        lay.addWidget(self.findings, 2)
+        lay.addLayout(form)
+        lay.addWidget(self.uncertainty)
+
+    # -- inputs ---------------------------------------------------------------------------------------
+    def _load_default(self) -> Any:
+        from engines.pipeline import MedimPipeline
+
+        return MedimPipeline.from_pretrained(default_weights())
+
+    def _get_pipeline(self) -> Any:
+        with self._pipeline_lock:  # the first explanation loads the engine, in the worker thread
+            if self._pipeline is None:
+                self._pipeline = self._factory()
+                if not self.engine_key:
+                    self.engine_key = str(getattr(self._pipeline, "weights_hash", ""))
+            return self._pipeline
+
+    def set_study(self, study_key: str, images: list[np.ndarray] | np.ndarray, report_text: str,
+                  draft: Any = None, *, auto: bool = False) -> None:
+        """The study and report to explain (the report as it is now: any edit is a new version).
+        `draft` is the engine's TextResult when the text is its draft (adds per-token confidence).
+        Shows a cached explanation at once; otherwise computes when `auto` or on Explain."""
+        if isinstance(images, np.ndarray):
+            images = [images]
+        self._study = (study_key, list(images), report_text or "", draft)
+        self.clear_overlay()
+        self._show(None)
+        if not study_key or not images or not (report_text or "").strip():
+            self.status.setText("Nothing to explain: no image or an empty report")
+            self.explain_button.setEnabled(False)
+            return
+        self.explain_button.setEnabled(True)
+        cached = self.cache.get(self._cache_key()) if self.engine_key else None
+        if cached is not None:
+            self._show(cached)
+            self.status.setText("Explanation from cache")
+        elif auto:
+            self.explain()
+        else:
+            self.status.setText("Press Explain to compute maps and uncertainty")
+
+    def _cache_key(self) -> str:
+        assert self._study is not None
+        study_key, _images, text, _draft = self._study
+        return explanation_key(study_key, text, self.engine_key, {"k": self.k_drafts})
+
+    # -- computation ----------------------------------------------------------------------------------
+    def explain(self) -> None:
+        """Compute (or fetch from the cache) the explanation of the current study in a QThread."""
+        if self._study is None or self._thread is not None:
+            return
+        study_key, images, text, draft = self._study
+        if self.engine_key:
+            cached = self.cache.get(self._cache_key())
+            if cached is not None:
+                self._show(cached)
+                return
+        compute, k = self._compute, self.k_drafts
+
+        def job(progress, cancel) -> StudyExplanation:
+            pipe = self._get_pipeline()
+            return compute(pipe, images, text, draft=draft, k_drafts=k, progress=progress, cancel=cancel)
+
+        self._key = study_key + "\0" + text
+        th = _ExplainThread(self._key, job, self)
+        th.progressed.connect(self._on_progress)
+        th.completed.connect(self._on_done)
+        th.failed.connect(self._on_failed)
+        th.finished.connect(lambda: self._reap(th))
+        self._thread = th
+        self.progress.setValue(0)
+        self.status.setText("Explaining...")
+        self.cancel_button.setEnabled(True)
+        self.explain_button.setEnabled(False)
+        th.start()
+
+    def cancel(self) -> None:
+        if self._thread is not None:
+            self._thread.cancel_event.set()
+            self.status.setText("Cancelling...")
+
+    def is_busy(self) -> bool:
+        return self._thread is not None
+
+    def _reap(self, th: _ExplainThread) -> None:
+        if self._thread is th:
+            self._thread = None
+        self.cancel_button.setEnabled(False)
+        self.explain_button.setEnabled(self._study is not None)
+        th.deleteLater()
+
+    def _current(self, key: str) -> bool:
+        return self._study is not None and key == self._study[0] + "\0" + self._study[2]
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    def _on_done(self, key: str, exp: StudyExplanation) -> None:
+        if self.engine_key and self._study is not None and key.split("\0", 1)[1] == self._study[2]:
+            study_key = key.split("\0", 1)[0]
+            self.cache.put(explanation_key(study_key, self._study[2], self.engine_key, {"k": self.k_drafts}), exp)
+        if not self._current(key):
+            self.status.setText("The report changed while explaining; press Explain again")
+            return
+        self._show(exp)
+        self.status.setText(f"Explained {len(exp.sentences)} sentences, {len(exp.drafts)} sampled drafts")
+        self.explanationReady.emit(exp)
+
+    def _on_failed(self, key: str, message: str) -> None:
+        self.progress.setValue(0)
+        self.status.setText("Cancelled" if message == "cancelled" else f"Could not explain: {message}")
+        if message != "cancelled":
+            self.failed.emit(message)
+
+    def shutdown(self, timeout_ms: int = 30000) -> None:
+        """Cancel and wait for a running explanation (call before the panel is destroyed)."""
+        if self._thread is not None:
+            self._thread.cancel_event.set()
+            self._thread.wait(timeout_ms)
+
+    # -- display --------------------------------------------------------------------------------------
+    def set_explanation(self, exp: StudyExplanation | None) -> None:
+        """Show an explanation computed elsewhere (e.g. by a worker process)."""
+        self._show(exp)
+
+    def _show(self, exp: StudyExplanation | None) -> None:
+        self.explanation = exp
+        self._pixel_cache.clear()
+        self._selection = None
+        for w in (self.sentences, self.findings):
+            w.blockSignals(True)
+            w.clear()
+        if exp is not None:
+            for k, s in enumerate(exp.sentences):
+                bits = []
+                dis = exp.sentence_disagreement[k] if k < len(exp.sentence_disagreement) else None
+                if dis is not None:
+                    bits.append(f"drafts disagree {dis:.0%}")
+                tok = exp.sentence_tokens[k] if k < len(exp.sentence_tokens) else None
+                if tok is not None:
+                    bits.append(f"min token conf {tok.min_confidence:.0%}")
+                elif np.isfinite(s.entropy):
+                    bits.append(f"entropy {s.entropy:.2f}")
+                item = QListWidgetItem(s.text + (f"  [{', '.join(bits)}]" if bits else ""))
+                if dis is not None and dis >= 0.5:
+                    item.setForeground(QColor(200, 60, 0))
+                self.sentences.addItem(item)
+            for f in exp.report.findings:
+                fu = exp.findings.get(f.finding)
+                state = {1: "present", 0: "absent", -1: "uncertain"}.get(f.value, "?")
+                conf = "" if fu is None else f" - {fu.agreement:.0%} of drafts agree"
+                self.findings.addItem(QListWidgetItem(f"{f.finding} ({state}){conf}"))
+        for w in (self.sentences, self.findings):
+            w.blockSignals(False)
+        self.uncertainty.setEnabled(exp is not None and exp.image_uncertainty is not None)
+
+    def _select(self, kind: str, row: int) -> None:
+        if row < 0:
+            return
+        other = self.findings if kind == "sentence" else self.sentences
+        other.blockSignals(True)
+        other.setCurrentRow(-1)
+        other.blockSignals(False)
+        self._selection = (kind, row)
+        self._emit()
+
+    def select_sentence(self, index: int) -> None:
+        self.sentences.setCurrentRow(index)
+
+    def select_finding(self, index: int) -> None:
+        self.findings.setCurrentRow(index)
+
+    def current_method(self) -> str:
+        return str(self.method.currentData())
+
+    def current_map(self) -> np.ndarray | None:
+        """The pixel map the current selection and toggles ask for (None: nothing to show)."""
+        exp = self.explanation
+        if exp is None:
+            return None
+        if self.uncertainty.isChecked():
+            key: tuple = ("uncertainty",)
+            if key not in self._pixel_cache:
+                m = exp.image_uncertainty_map()
+                if m is None:
+                    return None
+                self._pixel_cache[key] = m
+            return self._pixel_cache[key]
+        if self._selection is None:
+            return None
+        kind, row = self._selection
+        items = exp.sentences if kind == "sentence" else exp.report.findings
+        if not 0 <= row < len(items):
+            return None
+        method = self.current_method()
+        key = (kind, row, method)
+        if key not in self._pixel_cache:
+            m = items[row].pixel_map(method)
+            if m is None:
+                return None
+            self._pixel_cache[key] = m
+        return self._pixel_cache[key]
+
+    def overlay_params(self) -> tuple[float, str, float]:
+        return self.opacity.value() / 100.0, self.colormap.currentText(), self.threshold.value() / 100.0
+
+    def _colormap_changed(self, name: str) -> None:
+        self.colour_bar.set_colormap(name)
+        self._emit()
+
+    def _emit(self) -> None:
+        m = self.current_map()
+        opacity, cmap, thr = self.overlay_params()
+        if m is None and self._selection is None and not self.uncertainty.isChecked():
+            return
+        self.overlayRequested.emit(m, opacity, cmap, thr)
+
+    def clear_overlay(self) -> None:
+        for w in (self.sentences, self.findings):
+            w.blockSignals(True)
+            w.setCurrentRow(-1)
+            w.blockSignals(False)
+        self._selection = None
+        if self.uncertainty.isChecked():
+            self.uncertainty.blockSignals(True)
+            self.uncertainty.setChecked(False)
+            self.uncertainty.blockSignals(False)
+        opacity, cmap, thr = self.overlay_params()
+        self.overlayRequested.emit(None, opacity, cmap, thr)
+
+    def export_current(self, source: Any, path: str | Path, *, kind: str = "auto") -> Any:
+        """Write the shown map as DICOM linked to `source` (a pydicom Dataset or file path of the image
+        the map was computed on); returns the dataset. Raises ValueError when nothing is shown."""
+        from explain.export import export_map
+
+        m = self.current_map()
+        if m is None:
+            raise ValueError("no map is shown: select a sentence or finding first")
+        opacity, cmap, thr = self.overlay_params()
+        label = "image uncertainty" if self.uncertainty.isChecked() else self._selection_label()
+        return export_map(source, m, path, label=label, kind=kind, colormap=cmap, opacity=opacity,
+                          threshold=thr or None)
+
+    def _selection_label(self) -> str:
+        if self.explanation is None or self._selection is None:
+            return "explanation"
+        kind, row = self._selection
+        items = self.explanation.sentences if kind == "sentence" else self.explanation.report.findings
+        return f"{METHOD_LABELS.get(self.current_method(), '')}: {items[row].text}"
