@@ -43,3 +43,12 @@ def preservation(reference: np.ndarray, edited: np.ndarray, region: np.ndarray) 
         return float(x[m].mean()) if m.any() else float("nan")
 
     return Preservation(mean(smap, ~r), mean(smap, r), mean(diff, ~r), mean(diff, r), float(r.mean()))
+
+
+def blend(original: np.ndarray, counterfactual: np.ndarray, t: float) -> np.ndarray:
+    """uint8 (1 - t) * original + t * counterfactual: the slider between the two images."""
+    a, b = np.asarray(original, np.float32), np.asarray(counterfactual, np.float32)
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
+    t = min(1.0, max(0.0, float(t)))
+    return np.clip((1.0 - t) * a + t * b, 0, 255).round().astype(np.uint8)

@@ -1,0 +1,398 @@
+"""The what-if view: the original beside its counterfactual under an edited report.
+
+Left the original (as the model sees it), right the counterfactual with the SYNTHETIC warning burned
+in; zoom, pan, rotation and W/L are linked both ways; a difference-map overlay; a slider blending from
+the original to the counterfactual; several variants (one per seed) to browse; a progress bar and
+Cancel. The job (engines.counterfactual.run_whatif) runs on a QThread; the pipeline is loaded there on
+first use. "Save" stores the shown variant as a SYNTHETIC secondary-capture series (app.counterfactual).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.counterfactual import (
+    WARNING,
+    CounterfactualInfo,
+    StoredSeries,
+    burn_in_warning,
+    store_counterfactuals,
+)
+from engines.counterfactual import EditError, WhatIfRequest, WhatIfResult, apply_instruction, run_whatif
+from engines.counterfactual.metrics import blend
+from viewer.io.image import DicomImage
+from viewer.widgets.viewport import Viewport
+
+PipelineFactory = Callable[[], Any]  # returns an engines.pipeline.MedimPipeline
+_LINKED = ("zoom", "fit", "pan_x", "pan_y", "rotation", "flip_h", "flip_v", "invert", "window")
+
+
+def array_image(arr: np.ndarray, description: str = "") -> DicomImage:
+    """An in-memory 8-bit DICOM image of a uint8 array, so a Viewport can show it."""
+    a = np.ascontiguousarray(np.asarray(arr, np.uint8))
+    ds = Dataset()
+    ds.SOPClassUID = pydicom.uid.SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID = ds.SeriesInstanceUID = generate_uid()
+    ds.Modality = "OT"
+    ds.SeriesDescription = description
+    ds.Rows, ds.Columns = a.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.WindowCenter, ds.WindowWidth = 128, 256
+    ds.PixelData = a.tobytes()
+    return DicomImage.from_dataset(ds)
+
+
+class _Worker(QObject):
+    """Runs what-if jobs on its own thread; holds the pipeline once loaded."""
+
+    progress = Signal(int, int, str)
+    finished = Signal(object)  # WhatIfResult
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self, factory: PipelineFactory) -> None:
+        super().__init__()
+        self._factory = factory
+        self._pipeline: Any = None
+        self.cancel_event = threading.Event()
+
+    @Slot(object)
+    def run(self, request: WhatIfRequest) -> None:
+        from engines.pipeline import GenerationCancelled
+
+        try:
+            if self._pipeline is None:
+                self.progress.emit(0, 0, "loading the model")
+                self._pipeline = self._factory()
+            result = run_whatif(self._pipeline, request, cancel=self.cancel_event.is_set,
+                                progress=lambda a, b, s: self.progress.emit(a, b, s))
+        except GenerationCancelled:
+            self.cancelled.emit()
+        except Exception as exc:  # noqa: BLE001 - shown to the user, never a crash of the GUI
+            self.failed.emit(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc))
+        else:
+            self.finished.emit(result)
+
+
+class WhatIfView(QWidget):
+    """See the module doc. Set the case with `set_case`, then `start()` (or the What if button)."""
+
+    resultReady = Signal(object)  # WhatIfResult
+    failed = Signal(str)
+    stored = Signal(object)  # StoredSeries
+    _request = Signal(object)
+
+    def __init__(self, pipeline_factory: PipelineFactory, parent: QWidget | None = None, database: Any = None) -> None:
+        super().__init__(parent)
+        self.database = database
+        self._source: Dataset | None = None
+        self._image: np.ndarray | None = None
+        self._result: WhatIfResult | None = None
+        self._last_request: WhatIfRequest | None = None
+        self._syncing = False
+        self._running = False
+
+        self.report_edit = QPlainTextEdit()
+        self.report_edit.setPlaceholderText("Edited report (what the image should show)")
+        self.report_edit.setMaximumHeight(90)
+        self.instruction = QLineEdit()
+        self.instruction.setPlaceholderText('or an instruction: "remove the effusion", "add a right upper lobe nodule"')
+        self.instruction.returnPressed.connect(self.apply_instruction)
+        self.apply_button = QPushButton("Apply to text")
+        self.apply_button.clicked.connect(self.apply_instruction)
+        self.variants_spin = QSpinBox()
+        self.variants_spin.setRange(1, 8)
+        self.variants_spin.setValue(2)
+        self.variants_spin.setPrefix("variants: ")
+        self.run_button = QPushButton("What if")
+        self.run_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        self.original_view = Viewport()
+        self.counterfactual_view = Viewport()
+        self.original_view.stateChanged.connect(lambda: self._sync(self.original_view, self.counterfactual_view))
+        self.counterfactual_view.stateChanged.connect(
+            lambda: self._sync(self.counterfactual_view, self.original_view))
+        self.blend_slider = QSlider(Qt.Orientation.Horizontal)
+        self.blend_slider.setRange(0, 100)
+        self.blend_slider.setValue(100)
+        self.blend_slider.setToolTip("Blend from the original (left end) to the counterfactual (right end)")
+        self.blend_slider.valueChanged.connect(self._show_variant)
+        self.diff_box = QCheckBox("Difference map")
+        self.diff_box.setChecked(True)
+        self.diff_box.toggled.connect(self._show_variant)
+        self.variant_combo = QComboBox()
+        self.variant_combo.currentIndexChanged.connect(self._show_variant)
+        self.save_button = QPushButton("Save as synthetic series")
+        self.save_button.setEnabled(False)
+        self.save_button.clicked.connect(self.save_current)
+        self.warning = QLabel(f"<b style='color:#d33'>{WARNING}</b>")
+
+        top = QHBoxLayout()
+        top.addWidget(self.instruction, 1)
+        top.addWidget(self.apply_button)
+        top.addWidget(self.variants_spin)
+        top.addWidget(self.run_button)
+        top.addWidget(self.cancel_button)
+        prog = QHBoxLayout()
+        prog.addWidget(self.progress, 1)
+        prog.addWidget(self.status, 2)
+        views = QSplitter(Qt.Orientation.Horizontal)
+        for title, view in (("Original", self.original_view), ("Counterfactual", self.counterfactual_view)):
+            box = QWidget()
+            lay = QVBoxLayout(box)
+            lay.setContentsMargins(0, 0, 0, 0)
+            lay.addWidget(QLabel(title) if title == "Original" else self.warning)
+            lay.addWidget(view, 1)
+            views.addWidget(box)
+        bottom = QHBoxLayout()
+        bottom.addWidget(QLabel("Original"))
+        bottom.addWidget(self.blend_slider, 1)
+        bottom.addWidget(QLabel("What if"))
+        bottom.addWidget(self.diff_box)
+        bottom.addWidget(self.variant_combo)
+        bottom.addWidget(self.save_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.report_edit)
+        layout.addLayout(top)
+        layout.addLayout(prog)
+        layout.addWidget(views, 1)
+        layout.addLayout(bottom)
+
+        self._thread = QThread(self)
+        self._worker = _Worker(pipeline_factory)
+        self._worker.moveToThread(self._thread)
+        self._request.connect(self._worker.run)
+        self._worker.progress.connect(self._on_progress)
+        self._worker.finished.connect(self._on_finished)
+        self._worker.failed.connect(self._on_failed)
+        self._worker.cancelled.connect(self._on_cancelled)
+        self._thread.start()
+        self.destroyed.connect(self._thread.quit)
+
+    # ------------------------------------------------------------------ input
+    def set_case(self, image: np.ndarray, current_report: str, source: Dataset | None = None) -> None:
+        """The image (2D array as the viewer decodes it), the current report version's text and the
+        source DICOM dataset (needed to save; referenced by the saved images)."""
+        arr = np.asarray(image)
+        if arr.ndim != 2 or arr.size == 0:
+            raise ValueError(f"the what-if view needs a 2D image, got shape {arr.shape}")
+        self._image, self._source = arr, source
+        self._current = current_report or ""
+        if not self.report_edit.toPlainText().strip():
+            self.report_edit.setPlainText(self._current)
+        from engines.pipeline import prepare_image
+
+        self.original_view.set_image(array_image(prepare_image(arr, max(arr.shape))))
+        self.status.setText("Edit the report or type an instruction, then press What if.")
+
+    def apply_instruction(self) -> bool:
+        """Turn the instruction into edited report text (shown for review); False with a message if not."""
+        text = self.instruction.text().strip()
+        if not text:
+            return False
+        try:
+            edited = apply_instruction(self.report_edit.toPlainText() or getattr(self, "_current", ""), text)
+        except EditError as exc:
+            self.status.setText(str(exc))
+            return False
+        self.report_edit.setPlainText(edited)
+        self.instruction.clear()
+        return True
+
+    # ------------------------------------------------------------------ job
+    def is_running(self) -> bool:
+        return self._running
+
+    def start(self) -> bool:
+        """Start a what-if from the edited text (an instruction still in the box is applied first)."""
+        if self._running:
+            return False
+        if self._image is None:
+            self.status.setText("Open an image first.")
+            return False
+        if self.instruction.text().strip() and not self.apply_instruction():
+            return False
+        try:
+            req = WhatIfRequest(self._image, self._current, self.report_edit.toPlainText(),
+                                seeds=tuple(range(self.variants_spin.value())))
+            from engines.counterfactual import diff_reports
+
+            if not diff_reports(req.current_report, req.edited_report).changes:
+                raise EditError("the edited report states the same findings as the current one; nothing to show")
+        except (ValueError, TypeError) as exc:
+            self.status.setText(str(exc))
+            return False
+        self._last_request = req
+        self._running = True
+        self._worker.cancel_event.clear()
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.save_button.setEnabled(False)
+        self.progress.setRange(0, 0)
+        self.status.setText("Starting ...")
+        self._request.emit(req)
+        return True
+
+    def cancel(self) -> None:
+        if self._running:
+            self._worker.cancel_event.set()
+            self.status.setText("Cancelling ...")
+
+    def _end(self) -> None:
+        self._running = False
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    @Slot(int, int, str)
+    def _on_progress(self, done: int, total: int, stage: str) -> None:
+        if total <= 0:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+        self.status.setText(stage[:1].upper() + stage[1:] + " ...")
+
+    @Slot(object)
+    def _on_finished(self, result: WhatIfResult) -> None:
+        self._end()
+        self._result = result
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.original_view.set_image(array_image(result.original))
+        self.variant_combo.blockSignals(True)
+        self.variant_combo.clear()
+        for v in result.variants:
+            self.variant_combo.addItem(f"seed {v.seed}", v.seed)
+        self.variant_combo.blockSignals(False)
+        self.variant_combo.setCurrentIndex(0)
+        self._show_variant()
+        self._sync(self.original_view, self.counterfactual_view)
+        changes = ", ".join(c.describe() for c in result.edit.changes)
+        share = float(result.token_mask.mean())
+        self.status.setText(f"{changes}; {share:.0%} of the image resampled, the rest kept. "
+                            f"{len(result.variants)} variant(s).")
+        self.save_button.setEnabled(self._source is not None and self.database is not None)
+        self.resultReady.emit(result)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._end()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status.setText(f"What-if failed: {message}")
+        self.failed.emit(message)
+
+    @Slot()
+    def _on_cancelled(self) -> None:
+        self._end()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status.setText("Cancelled.")
+
+    # ------------------------------------------------------------------ display
+    def result(self) -> WhatIfResult | None:
+        return self._result
+
+    def current_variant_index(self) -> int:
+        return max(0, self.variant_combo.currentIndex())
+
+    def shown_counterfactual(self) -> np.ndarray | None:
+        """The pixels the right view shows (blend at the slider position, warning burned in)."""
+        if self._result is None or not self._result.variants:
+            return None
+        v = self._result.variants[self.current_variant_index()]
+        mixed = blend(self._result.reconstruction, v.image, self.blend_slider.value() / 100.0)
+        return burn_in_warning(mixed) if min(mixed.shape) >= 32 else mixed
+
+    def _show_variant(self, *_: Any) -> None:
+        img = self.shown_counterfactual()
+        if img is None:
+            return
+        state = {k: getattr(self.counterfactual_view.state, k) for k in _LINKED}
+        self._syncing = True  # set_image resets the view state; keep the linked one
+        try:
+            self.counterfactual_view.set_image(array_image(img, f"SYNTHETIC {WARNING}"))
+            for k, val in state.items():
+                setattr(self.counterfactual_view.state, k, val)
+        finally:
+            self._syncing = False
+        v = self._result.variants[self.current_variant_index()]
+        if self.diff_box.isChecked():
+            d = np.abs(v.difference) * (self.blend_slider.value() / 100.0)
+            self.counterfactual_view.set_overlay(d, opacity=0.55, colormap="jet", threshold=8.0)
+        else:
+            self.counterfactual_view.set_overlay(None)
+        self.counterfactual_view.update()
+
+    def _sync(self, src: Viewport, dst: Viewport) -> None:
+        """Zoom, pan, rotation, flips, invert and W/L follow from one view to the other."""
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            changed = False
+            for k in _LINKED:
+                val = getattr(src.state, k)
+                if getattr(dst.state, k) != val:
+                    setattr(dst.state, k, val)
+                    changed = True
+            if changed:
+                dst.update()
+        finally:
+            self._syncing = False
+
+    # ------------------------------------------------------------------ saving
+    def save_current(self) -> StoredSeries | None:
+        """Store the shown variant (the full counterfactual, not the blend) as a SYNTHETIC series."""
+        if self._result is None or self._source is None or self.database is None:
+            return None
+        v = self._result.variants[self.current_variant_index()]
+        edit = ", ".join(c.describe() for c in self._result.edit.changes)
+        try:
+            stored = store_counterfactuals(self.database, self._source, [v.image],
+                                           [CounterfactualInfo(edit, self._result.edit.after_text, v.seed)])
+        except (ValueError, RuntimeError) as exc:
+            self.status.setText(f"Saving failed: {exc}")
+            return None
+        self.status.setText(f"Saved as series {stored.series_number} (synthetic, excluded from report export).")
+        self.stored.emit(stored)
+        return stored
+
+    def shutdown(self) -> None:
+        """Cancel any job and stop the worker thread (call before the window closes)."""
+        self._worker.cancel_event.set()
+        self._thread.quit()
+        self._thread.wait(10000)
