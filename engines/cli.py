@@ -94,6 +94,11 @@ def _cmd_ship(a: argparse.Namespace) -> int:
     for name in SHIP_FILES:
         if (a.work / name).exists():
             shutil.copy2(a.work / name, a.out / name)
+    cfg = json.loads((a.out / "config.json").read_text())
+    for key in ("steps", "guidance", "temperature"):  # sampling defaults chosen on val
+        if getattr(a, key) is not None:
+            cfg.setdefault("sampling", {})[key] = getattr(a, key)
+    (a.out / "config.json").write_text(json.dumps(cfg, indent=2))
     print(f"shipped {a.work} -> {a.out}")
     return 0
 
@@ -185,6 +190,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     s = sub.add_parser("ship", help="copy the inference files of WORK into a model folder")
     s.add_argument("--work", type=Path, required=True)
     s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--steps", type=int, help="default sampling steps written into the shipped config")
+    s.add_argument("--guidance", type=float)
+    s.add_argument("--temperature", type=float)
     s.set_defaults(func=_cmd_ship)
     return p
 
