@@ -91,3 +91,17 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     assert cfg["training"]["world_size"] == 2 and cfg["training"]["steps"] == 3
     # Both ranks logged nothing twice: only rank 0 writes metrics.
     assert len(_metrics(work)) == 1
+
+
+def test_cli_trains_and_ships_a_loadable_model_folder(tmp_path):
+    from engines.cli import main
+    from engines.pipeline import MedimPipeline
+
+    work = make_tiny_workdir(tmp_path / "work")
+    assert main(["model", "--work", str(work), "--size", "tiny", "--max-steps", "2", "--no-progress"]) == 0
+    out = tmp_path / "shipped"
+    assert main(["ship", "--work", str(work), "--out", str(out), "--steps", "3", "--temperature", "0.5"]) == 0
+    pipe = MedimPipeline.from_pretrained(out)
+    assert pipe.default_steps == 3 and pipe.default_temperature == 0.5
+    assert not (out / "trainer_state.pt").exists() and not (out / "corpus.pt").exists()
+    assert main(["model", "--work", str(tmp_path / "nowhere"), "--size", "tiny", "--max-steps", "1"]) == 2
