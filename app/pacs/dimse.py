@@ -97,6 +97,10 @@ def probe_tcp(host: str, port: int, timeout: float) -> None:
         raise PacsConnectionError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
 
 
+class _ClosedWhileNegotiating(PacsConnectionError):
+    """The peer closed the connection before answering the association request."""
+
+
 class DimseClient:
     """Talks to one DIMSE node; every call opens its own association (safe to use from any thread)."""
 
@@ -116,22 +120,15 @@ class DimseClient:
         ae.maximum_pdu_size = 0  # unlimited: fewer, larger PDUs for bulk retrieval
         return ae
 
-    @contextmanager
-    def associate(
-        self,
-        contexts: Sequence[Any],
-        roles: Sequence[Any] = (),
-        handlers: Sequence[tuple] = (),
-    ) -> Iterator[Any]:
-        """An established association, released (or aborted on error) afterwards."""
+    def _open(self, contexts: Sequence[Any], roles: Sequence[Any], handlers: Sequence[tuple]) -> Any:
+        """One association attempt; every way it can fail becomes a classified PacsError."""
         ae = self._ae()
         for cx in contexts:
             ae.add_requested_context(cx.abstract_syntax, cx.transfer_syntax)
         seen: dict[str, Any] = {"opened": False, "reject": None}
 
-        def on_open(event: Any) -> None:
+        def on_open(_event: Any) -> None:
             seen["opened"] = True
-            tune_association_socket(event)
 
         def on_acse(event: Any) -> None:
             prim = getattr(event, "primitive", None)
@@ -142,8 +139,14 @@ class DimseClient:
                 # A_ABORT: the PACS chose to abort; A_P_ABORT: the connection itself failed
                 event.assoc.radstation_abort = kind
 
-        all_handlers = [(evt.EVT_CONN_OPEN, on_open), (evt.EVT_ACSE_RECV, on_acse), *handlers]
+        all_handlers = [
+            (evt.EVT_CONN_OPEN, on_open),
+            (evt.EVT_ACSE_RECV, on_acse),
+            (evt.EVT_ESTABLISHED, tune_association_socket),
+            *handlers,
+        ]
         node = self.node
+        started = time.monotonic()
         try:
             assoc = ae.associate(
                 node.host, node.port, ae_title=node.ae_title, ext_neg=list(roles), evt_handlers=all_handlers
@@ -151,7 +154,7 @@ class DimseClient:
         except (OSError, RuntimeError) as exc:
             raise PacsConnectionError(f"{node.describe()}: cannot open an association: {exc}") from exc
         if not assoc.is_established:
-            if assoc.is_rejected:
+            if assoc.is_rejected or seen["reject"] is not None:
                 prim = seen["reject"]
                 why = f"{prim.reason_str} ({prim.result_str}, from {prim.source_str})" if prim else "no reason given"
                 hint = ""
@@ -165,10 +168,31 @@ class DimseClient:
                 raise PacsTimeoutError(f"{node.describe()}: the connection could not be opened in time")
             if getattr(assoc, "radstation_abort", "") == "A_ABORT":
                 raise PacsRemoteError(f"{node.describe()} aborted the association request")
+            if time.monotonic() - started < 0.9 * float(node.timeout):
+                raise _ClosedWhileNegotiating(
+                    f"{node.describe()} closed the connection while negotiating the association "
+                    f"(does it accept the called AE {node.ae_title!r} and calling AE {node.calling_ae!r}?)"
+                )
             raise PacsTimeoutError(
                 f"{node.describe()} accepted the connection but did not answer the association request "
                 f"within {node.timeout:g} s (is it a DICOM port?)"
             )
+        return assoc
+
+    @contextmanager
+    def associate(
+        self,
+        contexts: Sequence[Any],
+        roles: Sequence[Any] = (),
+        handlers: Sequence[tuple] = (),
+    ) -> Iterator[Any]:
+        """An established association, released (or aborted on error) afterwards."""
+        try:
+            assoc = self._open(contexts, roles, handlers)
+        except _ClosedWhileNegotiating:
+            # Some archives send their A-ASSOCIATE-RJ and close at once; now and then the close wins the
+            # race and the reason is lost. One more attempt gets the reason (or the same clear error).
+            assoc = self._open(contexts, roles, handlers)
         try:
             yield assoc
         except BaseException:

@@ -31,7 +31,7 @@ from app.pacs.errors import (
 )
 from app.pacs.nodes import PacsNode, StorageScpConfig
 from app.pacs.scp import StorageScp
-from app.pacs.sink import ImportSink, local_sop_uids
+from app.pacs.sink import ImportQueue, ImportSink, local_sop_uids
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,10 @@ class RetrieveService:
     C-MOVE needs RadStation's Storage SCP: pass the running one (`scp`), or a config from which a
     temporary SCP is started for the duration of the move (default: the `storage_scp` settings).
     """
+
+    # C-GET: instances imported on a helper thread this far behind the network (0: import inside the
+    # C-STORE handler, so the PACS is told of each instance the importer refuses).
+    import_queue_depth = 32
 
     def __init__(
         self,
@@ -214,7 +218,14 @@ class RetrieveService:
                 self._move(study_uid, identifiers, count, cancel)
             else:
                 sop_classes = [i.sop_class_uid for i in everything if i.sop_class_uid]
-                self.client.get(identifiers, import_or_raise, sop_classes=sop_classes, cancel=cancel)
+                if self.import_queue_depth > 0:
+                    pipeline = ImportQueue(self.sink, count, self.import_queue_depth)
+                    try:
+                        self.client.get(identifiers, pipeline.put, sop_classes=sop_classes, cancel=cancel)
+                    finally:
+                        pipeline.close()  # what arrived is imported even after a cancel or an error
+                else:
+                    self.client.get(identifiers, import_or_raise, sop_classes=sop_classes, cancel=cancel)
         return self._finish(result, everything, report)
 
     def _move(

@@ -66,7 +66,7 @@ class StorageScp:
             self._server = ae.start_server(
                 (self.config.bind_address, self.config.port),
                 block=False,
-                evt_handlers=[(evt.EVT_C_STORE, self._on_store), (evt.EVT_CONN_OPEN, tune_association_socket)],
+                evt_handlers=[(evt.EVT_C_STORE, self._on_store), (evt.EVT_ESTABLISHED, tune_association_socket)],
             )
         except OSError as exc:
             raise PacsError(

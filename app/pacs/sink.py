@@ -7,6 +7,7 @@ instances are handled exactly as for files. `local_sop_uids` tells a retrieve wh
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -62,3 +63,39 @@ class ImportSink:
         with self._lock:
             if fn in self._listeners:
                 self._listeners.remove(fn)
+
+
+class ImportQueue:
+    """Imports on a helper thread, `depth` instances behind the network, so receiving the next C-GET
+    instance overlaps with storing the previous one. `put` blocks when the queue is full (back-pressure
+    reaches the PACS through the delayed C-STORE response); `close` waits until everything queued is in.
+    """
+
+    _STOP = object()
+
+    def __init__(self, sink: ImportSink, on_outcome: Callable[[DatasetOutcome], None], depth: int = 32) -> None:
+        self.sink = sink
+        self.on_outcome = on_outcome
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
+        self._thread = threading.Thread(target=self._run, name="pacs-import", daemon=True)
+        self._thread.start()
+
+    def put(self, ds: Dataset) -> None:
+        self._queue.put(ds)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                return
+            try:
+                outcome = self.sink(item)  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001 - e.g. the database went away: a failed instance
+                uid = str(getattr(item, "SOPInstanceUID", "") or "")
+                study = str(getattr(item, "StudyInstanceUID", "") or "")
+                outcome = DatasetOutcome("failed", uid, study, f"import failed: {exc}")
+            self.on_outcome(outcome)
+
+    def close(self) -> None:
+        self._queue.put(self._STOP)
+        self._thread.join()

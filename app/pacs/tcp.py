@@ -1,10 +1,13 @@
-"""Socket tuning for DICOM associations (an EVT_CONN_OPEN handler for requestors and acceptors).
+"""Socket tuning for DICOM associations (an EVT_ESTABLISHED handler for requestors and acceptors).
 
 During C-GET / C-MOVE the peer sends each C-STORE request as a few TCP segments; many archives
 (DCMTK-based ones such as Orthanc) leave Nagle on, so the last small segment waits for our ACK, and
 Linux delays that ACK by ~40 ms. Measured against Orthanc: 45 ms per instance (about 20 instances/s)
 without the fix, 3 ms with it. TCP_QUICKACK is not sticky on Linux, so it is set again before every
 read, on this association's socket only (no global patch of pynetdicom).
+
+Applied once the association is established, not at connect: tuned during negotiation, a peer that
+rejects and closes at once made about 1 in 100 rejections arrive as a bare connection reset.
 """
 
 from __future__ import annotations
