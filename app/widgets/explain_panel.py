@@ -11,6 +11,7 @@ text, engine).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,7 @@ from explain.cache import ExplanationCache, explanation_key
 from explain.study import StudyExplanation, explain_study
 from viewer.widgets.heatmap import COLORMAPS, colormap_table
 
+_SECTION_LABEL = re.compile(r"^\s*(?:findings|impression)\s*:\s*", re.IGNORECASE)
 METHOD_LABELS = {"attention": "Attention", "ig": "Integrated gradients"}
 STATE_TEXT = {"present": "present", "absent": "absent", "uncertain": "uncertain"}
 Compute = Callable[..., StudyExplanation]
@@ -314,7 +316,8 @@ class ExplainPanel(QWidget):
                     bits.append(f"min token conf {tok.min_confidence:.0%}")
                 elif np.isfinite(s.entropy):
                     bits.append(f"entropy {s.entropy:.2f}")
-                item = QListWidgetItem(s.text + (f"  [{', '.join(bits)}]" if bits else ""))
+                shown = _SECTION_LABEL.sub("", s.text)
+                item = QListWidgetItem(shown + (f"  [{', '.join(bits)}]" if bits else ""))
                 if dis is not None and dis >= 0.5:
                     item.setForeground(QColor(200, 60, 0))
                 self.sentences.addItem(item)
