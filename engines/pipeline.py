@@ -38,7 +38,8 @@ _FINDINGS_LABEL = re.compile(r"^\s*findings\s*:\s*", re.IGNORECASE)
 
 
 def prepare_image(image: np.ndarray, size: int) -> np.ndarray:
-    """Any 2D array as the viewer decodes it -> uint8 (size, size): scaled to 0..255 (uint8 kept as is),
+    """Any 2D array as the viewer decodes it -> uint8 (size, size): uint8 kept as is, floats in [0, 1]
+    times 255, anything else min-max scaled to 0..255;
     zero-padded to a centred square (as the training images were), resized."""
     if not isinstance(image, np.ndarray):
         raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
@@ -51,6 +52,9 @@ def prepare_image(image: np.ndarray, size: int) -> np.ndarray:
         raise ValueError(f"image is empty (shape {image.shape})")
     if arr.dtype == np.uint8:
         u8 = np.ascontiguousarray(arr)
+    elif np.issubdtype(arr.dtype, np.floating) and arr.size and np.nanmin(arr) >= 0 and np.nanmax(arr) <= 1:
+        # Already display-normalised [0, 1] (engines.data.Sample.load_image, the viewer): keep its contrast.
+        u8 = (np.nan_to_num(arr.astype(np.float64)) * 255).round().astype(np.uint8)
     else:
         a = arr.astype(np.float64)
         if not np.isfinite(a).all():

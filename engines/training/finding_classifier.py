@@ -19,10 +19,21 @@ from PIL import Image
 from scipy import linalg
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """uint8 as is; float images in [0, 1] (Sample.load_image) scaled by 255."""
+    a = np.asarray(image)
+    if a.dtype == np.uint8:
+        return a
+    a = a.astype(np.float64)
+    if a.max() <= 1.0:
+        a = a * 255.0
+    return np.clip(a, 0, 255).round().astype(np.uint8)
+
+
 def image_features(image: np.ndarray) -> np.ndarray:
     from skimage.feature import hog
 
-    im = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    im = Image.fromarray(to_uint8(image))
     small = np.asarray(im.resize((32, 32), Image.BOX), dtype=np.float32).ravel() / 255.0
     mid = np.asarray(im.resize((128, 128), Image.BILINEAR), dtype=np.float32) / 255.0
     h = hog(mid, orientations=8, pixels_per_cell=(16, 16), cells_per_block=(2, 2), feature_vector=True)

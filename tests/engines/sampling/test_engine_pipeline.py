@@ -114,6 +114,8 @@ def test_prepare_image_normalises_pads_and_resizes():
     assert out.shape == (32, 32) and out.dtype == np.uint8
     assert out[0].max() == 0 and out[16, 2] == 255  # padded rows are black; bright half stays bright
     assert prepare_image(np.full((5, 5), 7.0), 8).max() == 0  # constant image: no division by zero
+    half = np.full((8, 8), 0.5, np.float32)  # display-normalised floats keep their contrast (not stretched)
+    assert (prepare_image(half, 8) == 128).all()
 
 
 def test_pipeline_metadata(pipe):
