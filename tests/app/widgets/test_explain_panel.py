@@ -107,7 +107,7 @@ def _demo_dx(name: str = "CARDIO"):
 
 
 def overlay_screenshot(qtbot, engine, out: Path, report: str, pick: tuple[str, int] = ("sentence", 0),
-                       method: int = 0, cache_dir: Path | None = None) -> np.ndarray:
+                       method: int = 0, cache_dir: Path | None = None, uncertainty: bool = False) -> np.ndarray:
     """A Viewport with a demo radiograph and the panel beside it, wired as the main window wires them."""
     from PySide6.QtWidgets import QHBoxLayout, QWidget
 
@@ -146,6 +146,8 @@ def overlay_screenshot(qtbot, engine, out: Path, report: str, pick: tuple[str, i
     assert done, panel.status.text()
     panel.method.setCurrentIndex(method)
     (panel.select_sentence if pick[0] == "sentence" else panel.select_finding)(pick[1])
+    if uncertainty:
+        panel.uncertainty.setChecked(True)
     QCoreApplication.processEvents()
     assert vp.overlay()["shape"] == tuple(pixels.shape[:2])
     shot = host.grab().toImage()
@@ -184,6 +186,7 @@ if __name__ == "__main__":  # refresh the docs screenshot with real weights
     ap.add_argument("--finding", type=int, default=None)
     ap.add_argument("--sentence", type=int, default=0)
     ap.add_argument("--method", type=int, default=0)
+    ap.add_argument("--uncertainty", action="store_true", help="show the image uncertainty map instead")
     a = ap.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = QApplication.instance() or QApplication(sys.argv)
@@ -191,5 +194,5 @@ if __name__ == "__main__":  # refresh the docs screenshot with real weights
 
     eng = MedimPipeline.from_pretrained(a.weights, "cpu")
     pick = ("finding", a.finding) if a.finding is not None else ("sentence", a.sentence)
-    overlay_screenshot(None, eng, a.out, a.report, pick, a.method)
+    overlay_screenshot(None, eng, a.out, a.report, pick, a.method, uncertainty=a.uncertainty)
     print(a.out)
