@@ -24,6 +24,7 @@ from app.db.database import Database
 from app.db.measurement_store import DbMeasurementStore
 from app.db.queries import StudyNotFound, study_ref
 from app.reports.users import AuthSession, UserService
+from app.settings import Settings
 from app.widgets.report_editor import ReportEditor
 from app.widgets.worklist import WorklistWidget
 from viewer.io.refs import StudyRef
@@ -35,9 +36,13 @@ class MainWindow(QMainWindow):
 
     studyOpened = Signal(str)
 
-    def __init__(self, database: Database, parent: QWidget | None = None) -> None:
+    def __init__(self, database: Database, parent: QWidget | None = None, *, settings: Settings | None = None) -> None:
         super().__init__(parent)
         self.database = database
+        self._settings_problem = ""
+        if settings is None:
+            settings, self._settings_problem = Settings.load_or_defaults()
+        self.settings = settings
         self.setWindowTitle("RadStation")
         self.resize(1600, 1000)
         self._study: StudyRef | None = None
@@ -64,8 +69,12 @@ class MainWindow(QMainWindow):
 
         self._user_label = QLabel("not logged in")
         self.statusBar().addPermanentWidget(self._user_label)
+        self.pacs_panel = None  # built on first use (PACS menu)
+        self.prior_view = None
+        self.scp = self._start_storage_scp()
+        self._prefetch = self._make_prefetcher()
         self._build_menus()
-        self.statusBar().showMessage(f"Database: {database.url}", 5000)
+        self.statusBar().showMessage(self._settings_problem or f"Database: {database.url}", 10000)
 
     # -- studies ---------------------------------------------------------------------------------
     @property
@@ -89,8 +98,62 @@ class MainWindow(QMainWindow):
         who = ref.patient_name.replace("^", " ").strip() or ref.patient_id
         self.setWindowTitle(f"RadStation - {who} - {ref.description or ref.study_date}")
         self._show_report_editor()
+        if self._prefetch is not None:
+            self._prefetch.start(study_uid)
         self.studyOpened.emit(study_uid)
         return True
+
+    # -- PACS ------------------------------------------------------------------------------------
+    def _start_storage_scp(self):
+        """Receive pushes when the settings enable the Storage SCP (off by default)."""
+        from app.pacs.errors import PacsError
+        from app.pacs.scp import start_configured_scp
+
+        try:
+            return start_configured_scp(self.database, self.settings)
+        except PacsError as exc:
+            self._settings_problem = self._settings_problem or f"Storage SCP not started: {exc}"
+            return None
+
+    def _make_prefetcher(self):
+        from app.widgets.prior_compare import PriorPrefetchController
+
+        controller = PriorPrefetchController.from_settings(self.database, self.settings, scp=self.scp, parent=self)
+        if controller is not None:
+            controller.priorsReady.connect(self._show_priors)
+            controller.failed.connect(lambda msg: self.statusBar().showMessage(f"Prior studies: {msg}", 10000))
+        return controller
+
+    def _show_priors(self, priors: list) -> None:
+        """Priors arrived: compare side by side with linked scrolling, in a tab of its own."""
+        from app.widgets.prior_compare import PriorCompareView
+
+        if not priors or self._study is None:
+            return
+        if self.prior_view is None:
+            self.prior_view = PriorCompareView()
+            self.tabs.addTab(self.prior_view, "Compare with prior")
+        self.prior_view.set_current(self._study)
+        self.prior_view.set_priors(priors)
+        self.worklist.refresh()
+        self.statusBar().showMessage(f"{len(priors)} prior stud{'y' if len(priors) == 1 else 'ies'} ready", 8000)
+
+    def show_pacs_query(self) -> None:
+        from app.widgets.pacs_query import PacsQueryPanel
+
+        if self.pacs_panel is None:
+            self.pacs_panel = PacsQueryPanel(self.database, self.settings, scp=self.scp)
+            self.pacs_panel.studiesRetrieved.connect(lambda _uids: self.worklist.refresh())
+            self.tabs.addTab(self.pacs_panel, "PACS")
+        self.tabs.setCurrentWidget(self.pacs_panel)
+
+    def _edit_pacs_nodes(self) -> None:
+        from app.widgets.pacs_nodes import PacsNodesDialog
+
+        dialog = PacsNodesDialog(self.settings, self)
+        dialog.exec()
+        if self.pacs_panel is not None:
+            self.pacs_panel.reload_nodes()
 
     # -- report and account -----------------------------------------------------------------------
     def _show_report_editor(self) -> None:
@@ -145,6 +208,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         if self.report_editor is not None:
             self.report_editor.save_now()
+        if self.scp is not None:
+            self.scp.stop()
         super().closeEvent(event)
 
     # -- import ----------------------------------------------------------------------------------
@@ -195,6 +260,9 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self._action("Open &demo study", self._open_demo))
         file_menu.addSeparator()
         file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
+        pacs_menu = self.menuBar().addMenu("&PACS")
+        pacs_menu.addAction(self._action("&Query / retrieve...", self.show_pacs_query, "Ctrl+Shift+Q"))
+        pacs_menu.addAction(self._action("&Nodes and Storage SCP...", self._edit_pacs_nodes))
         account_menu = self.menuBar().addMenu("&Account")
         account_menu.addAction(self._action("&Log in...", self._log_in, "Ctrl+L"))
         account_menu.addAction(self._action("Log &out", lambda: self.set_user(None)))

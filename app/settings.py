@@ -37,6 +37,21 @@ class Settings:
         self._values: dict[str, Any] = {}
         self.reload()
 
+    @classmethod
+    def load_or_defaults(cls, path: Path | None = None) -> tuple[Settings, str]:
+        """Settings from the file, or the defaults plus the reason when the file is unreadable.
+
+        The app keeps running on defaults rather than refusing to start; it does not overwrite the bad
+        file until the user saves settings, so nothing in it is lost before they decide.
+        """
+        try:
+            return cls(path), ""
+        except SettingsError as exc:
+            fallback = cls.__new__(cls)
+            fallback.path = path or (config_dir() / "settings.json")
+            fallback._values = json.loads(json.dumps(DEFAULTS))
+            return fallback, str(exc)
+
     def reload(self) -> None:
         self._values = json.loads(json.dumps(DEFAULTS))
         if self.path.exists():

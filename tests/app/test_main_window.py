@@ -90,3 +90,37 @@ def test_report_editor_follows_the_logged_in_user(qtbot, database: Database) -> 
     window.open_study(demo_study_uids()[1])  # switching studies keeps what was typed
     window.open_study(demo_study_uids()[0])
     assert "No effusion" in window.report_editor.editors["findings"].toPlainText()
+
+
+def test_pacs_query_tab_retrieves_into_the_worklist(qtbot, database: Database, orthanc, tmp_path) -> None:
+    """PACS menu -> query panel against the real Orthanc; a retrieved study appears in the worklist."""
+    from pydicom import dcmread
+
+    from app.main_window import MainWindow
+    from app.pacs.nodes import NodeStore, PacsNode
+    from app.settings import Settings
+    from viewer.demo import demo_study_paths
+
+    orthanc.clear()
+    path = next(p for p in demo_study_paths() if dcmread(p, stop_before_pixels=True).Modality == "DX")
+    orthanc.upload(path)
+    study_uid = str(dcmread(path, stop_before_pixels=True).StudyInstanceUID)
+    settings = Settings(tmp_path / "settings.json")
+    NodeStore(settings).upsert(
+        PacsNode(name="orthanc", ae_title=orthanc.aet, host=orthanc.host, port=orthanc.dicom_port,
+                 calling_ae=orthanc.client_aet, retrieve="c-get")
+    )
+    window = MainWindow(database, settings=settings)
+    qtbot.addWidget(window)
+    window.show_pacs_query()
+    panel = window.pacs_panel
+    assert window.tabs.currentWidget() is panel
+    with qtbot.waitSignal(panel.searchFinished, timeout=15000) as found:
+        panel.search_button.click()
+    assert found.args == [1]
+    panel.study_view.selectRow(0)
+    with qtbot.waitSignal(panel.retrievalFinished, timeout=30000) as done:
+        panel.retrieve_button.click()
+    assert [r.state for r in done.args[0]] == ["done"]
+    qtbot.waitUntil(lambda: window.worklist.model.rowCount() == 1, timeout=5000)
+    assert window.open_study(study_uid)
