@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
         self.prior_view = None
         self.scp = self._start_storage_scp()
         self._prefetch = self._make_prefetcher()
+        self._build_ai()
         self._build_menus()
         self.statusBar().showMessage(self._settings_problem or f"Database: {database.url}", 10000)
 
@@ -98,10 +99,78 @@ class MainWindow(QMainWindow):
         who = ref.patient_name.replace("^", " ").strip() or ref.patient_id
         self.setWindowTitle(f"RadStation - {who} - {ref.description or ref.study_date}")
         self._show_report_editor()
+        self._ai_study_changed()
         if self._prefetch is not None:
             self._prefetch.start(study_uid)
         self.studyOpened.emit(study_uid)
         return True
+
+    # -- AI ----------------------------------------------------------------------------------------
+    def _build_ai(self) -> None:
+        """Engine client (worker process started on the first job), draft and question panels."""
+        from app.ai.services import AiServices
+        from app.widgets.ai_panel import AiPanel
+        from app.widgets.qa_panel import QaPanel
+
+        self.ai = AiServices.from_settings(self.settings, self.database, self)
+        self.ai_panel = AiPanel(self.ai.client, self.ai.drafts, self.settings)
+        self.qa_panel = QaPanel(self.ai.qa)
+        self.side_tabs.addTab(self.ai_panel, "AI draft")
+        self.side_tabs.addTab(self.qa_panel, "Questions")
+        self._engine_label = QLabel("")
+        self.statusBar().addPermanentWidget(self._engine_label)
+        self.ai_panel.statusText.connect(self._engine_label.setText)
+        self.ai_panel.draftReady.connect(self._on_draft_ready)
+        self.ai.qa.regionMap.connect(self._on_region_map)
+        self._pending_drafts: dict[str, dict] = {}
+
+    def _ai_study_changed(self) -> None:
+        from app.ai.ai_store import study_images_from_db
+
+        uid = self._study.study_uid if self._study else ""
+        images = study_images_from_db(self.database, uid) if uid else []
+        self.ai_panel.set_study(uid, images)
+        self.qa_panel.set_study(uid, images)
+        pending = self._pending_drafts.pop(uid, None)
+        if pending is not None:
+            self._on_draft_ready(uid, pending)
+
+    def _on_draft_ready(self, study_uid: str, draft: dict) -> None:
+        """Put a finished draft into the open report; keep it for later when it cannot go there yet."""
+        from app.reports.service import ReportError
+
+        editor = self.report_editor
+        if self._study is None or study_uid != self._study.study_uid or editor is None or self.auth is None:
+            self._pending_drafts[study_uid] = draft  # also stored in the database (AiDraft) by the service
+            if self._study is not None and study_uid == self._study.study_uid:
+                self.statusBar().showMessage("AI draft ready: log in to put it into the report", 10000)
+            return
+        try:
+            editor.load_ai_draft(draft["findings"], draft["impression"], draft["provenance"],
+                                 draft.get("token_uncertainty"))
+        except ReportError as exc:
+            self._pending_drafts[study_uid] = draft
+            self.statusBar().showMessage(f"AI draft not loaded: {exc}", 10000)
+            return
+        self.side_tabs.setCurrentWidget(editor)
+        self.statusBar().showMessage(f"AI draft loaded. {draft.get('images_note', '')}", 10000)
+
+    def _on_region_map(self, study_uid: str, _job_id: str, region_map) -> None:
+        if self._study is not None and study_uid == self._study.study_uid and region_map is not None:
+            self.workspace.set_overlay(region_map, opacity=0.45, colormap="jet")
+
+    def _pre_draft_worklist(self) -> None:
+        """Batch pre-draft every study in the worklist's current result (one progress bar)."""
+        from app.ai.ai_store import study_images_from_db
+
+        uids = [self.worklist.model.rows[r].study_uid for r in range(self.worklist.model.rowCount())]
+        studies = [(uid, imgs) for uid in uids if (imgs := study_images_from_db(self.database, uid))]
+        if not studies:
+            QMessageBox.information(self, "RadStation", "No study in the worklist has an image to draft.")
+            return
+        self.ai_panel.pre_draft(studies)
+        self.side_tabs.setCurrentWidget(self.ai_panel)
+        self.side_dock.show()
 
     # -- PACS ------------------------------------------------------------------------------------
     def _start_storage_scp(self):
@@ -210,6 +279,7 @@ class MainWindow(QMainWindow):
             self.report_editor.save_now()
         if self.scp is not None:
             self.scp.stop()
+        self.ai.shutdown()
         super().closeEvent(event)
 
     # -- import ----------------------------------------------------------------------------------
@@ -260,6 +330,9 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self._action("Open &demo study", self._open_demo))
         file_menu.addSeparator()
         file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
+        ai_menu = self.menuBar().addMenu("&AI")
+        ai_menu.addAction(self._action("&Draft report for the open study", lambda: self.ai_panel.draft_current()))
+        ai_menu.addAction(self._action("&Pre-draft the worklist's studies", self._pre_draft_worklist))
         pacs_menu = self.menuBar().addMenu("&PACS")
         pacs_menu.addAction(self._action("&Query / retrieve...", self.show_pacs_query, "Ctrl+Shift+Q"))
         pacs_menu.addAction(self._action("&Nodes and Storage SCP...", self._edit_pacs_nodes))

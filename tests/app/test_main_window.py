@@ -124,3 +124,33 @@ def test_pacs_query_tab_retrieves_into_the_worklist(qtbot, database: Database, o
     assert [r.state for r in done.args[0]] == ["done"]
     qtbot.waitUntil(lambda: window.worklist.model.rowCount() == 1, timeout=5000)
     assert window.open_study(study_uid)
+
+
+def test_drafted_report_lands_in_the_editor_of_the_open_study(qtbot, database: Database, tmp_path) -> None:
+    """Draft through the real worker process (a tiny local VLM chosen by settings) into the report."""
+    from app.main_window import MainWindow
+    from app.reports.users import UserService
+    from app.settings import Settings
+    from engines.backends.tiny import build_tiny_llava
+
+    settings = Settings(tmp_path / "settings.json")
+    settings.set("engine", "hf-vlm")
+    settings.set("engine_model_path", str(build_tiny_llava(tmp_path / "tiny-llava")))
+    settings.set("engine_device", "cpu")
+    settings.set("engine_options", {"max_new_tokens": 8, "threads": 1})
+    ensure_demo_imported(database)
+    window = MainWindow(database, settings=settings)
+    qtbot.addWidget(window)
+    users = UserService.from_settings(database)
+    users.add_user("rad", "correct horse battery", "radiologist")
+    window.set_user(users.authenticate("rad", "correct horse battery"))
+    window.open_study(demo_study_uids()[0])
+    try:
+        with qtbot.waitSignal(window.ai_panel.draftReady, timeout=120_000):
+            window.ai_panel.draft_current()
+        editor = window.report_editor
+        assert editor.version is not None and editor.version.needs_ai_review  # marked as AI draft
+        assert editor.editors["findings"].toPlainText().strip()
+        assert "AI draft loaded" in window.statusBar().currentMessage()
+    finally:
+        window.ai.shutdown()
