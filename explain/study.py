@@ -20,6 +20,7 @@ from explain.uncertainty import (
     FindingUncertainty,
     TokenUncertainty,
     draft_findings,
+    draft_tokens,
     finding_uncertainty,
     image_uncertainty_grid,
     sample_drafts,
@@ -103,14 +104,14 @@ class StudyExplanation:
 
 
 def explain_study(pipeline, images: list[np.ndarray] | np.ndarray, report_text: str, *,
-                  draft: TextResult | None = None, k_drafts: int = 4, methods: tuple[str, ...] = METHODS,
+                  draft: TextResult | dict | None = None, k_drafts: int = 4, methods: tuple[str, ...] = METHODS,
                   image_uncertainty: bool = True, view: int = 0, seed: int = 0, steps: int | None = None,
                   ig_steps: int = 16, attention_steps: int = 4,
                   progress: Callable[[int, int], None] | None = None,
                   cancel: Callable[[], bool] | None = None) -> StudyExplanation:
     """Maps over `images[view]` for `report_text`, disagreement of `k_drafts` sampled drafts (0 skips),
-    and the image uncertainty map. `draft` is the engine's TextResult when `report_text` is (still) the
-    AI draft: its per-token confidence/entropy are then attached per sentence."""
+    and the image uncertainty map. `draft` is the engine's TextResult or the app's draft dict: the
+    sampler's per-token confidence/entropy are attached to the sentences still verbatim from it."""
     if isinstance(images, np.ndarray):
         images = [images]
     if not images:
@@ -132,10 +133,8 @@ def explain_study(pipeline, images: list[np.ndarray] | np.ndarray, report_text: 
     rep = explain_report(pipeline, images[view], report_text, methods=methods, seed=seed, ig_steps=ig_steps,
                          attention_steps=attention_steps, progress=phase(0), cancel=cancel)
     out = StudyExplanation(rep)
-    if draft is not None and draft.text.strip() == report_text.strip():
-        out.sentence_tokens = [span_token_uncertainty(draft.tokens, s.start, s.end) for s in rep.sentences]
-    else:
-        out.sentence_tokens = [None] * len(rep.sentences)
+    tokens = draft_tokens(draft, report_text)
+    out.sentence_tokens = [span_token_uncertainty(tokens, s.start, s.end) for s in rep.sentences]
     if k_drafts:
         out.drafts = sample_drafts(pipeline, images, k_drafts, seed=seed, steps=steps, progress=phase(1),
                                    cancel=cancel)

@@ -107,3 +107,47 @@ def image_uncertainty_grid(pipeline, report_text: str, *, draws: int = 1, seed: 
         res = pipeline.synthesise(report_text, steps=steps, seed=seed + j, cancel=cancel)
         acc = res.token_entropy.astype(np.float64) if acc is None else acc + res.token_entropy
     return (acc / draws).astype(np.float32)
+
+
+def draft_tokens(draft, report_text: str) -> list[TokenInfo]:
+    """The sampler's tokens of a draft placed onto `report_text` (the text as the editor holds it).
+
+    `draft` is an engine TextResult (offsets into its .text) or the app's draft dict (findings,
+    impression and per-section token dicts with section/start/end, as engines.backends.results).
+    A section is used only where it still appears verbatim in the report: edited text has no sampler
+    statistics (the model's own per-sentence entropy is shown there instead)."""
+    if draft is None:
+        return []
+    out: list[TokenInfo] = []
+    if isinstance(draft, dict):
+        toks = draft.get("token_uncertainty") or draft.get("tokens") or []
+        offsets: dict[str, int] = {}
+        for sec in ("findings", "impression", "answer"):
+            body = (draft.get(sec) or "").strip()
+            pos = report_text.find(body) if body else -1
+            if pos >= 0:
+                offsets[sec] = pos
+        for t in toks:
+            off = offsets.get(str(t.get("section", "")))
+            if off is None:
+                continue
+            out.append(TokenInfo(str(t.get("text", "")), int(t.get("token_id", -1)), float(t.get("confidence", 0.0)),
+                                 float(t.get("entropy", 0.0)), int(t.get("step", -1)), off + int(t["start"]),
+                                 off + int(t["end"])))
+        return out
+    text = getattr(draft, "text", "") or ""
+    tokens = list(getattr(draft, "tokens", []) or [])
+    if not text.strip():
+        return []
+    if text.strip() == report_text.strip():
+        shift = report_text.find(text.strip()) - text.find(text.strip())
+        return [TokenInfo(t.text, t.token_id, t.confidence, t.entropy, t.step, t.char_start + shift,
+                          t.char_end + shift) for t in tokens]
+    for sec in (getattr(draft, "findings_text", ""), getattr(draft, "impression_text", "")):
+        sec = (sec or "").strip()
+        src, dst = text.find(sec) if sec else -1, report_text.find(sec) if sec else -1
+        if src < 0 or dst < 0:
+            continue
+        out += [TokenInfo(t.text, t.token_id, t.confidence, t.entropy, t.step, t.char_start - src + dst,
+                          t.char_end - src + dst) for t in tokens if src <= t.char_start and t.char_end <= src + len(sec)]
+    return out

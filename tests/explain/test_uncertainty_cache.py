@@ -80,3 +80,22 @@ def test_cache_round_trips_through_disk_and_evicts(study, tmp_path):
     assert cache.get("broken") is None and not (tmp_path / "broken.npz").exists()
     with pytest.raises(ValueError):
         explanation_key("", "x", "e")
+
+
+def test_draft_tokens_follow_the_text_into_the_editor():
+    from engines.sampling.results import TextResult
+    from explain.uncertainty import draft_tokens
+
+    toks = [TokenInfo("effusion", 7, 0.4, 1.5, 1, 6, 14), TokenInfo("clear", 8, 0.9, 0.1, 0, 16, 21)]
+    res = TextResult("small effusion\n\nclear", "small effusion", "clear", toks)
+    report = "FINDINGS: small effusion IMPRESSION: clear"
+    got = draft_tokens(res, report)
+    assert [report[t.char_start:t.char_end] for t in got] == ["effusion", "clear"]
+    edited = "FINDINGS: large effusion IMPRESSION: clear"
+    assert [edited[t.char_start:t.char_end] for t in draft_tokens(res, edited)] == ["clear"]
+    as_dict = {"findings": "small effusion", "impression": "clear",
+               "token_uncertainty": [{"text": "effusion", "confidence": 0.4, "entropy": 1.5, "section": "findings",
+                                      "start": 6, "end": 14, "step": 1}]}
+    got = draft_tokens(as_dict, report)
+    assert [report[t.char_start:t.char_end] for t in got] == ["effusion"] and got[0].confidence == 0.4
+    assert draft_tokens(None, report) == []
