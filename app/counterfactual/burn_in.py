@@ -17,7 +17,7 @@ def burn_in_warning(image: np.ndarray, text: str = WARNING) -> np.ndarray:
     h, w = a.shape
     im = Image.fromarray(a.copy())
     draw = ImageDraw.Draw(im)
-    size = max(8, min(h // 16, 28))
+    size = max(8, min(h // 28, 24))  # small: the bands must not hide apices or costophrenic angles
     font = ImageFont.load_default(size=size)
     while size > 6 and draw.textlength(text, font=font) > w - 4:
         size -= 1

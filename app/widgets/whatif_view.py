@@ -47,6 +47,8 @@ from viewer.io.image import DicomImage
 from viewer.widgets.viewport import Viewport
 
 PipelineFactory = Callable[[], Any]  # returns an engines.pipeline.MedimPipeline
+DIFF_FULL_SCALE = 64.0  # grey levels of |difference| shown in the hottest colour
+DIFF_THRESHOLD = 6.0  # smaller differences are left transparent (VQ decoder noise at the region's edge)
 _LINKED = ("zoom", "fit", "pan_x", "pan_y", "rotation", "flip_h", "flip_v", "invert", "window")
 
 
@@ -148,7 +150,8 @@ class WhatIfView(QWidget):
         self.blend_slider = QSlider(Qt.Orientation.Horizontal)
         self.blend_slider.setRange(0, 100)
         self.blend_slider.setValue(100)
-        self.blend_slider.setToolTip("Blend from the original (left end) to the counterfactual (right end)")
+        self.blend_slider.setToolTip("Blend from the original as the model reconstructs it (left end) to the "
+                                     "counterfactual (right end); only the resampled region can change")
         self.blend_slider.valueChanged.connect(self._show_variant)
         self.diff_box = QCheckBox("Difference map")
         self.diff_box.setChecked(True)
@@ -177,8 +180,10 @@ class WhatIfView(QWidget):
             lay.addWidget(QLabel(title) if title == "Original" else self.warning)
             lay.addWidget(view, 1)
             views.addWidget(box)
+            views.setStretchFactor(views.count() - 1, 1)
+        views.setSizes([1000, 1000])
         bottom = QHBoxLayout()
-        bottom.addWidget(QLabel("Original"))
+        bottom.addWidget(QLabel("Original (VQ)"))
         bottom.addWidget(self.blend_slider, 1)
         bottom.addWidget(QLabel("What if"))
         bottom.addWidget(self.diff_box)
@@ -344,15 +349,17 @@ class WhatIfView(QWidget):
         state = {k: getattr(self.counterfactual_view.state, k) for k in _LINKED}
         self._syncing = True  # set_image resets the view state; keep the linked one
         try:
-            self.counterfactual_view.set_image(array_image(img, f"SYNTHETIC {WARNING}"))
+            self.counterfactual_view.set_image(array_image(img, "what-if (synthetic)"))
             for k, val in state.items():
                 setattr(self.counterfactual_view.state, k, val)
         finally:
             self._syncing = False
         v = self._result.variants[self.current_variant_index()]
         if self.diff_box.isChecked():
-            d = np.abs(v.difference) * (self.blend_slider.value() / 100.0)
-            self.counterfactual_view.set_overlay(d, opacity=0.55, colormap="jet", threshold=8.0)
+            # absolute scale (full colour at DIFF_FULL_SCALE grey levels), so variants compare by eye
+            d = np.clip(np.abs(v.difference) * (self.blend_slider.value() / 100.0) / DIFF_FULL_SCALE, 0, 1)
+            self.counterfactual_view.set_overlay(d, opacity=0.55, colormap="jet",
+                                                 threshold=DIFF_THRESHOLD / DIFF_FULL_SCALE)
         else:
             self.counterfactual_view.set_overlay(None)
         self.counterfactual_view.update()
