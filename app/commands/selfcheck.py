@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
                                            f"frozen={bool(getattr(sys, 'frozen', False))})")]
     steps: list[tuple[str, Callable[[], list[Check]]]] = [
         ("versions", check_versions),
+        ("decoder libraries", check_decoder_libraries),
         ("decoders", check_decoders),
         ("database", check_migrations),
         ("demo", check_demo),
@@ -96,6 +97,21 @@ def _synthetic_ct(frame: object) -> object:
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.PixelData = frame.tobytes()  # type: ignore[attr-defined]
     return ds
+
+
+def check_decoder_libraries() -> list[Check]:
+    """Import each decoder library pydicom can use: a plugin that fails to import just looks "absent"."""
+    import importlib
+
+    loaded, broken = [], []
+    for module in ("openjpeg", "libjpeg", "rle", "jpeg_ls", "gdcm", "PIL.Image"):
+        try:
+            importlib.import_module(module)
+            loaded.append(module)
+        except Exception as exc:  # noqa: BLE001 - the reason is the point of this check
+            broken.append(f"{module} ({type(exc).__name__}: {exc})")
+    return [Check("decoder libraries", FAIL if broken else OK,
+                  f"import ok: {', '.join(loaded)}" + (f"; broken: {'; '.join(broken)}" if broken else ""))]
 
 
 def check_decoders() -> list[Check]:

@@ -22,8 +22,8 @@ def test_selfcheck_passes_on_this_checkout(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     checks = {c["name"]: c for c in json.loads(res.stdout)}
     assert all(c["status"] in ("ok", "warn") for c in checks.values()), checks
-    for name in ("decode JPEG2000Lossless", "decode JPEGLSLossless", "decode RLELossless", "database migrations",
-                 "demo", "qt platforms", "engine worker"):
+    for name in ("decoder libraries", "decode JPEG2000Lossless", "decode JPEGLSLossless", "decode RLELossless",
+                 "database migrations", "demo", "qt platforms", "engine worker"):
         assert checks[name]["status"] == "ok", checks[name]
     assert "pylibjpeg" in checks["decode JPEG2000Lossless"]["detail"]
     assert "xcb" in checks["qt platforms"]["detail"]
