@@ -52,8 +52,10 @@ class EngineClient(QObject):
         super().__init__(parent)
         self.backend = backend
         self.config = dict(config or {})
+        frozen = bool(getattr(sys, "frozen", False))  # a PyInstaller build has no `python -m`
         self._program = program or sys.executable
-        self._arguments = arguments if arguments is not None else ["-m", WORKER_MODULE]
+        default_args = ["engine", "worker"] if frozen else ["-m", WORKER_MODULE]
+        self._arguments = arguments if arguments is not None else default_args
         self._ids = itertools.count(1)
         self._queue: deque[Job] = deque()
         self._current: Job | None = None

@@ -48,7 +48,7 @@ def evaluate(backend, queries, train, *, max_images: int | None, seed: int, step
             refs.append(q.answer)
             base.append(majority.get(q.question, fallback))
             qtypes.append(q.qtype)
-        if i % 10 == 0 or i == len(chosen):
+        if i % 5 == 0 or i == len(chosen):
             print(f"{i}/{len(chosen)} images, {len(refs)} questions, {time.perf_counter() - t0:.0f} s", file=log)
     kinds = ["closed"] * len(refs)
     result = {"engine": vqa_scores(preds, refs, kinds), "majority": vqa_scores(base, refs, kinds),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.ai.engine_client import EngineClient
 from app.ai.services import AiServices
 from app.settings import Settings
 
@@ -74,3 +75,16 @@ def test_engine_is_chosen_in_settings_and_a_missing_directory_is_a_clear_error(q
         assert state == "ok" and result["steps"] == 3 and result["provenance"]["model"] == str(tiny_vlm_dir)
     finally:
         ai.shutdown()
+
+
+def test_the_cli_worker_entry_speaks_the_same_protocol(qtbot, qapp, tmp_path) -> None:
+    """`radstation engine worker` is how a frozen build (no `python -m`) starts its worker."""
+    import sys
+
+    c = EngineClient("hf-vlm", {"path": str(tmp_path / "nowhere")}, program=sys.executable,
+                     arguments=["-m", "app", "engine", "worker"])
+    try:
+        state, message = _run(qtbot, c, "draft", {"images": [IMG]})
+        assert state == "failed" and "does not exist" in message
+    finally:
+        c.shutdown()
