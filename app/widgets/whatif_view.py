@@ -44,6 +44,7 @@ from app.counterfactual import (
 from engines.counterfactual import EditError, WhatIfRequest, WhatIfResult, apply_instruction, run_whatif
 from engines.counterfactual.metrics import blend
 from viewer.io.image import DicomImage
+from viewer.widgets.tools import Tool
 from viewer.widgets.viewport import Viewport
 
 PipelineFactory = Callable[[], Any]  # returns an engines.pipeline.MedimPipeline
@@ -106,6 +107,7 @@ class WhatIfView(QWidget):
 
     resultReady = Signal(object)  # WhatIfResult
     failed = Signal(str)
+    cancelled = Signal()
     stored = Signal(object)  # StoredSeries
     _request = Signal(object)
 
@@ -158,6 +160,10 @@ class WhatIfView(QWidget):
         self.diff_box.toggled.connect(self._show_variant)
         self.variant_combo = QComboBox()
         self.variant_combo.currentIndexChanged.connect(self._show_variant)
+        self.paint_box = QCheckBox("Draw region")
+        self.paint_box.setToolTip("Draw ellipses/rectangles on the original: only there is the image resampled "
+                                  "(instead of where the changed sentences point)")
+        self.paint_box.toggled.connect(self._paint_toggled)
         self.save_button = QPushButton("Save as synthetic series")
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(self.save_current)
@@ -166,6 +172,7 @@ class WhatIfView(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.instruction, 1)
         top.addWidget(self.apply_button)
+        top.addWidget(self.paint_box)
         top.addWidget(self.variants_spin)
         top.addWidget(self.run_button)
         top.addWidget(self.cancel_button)
@@ -237,6 +244,29 @@ class WhatIfView(QWidget):
         self.instruction.clear()
         return True
 
+    def _paint_toggled(self, on: bool) -> None:
+        self.original_view.set_tool(Tool.ELLIPSE if on else Tool.WINDOW)
+
+    def painted_mask(self) -> np.ndarray | None:
+        """Union of the rectangles/ellipses drawn on the original view (in its pixels), None if none."""
+        img = self.original_view.current_image()
+        if img is None:
+            return None
+        h, w = img.rows, img.columns
+        yy, xx = np.mgrid[0:h, 0:w] + 0.5
+        mask = np.zeros((h, w), bool)
+        for m in self.original_view.measurements():
+            if getattr(m, "kind", "") not in ("rect", "ellipse"):
+                continue
+            (x0, y0), (x1, y1) = m.p0, m.p1
+            xa, xb, ya, yb = min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
+            if m.kind == "rect":
+                mask |= (xx >= xa) & (xx <= xb) & (yy >= ya) & (yy <= yb)
+            elif xb > xa and yb > ya:
+                cx, cy, rx, ry = (xa + xb) / 2, (ya + yb) / 2, (xb - xa) / 2, (yb - ya) / 2
+                mask |= ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0
+        return mask if mask.any() else None
+
     # ------------------------------------------------------------------ job
     def is_running(self) -> bool:
         return self._running
@@ -251,8 +281,11 @@ class WhatIfView(QWidget):
         if self.instruction.text().strip() and not self.apply_instruction():
             return False
         try:
+            painted = self.painted_mask() if self.paint_box.isChecked() else None
+            if self.paint_box.isChecked() and painted is None:
+                raise ValueError("Draw region is on but no ellipse or rectangle is drawn on the original")
             req = WhatIfRequest(self._image, self._current, self.report_edit.toPlainText(),
-                                seeds=tuple(range(self.variants_spin.value())))
+                                seeds=tuple(range(self.variants_spin.value())), painted=painted)
             from engines.counterfactual import diff_reports
 
             if not diff_reports(req.current_report, req.edited_report).changes:
@@ -326,6 +359,7 @@ class WhatIfView(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.status.setText("Cancelled.")
+        self.cancelled.emit()
 
     # ------------------------------------------------------------------ display
     def result(self) -> WhatIfResult | None:

@@ -18,7 +18,14 @@ import numpy as np
 
 from engines.counterfactual.edits import EditError, ReportEdit, apply_instruction, diff_reports
 from engines.counterfactual.metrics import Preservation, difference_map, preservation
-from engines.counterfactual.region import METHODS, RegionScores, score_region, select_tokens, tokens_to_pixels
+from engines.counterfactual.region import (
+    METHODS,
+    RegionScores,
+    pixel_mask_to_tokens,
+    score_region,
+    select_tokens,
+    tokens_to_pixels,
+)
 
 Progress = Callable[[int, int, str], None] | None
 Cancel = Callable[[], bool] | None
@@ -45,6 +52,7 @@ class WhatIfRequest:
     steps: int | None = None
     guidance: float = DEFAULT_GUIDANCE
     allow_no_change: bool = False  # True: resample even when the labeler sees no finding change
+    painted: np.ndarray | None = None  # a pixel mask painted over the image (or its centred square)
 
     def __post_init__(self) -> None:
         img = np.asarray(self.image)
@@ -70,6 +78,12 @@ class WhatIfRequest:
             if r.ndim != 2 or r.shape[0] != r.shape[1] or not r.any():
                 raise ValueError("a painted region must be a non-empty square token mask")
             object.__setattr__(self, "region", r)
+
+        if self.painted is not None:
+            p = np.asarray(self.painted, bool)
+            if p.ndim != 2 or not p.any():
+                raise ValueError("the painted region is empty; draw it over the image first")
+            object.__setattr__(self, "painted", p)
 
     @classmethod
     def from_instruction(cls, image: np.ndarray, current_report: str, instruction: str, **kw) -> WhatIfRequest:
@@ -132,6 +146,8 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
             raise ValueError(f"painted token mask must be ({pipeline.grid}, {pipeline.grid}), "
                              f"got {request.region.shape}")
         token_mask = request.region
+    elif request.painted is not None:
+        token_mask = pixel_mask_to_tokens(request.painted, pipeline.grid)
     else:
         scores = score_region(pipeline, original, request.current_report, request.edited_report,
                               [s.text for s in edit.removed_sentences], [s.text for s in edit.added_sentences])

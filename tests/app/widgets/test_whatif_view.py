@@ -118,7 +118,7 @@ def test_cancel_and_bad_input_leave_the_view_usable(qtbot, view: WhatIfView) -> 
     view.report_edit.setPlainText(REPORT.replace("There is a right upper lobe nodule.", "No nodule.")
                                   .replace("Right upper lobe nodule.", "Normal chest."))
     view.variants_spin.setValue(8)
-    with qtbot.waitSignal(view._worker.cancelled, timeout=60000):
+    with qtbot.waitSignal(view.cancelled, timeout=60000):
         assert view.start()
         view.cancel()
     assert not view.is_running() and view.status.text() == "Cancelled."
@@ -129,3 +129,23 @@ def test_cancel_and_bad_input_leave_the_view_usable(qtbot, view: WhatIfView) -> 
     assert view.save_button.isEnabled() is False  # no source dataset: nothing to reference
     with pytest.raises(ValueError, match="2D"):
         view.set_case(np.zeros(5), REPORT)
+
+
+def test_drawn_ellipse_is_the_resampled_region(qtbot, view: WhatIfView) -> None:
+    from viewer.measure.shapes import EllipseROI
+
+    img = (np.random.default_rng(1).random((64, 64)) * 255).astype(np.uint8)
+    view.set_case(img, REPORT)
+    view.paint_box.setChecked(True)
+    assert view.original_view.tool().value == "ellipse"
+    view.report_edit.setPlainText("The heart is normal in size. No nodule. No pleural effusion.")
+    assert not view.start() and "no ellipse or rectangle" in view.status.text()
+    view.original_view.add_measurement(EllipseROI(p0=(0.0, 0.0), p1=(32.0, 32.0)))
+    mask = view.painted_mask()
+    assert mask is not None and mask[16, 16] and not mask[60, 60]
+    with qtbot.waitSignal(view.resultReady, timeout=60000) as blocker:
+        view.variants_spin.setValue(1)
+        assert view.start()
+    result = blocker.args[0]
+    g = result.token_mask.shape[0]
+    assert result.scores is None and result.token_mask[g // 4, g // 4] and not result.token_mask[-1, -1]

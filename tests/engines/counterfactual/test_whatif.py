@@ -92,3 +92,16 @@ def test_requests_are_validated_up_front(tiny_pipeline) -> None:
         WhatIfRequest(_image(), EFFUSION, "No effusion.", region=np.zeros((4, 4), bool))
     with pytest.raises(EditError, match="same findings"):
         run_whatif(tiny_pipeline, WhatIfRequest(_image(), EFFUSION, EFFUSION + " The heart is normal."))
+
+
+def test_painted_pixel_mask_becomes_the_token_region(tiny_pipeline) -> None:
+    g = tiny_pipeline.grid
+    paint = np.zeros((60, 60), bool)
+    paint[:30, :30] = True  # the top-left quarter of the (square) image
+    req = WhatIfRequest(_image(), EFFUSION, "The lungs are clear. No pleural effusion.", painted=paint)
+    res = run_whatif(tiny_pipeline, req)
+    expected = np.zeros((g, g), bool)
+    expected[: g // 2, : g // 2] = True
+    assert (res.token_mask == expected).all() and res.scores is None
+    with pytest.raises(ValueError, match="painted region is empty"):
+        WhatIfRequest(_image(), EFFUSION, "No pleural effusion.", painted=np.zeros((8, 8), bool))
