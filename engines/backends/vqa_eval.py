@@ -20,7 +20,9 @@ from pathlib import Path
 
 
 def evaluate(backend, queries, train, *, max_images: int | None, seed: int, steps: int | None,
-             log=sys.stderr) -> dict:
+             budget_s: float | None = None, log=sys.stderr) -> dict:
+    """Answer every closed question of up to `max_images` images (a seeded random subset); with `budget_s`,
+    stop after the image that crosses the budget (both systems are scored on the same answered subset)."""
     from engines.eval.vqa import vqa_scores
     from engines.qa import derive_qa
 
@@ -50,6 +52,10 @@ def evaluate(backend, queries, train, *, max_images: int | None, seed: int, step
             qtypes.append(q.qtype)
         if i % 5 == 0 or i == len(chosen):
             print(f"{i}/{len(chosen)} images, {len(refs)} questions, {time.perf_counter() - t0:.0f} s", file=log)
+        if budget_s is not None and time.perf_counter() - t0 > budget_s:
+            print(f"time budget reached after {i} of {len(chosen)} images", file=log)
+            chosen = chosen[:i]
+            break
     kinds = ["closed"] * len(refs)
     result = {"engine": vqa_scores(preds, refs, kinds), "majority": vqa_scores(base, refs, kinds),
               "n_images": len(chosen), "n_questions": len(refs), "seconds": round(time.perf_counter() - t0, 1),
@@ -85,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--budget-s", type=float, default=None, help="stop after this many seconds of answering")
     p.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     args = p.parse_args(argv)
 
@@ -105,11 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     bank = SentenceBank.from_iu(None if args.data is None else Path(args.data) / "text_only" / "iu_xray_reports.jsonl")
     train = pair_reports(ds.by_split("train"), bank, seed=args.seed)
     queries = pair_reports(ds.by_split(args.split), bank, seed=args.seed)
-    result = evaluate(backend, queries, train, max_images=args.max_images or None, seed=args.seed, steps=args.steps)
+    result = evaluate(backend, queries, train, max_images=args.max_images or None, seed=args.seed, steps=args.steps,
+                      budget_s=args.budget_s)
     desc = backend.describe()
     result["backend"] = {k: desc.get(k) for k in ("name", "device", "model", "weights_hash")}
-    title = (f"Closed VQA on the {args.split} split: {result['n_images']} images, engine '{args.engine}' "
-             f"({desc.get('model')}), {args.device}, {args.threads} threads, {result['seconds']} s")
+    title = (f"Closed VQA on the {args.split} split: {result['n_images']} images (seed {args.seed}), engine "
+             f"'{args.engine}' ({desc.get('model')}, weights {str(desc.get('weights_hash'))[:12]}), steps "
+             f"{args.steps or 'model default'}, {args.device}, {args.threads} threads, {result['seconds']} s")
     print(markdown(result, title))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
