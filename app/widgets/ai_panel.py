@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -29,6 +29,7 @@ from app.settings import Settings
 
 DRAFT_SHORTCUT = "Ctrl+Shift+D"
 MAX_ROWS = 30
+STATUS_POLL_MS = 5000  # memory figures in the status bar stay current while the worker runs
 
 
 class JobRow(QWidget):
@@ -143,6 +144,10 @@ class AiPanel(QWidget):
         client.failed.connect(self._on_failed)
         client.cancelled.connect(lambda jid: self._end(jid, "cancelled", "cancelled"))
         client.status.connect(self._on_status)
+        self._poll = QTimer(self)
+        self._poll.setInterval(STATUS_POLL_MS)
+        self._poll.timeout.connect(lambda: self.client.worker_pid and self.client.request_status())
+        self._poll.start()
         drafts.draftReady.connect(self._on_draft)
         drafts.draftFailed.connect(self._on_draft_failed)
         drafts.batchProgress.connect(self._on_batch_progress)
