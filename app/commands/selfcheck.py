@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         ("demo", check_demo),
         ("weights", lambda: check_weights(strict=args.strict)),
         ("qt", check_qt_plugins),
+        ("vtk", check_vtk),
     ]
     if not args.no_worker:
         steps.append(("worker", check_worker))
@@ -205,6 +206,15 @@ def check_qt_plugins() -> list[Check]:
     names = sorted(p.name.removeprefix("libq").removesuffix(".so") for p in folder.glob("libq*.so"))
     status = OK if "xcb" in names else FAIL
     return [Check("qt platforms", status, f"{', '.join(names) or 'none'} in {folder}")]
+
+
+def check_vtk() -> list[Check]:
+    """The VTK modules the 3-D view imports load (a bundle carries only those, never all of `vtk`)."""
+    from vtkmodules.vtkCommonCore import vtkVersion
+
+    import viewer.widgets.volume_render_view  # noqa: F401 - importing it loads its vtkmodules
+
+    return [Check("vtk", OK, f"VTK {vtkVersion.GetVTKVersion()}: the volume view's modules load")]
 
 
 def check_worker() -> list[Check]:

@@ -23,7 +23,7 @@ def test_selfcheck_passes_on_this_checkout(tmp_path: Path) -> None:
     checks = {c["name"]: c for c in json.loads(res.stdout)}
     assert all(c["status"] in ("ok", "warn") for c in checks.values()), checks
     for name in ("decoder libraries", "decode JPEG2000Lossless", "decode JPEGLSLossless", "decode RLELossless",
-                 "database migrations", "demo", "qt platforms", "engine worker"):
+                 "database migrations", "demo", "qt platforms", "vtk", "engine worker"):
         assert checks[name]["status"] == "ok", checks[name]
     assert "pylibjpeg" in checks["decode JPEG2000Lossless"]["detail"]
     assert "xcb" in checks["qt platforms"]["detail"]
@@ -36,7 +36,8 @@ def test_a_failing_part_is_reported_and_sets_the_exit_status(monkeypatch: pytest
         raise FileNotFoundError("resources/demo/DICOMDIR")
 
     monkeypatch.setattr(selfcheck, "check_demo", broken)
-    for name in ("check_versions", "check_decoders", "check_migrations", "check_qt_plugins"):
+    for name in ("check_versions", "check_decoder_libraries", "check_decoders", "check_migrations",
+                 "check_qt_plugins", "check_vtk"):
         monkeypatch.setattr(selfcheck, name, lambda: [])
     monkeypatch.setattr(selfcheck, "check_weights", lambda strict: [])
     code = selfcheck.run(selfcheck_args())
