@@ -73,3 +73,14 @@ def test_mismatched_directory_is_a_clear_error(tiny_sd_dir, tmp_path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llava"}))
     with pytest.raises(BackendError):
         create_backend("hf-vlm", path=tmp_path, device="cpu")
+
+
+def test_a_gemma3_style_model_directory_works_too(tmp_path) -> None:
+    from engines.backends.tiny import build_tiny_gemma3
+
+    gemma = create_backend("hf-vlm", path=build_tiny_gemma3(tmp_path / "gemma3"), device="cpu", max_new_tokens=5,
+                           answer_max_new_tokens=3)
+    assert gemma.describe()["model_type"] == "gemma3"
+    out = gemma.draft(_images(2))
+    assert out.text and out.images_used == [0, 1] and out.steps == 5
+    assert gemma.answer(_images(1), "Is the heart enlarged?").text
