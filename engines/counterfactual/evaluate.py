@@ -121,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--area", type=float, default=0.15)
     ap.add_argument("--margin", type=int, default=1)
     ap.add_argument("--method", default="combined")
+    ap.add_argument("--prior-weight", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None, help="write per-case rows and the summary here")
     args = ap.parse_args(argv)
@@ -160,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             edited = apply_instruction(report, f"{kind} {phrase}")
             image = (s.load_image() * 255).round().astype(np.uint8)
             req = WhatIfRequest(image, report, edited, seeds=(args.seed,), method=args.method, area=args.area,
-                                margin=args.margin, steps=args.steps, guidance=args.guidance)
+                                margin=args.margin, steps=args.steps, guidance=args.guidance,
+                                prior_weight=args.prior_weight)
             res = run_whatif(pipe, req, with_control=True)
         except EditError as exc:
             print(f"[{k}/{len(cases)}] {s.image_id}: skipped ({exc})", file=sys.stderr)
@@ -180,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarise(rows)
     print(f"what-if edits on {args.split}: {len(rows)} cases, model {args.model} ({pipe.weights_hash[:12]}), "
           f"steps {args.steps or pipe.default_steps}, guidance {args.guidance}, region {args.method} "
-          f"area {args.area} margin {args.margin}, seed {args.seed}, {time.perf_counter() - t0:.0f} s")
+          f"area {args.area} margin {args.margin} prior {args.prior_weight}, seed {args.seed}, {time.perf_counter() - t0:.0f} s")
     print(f"classifier: {clf_path} (HOG + intensity logistic regression per finding, trained on train)")
     print(markdown(summary, clf.val_auroc))
     overall = float(np.mean([r["success"] for r in rows]))

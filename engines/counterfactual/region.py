@@ -39,6 +39,7 @@ class RegionScores:
     attention: np.ndarray
     likelihood: np.ndarray
     combined: np.ndarray
+    prior: np.ndarray | None = None
 
 
 def _rank01(x: np.ndarray) -> np.ndarray:
@@ -80,7 +81,9 @@ def sentence_attention(pipeline: _Pipeline, image: np.ndarray, report: str, sent
 
 def score_region(pipeline: _Pipeline, image: np.ndarray, before: str, after: str,
                  removed_sentences: Sequence[str], added_sentences: Sequence[str], *, draws: int = 4,
-                 seed: int = 0) -> RegionScores:
+                 seed: int = 0, findings: Sequence[str] = (), prior_weight: float = 0.5) -> RegionScores:
+    """`findings` (the changed ones) bring in an anatomical prior (engines.counterfactual.priors):
+    combined = model cues x (1 - prior_weight + prior_weight x prior)."""
     g = pipeline.grid
     att = np.zeros((g, g), np.float32)
     n = 0
@@ -96,7 +99,13 @@ def score_region(pipeline: _Pipeline, image: np.ndarray, before: str, after: str
     ll_after = pipeline.image_token_log_likelihood(image, after, draws=draws, seed=seed)
     shift = np.nan_to_num(ll_before - ll_after).astype(np.float32)
     combined = 0.5 * _rank01(att) + 0.5 * _rank01(shift)
-    return RegionScores(att, shift, combined)
+    prior = np.ones((g, g), np.float32)
+    if findings and prior_weight > 0:
+        from engines.counterfactual.priors import finding_prior
+
+        prior = finding_prior(findings, [*removed_sentences, *added_sentences], g)
+        combined = combined * (1.0 - prior_weight + prior_weight * prior)
+    return RegionScores(att, shift, combined, prior)
 
 
 def widen(mask: np.ndarray, margin: int) -> np.ndarray:

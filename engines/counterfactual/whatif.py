@@ -53,6 +53,7 @@ class WhatIfRequest:
     guidance: float = DEFAULT_GUIDANCE
     allow_no_change: bool = False  # True: resample even when the labeler sees no finding change
     painted: np.ndarray | None = None  # a pixel mask painted over the image (or its centred square)
+    prior_weight: float = 0.5  # 0: model cues only; 1: only where the finding can be (priors.py)
 
     def __post_init__(self) -> None:
         img = np.asarray(self.image)
@@ -71,6 +72,8 @@ class WhatIfRequest:
             raise ValueError(f"area must be in (0, 1], got {self.area}")
         if self.margin < 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
+        if not 0 <= self.prior_weight <= 1:
+            raise ValueError(f"prior_weight must be in [0, 1], got {self.prior_weight}")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.region is not None:
@@ -150,7 +153,8 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
         token_mask = pixel_mask_to_tokens(request.painted, pipeline.grid)
     else:
         scores = score_region(pipeline, original, request.current_report, request.edited_report,
-                              [s.text for s in edit.removed_sentences], [s.text for s in edit.added_sentences])
+                              [s.text for s in edit.removed_sentences], [s.text for s in edit.added_sentences],
+                              findings=edit.findings, prior_weight=request.prior_weight)
         token_mask = select_tokens(getattr(scores, request.method), request.area, request.margin)
     pixel_mask = tokens_to_pixels(token_mask, pipeline.image_size)
     done = 1
