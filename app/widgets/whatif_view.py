@@ -212,7 +212,6 @@ class WhatIfView(QWidget):
         self._worker.failed.connect(self._on_failed)
         self._worker.cancelled.connect(self._on_cancelled)
         self._thread.start()
-        self.destroyed.connect(self._thread.quit)
 
     # ------------------------------------------------------------------ input
     def set_case(self, image: np.ndarray, current_report: str, source: Dataset | None = None) -> None:
@@ -431,6 +430,10 @@ class WhatIfView(QWidget):
         self.status.setText(f"Saved as series {stored.series_number} (synthetic, excluded from report export).")
         self.stored.emit(stored)
         return stored
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.shutdown()
+        super().closeEvent(event)
 
     def shutdown(self) -> None:
         """Cancel any job and stop the worker thread (call before the window closes)."""
