@@ -95,14 +95,15 @@ class ExplainPanel(QWidget):
     failed = Signal(str)
 
     def __init__(self, pipeline_factory: Callable[[], Any] | None = None, cache: ExplanationCache | None = None,
-                 *, k_drafts: int = 4, compute: Compute = explain_study, engine_key: str = "",
-                 parent: QWidget | None = None) -> None:
+                 *, k_drafts: int = 4, steps: int | None = 16, ig_steps: int = 8,
+                 compute: Compute = explain_study, engine_key: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._factory = pipeline_factory or self._load_default
         self._pipeline: Any = None
         self._pipeline_lock = threading.Lock()
         self.cache = cache or ExplanationCache()
         self.k_drafts = k_drafts
+        self.steps, self.ig_steps = steps, ig_steps  # fewer unmasking/IG steps than a draft: CPU-friendly
         self._compute = compute
         self.engine_key = engine_key
         self._study: tuple[str, list[np.ndarray], str, Any] | None = None
@@ -216,7 +217,10 @@ class ExplainPanel(QWidget):
     def _cache_key(self) -> str:
         assert self._study is not None
         study_key, _images, text, _draft = self._study
-        return explanation_key(study_key, text, self.engine_key, {"k": self.k_drafts})
+        return explanation_key(study_key, text, self.engine_key, self._settings())
+
+    def _settings(self) -> dict:
+        return {"k": self.k_drafts, "steps": self.steps, "ig_steps": self.ig_steps}
 
     # -- computation ----------------------------------------------------------------------------------
     def explain(self) -> None:
@@ -229,11 +233,12 @@ class ExplainPanel(QWidget):
             if cached is not None:
                 self._show(cached)
                 return
-        compute, k = self._compute, self.k_drafts
+        compute, k, steps, ig_steps = self._compute, self.k_drafts, self.steps, self.ig_steps
 
         def job(progress, cancel) -> StudyExplanation:
             pipe = self._get_pipeline()
-            return compute(pipe, images, text, draft=draft, k_drafts=k, progress=progress, cancel=cancel)
+            return compute(pipe, images, text, draft=draft, k_drafts=k, steps=steps, ig_steps=ig_steps,
+                           progress=progress, cancel=cancel)
 
         self._key = study_key + "\0" + text
         th = _ExplainThread(self._key, job, self)
@@ -273,7 +278,7 @@ class ExplainPanel(QWidget):
     def _on_done(self, key: str, exp: StudyExplanation) -> None:
         if self.engine_key and self._study is not None and key.split("\0", 1)[1] == self._study[2]:
             study_key = key.split("\0", 1)[0]
-            self.cache.put(explanation_key(study_key, self._study[2], self.engine_key, {"k": self.k_drafts}), exp)
+            self.cache.put(explanation_key(study_key, self._study[2], self.engine_key, self._settings()), exp)
         if not self._current(key):
             self.status.setText("The report changed while explaining; press Explain again")
             return
