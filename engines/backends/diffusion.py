@@ -7,6 +7,8 @@ everything else (tokenizers, sampling loop, uncertainty per token) is the same c
 from __future__ import annotations
 
 import inspect
+import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +29,8 @@ class MedimBackend(EngineBackend):
     runtime = "torch"
 
     def __init__(self, path: str | Path = "", device: str = "auto", steps: int | None = None,
-                 guidance: float | None = None) -> None:
+                 guidance: float | None = None, closed_questions: bool = True) -> None:
+        self.closed_questions = bool(closed_questions)
         self.path = Path(path).expanduser() if str(path).strip() else DEFAULT_WEIGHTS
         if not self.path.is_dir():
             raise BackendError(f"engine weights folder {self.path} does not exist; reinstall or set 'engine_model_path'")
@@ -73,9 +76,13 @@ class MedimBackend(EngineBackend):
 
     def answer(self, images: list[np.ndarray], question: str, *, steps: int | None = None, seed: int = 0,
                progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> TextOutput:
+        """Yes/no questions are scored (closed_answer: one forward pass, a calibrated yes-vs-no confidence);
+        other questions are answered by iterative unmasking of the answer segment."""
         if not question or not question.strip():
             raise BackendError("the question is empty")
         arrays = check_images(images)
+        if self.closed_questions and is_yes_no_question(question):
+            return self.closed_answer(arrays[0], question, ("yes", "no"), progress=progress)
         with _as_backend_error():
             res = self.pipe.answer(arrays[0], question.strip(), **_kw(steps=steps or self.steps, seed=seed,
                                                                       progress=progress, cancel=cancel))
@@ -83,6 +90,45 @@ class MedimBackend(EngineBackend):
                                    int(t.char_end), int(t.step)) for t in res.tokens]
         return TextOutput(text=res.text.strip(), tokens=tokens, confidence=mean_confidence([t.confidence for t in tokens]),
                           steps=int(res.steps), seed=int(res.seed), elapsed_s=float(res.elapsed_s), images_used=[0])
+
+    def closed_answer(self, image: np.ndarray, question: str, candidates: tuple[str, ...],
+                      progress: ProgressFn | None = None) -> TextOutput:
+        """Pick the candidate answer the model finds most likely: the answer segment is fully masked (t = 1)
+        and each candidate's tokens (with the closing [SEP]) are scored in one forward pass, as the
+        one-step term of the diffusion ELBO. Confidence is the candidates' renormalised probability."""
+        import torch
+
+        from engines.diffusion.layout import qa_row
+
+        t0 = time.perf_counter()
+        pipe, cfg = self.pipe, self.pipe.model_config
+        if progress is not None:
+            progress(0, 1)
+        with _as_backend_error():
+            rows = [qa_row(pipe.tokenizer, question.strip(), c, cfg.text_len) for c in candidates]
+            prefix = rows[0].prefix_len
+            masked = rows[0].ids[:prefix] + [cfg.text_mask_id] * (cfg.text_len - prefix)
+            codes = pipe.encode_image(image).reshape(1, -1)
+        text = torch.tensor([masked], dtype=torch.long, device=pipe.device)
+        img = torch.as_tensor(codes, dtype=torch.long, device=pipe.device)
+        with torch.no_grad():
+            logits = pipe.model(text, img, torch.ones(1, device=pipe.device)).text_logits[0].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        scores = []
+        for row in rows:
+            end = row.ids.index(pipe.tokenizer.pad_id) if pipe.tokenizer.pad_id in row.ids else len(row.ids)
+            pos = torch.arange(prefix, end, device=logp.device)
+            scores.append(float(logp[pos, torch.tensor(row.ids[prefix:end], device=logp.device)].sum()))
+        probs = torch.softmax(torch.tensor(scores), dim=0)
+        best = int(probs.argmax())
+        if progress is not None:
+            progress(1, 1)
+        answer = candidates[best]
+        conf = float(probs[best])
+        entropy = float(-(probs * probs.clamp_min(1e-12).log()).sum())
+        return TextOutput(text=answer, tokens=[TokenUncertainty(answer, conf, entropy, "answer", 0, len(answer), 0)],
+                          confidence=conf, steps=1, seed=0, elapsed_s=time.perf_counter() - t0, images_used=[0],
+                          extra={"mode": "closed", "scores": dict(zip(candidates, scores, strict=True))})
 
     def synthesise(self, report: str, *, steps: int | None = None, guidance: float | None = None, seed: int = 0,
                    progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> ImageOutput:
@@ -117,6 +163,15 @@ class MedimBackend(EngineBackend):
 
     def close(self) -> None:
         self.pipe = None
+
+
+_YES_NO = re.compile(r"^\s*(is|are|does|do|did|can|could|has|have|was|were|will|would|should)\b", re.IGNORECASE)
+_OPEN = re.compile(r"\b(what|where|which|how|why|who|when)\b|\bor\b", re.IGNORECASE)
+
+
+def is_yes_no_question(question: str) -> bool:
+    """'Is there an effusion?' yes; 'Is it left or right?' and 'Where is it?' no."""
+    return bool(_YES_NO.search(question)) and not _OPEN.search(question)
 
 
 class MedimOnnxBackend(MedimBackend):

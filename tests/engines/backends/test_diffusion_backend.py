@@ -38,8 +38,13 @@ def test_draft_uses_every_view_and_maps_tokens_into_sections(medim) -> None:
 
 
 def test_answer_synthesise_inpaint_explain(medim) -> None:
-    ans = medim.answer([_img()], "Is there a pleural effusion?")
-    assert ans.text and 0 < ans.confidence <= 1 and all(t.section == "answer" for t in ans.tokens)
+    ans = medim.answer([_img()], "Is there a pleural effusion?")  # yes/no: scored in one forward pass
+    assert ans.text in ("yes", "no") and 0.5 <= ans.confidence <= 1 and ans.extra["mode"] == "closed"
+    assert set(ans.extra["scores"]) == {"yes", "no"} and ans.tokens[0].section == "answer"
+    scores = ans.extra["scores"]
+    assert ans.text == max(scores, key=scores.get)
+    free = medim.answer([_img()], "Where is the opacity?")  # open: iterative unmasking of the answer
+    assert "mode" not in free.extra and all(t.section == "answer" for t in free.tokens)
     img = medim.synthesise("The heart is normal in size.", seed=1)
     assert img.image.dtype == np.uint8 and img.image.ndim == 2 and "token_confidence" in img.maps
     grid = img.maps["token_grid"].shape
@@ -59,6 +64,13 @@ def test_engine_validation_errors_become_backend_errors(medim) -> None:
     with pytest.raises(Exception) as info:
         medim.draft([_img()], cancel=lambda: True)
     assert is_cancellation(info.value)  # the engine's GenerationCancelled: the worker reports "cancelled"
+
+
+def test_yes_no_question_detection() -> None:
+    from engines.backends.diffusion import is_yes_no_question
+
+    assert is_yes_no_question("Is there a pleural effusion?") and is_yes_no_question("Are the lungs clear?")
+    assert not is_yes_no_question("Where is the opacity?") and not is_yes_no_question("Is it left or right?")
 
 
 def test_bad_checkpoint_folder_is_a_clear_error(tmp_path) -> None:
