@@ -95,6 +95,7 @@ class MedimPipeline:
         self.default_steps = int(sampling.get("steps", 32))
         self.default_guidance = float(sampling.get("guidance", 0.0))
         self.default_temperature = float(sampling.get("temperature", 1.0))
+        self.text_block = int(sampling.get("text_block", 0))
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -154,7 +155,7 @@ class MedimPipeline:
             raise ValueError(f"steps must be >= 1, got {steps}")
         return SamplingOptions(steps=s, guidance=self.default_guidance if guidance is None else float(guidance),
                                temperature=self.default_temperature if temperature is None else float(temperature),
-                               pool_text=pool)
+                               pool_text=pool, text_block=self.text_block)
 
     def _tensor(self, rows: list[list[int]]) -> torch.Tensor:
         return torch.tensor(rows, dtype=torch.long, device=self.device)

@@ -40,12 +40,22 @@ class SamplingOptions:
     guidance: float = 0.0  # logits = cond + guidance * (cond - uncond); 0 turns guidance off
     temperature: float = 1.0  # 0 -> greedy
     pool_text: bool = False  # rows are views of one study: share one text, average text evidence
+    text_block: int = 0  # >0: semi-autoregressive text (LLaDA): only the leftmost unfinished block of
+    #                      this many positions may be committed, which stops parallel repeats ("no no no")
 
 
 def _remaining(n_free: torch.Tensor, k: int, steps: int) -> torch.Tensor:
     """How many free positions stay masked after step k (cosine schedule, 0 after the last)."""
     frac = math.cos(math.pi / 2 * (k + 1) / steps)
     return torch.floor(n_free.float() * frac).long()
+
+
+def _leftmost_block(masked: torch.Tensor, block: int) -> torch.Tensor:
+    """(B, L) bool: positions in the first block (of `block` positions) that still holds a mask."""
+    pos = torch.arange(masked.shape[1], device=masked.device)
+    first = torch.where(masked, pos, torch.full_like(pos, masked.shape[1])).min(1).values
+    start = (first // block) * block
+    return (pos[None] >= start[:, None]) & (pos[None] < start[:, None] + block)
 
 
 def _guided_logp(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, t: torch.Tensor,
@@ -115,13 +125,19 @@ def unmask(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, *, opt
             if not masked.any():
                 continue
             tok, conf, ent = _propose(logp, opts.temperature, generator, shared=seg == "text" and opts.pool_text)
-            keep_masked = _remaining(n_free, k, steps) if k < steps - 1 else torch.zeros_like(n_free)
-            n_commit = (masked.sum(1) - keep_masked).clamp_min(0)
-            score = torch.where(masked, conf, torch.full_like(conf, -1.0))
+            eligible = masked
+            if seg == "text" and opts.text_block > 0 and k < steps - 1:
+                eligible = masked & _leftmost_block(masked, opts.text_block)
+                # An even share of what is left per step, taken from the current block only.
+                n_commit = torch.ceil(masked.sum(1).float() / (steps - k)).long()
+            else:
+                keep_masked = _remaining(n_free, k, steps) if k < steps - 1 else torch.zeros_like(n_free)
+                n_commit = (masked.sum(1) - keep_masked).clamp_min(0)
+            score = torch.where(eligible, conf, torch.full_like(conf, -1.0))
             order = score.argsort(dim=1, descending=True, stable=True)
             rank = torch.empty_like(order)
             rank.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
-            commit = masked & (rank < n_commit[:, None])
+            commit = eligible & (rank < n_commit[:, None])
             target = text if seg == "text" else image
             target[commit] = tok[commit]
             c = commit.cpu()
