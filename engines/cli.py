@@ -95,7 +95,7 @@ def _cmd_ship(a: argparse.Namespace) -> int:
         if (a.work / name).exists():
             shutil.copy2(a.work / name, a.out / name)
     cfg = json.loads((a.out / "config.json").read_text())
-    for key in ("steps", "guidance", "temperature"):  # sampling defaults chosen on val
+    for key in ("steps", "guidance", "temperature", "text_block"):  # sampling defaults chosen on val
         if getattr(a, key) is not None:
             cfg.setdefault("sampling", {})[key] = getattr(a, key)
     (a.out / "config.json").write_text(json.dumps(cfg, indent=2))
@@ -193,6 +193,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     s.add_argument("--steps", type=int, help="default sampling steps written into the shipped config")
     s.add_argument("--guidance", type=float)
     s.add_argument("--temperature", type=float)
+    s.add_argument("--text-block", type=int, help="semi-autoregressive text block (0 = off)")
     s.set_defaults(func=_cmd_ship)
     return p
 
