@@ -33,10 +33,12 @@ class QaService(QObject):
     regionMap = Signal(str, str, object)
 
     def __init__(self, client: EngineClient, db: Database | None = None, parent: QObject | None = None,
-                 min_confidence: float = 0.35, region_maps: bool = True) -> None:
+                 min_confidence: float = 0.35, region_maps: bool = True, min_choice_confidence: float = 0.6) -> None:
         super().__init__(parent)
         self.client, self.db = client, db
         self.min_confidence = float(min_confidence)
+        # A yes/no pick scored between two candidates is >= 0.5 by construction: near 0.5 is a coin flip.
+        self.min_choice_confidence = float(min_choice_confidence)
         self.region_maps = region_maps
         self._asked: dict[str, _Asked] = {}
         self._maps: dict[str, _Asked] = {}
@@ -80,7 +82,8 @@ class QaService(QObject):
         engine = str((result.get("provenance") or {}).get("engine", ""))
         if not raw:
             answer = f"{CANNOT_ANSWER} (the engine gave no answer)"
-        elif conf < self.min_confidence:
+        elif conf < (self.min_choice_confidence if (result.get("extra") or {}).get("mode") == "closed"
+                     else self.min_confidence):
             answer = f"{CANNOT_ANSWER} (the engine's confidence was only {conf:.0%}; its guess: \"{raw}\")"
         else:
             answer = raw
