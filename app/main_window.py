@@ -124,6 +124,15 @@ class MainWindow(QMainWindow):
         self.ai.qa.regionMap.connect(self._on_region_map)
         self._pending_drafts: dict[str, dict] = {}
 
+        from app.engine_pipeline import SharedPipeline
+        from app.widgets.explain_panel import ExplainPanel
+
+        self.pipeline = SharedPipeline.from_settings(self.settings)
+        self.explain_panel = ExplainPanel(self.pipeline, engine_key=self.pipeline.key)
+        self.explain_panel.overlayRequested.connect(self._on_explain_overlay)
+        self.side_tabs.addTab(self.explain_panel, "Explain")
+        self.whatif_view = None  # built on first use
+
     def _ai_study_changed(self) -> None:
         from app.ai.ai_store import study_images_from_db
 
@@ -131,6 +140,8 @@ class MainWindow(QMainWindow):
         images = study_images_from_db(self.database, uid) if uid else []
         self.ai_panel.set_study(uid, images)
         self.qa_panel.set_study(uid, images)
+        self._study_images = images
+        self._refresh_explain()
         pending = self._pending_drafts.pop(uid, None)
         if pending is not None:
             self._on_draft_ready(uid, pending)
@@ -154,6 +165,33 @@ class MainWindow(QMainWindow):
             return
         self.side_tabs.setCurrentWidget(editor)
         self.statusBar().showMessage(f"AI draft loaded. {draft.get('images_note', '')}", 10000)
+
+    def _report_text(self) -> str:
+        return self.report_editor.current_text() if self.report_editor is not None else ""
+
+    def _refresh_explain(self) -> None:
+        """Feed the explain panel the open study and the report as it stands (cached maps show at once)."""
+        images = [im.pixels for im in getattr(self, "_study_images", [])][:1]
+        uid = self._study.study_uid if self._study else ""
+        self.explain_panel.set_study(uid, images, self._report_text())
+
+    def _on_explain_overlay(self, values, opacity: float, colormap: str, threshold: float) -> None:
+        self.workspace.set_overlay(values, opacity=opacity, colormap=colormap, threshold=threshold)
+
+    def show_whatif(self) -> None:
+        """Counterfactual view for the image on screen, starting from the current report text."""
+        from app.widgets.whatif_view import WhatIfView
+
+        image = self.workspace.current_image()
+        if image is None or image.is_color:
+            QMessageBox.information(self, "RadStation", "Open a greyscale image to ask 'what if'.")
+            return
+        if self.whatif_view is None:
+            self.whatif_view = WhatIfView(self.pipeline, database=self.database)
+            self.whatif_view.stored.connect(lambda _s: self.worklist.refresh())
+            self.tabs.addTab(self.whatif_view, "What if")
+        self.whatif_view.set_case(image.frame(0), self._report_text(), image.dataset)
+        self.tabs.setCurrentWidget(self.whatif_view)
 
     def _on_region_map(self, study_uid: str, _job_id: str, region_map) -> None:
         if self._study is not None and study_uid == self._study.study_uid and region_map is not None:
@@ -231,6 +269,8 @@ class MainWindow(QMainWindow):
         if self._study is None:
             return
         self.report_editor = ReportEditor(self.database, self._study.study_uid, lambda: self.auth)
+        self.report_editor.autosaved.connect(lambda _rev: self._refresh_explain())
+        self.report_editor.versionChanged.connect(lambda _v: self._refresh_explain())
         self.side_tabs.insertTab(0, self.report_editor, "Report")
         self.side_tabs.setCurrentIndex(0)
         if not self.side_dock.isVisible():
@@ -280,6 +320,9 @@ class MainWindow(QMainWindow):
         if self.scp is not None:
             self.scp.stop()
         self.ai.shutdown()
+        self.explain_panel.shutdown()
+        if self.whatif_view is not None:
+            self.whatif_view.shutdown()
         super().closeEvent(event)
 
     # -- import ----------------------------------------------------------------------------------
@@ -333,6 +376,7 @@ class MainWindow(QMainWindow):
         ai_menu = self.menuBar().addMenu("&AI")
         ai_menu.addAction(self._action("&Draft report for the open study", lambda: self.ai_panel.draft_current()))
         ai_menu.addAction(self._action("&Pre-draft the worklist's studies", self._pre_draft_worklist))
+        ai_menu.addAction(self._action("&What if... (counterfactual from an edited report)", self.show_whatif))
         pacs_menu = self.menuBar().addMenu("&PACS")
         pacs_menu.addAction(self._action("&Query / retrieve...", self.show_pacs_query, "Ctrl+Shift+Q"))
         pacs_menu.addAction(self._action("&Nodes and Storage SCP...", self._edit_pacs_nodes))

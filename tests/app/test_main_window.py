@@ -154,3 +154,41 @@ def test_drafted_report_lands_in_the_editor_of_the_open_study(qtbot, database: D
         assert "AI draft loaded" in window.statusBar().currentMessage()
     finally:
         window.ai.shutdown()
+
+
+def test_explain_and_whatif_use_the_open_study_and_report(qtbot, database: Database, tmp_path) -> None:
+    """Explain computes maps for the open study's report on a tiny checkpoint and overlays one on the
+    viewer; What if opens beside it on the image on screen with the report text."""
+    from app.main_window import MainWindow
+    from app.reports.users import UserService
+    from app.settings import Settings
+    from engines.models.tiny import make_tiny_checkpoint
+
+    settings = Settings(tmp_path / "settings.json")
+    settings.set("engine_model_path", str(make_tiny_checkpoint(tmp_path / "tiny")))
+    settings.set("engine_device", "cpu")
+    ensure_demo_imported(database)
+    window = MainWindow(database, settings=settings)
+    qtbot.addWidget(window)
+    users = UserService.from_settings(database)
+    users.add_user("rad", "correct horse battery", "radiologist")
+    window.set_user(users.authenticate("rad", "correct horse battery"))
+    window.open_study(demo_study_uids()[0])
+    window.report_editor.editors["findings"].setPlainText("Small right pleural effusion. Heart size normal.")
+    window.report_editor.save_now()
+    panel = window.explain_panel
+    qtbot.waitUntil(lambda: panel.explain_button.isEnabled(), timeout=5000)
+    overlays: list = []
+    panel.overlayRequested.connect(lambda values, *_: overlays.append(values))
+    with qtbot.waitSignal(panel.explanationReady, timeout=120_000):
+        panel.explain()
+    panel.select_sentence(0)
+    qtbot.waitUntil(lambda: any(v is not None for v in overlays), timeout=5000)
+    image = window.workspace.current_image()
+    shown = next(v for v in overlays if v is not None)
+    assert shown.shape == (image.rows, image.columns)
+
+    window.show_whatif()
+    assert window.tabs.currentWidget() is window.whatif_view
+    assert "pleural effusion" in window.whatif_view.report_edit.toPlainText()
+    window.close()
