@@ -150,6 +150,8 @@ class MainWindow(QMainWindow):
         """Put a finished draft into the open report; keep it for later when it cannot go there yet."""
         from app.reports.service import ReportError
 
+        self.worklist.refresh()  # the AI-draft column
+
         editor = self.report_editor
         if self._study is None or study_uid != self._study.study_uid or editor is None or self.auth is None:
             self._pending_drafts[study_uid] = draft  # also stored in the database (AiDraft) by the service
@@ -270,7 +272,7 @@ class MainWindow(QMainWindow):
             return
         self.report_editor = ReportEditor(self.database, self._study.study_uid, lambda: self.auth)
         self.report_editor.autosaved.connect(lambda _rev: self._refresh_explain())
-        self.report_editor.versionChanged.connect(lambda _v: self._refresh_explain())
+        self.report_editor.versionChanged.connect(lambda _v: (self._refresh_explain(), self.worklist.refresh()))
         self.side_tabs.insertTab(0, self.report_editor, "Report")
         self.side_tabs.setCurrentIndex(0)
         if not self.side_dock.isVisible():
