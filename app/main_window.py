@@ -128,7 +128,12 @@ class MainWindow(QMainWindow):
         from app.widgets.explain_panel import ExplainPanel
 
         self.pipeline = SharedPipeline.from_settings(self.settings)
-        self.explain_panel = ExplainPanel(self.pipeline, engine_key=self.pipeline.key)
+        from app.paths import data_dir
+        from explain.cache import ExplanationCache
+
+        self.explain_panel = ExplainPanel(
+            self.pipeline, cache=ExplanationCache(data_dir() / "explain"), engine_key=self.pipeline.key
+        )
         self.explain_panel.overlayRequested.connect(self._on_explain_overlay)
         self.side_tabs.addTab(self.explain_panel, "Explain")
         self.whatif_view = None  # built on first use
