@@ -52,7 +52,13 @@ def _lazy(spec: str) -> BackendFactory:
     module_name, _, attr = spec.partition(":")
 
     def factory(**config: Any) -> EngineBackend:
-        return getattr(importlib.import_module(module_name), attr)(**config)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:  # e.g. transformers left out of the frozen bundle
+            raise BackendError(
+                f"this engine needs the Python package '{exc.name}', which this installation does not include"
+            ) from exc
+        return getattr(module, attr)(**config)
 
     return factory
 
