@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from app.counterfactual.secondary_capture import is_synthetic_description
 from app.db.models import Instance, Series, Study
 from app.reports.service import ReportError, ReportService, StudyIdentity, VersionView
 from app.reports.templates import TemplateError, load_template
@@ -60,24 +61,28 @@ def build_document(service: ReportService, version_id: int,
     version = service.version(version_id)
     with service.db.session() as s:
         rows = s.execute(
-            select(Series.series_uid, Instance.sop_class_uid, Instance.sop_instance_uid)
+            select(Series.series_uid, Instance.sop_class_uid, Instance.sop_instance_uid, Series.description)
             .join(Instance.series).join(Series.study)
             .where(Study.study_uid == version.study_uid, Series.modality.notin_(("SR", "DOC", "KO", "PR")))
             .order_by(Series.series_number, Instance.instance_number).limit(MAX_EVIDENCE)
         ).all()
     identity = service.identity(version.study_uid)
-    evidence = tuple(EvidenceRef(identity.study_uid, r[0], r[1], r[2]) for r in rows if r[1])
+    # Synthetic (what-if) images are never evidence; they appear only when attached explicitly as key images.
+    refs = [(EvidenceRef(identity.study_uid, r[0], r[1], r[2]), is_synthetic_description(r[3])) for r in rows if r[1]]
+    acquired = tuple(e for e, synthetic in refs if not synthetic)
     if key_images:
-        by_uid = {e.sop_instance_uid: e for e in evidence}
+        by_uid = {e.sop_instance_uid: e for e, _ in refs}
         missing = [u for u in key_images if u not in by_uid]
         if missing:
             raise ReportError(f"key images not in this study: {', '.join(missing)}")
         keys = tuple(by_uid[u] for u in key_images)
+        evidence = acquired + tuple(k for k in keys if k not in acquired)
     else:
         first_per_series: dict[str, EvidenceRef] = {}
-        for e in evidence:
+        for e in acquired:
             first_per_series.setdefault(e.series_uid, e)
         keys = tuple(first_per_series.values())[:MAX_KEY_IMAGES]
+        evidence = acquired
     try:
         tpl = load_template(version.exam_type)
         title, code = tpl.title, tpl.procedure_code
