@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from app.db.database import Database
 from app.db.models import ImportBatch, ImportIssue, Instance, Patient, Series, Study
 from app.importer import ImportService
+from app.importer import service as service_module
 from app.importer.synthetic import SyntheticStudy, make_instance, write_series
 
 
@@ -134,15 +135,23 @@ def test_zip_is_extracted_safely(db: Database, tmp_path: Path) -> None:
     _assert_consistent(db)
 
 
-def test_cancel_midway_leaves_consistent_database(db: Database, tmp_path: Path) -> None:
+def test_cancel_midway_leaves_consistent_database(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_series(tmp_path / "in", SyntheticStudy(), 30)
     cancel = threading.Event()
+    probed: list[Path] = []
+    real_probe = service_module.probe_file
 
-    def progress(done: int, total: int) -> None:
-        if done >= 7:
+    def probe_then_cancel(path):  # the user presses Cancel while the 7th file is read: no timing involved
+        probed.append(path)
+        if len(probed) == 7:
             cancel.set()
+        return real_probe(path)
 
-    report = ImportService(db, commit_every=5).run([tmp_path / "in"], progress=progress, cancel=cancel)
+    monkeypatch.setattr(service_module, "probe_file", probe_then_cancel)
+    report = ImportService(db, commit_every=5).run([tmp_path / "in"], cancel=cancel)
+    monkeypatch.setattr(service_module, "probe_file", real_probe)
     assert report.cancelled
     assert 0 < report.imported < 30
     assert report.study_uids  # what did land is still reported, so the worklist can show it

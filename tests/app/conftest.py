@@ -1,4 +1,4 @@
-"""Each test gets its own RadStation home (database + store) in a temp dir."""
+"""Tests under app/ that ask for `home` or `db` get their own RadStation home (database + store) in a temp dir."""
 
 from __future__ import annotations
 
