@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from app.db.database import Database
 from app.db.models import Instance
+from app.importer import service as service_module
 from app.importer.synthetic import SyntheticStudy, write_series
 from app.widgets.import_dialog import ImportController, ImportDialog
 
@@ -71,27 +72,29 @@ def test_autostart_and_duplicates_toggle(qtbot: QtBot, db: Database, tmp_path: P
     assert [r[0] for r in second.report_rows()] == ["Already present"] * 3
 
 
-def test_cancel_button_stops_the_import(qtbot: QtBot, db: Database, tmp_path: Path) -> None:
+def test_cancel_button_stops_the_import(
+    qtbot: QtBot, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_series(tmp_path / "in", SyntheticStudy(), 40)
     dialog = ImportDialog(db, [tmp_path / "in"], autostart=False, commit_every=5)
     qtbot.addWidget(dialog)
-    gate = threading.Event()
+    reading, pressed = threading.Event(), threading.Event()
+    real_probe = service_module.probe_file
+    calls: list[Path] = []
 
-    def hold_worker(done: int, total: int) -> None:
-        # Runs in the import thread (direct connection): wait until the GUI has pressed Cancel.
-        if total and done >= 1 and not gate.is_set():
-            gate.wait(10)
+    def probe_held_at_third_file(path):  # the worker waits there until the user's click has landed
+        calls.append(path)
+        if len(calls) == 3:
+            reading.set()
+            pressed.wait(10)
+        return real_probe(path)
 
-    def press_cancel(done: int, total: int) -> None:
-        if total and done >= 1 and not gate.is_set():
-            qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
-            gate.set()
-
-    dialog.controller.progress.connect(press_cancel)  # queued into the GUI thread
+    monkeypatch.setattr(service_module, "probe_file", probe_held_at_third_file)
     dialog.start()
-    dialog.controller._thread.progressed.connect(hold_worker, Qt.ConnectionType.DirectConnection)  # type: ignore[union-attr]
+    qtbot.waitUntil(reading.is_set, timeout=10000)
     with qtbot.waitSignal(dialog.importFinished, timeout=20000) as blocker:
-        pass
+        qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
+        pressed.set()
     report = blocker.args[0]
     assert report.cancelled and report.imported < 40
     assert _instances(db) == report.imported
