@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from app.settings import Settings
-from engines.backends.diffusion import DEFAULT_WEIGHTS
+from engines.default_weights import DEFAULT_WEIGHTS
 
 
 class SharedPipeline:

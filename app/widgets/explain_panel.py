@@ -45,10 +45,6 @@ STATE_TEXT = {"present": "present", "absent": "absent", "uncertain": "uncertain"
 Compute = Callable[..., StudyExplanation]
 
 
-def default_weights() -> Path:
-    return Path(__file__).resolve().parents[2] / "resources" / "weights" / "medim-small"
-
-
 class _ExplainThread(QThread):
     progressed = Signal(int, int)
     completed = Signal(str, object)  # key, StudyExplanation
@@ -178,9 +174,10 @@ class ExplainPanel(QWidget):
 
     # -- inputs ---------------------------------------------------------------------------------------
     def _load_default(self) -> Any:
+        from engines.default_weights import DEFAULT_WEIGHTS
         from engines.pipeline import MedimPipeline
 
-        return MedimPipeline.from_pretrained(default_weights())
+        return MedimPipeline.from_pretrained(DEFAULT_WEIGHTS)
 
     def _get_pipeline(self) -> Any:
         with self._pipeline_lock:  # the first explanation loads the engine, in the worker thread

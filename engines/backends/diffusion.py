@@ -20,8 +20,7 @@ from engines.backends.base import CancelFn, EngineBackend, ProgressFn, check_ima
 from engines.backends.errors import BackendError
 from engines.backends.memory import memory_report
 from engines.backends.results import ImageOutput, TextOutput, TokenUncertainty, mean_confidence
-
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "resources" / "weights" / "medim-small"
+from engines.default_weights import DEFAULT_WEIGHTS
 
 
 class MedimBackend(EngineBackend):

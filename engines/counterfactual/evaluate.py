@@ -26,8 +26,8 @@ import numpy as np
 from engines.counterfactual.classifier import FindingClassifier, train_classifier
 from engines.counterfactual.edits import EditError, apply_instruction
 from engines.counterfactual.whatif import DEFAULT_GUIDANCE, WhatIfRequest, run_whatif
+from engines.default_weights import DEFAULT_WEIGHTS
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "resources" / "weights" / "medim-small"
 REMOVE_PHRASE = {
     "Cardiomegaly": "cardiomegaly", "Lung Opacity": "the opacity", "Lung Lesion": "the nodule",
     "Edema": "the edema", "Consolidation": "the consolidation", "Pneumonia": "the pneumonia",
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m engines.counterfactual.evaluate", description=__doc__.split("\n")[0])
     ap.add_argument("--split", default="val")
     ap.add_argument("--limit", type=int, default=40)
-    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--model", type=Path, default=DEFAULT_WEIGHTS)
     ap.add_argument("--classifier", type=Path, default=None,
                     help="finding classifier .npz (trained on the train split and cached when missing)")
     ap.add_argument("--root", type=Path, default=None, help="curated cxr data root")
