@@ -50,6 +50,7 @@ class MainWindow(QMainWindow):
         self.users = UserService.from_settings(database)
         self.auth: AuthSession | None = None
         self.report_editor: ReportEditor | None = None
+        self._study_images: list = []  # the open study's images as the engine reads them
 
         self.worklist = WorklistWidget(database)
         self.workspace = ViewerWorkspace(measurement_store=self._measurements)
@@ -178,7 +179,7 @@ class MainWindow(QMainWindow):
 
     def _refresh_explain(self) -> None:
         """Feed the explain panel the open study and the report as it stands (cached maps show at once)."""
-        images = [im.pixels for im in getattr(self, "_study_images", [])][:1]
+        images = [im.pixels for im in self._study_images][:1]
         uid = self._study.study_uid if self._study else ""
         self.explain_panel.set_study(uid, images, self._report_text())
 
