@@ -125,15 +125,15 @@ class MainWindow(QMainWindow):
         self.ai.qa.regionMap.connect(self._on_region_map)
         self._pending_drafts: dict[str, dict] = {}
 
-        from app.engine_pipeline import SharedPipeline
+        from app.model_runner import WorkerRunner
         from app.widgets.explain_panel import ExplainPanel
 
-        self.pipeline = SharedPipeline.from_settings(self.settings)
+        self.model_runner = WorkerRunner.from_settings(self.settings)  # explanations, what-if: a worker process
         from app.paths import data_dir
         from explain.cache import ExplanationCache
 
         self.explain_panel = ExplainPanel(
-            self.pipeline, cache=ExplanationCache(data_dir() / "explain"), engine_key=self.pipeline.key
+            self.model_runner, cache=ExplanationCache(data_dir() / "explain"), engine_key=self.model_runner.key
         )
         self.explain_panel.overlayRequested.connect(self._on_explain_overlay)
         self.side_tabs.addTab(self.explain_panel, "Explain")
@@ -195,7 +195,7 @@ class MainWindow(QMainWindow):
             QMessageBox.information(self, "RadStation", "Open a greyscale image to ask 'what if'.")
             return
         if self.whatif_view is None:
-            self.whatif_view = WhatIfView(self.pipeline, database=self.database)
+            self.whatif_view = WhatIfView(self.model_runner, database=self.database)
             self.whatif_view.stored.connect(lambda _s: self.worklist.refresh())
             self.tabs.addTab(self.whatif_view, "What if")
         self.whatif_view.set_case(image.frame(0), self._report_text(), image.dataset)
@@ -331,6 +331,7 @@ class MainWindow(QMainWindow):
         self.explain_panel.shutdown()
         if self.whatif_view is not None:
             self.whatif_view.shutdown()
+        self.model_runner.close()
         super().closeEvent(event)
 
     # -- import ----------------------------------------------------------------------------------

@@ -17,8 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--engine", help="backend name (default: the 'engine' setting)")
     c.add_argument("--model", help="model directory (default: the 'engine_model_path' setting)")
     c.set_defaults(func=_check)
-    actions.add_parser("worker", help="serve the engine worker protocol on stdin/stdout (internal)").set_defaults(
-        func=_worker)
+    w = actions.add_parser("worker", help="serve the engine worker protocol on stdin/stdout (internal)")
+    w.add_argument("--jobs", action="append", default=[], metavar="MODULE",
+                   help="module whose WORKER_JOBS the worker also serves (repeatable)")
+    w.set_defaults(func=_worker)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -59,4 +61,4 @@ def _check(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from engines.worker.__main__ import main
 
-    return main()
+    return main([a for m in args.jobs for a in ("--jobs", m)])

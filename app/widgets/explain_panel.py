@@ -5,8 +5,8 @@ reads in it with the share of sampled drafts that agree (flip through their maps
 controls (opacity, colormap, threshold) with a colour bar, and an uncertainty-map toggle. The panel
 never paints: it emits `overlayRequested(map | None, opacity, colormap, threshold)` for the main
 window to hand to `ViewerWorkspace.set_overlay`, so overlays follow zoom/pan/W-L and are never
-burned in. Explanations are computed in a QThread (progress, Cancel) and cached per (study, report
-text, engine).
+burned in. Explanations are computed by the engine worker process (app.model_runner), waited for on a
+QThread (progress, Cancel), and cached per (study, report text, engine).
 """
 
 from __future__ import annotations
@@ -35,14 +35,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.model_runner import WorkerRunner, as_runner
+from engines.worker.wire import to_wire
 from explain.cache import ExplanationCache, explanation_key
-from explain.study import StudyExplanation, explain_study
+from explain.study import StudyExplanation
+from explain.worker_jobs import explanation_from_result
 from viewer.widgets.heatmap import COLORMAPS, colormap_table
 
 _SECTION_LABEL = re.compile(r"^\s*(?:findings|impression)\s*:\s*", re.IGNORECASE)
 METHOD_LABELS = {"attention": "Attention", "ig": "Integrated gradients"}
 STATE_TEXT = {"present": "present", "absent": "absent", "uncertain": "uncertain"}
-Compute = Callable[..., StudyExplanation]
 
 
 class _ExplainThread(QThread):
@@ -58,10 +60,12 @@ class _ExplainThread(QThread):
 
     def run(self) -> None:
         try:
-            result = self.job(lambda d, n: self.progressed.emit(int(d), int(n)), self.cancel_event.is_set)
+            result = self.job(lambda d, n, *_: self.progressed.emit(int(d), int(n)), self.cancel_event.is_set)
         except Exception as exc:  # the panel shows it; the GUI never dies for a failed explanation
             name = type(exc).__name__
-            self.failed.emit(self.key, "cancelled" if name == "GenerationCancelled" else f"{name}: {exc}")
+            cancelled = name in ("GenerationCancelled", "RunCancelled")
+            message = str(exc) if isinstance(exc, RuntimeError) and not cancelled else f"{name}: {exc}"
+            self.failed.emit(self.key, "cancelled" if cancelled else message)
             return
         self.completed.emit(self.key, result)
 
@@ -90,18 +94,17 @@ class ExplainPanel(QWidget):
     explanationReady = Signal(object)  # noqa: N815 - StudyExplanation
     failed = Signal(str)
 
-    def __init__(self, pipeline_factory: Callable[[], Any] | None = None, cache: ExplanationCache | None = None,
+    def __init__(self, runner: Any = None, cache: ExplanationCache | None = None,
                  *, k_drafts: int = 4, steps: int | None = 16, ig_steps: int = 8,
-                 compute: Compute = explain_study, engine_key: str = "", parent: QWidget | None = None) -> None:
+                 engine_key: str = "", parent: QWidget | None = None) -> None:
+        """`runner`: where the model runs (app.model_runner.WorkerRunner in the app: a worker process);
+        a pipeline factory (callable) runs the same job in this process, for scripts and tests."""
         super().__init__(parent)
-        self._factory = pipeline_factory or self._load_default
-        self._pipeline: Any = None
-        self._pipeline_lock = threading.Lock()
+        self.runner = as_runner(runner if runner is not None else WorkerRunner())
         self.cache = cache or ExplanationCache()
         self.k_drafts = k_drafts
         self.steps, self.ig_steps = steps, ig_steps  # fewer unmasking/IG steps than a draft: CPU-friendly
-        self._compute = compute
-        self.engine_key = engine_key
+        self.engine_key = engine_key or self.runner.key
         self._study: tuple[str, list[np.ndarray], str, Any] | None = None
         self._key = ""
         self._thread: _ExplainThread | None = None
@@ -173,20 +176,6 @@ class ExplainPanel(QWidget):
         lay.addWidget(self.uncertainty)
 
     # -- inputs ---------------------------------------------------------------------------------------
-    def _load_default(self) -> Any:
-        from engines.default_weights import DEFAULT_WEIGHTS
-        from engines.pipeline import MedimPipeline
-
-        return MedimPipeline.from_pretrained(DEFAULT_WEIGHTS)
-
-    def _get_pipeline(self) -> Any:
-        with self._pipeline_lock:  # the first explanation loads the engine, in the worker thread
-            if self._pipeline is None:
-                self._pipeline = self._factory()
-                if not self.engine_key:
-                    self.engine_key = str(getattr(self._pipeline, "weights_hash", ""))
-            return self._pipeline
-
     def set_study(self, study_key: str, images: list[np.ndarray] | np.ndarray, report_text: str,
                   draft: Any = None, *, auto: bool = False) -> None:
         """The study and report to explain (the report as it is now: any edit is a new version).
@@ -230,12 +219,15 @@ class ExplainPanel(QWidget):
             if cached is not None:
                 self._show(cached)
                 return
-        compute, k, steps, ig_steps = self._compute, self.k_drafts, self.steps, self.ig_steps
+        runner = self.runner
+        params = {"images": [np.asarray(a) for a in images], "text": text, "draft": to_wire(draft),
+                  "k_drafts": self.k_drafts, "steps": self.steps, "ig_steps": self.ig_steps}
 
         def job(progress, cancel) -> StudyExplanation:
-            pipe = self._get_pipeline()
-            return compute(pipe, images, text, draft=draft, k_drafts=k, steps=steps, ig_steps=ig_steps,
-                           progress=progress, cancel=cancel)
+            result = runner.run("explain_study", params, progress, cancel)
+            if not self.engine_key:
+                self.engine_key = str(result.get("engine_key", ""))
+            return explanation_from_result(result)
 
         self._key = study_key + "\0" + text
         th = _ExplainThread(self._key, job, self)

@@ -3,14 +3,13 @@
 Left the original (as the model sees it), right the counterfactual with the SYNTHETIC warning burned
 in; zoom, pan, rotation and W/L are linked both ways; a difference-map overlay; a slider blending from
 the original to the counterfactual; several variants (one per seed) to browse; a progress bar and
-Cancel. The job (engines.counterfactual.run_whatif) runs on a QThread; the pipeline is loaded there on
-first use. "Save" stores the shown variant as a SYNTHETIC secondary-capture series (app.counterfactual).
+Cancel. The job (engines.counterfactual.run_whatif) runs in the engine worker process
+(app.model_runner); a QThread waits for it, so the GUI never blocks. "Save" stores the shown variant as a SYNTHETIC secondary-capture series (app.counterfactual).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -41,13 +40,15 @@ from app.counterfactual import (
     burn_in_warning,
     store_counterfactuals,
 )
-from engines.counterfactual import EditError, WhatIfRequest, WhatIfResult, apply_instruction, run_whatif
+from app.model_runner import ModelRunner, as_runner
+from engines.counterfactual import EditError, WhatIfRequest, WhatIfResult, apply_instruction
 from engines.counterfactual.metrics import blend
+from engines.counterfactual.worker_jobs import whatif_from_result
+from engines.worker.wire import to_wire
 from viewer.io.image import DicomImage
 from viewer.widgets.tools import Tool
 from viewer.widgets.viewport import Viewport
 
-PipelineFactory = Callable[[], Any]  # returns an engines.pipeline.MedimPipeline
 DIFF_FULL_SCALE = 64.0  # grey levels of |difference| shown in the hottest colour
 DIFF_THRESHOLD = 6.0  # smaller differences are left transparent (VQ decoder noise at the region's edge)
 _LINKED = ("zoom", "fit", "pan_x", "pan_y", "rotation", "flip_h", "flip_v", "invert", "window")
@@ -71,33 +72,32 @@ def array_image(arr: np.ndarray, description: str = "") -> DicomImage:
 
 
 class _Worker(QObject):
-    """Runs what-if jobs on its own thread; holds the pipeline once loaded."""
+    """Waits for what-if jobs of the engine worker process on its own thread (never the GUI thread)."""
 
     progress = Signal(int, int, str)
     finished = Signal(object)  # WhatIfResult
     failed = Signal(str)
     cancelled = Signal()
 
-    def __init__(self, factory: PipelineFactory) -> None:
+    def __init__(self, runner: ModelRunner) -> None:
         super().__init__()
-        self._factory = factory
-        self._pipeline: Any = None
+        self.runner = runner
         self.cancel_event = threading.Event()
 
     @Slot(object)
     def run(self, request: WhatIfRequest) -> None:
-        from engines.pipeline import GenerationCancelled
-
         try:
-            if self._pipeline is None:
-                self.progress.emit(0, 0, "loading the model")
-                self._pipeline = self._factory()
-            result = run_whatif(self._pipeline, request, cancel=self.cancel_event.is_set,
-                                progress=lambda a, b, s: self.progress.emit(a, b, s))
-        except GenerationCancelled:
-            self.cancelled.emit()
+            self.progress.emit(0, 0, "waiting for the engine")
+            raw = self.runner.run("whatif", {"request": to_wire(request)},
+                                  lambda a, b, s="": self.progress.emit(int(a), int(b), str(s)),
+                                  self.cancel_event.is_set)
+            result = whatif_from_result(raw)
         except Exception as exc:  # noqa: BLE001 - shown to the user, never a crash of the GUI
-            self.failed.emit(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc))
+            if type(exc).__name__ in ("GenerationCancelled", "RunCancelled"):
+                self.cancelled.emit()
+            else:
+                self.failed.emit(str(exc) if isinstance(exc, (ValueError, RuntimeError)) else
+                                 f"{type(exc).__name__}: {exc}")
         else:
             self.finished.emit(result)
 
@@ -111,7 +111,9 @@ class WhatIfView(QWidget):
     stored = Signal(object)  # StoredSeries
     _request = Signal(object)
 
-    def __init__(self, pipeline_factory: PipelineFactory, parent: QWidget | None = None, database: Any = None) -> None:
+    def __init__(self, runner: Any, parent: QWidget | None = None, database: Any = None) -> None:
+        """`runner`: app.model_runner.WorkerRunner (the engine worker process), or a pipeline factory
+        (callable) to run the same job in this process (scripts, tests)."""
         super().__init__(parent)
         self.database = database
         self._source: Dataset | None = None
@@ -204,7 +206,7 @@ class WhatIfView(QWidget):
         layout.addLayout(bottom)
 
         self._thread = QThread(self)
-        self._worker = _Worker(pipeline_factory)
+        self._worker = _Worker(as_runner(runner))
         self._worker.moveToThread(self._thread)
         self._request.connect(self._worker.run)
         self._worker.progress.connect(self._on_progress)

@@ -26,14 +26,16 @@ class WorkerFailed(RuntimeError):
         self.kind = kind
 
 
-def worker_command() -> list[str]:
-    """How to start a worker: this interpreter running `-m engines.worker`."""
-    return [sys.executable, "-m", "engines.worker"]
+def worker_command(jobs: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """How to start a worker: this interpreter running `-m engines.worker` (plus extra job modules)."""
+    return [sys.executable, "-m", "engines.worker", *[a for m in jobs for a in ("--jobs", m)]]
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, *, jobs: list[str] | tuple[str, ...] = (),
+                 command: list[str] | None = None) -> None:
         self._env = {**os.environ, **(env or {})}
+        self._command = command or worker_command(jobs)
         self._proc: subprocess.Popen[bytes] | None = None
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._ids = itertools.count(1)
@@ -45,7 +47,7 @@ class WorkerProcess:
 
     def start(self, backend: str, config: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
         """Start the process, load `backend` and return its status; a load problem raises WorkerFailed."""
-        self._proc = subprocess.Popen(worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self._proc = subprocess.Popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.DEVNULL, env=self._env)
         threading.Thread(target=self._pump, daemon=True).start()
         self._send({"type": "load", "backend": backend, "config": config})
@@ -63,18 +65,40 @@ class WorkerProcess:
     def cancel(self, job_id: str) -> None:
         self._send({"type": "cancel", "id": job_id})
 
-    def wait(self, job_id: str, timeout: float = 120,
-             on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-        """Block until the job ends; return its result dict or raise WorkerFailed(kind, message)."""
-        deadline = time.monotonic() + timeout
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def wait(self, job_id: str, timeout: float | None = 120,
+             on_progress: Callable[[int, int], None] | None = None, *,
+             on_stage: Callable[[int, int, str], None] | None = None,
+             cancel: Callable[[], bool] | None = None, poll_s: float = 0.1) -> dict[str, Any]:
+        """Block until the job ends; return its result dict or raise WorkerFailed(kind, message).
+
+        `on_stage` also gets the stage text a job reports; `cancel` is polled every `poll_s` and, once
+        True, asks the worker to stop the job (which then raises WorkerFailed("cancelled")).
+        `timeout=None` waits as long as the job runs (long jobs that the caller can cancel)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        asked = False
         while True:
-            msg = self._next(lambda m: m.get("id") == job_id or m["type"] in {"exit", "status"},
-                             max(deadline - time.monotonic(), 0.01))
+            if cancel is not None and not asked and cancel():
+                self.cancel(job_id)
+                asked = True
+            left = poll_s if deadline is None else min(poll_s, max(deadline - time.monotonic(), 0.001))
+            try:
+                msg = self._next(lambda m: m.get("id") == job_id or m["type"] in {"exit", "status"}, left)
+            except TimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"engine worker did not answer within {timeout:.0f} s") from None
+                continue
             kind = msg["type"]
             if kind == "status":
                 self.status = msg["status"]
-            elif kind == "progress" and on_progress is not None:
-                on_progress(int(msg["done"]), int(msg["total"]))
+            elif kind == "progress":
+                if on_progress is not None:
+                    on_progress(int(msg["done"]), int(msg["total"]))
+                if on_stage is not None:
+                    on_stage(int(msg["done"]), int(msg["total"]), str(msg.get("stage", "")))
             elif kind == "result":
                 return msg["result"]
             elif kind == "cancelled":

@@ -16,14 +16,17 @@ from typing import Any, BinaryIO
 
 from engines.backends import JOB_KINDS, BackendError, EngineBackend, create_backend
 from engines.backends.errors import is_cancellation, is_out_of_memory
+from engines.worker.jobs import JobHandler
 from engines.worker.protocol import PROTOCOL_VERSION, ProtocolError, decode, encode
 
 PROGRESS_INTERVAL_S = 0.05
 
 
 class WorkerServer:
-    def __init__(self, stdin: BinaryIO, stdout: BinaryIO, log: Any = None) -> None:
+    def __init__(self, stdin: BinaryIO, stdout: BinaryIO, log: Any = None,
+                 jobs: dict[str, JobHandler] | None = None) -> None:
         self._in, self._out = stdin, stdout
+        self._extra_jobs = dict(jobs or {})  # kinds contributed by other packages (engines.worker.jobs)
         self._log = log or sys.stderr
         self._write_lock = threading.Lock()
         self._jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -122,17 +125,20 @@ class WorkerServer:
             reason = self._load_error or "no engine is loaded"
             self.send({"type": "error", "id": job_id, "kind": "load", "message": reason})
             return
-        if kind not in JOB_KINDS:
+        if kind not in JOB_KINDS and kind not in self._extra_jobs:
             self.send({"type": "error", "id": job_id, "kind": "bad_request", "message": f"unknown job kind {kind!r}"})
             return
         self._current = job_id
         last = [0.0]
 
-        def progress(done: int, total: int) -> None:
+        def progress(done: int, total: int, stage: str = "") -> None:
             now = time.monotonic()
             if done >= total or done == 0 or now - last[0] >= PROGRESS_INTERVAL_S:
                 last[0] = now
-                self.send({"type": "progress", "id": job_id, "done": int(done), "total": int(total)})
+                msg = {"type": "progress", "id": job_id, "done": int(done), "total": int(total)}
+                if stage:
+                    msg["stage"] = str(stage)
+                self.send(msg)
 
         def cancel() -> bool:
             return job_id in self._cancelled
@@ -158,6 +164,8 @@ class WorkerServer:
     def _dispatch(self, kind: str, p: dict[str, Any], progress: Any, cancel: Any) -> dict[str, Any]:
         b = self._backend
         assert b is not None
+        if kind in self._extra_jobs:
+            return self._extra_jobs[kind](b, p, progress, cancel)
         common = {"progress": progress, "cancel": cancel}
         if kind == "draft":
             return b.draft(list(p.get("images") or []), steps=p.get("steps"), guidance=p.get("guidance"),
