@@ -67,7 +67,7 @@ def _cmd_draft(a: argparse.Namespace) -> int:
     from engines.training.draft_split import draft_split
 
     print(json.dumps(draft_split(a.model, a.data, a.split, a.out, a.steps, a.guidance, a.temperature, a.seed,
-                                 a.limit, a.device), indent=2))
+                                 a.limit, a.device, consensus=a.consensus), indent=2))
     return 0
 
 
@@ -95,7 +95,7 @@ def _cmd_ship(a: argparse.Namespace) -> int:
         if (a.work / name).exists():
             shutil.copy2(a.work / name, a.out / name)
     cfg = json.loads((a.out / "config.json").read_text())
-    for key in ("steps", "guidance", "temperature", "text_block"):  # sampling defaults chosen on val
+    for key in ("steps", "guidance", "temperature", "text_block", "consensus"):  # sampling defaults chosen on val
         if getattr(a, key) is not None:
             cfg.setdefault("sampling", {})[key] = getattr(a, key)
     (a.out / "config.json").write_text(json.dumps(cfg, indent=2))
@@ -161,6 +161,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     d.add_argument("--steps", type=int)
     d.add_argument("--guidance", type=float)
     d.add_argument("--temperature", type=float)
+    d.add_argument("--consensus", type=int, help="drafts sampled per image; the consensus one is kept")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--limit", type=int)
     d.add_argument("--device", default="auto")
@@ -194,6 +195,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     s.add_argument("--guidance", type=float)
     s.add_argument("--temperature", type=float)
     s.add_argument("--text-block", type=int, help="semi-autoregressive text block (0 = off)")
+    s.add_argument("--consensus", type=int, help="drafts sampled per report, the consensus one kept (1 = off)")
     s.set_defaults(func=_cmd_ship)
     return p
 

@@ -96,6 +96,7 @@ class MedimPipeline:
         self.default_guidance = float(sampling.get("guidance", 0.0))
         self.default_temperature = float(sampling.get("temperature", 1.0))
         self.text_block = int(sampling.get("text_block", 0))
+        self.default_consensus = int(sampling.get("consensus", 1))  # drafts sampled per report (consensus.py)
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -197,9 +198,10 @@ class MedimPipeline:
         ent = np.where(given, 0.0, ent).astype(np.float32)
         return ImageResult(self.decode_tokens(grid), grid, conf, ent, opts.steps, seed, time.perf_counter() - t0)
 
-    def _report_result(self, res: UnmaskResult, opts: SamplingOptions, seed: int, t0: float) -> TextResult:
+    def _report_result(self, res: UnmaskResult, opts: SamplingOptions, seed: int, t0: float,
+                       row: int = 0) -> TextResult:
         tok = self.tokenizer
-        ids = res.text[0].tolist()
+        ids = res.text[row].tolist()
         f_ids, i_ids = split_report(tok, ids)
         findings, impression = tok.decode(f_ids).strip(), tok.decode(i_ids).strip()
         # Char offsets: walk the row once, placing findings then impression into `text`.
@@ -210,9 +212,9 @@ class MedimPipeline:
         except ValueError:
             imp_pos = len(ids)
         end = next((k for k, v in enumerate(ids) if v in (tok.ids[SEP], tok.pad_id)), len(ids))
-        tokens += self._text_tokens(res, 0, 0, min(imp_pos, end), text, 0)
+        tokens += self._text_tokens(res, row, 0, min(imp_pos, end), text, 0)
         if imp_pos < end:
-            tokens += self._text_tokens(res, 0, imp_pos + 1, end, text, len(findings) + 2)
+            tokens += self._text_tokens(res, row, imp_pos + 1, end, text, len(findings) + 2)
         return TextResult(text, findings, impression, tokens, opts.steps, seed, time.perf_counter() - t0)
 
     def _report_ids(self, report: str) -> list[int]:
@@ -225,22 +227,49 @@ class MedimPipeline:
     # -- jobs -----------------------------------------------------------------------------------------
     def draft_report(self, images: list[np.ndarray], *, steps: int | None = None, guidance: float | None = None,
                      seed: int = 0, progress: Progress = None, cancel: Cancel = None,
-                     temperature: float | None = None) -> TextResult:
-        """Report for one study; several views share one text (their evidence is averaged each step)."""
+                     temperature: float | None = None, consensus: int | None = None) -> TextResult:
+        """Report for one study; several views share one text (their evidence is averaged each step).
+        `consensus` K > 1 samples K drafts (seeds seed..seed+K-1) and returns the one whose findings agree
+        most with the others (engines.sampling.consensus); default from the model's sampling config."""
         if isinstance(images, np.ndarray):
             images = [images]
         if not images:
             raise ValueError("draft_report needs at least one image")
+        k = self.default_consensus if consensus is None else int(consensus)
+        if k < 1:
+            raise ValueError(f"consensus must be >= 1 draft, got {consensus}")
         t0 = time.perf_counter()
-        opts = self._opts(steps, guidance, temperature, pool=True)
         cfg = self.model_config
-        image = self._tensor([self._codes(im) for im in images])
+        codes = [self._codes(im) for im in images]
         row = self._text_mask_row([self.tokenizer.ids[FINDINGS]], 1)
-        text = self._tensor([row] * len(images))
-        uncond = (text, torch.full_like(image, cfg.image_mask_id))
-        res = self._run(text, image, opts, seed, uncond, self._banned(UNK, QUESTION, ANSWER, IMG, FINDINGS),
-                        progress, cancel)
-        return self._report_result(res, opts, seed, t0)
+        banned = self._banned(UNK, QUESTION, ANSWER, IMG, FINDINGS)
+        if len(images) == 1:  # one view: the K drafts are K rows of one batch
+            opts = self._opts(steps, guidance, temperature, pool=False)
+            image, text = self._tensor(codes * k), self._tensor([row] * k)
+            res = self._run(text, image, opts, seed, (text, torch.full_like(image, cfg.image_mask_id)), banned,
+                            progress, cancel)
+            drafts = [self._report_result(res, opts, seed, t0, r) for r in range(k)]
+        else:  # several views pool their evidence into one text per run
+            opts = self._opts(steps, guidance, temperature, pool=True)
+            image, text = self._tensor(codes), self._tensor([row] * len(images))
+            drafts = []
+            for j in range(k):
+                step_progress = None if progress is None else (
+                    lambda d, n, j=j: progress(j * n + d, k * n))
+                res = self._run(text, image, opts, seed + j, (text, torch.full_like(image, cfg.image_mask_id)),
+                                banned, step_progress, cancel)
+                drafts.append(self._report_result(res, opts, seed + j, t0))
+        if k == 1:
+            return drafts[0]
+        from engines.sampling.consensus import consensus_index
+
+        best, agreement = consensus_index([d.text for d in drafts],
+                                          [float(np.mean([t.confidence for t in d.tokens])) if d.tokens else 0.0
+                                           for d in drafts])
+        chosen = drafts[best]
+        chosen.elapsed_s = time.perf_counter() - t0
+        chosen.consensus = (k, agreement)
+        return chosen
 
     def answer(self, image: np.ndarray, question: str, *, steps: int | None = None, guidance: float | None = None,
                seed: int = 0, progress: Progress = None, cancel: Cancel = None,

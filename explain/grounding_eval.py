@@ -175,7 +175,7 @@ def run_uncertainty(pipe, samples, k: int, steps: int | None, log) -> dict:
     for n, s in enumerate(samples):
         img = s.load_image()
         main = pipe.draft_report([img], seed=0, steps=steps)
-        drafts = [pipe.draft_report([img], seed=1 + j, steps=steps).text for j in range(k)]
+        drafts = [pipe.draft_report([img], seed=1 + j, steps=steps, consensus=1).text for j in range(k)]
         lab = label_report(main.text)
         fu = finding_uncertainty(dict(lab.findings), [dict(label_report(d).findings) for d in drafts])
         for f in FINDINGS:

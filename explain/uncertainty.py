@@ -85,7 +85,9 @@ def sample_drafts(pipeline, images: list[np.ndarray], k: int, *, seed: int = 0, 
         raise ValueError(f"the number of sampled drafts must be >= 1, got {k}")
     texts = []
     for j in range(k):
-        res = pipeline.draft_report(images, steps=steps, seed=seed + 1 + j, temperature=temperature, cancel=cancel)
+        # raw samples, not consensus drafts (engines.sampling.consensus): disagreement is what is measured
+        res = pipeline.draft_report(images, steps=steps, seed=seed + 1 + j, temperature=temperature, cancel=cancel,
+                                    consensus=1)
         texts.append(res.text)
         if progress is not None:
             progress(j + 1, k)

@@ -29,6 +29,7 @@ class TextResult:
     steps: int = 0
     seed: int = 0
     elapsed_s: float = 0.0
+    consensus: tuple[int, float] | None = None  # (drafts sampled, the kept one's agreement with the others)
 
 
 @dataclass

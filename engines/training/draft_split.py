@@ -15,31 +15,41 @@ import torch
 from tqdm import tqdm
 
 from engines.diffusion.layout import split_report
+from engines.sampling.consensus import consensus_index
 from engines.sampling.unmask import unmask
 from engines.tokenizers.text import ANSWER, FINDINGS, IMG, QUESTION, UNK
 
 
 def draft_batch(pipe, images: list[np.ndarray], steps: int | None, guidance: float | None,
-                temperature: float | None, seed: int) -> list[tuple[str, str]]:
-    """(findings, impression) per image, each image its own study."""
+                temperature: float | None, seed: int, consensus: int | None = None) -> list[tuple[str, str]]:
+    """(findings, impression) per image, each image its own study; with `consensus` K > 1 each image gets
+    K rows and the consensus draft is kept (as MedimPipeline.draft_report)."""
     cfg = pipe.model_config
+    k = pipe.default_consensus if consensus is None else int(consensus)
     opts = pipe._opts(steps, guidance, temperature, pool=False)
-    image = pipe._tensor([pipe._codes(im) for im in images])
+    image = pipe._tensor([c for im in images for c in [pipe._codes(im)] * k])
     row = pipe._text_mask_row([pipe.tokenizer.ids[FINDINGS]], 1)
-    text = pipe._tensor([row] * len(images))
+    text = pipe._tensor([row] * image.shape[0])
     uncond = (text, torch.full_like(image, cfg.image_mask_id))
     res = unmask(pipe._net, text, image, opts=opts, generator=torch.Generator().manual_seed(seed), uncond=uncond,
                  text_banned=pipe._banned(UNK, QUESTION, ANSWER, IMG, FINDINGS))
-    out = []
-    for ids in res.text.tolist():
+    drafts = []
+    for r, ids in enumerate(res.text.tolist()):
         f, i = split_report(pipe.tokenizer, ids)
-        out.append((pipe.tokenizer.decode(f).strip(), pipe.tokenizer.decode(i).strip()))
+        conf = res.text_confidence[r]
+        drafts.append((pipe.tokenizer.decode(f).strip(), pipe.tokenizer.decode(i).strip(),
+                       float(conf[~conf.isnan()].mean()) if (~conf.isnan()).any() else 0.0))
+    out = []
+    for j in range(len(images)):
+        group = drafts[j * k:(j + 1) * k]
+        best, _ = consensus_index([" ".join(x for x in d[:2] if x) for d in group], [d[2] for d in group])
+        out.append(group[best][:2])
     return out
 
 
 def draft_split(model_dir: Path, data: Path | None, split: str, out: Path, steps: int | None, guidance: float | None,
                 temperature: float | None, seed: int, limit: int | None, device: str = "auto",
-                batch: int = 16) -> dict:
+                batch: int = 16, consensus: int | None = None) -> dict:
     from engines.data.cxr import load_cxr
     from engines.pipeline import MedimPipeline
 
@@ -51,11 +61,12 @@ def draft_split(model_dir: Path, data: Path | None, split: str, out: Path, steps
         for k in tqdm(range(0, len(samples), batch), desc=f"draft[{split}]"):
             chunk = samples[k:k + batch]
             texts = draft_batch(pipe, [np.asarray(s.load_image()) for s in chunk], steps, guidance, temperature,
-                                seed + k)
+                                seed + k, consensus)
             for s, (f, i) in zip(chunk, texts, strict=True):
                 fh.write(json.dumps({"id": s.image_id, "findings": f, "impression": i,
                                      "text": " ".join(x for x in (f, i) if x)}) + "\n")
     return {"n": len(samples), "seconds": round(time.perf_counter() - t0, 1), "out": str(out),
             "steps": steps or pipe.default_steps, "guidance": pipe.default_guidance if guidance is None else guidance,
             "temperature": pipe.default_temperature if temperature is None else temperature, "seed": seed,
+            "consensus": pipe.default_consensus if consensus is None else consensus,
             "weights_sha256": pipe.weights_hash}

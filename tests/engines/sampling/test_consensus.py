@@ -1,0 +1,40 @@
+"""Consensus drafting: the kept draft is the one whose findings agree most with the other samples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.models.tiny import make_tiny_checkpoint
+from engines.pipeline import MedimPipeline
+from engines.sampling.consensus import consensus_index
+
+NORMAL = "The lungs are clear. No pleural effusion or pneumothorax."
+EFFUSION = "Small left pleural effusion."
+NODULE = "Right upper lobe nodule. Small left pleural effusion."
+
+
+def test_the_draft_closest_to_the_others_is_kept() -> None:
+    assert consensus_index([EFFUSION, NORMAL, NODULE, NORMAL, NORMAL])[0] == 1  # the majority wins
+    idx, agreement = consensus_index([NODULE, EFFUSION, EFFUSION])
+    assert idx == 1 and 0.9 < agreement <= 1.0  # ties go to the first equally close draft
+    assert consensus_index([NORMAL, NORMAL], confidences=[0.2, 0.9]) == (1, 1.0)  # then to confidence
+    assert consensus_index([EFFUSION]) == (0, 1.0)
+    with pytest.raises(ValueError):
+        consensus_index([])
+
+
+def test_pipeline_consensus_draft_is_one_of_its_samples(tmp_path) -> None:
+    pipe = MedimPipeline.from_pretrained(make_tiny_checkpoint(tmp_path, text_len=24), "cpu")
+    img = (np.random.default_rng(0).random((32, 32)) * 255).astype(np.uint8)
+    steps: list[tuple[int, int]] = []
+    kept = pipe.draft_report([img], steps=3, seed=5, consensus=3, progress=lambda d, n: steps.append((d, n)))
+    assert kept.consensus is not None and kept.consensus[0] == 3 and steps[-1] == (3, 3)  # one batched run
+    again = pipe.draft_report([img], steps=3, seed=5, consensus=3)
+    assert again.text == kept.text  # deterministic under the seed
+    single = pipe.draft_report([img], steps=3, seed=5, consensus=1)
+    assert single.consensus is None
+    two_views = pipe.draft_report([img, img[::-1]], steps=3, seed=5, consensus=2)
+    assert two_views.consensus[0] == 2
+    with pytest.raises(ValueError, match="consensus"):
+        pipe.draft_report([img], consensus=0)
