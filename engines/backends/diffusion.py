@@ -207,9 +207,11 @@ def _text_output(res: Any, used: list[int]) -> TextOutput:
                 tokens.append(TokenUncertainty(body[s:e], float(t.confidence), float(t.entropy), section, s, e,
                                                int(t.step)))
                 break
+    consensus = getattr(res, "consensus", None)
+    extra = {"consensus_drafts": int(consensus[0]), "consensus_agreement": float(consensus[1])} if consensus else {}
     return TextOutput(text=text, findings=findings, impression=impression, tokens=tokens,
                       confidence=mean_confidence([t.confidence for t in tokens]), steps=int(res.steps),
-                      seed=int(res.seed), elapsed_s=float(res.elapsed_s), images_used=used)
+                      seed=int(res.seed), elapsed_s=float(res.elapsed_s), images_used=used, extra=extra)
 
 
 def _image_output(res: Any, seed: int) -> ImageOutput:
