@@ -95,7 +95,8 @@ def _cmd_ship(a: argparse.Namespace) -> int:
         if (a.work / name).exists():
             shutil.copy2(a.work / name, a.out / name)
     cfg = json.loads((a.out / "config.json").read_text())
-    for key in ("steps", "guidance", "temperature", "text_block", "consensus"):  # sampling defaults chosen on val
+    for key in ("steps", "guidance", "temperature", "text_block", "consensus",
+                "image_order_temperature"):  # sampling defaults chosen on val
         if getattr(a, key) is not None:
             cfg.setdefault("sampling", {})[key] = getattr(a, key)
     (a.out / "config.json").write_text(json.dumps(cfg, indent=2))
@@ -196,6 +197,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     s.add_argument("--temperature", type=float)
     s.add_argument("--text-block", type=int, help="semi-autoregressive text block (0 = off)")
     s.add_argument("--consensus", type=int, help="drafts sampled per report, the consensus one kept (1 = off)")
+    s.add_argument("--image-order-temperature", type=float,
+                   help="MaskGIT randomised commit order for image tokens (0 = pure confidence order)")
     s.set_defaults(func=_cmd_ship)
     return p
 

@@ -97,6 +97,7 @@ class MedimPipeline:
         self.default_temperature = float(sampling.get("temperature", 1.0))
         self.text_block = int(sampling.get("text_block", 0))
         self.default_consensus = int(sampling.get("consensus", 1))  # drafts sampled per report (consensus.py)
+        self.image_order_temperature = float(sampling.get("image_order_temperature", 0.0))
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -156,7 +157,8 @@ class MedimPipeline:
             raise ValueError(f"steps must be >= 1, got {steps}")
         return SamplingOptions(steps=s, guidance=self.default_guidance if guidance is None else float(guidance),
                                temperature=self.default_temperature if temperature is None else float(temperature),
-                               pool_text=pool, text_block=self.text_block)
+                               pool_text=pool, text_block=self.text_block,
+                               image_order_temperature=self.image_order_temperature)
 
     def _tensor(self, rows: list[list[int]]) -> torch.Tensor:
         return torch.tensor(rows, dtype=torch.long, device=self.device)

@@ -42,6 +42,9 @@ class SamplingOptions:
     pool_text: bool = False  # rows are views of one study: share one text, average text evidence
     text_block: int = 0  # >0: semi-autoregressive text (LLaDA): only the leftmost unfinished block of
     #                      this many positions may be committed, which stops parallel repeats ("no no no")
+    image_order_temperature: float = 0.0  # >0: MaskGIT's randomised commit order for image tokens (Gumbel
+    #                      noise on log-confidence, annealed to 0), so flat background codes do not win
+    #                      every early step and wash the image out
 
 
 def _remaining(n_free: torch.Tensor, k: int, steps: int) -> torch.Tensor:
@@ -134,6 +137,11 @@ def unmask(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, *, opt
                 keep_masked = _remaining(n_free, k, steps) if k < steps - 1 else torch.zeros_like(n_free)
                 n_commit = (masked.sum(1) - keep_masked).clamp_min(0)
             score = torch.where(eligible, conf, torch.full_like(conf, -1.0))
+            if seg == "image" and opts.image_order_temperature > 0:
+                u = torch.rand(conf.shape, generator=generator).clamp_(1e-10, 1 - 1e-10).to(conf.device)
+                noisy = conf.clamp_min(1e-30).log() + opts.image_order_temperature * (1 - (k + 1) / steps) * (
+                    -torch.log(-torch.log(u)))
+                score = torch.where(eligible, noisy, torch.full_like(conf, -float("inf")))
             order = score.argsort(dim=1, descending=True, stable=True)
             rank = torch.empty_like(order)
             rank.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))

@@ -120,3 +120,20 @@ def test_prepare_image_normalises_pads_and_resizes():
 
 def test_pipeline_metadata(pipe):
     assert len(pipe.weights_hash) == 64 and pipe.config["model"]["name"] == "tiny" and str(pipe.device) == "cpu"
+
+
+def test_randomised_image_order_fills_every_mask_deterministically(pipe):
+    """MaskGIT's commit-order noise: still every mask filled, the same under one seed, and a different
+    commit order from pure confidence (early steps are not all the model's most confident codes)."""
+    cfg = pipe.model_config
+    text = torch.full((1, cfg.text_len), cfg.text_mask_id)
+    image = torch.full((1, cfg.image_len), cfg.image_mask_id)
+
+    def run(tau: float, seed: int = 0):
+        return unmask(pipe.model, text, image, opts=SamplingOptions(steps=4, image_order_temperature=tau),
+                      generator=torch.Generator().manual_seed(seed))
+
+    a, b, plain = run(4.5), run(4.5), run(0.0)
+    assert not (a.image == cfg.image_mask_id).any() and set(a.image_step.flatten().tolist()) <= {0, 1, 2, 3}
+    assert torch.equal(a.image, b.image) and torch.equal(a.image_step, b.image_step)
+    assert not torch.equal(a.image_step, plain.image_step)
