@@ -49,7 +49,7 @@ def _cmd_model(a: argparse.Namespace) -> int:
 
     tc = TrainConfig(size=a.size, batch=a.batch, lr=a.lr, warmup=a.warmup, max_steps=a.max_steps, minutes=a.minutes,
                      save_every_s=a.save_every_s, seed=a.seed, device=a.device, threads=a.threads,
-                     progress=not a.no_progress)
+                     progress=not a.no_progress, qa_fraction=a.qa_fraction)
     if tc.max_steps is None and tc.minutes is None:
         raise SystemExit("give --minutes or --max-steps")
     print(json.dumps(train(a.work, tc)))
@@ -146,6 +146,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--device", default="auto")
     m.add_argument("--threads", type=int)
+    m.add_argument("--qa-fraction", type=float, default=0.15,
+                   help="share of batch rows that are question/answer pairs (the rest are reports)")
     m.add_argument("--no-progress", action="store_true")
     m.set_defaults(func=_cmd_model)
 
