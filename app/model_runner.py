@@ -14,7 +14,6 @@ scripts and tests use it with tiny models.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -79,19 +78,14 @@ class WorkerRunner:
         w = self._worker
         return w.pid if w is not None and w.alive else None
 
-    def _command(self) -> list[str]:
-        extra = [a for m in JOB_MODULES for a in ("--jobs", m)]
-        if getattr(sys, "frozen", False):  # a PyInstaller build has no `python -m`
-            return [sys.executable, "engine", "worker", *extra]
-        return [sys.executable, "-m", "engines.worker", *extra]
-
     def _ensure(self) -> Any:
         from engines.worker.client import WorkerFailed, WorkerProcess
 
         if self._worker is not None and self._worker.alive:
             return self._worker
         self._drop()
-        worker = WorkerProcess({"TQDM_DISABLE": "1"}, command=self._command())
+        # `python -m engines.worker --jobs ...`; a frozen build's launcher runs `-m MODULE` the same way
+        worker = WorkerProcess({"TQDM_DISABLE": "1"}, jobs=JOB_MODULES)
         try:
             worker.start("diffusion", {"path": str(self.path), "device": self.device, "threads": self.threads},
                          timeout=300)

@@ -32,10 +32,9 @@ def worker_command(jobs: list[str] | tuple[str, ...] = ()) -> list[str]:
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str] | None = None, *, jobs: list[str] | tuple[str, ...] = (),
-                 command: list[str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, *, jobs: list[str] | tuple[str, ...] = ()) -> None:
         self._env = {**os.environ, **(env or {})}
-        self._command = command or worker_command(jobs)
+        self._command = worker_command(jobs)
         self._proc: subprocess.Popen[bytes] | None = None
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._ids = itertools.count(1)

@@ -126,10 +126,23 @@ def test_pacs_query_tab_retrieves_into_the_worklist(qtbot, database: Database, o
     assert window.open_study(study_uid)
 
 
-def test_drafted_report_lands_in_the_editor_of_the_open_study(qtbot, database: Database, tmp_path) -> None:
-    """Draft through the real worker process (a tiny local VLM chosen by settings) into the report."""
+def _radiologist_on_demo_study(qtbot, database: Database, settings):
+    """The main window with these settings, a radiologist logged in and the first demo study open."""
     from app.main_window import MainWindow
     from app.reports.users import UserService
+
+    ensure_demo_imported(database)
+    window = MainWindow(database, settings=settings)
+    qtbot.addWidget(window)
+    users = UserService.from_settings(database)
+    users.add_user("rad", "correct horse battery", "radiologist")
+    window.set_user(users.authenticate("rad", "correct horse battery"))
+    window.open_study(demo_study_uids()[0])
+    return window
+
+
+def test_drafted_report_lands_in_the_editor_of_the_open_study(qtbot, database: Database, tmp_path) -> None:
+    """Draft through the real worker process (a tiny local VLM chosen by settings) into the report."""
     from app.settings import Settings
     from engines.backends.tiny import build_tiny_llava
 
@@ -138,13 +151,7 @@ def test_drafted_report_lands_in_the_editor_of_the_open_study(qtbot, database: D
     settings.set("engine_model_path", str(build_tiny_llava(tmp_path / "tiny-llava")))
     settings.set("engine_device", "cpu")
     settings.set("engine_options", {"max_new_tokens": 8, "threads": 1})
-    ensure_demo_imported(database)
-    window = MainWindow(database, settings=settings)
-    qtbot.addWidget(window)
-    users = UserService.from_settings(database)
-    users.add_user("rad", "correct horse battery", "radiologist")
-    window.set_user(users.authenticate("rad", "correct horse battery"))
-    window.open_study(demo_study_uids()[0])
+    window = _radiologist_on_demo_study(qtbot, database, settings)
     try:
         with qtbot.waitSignal(window.ai_panel.draftReady, timeout=120_000):
             window.ai_panel.draft_current()
@@ -159,21 +166,13 @@ def test_drafted_report_lands_in_the_editor_of_the_open_study(qtbot, database: D
 def test_explain_and_whatif_use_the_open_study_and_report(qtbot, database: Database, tmp_path) -> None:
     """Explain computes maps for the open study's report on a tiny checkpoint and overlays one on the
     viewer; What if opens beside it on the image on screen with the report text."""
-    from app.main_window import MainWindow
-    from app.reports.users import UserService
     from app.settings import Settings
     from engines.models.tiny import make_tiny_checkpoint
 
     settings = Settings(tmp_path / "settings.json")
     settings.set("engine_model_path", str(make_tiny_checkpoint(tmp_path / "tiny")))
     settings.set("engine_device", "cpu")
-    ensure_demo_imported(database)
-    window = MainWindow(database, settings=settings)
-    qtbot.addWidget(window)
-    users = UserService.from_settings(database)
-    users.add_user("rad", "correct horse battery", "radiologist")
-    window.set_user(users.authenticate("rad", "correct horse battery"))
-    window.open_study(demo_study_uids()[0])
+    window = _radiologist_on_demo_study(qtbot, database, settings)
     window.report_editor.editors["findings"].setPlainText("Small right pleural effusion. Heart size normal.")
     window.report_editor.save_now()
     panel = window.explain_panel
