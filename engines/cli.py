@@ -40,7 +40,7 @@ def _cmd_prepare(a: argparse.Namespace) -> int:
     from engines.training.prepare import prepare
 
     print(json.dumps(prepare(a.data, a.vq, a.work, a.text_len, a.vocab_size, a.variants, a.seed,
-                             tuple(a.splits), a.limit, a.keep_tokenizers), indent=2))
+                             tuple(a.splits), a.limit, a.keep_tokenizers, a.augment), indent=2))
     return 0
 
 
@@ -49,7 +49,8 @@ def _cmd_model(a: argparse.Namespace) -> int:
 
     tc = TrainConfig(size=a.size, batch=a.batch, lr=a.lr, warmup=a.warmup, max_steps=a.max_steps, minutes=a.minutes,
                      save_every_s=a.save_every_s, seed=a.seed, device=a.device, threads=a.threads,
-                     progress=not a.no_progress, qa_fraction=a.qa_fraction)
+                     progress=not a.no_progress, qa_fraction=a.qa_fraction, answer_weight=a.answer_weight,
+                     init_from=str(a.init) if a.init else None)
     if tc.max_steps is None and tc.minutes is None:
         raise SystemExit("give --minutes or --max-steps")
     print(json.dumps(train(a.work, tc)))
@@ -132,6 +133,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     pr.add_argument("--splits", nargs="+", default=["train"])
     pr.add_argument("--limit", type=int)
     pr.add_argument("--keep-tokenizers", action="store_true", help="reuse WORK's tokenizers, rebuild the corpus")
+    pr.add_argument("--augment", type=int, default=0,
+                    help="jittered token views per image (rotation/shift/scale/exposure; never a flip)")
     pr.set_defaults(func=_cmd_prepare)
 
     m = sub.add_parser("model", help="train/resume the diffusion backbone in WORK (torchrun-ready)")
@@ -148,6 +151,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     m.add_argument("--threads", type=int)
     m.add_argument("--qa-fraction", type=float, default=0.15,
                    help="share of batch rows that are question/answer pairs (the rest are reports)")
+    m.add_argument("--answer-weight", type=float, default=1.0,
+                   help="loss weight of the answer words of question/answer rows (they are 1-3 of ~128 tokens)")
+    m.add_argument("--init", type=Path, help="start from this model folder's weights (a fresh fine-tuning run)")
     m.add_argument("--no-progress", action="store_true")
     m.set_defaults(func=_cmd_model)
 

@@ -1,4 +1,10 @@
-"""MDLM objective: weighted cross-entropy on masked positions, per-modality weights (text 1, image 0.6)."""
+"""MDLM objective: weighted cross-entropy on masked positions, per-modality weights (text 1, image 0.6).
+
+Question/answer rows hold one or two answer words and ~100 trailing [PAD]s, so under a plain per-token sum
+their answers are a fraction of a percent of the text loss and the model learns one answer for every
+question (measured: p(yes) 0.05 for "Is there pneumonia?" on train images whose answer is yes in 54%).
+`answer_weight` scales the non-[PAD] answer tokens of those rows, as LLaDA's SFT normalises by answer length.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +17,26 @@ from engines.diffusion.schedule import MaskSchedule
 
 def diffusion_loss(text_logits: torch.Tensor, image_logits: torch.Tensor, text: torch.Tensor, image: torch.Tensor,
                    batch: NoisedBatch, schedule: MaskSchedule, text_weight: float = 1.0, image_weight: float = 0.6,
-                   pad_id: int | None = None, pad_weight: float = 0.3, max_weight: float = 20.0) -> dict[str, torch.Tensor]:
+                   pad_id: int | None = None, pad_weight: float = 0.3, max_weight: float = 20.0,
+                   answer_rows: torch.Tensor | None = None, answer_weight: float = 1.0) -> dict[str, torch.Tensor]:
     w = schedule.loss_weight(batch.t).clamp(max=max_weight)[:, None]
     ce_t = F.cross_entropy(text_logits.transpose(1, 2).float(), text, reduction="none")
     ce_i = F.cross_entropy(image_logits.transpose(1, 2).float(), image, reduction="none")
     tw = batch.text_target.float()
     if pad_id is not None:  # trailing [PAD]s are many and easy; they must not drown the words
         tw = tw * torch.where(text == pad_id, pad_weight, 1.0)
+    if answer_rows is not None and answer_weight != 1.0:
+        words = answer_rows[:, None] if pad_id is None else answer_rows[:, None] & (text != pad_id)
+        tw = tw * torch.where(words, answer_weight, 1.0)
     lt = (ce_t * tw * w).sum() / text.numel()
     li = (ce_i * batch.image_target.float() * w).sum() / image.numel()
     # Unweighted per-token CE on masked positions: the number to watch in the log.
     nt = batch.text_target.sum().clamp_min(1)
     ni = batch.image_target.sum().clamp_min(1)
-    return {"loss": text_weight * lt + image_weight * li,
-            "text_ce": (ce_t * batch.text_target).sum() / nt, "image_ce": (ce_i * batch.image_target).sum() / ni}
+    out = {"loss": text_weight * lt + image_weight * li,
+           "text_ce": (ce_t * batch.text_target).sum() / nt, "image_ce": (ce_i * batch.image_target).sum() / ni}
+    if answer_rows is not None:  # CE of the answer words alone: whether questions are being learnt
+        a = batch.text_target & answer_rows[:, None] & ((text != pad_id) if pad_id is not None else True)
+        if a.any():
+            out["answer_ce"] = (ce_t * a).sum() / a.sum()
+    return out

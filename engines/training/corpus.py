@@ -23,6 +23,7 @@ class Corpus:
     image_index: torch.Tensor  # (R,) long: row -> image
     images: torch.Tensor  # (N, image_len) long VQ codes
     image_ids: list[str]
+    views: torch.Tensor | None = None  # (V, N, image_len): VQ codes of V jittered copies (training.augment)
 
     def __len__(self) -> int:
         return self.text.shape[0]
@@ -37,10 +38,20 @@ class Corpus:
             raise FileNotFoundError(f"no training corpus at {path}")
         return cls(**torch.load(str(path), weights_only=False))
 
+    def image_rows(self, image_index: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
+        """Codes of these images; with jittered views, each row draws the original or one of its views."""
+        if self.views is None or len(self.views) == 0:
+            return self.images[image_index]
+        v = torch.randint(0, len(self.views) + 1, (len(image_index),), generator=g)
+        jittered = self.views[(v - 1).clamp_min(0), image_index]
+        return torch.where((v == 0)[:, None], self.images[image_index], jittered)
+
     def check(self, text_len: int, image_len: int, text_vocab: int, image_vocab: int) -> None:
         if self.text.shape[1] != text_len or self.images.shape[1] != image_len:
             raise ValueError(f"corpus rows are {self.text.shape[1]} text / {self.images.shape[1]} image tokens; "
                              f"the model wants {text_len} / {image_len}")
+        if self.views is not None and tuple(self.views.shape[1:]) != tuple(self.images.shape):
+            raise ValueError(f"corpus views {tuple(self.views.shape)} do not match its images {tuple(self.images.shape)}")
         if int(self.text.max()) >= text_vocab or int(self.images.max()) >= image_vocab:
             raise ValueError("corpus ids exceed the model vocabulary (tokenizer/VQ mismatch)")
 

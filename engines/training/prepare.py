@@ -16,6 +16,7 @@ import torch
 
 from engines.tokenizers.text import TextTokenizer
 from engines.tokenizers.vq import VQVAE
+from engines.training.augment import jitter_image
 from engines.training.corpus import Corpus, build_corpus
 from engines.training.images import to_model_range
 
@@ -42,9 +43,10 @@ def _load_u8(sample, size: int) -> np.ndarray:
 
 def prepare(data_root: Path, vq_dir: Path, work: Path, text_len: int = 128, vocab_size: int = 2000,
             variants: int = 3, seed: int = 0, splits: tuple[str, ...] = ("train",), limit: int | None = None,
-            keep_tokenizers: bool = False) -> dict:
+            keep_tokenizers: bool = False, augment: int = 0) -> dict:
     """`keep_tokenizers` reuses the work folder's text tokenizer and VQ (rebuild the corpus, e.g. with new
-    QA pairs, under a model that is already training)."""
+    QA pairs, under a model that is already training); `augment` V > 0 adds V jittered token views of every
+    image (engines.training.augment), drawn at random during training."""
     from engines.data.cxr import load_cxr
     from engines.data.iu import load_iu_reports
     from engines.data.paired import SentenceBank, pair_reports
@@ -79,11 +81,16 @@ def prepare(data_root: Path, vq_dir: Path, work: Path, text_len: int = 128, voca
             if (vq_dir / name).exists():
                 shutil.copy2(vq_dir / name, work / name)
     vq = VQVAE.load(work)
-    codes = encode_images(vq, [_load_u8(s, vq.config.image_size) for s in samples])
+    pixels = [_load_u8(s, vq.config.image_size) for s in samples]
+    codes = encode_images(vq, pixels)
     corpus: Corpus = build_corpus(tok, codes, [s.image_id for s in samples], reports, qas, text_len)
+    if augment > 0:
+        rng = np.random.default_rng(seed + 104729)
+        corpus.views = torch.stack([encode_images(vq, [jitter_image(p, rng) for p in pixels]).long()
+                                    for _ in range(augment)])
     corpus.save(work / CORPUS_FILE)
     summary = {"images": len(samples), "splits": list(splits), "report_rows": len(reports), "qa_rows": len(qas),
-               "variants": variants, "text_vocab": tok.vocab_size, "codebook": vq.config.codebook_size,
+               "variants": variants, "augment_views": augment, "text_vocab": tok.vocab_size, "codebook": vq.config.codebook_size,
                "sources": sorted({s.source for s in samples}), "qa_available": derive_qa is not None,
                "truncated_reports": int((corpus.text[: len(reports), -1] != tok.pad_id).sum())}
     (work / "prepare.json").write_text(json.dumps(summary, indent=2))

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from engines.device import resolve_device
 from engines.diffusion.loss import diffusion_loss
-from engines.diffusion.masking import TASK_NAMES, noise_batch, sample_tasks
+from engines.diffusion.masking import TASK_ANSWER, TASK_NAMES, noise_batch, sample_tasks
 from engines.diffusion.schedule import get_schedule
 from engines.models.backbone import MedimBackbone
 from engines.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_backbone, read_config, save_backbone
@@ -44,6 +44,8 @@ class TrainConfig:
     save_every_s: float = 300
     task_probs: tuple[float, float, float] = (0.5, 0.3, 0.2)  # text-only, image-only, both
     qa_fraction: float = 0.15
+    answer_weight: float = 1.0  # loss weight of answer words in question/answer rows (engines.diffusion.loss)
+    init_from: str | None = None  # model folder whose backbone weights start a fresh run (fine-tuning)
     cond_drop: float = 0.1
     text_weight: float = 1.0
     image_weight: float = 0.6
@@ -109,6 +111,12 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
         model, _ = load_backbone(work)
         state = torch.load(str(state_path), weights_only=False)
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
+    elif tc.init_from:
+        model, _ = load_backbone(tc.init_from)
+        if model.config != cfg:
+            raise ValueError(f"{tc.init_from} holds a model of another config ({model.config.name}) than "
+                             f"{work}'s tokenizers and --size give; fine-tune with the same tokenizers and size")
+        state = None
     else:
         model, state = MedimBackbone(cfg), None
     model.to(device).train()
@@ -141,6 +149,7 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
     bar = tqdm(total=tc.max_steps, initial=step, desc=f"train[{cfg.name}]", disable=not tc.progress or rank != 0)
     record: dict = {}
     running: dict[str, float] = {}
+    seen: dict[str, int] = {}
 
     def save() -> None:
         if rank != 0:
@@ -171,12 +180,13 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
             torch.set_num_threads(2 if os.getloadavg()[0] < (os.cpu_count() or 1) + 0.5 else 1)
         rows = _draw_batch(corpus, tc.batch, tc.qa_fraction, g)
         text = corpus.text[rows].to(device)
-        image = corpus.images[corpus.image_index[rows]].to(device)
+        image = corpus.image_rows(corpus.image_index[rows], g).to(device)
         tasks = sample_tasks(len(rows), corpus.is_qa[rows], tc.task_probs, g).to(device)
         nb = noise_batch(text, image, corpus.prefix_len[rows].to(device), tasks, cfg, schedule, g, tc.cond_drop)
         out = ddp(nb.text_in, nb.image_in, nb.t)
         losses = diffusion_loss(out.text_logits, out.image_logits, text, image, nb, schedule,
-                                tc.text_weight, tc.image_weight, pad_id=cfg.text_pad_id)
+                                tc.text_weight, tc.image_weight, pad_id=cfg.text_pad_id,
+                                answer_rows=tasks == TASK_ANSWER, answer_weight=tc.answer_weight)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -184,17 +194,16 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
             group["lr"] = tc.lr * lr_factor()
         opt.step()
         step += 1
-        for k, v in losses.items():
+        for k, v in losses.items():  # a batch without answer rows has no answer_ce: mean over those that do
             running[k] = running.get(k, 0.0) + float(v.detach())
-        running["n"] = running.get("n", 0) + 1
+            seen[k] = seen.get(k, 0) + 1
         bar.update(1)
         if step % 10 == 0 or step == 1:
-            n = running.pop("n")
             record = {"step": step, "elapsed_s": round(elapsed_before + time.monotonic() - t0, 1),
-                      **{k: round(v / n, 4) for k, v in running.items()}, "grad_norm": round(float(gn), 3),
+                      **{k: round(v / seen[k], 4) for k, v in running.items()}, "grad_norm": round(float(gn), 3),
                       "lr": opt.param_groups[0]["lr"],
                       "tasks": {TASK_NAMES[i]: int((tasks == i).sum()) for i in range(4)}}
-            running = {}
+            running, seen = {}, {}
             bar.set_postfix(loss=record["loss"], text_ce=record["text_ce"], image_ce=record["image_ce"])
             if log:
                 log.write(json.dumps(record) + "\n")

@@ -105,3 +105,47 @@ def test_cli_trains_and_ships_a_loadable_model_folder(tmp_path):
     assert pipe.default_steps == 3 and pipe.default_temperature == 0.5
     assert not (out / "trainer_state.pt").exists() and not (out / "corpus.pt").exists()
     assert main(["model", "--work", str(tmp_path / "nowhere"), "--size", "tiny", "--max-steps", "1"]) == 2
+
+
+def test_answer_weight_scales_only_the_answer_words_of_question_rows():
+    from engines.diffusion.loss import diffusion_loss
+
+    cfg = preset("tiny", text_vocab_size=50, image_vocab_size=16, text_mask_id=1, text_pad_id=0)
+    g = torch.Generator().manual_seed(1)
+    text = torch.randint(5, 50, (2, cfg.text_len), generator=g)
+    text[1, 8:] = 0  # row 1 is a question row: question 0..5, answer 6..7, then [PAD]s
+    image = torch.randint(0, 16, (2, cfg.image_len), generator=g)
+    tasks = torch.tensor([TASK_TEXT, TASK_ANSWER])
+    nb = noise_batch(text, image, torch.tensor([0, 6]), tasks, cfg, get_schedule("loglinear"), g, cond_drop=0.0,
+                     t=torch.ones(2))
+    logits_t = torch.randn(2, cfg.text_len, 50, generator=g)
+    logits_i = torch.randn(2, cfg.image_len, 16, generator=g)
+    kw = {"pad_id": 0, "answer_rows": tasks == TASK_ANSWER}
+    base = diffusion_loss(logits_t, logits_i, text, image, nb, get_schedule("loglinear"), **kw)
+    heavy = diffusion_loss(logits_t, logits_i, text, image, nb, get_schedule("loglinear"), answer_weight=5.0, **kw)
+    ce = torch.nn.functional.cross_entropy(logits_t[1, 6:8], text[1, 6:8], reduction="sum")
+    # Only the two answer words gain weight (x4 more), divided by the text numel as every text term.
+    assert torch.isclose(heavy["loss"] - base["loss"], 4.0 * ce / text.numel(), rtol=1e-4)
+    assert torch.isclose(base["answer_ce"], ce / 2, rtol=1e-4)
+    assert torch.equal(base["text_ce"], heavy["text_ce"])
+
+
+def test_fine_tuning_starts_from_a_model_folder_and_refuses_another_config(tmp_path):
+    from engines.models.checkpoint import load_backbone
+
+    src = make_tiny_workdir(tmp_path / "src")
+    train(src, TrainConfig(size="tiny", batch=8, max_steps=3, progress=False))
+    start, _ = load_backbone(src)
+    work = make_tiny_workdir(tmp_path / "ft")
+    train(work, TrainConfig(size="tiny", batch=8, max_steps=1, lr=1e-9, warmup=1, progress=False, init_from=str(src),
+                            answer_weight=4.0))
+    tuned, _ = load_backbone(work)
+    # One step at a vanishing learning rate: the weights are the source's, not a fresh initialisation.
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(start.state_dict().values(),
+                                                                tuned.state_dict().values(), strict=True))
+    assert json.loads((work / "config.json").read_text())["training"]["steps"] == 1
+    other = make_tiny_workdir(tmp_path / "other")
+    cfg = preset("tiny", text_vocab_size=120, image_vocab_size=16).to_dict()
+    with pytest.raises(ValueError, match="another config"):
+        train(other, TrainConfig(size=json.dumps(cfg | {"d_model": 64}), max_steps=1, progress=False,
+                                 init_from=str(src)))
