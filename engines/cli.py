@@ -50,7 +50,7 @@ def _cmd_model(a: argparse.Namespace) -> int:
     tc = TrainConfig(size=a.size, batch=a.batch, lr=a.lr, warmup=a.warmup, max_steps=a.max_steps, minutes=a.minutes,
                      save_every_s=a.save_every_s, seed=a.seed, device=a.device, threads=a.threads,
                      progress=not a.no_progress, qa_fraction=a.qa_fraction, answer_weight=a.answer_weight,
-                     init_from=str(a.init) if a.init else None)
+                     init_from=str(a.init) if a.init else None, preserve_init=a.preserve_init)
     if tc.max_steps is None and tc.minutes is None:
         raise SystemExit("give --minutes or --max-steps")
     print(json.dumps(train(a.work, tc)))
@@ -154,6 +154,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     m.add_argument("--answer-weight", type=float, default=1.0,
                    help="loss weight of the answer words of question/answer rows (they are 1-3 of ~128 tokens)")
     m.add_argument("--init", type=Path, help="start from this model folder's weights (a fresh fine-tuning run)")
+    m.add_argument("--preserve-init", action="store_true",
+                   help="with --init: report/image rows learn the init model's predictions (distillation), so "
+                        "fine-tuning answers keeps drafts and images as they were")
     m.add_argument("--no-progress", action="store_true")
     m.set_defaults(func=_cmd_model)
 

@@ -46,6 +46,8 @@ class TrainConfig:
     qa_fraction: float = 0.15
     answer_weight: float = 1.0  # loss weight of answer words in question/answer rows (engines.diffusion.loss)
     init_from: str | None = None  # model folder whose backbone weights start a fresh run (fine-tuning)
+    preserve_init: bool = False  # report rows learn init_from's predictions (distillation), not the data:
+    #                              fine-tune answers while drafts and images stay as they were
     cond_drop: float = 0.1
     text_weight: float = 1.0
     image_weight: float = 0.6
@@ -119,6 +121,12 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
         state = None
     else:
         model, state = MedimBackbone(cfg), None
+    teacher = None
+    if tc.preserve_init:
+        if not tc.init_from:
+            raise ValueError("preserve_init needs init_from: the model whose behaviour is preserved")
+        teacher, _ = load_backbone(tc.init_from)
+        teacher.to(device).eval().requires_grad_(False)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(0.9, 0.98), weight_decay=tc.weight_decay)
     if state is not None:
@@ -184,9 +192,15 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
         tasks = sample_tasks(len(rows), corpus.is_qa[rows], tc.task_probs, g).to(device)
         nb = noise_batch(text, image, corpus.prefix_len[rows].to(device), tasks, cfg, schedule, g, tc.cond_drop)
         out = ddp(nb.text_in, nb.image_in, nb.t)
+        soft = None
+        if teacher is not None:
+            with torch.no_grad():
+                ref = teacher(nb.text_in, nb.image_in, nb.t)
+            soft = (ref.text_logits, ref.image_logits)
         losses = diffusion_loss(out.text_logits, out.image_logits, text, image, nb, schedule,
                                 tc.text_weight, tc.image_weight, pad_id=cfg.text_pad_id,
-                                answer_rows=tasks == TASK_ANSWER, answer_weight=tc.answer_weight)
+                                answer_rows=tasks == TASK_ANSWER, answer_weight=tc.answer_weight,
+                                teacher=soft, soft_rows=tasks != TASK_ANSWER)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -138,7 +138,7 @@ def test_fine_tuning_starts_from_a_model_folder_and_refuses_another_config(tmp_p
     start, _ = load_backbone(src)
     work = make_tiny_workdir(tmp_path / "ft")
     train(work, TrainConfig(size="tiny", batch=8, max_steps=1, lr=1e-9, warmup=1, progress=False, init_from=str(src),
-                            answer_weight=4.0))
+                            answer_weight=4.0, preserve_init=True))
     tuned, _ = load_backbone(work)
     # One step at a vanishing learning rate: the weights are the source's, not a fresh initialisation.
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(start.state_dict().values(),
@@ -149,3 +149,33 @@ def test_fine_tuning_starts_from_a_model_folder_and_refuses_another_config(tmp_p
     with pytest.raises(ValueError, match="another config"):
         train(other, TrainConfig(size=json.dumps(cfg | {"d_model": 64}), max_steps=1, progress=False,
                                  init_from=str(src)))
+
+
+def test_distillation_rows_learn_the_teacher_not_the_data():
+    from engines.diffusion.loss import diffusion_loss
+
+    cfg = preset("tiny", text_vocab_size=50, image_vocab_size=16, text_mask_id=1, text_pad_id=0)
+    g = torch.Generator().manual_seed(2)
+    text = torch.randint(5, 50, (2, cfg.text_len), generator=g)
+    image = torch.randint(0, 16, (2, cfg.image_len), generator=g)
+    tasks = torch.tensor([TASK_BOTH, TASK_ANSWER])
+    nb = noise_batch(text, image, torch.tensor([0, 6]), tasks, cfg, get_schedule("loglinear"), g, cond_drop=0.0,
+                     t=torch.ones(2))
+    teacher = (torch.randn(2, cfg.text_len, 50, generator=g), torch.randn(2, cfg.image_len, 16, generator=g))
+    student_t = teacher[0].clone().requires_grad_(True)
+    student_i = teacher[1].clone().requires_grad_(True)
+    out = diffusion_loss(student_t, student_i, text, image, nb, get_schedule("loglinear"), pad_id=0,
+                         teacher=teacher, soft_rows=tasks != TASK_ANSWER)
+    out["loss"].backward()
+    # A student equal to its teacher is at the optimum of the distilled row: no gradient there ...
+    assert student_t.grad[0].abs().max() < 1e-6 and student_i.grad[0].abs().max() < 1e-6
+    # ... while the question row still learns its answer from the data.
+    assert student_t.grad[1].abs().max() > 1e-4
+    with pytest.raises(ValueError, match="soft_rows"):
+        diffusion_loss(student_t, student_i, text, image, nb, get_schedule("loglinear"), teacher=teacher)
+
+
+def test_preserving_the_init_needs_an_init(tmp_path):
+    work = make_tiny_workdir(tmp_path)
+    with pytest.raises(ValueError, match="needs init_from"):
+        train(work, TrainConfig(size="tiny", max_steps=1, progress=False, preserve_init=True))
