@@ -5,12 +5,17 @@ next to the training-majority answer per question (the bar it must clear).
 
 Questions come from engines.qa.derive_qa on the curated set with composed reports (as radstation-eval);
 scores from engines.eval.vqa.vqa_scores, so the numbers are comparable with `radstation-eval baselines`.
+
+Where the backend scores yes/no (its answer's extra["scores"]), each presence question also gets the AUROC of
+the engine's p(yes) against the truth: whether the image moves the answer at all, apart from where the
+yes/no threshold falls (an engine that only learnt each question's prior scores about 0.5 there).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 import time
@@ -38,6 +43,7 @@ def evaluate(backend, queries, train, *, max_images: int | None, seed: int, step
     if max_images is not None and len(chosen) > max_images:
         chosen = sorted(random.Random(seed).sample(chosen, max_images), key=lambda s: s.image_id)
     refs, preds, base, qtypes = [], [], [], []
+    p_yes: dict[str, list[tuple[float, bool]]] = {}
     t0 = time.perf_counter()
     for i, s in enumerate(chosen, 1):
         closed = [q for q in derive_qa(s) if q.kind == "closed"]
@@ -50,6 +56,10 @@ def evaluate(backend, queries, train, *, max_images: int | None, seed: int, step
             refs.append(q.answer)
             base.append(majority.get(q.question, fallback))
             qtypes.append(q.qtype)
+            sc = (getattr(out, "extra", None) or {}).get("scores") or {}
+            if q.answer in ("yes", "no") and {"yes", "no"} <= set(sc):
+                py = 1.0 / (1.0 + math.exp(float(sc["no"]) - float(sc["yes"])))
+                p_yes.setdefault(q.question, []).append((py, q.answer == "yes"))
         if i % 5 == 0 or i == len(chosen):
             print(f"{i}/{len(chosen)} images, {len(refs)} questions, {time.perf_counter() - t0:.0f} s", file=log)
         if budget_s is not None and time.perf_counter() - t0 > budget_s:
@@ -67,7 +77,19 @@ def evaluate(backend, queries, train, *, max_images: int | None, seed: int, step
             "engine": vqa_scores([preds[k] for k in idx], [refs[k] for k in idx], ["closed"] * len(idx))["closed_accuracy"],
             "majority": vqa_scores([base[k] for k in idx], [refs[k] for k in idx], ["closed"] * len(idx))["closed_accuracy"],
         }
+    result["yes_auroc"] = {q: {"n": len(v), "positives": sum(y for _, y in v), "auroc": _auroc(v)}
+                           for q, v in sorted(p_yes.items())}
     return result
+
+
+def _auroc(pairs: list[tuple[float, bool]]) -> float | None:
+    """Mann-Whitney AUROC of scores for the positives (ties count half); None without both classes."""
+    pos = [s for s, y in pairs if y]
+    neg = [s for s, y in pairs if not y]
+    if not pos or not neg:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
 
 
 def markdown(result: dict, title: str) -> str:
@@ -77,6 +99,9 @@ def markdown(result: dict, title: str) -> str:
              f"| majority answer (train) | {fmt(result['majority']['closed_accuracy'])} | {result['n_questions']} |",
              "", "| question type | n | engine | majority |", "|---|---:|---:|---:|"]
     lines += [f"| {qt} | {r['n']} | {fmt(r['engine'])} | {fmt(r['majority'])} |" for qt, r in result["by_qtype"].items()]
+    if result.get("yes_auroc"):
+        lines += ["", "| question | n | yes | AUROC of p(yes) |", "|---|---:|---:|---:|"]
+        lines += [f"| {q} | {r['n']} | {r['positives']} | {fmt(r['auroc'])} |" for q, r in result["yes_auroc"].items()]
     return "\n".join(lines)
 
 

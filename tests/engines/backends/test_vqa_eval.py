@@ -36,3 +36,17 @@ def test_engine_and_majority_are_scored_on_the_same_closed_questions(tmp_path) -
     assert "| majority answer (train) | 0.333 | 3 |" in markdown(result, "t")
     cut = evaluate(backend, val, train, max_images=None, seed=0, steps=2, budget_s=0.0, log=io.StringIO())
     assert cut["n_images"] == 1 and cut["n_questions"] == 2
+
+
+def test_the_ranking_of_p_yes_is_scored_per_question(tmp_path) -> None:
+    from engines.backends.vqa_eval import _auroc
+
+    train = [_sample(tmp_path, i, "train", {"Pleural Effusion": i % 2}) for i in range(4)]
+    val = [_sample(tmp_path, 20 + i, "val", {"Pleural Effusion": i % 2}) for i in range(4)]
+    backend = create_backend("diffusion", path=tiny.make_tiny_checkpoint(tmp_path / "m"), device="cpu")
+    result = evaluate(backend, val, train, max_images=None, seed=0, steps=2, log=io.StringIO())
+    row = result["yes_auroc"]["Is there a pleural effusion?"]
+    assert row["n"] == 4 and row["positives"] == 2 and 0.0 <= row["auroc"] <= 1.0
+    assert "AUROC of p(yes)" in markdown(result, "t")
+    assert _auroc([(0.9, True), (0.1, False), (0.5, True), (0.5, False)]) == pytest.approx(0.875)
+    assert _auroc([(0.3, False)]) is None
