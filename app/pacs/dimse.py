@@ -363,6 +363,10 @@ class DimseClient:
         lock = threading.Lock()
 
         def on_store(event: Any) -> int:
+            if cancel is not None and cancel.cancelled:
+                # Offered after the user cancelled: refused, so the cancel stops the import at once
+                # instead of when the PACS gets round to the C-CANCEL (it may stream the whole study first).
+                return 0xA700
             try:  # an instance that already arrived is kept even if the user just cancelled
                 ds = event.dataset
                 ds.file_meta = event.file_meta
