@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from skimage.filters import threshold_otsu
-from sklearn.metrics import roc_auc_score
+
+from engines.eval.auroc import auroc as labelled_auroc
 
 Box = tuple[float, float, float, float]  # x, y, w, h in pixels
 
@@ -70,10 +71,7 @@ def random_map(shape: tuple[int, int], rng: np.random.Generator, grid: int = 16)
 
 def auroc(scores: Sequence[float], wrong: Sequence[bool]) -> float | None:
     """AUROC of `scores` for `wrong` (None when only one class is present)."""
-    y = np.asarray(wrong, bool)
-    if y.all() or not y.any():
-        return None
-    return float(roc_auc_score(y, np.asarray(scores, np.float64)))
+    return labelled_auroc(wrong, scores)
 
 
 def micro_f1(pred: Sequence[bool], ref: Sequence[bool]) -> float:

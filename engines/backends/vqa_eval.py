@@ -28,6 +28,7 @@ def evaluate(backend, queries, train, *, max_images: int | None, seed: int, step
              budget_s: float | None = None, log=sys.stderr) -> dict:
     """Answer every closed question of up to `max_images` images (a seeded random subset); with `budget_s`,
     stop after the image that crosses the budget (both systems are scored on the same answered subset)."""
+    from engines.eval.auroc import auroc
     from engines.eval.vqa import vqa_scores
     from engines.qa import derive_qa
 
@@ -58,7 +59,7 @@ def evaluate(backend, queries, train, *, max_images: int | None, seed: int, step
             qtypes.append(q.qtype)
             sc = (getattr(out, "extra", None) or {}).get("scores") or {}
             if q.answer in ("yes", "no") and {"yes", "no"} <= set(sc):
-                py = 1.0 / (1.0 + math.exp(float(sc["no"]) - float(sc["yes"])))
+                py = 0.5 * (1.0 + math.tanh((float(sc["yes"]) - float(sc["no"])) / 2))  # sigmoid, no overflow
                 p_yes.setdefault(q.question, []).append((py, q.answer == "yes"))
         if i % 5 == 0 or i == len(chosen):
             print(f"{i}/{len(chosen)} images, {len(refs)} questions, {time.perf_counter() - t0:.0f} s", file=log)
@@ -77,19 +78,10 @@ def evaluate(backend, queries, train, *, max_images: int | None, seed: int, step
             "engine": vqa_scores([preds[k] for k in idx], [refs[k] for k in idx], ["closed"] * len(idx))["closed_accuracy"],
             "majority": vqa_scores([base[k] for k in idx], [refs[k] for k in idx], ["closed"] * len(idx))["closed_accuracy"],
         }
-    result["yes_auroc"] = {q: {"n": len(v), "positives": sum(y for _, y in v), "auroc": _auroc(v)}
+    result["yes_auroc"] = {q: {"n": len(v), "positives": sum(y for _, y in v),
+                               "auroc": auroc([y for _, y in v], [p for p, _ in v])}
                            for q, v in sorted(p_yes.items())}
     return result
-
-
-def _auroc(pairs: list[tuple[float, bool]]) -> float | None:
-    """Mann-Whitney AUROC of scores for the positives (ties count half); None without both classes."""
-    pos = [s for s, y in pairs if y]
-    neg = [s for s, y in pairs if not y]
-    if not pos or not neg:
-        return None
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
 
 
 def markdown(result: dict, title: str) -> str:

@@ -38,8 +38,9 @@ def diffusion_loss(text_logits: torch.Tensor, image_logits: torch.Tensor, text: 
     tw = batch.text_target.float()
     if pad_id is not None:  # trailing [PAD]s are many and easy; they must not drown the words
         tw = tw * torch.where(text == pad_id, pad_weight, 1.0)
-    if answer_rows is not None and answer_weight != 1.0:
-        words = answer_rows[:, None] if pad_id is None else answer_rows[:, None] & (text != pad_id)
+    # The answer words of question rows (their trailing [PAD]s excluded).
+    words = None if answer_rows is None else answer_rows[:, None] & ((text != pad_id) if pad_id is not None else True)
+    if words is not None and answer_weight != 1.0:
         tw = tw * torch.where(words, answer_weight, 1.0)
     lt = (ce_t * tw * w).sum() / text.numel()
     li = (ce_i * batch.image_target.float() * w).sum() / image.numel()
@@ -48,8 +49,8 @@ def diffusion_loss(text_logits: torch.Tensor, image_logits: torch.Tensor, text: 
     ni = batch.image_target.sum().clamp_min(1)
     out = {"loss": text_weight * lt + image_weight * li,
            "text_ce": (ce_t * batch.text_target).sum() / nt, "image_ce": (ce_i * batch.image_target).sum() / ni}
-    if answer_rows is not None:  # CE of the answer words alone: whether questions are being learnt
-        a = batch.text_target & answer_rows[:, None] & ((text != pad_id) if pad_id is not None else True)
+    if words is not None:  # CE of the answer words alone: whether questions are being learnt
+        a = batch.text_target & words
         if a.any():
             out["answer_ce"] = (ce_t * a).sum() / a.sum()
     return out

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from engines.eval.auroc import auroc
+
 FINDINGS = ("Lung Opacity", "Pneumonia", "No Finding", "Atelectasis", "Cardiomegaly", "Pleural Effusion",
             "Lung Lesion", "Edema", "Consolidation")
 
@@ -58,12 +60,6 @@ class TokenConv(nn.Module):
         return self.net(e)
 
 
-def _auroc(y: np.ndarray, s: np.ndarray) -> float | None:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else None
-
-
 def probe(train_views: torch.Tensor, train_labels: torch.Tensor, val_codes: torch.Tensor, val_labels: np.ndarray,
           *, arch: str, vocab: int, minutes: float | None = None, steps: int | None = None, batch: int = 64,
           seed: int = 0) -> dict:
@@ -93,7 +89,7 @@ def probe(train_views: torch.Tensor, train_labels: torch.Tensor, val_codes: torc
     model.eval()
     with torch.no_grad():
         scores = torch.sigmoid(model(val_codes)).numpy()
-    aucs = [_auroc(val_labels[:, j], scores[:, j]) for j in range(n_out)]
+    aucs = [auroc(val_labels[:, j], scores[:, j]) for j in range(n_out)]
     valid = [a for a in aucs if a is not None]
     return {"arch": arch, "steps": step, "seconds": round(time.monotonic() - t0, 1), "auroc": aucs,
             "macro_auroc": float(np.mean(valid)) if valid else None}
@@ -132,11 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     pipe = MedimPipeline.from_pretrained(args.model or DEFAULT_WEIGHTS, device="cpu")
     val = [s for s in ds if s.split == "val"]
     val_codes = torch.tensor(np.stack([pipe.encode_image(s.load_image()).reshape(-1) for s in val]))
-    res = probe(views, train_labels, val_codes, np.array([labels(s) for s in val]), arch=args.arch,
-                vocab=pipe.vq.config.codebook_size, minutes=args.minutes)
+    val_labels = np.array([labels(s) for s in val])
+    res = probe(views, train_labels, val_codes, val_labels, arch=args.arch, vocab=pipe.vq.config.codebook_size,
+                minutes=args.minutes)
     print(f"Token probe ({args.arch}, {res['steps']} steps, {res['seconds']} s, {len(views) - 1} jittered views, "
           f"{len(val)} val images)\n\n| finding | val positives | AUROC |\n|---|---:|---:|")
-    for k, a, y in zip(FINDINGS, res["auroc"], np.array([labels(s) for s in val]).sum(0), strict=True):
+    for k, a, y in zip(FINDINGS, res["auroc"], val_labels.sum(0), strict=True):
         print(f"| {k} | {int(y)} | {'n/a' if a is None else f'{a:.3f}'} |")
     print(f"| macro | | {res['macro_auroc']:.3f} |")
     return 0

@@ -39,7 +39,7 @@ def test_engine_and_majority_are_scored_on_the_same_closed_questions(tmp_path) -
 
 
 def test_the_ranking_of_p_yes_is_scored_per_question(tmp_path) -> None:
-    from engines.backends.vqa_eval import _auroc
+    from engines.eval.auroc import auroc
 
     train = [_sample(tmp_path, i, "train", {"Pleural Effusion": i % 2}) for i in range(4)]
     val = [_sample(tmp_path, 20 + i, "val", {"Pleural Effusion": i % 2}) for i in range(4)]
@@ -48,5 +48,5 @@ def test_the_ranking_of_p_yes_is_scored_per_question(tmp_path) -> None:
     row = result["yes_auroc"]["Is there a pleural effusion?"]
     assert row["n"] == 4 and row["positives"] == 2 and 0.0 <= row["auroc"] <= 1.0
     assert "AUROC of p(yes)" in markdown(result, "t")
-    assert _auroc([(0.9, True), (0.1, False), (0.5, True), (0.5, False)]) == pytest.approx(0.875)
-    assert _auroc([(0.3, False)]) is None
+    assert auroc([True, False, True, False], [0.9, 0.1, 0.5, 0.5]) == pytest.approx(0.875)
+    assert auroc([False], [0.3]) is None
