@@ -339,6 +339,20 @@ class MedimPipeline:
         res = self._run(text, image_in, opts, seed, uncond, [], progress, cancel)
         return self._image_result(res, opts, seed, t0)
 
+    def finding_probabilities(self, images: list[np.ndarray]) -> list[dict[str, float]]:
+        """Per image, the backbone's finding head (engines.models.config `findings`) with the report fully
+        masked at t = 1 - what the image alone says, as at the start of drafting. Empty dicts for weights
+        trained without a head."""
+        cfg = self.model_config
+        if not cfg.findings:
+            return [{} for _ in images]
+        codes = self._tensor([self._codes(im) for im in images])
+        text = torch.full((len(images), cfg.text_len), cfg.text_mask_id, dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            logits = self._torch_model()(text, codes, torch.ones(len(images), device=self.device)).finding_logits
+        p = torch.sigmoid(logits.float()).cpu().numpy()
+        return [dict(zip(cfg.findings, map(float, row), strict=True)) for row in p]
+
     # -- explain hooks --------------------------------------------------------------------------------
     def _torch_model(self) -> MedimBackbone:
         return self.model

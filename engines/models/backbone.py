@@ -74,6 +74,7 @@ class BackboneOutput:
     text_logits: torch.Tensor  # (B, text_len, text_vocab)
     image_logits: torch.Tensor  # (B, image_len, image_vocab)
     attentions: list[torch.Tensor] | None = None  # per layer (B, heads, L, L), L = text_len + image_len
+    finding_logits: torch.Tensor | None = None  # (B, len(config.findings)) when the model has a finding head
 
 
 class MedimBackbone(nn.Module):
@@ -93,6 +94,7 @@ class MedimBackbone(nn.Module):
         nn.init.zeros_(self.final_ada.bias)
         self.text_head = nn.Linear(d, cfg.text_vocab_size)
         self.image_head = nn.Linear(d, cfg.image_vocab_size)
+        self.finding_head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, len(cfg.findings))) if cfg.findings else None
         # Token embeddings on the same small scale as the position embeddings: with PyTorch's default
         # N(0, 1) the tokens drown the positions (measured 10x larger norm after training) and the model
         # degenerates into a bag of words ("no no no ...").
@@ -122,11 +124,14 @@ class MedimBackbone(nn.Module):
         x = torch.cat([self.text_embed(text_ids) + self.segment[0], img + self.segment[1]], dim=1) + self.pos
         c = self.time_mlp(timestep_embedding(t, cfg.time_dim))
         attns: list[torch.Tensor] = []
-        for blk in self.blocks:
+        findings = None
+        for i, blk in enumerate(self.blocks, start=1):
             x, w = blk(x, c, output_attentions)
             if w is not None:
                 attns.append(w)
+            if self.finding_head is not None and i == cfg.finding_layer:
+                findings = self.finding_head(x[:, cfg.text_len:].mean(1))
         shift, scale = self.final_ada(c).chunk(2, dim=-1)
         x = _modulate(self.final_norm(x), shift, scale)
         return BackboneOutput(self.text_head(x[:, :cfg.text_len]), self.image_head(x[:, cfg.text_len:]),
-                              attns if output_attentions else None)
+                              attns if output_attentions else None, findings)

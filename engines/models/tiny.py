@@ -30,8 +30,8 @@ def tiny_tokenizer(vocab_size: int = 120) -> TextTokenizer:
     return TextTokenizer.train(TINY_SENTENCES * 3, vocab_size)
 
 
-def make_tiny_checkpoint(directory: str | Path, seed: int = 0, size: str = "tiny", text_len: int | None = None
-                         ) -> Path:
+def make_tiny_checkpoint(directory: str | Path, seed: int = 0, size: str = "tiny", text_len: int | None = None,
+                         findings: tuple[str, ...] = ()) -> Path:
     """Write config.json, model.safetensors, vq.*, text_tokenizer.json into `directory`; return it."""
     directory = Path(directory)
     torch.manual_seed(seed)
@@ -39,10 +39,11 @@ def make_tiny_checkpoint(directory: str | Path, seed: int = 0, size: str = "tiny
     vq = VQVAE(TINY_VQ)
     cfg = preset(size, text_vocab_size=tok.vocab_size, image_vocab_size=TINY_VQ.codebook_size,
                  text_mask_id=tok.mask_id, text_pad_id=tok.pad_id)
-    if text_len is not None or cfg.image_grid != TINY_VQ.grid:
+    if text_len is not None or cfg.image_grid != TINY_VQ.grid or findings:
         from dataclasses import replace
 
-        cfg = replace(cfg, text_len=text_len or cfg.text_len, image_grid=TINY_VQ.grid)
+        cfg = replace(cfg, text_len=text_len or cfg.text_len, image_grid=TINY_VQ.grid, findings=findings,
+                      finding_layer=min(cfg.finding_layer, cfg.n_layers))
     model = MedimBackbone(cfg)
     # AdaLN starts at zero (identity blocks); give it some weight so tests see a non-trivial network.
     with torch.no_grad():
@@ -78,7 +79,7 @@ def make_tiny_workdir(directory: str | Path, n_images: int = 24, seed: int = 0) 
                 "No acute cardiopulmonary abnormality." if c == 0 else "Mild pulmonary edema.")
                for k, c in enumerate(cls.tolist())]
     qas = [(k, "Is there a pleural effusion?", "no" if c == 0 else "yes") for k, c in enumerate(cls.tolist())]
-    build_corpus(tok, codes, [f"img{k}" for k in range(n_images)], reports, qas,
-                 TINY_TEXT_LEN
-                 ).save(directory / "corpus.pt")
+    corpus = build_corpus(tok, codes, [f"img{k}" for k in range(n_images)], reports, qas, TINY_TEXT_LEN)
+    corpus.label_names, corpus.labels = ["Pleural Effusion"], cls[:, None].float()  # the finding head's target
+    corpus.save(directory / "corpus.pt")
     return directory

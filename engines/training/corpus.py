@@ -24,6 +24,8 @@ class Corpus:
     images: torch.Tensor  # (N, image_len) long VQ codes
     image_ids: list[str]
     views: torch.Tensor | None = None  # (V, N, image_len): VQ codes of V jittered copies (training.augment)
+    labels: torch.Tensor | None = None  # (N, K) float finding targets per image (training.finding_targets)
+    label_names: list[str] | None = None  # the K findings of `labels`
 
     def __len__(self) -> int:
         return self.text.shape[0]
@@ -52,6 +54,10 @@ class Corpus:
                              f"the model wants {text_len} / {image_len}")
         if self.views is not None and tuple(self.views.shape[1:]) != tuple(self.images.shape):
             raise ValueError(f"corpus views {tuple(self.views.shape)} do not match its images {tuple(self.images.shape)}")
+        if self.labels is not None and (self.label_names is None or
+                                        tuple(self.labels.shape) != (len(self.images), len(self.label_names))):
+            raise ValueError(f"corpus labels {tuple(self.labels.shape)} do not match its {len(self.images)} images "
+                             f"and {len(self.label_names or [])} finding names")
         if int(self.text.max()) >= text_vocab or int(self.images.max()) >= image_vocab:
             raise ValueError("corpus ids exceed the model vocabulary (tokenizer/VQ mismatch)")
 

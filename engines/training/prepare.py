@@ -18,6 +18,7 @@ from engines.tokenizers.text import TextTokenizer
 from engines.tokenizers.vq import VQVAE
 from engines.training.augment import jitter_image
 from engines.training.corpus import Corpus, build_corpus
+from engines.training.finding_targets import choose_findings, finding_targets
 from engines.training.images import to_model_range
 
 CORPUS_FILE = "corpus.pt"
@@ -84,13 +85,15 @@ def prepare(data_root: Path, vq_dir: Path, work: Path, text_len: int = 128, voca
     pixels = [_load_u8(s, vq.config.image_size) for s in samples]
     codes = encode_images(vq, pixels)
     corpus: Corpus = build_corpus(tok, codes, [s.image_id for s in samples], reports, qas, text_len)
+    corpus.label_names = list(choose_findings(samples))
+    corpus.labels = finding_targets(samples, corpus.label_names)
     if augment > 0:
         rng = np.random.default_rng(seed + 104729)
         corpus.views = torch.stack([encode_images(vq, [jitter_image(p, rng) for p in pixels]).long()
                                     for _ in range(augment)])
     corpus.save(work / CORPUS_FILE)
     summary = {"images": len(samples), "splits": list(splits), "report_rows": len(reports), "qa_rows": len(qas),
-               "variants": variants, "augment_views": augment, "text_vocab": tok.vocab_size, "codebook": vq.config.codebook_size,
+               "variants": variants, "augment_views": augment, "finding_labels": corpus.label_names, "text_vocab": tok.vocab_size, "codebook": vq.config.codebook_size,
                "sources": sorted({s.source for s in samples}), "qa_available": derive_qa is not None,
                "truncated_reports": int((corpus.text[: len(reports), -1] != tok.pad_id).sum())}
     (work / "prepare.json").write_text(json.dumps(summary, indent=2))

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -28,6 +28,7 @@ from engines.models.config import MedimConfig, preset
 from engines.tokenizers.text import TextTokenizer
 from engines.tokenizers.vq import VQVAE
 from engines.training.corpus import Corpus
+from engines.training.finding_targets import finding_loss
 
 STATE_FILE, METRICS_FILE, CORPUS_FILE = "trainer_state.pt", "metrics.jsonl", "corpus.pt"
 
@@ -48,6 +49,7 @@ class TrainConfig:
     init_from: str | None = None  # model folder whose backbone weights start a fresh run (fine-tuning)
     preserve_init: bool = False  # report rows learn init_from's predictions (distillation), not the data:
     #                              fine-tune answers while drafts and images stay as they were
+    finding_weight: float = 0.0  # > 0: train the backbone's auxiliary finding head on the corpus labels
     cond_drop: float = 0.1
     text_weight: float = 1.0
     image_weight: float = 0.6
@@ -99,6 +101,13 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
         device = resolve_device(tc.device)
     corpus = Corpus.load(work / CORPUS_FILE)
     cfg = model_config_for(work, tc.size)
+    init = load_backbone(tc.init_from)[0] if tc.init_from else None
+    if tc.finding_weight > 0:
+        if corpus.labels is None:
+            raise ValueError(f"{work / CORPUS_FILE} has no finding labels; rebuild it with `radstation-train prepare`")
+        cfg = replace(cfg, findings=tuple(corpus.label_names))
+    elif init is not None:  # a fine-tune without the finding loss keeps the head it was given
+        cfg = replace(cfg, findings=init.config.findings, finding_layer=init.config.finding_layer)
     corpus.check(cfg.text_len, cfg.image_len, cfg.text_vocab_size, cfg.image_vocab_size)
     schedule = get_schedule(tc.schedule)
 
@@ -113,12 +122,17 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
         model, _ = load_backbone(work)
         state = torch.load(str(state_path), weights_only=False)
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
-    elif tc.init_from:
-        model, _ = load_backbone(tc.init_from)
-        if model.config != cfg:
-            raise ValueError(f"{tc.init_from} holds a model of another config ({model.config.name}) than "
+    elif init is not None:
+        if replace(init.config, findings=cfg.findings, finding_layer=cfg.finding_layer) != cfg:
+            raise ValueError(f"{tc.init_from} holds a model of another config ({init.config.name}) than "
                              f"{work}'s tokenizers and --size give; fine-tune with the same tokenizers and size")
-        state = None
+        model, state = MedimBackbone(cfg), None
+        own = init.state_dict()
+        if init.config.findings != cfg.findings:  # a new finding head starts fresh
+            own = {k: v for k, v in own.items() if not k.startswith("finding_head.")}
+        missing, unexpected = model.load_state_dict(own, strict=False)
+        if unexpected or any(not k.startswith("finding_head.") for k in missing):
+            raise ValueError(f"{tc.init_from}: weights do not fit the model ({(missing + unexpected)[:4]})")
     else:
         model, state = MedimBackbone(cfg), None
     teacher = None
@@ -132,7 +146,8 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
     if state is not None:
         opt.load_state_dict(state["optimizer"])
     g = torch.Generator().manual_seed(tc.seed * 1000 + rank + 7919 * step)
-    ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None) \
+    ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == "cuda" else None,
+                                                find_unused_parameters=bool(cfg.findings)) \
         if world > 1 else model
     run_start_elapsed = elapsed_before
 
@@ -201,6 +216,12 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
                                 tc.text_weight, tc.image_weight, pad_id=cfg.text_pad_id,
                                 answer_rows=tasks == TASK_ANSWER, answer_weight=tc.answer_weight,
                                 teacher=soft, soft_rows=tasks != TASK_ANSWER)
+        if tc.finding_weight > 0:
+            seen_image = (nb.image_in != cfg.image_mask_id).all(1)
+            fl = finding_loss(out.finding_logits, corpus.labels[corpus.image_index[rows]].to(device), seen_image)
+            if fl is not None:
+                losses["finding_bce"] = fl
+                losses["loss"] = losses["loss"] + tc.finding_weight * fl
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
