@@ -69,7 +69,7 @@ def _cmd_draft(a: argparse.Namespace) -> int:
     from engines.training.draft_split import draft_split
 
     print(json.dumps(draft_split(a.model, a.data, a.split, a.out, a.steps, a.guidance, a.temperature, a.seed,
-                                 a.limit, a.device, consensus=a.consensus), indent=2))
+                                 a.limit, a.device, consensus=a.consensus, select=a.select), indent=2))
     return 0
 
 
@@ -97,7 +97,7 @@ def _cmd_ship(a: argparse.Namespace) -> int:
         if (a.work / name).exists():
             shutil.copy2(a.work / name, a.out / name)
     cfg = json.loads((a.out / "config.json").read_text())
-    for key in ("steps", "guidance", "temperature", "text_block", "consensus",
+    for key in ("steps", "guidance", "temperature", "text_block", "consensus", "select",
                 "image_order_temperature"):  # sampling defaults chosen on val
         if getattr(a, key) is not None:
             cfg.setdefault("sampling", {})[key] = getattr(a, key)
@@ -177,7 +177,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     d.add_argument("--steps", type=int)
     d.add_argument("--guidance", type=float)
     d.add_argument("--temperature", type=float)
-    d.add_argument("--consensus", type=int, help="drafts sampled per image; the consensus one is kept")
+    d.add_argument("--consensus", type=int, help="drafts sampled per image; one is kept by --select")
+    d.add_argument("--select", choices=("consensus", "verified"),
+                   help="keep the draft the others agree with most, or the one the finding head finds most likely")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--limit", type=int)
     d.add_argument("--device", default="auto")
@@ -211,7 +213,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     s.add_argument("--guidance", type=float)
     s.add_argument("--temperature", type=float)
     s.add_argument("--text-block", type=int, help="semi-autoregressive text block (0 = off)")
-    s.add_argument("--consensus", type=int, help="drafts sampled per report, the consensus one kept (1 = off)")
+    s.add_argument("--consensus", type=int, help="drafts sampled per report, one kept by --select (1 = off)")
+    s.add_argument("--select", choices=("consensus", "verified"),
+                   help="how one of the --consensus drafts is kept (verified: by the model's finding head)")
     s.add_argument("--image-order-temperature", type=float,
                    help="MaskGIT randomised commit order for image tokens (0 = pure confidence order)")
     s.set_defaults(func=_cmd_ship)

@@ -97,6 +97,9 @@ class MedimPipeline:
         self.default_temperature = float(sampling.get("temperature", 1.0))
         self.text_block = int(sampling.get("text_block", 0))
         self.default_consensus = int(sampling.get("consensus", 1))  # drafts sampled per report (consensus.py)
+        self.default_select = str(sampling.get("select", "consensus"))  # how one of them is kept
+        if self.default_select == "verified" and not model.config.findings:
+            raise ValueError("sampling select 'verified' needs a model with a finding head (config findings)")
         self.image_order_temperature = float(sampling.get("image_order_temperature", 0.0))
 
     # -- construction ---------------------------------------------------------------------------------
@@ -229,10 +232,12 @@ class MedimPipeline:
     # -- jobs -----------------------------------------------------------------------------------------
     def draft_report(self, images: list[np.ndarray], *, steps: int | None = None, guidance: float | None = None,
                      seed: int = 0, progress: Progress = None, cancel: Cancel = None,
-                     temperature: float | None = None, consensus: int | None = None) -> TextResult:
+                     temperature: float | None = None, consensus: int | None = None,
+                     select: str | None = None) -> TextResult:
         """Report for one study; several views share one text (their evidence is averaged each step).
-        `consensus` K > 1 samples K drafts (seeds seed..seed+K-1) and returns the one whose findings agree
-        most with the others (engines.sampling.consensus); default from the model's sampling config."""
+        `consensus` K > 1 samples K drafts (seeds seed..seed+K-1) and keeps one by `select`: "consensus" (the
+        one whose findings agree most with the others) or "verified" (the one the finding head finds most
+        likely; engines.sampling.consensus). Defaults from the model's sampling config."""
         if isinstance(images, np.ndarray):
             images = [images]
         if not images:
@@ -263,11 +268,16 @@ class MedimPipeline:
                 drafts.append(self._report_result(res, opts, seed + j, t0))
         if k == 1:
             return drafts[0]
-        from engines.sampling.consensus import consensus_index
+        from engines.sampling.consensus import select_draft
 
-        best, agreement = consensus_index([d.text for d in drafts],
-                                          [float(np.mean([t.confidence for t in d.tokens])) if d.tokens else 0.0
-                                           for d in drafts])
+        mode = self.default_select if select is None else select
+        probs = None
+        if mode == "verified":  # the views' head probabilities, averaged as their evidence is when drafting
+            per_view = self.finding_probabilities(images)
+            probs = {f: float(np.mean([p[f] for p in per_view])) for f in per_view[0]}
+        best, agreement = select_draft([d.text for d in drafts],
+                                       [float(np.mean([t.confidence for t in d.tokens])) if d.tokens else 0.0
+                                        for d in drafts], mode=mode, finding_probs=probs)
         chosen = drafts[best]
         chosen.elapsed_s = time.perf_counter() - t0
         chosen.consensus = (k, agreement)

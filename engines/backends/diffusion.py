@@ -7,6 +7,7 @@ everything else (tokenizers, sampling loop, uncertainty per token) is the same c
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from engines.backends.errors import BackendError
 from engines.backends.memory import memory_report
 from engines.backends.results import ImageOutput, TextOutput, TokenUncertainty, mean_confidence
 from engines.default_weights import DEFAULT_WEIGHTS
+from engines.qa.question_finding import question_finding
 
 
 class MedimBackend(EngineBackend):
@@ -103,6 +105,9 @@ class MedimBackend(EngineBackend):
         pipe, cfg = self.pipe, self.pipe.model_config
         if progress is not None:
             progress(0, 1)
+        finding = question_finding(question, cfg.findings) if set(candidates) == {"yes", "no"} else None
+        if finding is not None:
+            return self._head_answer(image, finding, t0, progress)
         with _as_backend_error():
             rows = [qa_row(pipe.tokenizer, question.strip(), c, cfg.text_len) for c in candidates]
             prefix = rows[0].prefix_len
@@ -128,6 +133,21 @@ class MedimBackend(EngineBackend):
         return TextOutput(text=answer, tokens=[TokenUncertainty(answer, conf, entropy, "answer", 0, len(answer), 0)],
                           confidence=conf, steps=1, seed=0, elapsed_s=time.perf_counter() - t0, images_used=[0],
                           extra={"mode": "closed", "scores": dict(zip(candidates, scores, strict=True))})
+
+    def _head_answer(self, image: np.ndarray, finding: str, t0: float, progress: ProgressFn | None) -> TextOutput:
+        """Yes/no from the backbone's finding head: on val it ranks findings at AUROC ~0.73 where the answer
+        segment's own yes/no ranks them at 0.27-0.74 (engines.eval.finding_head, engines.backends.vqa_eval)."""
+        with _as_backend_error():
+            p = float(self.pipe.finding_probabilities([image])[0][finding])
+        if progress is not None:
+            progress(1, 1)
+        p = min(max(p, 1e-6), 1 - 1e-6)
+        answer, conf = ("yes", p) if p >= 0.5 else ("no", 1 - p)
+        entropy = float(-(p * math.log(p) + (1 - p) * math.log(1 - p)))
+        return TextOutput(text=answer, tokens=[TokenUncertainty(answer, conf, entropy, "answer", 0, len(answer), 0)],
+                          confidence=conf, steps=1, seed=0, elapsed_s=time.perf_counter() - t0, images_used=[0],
+                          extra={"mode": "finding head", "finding": finding,
+                                 "scores": {"yes": math.log(p), "no": math.log(1 - p)}})
 
     def synthesise(self, report: str, *, steps: int | None = None, guidance: float | None = None, seed: int = 0,
                    progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> ImageOutput:

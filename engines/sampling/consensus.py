@@ -10,7 +10,8 @@ same finding agree. Ties go to the draft the model was most confident in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 from engines.labeler import FINDINGS, label_report
 
@@ -33,3 +34,48 @@ def consensus_index(texts: Sequence[str], confidences: Sequence[float] | None = 
     conf = list(confidences) if confidences is not None else [0.0] * n
     best = max(range(n), key=lambda i: (agree[i], conf[i], -i))
     return best, float(agree[best])
+
+
+def verified_index(texts: Sequence[str], finding_probs: Mapping[str, float],
+                   confidences: Sequence[float] | None = None) -> tuple[int, float]:
+    """(index of the draft whose stated findings are most likely under the model's finding head, that draft's
+    mean log-likelihood per head finding).
+
+    A sampled draft picks each finding by one draw from text positions that read the image weakly; the head
+    reads the same image-token states as a classifier (engines.models.config `findings`). Among K drafts, the
+    one the head finds most plausible keeps the K-sample fluency and the head's reading of the image. A finding
+    the labeler calls uncertain counts as half present; unmentioned counts as absent. Ties go to consensus
+    agreement, then confidence."""
+    if not texts:
+        raise ValueError("verified selection needs at least one draft")
+    if not finding_probs:
+        raise ValueError("verified selection needs the finding head's probabilities")
+    eps = 1e-4
+    scores = []
+    for t in texts:
+        found = label_report(t).findings
+        ll = 0.0
+        for name, p in finding_probs.items():
+            s = found.get(name, 0) or 0
+            y = 0.5 if s == -1 else float(s == 1)
+            p = min(max(float(p), eps), 1 - eps)
+            ll += y * math.log(p) + (1 - y) * math.log(1 - p)
+        scores.append(ll / len(finding_probs))
+    best_consensus, _ = consensus_index(texts, confidences)
+    conf = list(confidences) if confidences is not None else [0.0] * len(texts)
+    best = max(range(len(texts)), key=lambda i: (round(scores[i], 9), i == best_consensus, conf[i], -i))
+    return best, float(scores[best])
+
+
+SELECTIONS = ("consensus", "verified")
+
+
+def select_draft(texts: Sequence[str], confidences: Sequence[float] | None = None, *, mode: str = "consensus",
+                 finding_probs: Mapping[str, float] | None = None) -> tuple[int, float]:
+    """One of K drafts by `mode`: "consensus" (consensus_index) or "verified" (verified_index, needs the
+    finding head's probabilities for the image)."""
+    if mode == "consensus":
+        return consensus_index(texts, confidences)
+    if mode == "verified":
+        return verified_index(texts, finding_probs or {}, confidences)
+    raise ValueError(f"unknown draft selection {mode!r}; choose one of {SELECTIONS}")

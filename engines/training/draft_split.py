@@ -15,17 +15,20 @@ import torch
 from tqdm import tqdm
 
 from engines.diffusion.layout import split_report
-from engines.sampling.consensus import consensus_index
+from engines.sampling.consensus import select_draft
 from engines.sampling.unmask import unmask
 from engines.tokenizers.text import ANSWER, FINDINGS, IMG, QUESTION, UNK
 
 
 def draft_batch(pipe, images: list[np.ndarray], steps: int | None, guidance: float | None,
-                temperature: float | None, seed: int, consensus: int | None = None) -> list[tuple[str, str]]:
+                temperature: float | None, seed: int, consensus: int | None = None,
+                select: str | None = None) -> list[tuple[str, str]]:
     """(findings, impression) per image, each image its own study; with `consensus` K > 1 each image gets
-    K rows and the consensus draft is kept (as MedimPipeline.draft_report)."""
+    K rows and one is kept by `select` (as MedimPipeline.draft_report)."""
     cfg = pipe.model_config
     k = pipe.default_consensus if consensus is None else int(consensus)
+    mode = pipe.default_select if select is None else select
+    probs = pipe.finding_probabilities(images) if mode == "verified" and k > 1 else [None] * len(images)
     opts = pipe._opts(steps, guidance, temperature, pool=False)
     image = pipe._tensor([c for im in images for c in [pipe._codes(im)] * k])
     row = pipe._text_mask_row([pipe.tokenizer.ids[FINDINGS]], 1)
@@ -42,14 +45,15 @@ def draft_batch(pipe, images: list[np.ndarray], steps: int | None, guidance: flo
     out = []
     for j in range(len(images)):
         group = drafts[j * k:(j + 1) * k]
-        best, _ = consensus_index([" ".join(x for x in d[:2] if x) for d in group], [d[2] for d in group])
+        best, _ = select_draft([" ".join(x for x in d[:2] if x) for d in group], [d[2] for d in group], mode=mode,
+                               finding_probs=probs[j])
         out.append(group[best][:2])
     return out
 
 
 def draft_split(model_dir: Path, data: Path | None, split: str, out: Path, steps: int | None, guidance: float | None,
                 temperature: float | None, seed: int, limit: int | None, device: str = "auto",
-                batch: int = 16, consensus: int | None = None) -> dict:
+                batch: int = 16, consensus: int | None = None, select: str | None = None) -> dict:
     from engines.data.cxr import load_cxr
     from engines.pipeline import MedimPipeline
 
@@ -61,7 +65,7 @@ def draft_split(model_dir: Path, data: Path | None, split: str, out: Path, steps
         for k in tqdm(range(0, len(samples), batch), desc=f"draft[{split}]"):
             chunk = samples[k:k + batch]
             texts = draft_batch(pipe, [np.asarray(s.load_image()) for s in chunk], steps, guidance, temperature,
-                                seed + k, consensus)
+                                seed + k, consensus, select)
             for s, (f, i) in zip(chunk, texts, strict=True):
                 fh.write(json.dumps({"id": s.image_id, "findings": f, "impression": i,
                                      "text": " ".join(x for x in (f, i) if x)}) + "\n")
@@ -69,4 +73,5 @@ def draft_split(model_dir: Path, data: Path | None, split: str, out: Path, steps
             "steps": steps or pipe.default_steps, "guidance": pipe.default_guidance if guidance is None else guidance,
             "temperature": pipe.default_temperature if temperature is None else temperature, "seed": seed,
             "consensus": pipe.default_consensus if consensus is None else consensus,
+            "select": pipe.default_select if select is None else select,
             "weights_sha256": pipe.weights_hash}

@@ -83,3 +83,17 @@ def test_onnx_runtime_backend_matches_torch(tmp_path, medim) -> None:
     onnx = create_backend("diffusion-onnx", path=medim.path, device="cpu")
     assert onnx.describe()["runtime"] == "onnx" and onnx.weights_hash == medim.weights_hash
     assert onnx.draft([_img(2)], seed=5).text == medim.draft([_img(2)], seed=5).text
+
+
+def test_finding_questions_are_answered_by_the_finding_head(tmp_path) -> None:
+    be = create_backend("diffusion", path=tiny.make_tiny_checkpoint(tmp_path, findings=("No Finding", "Edema")),
+                        device="cpu")
+    p = be.pipe.finding_probabilities([_img()])[0]
+    ans = be.answer([_img()], "Is there pulmonary edema?")
+    assert ans.extra["mode"] == "finding head" and ans.extra["finding"] == "Edema"
+    assert ans.text == ("yes" if p["Edema"] >= 0.5 else "no")
+    assert ans.confidence == pytest.approx(max(p["Edema"], 1 - p["Edema"]), abs=1e-6)
+    assert be.answer([_img()], "Is this chest radiograph normal?").extra["finding"] == "No Finding"
+    # A finding the head does not know, or a question that is not one finding's presence: the answer segment.
+    assert be.answer([_img()], "Is there a pleural effusion?").extra["mode"] == "closed"
+    assert be.answer([_img()], "Is there edema on the left?").extra["mode"] == "closed"

@@ -38,3 +38,31 @@ def test_pipeline_consensus_draft_is_one_of_its_samples(tmp_path) -> None:
     assert two_views.consensus[0] == 2
     with pytest.raises(ValueError, match="consensus"):
         pipe.draft_report([img], consensus=0)
+
+
+def test_verified_selection_keeps_the_draft_the_head_finds_likely() -> None:
+    from engines.sampling.consensus import select_draft, verified_index
+
+    drafts = [EFFUSION, NORMAL, NORMAL]
+    says_effusion = {"No Finding": 0.1, "Pleural Effusion": 0.9}
+    assert verified_index(drafts, says_effusion)[0] == 0  # the head overrules the majority
+    idx, ll = verified_index(drafts, {"No Finding": 0.95, "Pleural Effusion": 0.05})
+    assert idx == 1 and ll > np.log(0.9)  # a tie between the normal drafts goes to the consensus one
+    assert select_draft(drafts, mode="consensus")[0] == 1
+    assert select_draft(drafts, mode="verified", finding_probs=says_effusion)[0] == 0
+    with pytest.raises(ValueError, match="probabilities"):
+        select_draft(drafts, mode="verified")
+    with pytest.raises(ValueError, match="unknown draft selection"):
+        select_draft(drafts, mode="longest")
+
+
+def test_pipeline_verified_drafting_needs_a_head(tmp_path) -> None:
+    img = (np.random.default_rng(0).random((32, 32)) * 255).astype(np.uint8)
+    headed = MedimPipeline.from_pretrained(make_tiny_checkpoint(tmp_path / "h", text_len=24,
+                                                                findings=("No Finding", "Edema")), "cpu")
+    kept = headed.draft_report([img], steps=3, seed=5, consensus=3, select="verified")
+    assert kept.consensus[0] == 3 and kept.text
+    assert headed.draft_report([img], steps=3, seed=5, consensus=3, select="verified").text == kept.text
+    plain = MedimPipeline.from_pretrained(make_tiny_checkpoint(tmp_path / "p", text_len=24), "cpu")
+    with pytest.raises(ValueError, match="probabilities"):
+        plain.draft_report([img], steps=3, consensus=2, select="verified")
