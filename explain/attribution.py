@@ -81,3 +81,41 @@ def attribution_grids(model: MedimBackbone, text_ids: list[int], image_codes: np
     finally:
         model.train(was_training)
     return res
+
+
+def finding_head_grid(model: MedimBackbone, image_codes: np.ndarray, findings: list[str], *,
+                      n_steps: int = 16) -> np.ndarray:
+    """(g, g) signed IG attribution of the finding head's logits (summed over `findings`) per image token.
+
+    The head (engines.models.config `findings`) is the part of the backbone trained directly to read
+    findings from the image tokens, so its attribution points at what made the model call the finding;
+    the report is fully masked (t = 1) as when the head answers. Same [MASK]-image baseline as above."""
+    cfg = model.config
+    if not cfg.findings:
+        raise ValueError("the model has no finding head")
+    unknown = [f for f in findings if f not in cfg.findings]
+    if unknown or not findings:
+        raise ValueError(f"findings {unknown or findings} are not the head's ({', '.join(cfg.findings)})")
+    if n_steps < 2:
+        raise ValueError(f"n_steps must be >= 2, got {n_steps}")
+    dev = next(model.parameters()).device
+    codes = torch.as_tensor(np.asarray(image_codes).reshape(1, -1), dtype=torch.long, device=dev)
+    if codes.shape[1] != cfg.image_len:
+        raise ValueError(f"expected {cfg.image_len} image codes, got {codes.shape[1]}")
+    cols = torch.tensor([cfg.findings.index(f) for f in findings], device=dev)
+
+    def score(e: torch.Tensor) -> torch.Tensor:
+        b = e.shape[0]
+        text = torch.full((b, cfg.text_len), cfg.text_mask_id, dtype=torch.long, device=dev)
+        return model(text, None, torch.ones(b, device=dev), image_embeds=e).finding_logits[:, cols].sum(-1)
+
+    with torch.no_grad():
+        emb = model.embed_image(codes)
+        base = model.embed_image(torch.full_like(codes, cfg.image_mask_id))
+    was_training = model.training
+    model.eval()
+    try:
+        attr = IntegratedGradients(score).attribute(emb, baselines=base, n_steps=n_steps, internal_batch_size=n_steps)
+    finally:
+        model.train(was_training)
+    return attr[0].sum(-1).detach().float().cpu().reshape(cfg.image_grid, cfg.image_grid).numpy()

@@ -16,11 +16,13 @@ from engines.labeler import label_report
 from engines.sampling.unmask import GenerationCancelled
 from explain.align import align_report
 from explain.attention import attention_grids
-from explain.attribution import attribution_grids, span_token_stats
+from explain.attribution import attribution_grids, finding_head_grid, span_token_stats
 from explain.geometry import grid_to_image, normalise
 
-METHODS = ("attention", "ig")
-POSITIVE_ONLY = {"attention": False, "ig": True}  # signed IG: show only evidence *for* the text
+METHODS = ("attention", "ig", "head")
+# Signed IG: show only evidence *for* the text. "head": IG of the backbone's finding head for the span's
+# findings (none for spans without a finding the head knows, or weights without a head).
+POSITIVE_ONLY = {"attention": False, "ig": True, "head": True}
 
 
 @dataclass
@@ -92,6 +94,18 @@ def _check_methods(methods: tuple[str, ...]) -> None:
         raise ValueError(f"unknown explanation methods {unknown}; choose from {METHODS}")
 
 
+def _head_findings(span: SpanMap, known: tuple[str, ...]) -> tuple[str, ...]:
+    """The head findings a span asserts: a finding mention's own finding, a sentence's present or uncertain
+    ones (a normal sentence: No Finding); negated findings have no evidence to point at."""
+    if isinstance(span, FindingMap):
+        names = [span.finding] if span.value != 0 else []
+    elif isinstance(span, SentenceMap):
+        names = [f for f, v in span.findings.items() if v != 0]
+    else:
+        names = []
+    return tuple(sorted(f for f in names if f in known))
+
+
 def explain_spans(pipeline, image: np.ndarray, report_text: str, spans: list[SpanMap], *,
                   methods: tuple[str, ...] = METHODS, attention_steps: int = 4, aggregation: str = "rollout",
                   ig_steps: int = 16, seed: int = 0, codes: np.ndarray | None = None,
@@ -107,7 +121,8 @@ def explain_spans(pipeline, image: np.ndarray, report_text: str, spans: list[Spa
         codes = pipeline.encode_image(img)
     codes = np.asarray(codes).reshape(-1)
     positions = [row.positions(s.start, s.end) for s in spans]
-    total = len(spans) * (1 + ("ig" in methods)) + 1
+    head_findings = [_head_findings(s, model.config.findings) if "head" in methods else () for s in spans]
+    total = len(spans) * (1 + ("ig" in methods)) + 1 + len({h for h in head_findings if h})
     done = 0
 
     def tick() -> None:
@@ -124,6 +139,13 @@ def explain_spans(pipeline, image: np.ndarray, report_text: str, spans: list[Spa
         for s, gm in zip(spans, grids, strict=True):
             s.grids["attention"] = gm
     tick()
+    head_grids: dict[tuple[str, ...], np.ndarray] = {}
+    for s, hf in zip(spans, head_findings, strict=True):
+        if hf:
+            if hf not in head_grids:
+                head_grids[hf] = finding_head_grid(model, codes, list(hf), n_steps=ig_steps)
+                tick()
+            s.grids["head"] = head_grids[hf]
     for s, pos in zip(spans, positions, strict=True):
         if "ig" in methods:
             s.grids["ig"] = attribution_grids(model, row.ids, codes, [pos], n_steps=ig_steps)[0]

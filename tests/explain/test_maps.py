@@ -64,3 +64,21 @@ def test_padding_is_undone_so_a_grid_cell_lands_on_its_pixels():
     assert normalise(np.array([-1.0, 0.0, 2.0]), positive_only=True).tolist() == [0.0, 0.0, 1.0]
     with pytest.raises(ValueError):
         grid_to_image(np.zeros((3, 4)), (10, 10))
+
+
+def test_head_maps_for_the_findings_a_span_asserts(tmp_path):
+    from engines.models.tiny import make_tiny_checkpoint
+    from engines.pipeline import MedimPipeline
+
+    pipe = MedimPipeline.from_pretrained(make_tiny_checkpoint(tmp_path, text_len=48,
+                                                              findings=("Cardiomegaly", "Pleural Effusion")), "cpu")
+    img = np.random.default_rng(0).random((40, 60)).astype(np.float32)
+    seen = []
+    e = explain_report(pipe, img, REPORT, methods=("head",), ig_steps=4, progress=lambda d, n: seen.append((d, n)))
+    by_finding = {f.finding: f for f in e.findings}
+    effusion = by_finding["Pleural Effusion"].pixel_map("head")
+    assert effusion is not None and effusion.shape == (40, 60) and np.isfinite(effusion).all()
+    assert by_finding["Cardiomegaly"].pixel_map("head") is None  # negated: nothing to point at
+    assert by_finding["Edema"].pixel_map("head") is None  # not a finding the head knows
+    assert np.array_equal(e.sentences[1].grids["head"], by_finding["Pleural Effusion"].grids["head"])  # one IG run
+    assert seen[-1][0] == seen[-1][1] == len(e.sentences) + len(e.findings) + 1 + 1
