@@ -333,8 +333,9 @@ class WhatIfView(QWidget):
         self.original_view.set_image(array_image(result.original))
         self.variant_combo.blockSignals(True)
         self.variant_combo.clear()
-        for v in result.variants:
-            self.variant_combo.addItem(f"seed {v.seed}", v.seed)
+        for v in result.variants:  # best-first by the finding head when the model has one (ranking.py)
+            shift = "" if v.head_score is None else f" (finding head {v.head_score:+.2f})"
+            self.variant_combo.addItem(f"seed {v.seed}{shift}", v.seed)
         self.variant_combo.blockSignals(False)
         self.variant_combo.setCurrentIndex(0)
         self._show_variant()

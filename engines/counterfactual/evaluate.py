@@ -19,13 +19,15 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from engines.counterfactual.classifier import FindingClassifier, train_classifier
 from engines.counterfactual.edits import EditError, apply_instruction
-from engines.counterfactual.whatif import DEFAULT_GUIDANCE, WhatIfRequest, run_whatif
+from engines.counterfactual.ranking import rank_variants
+from engines.counterfactual.whatif import DEFAULT_GUIDANCE, WhatIfRequest, run_variants, run_whatif
 from engines.default_weights import DEFAULT_WEIGHTS
 
 REMOVE_PHRASE = {
@@ -123,10 +125,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--method", default="combined")
     ap.add_argument("--prior-weight", type=float, default=0.5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--variants", type=int, default=1,
+                    help="resamples per case; > 1: the finding head's best of N is judged against the head's "
+                         "best of N control resamples (the same selection, under the unedited report)")
     ap.add_argument("--json", type=Path, default=None, help="write per-case rows and the summary here")
     args = ap.parse_args(argv)
     if args.limit < 1:
         ap.error("--limit must be >= 1")
+    if args.variants < 1:
+        ap.error("--variants must be >= 1")
     if args.split == "train":
         ap.error("edits are judged on a held-out split (val), not on train")
 
@@ -160,10 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             edited = apply_instruction(report, f"{kind} {phrase}")
             image = (s.load_image() * 255).round().astype(np.uint8)
-            req = WhatIfRequest(image, report, edited, seeds=(args.seed,), method=args.method, area=args.area,
+            seeds = tuple(range(args.seed, args.seed + args.variants))
+            req = WhatIfRequest(image, report, edited, seeds=seeds, method=args.method, area=args.area,
                                 margin=args.margin, steps=args.steps, guidance=args.guidance,
                                 prior_weight=args.prior_weight)
-            res = run_whatif(pipe, req, with_control=True)
+            res = run_whatif(pipe, req, with_control=args.variants == 1)
+            if args.variants > 1:  # controls get the same pick: the head's best of N resamples, unedited report
+                controls = run_variants(pipe, replace(req, edited_report=report, allow_no_change=True, rank=False),
+                                        seeds, res.token_mask).variants
+                res.control = rank_variants(pipe, controls, res.reconstruction, res.edit)[0]
         except EditError as exc:
             print(f"[{k}/{len(cases)}] {s.image_id}: skipped ({exc})", file=sys.stderr)
             continue
@@ -182,7 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarise(rows)
     print(f"what-if edits on {args.split}: {len(rows)} cases, model {args.model} ({pipe.weights_hash[:12]}), "
           f"steps {args.steps or pipe.default_steps}, guidance {args.guidance}, region {args.method} "
-          f"area {args.area} margin {args.margin} prior {args.prior_weight}, seed {args.seed}, {time.perf_counter() - t0:.0f} s")
+          f"area {args.area} margin {args.margin} prior {args.prior_weight}, seed {args.seed}, "
+          f"best of {args.variants} by the finding head, {time.perf_counter() - t0:.0f} s")
     print(f"classifier: {clf_path} (HOG + intensity logistic regression per finding, trained on train)")
     print(markdown(summary, clf.val_auroc))
     overall = float(np.mean([r["success"] for r in rows]))

@@ -18,6 +18,7 @@ import numpy as np
 
 from engines.counterfactual.edits import EditError, ReportEdit, apply_instruction, diff_reports
 from engines.counterfactual.metrics import Preservation, difference_map, preservation
+from engines.counterfactual.ranking import rank_variants
 from engines.counterfactual.region import (
     METHODS,
     RegionScores,
@@ -54,6 +55,7 @@ class WhatIfRequest:
     allow_no_change: bool = False  # True: resample even when the labeler sees no finding change
     painted: np.ndarray | None = None  # a pixel mask painted over the image (or its centred square)
     prior_weight: float = 0.5  # 0: model cues only; 1: only where the finding can be (priors.py)
+    rank: bool = True  # order variants (and score a single one) by the finding head (ranking.py)
 
     def __post_init__(self) -> None:
         img = np.asarray(self.image)
@@ -101,6 +103,7 @@ class Variant:
     difference: np.ndarray  # float32 (S, S): variant - reconstruction
     preservation: Preservation  # vs the reconstruction, outside/inside the pixel region
     elapsed_s: float
+    head_score: float | None = None  # how far the finding head moved the asked way (ranking.py); None: no head
 
 
 @dataclass
@@ -178,6 +181,8 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
     for i, seed in enumerate(request.seeds):
         tick(f"variant {i + 1} of {len(request.seeds)}")
         result.variants.append(one(seed, request.edited_report, f"variant {i + 1} of {len(request.seeds)}"))
+    if request.rank:
+        result.variants = rank_variants(pipeline, result.variants, reconstruction, edit)
     if with_control:
         if not request.current_report.strip():
             raise EditError("a control needs the current report")
