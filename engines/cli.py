@@ -178,7 +178,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     d.add_argument("--guidance", type=float)
     d.add_argument("--temperature", type=float)
     d.add_argument("--consensus", type=int, help="drafts sampled per image; one is kept by --select")
-    d.add_argument("--select", choices=("consensus", "verified"),
+    d.add_argument("--select", choices=("consensus", "verified", "verified-prior"),
                    help="keep the draft the others agree with most, or the one the finding head finds most likely")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--limit", type=int)
@@ -214,8 +214,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     s.add_argument("--temperature", type=float)
     s.add_argument("--text-block", type=int, help="semi-autoregressive text block (0 = off)")
     s.add_argument("--consensus", type=int, help="drafts sampled per report, one kept by --select (1 = off)")
-    s.add_argument("--select", choices=("consensus", "verified"),
-                   help="how one of the --consensus drafts is kept (verified: by the model's finding head)")
+    s.add_argument("--select", choices=("consensus", "verified", "verified-prior"),
+                   help="how one of the --consensus drafts is kept (verified: by the model's finding head; "
+                        "verified-prior: the head against the findings' training prevalence)")
     s.add_argument("--image-order-temperature", type=float,
                    help="MaskGIT randomised commit order for image tokens (0 = pure confidence order)")
     s.set_defaults(func=_cmd_ship)

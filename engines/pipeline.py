@@ -98,8 +98,9 @@ class MedimPipeline:
         self.text_block = int(sampling.get("text_block", 0))
         self.default_consensus = int(sampling.get("consensus", 1))  # drafts sampled per report (consensus.py)
         self.default_select = str(sampling.get("select", "consensus"))  # how one of them is kept
-        if self.default_select == "verified" and not model.config.findings:
-            raise ValueError("sampling select 'verified' needs a model with a finding head (config findings)")
+        self.finding_prior: dict[str, float] = dict(config.get("finding_prior") or {})  # training prevalence
+        if self.default_select.startswith("verified") and not model.config.findings:
+            raise ValueError(f"sampling select {self.default_select!r} needs a model with a finding head")
         self.image_order_temperature = float(sampling.get("image_order_temperature", 0.0))
 
     # -- construction ---------------------------------------------------------------------------------
@@ -236,8 +237,9 @@ class MedimPipeline:
                      select: str | None = None) -> TextResult:
         """Report for one study; several views share one text (their evidence is averaged each step).
         `consensus` K > 1 samples K drafts (seeds seed..seed+K-1) and keeps one by `select`: "consensus" (the
-        one whose findings agree most with the others) or "verified" (the one the finding head finds most
-        likely; engines.sampling.consensus). Defaults from the model's sampling config."""
+        one whose findings agree most with the others), "verified" (the one the finding head supports most)
+        or "verified-prior" (the same against the findings' training prevalence; engines.sampling.consensus).
+        Defaults from the model's sampling config."""
         if isinstance(images, np.ndarray):
             images = [images]
         if not images:
@@ -272,12 +274,13 @@ class MedimPipeline:
 
         mode = self.default_select if select is None else select
         probs = None
-        if mode == "verified":  # the views' head probabilities, averaged as their evidence is when drafting
+        if mode.startswith("verified"):  # the views' head probabilities, averaged as their evidence is when drafting
             per_view = self.finding_probabilities(images)
             probs = {f: float(np.mean([p[f] for p in per_view])) for f in per_view[0]}
         best, agreement = select_draft([d.text for d in drafts],
                                        [float(np.mean([t.confidence for t in d.tokens])) if d.tokens else 0.0
-                                        for d in drafts], mode=mode, finding_probs=probs)
+                                        for d in drafts], mode=mode, finding_probs=probs,
+                                       finding_prior=self.finding_prior)
         chosen = drafts[best]
         chosen.elapsed_s = time.perf_counter() - t0
         chosen.consensus = (k, agreement)

@@ -37,45 +37,57 @@ def consensus_index(texts: Sequence[str], confidences: Sequence[float] | None = 
 
 
 def verified_index(texts: Sequence[str], finding_probs: Mapping[str, float],
-                   confidences: Sequence[float] | None = None) -> tuple[int, float]:
-    """(index of the draft whose stated findings are most likely under the model's finding head, that draft's
-    mean log-likelihood per head finding).
+                   confidences: Sequence[float] | None = None,
+                   thresholds: Mapping[str, float] | None = None) -> tuple[int, float]:
+    """(index of the draft whose stated findings the model's finding head supports most, its score).
 
     A sampled draft picks each finding by one draw from text positions that read the image weakly; the head
-    reads the same image-token states as a classifier (engines.models.config `findings`). Among K drafts, the
-    one the head finds most plausible keeps the K-sample fluency and the head's reading of the image. A finding
-    the labeler calls uncertain counts as half present; unmentioned counts as absent. Ties go to consensus
+    reads the same image-token states as a classifier (engines.models.config `findings`). Each head finding
+    scores (2y - 1) * (logit p - logit threshold): stating a finding the head puts above its threshold, or
+    leaving out one below it, gains. With 0.5 thresholds this ranks drafts by the head's likelihood of their
+    findings; with the training prevalence as thresholds a rare finding counts once the head finds it more
+    likely than usual. A finding the labeler calls uncertain counts as half stated. Ties go to consensus
     agreement, then confidence."""
     if not texts:
         raise ValueError("verified selection needs at least one draft")
     if not finding_probs:
         raise ValueError("verified selection needs the finding head's probabilities")
     eps = 1e-4
+
+    def logit(p: float) -> float:
+        p = min(max(float(p), eps), 1 - eps)
+        return math.log(p / (1 - p))
+
     scores = []
     for t in texts:
         found = label_report(t).findings
-        ll = 0.0
+        total = 0.0
         for name, p in finding_probs.items():
             s = found.get(name, 0) or 0
             y = 0.5 if s == -1 else float(s == 1)
-            p = min(max(float(p), eps), 1 - eps)
-            ll += y * math.log(p) + (1 - y) * math.log(1 - p)
-        scores.append(ll / len(finding_probs))
+            total += (2 * y - 1) * (logit(p) - logit((thresholds or {}).get(name, 0.5)))
+        scores.append(total / len(finding_probs))
     best_consensus, _ = consensus_index(texts, confidences)
     conf = list(confidences) if confidences is not None else [0.0] * len(texts)
     best = max(range(len(texts)), key=lambda i: (round(scores[i], 9), i == best_consensus, conf[i], -i))
     return best, float(scores[best])
 
 
-SELECTIONS = ("consensus", "verified")
+SELECTIONS = ("consensus", "verified", "verified-prior")
 
 
 def select_draft(texts: Sequence[str], confidences: Sequence[float] | None = None, *, mode: str = "consensus",
-                 finding_probs: Mapping[str, float] | None = None) -> tuple[int, float]:
-    """One of K drafts by `mode`: "consensus" (consensus_index) or "verified" (verified_index, needs the
-    finding head's probabilities for the image)."""
+                 finding_probs: Mapping[str, float] | None = None,
+                 finding_prior: Mapping[str, float] | None = None) -> tuple[int, float]:
+    """One of K drafts by `mode`: "consensus" (consensus_index), "verified" (verified_index at 0.5, needs the
+    finding head's probabilities for the image) or "verified-prior" (thresholds at the training prevalence
+    `finding_prior`)."""
     if mode == "consensus":
         return consensus_index(texts, confidences)
     if mode == "verified":
         return verified_index(texts, finding_probs or {}, confidences)
+    if mode == "verified-prior":
+        if not finding_prior:
+            raise ValueError("verified-prior selection needs the findings' training prevalence (finding_prior)")
+        return verified_index(texts, finding_probs or {}, confidences, thresholds=finding_prior)
     raise ValueError(f"unknown draft selection {mode!r}; choose one of {SELECTIONS}")

@@ -28,7 +28,7 @@ def draft_batch(pipe, images: list[np.ndarray], steps: int | None, guidance: flo
     cfg = pipe.model_config
     k = pipe.default_consensus if consensus is None else int(consensus)
     mode = pipe.default_select if select is None else select
-    probs = pipe.finding_probabilities(images) if mode == "verified" and k > 1 else [None] * len(images)
+    probs = pipe.finding_probabilities(images) if mode.startswith("verified") and k > 1 else [None] * len(images)
     opts = pipe._opts(steps, guidance, temperature, pool=False)
     image = pipe._tensor([c for im in images for c in [pipe._codes(im)] * k])
     row = pipe._text_mask_row([pipe.tokenizer.ids[FINDINGS]], 1)
@@ -46,7 +46,8 @@ def draft_batch(pipe, images: list[np.ndarray], steps: int | None, guidance: flo
     for j in range(len(images)):
         group = drafts[j * k:(j + 1) * k]
         best, _ = select_draft([" ".join(x for x in d[:2] if x) for d in group], [d[2] for d in group], mode=mode,
-                               finding_probs=probs[j])
+                               finding_probs=probs[j],
+                               finding_prior=pipe.finding_prior)
         out.append(group[best][:2])
     return out
 

@@ -177,7 +177,10 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
     def save() -> None:
         if rank != 0:
             return
+        prior = {} if corpus.labels is None or not cfg.findings else \
+            dict(zip(corpus.label_names, map(float, corpus.labels.mean(0)), strict=True))
         extra = {"schedule": tc.schedule, "sampling": {"steps": 32, "guidance": 1.0, "temperature": 1.0},
+                 **({"finding_prior": {f: prior[f] for f in cfg.findings if f in prior}} if prior else {}),
                  "training": asdict(tc) | {"steps": step, "elapsed_s": elapsed_before + time.monotonic() - t0,
                                            "world_size": world, "corpus_rows": len(corpus),
                                            "corpus_images": int(corpus.images.shape[0])}}

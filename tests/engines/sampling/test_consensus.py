@@ -46,12 +46,19 @@ def test_verified_selection_keeps_the_draft_the_head_finds_likely() -> None:
     drafts = [EFFUSION, NORMAL, NORMAL]
     says_effusion = {"No Finding": 0.1, "Pleural Effusion": 0.9}
     assert verified_index(drafts, says_effusion)[0] == 0  # the head overrules the majority
-    idx, ll = verified_index(drafts, {"No Finding": 0.95, "Pleural Effusion": 0.05})
-    assert idx == 1 and ll > np.log(0.9)  # a tie between the normal drafts goes to the consensus one
+    idx, score = verified_index(drafts, {"No Finding": 0.95, "Pleural Effusion": 0.05})
+    assert idx == 1 and score == pytest.approx(np.log(19))  # a tie between the normal drafts: the consensus one
     assert select_draft(drafts, mode="consensus")[0] == 1
     assert select_draft(drafts, mode="verified", finding_probs=says_effusion)[0] == 0
     with pytest.raises(ValueError, match="probabilities"):
         select_draft(drafts, mode="verified")
+    # A rare finding at 0.3: below 0.5, but five times its training prevalence.
+    rare = {"No Finding": 0.5, "Pleural Effusion": 0.3}
+    prior = {"No Finding": 0.5, "Pleural Effusion": 0.06}
+    assert select_draft(drafts, mode="verified", finding_probs=rare)[0] == 1
+    assert select_draft(drafts, mode="verified-prior", finding_probs=rare, finding_prior=prior)[0] == 0
+    with pytest.raises(ValueError, match="prevalence"):
+        select_draft(drafts, mode="verified-prior", finding_probs=rare)
     with pytest.raises(ValueError, match="unknown draft selection"):
         select_draft(drafts, mode="longest")
 

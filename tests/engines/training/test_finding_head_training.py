@@ -62,6 +62,8 @@ def test_training_with_the_finding_loss_teaches_the_head(tmp_path):
                             finding_weight=1.0))
     m = [r for r in _metrics(work) if "finding_bce" in r]
     assert m and m[-1]["finding_bce"] < 0.5 * m[0]["finding_bce"]
+    # The training prevalence of each head finding travels with the weights (drafts' verified-prior selection).
+    assert json.loads((work / "config.json").read_text())["finding_prior"] == {"Pleural Effusion": 0.5}
     model, _ = load_backbone(work)
     from engines.training.corpus import Corpus
 
