@@ -161,6 +161,8 @@ class WhatIfView(QWidget):
         self.diff_box.setChecked(True)
         self.diff_box.toggled.connect(self._show_variant)
         self.variant_combo = QComboBox()
+        self.variant_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.variant_combo.setToolTip("Variants, best first: how far the engine's finding head moved the asked way")
         self.variant_combo.currentIndexChanged.connect(self._show_variant)
         self.paint_box = QCheckBox("Draw region")
         self.paint_box.setToolTip("Draw ellipses/rectangles on the original: only there is the image resampled "
@@ -334,7 +336,7 @@ class WhatIfView(QWidget):
         self.variant_combo.blockSignals(True)
         self.variant_combo.clear()
         for v in result.variants:  # best-first by the finding head when the model has one (ranking.py)
-            shift = "" if v.head_score is None else f" (finding head {v.head_score:+.2f})"
+            shift = "" if v.head_score is None else f", head {v.head_score:+.2f}"
             self.variant_combo.addItem(f"seed {v.seed}{shift}", v.seed)
         self.variant_combo.blockSignals(False)
         self.variant_combo.setCurrentIndex(0)
