@@ -17,6 +17,9 @@ from app.ai.question_scope import CANNOT_ANSWER, question_scope
 from app.ai.study_images import StudyImage, order_for_engine
 from app.db.database import Database
 
+#: Backend answer modes that pick one of a few fixed answers (engines.backends.diffusion).
+CHOICE_MODES = frozenset({"closed", "finding head"})
+
 
 @dataclass
 class _Asked:
@@ -67,6 +70,11 @@ class QaService(QObject):
         stored = qa_history(self.db, study_uid) if self.db is not None else []
         return stored + [m for m in self._local if m["study_uid"] == study_uid]
 
+    def threshold_for(self, extra: dict[str, Any]) -> float:
+        """The confidence an answer needs: a choice between two answers (yes/no scored by the answer segment,
+        or by the finding head) starts at 50%, so it needs `min_choice_confidence`; free text `min_confidence`."""
+        return self.min_choice_confidence if extra.get("mode") in CHOICE_MODES else self.min_confidence
+
     def _on_finished(self, job_id: str, result: dict[str, Any]) -> None:
         if job_id in self._maps:
             asked = self._maps.pop(job_id)
@@ -82,8 +90,7 @@ class QaService(QObject):
         engine = str((result.get("provenance") or {}).get("engine", ""))
         if not raw:
             answer = f"{CANNOT_ANSWER} (the engine gave no answer)"
-        elif conf < (self.min_choice_confidence if (result.get("extra") or {}).get("mode") == "closed"
-                     else self.min_confidence):
+        elif conf < self.threshold_for(result.get("extra") or {}):
             answer = f"{CANNOT_ANSWER} (the engine's confidence was only {conf:.0%}; its guess: \"{raw}\")"
         else:
             answer = raw

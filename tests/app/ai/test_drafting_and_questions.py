@@ -59,3 +59,9 @@ def test_questions_answers_and_honest_refusals_are_kept_per_study(qtbot, client,
     assert [h["question"] for h in history] == ["Is there a pleural effusion?", "What is the patient's name?",
                                                  "Is the heart enlarged?"]
     assert qa_history(ai_db, "1.2.3.2") == [] and len(qa.history("1.2.3.1")) == 3
+
+
+def test_two_way_answers_need_the_choice_confidence(client) -> None:
+    qa = QaService(client, None, min_confidence=0.35, min_choice_confidence=0.6)
+    assert qa.threshold_for({"mode": "closed"}) == qa.threshold_for({"mode": "finding head"}) == 0.6
+    assert qa.threshold_for({}) == 0.35  # free text
