@@ -24,10 +24,12 @@ def head_aurocs(pipe, samples: Sequence, batch: int = 32) -> dict:
     probs: list[dict[str, float]] = []
     for i in range(0, len(samples), batch):
         probs += pipe.finding_probabilities([s.load_image() for s in samples[i:i + batch]])
+    from engines.training.finding_targets import finding_targets
+
+    truth = finding_targets(samples, names).numpy().astype(bool)
     rows = {}
-    for k in names:
-        y = np.array([s.findings.get(k) == 1 for s in samples])
-        rows[k] = {"positives": int(y.sum()), "auroc": auroc(y, np.array([p[k] for p in probs]))}
+    for j, k in enumerate(names):
+        rows[k] = {"positives": int(truth[:, j].sum()), "auroc": auroc(truth[:, j], np.array([p[k] for p in probs]))}
     valid = [r["auroc"] for r in rows.values() if r["auroc"] is not None]
     return {"n_images": len(samples), "findings": rows, "macro_auroc": float(np.mean(valid)) if valid else None}
 

@@ -110,25 +110,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from engines.default_weights import DEFAULT_WEIGHTS
     from engines.pipeline import MedimPipeline
     from engines.training.corpus import Corpus
+    from engines.training.finding_targets import finding_targets
 
     corpus = Corpus.load(args.work / "corpus.pt")
     ds = load_cxr(args.data, splits=("train", "val"))
     by_id = {s.image_id: s for s in ds}
 
-    def labels(s) -> list[float]:
-        f = dict(s.findings)
-        return [float(f.get(k) == 1) for k in FINDINGS]
-
     missing = [i for i in corpus.image_ids if i not in by_id]
     if missing:
         print(f"error: {len(missing)} corpus images are not in the data folder (e.g. {missing[0]})", file=sys.stderr)
         return 2
-    train_labels = torch.tensor([labels(by_id[i]) for i in corpus.image_ids])
+    train_labels = finding_targets([by_id[i] for i in corpus.image_ids], FINDINGS)
     views = corpus.images[None] if corpus.views is None else torch.cat([corpus.images[None], corpus.views])
     pipe = MedimPipeline.from_pretrained(args.model or DEFAULT_WEIGHTS, device="cpu")
     val = [s for s in ds if s.split == "val"]
     val_codes = torch.tensor(np.stack([pipe.encode_image(s.load_image()).reshape(-1) for s in val]))
-    val_labels = np.array([labels(s) for s in val])
+    val_labels = finding_targets(val, FINDINGS).numpy()
     res = probe(views, train_labels, val_codes, val_labels, arch=args.arch, vocab=pipe.vq.config.codebook_size,
                 minutes=args.minutes)
     print(f"Token probe ({args.arch}, {res['steps']} steps, {res['seconds']} s, {len(views) - 1} jittered views, "

@@ -139,7 +139,7 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
     if tc.preserve_init:
         if not tc.init_from:
             raise ValueError("preserve_init needs init_from: the model whose behaviour is preserved")
-        teacher, _ = load_backbone(tc.init_from)
+        teacher = init  # `model` got a copy of its weights; init itself stays as loaded
         teacher.to(device).eval().requires_grad_(False)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(0.9, 0.98), weight_decay=tc.weight_decay)
