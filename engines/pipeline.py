@@ -275,7 +275,7 @@ class MedimPipeline:
         mode = self.default_select if select is None else select
         probs = None
         if mode.startswith("verified"):  # the views' head probabilities, averaged as their evidence is when drafting
-            per_view = self.finding_probabilities(images)
+            per_view = self.finding_probabilities_of_codes(codes)
             probs = {f: float(np.mean([p[f] for p in per_view])) for f in per_view[0]}
         best, agreement = select_draft([d.text for d in drafts],
                                        [float(np.mean([t.confidence for t in d.tokens])) if d.tokens else 0.0
@@ -356,13 +356,19 @@ class MedimPipeline:
         """Per image, the backbone's finding head (engines.models.config `findings`) with the report fully
         masked at t = 1 - what the image alone says, as at the start of drafting. Empty dicts for weights
         trained without a head."""
+        if not self.model_config.findings:
+            return [{} for _ in images]
+        return self.finding_probabilities_of_codes([self._codes(im) for im in images])
+
+    def finding_probabilities_of_codes(self, codes: list[list[int]]) -> list[dict[str, float]]:
+        """finding_probabilities for images already VQ-encoded (drafting has their codes)."""
         cfg = self.model_config
         if not cfg.findings:
-            return [{} for _ in images]
-        codes = self._tensor([self._codes(im) for im in images])
-        text = torch.full((len(images), cfg.text_len), cfg.text_mask_id, dtype=torch.long, device=self.device)
+            return [{} for _ in codes]
+        text = torch.full((len(codes), cfg.text_len), cfg.text_mask_id, dtype=torch.long, device=self.device)
         with torch.no_grad():
-            logits = self._torch_model()(text, codes, torch.ones(len(images), device=self.device)).finding_logits
+            logits = self._torch_model()(text, self._tensor(codes), torch.ones(len(codes), device=self.device)
+                                         ).finding_logits
         p = torch.sigmoid(logits.float()).cpu().numpy()
         return [dict(zip(cfg.findings, map(float, row), strict=True)) for row in p]
 

@@ -16,8 +16,7 @@ from collections.abc import Mapping, Sequence
 from engines.labeler import FINDINGS, label_report
 
 
-def _states(text: str) -> tuple[int, ...]:
-    found = label_report(text).findings
+def _states(found: Mapping[str, int | None]) -> tuple[int, ...]:
     return tuple(int(found.get(f, 0) or 0) for f in FINDINGS)  # 1 present, -1 uncertain, 0 absent/negated
 
 
@@ -25,9 +24,14 @@ def consensus_index(texts: Sequence[str], confidences: Sequence[float] | None = 
     """(index of the consensus draft, its mean agreement with the others over findings, 0..1)."""
     if not texts:
         raise ValueError("consensus needs at least one draft")
-    if len(texts) == 1:
+    return _consensus([label_report(t).findings for t in texts], confidences)
+
+
+def _consensus(found: Sequence[Mapping[str, int | None]], confidences: Sequence[float] | None) -> tuple[int, float]:
+    """consensus_index on the drafts' labelled findings."""
+    if len(found) == 1:
         return 0, 1.0
-    states = [_states(t) for t in texts]
+    states = [_states(f) for f in found]
     n, m = len(states), len(FINDINGS)
     agree = [sum(sum(a == b for a, b in zip(states[i], states[j], strict=True)) for j in range(n) if j != i)
              / ((n - 1) * m) for i in range(n)]
@@ -58,16 +62,16 @@ def verified_index(texts: Sequence[str], finding_probs: Mapping[str, float],
         p = min(max(float(p), eps), 1 - eps)
         return math.log(p / (1 - p))
 
+    labelled = [label_report(t).findings for t in texts]
     scores = []
-    for t in texts:
-        found = label_report(t).findings
+    for found in labelled:
         total = 0.0
         for name, p in finding_probs.items():
             s = found.get(name, 0) or 0
             y = 0.5 if s == -1 else float(s == 1)
             total += (2 * y - 1) * (logit(p) - logit((thresholds or {}).get(name, 0.5)))
         scores.append(total / len(finding_probs))
-    best_consensus, _ = consensus_index(texts, confidences)
+    best_consensus, _ = _consensus(labelled, confidences)
     conf = list(confidences) if confidences is not None else [0.0] * len(texts)
     best = max(range(len(texts)), key=lambda i: (round(scores[i], 9), i == best_consensus, conf[i], -i))
     return best, float(scores[best])

@@ -28,9 +28,11 @@ def draft_batch(pipe, images: list[np.ndarray], steps: int | None, guidance: flo
     cfg = pipe.model_config
     k = pipe.default_consensus if consensus is None else int(consensus)
     mode = pipe.default_select if select is None else select
-    probs = pipe.finding_probabilities(images) if mode.startswith("verified") and k > 1 else [None] * len(images)
     opts = pipe._opts(steps, guidance, temperature, pool=False)
-    image = pipe._tensor([c for im in images for c in [pipe._codes(im)] * k])
+    codes = [pipe._codes(im) for im in images]
+    probs = pipe.finding_probabilities_of_codes(codes) if mode.startswith("verified") and k > 1 \
+        else [None] * len(images)
+    image = pipe._tensor([c for c in codes for _ in range(k)])
     row = pipe._text_mask_row([pipe.tokenizer.ids[FINDINGS]], 1)
     text = pipe._tensor([row] * image.shape[0])
     uncond = (text, torch.full_like(image, cfg.image_mask_id))
