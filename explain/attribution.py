@@ -8,6 +8,8 @@ embeddings, so the attribution of a token measures how much seeing it raises the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from captum.attr import IntegratedGradients
@@ -55,9 +57,10 @@ def span_token_stats(model: MedimBackbone, text_ids: list[int], image_codes: np.
     return float(ent.mean()), float(p_true.mean())
 
 
-def attribution_grids(model: MedimBackbone, text_ids: list[int], image_codes: np.ndarray,
-                      spans: list[list[int]], *, n_steps: int = 16) -> np.ndarray:
-    """(n_spans, g, g) signed IG attribution (summed over the embedding dimension) per image token."""
+def _image_token_ig(model: MedimBackbone, image_codes: np.ndarray,
+                    scores: list[Callable[[torch.Tensor], torch.Tensor]], n_steps: int) -> list[np.ndarray]:
+    """(g, g) IG attribution per score function (image-token embeddings (B, L, d) -> (B,)), from the
+    [MASK]-image baseline, summed over the embedding dimension; the model is in eval mode meanwhile."""
     if n_steps < 2:
         raise ValueError(f"n_steps must be >= 2, got {n_steps}")
     cfg = model.config
@@ -68,18 +71,29 @@ def attribution_grids(model: MedimBackbone, text_ids: list[int], image_codes: np
     with torch.no_grad():
         emb = model.embed_image(codes)
         base = model.embed_image(torch.full_like(codes, cfg.image_mask_id))
-    res = np.full((len(spans), cfg.image_grid, cfg.image_grid), np.nan, np.float32)
+    out = []
     was_training = model.training
     model.eval()
     try:
-        for k, pos in enumerate(spans):
-            if not pos:
-                continue
-            ig = IntegratedGradients(lambda e, p=pos: span_log_likelihood(model, text_ids, p, e))
-            attr = ig.attribute(emb, baselines=base, n_steps=n_steps, internal_batch_size=n_steps)
-            res[k] = attr[0].sum(-1).detach().float().cpu().reshape(cfg.image_grid, cfg.image_grid).numpy()
+        for score in scores:
+            attr = IntegratedGradients(score).attribute(emb, baselines=base, n_steps=n_steps,
+                                                        internal_batch_size=n_steps)
+            out.append(attr[0].sum(-1).detach().float().cpu().reshape(cfg.image_grid, cfg.image_grid).numpy())
     finally:
         model.train(was_training)
+    return out
+
+
+def attribution_grids(model: MedimBackbone, text_ids: list[int], image_codes: np.ndarray,
+                      spans: list[list[int]], *, n_steps: int = 16) -> np.ndarray:
+    """(n_spans, g, g) signed IG attribution (summed over the embedding dimension) per image token."""
+    cfg = model.config
+    res = np.full((len(spans), cfg.image_grid, cfg.image_grid), np.nan, np.float32)
+    filled = [k for k, pos in enumerate(spans) if pos]
+    grids = _image_token_ig(model, image_codes, [lambda e, p=spans[k]: span_log_likelihood(model, text_ids, p, e)
+                                                 for k in filled], n_steps)
+    for k, grid in zip(filled, grids, strict=True):
+        res[k] = grid
     return res
 
 
@@ -96,12 +110,7 @@ def finding_head_grid(model: MedimBackbone, image_codes: np.ndarray, findings: l
     unknown = [f for f in findings if f not in cfg.findings]
     if unknown or not findings:
         raise ValueError(f"findings {unknown or findings} are not the head's ({', '.join(cfg.findings)})")
-    if n_steps < 2:
-        raise ValueError(f"n_steps must be >= 2, got {n_steps}")
     dev = next(model.parameters()).device
-    codes = torch.as_tensor(np.asarray(image_codes).reshape(1, -1), dtype=torch.long, device=dev)
-    if codes.shape[1] != cfg.image_len:
-        raise ValueError(f"expected {cfg.image_len} image codes, got {codes.shape[1]}")
     cols = torch.tensor([cfg.findings.index(f) for f in findings], device=dev)
 
     def score(e: torch.Tensor) -> torch.Tensor:
@@ -109,13 +118,4 @@ def finding_head_grid(model: MedimBackbone, image_codes: np.ndarray, findings: l
         text = torch.full((b, cfg.text_len), cfg.text_mask_id, dtype=torch.long, device=dev)
         return model(text, None, torch.ones(b, device=dev), image_embeds=e).finding_logits[:, cols].sum(-1)
 
-    with torch.no_grad():
-        emb = model.embed_image(codes)
-        base = model.embed_image(torch.full_like(codes, cfg.image_mask_id))
-    was_training = model.training
-    model.eval()
-    try:
-        attr = IntegratedGradients(score).attribute(emb, baselines=base, n_steps=n_steps, internal_batch_size=n_steps)
-    finally:
-        model.train(was_training)
-    return attr[0].sum(-1).detach().float().cpu().reshape(cfg.image_grid, cfg.image_grid).numpy()
+    return _image_token_ig(model, image_codes, [score], n_steps)[0]
