@@ -51,7 +51,7 @@ def _cmd_model(a: argparse.Namespace) -> int:
                      save_every_s=a.save_every_s, seed=a.seed, device=a.device, threads=a.threads,
                      progress=not a.no_progress, qa_fraction=a.qa_fraction, answer_weight=a.answer_weight,
                      init_from=str(a.init) if a.init else None, preserve_init=a.preserve_init,
-                     finding_weight=a.finding_weight)
+                     finding_weight=a.finding_weight, finding_condition=a.finding_condition)
     if tc.max_steps is None and tc.minutes is None:
         raise SystemExit("give --minutes or --max-steps")
     print(json.dumps(train(a.work, tc)))
@@ -161,6 +161,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     m.add_argument("--finding-weight", type=float, default=0.0,
                    help="> 0: add an auxiliary finding head on the image-token states, trained on the corpus "
                         "labels with this loss weight (a direct image->finding signal)")
+    m.add_argument("--finding-condition", type=float, default=0.0,
+                   help="> 0: this share of report rows is told its image's finding labels through the AdaLN "
+                        "conditioning, so drafting can follow the finding head and synthesis the report's findings")
     m.add_argument("--no-progress", action="store_true")
     m.set_defaults(func=_cmd_model)
 

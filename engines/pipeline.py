@@ -23,6 +23,7 @@ from engines.diffusion.layout import prompt_row, qa_row, report_row, split_repor
 from engines.models.backbone import MedimBackbone
 from engines.models.checkpoint import load_backbone, load_tokenizers, weights_hash
 from engines.models.config import MedimConfig
+from engines.sampling.finding_states import STATE_RULES, state_row, states_from_head, states_from_report
 from engines.sampling.results import AttentionMaps, ImageResult, TextResult, TokenInfo
 from engines.sampling.unmask import GenerationCancelled, SamplingOptions, UnmaskResult, unmask
 from engines.tokenizers.text import ANSWER, FINDINGS, IMG, IMPRESSION, QUESTION, SEP, UNK, TextTokenizer
@@ -102,6 +103,14 @@ class MedimPipeline:
         if self.default_select.startswith("verified") and not model.config.findings:
             raise ValueError(f"sampling select {self.default_select!r} needs a model with a finding head")
         self.image_order_temperature = float(sampling.get("image_order_temperature", 0.0))
+        # Finding-conditioned models (engines.sampling.finding_states): drafts told what the head read, images
+        # told what their report says.
+        self.default_condition = str(sampling.get("condition", "none"))
+        if self.default_condition not in STATE_RULES:
+            raise ValueError(f"unknown sampling condition {self.default_condition!r}; choose one of {STATE_RULES}")
+        self.condition_images = bool(sampling.get("condition_images", False))
+        if (self.default_condition != "none" or self.condition_images) and not model.config.finding_condition:
+            raise ValueError("sampling condition/condition_images need a model trained with finding conditioning")
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -175,10 +184,24 @@ class MedimPipeline:
 
     def _run(self, text: torch.Tensor, image: torch.Tensor, opts: SamplingOptions, seed: int,
              uncond: tuple[torch.Tensor, torch.Tensor] | None, banned: list[int], progress: Progress,
-             cancel: Cancel) -> UnmaskResult:
+             cancel: Cancel, states: dict[str, float] | None = None) -> UnmaskResult:
         g = torch.Generator().manual_seed(int(seed))
+        told = None
+        if states is not None:
+            row = state_row(states, self.model_config.findings)
+            told = torch.tensor([row] * text.shape[0], dtype=torch.float32, device=self.device)
         return unmask(self._net, text, image, opts=opts, generator=g, uncond=uncond, text_banned=banned,
-                      progress=progress, cancel=cancel)
+                      progress=progress, cancel=cancel, finding_states=told)
+
+    def _report_states(self, report: str, condition: bool | None) -> dict[str, float] | None:
+        """What an image job is told: the report's findings, when the model and `condition` (default: the
+        sampling config's condition_images) say so."""
+        use = self.condition_images if condition is None else bool(condition)
+        if not use:
+            return None
+        if not self.model_config.finding_condition:
+            raise ValueError("this model was not trained with finding conditioning")
+        return states_from_report(report, self.model_config.findings)
 
     def _text_tokens(self, res: UnmaskResult, row: int, start: int, stop: int, text: str,
                      offset: int) -> list[TokenInfo]:
@@ -234,11 +257,13 @@ class MedimPipeline:
     def draft_report(self, images: list[np.ndarray], *, steps: int | None = None, guidance: float | None = None,
                      seed: int = 0, progress: Progress = None, cancel: Cancel = None,
                      temperature: float | None = None, consensus: int | None = None,
-                     select: str | None = None) -> TextResult:
+                     select: str | None = None, condition: str | None = None) -> TextResult:
         """Report for one study; several views share one text (their evidence is averaged each step).
         `consensus` K > 1 samples K drafts (seeds seed..seed+K-1) and keeps one by `select`: "consensus" (the
         one whose findings agree most with the others), "verified" (the one the finding head supports most)
         or "verified-prior" (the same against the findings' training prevalence; engines.sampling.consensus).
+        `condition` "head-prior" tells a finding-conditioned model what the finding head read
+        (engines.sampling.finding_states); the result's finding_states says what it was told.
         Defaults from the model's sampling config."""
         if isinstance(images, np.ndarray):
             images = [images]
@@ -250,13 +275,25 @@ class MedimPipeline:
         t0 = time.perf_counter()
         cfg = self.model_config
         codes = [self._codes(im) for im in images]
+        mode = self.default_select if select is None else select
+        rule = self.default_condition if condition is None else condition
+        if rule not in STATE_RULES:
+            raise ValueError(f"unknown condition {rule!r}; choose one of {STATE_RULES}")
+        if rule != "none" and not cfg.finding_condition:
+            raise ValueError("this model was not trained with finding conditioning")
+        probs = None
+        if rule != "none" or (k > 1 and mode.startswith("verified")):
+            # the views' head probabilities, averaged as their evidence is when drafting
+            per_view = self.finding_probabilities_of_codes(codes)
+            probs = {f: float(np.mean([p[f] for p in per_view])) for f in per_view[0]}
+        states = states_from_head(probs, self.finding_prior, cfg.findings) if rule == "head-prior" else None
         row = self._text_mask_row([self.tokenizer.ids[FINDINGS]], 1)
         banned = self._banned(UNK, QUESTION, ANSWER, IMG, FINDINGS)
         if len(images) == 1:  # one view: the K drafts are K rows of one batch
             opts = self._opts(steps, guidance, temperature, pool=False)
             image, text = self._tensor(codes * k), self._tensor([row] * k)
             res = self._run(text, image, opts, seed, (text, torch.full_like(image, cfg.image_mask_id)), banned,
-                            progress, cancel)
+                            progress, cancel, states)
             drafts = [self._report_result(res, opts, seed, t0, r) for r in range(k)]
         else:  # several views pool their evidence into one text per run
             opts = self._opts(steps, guidance, temperature, pool=True)
@@ -266,17 +303,14 @@ class MedimPipeline:
                 step_progress = None if progress is None else (
                     lambda d, n, j=j: progress(j * n + d, k * n))
                 res = self._run(text, image, opts, seed + j, (text, torch.full_like(image, cfg.image_mask_id)),
-                                banned, step_progress, cancel)
+                                banned, step_progress, cancel, states)
                 drafts.append(self._report_result(res, opts, seed + j, t0))
+        for d in drafts:
+            d.finding_states = states
         if k == 1:
             return drafts[0]
         from engines.sampling.consensus import select_draft
 
-        mode = self.default_select if select is None else select
-        probs = None
-        if mode.startswith("verified"):  # the views' head probabilities, averaged as their evidence is when drafting
-            per_view = self.finding_probabilities_of_codes(codes)
-            probs = {f: float(np.mean([p[f] for p in per_view])) for f in per_view[0]}
         best, agreement = select_draft([d.text for d in drafts],
                                        [float(np.mean([t.confidence for t in d.tokens])) if d.tokens else 0.0
                                         for d in drafts], mode=mode, finding_probs=probs,
@@ -308,14 +342,16 @@ class MedimPipeline:
         return TextResult(answer, "", "", tokens, opts.steps, seed, time.perf_counter() - t0)
 
     def synthesise(self, report: str, *, steps: int | None = None, guidance: float | None = None, seed: int = 0,
-                   progress: Progress = None, cancel: Cancel = None, temperature: float | None = None) -> ImageResult:
+                   progress: Progress = None, cancel: Cancel = None, temperature: float | None = None,
+                   condition: bool | None = None) -> ImageResult:
+        """Image for `report`; `condition` tells a finding-conditioned model the report's findings too."""
         t0 = time.perf_counter()
         opts = self._opts(steps, guidance, temperature)
         cfg = self.model_config
         text = self._tensor([self._report_ids(report)])
         image = torch.full((1, cfg.image_len), cfg.image_mask_id, dtype=torch.long, device=self.device)
         uncond = (torch.full_like(text, cfg.text_mask_id), image)
-        res = self._run(text, image, opts, seed, uncond, [], progress, cancel)
+        res = self._run(text, image, opts, seed, uncond, [], progress, cancel, self._report_states(report, condition))
         return self._image_result(res, opts, seed, t0)
 
     def joint(self, prompt: str, *, steps: int | None = None, guidance: float | None = None, seed: int = 0,
@@ -335,8 +371,9 @@ class MedimPipeline:
 
     def inpaint(self, image: np.ndarray, token_mask: np.ndarray, report: str, *, steps: int | None = None,
                 guidance: float | None = None, seed: int = 0, progress: Progress = None, cancel: Cancel = None,
-                temperature: float | None = None) -> ImageResult:
-        """Resample the image tokens where `token_mask` (g, g) is True under `report`; all others are kept."""
+                temperature: float | None = None, condition: bool | None = None) -> ImageResult:
+        """Resample the image tokens where `token_mask` (g, g) is True under `report`; all others are kept.
+        `condition` tells a finding-conditioned model the report's findings too."""
         m = np.asarray(token_mask)
         if m.shape != (self.grid, self.grid):
             raise ValueError(f"token_mask must have the token grid shape ({self.grid}, {self.grid}), got {m.shape}")
@@ -349,7 +386,8 @@ class MedimPipeline:
         mt = torch.from_numpy(m.reshape(1, -1)).to(self.device)
         image_in = torch.where(mt, torch.full_like(codes, cfg.image_mask_id), codes)
         uncond = (torch.full_like(text, cfg.text_mask_id), image_in)
-        res = self._run(text, image_in, opts, seed, uncond, [], progress, cancel)
+        res = self._run(text, image_in, opts, seed, uncond, [], progress, cancel,
+                        self._report_states(report, condition))
         return self._image_result(res, opts, seed, t0)
 
     def finding_probabilities(self, images: list[np.ndarray]) -> list[dict[str, float]]:

@@ -25,8 +25,9 @@ class _BackboneGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, text_ids: torch.Tensor, image_ids: torch.Tensor, t: torch.Tensor):
-        out = self.model(text_ids, image_ids, t)
+    def forward(self, text_ids: torch.Tensor, image_ids: torch.Tensor, t: torch.Tensor,
+                finding_states: torch.Tensor | None = None):
+        out = self.model(text_ids, image_ids, t, finding_states=finding_states)
         return out.text_logits, out.image_logits
 
 
@@ -65,9 +66,14 @@ def export_backbone(model: MedimBackbone, path: str | Path, batch: int = 2, seed
     image = torch.randint(0, cfg.image_vocab_size + 1, (batch, cfg.image_len), generator=g)
     t = torch.rand(batch, generator=g)
     graph = _BackboneGraph(model)
-    _export(graph, (text, image, t), path, ["text_ids", "image_ids", "t"], ["text_logits", "image_logits"])
-    ref = graph(text, image, t)
-    got = _session(path).run(None, {"text_ids": text.numpy(), "image_ids": image.numpy(), "t": t.numpy()})
+    args, names = (text, image, t), ["text_ids", "image_ids", "t"]
+    if cfg.finding_condition:  # a conditioned model's graph takes the finding states too (NaN = unknown)
+        states = torch.rand(batch, len(cfg.findings), generator=g).round()
+        states[0, 0] = float("nan")
+        args, names = (*args, states), [*names, "finding_states"]
+    _export(graph, args, path, names, ["text_logits", "image_logits"])
+    ref = graph(*args)
+    got = _session(path).run(None, {n: a.numpy() for n, a in zip(names, args, strict=True)})
     return float(max(np.abs(r.numpy() - o).max() for r, o in zip(ref, got, strict=True)))
 
 

@@ -35,11 +35,18 @@ class OnnxBackbone:
         self.session = _session(path)
         self.config = config
 
-    def __call__(self, text_ids: torch.Tensor, image_ids: torch.Tensor, t: torch.Tensor, **_: object) -> BackboneOutput:
+    def __call__(self, text_ids: torch.Tensor, image_ids: torch.Tensor, t: torch.Tensor,
+                 finding_states: torch.Tensor | None = None, **_: object) -> BackboneOutput:
         dev = text_ids.device
-        lt, li = self.session.run(None, {"text_ids": text_ids.cpu().numpy().astype(np.int64),
-                                         "image_ids": image_ids.cpu().numpy().astype(np.int64),
-                                         "t": t.cpu().numpy().astype(np.float32)})
+        feed = {"text_ids": text_ids.cpu().numpy().astype(np.int64),
+                "image_ids": image_ids.cpu().numpy().astype(np.int64), "t": t.cpu().numpy().astype(np.float32)}
+        if self.config.finding_condition:  # the graph always takes them; NaN = not told
+            if finding_states is None:
+                finding_states = torch.full((text_ids.shape[0], len(self.config.findings)), float("nan"))
+            feed["finding_states"] = finding_states.cpu().numpy().astype(np.float32)
+        elif finding_states is not None:
+            raise ValueError("this model was not trained with finding conditioning")
+        lt, li = self.session.run(None, feed)
         return BackboneOutput(torch.from_numpy(lt).to(dev), torch.from_numpy(li).to(dev))
 
 

@@ -95,6 +95,9 @@ class MedimBackbone(nn.Module):
         self.text_head = nn.Linear(d, cfg.text_vocab_size)
         self.image_head = nn.Linear(d, cfg.image_vocab_size)
         self.finding_head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, len(cfg.findings))) if cfg.findings else None
+        if cfg.finding_condition:  # zero-initialised: a model fine-tuned from an unconditioned one starts unchanged
+            self.condition_present = nn.Parameter(torch.zeros(len(cfg.findings), d))
+            self.condition_absent = nn.Parameter(torch.zeros(len(cfg.findings), d))
         # Token embeddings on the same small scale as the position embeddings: with PyTorch's default
         # N(0, 1) the tokens drown the positions (measured 10x larger norm after training) and the model
         # degenerates into a bag of words ("no no no ...").
@@ -114,15 +117,35 @@ class MedimBackbone(nn.Module):
         if t.ndim != 1 or t.shape[0] != text_ids.shape[0]:
             raise ValueError(f"t must be (B,) = ({text_ids.shape[0]},), got {tuple(t.shape)}")
 
+    def condition_embedding(self, finding_states: torch.Tensor) -> torch.Tensor:
+        """(B, d) added to the timestep conditioning: finding_states (B, len(findings)) holds 1 (present), 0
+        (absent), a probability in between (a weighted mix), or NaN (unknown: contributes nothing)."""
+        cfg = self.config
+        if not cfg.finding_condition:
+            raise ValueError("this model was not trained with finding conditioning (config finding_condition)")
+        if finding_states.ndim != 2 or finding_states.shape[1] != len(cfg.findings):
+            raise ValueError(f"finding_states must be (B, {len(cfg.findings)}), got {tuple(finding_states.shape)}")
+        s = finding_states.float()
+        known = ~torch.isnan(s)
+        s = torch.where(known, s.clamp(0, 1), torch.zeros_like(s))
+        absent = torch.where(known, 1 - s, torch.zeros_like(s))
+        return s @ self.condition_present + absent @ self.condition_absent
+
     def forward(self, text_ids: torch.Tensor, image_ids: torch.Tensor | None, t: torch.Tensor,
-                image_embeds: torch.Tensor | None = None, output_attentions: bool = False) -> BackboneOutput:
+                image_embeds: torch.Tensor | None = None, output_attentions: bool = False,
+                finding_states: torch.Tensor | None = None) -> BackboneOutput:
         """Logits for every position. Pass `image_embeds` instead of `image_ids` to differentiate
-        with respect to the image-token embeddings (attributions)."""
+        with respect to the image-token embeddings (attributions); `finding_states` conditions a model trained
+        with finding_condition (see condition_embedding)."""
         self._check(text_ids, image_ids, t)
         cfg = self.config
         img = image_embeds if image_embeds is not None else self.embed_image(image_ids)
         x = torch.cat([self.text_embed(text_ids) + self.segment[0], img + self.segment[1]], dim=1) + self.pos
         c = self.time_mlp(timestep_embedding(t, cfg.time_dim))
+        if finding_states is not None:
+            if finding_states.shape[0] != text_ids.shape[0]:
+                raise ValueError(f"finding_states has {finding_states.shape[0]} rows for {text_ids.shape[0]} sequences")
+            c = c + self.condition_embedding(finding_states.to(c.device))
         attns: list[torch.Tensor] = []
         findings = None
         for i, blk in enumerate(self.blocks, start=1):

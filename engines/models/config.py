@@ -31,11 +31,17 @@ class MedimConfig:
     # Placed mid-network so the later blocks can carry what it learns to the text positions.
     findings: tuple[str, ...] = ()
     finding_layer: int = 2
+    # Finding-conditioned generation (PromptMRG's diagnosis-driven prompts, DiT's class-conditional AdaLN): a
+    # present/absent vector over `findings` is added to the timestep conditioning of every block, so drafting can
+    # be told what the finding head read and synthesis what the report says. Unknown findings add nothing.
+    finding_condition: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "findings", tuple(self.findings))  # JSON gives a list
         if self.findings and not 1 <= self.finding_layer <= self.n_layers:
             raise ValueError(f"finding_layer must be in 1..{self.n_layers}, got {self.finding_layer}")
+        if self.finding_condition and not self.findings:
+            raise ValueError("finding_condition needs a list of findings")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         for k in ("text_vocab_size", "image_vocab_size", "text_len", "image_grid", "n_layers"):

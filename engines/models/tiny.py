@@ -31,7 +31,7 @@ def tiny_tokenizer(vocab_size: int = 120) -> TextTokenizer:
 
 
 def make_tiny_checkpoint(directory: str | Path, seed: int = 0, size: str = "tiny", text_len: int | None = None,
-                         findings: tuple[str, ...] = ()) -> Path:
+                         findings: tuple[str, ...] = (), finding_condition: bool = False) -> Path:
     """Write config.json, model.safetensors, vq.*, text_tokenizer.json into `directory`; return it."""
     directory = Path(directory)
     torch.manual_seed(seed)
@@ -43,12 +43,12 @@ def make_tiny_checkpoint(directory: str | Path, seed: int = 0, size: str = "tiny
         from dataclasses import replace
 
         cfg = replace(cfg, text_len=text_len or cfg.text_len, image_grid=TINY_VQ.grid, findings=findings,
-                      finding_layer=min(cfg.finding_layer, cfg.n_layers))
+                      finding_layer=min(cfg.finding_layer, cfg.n_layers), finding_condition=finding_condition)
     model = MedimBackbone(cfg)
     # AdaLN starts at zero (identity blocks); give it some weight so tests see a non-trivial network.
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if "ada" in name:
+            if "ada" in name or name.startswith("condition_"):
                 p.normal_(0, 0.05)
     tok.save(directory)
     vq.save(directory)

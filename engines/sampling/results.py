@@ -30,6 +30,7 @@ class TextResult:
     seed: int = 0
     elapsed_s: float = 0.0
     consensus: tuple[int, float] | None = None  # (drafts sampled, the kept one's agreement with the others)
+    finding_states: dict[str, float] | None = None  # what a finding-conditioned draft was told (1 present, 0 absent)
 
 
 @dataclass

@@ -62,14 +62,16 @@ def _leftmost_block(masked: torch.Tensor, block: int) -> torch.Tensor:
 
 
 def _guided_logp(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, t: torch.Tensor,
-                 uncond: tuple[torch.Tensor, torch.Tensor] | None, guidance: float):
-    out = model(text, image, t)
+                 uncond: tuple[torch.Tensor, torch.Tensor] | None, guidance: float,
+                 finding_states: torch.Tensor | None = None):
+    told = {} if finding_states is None else {"finding_states": finding_states}
+    out = model(text, image, t, **told)
     lt, li = out.text_logits.float(), out.image_logits.float()
     if uncond is not None and guidance != 0.0:
         ut, ui = uncond
         ut = torch.where(text == model.config.text_mask_id, text, ut)  # what is generated so far stays
         ui = torch.where(image == model.config.image_mask_id, image, ui)
-        ou = model(ut, ui, t)
+        ou = model(ut, ui, t, **told)  # guidance is on the image/report; both passes are told the same findings
         lt = lt + guidance * (lt - ou.text_logits.float())
         li = li + guidance * (li - ou.image_logits.float())
     return torch.log_softmax(lt, -1), torch.log_softmax(li, -1)
@@ -95,8 +97,10 @@ def unmask(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, *, opt
            generator: torch.Generator, uncond: tuple[torch.Tensor, torch.Tensor] | None = None,
            text_banned: list[int] | None = None,
            progress: Callable[[int, int], None] | None = None,
-           cancel: Callable[[], bool] | None = None) -> UnmaskResult:
-    """Fill every [MASK] in `text` (B, text_len) and `image` (B, image_len)."""
+           cancel: Callable[[], bool] | None = None,
+           finding_states: torch.Tensor | None = None) -> UnmaskResult:
+    """Fill every [MASK] in `text` (B, text_len) and `image` (B, image_len); `finding_states` (B, findings)
+    conditions a finding-conditioned model (engines.sampling.finding_states)."""
     cfg = model.config
     if opts.steps < 1:
         raise ValueError(f"steps must be >= 1, got {opts.steps}")
@@ -117,7 +121,7 @@ def unmask(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, *, opt
         if not tm.any() and not im.any():
             break
         t = ((tm.sum(1) + im.sum(1)).float() / n_total).clamp(1e-3, 1.0)
-        lpt, lpi = _guided_logp(model, text, image, t, uncond, opts.guidance)
+        lpt, lpi = _guided_logp(model, text, image, t, uncond, opts.guidance, finding_states)
         lpt[..., banned.to(lpt.device)] = -float("inf")
         lpt = torch.log_softmax(lpt, -1)
         if opts.pool_text and text.shape[0] > 1:

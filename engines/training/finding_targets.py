@@ -40,3 +40,15 @@ def finding_loss(logits: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor
     if not rows.any():
         return None
     return F.binary_cross_entropy_with_logits(logits[rows].float(), targets[rows].float())
+
+
+def condition_states(labels: torch.Tensor, eligible: torch.Tensor, share: float, g: torch.Generator) -> torch.Tensor:
+    """(B, K) conditioning for a batch: the row's labels (1 present, 0 absent) on a random `share` of the
+    `eligible` rows (report rows, not question rows), NaN (unknown) elsewhere, so one model learns both the
+    conditioned and the unconditioned distribution, as classifier-free guidance's condition dropout does."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share of conditioned rows must be in [0, 1], got {share}")
+    told = (torch.rand(labels.shape[0], generator=g) < share) & eligible.cpu()
+    states = labels.float().clone()
+    states[~told] = float("nan")
+    return states

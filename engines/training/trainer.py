@@ -28,7 +28,7 @@ from engines.models.config import MedimConfig, preset
 from engines.tokenizers.text import TextTokenizer
 from engines.tokenizers.vq import VQVAE
 from engines.training.corpus import Corpus
-from engines.training.finding_targets import finding_loss
+from engines.training.finding_targets import condition_states, finding_loss
 
 STATE_FILE, METRICS_FILE, CORPUS_FILE = "trainer_state.pt", "metrics.jsonl", "corpus.pt"
 
@@ -50,6 +50,8 @@ class TrainConfig:
     preserve_init: bool = False  # report rows learn init_from's predictions (distillation), not the data:
     #                              fine-tune answers while drafts and images stay as they were
     finding_weight: float = 0.0  # > 0: train the backbone's auxiliary finding head on the corpus labels
+    finding_condition: float = 0.0  # > 0: share of report rows told their image's labels (finding-conditioned
+    #                                 drafting and synthesis; engines.training.finding_targets.condition_states)
     cond_drop: float = 0.1
     text_weight: float = 1.0
     image_weight: float = 0.6
@@ -108,6 +110,11 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
         cfg = replace(cfg, findings=tuple(corpus.label_names))
     elif init is not None:  # a fine-tune without the finding loss keeps the head it was given
         cfg = replace(cfg, findings=init.config.findings, finding_layer=init.config.finding_layer)
+    if tc.finding_condition > 0 or (init is not None and init.config.finding_condition):
+        if corpus.labels is None or tuple(corpus.label_names) != cfg.findings:
+            raise ValueError("finding conditioning needs corpus labels for the model's findings "
+                             f"({list(cfg.findings)}); train the finding head on this corpus (--finding-weight)")
+        cfg = replace(cfg, finding_condition=True)
     corpus.check(cfg.text_len, cfg.image_len, cfg.text_vocab_size, cfg.image_vocab_size)
     schedule = get_schedule(tc.schedule)
 
@@ -123,15 +130,16 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
         state = torch.load(str(state_path), weights_only=False)
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
     elif init is not None:
-        if replace(init.config, findings=cfg.findings, finding_layer=cfg.finding_layer) != cfg:
+        if replace(init.config, findings=cfg.findings, finding_layer=cfg.finding_layer,
+                   finding_condition=cfg.finding_condition) != cfg:
             raise ValueError(f"{tc.init_from} holds a model of another config ({init.config.name}) than "
                              f"{work}'s tokenizers and --size give; fine-tune with the same tokenizers and size")
         model, state = MedimBackbone(cfg), None
         own = init.state_dict()
-        if init.config.findings != cfg.findings:  # a new finding head starts fresh
-            own = {k: v for k, v in own.items() if not k.startswith("finding_head.")}
+        if init.config.findings != cfg.findings:  # a new finding head (and conditioning) starts fresh
+            own = {k: v for k, v in own.items() if not k.startswith(("finding_head.", "condition_"))}
         missing, unexpected = model.load_state_dict(own, strict=False)
-        if unexpected or any(not k.startswith("finding_head.") for k in missing):
+        if unexpected or any(not k.startswith(("finding_head.", "condition_")) for k in missing):
             raise ValueError(f"{tc.init_from}: weights do not fit the model ({(missing + unexpected)[:4]})")
     else:
         model, state = MedimBackbone(cfg), None
@@ -209,7 +217,14 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
         image = corpus.image_rows(corpus.image_index[rows], g).to(device)
         tasks = sample_tasks(len(rows), corpus.is_qa[rows], tc.task_probs, g).to(device)
         nb = noise_batch(text, image, corpus.prefix_len[rows].to(device), tasks, cfg, schedule, g, tc.cond_drop)
-        out = ddp(nb.text_in, nb.image_in, nb.t)
+        states = None
+        told = torch.zeros(len(rows), dtype=torch.bool, device=device)
+        if cfg.finding_condition:
+            states = condition_states(corpus.labels[corpus.image_index[rows]], tasks.cpu() != TASK_ANSWER,
+                                      tc.finding_condition, g).to(device)
+            told = ~torch.isnan(states).all(1)
+        out = ddp(nb.text_in, nb.image_in, nb.t, finding_states=states) if states is not None \
+            else ddp(nb.text_in, nb.image_in, nb.t)
         soft = None
         if teacher is not None:
             with torch.no_grad():
@@ -218,9 +233,11 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
         losses = diffusion_loss(out.text_logits, out.image_logits, text, image, nb, schedule,
                                 tc.text_weight, tc.image_weight, pad_id=cfg.text_pad_id,
                                 answer_rows=tasks == TASK_ANSWER, answer_weight=tc.answer_weight,
-                                teacher=soft, soft_rows=tasks != TASK_ANSWER)
+                                teacher=soft, soft_rows=(tasks != TASK_ANSWER) & ~told)
+        # Rows told their labels learn the data (the unconditioned teacher knows nothing of them); the head learns
+        # only on rows not told, or it would read the labels back from the conditioning.
         if tc.finding_weight > 0:
-            seen_image = (nb.image_in != cfg.image_mask_id).all(1)
+            seen_image = (nb.image_in != cfg.image_mask_id).all(1) & ~told
             fl = finding_loss(out.finding_logits, corpus.labels[corpus.image_index[rows]].to(device), seen_image)
             if fl is not None:
                 losses["finding_bce"] = fl

@@ -1,0 +1,80 @@
+"""A finding-conditioned checkpoint in the pipeline: drafts are told the head's reading, images their report's
+findings, on torch and on onnxruntime alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.export.onnx_export import export_model_folder
+from engines.models.tiny import make_tiny_checkpoint
+from engines.pipeline import MedimPipeline
+
+FINDINGS = ("No Finding", "Pleural Effusion")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("cond"), text_len=40, findings=FINDINGS,
+                                finding_condition=True)
+
+
+@pytest.fixture()
+def pipe(folder) -> MedimPipeline:
+    p = MedimPipeline.from_pretrained(folder, device="cpu")
+    p.finding_prior = {"No Finding": 0.3, "Pleural Effusion": 0.1}
+    return p
+
+
+def _image():
+    return np.random.default_rng(0).integers(0, 255, (40, 40), dtype=np.uint8)
+
+
+def test_drafts_are_told_what_the_head_read(pipe):
+    img = _image()
+    plain = pipe.draft_report([img], steps=3, temperature=0)
+    assert plain.finding_states is None
+    told = pipe.draft_report([img], steps=3, temperature=0, condition="head-prior")
+    p = pipe.finding_probabilities([img])[0]
+    normal = p["No Finding"] > 0.3
+    assert told.finding_states == {"No Finding": float(normal or p["Pleural Effusion"] <= 0.1),
+                                   "Pleural Effusion": float(not normal and p["Pleural Effusion"] > 0.1)}
+    # The states reach the model: flipping the prevalence flips what it is told and what it writes.
+    pipe.finding_prior = {"No Finding": 1.0 if normal else 0.0, "Pleural Effusion": 0.0 if normal else 1.0}
+    flipped = pipe.draft_report([img], steps=3, temperature=0, condition="head-prior")
+    assert flipped.finding_states != told.finding_states and flipped.text != told.text
+    several = pipe.draft_report([img, img[::-1]], steps=3, temperature=0, condition="head-prior", consensus=2)
+    assert several.finding_states is not None
+
+
+def test_images_are_told_their_reports_findings(pipe):
+    a = pipe.synthesise("Small left pleural effusion.", steps=3, temperature=0, condition=True)
+    b = pipe.synthesise("Small left pleural effusion.", steps=3, temperature=0, condition=False)
+    assert not np.array_equal(a.token_grid, b.token_grid)
+    mask = np.zeros((pipe.grid, pipe.grid), bool)
+    mask[:2] = True
+    c = pipe.inpaint(_image(), mask, "No acute abnormality.", steps=3, temperature=0, condition=True)
+    assert np.array_equal(c.token_grid[2:], pipe.encode_image(_image())[2:])
+
+
+def test_bad_condition_requests_are_clear_errors(pipe, tmp_path):
+    with pytest.raises(ValueError, match="unknown condition"):
+        pipe.draft_report([_image()], steps=2, condition="oracle")
+    plain = MedimPipeline.from_pretrained(make_tiny_checkpoint(tmp_path / "plain", findings=FINDINGS), device="cpu")
+    with pytest.raises(ValueError, match="not trained with finding conditioning"):
+        plain.draft_report([_image()], steps=2, condition="head-prior")
+    with pytest.raises(ValueError, match="not trained with finding conditioning"):
+        plain.synthesise("Small left pleural effusion.", steps=2, condition=True)
+
+
+def test_onnx_graph_takes_the_finding_states(folder, pipe):
+    rep = export_model_folder(folder)
+    assert rep["backbone_max_abs_diff"] < 1e-4
+    ort = MedimPipeline.from_pretrained(folder, runtime="onnx", device="cpu")
+    ort.finding_prior = pipe.finding_prior
+    img = _image()
+    a = ort.draft_report([img], steps=3, temperature=0, condition="head-prior")
+    b = pipe.draft_report([img], steps=3, temperature=0, condition="head-prior")
+    assert a.text == b.text and a.finding_states == b.finding_states
+    assert ort.draft_report([img], steps=3, temperature=0).text == pipe.draft_report([img], steps=3,
+                                                                                     temperature=0).text
