@@ -19,6 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from engines.sampling.finding_states import STATE_RULES
+
 SHIP_FILES = ("config.json", "model.safetensors", "vq.safetensors", "vq_config.json", "text_tokenizer.json",
               "vq_eval.json", "prepare.json", "train_image_ids.txt")
 
@@ -69,7 +71,8 @@ def _cmd_draft(a: argparse.Namespace) -> int:
     from engines.training.draft_split import draft_split
 
     print(json.dumps(draft_split(a.model, a.data, a.split, a.out, a.steps, a.guidance, a.temperature, a.seed,
-                                 a.limit, a.device, consensus=a.consensus, select=a.select), indent=2))
+                                 a.limit, a.device, consensus=a.consensus, select=a.select, condition=a.condition),
+                     indent=2))
     return 0
 
 
@@ -84,7 +87,8 @@ def _cmd_answer(a: argparse.Namespace) -> int:
 def _cmd_realism(a: argparse.Namespace) -> int:
     from engines.training.finding_classifier import evaluate_realism
 
-    print(json.dumps(evaluate_realism(a.data, a.model, a.out, a.steps, a.guidance, a.limit), indent=2))
+    print(json.dumps(evaluate_realism(a.data, a.model, a.out, a.steps, a.guidance, a.limit,
+                                      condition=a.condition_images), indent=2))
     return 0
 
 
@@ -98,12 +102,18 @@ def _cmd_ship(a: argparse.Namespace) -> int:
             shutil.copy2(a.work / name, a.out / name)
     cfg = json.loads((a.out / "config.json").read_text())
     for key in ("steps", "guidance", "temperature", "text_block", "consensus", "select",
-                "image_order_temperature"):  # sampling defaults chosen on val
+                "image_order_temperature", "condition", "condition_images"):  # sampling defaults chosen on val
         if getattr(a, key) is not None:
             cfg.setdefault("sampling", {})[key] = getattr(a, key)
     (a.out / "config.json").write_text(json.dumps(cfg, indent=2))
     print(f"shipped {a.work} -> {a.out}")
     return 0
+
+
+def _yes_no(v: str) -> bool:
+    if v not in ("yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected yes or no, got {v!r}")
+    return v == "yes"
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -183,6 +193,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     d.add_argument("--consensus", type=int, help="drafts sampled per image; one is kept by --select")
     d.add_argument("--select", choices=("consensus", "verified", "verified-prior"),
                    help="keep the draft the others agree with most, or the one the finding head finds most likely")
+    d.add_argument("--condition", choices=STATE_RULES,
+                   help="tell a finding-conditioned model what the finding head read (head-prior) or nothing")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--limit", type=int)
     d.add_argument("--device", default="auto")
@@ -207,6 +219,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     r.add_argument("--steps", type=int)
     r.add_argument("--guidance", type=float)
     r.add_argument("--limit", type=int)
+    r.add_argument("--condition-images", type=_yes_no, metavar="yes|no",
+                   help="tell a finding-conditioned model each report's findings (default: its sampling config)")
     r.set_defaults(func=_cmd_realism)
 
     s = sub.add_parser("ship", help="copy the inference files of WORK into a model folder")
@@ -222,6 +236,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         "verified-prior: the head against the findings' training prevalence)")
     s.add_argument("--image-order-temperature", type=float,
                    help="MaskGIT randomised commit order for image tokens (0 = pure confidence order)")
+    s.add_argument("--condition", choices=STATE_RULES,
+                   help="drafting of a finding-conditioned model: told the head's reading (head-prior) or not")
+    s.add_argument("--condition-images", type=_yes_no, metavar="yes|no", help="synthesis/inpainting told the report's findings (conditioned models)")
     s.set_defaults(func=_cmd_ship)
     return p
 

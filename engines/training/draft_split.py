@@ -16,28 +16,39 @@ from tqdm import tqdm
 
 from engines.diffusion.layout import split_report
 from engines.sampling.consensus import select_draft
+from engines.sampling.finding_states import STATE_RULES, state_row, states_from_head
 from engines.sampling.unmask import unmask
 from engines.tokenizers.text import ANSWER, FINDINGS, IMG, QUESTION, UNK
 
 
 def draft_batch(pipe, images: list[np.ndarray], steps: int | None, guidance: float | None,
                 temperature: float | None, seed: int, consensus: int | None = None,
-                select: str | None = None) -> list[tuple[str, str]]:
+                select: str | None = None, condition: str | None = None) -> list[tuple[str, str]]:
     """(findings, impression) per image, each image its own study; with `consensus` K > 1 each image gets
-    K rows and one is kept by `select` (as MedimPipeline.draft_report)."""
+    K rows and one is kept by `select`; `condition` tells a conditioned model the head's reading (as
+    MedimPipeline.draft_report)."""
     cfg = pipe.model_config
     k = pipe.default_consensus if consensus is None else int(consensus)
     mode = pipe.default_select if select is None else select
+    rule = pipe.default_condition if condition is None else condition
+    if rule not in STATE_RULES:
+        raise ValueError(f"unknown condition {rule!r}; choose one of {STATE_RULES}")
+    if rule != "none" and not cfg.finding_condition:
+        raise ValueError("this model was not trained with finding conditioning")
     opts = pipe._opts(steps, guidance, temperature, pool=False)
     codes = [pipe._codes(im) for im in images]
-    probs = pipe.finding_probabilities_of_codes(codes) if mode.startswith("verified") and k > 1 \
+    probs = pipe.finding_probabilities_of_codes(codes) if rule != "none" or (mode.startswith("verified") and k > 1) \
         else [None] * len(images)
+    told = None
+    if rule == "head-prior":
+        told = torch.tensor([state_row(states_from_head(p, pipe.finding_prior, cfg.findings), cfg.findings)
+                             for p in probs for _ in range(k)], dtype=torch.float32, device=pipe.device)
     image = pipe._tensor([c for c in codes for _ in range(k)])
     row = pipe._text_mask_row([pipe.tokenizer.ids[FINDINGS]], 1)
     text = pipe._tensor([row] * image.shape[0])
     uncond = (text, torch.full_like(image, cfg.image_mask_id))
     res = unmask(pipe._net, text, image, opts=opts, generator=torch.Generator().manual_seed(seed), uncond=uncond,
-                 text_banned=pipe._banned(UNK, QUESTION, ANSWER, IMG, FINDINGS))
+                 text_banned=pipe._banned(UNK, QUESTION, ANSWER, IMG, FINDINGS), finding_states=told)
     drafts = []
     for r, ids in enumerate(res.text.tolist()):
         f, i = split_report(pipe.tokenizer, ids)
@@ -56,7 +67,8 @@ def draft_batch(pipe, images: list[np.ndarray], steps: int | None, guidance: flo
 
 def draft_split(model_dir: Path, data: Path | None, split: str, out: Path, steps: int | None, guidance: float | None,
                 temperature: float | None, seed: int, limit: int | None, device: str = "auto",
-                batch: int = 16, consensus: int | None = None, select: str | None = None) -> dict:
+                batch: int = 16, consensus: int | None = None, select: str | None = None,
+                condition: str | None = None) -> dict:
     from engines.data.cxr import load_cxr
     from engines.pipeline import MedimPipeline
 
@@ -68,7 +80,7 @@ def draft_split(model_dir: Path, data: Path | None, split: str, out: Path, steps
         for k in tqdm(range(0, len(samples), batch), desc=f"draft[{split}]"):
             chunk = samples[k:k + batch]
             texts = draft_batch(pipe, [np.asarray(s.load_image()) for s in chunk], steps, guidance, temperature,
-                                seed + k, consensus, select)
+                                seed + k, consensus, select, condition)
             for s, (f, i) in zip(chunk, texts, strict=True):
                 fh.write(json.dumps({"id": s.image_id, "findings": f, "impression": i,
                                      "text": " ".join(x for x in (f, i) if x)}) + "\n")
@@ -77,4 +89,5 @@ def draft_split(model_dir: Path, data: Path | None, split: str, out: Path, steps
             "temperature": pipe.default_temperature if temperature is None else temperature, "seed": seed,
             "consensus": pipe.default_consensus if consensus is None else consensus,
             "select": pipe.default_select if select is None else select,
+            "condition": pipe.default_condition if condition is None else condition,
             "weights_sha256": pipe.weights_hash}

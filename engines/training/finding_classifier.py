@@ -107,7 +107,8 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def evaluate_realism(data: Path | None, model_dir: Path | None, out: Path, steps: int | None = None,
-                     guidance: float | None = None, limit: int | None = None, batch: int = 16) -> dict:
+                     guidance: float | None = None, limit: int | None = None, batch: int = 16,
+                     condition: bool | None = None) -> dict:
     """Train the classifier (train split), report val AUROC, FD(train real, val real) and, with a model,
     FD(generated from val reports, val real). Writes out/realism.json and the generated images' grid."""
     from engines.data.cxr import load_cxr
@@ -126,11 +127,11 @@ def evaluate_realism(data: Path | None, model_dir: Path | None, out: Path, steps
                  "fd_train_real_vs_val_real": frechet_distance(f_tr, f_va)}
     res["val_auroc_macro"] = float(np.mean(list(res["val_auroc"].values()))) if res["val_auroc"] else None
     if model_dir is not None:
-        gen = synthesise_for_reports(model_dir, data, val, steps, guidance, batch)
+        gen = synthesise_for_reports(model_dir, data, val, steps, guidance, batch, condition)
         f_gen = clf.embed(gen)
         res["fd_generated_vs_val_real"] = frechet_distance(f_gen, f_va)
         res["generated_val_auroc"] = auroc(clf, f_gen, [s.findings for s in val])
-        res["synthesis"] = {"steps": steps, "guidance": guidance, "model": str(model_dir)}
+        res["synthesis"] = {"steps": steps, "guidance": guidance, "model": str(model_dir), "condition": condition}
         paired = pair_reports(val, SentenceBank.from_iu(), seed=0)
         res["n_generated"] = len(gen)
         Image.fromarray(np.concatenate([np.concatenate(gen[i * 8:(i + 1) * 8], 1) for i in range(2)], 0)).save(
@@ -143,12 +144,14 @@ def evaluate_realism(data: Path | None, model_dir: Path | None, out: Path, steps
 
 
 def synthesise_for_reports(model_dir: Path, data: Path | None, val: list, steps: int | None, guidance: float | None,
-                           batch: int = 16) -> list[np.ndarray]:
-    """One generated image per val sample from its (composed, seed 0) report, batched."""
+                           batch: int = 16, condition: bool | None = None) -> list[np.ndarray]:
+    """One generated image per val sample from its (composed, seed 0) report, batched; `condition` tells a
+    finding-conditioned model the report's findings (default: the model's sampling config)."""
     import torch
 
     from engines.data.paired import SentenceBank, pair_reports
     from engines.pipeline import MedimPipeline
+    from engines.sampling.finding_states import state_row
     from engines.sampling.unmask import unmask
 
     pipe = MedimPipeline.from_pretrained(model_dir)
@@ -158,11 +161,14 @@ def synthesise_for_reports(model_dir: Path, data: Path | None, val: list, steps:
     opts = pipe._opts(steps, guidance, None)
     for k in range(0, len(paired), batch):
         chunk = paired[k:k + batch]
-        text = pipe._tensor([pipe._report_ids(f"{s.report_findings}\nIMPRESSION: {s.report_impression}")
-                             for s in chunk])
+        reports = [f"{s.report_findings}\nIMPRESSION: {s.report_impression}" for s in chunk]
+        text = pipe._tensor([pipe._report_ids(r) for r in reports])
         image = torch.full((len(chunk), cfg.image_len), cfg.image_mask_id, dtype=torch.long)
+        states = [pipe._report_states(r, condition) for r in reports]
+        told = None if states[0] is None else torch.tensor(
+            [state_row(st, cfg.findings) for st in states], dtype=torch.float32, device=pipe.device)
         res = unmask(pipe._net, text, image, opts=opts, generator=torch.Generator().manual_seed(k),
-                     uncond=(torch.full_like(text, cfg.text_mask_id), image))
+                     uncond=(torch.full_like(text, cfg.text_mask_id), image), finding_states=told)
         for row in res.image:
             images.append(pipe.decode_tokens(row.reshape(cfg.image_grid, cfg.image_grid).numpy()))
     return images

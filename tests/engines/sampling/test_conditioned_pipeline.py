@@ -78,3 +78,31 @@ def test_onnx_graph_takes_the_finding_states(folder, pipe):
     assert a.text == b.text and a.finding_states == b.finding_states
     assert ort.draft_report([img], steps=3, temperature=0).text == pipe.draft_report([img], steps=3,
                                                                                      temperature=0).text
+
+
+def test_split_drafting_tells_each_image_its_own_reading(pipe):
+    from engines.training.draft_split import draft_batch
+
+    a, b = _image(), np.random.default_rng(1).integers(0, 255, (40, 40), dtype=np.uint8)
+    pa, pb = pipe.finding_probabilities([a, b])
+    pipe.finding_prior = {"No Finding": (pa["No Finding"] + pb["No Finding"]) / 2, "Pleural Effusion": 0.0}
+    got = draft_batch(pipe, [a, b], 3, None, 0.0, seed=0, consensus=1, condition="head-prior")
+    for img, (f, i) in zip((a, b), got, strict=True):
+        one = pipe.draft_report([img], steps=3, temperature=0, consensus=1, condition="head-prior")
+        assert (one.findings_text, one.impression_text) == (f, i)
+    with pytest.raises(ValueError, match="unknown condition"):
+        draft_batch(pipe, [a], 3, None, 0.0, seed=0, condition="oracle")
+
+
+def test_ship_writes_the_condition_defaults(folder, tmp_path):
+    import json
+
+    from engines.cli import main
+
+    out = tmp_path / "shipped"
+    assert main(["ship", "--work", str(folder), "--out", str(out), "--condition", "head-prior",
+                 "--condition-images", "yes"]) == 0
+    sampling = json.loads((out / "config.json").read_text())["sampling"]
+    assert sampling["condition"] == "head-prior" and sampling["condition_images"] is True
+    with pytest.raises(SystemExit):
+        main(["ship", "--work", str(folder), "--out", str(out), "--condition-images", "maybe"])
