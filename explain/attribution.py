@@ -15,6 +15,7 @@ import torch
 from captum.attr import IntegratedGradients
 
 from engines.models.backbone import MedimBackbone
+from explain.head_cam import head_columns
 
 
 def _masked_row(text_ids: torch.Tensor, positions: list[int], mask_id: int) -> torch.Tensor:
@@ -105,13 +106,8 @@ def finding_head_grid(model: MedimBackbone, image_codes: np.ndarray, findings: l
     findings from the image tokens, so its attribution points at what made the model call the finding;
     the report is fully masked (t = 1) as when the head answers. Same [MASK]-image baseline as above."""
     cfg = model.config
-    if not cfg.findings:
-        raise ValueError("the model has no finding head")
-    unknown = [f for f in findings if f not in cfg.findings]
-    if unknown or not findings:
-        raise ValueError(f"findings {unknown or findings} are not the head's ({', '.join(cfg.findings)})")
     dev = next(model.parameters()).device
-    cols = torch.tensor([cfg.findings.index(f) for f in findings], device=dev)
+    cols = torch.tensor(head_columns(model, findings), device=dev)
 
     def score(e: torch.Tensor) -> torch.Tensor:
         b = e.shape[0]

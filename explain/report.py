@@ -18,11 +18,14 @@ from explain.align import align_report
 from explain.attention import attention_grids
 from explain.attribution import attribution_grids, finding_head_grid, span_token_stats
 from explain.geometry import grid_to_image, normalise
+from explain.head_cam import finding_head_cam
 
-METHODS = ("attention", "ig", "head")
+METHODS = ("attention", "ig", "head", "cam")
 # Signed IG: show only evidence *for* the text. "head": IG of the backbone's finding head for the span's
-# findings (none for spans without a finding the head knows, or weights without a head).
-POSITIVE_ONLY = {"attention": False, "ig": True, "head": True}
+# findings, "cam": the head's class activation map (explain.head_cam); none for spans without a finding the
+# head knows, or weights without a head.
+POSITIVE_ONLY = {"attention": False, "ig": True, "head": True, "cam": True}
+HEAD_METHODS = ("head", "cam")
 
 
 @dataclass
@@ -121,8 +124,9 @@ def explain_spans(pipeline, image: np.ndarray, report_text: str, spans: list[Spa
         codes = pipeline.encode_image(img)
     codes = np.asarray(codes).reshape(-1)
     positions = [row.positions(s.start, s.end) for s in spans]
-    head_findings = [_head_findings(s, model.config.findings) if "head" in methods else () for s in spans]
-    total = len(spans) * (1 + ("ig" in methods)) + 1 + len({h for h in head_findings if h})
+    head_findings = [_head_findings(s, model.config.findings) if set(HEAD_METHODS) & set(methods) else ()
+                     for s in spans]
+    total = len(spans) * (1 + ("ig" in methods)) + 1 + ("head" in methods) * len({h for h in head_findings if h})
     done = 0
 
     def tick() -> None:
@@ -141,11 +145,13 @@ def explain_spans(pipeline, image: np.ndarray, report_text: str, spans: list[Spa
     tick()
     head_grids: dict[tuple[str, ...], np.ndarray] = {}
     for s, hf in zip(spans, head_findings, strict=True):
-        if hf:
+        if hf and "head" in methods:
             if hf not in head_grids:
                 head_grids[hf] = finding_head_grid(model, codes, list(hf), n_steps=ig_steps)
                 tick()
             s.grids["head"] = head_grids[hf]
+        if hf and "cam" in methods:  # one forward pass: no progress tick of its own
+            s.grids["cam"] = finding_head_cam(model, codes, list(hf))
     for s, pos in zip(spans, positions, strict=True):
         if "ig" in methods:
             s.grids["ig"] = attribution_grids(model, row.ids, codes, [pos], n_steps=ig_steps)[0]

@@ -43,7 +43,8 @@ from explain.worker_jobs import explanation_from_result
 from viewer.widgets.heatmap import COLORMAPS, colormap_table
 
 _SECTION_LABEL = re.compile(r"^\s*(?:findings|impression)\s*:\s*", re.IGNORECASE)
-METHOD_LABELS = {"attention": "Attention", "ig": "Integrated gradients", "head": "Finding head (IG)"}
+METHOD_LABELS = {"attention": "Attention", "ig": "Integrated gradients", "head": "Finding head (IG)",
+                 "cam": "Finding head (CAM)"}
 STATE_TEXT = {"present": "present", "absent": "absent", "uncertain": "uncertain"}
 
 

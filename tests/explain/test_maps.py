@@ -82,3 +82,11 @@ def test_head_maps_for_the_findings_a_span_asserts(tmp_path):
     assert by_finding["Edema"].pixel_map("head") is None  # not a finding the head knows
     assert np.array_equal(e.sentences[1].grids["head"], by_finding["Pleural Effusion"].grids["head"])  # one IG run
     assert seen[-1][0] == seen[-1][1] == len(e.sentences) + len(e.findings) + 1 + 1
+    # The head's CAM comes with it at the cost of one forward pass and no progress step of its own.
+    seen.clear()
+    e = explain_report(pipe, img, REPORT, methods=("head", "cam"), ig_steps=4,
+                       progress=lambda d, n: seen.append((d, n)))
+    cam = {f.finding: f for f in e.findings}
+    assert cam["Pleural Effusion"].pixel_map("cam").shape == (40, 60)
+    assert cam["Cardiomegaly"].pixel_map("cam") is None and cam["Edema"].pixel_map("cam") is None
+    assert seen[-1][0] == seen[-1][1] == len(e.sentences) + len(e.findings) + 1 + 1
