@@ -106,6 +106,9 @@ class DraftService(QObject):
         uids = [im.sop_instance_uid for im in used_images]
         draft_id = save_draft(self.db, pending.study_uid, result, uids) if self.db is not None else None
         prov = dict(result.get("provenance") or {})
+        told = (result.get("extra") or {}).get("told_findings")
+        if told is not None:  # kept with the draft's provenance in the report version
+            prov["told_findings"] = ", ".join(told)
         prov.update({"seed": result.get("seed"), "steps": result.get("steps"), "draft_id": draft_id,
                      "created": datetime.now(UTC).isoformat(timespec="seconds"), "job_id": job_id})
         draft = {"study_uid": pending.study_uid, "findings": result.get("findings", ""),
@@ -114,7 +117,8 @@ class DraftService(QObject):
                                        for t in result.get("tokens", [])],
                  "confidence": result.get("confidence"),
                  "provenance": prov, "images_used": [im.name for im in used_images], "images_used_uids": uids,
-                 "images_note": describe_used(pending.images, used), "elapsed_s": result.get("elapsed_s")}
+                 "images_note": describe_used(pending.images, used), "elapsed_s": result.get("elapsed_s"),
+                 "told_findings": told}
         self._batch_step(job_id, ok=True)
         self.draftReady.emit(pending.study_uid, draft)
 

@@ -225,7 +225,11 @@ class AiPanel(QWidget):
 
     def _on_draft(self, study_uid: str, draft: dict[str, Any]) -> None:
         if study_uid == self.study_uid:
-            self.images_label.setText(draft.get("images_note", ""))
+            note = draft.get("images_note", "")
+            told = draft.get("told_findings")
+            if told is not None:  # say what the text was steered to, so a radiologist knows what to check
+                note += f"\nWritten to the finding head's reading: {', '.join(told) or 'nothing present'}."
+            self.images_label.setText(note)
         self.draftReady.emit(study_uid, draft)
 
     def _on_draft_failed(self, study_uid: str, message: str) -> None:

@@ -229,6 +229,9 @@ def _text_output(res: Any, used: list[int]) -> TextOutput:
                 break
     consensus = getattr(res, "consensus", None)
     extra = {"consensus_drafts": int(consensus[0]), "consensus_agreement": float(consensus[1])} if consensus else {}
+    states = getattr(res, "finding_states", None)
+    if states:  # a finding-conditioned draft: what it was told the image shows
+        extra["told_findings"] = [f for f, v in states.items() if v == 1.0]
     return TextOutput(text=text, findings=findings, impression=impression, tokens=tokens,
                       confidence=mean_confidence([t.confidence for t in tokens]), steps=int(res.steps),
                       seed=int(res.seed), elapsed_s=float(res.elapsed_s), images_used=used, extra=extra)

@@ -113,3 +113,13 @@ def test_killed_worker_mid_job_is_survived_and_the_next_draft_works(qtbot, panel
     with qtbot.waitSignal(panel.draftReady, timeout=TIMEOUT) as sig:
         qtbot.mouseClick(panel.draft_button, Qt.MouseButton.LeftButton)
     assert sig.args[1]["findings"] and panel.client.worker_pid not in (None, pid)
+
+
+def test_a_conditioned_draft_says_what_the_text_was_steered_to(panel) -> None:
+    panel.study_uid = "1.2.3.told"
+    panel._on_draft("1.2.3.told", {"images_note": "Read: PA", "told_findings": ["Pleural Effusion"]})
+    assert "Written to the finding head's reading: Pleural Effusion." in panel.images_label.text()
+    panel._on_draft("1.2.3.told", {"images_note": "Read: PA", "told_findings": []})
+    assert "nothing present" in panel.images_label.text()
+    panel._on_draft("1.2.3.told", {"images_note": "Read: PA"})
+    assert panel.images_label.text() == "Read: PA"

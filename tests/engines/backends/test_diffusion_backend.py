@@ -97,3 +97,15 @@ def test_finding_questions_are_answered_by_the_finding_head(tmp_path) -> None:
     # A finding the head does not know, or a question that is not one finding's presence: the answer segment.
     assert be.answer([_img()], "Is there a pleural effusion?").extra["mode"] == "closed"
     assert be.answer([_img()], "Is there edema on the left?").extra["mode"] == "closed"
+
+
+def test_a_conditioned_draft_says_what_it_was_told(tmp_path) -> None:
+    import json
+
+    folder = tiny.make_tiny_checkpoint(tmp_path, findings=("No Finding", "Edema"), finding_condition=True)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["finding_prior"] = {"No Finding": 1.0, "Edema": 0.0}  # never likelier than usual normal; edema always
+    cfg["sampling"]["condition"] = "head-prior"
+    (folder / "config.json").write_text(json.dumps(cfg))
+    out = create_backend("diffusion", path=folder, device="cpu").draft([_img()], seed=0)
+    assert out.extra["told_findings"] == ["Edema"]
