@@ -53,7 +53,8 @@ def _cmd_model(a: argparse.Namespace) -> int:
                      save_every_s=a.save_every_s, seed=a.seed, device=a.device, threads=a.threads,
                      progress=not a.no_progress, qa_fraction=a.qa_fraction, answer_weight=a.answer_weight,
                      init_from=str(a.init) if a.init else None, preserve_init=a.preserve_init,
-                     finding_weight=a.finding_weight, finding_condition=a.finding_condition)
+                     finding_weight=a.finding_weight, finding_condition=a.finding_condition,
+                     new_lr_scale=a.new_lr_scale)
     if tc.max_steps is None and tc.minutes is None:
         raise SystemExit("give --minutes or --max-steps")
     print(json.dumps(train(a.work, tc)))
@@ -174,6 +175,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     m.add_argument("--finding-condition", type=float, default=0.0,
                    help="> 0: this share of report rows is told its image's finding labels through the AdaLN "
                         "conditioning, so drafting can follow the finding head and synthesis the report's findings")
+    m.add_argument("--new-lr-scale", type=float, default=10.0,
+                   help="with --init: learning-rate multiplier of the layers the init model lacks (they start at 0)")
     m.add_argument("--no-progress", action="store_true")
     m.set_defaults(func=_cmd_model)
 

@@ -52,6 +52,8 @@ class TrainConfig:
     finding_weight: float = 0.0  # > 0: train the backbone's auxiliary finding head on the corpus labels
     finding_condition: float = 0.0  # > 0: share of report rows told their image's labels (finding-conditioned
     #                                 drafting and synthesis; engines.training.finding_targets.condition_states)
+    new_lr_scale: float = 10.0  # fine-tuning: learning-rate multiplier of the parameters the init model lacks
+    #                             (a new finding head, the finding conditioning), which start from zero
     cond_drop: float = 0.1
     text_weight: float = 1.0
     image_weight: float = 0.6
@@ -150,7 +152,13 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
         teacher = init  # `model` got a copy of its weights; init itself stays as loaded
         teacher.to(device).eval().requires_grad_(False)
     model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=(0.9, 0.98), weight_decay=tc.weight_decay)
+    fresh = set() if init is None else set(dict(model.named_parameters())) - set(dict(init.named_parameters()))
+    if init is not None and init.config.findings != cfg.findings:  # a replaced head starts fresh too
+        fresh |= {n for n, _ in model.named_parameters() if n.startswith("finding_head.")}
+    groups = [{"params": [p for n, p in model.named_parameters() if n not in fresh], "lr_scale": 1.0}]
+    if fresh:  # zero-initialised layers move at Adam's ~lr per step; at the fine-tuning lr they barely start
+        groups.append({"params": [p for n, p in model.named_parameters() if n in fresh], "lr_scale": tc.new_lr_scale})
+    opt = torch.optim.AdamW(groups, lr=tc.lr, betas=(0.9, 0.98), weight_decay=tc.weight_decay)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
     g = torch.Generator().manual_seed(tc.seed * 1000 + rank + 7919 * step)
@@ -246,7 +254,7 @@ def train(work: str | Path, tc: TrainConfig) -> dict:
         losses["loss"].backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         for group in opt.param_groups:
-            group["lr"] = tc.lr * lr_factor()
+            group["lr"] = tc.lr * lr_factor() * group.get("lr_scale", 1.0)
         opt.step()
         step += 1
         for k, v in losses.items():  # a batch without answer rows has no answer_ce: mean over those that do

@@ -57,11 +57,14 @@ def test_fine_tuning_an_unconditioned_model_adds_conditioning_and_keeps_its_weig
     start, _ = load_backbone(src)
     work = make_tiny_workdir(tmp_path / "ft")
     train(work, TrainConfig(size="tiny", batch=8, max_steps=1, lr=1e-9, warmup=1, progress=False,
-                            init_from=str(src), finding_condition=0.5))
+                            init_from=str(src), finding_condition=1.0, new_lr_scale=1e6))
     tuned, _ = load_backbone(work)
     assert tuned.config.finding_condition and tuned.config.findings == start.config.findings
     kept = {k: v for k, v in tuned.state_dict().items() if not k.startswith("condition_")}
     assert all(torch.allclose(v, start.state_dict()[k], atol=1e-5) for k, v in kept.items())
+    # The new layers learn at new_lr_scale x lr (Adam's first step moves each by about its lr).
+    moved = torch.cat([tuned.condition_present.flatten(), tuned.condition_absent.flatten()]).abs().max()
+    assert 1e-4 < float(moved) < 1e-2
     # A later fine-tune without the option keeps the conditioning it was given.
     again = make_tiny_workdir(tmp_path / "again")
     train(again, TrainConfig(size="tiny", batch=8, max_steps=1, progress=False, init_from=str(work)))
