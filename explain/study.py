@@ -36,6 +36,10 @@ class StudyExplanation:
     sentence_disagreement: list[float | None] = field(default_factory=list)  # max over its findings
     sentence_tokens: list[TokenUncertainty | None] = field(default_factory=list)  # sampler stats (AI draft)
     image_uncertainty: np.ndarray | None = None  # (g, g) token entropy in synthesis
+    # The finding head's probability per finding it knows (the views averaged), the model's most direct reading of
+    # the image, and the training prevalence it is judged against (empty for weights without a head).
+    head_probabilities: dict[str, float] = field(default_factory=dict)
+    head_prior: dict[str, float] = field(default_factory=dict)
 
     @property
     def sentences(self) -> list[SentenceMap]:
@@ -75,6 +79,7 @@ class StudyExplanation:
             "findings": {f: asdict(u) for f, u in self.findings.items()},
             "sentence_disagreement": self.sentence_disagreement,
             "sentence_tokens": [None if t is None else asdict(t) for t in self.sentence_tokens],
+            "head_probabilities": self.head_probabilities, "head_prior": self.head_prior,
         }
         arrays["meta"] = np.array(json.dumps(meta))
         return arrays
@@ -100,7 +105,8 @@ class StudyExplanation:
         return cls(report, meta["drafts"], {f: FindingUncertainty(**u) for f, u in meta["findings"].items()},
                    meta["sentence_disagreement"],
                    [None if t is None else TokenUncertainty(**t) for t in meta["sentence_tokens"]],
-                   np.asarray(arrays["image_uncertainty"]) if "image_uncertainty" in arrays else None)
+                   np.asarray(arrays["image_uncertainty"]) if "image_uncertainty" in arrays else None,
+                   meta.get("head_probabilities", {}), meta.get("head_prior", {}))  # absent in older caches
 
 
 def explain_study(pipeline, images: list[np.ndarray] | np.ndarray, report_text: str, *,
@@ -133,6 +139,10 @@ def explain_study(pipeline, images: list[np.ndarray] | np.ndarray, report_text: 
     rep = explain_report(pipeline, images[view], report_text, methods=methods, seed=seed, ig_steps=ig_steps,
                          attention_steps=attention_steps, progress=phase(0), cancel=cancel)
     out = StudyExplanation(rep)
+    per_view = pipeline.finding_probabilities(images)
+    if per_view and per_view[0]:
+        out.head_probabilities = {f: float(np.mean([p[f] for p in per_view])) for f in per_view[0]}
+        out.head_prior = {f: float(v) for f, v in (getattr(pipeline, "finding_prior", None) or {}).items()}
     tokens = draft_tokens(draft, report_text)
     out.sentence_tokens = [span_token_uncertainty(tokens, s.start, s.end) for s in rep.sentences]
     if k_drafts:

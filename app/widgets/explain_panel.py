@@ -48,6 +48,15 @@ METHOD_LABELS = {"attention": "Attention", "ig": "Integrated gradients", "head":
 STATE_TEXT = {"present": "present", "absent": "absent", "uncertain": "uncertain"}
 
 
+
+def _head_note(exp, finding: str) -> str:
+    """' - head 71% (usual 57%)': the finding head's reading of the image next to the training prevalence."""
+    p = exp.head_probabilities.get(finding)
+    if p is None:
+        return ""
+    prior = exp.head_prior.get(finding)
+    return f" - head {p:.0%}" + ("" if prior is None else f" (usual {prior:.0%})")
+
 class _ExplainThread(QThread):
     progressed = Signal(int, int)
     completed = Signal(str, object)  # key, StudyExplanation
@@ -171,7 +180,7 @@ class ExplainPanel(QWidget):
         lay.addWidget(self.status)
         lay.addWidget(QLabel("Sentences (click to show where they look; uncertainty in brackets)"))
         lay.addWidget(self.sentences, 3)
-        lay.addWidget(QLabel("Findings (share of sampled drafts that agree)"))
+        lay.addWidget(QLabel("Findings (share of sampled drafts that agree; the finding head's reading)"))
         lay.addWidget(self.findings, 2)
         lay.addLayout(form)
         lay.addWidget(self.uncertainty)
@@ -320,7 +329,8 @@ class ExplainPanel(QWidget):
                 fu = exp.findings.get(f.finding)
                 state = {1: "present", 0: "absent", -1: "uncertain"}.get(f.value, "?")
                 conf = "" if fu is None else f" - {fu.agreement:.0%} of drafts agree"
-                self.findings.addItem(QListWidgetItem(f"{f.finding} ({state}) \u201c{f.text}\u201d{conf}"))
+                self.findings.addItem(QListWidgetItem(f"{f.finding} ({state}) \u201c{f.text}\u201d{conf}"
+                                                      + _head_note(exp, f.finding)))
         for w in (self.sentences, self.findings):
             w.blockSignals(False)
         self.uncertainty.setEnabled(exp is not None and exp.image_uncertainty is not None)

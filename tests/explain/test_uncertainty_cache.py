@@ -99,3 +99,28 @@ def test_draft_tokens_follow_the_text_into_the_editor():
     got = draft_tokens(as_dict, report)
     assert [report[t.char_start:t.char_end] for t in got] == ["effusion"] and got[0].confidence == 0.4
     assert draft_tokens(None, report) == []
+
+
+def test_the_head_reading_travels_with_the_explanation(tmp_path):
+    import json
+
+    from engines.models.tiny import make_tiny_checkpoint
+    from engines.pipeline import MedimPipeline
+
+    pipe = MedimPipeline.from_pretrained(make_tiny_checkpoint(tmp_path, text_len=48,
+                                                              findings=("No Finding", "Pleural Effusion")), "cpu")
+    pipe.finding_prior = {"No Finding": 0.3, "Pleural Effusion": 0.1}
+    imgs = [np.random.default_rng(k).random((48, 40)).astype(np.float32) for k in (1, 2)]
+    exp = explain_study(pipe, imgs, REPORT, k_drafts=0, methods=("attention",), image_uncertainty=False,
+                        attention_steps=2)
+    per_view = pipe.finding_probabilities(imgs)
+    assert exp.head_probabilities["Pleural Effusion"] == pytest.approx(
+        (per_view[0]["Pleural Effusion"] + per_view[1]["Pleural Effusion"]) / 2)
+    assert exp.head_prior == pipe.finding_prior
+    back = StudyExplanation.from_arrays(exp.to_arrays())
+    assert back.head_probabilities == exp.head_probabilities and back.head_prior == exp.head_prior
+    arrays = exp.to_arrays()  # a cache written before the head's reading was kept still loads
+    meta = json.loads(str(arrays["meta"]))
+    del meta["head_probabilities"], meta["head_prior"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    assert StudyExplanation.from_arrays(arrays).head_probabilities == {}

@@ -196,3 +196,14 @@ if __name__ == "__main__":  # refresh the docs screenshot with real weights
     pick = ("finding", a.finding) if a.finding is not None else ("sentence", a.sentence)
     overlay_screenshot(None, eng, a.out, a.report, pick, a.method, uncertainty=a.uncertainty)
     print(a.out)
+
+
+def test_findings_list_shows_the_heads_reading_next_to_the_usual():
+    from types import SimpleNamespace
+
+    from app.widgets.explain_panel import _head_note
+
+    exp = SimpleNamespace(head_probabilities={"Pneumonia": 0.71}, head_prior={"Pneumonia": 0.565})
+    assert _head_note(exp, "Pneumonia") == " - head 71% (usual 56%)"
+    assert _head_note(exp, "Edema") == ""
+    assert _head_note(SimpleNamespace(head_probabilities={"Edema": 0.2}, head_prior={}), "Edema") == " - head 20%"
