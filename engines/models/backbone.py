@@ -96,8 +96,13 @@ class MedimBackbone(nn.Module):
         self.image_head = nn.Linear(d, cfg.image_vocab_size)
         self.finding_head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, len(cfg.findings))) if cfg.findings else None
         if cfg.finding_condition:  # zero-initialised: a model fine-tuned from an unconditioned one starts unchanged
-            self.condition_present = nn.Parameter(torch.zeros(len(cfg.findings), d))
-            self.condition_absent = nn.Parameter(torch.zeros(len(cfg.findings), d))
+            # Two routes in: the AdaLN conditioning (global modulation, as DiT's class label) and every token's
+            # input (so attention and the MLPs can write the finding words at the positions that need them).
+            n = len(cfg.findings)
+            self.condition_present = nn.Parameter(torch.zeros(n, d))
+            self.condition_absent = nn.Parameter(torch.zeros(n, d))
+            self.condition_input_present = nn.Parameter(torch.zeros(n, d))
+            self.condition_input_absent = nn.Parameter(torch.zeros(n, d))
         # Token embeddings on the same small scale as the position embeddings: with PyTorch's default
         # N(0, 1) the tokens drown the positions (measured 10x larger norm after training) and the model
         # degenerates into a bag of words ("no no no ...").
@@ -117,9 +122,10 @@ class MedimBackbone(nn.Module):
         if t.ndim != 1 or t.shape[0] != text_ids.shape[0]:
             raise ValueError(f"t must be (B,) = ({text_ids.shape[0]},), got {tuple(t.shape)}")
 
-    def condition_embedding(self, finding_states: torch.Tensor) -> torch.Tensor:
-        """(B, d) added to the timestep conditioning: finding_states (B, len(findings)) holds 1 (present), 0
-        (absent), a probability in between (a weighted mix), or NaN (unknown: contributes nothing)."""
+    def condition_embedding(self, finding_states: torch.Tensor, route: str = "ada") -> torch.Tensor:
+        """(B, d) added to the timestep conditioning (route "ada") or to every token's input ("input"):
+        finding_states (B, len(findings)) holds 1 (present), 0 (absent), a probability in between (a weighted
+        mix), or NaN (unknown: contributes nothing)."""
         cfg = self.config
         if not cfg.finding_condition:
             raise ValueError("this model was not trained with finding conditioning (config finding_condition)")
@@ -129,6 +135,8 @@ class MedimBackbone(nn.Module):
         known = ~torch.isnan(s)
         s = torch.where(known, s.clamp(0, 1), torch.zeros_like(s))
         absent = torch.where(known, 1 - s, torch.zeros_like(s))
+        if route == "input":
+            return s @ self.condition_input_present + absent @ self.condition_input_absent
         return s @ self.condition_present + absent @ self.condition_absent
 
     def forward(self, text_ids: torch.Tensor, image_ids: torch.Tensor | None, t: torch.Tensor,
@@ -145,7 +153,9 @@ class MedimBackbone(nn.Module):
         if finding_states is not None:
             if finding_states.shape[0] != text_ids.shape[0]:
                 raise ValueError(f"finding_states has {finding_states.shape[0]} rows for {text_ids.shape[0]} sequences")
-            c = c + self.condition_embedding(finding_states.to(c.device))
+            finding_states = finding_states.to(c.device)
+            c = c + self.condition_embedding(finding_states)
+            x = x + self.condition_embedding(finding_states, "input")[:, None]
         attns: list[torch.Tensor] = []
         findings = None
         for i, blk in enumerate(self.blocks, start=1):

@@ -35,6 +35,14 @@ def test_conditioning_changes_predictions_and_unknown_adds_nothing(tmp_path):
     plain = model(text, image, t).text_logits
     cond = model(text, image, t, finding_states=told).text_logits
     assert not torch.allclose(cond[0], cond[1])  # different findings, different predictions
+    with torch.no_grad():  # the input route alone also reaches the predictions
+        fresh = MedimBackbone(cfg)
+        fresh.load_state_dict(model.state_dict())
+        fresh.condition_present.zero_()
+        fresh.condition_absent.zero_()
+        fresh.condition_input_present.normal_(0, 1.0)
+    via_input = fresh(text, image, t, finding_states=told).text_logits
+    assert not torch.allclose(via_input, fresh(text, image, t).text_logits)
     unknown = torch.full((2, 2), float("nan"))
     assert torch.allclose(model(text, image, t, finding_states=unknown).text_logits, plain)
     save_backbone(tmp_path, model)
