@@ -58,6 +58,9 @@ def draft_batch(pipe, images: list[np.ndarray], steps: int | None, guidance: flo
     out = []
     for j in range(len(images)):
         group = drafts[j * k:(j + 1) * k]
+        if k == 1:  # nothing to choose between (as MedimPipeline.draft_report)
+            out.append(group[0][:2])
+            continue
         best, _ = select_draft([" ".join(x for x in d[:2] if x) for d in group], [d[2] for d in group], mode=mode,
                                finding_probs=probs[j],
                                finding_prior=pipe.finding_prior)

@@ -90,6 +90,10 @@ def test_split_drafting_tells_each_image_its_own_reading(pipe):
     for img, (f, i) in zip((a, b), got, strict=True):
         one = pipe.draft_report([img], steps=3, temperature=0, consensus=1, condition="head-prior")
         assert (one.findings_text, one.impression_text) == (f, i)
+    # One draft per image needs no selection, whatever the configured one (it used to demand head probabilities).
+    assert draft_batch(pipe, [a, b], 3, None, 0.0, seed=0, consensus=1, select="verified-prior",
+                       condition="none") == draft_batch(pipe, [a, b], 3, None, 0.0, seed=0, consensus=1,
+                                                        condition="none")
     with pytest.raises(ValueError, match="unknown condition"):
         draft_batch(pipe, [a], 3, None, 0.0, seed=0, condition="oracle")
 
