@@ -184,14 +184,19 @@ class MedimPipeline:
 
     def _run(self, text: torch.Tensor, image: torch.Tensor, opts: SamplingOptions, seed: int,
              uncond: tuple[torch.Tensor, torch.Tensor] | None, banned: list[int], progress: Progress,
-             cancel: Cancel, states: dict[str, float] | None = None) -> UnmaskResult:
+             cancel: Cancel, states: dict[str, float] | None = None,
+             uncond_states: dict[str, float] | None = None) -> UnmaskResult:
         g = torch.Generator().manual_seed(int(seed))
-        told = None
-        if states is not None:
-            row = state_row(states, self.model_config.findings)
-            told = torch.tensor([row] * text.shape[0], dtype=torch.float32, device=self.device)
+
+        def rows(st: dict[str, float] | None) -> torch.Tensor | None:
+            if st is None:
+                return None
+            return torch.tensor([state_row(st, self.model_config.findings)] * text.shape[0], dtype=torch.float32,
+                                device=self.device)
+
         return unmask(self._net, text, image, opts=opts, generator=g, uncond=uncond, text_banned=banned,
-                      progress=progress, cancel=cancel, finding_states=told)
+                      progress=progress, cancel=cancel, finding_states=rows(states),
+                      uncond_finding_states=rows(uncond_states))
 
     def _report_states(self, report: str, condition: bool | None) -> dict[str, float] | None:
         """What an image job is told: the report's findings, when the model and `condition` (default: the
@@ -371,9 +376,12 @@ class MedimPipeline:
 
     def inpaint(self, image: np.ndarray, token_mask: np.ndarray, report: str, *, steps: int | None = None,
                 guidance: float | None = None, seed: int = 0, progress: Progress = None, cancel: Cancel = None,
-                temperature: float | None = None, condition: bool | None = None) -> ImageResult:
+                temperature: float | None = None, condition: bool | None = None,
+                contrast_report: str | None = None) -> ImageResult:
         """Resample the image tokens where `token_mask` (g, g) is True under `report`; all others are kept.
-        `condition` tells a finding-conditioned model the report's findings too."""
+        `condition` tells a finding-conditioned model the report's findings too; `contrast_report` (a what-if's
+        current report) is then what the guidance's unconditional pass is told, so guidance pushes from its
+        findings towards the report's."""
         m = np.asarray(token_mask)
         if m.shape != (self.grid, self.grid):
             raise ValueError(f"token_mask must have the token grid shape ({self.grid}, {self.grid}), got {m.shape}")
@@ -386,8 +394,10 @@ class MedimPipeline:
         mt = torch.from_numpy(m.reshape(1, -1)).to(self.device)
         image_in = torch.where(mt, torch.full_like(codes, cfg.image_mask_id), codes)
         uncond = (torch.full_like(text, cfg.text_mask_id), image_in)
-        res = self._run(text, image_in, opts, seed, uncond, [], progress, cancel,
-                        self._report_states(report, condition))
+        states = self._report_states(report, condition)
+        against = self._report_states(contrast_report, condition) if states is not None and contrast_report \
+            else None
+        res = self._run(text, image_in, opts, seed, uncond, [], progress, cancel, states, against)
         return self._image_result(res, opts, seed, t0)
 
     def finding_probabilities(self, images: list[np.ndarray]) -> list[dict[str, float]]:

@@ -172,7 +172,11 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
                 progress(base + k, total, stage)
 
         t0 = time.perf_counter()
+        # Under the edited report, guidance pushes away from the current report's findings (finding-conditioned
+        # weights; others ignore the contrast). The control resample (report == current) has nothing to push from.
+        contrast = request.current_report if report != request.current_report else None
         res = pipeline.inpaint(original, token_mask, report, steps=steps, guidance=request.guidance, seed=seed,
+                               contrast_report=contrast,
                                progress=step_progress, cancel=cancel)
         done = base + steps
         return Variant(seed, res.image, difference_map(reconstruction, res.image),

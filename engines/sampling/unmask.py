@@ -63,7 +63,7 @@ def _leftmost_block(masked: torch.Tensor, block: int) -> torch.Tensor:
 
 def _guided_logp(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, t: torch.Tensor,
                  uncond: tuple[torch.Tensor, torch.Tensor] | None, guidance: float,
-                 finding_states: torch.Tensor | None = None):
+                 finding_states: torch.Tensor | None = None, uncond_states: torch.Tensor | None = None):
     told = {} if finding_states is None else {"finding_states": finding_states}
     out = model(text, image, t, **told)
     lt, li = out.text_logits.float(), out.image_logits.float()
@@ -71,7 +71,10 @@ def _guided_logp(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, 
         ut, ui = uncond
         ut = torch.where(text == model.config.text_mask_id, text, ut)  # what is generated so far stays
         ui = torch.where(image == model.config.image_mask_id, image, ui)
-        ou = model(ut, ui, t, **told)  # guidance is on the image/report; both passes are told the same findings
+        # Both passes are told the same findings (guidance is on the image/report), unless `uncond_states` gives
+        # the unconditional pass its own: guidance then also pushes away from those findings (a what-if's current
+        # report).
+        ou = model(ut, ui, t, **({"finding_states": uncond_states} if uncond_states is not None else told))
         lt = lt + guidance * (lt - ou.text_logits.float())
         li = li + guidance * (li - ou.image_logits.float())
     return torch.log_softmax(lt, -1), torch.log_softmax(li, -1)
@@ -98,7 +101,8 @@ def unmask(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, *, opt
            text_banned: list[int] | None = None,
            progress: Callable[[int, int], None] | None = None,
            cancel: Callable[[], bool] | None = None,
-           finding_states: torch.Tensor | None = None) -> UnmaskResult:
+           finding_states: torch.Tensor | None = None,
+           uncond_finding_states: torch.Tensor | None = None) -> UnmaskResult:
     """Fill every [MASK] in `text` (B, text_len) and `image` (B, image_len); `finding_states` (B, findings)
     conditions a finding-conditioned model (engines.sampling.finding_states)."""
     cfg = model.config
@@ -121,7 +125,7 @@ def unmask(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, *, opt
         if not tm.any() and not im.any():
             break
         t = ((tm.sum(1) + im.sum(1)).float() / n_total).clamp(1e-3, 1.0)
-        lpt, lpi = _guided_logp(model, text, image, t, uncond, opts.guidance, finding_states)
+        lpt, lpi = _guided_logp(model, text, image, t, uncond, opts.guidance, finding_states, uncond_finding_states)
         lpt[..., banned.to(lpt.device)] = -float("inf")
         lpt = torch.log_softmax(lpt, -1)
         if opts.pool_text and text.shape[0] > 1:

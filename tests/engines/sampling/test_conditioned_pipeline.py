@@ -110,3 +110,18 @@ def test_ship_writes_the_condition_defaults(folder, tmp_path):
     assert sampling["condition"] == "head-prior" and sampling["condition_images"] is True
     with pytest.raises(SystemExit):
         main(["ship", "--work", str(folder), "--out", str(out), "--condition-images", "maybe"])
+
+
+def test_a_contrast_report_steers_guidance_away_from_its_findings(pipe):
+    mask = np.zeros((pipe.grid, pipe.grid), bool)
+    mask[:, :2] = True
+    edited, current = "No acute abnormality.", "Small left pleural effusion."
+
+    def run(guidance, contrast):
+        return pipe.inpaint(_image(), mask, edited, steps=3, temperature=0, guidance=guidance, condition=True,
+                            contrast_report=contrast).token_grid
+
+    assert not np.array_equal(run(3.0, current), run(3.0, None))  # the unconditional pass is told other findings
+    assert np.array_equal(run(0.0, current), run(0.0, None))  # without guidance there is no unconditional pass
+    kept = run(3.0, current)
+    assert np.array_equal(kept[:, 2:], pipe.encode_image(_image())[:, 2:])
