@@ -329,8 +329,9 @@ class ExplainPanel(QWidget):
                 fu = exp.findings.get(f.finding)
                 state = {1: "present", 0: "absent", -1: "uncertain"}.get(f.value, "?")
                 conf = "" if fu is None else f" - {fu.agreement:.0%} of drafts agree"
-                self.findings.addItem(QListWidgetItem(f"{f.finding} ({state}) \u201c{f.text}\u201d{conf}"
-                                                      + _head_note(exp, f.finding)))
+                # The numbers first: the quoted sentence can be long and the list scrolls sideways.
+                self.findings.addItem(QListWidgetItem(f"{f.finding} ({state}){_head_note(exp, f.finding)}{conf} "
+                                                      f"\u201c{f.text}\u201d"))
         for w in (self.sentences, self.findings):
             w.blockSignals(False)
         self.uncertainty.setEnabled(exp is not None and exp.image_uncertainty is not None)
