@@ -38,7 +38,7 @@ from explain.metrics import (
     withheld_f1,
 )
 from explain.report import FindingMap, SentenceMap, SpanMap, explain_spans
-from explain.uncertainty import finding_state, finding_uncertainty
+from explain.uncertainty import finding_state, finding_uncertainty, sample_drafts
 
 TEMPLATE = {
     "Pneumonia": "There is pneumonia.", "Cardiomegaly": "There is cardiomegaly.",
@@ -175,7 +175,7 @@ def run_uncertainty(pipe, samples, k: int, steps: int | None, log) -> dict:
     for n, s in enumerate(samples):
         img = s.load_image()
         main = pipe.draft_report([img], seed=0, steps=steps)
-        drafts = [pipe.draft_report([img], seed=1 + j, steps=steps, consensus=1).text for j in range(k)]
+        drafts = sample_drafts(pipe, [img], k, seed=0, steps=steps)
         lab = label_report(main.text)
         fu = finding_uncertainty(dict(lab.findings), [dict(label_report(d).findings) for d in drafts])
         for f in FINDINGS:

@@ -85,9 +85,10 @@ def sample_drafts(pipeline, images: list[np.ndarray], k: int, *, seed: int = 0, 
         raise ValueError(f"the number of sampled drafts must be >= 1, got {k}")
     texts = []
     for j in range(k):
-        # raw samples, not consensus drafts (engines.sampling.consensus): disagreement is what is measured
+        # Raw samples, not consensus drafts (engines.sampling.consensus), and not told the head's reading
+        # (engines.sampling.finding_states): told drafts share one reading, so they would disagree only in wording.
         res = pipeline.draft_report(images, steps=steps, seed=seed + 1 + j, temperature=temperature, cancel=cancel,
-                                    consensus=1)
+                                    consensus=1, condition="none")
         texts.append(res.text)
         if progress is not None:
             progress(j + 1, k)
