@@ -198,14 +198,26 @@ class MedimPipeline:
                       progress=progress, cancel=cancel, finding_states=rows(states),
                       uncond_finding_states=rows(uncond_states))
 
+    def _require_conditioning(self) -> None:
+        if not self.model_config.finding_condition:
+            raise ValueError("this model was not trained with finding conditioning")
+
+    def condition_rule(self, condition: str | None) -> str:
+        """The drafting condition rule to use (default: the sampling config's), checked against the model."""
+        rule = self.default_condition if condition is None else condition
+        if rule not in STATE_RULES:
+            raise ValueError(f"unknown condition {rule!r}; choose one of {STATE_RULES}")
+        if rule != "none":
+            self._require_conditioning()
+        return rule
+
     def _report_states(self, report: str, condition: bool | None) -> dict[str, float] | None:
         """What an image job is told: the report's findings, when the model and `condition` (default: the
         sampling config's condition_images) say so."""
         use = self.condition_images if condition is None else bool(condition)
         if not use:
             return None
-        if not self.model_config.finding_condition:
-            raise ValueError("this model was not trained with finding conditioning")
+        self._require_conditioning()
         return states_from_report(report, self.model_config.findings)
 
     def _text_tokens(self, res: UnmaskResult, row: int, start: int, stop: int, text: str,
@@ -281,11 +293,7 @@ class MedimPipeline:
         cfg = self.model_config
         codes = [self._codes(im) for im in images]
         mode = self.default_select if select is None else select
-        rule = self.default_condition if condition is None else condition
-        if rule not in STATE_RULES:
-            raise ValueError(f"unknown condition {rule!r}; choose one of {STATE_RULES}")
-        if rule != "none" and not cfg.finding_condition:
-            raise ValueError("this model was not trained with finding conditioning")
+        rule = self.condition_rule(condition)
         probs = None
         if rule != "none" or (k > 1 and mode.startswith("verified")):
             # the views' head probabilities, averaged as their evidence is when drafting

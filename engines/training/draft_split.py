@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from engines.diffusion.layout import split_report
 from engines.sampling.consensus import select_draft
-from engines.sampling.finding_states import STATE_RULES, state_row, states_from_head
+from engines.sampling.finding_states import state_row, states_from_head
 from engines.sampling.unmask import unmask
 from engines.tokenizers.text import ANSWER, FINDINGS, IMG, QUESTION, UNK
 
@@ -30,11 +30,7 @@ def draft_batch(pipe, images: list[np.ndarray], steps: int | None, guidance: flo
     cfg = pipe.model_config
     k = pipe.default_consensus if consensus is None else int(consensus)
     mode = pipe.default_select if select is None else select
-    rule = pipe.default_condition if condition is None else condition
-    if rule not in STATE_RULES:
-        raise ValueError(f"unknown condition {rule!r}; choose one of {STATE_RULES}")
-    if rule != "none" and not cfg.finding_condition:
-        raise ValueError("this model was not trained with finding conditioning")
+    rule = pipe.condition_rule(condition)
     opts = pipe._opts(steps, guidance, temperature, pool=False)
     codes = [pipe._codes(im) for im in images]
     probs = pipe.finding_probabilities_of_codes(codes) if rule != "none" or (mode.startswith("verified") and k > 1) \
