@@ -103,7 +103,7 @@ def _cmd_ship(a: argparse.Namespace) -> int:
             shutil.copy2(a.work / name, a.out / name)
     cfg = json.loads((a.out / "config.json").read_text())
     for key in ("steps", "guidance", "temperature", "text_block", "consensus", "select",
-                "image_order_temperature", "condition", "condition_images"):  # sampling defaults chosen on val
+                "image_order_temperature", "condition", "condition_images", "whatif_head_guidance"):  # chosen on val
         if getattr(a, key) is not None:
             cfg.setdefault("sampling", {})[key] = getattr(a, key)
     (a.out / "config.json").write_text(json.dumps(cfg, indent=2))
@@ -242,6 +242,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     s.add_argument("--condition", choices=STATE_RULES,
                    help="drafting of a finding-conditioned model: told the head's reading (head-prior) or not")
     s.add_argument("--condition-images", type=_yes_no, metavar="yes|no", help="synthesis/inpainting told the report's findings (conditioned models)")
+    s.add_argument("--whatif-head-guidance", type=float,
+                   help="what-if inpainting steered by the finding head, in nats (0 = off; needs a head)")
     s.set_defaults(func=_cmd_ship)
     return p
 

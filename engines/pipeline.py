@@ -24,6 +24,7 @@ from engines.models.backbone import MedimBackbone
 from engines.models.checkpoint import load_backbone, load_tokenizers, weights_hash
 from engines.models.config import MedimConfig
 from engines.sampling.finding_states import STATE_RULES, state_row, states_from_head, states_from_report
+from engines.sampling.head_guidance import head_guidance_bias, head_signs
 from engines.sampling.results import AttentionMaps, ImageResult, TextResult, TokenInfo
 from engines.sampling.unmask import GenerationCancelled, SamplingOptions, UnmaskResult, unmask
 from engines.tokenizers.text import ANSWER, FINDINGS, IMG, IMPRESSION, QUESTION, SEP, UNK, TextTokenizer
@@ -109,6 +110,12 @@ class MedimPipeline:
         if self.default_condition not in STATE_RULES:
             raise ValueError(f"unknown sampling condition {self.default_condition!r}; choose one of {STATE_RULES}")
         self.condition_images = bool(sampling.get("condition_images", False))
+        # What-if inpainting steered by the finding head (engines.sampling.head_guidance); 0 = off.
+        self.default_head_guidance = float(sampling.get("whatif_head_guidance", 0.0))
+        if self.default_head_guidance < 0:
+            raise ValueError(f"sampling whatif_head_guidance must be >= 0, got {self.default_head_guidance}")
+        if self.default_head_guidance and not model.config.findings:
+            raise ValueError("sampling whatif_head_guidance needs a model with a finding head")
         if (self.default_condition != "none" or self.condition_images) and not model.config.finding_condition:
             raise ValueError("sampling condition/condition_images need a model trained with finding conditioning")
 
@@ -185,7 +192,8 @@ class MedimPipeline:
     def _run(self, text: torch.Tensor, image: torch.Tensor, opts: SamplingOptions, seed: int,
              uncond: tuple[torch.Tensor, torch.Tensor] | None, banned: list[int], progress: Progress,
              cancel: Cancel, states: dict[str, float] | None = None,
-             uncond_states: dict[str, float] | None = None) -> UnmaskResult:
+             uncond_states: dict[str, float] | None = None,
+             image_bias: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> UnmaskResult:
         g = torch.Generator().manual_seed(int(seed))
 
         def rows(st: dict[str, float] | None) -> torch.Tensor | None:
@@ -196,7 +204,7 @@ class MedimPipeline:
 
         return unmask(self._net, text, image, opts=opts, generator=g, uncond=uncond, text_banned=banned,
                       progress=progress, cancel=cancel, finding_states=rows(states),
-                      uncond_finding_states=rows(uncond_states))
+                      uncond_finding_states=rows(uncond_states), image_bias=image_bias)
 
     def _require_conditioning(self) -> None:
         if not self.model_config.finding_condition:
@@ -385,11 +393,13 @@ class MedimPipeline:
     def inpaint(self, image: np.ndarray, token_mask: np.ndarray, report: str, *, steps: int | None = None,
                 guidance: float | None = None, seed: int = 0, progress: Progress = None, cancel: Cancel = None,
                 temperature: float | None = None, condition: bool | None = None,
-                contrast_report: str | None = None) -> ImageResult:
+                contrast_report: str | None = None, head_push: dict[str, float] | None = None,
+                head_guidance: float = 0.0) -> ImageResult:
         """Resample the image tokens where `token_mask` (g, g) is True under `report`; all others are kept.
         `condition` tells a finding-conditioned model the report's findings too; `contrast_report` (a what-if's
         current report) is then what the guidance's unconditional pass is told, so guidance pushes from its
-        findings towards the report's."""
+        findings towards the report's. `head_push` ({finding: +1 up / -1 down}) with `head_guidance` > 0 also
+        steers the tokens with the finding head (engines.sampling.head_guidance)."""
         m = np.asarray(token_mask)
         if m.shape != (self.grid, self.grid):
             raise ValueError(f"token_mask must have the token grid shape ({self.grid}, {self.grid}), got {m.shape}")
@@ -405,8 +415,20 @@ class MedimPipeline:
         states = self._report_states(report, condition)
         against = self._report_states(contrast_report, condition) if states is not None and contrast_report \
             else None
-        res = self._run(text, image_in, opts, seed, uncond, [], progress, cancel, states, against)
+        res = self._run(text, image_in, opts, seed, uncond, [], progress, cancel, states, against,
+                        self._head_bias(head_push, head_guidance))
         return self._image_result(res, opts, seed, t0)
+
+    def _head_bias(self, push: dict[str, float] | None, scale: float
+                   ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        """The sampler's image bias for finding-head guidance, or None when nothing is pushed."""
+        if scale < 0:
+            raise ValueError(f"head_guidance must be >= 0, got {scale}")
+        if not push or scale == 0:
+            return None
+        model = self._torch_model()
+        signs = head_signs(model, push)
+        return lambda image, logp: head_guidance_bias(model, image, logp, signs, scale)
 
     def finding_probabilities(self, images: list[np.ndarray]) -> list[dict[str, float]]:
         """Per image, the backbone's finding head (engines.models.config `findings`) with the report fully

@@ -27,7 +27,12 @@ import numpy as np
 from engines.counterfactual.classifier import FindingClassifier, train_classifier
 from engines.counterfactual.edits import EditError, apply_instruction
 from engines.counterfactual.ranking import rank_variants
-from engines.counterfactual.whatif import DEFAULT_GUIDANCE, WhatIfRequest, run_variants, run_whatif
+from engines.counterfactual.whatif import (
+    DEFAULT_GUIDANCE,
+        WhatIfRequest,
+    run_variants,
+    run_whatif,
+)
 from engines.default_weights import DEFAULT_WEIGHTS
 
 REMOVE_PHRASE = {
@@ -79,15 +84,25 @@ def _fmt(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
+def success_interval(k: int, n: int) -> tuple[float, float]:
+    """95% Wilson interval of a success rate: with 3-16 cases per finding type, whether a type has a majority
+    is itself uncertain, and the table says how much."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
 def summarise(rows: list[dict]) -> list[dict]:
     by: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
         by[(r["kind"], r["finding"])].append(r)
     out = []
     for (kind, finding), rs in sorted(by.items()):
+        lo, hi = success_interval(sum(bool(r["success"]) for r in rs), len(rs))
         out.append({
             "kind": kind, "finding": finding, "n": len(rs),
-            "success": float(np.mean([r["success"] for r in rs])),
+            "success": float(np.mean([r["success"] for r in rs])), "success_low": lo, "success_high": hi,
             "delta_p": float(np.mean([r["p_edit"] - r["p_control"] for r in rs])),
             "ssim_out": float(np.nanmean([r["ssim_outside"] for r in rs])),
             "ssim_in": float(np.nanmean([r["ssim_inside"] for r in rs])),
@@ -99,11 +114,12 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def markdown(summary: list[dict], auroc: dict[str, float]) -> str:
-    lines = ["| edit | finding | n | success vs control | mean dp (edit-control) | SSIM out | SSIM in "
+    lines = ["| edit | finding | n | success vs control (95% CI) | mean dp (edit-control) | SSIM out | SSIM in "
              "| MAD out | MAD in | region share | classifier val AUROC |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
-        lines.append(f"| {s['kind']} | {s['finding']} | {s['n']} | {s['success']:.2f} | {s['delta_p']:+.3f} | "
+        lines.append(f"| {s['kind']} | {s['finding']} | {s['n']} | {s['success']:.2f} "
+                     f"({s['success_low']:.2f}-{s['success_high']:.2f}) | {s['delta_p']:+.3f} | "
                      f"{_fmt(s['ssim_out'])} | {_fmt(s['ssim_in'])} | {s['mad_out']:.2f} | {s['mad_in']:.2f} | "
                      f"{s['region']:.2f} | {_fmt(auroc.get(s['finding'], float('nan')))} |")
     return "\n".join(lines)
@@ -120,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    ap.add_argument("--head-guidance", type=float, default=None,
+                    help="finding-head guidance (nats; 0 = off): the head steers the edited resample the asked way "
+                         "(default: the weights' whatif_head_guidance)")
     ap.add_argument("--area", type=float, default=0.15)
     ap.add_argument("--margin", type=int, default=1)
     ap.add_argument("--method", default="combined")
@@ -170,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seeds = tuple(range(args.seed, args.seed + args.variants))
             req = WhatIfRequest(image, report, edited, seeds=seeds, method=args.method, area=args.area,
                                 margin=args.margin, steps=args.steps, guidance=args.guidance,
+                                head_guidance=args.head_guidance,
                                 prior_weight=args.prior_weight)
             res = run_whatif(pipe, req, with_control=args.variants == 1)
             if args.variants > 1:  # controls get the same pick: the head's best of N resamples, unedited report
@@ -193,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     summary = summarise(rows)
     print(f"what-if edits on {args.split}: {len(rows)} cases, model {args.model} ({pipe.weights_hash[:12]}), "
-          f"steps {args.steps or pipe.default_steps}, guidance {args.guidance}, region {args.method} "
+          f"steps {args.steps or pipe.default_steps}, guidance {args.guidance}, head guidance {pipe.default_head_guidance if args.head_guidance is None else args.head_guidance}, region {args.method} "
           f"area {args.area} margin {args.margin} prior {args.prior_weight}, seed {args.seed}, "
           f"best of {args.variants} by the finding head, {time.perf_counter() - t0:.0f} s")
     print(f"classifier: {clf_path} (HOG + intensity logistic regression per finding, trained on train)")

@@ -18,7 +18,7 @@ import numpy as np
 
 from engines.counterfactual.edits import EditError, ReportEdit, apply_instruction, diff_reports
 from engines.counterfactual.metrics import Preservation, difference_map, preservation
-from engines.counterfactual.ranking import rank_variants
+from engines.counterfactual.ranking import edit_signs, rank_variants
 from engines.counterfactual.region import (
     METHODS,
     RegionScores,
@@ -52,6 +52,9 @@ class WhatIfRequest:
     margin: int = 1
     steps: int | None = None
     guidance: float = DEFAULT_GUIDANCE
+    # > 0: the finding head also steers the tokens the asked way (nats, engines.sampling.head_guidance);
+    # None: the weights' sampling default (whatif_head_guidance)
+    head_guidance: float | None = None
     allow_no_change: bool = False  # True: resample even when the labeler sees no finding change
     painted: np.ndarray | None = None  # a pixel mask painted over the image (or its centred square)
     prior_weight: float = 0.5  # 0: model cues only; 1: only where the finding can be (priors.py)
@@ -78,6 +81,8 @@ class WhatIfRequest:
             raise ValueError(f"prior_weight must be in [0, 1], got {self.prior_weight}")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.head_guidance is not None and self.head_guidance < 0:
+            raise ValueError(f"head_guidance must be >= 0, got {self.head_guidance}")
         if self.region is not None:
             r = np.asarray(self.region, bool)
             if r.ndim != 2 or r.shape[0] != r.shape[1] or not r.any():
@@ -132,6 +137,7 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
     edit = diff_reports(request.current_report, request.edited_report)
     _check_change(edit, request.allow_no_change)
     steps = request.steps or pipeline.default_steps
+    head_guidance = pipeline.default_head_guidance if request.head_guidance is None else request.head_guidance
     runs = len(request.seeds) + (1 if with_control else 0)
     total = 1 + runs * steps
     done = 0
@@ -174,9 +180,12 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
         t0 = time.perf_counter()
         # Under the edited report, guidance pushes away from the current report's findings (finding-conditioned
         # weights; others ignore the contrast). The control resample (report == current) has nothing to push from.
-        contrast = request.current_report if report != request.current_report else None
+        # The head steers towards the edit's findings; the control has no change to steer to.
+        edited = report != request.current_report
+        contrast = request.current_report if edited else None
+        push = edit_signs(edit, pipeline.model_config.findings) if edited and head_guidance else None
         res = pipeline.inpaint(original, token_mask, report, steps=steps, guidance=request.guidance, seed=seed,
-                               contrast_report=contrast,
+                               contrast_report=contrast, head_push=push, head_guidance=head_guidance,
                                progress=step_progress, cancel=cancel)
         done = base + steps
         return Variant(seed, res.image, difference_map(reconstruction, res.image),

@@ -139,12 +139,10 @@ class MedimBackbone(nn.Module):
             return s @ self.condition_input_present + absent @ self.condition_input_absent
         return s @ self.condition_present + absent @ self.condition_absent
 
-    def forward(self, text_ids: torch.Tensor, image_ids: torch.Tensor | None, t: torch.Tensor,
-                image_embeds: torch.Tensor | None = None, output_attentions: bool = False,
-                finding_states: torch.Tensor | None = None) -> BackboneOutput:
-        """Logits for every position. Pass `image_embeds` instead of `image_ids` to differentiate
-        with respect to the image-token embeddings (attributions); `finding_states` conditions a model trained
-        with finding_condition (see condition_embedding)."""
+    def _inputs(self, text_ids: torch.Tensor, image_ids: torch.Tensor | None, t: torch.Tensor,
+                image_embeds: torch.Tensor | None, finding_states: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(token inputs (B, seq_len, d), AdaLN conditioning (B, d)) for the blocks."""
         self._check(text_ids, image_ids, t)
         cfg = self.config
         img = image_embeds if image_embeds is not None else self.embed_image(image_ids)
@@ -156,6 +154,28 @@ class MedimBackbone(nn.Module):
             finding_states = finding_states.to(c.device)
             c = c + self.condition_embedding(finding_states)
             x = x + self.condition_embedding(finding_states, "input")[:, None]
+        return x, c
+
+    def finding_logits(self, text_ids: torch.Tensor, image_ids: torch.Tensor | None, t: torch.Tensor,
+                       image_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, findings): the finding head alone, running only the blocks up to `finding_layer` (the same
+        values as forward's finding_logits, for a fraction of the cost: head guidance differentiates it
+        every sampling step)."""
+        if self.finding_head is None:
+            raise ValueError("the model has no finding head")
+        x, c = self._inputs(text_ids, image_ids, t, image_embeds, None)
+        for blk in self.blocks[: self.config.finding_layer]:
+            x, _ = blk(x, c, False)
+        return self.finding_head(x[:, self.config.text_len:].mean(1))
+
+    def forward(self, text_ids: torch.Tensor, image_ids: torch.Tensor | None, t: torch.Tensor,
+                image_embeds: torch.Tensor | None = None, output_attentions: bool = False,
+                finding_states: torch.Tensor | None = None) -> BackboneOutput:
+        """Logits for every position. Pass `image_embeds` instead of `image_ids` to differentiate
+        with respect to the image-token embeddings (attributions); `finding_states` conditions a model trained
+        with finding_condition (see condition_embedding)."""
+        cfg = self.config
+        x, c = self._inputs(text_ids, image_ids, t, image_embeds, finding_states)
         attns: list[torch.Tensor] = []
         findings = None
         for i, blk in enumerate(self.blocks, start=1):

@@ -102,9 +102,11 @@ def unmask(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, *, opt
            progress: Callable[[int, int], None] | None = None,
            cancel: Callable[[], bool] | None = None,
            finding_states: torch.Tensor | None = None,
-           uncond_finding_states: torch.Tensor | None = None) -> UnmaskResult:
+           uncond_finding_states: torch.Tensor | None = None,
+           image_bias: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> UnmaskResult:
     """Fill every [MASK] in `text` (B, text_len) and `image` (B, image_len); `finding_states` (B, findings)
-    conditions a finding-conditioned model (engines.sampling.finding_states)."""
+    conditions a finding-conditioned model (engines.sampling.finding_states). `image_bias(image, logp_image)`
+    returns an additive bias for the image log-probabilities each step (engines.sampling.head_guidance)."""
     cfg = model.config
     if opts.steps < 1:
         raise ValueError(f"steps must be >= 1, got {opts.steps}")
@@ -126,6 +128,8 @@ def unmask(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, *, opt
             break
         t = ((tm.sum(1) + im.sum(1)).float() / n_total).clamp(1e-3, 1.0)
         lpt, lpi = _guided_logp(model, text, image, t, uncond, opts.guidance, finding_states, uncond_finding_states)
+        if image_bias is not None and im.any():
+            lpi = torch.log_softmax(lpi + image_bias(image, lpi), -1)
         lpt[..., banned.to(lpt.device)] = -float("inf")
         lpt = torch.log_softmax(lpt, -1)
         if opts.pool_text and text.shape[0] > 1:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engines.counterfactual.evaluate import build_cases, main, markdown, summarise
+from engines.counterfactual.evaluate import build_cases, main, markdown, success_interval, summarise
 
 
 @dataclass
@@ -32,8 +32,17 @@ def test_summary_and_table() -> None:
                  ssim_inside=0.5, mad_outside=1.0, mad_inside=9.0, region_share=0.15) for s in (True, True, False)]
     (s,) = summarise(rows)
     assert s["n"] == 3 and s["success"] == pytest.approx(2 / 3) and s["delta_p"] == pytest.approx(-0.2)
+    # Wilson 95% interval of 2 of 3: wide, and it contains one half.
+    assert s["success_low"] == pytest.approx(0.208, abs=1e-3) and s["success_high"] == pytest.approx(0.939, abs=1e-3)
     table = markdown([s], {"Edema": 0.8})
-    assert "| remove | Edema | 3 | 0.67 | -0.200 |" in table and "0.800" in table
+    assert "| remove | Edema | 3 | 0.67 (0.21-0.94) | -0.200 |" in table and "0.800" in table
+
+
+def test_success_interval_narrows_with_cases() -> None:
+    lo3, hi3 = success_interval(2, 3)
+    lo30, hi30 = success_interval(20, 30)
+    assert lo3 < lo30 < 2 / 3 < hi30 < hi3
+    assert success_interval(0, 4)[0] == 0.0 and success_interval(4, 4)[1] == 1.0
 
 
 def test_cli_runs_end_to_end_on_a_slice(cxr_root: Path, tmp_path: Path, tiny_pipeline,

@@ -92,6 +92,56 @@ def test_requests_are_validated_up_front(tiny_pipeline) -> None:
         WhatIfRequest(_image(), EFFUSION, "No effusion.", region=np.zeros((4, 4), bool))
     with pytest.raises(EditError, match="same findings"):
         run_whatif(tiny_pipeline, WhatIfRequest(_image(), EFFUSION, EFFUSION + " The heart is normal."))
+    with pytest.raises(ValueError, match="head_guidance"):
+        WhatIfRequest(_image(), EFFUSION, "No effusion.", head_guidance=-1.0)
+
+
+def test_head_guidance_steers_the_edit_and_leaves_the_control(tmp_path) -> None:
+    """The edited resamples are pushed by the finding head (here: the effusion down), the control never; the
+    weights' sampling default applies when the request leaves it open. (The tiny VQ decodes every code alike,
+    so the inpainted token grids are compared, recorded on their way through the real inpaint.)"""
+    import json
+
+    from engines.models.tiny import make_tiny_checkpoint
+    from engines.pipeline import MedimPipeline
+
+    folder = make_tiny_checkpoint(tmp_path, findings=("No Finding", "Pleural Effusion"))
+
+    def run(pipe: MedimPipeline, **extra) -> list[tuple[dict | None, float, np.ndarray]]:
+        calls = []
+        inpaint = pipe.inpaint
+
+        def recording(*a, **kw):
+            res = inpaint(*a, **kw)
+            calls.append((kw.get("head_push"), kw.get("head_guidance"), res.token_grid))
+            return res
+
+        pipe.inpaint = recording
+        try:
+            run_whatif(pipe, WhatIfRequest.from_instruction(_image(), EFFUSION, "remove the effusion", seeds=(0, 1),
+                                                            area=0.3, guidance=0.0, rank=False, **extra),
+                       with_control=True)
+        finally:
+            del pipe.inpaint
+        return calls
+
+    pipe = MedimPipeline.from_pretrained(folder, device="cpu")
+    assert pipe.default_head_guidance == 0.0
+    plain, steered = run(pipe), run(pipe, head_guidance=8.0)
+    assert [c[:2] for c in plain] == [(None, 0.0)] * 3
+    assert [c[:2] for c in steered] == [({"Pleural Effusion": -1.0}, 8.0)] * 2 + [(None, 8.0)]
+    assert any(not np.array_equal(p[2], s[2]) for p, s in zip(plain[:2], steered[:2], strict=True))
+    assert np.array_equal(plain[2][2], steered[2][2])  # the control: the same resample
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.setdefault("sampling", {})["whatif_head_guidance"] = 8.0
+    (folder / "config.json").write_text(json.dumps(cfg))
+    default = run(MedimPipeline.from_pretrained(folder, device="cpu"))
+    assert [c[1] for c in default] == [8.0] * 3
+    assert all(np.array_equal(d[2], s[2]) for d, s in zip(default, steered, strict=True))
+    cfg["sampling"]["whatif_head_guidance"] = -1
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="whatif_head_guidance"):
+        MedimPipeline.from_pretrained(folder, device="cpu")
 
 
 def test_painted_pixel_mask_becomes_the_token_region(tiny_pipeline) -> None:

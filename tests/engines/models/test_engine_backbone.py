@@ -114,3 +114,17 @@ def test_config_validation():
         preset("huge", text_vocab_size=10, image_vocab_size=4)
     with pytest.raises(ValueError, match="unknown model config"):
         MedimConfig.from_dict(replace(preset("tiny", text_vocab_size=10, image_vocab_size=4)).to_dict() | {"x": 1})
+
+
+def test_finding_logits_alone_match_the_full_forward():
+    torch.manual_seed(0)
+    m = MedimBackbone(preset("tiny", text_vocab_size=50, image_vocab_size=16, findings=("No Finding", "Edema"),
+                             finding_layer=1)).eval()
+    text, image, t = _inputs(m, 2)
+    with torch.no_grad():
+        full = m(text, image, t).finding_logits
+        alone = m.finding_logits(text, image, t)
+        via_embeds = m.finding_logits(text, None, t, image_embeds=m.embed_image(image))
+    assert torch.equal(alone, full) and torch.equal(via_embeds, full)
+    with pytest.raises(ValueError, match="no finding head"):
+        _model().finding_logits(text[:, :_model().config.text_len], image, t)
