@@ -344,7 +344,8 @@ class WhatIfView(QWidget):
         self._sync(self.original_view, self.counterfactual_view)
         changes = ", ".join(c.describe() for c in result.edit.changes)
         share = float(result.token_mask.mean())
-        self.status.setText(f"{changes}; {share:.0%} of the image resampled, the rest kept. "
+        steered = " Steered by the finding head." if result.head_guidance else ""
+        self.status.setText(f"{changes}; {share:.0%} of the image resampled, the rest kept.{steered} "
                             f"{len(result.variants)} variant(s).")
         self.save_button.setEnabled(self._source is not None and self.database is not None)
         self.resultReady.emit(result)
@@ -428,7 +429,8 @@ class WhatIfView(QWidget):
         edit = ", ".join(c.describe() for c in self._result.edit.changes)
         try:
             stored = store_counterfactuals(self.database, self._source, [v.image],
-                                           [CounterfactualInfo(edit, self._result.edit.after_text, v.seed)])
+                                           [CounterfactualInfo(edit, self._result.edit.after_text, v.seed,
+                                                              head_guidance=self._result.head_guidance)])
         except (ValueError, RuntimeError) as exc:
             self.status.setText(f"Saving failed: {exc}")
             return None

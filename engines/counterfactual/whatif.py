@@ -121,6 +121,7 @@ class WhatIfResult:
     scores: RegionScores | None  # None when the user painted the region
     variants: list[Variant] = field(default_factory=list)
     control: Variant | None = None  # the same region resampled under the unedited report (if asked)
+    head_guidance: float = 0.0  # how strongly the finding head steered the variants (0: it did not)
 
 
 def _check_change(edit: ReportEdit, allow: bool) -> None:
@@ -167,7 +168,8 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
         token_mask = select_tokens(getattr(scores, request.method), request.area, request.margin)
     pixel_mask = tokens_to_pixels(token_mask, pipeline.image_size)
     done = 1
-    result = WhatIfResult(original, reconstruction, token_mask, pixel_mask, edit, scores)
+    steered = head_guidance if edit_signs(edit, pipeline.model_config.findings) else 0.0
+    result = WhatIfResult(original, reconstruction, token_mask, pixel_mask, edit, scores, head_guidance=steered)
 
     def one(seed: int, report: str, stage: str) -> Variant:
         nonlocal done

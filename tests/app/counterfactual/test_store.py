@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,10 @@ def test_secondary_capture_header_says_synthetic_and_references_source(source: p
     assert WARNING in ds.DerivationDescription and WARNING in ds.ImageComments
     assert is_synthetic(ds) and not is_synthetic(source)
     assert (ds.pixel_array[:4] != img8[:4]).any()  # the warning is in the pixels
+    assert "finding head" not in ds.DerivationDescription
+    steered = build_secondary_capture(source, img8, replace(_info(), head_guidance=5.0),
+                                      series_uid=pydicom.uid.generate_uid())
+    assert "steered by the finding head (5)" in steered.DerivationDescription
 
 
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools not installed")

@@ -107,6 +107,8 @@ def test_head_guidance_steers_the_edit_and_leaves_the_control(tmp_path) -> None:
 
     folder = make_tiny_checkpoint(tmp_path, findings=("No Finding", "Pleural Effusion"))
 
+    results = []
+
     def run(pipe: MedimPipeline, **extra) -> list[tuple[dict | None, float, np.ndarray]]:
         calls = []
         inpaint = pipe.inpaint
@@ -118,9 +120,9 @@ def test_head_guidance_steers_the_edit_and_leaves_the_control(tmp_path) -> None:
 
         pipe.inpaint = recording
         try:
-            run_whatif(pipe, WhatIfRequest.from_instruction(_image(), EFFUSION, "remove the effusion", seeds=(0, 1),
-                                                            area=0.3, guidance=0.0, rank=False, **extra),
-                       with_control=True)
+            results.append(run_whatif(pipe, WhatIfRequest.from_instruction(
+                _image(), EFFUSION, "remove the effusion", seeds=(0, 1), area=0.3, guidance=0.0, rank=False, **extra),
+                with_control=True))
         finally:
             del pipe.inpaint
         return calls
@@ -132,6 +134,7 @@ def test_head_guidance_steers_the_edit_and_leaves_the_control(tmp_path) -> None:
     assert [c[:2] for c in steered] == [({"Pleural Effusion": -1.0}, 8.0)] * 2 + [(None, 8.0)]
     assert any(not np.array_equal(p[2], s[2]) for p, s in zip(plain[:2], steered[:2], strict=True))
     assert np.array_equal(plain[2][2], steered[2][2])  # the control: the same resample
+    assert [r.head_guidance for r in results] == [0.0, 8.0]  # the result says whether it was steered
     cfg = json.loads((folder / "config.json").read_text())
     cfg.setdefault("sampling", {})["whatif_head_guidance"] = 8.0
     (folder / "config.json").write_text(json.dumps(cfg))
