@@ -89,7 +89,7 @@ def _cmd_realism(a: argparse.Namespace) -> int:
     from engines.training.finding_classifier import evaluate_realism
 
     print(json.dumps(evaluate_realism(a.data, a.model, a.out, a.steps, a.guidance, a.limit,
-                                      condition=a.condition_images), indent=2))
+                                      condition=a.condition_images, head_guidance=a.head_guidance), indent=2))
     return 0
 
 
@@ -103,7 +103,8 @@ def _cmd_ship(a: argparse.Namespace) -> int:
             shutil.copy2(a.work / name, a.out / name)
     cfg = json.loads((a.out / "config.json").read_text())
     for key in ("steps", "guidance", "temperature", "text_block", "consensus", "select",
-                "image_order_temperature", "condition", "condition_images", "whatif_head_guidance"):  # chosen on val
+                "image_order_temperature", "condition", "condition_images", "whatif_head_guidance",
+                "synthesis_head_guidance"):  # sampling defaults chosen on val
         if getattr(a, key) is not None:
             cfg.setdefault("sampling", {})[key] = getattr(a, key)
     (a.out / "config.json").write_text(json.dumps(cfg, indent=2))
@@ -222,6 +223,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     r.add_argument("--steps", type=int)
     r.add_argument("--guidance", type=float)
     r.add_argument("--limit", type=int)
+    r.add_argument("--head-guidance", type=float,
+                   help="steer synthesis with the finding head towards each report's findings, in nats (0 = off; "
+                        "default: the model's synthesis_head_guidance)")
     r.add_argument("--condition-images", type=_yes_no, metavar="yes|no",
                    help="tell a finding-conditioned model each report's findings (default: its sampling config)")
     r.set_defaults(func=_cmd_realism)
@@ -244,6 +248,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     s.add_argument("--condition-images", type=_yes_no, metavar="yes|no", help="synthesis/inpainting told the report's findings (conditioned models)")
     s.add_argument("--whatif-head-guidance", type=float,
                    help="what-if inpainting steered by the finding head, in nats (0 = off; needs a head)")
+    s.add_argument("--synthesis-head-guidance", type=float,
+                   help="report-to-image synthesis steered by the finding head, in nats (0 = off; needs a head)")
     s.set_defaults(func=_cmd_ship)
     return p
 

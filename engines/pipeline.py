@@ -23,7 +23,13 @@ from engines.diffusion.layout import prompt_row, qa_row, report_row, split_repor
 from engines.models.backbone import MedimBackbone
 from engines.models.checkpoint import load_backbone, load_tokenizers, weights_hash
 from engines.models.config import MedimConfig
-from engines.sampling.finding_states import STATE_RULES, state_row, states_from_head, states_from_report
+from engines.sampling.finding_states import (
+    STATE_RULES,
+    present_push,
+    state_row,
+    states_from_head,
+    states_from_report,
+)
 from engines.sampling.head_guidance import head_guidance_bias, head_signs
 from engines.sampling.results import AttentionMaps, ImageResult, TextResult, TokenInfo
 from engines.sampling.unmask import GenerationCancelled, SamplingOptions, UnmaskResult, unmask
@@ -110,14 +116,19 @@ class MedimPipeline:
         if self.default_condition not in STATE_RULES:
             raise ValueError(f"unknown sampling condition {self.default_condition!r}; choose one of {STATE_RULES}")
         self.condition_images = bool(sampling.get("condition_images", False))
-        # What-if inpainting steered by the finding head (engines.sampling.head_guidance); 0 = off.
-        self.default_head_guidance = float(sampling.get("whatif_head_guidance", 0.0))
-        if self.default_head_guidance < 0:
-            raise ValueError(f"sampling whatif_head_guidance must be >= 0, got {self.default_head_guidance}")
-        if self.default_head_guidance and not model.config.findings:
-            raise ValueError("sampling whatif_head_guidance needs a model with a finding head")
+        # What-if inpainting and synthesis steered by the finding head (engines.sampling.head_guidance); 0 = off.
+        self.default_head_guidance = self._head_guidance_setting(sampling, "whatif_head_guidance")
+        self.default_synthesis_head_guidance = self._head_guidance_setting(sampling, "synthesis_head_guidance")
         if (self.default_condition != "none" or self.condition_images) and not model.config.finding_condition:
             raise ValueError("sampling condition/condition_images need a model trained with finding conditioning")
+
+    def _head_guidance_setting(self, sampling: dict, key: str) -> float:
+        value = float(sampling.get(key, 0.0))
+        if value < 0:
+            raise ValueError(f"sampling {key} must be >= 0, got {value}")
+        if value and not self.model_config.findings:
+            raise ValueError(f"sampling {key} needs a model with a finding head")
+        return value
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -364,15 +375,20 @@ class MedimPipeline:
 
     def synthesise(self, report: str, *, steps: int | None = None, guidance: float | None = None, seed: int = 0,
                    progress: Progress = None, cancel: Cancel = None, temperature: float | None = None,
-                   condition: bool | None = None) -> ImageResult:
-        """Image for `report`; `condition` tells a finding-conditioned model the report's findings too."""
+                   condition: bool | None = None, head_guidance: float | None = None) -> ImageResult:
+        """Image for `report`; `condition` tells a finding-conditioned model the report's findings too;
+        `head_guidance` (default: the sampling config's synthesis_head_guidance) steers the tokens with the finding
+        head towards the findings the report states (engines.sampling.head_guidance)."""
         t0 = time.perf_counter()
         opts = self._opts(steps, guidance, temperature)
         cfg = self.model_config
         text = self._tensor([self._report_ids(report)])
         image = torch.full((1, cfg.image_len), cfg.image_mask_id, dtype=torch.long, device=self.device)
         uncond = (torch.full_like(text, cfg.text_mask_id), image)
-        res = self._run(text, image, opts, seed, uncond, [], progress, cancel, self._report_states(report, condition))
+        scale = self.default_synthesis_head_guidance if head_guidance is None else float(head_guidance)
+        push = present_push(states_from_report(report, cfg.findings)) if scale and cfg.findings else None
+        res = self._run(text, image, opts, seed, uncond, [], progress, cancel, self._report_states(report, condition),
+                        image_bias=self._head_bias(push, scale))
         return self._image_result(res, opts, seed, t0)
 
     def joint(self, prompt: str, *, steps: int | None = None, guidance: float | None = None, seed: int = 0,

@@ -47,3 +47,10 @@ def states_from_report(report: str, findings: Sequence[str]) -> dict[str, float]
 def state_row(states: Mapping[str, float], findings: Sequence[str]) -> list[float]:
     """The model's input order."""
     return [float(states[f]) for f in findings]
+
+
+def present_push(states: Mapping[str, float]) -> dict[str, float]:
+    """Head guidance towards what a report states (engines.sampling.head_guidance): +1 for each finding it
+    states present (No Finding for a normal report); absent ones are left alone, since pushing ten findings
+    down at once would drown the one asked for."""
+    return {f: 1.0 for f, v in states.items() if v == 1.0}

@@ -39,7 +39,8 @@ def head_guidance_bias(model: MedimBackbone, image: torch.Tensor, logp_image: to
                        signs: torch.Tensor, scale: float) -> torch.Tensor:
     """(B, image_len, image_vocab) additive bias for the image log-probabilities; zero at positions already
     committed and everywhere when `scale` or `signs` are zero. `image` holds the current codes ([MASK] where
-    still free), `logp_image` the sampler's log-probabilities for them."""
+    still free), `logp_image` the sampler's log-probabilities for them; `signs` is (findings,) for every row
+    or (B, findings) per row."""
     cfg = model.config
     bias = torch.zeros_like(logp_image)
     masked = image == cfg.image_mask_id
@@ -58,12 +59,13 @@ def head_guidance_bias(model: MedimBackbone, image: torch.Tensor, logp_image: to
             logits = model.finding_logits(text, None, torch.ones(b, device=image.device), image_embeds=emb)
         finally:
             model.train(was_training)
-        score = (logits.float() * signs.to(logits.device)).sum()
+        score = (logits.float() * signs.to(logits.device).expand_as(logits)).sum()
         (grad,) = torch.autograd.grad(score, emb)
     raw = grad.float() @ table.float().T  # (B, L, V): first-order change of the score per candidate code
     raw = raw - raw.mean(-1, keepdim=True)
-    sel = raw[masked]
-    std = sel.std()
-    if not torch.isfinite(std) or std <= 0:
-        return bias
-    return torch.where(masked[..., None], raw / std * scale, bias)
+    for row in range(raw.shape[0]):  # per sequence, so a batch gives each row what it alone would get
+        sel = raw[row][masked[row]]
+        std = sel.std() if sel.numel() > 1 else sel.new_tensor(0.0)
+        if masked[row].any() and torch.isfinite(std) and std > 0:
+            bias[row] = torch.where(masked[row, :, None], raw[row] / std * scale, bias[row])
+    return bias

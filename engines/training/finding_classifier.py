@@ -108,7 +108,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def evaluate_realism(data: Path | None, model_dir: Path | None, out: Path, steps: int | None = None,
                      guidance: float | None = None, limit: int | None = None, batch: int = 16,
-                     condition: bool | None = None) -> dict:
+                     condition: bool | None = None, head_guidance: float | None = None) -> dict:
     """Train the classifier (train split), report val AUROC, FD(train real, val real) and, with a model,
     FD(generated from val reports, val real). Writes out/realism.json and the generated images' grid."""
     from engines.data.cxr import load_cxr
@@ -127,11 +127,12 @@ def evaluate_realism(data: Path | None, model_dir: Path | None, out: Path, steps
                  "fd_train_real_vs_val_real": frechet_distance(f_tr, f_va)}
     res["val_auroc_macro"] = float(np.mean(list(res["val_auroc"].values()))) if res["val_auroc"] else None
     if model_dir is not None:
-        gen = synthesise_for_reports(model_dir, data, val, steps, guidance, batch, condition)
+        gen = synthesise_for_reports(model_dir, data, val, steps, guidance, batch, condition, head_guidance)
         f_gen = clf.embed(gen)
         res["fd_generated_vs_val_real"] = frechet_distance(f_gen, f_va)
         res["generated_val_auroc"] = auroc(clf, f_gen, [s.findings for s in val])
-        res["synthesis"] = {"steps": steps, "guidance": guidance, "model": str(model_dir), "condition": condition}
+        res["synthesis"] = {"steps": steps, "guidance": guidance, "model": str(model_dir), "condition": condition,
+                            "head_guidance": head_guidance}
         paired = pair_reports(val, SentenceBank.from_iu(), seed=0)
         res["n_generated"] = len(gen)
         Image.fromarray(np.concatenate([np.concatenate(gen[i * 8:(i + 1) * 8], 1) for i in range(2)], 0)).save(
@@ -144,14 +145,17 @@ def evaluate_realism(data: Path | None, model_dir: Path | None, out: Path, steps
 
 
 def synthesise_for_reports(model_dir: Path, data: Path | None, val: list, steps: int | None, guidance: float | None,
-                           batch: int = 16, condition: bool | None = None) -> list[np.ndarray]:
+                           batch: int = 16, condition: bool | None = None,
+                           head_guidance: float | None = None) -> list[np.ndarray]:
     """One generated image per val sample from its (composed, seed 0) report, batched; `condition` tells a
-    finding-conditioned model the report's findings (default: the model's sampling config)."""
+    finding-conditioned model the report's findings and `head_guidance` steers the tokens with the finding head
+    towards them (both default to the model's sampling config), as MedimPipeline.synthesise does."""
     import torch
 
     from engines.data.paired import SentenceBank, pair_reports
     from engines.pipeline import MedimPipeline
-    from engines.sampling.finding_states import state_row
+    from engines.sampling.finding_states import present_push, state_row, states_from_report
+    from engines.sampling.head_guidance import head_guidance_bias, head_signs
     from engines.sampling.unmask import unmask
 
     pipe = MedimPipeline.from_pretrained(model_dir)
@@ -159,6 +163,11 @@ def synthesise_for_reports(model_dir: Path, data: Path | None, val: list, steps:
     paired = pair_reports(val, SentenceBank.from_iu(), seed=0)
     images = []
     opts = pipe._opts(steps, guidance, None)
+    scale = pipe.default_synthesis_head_guidance if head_guidance is None else float(head_guidance)
+    if scale < 0:
+        raise ValueError(f"head_guidance must be >= 0, got {scale}")
+    if scale and not cfg.findings:
+        raise ValueError("head guidance needs a model with a finding head")
     for k in range(0, len(paired), batch):
         chunk = paired[k:k + batch]
         reports = [f"{s.report_findings}\nIMPRESSION: {s.report_impression}" for s in chunk]
@@ -167,8 +176,15 @@ def synthesise_for_reports(model_dir: Path, data: Path | None, val: list, steps:
         states = [pipe._report_states(r, condition) for r in reports]
         told = None if states[0] is None else torch.tensor(
             [state_row(st, cfg.findings) for st in states], dtype=torch.float32, device=pipe.device)
+        bias = None
+        if scale:
+            signs = torch.stack([head_signs(pipe.model, present_push(states_from_report(r, cfg.findings)))
+                                 for r in reports])
+
+            def bias(img: torch.Tensor, logp: torch.Tensor, signs: torch.Tensor = signs) -> torch.Tensor:
+                return head_guidance_bias(pipe.model, img, logp, signs, scale)
         res = unmask(pipe._net, text, image, opts=opts, generator=torch.Generator().manual_seed(k),
-                     uncond=(torch.full_like(text, cfg.text_mask_id), image), finding_states=told)
+                     uncond=(torch.full_like(text, cfg.text_mask_id), image), finding_states=told, image_bias=bias)
         for row in res.image:
             images.append(pipe.decode_tokens(row.reshape(cfg.image_grid, cfg.image_grid).numpy()))
     return images

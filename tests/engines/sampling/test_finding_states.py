@@ -40,3 +40,11 @@ def test_report_states_follow_the_labeler():
     s = states_from_report("Possible small pleural effusion.", FINDINGS)
     assert math.isnan(s["Pleural Effusion"])  # uncertain: not told
     assert state_row(s, FINDINGS)[0] == 1.0
+
+
+def test_head_guidance_pushes_only_what_a_report_states_present():
+    from engines.sampling.finding_states import present_push
+
+    states = states_from_report("Small left pleural effusion. No pneumothorax.", FINDINGS)
+    assert present_push(states) == {"Pleural Effusion": 1.0}
+    assert present_push(states_from_report("No acute abnormality.", FINDINGS)) == {"No Finding": 1.0}

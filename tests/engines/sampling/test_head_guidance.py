@@ -35,11 +35,36 @@ def test_bias_is_zero_where_committed_and_normalised_where_free(pipe):
     bias = head_guidance_bias(model, image, logp, signs, 2.0)
     assert bias.shape == logp.shape and torch.isfinite(bias).all()
     assert bias[:, 10:].abs().max() == 0
-    assert bias[:, :10].std().item() == pytest.approx(2.0, rel=1e-3)
+    for row in range(2):  # normalised per sequence
+        assert bias[row, :10].std().item() == pytest.approx(2.0, rel=1e-3)
     assert torch.equal(head_guidance_bias(model, image, logp, signs, 0.0), torch.zeros_like(logp))
     assert torch.equal(head_guidance_bias(model, image, logp, signs * 0, 2.0), torch.zeros_like(logp))
     # Opposite pushes give opposite biases.
     assert torch.allclose(head_guidance_bias(model, image, logp, -signs, 2.0), -bias, atol=1e-5)
+
+
+def test_a_batch_gets_per_row_what_each_row_alone_gets(pipe):
+    model, cfg = pipe.model, pipe.model_config
+    g = torch.Generator().manual_seed(3)
+    image = torch.randint(0, cfg.image_vocab_size, (2, cfg.image_len), generator=g)
+    image[0, :6] = cfg.image_mask_id
+    image[1, 3:20] = cfg.image_mask_id
+    logp = torch.log_softmax(torch.randn(2, cfg.image_len, cfg.image_vocab_size, generator=g), -1)
+    signs = torch.stack([head_signs(model, {"Pleural Effusion": 1.0}), head_signs(model, {"No Finding": 1.0})])
+    both = head_guidance_bias(model, image, logp, signs, 1.5)
+    for row in range(2):
+        alone = head_guidance_bias(model, image[row:row + 1], logp[row:row + 1], signs[row], 1.5)
+        assert torch.allclose(both[row], alone[0], atol=1e-5)
+
+
+def test_synthesis_is_steered_towards_what_the_report_states(pipe):
+    report = "Small left pleural effusion."
+    plain = [pipe.synthesise(report, steps=3, seed=s, head_guidance=0.0).token_grid for s in range(4)]
+    steered = [pipe.synthesise(report, steps=3, seed=s, head_guidance=8.0).token_grid for s in range(4)]
+    up = np.mean([_head_logit(pipe, t, "Pleural Effusion") for t in steered])
+    assert up > np.mean([_head_logit(pipe, t, "Pleural Effusion") for t in plain])
+    assert pipe.default_synthesis_head_guidance == 0.0
+    assert np.array_equal(pipe.synthesise(report, steps=3, seed=0).token_grid, plain[0])  # off by default
 
 
 def test_the_favoured_code_moves_the_head_the_asked_way(pipe):
