@@ -1,10 +1,11 @@
 """What-if latency: time from "What if" to the first counterfactual image, with the default weights.
 
     python benchmarks/whatif.py [--model resources/weights/medim-small] [--threads 2] [--repeats 3]
-                                [--device cpu] [--steps N] [--variants 1]
+                                [--device cpu] [--steps N] [--variants 1] [--head-guidance X]
 
 Stages timed separately: region (labeler diff + attention + likelihood shift), one inpaint run (the
-resampling under the edited report with guidance, decode included), and the whole job for
+resampling under the edited report with guidance and, as the app does, the finding head's guidance; decode
+included), and the whole job for
 `--variants` seeds. The image is the demo nodule radiograph (NIH, shipped) with the nodule removed
 from its report. Prints a markdown table (stage, device, threads, steps, grid, median s, min s).
 """
@@ -36,6 +37,8 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--variants", type=int, default=1)
+    ap.add_argument("--head-guidance", type=float, default=None,
+                    help="finding-head guidance of the edited resample (default: the weights' whatif_head_guidance)")
     args = ap.parse_args()
 
     import pydicom
@@ -43,6 +46,7 @@ def main() -> int:
 
     from engines.counterfactual import WhatIfRequest, run_whatif
     from engines.counterfactual.edits import diff_reports
+    from engines.counterfactual.ranking import edit_signs
     from engines.counterfactual.region import score_region, select_tokens
     from engines.pipeline import MedimPipeline, prepare_image
 
@@ -56,10 +60,12 @@ def main() -> int:
     load_s = time.perf_counter() - t
     image = pydicom.dcmread(DEMO).pixel_array
     req = WhatIfRequest.from_instruction(image, REPORT, "remove the nodule", seeds=tuple(range(args.variants)),
-                                         steps=args.steps)
+                                         steps=args.steps, head_guidance=args.head_guidance)
     edit = diff_reports(req.current_report, req.edited_report)
     model_img = prepare_image(image, pipe.image_size)
     steps = args.steps or pipe.default_steps
+    head = pipe.default_head_guidance if args.head_guidance is None else args.head_guidance
+    push = edit_signs(edit, pipe.model_config.findings) if head else None
 
     def region() -> np.ndarray:
         sc = score_region(pipe, model_img, req.current_report, req.edited_report,
@@ -69,7 +75,8 @@ def main() -> int:
     mask = region()
 
     def inpaint() -> None:
-        pipe.inpaint(model_img, mask, req.edited_report, steps=steps, guidance=req.guidance, seed=0)
+        pipe.inpaint(model_img, mask, req.edited_report, steps=steps, guidance=req.guidance, seed=0,
+                     contrast_report=req.current_report, head_push=push, head_guidance=head)
 
     def whole() -> None:
         run_whatif(pipe, req)
@@ -91,7 +98,7 @@ def main() -> int:
         dev += f" ({platform.processor() or platform.machine()})"
     print(f"model {args.model} ({pipe.weights_hash[:12]}), {pipe.model_config.name}, grid {pipe.grid}x{pipe.grid}, "
           f"image {pipe.image_size}px, load {load_s:.2f} s, region {mask.mean():.0%} of tokens, "
-          f"guidance {req.guidance}, repeats {args.repeats}")
+          f"guidance {req.guidance}, head guidance {head}, repeats {args.repeats}")
     print("| stage | device | threads | steps | median s | min s |")
     print("|---|---|---|---|---|---|")
     for name, med, mn in rows:
