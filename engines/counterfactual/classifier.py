@@ -1,4 +1,5 @@
-"""A small finding classifier for judging edits (the engine has none of its own yet).
+"""A small finding classifier for judging edits, kept apart from the engine on purpose: the engine's finding
+head ranks and steers what-if variants (ranking.py, engines.sampling.head_guidance), so it cannot also judge them.
 
 Per CheXpert finding, an L2 logistic regression on fixed image features: HOG of the 64-px image
 (edges and texture: effusion menisci, enlarged heart borders, nodules) and the 32-px intensities
