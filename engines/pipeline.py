@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -385,10 +385,8 @@ class MedimPipeline:
         text = self._tensor([self._report_ids(report)])
         image = torch.full((1, cfg.image_len), cfg.image_mask_id, dtype=torch.long, device=self.device)
         uncond = (torch.full_like(text, cfg.text_mask_id), image)
-        scale = self.default_synthesis_head_guidance if head_guidance is None else float(head_guidance)
-        push = present_push(states_from_report(report, cfg.findings)) if scale and cfg.findings else None
         res = self._run(text, image, opts, seed, uncond, [], progress, cancel, self._report_states(report, condition),
-                        image_bias=self._head_bias(push, scale))
+                        image_bias=self.synthesis_bias([report], head_guidance))
         return self._image_result(res, opts, seed, t0)
 
     def joint(self, prompt: str, *, steps: int | None = None, guidance: float | None = None, seed: int = 0,
@@ -432,19 +430,29 @@ class MedimPipeline:
         against = self._report_states(contrast_report, condition) if states is not None and contrast_report \
             else None
         res = self._run(text, image_in, opts, seed, uncond, [], progress, cancel, states, against,
-                        self._head_bias(head_push, head_guidance))
+                        self._head_bias([head_push or {}], head_guidance))
         return self._image_result(res, opts, seed, t0)
 
-    def _head_bias(self, push: dict[str, float] | None, scale: float
+    def _head_bias(self, pushes: Sequence[Mapping[str, float]], scale: float
                    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
-        """The sampler's image bias for finding-head guidance, or None when nothing is pushed."""
+        """The sampler's image bias for finding-head guidance, one push ({finding: +1 up / -1 down}) per row, or
+        None when nothing is pushed."""
         if scale < 0:
             raise ValueError(f"head_guidance must be >= 0, got {scale}")
-        if not push or scale == 0:
+        if not any(pushes) or scale == 0:
             return None
         model = self._torch_model()
-        signs = head_signs(model, push)
+        signs = torch.stack([head_signs(model, p) for p in pushes])
         return lambda image, logp: head_guidance_bias(model, image, logp, signs, scale)
+
+    def synthesis_bias(self, reports: Sequence[str], head_guidance: float | None = None
+                       ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        """Head guidance of synthesis rows towards the findings each report states present; `head_guidance`
+        defaults to the sampling config's synthesis_head_guidance. None when off or the model has no head."""
+        scale = self.default_synthesis_head_guidance if head_guidance is None else float(head_guidance)
+        findings = self.model_config.findings
+        pushes = [present_push(states_from_report(r, findings)) if scale and findings else {} for r in reports]
+        return self._head_bias(pushes, scale)
 
     def finding_probabilities(self, images: list[np.ndarray]) -> list[dict[str, float]]:
         """Per image, the backbone's finding head (engines.models.config `findings`) with the report fully

@@ -27,12 +27,7 @@ import numpy as np
 from engines.counterfactual.classifier import FindingClassifier, train_classifier
 from engines.counterfactual.edits import EditError, apply_instruction
 from engines.counterfactual.ranking import rank_variants
-from engines.counterfactual.whatif import (
-    DEFAULT_GUIDANCE,
-        WhatIfRequest,
-    run_variants,
-    run_whatif,
-)
+from engines.counterfactual.whatif import DEFAULT_GUIDANCE, WhatIfRequest, run_variants, run_whatif
 from engines.default_weights import DEFAULT_WEIGHTS
 
 REMOVE_PHRASE = {

@@ -168,8 +168,9 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
         token_mask = select_tokens(getattr(scores, request.method), request.area, request.margin)
     pixel_mask = tokens_to_pixels(token_mask, pipeline.image_size)
     done = 1
-    steered = head_guidance if edit_signs(edit, pipeline.model_config.findings) else 0.0
-    result = WhatIfResult(original, reconstruction, token_mask, pixel_mask, edit, scores, head_guidance=steered)
+    signs = edit_signs(edit, pipeline.model_config.findings) if head_guidance else {}
+    result = WhatIfResult(original, reconstruction, token_mask, pixel_mask, edit, scores,
+                          head_guidance=head_guidance if signs else 0.0)
 
     def one(seed: int, report: str, stage: str) -> Variant:
         nonlocal done
@@ -185,7 +186,7 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
         # The head steers towards the edit's findings; the control has no change to steer to.
         edited = report != request.current_report
         contrast = request.current_report if edited else None
-        push = edit_signs(edit, pipeline.model_config.findings) if edited and head_guidance else None
+        push = signs if edited and head_guidance else None
         res = pipeline.inpaint(original, token_mask, report, steps=steps, guidance=request.guidance, seed=seed,
                                contrast_report=contrast, head_push=push, head_guidance=head_guidance,
                                progress=step_progress, cancel=cancel)

@@ -66,6 +66,6 @@ def head_guidance_bias(model: MedimBackbone, image: torch.Tensor, logp_image: to
     for row in range(raw.shape[0]):  # per sequence, so a batch gives each row what it alone would get
         sel = raw[row][masked[row]]
         std = sel.std() if sel.numel() > 1 else sel.new_tensor(0.0)
-        if masked[row].any() and torch.isfinite(std) and std > 0:
+        if torch.isfinite(std) and std > 0:
             bias[row] = torch.where(masked[row, :, None], raw[row] / std * scale, bias[row])
     return bias

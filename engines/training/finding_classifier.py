@@ -154,8 +154,7 @@ def synthesise_for_reports(model_dir: Path, data: Path | None, val: list, steps:
 
     from engines.data.paired import SentenceBank, pair_reports
     from engines.pipeline import MedimPipeline
-    from engines.sampling.finding_states import present_push, state_row, states_from_report
-    from engines.sampling.head_guidance import head_guidance_bias, head_signs
+    from engines.sampling.finding_states import state_row
     from engines.sampling.unmask import unmask
 
     pipe = MedimPipeline.from_pretrained(model_dir)
@@ -163,10 +162,7 @@ def synthesise_for_reports(model_dir: Path, data: Path | None, val: list, steps:
     paired = pair_reports(val, SentenceBank.from_iu(), seed=0)
     images = []
     opts = pipe._opts(steps, guidance, None)
-    scale = pipe.default_synthesis_head_guidance if head_guidance is None else float(head_guidance)
-    if scale < 0:
-        raise ValueError(f"head_guidance must be >= 0, got {scale}")
-    if scale and not cfg.findings:
+    if head_guidance and not cfg.findings:
         raise ValueError("head guidance needs a model with a finding head")
     for k in range(0, len(paired), batch):
         chunk = paired[k:k + batch]
@@ -176,13 +172,7 @@ def synthesise_for_reports(model_dir: Path, data: Path | None, val: list, steps:
         states = [pipe._report_states(r, condition) for r in reports]
         told = None if states[0] is None else torch.tensor(
             [state_row(st, cfg.findings) for st in states], dtype=torch.float32, device=pipe.device)
-        bias = None
-        if scale:
-            signs = torch.stack([head_signs(pipe.model, present_push(states_from_report(r, cfg.findings)))
-                                 for r in reports])
-
-            def bias(img: torch.Tensor, logp: torch.Tensor, signs: torch.Tensor = signs) -> torch.Tensor:
-                return head_guidance_bias(pipe.model, img, logp, signs, scale)
+        bias = pipe.synthesis_bias(reports, head_guidance)
         res = unmask(pipe._net, text, image, opts=opts, generator=torch.Generator().manual_seed(k),
                      uncond=(torch.full_like(text, cfg.text_mask_id), image), finding_states=told, image_bias=bias)
         for row in res.image:
