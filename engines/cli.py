@@ -86,7 +86,7 @@ def _cmd_answer(a: argparse.Namespace) -> int:
 
 
 def _cmd_realism(a: argparse.Namespace) -> int:
-    from engines.training.finding_classifier import evaluate_realism
+    from engines.training.realism import evaluate_realism
 
     print(json.dumps(evaluate_realism(a.data, a.model, a.out, a.steps, a.guidance, a.limit,
                                       condition=a.condition_images, head_guidance=a.head_guidance), indent=2))

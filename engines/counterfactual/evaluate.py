@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.counterfactual.classifier import FindingClassifier, train_classifier
 from engines.counterfactual.edits import EditError, apply_instruction
 from engines.counterfactual.ranking import rank_variants
 from engines.counterfactual.whatif import DEFAULT_GUIDANCE, WhatIfRequest, run_variants, run_whatif
 from engines.default_weights import DEFAULT_WEIGHTS
+from engines.eval.finding_classifier import FEATURE_VERSION, FindingClassifier, train_on_splits
 
 REMOVE_PHRASE = {
     "Cardiomegaly": "cardiomegaly", "Lung Opacity": "the opacity", "Lung Lesion": "the nodule",
@@ -46,7 +46,7 @@ def default_classifier_path() -> Path:
     import os
 
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "radstation" / "finding_classifier.npz"
+    return base / "radstation" / f"finding_classifier_v{FEATURE_VERSION}.npz"
 
 
 def build_cases(samples: Sequence, findings: Sequence[str], limit: int) -> list[tuple[object, str, str]]:
@@ -126,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=40)
     ap.add_argument("--model", type=Path, default=DEFAULT_WEIGHTS)
     ap.add_argument("--classifier", type=Path, default=None,
-                    help="finding classifier .npz (trained on the train split and cached when missing)")
+                    help="finding classifier .npz (as `radstation-train realism` saves it; default: trained on the "
+                         "train split and cached)")
     ap.add_argument("--root", type=Path, default=None, help="curated cxr data root")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=None)
@@ -165,10 +166,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ds = load_cxr(args.root, splits=("train", args.split))
     clf_path = args.classifier or default_classifier_path()
     if clf_path.exists():
-        clf = FindingClassifier.load(clf_path)
+        try:
+            clf = FindingClassifier.load(clf_path)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    elif args.classifier is not None:
+        print(f"error: finding classifier {clf_path} does not exist", file=sys.stderr)
+        return 2
     else:
-        print(f"training the finding classifier on train ({clf_path}) ...", file=sys.stderr)
-        clf = train_classifier(ds.by_split("train"), ds.by_split(args.split))
+        print(f"training the finding classifier on train (cached in {clf_path}) ...", file=sys.stderr)
+        clf = train_on_splits(ds.by_split("train"), ds.by_split(args.split))
         clf.save(clf_path)
     bank = SentenceBank.from_iu(None if args.root is None else args.root / "text_only" / "iu_xray_reports.jsonl")
     samples = [s for s in pair_reports(ds.by_split(args.split), bank, seed=args.seed) if s.view != "lateral"]
@@ -211,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"steps {args.steps or pipe.default_steps}, guidance {args.guidance}, head guidance {pipe.default_head_guidance if args.head_guidance is None else args.head_guidance}, region {args.method} "
           f"area {args.area} margin {args.margin} prior {args.prior_weight}, seed {args.seed}, "
           f"best of {args.variants} by the finding head, {time.perf_counter() - t0:.0f} s")
-    print(f"classifier: {clf_path} (HOG + intensity logistic regression per finding, trained on train)")
+    print(f"classifier: {clf_path} (the project's finding classifier, engines.eval.finding_classifier: pixels + "
+          f"HOG -> PCA -> logistic regression per finding, trained on train)")
     print(markdown(summary, clf.val_auroc))
     overall = float(np.mean([r["success"] for r in rows]))
     print(f"\noverall success {overall:.2f}; finding types with a majority: "

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -47,13 +47,14 @@ def test_success_interval_narrows_with_cases() -> None:
 
 def test_cli_runs_end_to_end_on_a_slice(cxr_root: Path, tmp_path: Path, tiny_pipeline,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    from engines.counterfactual.classifier import train_classifier
     from engines.data import load_cxr
+    from engines.eval.finding_classifier import train_on_splits
 
     ds = load_cxr(cxr_root, splits=("train", "val"))
     train = [s for s in ds.by_split("train") if s.findings.get("No Finding") == 1][:6] + \
         [s for s in ds.by_split("train") if s.findings.get("Lung Opacity") == 1][:6]
-    clf = train_classifier(train, train, ["Lung Opacity"], min_positives=1)
+    train = [replace(s, findings={"Lung Opacity": s.findings.get("Lung Opacity", 0)}) for s in train]
+    clf = train_on_splits(train, train, min_positives=1, dim=8)
     clf_path = clf.save(tmp_path / "clf.npz")
     out = tmp_path / "rows.json"
     rc = main(["--split", "val", "--limit", "2", "--steps", "2", "--model", str(tiny_pipeline.path),

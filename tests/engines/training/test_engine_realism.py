@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.training.finding_classifier import auroc, frechet_distance, train_classifier
+from engines.eval.finding_classifier import auroc, train_classifier
+from engines.training.realism import frechet_distance
 
 
 def test_frechet_distance_is_zero_for_same_set_and_grows_with_shift():
@@ -24,8 +25,8 @@ def test_classifier_separates_bright_from_dark_spot_images():
             im[10:30, 10:30] = 230
         imgs.append(im)
         labels.append({"Lung Opacity": int(pos)})
-    clf = train_classifier(imgs[:40], labels[:40], min_pos=5, dim=8)
-    assert clf.findings == ["Lung Opacity"]
+    clf = train_classifier(imgs[:40], labels[:40], min_positives=5, dim=8)
+    assert clf.findings == ("Lung Opacity",)
     assert auroc(clf, clf.embed(imgs[40:]), labels[40:])["Lung Opacity"] > 0.9
 
 
@@ -38,7 +39,7 @@ def test_synthesis_for_val_reports_can_be_steered_by_the_head(cxr_root, tmp_path
     from engines.data.cxr import load_cxr
     from engines.models.tiny import make_tiny_checkpoint
     from engines.pipeline import MedimPipeline
-    from engines.training.finding_classifier import synthesise_for_reports
+    from engines.training.realism import synthesise_for_reports
 
     folder = make_tiny_checkpoint(tmp_path, findings=("No Finding", "Lung Opacity"))
     val = list(load_cxr(cxr_root, ("val",), limit=3))

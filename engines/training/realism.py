@@ -1,97 +1,21 @@
-"""A small finding classifier on radiographs and the Frechet distance in its feature space.
+"""Report -> image realism: how the engine's synthesised images fare under the project's finding classifier.
 
-No pretrained (Inception) weights can be fetched here, so realism of generated images is measured in
-the feature space of the project's own classifier: 32x32 box-downsampled pixels + HOG of the 128-px
-image -> standardised -> PCA(128) (these 128 features are the space the Frechet distance uses) ->
-one logistic regression per CheXpert finding with enough positives. Cheap enough to train on a
-shared 2-core CPU in about a minute; reported with its val AUROC so its strength is known.
+The classifier (engines.eval.finding_classifier) is trained on the train split; its val AUROC on real
+images is the reference, its AUROC on images generated from the val reports says whether synthesis shows
+the findings asked for, and the Frechet distance in its 128-d feature space says how far the generated
+images are from real ones (next to the same distance between real train and real val images).
 """
 
 from __future__ import annotations
 
 import json
-import pickle
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from scipy import linalg
 
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """uint8 as is; float images in [0, 1] (Sample.load_image) scaled by 255."""
-    a = np.asarray(image)
-    if a.dtype == np.uint8:
-        return a
-    a = a.astype(np.float64)
-    if a.max() <= 1.0:
-        a = a * 255.0
-    return np.clip(a, 0, 255).round().astype(np.uint8)
-
-
-def image_features(image: np.ndarray) -> np.ndarray:
-    from skimage.feature import hog
-
-    im = Image.fromarray(to_uint8(image))
-    small = np.asarray(im.resize((32, 32), Image.BOX), dtype=np.float32).ravel() / 255.0
-    mid = np.asarray(im.resize((128, 128), Image.BILINEAR), dtype=np.float32) / 255.0
-    h = hog(mid, orientations=8, pixels_per_cell=(16, 16), cells_per_block=(2, 2), feature_vector=True)
-    return np.concatenate([small, h.astype(np.float32)])
-
-
-@dataclass
-class FindingClassifier:
-    findings: list[str]
-    pipeline: object = None  # sklearn: scaler + PCA
-    heads: dict = field(default_factory=dict)
-
-    def embed(self, images: list[np.ndarray]) -> np.ndarray:
-        """The 128-d feature space (after PCA) of a list of uint8 images."""
-        return self.pipeline.transform(np.stack([image_features(i) for i in images]))
-
-    def predict_proba(self, feats: np.ndarray) -> dict[str, np.ndarray]:
-        return {f: self.heads[f].predict_proba(feats)[:, 1] for f in self.findings}
-
-    def save(self, path: Path) -> None:
-        path.write_bytes(pickle.dumps(self))
-
-    @classmethod
-    def load(cls, path: Path) -> FindingClassifier:
-        return pickle.loads(path.read_bytes())
-
-
-def train_classifier(train_images: list[np.ndarray], train_labels: list[dict[str, int]], min_pos: int = 20,
-                     dim: int = 128, seed: int = 0) -> FindingClassifier:
-    from sklearn.decomposition import PCA
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    x = np.stack([image_features(i) for i in train_images])
-    pipe = make_pipeline(StandardScaler(), PCA(n_components=dim, random_state=seed)).fit(x)
-    z = pipe.transform(x)
-    names = sorted({k for lab in train_labels for k in lab})
-    clf = FindingClassifier([], pipe)
-    for f in names:
-        y = np.array([1 if lab.get(f) == 1 else 0 for lab in train_labels])
-        if y.sum() < min_pos or (1 - y).sum() < min_pos:
-            continue
-        clf.heads[f] = LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced").fit(z, y)
-        clf.findings.append(f)
-    return clf
-
-
-def auroc(clf: FindingClassifier, feats: np.ndarray, labels: list[dict[str, int]]) -> dict[str, float]:
-    from sklearn.metrics import roc_auc_score
-
-    probs = clf.predict_proba(feats)
-    out = {}
-    for f in clf.findings:
-        y = np.array([1 if lab.get(f) == 1 else 0 for lab in labels])
-        if 0 < y.sum() < len(y):
-            out[f] = float(roc_auc_score(y, probs[f]))
-    return out
+from engines.eval.finding_classifier import auroc, train_classifier
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -120,10 +44,11 @@ def evaluate_realism(data: Path | None, model_dir: Path | None, out: Path, steps
     tr_img = [np.asarray(s.load_image()) for s in train]
     va_img = [np.asarray(s.load_image()) for s in val]
     clf = train_classifier(tr_img, [s.findings for s in train])
-    clf.save(out / "finding_classifier.pkl")
     f_tr, f_va = clf.embed(tr_img), clf.embed(va_img)
+    clf.val_auroc = auroc(clf, f_va, [s.findings for s in val])
+    clf.save(out / "finding_classifier.npz")  # the what-if evaluation takes it as --classifier
     res: dict = {"features": "PCA-128 of standardised 32x32 pixels + HOG(128 px); logistic regression heads",
-                 "val_auroc": auroc(clf, f_va, [s.findings for s in val]), "n_train": len(train), "n_val": len(val),
+                 "val_auroc": clf.val_auroc, "n_train": len(train), "n_val": len(val),
                  "fd_train_real_vs_val_real": frechet_distance(f_tr, f_va)}
     res["val_auroc_macro"] = float(np.mean(list(res["val_auroc"].values()))) if res["val_auroc"] else None
     if model_dir is not None:
