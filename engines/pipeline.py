@@ -30,7 +30,7 @@ from engines.sampling.finding_states import (
     states_from_head,
     states_from_report,
 )
-from engines.sampling.head_guidance import head_guidance_bias, head_signs
+from engines.sampling.head_guidance import head_guidance_bias, head_signs, head_token_potential
 from engines.sampling.results import AttentionMaps, ImageResult, TextResult, TokenInfo
 from engines.sampling.unmask import GenerationCancelled, SamplingOptions, UnmaskResult, unmask
 from engines.tokenizers.text import ANSWER, FINDINGS, IMG, IMPRESSION, QUESTION, SEP, UNK, TextTokenizer
@@ -119,6 +119,10 @@ class MedimPipeline:
         # What-if inpainting and synthesis steered by the finding head (engines.sampling.head_guidance); 0 = off.
         self.default_head_guidance = self._head_guidance_setting(sampling, "whatif_head_guidance")
         self.default_synthesis_head_guidance = self._head_guidance_setting(sampling, "synthesis_head_guidance")
+        # What-if region: weight of the finding head's potential next to attention and likelihood (0 = not used).
+        self.default_head_region = self._head_guidance_setting(sampling, "whatif_head_region")
+        if self.default_head_region > 1:
+            raise ValueError(f"sampling whatif_head_region must be in [0, 1], got {self.default_head_region}")
         if (self.default_condition != "none" or self.condition_images) and not model.config.finding_condition:
             raise ValueError("sampling condition/condition_images need a model trained with finding conditioning")
 
@@ -453,6 +457,15 @@ class MedimPipeline:
         findings = self.model_config.findings
         pushes = [present_push(states_from_report(r, findings)) if scale and findings else {} for r in reports]
         return self._head_bias(pushes, scale)
+
+    def head_potential(self, image: np.ndarray, push: Mapping[str, float]) -> np.ndarray:
+        """(g, g) >= 0: how far, to first order, resampling each token could move the finding head the way
+        `push` ({finding: +1 up / -1 down}) asks (engines.sampling.head_guidance.head_token_potential)."""
+        model = self._torch_model()
+        signs = head_signs(model, push)
+        codes = self._tensor([self._codes(image)])
+        pot = head_token_potential(model, codes, signs)
+        return pot.reshape(self.grid, self.grid).cpu().numpy().astype(np.float32)
 
     def finding_probabilities(self, images: list[np.ndarray]) -> list[dict[str, float]]:
         """Per image, the backbone's finding head (engines.models.config `findings`) with the report fully

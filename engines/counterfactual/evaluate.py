@@ -135,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--head-guidance", type=float, default=None,
                     help="finding-head guidance (nats; 0 = off): the head steers the edited resample the asked way "
                          "(default: the weights' whatif_head_guidance)")
+    ap.add_argument("--head-region", type=float, default=None,
+                    help="weight in [0, 1] of the finding head's potential in choosing the region, next to attention "
+                         "and likelihood (default: the weights' whatif_head_region)")
     ap.add_argument("--area", type=float, default=0.15)
     ap.add_argument("--margin", type=int, default=1)
     ap.add_argument("--method", default="combined")
@@ -192,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seeds = tuple(range(args.seed, args.seed + args.variants))
             req = WhatIfRequest(image, report, edited, seeds=seeds, method=args.method, area=args.area,
                                 margin=args.margin, steps=args.steps, guidance=args.guidance,
-                                head_guidance=args.head_guidance,
+                                head_guidance=args.head_guidance, head_region=args.head_region,
                                 prior_weight=args.prior_weight)
             res = run_whatif(pipe, req, with_control=args.variants == 1)
             if args.variants > 1:  # controls get the same pick: the head's best of N resamples, unedited report
@@ -217,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarise(rows)
     print(f"what-if edits on {args.split}: {len(rows)} cases, model {args.model} ({pipe.weights_hash[:12]}), "
           f"steps {args.steps or pipe.default_steps}, guidance {args.guidance}, head guidance {pipe.default_head_guidance if args.head_guidance is None else args.head_guidance}, region {args.method} "
+          f"(head weight {pipe.default_head_region if args.head_region is None else args.head_region}) "
           f"area {args.area} margin {args.margin} prior {args.prior_weight}, seed {args.seed}, "
           f"best of {args.variants} by the finding head, {time.perf_counter() - t0:.0f} s")
     print(f"classifier: {clf_path} (the project's finding classifier, engines.eval.finding_classifier: pixels + "

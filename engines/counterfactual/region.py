@@ -6,20 +6,23 @@ Two cues from the model itself, combined by rank so neither's scale dominates:
   sinks - do not win);
 - likelihood shift: how much less likely each observed image token becomes under the edited report
   than under the current one (the model's own "this part would have to change").
+- head potential (optional, `head_weight` > 0, weights with a finding head): how far, to first order,
+  resampling each token could move the finding head the asked way - where the changed findings' evidence
+  sits for the model's own reader.
 The top `area` share of tokens is taken and widened by `margin` tokens. A region the user paints (a
-pixel mask) replaces both.
+pixel mask) replaces them all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from scipy import ndimage
 
-METHODS = ("combined", "attention", "likelihood")
+METHODS = ("combined", "attention", "likelihood", "head")
 
 
 class _Pipeline(Protocol):  # the part of engines.pipeline.MedimPipeline used here
@@ -30,6 +33,7 @@ class _Pipeline(Protocol):  # the part of engines.pipeline.MedimPipeline used he
     def forward_with_attentions(self, image: np.ndarray, report: str): ...  # noqa: E704
     def image_token_log_likelihood(self, image: np.ndarray, report: str, *, mask_ratio: float = ...,  # noqa: E704
                                    draws: int = ..., seed: int = ...) -> np.ndarray: ...
+    def head_potential(self, image: np.ndarray, push: Mapping[str, float]) -> np.ndarray: ...  # noqa: E704
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class RegionScores:
     likelihood: np.ndarray
     combined: np.ndarray
     prior: np.ndarray | None = None
+    head: np.ndarray | None = None  # None: not asked for (head_weight 0) or nothing the head knows changed
 
 
 def _rank01(x: np.ndarray) -> np.ndarray:
@@ -81,9 +86,14 @@ def sentence_attention(pipeline: _Pipeline, image: np.ndarray, report: str, sent
 
 def score_region(pipeline: _Pipeline, image: np.ndarray, before: str, after: str,
                  removed_sentences: Sequence[str], added_sentences: Sequence[str], *, draws: int = 4,
-                 seed: int = 0, findings: Sequence[str] = (), prior_weight: float = 0.5) -> RegionScores:
+                 seed: int = 0, findings: Sequence[str] = (), prior_weight: float = 0.5,
+                 head_push: Mapping[str, float] | None = None, head_weight: float = 0.0) -> RegionScores:
     """`findings` (the changed ones) bring in an anatomical prior (engines.counterfactual.priors):
-    combined = model cues x (1 - prior_weight + prior_weight x prior)."""
+    combined = model cues x (1 - prior_weight + prior_weight x prior). With `head_push` ({finding: +1/-1})
+    and `head_weight` > 0, the model cues are (1 - head_weight) x (attention + likelihood) / 2 + head_weight
+    x head potential, by rank."""
+    if not 0 <= head_weight <= 1:
+        raise ValueError(f"head_weight must be in [0, 1], got {head_weight}")
     g = pipeline.grid
     att = np.zeros((g, g), np.float32)
     n = 0
@@ -99,13 +109,17 @@ def score_region(pipeline: _Pipeline, image: np.ndarray, before: str, after: str
     ll_after = pipeline.image_token_log_likelihood(image, after, draws=draws, seed=seed)
     shift = np.nan_to_num(ll_before - ll_after).astype(np.float32)
     combined = 0.5 * _rank01(att) + 0.5 * _rank01(shift)
+    head = None
+    if head_push and head_weight > 0:
+        head = pipeline.head_potential(image, head_push)
+        combined = (1.0 - head_weight) * combined + head_weight * _rank01(head)
     prior = np.ones((g, g), np.float32)
     if findings and prior_weight > 0:
         from engines.counterfactual.priors import finding_prior
 
         prior = finding_prior(findings, [*removed_sentences, *added_sentences], g)
         combined = combined * (1.0 - prior_weight + prior_weight * prior)
-    return RegionScores(att, shift, combined, prior)
+    return RegionScores(att, shift, combined, prior, head)
 
 
 def widen(mask: np.ndarray, margin: int) -> np.ndarray:

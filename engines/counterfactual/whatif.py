@@ -55,6 +55,9 @@ class WhatIfRequest:
     # > 0: the finding head also steers the tokens the asked way (nats, engines.sampling.head_guidance);
     # None: the weights' sampling default (whatif_head_guidance)
     head_guidance: float | None = None
+    # (0, 1]: the finding head's potential (region.py) joins attention and likelihood in choosing the region, with
+    # this weight; None: the weights' sampling default (whatif_head_region)
+    head_region: float | None = None
     allow_no_change: bool = False  # True: resample even when the labeler sees no finding change
     painted: np.ndarray | None = None  # a pixel mask painted over the image (or its centred square)
     prior_weight: float = 0.5  # 0: model cues only; 1: only where the finding can be (priors.py)
@@ -83,6 +86,8 @@ class WhatIfRequest:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.head_guidance is not None and self.head_guidance < 0:
             raise ValueError(f"head_guidance must be >= 0, got {self.head_guidance}")
+        if self.head_region is not None and not 0 <= self.head_region <= 1:
+            raise ValueError(f"head_region must be in [0, 1], got {self.head_region}")
         if self.region is not None:
             r = np.asarray(self.region, bool)
             if r.ndim != 2 or r.shape[0] != r.shape[1] or not r.any():
@@ -162,9 +167,14 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
     elif request.painted is not None:
         token_mask = pixel_mask_to_tokens(request.painted, pipeline.grid)
     else:
+        head_region = pipeline.default_head_region if request.head_region is None else request.head_region
+        push = edit_signs(edit, pipeline.model_config.findings)
+        if request.method == "head" and not push:
+            raise EditError("the finding head knows none of the changed findings; choose another region method")
         scores = score_region(pipeline, original, request.current_report, request.edited_report,
                               [s.text for s in edit.removed_sentences], [s.text for s in edit.added_sentences],
-                              findings=edit.findings, prior_weight=request.prior_weight)
+                              findings=edit.findings, prior_weight=request.prior_weight, head_push=push,
+                              head_weight=1.0 if request.method == "head" else head_region)
         token_mask = select_tokens(getattr(scores, request.method), request.area, request.margin)
     pixel_mask = tokens_to_pixels(token_mask, pipeline.image_size)
     done = 1

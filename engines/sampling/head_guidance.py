@@ -35,6 +35,37 @@ def head_signs(model: MedimBackbone, push: Mapping[str, float]) -> torch.Tensor:
     return torch.tensor([float(push.get(f, 0.0)) for f in cfg.findings])
 
 
+def _score_gradient(model: MedimBackbone, emb: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+    """d (sum_f sign_f * head logit_f) / d image embeddings, at `emb` (B, image_len, d), report fully masked."""
+    cfg = model.config
+    b = emb.shape[0]
+    with torch.enable_grad():
+        emb = emb.detach().requires_grad_(True)
+        text = torch.full((b, cfg.text_len), cfg.text_mask_id, dtype=torch.long, device=emb.device)
+        was_training = model.training
+        model.eval()
+        try:
+            logits = model.finding_logits(text, None, torch.ones(b, device=emb.device), image_embeds=emb)
+        finally:
+            model.train(was_training)
+        score = (logits.float() * signs.to(logits.device).expand_as(logits)).sum()
+        (grad,) = torch.autograd.grad(score, emb)
+    return grad
+
+
+def head_token_potential(model: MedimBackbone, codes: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+    """(B, image_len) >= 0: how far, to first order, replacing each observed token by its best code would move
+    the finding head the asked way: max_v (e_v - e_current) . d score / d e. Where an edit's evidence sits for
+    the head, so the what-if region can be drawn there (engines.counterfactual.region)."""
+    cfg = model.config
+    if bool((codes >= cfg.image_vocab_size).any()) or bool((codes < 0).any()):
+        raise ValueError("head potential needs an observed image (codes, no [MASK])")
+    table = model.image_embed.weight[: cfg.image_vocab_size].detach()
+    grad = _score_gradient(model, model.embed_image(codes).detach(), signs)
+    raw = grad.float() @ table.float().T  # (B, L, V)
+    return (raw.max(-1).values - raw.gather(-1, codes[..., None]).squeeze(-1)).clamp_min(0.0)
+
+
 def head_guidance_bias(model: MedimBackbone, image: torch.Tensor, logp_image: torch.Tensor,
                        signs: torch.Tensor, scale: float) -> torch.Tensor:
     """(B, image_len, image_vocab) additive bias for the image log-probabilities; zero at positions already
@@ -47,20 +78,9 @@ def head_guidance_bias(model: MedimBackbone, image: torch.Tensor, logp_image: to
     if scale == 0.0 or not masked.any() or not bool(signs.ne(0).any()):
         return bias
     table = model.image_embed.weight[: cfg.image_vocab_size].detach()  # (V, d), the [MASK] row excluded
-    with torch.enable_grad():
-        known = model.embed_image(image.clamp_max(cfg.image_vocab_size - 1)).detach()
-        soft = logp_image.exp().to(table.dtype) @ table  # expected embedding under the prediction
-        emb = torch.where(masked[..., None], soft, known).requires_grad_(True)
-        b = image.shape[0]
-        text = torch.full((b, cfg.text_len), cfg.text_mask_id, dtype=torch.long, device=image.device)
-        was_training = model.training
-        model.eval()
-        try:
-            logits = model.finding_logits(text, None, torch.ones(b, device=image.device), image_embeds=emb)
-        finally:
-            model.train(was_training)
-        score = (logits.float() * signs.to(logits.device).expand_as(logits)).sum()
-        (grad,) = torch.autograd.grad(score, emb)
+    known = model.embed_image(image.clamp_max(cfg.image_vocab_size - 1)).detach()
+    soft = logp_image.exp().to(table.dtype) @ table  # expected embedding under the prediction
+    grad = _score_gradient(model, torch.where(masked[..., None], soft, known), signs)
     raw = grad.float() @ table.float().T  # (B, L, V): first-order change of the score per candidate code
     raw = raw - raw.mean(-1, keepdim=True)
     for row in range(raw.shape[0]):  # per sequence, so a batch gives each row what it alone would get

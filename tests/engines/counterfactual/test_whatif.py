@@ -158,3 +158,48 @@ def test_painted_pixel_mask_becomes_the_token_region(tiny_pipeline) -> None:
     assert (res.token_mask == expected).all() and res.scores is None
     with pytest.raises(ValueError, match="painted region is empty"):
         WhatIfRequest(_image(), EFFUSION, "No pleural effusion.", painted=np.zeros((8, 8), bool))
+
+
+def test_the_head_can_help_choose_the_region(tmp_path) -> None:
+    """With a head weight the finding head's potential (where resampling could move it the asked way) joins
+    attention and likelihood; at weight 1 or with method "head" it alone ranks the tokens; the weights' sampling
+    default applies when the request leaves it open, and a model without a head cannot be asked for it."""
+    import json
+
+    from engines.counterfactual.region import _rank01, select_tokens
+    from engines.models.tiny import make_tiny_checkpoint
+    from engines.pipeline import MedimPipeline
+
+    folder = make_tiny_checkpoint(tmp_path / "head", findings=("No Finding", "Pleural Effusion"))
+    pipe = MedimPipeline.from_pretrained(folder, device="cpu")
+    assert pipe.default_head_region == 0.0
+
+    def region(**kw) -> tuple[np.ndarray, object]:
+        res = run_whatif(pipe, WhatIfRequest.from_instruction(_image(), EFFUSION, "remove the effusion", area=0.2,
+                                                              steps=2, rank=False, **kw))
+        return res.token_mask, res.scores
+
+    plain, scores = region()
+    assert scores.head is None
+    only_head, s1 = region(head_region=1.0)
+    assert s1.head is not None and s1.head.min() >= 0
+    assert np.array_equal(s1.combined, _rank01(s1.head) * (0.5 + 0.5 * s1.prior))
+    assert np.array_equal(only_head, select_tokens(s1.combined, 0.2, 1))
+    assert np.array_equal(region(method="head")[0], select_tokens(s1.head, 0.2, 1))
+    half, s5 = region(head_region=0.5)
+    cues = 0.5 * (0.5 * _rank01(s5.attention) + 0.5 * _rank01(s5.likelihood)) + 0.5 * _rank01(s5.head)
+    assert np.allclose(s5.combined, cues * (0.5 + 0.5 * s5.prior))
+    with pytest.raises(ValueError, match="head_region"):
+        WhatIfRequest(_image(), EFFUSION, "No effusion.", head_region=1.5)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.setdefault("sampling", {})["whatif_head_region"] = 0.5
+    (folder / "config.json").write_text(json.dumps(cfg))
+    pipe = MedimPipeline.from_pretrained(folder, device="cpu")
+    assert np.array_equal(region()[0], half)
+    cfg["sampling"]["whatif_head_region"] = 2.0
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="whatif_head_region"):
+        MedimPipeline.from_pretrained(folder, device="cpu")
+    bare = MedimPipeline.from_pretrained(make_tiny_checkpoint(tmp_path / "bare"), device="cpu")
+    with pytest.raises(EditError, match="head knows none"):
+        run_whatif(bare, WhatIfRequest.from_instruction(_image(), EFFUSION, "remove the effusion", method="head"))

@@ -9,7 +9,7 @@ import torch
 
 from engines.models.tiny import make_tiny_checkpoint
 from engines.pipeline import MedimPipeline
-from engines.sampling.head_guidance import head_guidance_bias, head_signs
+from engines.sampling.head_guidance import head_guidance_bias, head_signs, head_token_potential
 
 FINDINGS = ("No Finding", "Pleural Effusion")
 
@@ -80,6 +80,41 @@ def test_the_favoured_code_moves_the_head_the_asked_way(pipe):
     best, worst = codes.copy(), codes.copy()
     best[pos], worst[pos] = int(bias.argmax()), int(bias.argmin())
     assert _head_logit(pipe, best, "Pleural Effusion") > _head_logit(pipe, worst, "Pleural Effusion")
+
+
+def test_the_potential_says_where_a_change_moves_the_head_most(pipe):
+    """First order holds for the region cue too: giving the highest-potential token its best code raises the
+    head's logit more than doing the same at the lowest-potential token; the push's sign flips the ranking's
+    meaning and the potential is never negative."""
+    model, cfg = pipe.model, pipe.model_config
+    codes = pipe.encode_image(np.random.default_rng(4).integers(0, 255, (40, 40), dtype=np.uint8)).reshape(-1)
+    image = torch.as_tensor(codes, dtype=torch.long)[None]
+    signs = head_signs(model, {"Pleural Effusion": 1.0})
+    pot = head_token_potential(model, image, signs)[0]
+    assert pot.shape == (cfg.image_len,) and bool((pot >= 0).all()) and float(pot.max()) > 0
+    table = model.image_embed.weight[: cfg.image_vocab_size].detach()
+
+    def best_code(pos: int) -> int:  # the code the first-order model picks at `pos`
+        emb = model.embed_image(image).detach().requires_grad_(True)
+        text = torch.full((1, cfg.text_len), cfg.text_mask_id, dtype=torch.long)
+        logit = model.finding_logits(text, None, torch.ones(1), image_embeds=emb)[0, 1]
+        (grad,) = torch.autograd.grad(logit, emb)
+        return int((table @ grad[0, pos]).argmax())
+
+    hi, lo = int(pot.argmax()), int(pot.argmin())
+    moved = {}
+    for pos in (hi, lo):
+        c = codes.copy()
+        c[pos] = best_code(pos)
+        moved[pos] = _head_logit(pipe, c, "Pleural Effusion") - _head_logit(pipe, codes, "Pleural Effusion")
+    assert moved[hi] > moved[lo]
+    grid = pipe.head_potential(np.random.default_rng(4).integers(0, 255, (40, 40), dtype=np.uint8),
+                               {"Pleural Effusion": 1.0})
+    assert grid.shape == (pipe.grid, pipe.grid) and np.allclose(grid.reshape(-1), pot.numpy(), atol=1e-5)
+    masked = image.clone()
+    masked[0, 0] = cfg.image_mask_id
+    with pytest.raises(ValueError, match="observed image"):
+        head_token_potential(model, masked, signs)
 
 
 def test_inpainting_with_head_guidance_steers_and_keeps_the_rest(pipe):
