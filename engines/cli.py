@@ -104,7 +104,7 @@ def _cmd_ship(a: argparse.Namespace) -> int:
     cfg = json.loads((a.out / "config.json").read_text())
     for key in ("steps", "guidance", "temperature", "text_block", "consensus", "select",
                 "image_order_temperature", "condition", "condition_images", "whatif_head_guidance",
-                "synthesis_head_guidance"):  # sampling defaults chosen on val
+                "whatif_head_region", "synthesis_head_guidance"):  # sampling defaults chosen on val
         if getattr(a, key) is not None:
             cfg.setdefault("sampling", {})[key] = getattr(a, key)
     (a.out / "config.json").write_text(json.dumps(cfg, indent=2))
@@ -248,6 +248,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     s.add_argument("--condition-images", type=_yes_no, metavar="yes|no", help="synthesis/inpainting told the report's findings (conditioned models)")
     s.add_argument("--whatif-head-guidance", type=float,
                    help="what-if inpainting steered by the finding head, in nats (0 = off; needs a head)")
+    s.add_argument("--whatif-head-region", type=float,
+                   help="weight in [0, 1] of the finding head's potential in choosing the what-if region (0 = off)")
     s.add_argument("--synthesis-head-guidance", type=float,
                    help="report-to-image synthesis steered by the finding head, in nats (0 = off; needs a head)")
     s.set_defaults(func=_cmd_ship)

@@ -105,12 +105,14 @@ def test_ship_writes_the_condition_defaults(folder, tmp_path):
 
     out = tmp_path / "shipped"
     assert main(["ship", "--work", str(folder), "--out", str(out), "--condition", "head-prior",
-                 "--condition-images", "yes", "--whatif-head-guidance", "2", "--synthesis-head-guidance", "1.5"]) == 0
+                 "--condition-images", "yes", "--whatif-head-guidance", "2", "--synthesis-head-guidance", "1.5",
+                 "--whatif-head-region", "0.5"]) == 0
     sampling = json.loads((out / "config.json").read_text())["sampling"]
     assert sampling["condition"] == "head-prior" and sampling["condition_images"] is True
     assert sampling["whatif_head_guidance"] == 2.0 and sampling["synthesis_head_guidance"] == 1.5
     shipped = MedimPipeline.from_pretrained(out, device="cpu")
     assert shipped.default_head_guidance == 2.0 and shipped.default_synthesis_head_guidance == 1.5
+    assert sampling["whatif_head_region"] == 0.5 and shipped.default_head_region == 0.5
     with pytest.raises(SystemExit):
         main(["ship", "--work", str(folder), "--out", str(out), "--condition-images", "maybe"])
 
