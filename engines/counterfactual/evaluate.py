@@ -147,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="resamples per case; > 1: the finding head's best of N is judged against the head's "
                          "best of N control resamples (the same selection, under the unedited report)")
     ap.add_argument("--json", type=Path, default=None, help="write per-case rows and the summary here")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="only measure how much of what the judge sees survives the VQ round trip (the judge's AUROC "
+                         "on the split's originals vs their reconstructions; engines.counterfactual.ceiling) and stop")
     args = ap.parse_args(argv)
     if args.limit < 1:
         ap.error("--limit must be >= 1")
@@ -183,6 +186,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         clf.save(clf_path)
     bank = SentenceBank.from_iu(None if args.root is None else args.root / "text_only" / "iu_xray_reports.jsonl")
     samples = [s for s in pair_reports(ds.by_split(args.split), bank, seed=args.seed) if s.view != "lateral"]
+    if args.ceiling:
+        from engines.counterfactual import ceiling
+
+        table = ceiling.reconstruction_ceiling(pipe, clf, samples)
+        print(f"the judge on {len(samples)} {args.split} frontal images and their VQ reconstructions "
+              f"(model {args.model}, {pipe.weights_hash[:12]}; classifier {clf_path})")
+        print(ceiling.markdown(table))
+        if args.json:
+            args.json.write_text(json.dumps({"ceiling": table}, indent=2))
+        return 0
     cases = build_cases(samples, clf.findings, args.limit)
     rows: list[dict] = []
     t0 = time.perf_counter()

@@ -4,6 +4,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engines.counterfactual.evaluate import build_cases, main, markdown, success_interval, summarise
@@ -71,3 +72,49 @@ def test_cli_rejects_train_split_and_missing_model(tmp_path: Path, capsys: pytes
         main(["--split", "train"])
     assert main(["--model", str(tmp_path / "nope"), "--limit", "1"]) == 2
     assert "cannot load the model" in capsys.readouterr().err
+
+
+def test_ceiling_compares_the_judge_on_originals_and_reconstructions(cxr_root: Path, tmp_path: Path, tiny_pipeline,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A judge that sees brightness separates bright from dark originals; on the reconstructions it is judged
+    on what the VQ decodes (the model's own image space), positives' mean probability beside each."""
+    from engines.counterfactual.ceiling import reconstruction_ceiling
+    from engines.eval.finding_classifier import train_classifier
+
+    @dataclass
+    class _Img:
+        image: np.ndarray
+        findings: dict[str, int]
+
+        def load_image(self) -> np.ndarray:
+            return self.image
+
+    rng = np.random.default_rng(0)
+    samples = [_Img((rng.random((32, 32)) * 0.3 + (0.6 if k % 2 else 0.0)).astype(np.float32),
+                    {"Lung Opacity": k % 2}) for k in range(20)]
+    judge = train_classifier([s.image for s in samples], [s.findings for s in samples], min_positives=5, dim=4)
+    c = reconstruction_ceiling(tiny_pipeline, judge, samples)["Lung Opacity"]
+    from sklearn.metrics import roc_auc_score
+
+    from engines.pipeline import prepare_image
+
+    y = np.array([s.findings["Lung Opacity"] for s in samples])
+    ims = [prepare_image((s.image * 255).round().astype(np.uint8), tiny_pipeline.image_size) for s in samples]
+    p_rec = judge.predict([tiny_pipeline.decode_tokens(tiny_pipeline.encode_image(im)) for im in ims])[:, 0]
+    assert c["auroc_original"] > 0.95
+    assert c["auroc_reconstruction"] == pytest.approx(roc_auc_score(y, p_rec))
+    assert c["p_reconstruction"] == pytest.approx(p_rec[y == 1].mean())
+    with pytest.raises(ValueError, match="no images"):
+        reconstruction_ceiling(tiny_pipeline, judge, [])
+    # The CLI flag prints the table and stops before any case is run.
+    from engines.data import load_cxr
+    from engines.eval.finding_classifier import train_on_splits
+
+    train = [s for s in load_cxr(cxr_root, splits=("train",)).by_split("train")][:12]
+    train = [replace(s, findings={"Lung Opacity": k % 2}) for k, s in enumerate(train)]
+    clf_path = train_on_splits(train, train, min_positives=1, dim=4).save(tmp_path / "clf.npz")
+    out = tmp_path / "ceiling.json"
+    assert main(["--ceiling", "--model", str(tiny_pipeline.path), "--classifier", str(clf_path),
+                 "--root", str(cxr_root), "--json", str(out)]) == 0
+    assert "judge AUROC, VQ reconstructions" in capsys.readouterr().out
+    assert "ceiling" in json.loads(out.read_text())
