@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from engines.data.images import to_uint8
 from engines.device import resolve_device
 from engines.diffusion.layout import prompt_row, qa_row, report_row, split_report
 from engines.models.backbone import MedimBackbone
@@ -58,17 +59,7 @@ def prepare_image(image: np.ndarray, size: int) -> np.ndarray:
         raise ValueError(f"image must be a 2D (grayscale) array, got shape {image.shape}")
     if arr.size == 0 or min(arr.shape) < 2:
         raise ValueError(f"image is empty (shape {image.shape})")
-    if arr.dtype == np.uint8:
-        u8 = np.ascontiguousarray(arr)
-    elif np.issubdtype(arr.dtype, np.floating) and arr.size and np.nanmin(arr) >= 0 and np.nanmax(arr) <= 1:
-        # Already display-normalised [0, 1] (engines.data.Sample.load_image, the viewer): keep its contrast.
-        u8 = (np.nan_to_num(arr.astype(np.float64)) * 255).round().astype(np.uint8)
-    else:
-        a = arr.astype(np.float64)
-        if not np.isfinite(a).all():
-            a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
-        lo, hi = float(a.min()), float(a.max())
-        u8 = np.zeros(a.shape, np.uint8) if hi <= lo else ((a - lo) / (hi - lo) * 255).round().astype(np.uint8)
+    u8 = to_uint8(arr)  # display-normalised [0, 1] (Sample.load_image, the viewer) keeps its contrast
     h, w = u8.shape
     side = max(h, w)
     sq = np.zeros((side, side), np.uint8)

@@ -25,10 +25,7 @@ def reconstruction_ceiling(pipeline, classifier, samples: Sequence) -> dict[str,
         raise ValueError("no images to measure the reconstruction ceiling on")
     originals, recons = [], []
     for s in samples:
-        image = np.asarray(s.load_image())
-        if image.dtype != np.uint8:
-            image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-        im = prepare_image(image, pipeline.image_size)
+        im = prepare_image(np.asarray(s.load_image()), pipeline.image_size)  # as run_whatif prepares its image
         originals.append(im)
         recons.append(pipeline.decode_tokens(pipeline.encode_image(im)))
     p_orig, p_rec = classifier.predict(originals), classifier.predict(recons)

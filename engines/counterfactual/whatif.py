@@ -159,6 +159,7 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
     codes = pipeline.encode_image(original)
     reconstruction = pipeline.decode_tokens(codes)
     scores = None
+    changed = edit_signs(edit, pipeline.model_config.findings)  # the head's findings the edit moves, +1 up / -1 down
     if request.region is not None:
         if request.region.shape != (pipeline.grid, pipeline.grid):
             raise ValueError(f"painted token mask must be ({pipeline.grid}, {pipeline.grid}), "
@@ -168,17 +169,16 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
         token_mask = pixel_mask_to_tokens(request.painted, pipeline.grid)
     else:
         head_region = pipeline.default_head_region if request.head_region is None else request.head_region
-        push = edit_signs(edit, pipeline.model_config.findings)
-        if request.method == "head" and not push:
+        if request.method == "head" and not changed:
             raise EditError("the finding head knows none of the changed findings; choose another region method")
         scores = score_region(pipeline, original, request.current_report, request.edited_report,
                               [s.text for s in edit.removed_sentences], [s.text for s in edit.added_sentences],
-                              findings=edit.findings, prior_weight=request.prior_weight, head_push=push,
+                              findings=edit.findings, prior_weight=request.prior_weight, head_push=changed,
                               head_weight=1.0 if request.method == "head" else head_region)
         token_mask = select_tokens(getattr(scores, request.method), request.area, request.margin)
     pixel_mask = tokens_to_pixels(token_mask, pipeline.image_size)
     done = 1
-    signs = edit_signs(edit, pipeline.model_config.findings) if head_guidance else {}
+    signs = changed if head_guidance else {}
     result = WhatIfResult(original, reconstruction, token_mask, pixel_mask, edit, scores,
                           head_guidance=head_guidance if signs else 0.0)
 

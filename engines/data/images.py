@@ -14,6 +14,21 @@ from PIL import Image, UnidentifiedImageError
 from engines.data.sample import ImageDecodeError
 
 
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Pixels -> uint8 of the same shape: uint8 kept as is; floats in [0, 1] (what the loaders here and the viewer
+    give) times 255, keeping their contrast; anything else min-max scaled to 0..255 (NaN and inf as 0)."""
+    arr = np.asarray(pixels)
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    if np.issubdtype(arr.dtype, np.floating) and arr.size and np.nanmin(arr) >= 0 and np.nanmax(arr) <= 1:
+        return (np.nan_to_num(arr.astype(np.float64)) * 255).round().astype(np.uint8)
+    a = arr.astype(np.float64)
+    if not np.isfinite(a).all():
+        a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(a.min()), float(a.max())
+    return np.zeros(a.shape, np.uint8) if hi <= lo else ((a - lo) / (hi - lo) * 255).round().astype(np.uint8)
+
+
 def is_dicom(path: Path) -> bool:
     """True when the file carries the DICOM preamble magic ("DICM" at byte 128)."""
     try:

@@ -23,29 +23,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from engines.data.images import to_uint8
+
 FEATURE_VERSION = 2  # 1 was a 64-px HOG + 32-px intensities without PCA (the what-if judge until session 17)
 MIN_POSITIVES = 20
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """uint8 as is; float images in [0, 1] (Sample.load_image) scaled by 255, others min-max scaled."""
-    a = np.asarray(image)
-    if a.ndim != 2 or a.size == 0:
-        raise ValueError(f"image must be a 2D greyscale array, got shape {a.shape}")
-    if a.dtype == np.uint8:
-        return a
-    a = a.astype(np.float64)
-    lo, hi = float(a.min()), float(a.max())
-    if lo < 0.0 or hi > 1.0:
-        a = np.zeros_like(a) if hi <= lo else (a - lo) / (hi - lo)
-    return np.clip(a * 255.0, 0, 255).round().astype(np.uint8)
 
 
 def image_features(image: np.ndarray) -> np.ndarray:
     """float32 feature vector of one greyscale image of any size (resized as a whole, no crop)."""
     from skimage.feature import hog
 
-    im = Image.fromarray(to_uint8(image))
+    a = np.asarray(image)
+    if a.ndim != 2 or a.size == 0:
+        raise ValueError(f"image must be a 2D greyscale array, got shape {a.shape}")
+    im = Image.fromarray(to_uint8(a))
     small = np.asarray(im.resize((32, 32), Image.BOX), dtype=np.float32).ravel() / 255.0
     mid = np.asarray(im.resize((128, 128), Image.BILINEAR), dtype=np.float32) / 255.0
     h = hog(mid, orientations=8, pixels_per_cell=(16, 16), cells_per_block=(2, 2), feature_vector=True)
