@@ -1,7 +1,7 @@
 """The what-if view: the original beside its counterfactual under an edited report.
 
-Left the original (as the model sees it), right the counterfactual with the SYNTHETIC warning burned
-in; zoom, pan, rotation and W/L are linked both ways; a difference-map overlay; a slider blending from
+Left the original (as the model sees it), right the counterfactual (the original plus the model's change,
+engines.counterfactual.composite) with the SYNTHETIC warning burned in; zoom, pan, rotation and W/L are linked both ways; a difference-map overlay; a slider blending from
 the original to the counterfactual; several variants (one per seed) to browse; a progress bar and
 Cancel. The job (engines.counterfactual.run_whatif) runs in the engine worker process
 (app.model_runner); a QThread waits for it, so the GUI never blocks. "Save" stores the shown variant as a SYNTHETIC secondary-capture series (app.counterfactual).
@@ -154,8 +154,8 @@ class WhatIfView(QWidget):
         self.blend_slider = QSlider(Qt.Orientation.Horizontal)
         self.blend_slider.setRange(0, 100)
         self.blend_slider.setValue(100)
-        self.blend_slider.setToolTip("Blend from the original as the model reconstructs it (left end) to the "
-                                     "counterfactual (right end); only the resampled region can change")
+        self.blend_slider.setToolTip("Blend from the original (left end) to the counterfactual (right end); only "
+                                     "the resampled region and a one-token margin around it can change")
         self.blend_slider.valueChanged.connect(self._show_variant)
         self.diff_box = QCheckBox("Difference map")
         self.diff_box.setChecked(True)
@@ -378,7 +378,7 @@ class WhatIfView(QWidget):
         if self._result is None or not self._result.variants:
             return None
         v = self._result.variants[self.current_variant_index()]
-        mixed = blend(self._result.reconstruction, v.image, self.blend_slider.value() / 100.0)
+        mixed = blend(self._result.original, v.image, self.blend_slider.value() / 100.0)
         return burn_in_warning(mixed) if min(mixed.shape) >= 32 else mixed
 
     def _show_variant(self, *_: Any) -> None:

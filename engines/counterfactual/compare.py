@@ -6,6 +6,7 @@ the discordant cases) says how likely the split is by chance. Several draws (e.g
 are pooled; per finding type the pooled success of the second setting is listed.
 
     python -m engines.counterfactual.compare base_seed0.json new_seed0.json [base_seed1.json new_seed1.json ...]
+    python -m engines.counterfactual.compare --base-field success_decoded run.json run.json   # decoded vs shown
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def _successes(path: Path) -> dict[tuple[str, str, str], bool]:
+def _successes(path: Path, field: str = "success") -> dict[tuple[str, str, str], bool]:
     rows = json.loads(Path(path).read_text())["rows"]
-    return {(r["image_id"], r["kind"], r["finding"]): bool(r["success"]) for r in rows}
+    return {(r["image_id"], r["kind"], r["finding"]): bool(r[field]) for r in rows}
 
 
 def paired(base: dict, new: dict) -> list[tuple[tuple[str, str, str], bool, bool]]:
@@ -54,13 +55,16 @@ def compare(pairs: Sequence[tuple[tuple[str, str, str], bool, bool]]) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m engines.counterfactual.compare", description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+", type=Path, help="pairs of evaluate.py JSON files: base new [base new ...]")
+    ap.add_argument("--base-field", default="success",
+                    help="which success the base runs are read for: success (the shown image) or success_decoded")
+    ap.add_argument("--new-field", default="success", help="the same for the new runs")
     args = ap.parse_args(argv)
     if len(args.runs) % 2:
         ap.error("give the runs in pairs: base new [base new ...]")
     pairs = []
     try:
         for base, new in zip(args.runs[::2], args.runs[1::2], strict=True):
-            got = paired(_successes(base), _successes(new))
+            got = paired(_successes(base, args.base_field), _successes(new, args.new_field))
             pairs += got
             r = compare(got)
             print(f"{base.name} -> {new.name}: {r['n']} cases, {r['base']:.2f} -> {r['new']:.2f}, "

@@ -4,8 +4,10 @@ For each image with a positive finding the finding is removed from its (composed
 image gets one added. The edited image is compared with the control: the same region resampled with
 the same seed under the UNEDITED report, so the VQ round trip and the resampling itself are not
 counted as edit success. Success = the classifier's probability of the finding moved the asked way
-(down for remove, up for add) relative to the control. Preservation is SSIM and mean absolute
-difference of the edited image vs the original's VQ reconstruction, outside vs inside the region.
+(down for remove, up for add) relative to the control, judged on the image the app shows (the original
+plus the model's change, composite.py) and, for comparison, on the decoded images alone. Preservation is
+SSIM and mean absolute difference of the shown image vs the original (and of the decoded image vs the
+original's VQ reconstruction), outside vs inside the region.
 
     python -m engines.counterfactual.evaluate --split val --limit 40
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.counterfactual.edits import EditError, apply_instruction
+from engines.counterfactual.metrics import preservation
 from engines.counterfactual.ranking import rank_variants
 from engines.counterfactual.whatif import DEFAULT_GUIDANCE, WhatIfRequest, run_variants, run_whatif
 from engines.default_weights import DEFAULT_WEIGHTS
@@ -75,6 +78,11 @@ def build_cases(samples: Sequence, findings: Sequence[str], limit: int) -> list[
     return cases
 
 
+def moved(kind: str, p_edit: float, p_control: float) -> bool:
+    """Did the judge's probability move the asked way (down for remove, up for add) against the control?"""
+    return bool(p_edit < p_control if kind == "remove" else p_edit > p_control)
+
+
 def _fmt(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
@@ -98,6 +106,7 @@ def summarise(rows: list[dict]) -> list[dict]:
         out.append({
             "kind": kind, "finding": finding, "n": len(rs),
             "success": float(np.mean([r["success"] for r in rs])), "success_low": lo, "success_high": hi,
+            "success_decoded": float(np.mean([r["success_decoded"] for r in rs])),
             "delta_p": float(np.mean([r["p_edit"] - r["p_control"] for r in rs])),
             "ssim_out": float(np.nanmean([r["ssim_outside"] for r in rs])),
             "ssim_in": float(np.nanmean([r["ssim_inside"] for r in rs])),
@@ -109,12 +118,13 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def markdown(summary: list[dict], auroc: dict[str, float]) -> str:
-    lines = ["| edit | finding | n | success vs control (95% CI) | mean dp (edit-control) | SSIM out | SSIM in "
-             "| MAD out | MAD in | region share | classifier val AUROC |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| edit | finding | n | success vs control (95% CI) | decoded images only | mean dp (edit-control) "
+             "| SSIM out | SSIM in | MAD out | MAD in | region share | classifier val AUROC |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         lines.append(f"| {s['kind']} | {s['finding']} | {s['n']} | {s['success']:.2f} "
-                     f"({s['success_low']:.2f}-{s['success_high']:.2f}) | {s['delta_p']:+.3f} | "
+                     f"({s['success_low']:.2f}-{s['success_high']:.2f}) | {s['success_decoded']:.2f} | "
+                     f"{s['delta_p']:+.3f} | "
                      f"{_fmt(s['ssim_out'])} | {_fmt(s['ssim_in'])} | {s['mad_out']:.2f} | {s['mad_in']:.2f} | "
                      f"{s['region']:.2f} | {_fmt(auroc.get(s['finding'], float('nan')))} |")
     return "\n".join(lines)
@@ -219,14 +229,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[{k}/{len(cases)}] {s.image_id}: skipped ({exc})", file=sys.stderr)
             continue
         v, c = res.variants[0], res.control
-        p_edit, p_ctrl, p_orig = (clf.probability(im, finding) for im in (v.image, c.image, res.original))
-        success = p_edit < p_ctrl if kind == "remove" else p_edit > p_ctrl
+        p_edit, p_ctrl, p_orig, p_edit_dec, p_ctrl_dec = (clf.probability(im, finding) for im in (
+            v.image, c.image, res.original, v.decoded, c.decoded))
+        decoded = preservation(res.reconstruction, v.decoded, res.pixel_mask)
         rows.append({"image_id": s.image_id, "kind": kind, "finding": finding, "p_edit": p_edit,
-                     "p_control": p_ctrl, "p_original": p_orig, "success": bool(success),
-                     **v.preservation.as_dict(), "changes": [ch.describe() for ch in res.edit.changes],
+                     "p_control": p_ctrl, "p_original": p_orig, "success": moved(kind, p_edit, p_ctrl),
+                     "p_edit_decoded": p_edit_dec, "p_control_decoded": p_ctrl_dec,
+                     "success_decoded": moved(kind, p_edit_dec, p_ctrl_dec),
+                     **v.preservation.as_dict(), **{f"decoded_{k}": x for k, x in decoded.as_dict().items()},
+                     "changes": [ch.describe() for ch in res.edit.changes],
                      "elapsed_s": v.elapsed_s + c.elapsed_s})
         print(f"[{k}/{len(cases)}] {s.image_id} {kind} {finding}: p edit {p_edit:.3f} vs control {p_ctrl:.3f} "
-              f"({'ok' if success else 'no'}) SSIM out {v.preservation.ssim_outside:.3f}", file=sys.stderr)
+              f"({'ok' if rows[-1]['success'] else 'no'}; decoded {p_edit_dec:.3f} vs {p_ctrl_dec:.3f}) "
+              f"SSIM out {v.preservation.ssim_outside:.3f}", file=sys.stderr)
     if not rows:
         print("error: no case could be run", file=sys.stderr)
         return 1
@@ -238,10 +253,14 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"best of {args.variants} by the finding head, {time.perf_counter() - t0:.0f} s")
     print(f"classifier: {clf_path} (the project's finding classifier, engines.eval.finding_classifier: pixels + "
           f"HOG -> PCA -> logistic regression per finding, trained on train)")
-    print(markdown(summary, clf.val_auroc))
-    overall = float(np.mean([r["success"] for r in rows]))
-    print(f"\noverall success {overall:.2f}; finding types with a majority: "
-          f"{sum(s['success'] > 0.5 for s in summary)} of {len(summary)}")
+    print(markdown(summary, clf.val_auroc) + "\n")
+    for label, key in (("shown images", "success"), ("decoded images only", "success_decoded")):
+        print(f"overall success ({label}) {np.mean([r[key] for r in rows]):.2f}; "
+              f"finding types with a majority: {sum(s[key] > 0.5 for s in summary)} of {len(summary)}")
+    ssim = {k: float(np.nanmean([r[k] for r in rows])) for k in ("ssim_outside", "ssim_inside", "decoded_ssim_outside",
+                                                               "decoded_ssim_inside")}
+    print(f"SSIM outside / inside the region: shown vs original {ssim['ssim_outside']:.3f} / {ssim['ssim_inside']:.3f}, "
+          f"decoded vs reconstruction {ssim['decoded_ssim_outside']:.3f} / {ssim['decoded_ssim_inside']:.3f}")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "summary": summary, "auroc": clf.val_auroc}, indent=2))
     return 0

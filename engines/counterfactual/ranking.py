@@ -35,9 +35,10 @@ def head_edit_scores(pipeline, images: Sequence[np.ndarray], reference: np.ndarr
 
 
 def rank_variants(pipeline, variants: list, reference: np.ndarray, edit: ReportEdit) -> list:
-    """`variants` (each with .image and a writable .head_score) best-first by head_edit_scores; the stable
-    sort keeps the seed order among equals and when there is no head."""
-    scores = head_edit_scores(pipeline, [v.image for v in variants], reference, edit)
+    """`variants` (each with .decoded, the model's own image, and a writable .head_score) best-first by
+    head_edit_scores against `reference` (the original's reconstruction); the stable sort keeps the seed
+    order among equals and when there is no head."""
+    scores = head_edit_scores(pipeline, [v.decoded for v in variants], reference, edit)
     if scores is None:
         return list(variants)
     for v, s in zip(variants, scores, strict=True):

@@ -4,8 +4,9 @@ images, one per seed, with the token region that was resampled and the differenc
 Steps: diff the reports with the labeler (engines.counterfactual.edits), score and select the image
 tokens the change concerns (engines.counterfactual.region) unless the user painted a region, then
 `MedimPipeline.inpaint` those tokens under the edited report with classifier-free guidance; every other
-token is kept, so outside the region the image is the original's VQ reconstruction. Qt-free: the GUI
-runs `run_whatif` in a worker thread with `progress`/`cancel` callbacks.
+token is kept. The image shown is the original plus the model's change (engines.counterfactual.composite),
+so beyond a one-token feather around the region it is the acquired image itself. Qt-free: the GUI runs
+`run_whatif` in a worker thread with `progress`/`cancel` callbacks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engines.counterfactual.composite import edit_weight, transfer_edit
 from engines.counterfactual.edits import EditError, ReportEdit, apply_instruction, diff_reports
 from engines.counterfactual.metrics import Preservation, difference_map, preservation
 from engines.counterfactual.ranking import edit_signs, rank_variants
@@ -109,9 +111,10 @@ class WhatIfRequest:
 @dataclass
 class Variant:
     seed: int
-    image: np.ndarray  # uint8 (S, S), model space
-    difference: np.ndarray  # float32 (S, S): variant - reconstruction
-    preservation: Preservation  # vs the reconstruction, outside/inside the pixel region
+    image: np.ndarray  # uint8 (S, S), model space: the original plus the model's change (composite.py), shown
+    decoded: np.ndarray  # uint8 (S, S): the resampled tokens decoded, the model's own image
+    difference: np.ndarray  # float32 (S, S): image - original
+    preservation: Preservation  # image vs the original, outside/inside the pixel region
     elapsed_s: float
     head_score: float | None = None  # how far the finding head moved the asked way (ranking.py); None: no head
 
@@ -119,9 +122,10 @@ class Variant:
 @dataclass
 class WhatIfResult:
     original: np.ndarray  # uint8 (S, S): the input as the model sees it (padded, resized)
-    reconstruction: np.ndarray  # uint8 (S, S): the original's tokens decoded (what untouched areas show)
+    reconstruction: np.ndarray  # uint8 (S, S): the original's tokens decoded (what the model's change is taken from)
     token_mask: np.ndarray  # bool (g, g): the resampled tokens
     pixel_mask: np.ndarray  # bool (S, S)
+    weight: np.ndarray  # float32 (S, S): how much of the model's change each pixel shows (composite.edit_weight)
     edit: ReportEdit
     scores: RegionScores | None  # None when the user painted the region
     variants: list[Variant] = field(default_factory=list)
@@ -177,9 +181,10 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
                               head_weight=1.0 if request.method == "head" else head_region)
         token_mask = select_tokens(getattr(scores, request.method), request.area, request.margin)
     pixel_mask = tokens_to_pixels(token_mask, pipeline.image_size)
+    weight = edit_weight(pixel_mask, feather=pipeline.image_size / pipeline.grid)
     done = 1
     signs = changed if head_guidance else {}
-    result = WhatIfResult(original, reconstruction, token_mask, pixel_mask, edit, scores,
+    result = WhatIfResult(original, reconstruction, token_mask, pixel_mask, weight, edit, scores,
                           head_guidance=head_guidance if signs else 0.0)
 
     def one(seed: int, report: str, stage: str) -> Variant:
@@ -201,8 +206,9 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
                                contrast_report=contrast, head_push=push, head_guidance=head_guidance,
                                progress=step_progress, cancel=cancel)
         done = base + steps
-        return Variant(seed, res.image, difference_map(reconstruction, res.image),
-                       preservation(reconstruction, res.image, pixel_mask), time.perf_counter() - t0)
+        shown = transfer_edit(original, reconstruction, res.image, weight)
+        return Variant(seed, shown, res.image, difference_map(original, shown),
+                       preservation(original, shown, pixel_mask), time.perf_counter() - t0)
 
     for i, seed in enumerate(request.seeds):
         tick(f"variant {i + 1} of {len(request.seeds)}")

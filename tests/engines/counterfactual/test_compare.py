@@ -38,3 +38,13 @@ def test_cli_pools_draws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit):
         main([str(runs[0])])
     assert main([str(runs[0]), str(tmp_path / "missing.json")]) == 2
+
+
+def test_cli_compares_two_fields_of_one_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [{"image_id": f"i{k}", "kind": "remove", "finding": "Edema", "success": k < 3, "success_decoded": k < 1}
+            for k in range(4)]
+    run = tmp_path / "r.json"
+    run.write_text(json.dumps({"rows": rows}))
+    assert main(["--base-field", "success_decoded", str(run), str(run)]) == 0
+    assert "4 cases, 0.25 -> 0.75, 2 better / 0 worse" in capsys.readouterr().out
+    assert main(["--new-field", "nope", str(run), str(run)]) == 2

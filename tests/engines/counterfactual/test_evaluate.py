@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.counterfactual.evaluate import build_cases, main, markdown, success_interval, summarise
+from engines.counterfactual.evaluate import build_cases, main, markdown, moved, success_interval, summarise
 
 
 @dataclass
@@ -29,14 +29,16 @@ def test_cases_are_round_robin_over_edit_types() -> None:
 
 
 def test_summary_and_table() -> None:
-    rows = [dict(kind="remove", finding="Edema", success=s, p_edit=0.2, p_control=0.4, ssim_outside=0.9,
-                 ssim_inside=0.5, mad_outside=1.0, mad_inside=9.0, region_share=0.15) for s in (True, True, False)]
+    rows = [dict(kind="remove", finding="Edema", success=s, success_decoded=not s, p_edit=0.2, p_control=0.4,
+                 ssim_outside=0.9, ssim_inside=0.5, mad_outside=1.0, mad_inside=9.0, region_share=0.15)
+            for s in (True, True, False)]
     (s,) = summarise(rows)
     assert s["n"] == 3 and s["success"] == pytest.approx(2 / 3) and s["delta_p"] == pytest.approx(-0.2)
     # Wilson 95% interval of 2 of 3: wide, and it contains one half.
     assert s["success_low"] == pytest.approx(0.208, abs=1e-3) and s["success_high"] == pytest.approx(0.939, abs=1e-3)
     table = markdown([s], {"Edema": 0.8})
-    assert "| remove | Edema | 3 | 0.67 (0.21-0.94) | -0.200 |" in table and "0.800" in table
+    assert s["success_decoded"] == pytest.approx(1 / 3)
+    assert "| remove | Edema | 3 | 0.67 (0.21-0.94) | 0.33 | -0.200 |" in table and "0.800" in table
 
 
 def test_success_interval_narrows_with_cases() -> None:
@@ -65,6 +67,11 @@ def test_cli_runs_end_to_end_on_a_slice(cxr_root: Path, tmp_path: Path, tiny_pip
     assert "| edit | finding |" in text and "Lung Opacity" in text
     data = json.loads(out.read_text())
     assert len(data["rows"]) == 2 and {r["kind"] for r in data["rows"]} == {"add", "remove"}
+    for r in data["rows"]:  # the shown image and the decoded one are both judged
+        assert r["success"] == moved(r["kind"], r["p_edit"], r["p_control"])
+        assert r["success_decoded"] == moved(r["kind"], r["p_edit_decoded"], r["p_control_decoded"])
+        assert 0 <= r["decoded_ssim_outside"] <= 1
+    assert "overall success (decoded images only)" in text
 
 
 def test_cli_rejects_train_split_and_missing_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -43,7 +43,7 @@ def test_variants_are_ordered_by_the_head(headed):
     expect = [((p["Cardiomegaly"] - probs[0]["Cardiomegaly"]) - (p["Pleural Effusion"] - probs[0]["Pleural Effusion"]))
               / 2 for p in probs[1:]]
     assert scores == pytest.approx(expect, abs=1e-6)
-    variants = [SimpleNamespace(seed=k, image=im, head_score=None) for k, im in enumerate(imgs)]
+    variants = [SimpleNamespace(seed=k, decoded=im, head_score=None) for k, im in enumerate(imgs)]
     ranked = rank_variants(headed, variants, ref, edit)
     assert [v.seed for v in ranked] == list(np.argsort(-np.array(scores), kind="stable"))
     assert all(v.head_score is not None for v in ranked)
@@ -52,6 +52,6 @@ def test_variants_are_ordered_by_the_head(headed):
 def test_no_head_keeps_the_seed_order(tmp_path):
     plain = MedimPipeline.from_pretrained(make_tiny_checkpoint(tmp_path, text_len=24), "cpu")
     ref, *imgs = _images(3)
-    variants = [SimpleNamespace(seed=k, image=im, head_score=None) for k, im in enumerate(imgs)]
+    variants = [SimpleNamespace(seed=k, decoded=im, head_score=None) for k, im in enumerate(imgs)]
     assert rank_variants(plain, variants, ref, diff_reports(BEFORE, AFTER)) == variants
     assert all(v.head_score is None for v in variants)

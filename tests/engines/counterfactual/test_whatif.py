@@ -21,12 +21,20 @@ def test_whatif_keeps_every_token_outside_the_region(tiny_pipeline) -> None:
     assert res.token_mask.shape == (g, g) and 0 < res.token_mask.sum() < g * g
     assert [c.finding for c in res.edit.changes] == ["Pleural Effusion"]
     codes = tiny_pipeline.encode_image(res.original)
+    ref = tiny_pipeline.encode_image(res.reconstruction)
+    beyond = res.weight == 0
+    assert beyond.any() and (res.weight[res.pixel_mask] == 1).all()
     for v in [*res.variants, res.control]:
-        out = tiny_pipeline.encode_image(v.image)
+        out = tiny_pipeline.encode_image(v.decoded)
         # decoded-then-re-encoded tokens outside the region are the original's (VQ codes round-trip)
-        ref = tiny_pipeline.encode_image(res.reconstruction)
         assert (out[~res.token_mask] == ref[~res.token_mask]).mean() > 0.5
-        assert v.image.shape == res.original.shape == res.pixel_mask.shape
+        assert v.image.shape == v.decoded.shape == res.original.shape == res.pixel_mask.shape
+        # shown: the acquired image beyond the feather, the model's change added on the region
+        assert (v.image[beyond] == res.original[beyond]).all()
+        change = v.decoded.astype(float) - res.reconstruction
+        expect = np.clip(res.original + change, 0, 255).round()
+        assert (v.image[res.pixel_mask] == expect[res.pixel_mask]).all()
+        assert (v.difference == v.image.astype(np.float32) - res.original).all()
     assert codes.shape == (g, g)
     assert [v.seed for v in res.variants] == [0, 1]
     assert events[-1][0] == events[-1][1] and events[-1][2] == "done"
