@@ -194,7 +194,7 @@ class WhatIfView(QWidget):
             views.setStretchFactor(views.count() - 1, 1)
         views.setSizes([1000, 1000])
         bottom = QHBoxLayout()
-        bottom.addWidget(QLabel("Original (VQ)"))
+        bottom.addWidget(QLabel("Original"))
         bottom.addWidget(self.blend_slider, 1)
         bottom.addWidget(QLabel("What if"))
         bottom.addWidget(self.diff_box)

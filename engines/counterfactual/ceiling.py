@@ -1,8 +1,10 @@
-"""How much of what the judge sees survives the VQ round trip: a ceiling on what-if edit success.
+"""How much of what the judge sees survives the VQ round trip: a ceiling on edit success in decoded images.
 
-Every what-if image is decoded from image tokens, outside the edited region too. When the finding classifier
-cannot tell a finding in the original's reconstruction (encode, decode, nothing resampled), no edit of the
-tokens can show it added or removed to that classifier, whatever the sampler does. So the evaluation reports,
+The model's own what-if image is decoded from image tokens, outside the edited region too. When the finding
+classifier cannot tell a finding in the original's reconstruction (encode, decode, nothing resampled), no edit
+of the tokens can show it added or removed to that classifier in a decoded image, whatever the sampler does.
+(The app shows the original plus the model's change, engines.counterfactual.composite, which keeps what the
+decoder loses outside the change; this ceiling is about the change itself.) So the evaluation reports,
 per finding, the classifier's val AUROC on the original images next to its AUROC on their reconstructions,
 and the mean probability it gives the positives in each.
 """
