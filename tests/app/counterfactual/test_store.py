@@ -72,6 +72,7 @@ def test_secondary_capture_header_says_synthetic_and_references_source(source: p
     assert ds.SeriesInstanceUID != source.SeriesInstanceUID
     assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
     assert WARNING in ds.DerivationDescription and WARNING in ds.ImageComments
+    assert "source pixels plus the model's change" in ds.DerivationDescription
     assert is_synthetic(ds) and not is_synthetic(source)
     assert (ds.pixel_array[:4] != img8[:4]).any()  # the warning is in the pixels
     assert "finding head" not in ds.DerivationDescription
