@@ -1,10 +1,12 @@
 """The what-if view: the original beside its counterfactual under an edited report.
 
 Left the original (as the model sees it), right the counterfactual (the original plus the model's change,
-engines.counterfactual.composite) with the SYNTHETIC warning burned in; zoom, pan, rotation and W/L are linked both ways; a difference-map overlay; a slider blending from
-the original to the counterfactual; several variants (one per seed) to browse; a progress bar and
-Cancel. The job (engines.counterfactual.run_whatif) runs in the engine worker process
-(app.model_runner); a QThread waits for it, so the GUI never blocks. "Save" stores the shown variant as a SYNTHETIC secondary-capture series (app.counterfactual).
+engines.counterfactual.composite) with the SYNTHETIC warning burned in; zoom, pan, rotation and W/L are
+linked both ways; a difference-map overlay; a slider blending from the original to the counterfactual;
+several variants (one per seed) to browse; a progress bar and Cancel. The job
+(engines.counterfactual.run_whatif) runs in the engine worker process (app.model_runner); a QThread waits
+for it, so the GUI never blocks. "Save" stores the shown variant as a SYNTHETIC secondary-capture series
+(app.counterfactual).
 """
 
 from __future__ import annotations

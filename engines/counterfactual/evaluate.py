@@ -257,10 +257,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label, key in (("shown images", "success"), ("decoded images only", "success_decoded")):
         print(f"overall success ({label}) {np.mean([r[key] for r in rows]):.2f}; "
               f"finding types with a majority: {sum(s[key] > 0.5 for s in summary)} of {len(summary)}")
-    ssim = {k: float(np.nanmean([r[k] for r in rows])) for k in ("ssim_outside", "ssim_inside", "decoded_ssim_outside",
-                                                               "decoded_ssim_inside")}
-    print(f"SSIM outside / inside the region: shown vs original {ssim['ssim_outside']:.3f} / {ssim['ssim_inside']:.3f}, "
-          f"decoded vs reconstruction {ssim['decoded_ssim_outside']:.3f} / {ssim['decoded_ssim_inside']:.3f}")
+    ssim = {k: float(np.nanmean([r[k] for r in rows]))
+            for k in ("ssim_outside", "ssim_inside", "decoded_ssim_outside", "decoded_ssim_inside")}
+    print(f"SSIM outside / inside the region: shown vs original {ssim['ssim_outside']:.3f} / "
+          f"{ssim['ssim_inside']:.3f}, decoded vs reconstruction {ssim['decoded_ssim_outside']:.3f} / "
+          f"{ssim['decoded_ssim_inside']:.3f}")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "summary": summary, "auroc": clf.val_auroc}, indent=2))
     return 0
