@@ -7,6 +7,7 @@
   radstation-train draft    --model DIR --split val --out drafts.jsonl     (then radstation-eval score)
   radstation-train answer   --model DIR --questions qa_val.jsonl --out answers.jsonl  (radstation-eval vqa)
   radstation-train realism  --model DIR --out DIR   (finding classifier AUROC, Frechet distances)
+  radstation-train reader   --out resources/weights/medim-small/reader [--objective bce] [--members 3]
   radstation-train ship     --work WORK --out resources/weights/medim-small
 """
 
@@ -91,6 +92,33 @@ def _cmd_realism(a: argparse.Namespace) -> int:
     print(json.dumps(evaluate_realism(a.data, a.model, a.out, a.steps, a.guidance, a.limit,
                                       condition=a.condition_images, head_guidance=a.head_guidance), indent=2))
     return 0
+
+
+def _cmd_reader(a: argparse.Namespace) -> int:
+    from engines.labeler.findings import FINDINGS
+    from engines.reader.config import ReaderConfig
+    from engines.training.reader_fit import fit_reader
+    from engines.training.reader_train import ReaderTrainConfig
+
+    findings = tuple(a.findings.split(",")) if a.findings else _shipped_findings()
+    bad = [f for f in findings if f not in FINDINGS]
+    if bad:
+        raise ValueError(f"unknown findings {bad}; choose from {list(FINDINGS)}")
+    cfg = ReaderConfig(findings=findings, size=a.size, widths=tuple(int(w) for w in a.widths.split(",")),
+                       crop=a.crop, normalise=a.normalise)
+    tcfg = ReaderTrainConfig(epochs=a.epochs, batch=a.batch, lr=a.lr, sampler=a.sampler, objective=a.objective,
+                             adv_weight=a.adv_weight, seed=a.seed, threads=a.threads)
+    summary = fit_reader(a.data, a.out, cfg, tcfg, folds=a.folds, members=a.members)
+    print(json.dumps({k: v for k, v in summary.items() if k != "cv_table"}, indent=2))
+    return 0
+
+
+def _shipped_findings() -> tuple[str, ...]:
+    """The shipped backbone's findings: the reader must read every finding drafting is conditioned on."""
+    from engines.default_weights import DEFAULT_WEIGHTS
+
+    cfg = json.loads((DEFAULT_WEIGHTS / "config.json").read_text(encoding="utf-8"))
+    return tuple(cfg["model"]["findings"])
 
 
 def _cmd_ship(a: argparse.Namespace) -> int:
@@ -229,6 +257,27 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     r.add_argument("--condition-images", type=_yes_no, metavar="yes|no",
                    help="tell a finding-conditioned model each report's findings (default: its sampling config)")
     r.set_defaults(func=_cmd_realism)
+
+    rd = sub.add_parser("reader", help="train the finding reader (lung boxes, CV on train folds, calibration, "
+                                       "ensemble) into a reader folder")
+    rd.add_argument("--data", type=Path, default=None, help="curated data folder (default: the shared one)")
+    rd.add_argument("--out", type=Path, required=True, help="reader folder, e.g. <model folder>/reader")
+    rd.add_argument("--findings", default="", help="comma-separated (default: the shipped backbone's findings)")
+    rd.add_argument("--size", type=int, default=128)
+    rd.add_argument("--widths", default="32,64,128")
+    rd.add_argument("--crop", choices=("lung", "trim", "none"), default="lung")
+    rd.add_argument("--normalise", choices=("equalise", "zscore"), default="equalise")
+    rd.add_argument("--epochs", type=int, default=20)
+    rd.add_argument("--batch", type=int, default=32)
+    rd.add_argument("--lr", type=float, default=2e-3)
+    rd.add_argument("--sampler", choices=("plain", "balanced"), default="balanced")
+    rd.add_argument("--objective", choices=("bce", "grl", "dro"), default="bce")
+    rd.add_argument("--adv-weight", type=float, default=0.3)
+    rd.add_argument("--folds", type=int, default=3)
+    rd.add_argument("--members", type=int, default=1, help="ensemble members trained on all of train")
+    rd.add_argument("--seed", type=int, default=0)
+    rd.add_argument("--threads", type=int, default=1)
+    rd.set_defaults(func=_cmd_reader)
 
     s = sub.add_parser("ship", help="copy the inference files of WORK into a model folder")
     s.add_argument("--work", type=Path, required=True)

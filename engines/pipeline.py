@@ -24,6 +24,7 @@ from engines.diffusion.layout import prompt_row, qa_row, report_row, split_repor
 from engines.models.backbone import MedimBackbone
 from engines.models.checkpoint import load_backbone, load_tokenizers, weights_hash
 from engines.models.config import MedimConfig
+from engines.reader import FindingReader
 from engines.sampling.finding_states import (
     STATE_RULES,
     present_push,
@@ -41,6 +42,7 @@ __all__ = ["MedimPipeline", "TextResult", "ImageResult", "TokenInfo", "Attention
            "prepare_image"]
 
 Progress = Callable[[int, int], None] | None
+READER_DIR = "reader"  # the finding reader's subfolder of a model folder
 Cancel = Callable[[], bool] | None
 _IMPRESSION_SPLIT = re.compile(r"\bimpression\s*:", re.IGNORECASE)
 _FINDINGS_LABEL = re.compile(r"^\s*findings\s*:\s*", re.IGNORECASE)
@@ -80,8 +82,15 @@ def _split_report_text(report: str) -> tuple[str, str]:
 
 class MedimPipeline:
     def __init__(self, model: MedimBackbone, vq: VQVAE, tokenizer: TextTokenizer, config: dict, device: torch.device,
-                 path: Path, runtime: str = "torch") -> None:
+                 path: Path, runtime: str = "torch", reader: FindingReader | None = None) -> None:
         self.model, self.vq, self.tokenizer = model, vq, tokenizer
+        # The per-study reading (drafting is told it, yes/no answers and what-if ranking come from it): the finding
+        # reader when the folder ships one (engines.reader, issue 28), else the backbone's auxiliary head.
+        self.reader = reader
+        if reader is not None:
+            missing = [f for f in model.config.findings if f not in reader.findings]
+            if missing:
+                raise ValueError(f"the finding reader does not read {missing}, which the model is conditioned on")
         self.config = config
         self.model_config: MedimConfig = model.config
         self.device = device
@@ -141,7 +150,8 @@ class MedimPipeline:
         dev = resolve_device(device)
         model, cfg = load_backbone(path, dev)
         tok, vq = load_tokenizers(path, model.config, dev)
-        pipe = cls(model, vq, tok, cfg, dev, path, runtime)
+        reader = FindingReader.from_pretrained(path / READER_DIR) if (path / READER_DIR).is_dir() else None
+        pipe = cls(model, vq, tok, cfg, dev, path, runtime, reader)
         if runtime == "onnx":
             from engines.export.runtime import attach_onnx_runtime
 
@@ -310,8 +320,9 @@ class MedimPipeline:
         rule = self.condition_rule(condition)
         probs = None
         if rule != "none" or (k > 1 and mode.startswith("verified")):
-            # the views' head probabilities, averaged as their evidence is when drafting
-            per_view = self.finding_probabilities_of_codes(codes)
+            # the views' reading, averaged as their evidence is when drafting
+            per_view = self.finding_probabilities(images) if self.reader is not None \
+                else self.finding_probabilities_of_codes(codes)
             probs = {f: float(np.mean([p[f] for p in per_view])) for f in per_view[0]}
         states = states_from_head(probs, self.finding_prior, cfg.findings) if rule == "head-prior" else None
         row = self._text_mask_row([self.tokenizer.ids[FINDINGS]], 1)
@@ -458,13 +469,42 @@ class MedimPipeline:
         pot = head_token_potential(model, codes, signs)
         return pot.reshape(self.grid, self.grid).cpu().numpy().astype(np.float32)
 
+    @property
+    def reading_source(self) -> str:
+        """Which component reads the findings: "reader" (engines.reader), "head" (the backbone's) or "none"."""
+        if self.reader is not None:
+            return "reader"
+        return "head" if self.model_config.findings else "none"
+
+    @property
+    def reading_findings(self) -> tuple[str, ...]:
+        """The findings the reading covers."""
+        return self.reader.findings if self.reader is not None else self.model_config.findings
+
     def finding_probabilities(self, images: list[np.ndarray]) -> list[dict[str, float]]:
-        """Per image, the backbone's finding head (engines.models.config `findings`) with the report fully
-        masked at t = 1 - what the image alone says, as at the start of drafting. Empty dicts for weights
-        trained without a head."""
+        """Per image, the engine's reading: {finding: probability} from the finding reader (calibrated) when the
+        folder ships one, else from the backbone's finding head with the report fully masked at t = 1. Empty dicts
+        when the weights have neither."""
+        if self.reader is not None:
+            return self.reader.probabilities(images)
         if not self.model_config.findings:
             return [{} for _ in images]
         return self.finding_probabilities_of_codes([self._codes(im) for im in images])
+
+    def image_embedding(self, images: list[np.ndarray]) -> np.ndarray:
+        """(N, D) float32 image representation for scope gating and similar-case search: the reader's pooled
+        features when it is shipped, else the backbone's mean image-token state after the finding layer."""
+        if self.reader is not None:
+            return self.reader.embed(images)
+        cfg = self.model_config
+        codes = self._tensor([self._codes(im) for im in images])
+        text = torch.full((len(images), cfg.text_len), cfg.text_mask_id, dtype=torch.long, device=self.device)
+        model = self._torch_model()
+        with torch.no_grad():
+            x, c = model._inputs(text, codes, torch.ones(len(images), device=self.device), None, None)
+            for blk in model.blocks[: max(1, cfg.finding_layer)]:
+                x, _ = blk(x, c, False)
+        return x[:, cfg.text_len:].mean(1).float().cpu().numpy()
 
     def finding_probabilities_of_codes(self, codes: list[list[int]]) -> list[dict[str, float]]:
         """finding_probabilities for images already VQ-encoded (drafting has their codes)."""

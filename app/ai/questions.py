@@ -18,7 +18,7 @@ from app.ai.study_images import StudyImage, order_for_engine
 from app.db.database import Database
 
 #: Backend answer modes that pick one of a few fixed answers (engines.backends.diffusion).
-CHOICE_MODES = frozenset({"closed", "finding head"})
+CHOICE_MODES = frozenset({"closed", "finding head", "finding reader"})
 
 
 @dataclass

@@ -105,7 +105,7 @@ class MedimBackend(EngineBackend):
         pipe, cfg = self.pipe, self.pipe.model_config
         if progress is not None:
             progress(0, 1)
-        finding = question_finding(question, cfg.findings) if set(candidates) == {"yes", "no"} else None
+        finding = question_finding(question, pipe.reading_findings) if set(candidates) == {"yes", "no"} else None
         if finding is not None:
             return self._head_answer(image, finding, t0, progress)
         with _as_backend_error():
@@ -135,8 +135,8 @@ class MedimBackend(EngineBackend):
                           extra={"mode": "closed", "scores": dict(zip(candidates, scores, strict=True))})
 
     def _head_answer(self, image: np.ndarray, finding: str, t0: float, progress: ProgressFn | None) -> TextOutput:
-        """Yes/no from the backbone's finding head: on val it ranks findings at AUROC ~0.73 where the answer
-        segment's own yes/no ranks them at 0.27-0.74 (engines.eval.finding_head, engines.backends.vqa_eval)."""
+        """Yes/no from the engine's reading (the finding reader when shipped, else the backbone's finding head): the
+        answer segment's own yes/no ranks findings at 0.27-0.74 AUROC on val (engines.backends.vqa_eval)."""
         with _as_backend_error():
             p = float(self.pipe.finding_probabilities([image])[0][finding])
         if progress is not None:
@@ -146,7 +146,7 @@ class MedimBackend(EngineBackend):
         entropy = float(-(p * math.log(p) + (1 - p) * math.log(1 - p)))
         return TextOutput(text=answer, tokens=[TokenUncertainty(answer, conf, entropy, "answer", 0, len(answer), 0)],
                           confidence=conf, steps=1, seed=0, elapsed_s=time.perf_counter() - t0, images_used=[0],
-                          extra={"mode": "finding head", "finding": finding,
+                          extra={"mode": f"finding {self.pipe.reading_source}", "finding": finding,
                                  "scores": {"yes": math.log(p), "no": math.log(1 - p)}})
 
     def synthesise(self, report: str, *, steps: int | None = None, guidance: float | None = None, seed: int = 0,

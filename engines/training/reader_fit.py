@@ -1,0 +1,132 @@
+"""`radstation-train reader`: train the finding reader end to end and write a reader folder.
+
+1. the lung-box regressor on the training images that carry lung boxes;
+2. K-fold cross-validation on the training split (whole patients per fold): out-of-fold logits give the CV table
+   (overall / NIH-only / per source) and the data to fit each finding's Platt calibration - val is never used to
+   choose or fit anything;
+3. `members` networks (seeds 0..members-1) on the whole training split, saved as one ensemble.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from engines.reader.config import ReaderConfig
+from engines.reader.lungbox import predict_lung_boxes
+from engines.reader.preprocess import content_box, expand_box, normalise, square_crop
+from engines.reader.reader import FindingReader
+from engines.training.lungbox_train import box_iou, train_lungbox
+from engines.training.reader_train import ReaderTrainConfig, group_folds, predict, train_reader
+
+
+def load_arrays(samples: Sequence, findings: Sequence[str]) -> dict[str, np.ndarray]:
+    """uint8 images as stored (N, S, S), labels, which labels the source speaks to, lung boxes (NaN where none)."""
+    from PIL import Image
+
+    imgs = np.stack([np.asarray(Image.open(s.image_path).convert("L")) for s in samples])
+    y = np.array([[float(s.findings.get(k) == 1) for k in findings] for s in samples], np.float32)
+    known = np.array([[s.findings.get(k) is not None for k in findings] for s in samples])
+    lung = np.full((len(samples), 4), np.nan, np.float32)
+    for i, s in enumerate(samples):
+        bs = [b for b in s.boxes if b.kind == "anatomy"]
+        if bs:
+            lung[i] = [min(b.x for b in bs), min(b.y for b in bs), max(b.x + b.w for b in bs),
+                       max(b.y + b.h for b in bs)]
+    return {"imgs": imgs, "y": y, "known": known, "lung": lung,
+            "source": np.array([s.source for s in samples]),
+            "group": np.array([str(s.extra.get("split_group") or s.patient_id) for s in samples])}
+
+
+def reader_inputs(imgs: np.ndarray, cfg: ReaderConfig, lung_boxes: np.ndarray | None) -> np.ndarray:
+    """(N, size, size) uint8 crops as FindingReader.prepare makes them."""
+    out = []
+    for i, u8 in enumerate(imgs):
+        h, w = u8.shape
+        if cfg.crop == "none":
+            box = (0.0, 0.0, float(w), float(h))
+        elif cfg.crop == "trim":
+            box = tuple(map(float, content_box(u8)))
+        else:
+            box = expand_box(tuple(map(float, lung_boxes[i])), cfg.crop_margin, w, h)
+        out.append(normalise(square_crop(u8, box, cfg.size), cfg.normalise))
+    return np.stack(out)
+
+
+def fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(a, b) of sigmoid(a * logit + b) minimising the log loss; (1, 0) when one class is absent."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(y, bool)
+    if y.all() or not y.any():
+        return 1.0, 0.0
+    lr = LogisticRegression(C=1e4, max_iter=1000).fit(np.asarray(logits, np.float64)[:, None], y)
+    a = float(lr.coef_[0, 0])
+    return (a, float(lr.intercept_[0])) if a > 0 else (1.0, 0.0)
+
+
+def cross_validate(x: np.ndarray, arrays: dict, cfg: ReaderConfig, tcfg: ReaderTrainConfig, folds: int,
+                   log: Callable[[str], None]) -> np.ndarray:
+    """Out-of-fold logits (N, K) over the training arrays."""
+    fold = group_folds(arrays["group"], folds, seed=tcfg.seed)
+    oof = np.zeros((len(x), len(cfg.findings)), np.float32)
+    for f in range(folds):
+        fit, hold = fold != f, fold == f
+        net = train_reader(x[fit], arrays["y"][fit], arrays["known"][fit], arrays["source"][fit], cfg, tcfg,
+                           log=lambda s, f=f: log(f"fold {f + 1}/{folds} {s}"))
+        oof[hold] = predict(net, x[hold])[0]
+    return oof
+
+
+def fit_reader(data: Path | None, out: Path, cfg: ReaderConfig, tcfg: ReaderTrainConfig, *, folds: int = 3,
+               members: int = 1, lungbox_epochs: int = 60, log: Callable[[str], None] = print) -> dict:
+    """Train and save a reader folder; returns the summary written to out/training.json."""
+    import torch
+
+    from engines.data.cxr import load_cxr
+    from engines.eval.by_source import format_table, scores_by_source
+
+    torch.set_num_threads(tcfg.threads)
+    train = list(load_cxr(data, splits=("train",)))
+    arrays = load_arrays(train, cfg.findings)
+    summary: dict = {"n_train": len(train), "train": tcfg.to_dict()}
+    lungbox = None
+    lung_boxes = None
+    if cfg.crop == "lung":
+        has = ~np.isnan(arrays["lung"][:, 0])
+        lb_folds = group_folds(arrays["group"][has], 5)
+        ious = np.zeros(int(has.sum()))
+        idx = np.flatnonzero(has)
+        for f in range(5):  # how well the box model finds lungs it was not trained on
+            net = train_lungbox(arrays["imgs"][idx[lb_folds != f]], arrays["lung"][idx[lb_folds != f]],
+                                epochs=lungbox_epochs, log=lambda s: None)
+            pred = predict_lung_boxes(net, list(arrays["imgs"][idx[lb_folds == f]]))
+            ious[lb_folds == f] = box_iou(pred, arrays["lung"][idx[lb_folds == f]])
+        summary["lungbox_cv_iou"] = {"n": int(has.sum()), "mean": float(ious.mean()),
+                                     "below_0.5": float((ious < 0.5).mean())}
+        log(f"lung box 5-fold IoU {ious.mean():.3f} on {int(has.sum())} images")
+        lungbox = train_lungbox(arrays["imgs"][has], arrays["lung"][has], epochs=lungbox_epochs, log=log)
+        lung_boxes = predict_lung_boxes(lungbox, list(arrays["imgs"]))
+    x = reader_inputs(arrays["imgs"], cfg, lung_boxes)
+    oof = cross_validate(x, arrays, cfg, tcfg, folds, log)
+    truth = arrays["y"].astype(bool)
+    rows = scores_by_source(truth, oof, cfg.findings, arrays["source"], arrays["group"], resamples=500)
+    summary["cv_table"] = format_table(rows, cfg.findings)
+    summary["cv_macro"] = {r.name: r.macro for r in rows}
+    log(summary["cv_table"])
+    known = arrays["known"]
+    calibration = {k: fit_platt(oof[known[:, j], j], truth[known[:, j], j]) for j, k in enumerate(cfg.findings)}
+    prevalence = {k: float(truth[known[:, j], j].mean()) for j, k in enumerate(cfg.findings)}
+    cfg = replace(cfg, calibration=calibration, prevalence=prevalence)
+    nets = []
+    for m in range(members):
+        nets.append(train_reader(x, arrays["y"], known, arrays["source"], cfg, replace(tcfg, seed=tcfg.seed + m),
+                                 log=lambda s, m=m: log(f"member {m + 1}/{members} {s}")))
+    reader = FindingReader(cfg, nets, lungbox)
+    reader.save(out)
+    (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
