@@ -9,6 +9,7 @@ mask given). Deterministic under `seed`; `progress(step, steps)` is called after
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +44,7 @@ __all__ = ["MedimPipeline", "TextResult", "ImageResult", "TokenInfo", "Attention
 
 Progress = Callable[[int, int], None] | None
 READER_DIR = "reader"  # the finding reader's subfolder of a model folder
+_CODE_CACHE = 16  # images whose VQ codes are remembered
 Cancel = Callable[[], bool] | None
 _IMPRESSION_SPLIT = re.compile(r"\bimpression\s*:", re.IGNORECASE)
 _FINDINGS_LABEL = re.compile(r"^\s*findings\s*:\s*", re.IGNORECASE)
@@ -97,6 +99,7 @@ class MedimPipeline:
         self.path = path
         self.runtime = runtime
         self.weights_hash = weights_hash(path)
+        self._code_cache: dict[tuple, list[int]] = {}
         self._net: Callable = model  # swapped for an onnxruntime session by runtime="onnx"
         self._decode: Callable[[torch.Tensor], torch.Tensor] = vq.decode
         sampling = config.get("sampling", {})
@@ -291,8 +294,22 @@ class MedimPipeline:
         findings, impression = _split_report_text(report)
         return report_row(self.tokenizer, findings, impression, self.model_config.text_len).ids
 
+    def image_codes(self, image: np.ndarray) -> list[int]:
+        """The image's flattened VQ codes (g * g), from the cache when it was encoded lately."""
+        return self._codes(image)
+
     def _codes(self, image: np.ndarray) -> list[int]:
-        return self.encode_image(image).reshape(-1).tolist()
+        """The image's VQ codes, remembered for the last few images: questions, explanations and evaluations ask
+        about one image many times, and encoding is most of a closed answer's cost."""
+        arr = np.ascontiguousarray(image)
+        key = (arr.shape, arr.dtype.str, hashlib.blake2b(arr.tobytes(), digest_size=16).digest())
+        hit = self._code_cache.get(key)
+        if hit is None:
+            hit = self.encode_image(image).reshape(-1).tolist()
+            self._code_cache[key] = hit
+            while len(self._code_cache) > _CODE_CACHE:
+                self._code_cache.pop(next(iter(self._code_cache)))
+        return list(hit)
 
     # -- jobs -----------------------------------------------------------------------------------------
     def draft_report(self, images: list[np.ndarray], *, steps: int | None = None, guidance: float | None = None,

@@ -19,12 +19,14 @@ from explain.attention import attention_grids
 from explain.attribution import attribution_grids, finding_head_grid, span_token_stats
 from explain.geometry import grid_to_image, normalise
 from explain.head_cam import finding_head_cam
+from explain.reader_cam import reader_grid
 
-METHODS = ("attention", "ig", "head", "cam")
+METHODS = ("attention", "ig", "head", "cam", "reader")
 # Signed IG: show only evidence *for* the text. "head": IG of the backbone's finding head for the span's
 # findings, "cam": the head's class activation map (explain.head_cam); none for spans without a finding the
-# head knows, or weights without a head.
-POSITIVE_ONLY = {"attention": False, "ig": True, "head": True, "cam": True}
+# head knows, or weights without a head. "reader": Grad-CAM of the finding reader (explain.reader_cam) for the span's
+# findings - the model whose reading the engine uses - when the model folder ships one.
+POSITIVE_ONLY = {"attention": False, "ig": True, "head": True, "cam": True, "reader": True}
 HEAD_METHODS = ("head", "cam")
 
 
@@ -126,6 +128,9 @@ def explain_spans(pipeline, image: np.ndarray, report_text: str, spans: list[Spa
     positions = [row.positions(s.start, s.end) for s in spans]
     head_findings = [_head_findings(s, model.config.findings) if set(HEAD_METHODS) & set(methods) else ()
                      for s in spans]
+    reader = getattr(pipeline, "reader", None)
+    reader_findings = [_head_findings(s, reader.findings) if reader is not None and "reader" in methods else ()
+                       for s in spans]
     total = len(spans) * (1 + ("ig" in methods)) + 1 + ("head" in methods) * len({h for h in head_findings if h})
     done = 0
 
@@ -152,6 +157,12 @@ def explain_spans(pipeline, image: np.ndarray, report_text: str, spans: list[Spa
             s.grids["head"] = head_grids[hf]
         if hf and "cam" in methods:  # one forward pass: no progress tick of its own
             s.grids["cam"] = finding_head_cam(model, codes, list(hf))
+    reader_grids: dict[tuple[str, ...], np.ndarray] = {}
+    for s, rf in zip(spans, reader_findings, strict=True):
+        if rf:  # a few small forward/backward passes: no progress tick of its own
+            if rf not in reader_grids:
+                reader_grids[rf] = reader_grid(reader, img, list(rf))
+            s.grids["reader"] = reader_grids[rf]
     for s, pos in zip(spans, positions, strict=True):
         if "ig" in methods:
             s.grids["ig"] = attribution_grids(model, row.ids, codes, [pos], n_steps=ig_steps)[0]

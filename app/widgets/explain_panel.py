@@ -44,7 +44,7 @@ from viewer.widgets.heatmap import COLORMAPS, colormap_table
 
 _SECTION_LABEL = re.compile(r"^\s*(?:findings|impression)\s*:\s*", re.IGNORECASE)
 METHOD_LABELS = {"attention": "Attention", "ig": "Integrated gradients", "head": "Finding head (IG)",
-                 "cam": "Finding head (CAM)"}
+                 "cam": "Finding head (CAM)", "reader": "Finding reader (Grad-CAM)"}
 STATE_TEXT = {"present": "present", "absent": "absent", "uncertain": "uncertain"}
 
 

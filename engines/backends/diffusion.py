@@ -112,7 +112,7 @@ class MedimBackend(EngineBackend):
             rows = [qa_row(pipe.tokenizer, question.strip(), c, cfg.text_len) for c in candidates]
             prefix = rows[0].prefix_len
             masked = rows[0].ids[:prefix] + [cfg.text_mask_id] * (cfg.text_len - prefix)
-            codes = pipe.encode_image(image).reshape(1, -1)
+            codes = [pipe.image_codes(image)]  # cached: several questions about one image encode it once
         text = torch.tensor([masked], dtype=torch.long, device=pipe.device)
         img = torch.as_tensor(codes, dtype=torch.long, device=pipe.device)
         with torch.no_grad():
@@ -186,11 +186,13 @@ class MedimBackend(EngineBackend):
 
 _YES_NO = re.compile(r"^\s*(is|are|does|do|did|can|could|has|have|was|were|will|would|should)\b", re.IGNORECASE)
 _OPEN = re.compile(r"\b(what|where|which|how|why|who|when)\b|\bor\b", re.IGNORECASE)
+_PARENTHESES = re.compile(r"\([^()]*\)")
 
 
 def is_yes_no_question(question: str) -> bool:
-    """'Is there an effusion?' yes; 'Is it left or right?' and 'Where is it?' no."""
-    return bool(_YES_NO.search(question)) and not _OPEN.search(question)
+    """'Is there an effusion?' and 'Is there a lung lesion (nodule or mass)?' yes; 'Is it left or right?' and
+    'Where is it?' no. An "or" inside parentheses glosses a term rather than offering a choice."""
+    return bool(_YES_NO.search(question)) and not _OPEN.search(_PARENTHESES.sub(" ", question))
 
 
 class MedimOnnxBackend(MedimBackend):

@@ -19,13 +19,17 @@ from engines.tokenizers.text import ANSWER, FINDINGS, IMG, IMPRESSION, QUESTION,
 def answer_split(model_dir: Path, data: Path | None, questions: Path, out: Path, steps: int | None,
                  guidance: float | None, seed: int, limit: int | None, batch: int = 32, device: str = "auto") -> dict:
     from engines.data.cxr import load_cxr
+    from engines.data.sample import SPLITS
     from engines.pipeline import MedimPipeline
 
     pipe = MedimPipeline.from_pretrained(model_dir, device=device)
     cfg, tok = pipe.model_config, pipe.tokenizer
     rows = [json.loads(line) for line in questions.read_text().splitlines() if line.strip()][:limit]
     wanted = {r["image_id"] for r in rows}
-    samples = {s.image_id: s for s in load_cxr(data, ("train", "val")) if s.image_id in wanted}
+    samples = {s.image_id: s for s in load_cxr(data, SPLITS) if s.image_id in wanted}  # any split, test included
+    missing = sorted(wanted - set(samples))
+    if missing:
+        raise ValueError(f"{len(missing)} question image(s) are not in the curated data, e.g. {missing[:3]}")
     codes: dict[str, list[int]] = {}
     opts = pipe._opts(steps, guidance, 0.0)
     stop = {tok.ids[SEP], tok.pad_id}

@@ -71,6 +71,7 @@ def test_yes_no_question_detection() -> None:
 
     assert is_yes_no_question("Is there a pleural effusion?") and is_yes_no_question("Are the lungs clear?")
     assert not is_yes_no_question("Where is the opacity?") and not is_yes_no_question("Is it left or right?")
+    assert is_yes_no_question("Is there a lung lesion (nodule or mass)?")  # a gloss, not a choice
 
 
 def test_bad_checkpoint_folder_is_a_clear_error(tmp_path) -> None:

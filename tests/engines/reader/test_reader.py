@@ -119,3 +119,25 @@ def test_pipeline_refuses_a_reader_that_misses_a_conditioned_finding(tmp_path):
     _reader(crop="none", members=1).save(folder / "reader")
     with pytest.raises(ValueError, match="does not read"):
         MedimPipeline.from_pretrained(folder, device="cpu")
+
+
+def test_reader_maps_join_the_explanation_methods(tmp_path):
+    from engines.models.tiny import make_tiny_checkpoint
+    from engines.pipeline import MedimPipeline
+    from explain.reader_cam import READER_GRID, reader_grid
+    from explain.report import explain_report
+
+    folder = make_tiny_checkpoint(tmp_path, findings=("Edema", "Pneumonia"))
+    _reader(crop="trim", members=1).save(folder / "reader")
+    pipe = MedimPipeline.from_pretrained(folder, device="cpu")
+    im = np.zeros((40, 60), np.float32)
+    im[5:35, 10:50] = np.random.default_rng(2).random((30, 40))
+    g = reader_grid(pipe.reader, im, ["Edema", "Pneumonia"])
+    assert g.shape == (READER_GRID, READER_GRID) and (g >= 0).all()
+    with pytest.raises(ValueError, match="not the reader's"):
+        reader_grid(pipe.reader, im, ["Fracture"])
+    rep = explain_report(pipe, im, "FINDINGS: There is pulmonary edema. The heart is normal.",
+                         methods=("reader",))
+    edema = next(f for f in rep.findings if f.finding == "Edema")
+    assert edema.pixel_map("reader").shape == (40, 60)
+    assert rep.sentences[1].pixel_map("reader") is None  # a sentence asserting nothing the reader reads
