@@ -104,12 +104,20 @@ def _cmd_reader(a: argparse.Namespace) -> int:
     bad = [f for f in findings if f not in FINDINGS]
     if bad:
         raise ValueError(f"unknown findings {bad}; choose from {list(FINDINGS)}")
+    combine = {}
+    for part in a.combine.split(","):
+        name, _, weight = part.partition("=")
+        combine[name.strip()] = float(weight or 1.0)
     cfg = ReaderConfig(findings=findings, size=a.size, widths=tuple(int(w) for w in a.widths.split(",")),
-                       crop=a.crop, normalise=a.normalise)
+                       crop=a.crop, normalise=a.normalise, combine=combine,
+                       features={"hog": [[a.size, 16]], "pixels": [32]} if "linear" in combine else None,
+                       feature_normalise=a.feature_normalise)
     tcfg = ReaderTrainConfig(epochs=a.epochs, batch=a.batch, lr=a.lr, sampler=a.sampler, objective=a.objective,
                              adv_weight=a.adv_weight, seed=a.seed, threads=a.threads)
-    summary = fit_reader(a.data, a.out, cfg, tcfg, folds=a.folds, members=a.members)
-    print(json.dumps({k: v for k, v in summary.items() if k != "cv_table"}, indent=2))
+    summary = fit_reader(a.data, a.out, cfg, tcfg, folds=a.folds, members=a.members, linear_c=a.linear_c,
+                         linear_pca=a.linear_pca, lungbox_epochs=a.lungbox_epochs,
+                         resamples=a.resamples)
+    print(json.dumps({k: v for k, v in summary.items() if k != "cv_tables"}, indent=2))
     return 0
 
 
@@ -266,13 +274,21 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     rd.add_argument("--size", type=int, default=128)
     rd.add_argument("--widths", default="32,64,128")
     rd.add_argument("--crop", choices=("lung", "trim", "none"), default="lung")
-    rd.add_argument("--normalise", choices=("equalise", "zscore"), default="equalise")
+    rd.add_argument("--normalise", choices=("equalise", "zscore", "none"), default="equalise")
     rd.add_argument("--epochs", type=int, default=20)
     rd.add_argument("--batch", type=int, default=32)
     rd.add_argument("--lr", type=float, default=2e-3)
     rd.add_argument("--sampler", choices=("plain", "balanced"), default="balanced")
     rd.add_argument("--objective", choices=("bce", "grl", "dro"), default="bce")
     rd.add_argument("--adv-weight", type=float, default=0.3)
+    rd.add_argument("--combine", default="cnn=1,linear=1",
+                    help="components and their weights: cnn (the networks) and/or linear (HOG + intensities)")
+    rd.add_argument("--feature-normalise", choices=("equalise", "zscore", "none"), default="none",
+                    help="intensity normalisation of the crop the linear readout reads")
+    rd.add_argument("--linear-c", type=float, default=3e-4, help="inverse L2 strength of the linear readout")
+    rd.add_argument("--linear-pca", type=int, default=128)
+    rd.add_argument("--lungbox-epochs", type=int, default=60)
+    rd.add_argument("--resamples", type=int, default=500, help="bootstrap resamples of the CV tables")
     rd.add_argument("--folds", type=int, default=3)
     rd.add_argument("--members", type=int, default=1, help="ensemble members trained on all of train")
     rd.add_argument("--seed", type=int, default=0)

@@ -29,7 +29,7 @@ def reading_of(pipe, images: list[np.ndarray], reading: str, batch: int = 32) ->
             if pipe.reader is None:
                 raise ValueError("this model folder ships no finding reader (reader/)")
             crops, _ = pipe.reader.prepare(chunk)
-            logits, f = pipe.reader.logits_of_crops(crops)
+            logits, f = pipe.reader.scores_of_crops(crops)
             probs.append(pipe.reader.calibrated(logits))
             feats.append(f)
         else:

@@ -77,6 +77,8 @@ def zscore(u8: np.ndarray) -> np.ndarray:
 
 
 def normalise(u8: np.ndarray, how: str) -> np.ndarray:
+    if how == "none":
+        return u8
     if how == "equalise":
         return equalise(u8)
     if how == "zscore":

@@ -1,10 +1,10 @@
 """`radstation-train reader`: train the finding reader end to end and write a reader folder.
 
 1. the lung-box regressor on the training images that carry lung boxes;
-2. K-fold cross-validation on the training split (whole patients per fold): out-of-fold logits give the CV table
-   (overall / NIH-only / per source) and the data to fit each finding's Platt calibration - val is never used to
-   choose or fit anything;
-3. `members` networks (seeds 0..members-1) on the whole training split, saved as one ensemble.
+2. K-fold cross-validation on the training split (whole patients per fold) of each component (CNN, linear readout):
+   out-of-fold scores give the CV tables (overall / NIH-only / per source, per component and combined), each
+   component's standardisation and each finding's Platt calibration - val is never used to choose or fit anything;
+3. the components on the whole training split: `members` CNNs (seeds 0..members-1) and the linear readout.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from engines.reader.config import ReaderConfig
+from engines.reader.features import FeatureSpec, image_features
 from engines.reader.lungbox import predict_lung_boxes
 from engines.reader.preprocess import content_box, expand_box, normalise, square_crop
 from engines.reader.reader import FindingReader
 from engines.training.lungbox_train import box_iou, train_lungbox
+from engines.training.reader_linear import fit_linear
 from engines.training.reader_train import ReaderTrainConfig, group_folds, predict, train_reader
 
 
@@ -42,8 +44,8 @@ def load_arrays(samples: Sequence, findings: Sequence[str]) -> dict[str, np.ndar
             "group": np.array([str(s.extra.get("split_group") or s.patient_id) for s in samples])}
 
 
-def reader_inputs(imgs: np.ndarray, cfg: ReaderConfig, lung_boxes: np.ndarray | None) -> np.ndarray:
-    """(N, size, size) uint8 crops as FindingReader.prepare makes them."""
+def reader_crops(imgs: np.ndarray, cfg: ReaderConfig, lung_boxes: np.ndarray | None) -> np.ndarray:
+    """(N, size, size) uint8 raw crops as FindingReader.prepare makes them."""
     out = []
     for i, u8 in enumerate(imgs):
         h, w = u8.shape
@@ -53,7 +55,7 @@ def reader_inputs(imgs: np.ndarray, cfg: ReaderConfig, lung_boxes: np.ndarray | 
             box = tuple(map(float, content_box(u8)))
         else:
             box = expand_box(tuple(map(float, lung_boxes[i])), cfg.crop_margin, w, h)
-        out.append(normalise(square_crop(u8, box, cfg.size), cfg.normalise))
+        out.append(square_crop(u8, box, cfg.size))
     return np.stack(out)
 
 
@@ -69,21 +71,41 @@ def fit_platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return (a, float(lr.intercept_[0])) if a > 0 else (1.0, 0.0)
 
 
-def cross_validate(x: np.ndarray, arrays: dict, cfg: ReaderConfig, tcfg: ReaderTrainConfig, folds: int,
-                   log: Callable[[str], None]) -> np.ndarray:
-    """Out-of-fold logits (N, K) over the training arrays."""
+def cross_validate(crops: np.ndarray, arrays: dict, cfg: ReaderConfig, tcfg: ReaderTrainConfig, folds: int,
+                   log: Callable[[str], None], *, linear_c: float, linear_pca: int) -> dict[str, np.ndarray]:
+    """Out-of-fold scores (N, K) per component of cfg.combine over the training arrays."""
     fold = group_folds(arrays["group"], folds, seed=tcfg.seed)
-    oof = np.zeros((len(x), len(cfg.findings)), np.float32)
+    out = {c: np.zeros((len(crops), len(cfg.findings)), np.float32) for c in cfg.combine}
+    x = np.stack([normalise(c, cfg.normalise) for c in crops]) if "cnn" in cfg.combine else None
+    feats = linear_features(crops, cfg) if "linear" in cfg.combine else None
     for f in range(folds):
         fit, hold = fold != f, fold == f
-        net = train_reader(x[fit], arrays["y"][fit], arrays["known"][fit], arrays["source"][fit], cfg, tcfg,
-                           log=lambda s, f=f: log(f"fold {f + 1}/{folds} {s}"))
-        oof[hold] = predict(net, x[hold])[0]
-    return oof
+        if x is not None:
+            net = train_reader(x[fit], arrays["y"][fit], arrays["known"][fit], arrays["source"][fit], cfg, tcfg,
+                               log=lambda s, f=f: log(f"fold {f + 1}/{folds} {s}"))
+            out["cnn"][hold] = predict(net, x[hold])[0]
+        if feats is not None:
+            ro = fit_linear(feats[fit], arrays["y"][fit], arrays["known"][fit], c=linear_c, pca=linear_pca)
+            out["linear"][hold] = ro.logits(feats[hold])
+            log(f"fold {f + 1}/{folds} linear readout fitted")
+    return out
+
+
+def linear_features(crops: np.ndarray, cfg: ReaderConfig) -> np.ndarray:
+    spec = FeatureSpec.from_dict(cfg.features)
+    return np.stack([image_features(normalise(c, cfg.feature_normalise), spec) for c in crops])
+
+
+def combine_scores(scores: dict[str, np.ndarray], weights: dict[str, float],
+                   norm: dict[str, np.ndarray]) -> np.ndarray:
+    """Weighted mean of the components' standardised scores (norm[c]: (K, 2) mean, std)."""
+    total = sum(w * (scores[c] - norm[c][:, 0]) / norm[c][:, 1] for c, w in weights.items())
+    return total / sum(weights.values())
 
 
 def fit_reader(data: Path | None, out: Path, cfg: ReaderConfig, tcfg: ReaderTrainConfig, *, folds: int = 3,
-               members: int = 1, lungbox_epochs: int = 60, log: Callable[[str], None] = print) -> dict:
+               members: int = 1, lungbox_epochs: int = 60, linear_c: float = 3e-4, linear_pca: int = 128,
+               resamples: int = 500, log: Callable[[str], None] = print) -> dict:
     """Train and save a reader folder; returns the summary written to out/training.json."""
     import torch
 
@@ -93,7 +115,8 @@ def fit_reader(data: Path | None, out: Path, cfg: ReaderConfig, tcfg: ReaderTrai
     torch.set_num_threads(tcfg.threads)
     train = list(load_cxr(data, splits=("train",)))
     arrays = load_arrays(train, cfg.findings)
-    summary: dict = {"n_train": len(train), "train": tcfg.to_dict()}
+    summary: dict = {"n_train": len(train), "train": tcfg.to_dict(), "combine": cfg.combine,
+                     "linear": {"c": linear_c, "pca": linear_pca, "features": cfg.features}}
     lungbox = None
     lung_boxes = None
     if cfg.crop == "lung":
@@ -111,22 +134,34 @@ def fit_reader(data: Path | None, out: Path, cfg: ReaderConfig, tcfg: ReaderTrai
         log(f"lung box 5-fold IoU {ious.mean():.3f} on {int(has.sum())} images")
         lungbox = train_lungbox(arrays["imgs"][has], arrays["lung"][has], epochs=lungbox_epochs, log=log)
         lung_boxes = predict_lung_boxes(lungbox, list(arrays["imgs"]))
-    x = reader_inputs(arrays["imgs"], cfg, lung_boxes)
-    oof = cross_validate(x, arrays, cfg, tcfg, folds, log)
+    crops = reader_crops(arrays["imgs"], cfg, lung_boxes)
+    oof = cross_validate(crops, arrays, cfg, tcfg, folds, log, linear_c=linear_c, linear_pca=linear_pca)
     truth = arrays["y"].astype(bool)
-    rows = scores_by_source(truth, oof, cfg.findings, arrays["source"], arrays["group"], resamples=500)
-    summary["cv_table"] = format_table(rows, cfg.findings)
-    summary["cv_macro"] = {r.name: r.macro for r in rows}
-    log(summary["cv_table"])
     known = arrays["known"]
-    calibration = {k: fit_platt(oof[known[:, j], j], truth[known[:, j], j]) for j, k in enumerate(cfg.findings)}
+    norm = {c: np.array([[s[known[:, j], j].mean(), s[known[:, j], j].std() or 1.0] for j in range(s.shape[1])])
+            for c, s in oof.items()}
+    combined = combine_scores(oof, cfg.combine, norm)
+    summary["cv_tables"], summary["cv_macro"] = {}, {}
+    for name, scores in [*oof.items(), ("combined", combined)]:
+        rows = scores_by_source(truth, scores, cfg.findings, arrays["source"], arrays["group"], resamples=resamples)
+        summary["cv_tables"][name] = format_table(rows, cfg.findings)
+        summary["cv_macro"][name] = {r.name: [r.macro, r.macro_ci] for r in rows[:2]}
+        log(f"CV on the training folds, {name}:\n" + summary["cv_tables"][name])
+    calibration = {k: fit_platt(combined[known[:, j], j], truth[known[:, j], j]) for j, k in enumerate(cfg.findings)}
     prevalence = {k: float(truth[known[:, j], j].mean()) for j, k in enumerate(cfg.findings)}
-    cfg = replace(cfg, calibration=calibration, prevalence=prevalence)
+    cfg = replace(cfg, calibration=calibration, prevalence=prevalence,
+                  component_norm={c: {k: tuple(map(float, n[j])) for j, k in enumerate(cfg.findings)}
+                                  for c, n in norm.items()})
     nets = []
-    for m in range(members):
-        nets.append(train_reader(x, arrays["y"], known, arrays["source"], cfg, replace(tcfg, seed=tcfg.seed + m),
-                                 log=lambda s, m=m: log(f"member {m + 1}/{members} {s}")))
-    reader = FindingReader(cfg, nets, lungbox)
+    if "cnn" in cfg.combine:
+        x = np.stack([normalise(c, cfg.normalise) for c in crops])
+        for m in range(members):
+            nets.append(train_reader(x, arrays["y"], known, arrays["source"], cfg, replace(tcfg, seed=tcfg.seed + m),
+                                     log=lambda s, m=m: log(f"member {m + 1}/{members} {s}")))
+    linear = None
+    if "linear" in cfg.combine:
+        linear = fit_linear(linear_features(crops, cfg), arrays["y"], known, c=linear_c, pca=linear_pca)
+    reader = FindingReader(cfg, nets, lungbox, linear=linear)
     reader.save(out)
     (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

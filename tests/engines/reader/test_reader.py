@@ -141,3 +141,47 @@ def test_reader_maps_join_the_explanation_methods(tmp_path):
     edema = next(f for f in rep.findings if f.finding == "Edema")
     assert edema.pixel_map("reader").shape == (40, 60)
     assert rep.sentences[1].pixel_map("reader") is None  # a sentence asserting nothing the reader reads
+
+
+def _combined_reader(tmp_path):
+    from engines.reader.features import FeatureSpec, LinearReadout, image_features
+
+    spec = {"hog": [[32, 8]], "pixels": [8]}
+    n = len(image_features(np.zeros((32, 32), np.uint8), FeatureSpec.from_dict(spec)))
+    rng = np.random.default_rng(0)
+    cfg = ReaderConfig(findings=FINDINGS, size=32, widths=(8, 16), crop="trim", features=spec,
+                       combine={"cnn": 1.0, "linear": 2.0},
+                       component_norm={"linear": {"Edema": (0.5, 2.0)}})
+    linear = LinearReadout(rng.normal(size=(3, n)), rng.normal(size=3), rng.random(n))
+    torch.manual_seed(0)
+    return FindingReader(cfg, [ReaderNet(cfg)], None, linear=linear)
+
+
+def test_cnn_and_linear_components_combine_and_round_trip(tmp_path):
+    r = _combined_reader(tmp_path)
+    im = np.random.default_rng(3).random((48, 40)).astype(np.float32)
+    crops, _ = r.prepare([im])
+    cnn, _ = r.cnn_scores(crops)
+    lin = r.linear.logits(r.crop_features(crops))
+    expect = (1.0 * cnn + 2.0 * lin * np.array([1, 0.5, 1]) - 2.0 * np.array([0, 0.25, 0])) / 3.0
+    got, emb = r.scores_of_crops(crops)
+    assert np.allclose(got, expect, atol=1e-5) and emb.shape == (1, 16)
+    r.save(tmp_path / "r")
+    back = FindingReader.from_pretrained(tmp_path / "r")
+    assert np.allclose(back.scores_of_crops(crops)[0], got, atol=1e-5)
+    cam = back.cam(im, "Edema")
+    assert cam.shape == (48, 40) and cam.max() > 0
+    (tmp_path / "r" / "linear.safetensors").unlink()
+    with pytest.raises(ReaderError, match="linear.safetensors"):
+        FindingReader.from_pretrained(tmp_path / "r")
+
+
+def test_a_linear_readout_that_does_not_fit_its_features_is_refused():
+    from engines.reader.features import LinearReadout
+
+    cfg = ReaderConfig(findings=FINDINGS, size=32, crop="none", features={"hog": [[32, 8]], "pixels": [8]},
+                       combine={"linear": 1.0})
+    with pytest.raises(ValueError, match="does not fit"):
+        FindingReader(cfg, [], None, linear=LinearReadout(np.zeros((3, 5)), np.zeros(3), np.zeros(5)))
+    with pytest.raises(ValueError, match="feature spec"):
+        ReaderConfig(findings=FINDINGS, combine={"linear": 1.0})

@@ -90,3 +90,23 @@ def test_lung_box_regressor_finds_a_bright_rectangle():
     net = train_lungbox(imgs[:40], boxes[:40], epochs=40, batch=8, log=lambda s: None)
     iou = box_iou(predict_lung_boxes(net, list(imgs[40:])), boxes[40:])
     assert iou.mean() > 0.6
+
+
+def test_linear_readout_folds_its_pipeline_into_one_weight_vector():
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+
+    from engines.training.reader_linear import fit_linear
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 20)) * rng.uniform(0.5, 3, 20) + rng.normal(size=20)
+    y = np.stack([x[:, 0] + x[:, 1] > 0, np.zeros(300, bool)], 1).astype(np.float32)
+    known = np.ones_like(y, bool)
+    ro = fit_linear(x, y, known, c=1.0, pca=10)
+    z = (x - x.mean(0)) / x.std(0)
+    pca = PCA(10, random_state=0).fit(z)
+    ref = LogisticRegression(C=1.0, max_iter=5000, class_weight="balanced").fit(pca.transform(z), y[:, 0].astype(bool))
+    assert np.allclose(ro.logits(x)[:, 0], ref.decision_function(pca.transform(z)), atol=1e-4)
+    assert np.allclose(ro.weight[1], 0) and ro.bias[1] < -5  # no positives: the prior, not a fit
+    contrib = ro.contributions(x[:1], 0)
+    assert np.isclose(contrib.sum() + ro.logits(x.mean(0, keepdims=True))[0, 0], ro.logits(x[:1])[0, 0], atol=1e-3)
