@@ -22,7 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from engines.reader.config import ReaderConfig
-from engines.reader.features import FeatureSpec, LinearReadout, contribution_map, feature_positions, image_features
+from engines.reader.features import (
+    FeatureSpec,
+    LinearReadout,
+    contribution_map,
+    feature_positions,
+    image_features,
+)
 from engines.reader.lungbox import predict_lung_boxes
 from engines.reader.network import LungBoxNet, ReaderNet
 from engines.reader.preprocess import _as_u8, content_box, expand_box, normalise, square_crop
