@@ -1,7 +1,10 @@
 """Per-user signing keys: a self-signed X.509 certificate + private key in a PKCS#12 file.
 
-The PKCS#12 file is encrypted with the user's account password, so the password that `sign` re-asks both
-proves presence and unlocks the key. Real deployments can drop in a CA-issued PKCS#12 of the same shape.
+By default the PKCS#12 file is encrypted with the user's account password, so the password that `sign`
+re-asks both proves presence and unlocks the key; a user may choose a separate key password instead. The
+file is written with PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) and an HMAC-SHA256 MAC at `P12_KDF_ROUNDS`
+iterations, so a copied key file is no cheaper to attack than the argon2id password hash. Real
+deployments can drop in a CA-issued PKCS#12 of the same shape.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -34,6 +37,12 @@ class SigningIdentity:
     @property
     def certificate_der(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    def sign_sha256(self, data: bytes) -> bytes:
+        """RSASSA-PKCS1-v1_5 (RSA keys) or DER ECDSA (EC keys) over SHA-256 of `data`."""
+        if isinstance(self.private_key, rsa.RSAPrivateKey):
+            return self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        return self.private_key.sign(data, ec.ECDSA(hashes.SHA256()))
 
 
 def keys_dir() -> Path:
@@ -92,11 +101,23 @@ def create_self_signed(
     return SigningIdentity(key, cert)
 
 
-def write_p12(identity: SigningIdentity, password: str, path: Path, friendly_name: str = "") -> None:
-    """Write atomically with owner-only permissions."""
+P12_KDF_ROUNDS = 600_000  # PBKDF2-HMAC-SHA256 (OWASP 2023 guidance for SHA-256)
+
+
+def p12_encryption(password: str, rounds: int = P12_KDF_ROUNDS) -> serialization.KeySerializationEncryption:
+    return (serialization.PrivateFormat.PKCS12.encryption_builder()
+            .kdf_rounds(rounds)
+            .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+            .hmac_hash(hashes.SHA256())
+            .build(password.encode("utf-8")))
+
+
+def write_p12(identity: SigningIdentity, password: str, path: Path, friendly_name: str = "",
+              chain: list[x509.Certificate] | None = None) -> None:
+    """Write atomically with owner-only permissions (PBES2/AES-256, PBKDF2 at P12_KDF_ROUNDS)."""
     data = pkcs12.serialize_key_and_certificates(
-        friendly_name.encode() or None, identity.private_key, identity.certificate, None,
-        serialization.BestAvailableEncryption(password.encode("utf-8")),
+        friendly_name.encode() or None, identity.private_key, identity.certificate, chain or None,
+        p12_encryption(password),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".p12.tmp")

@@ -49,15 +49,31 @@ def add_study(db: Database, study_uid: str = STUDY_UID, series_uid: str = SERIES
 _KEY_CACHE: dict[str, bytes] = {}
 
 
+ADMIN = "root"
+
+
+def admin_session(env: ReportEnv):
+    """The bootstrap admin (created as the first account of the database on first use)."""
+    if env.users.count() == 0:
+        env.users.add_user(ADMIN, PASSWORD, "admin", display_name="Site Admin")
+    return env.users.authenticate(ADMIN, PASSWORD)
+
+
 def make_user(env: ReportEnv, username: str, role: str, with_key: bool = True):
-    env.users.add_user(username, PASSWORD, role, display_name=f"Dr {username.title()}")
+    """Add a user through the admin; a signing user also gets a PKCS#12 key registered by the admin."""
+    admin = admin_session(env)
+    env.users.add_user(username, PASSWORD, role, display_name=f"Dr {username.title()}", actor=admin)
     if with_key:
+        from app.reports.keys import load_p12
+
         path = default_p12_path(username)
         if username in _KEY_CACHE:  # RSA key generation is the slow part; reuse across tests
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(_KEY_CACHE[username])
         else:
             create_self_signed(f"Dr {username.title()}", PASSWORD, path)
             _KEY_CACHE[username] = path.read_bytes()
+        env.users.pin_certificate(username, load_p12(path, PASSWORD).certificate_der, actor=admin)
     return env.users.authenticate(username, PASSWORD)
 
 
