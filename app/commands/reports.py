@@ -178,6 +178,56 @@ def cmd_cert_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cert_import(args: argparse.Namespace) -> int:
+    """A key and certificate issued by the hospital CA (PKCS#12 or PEM chain), checked against the
+    configured trust roots and CRLs, stored as a strong-KDF PKCS#12 and registered for the user."""
+    import datetime as dt
+
+    from app.reports.keys import (
+        KeyError_,
+        certificate_fingerprint,
+        default_p12_path,
+        load_identity_file,
+        write_p12,
+    )
+    from app.reports.passwords import WeakPasswordError, check_policy
+    from app.reports.trust import check_certificate
+    from app.reports.users import AuthError, RoleError, UserError, UserService
+
+    users = UserService(_db(args))
+    try:
+        actor = _admin_session(args, users)
+        pw = _password(args, f"Account password of {args.username}: ")
+        session = users.authenticate(args.username, pw)
+        file_pw = _password(args, f"Password of {args.file}: ")
+        key_pw = pw
+        if args.key_password:
+            key_pw = _password(args, "Separate password for the stored key: ", confirm=not args.password_stdin)
+            check_policy(key_pw)
+        users.check_may_register(args.username, actor or session)
+        identity, chain = load_identity_file(Path(args.file), file_pw)
+    except (AuthError, RoleError, UserError, WeakPasswordError, KeyError_) as exc:
+        return _fail(str(exc))
+    from cryptography.hazmat.primitives import serialization
+
+    problems = check_certificate(identity.certificate_der, dt.datetime.now(dt.UTC),
+                                 [c.public_bytes(serialization.Encoding.DER) for c in chain])
+    if problems:
+        return _fail("certificate refused: " + "; ".join(problems))
+    path = default_p12_path(args.username)
+    if path.exists() and not args.force:
+        return _fail(f"{path} exists; use --force to replace it (reports signed with the old key stay valid)")
+    write_p12(identity, key_pw, path, friendly_name=session.display_name, chain=chain)
+    try:
+        users.pin_certificate(args.username, identity.certificate_der, actor=actor or session)
+    except (RoleError, UserError) as exc:
+        path.unlink(missing_ok=True)
+        return _fail(str(exc))
+    print(f"certificate of {identity.certificate.subject.rfc4514_string()} imported to {path}")
+    print(f"SHA-256 fingerprint: {certificate_fingerprint(identity.certificate_der)}")
+    return 0
+
+
 # -- export -------------------------------------------------------------------------------------------
 def cmd_report_export(args: argparse.Namespace) -> int:
     from app.reports.exporting import export_version
@@ -250,6 +300,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="read passwords from stdin, one per line: admin's, the user's, then the key's")
     db_opt(cc)
     cc.set_defaults(func=cmd_cert_create)
+    ci = csub.add_parser("import", help="import a CA-issued key + certificate (PKCS#12 or PEM chain) for a user")
+    ci.add_argument("username")
+    ci.add_argument("file", help=".p12/.pfx, or PEM with the private key and the certificate chain")
+    ci.add_argument("--force", action="store_true")
+    ci.add_argument("--admin", help="admin who registers the certificate (needed where any admin exists)")
+    ci.add_argument("--key-password", action="store_true",
+                    help="protect the stored key with its own password instead of the account password")
+    ci.add_argument("--password-stdin", action="store_true",
+                    help="read passwords from stdin, one per line: admin's, the user's, the file's, the key's")
+    db_opt(ci)
+    ci.set_defaults(func=cmd_cert_import)
 
     r = sub.add_parser("report", help="report documents")
     rsub = r.add_subparsers(dest="report_command", required=True)

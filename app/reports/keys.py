@@ -143,3 +143,32 @@ def rewrap_p12(path: Path, old_password: str, new_password: str) -> None:
     """Re-encrypt the key file after a password change (the key itself stays the same)."""
     identity = load_p12(path, old_password)
     write_p12(identity, new_password, path)
+
+
+def load_identity_file(path: Path, password: str) -> tuple[SigningIdentity, list[x509.Certificate]]:
+    """A CA-issued key: PKCS#12 (.p12/.pfx) or PEM (private key + certificate chain, signer first)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyError_(f"cannot read {path}: {exc}") from exc
+    pw = password.encode("utf-8") if password else None
+    if b"-----BEGIN" in data:
+        try:
+            key = serialization.load_pem_private_key(data, pw)
+            certs = x509.load_pem_x509_certificates(data)
+        except (ValueError, TypeError) as exc:
+            raise KeyError_(f"cannot open {path}: wrong password or not a PEM key + certificate chain") from exc
+    else:
+        try:
+            key, cert, extra = pkcs12.load_key_and_certificates(data, pw)
+        except ValueError as exc:
+            raise KeyError_(f"cannot open {path}: wrong password or damaged file") from exc
+        certs = ([cert] if cert else []) + list(extra)
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) or not certs:
+        raise KeyError_(f"{path} must hold an RSA or EC private key and its certificate")
+    pub = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    signer = [c for c in certs if c.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == pub]
+    if not signer:
+        raise KeyError_(f"{path}: no certificate matches the private key")
+    return SigningIdentity(key, signer[0]), [c for c in certs if c is not signer[0]]

@@ -305,6 +305,11 @@ class ReportService:
         self.users.reauthenticate(user, password)
         identity = load_p12(p12_path or default_p12_path(user.username), key_password or password)
         cert_fp = certificate_fingerprint(identity.certificate_der)
+        from app.reports.trust import check_certificate
+
+        cert_problems = check_certificate(identity.certificate_der, dt.datetime.now(dt.UTC))
+        if cert_problems:
+            raise ReportError("this signing key cannot sign: " + "; ".join(cert_problems))
         # 1. read and sign (no write lock held while rendering and signing)
         with self.db.session() as s:
             v = self._editable(s, version_id)

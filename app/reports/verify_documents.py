@@ -75,6 +75,13 @@ def check_authority(result: Verification, db, cert_der: bytes, signed_at: str) -
             result.problems.append("the audit log fails its own check, so the signer's authority cannot be "
                                    "established (run `radstation audit verify`)")
         result.problems.extend(authority_at(s, username, fp, signed_at))
+    from app.reports.trust import check_certificate
+
+    try:
+        at = dt.datetime.fromisoformat(signed_at)
+    except ValueError:
+        return
+    result.problems.extend(check_certificate(cert_der, at))
 
 
 def _payload_block(ds) -> tuple[bytes, bytes, bytes] | None:
