@@ -38,7 +38,11 @@ STUDY_UID = "1.2.826.0.1.3680043.8.498.1001"
 def setup(work: Path):
     os.environ["RADSTATION_HOME"] = str(work / "home")
     from argon2 import PasswordHasher, Type
-    from reports_testing import add_study
+    from reports_testing import PRODUCTION_P12_KDF_ROUNDS, add_study
+
+    from app.reports import keys
+
+    keys.P12_KDF_ROUNDS = PRODUCTION_P12_KDF_ROUNDS  # the shipped key-file encryption, not the tests' cheap one
 
     from app.db.database import Database
     from app.reports.keys import create_self_signed, default_p12_path

@@ -84,6 +84,21 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if res.ok else 1
 
 
+def cmd_audit_forward(args: argparse.Namespace) -> int:
+    from app.reports.audit_forward import ForwardError, Repository, flush, pending
+
+    db = _db(args)
+    repo = Repository.from_settings()
+    if repo is None:
+        return _fail("no audit repository configured (setting audit_repository)")
+    try:
+        sent = flush(db, repo)
+    except ForwardError as exc:
+        return _fail(f"{exc}; {pending(db)} entries stay queued")
+    print(f"{sent} audit entries sent to {repo.host}:{repo.port}")
+    return 0
+
+
 # -- users and certificates ---------------------------------------------------------------------------------
 def _admin_session(args: argparse.Namespace, users):
     """The authenticated admin named by --admin (None without --admin: bootstrap / self-service only)."""
@@ -258,6 +273,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     av = asub.add_parser("verify", help="check the audit log's hash chain")
     db_opt(av)
     av.set_defaults(func=cmd_audit_verify)
+    af = asub.add_parser("forward", help="send queued audit entries to the audit repository (IHE ATNA syslog)")
+    db_opt(af)
+    af.set_defaults(func=cmd_audit_forward)
 
     u = sub.add_parser("user", help="local user accounts")
     usub = u.add_subparsers(dest="user_command", required=True)

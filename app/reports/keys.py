@@ -104,9 +104,9 @@ def create_self_signed(
 P12_KDF_ROUNDS = 600_000  # PBKDF2-HMAC-SHA256 (OWASP 2023 guidance for SHA-256)
 
 
-def p12_encryption(password: str, rounds: int = P12_KDF_ROUNDS) -> serialization.KeySerializationEncryption:
+def p12_encryption(password: str, rounds: int | None = None) -> serialization.KeySerializationEncryption:
     return (serialization.PrivateFormat.PKCS12.encryption_builder()
-            .kdf_rounds(rounds)
+            .kdf_rounds(rounds or P12_KDF_ROUNDS)
             .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
             .hmac_hash(hashes.SHA256())
             .build(password.encode("utf-8")))

@@ -143,6 +143,15 @@ class AuditHead(Base):
     mac: Mapped[str] = mapped_column(String(64), default="")  # keyed checkpoint over (count, last_hash)
 
 
+class AuditForward(Base):
+    """How far the audit log has been sent to the audit repository (the log itself is the queue)."""
+
+    __tablename__ = "audit_forward"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    forwarded_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class OutboxItem(Base):
     __tablename__ = "outbox_item"
 

@@ -10,10 +10,15 @@ from argon2 import PasswordHasher, Type
 
 from app.db.database import Database
 from app.db.models import Instance, Patient, Series, Study
+from app.reports import keys
 from app.reports.keys import create_self_signed, default_p12_path
 from app.reports.service import ReportService
 from app.reports.users import UserService
 
+# Key files in these tests are written and opened many times on two shared cores: a cheaper KDF here; the
+# production setting is kept in PRODUCTION_P12_KDF_ROUNDS and checked in the written file by test_reports_ca.
+PRODUCTION_P12_KDF_ROUNDS = keys.P12_KDF_ROUNDS
+keys.P12_KDF_ROUNDS = 10_000
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1, type=Type.ID)
 STUDY_UID = "1.2.826.0.1.3680043.8.498.1001"
 SERIES_UID = "1.2.826.0.1.3680043.8.498.1002"

@@ -1,4 +1,5 @@
-"""audit keys: a keyed checkpoint (HMAC-SHA256) on every audit entry and on the audit head
+"""audit keys: a keyed checkpoint (HMAC-SHA256) on every audit entry and on the audit head; the audit
+repository forwarding cursor
 
 Revision ID: 0003_audit_keys
 Revises: 0002_reports
@@ -22,9 +23,14 @@ def upgrade() -> None:
     # plain ADD COLUMN (no table copy), so SQLite keeps the append-only triggers of 0002
     op.add_column("audit_entry", sa.Column("mac", sa.String(length=64), nullable=False, server_default=""))
     op.add_column("audit_head", sa.Column("mac", sa.String(length=64), nullable=False, server_default=""))
+    op.create_table("audit_forward",
+                    sa.Column("id", sa.Integer(), nullable=False),
+                    sa.Column("forwarded_seq", sa.Integer(), nullable=False),
+                    sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_forward")))
 
 
 def downgrade() -> None:
+    op.drop_table("audit_forward")
     sqlite = op.get_bind().dialect.name == "sqlite"
     if sqlite:  # the table copy below would lose them; put them back after
         op.execute("DROP TRIGGER IF EXISTS audit_entry_no_update")
