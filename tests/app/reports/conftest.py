@@ -11,6 +11,7 @@ from app.db.database import Database
 from app.reports.service import ReportService
 from app.reports.users import UserService
 
+
 @pytest.fixture
 def env(tmp_path, monkeypatch) -> ReportEnv:
     monkeypatch.setenv("RADSTATION_HOME", str(tmp_path / "home"))
