@@ -53,11 +53,21 @@ def _when(text: str) -> dt.datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-def authority_at(s: Session, username: str, cert_sha256: str, signed_at: str) -> list[str]:
+def sign_entry_for(s: Session, artefact_sha256: str) -> AuditEntry | None:
+    """The `sign` audit entry that recorded a document with this SHA-256 (documents are stored, and exported,
+    byte for byte as signed)."""
+    return s.scalars(select(AuditEntry).where(AuditEntry.action == "sign",
+                                              AuditEntry.details.contains(artefact_sha256))
+                     .order_by(AuditEntry.seq)).first()
+
+
+def authority_at(s: Session, username: str, cert_sha256: str, signed_at: str,
+                 before_seq: int | None = None) -> list[str]:
     """Problems with `username` signing with certificate `cert_sha256` at `signed_at` (empty: authorised).
 
-    Replays the account's audit entries up to the signing time: the role then, whether the account was
-    active, and which certificate was registered for it."""
+    Replays the account's audit entries up to the signing: those before the `sign` entry `before_seq` when
+    it is known (exact order), else those up to the signing time (to the second, as signing times are
+    recorded): the role then, whether the account was active, and which certificate was registered."""
     at = _when(signed_at)
     if at is None:
         return [f"signing time {signed_at!r} is not a valid time"]
@@ -68,7 +78,10 @@ def authority_at(s: Session, username: str, cert_sha256: str, signed_at: str) ->
                         .order_by(AuditEntry.seq))
     for e in entries:
         when = _when(e.at)
-        if when is None or when > at:
+        if before_seq is not None:
+            if e.seq >= before_seq:
+                break
+        elif when is None or when.replace(microsecond=0) > at:
             break
         try:
             details = json.loads(e.details)

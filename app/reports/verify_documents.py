@@ -56,13 +56,15 @@ def _signer_of(db, cert_fp: str) -> str | None:
     return None
 
 
-def check_authority(result: Verification, db, cert_der: bytes, signed_at: str) -> None:
-    """Registered certificate + signing role at the signing time, from the (verified) audit log."""
+def check_authority(result: Verification, db, cert_der: bytes, signed_at: str, document: bytes | None = None,
+                    sign_seq: int | None = None) -> None:
+    """Registered certificate + signing role at the signing time, from the (verified) audit log. The `sign`
+    entry that recorded `document` (or `sign_seq`) orders the replay exactly; without it, the signing time."""
     if db is None:
         result.notes.append("no database: the signer's registration and authority were not checked")
         return
     from app.reports.audit import verify_chain
-    from app.reports.authority import authority_at
+    from app.reports.authority import authority_at, sign_entry_for
 
     fp = _fingerprint(cert_der)
     username = _signer_of(db, fp)
@@ -74,7 +76,14 @@ def check_authority(result: Verification, db, cert_der: bytes, signed_at: str) -
         if not chain.ok:
             result.problems.append("the audit log fails its own check, so the signer's authority cannot be "
                                    "established (run `radstation audit verify`)")
-        result.problems.extend(authority_at(s, username, fp, signed_at))
+        if sign_seq is None and document is not None:
+            entry = sign_entry_for(s, hashlib.sha256(document).hexdigest())
+            if entry is not None:
+                sign_seq = entry.seq
+                if entry.username != username:
+                    result.problems.append(f"the audit log records {entry.username!r} as the signer of this "
+                                           f"document, the certificate belongs to {username!r}")
+        result.problems.extend(authority_at(s, username, fp, signed_at, before_seq=sign_seq))
     from app.reports.trust import check_certificate
 
     try:
@@ -153,7 +162,7 @@ def verify_dicom_document(data: bytes, db=None, subject: str = "DICOM object") -
     else:
         result.problems.append("not a report (expected a DICOM SR or an encapsulated PDF)")
     if result.signed_at:
-        check_authority(result, db, first.certificate_der, result.signed_at)
+        check_authority(result, db, first.certificate_der, result.signed_at, document=data)
     return result
 
 
@@ -199,7 +208,7 @@ def verify_pdf_document(data: bytes, db=None, subject: str = "PDF") -> Verificat
         result.problems.append("the PDF signature carries no signing time")
         return result
     result.signed_at = signed_at
-    check_authority(result, db, cert, signed_at)
+    check_authority(result, db, cert, signed_at, document=data)
     return result
 
 
@@ -276,18 +285,20 @@ def _check_stored_artefacts(result: Verification, db, version_id: int) -> None:
             result.problems.append(f"the audit log has {len(sign_entries)} sign entries for this version "
                                    "(expected exactly one)")
             recorded: dict = {}
+            sign_seq = None
         else:
             try:
                 details = json.loads(sign_entries[0].details)
             except ValueError:
                 details = {}
             recorded = details.get("artefacts") or {}
+            sign_seq = sign_entries[0].seq
             if details.get("sha256") != sha256_hex(sig.canonical):
                 result.problems.append("the signed content differs from what the audit log recorded at signing")
             if sign_entries[0].username != signed_name:
                 result.problems.append(f"the audit log records {sign_entries[0].username!r} as signer, the "
                                        f"signature says {signed_name!r}")
-        check_authority(result, db, sig.certificate_der, sig.signed_at)
+        check_authority(result, db, sig.certificate_der, sig.signed_at, sign_seq=sign_seq)
         for kind in (KIND_SIGNED_PDF, KIND_SR, KIND_PDF_DICOM):
             art = arts.get(kind)
             if art is None:
