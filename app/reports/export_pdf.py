@@ -213,21 +213,36 @@ def render_pdf(doc: ReportDocument, letterhead: Letterhead | None = None,
 
 
 def sign_pdf(pdf_bytes: bytes, identity: SigningIdentity, signer_name: str, reason: str = "Report signed") -> bytes:
-    """PAdES signature over the whole PDF with the user's key (pyHanko)."""
-    from asn1crypto import keys as asn1_keys
-    from asn1crypto import x509 as asn1_x509
-    from cryptography.hazmat.primitives import serialization
+    """PAdES signature over the whole PDF with the user's key (pyHanko); the key may live in a PKCS#12 file
+    or on a PKCS#11 token: only `identity.sign_sha256` touches it."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
-    from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-    cert = asn1_x509.Certificate.load(identity.certificate_der)
-    key = asn1_keys.PrivateKeyInfo.load(identity.private_key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    signer = signers.SimpleSigner(signing_cert=cert, signing_key=key,
-                                  cert_registry=SimpleCertificateStore.from_certs([cert]))
     meta = signers.PdfSignatureMetadata(field_name=SIGNATURE_FIELD, md_algorithm="sha256", reason=reason,
                                         name=signer_name, subfilter=fields.SigSeedSubFilter.PADES)
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf_bytes), strict=False)
-    out = signers.sign_pdf(writer, meta, signer=signer)
+    out = signers.sign_pdf(writer, meta, signer=_identity_signer(identity))
     return out.getvalue()
+
+
+def _identity_signer(identity):
+    """A pyHanko Signer whose raw signature comes from `identity.sign_sha256`."""
+    from asn1crypto import algos
+    from asn1crypto import x509 as asn1_x509
+    from cryptography.hazmat.primitives import serialization
+    from pyhanko.sign import signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    cert = asn1_x509.Certificate.load(identity.certificate_der)
+    chain = [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
+             for c in getattr(identity, "chain", ())]
+    mech = "sha256_rsa" if cert.public_key.algorithm == "rsa" else "sha256_ecdsa"
+
+    class _Signer(signers.Signer):
+        async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
+            if digest_algorithm != "sha256":
+                raise ValueError(f"only SHA-256 signatures are made, not {digest_algorithm}")
+            return bytes(512) if dry_run else identity.sign_sha256(data)
+
+    return _Signer(signing_cert=cert, cert_registry=SimpleCertificateStore.from_certs([cert, *chain]),
+                   signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": mech}))

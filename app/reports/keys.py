@@ -33,6 +33,7 @@ class SigningIdentity:
 
     private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()  # CA certificates that came with a CA-issued key
 
     @property
     def certificate_der(self) -> bytes:
@@ -131,18 +132,18 @@ def load_p12(path: Path, password: str) -> SigningIdentity:
     if not path.exists():
         raise KeyError_(f"no signing key at {path}; create one with `radstation cert create`")
     try:
-        key, cert, _ = pkcs12.load_key_and_certificates(path.read_bytes(), password.encode("utf-8"))
+        key, cert, extra = pkcs12.load_key_and_certificates(path.read_bytes(), password.encode("utf-8"))
     except ValueError as exc:
         raise KeyError_(f"cannot open {path}: wrong password or damaged file") from exc
-    if key is None or cert is None:
-        raise KeyError_(f"{path} does not hold both a private key and a certificate")
-    return SigningIdentity(key, cert)
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) or cert is None:
+        raise KeyError_(f"{path} does not hold both an RSA/EC private key and a certificate")
+    return SigningIdentity(key, cert, tuple(extra))
 
 
 def rewrap_p12(path: Path, old_password: str, new_password: str) -> None:
     """Re-encrypt the key file after a password change (the key itself stays the same)."""
     identity = load_p12(path, old_password)
-    write_p12(identity, new_password, path)
+    write_p12(identity, new_password, path, chain=list(identity.chain))
 
 
 def load_identity_file(path: Path, password: str) -> tuple[SigningIdentity, list[x509.Certificate]]:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Patient, Study
 from app.reports import audit
+from app.reports.authority import require_signing_authority
 from app.reports.canonical import canonical_bytes, sha256_hex
 from app.reports.content import SECTION_KEYS, ReportContent
 from app.reports.keys import certificate_fingerprint, default_p12_path, load_p12
@@ -297,13 +298,34 @@ class ReportService:
         Authority is read from the database, not from the session: the signer's current role must be a
         signing role when the key is unlocked and again inside the committing transaction. A crash or kill at
         any moment leaves either the unsigned draft or the complete signed version, never a half."""
-        from app.reports.authority import require_signing_authority
-
         user.ensure_active()
         with self.db.session() as s:
             require_signing_authority(s, user.user_id)
         self.users.reauthenticate(user, password)
-        identity = load_p12(p12_path or default_p12_path(user.username), key_password or password)
+        identity = self._unlock_key(user, key_password or password, p12_path)
+        try:
+            return self._sign_with(version_id, user, identity, key_images)
+        finally:
+            close = getattr(identity, "close", None)
+            if close is not None:
+                close()
+
+    def _unlock_key(self, user: AuthSession, secret: str, p12_path: Path | None):
+        """The user's key: a PKCS#11 token when the `signing_token` setting names one, else the PKCS#12 file."""
+        from app.reports.token_key import open_token_key, token_settings
+
+        cfg = token_settings()
+        if cfg is None or p12_path is not None:
+            return load_p12(p12_path or default_p12_path(user.username), secret)
+        with self.db.session() as s:
+            cert = s.get(User, user.user_id).cert_der
+        if not cert:
+            raise ReportError("no certificate is registered for the token key; an admin registers it first")
+        return open_token_key(str(cfg["module"]), str(cfg.get("token_label", "")),
+                              str(cfg.get("key_label", "{username}")).format(username=user.username), secret, cert)
+
+    def _sign_with(self, version_id: int, user: AuthSession, identity,
+                   key_images: list[tuple[str, bytes]] | None) -> VersionView:
         cert_fp = certificate_fingerprint(identity.certificate_der)
         from app.reports.trust import check_certificate
 
