@@ -37,14 +37,17 @@ class SignedArtefacts:
 
 def make_artefacts(doc: ReportDocument, identity: SigningIdentity, signer_name: str,
                    key_images: list[tuple[str, bytes]] | None = None, letterhead: Path | None = None,
-                   timestamper=None) -> SignedArtefacts:
-    """Render and sign all three documents of a signed version (pure: writes nothing)."""
+                   stamper=None) -> SignedArtefacts:
+    """Render and sign all three documents of a signed version (pure: writes nothing). `stamper`: a pyHanko
+    TimeStamper for the site's RFC 3161 TSA (app.reports.timestamps), or None."""
     from app.reports.export_encapsulated import build_encapsulated_pdf
     from app.reports.export_pdf import Letterhead, render_pdf, sign_pdf
     from app.reports.export_sr import build_sr
+    from app.reports.timestamps import dicom_timestamper
 
+    timestamper = dicom_timestamper(stamper) if stamper is not None else None
     pdf = render_pdf(doc, Letterhead.load(letterhead), key_images)
-    signed_pdf = sign_pdf(pdf, identity, signer_name)
+    signed_pdf = sign_pdf(pdf, identity, signer_name, timestamper=stamper)
     sr = sign_dataset(build_sr(doc), identity, purpose="5", timestamper=timestamper)
     pdf_dicom = sign_dataset(build_encapsulated_pdf(doc, signed_pdf), identity, purpose="1",
                              timestamper=timestamper)

@@ -263,16 +263,17 @@ def render_pdf(doc: ReportDocument, letterhead: Letterhead | None = None,
     return bytes(pdf.output())
 
 
-def sign_pdf(pdf_bytes: bytes, identity: SigningIdentity, signer_name: str, reason: str = "Report signed") -> bytes:
+def sign_pdf(pdf_bytes: bytes, identity: SigningIdentity, signer_name: str, reason: str = "Report signed",
+             timestamper=None) -> bytes:
     """PAdES signature over the whole PDF with the user's key (pyHanko); the key may live in a PKCS#12 file
-    or on a PKCS#11 token: only `identity.sign_sha256` touches it."""
+    or on a PKCS#11 token: only `identity.sign_sha256` touches it. `timestamper`: an RFC 3161 TSA (B-T)."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
 
     meta = signers.PdfSignatureMetadata(field_name=SIGNATURE_FIELD, md_algorithm="sha256", reason=reason,
                                         name=signer_name, subfilter=fields.SigSeedSubFilter.PADES)
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf_bytes), strict=False)
-    out = signers.sign_pdf(writer, meta, signer=_identity_signer(identity))
+    out = signers.sign_pdf(writer, meta, signer=_identity_signer(identity), timestamper=timestamper)
     return out.getvalue()
 
 

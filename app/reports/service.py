@@ -407,8 +407,10 @@ class ReportService:
 
         doc = build_document(self, view.id, version=view)
         lh_path = Settings().get("report_letterhead") or None
+        from app.reports.timestamps import tsa_timestamper
+
         return make_artefacts(doc, identity, view.signature.get("signer_name") or view.signer, key_images,
-                              Path(lh_path) if lh_path else None)
+                              Path(lh_path) if lh_path else None, stamper=tsa_timestamper())
 
     def artefact(self, version_id: int, kind: str) -> bytes | None:
         """A document stored at sign time (see app.reports.artefacts), or None."""

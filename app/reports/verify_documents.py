@@ -152,6 +152,14 @@ def verify_dicom_document(data: bytes, db=None, subject: str = "DICOM object") -
     result.signer = _cert_name(first.certificate_der)
     if not result.signed_at:
         result.problems.append(f"digital signature date/time {first.signed_at!r} cannot be read")
+    if first.timestamp:
+        from app.reports.timestamps import check_dicom_timestamp
+
+        stamped, ts_problems = check_dicom_timestamp(first.timestamp, first.signature)
+        result.problems.extend(ts_problems)
+        if stamped is not None and not ts_problems:
+            result.signed_at = stamped.isoformat()
+            result.notes.append("signing time certified by the time-stamp authority")
     modality = str(ds.get("Modality", ""))
     if modality == "SR":
         result.subject = f"{subject} (DICOM SR {ds.get('SOPInstanceUID', '?')})"
