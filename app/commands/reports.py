@@ -243,6 +243,39 @@ def cmd_cert_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cert_register(args: argparse.Namespace) -> int:
+    """Register the certificate of a key kept on a PKCS#11 token (the key itself never comes here)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from app.reports.keys import certificate_fingerprint
+    from app.reports.trust import check_certificate
+    from app.reports.users import AuthError, RoleError, UserError, UserService
+
+    users = UserService(_db(args))
+    try:
+        actor = _admin_session(args, users)
+        if actor is None:
+            return _fail("registering a token certificate needs an admin: --admin NAME")
+        data = Path(args.certificate).read_bytes()
+        certs = x509.load_pem_x509_certificates(data) if b"-----BEGIN" in data else [x509.load_der_x509_certificate(data)]
+    except (AuthError, OSError, ValueError) as exc:
+        return _fail(str(exc))
+    der = certs[0].public_bytes(serialization.Encoding.DER)
+    problems = check_certificate(der, dt.datetime.now(dt.UTC), [c.public_bytes(serialization.Encoding.DER)
+                                                                for c in certs[1:]])
+    if problems:
+        return _fail("certificate refused: " + "; ".join(problems))
+    try:
+        users.pin_certificate(args.username, der, actor=actor)
+    except (RoleError, UserError) as exc:
+        return _fail(str(exc))
+    print(f"certificate {certificate_fingerprint(der)} registered for {args.username}")
+    return 0
+
+
 # -- export -------------------------------------------------------------------------------------------
 def cmd_report_export(args: argparse.Namespace) -> int:
     from app.reports.exporting import export_version
@@ -329,6 +362,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="read passwords from stdin, one per line: admin's, the user's, the file's, the key's")
     db_opt(ci)
     ci.set_defaults(func=cmd_cert_import)
+    cr = csub.add_parser("register", help="register the certificate of a user's key on a PKCS#11 token")
+    cr.add_argument("username")
+    cr.add_argument("certificate", help="PEM (signer first, then its CA chain) or DER certificate")
+    cr.add_argument("--admin", required=True)
+    cr.add_argument("--password-stdin", action="store_true")
+    db_opt(cr)
+    cr.set_defaults(func=cmd_cert_register)
 
     r = sub.add_parser("report", help="report documents")
     rsub = r.add_subparsers(dest="report_command", required=True)

@@ -51,13 +51,22 @@ def _key_on_token(work, label: str) -> x509.Certificate:
     return cert
 
 
-def test_sign_with_a_token_key(env, softhsm):
+def test_sign_with_a_token_key(env, softhsm, monkeypatch, capsys):
+    import io
+    import sys
+
+    from app.cli import main
     from app.settings import Settings
 
     cert = _key_on_token(softhsm, "tok")
     admin = admin_session(env)
     user = make_user(env, "tok", "radiologist", with_key=False)
-    env.users.pin_certificate("tok", cert.public_bytes(serialization.Encoding.DER), actor=admin)
+    pem = softhsm / "tok-cert.pem"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+    code = main(["cert", "register", "tok", str(pem), "--admin", "root", "--password-stdin",
+                 "--db", str(env.db.engine.url)])
+    assert code == 0, capsys.readouterr()
     settings = Settings()
     settings.set("signing_token", {"module": MODULE, "token_label": "RadStation", "key_label": "{username}"})
     settings.save()
