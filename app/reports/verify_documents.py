@@ -160,6 +160,7 @@ def verify_dicom_document(data: bytes, db=None, subject: str = "DICOM object") -
         if stamped is not None and not ts_problems:
             result.signed_at = stamped.isoformat()
             result.notes.append("signing time certified by the time-stamp authority")
+    signed_at, signer = result.signed_at, result.signer
     modality = str(ds.get("Modality", ""))
     if modality == "SR":
         result.subject = f"{subject} (DICOM SR {ds.get('SOPInstanceUID', '?')})"
@@ -169,6 +170,7 @@ def verify_dicom_document(data: bytes, db=None, subject: str = "DICOM object") -
         _check_encapsulated(result, ds, first.certificate_der)
     else:
         result.problems.append("not a report (expected a DICOM SR or an encapsulated PDF)")
+    result.signed_at, result.signer = signed_at, signer  # the DICOM signature's (or the TSA's) time and signer
     if result.signed_at:
         check_authority(result, db, first.certificate_der, result.signed_at, document=data)
     return result
