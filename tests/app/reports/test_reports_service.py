@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from reports_testing import PASSWORD, STUDY_UID, make_user
+from reports_testing import PASSWORD, STUDY_UID, admin_session, make_user
 from sqlalchemy import inspect, select, text
 
 from app.db.models import Study
@@ -174,7 +174,7 @@ def test_key_rotation_keeps_old_signatures_verifiable(env, radiologist):
     v = env.service.open_or_create(STUDY_UID, radiologist)
     env.service.sign(v.id, radiologist, PASSWORD)
     new = create_self_signed("Dr Rad", PASSWORD, default_p12_path("rad"))  # like `cert create --force`
-    env.users.pin_certificate("rad", new.certificate_der)
+    env.users.pin_certificate("rad", new.certificate_der, actor=admin_session(env))  # admin registers it
     am = env.service.amend(v.id, radiologist)
     env.service.save_draft(am.id, {**am.content.to_dict(), "impression": "Updated."}, radiologist)
     env.service.sign(am.id, radiologist, PASSWORD)
