@@ -318,7 +318,7 @@ class MainWindow(QMainWindow):
         if self.users.count() > 0 and not (self.auth and self.auth.can_manage_users):
             QMessageBox.information(self, "RadStation", "Only an administrator can create accounts.")
             return
-        dialog = AccountDialog(self.users, self, first_run=self.users.count() == 0)
+        dialog = AccountDialog(self.users, self, first_run=self.users.count() == 0, actor=self.auth)
         if dialog.exec() and dialog.session is not None and self.auth is None:
             self.set_user(dialog.session)
 

@@ -1,9 +1,13 @@
-"""Append-only audit log, chained by SHA-256 so that a deleted, altered or reordered entry is detected.
+"""Append-only audit log, chained by SHA-256 and keyed, so that a deleted, altered, reordered or rewritten
+entry is detected.
 
 Each entry hashes the previous entry's hash together with its own canonical content (seq, time, user,
 action, object, details). `AuditHead` keeps the count and newest hash, so cutting entries off the end
-shows too. Entries are appended inside the caller's transaction: the audit record and the change it
-describes commit together or not at all.
+shows too. Every entry and the head also carry a keyed checkpoint, HMAC-SHA256 under a key kept outside
+the database (app/reports/audit_key.py): an insider who rewrites entries and recomputes the whole chain
+still cannot make the checkpoints match, and `verify_chain` names the first checkpoint that breaks.
+Entries are appended inside the caller's transaction: the audit record and the change it describes commit
+together or not at all.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.reports import audit_key
 from app.reports.canonical import canonical_bytes, sha256_hex
 from app.reports.models import AuditEntry, AuditHead
 
@@ -23,6 +28,7 @@ GENESIS_HASH = "0" * 64
 ACTIONS: frozenset[str] = frozenset({
     "view", "draft", "edit", "accept_ai", "preliminary", "sign", "amend", "export", "send", "send_failed",
     "verify", "login", "login_failed", "lockout", "logout", "user_add", "user_change", "passwd", "cert_create",
+    "cert_revoke",
 })
 
 
@@ -53,6 +59,7 @@ def append(session: Session, action: str, username: str = "", object_type: str =
     if head is None:  # databases created before the head row was seeded by the migration
         head = AuditHead(id=1, count=0, last_hash=GENESIS_HASH)
         session.add(head)
+    key = _key_for_append(session, head)
     seq = head.count + 1
     at = now_iso()
     details_text = canonical_bytes(details or {}).decode("utf-8")
@@ -60,17 +67,32 @@ def append(session: Session, action: str, username: str = "", object_type: str =
     entry = AuditEntry(seq=seq, at=at, username=username, action=action, object_type=object_type,
                        object_id=str(object_id), details=details_text, prev_hash=head.last_hash,
                        entry_hash=chain_hash(head.last_hash, content))
+    entry.mac = audit_key.entry_mac(key, seq, entry.entry_hash)
     session.add(entry)
     head.count = seq
     head.last_hash = entry.entry_hash
+    head.mac = audit_key.head_mac(key, seq, entry.entry_hash)
     session.flush()
     return entry
+
+
+def _key_for_append(session: Session, head: AuditHead) -> bytes:
+    """The audit key; a new one only for a log that has never been keyed (else a lost key is an error)."""
+    key = audit_key.load_key(create=False)
+    if key is not None:
+        return key
+    if head.mac or session.scalar(select(AuditEntry.id).where(AuditEntry.mac != "").limit(1)) is not None:
+        raise audit_key.AuditKeyError(f"the audit key {audit_key.audit_key_path()} is missing but the audit log "
+                                      "is keyed with it: restore the key file from backup")
+    return audit_key.load_key(create=True)  # type: ignore[return-value]
 
 
 @dataclass
 class AuditVerification:
     count: int = 0
     problems: list[str] = field(default_factory=list)
+    keyed: int = 0  # entries whose keyed checkpoint was checked
+    first_broken_checkpoint: int | None = None  # seq of the first entry whose checkpoint fails
 
     @property
     def ok(self) -> bool:
@@ -78,9 +100,16 @@ class AuditVerification:
 
     def summary(self) -> str:
         if self.ok:
-            return f"audit log intact: {self.count} entries, chain and head match"
-        return f"AUDIT LOG TAMPERED ({len(self.problems)} problem(s) in {self.count} entries):\n  " + \
-            "\n  ".join(self.problems)
+            unkeyed = self.count - self.keyed
+            extra = f" ({unkeyed} older entries covered by the chain only)" if unkeyed else ""
+            return (f"audit log intact: {self.count} entries, chain, head and keyed checkpoints match"
+                    f"{extra}")
+        head = f"AUDIT LOG TAMPERED ({len(self.problems)} problem(s) in {self.count} entries)"
+        if self.first_broken_checkpoint is not None:
+            head += f"; first broken keyed checkpoint: entry seq={self.first_broken_checkpoint}"
+        shown = self.problems[:20]
+        more = [f"... and {len(self.problems) - 20} more"] if len(self.problems) > 20 else []
+        return head + ":\n  " + "\n  ".join(shown + more)
 
 
 def verify_chain(session: Session) -> AuditVerification:
@@ -88,6 +117,12 @@ def verify_chain(session: Session) -> AuditVerification:
     result = AuditVerification()
     prev = GENESIS_HASH
     expected_seq = 1
+    try:
+        key = audit_key.load_key(create=False)
+    except audit_key.AuditKeyError as exc:
+        result.problems.append(str(exc))
+        key = None
+    keyed_started = False
     for entry in session.scalars(select(AuditEntry).order_by(AuditEntry.id)):
         result.count += 1
         where = f"entry id={entry.id} seq={entry.seq} ({entry.action} by {entry.username or '-'} at {entry.at})"
@@ -105,12 +140,35 @@ def verify_chain(session: Session) -> AuditVerification:
             recomputed = ""
         if recomputed != entry.entry_hash:
             result.problems.append(f"{where}: content does not match its hash (altered)")
+        if entry.mac:
+            keyed_started = True
+            if key is not None:
+                result.keyed += 1
+                if not audit_key.same(audit_key.entry_mac(key, entry.seq, entry.entry_hash), entry.mac):
+                    _broken(result, entry.seq, f"{where}: keyed checkpoint does not match (entry rewritten, "
+                                               "forged, or the chain before it recomputed)")
+        elif keyed_started:
+            _broken(result, entry.seq, f"{where}: has no keyed checkpoint although earlier entries do "
+                                       "(written outside RadStation)")
         prev = entry.entry_hash
         expected_seq = entry.seq + 1
     head = session.get(AuditHead, 1)
     head_count, head_hash = (head.count, head.last_hash) if head else (0, GENESIS_HASH)
+    head_mac = head.mac if head else ""
+    if keyed_started and key is None:
+        result.problems.append(f"the audit key {audit_key.audit_key_path()} is missing: the keyed checkpoints "
+                               "cannot be checked")
+    if key is not None and (head_mac or keyed_started) and not audit_key.same(
+            audit_key.head_mac(key, head_count, head_hash), head_mac):
+        result.problems.append("the head's keyed checkpoint does not match its count and hash (head rewritten)")
     if head_count != result.count or head_hash != prev:
         result.problems.append(f"head records {head_count} entries ending in {head_hash[:12]}…, the log has "
                                f"{result.count} ending in {prev[:12]}… (entries removed from the end or added "
                                "outside the log)")
     return result
+
+
+def _broken(result: AuditVerification, seq: int, problem: str) -> None:
+    if result.first_broken_checkpoint is None:
+        result.first_broken_checkpoint = seq
+    result.problems.append(problem)

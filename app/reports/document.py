@@ -56,9 +56,10 @@ class ReportDocument:
 
 
 def build_document(service: ReportService, version_id: int,
-                   key_images: list[str] | None = None) -> ReportDocument:
-    """Collect version, identifiers and referenced images; `key_images` are SOP Instance UIDs to show."""
-    version = service.version(version_id)
+                   key_images: list[str] | None = None, version: VersionView | None = None) -> ReportDocument:
+    """Collect version, identifiers and referenced images; `key_images` are SOP Instance UIDs to show.
+    `version` overrides the stored version (signing builds the documents before the signature commits)."""
+    version = version or service.version(version_id)
     with service.db.session() as s:
         rows = s.execute(
             select(Series.series_uid, Instance.sop_class_uid, Instance.sop_instance_uid, Series.description)

@@ -68,13 +68,58 @@ def _pn(name: str) -> str:
     return " ".join(p for p in (parts[1:2] + parts[:1]) if p) if "^" in name else name
 
 
+_CMAPS: dict[str, frozenset[int]] = {}
+
+
+def _covered(font: Path) -> frozenset[int]:
+    """Code points a font has glyphs for (collections: the first face)."""
+    key = str(font)
+    if key not in _CMAPS:
+        from fontTools.ttLib import TTFont
+
+        try:
+            tt = TTFont(str(font), fontNumber=0, lazy=True)
+            _CMAPS[key] = frozenset(tt.getBestCmap() or {})
+        except Exception as exc:  # noqa: BLE001 - fontTools raises many types for a bad file
+            raise PdfExportError(f"cannot read font {font}: {exc}") from exc
+    return _CMAPS[key]
+
+
+def fallback_font() -> Path | None:
+    """The `report_fallback_font` setting: a TTF/OTF/TTC with the scripts DejaVu lacks (e.g. CJK)."""
+    from app.settings import Settings
+
+    value = Settings().get("report_fallback_font") or ""
+    return Path(value) if value else None
+
+
+def check_glyphs(texts: list[str], fallback: Path | None) -> None:
+    """Refuse to render text the fonts cannot show: a signed report never silently drops a character."""
+    have = _covered(FONT_DIR / "DejaVuSans.ttf") & _covered(FONT_DIR / "DejaVuSans-Bold.ttf")
+    if fallback is not None:
+        if not fallback.is_file():
+            raise PdfExportError(f"report_fallback_font {fallback} does not exist")
+        have = have | _covered(fallback)
+    missing = sorted({ch for text in texts for ch in text if ord(ch) >= 0x20 and ord(ch) not in have})
+    if missing:
+        shown = ", ".join(f"'{ch}' (U+{ord(ch):04X})" for ch in missing[:12])
+        more = f" and {len(missing) - 12} more" if len(missing) > 12 else ""
+        raise PdfExportError(f"the report has characters the PDF fonts cannot show: {shown}{more}. Set "
+                             "report_fallback_font to a font that has them (e.g. Noto Sans CJK or WenQuanYi "
+                             "Micro Hei for Chinese, Japanese and Korean)")
+
+
 class _ReportPdf(FPDF):
-    def __init__(self, letterhead: Letterhead, footer_left: str) -> None:
+    def __init__(self, letterhead: Letterhead, footer_left: str, fallback: Path | None = None) -> None:
         super().__init__(format="A4", unit="mm")
         self.lh = letterhead
         self.footer_left = footer_left
         self.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
         self.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
+        if fallback is not None:
+            self.add_font("Fallback", "", str(fallback))
+            self.add_font("Fallback", "B", str(fallback))
+            self.set_fallback_fonts(["Fallback"])
         self.set_auto_page_break(True, margin=22)
         self.set_margins(18, 16, 18)
 
@@ -111,8 +156,14 @@ def render_pdf(doc: ReportDocument, letterhead: Letterhead | None = None,
     """The unsigned PDF bytes. `key_images`: (caption, PNG bytes) pairs to show after the text."""
     lh = letterhead or Letterhead.load()
     v, ident = doc.version, doc.identity
+    fallback = fallback_font()
+    texts = [*v.content.to_dict().values(), ident.patient_name, ident.patient_id, ident.study_description,
+             ident.referring_physician, ident.accession, doc.title, v.author, v.signer,
+             str((v.signature or {}).get("signer_name", "")), lh.institution, lh.department, lh.address,
+             lh.contact, lh.footer, *(caption for caption, _ in key_images or [])]
+    check_glyphs([t for t in texts if t], fallback)
     pdf = _ReportPdf(lh, f"{ident.patient_name and _pn(ident.patient_name)} · {ident.patient_id} · "
-                         f"report {v.report_id} v{v.version_no} ({v.kind})")
+                         f"report {v.report_id} v{v.version_no} ({v.kind})", fallback)
     pdf.alias_nb_pages()
     pdf.set_title(f"{doc.title} report")
     pdf.set_author(v.signature.get("signer_name", v.author) if v.signature else v.author)
@@ -212,22 +263,38 @@ def render_pdf(doc: ReportDocument, letterhead: Letterhead | None = None,
     return bytes(pdf.output())
 
 
-def sign_pdf(pdf_bytes: bytes, identity: SigningIdentity, signer_name: str, reason: str = "Report signed") -> bytes:
-    """PAdES signature over the whole PDF with the user's key (pyHanko)."""
-    from asn1crypto import keys as asn1_keys
-    from asn1crypto import x509 as asn1_x509
-    from cryptography.hazmat.primitives import serialization
+def sign_pdf(pdf_bytes: bytes, identity: SigningIdentity, signer_name: str, reason: str = "Report signed",
+             timestamper=None) -> bytes:
+    """PAdES signature over the whole PDF with the user's key (pyHanko); the key may live in a PKCS#12 file
+    or on a PKCS#11 token: only `identity.sign_sha256` touches it. `timestamper`: an RFC 3161 TSA (B-T)."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
-    from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-    cert = asn1_x509.Certificate.load(identity.certificate_der)
-    key = asn1_keys.PrivateKeyInfo.load(identity.private_key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    signer = signers.SimpleSigner(signing_cert=cert, signing_key=key,
-                                  cert_registry=SimpleCertificateStore.from_certs([cert]))
     meta = signers.PdfSignatureMetadata(field_name=SIGNATURE_FIELD, md_algorithm="sha256", reason=reason,
                                         name=signer_name, subfilter=fields.SigSeedSubFilter.PADES)
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf_bytes), strict=False)
-    out = signers.sign_pdf(writer, meta, signer=signer)
+    out = signers.sign_pdf(writer, meta, signer=_identity_signer(identity), timestamper=timestamper)
     return out.getvalue()
+
+
+def _identity_signer(identity):
+    """A pyHanko Signer whose raw signature comes from `identity.sign_sha256`."""
+    from asn1crypto import algos
+    from asn1crypto import x509 as asn1_x509
+    from cryptography.hazmat.primitives import serialization
+    from pyhanko.sign import signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    cert = asn1_x509.Certificate.load(identity.certificate_der)
+    chain = [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
+             for c in getattr(identity, "chain", ())]
+    mech = "sha256_rsa" if cert.public_key.algorithm == "rsa" else "sha256_ecdsa"
+
+    class _Signer(signers.Signer):
+        async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
+            if digest_algorithm != "sha256":
+                raise ValueError(f"only SHA-256 signatures are made, not {digest_algorithm}")
+            return bytes(512) if dry_run else identity.sign_sha256(data)
+
+    return _Signer(signing_cert=cert, cert_registry=SimpleCertificateStore.from_certs([cert, *chain]),
+                   signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": mech}))

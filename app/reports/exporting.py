@@ -17,6 +17,20 @@ FORMATS: dict[str, tuple[str, str]] = {  # format -> (file-dialog label, suffix)
 }
 
 
+def signed_document(service: ReportService, version_id: int, fmt: str) -> bytes:
+    """The DICOM-signed SR / encapsulated PDF or the PAdES PDF made when the version was signed."""
+    from app.reports.artefacts import KIND_PDF_DICOM, KIND_SIGNED_PDF, KIND_SR
+
+    kind = {"sr": KIND_SR, "pdf": KIND_SIGNED_PDF, "pdf-dicom": KIND_PDF_DICOM}[fmt]
+    data = service.artefact(version_id, kind)
+    if data is None:
+        if service.version(version_id).status != "final":
+            raise ReportError(f"only a signed version can be exported as {FORMATS[fmt][0]}; sign it first")
+        raise ReportError(f"this signed version has no stored {FORMATS[fmt][0]} (signed by an older RadStation "
+                          "or interrupted); make an addendum and sign it to issue signed documents")
+    return data
+
+
 def export_version(service: ReportService, version_id: int, fmt: str, out: Path,
                    user: AuthSession | None = None) -> Path:
     """Write `fmt` of the version to `out` and record the export in the audit log."""
@@ -25,20 +39,8 @@ def export_version(service: ReportService, version_id: int, fmt: str, out: Path,
     if fmt not in FORMATS:
         raise ReportError(f"format must be one of {', '.join(FORMATS)}")
     doc = build_document(service, version_id)
-    if fmt == "sr":
-        from app.reports.export_sr import write_sr
-
-        write_sr(doc, out)
-    elif fmt in ("pdf", "pdf-dicom"):
-        pdf = service.signed_pdf(version_id)
-        if pdf is None:
-            raise ReportError("only a signed version has a signed PDF")
-        if fmt == "pdf":
-            out.write_bytes(pdf)
-        else:
-            from app.reports.export_encapsulated import build_encapsulated_pdf
-
-            build_encapsulated_pdf(doc, pdf).save_as(out, enforce_file_format=True)
+    if fmt in ("sr", "pdf", "pdf-dicom"):
+        out.write_bytes(signed_document(service, version_id, fmt))
     elif fmt == "text":
         from app.reports.export_text import export_text
 

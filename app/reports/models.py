@@ -129,6 +129,7 @@ class AuditEntry(Base):
     details: Mapped[str] = mapped_column(Text, default="{}")  # canonical JSON text
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str] = mapped_column(String(64), default="")  # keyed checkpoint over entry_hash (0003)
 
 
 class AuditHead(Base):
@@ -139,6 +140,16 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
     last_hash: Mapped[str] = mapped_column(String(64), default="")
+    mac: Mapped[str] = mapped_column(String(64), default="")  # keyed checkpoint over (count, last_hash)
+
+
+class AuditForward(Base):
+    """How far the audit log has been sent to the audit repository (the log itself is the queue)."""
+
+    __tablename__ = "audit_forward"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    forwarded_seq: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class OutboxItem(Base):

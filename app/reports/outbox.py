@@ -46,27 +46,17 @@ def _aware(t: dt.datetime | None) -> dt.datetime | None:
 
 def build_payload(service: ReportService, version_id: int, document: str) -> tuple[bytes, str]:
     """DICOM Part 10 bytes for `document` of a signed version, and its SOP Instance UID."""
-    from app.reports.document import build_document
 
-    doc = build_document(service, version_id)
-    if not doc.signed:
-        raise ReportError("only signed reports are sent")
-    if document == "sr":
-        from app.reports.export_sr import build_sr
+    from pydicom import dcmread
 
-        ds = build_sr(doc)
-    elif document == "pdf":
-        from app.reports.export_encapsulated import build_encapsulated_pdf
+    from app.reports.exporting import signed_document
 
-        pdf = service.signed_pdf(version_id)
-        if pdf is None:
-            raise ReportError("this version has no signed PDF; re-create it with the signer's key")
-        ds = build_encapsulated_pdf(doc, pdf)
-    else:
+    if document not in DOCUMENTS:
         raise ReportError(f"document must be one of {DOCUMENTS}")
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue(), str(ds.SOPInstanceUID)
+    if service.version(version_id).status != "final":
+        raise ReportError("only signed reports are sent")
+    data = signed_document(service, version_id, "sr" if document == "sr" else "pdf-dicom")
+    return data, str(dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID)
 
 
 class Outbox:

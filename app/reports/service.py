@@ -8,15 +8,16 @@ audit entry for every action in the same transaction, and keeps `Study.report_st
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db.models import Patient, Study
 from app.reports import audit
+from app.reports.authority import require_signing_authority
 from app.reports.canonical import canonical_bytes, sha256_hex
 from app.reports.content import SECTION_KEYS, ReportContent
 from app.reports.keys import certificate_fingerprint, default_p12_path, load_p12
@@ -30,7 +31,7 @@ from app.reports.models import (
 )
 from app.reports.signing import sign_bytes
 from app.reports.templates import ReportTemplate, guess_exam_type, load_template
-from app.reports.users import AuthSession, RoleError, UserService
+from app.reports.users import AuthSession, UserService
 
 CANONICAL_FORMAT = "radstation-report/1"
 
@@ -289,14 +290,49 @@ class ReportService:
             self._sync_study(s, v.report)
 
     def sign(self, version_id: int, user: AuthSession, password: str, p12_path: Path | None = None,
-             key_images: list[tuple[str, bytes]] | None = None) -> VersionView:
-        """Re-check the password, sign the canonical form with the user's key, freeze the version; then
-        make the PAdES-signed PDF with the same key while it is unlocked (`key_images`: caption + PNG)."""
+             key_images: list[tuple[str, bytes]] | None = None, key_password: str | None = None) -> VersionView:
+        """Re-check the password, sign the canonical form with the user's key and make every signed document
+        (PAdES PDF, DICOM-signed SR and encapsulated PDF; `key_images`: caption + PNG for the PDF) while the
+        key is unlocked; then store signature, documents, status and audit entry in ONE transaction.
+
+        Authority is read from the database, not from the session: the signer's current role must be a
+        signing role when the key is unlocked and again inside the committing transaction. A crash or kill at
+        any moment leaves either the unsigned draft or the complete signed version, never a half."""
         user.ensure_active()
-        if not user.can_sign:
-            raise RoleError(f"{user.username} is a {user.role}; only a radiologist may sign reports")
+        with self.db.session() as s:
+            require_signing_authority(s, user.user_id)
         self.users.reauthenticate(user, password)
-        identity = load_p12(p12_path or default_p12_path(user.username), password)
+        identity = self._unlock_key(user, key_password or password, p12_path)
+        try:
+            return self._sign_with(version_id, user, identity, key_images)
+        finally:
+            close = getattr(identity, "close", None)
+            if close is not None:
+                close()
+
+    def _unlock_key(self, user: AuthSession, secret: str, p12_path: Path | None):
+        """The user's key: a PKCS#11 token when the `signing_token` setting names one, else the PKCS#12 file."""
+        from app.reports.token_key import open_token_key, token_settings
+
+        cfg = token_settings()
+        if cfg is None or p12_path is not None:
+            return load_p12(p12_path or default_p12_path(user.username), secret)
+        with self.db.session() as s:
+            cert = s.get(User, user.user_id).cert_der
+        if not cert:
+            raise ReportError("no certificate is registered for the token key; an admin registers it first")
+        return open_token_key(str(cfg["module"]), str(cfg.get("token_label", "")),
+                              str(cfg.get("key_label", "{username}")).format(username=user.username), secret, cert)
+
+    def _sign_with(self, version_id: int, user: AuthSession, identity,
+                   key_images: list[tuple[str, bytes]] | None) -> VersionView:
+        cert_fp = certificate_fingerprint(identity.certificate_der)
+        from app.reports.trust import check_certificate
+
+        cert_problems = check_certificate(identity.certificate_der, dt.datetime.now(dt.UTC))
+        if cert_problems:
+            raise ReportError("this signing key cannot sign: " + "; ".join(cert_problems))
+        # 1. read and sign (no write lock held while rendering and signing)
         with self.db.session() as s:
             v = self._editable(s, version_id)
             content = ReportContent.from_dict(v.sections)
@@ -304,13 +340,8 @@ class ReportService:
                 raise ReportError("an empty report cannot be signed")
             if v.ai_generated and not (v.human_edited or v.ai_accepted):
                 raise ReportError("the AI draft has not been reviewed: edit it or accept it before signing")
-            signer = s.get(User, user.user_id)
-            pinned = signer.cert_sha256
-            if pinned and pinned != certificate_fingerprint(identity.certificate_der):  # only the current key signs
-                raise ReportError("the key file's certificate is not the one registered for this user")
-            if not pinned:
-                signer.cert_der = identity.certificate_der
-                signer.cert_sha256 = certificate_fingerprint(identity.certificate_der)
+            signer = require_signing_authority(s, user.user_id)
+            self._check_certificate(s, signer, cert_fp)
             supersedes = None
             if v.supersedes_id:
                 orig = s.get(ReportVersion, v.supersedes_id)
@@ -321,46 +352,75 @@ class ReportService:
             payload = canonical_bytes(canonical_payload(v, study_identity(s, v.report.study_uid), author, signer,
                                                         signed_at, supersedes))
             signature, algorithm = sign_bytes(identity, payload)
+            revision = v.revision
+            view = replace(self._view(s, v), status="final", signed_at=signed_at, signer=signer.username,
+                           signature={"algorithm": algorithm, "signed_at": signed_at, "canonical": payload,
+                                      "signature": signature, "certificate_der": identity.certificate_der,
+                                      "signer_name": signer.display_name})
+        # 2. the documents, from the version exactly as it will be stored
+        artefacts = self._make_artefacts(view, identity, key_images)
+        # 3. one transaction: signature + documents + status + audit, after re-checking nothing moved
+        with self.db.session() as s:
+            v = self._editable(s, version_id)
+            if v.revision != revision:
+                raise ReportError("the report was changed while it was being signed; review it and sign again")
+            signer = require_signing_authority(s, user.user_id)
+            self._check_certificate(s, signer, cert_fp)
+            if not signer.cert_sha256:  # single-user workstation without an admin: first use registers it
+                signer.cert_der, signer.cert_sha256 = identity.certificate_der, cert_fp
+                audit.append(s, "cert_create", user.username, "user", user.username,
+                             {"cert_sha256": cert_fp, "registered_at_first_signature": True})
             s.add(ReportSignature(version_id=v.id, signer_id=signer.id, signed_at=signed_at, canonical=payload,
                                   signature=signature, algorithm=algorithm,
                                   certificate_der=identity.certificate_der))
+            for kind, data in artefacts.items():
+                s.add(ReportArtifact(version_id=v.id, kind=kind, data=data, sha256=sha256_hex(data)))
             v.signed_at = signed_at
             v.status = "final"
             v.updated_at = dt.datetime.now(dt.UTC)
             s.flush()
             audit.append(s, "sign", user.username, "report_version", v.id,
-                         {"study_uid": v.report.study_uid, "sha256": sha256_hex(payload), "kind": v.kind})
+                         {"study_uid": v.report.study_uid, "sha256": sha256_hex(payload), "kind": v.kind,
+                          "cert_sha256": cert_fp,
+                          "artefacts": {k: sha256_hex(d) for k, d in artefacts.items()}})
             s.refresh(v.report)
             self._sync_study(s, v.report)
-        self.make_signed_pdf(version_id, identity, key_images)
         return self.version(version_id)
 
-    def make_signed_pdf(self, version_id: int, identity, key_images: list[tuple[str, bytes]] | None = None) -> bytes:
-        """Render and PAdES-sign the PDF of a signed version and store it (replacing an older one)."""
+    @staticmethod
+    def _check_certificate(s: Session, signer: User, cert_fp: str) -> None:
+        """Only the registered key signs; without one, only a workstation with no admin may register it
+        by signing (an admin must register keys where admins exist)."""
+        if signer.cert_sha256:
+            if signer.cert_sha256 != cert_fp:
+                raise ReportError("the key file's certificate is not the one registered for this user")
+            return
+        admins = s.scalar(select(func.count(User.id)).where(User.role == "admin", User.active.is_(True)))
+        if admins:
+            raise ReportError(f"{signer.username} has no registered signing certificate; an admin must "
+                              "register it (radstation cert create / cert import)")
+
+    def _make_artefacts(self, view: VersionView, identity, key_images: list[tuple[str, bytes]] | None):
+        from app.reports.artefacts import make_artefacts
         from app.reports.document import build_document
-        from app.reports.export_pdf import Letterhead, render_pdf, sign_pdf
         from app.settings import Settings
 
-        doc = build_document(self, version_id)
-        if not doc.signed:
-            raise ReportError("only a signed version gets a signed PDF")
+        doc = build_document(self, view.id, version=view)
         lh_path = Settings().get("report_letterhead") or None
-        pdf = render_pdf(doc, Letterhead.load(Path(lh_path) if lh_path else None), key_images)
-        signed = sign_pdf(pdf, identity, doc.version.signature.get("signer_name") or doc.version.signer)
-        with self.db.session() as s:
-            old = s.scalar(select(ReportArtifact).where(ReportArtifact.version_id == version_id,
-                                                        ReportArtifact.kind == "signed_pdf"))
-            if old is not None:
-                s.delete(old)
-                s.flush()
-            s.add(ReportArtifact(version_id=version_id, kind="signed_pdf", data=signed, sha256=sha256_hex(signed)))
-        return signed
+        from app.reports.timestamps import tsa_timestamper
 
-    def signed_pdf(self, version_id: int) -> bytes | None:
+        return make_artefacts(doc, identity, view.signature.get("signer_name") or view.signer, key_images,
+                              Path(lh_path) if lh_path else None, stamper=tsa_timestamper())
+
+    def artefact(self, version_id: int, kind: str) -> bytes | None:
+        """A document stored at sign time (see app.reports.artefacts), or None."""
         with self.db.session() as s:
             art = s.scalar(select(ReportArtifact).where(ReportArtifact.version_id == version_id,
-                                                        ReportArtifact.kind == "signed_pdf"))
+                                                        ReportArtifact.kind == kind))
             return art.data if art else None
+
+    def signed_pdf(self, version_id: int) -> bytes | None:
+        return self.artefact(version_id, "signed_pdf")
 
     def record_export(self, version_id: int, user: AuthSession | None, fmt: str, target: str) -> None:
         with self.db.session() as s:

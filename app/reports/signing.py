@@ -17,13 +17,13 @@ ALGORITHM_EC = "ECDSA-SHA256"
 
 
 def sign_bytes(identity: SigningIdentity, data: bytes) -> tuple[bytes, str]:
-    """Return (signature, algorithm name)."""
-    key = identity.private_key
-    if isinstance(key, rsa.RSAPrivateKey):
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256()), ALGORITHM_RSA
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return key.sign(data, ec.ECDSA(hashes.SHA256())), ALGORITHM_EC
-    raise TypeError(f"unsupported key type {type(key).__name__}")
+    """Return (signature, algorithm name); `identity` may be a key file's or a token's (PKCS#11)."""
+    pub = x509.load_der_x509_certificate(identity.certificate_der).public_key()
+    if isinstance(pub, rsa.RSAPublicKey):
+        return identity.sign_sha256(data), ALGORITHM_RSA
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        return identity.sign_sha256(data), ALGORITHM_EC
+    raise TypeError(f"unsupported key type {type(pub).__name__}")
 
 
 @dataclass(frozen=True)

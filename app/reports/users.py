@@ -1,6 +1,10 @@
 """Local user accounts: roles, argon2id passwords, lock-out after repeated failures, session timeout.
 
 Roles: radiologist (may sign), resident (may prepare: draft and mark preliminary), admin (manages users).
+Account administration (adding users, changing roles, unlocking, registering signing certificates) needs
+an authenticated admin whose role is read from the database at that moment; the only exception is the
+first account of an empty database (bootstrap). A workstation without any admin account lets a signing
+user register their own certificate (a single-user workstation with a self-signed key).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from app.reports import audit
-from app.reports.keys import certificate_fingerprint, default_p12_path, rewrap_p12
+from app.reports.authority import RoleError, signing_roles
+from app.reports.keys import KeyError_, certificate_fingerprint, default_p12_path, rewrap_p12
 from app.reports.models import ROLES, User
 from app.reports.passwords import DEFAULT_HASHER, check_policy, hash_password, needs_rehash, verify_password
 
@@ -32,10 +37,6 @@ class AccountLockedError(AuthError):
 
 class SessionExpiredError(PermissionError):
     """The session was idle longer than the timeout; log in again."""
-
-
-class RoleError(PermissionError):
-    """The user's role does not allow this action."""
 
 
 class UserError(ValueError):
@@ -61,7 +62,8 @@ class AuthSession:
 
     @property
     def can_sign(self) -> bool:
-        return self.role == "radiologist"
+        """What the session believed at log-in (for the UI only: signing re-reads the role)."""
+        return self.role in signing_roles()
 
     @property
     def can_manage_users(self) -> bool:
@@ -93,11 +95,8 @@ class UserService:
     # -- accounts -----------------------------------------------------------------------------------
     def add_user(self, username: str, password: str, role: str, display_name: str = "",
                  actor: AuthSession | None = None) -> int:
-        """Create an account. `actor` must be an admin, except from the local console (actor=None)."""
-        if actor is not None:
-            actor.ensure_active(self.clock())
-            if not actor.can_manage_users:
-                raise RoleError("only an admin may add users")
+        """Create an account. `actor` must be an authenticated admin, except for the first account of an
+        empty database (bootstrap, actor=None)."""
         username = username.strip()
         if not username or not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
             raise UserError("user name must be letters, digits, '.', '_' or '-'")
@@ -105,13 +104,18 @@ class UserService:
             raise UserError(f"role must be one of {', '.join(ROLES)}")
         check_policy(password)
         with self.db.session() as s:
+            if actor is None:
+                if s.scalar(select(func.count(User.id))):
+                    raise RoleError("accounts exist already: an authenticated admin must add users")
+            else:
+                self._require_admin(s, actor, "add users")
             if s.scalar(select(User).where(User.username == username)) is not None:
                 raise UserError(f"user {username!r} already exists")
             user = User(username=username, display_name=display_name or username, role=role,
                         password_hash=hash_password(password, self.hasher))
             s.add(user)
             s.flush()
-            audit.append(s, "user_add", actor.username if actor else "console", "user", username,
+            audit.append(s, "user_add", actor.username if actor else "bootstrap", "user", username,
                          {"role": role})
             return user.id
 
@@ -125,26 +129,35 @@ class UserService:
         with self.db.session() as s:
             return s.scalar(select(func.count(User.id))) or 0
 
-    def set_role(self, username: str, role: str, actor: AuthSession | None = None) -> None:
-        if actor is not None:
-            actor.ensure_active(self.clock())
-            if not actor.can_manage_users:
-                raise RoleError("only an admin may change roles")
+    def set_role(self, username: str, role: str, actor: AuthSession) -> None:
+        """Change a role (admin only). A user who loses signing authority keeps no registered certificate."""
         if role not in ROLES:
             raise UserError(f"role must be one of {', '.join(ROLES)}")
         with self.db.session() as s:
+            self._require_admin(s, actor, "change roles")
             user = self._get(s, username)
+            if user.id == actor.user_id and role != "admin" and self._admins(s) == 1:
+                raise UserError("the last admin cannot give up the admin role")
             user.role = role
-            audit.append(s, "user_change", actor.username if actor else "console", "user", username, {"role": role})
+            audit.append(s, "user_change", actor.username, "user", username, {"role": role})
 
-    def unlock(self, username: str, actor: AuthSession | None = None) -> None:
-        if actor is not None and not actor.can_manage_users:
-            raise RoleError("only an admin may unlock accounts")
+    def unlock(self, username: str, actor: AuthSession) -> None:
         with self.db.session() as s:
+            self._require_admin(s, actor, "unlock accounts")
             user = self._get(s, username)
             user.failed_attempts, user.locked_until = 0, None
-            audit.append(s, "user_change", actor.username if actor else "console", "user", username,
-                         {"unlocked": True})
+            audit.append(s, "user_change", actor.username, "user", username, {"unlocked": True})
+
+    def _require_admin(self, s, actor: AuthSession, what: str) -> None:
+        """The actor's session is live and their role, read from the database now, is admin."""
+        actor.ensure_active(self.clock())
+        row = s.get(User, actor.user_id, populate_existing=True)
+        if row is None or not row.active or row.role != "admin" or row.username != actor.username:
+            raise RoleError(f"only an admin may {what}")
+
+    @staticmethod
+    def _admins(s) -> int:
+        return s.scalar(select(func.count(User.id)).where(User.role == "admin", User.active.is_(True))) or 0
 
     def change_password(self, username: str, old_password: str, new_password: str,
                         p12_path: Path | None = None) -> None:
@@ -152,22 +165,47 @@ class UserService:
         check_policy(new_password)
         self.authenticate(username, old_password)
         path = p12_path or default_p12_path(username)
+        rewrapped = False
         if path.exists():
-            rewrap_p12(path, old_password, new_password)
+            try:
+                rewrap_p12(path, old_password, new_password)
+                rewrapped = True
+            except KeyError_:
+                pass  # the key has its own password (chosen at `cert create --key-password`): leave it
         with self.db.session() as s:
             user = self._get(s, username)
             user.password_hash = hash_password(new_password, self.hasher)
-            audit.append(s, "passwd", username, "user", username, {"key_rewrapped": path.exists()})
+            audit.append(s, "passwd", username, "user", username, {"key_rewrapped": rewrapped})
 
-    def pin_certificate(self, username: str, cert_der: bytes) -> None:
-        """Record which certificate this user signs with; signing with any other is refused."""
+    def check_may_register(self, username: str, actor: AuthSession) -> None:
+        """Raise RoleError unless `actor` may register a signing certificate for `username` now."""
+        with self.db.session() as s:
+            self._check_register(s, self._get(s, username), actor)
+
+    def _check_register(self, s, user: User, actor: AuthSession | None) -> None:
+        if user.role not in signing_roles():
+            raise RoleError(f"{user.username} is a {user.role}: only {', '.join(sorted(signing_roles()))} "
+                            "get signing certificates")
+        if actor is None:
+            raise RoleError("registering a signing certificate needs an authenticated user")
+        if self._admins(s) or actor.user_id != user.id:
+            self._require_admin(s, actor, "register signing certificates")
+        else:
+            actor.ensure_active(self.clock())
+
+    def pin_certificate(self, username: str, cert_der: bytes, actor: AuthSession | None = None) -> None:
+        """Register the certificate this user signs with (signing with any other is refused).
+
+        Only users whose current role may sign get one. `actor` must be an authenticated admin; on a
+        workstation without any admin account the user may register their own (actor is that user)."""
         with self.db.session() as s:
             user = self._get(s, username)
+            self._check_register(s, user, actor)
             if user.cert_sha256 and user.cert_sha256 not in (user.cert_history or []):
                 user.cert_history = [*(user.cert_history or []), user.cert_sha256]
             user.cert_der = cert_der
             user.cert_sha256 = certificate_fingerprint(cert_der)
-            audit.append(s, "cert_create", username, "user", username, {"cert_sha256": user.cert_sha256})
+            audit.append(s, "cert_create", actor.username, "user", username, {"cert_sha256": user.cert_sha256})
 
     @classmethod
     def from_settings(cls, database, settings=None, **kwargs) -> UserService:
@@ -193,10 +231,12 @@ class UserService:
             if user is None or not user.active:
                 verify_password(DUMMY_HASH, password, self.hasher)  # same timing as a real check
                 audit.append(s, "login_failed", username, "user", username, {"reason": "unknown or inactive"})
+                s.commit()  # the failed attempt is recorded even though the caller gets an error
                 raise AuthError("wrong user name or password")
             locked_until = _aware(user.locked_until)
             if locked_until is not None and locked_until > now:
                 audit.append(s, "login_failed", username, "user", username, {"reason": "locked"})
+                s.commit()
                 raise AccountLockedError(username, locked_until)
             if not verify_password(user.password_hash, password, self.hasher):
                 user.failed_attempts += 1

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.reports.authority import RoleError, signing_roles
 from app.reports.keys import create_self_signed, default_p12_path
 from app.reports.models import ROLES
 from app.reports.passwords import WeakPasswordError
@@ -27,9 +28,11 @@ from app.reports.users import AuthError, AuthSession, UserError, UserService
 class AccountDialog(QDialog):
     """Ask name, role and password; on OK the account exists and `session` holds its log-in."""
 
-    def __init__(self, users: UserService, parent: QWidget | None = None, *, first_run: bool = False) -> None:
+    def __init__(self, users: UserService, parent: QWidget | None = None, *, first_run: bool = False,
+                 actor: AuthSession | None = None) -> None:
         super().__init__(parent)
         self.users = users
+        self.actor = actor  # the logged-in admin who adds this account (None only for the first account)
         self.session: AuthSession | None = None
         self.setWindowTitle("Create the first account" if first_run else "Create an account")
         self.display_name = QLineEdit()
@@ -83,12 +86,12 @@ class AccountDialog(QDialog):
             return
         display = self.display_name.text().strip() or username
         try:
-            self.users.add_user(username, password, self.role.currentText(), display_name=display)
+            self.users.add_user(username, password, self.role.currentText(), display_name=display, actor=self.actor)
             self.session = self.users.authenticate(username, password)
-            if self.make_key.isChecked():
+            if self.make_key.isChecked() and self.role.currentText() in signing_roles():
                 ident = create_self_signed(display, password, default_p12_path(username))
-                self.users.pin_certificate(username, ident.certificate_der)
-        except (UserError, WeakPasswordError, AuthError, OSError) as exc:
+                self.users.pin_certificate(username, ident.certificate_der, actor=self.actor or self.session)
+        except (UserError, WeakPasswordError, AuthError, RoleError, OSError) as exc:
             self._fail(str(exc))
             return
         self.accept()

@@ -10,10 +10,15 @@ from argon2 import PasswordHasher, Type
 
 from app.db.database import Database
 from app.db.models import Instance, Patient, Series, Study
+from app.reports import keys
 from app.reports.keys import create_self_signed, default_p12_path
 from app.reports.service import ReportService
 from app.reports.users import UserService
 
+# Key files in these tests are written and opened many times on two shared cores: a cheaper KDF here; the
+# production setting is kept in PRODUCTION_P12_KDF_ROUNDS and checked in the written file by test_reports_ca.
+PRODUCTION_P12_KDF_ROUNDS = keys.P12_KDF_ROUNDS
+keys.P12_KDF_ROUNDS = 10_000
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1, type=Type.ID)
 STUDY_UID = "1.2.826.0.1.3680043.8.498.1001"
 SERIES_UID = "1.2.826.0.1.3680043.8.498.1002"
@@ -49,15 +54,31 @@ def add_study(db: Database, study_uid: str = STUDY_UID, series_uid: str = SERIES
 _KEY_CACHE: dict[str, bytes] = {}
 
 
+ADMIN = "root"
+
+
+def admin_session(env: ReportEnv):
+    """The bootstrap admin (created as the first account of the database on first use)."""
+    if env.users.count() == 0:
+        env.users.add_user(ADMIN, PASSWORD, "admin", display_name="Site Admin")
+    return env.users.authenticate(ADMIN, PASSWORD)
+
+
 def make_user(env: ReportEnv, username: str, role: str, with_key: bool = True):
-    env.users.add_user(username, PASSWORD, role, display_name=f"Dr {username.title()}")
+    """Add a user through the admin; a signing user also gets a PKCS#12 key registered by the admin."""
+    admin = admin_session(env)
+    env.users.add_user(username, PASSWORD, role, display_name=f"Dr {username.title()}", actor=admin)
     if with_key:
+        from app.reports.keys import load_p12
+
         path = default_p12_path(username)
         if username in _KEY_CACHE:  # RSA key generation is the slow part; reuse across tests
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(_KEY_CACHE[username])
         else:
             create_self_signed(f"Dr {username.title()}", PASSWORD, path)
             _KEY_CACHE[username] = path.read_bytes()
+        env.users.pin_certificate(username, load_p12(path, PASSWORD).certificate_der, actor=admin)
     return env.users.authenticate(username, PASSWORD)
 
 

@@ -22,15 +22,28 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RADSTATION_HOME", str(tmp_path / "home"))
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.setenv("RADSTATION_DB_URL", url)
-    code, out = run(monkeypatch, capsys, ["user", "add", "jdoe", "--role", "radiologist", "--name", "Dr Jane Doe",
-                                          "--password-stdin"], PASSWORD + "\n")
-    assert code == 0, out
-    code, out = run(monkeypatch, capsys, ["user", "add", "jdoe", "--role", "resident", "--password-stdin"],
+    code, out = run(monkeypatch, capsys, ["user", "add", "root", "--role", "admin", "--password-stdin"],
                     PASSWORD + "\n")
+    assert code == 0, out  # bootstrap: the first account needs no credentials
+    code, out = run(monkeypatch, capsys, ["user", "add", "mallory", "--role", "admin", "--password-stdin"],
+                    PASSWORD + "\n")
+    assert code == 1 and "admin" in out  # ...but every later one does
+    code, out = run(monkeypatch, capsys, ["user", "add", "jdoe", "--role", "radiologist", "--name", "Dr Jane Doe",
+                                          "--admin", "root", "--password-stdin"], f"{PASSWORD}\n{PASSWORD}\n")
+    assert code == 0, out
+    code, out = run(monkeypatch, capsys, ["user", "add", "jdoe", "--role", "resident", "--admin", "root",
+                                          "--password-stdin"], f"{PASSWORD}\n{PASSWORD}\n")
     assert code == 1 and "already exists" in out
-    code, out = run(monkeypatch, capsys, ["cert", "create", "jdoe", "--password-stdin"], "wrong-password\n")
-    assert code == 1
     code, out = run(monkeypatch, capsys, ["cert", "create", "jdoe", "--password-stdin"], PASSWORD + "\n")
+    assert code == 1 and "admin" in out  # an admin exists: they must register the key
+    code, out = run(monkeypatch, capsys, ["cert", "create", "jdoe", "--admin", "root", "--password-stdin"],
+                    f"{PASSWORD}\nwrong-password\n")
+    assert code == 1
+    code, out = run(monkeypatch, capsys, ["cert", "create", "root", "--admin", "root", "--password-stdin"],
+                    f"{PASSWORD}\n{PASSWORD}\n")
+    assert code == 1 and "signing certificates" in out  # admins get no signing keys
+    code, out = run(monkeypatch, capsys, ["cert", "create", "jdoe", "--admin", "root", "--password-stdin"],
+                    f"{PASSWORD}\n{PASSWORD}\n")
     assert code == 0 and "fingerprint" in out, out
     code, out = run(monkeypatch, capsys, ["user", "list"])
     assert "jdoe" in out and "certificate" in out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from reports_testing import PASSWORD, STUDY_UID, make_user
+from reports_testing import PASSWORD, STUDY_UID, admin_session, make_user
 from sqlalchemy import inspect, select, text
 
 from app.db.models import Study
@@ -28,7 +28,7 @@ def test_migration_creates_report_tables(env):
     assert {"app_user", "report", "report_version", "report_signature", "audit_entry", "audit_head",
             "outbox_item"} <= names
     with env.db.engine.connect() as c:
-        assert c.scalar(text("select version_num from alembic_version")) == "0002_reports"
+        assert c.scalar(text("select version_num from alembic_version")) == "0003_audit_keys"
 
 
 def test_full_lifecycle_with_amendment_and_addendum(env, radiologist, resident):
@@ -129,7 +129,7 @@ def test_only_admin_manages_users(env, resident):
     with pytest.raises(RoleError):
         env.users.add_user("x1", PASSWORD, "resident", actor=resident)
     env.users.add_user("x2", PASSWORD, "resident", actor=admin)
-    assert {u["username"] for u in env.users.list_users()} == {"res", "boss", "x2"}
+    assert {u["username"] for u in env.users.list_users()} == {"root", "res", "boss", "x2"}
 
 
 def test_sign_with_wrong_password_fails_and_counts(env, radiologist):
@@ -174,7 +174,7 @@ def test_key_rotation_keeps_old_signatures_verifiable(env, radiologist):
     v = env.service.open_or_create(STUDY_UID, radiologist)
     env.service.sign(v.id, radiologist, PASSWORD)
     new = create_self_signed("Dr Rad", PASSWORD, default_p12_path("rad"))  # like `cert create --force`
-    env.users.pin_certificate("rad", new.certificate_der)
+    env.users.pin_certificate("rad", new.certificate_der, actor=admin_session(env))  # admin registers it
     am = env.service.amend(v.id, radiologist)
     env.service.save_draft(am.id, {**am.content.to_dict(), "impression": "Updated."}, radiologist)
     env.service.sign(am.id, radiologist, PASSWORD)
