@@ -43,7 +43,7 @@ def evaluate(backend, queries, train, *, max_images: int | None, seed: int, step
     chosen = sorted(queries, key=lambda s: s.image_id)
     if max_images is not None and len(chosen) > max_images:
         chosen = sorted(random.Random(seed).sample(chosen, max_images), key=lambda s: s.image_id)
-    refs, preds, base, qtypes = [], [], [], []
+    refs, preds, base, qtypes, sources, groups = [], [], [], [], [], []
     p_yes: dict[str, list[tuple[float, bool]]] = {}
     t0 = time.perf_counter()
     for i, s in enumerate(chosen, 1):
@@ -57,6 +57,8 @@ def evaluate(backend, queries, train, *, max_images: int | None, seed: int, step
             refs.append(q.answer)
             base.append(majority.get(q.question, fallback))
             qtypes.append(q.qtype)
+            sources.append(s.source)
+            groups.append(str(s.extra.get("split_group") or s.patient_id))
             sc = (getattr(out, "extra", None) or {}).get("scores") or {}
             if q.answer in ("yes", "no") and {"yes", "no"} <= set(sc):
                 py = 0.5 * (1.0 + math.tanh((float(sc["yes"]) - float(sc["no"])) / 2))  # sigmoid, no overflow
@@ -78,10 +80,38 @@ def evaluate(backend, queries, train, *, max_images: int | None, seed: int, step
             "engine": vqa_scores([preds[k] for k in idx], [refs[k] for k in idx], ["closed"] * len(idx))["closed_accuracy"],
             "majority": vqa_scores([base[k] for k in idx], [refs[k] for k in idx], ["closed"] * len(idx))["closed_accuracy"],
         }
+    result["by_source"] = accuracy_by_source(preds, base, refs, sources, groups)
     result["yes_auroc"] = {q: {"n": len(v), "positives": sum(y for _, y in v),
                                "auroc": auroc([y for _, y in v], [p for p, _ in v])}
                            for q, v in sorted(p_yes.items())}
     return result
+
+
+def accuracy_by_source(preds: list[str], base: list[str], refs: list[str], sources: list[str], groups: list[str],
+                       resamples: int = 500) -> dict:
+    """Closed accuracy of the engine and of the majority answer overall, within NIH and per source, with
+    patient-level bootstrap intervals of the engine's accuracy (issue 28: a reader that recognises the collection
+    beats the majority answer only where the collection predicts the answer)."""
+    import numpy as np
+
+    from engines.eval.bootstrap import cluster_bootstrap
+    from engines.eval.by_source import NIH_SOURCES
+
+    norm = lambda a: str(a).strip().lower()  # noqa: E731
+    right = np.array([norm(p) == norm(r) for p, r in zip(preds, refs, strict=True)], float)
+    base_right = np.array([norm(b) == norm(r) for b, r in zip(base, refs, strict=True)], float)
+    src, grp = np.asarray(sources), np.asarray(groups)
+    subsets = [("overall", np.ones(len(src), bool)), ("NIH only", np.isin(src, NIH_SOURCES))]
+    subsets += [(s_, src == s_) for s_ in sorted(set(sources))]
+    out = {}
+    for name, m in subsets:
+        if not m.any():
+            continue
+        r = right[m]
+        ci = cluster_bootstrap(lambda i, r=r: float(r[i].mean()), grp[m], resamples=resamples)
+        out[name] = {"n": int(m.sum()), "engine": float(r.mean()), "engine_ci": ci,
+                     "majority": float(base_right[m].mean())}
+    return out
 
 
 def markdown(result: dict, title: str) -> str:
@@ -91,6 +121,11 @@ def markdown(result: dict, title: str) -> str:
              f"| majority answer (train) | {fmt(result['majority']['closed_accuracy'])} | {result['n_questions']} |",
              "", "| question type | n | engine | majority |", "|---|---:|---:|---:|"]
     lines += [f"| {qt} | {r['n']} | {fmt(r['engine'])} | {fmt(r['majority'])} |" for qt, r in result["by_qtype"].items()]
+    if result.get("by_source"):
+        lines += ["", "| subset | questions | engine (95% CI) | majority |", "|---|---:|---:|---:|"]
+        for name, r in result["by_source"].items():
+            ci = "" if r["engine_ci"] is None else f" ({r['engine_ci'][0]:.3f}-{r['engine_ci'][1]:.3f})"
+            lines.append(f"| {name} | {r['n']} | {r['engine']:.3f}{ci} | {r['majority']:.3f} |")
     if result.get("yes_auroc"):
         lines += ["", "| question | n | yes | AUROC of p(yes) |", "|---|---:|---:|---:|"]
         lines += [f"| {q} | {r['n']} | {r['positives']} | {fmt(r['auroc'])} |" for q, r in result["yes_auroc"].items()]

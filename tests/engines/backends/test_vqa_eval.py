@@ -50,3 +50,17 @@ def test_the_ranking_of_p_yes_is_scored_per_question(tmp_path) -> None:
     assert "AUROC of p(yes)" in markdown(result, "t")
     assert auroc([True, False, True, False], [0.9, 0.1, 0.5, 0.5]) == pytest.approx(0.875)
     assert auroc([False], [0.3]) is None
+
+
+def test_accuracy_is_broken_down_by_source_with_intervals() -> None:
+    from engines.backends.vqa_eval import accuracy_by_source
+
+    refs = ["yes", "no", "no", "yes", "no", "no"]
+    preds = ["yes", "no", "yes", "no", "no", "no"]
+    base = ["no"] * 6
+    sources = ["nih_talo", "nih_talo", "nih_zech", "covid_ieee8023", "covid_ieee8023", "covid_ieee8023"]
+    out = accuracy_by_source(preds, base, refs, sources, [f"p{i}" for i in range(6)], resamples=100)
+    assert out["NIH only"]["n"] == 3 and out["NIH only"]["engine"] == pytest.approx(2 / 3)
+    assert out["covid_ieee8023"]["majority"] == pytest.approx(2 / 3)
+    lo, hi = out["overall"]["engine_ci"]
+    assert lo <= 4 / 6 <= hi
