@@ -7,7 +7,7 @@
   radstation-train draft    --model DIR --split val --out drafts.jsonl     (then radstation-eval score)
   radstation-train answer   --model DIR --questions qa_val.jsonl --out answers.jsonl  (radstation-eval vqa)
   radstation-train realism  --model DIR --out DIR   (finding classifier AUROC, Frechet distances)
-  radstation-train reader   --out resources/weights/medim-small/reader [--objective bce] [--members 3]
+  radstation-train reader   --out resources/weights/medim-small/reader   (CV on train folds, then the ensemble)
   radstation-train ship     --work WORK --out resources/weights/medim-small
 """
 
@@ -274,14 +274,15 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     rd.add_argument("--size", type=int, default=128)
     rd.add_argument("--widths", default="32,64,128")
     rd.add_argument("--crop", choices=("lung", "trim", "none"), default="lung")
-    rd.add_argument("--normalise", choices=("equalise", "zscore", "none"), default="equalise")
+    rd.add_argument("--normalise", choices=("equalise", "zscore", "none"), default="none",
+                    help="intensity normalisation of the CNN's crop (CV on train folds: none 0.669, equalise 0.653)")
     rd.add_argument("--epochs", type=int, default=20)
     rd.add_argument("--batch", type=int, default=32)
     rd.add_argument("--lr", type=float, default=2e-3)
     rd.add_argument("--sampler", choices=("plain", "balanced"), default="balanced")
     rd.add_argument("--objective", choices=("bce", "grl", "dro"), default="bce")
     rd.add_argument("--adv-weight", type=float, default=0.3)
-    rd.add_argument("--combine", default="cnn=1,linear=1",
+    rd.add_argument("--combine", default="cnn=1,linear=2",
                     help="components and their weights: cnn (the networks) and/or linear (HOG + intensities)")
     rd.add_argument("--feature-normalise", choices=("equalise", "zscore", "none"), default="none",
                     help="intensity normalisation of the crop the linear readout reads")
@@ -290,7 +291,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     rd.add_argument("--lungbox-epochs", type=int, default=60)
     rd.add_argument("--resamples", type=int, default=500, help="bootstrap resamples of the CV tables")
     rd.add_argument("--folds", type=int, default=3)
-    rd.add_argument("--members", type=int, default=1, help="ensemble members trained on all of train")
+    rd.add_argument("--members", type=int, default=3, help="CNN ensemble members trained on all of train")
     rd.add_argument("--seed", type=int, default=0)
     rd.add_argument("--threads", type=int, default=1)
     rd.set_defaults(func=_cmd_reader)

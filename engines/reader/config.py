@@ -14,7 +14,7 @@ class ReaderConfig:
     dropout: float = 0.2
     crop: str = "lung"  # "lung" (the lung-box model's box), "trim" (padding bars removed) or "none"
     crop_margin: float = 0.06  # of the box side, added around the lung box
-    normalise: str = "equalise"  # per-image intensity normalisation: "equalise" (histogram), "zscore" or "none"
+    normalise: str = "none"  # per-image intensity normalisation of the CNN crop: "equalise" (histogram), "zscore", "none"
     # Per-finding Platt scaling (p = sigmoid(a * logit + b)) fitted on out-of-fold training predictions, never on
     # val: balanced sampling and positive weighting shift the raw logits, which a temperature alone cannot undo.
     calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
