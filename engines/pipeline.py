@@ -109,7 +109,11 @@ class MedimPipeline:
         self.text_block = int(sampling.get("text_block", 0))
         self.default_consensus = int(sampling.get("consensus", 1))  # drafts sampled per report (consensus.py)
         self.default_select = str(sampling.get("select", "consensus"))  # how one of them is kept
-        self.finding_prior: dict[str, float] = dict(config.get("finding_prior") or {})  # training prevalence
+        # Training prevalence per finding, the "usual" a reading is compared with: the reader's own (counted over the
+        # images whose source speaks to the finding, as its calibration is) when it reads, else the backbone's.
+        self.finding_prior: dict[str, float] = dict(config.get("finding_prior") or {})
+        if reader is not None:
+            self.finding_prior.update(reader.config.prevalence)
         if self.default_select.startswith("verified") and not model.config.findings:
             raise ValueError(f"sampling select {self.default_select!r} needs a model with a finding head")
         self.image_order_temperature = float(sampling.get("image_order_temperature", 0.0))

@@ -101,9 +101,11 @@ def test_pipeline_reads_with_the_reader_when_the_folder_ships_one(tmp_path):
     head = MedimPipeline.from_pretrained(folder, device="cpu")
     assert head.reading_source == "head"
     r = _reader(crop="none", members=1, calibration={"Edema": (1.0, 8.0)})  # the reader says Edema, surely
+    r.config = ReaderConfig(**{**r.config.to_dict(), "prevalence": {"Edema": 0.3}})
     r.save(folder / "reader")
     pipe = MedimPipeline.from_pretrained(folder, device="cpu")
     assert pipe.reading_source == "reader" and pipe.reading_findings == FINDINGS
+    assert pipe.finding_prior["Edema"] == 0.3  # "usual" is the reader's own prevalence
     im = np.random.default_rng(0).random((32, 32)).astype(np.float32)
     p = pipe.finding_probabilities([im])[0]
     assert set(p) == set(FINDINGS) and p["Edema"] > 0.99
