@@ -76,3 +76,11 @@ def test_a_damaged_compressed_file_says_why_in_the_viewport(qtbot, viewport, tmp
     viewport.grab()
     assert viewport.message().startswith("Cannot display:")
     assert "truncated" in viewport.message()
+
+
+def test_thumbnail_of_a_jpeg2000_series_needs_no_full_decode(tmp_path):
+    from viewer.widgets.thumbnails import thumbnail_array
+
+    series = write_compressed_series(tmp_path / "thumb", uid.HTJ2KLossless, n=1, size=512)
+    icon = thumbnail_array(series, size=96)
+    assert icon.shape == (96, 96) and icon.dtype.name == "uint8" and icon.std() > 5
