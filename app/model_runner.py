@@ -13,7 +13,6 @@ scripts and tests use it with tiny models.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -59,7 +58,7 @@ class WorkerRunner:
     def __init__(self, path: Path | str | None = None, device: str = "auto", threads: int | None = None) -> None:
         self.path = Path(path) if path else DEFAULT_WEIGHTS
         self.device = device or "auto"
-        self.threads = threads or max(1, min(os.cpu_count() or 1, 4))
+        self.threads: int | str = threads or "auto"  # "auto": the worker measures the load (engines.device)
         self._worker: Any = None
         self._lock = threading.Lock()
 

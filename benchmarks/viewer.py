@@ -2,16 +2,21 @@
 
 Prints a table (median over repeats, device, sizes) and checks the targets of issue 2:
 first image < 0.3 s, whole CT series loaded < 3 s, scrolling and W/L < 16 ms per frame,
-peak memory < 2x the pixel data.
+peak memory < 2x the pixel data. Then (issue 27) compressed images in a real Viewport (offscreen Qt):
+"first image" of a JPEG 2000 and an HTJ2K CR on a 1024-pixel viewport against a full-resolution
+decode of the same file (target ratio <= 0.2), and "gui stall", the longest event-loop gap while
+that image loads and while a compressed CT series is scrolled (target <= 0.1 s).
 
     .venv/bin/python benchmarks/viewer.py            # full size (writes ~320 MB to a temp dir)
     .venv/bin/python benchmarks/viewer.py --slices 60 --cr 1000   # quick smoke run
+    .venv/bin/python benchmarks/viewer.py --compressed-only --json out.json   # issue 27 rows only
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import multiprocessing
 import os
 import platform
@@ -181,6 +186,170 @@ def device() -> str:
     return f"{model}, {os.cpu_count()} logical cores, {mem:.0f} GiB RAM, Python {platform.python_version()}, numpy {np.__version__}, pydicom {pydicom.__version__}"
 
 
+# ------------------------------------------------------------------------------------------ compressed (issue 27)
+def write_compressed_cr(folder: Path, size: int, syntax: str) -> Path:
+    """The benchmark CR encoded with `syntax` (JPEG 2000 through pydicom's encoder, HTJ2K through OpenJPH)."""
+    from pydicom import uid
+    from pydicom.encaps import encapsulate
+
+    ds = pydicom.dcmread(write_cr(folder, size))
+    if syntax in (uid.HTJ2KLossless, uid.HTJ2KLosslessRPCL, uid.HTJ2K):
+        import imagecodecs
+
+        ds.PixelData = encapsulate([imagecodecs.htj2k_encode(ds.pixel_array, reversible=True)])
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = syntax
+    else:
+        ds.compress(syntax, encoding_plugin="")
+    name = f"cr_{uid.UID(syntax).keyword}.dcm"
+    ds.save_as(folder / name, enforce_file_format=True)
+    return folder / name
+
+
+def write_compressed_ct(folder: Path, n: int, size: int, syntax: str) -> list[Path]:
+    paths = write_ct(folder, n, size)
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        ds.compress(syntax, encoding_plugin="")
+        ds.save_as(p, enforce_file_format=True)
+    return paths
+
+
+class EventLoopGaps:
+    """Longest gap between runs of a 0 ms QTimer on the GUI thread: how long the GUI could not react."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.longest = 0.0
+        self._last = time.perf_counter()
+        self._timer = QTimer()
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.longest = max(self.longest, now - self._last)
+        self._last = now
+
+    def start(self) -> None:
+        self.longest, self._last = 0.0, time.perf_counter()
+        self._timer.start()
+
+    def stop(self) -> float:
+        self._tick()
+        self._timer.stop()
+        return self.longest
+
+
+def _viewport(size: int):  # noqa: ANN202
+    from viewer.widgets.viewport import Viewport
+
+    vp = Viewport()
+    vp.resize(size, size)
+    vp.show()
+    return vp
+
+
+def first_image_rows(path: Path, label: str, repeats: int) -> list[dict]:
+    """Time until a fresh Viewport of 1024 px has painted `path` (any quality), its longest event-loop
+    gap until the full image is in, and the floor: a full-resolution decode of the file, fastest plugin."""
+    from PySide6.QtWidgets import QApplication
+
+    from viewer.io.refs import SeriesRef
+
+    app = QApplication.instance()
+    load_image(path).frame(0)  # warm-up: plugin choice measured once per process, codec libraries loaded
+    floor = median_time(lambda: load_image(path).frame(0), repeats)
+    firsts, stalls = [], []
+    for _ in range(repeats):
+        vp = _viewport(DISPLAY[0])
+        shown: list[tuple[str, float]] = []
+        vp.imageShown.connect(lambda q, shown=shown: shown.append((q, time.perf_counter())))
+        gaps = EventLoopGaps()
+        gaps.start()
+        t0 = time.perf_counter()
+        vp.set_series(SeriesRef("bench", "CR", label, 1, (path,)))
+        while not any(q == "full" for q, _ in shown):
+            app.processEvents()
+            time.sleep(0.001)
+            if time.perf_counter() - t0 > 120:
+                raise RuntimeError(f"{label}: the image did not arrive within 120 s")
+        stalls.append(gaps.stop())
+        firsts.append(shown[0][1] - t0)
+        vp.close()
+        vp.deleteLater()
+        app.processEvents()
+    first = statistics.median(firsts)
+    return [
+        {"case": label, "measure": "first image", "product_s": first, "floor_s": floor, "ratio": first / floor},
+        {"case": label, "measure": "gui stall (loading)", "product_s": max(stalls), "floor_s": floor,
+         "ratio": max(stalls) / floor},
+    ]
+
+
+def scroll_rows(paths: list[Path], label: str, steps_per_s: float = 25.0) -> list[dict]:
+    """Scroll a compressed series in a Viewport at `steps_per_s` (a wheel held down) and report the
+    longest event-loop gap, against the floor of decoding one slice (what a GUI-thread decode stalls)."""
+    from PySide6.QtWidgets import QApplication
+
+    from viewer.io.refs import SeriesRef
+
+    app = QApplication.instance()
+    floor = median_time(lambda: load_image(paths[len(paths) // 2]).frame(0), 5)
+    vp = _viewport(512)
+    vp.set_series(SeriesRef("bench-ct", "CT", label, 1, tuple(paths)))
+    while vp.is_loading() or vp.current_image() is None:
+        app.processEvents()
+        time.sleep(0.001)
+    shown: list[str] = []
+    vp.imageShown.connect(shown.append)
+    gaps = EventLoopGaps()
+    gaps.start()
+    t0 = time.perf_counter()
+    for k in range(1, len(paths)):
+        due = t0 + k / steps_per_s
+        while time.perf_counter() < due:
+            app.processEvents()
+            time.sleep(0.0005)
+        vp.step(1)
+    while vp._shown != (vp.current_image(), vp.state.frame_index, "full"):
+        app.processEvents()  # until the last slice is painted
+        time.sleep(0.001)
+    stall = gaps.stop()
+    full = sum(q == "full" for q in shown)
+    vp.close()
+    return [{"case": label, "measure": f"gui stall (scroll {steps_per_s:g}/s, {full}/{len(paths) - 1} slices shown)",
+             "product_s": stall, "floor_s": floor, "ratio": stall / floor}]
+
+
+def compressed_rows(
+    folder: Path, cr: int, slices: int, size: int, repeats: int, rates: tuple[float, ...] = (25.0,)
+) -> list[dict]:
+    from pydicom import uid
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    _app = QApplication.instance() or QApplication([])  # noqa: F841 - kept alive for the viewports
+    rows: list[dict] = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for syntax, name in ((uid.JPEG2000Lossless, "JPEG 2000"), (uid.HTJ2KLossless, "HTJ2K")):
+        path = write_compressed_cr(folder, cr, syntax)
+        rows += first_image_rows(path, f"{name} CR {cr}^2 on a 1024 px viewport", repeats)
+    ct = write_compressed_ct(folder / "ct_j2k", slices, size, uid.JPEG2000Lossless)
+    for rate in rates:
+        rows += scroll_rows(ct, f"JPEG 2000 CT {slices} x {size}^2", rate)
+    return rows
+
+
+def print_rows(rows: list[dict]) -> None:
+    print(f"\n{'case':44} {'measure':46} {'product s':>10} {'floor s':>9} {'ratio':>7}")
+    print("-" * 120)
+    for r in rows:
+        print(f"{r['case']:44} {r['measure']:46} {r['product_s']:10.3f} {r['floor_s']:9.3f} {r['ratio']:7.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=600)
@@ -188,7 +357,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cr", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=None, help="keep the generated files here")
+    parser.add_argument("--json", type=Path, default=None, help="also write the compressed-image rows here")
+    parser.add_argument("--compressed-only", action="store_true", help="only the issue 27 compressed rows")
+    parser.add_argument("--ct-compressed", type=int, default=40, help="slices of the compressed CT scrolled")
+    parser.add_argument("--scroll-rates", default="25,5", help="slices per second the compressed CT is scrolled at")
     args = parser.parse_args(argv)
+    if args.compressed_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = compressed_rows(args.dir or Path(tmp), args.cr, args.ct_compressed, args.size, args.repeats,
+                                   tuple(float(r) for r in args.scroll_rates.split(",")))
+        print(f"\nRadStation viewer benchmark, compressed images  ({device()})")
+        print_rows(rows)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1))
+        return 0
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.dir or Path(tmp)
@@ -252,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("  peak RSS rise / pixel data, CR open+show", f"{cr_bytes / 2**20:.0f} MiB", cr_peak / cr_bytes, "x", "< 2x"))
         rows.append(("  ... plus a native-size render", f"{cr_bytes / 2**20:.0f} MiB", cr_peak_native / cr_bytes, "x", "(info)"))
 
+        crows = compressed_rows(folder / "compressed", args.cr, args.ct_compressed, args.size, args.repeats,
+                                tuple(float(r) for r in args.scroll_rates.split(",")))
+
     print(f"\nRadStation viewer benchmark  ({device()})")
     print(f"{'measure':42} {'size':26} {'median':>10} {'unit':10} target  ok")
     print("-" * 104)
@@ -261,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
             limit = float(target.split()[1].rstrip("x"))
             ok = "yes" if value < limit else "NO"
         print(f"{name:42} {size:26} {value:10.3f} {unit:10} {target:7} {ok}")
+    print_rows(crows)
+    if args.json:
+        args.json.write_text(json.dumps(crows, indent=1))
     return 0
 
 

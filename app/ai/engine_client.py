@@ -8,7 +8,6 @@ driven by Qt signals on the GUI thread; nothing here blocks.
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 from collections import deque
 from dataclasses import dataclass, field
@@ -165,7 +164,7 @@ class EngineClient(QObject):
         self._state = "starting"
         self._set_status({"state": "starting", "name": self.backend})
         proc.start(self._program, self._arguments)
-        config = {"threads": max(1, min(os.cpu_count() or 1, 4)), **self.config}
+        config = {"threads": "auto", **self.config}  # the worker measures the load (engines.device)
         proc.write(encode({"type": "load", "backend": self.backend, "config": config}))
 
     def _forget_process(self, delete: bool = True) -> None:

@@ -9,7 +9,7 @@ from app.settings import Settings
 # Settings keys (beside "engine" and "engine_device" in app.settings.DEFAULTS):
 #   engine_model_path: a local model / pipeline directory (empty: the built-in default weights)
 #   engine_options:    extra keyword settings for the backend (e.g. {"max_new_tokens": 128})
-#   engine_threads:    CPU threads for the worker (0: up to 4)
+#   engine_threads:    CPU threads for the worker (0: the idle cores measured at load, 1 to 4)
 
 
 def engine_from_settings(settings: Settings) -> tuple[str, dict[str, Any]]:

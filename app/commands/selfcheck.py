@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         ("versions", check_versions),
         ("decoder libraries", check_decoder_libraries),
         ("decoders", check_decoders),
+        ("decoder choice", check_decoder_choice),
         ("database", check_migrations),
         ("demo", check_demo),
         ("weights", lambda: check_weights(strict=args.strict)),
@@ -148,6 +149,29 @@ def check_decoders() -> list[Check]:
         plugins = sorted(get_decoder(syntax).available_plugins)
         out.append(Check(f"decode {syntax.keyword}", OK if plugins else FAIL,
                          f"plugins: {', '.join(plugins) or 'none (install pylibjpeg-libjpeg / python-gdcm)'}"))
+    return out
+
+
+def check_decoder_choice() -> list[Check]:
+    """The plugin the viewer decodes each compressed syntax with, as measured now (viewer/io/decoders)."""
+    from pydicom import uid as uids
+
+    from viewer.io import decoders
+    from viewer.io.progressive import supports
+
+    out = []
+    for syntax in decoders.ranked_syntaxes:
+        timings = decoders.rank_plugins(syntax, repeats=2)
+        chosen = decoders.choose(timings)
+        if not timings:
+            out.append(Check(f"choice {uids.UID(syntax).keyword}", WARN, "no encoder installed to measure with"))
+            continue
+        listed = "; ".join(
+            f"{t.plugin} {t.seconds * 1e3:.1f} ms" + (" holds GIL" if t.holds_gil else "") + (f" ({t.error})" if t.error else "")
+            for t in timings)
+        reduced = ", reduced-resolution first decode" if supports(syntax) else ""
+        out.append(Check(f"choice {uids.UID(syntax).keyword}", OK if chosen else FAIL,
+                         f"{chosen or 'none'}{reduced} [{decoders.SAMPLE_SIZE}^2 12-bit: {listed}]"))
     return out
 
 

@@ -98,6 +98,10 @@ class WorkerServer:
         if threads:
             import torch
 
+            if threads == "auto":  # measured here, in the worker, so the GUI never waits on the sample
+                from engines.device import threads_for_load
+
+                threads = threads_for_load()
             torch.set_num_threads(int(threads))
         if self._backend is not None:
             self._backend.close()

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_selfcheck_passes_on_this_checkout(tmp_path: Path) -> None:
     env = {**os.environ, "RADSTATION_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen"}
     res = subprocess.run([sys.executable, "-m", "app", "selfcheck", "--json"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     checks = {c["name"]: c for c in json.loads(res.stdout)}
     assert all(c["status"] in ("ok", "warn") for c in checks.values()), checks
@@ -27,6 +27,8 @@ def test_selfcheck_passes_on_this_checkout(tmp_path: Path) -> None:
         assert checks[name]["status"] == "ok", checks[name]
     assert "pylibjpeg" in checks["decode JPEG2000Lossless"]["detail"]
     assert "xcb" in checks["qt platforms"]["detail"]
+    htj2k = checks["choice HTJ2KLossless"]
+    assert htj2k["status"] == "ok" and "imagecodecs" in htj2k["detail"] and "reduced-resolution" in htj2k["detail"]
     assert checks["engine weights"]["status"] in ("ok", "warn")
 
 

@@ -14,7 +14,9 @@ from pydicom.pixels import apply_voi
 from viewer.imaging.window import WindowLevel
 from viewer.io.image import DicomImage
 
-__all__ = ["apply_window", "lookup", "render_array", "render_frame", "stored_value_table", "voi_lut_table"]
+__all__ = [
+    "apply_window", "lookup", "render_array", "render_frame", "render_pixels", "stored_value_table", "voi_lut_table",
+]
 
 LUT_CACHE_SIZE = 8
 
@@ -147,6 +149,14 @@ def render_frame(
     resampled once (cached) and each W/L change is a lookup over only the displayed pixels.
     """
     pixels = image.reduced_frame(frame_index, out_shape) if out_shape is not None else image.frame(frame_index)
+    return render_pixels(image, frame_index, pixels, window, invert)
+
+
+def render_pixels(
+    image: DicomImage, frame_index: int, pixels: np.ndarray, window: WindowLevel | None, invert: bool = False
+) -> np.ndarray:
+    """Display bytes for stored `pixels` of `image`'s frame at any resolution (a reduced-resolution
+    preview, a display-size resample, or the frame itself), through the same tables as `render_frame`."""
     if image.is_color:
         return (255 - pixels) if invert else pixels
     if pixels.dtype.kind in "ui" and pixels.dtype.itemsize <= 2:

@@ -20,6 +20,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
 from viewer.imaging.window import WindowLevel
+from viewer.io import progressive
+from viewer.io.decoders import ensure_registered, preferred_plugin
 
 __all__ = ["DicomImage", "DicomReadError", "load_image"]
 
@@ -30,6 +32,9 @@ PROJECTION_MODALITIES = ("CR", "DX", "DR", "MG", "IO", "RF", "XA", "PX")
 NATIVE_LITTLE_ENDIAN = (pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian)
 # Elements larger than this stay on disk until the pixels are needed.
 DEFER_SIZE = "256 KB"
+# Uncompressed frames up to this size are read on the caller's thread (a 2048^2 16-bit frame: a few ms
+# from the page cache); larger or compressed frames are decoded by the viewer's background workers.
+CHEAP_FRAME_BYTES = 8 * 2**20
 
 
 class DicomReadError(ValueError):
@@ -319,7 +324,13 @@ class DicomImage:
             if self.is_color:
                 self._stats = (0.0, 0.0, 255.0, 255.0)
             else:
-                values = self.modality_frame(0)
+                preview = self._cache.get(("preview", 0))
+                if preview is not None and ("frame", 0) not in self._cache:
+                    # reduced-resolution pixels are already here: percentiles of block means are what
+                    # a full decode would give to within a grey level, and the window then never jumps
+                    values = self.modality_values(preview[0], 0)
+                else:
+                    values = self.modality_frame(0)
                 step = max(1, int(np.sqrt(values.size / 250_000)))
                 sample = values[::step, ::step]
                 finite = sample[np.isfinite(sample)]
@@ -375,7 +386,9 @@ class DicomImage:
             arr = self._native_view(index)
             if arr is not None:
                 return arr
-            arr = pixel_array(ds, index=idx)
+            ensure_registered()
+            plugin = preferred_plugin(str(ds.file_meta.TransferSyntaxUID))
+            arr = pixel_array(ds, index=idx, decoding_plugin=plugin)
         except Exception as exc:
             where = self.path.name if self.path else "dataset"
             raise DicomReadError(f"{where}: cannot decode frame {index} ({type(exc).__name__}: {exc})") from exc
@@ -421,7 +434,82 @@ class DicomImage:
                 return cached
             arr = self._decode(i)
             self._remember(key, arr)
+            with self._lock:
+                self._cache.pop(("preview", i), None)  # the full frame supersedes it
         return arr
+
+    def frame_cached(self, i: int = 0) -> bool:
+        """Whether frame `i` is decoded already (asking for it will not decode)."""
+        with self._lock:
+            return ("frame", i) in self._cache
+
+    def decode_is_cheap(self, i: int = 0) -> bool:
+        """True when frame `i` is decoded or is a small uncompressed frame read as it is stored: the
+        GUI thread may ask for it. Anything else goes to a background decode."""
+        if self.frame_cached(i):
+            return True
+        ds = self.dataset
+        meta = getattr(ds, "file_meta", None)
+        if meta is None or meta.get("TransferSyntaxUID") not in NATIVE_LITTLE_ENDIAN:
+            return False
+        bits = int(ds.get("BitsAllocated", 16) or 16)
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        return self.rows * self.columns * spp * max(1, bits // 8) <= CHEAP_FRAME_BYTES
+
+    @property
+    def window_ready(self) -> bool:
+        """Whether `default_window` can be given without decoding (header window, or stats known)."""
+        return bool(self.windows) or self.is_color or self._stats is not None
+
+    @property
+    def can_preview(self) -> bool:
+        """Whether frames can be decoded at reduced resolution first (JPEG 2000 / HTJ2K greyscale)."""
+        meta = getattr(self.dataset, "file_meta", None)
+        syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+        spp = int(self.dataset.get("SamplesPerPixel", 1) or 1)
+        return syntax is not None and not self.is_color and progressive.supports(syntax, spp)
+
+    def preview(self, i: int, target: int) -> np.ndarray | None:
+        """Frame `i` decoded at the reduced resolution that fits a `target`-pixel viewport, cached;
+        None when the full frame is already decoded or the codec cannot reduce. Never raises for a
+        codec problem: the full decode that follows reports it."""
+        key = ("preview", i)
+        with self._lock:
+            if ("frame", i) in self._cache:
+                return None
+            cached = self._cache.get(key)
+        if cached is not None:
+            return cached[0]
+        if not self.can_preview:
+            return None
+        with self._decode_lock:
+            try:
+                arr, level = progressive.decode_reduced(self.dataset, i, self.n_frames, target)
+            except progressive.ReducedDecodeError:
+                return None
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        arr.flags.writeable = False
+        with self._lock:
+            self._cache[key] = (arr, level)
+        return arr
+
+    def cached_preview(self, i: int = 0) -> np.ndarray | None:
+        """The reduced-resolution pixels of frame `i` if a preview was decoded and the full frame is not."""
+        with self._lock:
+            if ("frame", i) in self._cache:
+                return None
+            cached = self._cache.get(("preview", i))
+        return cached[0] if cached is not None else None
+
+    def cached_reduced(self, i: int, out_shape: tuple[int, int]) -> bool:
+        with self._lock:
+            return ("reduced", i, (int(out_shape[0]), int(out_shape[1]))) in self._cache
+
+    def cached_bytes(self) -> int:
+        """Bytes of decoded pixels this image holds (the series cache keeps a budget on these)."""
+        with self._lock:
+            return sum((v[0] if isinstance(v, tuple) else v).nbytes for v in self._cache.values())
 
     def _remember(self, key: tuple[Any, ...], arr: np.ndarray) -> None:
         with self._lock:

@@ -1,41 +1,54 @@
 """The images of one series, loaded on demand and kept in a small cache, for a viewport to scroll.
 
-Qt-free. Loading a slice lazily keeps the first image fast on a 600-slice CT; the neighbours of the
-slice shown are prefetched on a background thread so scrolling does not wait on disk.
+Qt-free. Headers are read on demand (a few ms); pixels are decoded on the shared background decode
+queue, ahead of the user in the direction they scroll, so a compressed series scrolls without the GUI
+thread ever decoding. The cache is bounded by image count and by decoded bytes.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 
+from viewer.io.decode_queue import DecodeQueue, shared_queue
 from viewer.io.image import DicomImage, load_image
 from viewer.io.refs import SeriesRef
 
-_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="series-prefetch")
+PIXEL_BUDGET = 1 << 30  # decoded bytes a series keeps before it forgets the least recently shown images
 
 
 class SeriesStack:
     """Lazy, cached access to a series' images in display order."""
 
-    def __init__(self, series: SeriesRef, cache_size: int = 48) -> None:
+    def __init__(
+        self, series: SeriesRef, cache_size: int = 48, queue: DecodeQueue | None = None, budget: int = PIXEL_BUDGET
+    ) -> None:
         if not series.paths:
             raise ValueError(f"series {series.series_uid or '?'} has no files")
         self.series = series
         self.paths: tuple[Path, ...] = tuple(Path(p) for p in series.paths)
         self._cache: OrderedDict[int, DicomImage] = OrderedDict()
         self._errors: dict[int, str] = {}
-        self._pending: dict[int, Future] = {}
         self._lock = threading.Lock()
         self._cache_size = max(4, cache_size)
+        self._budget = budget
+        self._queue = queue
+        self.direction = 1
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    @property
+    def queue(self) -> DecodeQueue:
+        if self._queue is None:
+            self._queue = shared_queue()
+        return self._queue
+
     def image(self, index: int) -> DicomImage:
-        """The image at `index`; raises ValueError with the reason when the file cannot be shown."""
+        """The image at `index` (its header; pixels on demand); ValueError with the reason when the file
+        cannot be shown."""
         if not 0 <= index < len(self.paths):
             raise IndexError(f"slice {index} outside 0..{len(self.paths) - 1}")
         with self._lock:
@@ -44,13 +57,13 @@ class SeriesStack:
                 return self._cache[index]
             if index in self._errors:
                 raise ValueError(self._errors[index])
-            pending = self._pending.get(index)
-        if pending is not None:
-            pending.result()
-            return self.image(index)
         return self._load(index)
 
-    def _load(self, index: int) -> DicomImage:
+    def cached(self, index: int) -> DicomImage | None:
+        with self._lock:
+            return self._cache.get(index)
+
+    def _load(self, index: int, touch: bool = True) -> DicomImage:
         try:
             img = load_image(self.paths[index])
         except Exception as exc:  # any unreadable file becomes a message, never a crash
@@ -59,11 +72,20 @@ class SeriesStack:
                 self._errors[index] = msg
             raise ValueError(msg) from exc
         with self._lock:
+            existing = self._cache.get(index)
+            if existing is not None:  # loaded meanwhile by the other thread: keep one object per file
+                return existing
             self._cache[index] = img
-            self._cache.move_to_end(index)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            if not touch:
+                self._cache.move_to_end(index, last=False)
+            self._evict()
         return img
+
+    def _evict(self) -> None:
+        total = sum(im.cached_bytes() for im in self._cache.values())
+        while len(self._cache) > 1 and (len(self._cache) > self._cache_size or total > self._budget):
+            _, old = self._cache.popitem(last=False)
+            total -= old.cached_bytes()
 
     def frames(self, index: int) -> int:
         try:
@@ -71,22 +93,36 @@ class SeriesStack:
         except (ValueError, IndexError):
             return 1
 
-    def prefetch(self, center: int, radius: int = 3) -> None:
-        """Start loading the slices around `center` in the background."""
-        for i in sorted(range(center - radius, center + radius + 1), key=lambda i: abs(i - center)):
+    def prefetch(
+        self,
+        center: int,
+        direction: int | None = None,
+        ahead: int = 8,
+        behind: int = 2,
+        prepare: Callable[[DicomImage], object] | None = None,
+    ) -> None:
+        """Load (and `prepare`, e.g. decode at display size) the images ahead of `center` in the scroll
+        direction, nearest first, on the background queue; earlier not-started prefetches are dropped."""
+        if direction:
+            self.direction = 1 if direction > 0 else -1
+        d = self.direction
+        order = [center + d * k for k in range(1, ahead + 1)] + [center - d * k for k in range(1, behind + 1)]
+        queue = self.queue
+        queue.drop(self)
+        for rank, i in enumerate(order):
             if not 0 <= i < len(self.paths):
                 continue
             with self._lock:
-                if i in self._cache or i in self._errors or i in self._pending:
+                if i in self._errors:
                     continue
-                fut = _PREFETCH.submit(self._prefetch_one, i)
-                self._pending[i] = fut
+            queue.submit(lambda i=i: self._prefetch_one(i, prepare), priority=1 + rank, owner=self)
 
-    def _prefetch_one(self, index: int) -> None:
+    def _prefetch_one(self, index: int, prepare: Callable[[DicomImage], object] | None) -> None:
         try:
-            self._load(index)
-        except ValueError:
+            img = self.cached(index) or self._load(index, touch=False)
+            if prepare is not None:
+                prepare(img)
+        except Exception:  # noqa: BLE001 - shown as a message when the user reaches that slice
             pass
-        finally:
-            with self._lock:
-                self._pending.pop(index, None)
+        with self._lock:
+            self._evict()

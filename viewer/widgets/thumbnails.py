@@ -7,8 +7,8 @@ from PySide6.QtCore import QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView, QListWidget, QListWidgetItem, QWidget
 
-from viewer.imaging.render import render_frame
-from viewer.io.image import load_image
+from viewer.imaging.render import render_frame, render_pixels
+from viewer.io.image import load_image, resample
 from viewer.io.refs import SeriesRef, StudyRef
 from viewer.widgets.background import BackgroundRunner
 from viewer.widgets.viewport import SERIES_MIME, _qimage
@@ -24,7 +24,11 @@ def thumbnail_array(series: SeriesRef, size: int = ICON) -> np.ndarray:
     image = load_image(series.paths[len(series.paths) // 2])
     scale = size / max(image.rows, image.columns)
     out = (max(1, round(image.rows * scale)), max(1, round(image.columns * scale)))
-    return render_frame(image, image.n_frames // 2, None, out_shape=out)
+    frame = image.n_frames // 2
+    preview = image.preview(frame, size) if image.can_preview else None  # JPEG 2000: a fraction of a decode
+    if preview is not None:
+        return resample(render_pixels(image, frame, preview, None), out)
+    return render_frame(image, frame, None, out_shape=out)
 
 
 class SeriesThumbnails(QListWidget):

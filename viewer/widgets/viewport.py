@@ -2,6 +2,11 @@
 
 The widget holds no geometry maths of its own: `ViewState` (Qt-free) maps image <-> widget points, and
 the painter uses the same matrix, so what the tests check on the state is what the user sees.
+
+The GUI thread never decodes compressed pixels: a frame that is not decoded yet is prepared on the
+shared background decode queue (JPEG 2000/HTJ2K first at the resolution that fits the viewport, then in
+full), while the viewport paints what it has and stays responsive; the GUI thread only windows (one
+table lookup at display size) and paints.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from viewer.imaging.render import render_frame
+from viewer.imaging.render import render_frame, render_pixels
 from viewer.imaging.window import PRESET_KEYS, PRESETS, WindowLevel, window_from_drag
+from viewer.io.decode_queue import shared_queue
 from viewer.io.image import DicomImage
 from viewer.io.refs import SeriesRef
 from viewer.measure.store import InMemoryMeasurementStore
@@ -69,6 +75,7 @@ class Viewport(QWidget):
     stateChanged = Signal()
     measurementsChanged = Signal()
     seriesDropped = Signal(str)  # a series UID dragged here from the thumbnails
+    imageShown = Signal(str)  # "preview" or "full": the current frame was painted at that quality
 
     def __init__(self, parent: QWidget | None = None, measurement_store: Any = None) -> None:
         super().__init__(parent)
@@ -102,6 +109,14 @@ class Viewport(QWidget):
         self._cine = QTimer(self)
         self._cine.timeout.connect(self._cine_tick)
         self._fps = 10.0
+        self._queue = shared_queue()
+        self._job: Any = None  # Future of the background preparation of what should be on screen
+        self._job_key: tuple | None = None
+        self._job_error = ""
+        self._shown: tuple | None = None  # (image, frame, quality) last painted: imageShown fires on change
+        self._poll = QTimer(self)
+        self._poll.setInterval(10)
+        self._poll.timeout.connect(self._poll_job)
 
     # ================================================================ content
     def set_series(self, series: SeriesRef | None, start: int = 0) -> None:
@@ -151,7 +166,7 @@ class Viewport(QWidget):
         self.state.frame_count = max(1, image.n_frames)
         self.state.frame_index = min(self.state.frame_index, self.state.frame_count - 1)
         self._set_image(image, "", keep_state=True)
-        self._stack.prefetch(self.state.slice_index)
+        self._stack.prefetch(self.state.slice_index, prepare=self._prefetch_preparer())
 
     def _set_image(self, image: DicomImage | None, message: str, keep_state: bool = False) -> None:
         changed = image is not self._image
@@ -173,15 +188,20 @@ class Viewport(QWidget):
         self._drawing = []
         self._render_key = None
         if changed:
+            self._job_error = ""
             self.imageChanged.emit(image)
         self.stateChanged.emit()
         self.update()
 
     # ================================================================ window / presets
     def current_window(self) -> WindowLevel | None:
+        """The window in use; None for colour, and while an automatic window waits for its pixels."""
         if self.state.window is not None:
             return self.state.window
-        return self._image.default_window if self._image is not None and not self._image.is_color else None
+        img = self._image
+        if img is None or img.is_color or not (img.window_ready or img.decode_is_cheap(0)):
+            return None
+        return img.default_window
 
     def set_window(self, window: WindowLevel | None) -> None:
         """Set the W/L (None = the header's default); kept while scrolling through the series."""
@@ -204,6 +224,8 @@ class Viewport(QWidget):
     def step(self, delta: int) -> None:
         if self._image is None and self._stack is None:
             return
+        if self._stack is not None and delta:
+            self._stack.direction = 1 if delta > 0 else -1  # look-ahead follows the scroll
         before = self.state.position()
         frames_of = self._stack.frames if self._stack is not None else (lambda _i: self.state.frame_count)
         self.state.step(delta, frames_of)
@@ -459,6 +481,8 @@ class Viewport(QWidget):
     def _label(self, index: int) -> str:
         if index not in self._labels:
             m = self._measurements[index]
+            if self._image is not None and not self._image.decode_is_cheap(getattr(m, "frame", 0)):
+                return "…"  # pixels still decoding in the background: labelled when they arrive
             try:
                 self._labels[index] = measure_tool.label(m, self._image, getattr(m, "frame", 0))
             except Exception as exc:  # a shape outside the image etc.: say so on screen
@@ -509,32 +533,125 @@ class Viewport(QWidget):
         return t.map(path)
 
     # ================================================================ painting
-    def _rendered(self) -> QImage | None:
+    def _out_shape(self, img: DicomImage) -> tuple[int, int] | None:
+        z = self.state.effective_zoom(self.width(), self.height())
+        if z < 0.999:
+            return (max(1, math.ceil(img.rows * z)), max(1, math.ceil(img.columns * z)))
+        return None
+
+    def _preview_target(self) -> int:
+        """Long side, in image pixels, that the first (reduced-resolution) decode should reach."""
+        return max(64, round(max(self.width(), self.height()) * self.devicePixelRatioF()))
+
+    def _prefetch_preparer(self):  # noqa: ANN202 - a closure run on the decode queue
+        """What a look-ahead job does to an image: decode its first frame and resample it to this
+        viewport's display size, so scrolling onto it is a table lookup."""
+        w, h = self.width(), self.height()
+        zoom_state = ViewState()
+
+        def prepare(img: DicomImage) -> None:
+            zoom_state.set_image_size(img.columns, img.rows)
+            z = zoom_state.effective_zoom(w, h)
+            img.frame(0)
+            if z < 0.999:
+                img.reduced_frame(0, (max(1, math.ceil(img.rows * z)), max(1, math.ceil(img.columns * z))))
+            if not img.is_color:
+                _ = img.default_window
+
+        return prepare
+
+    @staticmethod
+    def _prepare(img: DicomImage, frame: int, out_shape: tuple[int, int] | None, target: int) -> None:
+        """Runs on the decode queue: preview (JPEG 2000/HTJ2K), window statistics, full frame, display size."""
+        if not img.frame_cached(frame) and img.can_preview:
+            img.preview(frame, target)
+        if not img.is_color and not img.window_ready:
+            _ = img.default_window  # from the preview when that is all there is: it shows at once
+        img.frame(frame)
+        if out_shape is not None:
+            img.reduced_frame(frame, out_shape)
+
+    def _ensure_job(self, img: DicomImage, frame: int, out_shape: tuple[int, int] | None) -> None:
+        key = (img, frame, out_shape)
+        if self._job_key == key and self._job is not None:
+            return
+        if self._job is not None and not self._job.done():
+            self._job.cancel()  # not started yet: the user moved on
+        self._queue.drop(self)
+        self._job_key = key
+        target = self._preview_target()
+        self._job = self._queue.submit(lambda: self._prepare(img, frame, out_shape, target), priority=0, owner=self)
+        self._poll.start()
+
+    def _poll_job(self) -> None:
+        job = self._job
+        if job is None:
+            self._poll.stop()
+            return
+        if job.done():
+            self._poll.stop()
+            if not job.cancelled() and job.exception() is not None:
+                self._job_error = f"Cannot display: {job.exception()}"
+            self._labels = {}
+            self._render_key = None
+            self._job, self._job_key = None, None
+            self.stateChanged.emit()
+            self.update()
+        elif self._image is not None and self._image.cached_preview(self.state.frame_index) is not None:
+            if self._render_key is None or self._render_key[-1] != "preview":
+                self._render_key = None
+                self.update()
+
+    def is_loading(self) -> bool:
+        """Whether the frame on screen is still being decoded (a preview or nothing shown yet)."""
+        return self._job is not None
+
+    def _rendered(self) -> tuple[QImage | None, str]:
+        """The frame as display bytes and its quality ("full" / "preview"), or (None, "") while it is
+        decoding or when it cannot be shown (then `_message` says why). Never decodes compressed pixels."""
         img = self._image
         if img is None:
-            return None
-        z = self.state.effective_zoom(self.width(), self.height())
-        out_shape = None
-        if z < 0.999:
-            out_shape = (max(1, math.ceil(img.rows * z)), max(1, math.ceil(img.columns * z)))
+            return None, ""
+        frame = self.state.frame_index
+        out_shape = self._out_shape(img)
         window = self.state.window
         # the image object itself (not id()): a freed image's id can be reused by the next slice
-        key = (img, self.state.frame_index, window, self.state.invert, out_shape)
-        if key != self._render_key:
+        key = (img, frame, window, self.state.invert, out_shape, "full")
+        if key == self._render_key:
+            return self._render_img, "full"
+        ready = img.frame_cached(frame) and (out_shape is None or img.cached_reduced(frame, out_shape))
+        if (ready or img.decode_is_cheap(frame)) and (window is not None or img.window_ready or img.decode_is_cheap(0)):
             try:
-                arr = render_frame(img, self.state.frame_index, window, invert=self.state.invert, out_shape=out_shape)
+                arr = render_frame(img, frame, window, invert=self.state.invert, out_shape=out_shape)
             except Exception as exc:  # undecodable pixels: tell the user, keep the app alive
                 self._message = f"Cannot display: {exc}"
                 self._render_key, self._render_img = key, None
-                return None
+                return None, ""
             self._render_img = _qimage(arr)
             self._render_key = key
-        return self._render_img
+            self._message = ""
+            return self._render_img, "full"
+        if self._job_error:
+            self._message = self._job_error
+            return None, ""
+        self._ensure_job(img, frame, out_shape)
+        preview = img.cached_preview(frame)
+        if preview is not None and (window is not None or img.window_ready):
+            pkey = (img, frame, window, self.state.invert, preview.shape, "preview")
+            if pkey != self._render_key:
+                self._render_img = _qimage(render_pixels(img, frame, preview, window, self.state.invert))
+                self._render_key = pkey
+            self._message = ""
+            return self._render_img, "preview"
+        if self._render_key is not None and self._render_key[0] is img and self._render_key[1] == frame:
+            return self._render_img, "full"  # same frame at another zoom: Qt scales it until the resample lands
+        self._message = "Loading…"
+        return None, ""
 
     def paintEvent(self, _event) -> None:  # noqa: N802 (Qt API)
         p = QPainter(self)
         p.fillRect(self.rect(), Qt.GlobalColor.black)
-        qimg = self._rendered()
+        qimg, quality = self._rendered()
         if qimg is not None:
             w, h = self.width(), self.height()
             p.save()
@@ -553,6 +670,10 @@ class Viewport(QWidget):
                 p.setPen(QColor(255, 90, 90))
                 p.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
                            self._store_error)
+            if quality == "preview":
+                p.setPen(QColor(255, 210, 40))
+                p.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom,
+                           "reduced resolution - loading full image")
         elif self._message:
             p.setPen(QColor(200, 200, 200))
             p.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
@@ -562,6 +683,11 @@ class Viewport(QWidget):
             p.setPen(QPen(_COLOR_ACTIVE, 2))
             p.drawRect(self.rect().adjusted(1, 1, -1, -1))
         p.end()
+        if qimg is not None:
+            shown = (self._image, self.state.frame_index, quality)
+            if shown != self._shown:
+                self._shown = shown
+                self.imageShown.emit(quality)
 
     def _paint_measurements(self, p: QPainter) -> None:
         font = QFont(self.font())
