@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -104,16 +105,14 @@ def start_postgres(workdir: Path) -> PostgresServer:
         except KeyError as exc:
             raise RuntimeError("running as root and there is no 'postgres' user to own the test cluster") from exc
         user = "postgres"
-        for path in (workdir, *workdir.parents):
-            if path == Path("/"):
-                break
-            os.chmod(path, os.stat(path).st_mode | 0o011)  # let that user traverse into the temp dir
         os.chown(workdir, pw.pw_uid, pw.pw_gid)
     data = workdir / "data"
     log = workdir / "postgres.log"
-    subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
-                    "--locale=C", "--no-sync"], check=True, user=user, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.PIPE, cwd=workdir)
+    init = subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
+                           "--locale=C", "--no-sync"], user=user, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, cwd=workdir, text=True)
+    if init.returncode:
+        raise RuntimeError(f"initdb failed in {data}: {init.stderr.strip()[-2000:]}")
     port = _free_port()
     with open(log, "wb") as out:
         if user:
@@ -150,15 +149,20 @@ def database_url(request: pytest.FixtureRequest, backend: str) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+def postgres() -> Iterator[PostgresServer]:
     """One PostgreSQL cluster for the whole session (databases are per test)."""
     if not postgres_available():
         pytest.skip("PostgreSQL or psycopg is not installed (apt-get install postgresql; pip install -e '.[postgres]')")
-    server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    # Its own dir under /tmp, not pytest's 0700 tree, which the `postgres` user could not enter under root.
+    workdir = Path(tempfile.mkdtemp(prefix="radstation-pg-"))
     try:
-        yield server
+        server = start_postgres(workdir)
+        try:
+            yield server
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
