@@ -1,7 +1,7 @@
 """report claims: who is editing a report now, with an expiry
 
-Revision ID: 0004_report_claims
-Revises: 0003_db_rules
+Revision ID: 0005_report_claims
+Revises: 0004_db_rules
 Written by hand to mirror app/reports/models.py ReportClaim.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_report_claims"
-down_revision = "0003_db_rules"
+revision = "0005_report_claims"
+down_revision = "0004_db_rules"
 branch_labels = None
 depends_on = None
 
