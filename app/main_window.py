@@ -289,6 +289,7 @@ class MainWindow(QMainWindow):
         if self.report_editor is None:
             return
         self.report_editor.save_now()
+        self.report_editor.release_claim()  # others may edit the report once it is closed here
         self.side_tabs.removeTab(self.side_tabs.indexOf(self.report_editor))
         self.report_editor.deleteLater()
         self.report_editor = None
@@ -325,6 +326,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         if self.report_editor is not None:
             self.report_editor.save_now()
+            self.report_editor.release_claim()
         if self.scp is not None:
             self.scp.stop()
         self.ai.shutdown()

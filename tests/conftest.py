@@ -73,5 +73,5 @@ def free_tcp_port() -> int:
         return s.getsockname()[1]
 
 
-# The real-Orthanc fixture (`orthanc`) lives in its own plugin module beside this file.
-pytest_plugins = ["orthanc_fixture"]
+# The real-Orthanc (`orthanc`) and real-PostgreSQL (`postgres`) fixtures live in plugin modules beside this file.
+pytest_plugins = ["orthanc_fixture", "postgres_fixture"]

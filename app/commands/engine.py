@@ -1,4 +1,4 @@
-"""`radstation engine list|check|worker`: see the registered engines, load the configured one and draft
+"""`radstation engine list|check|token|worker`: see the registered engines, load the configured one and draft
 once (a quick "does my model directory work?"), or serve the worker protocol (the app starts that itself,
 which is how a frozen build without `python -m` runs its worker)."""
 
@@ -17,6 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--engine", help="backend name (default: the 'engine' setting)")
     c.add_argument("--model", help="model directory (default: the 'engine_model_path' setting)")
     c.set_defaults(func=_check)
+    t = actions.add_parser("token", help="store the bearer token of an engine server in the OS keyring")
+    t.add_argument("url", help="the server's URL exactly as in engine_options.url, e.g. https://gpu:8000/v1")
+    t.add_argument("--delete", action="store_true", help="remove the stored token")
+    t.set_defaults(func=_token)
     w = actions.add_parser("worker", help="serve the engine worker protocol on stdin/stdout (internal)")
     w.add_argument("--jobs", action="append", default=[], metavar="MODULE",
                    help="module whose WORKER_JOBS the worker also serves (repeatable)")
@@ -25,9 +29,45 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _list(args: argparse.Namespace) -> int:
     from engines.backends import available_backends
+    from engines.backends.registry import PLUGIN_PROBLEMS
 
     for name, desc in sorted(available_backends().items()):
-        print(f"{name:16s} {desc}")
+        print(f"{name:18s} {desc}")
+    for problem in PLUGIN_PROBLEMS:
+        print(f"warning: {problem}")
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    """The token never goes into settings.json: it is typed here (not echoed) and kept by the OS keyring."""
+    import getpass
+
+    try:
+        import keyring
+        from keyring.errors import KeyringError, PasswordDeleteError
+    except ImportError:
+        print("the 'keyring' package is not installed (pip install 'radstation[served]')")
+        return 2
+    from engines.backends.openai_compat import KEYRING_SERVICE
+
+    try:
+        if args.delete:
+            try:
+                keyring.delete_password(KEYRING_SERVICE, args.url)
+            except PasswordDeleteError:
+                print(f"no token stored for {args.url}")
+                return 1
+            print(f"token for {args.url} removed")
+            return 0
+        token = getpass.getpass(f"bearer token for {args.url}: ").strip()
+        if not token:
+            print("empty token: nothing stored")
+            return 1
+        keyring.set_password(KEYRING_SERVICE, args.url, token)
+    except KeyringError as exc:
+        print(f"the OS keyring refused: {exc} (is a keyring service running for this user?)")
+        return 2
+    print(f"token for {args.url} stored in the {type(keyring.get_keyring()).__name__} keyring")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 SQLite (the default, a file in the data dir) runs in WAL mode so the worklist can read while an import
 writes, with foreign keys ON; any other SQLAlchemy URL (PostgreSQL) comes from Settings / RADSTATION_DB_URL.
+A plain `postgresql://` URL uses psycopg 3 (the `postgres` extra), not SQLAlchemy's psycopg2 default.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.migrate import upgrade_to_head
@@ -26,6 +28,27 @@ class DatabaseError(RuntimeError):
 
 def default_url() -> str:
     return f"sqlite:///{(data_dir() / 'radstation.db').as_posix()}"
+
+
+def normalise_url(url: str) -> URL:
+    """Parse `url`; `postgresql://` and `postgres://` mean psycopg 3, the driver the extra installs."""
+    try:
+        parsed = make_url(url.replace("postgres://", "postgresql://", 1) if url.startswith("postgres://") else url)
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several types for a bad URL
+        raise DatabaseError(f"not a database URL: {url!r} ({exc})") from exc
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _check_driver(parsed: URL) -> None:
+    try:
+        parsed.get_dialect().import_dbapi()
+    except NoSuchModuleError as exc:
+        raise DatabaseError(f"unknown database kind in URL: {parsed.drivername} ({exc})") from exc
+    except ImportError as exc:
+        extra = " (pip install 'radstation[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
+        raise DatabaseError(f"the database driver for {parsed.drivername} is not installed{extra}: {exc}") from exc
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -53,15 +76,15 @@ class Database:
     def open(cls, url: str | None = None, *, store_dir: Path | None = None, migrate: bool = True) -> Database:
         """Open `url` (default: Settings().db_url, then the SQLite file in the data dir) and migrate it."""
         url = url or Settings().db_url or default_url()
-        try:
-            parsed = make_url(url)
-        except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several types for a bad URL
-            raise DatabaseError(f"not a database URL: {url!r} ({exc})") from exc
+        parsed = normalise_url(url)
+        _check_driver(parsed)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed)
         if parsed.get_backend_name() == "sqlite":
+            engine = create_engine(parsed)
             event.listen(engine, "connect", _sqlite_pragmas)
+        else:  # a server shared by many workstations: connections dropped by it or a firewall are retried
+            engine = create_engine(parsed, pool_pre_ping=True)
         db = cls(engine, store_dir or (data_dir() / "store"))
         if migrate:
             try:

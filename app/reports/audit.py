@@ -29,6 +29,7 @@ ACTIONS: frozenset[str] = frozenset({
     "view", "draft", "edit", "accept_ai", "preliminary", "sign", "amend", "export", "send", "send_failed",
     "verify", "login", "login_failed", "lockout", "logout", "user_add", "user_change", "passwd", "cert_create",
     "cert_revoke",
+    "claim",
 })
 
 

@@ -81,8 +81,30 @@ class ReportVersion(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     signed_at: Mapped[str] = mapped_column(String(40), default="")  # ISO text exactly as signed
 
+    # Optimistic check: every UPDATE says "WHERE revision = <the one read>", so a write based on text that
+    # another workstation changed meanwhile matches no row and fails instead of overwriting it.
+    __mapper_args__ = {"version_id_col": revision, "version_id_generator": False}
+
     report: Mapped[Report] = relationship(back_populates="versions")
     signature: Mapped[ReportSignature | None] = relationship(back_populates="version", uselist=False)
+
+
+class ReportClaim(Base):
+    """Who is editing a report now (one row per report, renewed while they work, stale after `expires_at`).
+
+    Mutable on purpose and not audited per heartbeat: the audit log records taking and losing claims.
+    """
+
+    __tablename__ = "report_claim"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("report.id", ondelete="CASCADE"), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    username: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    workstation: Mapped[str] = mapped_column(String(200), default="")
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
 
 
 class ReportSignature(Base):

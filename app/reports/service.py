@@ -8,20 +8,25 @@ audit entry for every action in the same transaction, and keeps `Study.report_st
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.db.models import Patient, Study
 from app.reports import audit
 from app.reports.authority import require_signing_authority
 from app.reports.canonical import canonical_bytes, sha256_hex
+from app.reports.claims import ensure_writable
 from app.reports.content import SECTION_KEYS, ReportContent
 from app.reports.keys import certificate_fingerprint, default_p12_path, load_p12
 from app.reports.models import (
+    AuditEntry,
     ImmutableVersionError,
     Report,
     ReportArtifact,
@@ -38,6 +43,21 @@ CANONICAL_FORMAT = "radstation-report/1"
 
 class ReportError(ValueError):
     """A report action that cannot be done in the report's current state."""
+
+
+class ReportConflictError(ReportError):
+    """The version was changed elsewhere after the caller read it: the write is refused, not merged."""
+
+
+@contextmanager
+def _refuse_stale(version_id: int) -> Iterator[None]:
+    """Turn the ORM's optimistic-check failure (UPDATE matched no row) into a clear ReportConflictError."""
+    try:
+        yield
+    except StaleDataError as exc:
+        raise ReportConflictError(f"report version {version_id} was changed on another workstation while "
+                                  "this one was saving; nothing was overwritten. Reload to see the current "
+                                  "text.") from exc
 
 
 @dataclass(frozen=True)
@@ -220,12 +240,18 @@ class ReportService:
             return self._view(s, v)
 
     def save_draft(self, version_id: int, sections: dict[str, str], user: AuthSession,
-                   *, human_edit: bool = True) -> int:
-        """Autosave: store the sections of an unsigned version; returns the new revision number."""
+                   *, human_edit: bool = True, expected_revision: int | None = None) -> int:
+        """Autosave: store the sections of an unsigned version; returns the new revision number.
+
+        `expected_revision` is the revision the editor's text is based on: if the stored one moved on
+        (another workstation saved), the save is refused with ReportConflictError naming who changed it.
+        """
         user.ensure_active()
         content = ReportContent.from_dict(sections)
-        with self.db.session() as s:
-            v = self._editable(s, version_id)
+        with _refuse_stale(version_id), self.db.session() as s:
+            v = self._editable(s, version_id, user)
+            if expected_revision is not None and v.revision != expected_revision:
+                raise ReportConflictError(self._conflict_message(s, v, expected_revision))
             if v.kind == "addendum":
                 original = ReportContent.from_dict(v.sections)
                 if any(content.get(k) != original.get(k) for k in SECTION_KEYS):
@@ -251,8 +277,8 @@ class ReportService:
                       user: AuthSession, token_uncertainty: list | None = None) -> VersionView:
         """Put an AI draft into an unsigned version, recording where it came from."""
         user.ensure_active()
-        with self.db.session() as s:
-            v = self._editable(s, version_id)
+        with _refuse_stale(version_id), self.db.session() as s:
+            v = self._editable(s, version_id, user)
             if v.kind == "addendum":
                 raise ReportError("an AI draft cannot be loaded into an addendum")
             ai = {"engine": str(provenance.get("engine", "")),
@@ -274,15 +300,15 @@ class ReportService:
     def accept_ai(self, version_id: int, user: AuthSession) -> None:
         """A person confirms they reviewed the AI text as it stands."""
         user.ensure_active()
-        with self.db.session() as s:
-            v = self._editable(s, version_id)
+        with _refuse_stale(version_id), self.db.session() as s:
+            v = self._editable(s, version_id, user)
             v.ai_accepted = True
             audit.append(s, "accept_ai", user.username, "report_version", v.id, {"revision": v.revision})
 
     def mark_preliminary(self, version_id: int, user: AuthSession) -> None:
         user.ensure_active()
-        with self.db.session() as s:
-            v = self._editable(s, version_id)
+        with _refuse_stale(version_id), self.db.session() as s:
+            v = self._editable(s, version_id, user)
             if ReportContent.from_dict(v.sections).is_empty():
                 raise ReportError("an empty report cannot be made preliminary")
             v.status = "preliminary"
@@ -334,7 +360,7 @@ class ReportService:
             raise ReportError("this signing key cannot sign: " + "; ".join(cert_problems))
         # 1. read and sign (no write lock held while rendering and signing)
         with self.db.session() as s:
-            v = self._editable(s, version_id)
+            v = self._editable(s, version_id, user)
             content = ReportContent.from_dict(v.sections)
             if content.is_empty() or (v.kind == "addendum" and not content.get("addendum").strip()):
                 raise ReportError("an empty report cannot be signed")
@@ -360,10 +386,11 @@ class ReportService:
         # 2. the documents, from the version exactly as it will be stored
         artefacts = self._make_artefacts(view, identity, key_images)
         # 3. one transaction: signature + documents + status + audit, after re-checking nothing moved
-        with self.db.session() as s:
-            v = self._editable(s, version_id)
+        with _refuse_stale(version_id), self.db.session() as s:
+            v = self._editable(s, version_id, user)
             if v.revision != revision:
-                raise ReportError("the report was changed while it was being signed; review it and sign again")
+                raise ReportConflictError("the report was changed while it was being signed; review it and sign "
+                                          "again")
             signer = require_signing_authority(s, user.user_id)
             self._check_certificate(s, signer, cert_fp)
             if not signer.cert_sha256:  # single-user workstation without an admin: first use registers it
@@ -437,6 +464,7 @@ class ReportService:
             if orig.status != "final":
                 raise ReportError("only a signed report can be amended; edit the draft instead")
             report = orig.report
+            ensure_writable(s, report, user)
             if any(v.status != "final" for v in report.versions):
                 raise ReportError("this report already has an unsigned version; finish or edit that one")
             sections = ReportContent.from_dict(orig.sections).to_dict()
@@ -471,12 +499,28 @@ class ReportService:
             raise ReportError(f"no report version {version_id}")
         return v
 
-    def _editable(self, s: Session, version_id: int) -> ReportVersion:
+    def _editable(self, s: Session, version_id: int, user: AuthSession | None = None) -> ReportVersion:
         v = self._get_version(s, version_id)
         if v.status == "final":
             raise ImmutableVersionError(
                 f"report version {v.version_no} is signed and cannot be changed; create an amendment or addendum")
+        if user is not None:
+            ensure_writable(s, v.report, user)
         return v
+
+    @staticmethod
+    def _conflict_message(s: Session, v: ReportVersion, expected: int) -> str:
+        last = s.scalar(select(AuditEntry).where(AuditEntry.object_type == "report_version",
+                                                 AuditEntry.object_id == str(v.id),
+                                                 AuditEntry.action.in_(("edit", "draft")))
+                        .order_by(AuditEntry.seq.desc()).limit(1))
+        who = f" by {last.username}" if last is not None and last.username else ""
+        when = ""
+        if last is not None:
+            when = " at " + dt.datetime.fromisoformat(last.at).astimezone().strftime("%H:%M:%S")
+        return (f"Not saved: this report was changed{who}{when} (now revision {v.revision}) after your text was "
+                f"loaded (revision {expected}). Nothing was overwritten; your text is still here — reload to "
+                "see the stored version and merge by hand.")
 
     @staticmethod
     def _sync_study(s: Session, report: Report) -> None:

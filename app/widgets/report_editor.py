@@ -8,6 +8,12 @@ Embedding (main window):
 Every edit is written to the database at most `autosave_ms` (default 1000) after it happened (the timer is
 not restarted by further typing, so continuous typing still saves every second), and on focus-out, hide
 and close. Reopening a study whose draft was autosaved shows a "recovered draft" banner.
+
+Many workstations, one database: opening an unsigned report claims it (app/reports/claims.py) and the
+claim is renewed while the editor is open; a report claimed by someone else opens read-only with "being
+read by Dr X", and becomes editable here once their claim is released or lapses. Every save says which
+revision its text is based on, so a save over someone else's newer text is refused with a clear banner
+and the typed text stays in the editor.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeySequence, QShortcut, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QColor, QGuiApplication, QKeySequence, QShortcut, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -38,11 +44,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.reports.claims import ClaimService, ClaimView, ReportClaimedError
 from app.reports.content import SECTION_KEYS, SECTION_TITLES, ReportContent
 from app.reports.diff import sections_diff_html
 from app.reports.exporting import FORMATS, export_version
 from app.reports.models import ImmutableVersionError
-from app.reports.service import ReportError, ReportService, VersionView
+from app.reports.service import ReportConflictError, ReportError, ReportService, VersionView
 from app.reports.users import AuthSession, SessionExpiredError, UserService
 
 AI_TINT = "#fff4d6"
@@ -86,12 +93,17 @@ class ReportEditor(QWidget):
 
     def __init__(self, database, study_uid: str, user_provider: Callable[[], AuthSession | None],
                  parent: QWidget | None = None, *, autosave_ms: int = 1000, service: ReportService | None = None,
-                 exam_type: str | None = None) -> None:
+                 exam_type: str | None = None, claims: ClaimService | None = None) -> None:
         super().__init__(parent)
         self.database = database
         self.study_uid = study_uid
         self.user_provider = user_provider
         self.service = service or ReportService(database, UserService.from_settings(database))
+        self.claims = claims or ClaimService(database)
+        self.claim: ClaimView | None = None  # our claim on the report while we may edit it
+        self.claimed_by: ClaimView | None = None  # someone else's live claim: read-only here
+        self.conflict = ""  # set when a save was refused because the stored text moved on
+        self._claim_renewed = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._version: VersionView | None = None
         self._loading = False
         self._dirty = False
@@ -222,7 +234,9 @@ class ReportEditor(QWidget):
             self._show_banner("warn", str(exc))
             self._set_editable(False)
             return
-        if not v.is_signed and v.revision > 0 and v.updated_at is not None:
+        if not v.is_signed:
+            self._take_claim(user)
+        if not v.is_signed and v.revision > 0 and v.updated_at is not None and self.claimed_by is None:
             when = v.updated_at if v.updated_at.tzinfo else v.updated_at.replace(tzinfo=dt.UTC)
             self.recovery_banner.setText(
                 f"Recovered draft: version {v.version_no}, autosaved {when.astimezone():%d %b %H:%M:%S} "
@@ -278,12 +292,22 @@ class ReportEditor(QWidget):
         if user is None:
             self._show_banner("warn", "Not logged in: your text is kept here and saved after you log in.")
             return False
+        if self.conflict:  # refused once already: never retried over the newer stored text
+            return False
         sections = self.sections()
         try:
-            revision = self.service.save_draft(self._version.id, sections, user)
+            revision = self.service.save_draft(self._version.id, sections, user,
+                                               expected_revision=self._version.revision)
         except SessionExpiredError as exc:
             self._set_editable(False)
             self._show_banner("warn", f"{exc}. Your text is kept here and saved after you log in again.")
+            return False
+        except ReportConflictError as exc:
+            self.conflict = str(exc)
+            self._show_banner("warn", f"<b>{exc}</b>")
+            return False
+        except ReportClaimedError as exc:
+            self._lose_claim(exc.holder)
             return False
         except (ImmutableVersionError, ReportError, ValueError) as exc:
             self._show_banner("warn", f"Could not save: {exc}")
@@ -333,6 +357,9 @@ class ReportEditor(QWidget):
     def amend(self, kind: str) -> None:
         user = self._user()
         if self._version is None or user is None:
+            return
+        if not self._take_claim(user) and self.claimed_by is not None:
+            self._refresh_state()
             return
         try:
             v = self.service.amend(self._version.id, user, kind)
@@ -410,8 +437,57 @@ class ReportEditor(QWidget):
         return ids
 
     def reload(self) -> None:
-        if self._version is not None:
-            self._show_version(self.service.version(self._version.id))
+        """Show the stored version; unsaved text (e.g. after a refused save) goes to the clipboard first."""
+        if self._version is None:
+            return
+        stashed = self._dirty
+        if stashed:
+            QGuiApplication.clipboard().setText(self.current_text())
+        self.conflict = ""
+        self._show_version(self.service.version(self._version.id))
+        if stashed:
+            self._show_banner("info", "Reloaded the stored version; the text you had not saved is on the "
+                                      "clipboard (paste it where you need it).")
+
+    # -- claims ---------------------------------------------------------------------------------------------
+    def _take_claim(self, user: AuthSession) -> bool:
+        """Claim the report for `user`; on refusal remember who holds it (read-only here)."""
+        try:
+            self.claim = self.claims.claim(self.study_uid, user)
+        except ReportClaimedError as exc:
+            self.claim, self.claimed_by = None, exc.holder
+            return False
+        except (LookupError, SessionExpiredError):
+            return False
+        self.claimed_by = None
+        self._claim_renewed = dt.datetime.now(dt.UTC)
+        return True
+
+    def _lose_claim(self, holder: ClaimView) -> None:
+        """Someone else holds the report now: stop editing, keep the typed text, say who."""
+        self.claim, self.claimed_by = None, holder
+        self._autosave.stop()
+        self._set_editable(False)
+        self._refresh_state()
+
+    def _keep_claim(self, user: AuthSession) -> None:
+        """Renew our claim well before it lapses; take it when the other reader's claim has gone."""
+        if self._version is None or self._version.is_signed:
+            return
+        now = dt.datetime.now(dt.UTC)
+        if self.claim is not None and now - self._claim_renewed < self.claims.ttl / 3:
+            return
+        if self.claimed_by is not None:
+            holder = self.claims.holder(self.study_uid)
+            if holder is not None and holder.user_id != user.user_id:
+                self.claimed_by = holder
+                return
+        had_claim = self.claim is not None
+        if self._take_claim(user):
+            if not had_claim:  # it was someone else's: show what they left, editable now
+                self._show_version(self.service.version(self._version.id))
+        elif self.claimed_by is not None and had_claim:
+            self._lose_claim(self.claimed_by)
 
     # -- internals ------------------------------------------------------------------------------------------
     def _focused_editor(self) -> QPlainTextEdit:
@@ -440,6 +516,13 @@ class ReportEditor(QWidget):
             self.banner.hide()
             self._open(None)  # opened before anyone logged in
             return
+        if user is not None and not user.is_expired():
+            try:
+                self._keep_claim(user)
+            except Exception as exc:  # noqa: BLE001 - the database may be unreachable for a moment
+                self._last_error = str(exc)
+            if self.claimed_by is not None:
+                return
         if user is not None and user.is_expired() and self._version is not None and not self._version.is_signed:
             self.save_now()  # refused when expired; the text stays in the editor
             self._set_editable(False)
@@ -467,7 +550,7 @@ class ReportEditor(QWidget):
         addendum = v.kind == "addendum"
         self.editors["addendum"].setVisible(addendum or bool(v.content.get("addendum")))
         self._addendum_label.setVisible(self.editors["addendum"].isVisible())
-        self._set_editable(not v.is_signed, addendum_only=addendum)
+        self._set_editable(not v.is_signed and self.claimed_by is None, addendum_only=addendum)
         self._refresh_state()
         self._update_findings()
         self._update_history()
@@ -486,22 +569,27 @@ class ReportEditor(QWidget):
         else:
             text = f"<b>{v.status.upper()}</b>{kind} · version {v.version_no}"
         self.status_label.setText(text)
-        editable = not v.is_signed
+        editable = not v.is_signed and self.claimed_by is None
         self.undo_button.setEnabled(editable)
         self.redo_button.setEnabled(editable)
         self.prelim_button.setEnabled(editable and v.status == "draft")
         self.sign_button.setEnabled(editable and user is not None and user.can_sign and not v.needs_ai_review)
         self.sign_button.setToolTip("Review the AI draft (edit or accept) before signing" if v.needs_ai_review
                                     else "Sign this version with your key")
-        self.amend_button.setEnabled(v.is_signed)
-        self.addendum_button.setEnabled(v.is_signed)
+        self.amend_button.setEnabled(v.is_signed and self.claimed_by is None)
+        self.addendum_button.setEnabled(v.is_signed and self.claimed_by is None)
         self.send_button.setEnabled(v.is_signed)
         self.accept_button.setVisible(v.ai_generated and not v.is_signed)
         self.accept_button.setEnabled(v.needs_ai_review)
         tint = f"QPlainTextEdit {{ background:{AI_TINT}; }}" if v.needs_ai_review else ""
         for key in ("findings", "impression"):
             self.editors[key].setStyleSheet(tint)
-        if v.needs_ai_review and v.ai_draft:
+        if self.claimed_by is not None:
+            self._show_banner("warn", f"This report is <b>{self.claimed_by.describe()}</b>. It is read-only "
+                                      "here and becomes editable when they close it or their claim lapses.")
+        elif self.conflict:
+            self._show_banner("warn", f"<b>{self.conflict}</b>")
+        elif v.needs_ai_review and v.ai_draft:
             ai = v.ai_draft
             self._show_banner("ai", f"<b>AI DRAFT — not reviewed.</b> Written by {ai.get('engine', '?')} "
                                     f"(weights {str(ai.get('weights_hash', ''))[:12]}, seed {ai.get('seed')}). "
@@ -615,7 +703,17 @@ class ReportEditor(QWidget):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.save_now()
+        self.release_claim()
         super().closeEvent(event)
+
+    def release_claim(self) -> None:
+        """Give the report back so others may edit it (closing the study or the app)."""
+        if self.claim is not None:  # by the claim's own user: after a log-out the provider names another
+            try:
+                self.claims.release(self.claim)
+            except Exception as exc:  # noqa: BLE001 - an unreachable database: the claim lapses by itself
+                self._last_error = str(exc)
+        self.claim = None
 
 
 def _uncertainty_item(item: Any) -> tuple[str, float, str | None]:

@@ -69,6 +69,12 @@ class StudyTableModel(QAbstractTableModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self.rows: list[StudyRow] = []
+        self.claims: dict[str, Any] = {}  # study uid -> ClaimView: "being read by Dr X" elsewhere
+
+    def set_claims(self, claims: dict[str, Any]) -> None:
+        self.claims = dict(claims)
+        if self.rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, len(COLUMNS) - 1))
 
     def set_rows(self, rows: list[StudyRow]) -> None:
         self.beginResetModel()
@@ -85,12 +91,16 @@ class StudyTableModel(QAbstractTableModel):
         if not index.isValid() or index.row() >= len(self.rows):
             return None
         row = self.rows[index.row()]
+        claim = self.claims.get(row.study_uid)
         if role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[index.column()].text(row)
+            text = COLUMNS[index.column()].text(row)
+            if claim is not None and COLUMNS[index.column()].sort_key == "report_status":
+                text = f"{text} · being read by {claim.who}"
+            return text
         if role == STUDY_UID_ROLE:
             return row.study_uid
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"Study Instance UID {row.study_uid}"
+            return f"Study Instance UID {row.study_uid}" + (f"\nReport {claim.describe()}" if claim else "")
         if role == Qt.ItemDataRole.TextAlignmentRole and COLUMNS[index.column()].sort_key in ("series", "images"):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -225,6 +235,12 @@ class WorklistWidget(QWidget):
             self.status_label.setText(f"Search failed: {exc}")
             return
         self.model.set_rows(rows)
+        try:  # who is editing which report now (other workstations on the same database)
+            from app.reports.claims import ClaimService
+
+            self.model.set_claims(ClaimService(self.database).holders([r.study_uid for r in rows]))
+        except Exception:  # noqa: BLE001 - the claims are a hint; the worklist works without them
+            self.model.set_claims({})
         more = " (first results only; narrow the search)" if len(rows) >= self.limit else ""
         self.status_label.setText(f"{len(rows)} studies{more}")
         if selected:

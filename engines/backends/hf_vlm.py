@@ -43,6 +43,8 @@ class HfVlmBackend(EngineBackend):
 
         try:
             self.processor = AutoProcessor.from_pretrained(self.path, local_files_only=True)
+        except ImportError as exc:  # e.g. Qwen2-VL's video processor needs torchvision
+            raise BackendError(_missing_package(self.path, exc)) from exc
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BackendError(f"{self.path} has no usable processor (tokenizer + image processor): {exc}") from exc
         if getattr(self.processor, "image_processor", None) is None:
@@ -51,6 +53,8 @@ class HfVlmBackend(EngineBackend):
         try:
             self.model = AutoModelForImageTextToText.from_pretrained(self.path, local_files_only=True,
                                                                      dtype=torch_dtype)
+        except ImportError as exc:
+            raise BackendError(_missing_package(self.path, exc)) from exc
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise BackendError(f"{self.path} is not a transformers image-text-to-text model: {exc}") from exc
         self.model.to(self.device).eval()
@@ -185,3 +189,11 @@ def _check_model_dir(path: str | Path) -> Path:
     if not (p / "config.json").is_file():
         raise BackendError(f"{p} is not a transformers model directory (no config.json)")
     return p
+
+
+def _missing_package(path: Path, exc: ImportError) -> str:
+    """transformers raises ImportError naming what a model family needs (Qwen2-VL: torchvision)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+    name = f" '{exc.name}'" if getattr(exc, "name", None) else ""
+    return (f"the model in {path} needs a Python package{name} that this installation lacks ({first}); "
+            "install it into RadStation's environment (e.g. pip install torchvision) or choose another model")

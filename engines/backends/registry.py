@@ -2,12 +2,18 @@
 
 Factories import their model libraries only when called, so listing or validating engine names (the
 settings dialog, the app at start-up) never pays for torch/transformers imports.
+
+Plug-ins: a site adds a model without changing RadStation by installing a package that declares an entry
+point in the group `radstation.engines` (`name = "package.module:Factory"`, the factory called with the
+engine settings and returning an EngineBackend). They are listed with the built-in engines; a name that a
+built-in engine already has is refused, and a plug-in whose import fails reports that when it is chosen.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Any
 
 from engines.backends.base import EngineBackend
@@ -17,6 +23,8 @@ BackendFactory = Callable[..., EngineBackend]
 
 _FACTORIES: dict[str, BackendFactory] = {}
 _DESCRIPTIONS: dict[str, str] = {}
+_PLUGINS: dict[str, str] = {}  # name -> "distribution version" of the package that registered it
+PLUGIN_GROUP = "radstation.engines"
 
 
 def register_backend(name: str, factory: BackendFactory | str, description: str = "") -> None:
@@ -32,6 +40,27 @@ def available_backends() -> dict[str, str]:
     return dict(_DESCRIPTIONS)
 
 
+def plugin_backends() -> dict[str, str]:
+    """Names registered by installed plug-in packages, with the package that provides each."""
+    return dict(_PLUGINS)
+
+
+def load_plugins(group: str = PLUGIN_GROUP) -> list[str]:
+    """Register every entry point of `group` (lazily: nothing is imported until the engine is chosen).
+
+    Returns one line per plug-in that was refused (a name clash with a built-in engine).
+    """
+    refused = []
+    for ep in entry_points(group=group):
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "unknown package"
+        if ep.name in _FACTORIES and ep.name not in _PLUGINS:
+            refused.append(f"plug-in engine '{ep.name}' from {dist} clashes with a built-in engine; ignored")
+            continue
+        register_backend(ep.name, ep.value, f"plug-in from {dist}")
+        _PLUGINS[ep.name] = dist
+    return refused
+
+
 def create_backend(name: str, **config: Any) -> EngineBackend:
     """Build the backend registered as `name`; unknown names and load problems raise BackendError."""
     if name not in _FACTORIES:
@@ -43,6 +72,10 @@ def create_backend(name: str, **config: Any) -> EngineBackend:
         raise
     except TypeError as exc:
         raise BackendError(f"engine '{name}' does not accept these settings: {exc}") from exc
+    except Exception as exc:
+        if name not in _PLUGINS:
+            raise
+        raise BackendError(f"plug-in engine '{name}' ({_PLUGINS[name]}) failed to start: {exc}") from exc
     if not isinstance(backend, EngineBackend):
         raise BackendError(f"engine '{name}' factory returned {type(backend).__name__}, not an EngineBackend")
     return backend
@@ -58,6 +91,10 @@ def _lazy(spec: str) -> BackendFactory:
             raise BackendError(
                 f"this engine needs the Python package '{exc.name}', which this installation does not include"
             ) from exc
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in must not take the app down
+            raise BackendError(f"the engine module {module_name} could not be loaded: {exc}") from exc
+        if not hasattr(module, attr):
+            raise BackendError(f"the engine module {module_name} has no '{attr}'")
         return getattr(module, attr)(**config)
 
     return factory
@@ -71,3 +108,6 @@ register_backend("hf-vlm", "engines.backends.hf_vlm:HfVlmBackend",
                  "a transformers image-text-to-text model directory on local disk (drafts and questions)")
 register_backend("diffusers-t2i", "engines.backends.diffusers_t2i:DiffusersT2IBackend",
                  "a diffusers text-to-image pipeline directory on local disk (synthesis)")
+register_backend("openai-compatible", "engines.backends.openai_compat:OpenAICompatibleBackend",
+                 "a VLM served elsewhere with an OpenAI-compatible API (vLLM, TGI, llama.cpp): drafts, questions")
+PLUGIN_PROBLEMS = load_plugins()

@@ -88,3 +88,31 @@ def test_the_cli_worker_entry_speaks_the_same_protocol(qtbot, qapp, tmp_path) ->
         assert state == "failed" and "does not exist" in message
     finally:
         c.shutdown()
+
+
+def test_a_served_engine_that_is_down_is_a_clear_failure_and_the_app_goes_on(qtbot, qapp, tmp_path,
+                                                                             tiny_vlm_dir) -> None:
+    import socket
+
+    import pytest
+
+    pytest.importorskip("openai")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    settings = Settings(tmp_path / "settings.json")
+    settings.set("engine", "openai-compatible")
+    settings.set("engine_options", {"url": f"http://127.0.0.1:{port}/v1", "model": "medgemma", "timeout_s": 5})
+    ai = AiServices.from_settings(settings, None)
+    try:
+        state, message = _run(qtbot, ai.client, "draft", {"images": [IMG]})
+        assert state == "failed" and f"cannot reach the engine server at http://127.0.0.1:{port}/v1" in message
+        assert "Traceback" not in message
+        settings.set("engine", "hf-vlm")
+        settings.set("engine_device", "cpu")
+        settings.set("engine_model_path", str(tiny_vlm_dir))
+        settings.set("engine_options", {"max_new_tokens": 3})
+        ai.apply_settings(settings)
+        assert _run(qtbot, ai.client, "draft", {"images": [IMG]})[0] == "ok"
+    finally:
+        ai.shutdown()

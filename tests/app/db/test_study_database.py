@@ -13,6 +13,7 @@ from app.db.migrate import alembic_config, current_revision, head_revision
 from app.db.models import AiDraft, Patient, QaMessage, Study
 
 
+@pytest.mark.sqlite_only
 def test_migration_creates_schema_on_empty_database(db: Database, home: Path) -> None:
     assert (home / "data" / "radstation.db").exists()
     assert current_revision(db.engine) == head_revision()
@@ -38,6 +39,7 @@ def test_migration_is_idempotent(db: Database) -> None:
         again.dispose()
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(db: Database) -> None:
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

@@ -1,10 +1,11 @@
-"""Fixtures for report tests: a fresh migrated SQLite database with a study, users with signing keys."""
+"""Fixtures for report tests: a fresh migrated database (SQLite, and PostgreSQL too) with a study, users with keys."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
+from postgres_fixture import database_url
 from reports_testing import FAST_HASHER, ReportEnv, add_study, make_user
 
 from app.db.database import Database
@@ -13,9 +14,10 @@ from app.reports.users import UserService
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch) -> ReportEnv:
+def env(tmp_path, monkeypatch, db_backend, request) -> ReportEnv:
     monkeypatch.setenv("RADSTATION_HOME", str(tmp_path / "home"))
-    db = Database.open(f"sqlite:///{tmp_path / 'rs.db'}", store_dir=tmp_path / "store")
+    url = database_url(request, db_backend) or f"sqlite:///{tmp_path / 'rs.db'}"
+    db = Database.open(url, store_dir=tmp_path / "store")
     users = UserService(db, hasher=FAST_HASHER, max_failures=3, lockout=dt.timedelta(minutes=10))
     add_study(db)
     yield ReportEnv(db, users, ReportService(db, users), tmp_path / "home")

@@ -53,6 +53,18 @@ def add_study(db: Database, study_uid: str = STUDY_UID, series_uid: str = SERIES
 
 _KEY_CACHE: dict[str, bytes] = {}
 
+TRIGGER_TABLES = {"audit_entry_no_update": "audit_entry", "audit_entry_no_delete": "audit_entry",
+                  "report_version_final_immutable": "report_version", "report_signature_immutable": "report_signature",
+                  "audit_head_forward_only": "audit_head"}
+
+
+def drop_trigger(conn, name: str) -> None:
+    """What an attacker with database-owner rights does first: remove a rule trigger (SQLite or PostgreSQL)."""
+    from sqlalchemy import text
+
+    on = f" ON {TRIGGER_TABLES[name]}" if conn.dialect.name == "postgresql" else ""
+    conn.execute(text(f"DROP TRIGGER {name}{on}"))
+
 
 ADMIN = "root"
 

@@ -167,3 +167,46 @@ def test_editor_opened_before_login_opens_after_login(qtbot, env, radiologist):
     who["user"] = radiologist
     ed._check_session()
     assert ed.version is not None and not ed.editors["findings"].isReadOnly()
+
+
+def test_second_reader_sees_the_claim_read_only_then_takes_over_and_conflicts_are_refused(qtbot, env, radiologist):
+    from PySide6.QtGui import QGuiApplication
+    from reports_testing import make_user
+
+    from app.reports.claims import ClaimService
+
+    other = make_user(env, "rad2", "radiologist")
+    ed_a = _editor(qtbot, env, radiologist)
+    ed_b = ReportEditor(env.db, STUDY_UID, lambda: other, service=env.service, autosave_ms=100,
+                        claims=ClaimService(env.db, workstation="reading-room-2"))
+    qtbot.addWidget(ed_b)
+    ed_b.show()
+    assert ed_a.claim is not None and ed_b.claimed_by is not None
+    assert ed_b.editors["findings"].isReadOnly() and not ed_b.sign_button.isEnabled()
+    assert "being read by Dr Rad (rad)" in ed_b.banner.text()
+
+    findings = ed_a.editors["findings"]
+    findings.setFocus()
+    findings.moveCursor(findings.textCursor().MoveOperation.End)
+    with qtbot.waitSignal(ed_a.autosaved, timeout=3000):
+        qtbot.keyClicks(findings, " Reader A.")
+    ed_a.close()  # saves and gives the report back
+    ed_b._check_session()  # the editor's 5-second timer, run now
+    assert ed_b.claimed_by is None and not ed_b.editors["findings"].isReadOnly()
+    assert ed_b.editors["findings"].toPlainText().endswith("Reader A.")
+
+    # the same report changed elsewhere (rad2 on another machine) after ed_b loaded it: ed_b's save is refused
+    v = env.service.version(ed_b.version.id)
+    env.service.save_draft(v.id, {**v.content.to_dict(), "findings": "Changed elsewhere."}, other,
+                           expected_revision=v.revision)
+    edit = ed_b.editors["findings"]
+    edit.setFocus()
+    edit.moveCursor(edit.textCursor().MoveOperation.End)
+    qtbot.keyClicks(edit, " Reader B.")
+    assert not ed_b.save_now()
+    assert "Not saved" in ed_b.banner.text() and "rad2" in ed_b.banner.text()
+    assert ed_b.editors["findings"].toPlainText().endswith("Reader B.")  # nothing typed is lost
+    assert env.service.version(v.id).content.get("findings") == "Changed elsewhere."
+    ed_b.reload()
+    assert ed_b.editors["findings"].toPlainText() == "Changed elsewhere."
+    assert QGuiApplication.clipboard().text().count("Reader B.") == 1

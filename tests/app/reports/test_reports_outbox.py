@@ -32,6 +32,7 @@ def _fetch(orthanc, sop_uid: str) -> bytes:
 
 
 def test_round_trip_through_orthanc_by_cstore_and_stow(env, radiologist, orthanc):
+    orthanc.clear()  # report UIDs are deterministic: an earlier run's copy (other database) must not answer
     v = _signed(env, radiologist)
     nodes = {
         "pacs-dimse": PacsNode(name="pacs-dimse", protocol="dimse", ae_title=orthanc.aet, host="127.0.0.1",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from reports_testing import PASSWORD, STUDY_UID, admin_session, make_user
+from reports_testing import PASSWORD, STUDY_UID, admin_session, drop_trigger, make_user
 from test_reports_export_sr import FINDINGS, dciodvfy_errors
 
 from app.reports.artefacts import KIND_PDF_DICOM, KIND_SIGNED_PDF, KIND_SR
@@ -198,7 +198,7 @@ def test_verify_stored_version_checks_artefacts_and_signer_row(env, signed):
     v, _, _ = signed
     other = make_user(env, "rad2", "radiologist")
     with env.db.engine.begin() as c:  # an insider moves the signature to another user and swaps the PDF
-        c.execute(text("drop trigger report_signature_immutable"))
+        drop_trigger(c, "report_signature_immutable")
         c.execute(text("update report_signature set signer_id=:u where version_id=:v"),
                   {"u": other.user_id, "v": v.id})
         c.execute(text("update report_artifact set data=:d where version_id=:v and kind='signed_pdf'"),
@@ -232,7 +232,7 @@ def test_failed_logins_are_audited(env, radiologist):
 def test_rewritten_and_rehashed_audit_chain_is_caught_by_the_keyed_checkpoints(env, signed):
     """The attack from the issue: delete the export entries, move a signature to another user, recompute
     the whole chain and head. The unkeyed chain is consistent again; the keyed checkpoints are not."""
-    from sqlalchemy import select, text
+    from sqlalchemy import select
     from sqlalchemy.orm import Session
 
     from app.reports import audit
@@ -241,8 +241,9 @@ def test_rewritten_and_rehashed_audit_chain_is_caught_by_the_keyed_checkpoints(e
     v, _, _ = signed
     env.service.record_export(v.id, None, "sr", "/tmp/x.dcm")
     with env.db.engine.begin() as c:
-        c.execute(text("drop trigger audit_entry_no_update"))
-        c.execute(text("drop trigger audit_entry_no_delete"))
+        drop_trigger(c, "audit_entry_no_update")
+        drop_trigger(c, "audit_entry_no_delete")
+        drop_trigger(c, "audit_head_forward_only")  # the head would refuse to move back (0004_db_rules)
     with Session(env.db.engine) as s:
         for e in s.scalars(select(AuditEntry).where(AuditEntry.action == "export")):
             s.delete(e)
@@ -274,7 +275,7 @@ def test_audit_verify_cli_names_the_broken_checkpoint(env, signed, monkeypatch, 
     from app.cli import main
 
     with env.db.engine.begin() as c:
-        c.execute(text("drop trigger audit_entry_no_update"))
+        drop_trigger(c, "audit_entry_no_update")
         c.execute(text("update audit_entry set details='{\"role\":\"admin\"}' where seq=2"))
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     code = main(["audit", "verify", "--db", str(env.db.engine.url)])

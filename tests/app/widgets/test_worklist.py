@@ -119,3 +119,29 @@ def test_refresh_picks_up_new_studies_and_keeps_selection(qtbot: QtBot, db: Data
     w.refresh()
     assert _names(w)[0] == "NEW^PATIENT"
     assert w.selected_study_uid() == selected
+
+
+def test_report_column_shows_who_is_reading_it_elsewhere(qtbot: QtBot, db: Database) -> None:
+    from argon2 import PasswordHasher, Type
+
+    from app.reports.claims import ClaimService
+    from app.reports.service import ReportService
+    from app.reports.users import UserService
+
+    users = UserService(db, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1, type=Type.ID))
+    users.add_user("jlee", "correct horse 1", "radiologist", display_name="Dr Lee")
+    lee = users.authenticate("jlee", "correct horse 1")
+    uid = next(r.study_uid for r in WorklistWidget(db).model.rows if r.patient_name == "ROE^JANE")
+    ReportService(db, users).open_or_create(uid, lee)
+    claim = ClaimService(db, workstation="reading-room-3").claim(uid, lee)  # another workstation
+    w = WorklistWidget(db)
+    qtbot.addWidget(w)
+    row = _names(w).index("ROE^JANE")
+    report_col = [c.title for c in COLUMNS].index("Report")
+    assert w.model.data(w.model.index(row, report_col)).endswith("being read by Dr Lee (jlee)")
+    assert "on reading-room-3" in w.model.data(w.model.index(row, 0), Qt.ItemDataRole.ToolTipRole)
+    other = _names(w).index("DOE^JOHN")
+    assert "being read" not in w.model.data(w.model.index(other, report_col))
+    ClaimService(db).release(claim)
+    w.refresh()
+    assert "being read" not in w.model.data(w.model.index(row, report_col))
