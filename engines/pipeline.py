@@ -447,9 +447,13 @@ class MedimPipeline:
             reader = {f: float(np.mean([p[f] for p in per_view])) for f in per_view[0]}
         cases = None
         case_labels = None
-        if self.case_index is not None and len(self.case_index) and (s.case_weight > 0 or s.case_bonus > 0):
-            hits = self.case_index.search(self.embed(images).mean(0), s.cases)
-            case_labels = self.case_index.label_share(hits)
+        index = self.case_index
+        from engines.similar.embeddings import index_name
+
+        if (index is not None and len(index) and (s.case_weight > 0 or s.case_bonus > 0)
+                and index.embedder == index_name(s.case_embedding)):  # another embedding's index cannot answer
+            hits = index.search(self.embed(images, s.case_embedding).mean(0), s.cases)
+            case_labels = index.label_share(hits)
             cases = {h.case_id: h.sentences() for h in hits}
         reading = read_study(reader, self.finding_prior, case_labels=case_labels, case_weight=s.case_weight,
                              scale=s.scale, normal_scale=s.normal_scale, uncertain_band=s.uncertain_band)
@@ -487,11 +491,17 @@ class MedimPipeline:
                                   "states": reading.states, "cases": list(cases or {})})
         return res
 
-    def embed(self, images: list[np.ndarray]) -> np.ndarray:
-        """(N, D) float32 unit-norm image embeddings for similar-case search: `image_embedding` (the reader's
-        pooled features when the folder ships a reader, else the backbone's mean image-token state), normalised."""
+    def embed(self, images: list[np.ndarray], kind: str = "image-tokens") -> np.ndarray:
+        """(N, D) float32 unit-norm image embeddings for similar-case search (engines.similar.embeddings):
+        "image-tokens", `image_embedding` (the reader's pooled features when the folder ships a reader, else the
+        backbone's mean image-token state after the finding layer), normalised; or "pixels32"."""
+        from engines.similar.embeddings import index_name, pixels32
+
+        index_name(kind)
         if isinstance(images, np.ndarray):
             images = [images]
+        if kind == "pixels32":
+            return np.stack([pixels32(prepare_image(im, self.image_size)) for im in images]).astype(np.float32)
         v = np.asarray(self.image_embedding(list(images)), dtype=np.float32)
         n = np.linalg.norm(v, axis=1, keepdims=True)
         return v / np.where(n > 0, n, 1.0)
@@ -650,9 +660,9 @@ class MedimPipeline:
         if not cfg.findings:
             return [{} for _ in codes]
         text = torch.full((len(codes), cfg.text_len), cfg.text_mask_id, dtype=torch.long, device=self.device)
-        with torch.no_grad():
-            logits = self._torch_model()(text, self._tensor(codes), torch.ones(len(codes), device=self.device)
-                                         ).finding_logits
+        with torch.no_grad():  # only the blocks the head reads (the same values as the full forward's)
+            logits = self._torch_model().finding_logits(text, self._tensor(codes),
+                                                        torch.ones(len(codes), device=self.device))
         p = torch.sigmoid(logits.float()).cpu().numpy()
         return [dict(zip(cfg.findings, map(float, row), strict=True)) for row in p]
 

@@ -69,7 +69,9 @@ class MedimBackend(EngineBackend):
 
         if self.cases_dir is None or not hasattr(self.pipe, "case_index"):
             return
-        files = [self.cases_dir / VECTORS, self.cases_dir / CASES]
+        kind = getattr(getattr(self.pipe, "decode_settings", None), "case_embedding", "image-tokens")
+        folder = self.cases_dir if kind == "image-tokens" else self.cases_dir / kind  # as index_case writes them
+        files = [folder / VECTORS, folder / CASES]
         stamp = tuple(f.stat().st_mtime_ns if f.is_file() else 0 for f in files)
         if stamp == self._cases_stamp:
             return
@@ -78,7 +80,7 @@ class MedimBackend(EngineBackend):
             self.pipe.case_index = None
             return
         try:
-            self.pipe.case_index = CaseIndex.load(self.cases_dir)
+            self.pipe.case_index = CaseIndex.load(folder)
             self.cases_error = ""
         except (OSError, ValueError) as exc:  # a broken index must not stop drafting: draft without it
             self.pipe.case_index = None

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.eval.draft_bootstrap import bootstrap, clinical_point, label_matrix, paired_difference
 from engines.eval.consistency import inconsistency_flags
+from engines.eval.draft_bootstrap import bootstrap, clinical_point, label_matrix, paired_difference
 from engines.eval.fluency import SentenceCorpus, fluency
 from engines.eval.jsonl import read_reports, write_jsonl
 from engines.labeler.label import label_report
@@ -41,10 +41,12 @@ def _log(msg: str) -> None:
 
 
 def dev_case_index(pipe, train: Sequence, cache: Path, progress: Callable[[int, int], None] | None = None):
-    """CaseIndex of the curated train images (their composed reports) by the pipeline's embedding; the
-    embeddings are cached per weights hash."""
+    """CaseIndex of the curated train images (their composed reports) by the embedding the pipeline's sentence
+    drafts ground on; the embeddings are cached per weights hash and embedding."""
     from engines.similar import CaseIndex, CaseRecord
+    from engines.similar.embeddings import index_name
 
+    kind = pipe.decode_settings.case_embedding
     ids = [s.image_id for s in train]
     emb = None
     if cache.is_file():
@@ -54,13 +56,13 @@ def dev_case_index(pipe, train: Sequence, cache: Path, progress: Callable[[int, 
     if emb is None:
         rows = []
         for i, s in enumerate(train):
-            rows.append(pipe.embed([np.asarray(s.load_image())])[0])
+            rows.append(pipe.embed([np.asarray(s.load_image())], kind)[0])
             if progress is not None:
                 progress(i + 1, len(train))
         emb = np.stack(rows).astype(np.float32)
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, ids=np.array(ids), emb=emb)
-    index = CaseIndex(emb.shape[1], "medim-image-tokens")
+    index = CaseIndex(emb.shape[1], index_name(kind))
     index.add([CaseRecord(s.image_id, s.report_findings, s.report_impression, "dev", {}, str(s.image_path or ""), s.image_id)
                for s in train], emb)
     return index
@@ -194,7 +196,8 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
                 pipe = MedimPipeline.from_pretrained(model or DEFAULT_WEIGHTS, device="cpu")
                 if "sentences" in modes:
                     pipe.case_index = dev_case_index(
-                        pipe, train, out / f"embeddings_train_{pipe.weights_hash[:12]}.npz",
+                        pipe, train, out / f"embeddings_train_{pipe.weights_hash[:12]}_"
+                                          f"{pipe.decode_settings.case_embedding}.npz",
                         lambda i, n: (i % 250 == 0 or i == n) and _log(f"embedding train images {i}/{n}"))
             got = draft_split(pipe, queries, mode, out / f"drafts_{mode}_{split}.jsonl")
         missing = [i for i in ids if i not in got]

@@ -35,8 +35,9 @@ from engines.eval.draft_bootstrap import clinical_point, label_matrix
 from engines.labeler.findings import FINDINGS
 from engines.labeler.label import label_report
 
-GRID = {"scale": (0.6, 0.8, 1.0, 1.25, 1.5, 2.0), "normal_scale": (0.75, 1.0, 1.5, 2.0, 3.0),
-        "case_weight": (0.0, 0.25, 0.5, 0.75, 1.0), "cases": (5, 10, 20)}
+GRID = {"scale": (0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5), "normal_scale": (0.75, 1.0, 1.5, 2.0, 3.0),
+        "case_weight": (0.0, 0.25, 0.5, 0.75, 1.0), "cases": (1, 3, 5, 10, 20),
+        "case_embedding": ("image-tokens", "pixels32")}
 
 
 def features(pipe, samples: Sequence, cache: Path | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -129,10 +130,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         q, rest = np.where(fold == f)[0], np.where(fold != f)[0]
         sims = emb[q] @ emb[rest].T
         nbrs[q] = rest[np.argsort(-sims, axis=1)[:, :kmax]]
-    shares = {k: ref[nbrs[:, :k]].mean(1) for k in GRID["cases"]}
     from engines.eval.baselines import embed_samples
 
-    pix = embed_samples(train)
+    pix_cache = None if args.features is None else args.features.with_suffix(".pixels32.npy")
+    if pix_cache is not None and pix_cache.is_file() and np.load(pix_cache).shape[0] == len(train):
+        pix = np.load(pix_cache)
+    else:
+        pix = embed_samples(train)
+        if pix_cache is not None:
+            np.save(pix_cache, pix)
+    pnbrs = np.zeros((len(train), kmax), int)
+    for f in range(args.folds):
+        q, rest = np.where(fold == f)[0], np.where(fold != f)[0]
+        pnbrs[q] = rest[np.argsort(-(pix[q] @ pix[rest].T), axis=1)[:, :kmax]]
+    shares = {(e, k): ref[nb[:, :k]].mean(1) for e, nb in (("image-tokens", nbrs), ("pixels32", pnbrs))
+              for k in GRID["cases"]}
     nn_pred = np.zeros_like(ref)
     for f in range(args.folds):
         q, rest = np.where(fold == f)[0], np.where(fold != f)[0]
@@ -140,10 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     nn_fold = np.array([[clinical_point(nn_pred, ref, np.where(fold == f)[0])[k] for k in ("micro", "macro", "halluc")]
                         for f in range(args.folds)])
     settings = [dict(zip(GRID, v, strict=True)) for v in itertools.product(*GRID.values())]
-    settings = [s for s in settings if not (s["case_weight"] == 0 and s["cases"] != GRID["cases"][0])]
+    settings = [s for s in settings if not (s["case_weight"] == 0 and (s["cases"] != GRID["cases"][0] or
+                                                                        s["case_embedding"] != "image-tokens"))]
     per_fold = np.zeros((len(settings), args.folds, 4))
     for i, s in enumerate(settings):
-        pred = simulate(probs, names, pipe.finding_prior, shares[s["cases"]], s["scale"], s["normal_scale"],
+        pred = simulate(probs, names, pipe.finding_prior, shares[(s["case_embedding"], s["cases"])], s["scale"],
+                        s["normal_scale"],
                         s["case_weight"])
         for f in range(args.folds):
             d = clinical_point(pred, ref, np.where(fold == f)[0])
@@ -170,13 +184,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "tune_sentences.json").write_text(json.dumps(report, indent=2))
     print(f"{len(settings)} settings x {args.folds} grouped folds of {len(train)} train images")
-    print("| scale | normal_scale | case_weight | cases | CE-F1 micro | CE-F1 macro | halluc. | min margin over retrieval |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| scale | normal_scale | case_weight | cases | case embedding | CE-F1 micro | CE-F1 macro | halluc. | "
+          "min margin over retrieval |")
+    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     for r in report["top"]:
-        print(f"| {r['scale']} | {r['normal_scale']} | {r['case_weight']} | {r['cases']} | {r['micro']:.3f} | "
+        print(f"| {r['scale']} | {r['normal_scale']} | {r['case_weight']} | {r['cases']} | {r['case_embedding']} | "
+              f"{r['micro']:.3f} | "
               f"{r['macro']:.3f} | {r['halluc']:.3f} | {r['objective']:.3f} |")
     nc = report["nested_cv"]
-    print(f"| retrieval (32x32 nearest neighbour) | | | | {nn_mean[0]:.3f} | {nn_mean[1]:.3f} | {nn_mean[2]:.3f} | |")
+    print(f"| retrieval (32x32 nearest neighbour) | | | | | {nn_mean[0]:.3f} | {nn_mean[1]:.3f} | {nn_mean[2]:.3f} | |")
     print(f"\nchosen: {settings[best]}; nested CV estimate: micro {nc['micro']:.3f}, macro {nc['macro']:.3f}, "
           f"halluc {nc['halluc']:.3f}")
     print("reader AUROC on these (its own training) images: "

@@ -58,6 +58,7 @@ class DecodeSettings:
     uncertain_band: float = 0.0
     case_weight: float = 0.0  # share of similar cases' labels in the reading
     cases: int = 5  # similar cases consulted
+    case_embedding: str = "image-tokens"  # which embedding finds them (engines.similar.embeddings)
     bones: bool = True
     max_impression: int = 2
 

@@ -79,6 +79,7 @@ class CaseIndex:
                         "origin TEXT, findings TEXT, impression TEXT, labels TEXT, image_ref TEXT, title TEXT)")
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('embedder', ?), ('dim', ?)",
                         (self.embedder, str(self.dim)))
+        self.db.commit()
 
     def __len__(self) -> int:
         return int(self.vectors.ntotal)
@@ -162,8 +163,7 @@ class CaseIndex:
         self._faiss.write_index(self.vectors, str(tmp))
         tmp.replace(folder / VECTORS)
         dest = sqlite3.connect(str(folder / CASES))
-        with dest:
-            self.db.backup(dest)
+        self.db.backup(dest)
         dest.close()
         self.folder = folder
         return folder
@@ -181,8 +181,7 @@ class CaseIndex:
         except sqlite3.DatabaseError as exc:
             raise ValueError(f"{folder / CASES}: not a case index ({exc})") from exc
         idx = cls(int(meta.get("dim", 0)), meta.get("embedder", "?"))
-        with idx.db:
-            src.backup(idx.db)
+        src.backup(idx.db)
         src.close()
         try:
             idx.vectors = faiss.read_index(str(folder / VECTORS))

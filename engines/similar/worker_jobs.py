@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from engines.similar.embeddings import index_name
 from engines.similar.index import CASES, VECTORS, CaseIndex, CaseRecord
 from engines.worker.jobs import pipeline_of
 
-EMBEDDER = "medim-image-tokens"
+EMBEDDER = index_name("image-tokens")
 _loaded: dict[str, tuple[tuple, CaseIndex]] = {}
 
 
@@ -79,17 +80,23 @@ def index_case(backend: Any, params: dict[str, Any], progress: Any, cancel: Any)
     if not folder or not case_id:
         raise BackendError("index_case needs cases_dir and case_id")
     progress(0, 1)
-    _, vec = _embedding(backend, params, "index_case")
-    try:
-        idx = CaseIndex.open_or_create(folder, vec.shape[0], EMBEDDER)
-    except (OSError, ValueError) as exc:
-        raise BackendError(f"cannot open the similar-case index at {folder}: {exc}") from exc
-    idx.add([CaseRecord(case_id, str(params.get("findings") or ""), str(params.get("impression") or ""), "site",
-                        {}, str(params.get("image_ref") or ""), str(params.get("title") or ""))], vec[None])
-    idx.save(folder)
-    _loaded.pop(str(Path(folder)), None)
+    pipe, vec = _embedding(backend, params, "index_case")
+    record = CaseRecord(case_id, str(params.get("findings") or ""), str(params.get("impression") or ""), "site",
+                        {}, str(params.get("image_ref") or ""), str(params.get("title") or ""))
+    total = 0
+    # the panel searches by the engine's embedding; drafts may ground on another (a subfolder named for it)
+    for kind, where in (("image-tokens", Path(folder)), ("pixels32", Path(folder) / "pixels32")):
+        v = vec if kind == "image-tokens" else pipe.embed(list(params.get("images") or []), kind).mean(0)
+        try:
+            idx = CaseIndex.open_or_create(where, v.shape[0], index_name(kind))
+            idx.add([record], v[None])
+            idx.save(where)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"cannot update the similar-case index at {where}: {exc}") from exc
+        _loaded.pop(str(where), None)
+        total = total or len(idx)
     progress(1, 1)
-    return {"kind": "indexed", "case_id": case_id, "total": len(idx)}
+    return {"kind": "indexed", "case_id": case_id, "total": total}
 
 
 WORKER_JOBS = {"similar": similar, "index_case": index_case}
