@@ -418,18 +418,19 @@ class MedimPipeline:
     def draft_sentences(self, images: list[np.ndarray], *, seed: int = 0, progress: Progress = None,
                         cancel: Cancel = None, condition: str | None = None,
                         section_order: Sequence[str] | None = None, settings: object | None = None,
-                        reader: Mapping[str, float] | None = None) -> TextResult:
+                        reader: Mapping[str, float] | None = None,
+                        case_query: np.ndarray | None = None) -> TextResult:
         """A draft made of real report sentences (engines.sentences.decode): the study is read by
         `finding_probabilities` (and similar cases in `case_index`, when set), then each sentence slot is filled
         with the candidate this engine scores best given the image and the sentences already committed.
-        `reader` replaces the reading (evaluation of a reader's probabilities computed elsewhere). Deterministic
+        `reader` and `case_query` replace the finding reader's probabilities and the case embedding (evaluation from
+        cached features; study_reading). Deterministic
         (`seed` is recorded, not used)."""
         from dataclasses import asdict
 
         from engines.sentences.decode import DecodeSettings
         from engines.sentences.scorer import EngineScorer
         from engines.sentences.sections import DEFAULT_ORDER, check_order
-        from engines.sentences.study import read_study
 
         if isinstance(images, np.ndarray):
             images = [images]
@@ -442,21 +443,7 @@ class MedimPipeline:
         t0 = time.perf_counter()
         decoder = self.sentence_decoder
         codes = [self._codes(im) for im in images]
-        if reader is None:
-            per_view = self.finding_probabilities(images)
-            reader = {f: float(np.mean([p[f] for p in per_view])) for f in per_view[0]}
-        cases = None
-        case_labels = None
-        index = self.case_index
-        from engines.similar.embeddings import index_name
-
-        if (index is not None and len(index) and (s.case_weight > 0 or s.case_bonus > 0)
-                and index.embedder == index_name(s.case_embedding)):  # another embedding's index cannot answer
-            hits = index.search(self.embed(images, s.case_embedding).mean(0), s.cases)
-            case_labels = index.label_share(hits)
-            cases = {h.case_id: h.sentences() for h in hits}
-        reading = read_study(reader, self.finding_prior, case_labels=case_labels, case_weight=s.case_weight,
-                             scale=s.scale, normal_scale=s.normal_scale, uncertain_band=s.uncertain_band)
+        reading, cases = self.study_reading(images, s, reader=reader, case_query=case_query)
         rule = self.condition_rule(condition)
         told = None
         if rule != "none":
@@ -490,6 +477,31 @@ class MedimPipeline:
                          reading={"probabilities": reading.probabilities, "thresholds": reading.thresholds,
                                   "states": reading.states, "cases": list(cases or {})})
         return res
+
+    def study_reading(self, images: list[np.ndarray], settings: object, *, reader: Mapping[str, float] | None = None,
+                      case_query: np.ndarray | None = None):
+        """(StudyReading, {case id: its sentences} or None): what a sentence draft of these images will state
+        (engines.sentences.study). `reader` replaces `finding_probabilities`, `case_query` the case embedding
+        (evaluation from cached features)."""
+        from engines.sentences.study import read_study
+        from engines.similar.embeddings import index_name
+
+        s = settings
+        if reader is None:
+            per_view = self.finding_probabilities(images)
+            reader = {f: float(np.mean([p[f] for p in per_view])) for f in per_view[0]}
+        cases = None
+        case_labels = None
+        index = self.case_index
+        if (index is not None and len(index) and (s.case_weight > 0 or s.case_bonus > 0)
+                and index.embedder == index_name(s.case_embedding)):  # another embedding's index cannot answer
+            query = self.embed(images, s.case_embedding).mean(0) if case_query is None else case_query
+            hits = index.search(query, s.cases)
+            case_labels = index.label_share(hits)
+            cases = {h.case_id: h.sentences() for h in hits}
+        reading = read_study(reader, self.finding_prior, case_labels=case_labels, case_weight=s.case_weight,
+                             scale=s.scale, normal_scale=s.normal_scale, uncertain_band=s.uncertain_band)
+        return reading, cases
 
     def embed(self, images: list[np.ndarray], kind: str = "image-tokens") -> np.ndarray:
         """(N, D) float32 unit-norm image embeddings for similar-case search (engines.similar.embeddings):

@@ -157,7 +157,8 @@ def cmd_drafting(args: argparse.Namespace) -> int:
             raise EvalInputError(f"--drafts takes MODE=FILE, got {item!r}")
         given[mode] = Path(path)
     run(args.split, model=args.model, root=args.data, out=Path(args.out), limit=args.limit, seed=args.seed,
-        modes=args.modes, drafts=given, reps=args.reps)
+        modes=args.modes, drafts=given, reps=args.reps, reading_features=args.reading_features,
+        reading_limit=args.reading_limit)
     return 0
 
 
@@ -210,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--drafts", nargs="*", help="MODE=FILE: use these drafts instead of drafting (JSONL)")
     d.add_argument("--reps", type=int, default=1000, help="bootstrap resamples")
     d.add_argument("--threads", type=int, default=2, help="torch threads")
+    d.add_argument("--reading-features", type=Path, default=None,
+                   help="cached reader outputs (engines.eval.tune_sentences --features): also score what sentence "
+                        "drafts state on --reading-limit images without writing them")
+    d.add_argument("--reading-limit", type=int, default=None)
     d.add_argument("--out", default="eval-results")
     d.set_defaults(func=cmd_drafting)
 

@@ -31,6 +31,7 @@ from engines.eval.consistency import inconsistency_flags
 from engines.eval.draft_bootstrap import bootstrap, clinical_point, label_matrix, paired_difference
 from engines.eval.fluency import SentenceCorpus, fluency
 from engines.eval.jsonl import read_reports, write_jsonl
+from engines.labeler.findings import PATHOLOGIES
 from engines.labeler.label import label_report
 
 SYSTEM_NAMES = {"sentences": "sentence-level (shipped default)", "free": "free text (token-level)"}
@@ -90,24 +91,31 @@ def draft_split(pipe, queries: Sequence, mode: str, path: Path) -> dict[str, str
     return done
 
 
-def score_systems(systems: dict[str, list[str]], references: list[str], corpus: SentenceCorpus,
+def score_systems(systems: dict[str, list], references: list[str], corpus: SentenceCorpus,
                   reference_name: str, reps: int = 1000) -> dict:
-    """Point values, 95% intervals and paired differences to `reference_name` for every system."""
+    """Point values, 95% intervals and paired differences to `reference_name` for every system. A system is
+    its report texts, or its stated findings ({finding: 1}) when only those are known (no text metrics)."""
     ref = label_matrix([label_report(t).findings for t in references])
     n = len(references)
     out: dict = {}
     reps_by: dict[str, list] = {}
     for name, texts in systems.items():
-        gen = label_matrix([label_report(t).findings for t in texts])
-        incons = np.array(inconsistency_flags(texts), dtype=float)
-        flu = fluency(texts, corpus)
+        if texts and isinstance(texts[0], dict):
+            gen = label_matrix(texts)
+            incons = np.full(n, np.nan)
+            flu = {"sentences": 0, "median_perplexity": float("nan"), "per_report": [(np.nan, np.nan, [])] * n}
+        else:
+            gen = label_matrix([label_report(t).findings for t in texts])
+            incons = np.array(inconsistency_flags(texts), dtype=float)
+            flu = fluency(texts, corpus)
         near = np.array([a for a, _, _ in flu["per_report"]], dtype=float)
         count = np.array([b for _, b, _ in flu["per_report"]], dtype=float)
 
         def stat(idx: np.ndarray, gen=gen, incons=incons, near=near, count=count) -> dict[str, float]:
             d = clinical_point(gen, ref, idx)
             d["inconsistent"] = float(incons[idx].mean())
-            d["near_real"] = float(near[idx].sum() / max(count[idx].sum(), 1))
+            d["near_real"] = float(near[idx].sum() / max(count[idx].sum(), 1)) if not np.isnan(count).any() \
+                else float("nan")
             return d
 
         point, ci, rep = bootstrap(stat, n, reps)
@@ -139,18 +147,20 @@ def _fmt(point: float, ci: tuple[float, float] | None = None) -> str:
     return f"{point:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
-def markdown(scores: dict, real: dict, split: str, notes: Sequence[str], reference_name: str) -> str:
+def markdown(scores: dict, real: dict | None, split: str, notes: Sequence[str], reference_name: str) -> str:
     lines = [f"## Drafts on the {split} split (bootstrap 95% intervals, {notes[0]})", "",
              "| system | n | CE-F1 micro | CE-F1 macro | halluc. on normal | inconsistent reports | "
              "sentences near a real one | median sentence perplexity |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in scores.items():
         p, ci = r["point"], r["ci"]
+        ppl = r["median_perplexity"]
         lines.append(f"| {name} | {r['n']} | {_fmt(p['micro'], ci['micro'])} | {_fmt(p['macro'], ci['macro'])} | "
                      f"{_fmt(p['halluc'], ci['halluc'])} | {_fmt(p['inconsistent'], ci['inconsistent'])} | "
-                     f"{_fmt(p['near_real'], ci['near_real'])} | {r['median_perplexity']:.1f} |")
-    lines.append(f"| real IU reports (reference) | {real['n']} | - | - | - | {real['inconsistent']:.3f} | "
-                 f"{real['near_real']:.3f} (held-out {real['held_out']}) | {real['median_perplexity']:.1f} |")
+                     f"{_fmt(p['near_real'], ci['near_real'])} | {'n/a' if ppl != ppl else f'{ppl:.1f}'} |")
+    if real is not None:
+        lines.append(f"| real IU reports (reference) | {real['n']} | - | - | - | {real['inconsistent']:.3f} | "
+                     f"{real['near_real']:.3f} (held-out {real['held_out']}) | {real['median_perplexity']:.1f} |")
     lines += ["", f"Paired difference to {reference_name} (95% interval; > 0 means higher):", "",
               "| system | CE-F1 micro | CE-F1 macro | halluc. on normal | inconsistent |", "|---|---:|---:|---:|---:|"]
     for name, r in scores.items():
@@ -162,9 +172,34 @@ def markdown(scores: dict, real: dict, split: str, notes: Sequence[str], referen
     return "\n".join(lines)
 
 
+def stated_findings(pipe, queries: Sequence, features: Path) -> list[dict[str, int]]:
+    """What the sentence drafts of `queries` state present, from their study reading alone (no text is written):
+    the finding reader's probabilities and the image-token embeddings come from `features` (ids, probs, emb,
+    names, as engines.eval.tune_sentences caches them from the same pipeline functions)."""
+    z = np.load(features)
+    pos = {str(i): k for k, i in enumerate(z["ids"])}
+    names = [str(x) for x in z["names"]]
+    s = pipe.decode_settings
+    out = []
+    for q in queries:
+        if q.image_id not in pos:
+            raise ValueError(f"{features} has no features of {q.image_id}")
+        k = pos[q.image_id]
+        reader = dict(zip(names, map(float, z["probs"][k]), strict=True))
+        query = z["emb"][k] if s.case_embedding == "image-tokens" else pipe.embed([np.asarray(q.load_image())],
+                                                                                   s.case_embedding)[0]
+        reading, _ = pipe.study_reading([], s, reader=reader, case_query=query)
+        stated = {f: 1 for f in reading.present}
+        if not set(stated) & set(PATHOLOGIES):  # as the labeler reads a draft that states no pathology
+            stated["No Finding"] = 1
+        out.append(stated)
+    return out
+
+
 def run(split: str = "val", *, model: Path | None = None, root: Path | None = None, out: Path = Path("eval-results"),
         limit: int | None = None, seed: int = 0, modes: Sequence[str] = ("sentences", "free"),
-        drafts: dict[str, Path] | None = None, reps: int = 1000) -> dict:
+        drafts: dict[str, Path] | None = None, reps: int = 1000, reading_features: Path | None = None,
+        reading_limit: int | None = None) -> dict:
     from engines.data.cxr import load_cxr
     from engines.data.iu import load_iu_reports
     from engines.data.paired import SentenceBank, pair_reports
@@ -179,7 +214,8 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
     ds = load_cxr(root, splits=("train", split))
     bank = SentenceBank.from_iu(iu_path)
     train = pair_reports(ds.by_split("train"), bank, seed=seed)
-    queries = pair_reports(ds.by_split(split), bank, seed=seed)[:limit]
+    all_queries = pair_reports(ds.by_split(split), bank, seed=seed)
+    queries = all_queries[:limit]
     if not queries:
         raise ValueError(f"split {split!r} has no images here")
     _log(f"{len(queries)} {split} images, {len(train)} train images; baselines ...")
@@ -222,6 +258,23 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
              "punctuation; perplexity: interpolated Kneser-Ney trigram of the IU sentences, leave-one-out for "
              "sentences in the corpus (trigram counts); real reports: a held-out tenth against the rest"]
     md = markdown(scores, real, split, notes, nn_name)
+    if reading_features is not None:  # what the drafts state, on more images than were drafted
+        if pipe is None:
+            pipe = MedimPipeline.from_pretrained(model or DEFAULT_WEIGHTS, device="cpu")
+            pipe.case_index = dev_case_index(
+                pipe, train, out / f"embeddings_train_{pipe.weights_hash[:12]}_{pipe.decode_settings.case_embedding}.npz")
+        rq = all_queries[:reading_limit]
+        rbase = baseline_reports(train, rq)
+        rsys = {"sentence-level: findings its reading states (no text written)": stated_findings(pipe, rq,
+                                                                                                reading_features),
+                nn_name: rbase.generated[nn_name], "most-common report": rbase.generated["most-common report"]}
+        rscores = score_systems(rsys, [eval_text(s) for s in rq], corpus, nn_name, reps)
+        md += "\n\n" + markdown(rscores, None, split, [notes[0].replace(str(len(queries)), str(len(rq))),
+                                                        "clinical columns only: the findings the sentence drafts' "
+                                                        "study reading states present (what each draft's slots are "
+                                                        "filled to state), computed from cached reader outputs"],
+                                 nn_name)
+        scores["reading_only"] = rscores
     payload = {"split": split, "n": len(queries), "scores": scores, "real_iu": real, "notes": notes,
                "model": str(model or DEFAULT_WEIGHTS), "weights_sha256": getattr(pipe, "weights_hash", None),
                "decode_settings": pipe.decode_settings.to_json() if pipe is not None else None}

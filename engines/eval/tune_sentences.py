@@ -32,7 +32,7 @@ import numpy as np
 
 from engines.eval.auroc import auroc
 from engines.eval.draft_bootstrap import clinical_point, label_matrix
-from engines.labeler.findings import FINDINGS
+from engines.labeler.findings import FINDINGS, PATHOLOGIES
 from engines.labeler.label import label_report
 
 GRID = {"scale": (0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5), "normal_scale": (0.75, 1.0, 1.5, 2.0, 3.0),
@@ -92,6 +92,8 @@ def simulate(probs: np.ndarray, names: list[str], prior: dict[str, float], share
         if f == NORMAL or not known[j]:
             continue
         out[:, j] = (p[:, j] > thr[j]) & ~normal
+    pathologies = [FINDINGS.index(f) for f in PATHOLOGIES]
+    out[:, 0] = ~out[:, pathologies].any(1)  # the labeler reads No Finding in a draft that states no pathology
     return out
 
 

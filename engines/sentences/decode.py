@@ -34,6 +34,7 @@ from engines.sentences.scorer import EngineScorer
 from engines.sentences.study import StudyReading
 
 _CHECKLIST = frozenset(f for group in CHECKLIST for f in group)
+RESERVE = 40  # text positions kept free for the slot being scored
 _LUNG_CHILDREN = frozenset(SECTION_FINDINGS["lungs"]) - {"Lung Opacity"}
 #: Most specific first; Lung Opacity is often implied by what describes the others (as in composition).
 FINDING_ORDER: tuple[str, ...] = ("Cardiomegaly", "Enlarged Cardiomediastinum", "Lung Lesion", "Edema",
@@ -176,7 +177,7 @@ class _Run:
             return False
         s = self.s
         ids = [self.dec.ids(c.text) for c in eligible]
-        cond, uncond = self.scorer.score(self.prefix, ids)
+        cond, uncond = self.scorer.score(self._scoring_prefix(), ids)
         engine = cond if uncond is None else cond + s.pmi * (cond - uncond)
         reader = np.array([self._agreement(c.reading) for c in eligible])
         prior = np.log(np.array([max(c.count, 1) for c in eligible], dtype=np.float64))
@@ -200,6 +201,14 @@ class _Run:
         self.committed.append((c, choice))
         self.prefix = self.prefix + self.dec.ids(c.text)
         return True
+
+    def _scoring_prefix(self) -> list[int]:
+        """What the engine sees of the committed text: all of it while it leaves room for a sentence (40 tokens),
+        else [FINDINGS] and the most recent tokens (the row is fixed-length; training truncated long reports too)."""
+        room = self.scorer.text_len - RESERVE
+        if len(self.prefix) <= room:
+            return self.prefix
+        return self.prefix[:1] + self.prefix[len(self.prefix) - room + 1:]
 
     def _agreement(self, r: SentenceReading) -> float:
         """Mean margin of the reading for what the sentence states (present: margin, absent: -margin)."""
