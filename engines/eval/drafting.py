@@ -219,7 +219,9 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
     if not queries:
         raise ValueError(f"split {split!r} has no images here")
     _log(f"{len(queries)} {split} images, {len(train)} train images; baselines ...")
-    base = baseline_reports(train, queries)
+    rq = all_queries[:reading_limit] if reading_features is not None else queries
+    widest = rq if len(rq) > len(queries) else queries  # both are prefixes of the split: one retrieval serves both
+    base_all = baseline_reports(train, widest)
     ids = [s.image_id for s in queries]
     systems: dict[str, list[str]] = {}
     pipe = None
@@ -241,8 +243,8 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
             raise ValueError(f"{mode} drafts lack {len(missing)} of the {split} images (e.g. {missing[0]})")
         systems[SYSTEM_NAMES.get(mode, mode)] = [got[i] for i in ids]
     nn_name = "nearest neighbour (32x32 cosine)"
-    systems[nn_name] = base.generated[nn_name]
-    systems["most-common report"] = base.generated["most-common report"]
+    systems[nn_name] = base_all.generated[nn_name][:len(queries)]
+    systems["most-common report"] = base_all.generated["most-common report"][:len(queries)]
     iu_texts = [r.text for r in load_iu_reports(iu_path) if r.text.strip()]
     _log("scoring ...")
     corpus = SentenceCorpus.from_reports(iu_texts)
@@ -263,11 +265,10 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
             pipe = MedimPipeline.from_pretrained(model or DEFAULT_WEIGHTS, device="cpu")
             pipe.case_index = dev_case_index(
                 pipe, train, out / f"embeddings_train_{pipe.weights_hash[:12]}_{pipe.decode_settings.case_embedding}.npz")
-        rq = all_queries[:reading_limit]
-        rbase = baseline_reports(train, rq)
         rsys = {"sentence-level: findings its reading states (no text written)": stated_findings(pipe, rq,
                                                                                                 reading_features),
-                nn_name: rbase.generated[nn_name], "most-common report": rbase.generated["most-common report"]}
+                nn_name: base_all.generated[nn_name][:len(rq)],
+                "most-common report": base_all.generated["most-common report"][:len(rq)]}
         rscores = score_systems(rsys, [eval_text(s) for s in rq], corpus, nn_name, reps)
         md += "\n\n" + markdown(rscores, None, split, [notes[0].replace(str(len(queries)), str(len(rq))),
                                                         "clinical columns only: the findings the sentence drafts' "
