@@ -96,7 +96,7 @@ class DraftService(QObject):
             tpl = load_template(exam_type or guess_exam_type(images[0].modality if images else ""))
         except TemplateError:
             return section_order("")
-        return section_order(tpl.sections.get("findings", ""))
+        return section_order(tpl.content.sections.get("findings", ""))
 
     def draft_batch(self, studies: list[tuple[str, list[StudyImage]]], seed: int = 0) -> list[str]:
         """Pre-draft several studies; one progress bar (batchProgress) follows them all."""

@@ -202,6 +202,20 @@ class _Run:
         self.prefix = self.prefix + self.dec.ids(c.text)
         return True
 
+    def places_as_findings(self, r: SentenceReading) -> bool:
+        """An impression sentence names a side or lobe for a finding only as the findings did (or none): it adds
+        no place the findings did not give (a summary does not invent laterality)."""
+        for f in r.present | r.uncertain:
+            said = [k.reading for k, ch in self.committed if ch.part == "findings"
+                    and f in (k.reading.present | k.reading.uncertain)]
+            if not said:
+                continue
+            sides = {x.laterality for x in said}
+            if (r.laterality is not None and r.laterality not in sides) or not set(r.location) <= set().union(
+                    *(x.location for x in said)):
+                return False
+        return True
+
     def _scoring_prefix(self) -> list[int]:
         """What the engine sees of the committed text: all of it while it leaves room for a sentence (40 tokens),
         else [FINDINGS] and the most recent tokens (the row is fixed-length; training truncated long reports too)."""
@@ -273,7 +287,7 @@ class _Run:
                 elig = [c for c in self.pool if c.part == "impression"
                         and (c.reading.present | c.reading.uncertain) & uncovered
                         and c.reading.present <= stated_eff and c.reading.uncertain <= stated
-                        and self.agrees(c.reading) and self.consistent(c)]
+                        and self.agrees(c.reading) and self.consistent(c) and self.places_as_findings(c.reading)]
                 cover = np.array([len((c.reading.present | c.reading.uncertain) & uncovered) for c in elig],
                                  dtype=np.float64)
                 if not self.choose("impression", elig, self.s.w_cover * cover):

@@ -48,6 +48,9 @@ _LOCATION = re.compile(r"\b(upper|middle|mid|lower|base|bases|basilar|basal|apex
                        r"retrocardiac|perihilar|hilar|midlung|lateral|medial|peripheral|central)\b", re.I)
 
 
+_LOBE_LEVELS = frozenset({"upper", "middle", "mid", "lower"})
+
+
 def side_of(text: str) -> str | None:
     """right / left / bilateral when the sentence names one (both sides named = bilateral), else None."""
     sides = {s.lower() for s in _SIDE.findall(text)}
@@ -131,15 +134,20 @@ def read_sentence(text: str) -> SentenceReading:
 
 def conflicts(a: SentenceReading, b: SentenceReading) -> bool:
     """True when the two sentences cannot stand in one report: one finding (or a parent and its child) stated
-    present or uncertain in one and absent in the other, or one finding placed on opposite sides."""
+    present or uncertain in one and absent in the other, or one finding placed on different sides (right, left,
+    bilateral) or in different lobe levels (upper / middle / lower)."""
     a_pos, b_pos = a.effective_present | a.uncertain, b.effective_present | b.uncertain
     if a_pos & b.effective_absent or b_pos & a.effective_absent:
         return True
     if a.present & b.uncertain or b.present & a.uncertain:
         return True  # "pneumonia" and "possible pneumonia" in one report is a contradiction to a reader
-    opposite = {"right": "left", "left": "right"}
     shared = (a.present | a.uncertain) & (b.present | b.uncertain)
-    return bool(shared) and a.laterality in opposite and b.laterality == opposite[a.laterality]
+    if not shared:
+        return False
+    if a.laterality and b.laterality and a.laterality != b.laterality:
+        return True  # right / left / bilateral: one side per finding
+    lobes_a, lobes_b = set(a.location) & _LOBE_LEVELS, set(b.location) & _LOBE_LEVELS
+    return bool(lobes_a and lobes_b and not lobes_a & lobes_b)  # upper lobe in one, lower lobe in the other
 
 
 def consistent_with(reading: SentenceReading, committed: Iterable[SentenceReading]) -> bool:

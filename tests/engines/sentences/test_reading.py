@@ -55,3 +55,12 @@ def test_the_template_gives_the_section_order():
     assert check_order(["pleura"])[0] == "pleura"
     with pytest.raises(ValueError, match="unknown report section"):
         check_order(["spleen"])
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("Patchy bilateral opacities consistent with pneumonia.", "Right upper lobe pneumonia."),
+    ("There is a right lower lobe pneumonia.", "Right upper lobe pneumonia."),
+    ("There is a right lower lobe pneumonia.", "Left lower lobe pneumonia and scarring in the right lung base."),
+])
+def test_one_finding_in_two_places_conflicts(a, b):
+    assert conflicts(read_sentence(a), read_sentence(b))
