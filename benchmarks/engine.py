@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int)
     p.add_argument("--runtimes", nargs="+", default=["torch", "onnx"])
-    p.add_argument("--jobs", nargs="+", default=None, help="only these jobs (e.g. draft_report)")
+    p.add_argument("--jobs", nargs="+", default=None, help="only these jobs (e.g. draft_report \"draft_report (free text)\")")
     a = p.parse_args(argv)
 
     import torch
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             "joint": lambda pipe=pipe: pipe.joint("right pleural effusion", steps=a.steps),
         }
         for name, job in jobs.items():
-            if a.jobs and name.split(" (")[0] not in a.jobs:
+            if a.jobs and name not in a.jobs:
                 continue
             job()  # warm-up
             times = []
