@@ -137,6 +137,10 @@ class MainWindow(QMainWindow):
         )
         self.explain_panel.overlayRequested.connect(self._on_explain_overlay)
         self.side_tabs.addTab(self.explain_panel, "Explain")
+        from app.widgets.similar_panel import SimilarPanel
+
+        self.similar_panel = SimilarPanel(self.model_runner, self.settings, self._similar_case_image)
+        self.side_tabs.addTab(self.similar_panel, "Similar studies")
         self.whatif_view = None  # built on first use
 
     def _ai_study_changed(self) -> None:
@@ -148,6 +152,7 @@ class MainWindow(QMainWindow):
         self.qa_panel.set_study(uid, images)
         self._study_images = images
         self._refresh_explain()
+        self.similar_panel.set_study(uid, [im.pixels for im in images])
         pending = self._pending_drafts.pop(uid, None)
         if pending is not None:
             self._on_draft_ready(uid, pending)
@@ -173,6 +178,24 @@ class MainWindow(QMainWindow):
             return
         self.side_tabs.setCurrentWidget(editor)
         self.statusBar().showMessage(f"AI draft loaded. {draft.get('images_note', '')}", 10000)
+
+    def _index_signed_study(self, _version_id: int) -> None:
+        """A signed report joins the site's similar-case index (embedded in the worker)."""
+        if self._study is None or self.report_editor is None:
+            return
+        text = self.report_editor.sections()
+        self.similar_panel.index_signed(self._study.study_uid, [im.pixels for im in self._study_images],
+                                        text.get("findings", ""), text.get("impression", ""))
+
+    def _similar_case_image(self, hit: dict):
+        """Pixels of a similar case: a site study from the database, a development case from its file."""
+        from app.ai.ai_store import study_images_from_db
+        from app.widgets.similar_panel import load_case_image
+
+        if hit.get("origin") == "site":
+            images = study_images_from_db(self.database, str(hit.get("case_id") or ""))
+            return images[0].pixels if images else None
+        return load_case_image(hit)
 
     def _report_text(self) -> str:
         return self.report_editor.current_text() if self.report_editor is not None else ""
@@ -279,6 +302,7 @@ class MainWindow(QMainWindow):
         self.report_editor = ReportEditor(self.database, self._study.study_uid, lambda: self.auth)
         self.report_editor.autosaved.connect(lambda _rev: self._refresh_explain())
         self.report_editor.versionChanged.connect(lambda _v: (self._refresh_explain(), self.worklist.refresh()))
+        self.report_editor.signed.connect(self._index_signed_study)
         self.side_tabs.insertTab(0, self.report_editor, "Report")
         self.side_tabs.setCurrentIndex(0)
         if not self.side_dock.isVisible():
@@ -331,6 +355,7 @@ class MainWindow(QMainWindow):
             self.scp.stop()
         self.ai.shutdown()
         self.explain_panel.shutdown()
+        self.similar_panel.shutdown()
         if self.whatif_view is not None:
             self.whatif_view.shutdown()
         self.model_runner.close()

@@ -22,7 +22,7 @@ from app.settings import Settings
 from engines.default_weights import DEFAULT_WEIGHTS
 from engines.worker.protocol import decode, encode
 
-JOB_MODULES = ("explain.worker_jobs", "engines.counterfactual.worker_jobs")
+JOB_MODULES = ("explain.worker_jobs", "engines.counterfactual.worker_jobs", "engines.similar.worker_jobs")
 Progress = Callable[..., None]  # (done, total) or (done, total, stage)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int)
     p.add_argument("--runtimes", nargs="+", default=["torch", "onnx"])
+    p.add_argument("--jobs", nargs="+", default=None, help="only these jobs (e.g. draft_report \"draft_report (free text)\")")
     a = p.parse_args(argv)
 
     import torch
@@ -70,32 +72,40 @@ def main(argv: list[str] | None = None) -> int:
         mask = np.zeros((g, g), bool)
         mask[g // 4:g // 2, g // 2:3 * g // 4] = True
         jobs = {
-            "draft_report": lambda pipe=pipe: pipe.draft_report([image], steps=a.steps),
+            "draft_report": lambda pipe=pipe: pipe.draft_report([image], steps=a.steps),  # the default mode
+            "draft_report (free text)": lambda pipe=pipe: pipe.draft_report([image], steps=a.steps, mode="free"),
             "answer": lambda pipe=pipe: pipe.answer(image, "Is there a pleural effusion?", steps=a.steps),
             "synthesise": lambda pipe=pipe: pipe.synthesise(REPORT, steps=a.steps),
             "inpaint": lambda pipe=pipe, mask=mask: pipe.inpaint(image, mask, REPORT, steps=a.steps),
             "joint": lambda pipe=pipe: pipe.joint("right pleural effusion", steps=a.steps),
         }
         for name, job in jobs.items():
+            if a.jobs and name not in a.jobs:
+                continue
             job()  # warm-up
-            times = []
+            times, cpu = [], []
             for _ in range(a.repeats):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 job()
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
             med = statistics.median(times)
             medians[(name, runtime)] = med
-            rows.append((name, runtime, str(pipe.device), a.threads, a.steps or pipe.default_steps, med, min(times),
-                         _peak_mb()))
+            mode = pipe.default_draft_mode if name == "draft_report" else ""
+            steps = "sentence slots" if mode == "sentences" else (a.steps or pipe.default_steps)
+            rows.append((name + (f" ({mode})" if mode else ""), runtime, str(pipe.device), a.threads, steps, med,
+                         min(times), _peak_mb(), statistics.median(cpu)))
     print(f"\nmodel: {a.model} ({json.loads((a.model / 'config.json').read_text())['model']['name']}), "
           f"image: {image_id}, host: {platform.processor() or platform.machine()}, torch {torch.__version__}\n")
-    print("| job | runtime | device | threads | steps | median s | min s | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times include waiting for a CPU; "
+          "CPU s is the process's own time, all threads)\n")
+    print("| job | runtime | device | threads | steps | median s | min s | median CPU s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]:.3f} | {r[6]:.3f} | {r[7]:.0f} |")
+        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]:.3f} | {r[6]:.3f} | {r[8]:.3f} | {r[7]:.0f} |")
     if "torch" in a.runtimes and "onnx" in a.runtimes:
         print("\n| job | onnx / torch time |\n|---|---|")
-        for name in ("draft_report", "answer", "synthesise", "inpaint", "joint"):
+        for name in sorted({k[0] for k in medians if (k[0], "torch") in medians and (k[0], "onnx") in medians}):
             print(f"| {name} | {medians[(name, 'onnx')] / medians[(name, 'torch')]:.2f} |")
     return 0
 

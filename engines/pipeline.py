@@ -10,6 +10,7 @@ mask given). Deterministic under `seed`; `progress(step, steps)` is called after
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +49,7 @@ _CODE_CACHE = 16  # images whose VQ codes are remembered
 Cancel = Callable[[], bool] | None
 _IMPRESSION_SPLIT = re.compile(r"\bimpression\s*:", re.IGNORECASE)
 _FINDINGS_LABEL = re.compile(r"^\s*findings\s*:\s*", re.IGNORECASE)
+DRAFT_MODES = ("sentences", "free")
 
 
 def prepare_image(image: np.ndarray, size: int) -> np.ndarray:
@@ -132,6 +134,17 @@ class MedimPipeline:
             raise ValueError(f"sampling whatif_head_region must be in [0, 1], got {self.default_head_region}")
         if (self.default_condition != "none" or self.condition_images) and not model.config.finding_condition:
             raise ValueError("sampling condition/condition_images need a model trained with finding conditioning")
+        # Sentence-level drafting (engines.sentences): the default where the weights ship a sentence bank.
+        from engines.sentences.bank import BANK_FILE
+        from engines.sentences.decode import DecodeSettings
+
+        self.bank_path = path / BANK_FILE
+        self.default_draft_mode = str(sampling.get("draft_mode", "sentences" if self.bank_path.is_file() else "free"))
+        if self.default_draft_mode not in DRAFT_MODES:
+            raise ValueError(f"unknown sampling draft_mode {self.default_draft_mode!r}; choose one of {DRAFT_MODES}")
+        self.decode_settings = DecodeSettings.from_config(config.get("sentence_decoding"))
+        self._decoder = None
+        self.case_index = None  # similar cases (engines.similar.CaseIndex) that sentence drafts may draw on
 
     def _head_guidance_setting(self, sampling: dict, key: str) -> float:
         value = float(sampling.get(key, 0.0))
@@ -319,8 +332,12 @@ class MedimPipeline:
     def draft_report(self, images: list[np.ndarray], *, steps: int | None = None, guidance: float | None = None,
                      seed: int = 0, progress: Progress = None, cancel: Cancel = None,
                      temperature: float | None = None, consensus: int | None = None,
-                     select: str | None = None, condition: str | None = None) -> TextResult:
+                     select: str | None = None, condition: str | None = None, mode: str | None = None,
+                     section_order: Sequence[str] | None = None, settings: object | None = None) -> TextResult:
         """Report for one study; several views share one text (their evidence is averaged each step).
+        `mode` "sentences" (default where the weights ship a sentence bank) writes it from real report
+        sentences chosen by the engine (draft_sentences; `section_order` and `settings` go there); "free"
+        unmasks it token by token as below.
         `consensus` K > 1 samples K drafts (seeds seed..seed+K-1) and keeps one by `select`: "consensus" (the
         one whose findings agree most with the others), "verified" (the one the finding head supports most)
         or "verified-prior" (the same against the findings' training prevalence; engines.sampling.consensus).
@@ -331,6 +348,12 @@ class MedimPipeline:
             images = [images]
         if not images:
             raise ValueError("draft_report needs at least one image")
+        use = self.default_draft_mode if mode is None else mode
+        if use not in DRAFT_MODES:
+            raise ValueError(f"unknown draft mode {use!r}; choose one of {DRAFT_MODES}")
+        if use == "sentences":
+            return self.draft_sentences(images, seed=seed, progress=progress, cancel=cancel, condition=condition,
+                                        section_order=section_order, settings=settings)
         k = self.default_consensus if consensus is None else int(consensus)
         if k < 1:
             raise ValueError(f"consensus must be >= 1 draft, got {consensus}")
@@ -378,6 +401,122 @@ class MedimPipeline:
         chosen.elapsed_s = time.perf_counter() - t0
         chosen.consensus = (k, agreement)
         return chosen
+
+    @property
+    def sentence_decoder(self):
+        """The candidate bank (sentence_bank.json beside the weights) with its token ids, loaded once."""
+        if self._decoder is None:
+            from engines.sentences.bank import CandidateBank
+            from engines.sentences.decode import SentenceDecoder
+
+            if not self.bank_path.is_file():
+                raise ValueError(f"sentence drafting needs {self.bank_path} (build it with "
+                                 "python -m engines.sentences.build); use draft mode 'free' without it")
+            self._decoder = SentenceDecoder(CandidateBank.load(self.bank_path), self.tokenizer.encode)
+        return self._decoder
+
+    def draft_sentences(self, images: list[np.ndarray], *, seed: int = 0, progress: Progress = None,
+                        cancel: Cancel = None, condition: str | None = None,
+                        section_order: Sequence[str] | None = None, settings: object | None = None,
+                        reader: Mapping[str, float] | None = None,
+                        case_query: np.ndarray | None = None) -> TextResult:
+        """A draft made of real report sentences (engines.sentences.decode): the study is read by
+        `finding_probabilities` (and similar cases in `case_index`, when set), then each sentence slot is filled
+        with the candidate this engine scores best given the image and the sentences already committed.
+        `reader` and `case_query` replace the finding reader's probabilities and the case embedding (evaluation from
+        cached features; study_reading). Deterministic
+        (`seed` is recorded, not used)."""
+        from dataclasses import asdict
+
+        from engines.sentences.decode import DecodeSettings
+        from engines.sentences.scorer import EngineScorer
+        from engines.sentences.sections import DEFAULT_ORDER, check_order
+
+        if isinstance(images, np.ndarray):
+            images = [images]
+        if not images:
+            raise ValueError("draft_report needs at least one image")
+        s = self.decode_settings if settings is None else settings
+        if not isinstance(s, DecodeSettings):
+            raise TypeError("settings must be engines.sentences.decode.DecodeSettings")
+        order = DEFAULT_ORDER if section_order is None else check_order(tuple(section_order))
+        t0 = time.perf_counter()
+        decoder = self.sentence_decoder
+        codes = [self._codes(im) for im in images]
+        reading, cases = self.study_reading(images, s, reader=reader, case_query=case_query)
+        rule = self.condition_rule(condition)
+        told = None
+        if rule != "none":
+            findings = self.model_config.findings
+            told_states = {f: float(reading.states.get(f, 0) == 1) for f in findings if f != "No Finding"}
+            if "No Finding" in findings:
+                told_states["No Finding"] = float(not any(told_states.values()))
+            told = {f: told_states[f] for f in findings}
+        cfg = self.model_config
+        total = 12
+
+        def before(done: int) -> None:
+            if cancel is not None and cancel():
+                raise GenerationCancelled("generation cancelled")
+            if progress is not None:
+                progress(min(done, total - 1), total)
+
+        scorer = EngineScorer(self._net, cfg.text_len, cfg.text_mask_id, cfg.image_mask_id, codes, self.device,
+                              None if told is None else state_row(told, cfg.findings), pmi=s.pmi != 0,
+                              before_forward=before)
+        draft = decoder.decode(scorer, reading, s, findings_id=self.tokenizer.ids[FINDINGS],
+                               impression_id=self.tokenizer.ids[IMPRESSION], order=order, case_sentences=cases)
+        if progress is not None:
+            progress(total, total)
+        # One uncertainty span per sentence the reading judged (the editor tints the unsure ones).
+        tokens = [TokenInfo(ch.text, -1, ch.confidence, -math.log(max(ch.confidence, 1e-9)), i, ch.char_start,
+                            ch.char_end) for i, ch in enumerate(draft.sentences) if ch.confidence is not None]
+        res = TextResult(draft.text, draft.findings, draft.impression, tokens, scorer.forwards, seed,
+                         time.perf_counter() - t0, finding_states=told, mode="sentences",
+                         sentences=[asdict(ch) for ch in draft.sentences],
+                         reading={"probabilities": reading.probabilities, "thresholds": reading.thresholds,
+                                  "states": reading.states, "cases": list(cases or {})})
+        return res
+
+    def study_reading(self, images: list[np.ndarray], settings: object, *, reader: Mapping[str, float] | None = None,
+                      case_query: np.ndarray | None = None):
+        """(StudyReading, {case id: its sentences} or None): what a sentence draft of these images will state
+        (engines.sentences.study). `reader` replaces `finding_probabilities`, `case_query` the case embedding
+        (evaluation from cached features)."""
+        from engines.sentences.study import read_study
+        from engines.similar.embeddings import index_name
+
+        s = settings
+        if reader is None:
+            per_view = self.finding_probabilities(images)
+            reader = {f: float(np.mean([p[f] for p in per_view])) for f in per_view[0]}
+        cases = None
+        case_labels = None
+        index = self.case_index
+        if (index is not None and len(index) and (s.case_weight > 0 or s.case_bonus > 0)
+                and index.embedder == index_name(s.case_embedding)):  # another embedding's index cannot answer
+            query = self.embed(images, s.case_embedding).mean(0) if case_query is None else case_query
+            hits = index.search(query, s.cases)
+            case_labels = index.label_share(hits)
+            cases = {h.case_id: h.sentences() for h in hits}
+        reading = read_study(reader, self.finding_prior, case_labels=case_labels, case_weight=s.case_weight,
+                             scale=s.scale, normal_scale=s.normal_scale, uncertain_band=s.uncertain_band)
+        return reading, cases
+
+    def embed(self, images: list[np.ndarray], kind: str = "image-tokens") -> np.ndarray:
+        """(N, D) float32 unit-norm image embeddings for similar-case search (engines.similar.embeddings):
+        "image-tokens", `image_embedding` (the reader's pooled features when the folder ships a reader, else the
+        backbone's mean image-token state after the finding layer), normalised; or "pixels32"."""
+        from engines.similar.embeddings import index_name, pixels32
+
+        index_name(kind)
+        if isinstance(images, np.ndarray):
+            images = [images]
+        if kind == "pixels32":
+            return np.stack([pixels32(prepare_image(im, self.image_size)) for im in images]).astype(np.float32)
+        v = np.asarray(self.image_embedding(list(images)), dtype=np.float32)
+        n = np.linalg.norm(v, axis=1, keepdims=True)
+        return v / np.where(n > 0, n, 1.0)
 
     def answer(self, image: np.ndarray, question: str, *, steps: int | None = None, guidance: float | None = None,
                seed: int = 0, progress: Progress = None, cancel: Cancel = None,
@@ -533,9 +672,9 @@ class MedimPipeline:
         if not cfg.findings:
             return [{} for _ in codes]
         text = torch.full((len(codes), cfg.text_len), cfg.text_mask_id, dtype=torch.long, device=self.device)
-        with torch.no_grad():
-            logits = self._torch_model()(text, self._tensor(codes), torch.ones(len(codes), device=self.device)
-                                         ).finding_logits
+        with torch.no_grad():  # only the blocks the head reads (the same values as the full forward's)
+            logits = self._torch_model().finding_logits(text, self._tensor(codes),
+                                                        torch.ones(len(codes), device=self.device))
         p = torch.sigmoid(logits.float()).cpu().numpy()
         return [dict(zip(cfg.findings, map(float, row), strict=True)) for row in p]
 

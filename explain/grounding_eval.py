@@ -174,7 +174,7 @@ def run_uncertainty(pipe, samples, k: int, steps: int | None, log) -> dict:
     pred, ref, disagree, token_ent, asserted = [], [], [], [], []
     for n, s in enumerate(samples):
         img = s.load_image()
-        main = pipe.draft_report([img], seed=0, steps=steps)
+        main = pipe.draft_report([img], seed=0, steps=steps, mode="free")  # the sampler's token uncertainty
         drafts = sample_drafts(pipe, [img], k, seed=0, steps=steps)
         lab = label_report(main.text)
         fu = finding_uncertainty(dict(lab.findings), [dict(label_report(d).findings) for d in drafts])

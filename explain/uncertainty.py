@@ -87,8 +87,9 @@ def sample_drafts(pipeline, images: list[np.ndarray], k: int, *, seed: int = 0, 
     for j in range(k):
         # Raw samples, not consensus drafts (engines.sampling.consensus), and not told the head's reading
         # (engines.sampling.finding_states): told drafts share one reading, so they would disagree only in wording.
+        # Token-level ("free") samples: sentence drafts are deterministic and would never disagree.
         res = pipeline.draft_report(images, steps=steps, seed=seed + 1 + j, temperature=temperature, cancel=cancel,
-                                    consensus=1, condition="none")
+                                    consensus=1, condition="none", mode="free")
         texts.append(res.text)
         if progress is not None:
             progress(j + 1, k)

@@ -18,6 +18,7 @@ from app.ai.ai_store import save_draft
 from app.ai.engine_client import EngineClient
 from app.ai.study_images import StudyImage, describe_used, order_for_engine
 from app.db.database import Database
+from app.reports.templates import TemplateError, guess_exam_type, load_template
 
 
 @dataclass
@@ -47,9 +48,10 @@ class DraftService(QObject):
     batchFinished = Signal(int, int)
 
     def __init__(self, client: EngineClient, db: Database | None = None, parent: QObject | None = None,
-                 steps: int | None = None) -> None:
+                 steps: int | None = None, mode: str | None = None) -> None:
         super().__init__(parent)
         self.client, self.db, self.steps = client, db, steps
+        self.mode = mode  # "sentences" | "free" | None (the engine's default); the 'draft_mode' setting
         self._pending: dict[str, _Pending] = {}
         self._batch: _Batch | None = None
         client.finished.connect(self._on_finished)
@@ -62,13 +64,39 @@ class DraftService(QObject):
         ordered = order_for_engine(images)
         if not ordered:
             raise ValueError(f"study {study_uid} has no image to draft from")
-        params: dict[str, Any] = {"images": [im.pixels for im in ordered], "seed": int(seed)}
+        params: dict[str, Any] = {"images": [im.pixels for im in ordered], "seed": int(seed),
+                                  "section_order": list(self.section_order(study_uid, ordered))}
         if self.steps:
             params["steps"] = int(self.steps)
+        if self.mode:
+            params["mode"] = str(self.mode)
         job_id = self.client.submit("draft", params, label=f"Draft {study_uid[-16:]}", study_uid=study_uid)
         self._pending[job_id] = _Pending(study_uid, ordered, _batch)
         self.draftStarted.emit(study_uid, job_id)
         return job_id
+
+    def section_order(self, study_uid: str, images: list[StudyImage]) -> tuple[str, ...]:
+        """The findings sections in the order of the study's report template (its report's exam type, else
+        the one guessed from the modality), for sentence drafts."""
+        from engines.sentences.sections import section_order
+
+        exam_type = ""
+        if self.db is not None:
+            from sqlalchemy import select
+
+            from app.reports.models import Report
+
+            try:
+                with self.db.session() as s:
+                    exam_type = s.scalar(select(Report.exam_type).where(Report.study_uid == study_uid)
+                                         .order_by(Report.id.desc()).limit(1)) or ""
+            except Exception:  # noqa: BLE001 - a database problem must not stop a draft; the default order serves
+                exam_type = ""
+        try:
+            tpl = load_template(exam_type or guess_exam_type(images[0].modality if images else ""))
+        except TemplateError:
+            return section_order("")
+        return section_order(tpl.content.sections.get("findings", ""))
 
     def draft_batch(self, studies: list[tuple[str, list[StudyImage]]], seed: int = 0) -> list[str]:
         """Pre-draft several studies; one progress bar (batchProgress) follows them all."""
@@ -118,7 +146,8 @@ class DraftService(QObject):
                  "confidence": result.get("confidence"),
                  "provenance": prov, "images_used": [im.name for im in used_images], "images_used_uids": uids,
                  "images_note": describe_used(pending.images, used), "elapsed_s": result.get("elapsed_s"),
-                 "told_findings": told}
+                 "told_findings": told, "sentences": (result.get("extra") or {}).get("sentences"),
+                 "draft_mode": (result.get("extra") or {}).get("draft_mode")}
         self._batch_step(job_id, ok=True)
         self.draftReady.emit(pending.study_uid, draft)
 

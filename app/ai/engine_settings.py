@@ -25,4 +25,9 @@ def engine_from_settings(settings: Settings) -> tuple[str, dict[str, Any]]:
     if not isinstance(options, dict):
         raise ValueError("the 'engine_options' setting must be a JSON object")
     config.update(options)
-    return str(settings.get("engine", "diffusion") or "diffusion"), config
+    name = str(settings.get("engine", "diffusion") or "diffusion")
+    if name in ("diffusion", "diffusion-onnx") and "cases_dir" not in config:
+        from app.ai.similar_store import cases_dir
+
+        config["cases_dir"] = str(cases_dir(settings))  # the site's signed studies, for grounded drafts
+    return name, config

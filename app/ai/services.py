@@ -25,13 +25,15 @@ class AiServices:
         """Engine chosen by the 'engine' setting (diffusion, diffusion-onnx, hf-vlm, diffusers-t2i, ...)."""
         name, config = engine_from_settings(settings)
         client = EngineClient(name, config, parent)
-        return cls(client, DraftService(client, db, parent), QaService(client, db, parent))
+        drafts = DraftService(client, db, parent, mode=str(settings.get("draft_mode", "") or "") or None)
+        return cls(client, drafts, QaService(client, db, parent))
 
     def apply_settings(self, settings: Settings) -> None:
         """After the settings dialog: the next job runs on the newly chosen engine."""
         name, config = engine_from_settings(settings)
         if (name, config) != (self.client.backend, self.client.config):
             self.client.set_backend(name, config)
+        self.drafts.mode = str(settings.get("draft_mode", "") or "") or None
 
     def shutdown(self) -> None:
         self.client.shutdown()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -26,10 +26,12 @@ from app.ai.engine_client import EngineClient
 from app.ai.status_text import format_status
 from app.ai.study_images import StudyImage
 from app.settings import Settings
+from app.widgets.report_editor import AI_TINT
 
 DRAFT_SHORTCUT = "Ctrl+Shift+D"
 MAX_ROWS = 30
-STATUS_POLL_MS = 5000  # memory figures in the status bar stay current while the worker runs
+STATUS_POLL_MS = 5000
+UNSURE_BELOW = 0.5  # as the report editor's tint: uncertainty (1 - confidence) of 0.5 or more  # memory figures in the status bar stay current while the worker runs
 
 
 class JobRow(QWidget):
@@ -114,6 +116,12 @@ class AiPanel(QWidget):
         self.batch_cancel.clicked.connect(self.drafts.cancel_batch)
         for w in (self.batch_label, self.batch_bar, self.batch_cancel):
             w.hide()
+        self.sentence_label = QLabel("")
+        self.sentence_list = QListWidget()  # a sentence draft's sentences: confidence, where each came from
+        self.sentence_list.setWordWrap(True)
+        self.sentence_list.setSelectionMode(QListWidget.SelectionMode.NoSelection)
+        for w in (self.sentence_label, self.sentence_list):
+            w.hide()
         self.job_list = QListWidget()
         self.job_list.setSelectionMode(QListWidget.SelectionMode.NoSelection)
         self.status_label = QLabel(format_status(client.last_status))
@@ -133,6 +141,8 @@ class AiPanel(QWidget):
         lay.addWidget(self.message)
         lay.addWidget(self.batch_label)
         lay.addLayout(batch)
+        lay.addWidget(self.sentence_label)
+        lay.addWidget(self.sentence_list, 2)
         lay.addWidget(QLabel("Jobs"))
         lay.addWidget(self.job_list, 1)
         lay.addWidget(self.status_label)
@@ -230,7 +240,30 @@ class AiPanel(QWidget):
             if told is not None:  # say what the text was steered to, so a radiologist knows what to check
                 note += f"\nWritten to the finding head's reading: {', '.join(told) or 'nothing present'}."
             self.images_label.setText(note)
+            self.show_sentences(draft.get("sentences"))
         self.draftReady.emit(study_uid, draft)
+
+    def show_sentences(self, sentences: list[dict[str, Any]] | None) -> None:
+        """List a sentence draft's sentences with how sure the reading is of each; unsure ones are tinted as in
+        the report editor (confidence below 0.5), ones no reader judged say so."""
+        self.sentence_list.clear()
+        visible = bool(sentences)
+        for w in (self.sentence_label, self.sentence_list):
+            w.setVisible(visible)
+        if not sentences:
+            return
+        self.sentence_label.setText(f"Chosen sentences ({len(sentences)}): confidence, and the report each came from")
+        for s in sentences:
+            conf = s.get("confidence")
+            source = ", ".join((s.get("sources") or [])[:2]) or "?"
+            shown = "not read" if conf is None else f"{float(conf):.2f}"
+            item = QListWidgetItem(f"[{shown}] {s.get('text', '')}  ({s.get('section', '')}; from {source})")
+            item.setToolTip(f"slot: {s.get('slot')}; engine log-probability per token {s.get('engine_logp', 0):.2f}; "
+                            f"{s.get('candidates', 0)} candidates; states {s.get('states')}")
+            if conf is not None and float(conf) < UNSURE_BELOW:
+                item.setBackground(QColor(AI_TINT))
+                item.setData(Qt.ItemDataRole.UserRole, "unsure")
+            self.sentence_list.addItem(item)
 
     def _on_draft_failed(self, study_uid: str, message: str) -> None:
         if study_uid == self.study_uid and message != "cancelled":

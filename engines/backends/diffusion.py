@@ -30,7 +30,7 @@ class MedimBackend(EngineBackend):
     runtime = "torch"
 
     def __init__(self, path: str | Path = "", device: str = "auto", steps: int | None = None,
-                 guidance: float | None = None, closed_questions: bool = True) -> None:
+                 guidance: float | None = None, closed_questions: bool = True, cases_dir: str | Path = "") -> None:
         self.closed_questions = bool(closed_questions)
         self.path = Path(path).expanduser() if str(path).strip() else DEFAULT_WEIGHTS
         if not self.path.is_dir():
@@ -59,6 +59,32 @@ class MedimBackend(EngineBackend):
             caps.add("explain")
         self.capabilities = frozenset(caps)
         self.supports_multi_image = bool(getattr(self.pipe, "supports_multi_image", True))
+        # The site's similar cases (engines.similar), which sentence drafts may draw on; reloaded when it changes.
+        self.cases_dir = Path(cases_dir).expanduser() if str(cases_dir).strip() else None
+        self.cases_error = ""
+        self._cases_stamp: tuple | None = None
+
+    def _refresh_cases(self) -> None:
+        from engines.similar.index import CASES, VECTORS, CaseIndex
+
+        if self.cases_dir is None or not hasattr(self.pipe, "case_index"):
+            return
+        kind = getattr(getattr(self.pipe, "decode_settings", None), "case_embedding", "image-tokens")
+        folder = self.cases_dir if kind == "image-tokens" else self.cases_dir / kind  # as index_case writes them
+        files = [folder / VECTORS, folder / CASES]
+        stamp = tuple(f.stat().st_mtime_ns if f.is_file() else 0 for f in files)
+        if stamp == self._cases_stamp:
+            return
+        self._cases_stamp = stamp
+        if not all(stamp):
+            self.pipe.case_index = None
+            return
+        try:
+            self.pipe.case_index = CaseIndex.load(folder)
+            self.cases_error = ""
+        except (OSError, ValueError) as exc:  # a broken index must not stop drafting: draft without it
+            self.pipe.case_index = None
+            self.cases_error = f"similar cases not used: {exc}"
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "runtime": self.runtime, "device": self.device, "model": str(self.path),
@@ -66,14 +92,21 @@ class MedimBackend(EngineBackend):
                 "capabilities": sorted(self.capabilities), "supports_multi_image": self.supports_multi_image}
 
     def draft(self, images: list[np.ndarray], *, steps: int | None = None, guidance: float | None = None,
-              seed: int = 0, progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> TextOutput:
+              seed: int = 0, progress: ProgressFn | None = None, cancel: CancelFn | None = None,
+              mode: str | None = None, section_order: list[str] | None = None) -> TextOutput:
+        """`mode` "sentences" (the weights' default) or "free"; `section_order` the template's findings
+        sections (engines.sentences.sections)."""
         arrays = check_images(images)
         used = list(range(len(arrays))) if self.supports_multi_image else [0]
+        self._refresh_cases()
         with _as_backend_error():
             res = self.pipe.draft_report([arrays[i] for i in used], **_kw(
                 steps=steps or self.steps, guidance=self.guidance if guidance is None else guidance, seed=seed,
-                progress=progress, cancel=cancel))
-        return _text_output(res, used)
+                progress=progress, cancel=cancel, mode=mode, section_order=section_order))
+        out = _text_output(res, used)
+        if self.cases_error:
+            out.extra["cases_error"] = self.cases_error
+        return out
 
     def answer(self, images: list[np.ndarray], question: str, *, steps: int | None = None, seed: int = 0,
                progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> TextOutput:
@@ -234,6 +267,10 @@ def _text_output(res: Any, used: list[int]) -> TextOutput:
     states = getattr(res, "finding_states", None)
     if states:  # a finding-conditioned draft: what it was told the image shows
         extra["told_findings"] = [f for f, v in states.items() if v == 1.0]
+    extra["draft_mode"] = str(getattr(res, "mode", "free"))
+    if getattr(res, "sentences", None) is not None:  # sentence drafts: each sentence, its confidence, provenance
+        extra["sentences"] = list(res.sentences)
+        extra["reading"] = dict(res.reading or {})
     return TextOutput(text=text, findings=findings, impression=impression, tokens=tokens,
                       confidence=mean_confidence([t.confidence for t in tokens]), steps=int(res.steps),
                       seed=int(res.seed), elapsed_s=float(res.elapsed_s), images_used=used, extra=extra)

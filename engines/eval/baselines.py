@@ -20,24 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from engines.data.sample import Sample
 from engines.labeler.findings import PATHOLOGIES
 from engines.labeler.label import split_sentences
+from engines.similar.embeddings import pixels32
 
 EMBED_SIZE = 32
 
 
 def image_embedding(image: np.ndarray, size: int = EMBED_SIZE) -> np.ndarray:
-    """float32 vector (size*size): box-downsampled pixels, mean removed, unit L2 norm."""
-    arr = np.asarray(image, dtype=np.float32)
-    if arr.ndim == 3:
-        arr = arr.mean(axis=2)
-    small = np.asarray(Image.fromarray(arr, mode="F").resize((size, size), Image.Resampling.BOX), dtype=np.float32)
-    v = small.ravel() - small.mean()
-    n = float(np.linalg.norm(v))
-    return v / n if n > 0 else v
+    """float32 vector (size*size): box-downsampled pixels, mean removed, unit L2 norm (the same function the
+    engine's "pixels32" case embedding uses, engines.similar.embeddings)."""
+    return pixels32(image, size)
 
 
 def embed_samples(samples: Sequence[Sample], progress: Callable[[int, int], None] | None = None) -> np.ndarray:

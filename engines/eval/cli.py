@@ -6,6 +6,8 @@
     radstation-eval references --split val [--seed 0] [--out DIR]  (only the reference JSONL, no scoring)
     radstation-eval vqa GENERATED.jsonl REFERENCES.jsonl        (answers; kind closed/open in the reference)
     radstation-eval qa-references --split val [--seed 0]        (rule-derived questions of a curated split)
+    radstation-eval drafting --split val [--limit N]            (sentence-level vs free drafts vs baselines, with
+                                                                 bootstrap 95% intervals; engines.eval.drafting)
 
 Report JSONL lines: {"id": ..., "text": ...} or {"id": ..., "findings": ..., "impression": ...}.
 Prints a markdown table and writes <out>/<name>.json and <out>/<name>.md.
@@ -141,6 +143,25 @@ def cmd_vqa(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drafting(args: argparse.Namespace) -> int:
+    """Sentence-level and free drafts beside the baselines, with bootstrap intervals (engines.eval.drafting)."""
+    import torch
+
+    from engines.eval.drafting import run
+
+    torch.set_num_threads(max(int(args.threads), 1))
+    given = {}
+    for item in args.drafts or []:
+        mode, _, path = item.partition("=")
+        if not path:
+            raise EvalInputError(f"--drafts takes MODE=FILE, got {item!r}")
+        given[mode] = Path(path)
+    run(args.split, model=args.model, root=args.data, out=Path(args.out), limit=args.limit, seed=args.seed,
+        modes=args.modes, drafts=given, reps=args.reps, reading_features=args.reading_features,
+        reading_limit=args.reading_limit)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="radstation-eval", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -180,6 +201,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="eval-results")
     q.set_defaults(func=cmd_qa_references)
 
+    d = sub.add_parser("drafting", help="sentence-level vs free drafts vs baselines, with bootstrap intervals")
+    d.add_argument("--split", default="val", choices=("val", "test"))
+    d.add_argument("--model", type=Path, default=None, help="weights folder (default: the shipped medim-small)")
+    d.add_argument("--data", type=Path, default=None, help="curated data folder (default: ../shared/data/cxr)")
+    d.add_argument("--limit", type=int, default=None, help="first N images only")
+    d.add_argument("--seed", type=int, default=0, help="seed of the composed reports")
+    d.add_argument("--modes", nargs="+", default=["sentences", "free"], choices=("sentences", "free"))
+    d.add_argument("--drafts", nargs="*", help="MODE=FILE: use these drafts instead of drafting (JSONL)")
+    d.add_argument("--reps", type=int, default=1000, help="bootstrap resamples")
+    d.add_argument("--threads", type=int, default=2, help="torch threads")
+    d.add_argument("--reading-features", type=Path, default=None,
+                   help="cached reader outputs (engines.eval.tune_sentences --features): also score what sentence "
+                        "drafts state on --reading-limit images without writing them")
+    d.add_argument("--reading-limit", type=int, default=None)
+    d.add_argument("--out", default="eval-results")
+    d.set_defaults(func=cmd_drafting)
+
     v = sub.add_parser("vqa", help="score VQA answers (closed accuracy, open token F1)")
     v.add_argument("generated", type=Path)
     v.add_argument("references", type=Path)
@@ -192,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv and argv[0] not in ("score", "baselines", "references", "qa-references", "vqa", "-h", "--help"):
+    if argv and argv[0] not in ("score", "baselines", "references", "qa-references", "vqa", "drafting", "-h",
+                                "--help"):
         argv = ["score", *argv]
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

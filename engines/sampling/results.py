@@ -31,6 +31,9 @@ class TextResult:
     elapsed_s: float = 0.0
     consensus: tuple[int, float] | None = None  # (drafts sampled, the kept one's agreement with the others)
     finding_states: dict[str, float] | None = None  # what a finding-conditioned draft was told (1 present, 0 absent)
+    mode: str = "free"  # "sentences" (engines.sentences) or "free" (token-level unmasking)
+    sentences: list[dict] | None = None  # sentence drafts: each chosen sentence, its confidence and provenance
+    reading: dict | None = None  # sentence drafts: the study reading they were written to
 
 
 @dataclass

@@ -7,6 +7,7 @@ app died) ends the worker, so no orphan keeps the GPU.
 
 from __future__ import annotations
 
+import inspect
 import queue
 import sys
 import threading
@@ -172,8 +173,11 @@ class WorkerServer:
             return self._extra_jobs[kind](b, p, progress, cancel)
         common = {"progress": progress, "cancel": cancel}
         if kind == "draft":
+            # sentence-drafting options reach the engines that take them (engines.backends.diffusion)
+            accepted = inspect.signature(b.draft).parameters
+            options = {k: p[k] for k in ("mode", "section_order") if p.get(k) is not None and k in accepted}
             return b.draft(list(p.get("images") or []), steps=p.get("steps"), guidance=p.get("guidance"),
-                           seed=int(p.get("seed", 0)), **common).to_dict()
+                           seed=int(p.get("seed", 0)), **common, **options).to_dict()
         if kind == "answer":
             return b.answer(list(p.get("images") or []), str(p.get("question", "")), steps=p.get("steps"),
                             seed=int(p.get("seed", 0)), **common).to_dict()

@@ -83,7 +83,8 @@ def test_status_line() -> None:
 
 def test_engine_choice_comes_from_settings(tmp_path) -> None:
     s = Settings(tmp_path / "settings.json")
-    assert engine_from_settings(s) == ("diffusion", {"device": "auto"})
+    s.set("similar_cases_dir", str(tmp_path / "cases"))
+    assert engine_from_settings(s) == ("diffusion", {"device": "auto", "cases_dir": str(tmp_path / "cases")})
     s.set("engine", "hf-vlm")
     s.set("engine_model_path", "/models/vlm")
     s.set("engine_options", {"max_new_tokens": 64})

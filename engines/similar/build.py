@@ -1,0 +1,50 @@
+"""Build a development similar-case index of the curated training data (their composed reports) with the
+engine's embedding: ``python -m engines.similar.build --out DIR [--model DIR] [--data DIR] [--limit N]``.
+Point the `similar_dev_index` setting at DIR to see these cases in the "Similar studies" panel."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m engines.similar.build", description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args(argv)
+    import torch
+
+    from engines.data.cxr import load_cxr
+    from engines.data.paired import SentenceBank, pair_reports
+    from engines.default_weights import DEFAULT_WEIGHTS
+    from engines.pipeline import MedimPipeline
+    from engines.similar import CaseIndex, CaseRecord
+    from engines.similar.worker_jobs import EMBEDDER
+
+    torch.set_num_threads(max(a.threads, 1))
+    pipe = MedimPipeline.from_pretrained(a.model or DEFAULT_WEIGHTS, device="cpu")
+    ds = load_cxr(a.data, splits=("train",), limit=a.limit)
+    bank = SentenceBank.from_iu(None if a.data is None else a.data / "text_only" / "iu_xray_reports.jsonl")
+    train = pair_reports(list(ds), bank, seed=0)
+    idx = CaseIndex.open_or_create(a.out, int(pipe.embed([np.zeros((8, 8), np.uint8)]).shape[1]), EMBEDDER)
+    for k in range(0, len(train), 64):
+        chunk = train[k:k + 64]
+        vecs = np.stack([pipe.embed([np.asarray(s.load_image())])[0] for s in chunk])
+        idx.add([CaseRecord(s.image_id, s.report_findings, s.report_impression, "dev", {}, str(s.image_path or ""),
+                            f"{s.image_id} ({s.source}, composed report)") for s in chunk], vecs)
+        print(f"{min(k + 64, len(train))}/{len(train)}", file=sys.stderr, flush=True)
+    idx.save(a.out)
+    print(f"{a.out}: {len(idx)} development cases indexed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""A sentence draft through the real engine worker (the diffusion engine, shipped weights) into the AI panel:
+the chosen sentences are listed with their confidence, unsure ones tinted, in the chest template's section
+order; the 'free text' mode still drafts token by token."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from app.ai.drafting import DraftService
+from app.ai.engine_client import EngineClient
+from app.ai.study_images import StudyImage
+from app.settings import Settings
+from app.widgets.ai_panel import AiPanel
+from engines.sentences.sections import section_order
+
+TIMEOUT = 120_000
+
+
+def _images() -> list[StudyImage]:
+    yy, xx = np.mgrid[0:200, 0:180]
+    px = (2000 + 900 * np.sin(xx / 15.0) * np.cos(yy / 21.0)).astype(np.uint16)
+    return [StudyImage(px, "1.9.7.1", "DX", "PA", "PA")]
+
+
+@pytest.fixture(scope="module")
+def panel(qapp, tmp_path_factory):
+    client = EngineClient("diffusion", {"device": "cpu", "threads": 1,
+                                        "cases_dir": str(tmp_path_factory.mktemp("cases"))})
+    settings = Settings(tmp_path_factory.mktemp("cfg") / "settings.json")
+    widget = AiPanel(client, DraftService(client), settings)
+    widget.show()
+    yield widget
+    widget.close()
+    client.shutdown()
+
+
+def test_sentence_drafts_list_their_sentences_with_confidence(qtbot, panel):
+    panel.set_study("1.2.840.77", _images())
+    with qtbot.waitSignal(panel.draftReady, timeout=TIMEOUT) as sig:
+        qtbot.mouseClick(panel.draft_button, Qt.MouseButton.LeftButton)
+    _, draft = sig.args
+    sentences = draft["sentences"]
+    assert draft["draft_mode"] == "sentences" and sentences
+    assert panel.sentence_list.isVisible() and panel.sentence_list.count() == len(sentences)
+    for i, s in enumerate(sentences):
+        item = panel.sentence_list.item(i)
+        assert s["text"] in item.text() and s["sources"][0] in item.text()
+        unsure = s["confidence"] is not None and s["confidence"] < 0.5
+        assert (item.data(Qt.ItemDataRole.UserRole) == "unsure") == unsure
+        assert ("not read" in item.text()) == (s["confidence"] is None)
+    # findings follow the chest template's sections (lungs, pleura, heart, bones)
+    rank = {k: n for n, k in enumerate(section_order("Lungs: x\nPleura: x\nHeart and mediastinum: x\nBones: x"))}
+    ranks = [rank[s["section"]] for s in sentences if s["part"] == "findings"]
+    assert ranks == sorted(ranks)
+    assert all(s["text"] in draft["findings"] for s in sentences if s["part"] == "findings")
+    # token uncertainty spans cover the sentences the reading judged
+    assert {t["text"] for t in draft["token_uncertainty"]} == {s["text"] for s in sentences
+                                                               if s["confidence"] is not None}
+
+
+def test_free_text_mode_is_still_there(qtbot, panel):
+    panel.drafts.mode = "free"
+    panel.drafts.steps = 4
+    try:
+        with qtbot.waitSignal(panel.draftReady, timeout=TIMEOUT) as sig:
+            panel.draft_current()
+    finally:
+        panel.drafts.mode, panel.drafts.steps = None, None
+    _, draft = sig.args
+    assert draft["draft_mode"] == "free" and draft["sentences"] is None
+    assert not panel.sentence_list.isVisible()
