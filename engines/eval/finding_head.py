@@ -70,12 +70,13 @@ def evaluate_reading(pipe, samples: Sequence, train_samples: Sequence, reading: 
     sources = [s.source for s in samples]
     groups = [str(s.extra.get("split_group") or s.patient_id) for s in samples]
     rows = scores_by_source(truth, probs, names, sources, groups, resamples=resamples)
-    _, train_feats = reading_of(pipe, [s.load_image() for s in train_samples], reading)
+    train_probs, train_feats = reading_of(pipe, [s.load_image() for s in train_samples], reading)
     train_sources = [s.source for s in train_samples]
     train_truth = finding_targets(train_samples, names).numpy()
     return {
         "reading": reading, "n_images": len(samples), "findings": list(names), "rows": rows,
         "source_auroc_features": source_readability(train_feats, train_sources, feats, sources),
+        "source_auroc_probabilities": source_readability(train_probs, train_sources, probs, sources),
         "source_auroc_labels": source_readability(train_truth, train_sources, truth.astype(float), sources),
     }
 
@@ -108,13 +109,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    fa, la = res["source_auroc_features"], res["source_auroc_labels"]
+    fa, pa, la = res["source_auroc_features"], res["source_auroc_probabilities"], res["source_auroc_labels"]
     print(f"Finding {reading} of {args.model or DEFAULT_WEIGHTS} on {res['n_images']} {args.split} images "
           f"(AUROC, positives in brackets; macro over findings with >= 5 positives in the subset; "
           f"95% intervals from {args.resamples} patient-level bootstrap resamples)\n")
     print(format_table(res["rows"], res["findings"]))
     print(f"\nSource readability (NIH vs other collections, logistic regression fitted on train): "
-          f"from the {reading}'s features {fa:.3f}; from the true labels alone {la:.3f} (the floor the labels allow)")
+          f"from the {reading}'s features {fa:.3f}; from its {len(res['findings'])} probabilities {pa:.3f}; "
+          f"from the true labels alone {la:.3f} (the floor the labels allow)")
     if args.json:
         out = {k: v for k, v in res.items() if k != "rows"}
         out["rows"] = [{"subset": r.name, "n_images": r.n_images, "macro": r.macro, "macro_ci": r.macro_ci,
