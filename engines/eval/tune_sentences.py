@@ -106,7 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("eval-results"))
     ap.add_argument("--write", action="store_true", help="write the chosen settings into the model's config.json")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--case-embeddings", default="image-tokens,pixels32",
+                    help="case embeddings to consider; leave out image-tokens when the reader that embeds was trained "
+                         "on these images (its features of its own training images encode their labels, so their "
+                         "neighbours' labels look more telling here than on unseen images)")
     args = ap.parse_args(argv)
+    allowed = [e.strip() for e in args.case_embeddings.split(",") if e.strip()]
+    if not allowed or set(allowed) - set(GRID["case_embedding"]):
+        ap.error(f"--case-embeddings must name some of {GRID['case_embedding']}")
     import torch
 
     from engines.data.cxr import load_cxr
@@ -154,8 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     nn_fold = np.array([[clinical_point(nn_pred, ref, np.where(fold == f)[0])[k] for k in ("micro", "macro", "halluc")]
                         for f in range(args.folds)])
     settings = [dict(zip(GRID, v, strict=True)) for v in itertools.product(*GRID.values())]
-    settings = [s for s in settings if not (s["case_weight"] == 0 and (s["cases"] != GRID["cases"][0] or
-                                                                        s["case_embedding"] != "image-tokens"))]
+    settings = [s for s in settings if s["case_embedding"] in allowed and not (
+        s["case_weight"] == 0 and (s["cases"] != GRID["cases"][0] or s["case_embedding"] != allowed[0]))]
     per_fold = np.zeros((len(settings), args.folds, 4))
     for i, s in enumerate(settings):
         pred = simulate(probs, names, pipe.finding_prior, shares[(s["case_embedding"], s["cases"])], s["scale"],
