@@ -23,7 +23,8 @@ class KeyObjectError(ValueError):
     """No key image, or images of another study."""
 
 
-def _reference(identity: Dataset, ref: ImageRef) -> Dataset:
+def reference_dataset(identity: Dataset, ref: ImageRef) -> Dataset:
+    """The study's identity plus one object's UIDs: what highdicom needs to reference it as evidence."""
     ds = Dataset()
     for el in identity:
         ds.add(el)
@@ -46,7 +47,7 @@ def build_kos(identity: Dataset, images: Sequence[ImageRef], *, series_uid: str,
     foreign = [r.sop_instance_uid for r in images if r.study_uid != study]
     if foreign:
         raise KeyObjectError(f"key images of another study: {', '.join(foreign)}")
-    refs = [_reference(identity, r) for r in dict.fromkeys(images)]
+    refs = [reference_dataset(identity, r) for r in dict.fromkeys(images)]
     content = hd.ko.KeyObjectSelection(
         document_title=TITLES[purpose],
         referenced_objects=refs,

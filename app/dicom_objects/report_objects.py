@@ -146,7 +146,15 @@ def _ai_images(db: Database, doc: ReportDocument, ai_draft: Mapping[str, Any]) -
             uids = list(row.images_used or []) if row is not None else []
     if not uids:
         uids = [r.sop_instance_uid for r in doc.key_images[:1]]
-    return image_headers(db, uids)
+    headers = image_headers(db, uids)
+    if headers or not doc.key_images:
+        return headers
+    # the files are not in the store (e.g. a study listed but not yet fetched): reference by UID only
+    from app.dicom_objects.key_objects import reference_dataset
+
+    ref = doc.key_images[0]
+    return [reference_dataset(identity_dataset(doc),
+                              ImageRef(ref.study_uid, ref.series_uid, ref.sop_class_uid, ref.sop_instance_uid))]
 
 
 def report_ai_sr(db: Database, doc: ReportDocument) -> hd.sr.Comprehensive3DSR | None:
