@@ -30,3 +30,20 @@ def test_map_objects_join_the_study_as_derived(db, tmp_path):
                          .join(Series).join(Study).where(Study.study_uid == study_uid)).all()
     kinds = sorted(kind_of_file(db.store_path(p), c, m, d) for c, p, m, d in rows)
     assert kinds == [ACQUIRED, DERIVED, DERIVED]
+
+
+def test_derived_series_are_listed_after_the_acquired_ones(db, tmp_path):
+    from app.db.queries import study_ref
+
+    ensure_demo_imported(db)
+    study_uid = demo_study_uids()[0]
+    with db.session() as s:
+        path = s.scalar(select(Instance.file_path).join(Series).join(Study).where(Study.study_uid == study_uid))
+    values = np.zeros((256, 256), np.float32)
+    values[60:120, 40:100] = 0.9
+    export_explanation(db.store_path(path), values, MapSource("attention"), tmp_path / "out", database=db)
+    with db.session() as s:
+        ref = study_ref(s, study_uid)
+    assert [se.modality for se in ref.series][0] == "DX"
+    assert all("AI EXPLANATION" in se.description.upper() or se.modality == "SEG" for se in ref.series[1:])
+    assert len(ref.series) == 3
