@@ -14,9 +14,18 @@ def _signed(env, user):
     return env.service.sign(v.id, user, PASSWORD)
 
 
-@pytest.mark.orthanc
-def test_outbox_cli_queues_sends_and_lists_states(env, radiologist, orthanc, tmp_path, capsys):
+@pytest.fixture
+def clean_orthanc(orthanc):
+    """An empty PACS, emptied again afterwards: report UIDs derive from (study, report, version), so a later
+    test's SR would otherwise meet this one's in the shared Orthanc."""
     orthanc.clear()
+    yield orthanc
+    orthanc.clear()
+
+
+@pytest.mark.orthanc
+def test_outbox_cli_queues_sends_and_lists_states(env, radiologist, clean_orthanc, tmp_path, capsys):
+    orthanc = clean_orthanc
     url = f"sqlite:///{tmp_path / 'rs.db'}"
     v = _signed(env, radiologist)
     assert main(["pacs", "add-node", "orthanc", "--ae", orthanc.aet, "--host", "127.0.0.1",
