@@ -13,6 +13,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "app.commands.importing",
     "app.commands.reports",
     "app.commands.pacs",
+    "app.commands.outbox",
     "app.commands.selfcheck",
     "app.commands.engine",
 )

@@ -71,10 +71,12 @@ class MainWindow(QMainWindow):
         self._user_label = QLabel("not logged in")
         self.statusBar().addPermanentWidget(self._user_label)
         self.pacs_panel = None  # built on first use (PACS menu)
+        self.prior_reports = None  # built when a study with reports from the PACS opens
         self.prior_view = None
         self.scp = self._start_storage_scp()
         self._prefetch = self._make_prefetcher()
         self._build_ai()
+        self._build_outbox()
         self._build_menus()
         self.statusBar().showMessage(self._settings_problem or f"Database: {database.url}", 10000)
 
@@ -100,6 +102,7 @@ class MainWindow(QMainWindow):
         who = ref.patient_name.replace("^", " ").strip() or ref.patient_id
         self.setWindowTitle(f"RadStation - {who} - {ref.description or ref.study_date}")
         self._show_report_editor()
+        self._show_prior_reports()
         self._ai_study_changed()
         if self._prefetch is not None:
             self._prefetch.start(study_uid)
@@ -209,6 +212,41 @@ class MainWindow(QMainWindow):
     def _on_explain_overlay(self, values, opacity: float, colormap: str, threshold: float) -> None:
         self.workspace.set_overlay(values, opacity=opacity, colormap=colormap, threshold=threshold)
 
+    def export_explanation(self, out_dir: Path | None = None) -> list[Path]:
+        """The Explain panel's shown map as SEG + Parametric Map (or derived SC for radiographs), written to a
+        folder and stored in the study as derived objects (grouped apart, never evidence)."""
+        from app.dicom_objects.explain_export import export_explanation
+        from explain.dicom_maps import MapSource
+
+        values = self.explain_panel.current_map()
+        if values is None or not self._study_images or self._study is None:
+            QMessageBox.information(self, "RadStation", "Show a map in the Explain panel first.")
+            return []
+        source_uid = self._study_images[0].sop_instance_uid
+        from app.dicom_objects.report_objects import image_files
+
+        source = image_files(self.database, [source_uid]).get(source_uid)
+        if source is None:
+            QMessageBox.warning(self, "RadStation", "The explained image is not in the study database.")
+            return []
+        if out_dir is None:
+            folder = QFileDialog.getExistingDirectory(self, "Folder for the explanation map objects")
+            if not folder:
+                return []
+            out_dir = Path(folder)
+        label = self.explain_panel._selection_label() if hasattr(self.explain_panel, "_selection_label") else ""
+        _opacity, _cmap, threshold = self.explain_panel.overlay_params()
+        made_by = MapSource(label or "explanation", "RadStation explain", str(self.model_runner.key)[-64:])
+        try:
+            written = export_explanation(source, values, made_by, out_dir, threshold=threshold or 0.5,
+                                         database=self.database)
+        except (ValueError, OSError) as exc:
+            QMessageBox.warning(self, "RadStation", f"The map could not be exported: {exc}")
+            return []
+        self.statusBar().showMessage(f"Explanation map written: {', '.join(p.name for p in written)}", 10000)
+        self.worklist.refresh()
+        return written
+
     def show_whatif(self) -> None:
         """Counterfactual view for the image on screen, starting from the current report text."""
         from app.widgets.whatif_view import WhatIfView
@@ -240,6 +278,57 @@ class MainWindow(QMainWindow):
         self.ai_panel.pre_draft(studies)
         self.side_tabs.setCurrentWidget(self.ai_panel)
         self.side_dock.show()
+
+    # -- priors from the PACS --------------------------------------------------------------------
+    def _show_prior_reports(self) -> None:
+        """Reports that came with the study (SR, PDF) in a read-only tab; they set the study's report
+        status when it has no local report."""
+        from app.priors.documents import status_of, study_documents, sync_report_status
+        from app.widgets.prior_reports import PriorReportsPanel
+
+        docs = study_documents(self.database, self._study.study_uid) if self._study else []
+        if docs and status_of(docs) != "none":
+            sync_report_status(self.database, self._study.study_uid)
+            self.worklist.refresh()
+        if not docs:
+            if self.prior_reports is not None:
+                self.side_tabs.removeTab(self.side_tabs.indexOf(self.prior_reports))
+            return
+        if self.prior_reports is None:
+            self.prior_reports = PriorReportsPanel()
+        if self.side_tabs.indexOf(self.prior_reports) < 0:
+            self.side_tabs.insertTab(1, self.prior_reports, "Prior reports")
+        self.prior_reports.set_documents(docs)
+
+    def _studies_retrieved(self, uids: list) -> None:
+        from app.priors.documents import sync_report_status
+
+        for uid in uids or []:
+            sync_report_status(self.database, uid)
+        self.worklist.refresh()
+
+    # -- outbox ----------------------------------------------------------------------------------
+    def _build_outbox(self) -> None:
+        """The background sender: the outbox tab sends due items every 15 s on a worker thread, and its
+        state per item (queued, sending, retry, sent, failed) is always one click away; the status bar
+        counts what is waiting or failed."""
+        from app.reports.outbox import Outbox
+        from app.reports.service import ReportService
+        from app.widgets.outbox import OutboxWidget
+
+        self.outbox = OutboxWidget(Outbox(ReportService(self.database, self.users)))
+        self.tabs.addTab(self.outbox, "Outbox")
+        self._outbox_label = QLabel("")
+        self.statusBar().addPermanentWidget(self._outbox_label)
+        self.outbox.changed.connect(self._outbox_changed)
+        self._outbox_changed()
+
+    def _outbox_changed(self) -> None:
+        self._outbox_label.setText(f"Outbox: {self.outbox.status.text()}")
+
+    def _outbox_queued(self, _ids: list) -> None:
+        self.outbox.refresh()
+        self.outbox.send_due()
 
     # -- PACS ------------------------------------------------------------------------------------
     def _start_storage_scp(self):
@@ -281,7 +370,7 @@ class MainWindow(QMainWindow):
 
         if self.pacs_panel is None:
             self.pacs_panel = PacsQueryPanel(self.database, self.settings, scp=self.scp)
-            self.pacs_panel.studiesRetrieved.connect(lambda _uids: self.worklist.refresh())
+            self.pacs_panel.studiesRetrieved.connect(self._studies_retrieved)
             self.tabs.addTab(self.pacs_panel, "PACS")
         self.tabs.setCurrentWidget(self.pacs_panel)
 
@@ -303,6 +392,7 @@ class MainWindow(QMainWindow):
         self.report_editor.autosaved.connect(lambda _rev: self._refresh_explain())
         self.report_editor.versionChanged.connect(lambda _v: (self._refresh_explain(), self.worklist.refresh()))
         self.report_editor.signed.connect(self._index_signed_study)
+        self.report_editor.queuedForSending.connect(self._outbox_queued)
         self.side_tabs.insertTab(0, self.report_editor, "Report")
         self.side_tabs.setCurrentIndex(0)
         if not self.side_dock.isVisible():
@@ -353,6 +443,7 @@ class MainWindow(QMainWindow):
             self.report_editor.release_claim()
         if self.scp is not None:
             self.scp.stop()
+        self.outbox.close()  # waits for a send in flight; unsent items stay queued in the database
         self.ai.shutdown()
         self.explain_panel.shutdown()
         self.similar_panel.shutdown()
@@ -413,6 +504,7 @@ class MainWindow(QMainWindow):
         ai_menu.addAction(self._action("&Draft report for the open study", lambda: self.ai_panel.draft_current()))
         ai_menu.addAction(self._action("&Pre-draft the worklist's studies", self._pre_draft_worklist))
         ai_menu.addAction(self._action("&What if... (counterfactual from an edited report)", self.show_whatif))
+        ai_menu.addAction(self._action("&Export the shown explanation map as DICOM...", self.export_explanation))
         pacs_menu = self.menuBar().addMenu("&PACS")
         pacs_menu.addAction(self._action("&Query / retrieve...", self.show_pacs_query, "Ctrl+Shift+Q"))
         pacs_menu.addAction(self._action("&Nodes and Storage SCP...", self._edit_pacs_nodes))
@@ -423,6 +515,7 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self._action("&Worklist", lambda: self.tabs.setCurrentWidget(self.worklist), "F2"))
         view_menu.addAction(self._action("&Viewer", lambda: self.tabs.setCurrentWidget(self.workspace), "F3"))
+        view_menu.addAction(self._action("&Outbox", lambda: self.tabs.setCurrentWidget(self.outbox)))
         view_menu.addAction(self.side_dock.toggleViewAction())
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(self._action("&About RadStation", self._about))

@@ -389,6 +389,7 @@ class MedimPipeline:
                 drafts.append(self._report_result(res, opts, seed + j, t0))
         for d in drafts:
             d.finding_states = states
+            d.finding_probabilities = probs
         if k == 1:
             return drafts[0]
         from engines.sampling.consensus import select_draft

@@ -8,6 +8,7 @@ is {text, confidence, uncertainty (= 1 - confidence), entropy, section, start, e
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -137,6 +138,9 @@ class DraftService(QObject):
         told = (result.get("extra") or {}).get("told_findings")
         if told is not None:  # kept with the draft's provenance in the report version
             prov["told_findings"] = ", ".join(told)
+        probs = (result.get("extra") or {}).get("finding_probabilities")
+        if probs:  # JSON text: the report version keeps provenance values as text (AI results SR reads it)
+            prov["finding_probabilities"] = json.dumps(probs, sort_keys=True)
         prov.update({"seed": result.get("seed"), "steps": result.get("steps"), "draft_id": draft_id,
                      "created": datetime.now(UTC).isoformat(timespec="seconds"), "job_id": job_id})
         draft = {"study_uid": pending.study_uid, "findings": result.get("findings", ""),

@@ -175,6 +175,19 @@ def _instance_order(inst: Instance) -> tuple[float, float, str]:
     return (number, along if along is not None else 0.0, inst.sop_instance_uid)
 
 
+def _derived_rank(series: Series, store: Path) -> int:
+    """0 for acquired images, 1 for derived / synthetic / non-image objects: the viewer lists those after
+    the acquired series, apart (app.dicom_objects.classify)."""
+    from app.dicom_objects.classify import ACQUIRED, kind_of_file
+
+    first = min(series.instances, key=_instance_order, default=None)
+    if first is None:
+        return 1
+    kind = kind_of_file(store.joinpath(*first.file_path.split("/")), first.sop_class_uid, series.modality,
+                        series.description)
+    return 0 if kind == ACQUIRED else 1
+
+
 def study_ref(session: Session, study_uid: str, *, images_only: bool = True) -> StudyRef:
     """The study as the viewer opens it: series by Series Number, instances by Instance Number then
     position along the slice normal. Non-image objects (SR, RT plans) are left out unless asked for."""
@@ -185,7 +198,8 @@ def study_ref(session: Session, study_uid: str, *, images_only: bool = True) -> 
     series_refs: list[SeriesRef] = []
     ordered = sorted(
         study.series,
-        key=lambda s: (s.series_number if s.series_number is not None else math.inf, s.series_uid),
+        key=lambda s: (_derived_rank(s, store), s.series_number if s.series_number is not None else math.inf,
+                       s.series_uid),
     )
     for series in ordered:
         instances = [i for i in series.instances if not images_only or i.number_of_frames > 0]

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from app.counterfactual.secondary_capture import is_synthetic_description
 from app.db.models import Instance, Series, Study
+from app.dicom_objects.classify import ACQUIRED, kind_of_file
 from app.reports.service import ReportError, ReportService, StudyIdentity, VersionView
 from app.reports.templates import TemplateError, load_template
 
@@ -62,15 +62,18 @@ def build_document(service: ReportService, version_id: int,
     version = version or service.version(version_id)
     with service.db.session() as s:
         rows = s.execute(
-            select(Series.series_uid, Instance.sop_class_uid, Instance.sop_instance_uid, Series.description)
+            select(Series.series_uid, Instance.sop_class_uid, Instance.sop_instance_uid, Series.description,
+                   Series.modality, Instance.file_path)
             .join(Instance.series).join(Series.study)
             .where(Study.study_uid == version.study_uid, Series.modality.notin_(("SR", "DOC", "KO", "PR")))
             .order_by(Series.series_number, Instance.instance_number).limit(MAX_EVIDENCE)
         ).all()
     identity = service.identity(version.study_uid)
-    # Synthetic (what-if) images are never evidence; they appear only when attached explicitly as key images.
-    refs = [(EvidenceRef(identity.study_uid, r[0], r[1], r[2]), is_synthetic_description(r[3])) for r in rows if r[1]]
-    acquired = tuple(e for e, synthetic in refs if not synthetic)
+    # Derived and synthetic objects (SEG, Parametric Map, what-if and explanation captures) are never evidence
+    # nor default key images; they appear only when attached explicitly as key images.
+    refs = [(EvidenceRef(identity.study_uid, r[0], r[1], r[2]),
+             kind_of_file(service.db.store_path(r[5]), r[1], r[4], r[3]) != ACQUIRED) for r in rows if r[1]]
+    acquired = tuple(e for e, derived in refs if not derived)
     if key_images:
         by_uid = {e.sop_instance_uid: e for e, _ in refs}
         missing = [u for u in key_images if u not in by_uid]

@@ -102,6 +102,7 @@ def build_sr(doc: ReportDocument, require_signed: bool = True) -> hd.sr.Comprehe
                               value=hd.sr.CodedConcept("en-US", "RFC5646", "English (United States)"),
                               relationship_type="HAS CONCEPT MOD"),
     ]
+    items.extend(procedure_items(doc))
     for item in observer:
         item.RelationshipType = "HAS OBS CONTEXT"
         items.append(item)
@@ -151,6 +152,7 @@ def build_sr(doc: ReportDocument, require_signed: bool = True) -> hd.sr.Comprehe
         transfer_syntax_uid=ExplicitVRLittleEndian,
     )
     sr.SeriesDescription = "Radiology report"
+    complete_study_header(sr, doc)
     if not record and "CurrentRequestedProcedureEvidenceSequence" in sr:
         del sr.CurrentRequestedProcedureEvidenceSequence  # only the identity placeholder was there
     if doc.signed:
@@ -165,6 +167,99 @@ def build_sr(doc: ReportDocument, require_signed: bool = True) -> hd.sr.Comprehe
         # OB values are padded to even length: keep the true lengths to cut the padding off exactly
         block.add_new(0x05, "UL", [len(v.signature[k]) for k in ("canonical", "signature", "certificate_der")])
     return sr
+
+
+# -- study context and related objects (issue 21) ------------------------------------------------------------
+# Kept apart from the content tree above and from the signature: they only add to the dataset.
+KOS_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.88.59"
+AI_SR_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR (TID 1500 with image library)
+
+
+def _procedure(doc: ReportDocument) -> hd.sr.CodedConcept:
+    code = doc.procedure_code or {}
+    return hd.sr.CodedConcept(code.get("value", "18748-4"), code.get("scheme", "LN"),
+                              code.get("meaning", "Diagnostic imaging study"))
+
+
+def procedure_items(doc: ReportDocument) -> list[hd.sr.ContentItem]:
+    """TID 2000 'Procedure reported': the exam's code from the report template (e.g. LOINC 36643-5)."""
+    return [hd.sr.CodeContentItem(name=codes.DCM.ProcedureReported, value=_procedure(doc),
+                                  relationship_type="HAS CONCEPT MOD")]
+
+
+def related_documents(doc: ReportDocument) -> list[tuple[str, str, str, hd.sr.CodedConcept]]:
+    """(SOP Class, SOP Instance, Series Instance UID, purpose) of the KOS and AI results SR that go with
+    this report version; their UIDs are derived from the version, so they are known before they are built."""
+    out = []
+    if doc.key_images:
+        out.append((KOS_SOP_CLASS, doc.uid("kos"), doc.uid("kos-series"),
+                    hd.sr.CodedConcept(codes.DCM.KeyImages.value, "DCM", codes.DCM.KeyImages.meaning)))
+    if doc.version.ai_generated and doc.version.ai_draft:
+        out.append((AI_SR_SOP_CLASS, doc.uid("ai-sr"), doc.uid("ai-sr-series"),
+                    hd.sr.CodedConcept(codes.DCM.ComputerAssistedDetectionDiagnosis.value, "DCM",
+                                       codes.DCM.ComputerAssistedDetectionDiagnosis.meaning)))
+    return out
+
+
+def related_object_items(doc: ReportDocument) -> list[hd.sr.ContentItem]:
+    """COMPOSITE references to the key object selection and the AI results SR (when the AI drafted)."""
+    return [hd.sr.CompositeContentItem(name=purpose, referenced_sop_class_uid=cls,
+                                       referenced_sop_instance_uid=uid, relationship_type="CONTAINS")
+            for cls, uid, _series, purpose in related_documents(doc)]
+
+
+def complete_study_header(sr: Dataset, doc: ReportDocument) -> None:
+    """StudyDescription, StudyID, the request (accession, requested procedure code), the performed procedure
+    code and the related KOS / AI SR as pertinent other evidence."""
+    from app.dicom_objects.report_objects import study_id
+
+    ident = doc.identity
+    if ident.study_description:
+        sr.StudyDescription = ident.study_description[:64]
+    sr.StudyID = study_id(doc)
+    proc = _procedure(doc)
+    request = Dataset()
+    request.StudyInstanceUID = ident.study_uid
+    request.ReferencedStudySequence = []
+    request.AccessionNumber = ident.accession
+    request.PlacerOrderNumberImagingServiceRequest = ""
+    request.FillerOrderNumberImagingServiceRequest = ident.accession[:16]
+    request.RequestedProcedureID = ident.accession[:16]
+    request.RequestedProcedureDescription = (ident.study_description or doc.title)[:64]
+    request.RequestedProcedureCodeSequence = [hd.sr.CodedConcept(proc.value, proc.scheme_designator, proc.meaning)]
+    sr.ReferencedRequestSequence = [request]
+    sr.PerformedProcedureCodeSequence = [hd.sr.CodedConcept(proc.value, proc.scheme_designator, proc.meaning)]
+    related = related_documents(doc)
+    if related:
+        _add_related_items(sr, doc)
+        by_series: dict[str, list[Dataset]] = {}
+        for cls, uid, series, _purpose in related:
+            ref = Dataset()
+            ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = cls, uid
+            by_series.setdefault(series, []).append(ref)
+        study = Dataset()
+        study.StudyInstanceUID = ident.study_uid
+        study.ReferencedSeriesSequence = []
+        for series, refs in by_series.items():
+            item = Dataset()
+            item.SeriesInstanceUID = series
+            item.ReferencedSOPSequence = refs
+            study.ReferencedSeriesSequence.append(item)
+        sr.PertinentOtherEvidenceSequence = [study]
+
+
+def _add_related_items(sr: Dataset, doc: ReportDocument) -> None:
+    """Into the Findings section (made if the report has none): the references are not evidence, so they
+    are added after highdicom built the tree (it requires evidence for every reference in the tree)."""
+    findings_code = SECTION_CODES["findings"][0].value
+    section = next((c for c in sr.ContentSequence if c.ValueType == "CONTAINER"
+                    and c.ConceptNameCodeSequence[0].CodeValue == findings_code), None)
+    if section is None:
+        section = hd.sr.ContainerContentItem(name=SECTION_CODES["findings"][0], relationship_type="CONTAINS")
+        section.ContentSequence = hd.sr.ContentSequence([])
+        sr.ContentSequence.append(section)
+    for item in related_object_items(doc):
+        section.ContentSequence.append(item)
 
 
 def write_sr(doc: ReportDocument, path: Path) -> Path:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 from typing import Any
 
 from app.reports.document import ReportDocument
-
-FHIR_STATUS = {"draft": "preliminary", "preliminary": "preliminary", "final": "final"}
 
 
 def _pn(name: str) -> str:
@@ -39,46 +35,10 @@ def export_text(doc: ReportDocument) -> str:
 
 
 def export_fhir(doc: ReportDocument, pdf: bytes | None = None) -> dict[str, Any]:
-    """A FHIR R4 DiagnosticReport resource (JSON-ready dict) with text and, if given, the PDF."""
-    v, ident = doc.version, doc.identity
-    status = FHIR_STATUS.get(v.status, "preliminary")
-    if v.status == "final" and v.kind in ("amendment", "addendum"):
-        status = "amended" if v.kind == "amendment" else "appended"
-    text = export_text(doc)
-    presented = [{"contentType": "text/plain; charset=utf-8", "language": "en",
-                  "data": base64.b64encode(text.encode("utf-8")).decode("ascii"), "title": "Report (text)"}]
-    if pdf:
-        presented.append({"contentType": "application/pdf", "data": base64.b64encode(pdf).decode("ascii"),
-                          "title": "Report (signed PDF)"})
-    effective = ""
-    if ident.study_date:
-        d = dt.datetime.strptime(ident.study_date, "%Y%m%d")
-        effective = d.date().isoformat()
-        if len(ident.study_time) >= 4 and ident.study_time[:6].isdigit():
-            t = ident.study_time.ljust(6, "0")[:6]
-            effective = f"{effective}T{t[:2]}:{t[2:4]}:{t[4:6]}Z"
-    res: dict[str, Any] = {
-        "resourceType": "DiagnosticReport",
-        "id": f"report-{v.report_id}-v{v.version_no}",
-        "identifier": [{"system": "urn:dicom:uid", "value": f"urn:oid:{doc.uid('sr')}"}],
-        "status": status,
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "RAD",
-                                  "display": "Radiology"}]}],
-        "code": {"coding": [{"system": "http://loinc.org", "code": "18748-4",
-                             "display": "Diagnostic imaging study"}],
-                 "text": doc.title},
-        "subject": {"identifier": {"value": ident.patient_id}, "display": _pn(ident.patient_name)},
-        "imagingStudy": [{"identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{ident.study_uid}"},
-                          "display": ident.study_description or doc.title}],
-        "conclusion": v.content.get("impression"),
-        "presentedForm": presented,
-    }
-    if effective:
-        res["effectiveDateTime"] = effective
-    if v.signed_at:
-        res["issued"] = v.signed_at
-        res["resultsInterpreter"] = [{"display": v.signature.get("signer_name") or v.signer}]
-    if ident.accession:
-        res["identifier"].append({"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
-                                                       "code": "ACSN"}]}, "value": ident.accession})
+    """A FHIR R4 DiagnosticReport resource (JSON-ready dict) with text and, if given, the PDF; validated.
+    The full exchange (Patient, ImagingStudy, Observations) is app.reports.export_fhir.report_bundle."""
+    from app.reports.export_fhir import diagnostic_report, validate
+
+    res = diagnostic_report(doc, pdf)
+    validate(res)
     return res

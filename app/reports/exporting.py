@@ -14,6 +14,7 @@ FORMATS: dict[str, tuple[str, str]] = {  # format -> (file-dialog label, suffix)
     "pdf-dicom": ("DICOM Encapsulated PDF", ".dcm"),
     "text": ("Plain text", ".txt"),
     "fhir": ("FHIR R4 DiagnosticReport (JSON)", ".json"),
+    "fhir-bundle": ("FHIR R4 transaction Bundle: report, findings, study, patient (JSON)", ".json"),
 }
 
 
@@ -45,10 +46,17 @@ def export_version(service: ReportService, version_id: int, fmt: str, out: Path,
         from app.reports.export_text import export_text
 
         out.write_text(export_text(doc), encoding="utf-8")
-    else:
+    elif fmt == "fhir":
         from app.reports.export_text import export_fhir
 
         out.write_text(json.dumps(export_fhir(doc, service.signed_pdf(version_id)), indent=2, ensure_ascii=False),
                        encoding="utf-8")
+    else:
+        from app.reports.export_fhir import report_bundle
+        from app.settings import Settings
+
+        bundle = report_bundle(doc, service.signed_pdf(version_id),
+                               patient_system=str(Settings().get("fhir_patient_id_system") or ""))
+        out.write_text(json.dumps(bundle, indent=2, ensure_ascii=False), encoding="utf-8")
     service.record_export(version_id, user, fmt, str(out))
     return out

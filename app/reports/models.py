@@ -179,7 +179,7 @@ class OutboxItem(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("report_version.id"), index=True)
-    document: Mapped[str] = mapped_column(String(16))  # sr | pdf
+    document: Mapped[str] = mapped_column(String(16))  # sr | pdf | kos | ai-sr | gsps | measurements
     destination: Mapped[str] = mapped_column(String(64))  # name of a configured PACS node
     protocol: Mapped[str] = mapped_column(String(16))  # cstore | stow
     state: Mapped[str] = mapped_column(String(16), default="queued", index=True)

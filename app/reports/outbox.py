@@ -20,7 +20,9 @@ from app.reports.models import OutboxItem
 from app.reports.service import ReportError, ReportService
 from app.reports.users import AuthSession
 
-DOCUMENTS = ("sr", "pdf")
+DOCUMENTS = ("sr", "pdf", "kos", "ai-sr", "gsps", "measurements")
+DOCUMENT_LABELS = {"sr": "Report SR", "pdf": "Report PDF", "kos": "Key images (KOS)", "ai-sr": "AI results SR",
+                   "gsps": "Measurements (GSPS)", "measurements": "Measurements (TID 1500)"}
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,9 @@ def _aware(t: dt.datetime | None) -> dt.datetime | None:
 
 
 def build_payload(service: ReportService, version_id: int, document: str) -> tuple[bytes, str]:
-    """DICOM Part 10 bytes for `document` of a signed version, and its SOP Instance UID."""
-
+    """DICOM Part 10 bytes for `document` of a signed version, and its SOP Instance UID. The SR and PDF are
+    the documents stored (and DICOM-signed) at sign time; KOS, AI results SR, GSPS and TID 1500 are built
+    from the version now (their UIDs follow the version, so a resend replaces)."""
     from pydicom import dcmread
 
     from app.reports.exporting import signed_document
@@ -55,8 +58,54 @@ def build_payload(service: ReportService, version_id: int, document: str) -> tup
         raise ReportError(f"document must be one of {DOCUMENTS}")
     if service.version(version_id).status != "final":
         raise ReportError("only signed reports are sent")
-    data = signed_document(service, version_id, "sr" if document == "sr" else "pdf-dicom")
-    return data, str(dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID)
+    if document in ("sr", "pdf"):
+        data = signed_document(service, version_id, "sr" if document == "sr" else "pdf-dicom")
+        return data, str(dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID)
+    from app.reports.document import build_document
+
+    ds = _related_object(service, build_document(service, version_id), document)
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue(), str(ds.SOPInstanceUID)
+
+
+def _related_object(service: ReportService, doc, document: str):
+    """The KOS, AI results SR, GSPS or TID 1500 of the signed version (app.dicom_objects.report_objects)."""
+    from app.dicom_objects import report_objects as ro
+
+    observer = ro.signer_name(doc)
+    if document == "kos":
+        ds = ro.report_kos(doc, observer)
+    elif document == "ai-sr":
+        ds = ro.report_ai_sr(service.db, doc)
+    elif document == "gsps":
+        ds = ro.report_gsps(service.db, doc, observer)
+    else:
+        ds = ro.report_measurements(service.db, doc, observer)
+    if ds is None:
+        raise ReportError(f"this report has no {DOCUMENT_LABELS[document]} to send")
+    return ds
+
+
+def available_documents(service: ReportService, version_id: int) -> tuple[str, ...]:
+    """What there is to send for a signed version: SR and PDF always; KOS with key images; the AI results
+    SR when the AI drafted it; GSPS and TID 1500 when the study has measurements."""
+    from app.dicom_objects.report_objects import study_annotations
+    from app.reports.document import build_document
+
+    doc = build_document(service, version_id)
+    out = ["sr"] + (["pdf"] if service.signed_pdf(version_id) is not None else [])
+    if doc.key_images:
+        out.append("kos")
+    if doc.version.ai_generated and doc.version.ai_draft:
+        out.append("ai-sr")
+    try:
+        measured = bool(study_annotations(service.db, doc.identity.study_uid))
+    except (OSError, ValueError):  # an image file missing from the store: no measurement objects then
+        measured = False
+    if measured:
+        out += ["gsps", "measurements"]
+    return tuple(out)
 
 
 class Outbox:

@@ -405,7 +405,8 @@ class ReportEditor(QWidget):
             return None
 
     def send_dialog(self) -> None:
-        """Queue the signed SR and PDF for a configured PACS; the outbox sends and shows progress."""
+        """Queue the signed SR, PDF and the objects that go with them (KOS, AI results SR, GSPS, TID 1500)
+        for a configured PACS; the outbox sends and shows progress."""
         from app.pacs.errors import PacsConfigError
         from app.pacs.nodes import NodeStore
         from app.reports.outbox import Outbox
@@ -421,12 +422,21 @@ class ReportEditor(QWidget):
         if not names:
             self._show_banner("warn", "No PACS is configured (Settings → PACS nodes).")
             return
-        name, ok = QInputDialog.getItem(self, "Send report", "Send the signed SR and PDF to:", names, 0, False)
-        if ok and name:
-            self.send_to(Outbox(self.service), name)
+        from app.reports.outbox import DOCUMENT_LABELS, available_documents
 
-    def send_to(self, outbox, destination: str, documents: tuple[str, ...] = ("sr", "pdf")) -> list[int]:
+        documents = available_documents(self.service, self._version.id)
+        what = ", ".join(DOCUMENT_LABELS[d] for d in documents)
+        name, ok = QInputDialog.getItem(self, "Send report", f"Send {what} to:", names, 0, False)
+        if ok and name:
+            self.send_to(Outbox(self.service), name, documents)
+
+    def send_to(self, outbox, destination: str, documents: tuple[str, ...] | None = None) -> list[int]:
+        """Queue `documents` (default: everything the signed version has, see outbox.available_documents)."""
         try:
+            if documents is None:
+                from app.reports.outbox import available_documents
+
+                documents = available_documents(self.service, self._version.id)
             ids = outbox.enqueue(self._version.id, destination, self._user(), documents=documents)
         except Exception as exc:  # noqa: BLE001 - config or export problems are shown, never crash
             self._show_banner("warn", f"Could not queue the report: {exc}")

@@ -42,6 +42,7 @@ from app.counterfactual import (
     burn_in_warning,
     store_counterfactuals,
 )
+from app.counterfactual.model_identity import model_identity
 from app.model_runner import ModelRunner, as_runner
 from engines.counterfactual import EditError, WhatIfRequest, WhatIfResult, apply_instruction
 from engines.counterfactual.metrics import blend
@@ -432,6 +433,7 @@ class WhatIfView(QWidget):
         try:
             stored = store_counterfactuals(self.database, self._source, [v.image],
                                            [CounterfactualInfo(edit, self._result.edit.after_text, v.seed,
+                                                              model=model_identity(self._worker.runner),
                                                               head_guidance=self._result.head_guidance)])
         except (ValueError, RuntimeError) as exc:
             self.status.setText(f"Saving failed: {exc}")

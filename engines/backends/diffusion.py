@@ -271,6 +271,9 @@ def _text_output(res: Any, used: list[int]) -> TextOutput:
     if getattr(res, "sentences", None) is not None:  # sentence drafts: each sentence, its confidence, provenance
         extra["sentences"] = list(res.sentences)
         extra["reading"] = dict(res.reading or {})
+    probs = getattr(res, "finding_probabilities", None)
+    if probs:  # the reader's probabilities (recorded in the AI results SR)
+        extra["finding_probabilities"] = {f: round(float(p), 4) for f, p in probs.items()}
     return TextOutput(text=text, findings=findings, impression=impression, tokens=tokens,
                       confidence=mean_confidence([t.confidence for t in tokens]), steps=int(res.steps),
                       seed=int(res.seed), elapsed_s=float(res.elapsed_s), images_used=used, extra=extra)

@@ -34,6 +34,7 @@ class TextResult:
     mode: str = "free"  # "sentences" (engines.sentences) or "free" (token-level unmasking)
     sentences: list[dict] | None = None  # sentence drafts: each chosen sentence, its confidence and provenance
     reading: dict | None = None  # sentence drafts: the study reading they were written to
+    finding_probabilities: dict[str, float] | None = None  # the reader's probability per finding, when it read
 
 
 @dataclass

@@ -26,7 +26,8 @@ def test_text_and_fhir(env, radiologist):
     assert fhir["resourceType"] == "DiagnosticReport" and fhir["status"] == "final"
     assert fhir["code"]["coding"][0]["code"] == "18748-4"
     assert fhir["subject"]["identifier"]["value"] == "PAT001"
-    assert fhir["effectiveDateTime"] == "2026-11-20T10:15:00Z"
+    assert fhir["effectiveDateTime"] == "2026-11-20"  # no UTC offset recorded: date only, no invented 'Z'
+    assert fhir["subject"]["identifier"]["system"]
     assert fhir["conclusion"] == "Mild cardiomegaly."
     assert base64.b64decode(fhir["presentedForm"][0]["data"]).decode() == text
     assert base64.b64decode(fhir["presentedForm"][1]["data"]) == pdf

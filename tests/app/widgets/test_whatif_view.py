@@ -102,7 +102,9 @@ def test_full_flow_on_the_demo_study(qtbot, view: WhatIfView, db: Database) -> N
         from app.db.models import Instance
 
         path = s.scalar(select(Instance.file_path).where(Instance.sop_instance_uid == stored.sop_instance_uids[0]))
-    assert is_synthetic(pydicom.dcmread(db.store_path(path)))
+    sc = pydicom.dcmread(db.store_path(path))
+    assert is_synthetic(sc)
+    assert "model unknown" not in sc.DerivationDescription and "model weights" in sc.DerivationDescription
 
 
 def test_cancel_and_bad_input_leave_the_view_usable(qtbot, view: WhatIfView) -> None:

@@ -1,0 +1,44 @@
+"""The Explain panel's shown map as standard DICOM objects beside its source image: a Segmentation (the
+map thresholded) always, a Parametric Map when the source has a Frame of Reference (CT/MR) and the derived
+colour Secondary Capture otherwise (radiographs), written to a folder and, when a database is given,
+imported into the study so they can be sent like any other object (they stay derived, never evidence)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+
+from explain.dicom_maps import MapSource, build_parametric_map, build_segmentation
+
+
+def export_explanation(source: Dataset | Path | str, values: np.ndarray, made_by: MapSource, out_dir: Path,
+                       threshold: float = 0.5, database=None) -> list[Path]:
+    """Write SEG + (Parametric Map or derived SC) for `values` over `source`; returns the files written."""
+    from explain.export import export_map
+
+    if not isinstance(source, Dataset):
+        source = pydicom.dcmread(source)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    uid = str(source.SOPInstanceUID)
+    written = []
+    seg = build_segmentation(source, values, made_by, threshold)
+    path = out_dir / f"SEG_{uid}.dcm"
+    seg.save_as(path, enforce_file_format=True)
+    written.append(path)
+    if "FrameOfReferenceUID" in source:
+        pm = build_parametric_map(source, values, made_by)
+        path = out_dir / f"PMAP_{uid}.dcm"
+        pm.save_as(path, enforce_file_format=True)
+    else:
+        path = out_dir / f"SC_{uid}.dcm"
+        export_map(source, values, path, label=made_by.label, kind="secondary-capture", threshold=threshold)
+    written.append(path)
+    if database is not None:
+        from app.importer import ImportService
+
+        ImportService(database).run([str(p) for p in written])
+    return written

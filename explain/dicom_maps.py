@@ -1,0 +1,101 @@
+"""An explanation map as the two standard objects PACS viewers overlay on the source image (highdicom):
+
+- DICOM Segmentation (binary): the map thresholded, one segment labelled with what it explains, property
+  type Saliency (DCM 130404), algorithm identified (AI family, engine name and weights hash as version);
+- Parametric Map: the map's values 0..1 (unitless, real world value mapping) on the source's pixel grid.
+
+Both reference the source image and share its study. The SEG works for projection radiographs (no Frame
+of Reference: one frame aligned pixel for pixel) and CT/MR slices (same plane position); the Parametric
+Map needs a source with a Frame of Reference (its IOD requires one, and highdicom 0.28 cannot build one
+without it), so radiographs get the SEG and explain.export's derived Secondary Capture instead.
+Their series descriptions say they are derived AI objects; RadStation never counts them as evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+
+MANUFACTURER = "RadStation"
+SEG_SERIES_NUMBER = 9101
+PMAP_SERIES_NUMBER = 9102
+
+
+@dataclass(frozen=True)
+class MapSource:
+    """What made the map: shown in the objects so a reader can trace it."""
+
+    label: str  # e.g. "attention: Small right pleural effusion."
+    engine: str = "RadStation explain"
+    weights: str = ""  # weights hash or name
+
+
+def _check(source: Dataset, values: np.ndarray) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float32)
+    if "Rows" not in source or "SOPInstanceUID" not in source:
+        raise ValueError("the source is not an image (no Rows/SOPInstanceUID)")
+    if int(source.get("NumberOfFrames") or 1) > 1:
+        raise ValueError("multi-frame sources are not supported; export per single-frame image")
+    if arr.shape != (int(source.Rows), int(source.Columns)):
+        raise ValueError(f"map shape {arr.shape} does not match the source image "
+                         f"({int(source.Rows)}, {int(source.Columns)})")
+    if not np.isfinite(arr).all() or arr.min() < 0.0 or arr.max() > 1.0:
+        raise ValueError("map values must be finite and lie in [0, 1] (normalise it first)")
+    return arr
+
+
+def _common(source: Dataset, made_by: MapSource) -> dict:
+    return dict(manufacturer=MANUFACTURER, manufacturer_model_name=made_by.engine[:64],
+                software_versions=(made_by.weights or "unknown")[:64], device_serial_number="0")
+
+
+def build_segmentation(source: Dataset, values: np.ndarray, made_by: MapSource, threshold: float = 0.5, *,
+                       series_uid: str | None = None, sop_uid: str | None = None) -> hd.seg.Segmentation:
+    """The map above `threshold` as a one-segment binary SEG over `source`."""
+    arr = _check(source, values)
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must lie strictly between 0 and 1, got {threshold}")
+    mask = arr >= threshold
+    algorithm = hd.AlgorithmIdentificationSequence(name=made_by.engine[:64], family=codes.cid7162.ArtificialIntelligence,
+                                                   version=(made_by.weights or "unknown")[:64])
+    segment = hd.seg.SegmentDescription(
+        segment_number=1, segment_label=made_by.label[:64] or "explanation",
+        segmented_property_category=codes.SCT.SpatialAndRelationalConcept,
+        segmented_property_type=codes.DCM.Saliency,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC, algorithm_identification=algorithm)
+    seg = hd.seg.Segmentation(
+        source_images=[source], pixel_array=mask.astype(np.uint8),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=[segment],
+        series_instance_uid=series_uid or hd.UID(), series_number=SEG_SERIES_NUMBER,
+        sop_instance_uid=sop_uid or hd.UID(), instance_number=1, omit_empty_frames=False,
+        series_description=f"AI EXPLANATION map >= {threshold:g} (derived)"[:64], **_common(source, made_by))
+    seg.ContentDescription = made_by.label[:64] or None
+    if "FrameOfReferenceUID" not in source and "PatientOrientation" not in seg:
+        # General Image type 2C without a Frame of Reference: the source's, as the pixels are aligned
+        seg.PatientOrientation = source.get("PatientOrientation", None)
+    return seg
+
+
+def build_parametric_map(source: Dataset, values: np.ndarray, made_by: MapSource, *,
+                         series_uid: str | None = None, sop_uid: str | None = None) -> hd.pm.ParametricMap:
+    """The map's values (0..1, unitless) as a Parametric Map over `source`."""
+    arr = _check(source, values)
+    if "FrameOfReferenceUID" not in source:
+        raise ValueError("a Parametric Map needs a source image with a Frame of Reference (CT, MR); "
+                         "export a radiograph's map as a Segmentation or a derived Secondary Capture")
+    mapping = hd.pm.RealWorldValueMapping(lut_label="EXPLAIN", lut_explanation=made_by.label[:64] or "explanation",
+                                          unit=codes.UCUM.NoUnits, value_range=(0.0, 1.0), slope=1.0, intercept=0.0)
+    pm = hd.pm.ParametricMap(
+        source_images=[source], pixel_array=arr, series_instance_uid=series_uid or hd.UID(),
+        series_number=PMAP_SERIES_NUMBER, sop_instance_uid=sop_uid or hd.UID(), instance_number=1,
+        contains_recognizable_visual_features=False, real_world_value_mappings=[mapping],
+        voi_lut_transformations=[hd.VOILUTTransformation(window_center=0.5, window_width=1.0)],
+        content_label="AIEXPLAIN", content_description=made_by.label[:64] or None, **_common(source, made_by))
+    pm.SeriesDescription = "AI EXPLANATION values (derived)"
+    if "Laterality" not in pm:  # General Series type 2C: as the source has it, empty when unknown
+        pm.Laterality = source.get("Laterality", None)
+    return pm
