@@ -57,6 +57,7 @@ def half_signed(db_path: Path) -> list[str]:
     return bad
 
 
+@pytest.mark.timeout(1800)  # 50 forked signers; each sign takes seconds on a loaded two-core machine
 def test_kill9_during_signing_never_leaves_a_half_signed_report(tmp_path, monkeypatch):
     from reports_testing import ReportEnv, make_user
 
