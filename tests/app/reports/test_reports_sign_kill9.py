@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from reports_testing import FAST_HASHER, PASSWORD, STUDY_UID, add_study
 
 from app.db.database import Database
