@@ -111,9 +111,8 @@ def with_db_copy(work: Path, edit_sql: list[str] | Callable, check: Callable[[ob
     db = Database.open(f"sqlite:///{copy}", migrate=False)
     try:
         with db.engine.begin() as c:
-            for trig in ("audit_entry_no_update", "audit_entry_no_delete", "report_version_final_immutable",
-                         "report_version_final_undeletable", "report_signature_immutable"):
-                c.execute(text(f"drop trigger if exists {trig}"))
+            for (trig,) in c.execute(text("select name from sqlite_master where type='trigger'")).fetchall():
+                c.execute(text(f'drop trigger "{trig}"'))
         if callable(edit_sql):
             edit_sql(db)
         else:
