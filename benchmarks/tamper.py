@@ -111,9 +111,8 @@ def with_db_copy(work: Path, edit_sql: list[str] | Callable, check: Callable[[ob
     db = Database.open(f"sqlite:///{copy}", migrate=False)
     try:
         with db.engine.begin() as c:
-            for trig in ("audit_entry_no_update", "audit_entry_no_delete", "report_version_final_immutable",
-                         "report_version_final_undeletable", "report_signature_immutable"):
-                c.execute(text(f"drop trigger if exists {trig}"))
+            for (trig,) in c.execute(text("select name from sqlite_master where type='trigger'")).fetchall():
+                c.execute(text(f'drop trigger "{trig}"'))
         if callable(edit_sql):
             edit_sql(db)
         else:
@@ -172,9 +171,15 @@ def dicom_region(data: bytes, offset: int) -> str:
 def pdf_region(data: bytes, offset: int) -> str:
     start = data.rfind(b"/Contents <", 0, offset + 1)
     if start >= 0:
-        end = data.find(b">", start)
-        if start < offset < end:
-            return "signature /Contents (hex CMS blob or its zero padding)"
+        hex_start = start + len(b"/Contents <")
+        end = data.find(b">", hex_start)
+        if hex_start <= offset < end:
+            blob = bytes.fromhex(data[hex_start:end].decode("ascii"))
+            if blob[:2] == b"\x30\x82":
+                der_len = 4 + int.from_bytes(blob[2:4], "big")
+                if offset - hex_start >= 2 * der_len:
+                    return "zero padding after the CMS signature in /Contents (not part of any signed or signature value)"
+            return f"inside the CMS signature in /Contents (hex digit {offset - hex_start})"
     return f"PDF byte {offset}"
 
 
@@ -402,7 +407,8 @@ def audit_attacks(work: Path, n: int, rng: random.Random) -> tuple[dict, dict[st
             "delete from audit_entry where seq > (select max(seq) - 2 from audit_entry)",
             "update audit_head set count=count-2, last_hash=(select entry_hash from audit_entry order by seq desc "
             "limit 1)"],
-        "role in user_add rewritten": ["update audit_entry set details='{\"role\":\"admin\"}' where seq=1"],
+        "resident's user_add rewritten to radiologist": [
+            "update audit_entry set details='{\"role\":\"radiologist\"}' where action='user_add' and object_id='res'"],
     }
     return counts, {name: judge(lambda e=e: with_db_copy(work, e, audit_ok)) for name, e in edits.items()}
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pydicom import Dataset, dcmread
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 MAC_ALGORITHM = "SHA256"
 CERTIFICATE_TYPE = "X509_1993_SIG"
@@ -226,6 +226,8 @@ def _explicit_le_dataset_bytes(data: bytes) -> tuple[bytes, Dataset]:
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if ts == ExplicitVRLittleEndian:
         return data[dataset_offset(data):], ds
+    if ts is None or not UID(str(ts)).is_transfer_syntax:
+        raise DicomSignatureError(f"the file meta Transfer Syntax UID {str(ts)!r} is not a DICOM transfer syntax")
     buf = io.BytesIO()  # another syntax: re-encode (DCMTK does the same before hashing)
     try:
         copy = Dataset(ds)

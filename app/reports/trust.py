@@ -139,9 +139,13 @@ def check_certificate(cert_der: bytes, at: dt.datetime, extra_chain: list[bytes]
         if not _valid_at(issuer, at):
             problems.append(f"CA certificate {issuer.subject.rfc4514_string()} was not valid at the signing time")
         problems += _revocation(current, issuer, crls, at)
-        chain.append(issuer)
         if issuer.fingerprint(issuer.signature_hash_algorithm or _sha256()) in anchor_set:
             return problems
+        if issuer in chain or is_self_signed(issuer):  # a root (or loop) that is not a configured anchor
+            problems.append("the signing certificate is not issued by a configured trust root "
+                            f"(it chains to {issuer.subject.rfc4514_string()}, which is not one)")
+            return problems
+        chain.append(issuer)
         current = issuer
     problems.append("the certificate chain is too long")
     return problems

@@ -102,3 +102,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def drop_all_triggers(db: Database) -> None:
+    """What an insider with the database file does first: remove every guarding trigger."""
+    from sqlalchemy import text
+
+    with db.engine.begin() as c:
+        for (name,) in c.execute(text("select name from sqlite_master where type='trigger'")).fetchall():
+            c.execute(text(f'drop trigger "{name}"'))

@@ -42,8 +42,23 @@ def run_child(db_url: str, username: str, password: str, ack_path: str) -> None:
         os.write(fd, f"SIGNED {ids[0]}\n".encode())
 
 
+def warm_up() -> None:
+    """Import and load once here what every signature needs, so a forked signer starts signing at once."""
+    import highdicom  # noqa: F401
+    from pyhanko.sign import signers  # noqa: F401
+    from pyhanko.sign.validation import validate_pdf_signature  # noqa: F401
+
+    from app.reports import export_encapsulated, export_sr, verify_documents  # noqa: F401
+    from app.reports.export_pdf import FONT_DIR, Letterhead, _covered
+
+    _covered(FONT_DIR / "DejaVuSans.ttf")
+    _covered(FONT_DIR / "DejaVuSans-Bold.ttf")
+    Letterhead.load()
+
+
 def main() -> None:
     db_url, username, password = sys.argv[1:4]
+    warm_up()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # killed children are reaped at once (no zombies)
     for line in sys.stdin:
         cmd, _, arg = line.strip().partition(" ")

@@ -41,9 +41,12 @@ def _tsa_material(tmp_path):
 
 @pytest.fixture
 def tsa(tmp_path):
-    from asn1crypto import keys, tsp
+    from asn1crypto import cms, keys, tsp
     from asn1crypto import x509 as a_x509
     from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+    if cms.ContentType._reverse_map is not None:  # asn1crypto.tsp may register 'tst_info' after it was cached
+        cms.ContentType._reverse_map.setdefault("tst_info", "1.2.840.113549.1.9.16.1.4")
 
     root_pem, root, cert, key = _tsa_material(tmp_path)
     stamper = DummyTimeStamper(

@@ -19,23 +19,30 @@ from app.reports.verify_documents import verify_version
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 
-@pytest.fixture
-def softhsm(tmp_path, monkeypatch):
-    if shutil.which("softhsm2-util") is None or not __import__("os").path.exists(MODULE):
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory):
+    """One SoftHSM2 token per test process: the PKCS#11 library reads its configuration once, at the first
+    C_Initialize, so every test of the session shares this token (each with its own key label)."""
+    import os
+
+    if shutil.which("softhsm2-util") is None or not os.path.exists(MODULE):
         pytest.skip("SoftHSM2 (Debian softhsm2) is not installed")
     pytest.importorskip("pkcs11")
-    tokens = tmp_path / "tokens"
+    work = tmp_path_factory.mktemp("softhsm")
+    tokens = work / "tokens"
     tokens.mkdir()
-    conf = tmp_path / "softhsm2.conf"
+    conf = work / "softhsm2.conf"
     conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+    os.environ["SOFTHSM2_CONF"] = str(conf)
     subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "RadStation", "--pin", PASSWORD,
                     "--so-pin", "so-pin-1234"], check=True, capture_output=True, timeout=60)
-    return tmp_path
+    return work
 
 
 def _key_on_token(work, label: str) -> x509.Certificate:
     """An RSA key imported into the token (the software copy is deleted) and its self-signed certificate."""
+    import secrets
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Dr {label.title()} (token)")])
     now = dt.datetime.now(dt.UTC)
@@ -45,26 +52,28 @@ def _key_on_token(work, label: str) -> x509.Certificate:
     pem = work / f"{label}.pem"
     pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()))
-    subprocess.run(["softhsm2-util", "--import", str(pem), "--token", "RadStation", "--label", label, "--id", "01",
-                    "--pin", PASSWORD], check=True, capture_output=True, timeout=60)
+    subprocess.run(["softhsm2-util", "--import", str(pem), "--token", "RadStation", "--label", label,
+                    "--id", secrets.token_hex(4), "--pin", PASSWORD], check=True, capture_output=True, timeout=60)
     pem.unlink()
     return cert
 
 
 def test_sign_with_a_token_key(env, softhsm, monkeypatch, capsys):
     import io
+    import secrets
     import sys
 
     from app.cli import main
     from app.settings import Settings
 
-    cert = _key_on_token(softhsm, "tok")
+    name = f"tok{secrets.token_hex(3)}"  # a key label of its own on the shared token
+    cert = _key_on_token(softhsm, name)
     admin = admin_session(env)
-    user = make_user(env, "tok", "radiologist", with_key=False)
-    pem = softhsm / "tok-cert.pem"
+    user = make_user(env, name, "radiologist", with_key=False)
+    pem = softhsm / f"{name}-cert.pem"
     pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
-    code = main(["cert", "register", "tok", str(pem), "--admin", "root", "--password-stdin",
+    code = main(["cert", "register", name, str(pem), "--admin", "root", "--password-stdin",
                  "--db", str(env.db.engine.url)])
     assert code == 0, capsys.readouterr()
     settings = Settings()
