@@ -26,7 +26,7 @@ def clean_orthanc(orthanc):
 @pytest.mark.orthanc
 def test_outbox_cli_queues_sends_and_lists_states(env, radiologist, clean_orthanc, tmp_path, capsys):
     orthanc = clean_orthanc
-    url = f"sqlite:///{tmp_path / 'rs.db'}"
+    url = env.db.engine.url.render_as_string(hide_password=False)  # the database the report lives in
     v = _signed(env, radiologist)
     assert main(["pacs", "add-node", "orthanc", "--ae", orthanc.aet, "--host", "127.0.0.1",
                  "--port", str(orthanc.dicom_port), "--calling-ae", "RADCLI"]) == 0
@@ -44,7 +44,7 @@ def test_outbox_cli_queues_sends_and_lists_states(env, radiologist, clean_orthan
 
 
 def test_outbox_cli_failures_retries_and_bad_input(env, radiologist, tmp_path, capsys):
-    url = f"sqlite:///{tmp_path / 'rs.db'}"
+    url = env.db.engine.url.render_as_string(hide_password=False)  # the database the report lives in
     v = _signed(env, radiologist)
     assert main(["pacs", "add-node", "dead", "--ae", "NOBODY", "--host", "127.0.0.1", "--port", str(free_port()),
                  "--timeout", "2"]) == 0
