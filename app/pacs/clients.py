@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from app.credentials import SecretStore, SecretStoreError, tls_key_secret_name
 from app.pacs.dicomweb import DicomWebClient
 from app.pacs.dimse import DimseClient
+from app.pacs.errors import PacsConfigError
 from app.pacs.nodes import PacsNode
 
 PacsClient = DimseClient | DicomWebClient
@@ -14,7 +16,19 @@ def client_for(node: PacsNode) -> PacsClient:
     node.validate()
     if node.protocol == "dicomweb":
         return DicomWebClient(node)
-    return DimseClient(node)
+    return DimseClient(node, key_password=_key_password(node.tls_private_key) if node.tls_private_key else None)
+
+
+def _key_password(key_file: str):  # type: ignore[no-untyped-def] - a PasswordSource
+    """The TLS key's password from the secret store, read when the key is loaded."""
+
+    def read() -> str | None:
+        try:
+            return SecretStore().get(tls_key_secret_name(key_file))
+        except SecretStoreError as exc:
+            raise PacsConfigError(f"TLS key password of {key_file}: {exc}") from exc
+
+    return read
 
 
 def check_node(node: PacsNode) -> str:
