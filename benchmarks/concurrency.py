@@ -30,7 +30,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path and not os.environ.get("PYTHONPATH"):
+# benchmarks/viewer.py would shadow the viewer package; the code measured is this checkout's, or the
+# one on PYTHONPATH (to measure another branch under the same load)
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+if not os.environ.get("PYTHONPATH"):
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402

@@ -60,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     find.add_argument("--modality", default="")
     find.add_argument("--description", default="")
     find.add_argument("--series", metavar="STUDY_UID", help="list this study's series instead")
+    find.add_argument("--db-url", help="database whose audit log records the search (default: settings)")
     find.set_defaults(func=run_find)
 
     get = ps.add_parser("get", help="retrieve studies into the local database (resumes what is missing)")
@@ -185,12 +186,17 @@ def run_echo(args: argparse.Namespace) -> int:
 
 
 def run_find(args: argparse.Namespace) -> int:
-    from app.pacs.clients import client_for
+    from app.db.database import Database, DatabaseError
+    from app.pacs.clients import client_for, find_studies_recorded
     from app.pacs.errors import PacsError
     from app.pacs.query import QueryFilter
 
     try:
         client = client_for(resolve_node(args.node))
+        database = Database.open(args.db_url)  # the search is recorded in its audit log
+    except (PacsError, DatabaseError) as exc:
+        return _fail(exc)
+    try:
         if args.series:
             for s in client.find_series(args.series):
                 print(f"{s.number if s.number is not None else '-':>4}  {s.modality:<4} "
@@ -198,9 +204,11 @@ def run_find(args: argparse.Namespace) -> int:
             return 0
         query = QueryFilter(args.name, args.patient_id, args.accession, args.date_from, args.date_to,
                             args.modality, args.description)
-        results = client.find_studies(query)
+        results = find_studies_recorded(client, database, query)
     except PacsError as exc:
         return _fail(exc)
+    finally:
+        database.dispose()
     for r in results:
         print(f"{r.study_date:<8}  {r.patient_name:<24} {r.patient_id:<12} {r.modalities:<8} "
               f"{r.accession:<12} {r.description:<30} {r.study_uid}")

@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from app import access_audit
 from app.db.database import Database
 from app.db.study_flags import clear_flag_by_uid, set_flag_by_uid
 from app.importer import DatasetOutcome
@@ -156,6 +157,8 @@ class RetrieveService:
             have = len(local_sop_uids(self.database, study_uid))
             total = last["total"]
             message = str(exc)
+            if have:  # some of the patient's images did arrive
+                access_audit.retrieved(self.database, self.node.describe(), study_uid, state, have)
             if have:
                 of = f" of {total}" if total else ""
                 message += f"; {have}{of} instance(s) of this study are in the database, retrieve again to resume"
@@ -293,6 +296,8 @@ class RetrieveService:
             )
             result.error = PartialRetrieveError(result.message, total - len(missing), total)
         self._flag(result, len(missing), total)
+        access_audit.retrieved(self.database, self.node.describe(), result.study_uid, result.state,
+                               result.imported + result.duplicates)
         report(StudyProgress(result.study_uid, result.state, total - len(missing), total, result.message))
         return result
 
