@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom.dataset import Dataset
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -340,90 +340,125 @@ class _HierarchyIds:
         self.series.update(other.series)
 
 
+def _patient_key(h: InstanceHeader) -> str:
+    if h.patient_id:
+        return f"id:{h.issuer}|{h.patient_id}"
+    if h.patient_name:
+        return f"name:{h.patient_name}|{h.birth_date}"
+    return f"study:{h.study_uid}"  # nothing identifies the patient: one per study, never merged
+
+
+def _chunks(values: list, size: int = 500):  # type: ignore[no-untyped-def]
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 class _Lookup:
-    """Finds or creates hierarchy rows inside one transaction, consulting the committed cache first."""
+    """Finds or creates the hierarchy rows of a whole batch inside one transaction with a handful of
+    set-based statements (a SELECT ... IN and an executemany INSERT per level), so the write lock is
+    held for milliseconds even when a batch brings 200 new studies. Consults the committed cache first."""
 
     def __init__(self, session: Session, known: _HierarchyIds) -> None:
         self.session = session
         self.known = known
         self.new = _HierarchyIds()
 
+    def _series(self, uid: str) -> tuple[int, str] | None:
+        return self.new.series.get(uid) or self.known.series.get(uid)
+
+    def _study(self, uid: str) -> int | None:
+        return self.new.studies.get(uid) or self.known.studies.get(uid)
+
+    def prepare(self, headers: list[InstanceHeader]) -> None:
+        """Make sure every header's series exists (creating studies and patients as needed)."""
+        s = self.session
+        need = {h.series_uid: h for h in headers if self._series(h.series_uid) is None}
+        for part in _chunks(list(need)):
+            for uid, sid, study_uid in s.execute(
+                select(Series.series_uid, Series.id, Study.study_uid).join(Study, Series.study_db_id == Study.id)
+                .where(Series.series_uid.in_(part))
+            ):
+                self.new.series[uid] = (int(sid), str(study_uid))
+        new_series = [h for uid, h in need.items() if uid not in self.new.series]
+        if not new_series:
+            return
+        studies = {h.study_uid: h for h in new_series if self._study(h.study_uid) is None}
+        for part in _chunks(list(studies)):
+            for uid, sid in s.execute(select(Study.study_uid, Study.id).where(Study.study_uid.in_(part))):
+                self.new.studies[uid] = int(sid)
+        new_studies = [h for uid, h in studies.items() if uid not in self.new.studies]
+        if new_studies:
+            self._create_studies(new_studies)
+        now = utcnow()
+        s.execute(insert(Series), [{
+            "series_uid": h.series_uid, "study_db_id": self._study(h.study_uid), "modality": h.modality,
+            "series_number": h.series_number, "description": h.series_description, "body_part": h.body_part,
+            "frame_of_reference_uid": h.frame_of_reference_uid,
+        } for h in new_series])
+        study_of = {h.series_uid: h.study_uid for h in new_series}
+        for part in _chunks(list(study_of)):
+            for uid, sid in s.execute(select(Series.series_uid, Series.id).where(Series.series_uid.in_(part))):
+                self.new.series[uid] = (int(sid), study_of[uid])
+        self._add_modalities(new_series, now)
+
+    def _create_studies(self, headers: list[InstanceHeader]) -> None:
+        s = self.session
+        keys = {_patient_key(h): h for h in headers}
+        wanted = [k for k in keys if k not in self.new.patients and k not in self.known.patients]
+        for part in _chunks(wanted):
+            for key, pid in s.execute(select(Patient.patient_key, Patient.id).where(Patient.patient_key.in_(part))):
+                self.new.patients[key] = int(pid)
+        missing = [k for k in wanted if k not in self.new.patients]
+        if missing:
+            s.execute(insert(Patient), [{
+                "patient_key": k, "patient_id": keys[k].patient_id, "issuer": keys[k].issuer,
+                "name": keys[k].patient_name, "name_search": name_search_text(keys[k].patient_name),
+                "birth_date": keys[k].birth_date, "sex": keys[k].sex,
+            } for k in missing])
+            for part in _chunks(missing):
+                for key, pid in s.execute(select(Patient.patient_key, Patient.id).where(Patient.patient_key.in_(part))):
+                    self.new.patients[key] = int(pid)
+        s.execute(insert(Study), [{
+            "study_uid": h.study_uid,
+            "patient_db_id": self.new.patients.get(_patient_key(h)) or self.known.patients[_patient_key(h)],
+            "study_date": h.study_date, "study_time": h.study_time, "accession": h.accession,
+            "description": h.study_description, "referring_physician": h.referring_physician,
+            "modalities": "", "report_status": "none",
+        } for h in headers])
+        for part in _chunks([h.study_uid for h in headers]):
+            for uid, sid in s.execute(select(Study.study_uid, Study.id).where(Study.study_uid.in_(part))):
+                self.new.studies[uid] = int(sid)
+
+    def _add_modalities(self, new_series: list[InstanceHeader], now: object) -> None:
+        added: dict[int, set[str]] = {}
+        for h in new_series:
+            if h.modality:
+                added.setdefault(int(self._study(h.study_uid) or 0), set()).add(h.modality)
+        if not added:
+            return
+        current = dict(self.session.execute(select(Study.id, Study.modalities).where(Study.id.in_(list(added)))).all())
+        updates = []
+        for sid, mods in added.items():
+            have = set(filter(None, (current.get(sid) or "").split("\\")))
+            if not mods <= have:
+                updates.append({"sid": sid, "mods": "\\".join(sorted(have | mods))[:100], "now": now})
+        if updates:
+            table = Study.__table__
+            self.session.connection().execute(
+                update(table).where(table.c.id == bindparam("sid"))
+                .values(modalities=bindparam("mods"), updated_at=bindparam("now")), updates)
+
     def series_id(self, h: InstanceHeader) -> int:
-        hit = self.new.series.get(h.series_uid) or self.known.series.get(h.series_uid)
-        if hit is None:
-            row = self.session.execute(
-                select(Series.id, Study.study_uid).join(Study, Series.study_db_id == Study.id)
-                .where(Series.series_uid == h.series_uid)
-            ).first()
-            if row is None:
-                study_id = self._study_id(h)
-                series = Series(
-                    series_uid=h.series_uid,
-                    study_db_id=study_id,
-                    modality=h.modality,
-                    series_number=h.series_number,
-                    description=h.series_description,
-                    body_part=h.body_part,
-                    frame_of_reference_uid=h.frame_of_reference_uid,
-                )
-                self.session.add(series)
-                self.session.flush()
-                _add_modality(self.session, study_id, h.modality)
-                hit = (series.id, h.study_uid)
-            else:
-                hit = (int(row[0]), str(row[1]))
-            self.new.series[h.series_uid] = hit
+        """The series row id for `h` (after `prepare`); _Conflict when the series is another study's."""
+        hit = self._series(h.series_uid)
+        if hit is None:  # pragma: no cover - prepare() creates every series it is given
+            raise _Conflict(f"series {h.series_uid} could not be created")
         if hit[1] != h.study_uid:
             raise _Conflict(f"series {h.series_uid} already belongs to study {hit[1]}, this file says study {h.study_uid}")
         return hit[0]
 
-    def _study_id(self, h: InstanceHeader) -> int:
-        hit = self.new.studies.get(h.study_uid) or self.known.studies.get(h.study_uid)
-        if hit is None:
-            hit = self.session.scalar(select(Study.id).where(Study.study_uid == h.study_uid))
-            if hit is None:
-                study = Study(
-                    study_uid=h.study_uid,
-                    patient_db_id=self._patient_id(h),
-                    study_date=h.study_date,
-                    study_time=h.study_time,
-                    accession=h.accession,
-                    description=h.study_description,
-                    referring_physician=h.referring_physician,
-                    modalities="",
-                    report_status="none",
-                )
-                self.session.add(study)
-                self.session.flush()
-                hit = study.id
-            self.new.studies[h.study_uid] = hit
-        return hit
-
-    def _patient_id(self, h: InstanceHeader) -> int:
-        if h.patient_id:
-            key = f"id:{h.issuer}|{h.patient_id}"
-        elif h.patient_name:
-            key = f"name:{h.patient_name}|{h.birth_date}"
-        else:
-            key = f"study:{h.study_uid}"  # nothing identifies the patient: one per study, never merged
-        hit = self.new.patients.get(key) or self.known.patients.get(key)
-        if hit is None:
-            hit = self.session.scalar(select(Patient.id).where(Patient.patient_key == key))
-            if hit is None:
-                patient = Patient(
-                    patient_key=key,
-                    patient_id=h.patient_id,
-                    issuer=h.issuer,
-                    name=h.patient_name,
-                    name_search=name_search_text(h.patient_name),
-                    birth_date=h.birth_date,
-                    sex=h.sex,
-                )
-                self.session.add(patient)
-                self.session.flush()
-                hit = patient.id
-            self.new.patients[key] = hit
-        return hit
+    def study_id(self, h: InstanceHeader) -> int | None:
+        return self._study(h.study_uid)
 
 
 class Committer:
@@ -541,6 +576,8 @@ class Committer:
         conflict_rows: list[tuple[int, str]] = []
         incomplete_studies: dict[int, str] = {}
         inserted: set[str] = set()
+        lookup.prepare([items[i].header for i in placed
+                        if i not in conflicts and items[i].header.sop_instance_uid not in present])
         for i, rel in placed.items():
             item = items[i]
             h = item.header
@@ -565,7 +602,7 @@ class Committer:
             inserted.add(uid)
             out[i] = _outcome("imported", h, "")
             if item.incomplete:
-                study_id = lookup.new.studies.get(h.study_uid) or lookup.known.studies.get(h.study_uid)
+                study_id = lookup.study_id(h)
                 if study_id is None:
                     study_id = session.scalar(select(Study.id).where(Study.study_uid == h.study_uid))
                 if study_id is not None:
@@ -699,17 +736,6 @@ def _remove_stale_workdirs(workdir: Path) -> None:
 def name_search_text(name: str) -> str:
     """'Doe^John^^Dr' -> 'DOE JOHN DR': what name searches match against, word by word."""
     return " ".join(name.replace("^", " ").replace("=", " ").upper().split())
-
-
-def _add_modality(session: Session, study_id: int, modality: str) -> None:
-    if not modality:
-        return
-    study = session.get(Study, study_id)
-    if study is None:
-        return
-    mods = set(filter(None, (study.modalities or "").split("\\")))
-    if modality not in mods:
-        study.modalities = "\\".join(sorted(mods | {modality}))[:100]
 
 
 def _instance_row(

@@ -7,6 +7,7 @@ HTTP and socket failures are mapped to the PacsError hierarchy at this boundary.
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -99,6 +100,29 @@ def read_ahead(source: Iterator[Any], depth: int) -> Iterator[Any]:
         thread.join(timeout=1.0)  # a read blocked on the network ends with the node's timeout
 
 
+def parse_search_results(content: bytes, who: str) -> list[Dataset]:
+    """A QIDO-RS answer (DICOM JSON) as datasets; anything else is a PacsRemoteError naming the server.
+
+    Fuzzed by benchmarks/fuzz.py (target dicomweb_json): no input may raise anything else."""
+    if not content.strip():
+        return []
+    try:
+        payload = json.loads(content)
+    except (ValueError, RecursionError) as exc:
+        raise PacsRemoteError(f"{who} answered the search with something that is not JSON") from exc
+    if not isinstance(payload, list):
+        raise PacsRemoteError(f"{who} answered the search with an unexpected JSON shape")
+    out = []
+    for item in payload:
+        if not isinstance(item, dict):
+            raise PacsRemoteError(f"{who} returned a search result that is not a JSON object")
+        try:
+            out.append(Dataset.from_json(item))
+        except Exception as exc:  # noqa: BLE001 - pydicom raises many types for malformed DICOM JSON
+            raise PacsRemoteError(f"{who} returned a malformed search result: {exc}"[:300]) from exc
+    return out
+
+
 class DicomWebClient:
     """Talks to one DICOMweb service; one requests session per client (not shared across threads)."""
 
@@ -154,21 +178,9 @@ class DicomWebClient:
         with self._errors("search"):
             resp = self.session.get(url, headers={"Accept": "application/dicom+json"}, timeout=self.node.timeout)
             resp.raise_for_status()
-        if resp.status_code == 204 or not resp.content.strip():
+        if resp.status_code == 204:
             return []
-        try:
-            payload = resp.json()
-        except ValueError as exc:
-            raise PacsRemoteError(f"{self.node.describe()} answered the search with something that is not JSON") from exc
-        if not isinstance(payload, list):
-            raise PacsRemoteError(f"{self.node.describe()} answered the search with an unexpected JSON shape")
-        out = []
-        for item in payload:
-            try:
-                out.append(Dataset.from_json(item))
-            except Exception as exc:  # noqa: BLE001 - one malformed result must not hide the rest
-                raise PacsRemoteError(f"{self.node.describe()} returned a malformed search result: {exc}") from exc
-        return out
+        return parse_search_results(resp.content, self.node.describe())
 
     # -- operations ------------------------------------------------------------------------------------
     def echo(self) -> str:
