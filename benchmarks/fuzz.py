@@ -31,10 +31,12 @@ def _child(target: str, seconds: int, corpus: Path, artifacts: Path) -> None:
     """Runs inside the fuzzing process: instrument the product's modules, then fuzz one target."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-    sys.path.insert(0, str(ROOT))
+    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
     import atheris
 
-    with atheris.instrument_imports(include=["app", "viewer", "engines", "pydicom", "tests.fuzz"]):
+    with atheris.instrument_imports(include=["app", "viewer", "engines", "pydicom", "fuzz"]):
+        from fuzz.targets import CORPUS, TARGETS
+
         import app.importer.integrity  # noqa: F401
         import app.importer.probe  # noqa: F401
         import app.importer.sources  # noqa: F401
@@ -43,7 +45,6 @@ def _child(target: str, seconds: int, corpus: Path, artifacts: Path) -> None:
         import engines.worker.protocol  # noqa: F401
         import engines.worker.wire  # noqa: F401
         import viewer.io.image  # noqa: F401
-        from tests.fuzz.targets import CORPUS, TARGETS
 
     fn = TARGETS[target]
 
@@ -106,8 +107,8 @@ def main() -> int:
     except ImportError:
         print("atheris is not installed (pip install atheris)", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(ROOT))
-    from tests.fuzz.targets import TARGETS
+    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+    from fuzz.targets import TARGETS
 
     names = [t for t in args.targets.split(",") if t] or list(TARGETS)
     unknown = [n for n in names if n not in TARGETS]
