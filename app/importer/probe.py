@@ -348,14 +348,15 @@ def _probe_buffer(path: Path, buf: mmap.mmap, size: int) -> ProbedFile:
         incomplete = f"truncated: {structure.truncated}"
         if structure.cut_offset <= structure.dataset_offset:
             raise RejectedFile(f"truncated header: {structure.truncated}")
-    end = structure.cut_offset if incomplete else size
+    # The header alone, copied out of the map (pydicom reads it in many small reads: from bytes, in C)
+    end = structure.cut_offset if incomplete else structure.pixel.offset if structure.pixel is not None else size
     try:
-        ds = pydicom.dcmread(io.BytesIO(buf[:end]) if incomplete else _MapReader(buf), stop_before_pixels=True)
+        ds = pydicom.dcmread(io.BytesIO(buf[:end]), stop_before_pixels=True)
     except (EOFError, struct.error) as exc:
         raise RejectedFile(f"truncated header: {exc}") from None
     if structure.transfer_syntax == DeflatedExplicitVRLittleEndian:
         # The deflated body cannot be checked in place: read it whole (rare, and small files).
-        full = pydicom.dcmread(_MapReader(buf))
+        full = pydicom.dcmread(io.BytesIO(buf[:]))
         return ProbedFile(path, _with_incomplete(InstanceHeader.from_dataset(full), incomplete), None, incomplete)
     has_pixels = structure.pixel is not None
     if has_pixels:
@@ -364,35 +365,6 @@ def _probe_buffer(path: Path, buf: mmap.mmap, size: int) -> ProbedFile:
         raise RejectedFile(f"truncated before its Pixel Data: {structure.truncated}")
     header = InstanceHeader.from_dataset(ds, has_pixels=has_pixels)
     return ProbedFile(path, _with_incomplete(header, incomplete), None, incomplete)
-
-
-class _MapReader(io.BufferedIOBase):
-    """A read-only file object over an mmap (pydicom reads the header from memory, no copy)."""
-
-    def __init__(self, buf: mmap.mmap) -> None:
-        self._raw = io.BytesIO()  # unused; keeps BufferedIOBase happy
-        self._buf = buf
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, n: int | None = -1) -> bytes:
-        end = len(self._buf) if n is None or n < 0 else min(len(self._buf), self._pos + n)
-        data = self._buf[self._pos : end]
-        self._pos = end
-        return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: len(self._buf)}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
 
 
 def _sop_class_of(ds: Dataset) -> str:
@@ -421,7 +393,7 @@ def _probe_without_preamble(path: Path, buf: mmap.mmap, size: int) -> ProbedFile
     if structure.truncated:
         raise RejectedFile(f"not a DICOM file or truncated (no 'DICM' marker; {structure.truncated})")
     try:
-        ds = pydicom.dcmread(_MapReader(buf), force=True)
+        ds = pydicom.dcmread(io.BytesIO(buf[:]), force=True)
     except Exception as exc:  # noqa: BLE001
         raise RejectedFile(f"not a DICOM file (no 'DICM' marker; reading it anyway failed: {exc})") from None
     if len(ds) == 0:
