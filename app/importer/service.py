@@ -656,7 +656,7 @@ class Committer:
             )
             set_flag(session, study_id, "conflicting_copies",
                      f"{n} instance(s) arrived again with the same SOP Instance UID but different content; "
-                     "both copies are kept (radstation conflicts list)")
+                     "both copies are kept (radstation conflicts)")
 
 
 def _outcome(status: str, h: InstanceHeader, reason: str, *, transient: bool = False) -> DatasetOutcome:

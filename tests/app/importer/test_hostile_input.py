@@ -285,3 +285,23 @@ def test_big_endian_files_import_and_display_like_little_endian(db: Database, tm
     assert ImportService(db).run([mr]).imported == 1
     assert np.array_equal(load_image(mr).frame(0), load_image(get_testdata_file("MR_small.dcm")).frame(0))
 
+
+
+def test_file_with_a_reused_uid_and_new_content_is_kept_and_listed(db: Database, tmp_path: Path, capsys) -> None:
+    from app.cli import main
+
+    ds = make_instance(SyntheticStudy(patient_id="TWICE"), generate_uid(), size=8)
+    (tmp_path / "a").mkdir()
+    ds.save_as(tmp_path / "a" / "one.dcm", enforce_file_format=True)
+    ds.PixelData = bytes(len(ds.PixelData))
+    (tmp_path / "b").mkdir()
+    ds.save_as(tmp_path / "b" / "one.dcm", enforce_file_format=True)
+    assert ImportService(db).run([tmp_path / "a"]).imported == 1
+    again = ImportService(db).run([tmp_path / "b"])
+    assert again.imported == 1 and "kept beside it" in again.warnings[0].reason
+    assert ImportService(db).run([tmp_path / "a"]).duplicates == 1  # the same bytes again: a plain duplicate
+    with db.session() as s:
+        assert search_studies(s)[0].attention == "conflicting copies"
+    assert main(["conflicts", "--db-url", db.url]) == 0
+    out = capsys.readouterr().out
+    assert ds.SOPInstanceUID in out and "1 conflicting copy" in out and str(tmp_path / "b" / "one.dcm") in out
