@@ -1,7 +1,7 @@
 """import integrity: incomplete instances, conflicting copies, study flags, import batch owner
 
-Revision ID: 0003_import_integrity
-Revises: 0002_reports
+Revision ID: 0006_import_integrity
+Revises: 0005_report_claims
 Written by hand to mirror app/db/models/integrity.py and the new Instance/ImportBatch columns.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_import_integrity"
-down_revision = "0002_reports"
+revision = "0006_import_integrity"
+down_revision = "0005_report_claims"
 branch_labels = None
 depends_on = None
 
