@@ -14,6 +14,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "app.commands.reports",
     "app.commands.pacs",
     "app.commands.outbox",
+    "app.commands.secrets",
     "app.commands.selfcheck",
     "app.commands.engine",
 )

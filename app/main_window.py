@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import access_audit
 from app.db.database import Database
 from app.db.measurement_store import DbMeasurementStore
 from app.db.queries import StudyNotFound, study_ref
@@ -59,6 +60,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.workspace, "Viewer")
         self.setCentralWidget(self.tabs)
         self.worklist.studyOpenRequested.connect(self.open_study)
+        access_audit.set_actor(None)  # the workstation: nobody logged in yet
+        self._audited_series: set[str] = set()
+        self.workspace.imageChanged.connect(self._audit_image)
 
         self.side_tabs = QTabWidget()
         self.side_dock = QDockWidget("Report and AI", self)
@@ -97,6 +101,8 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "RadStation", "This study has no images that can be shown.")
             return False
         self._study = ref
+        access_audit.study_opened(self.database, study_uid)
+        self._audited_series = set()
         self.workspace.open_study(ref, self._measurements)
         self.tabs.setCurrentWidget(self.workspace)
         who = ref.patient_name.replace("^", " ").strip() or ref.patient_id
@@ -108,6 +114,15 @@ class MainWindow(QMainWindow):
             self._prefetch.start(study_uid)
         self.studyOpened.emit(study_uid)
         return True
+
+    def _audit_image(self, image: object) -> None:
+        """Images of a series shown for the first time since the study was opened: one audit entry."""
+        series = str(getattr(image, "series_uid", "") or "")
+        if image is None or not series or series in self._audited_series:
+            return
+        self._audited_series.add(series)
+        access_audit.images_viewed(self.database, str(getattr(image, "study_uid", "")), series,
+                                   str(getattr(image, "modality", "")))
 
     # -- AI ----------------------------------------------------------------------------------------
     def _build_ai(self) -> None:
@@ -411,6 +426,7 @@ class MainWindow(QMainWindow):
     def set_user(self, session: AuthSession | None) -> None:
         """Log a user in or out; the open report reopens under that user (read-only when nobody)."""
         self.auth = session
+        access_audit.set_actor(session.username if session else None)
         who = f"{session.display_name} ({session.role})" if session else "not logged in"
         self._user_label.setText(who)
         if self._study is not None:

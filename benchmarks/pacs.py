@@ -1,11 +1,14 @@
-"""PACS retrieval speed: instances per second pulling one CT series from a local Orthanc.
+"""PACS retrieval speed: instances per second and client CPU pulling one CT series from a local Orthanc.
 
-    python benchmarks/pacs.py [--slices 600] [--size 128] [--repeats 3]
+    python benchmarks/pacs.py [--slices 600] [--size 512] [--repeats 3]
 
 Starts a private Orthanc (Debian package + DICOMweb plugin, as the tests do), stores a synthetic
 `--slices`-image CT series of `--size`x`--size` 16-bit slices, then times, for C-GET and WADO-RS:
   * "into DB": the real path, every instance imported into a fresh SQLite database + managed store;
-  * "network only": the same transfer with instances decoded and dropped (what the wire allows).
+  * "network only": the same transfer with instances decoded and dropped (what the wire allows);
+  * DCMTK `getscu` (when installed), tuned: TCP_NODELAY=1 and its largest PDU, writing files to disk -
+    the reference issue 27 measures against (target: >= 0.8x its instances/s into the database, <= 2x
+    its client CPU). Client CPU is this process's CPU time for RadStation, the child's for getscu.
 Prints a markdown table (median of --repeats runs) with the machine it ran on.
 """
 
@@ -14,8 +17,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,29 +47,47 @@ def _nodes(server) -> dict[str, PacsNode]:
     }
 
 
-def _into_db(node: PacsNode, study_uid: str, work: Path) -> tuple[float, int]:
+def _into_db(node: PacsNode, study_uid: str, work: Path) -> tuple[float, float, int]:
     db_dir = Path(tempfile.mkdtemp(dir=work))
     database = Database.open(f"sqlite:///{db_dir / 'bench.db'}", store_dir=db_dir / "store")
     try:
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         result = RetrieveService(database, node).retrieve_study(study_uid)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         if result.state != "done":
             raise SystemExit(f"retrieval did not complete: {result.message}")
-        return elapsed, result.imported
+        return elapsed, cpu, result.imported
     finally:
         database.dispose()
         shutil.rmtree(db_dir, ignore_errors=True)
 
 
-def _network_only(node: PacsNode, study_uid: str) -> tuple[float, int]:
+def _getscu(server, study_uid: str, work: Path) -> tuple[float, float, int]:
+    """DCMTK's C-GET SCU, tuned (no Nagle delay, largest PDU), storing files to a fresh folder."""
+    out = Path(tempfile.mkdtemp(dir=work))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    run = subprocess.run(
+        ["getscu", "-aet", server.client_aet, "-aec", server.aet, "-pdu", "131072", "-k", "0008,0052=STUDY",
+         "-k", f"0020,000D={study_uid}", "-od", str(out), "127.0.0.1", str(server.dicom_port)],
+        capture_output=True, text=True, env=dict(os.environ, TCP_NODELAY="1"), check=False)
+    elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if run.returncode != 0:
+        raise SystemExit(f"getscu failed: {run.stderr[-500:]}")
+    n = sum(1 for p in out.iterdir() if p.is_file())
+    shutil.rmtree(out, ignore_errors=True)
+    return elapsed, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), n
+
+
+def _network_only(node: PacsNode, study_uid: str) -> tuple[float, float, int]:
     count = {"n": 0}
 
     def drop(ds) -> None:
         _ = ds.SOPInstanceUID  # the dataset is decoded as far as the importer would need
         count["n"] += 1
 
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     if node.protocol == "dicomweb":
         client = DicomWebClient(node)
         everything = client.find_instances(study_uid)
@@ -74,13 +97,13 @@ def _network_only(node: PacsNode, study_uid: str) -> tuple[float, int]:
         everything = client.find_instances(study_uid)
         client.get(DimseClient.retrieve_identifiers(study_uid, None, everything), drop,
                    sop_classes=[i.sop_class_uid for i in everything])
-    return time.perf_counter() - t0, count["n"]
+    return time.perf_counter() - t0, time.process_time() - c0, count["n"]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--slices", type=int, default=600)
-    parser.add_argument("--size", type=int, default=128, help="rows = columns of each slice")
+    parser.add_argument("--size", type=int, default=512, help="rows = columns of each slice")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if not orthanc_available():
@@ -89,6 +112,7 @@ def main() -> int:
     os.environ.setdefault("RADSTATION_HOME", tempfile.mkdtemp(prefix="radstation-bench-"))
     work = Path(tempfile.mkdtemp(prefix="pacs-bench-"))
     server = start_orthanc(work / "orthanc")
+    have_getscu = shutil.which("getscu") is not None
     try:
         study = make_study("BENCH", "BENCH^CT", n_instances=args.slices, rows=args.size, columns=args.size)
         t0 = time.perf_counter()
@@ -97,32 +121,41 @@ def main() -> int:
         upload_s = time.perf_counter() - t0
         uid = study[0].StudyInstanceUID
         mb = sum(len(ds.PixelData) for ds in study) / 1e6
-        print(f"stored {len(study)} slices {args.size}x{args.size} int16 ({mb:.1f} MB of pixels) into Orthanc "
+        del study
+        print(f"stored {args.slices} slices {args.size}x{args.size} int16 ({mb:.1f} MB of pixels) into Orthanc "
               f"in {upload_s:.1f} s", file=sys.stderr)
-        rows = []
+        runs: list[tuple[str, str, object]] = []
+        if have_getscu:
+            runs.append(("C-GET", "DCMTK getscu to disk (TCP_NODELAY, 128 KiB PDU)", lambda: _getscu(server, uid, work)))
         for name, node in _nodes(server).items():
-            for mode, fn in (("into DB", lambda n=node: _into_db(n, uid, work)),
-                             ("network only", lambda n=node: _network_only(n, uid))):
-                times = []
-                for _ in range(args.repeats):
-                    seconds, n = fn()
-                    if n != args.slices:
-                        raise SystemExit(f"{name} {mode}: got {n} of {args.slices} instances")
-                    times.append(seconds)
-                med = statistics.median(times)
-                rows.append((name, mode, med, min(times), args.slices / med, mb / med))
-                print(f"{name} {mode}: {med:.2f} s", file=sys.stderr)
+            runs.append((name, "RadStation into DB", lambda n=node: _into_db(n, uid, work)))
+            runs.append((name, "RadStation network only", lambda n=node: _network_only(n, uid)))
+        rows = []
+        for name, mode, fn in runs:
+            times, cpus = [], []
+            for _ in range(args.repeats):
+                seconds, cpu, n = fn()  # type: ignore[operator]
+                if n != args.slices:
+                    raise SystemExit(f"{name} {mode}: got {n} of {args.slices} instances")
+                times.append(seconds)
+                cpus.append(cpu)
+            med, cpu = statistics.median(times), statistics.median(cpus)
+            rows.append((name, mode, med, min(times), args.slices / med, cpu))
+            print(f"{name} {mode}: {med:.2f} s, CPU {cpu:.2f} s", file=sys.stderr)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
+    ref = next((r for r in rows if r[1].startswith("DCMTK")), None)
     cpu = platform.processor() or platform.machine()
     print(f"\nPACS retrieval from local Orthanc 1.x on 127.0.0.1 | {args.slices} CT slices {args.size}x{args.size} "
           f"16-bit ({mb:.1f} MB pixels) | median of {args.repeats} | {cpu}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}\n")
-    print("| method | path | median s | min s | instances/s | MB/s (pixels) |")
-    print("|---|---|---|---|---|---|")
-    for name, mode, med, best, ips, mbs in rows:
-        print(f"| {name} | {mode} | {med:.2f} | {best:.2f} | {ips:.0f} | {mbs:.1f} |")
+          f"load {os.getloadavg()[0]:.1f}, Python {platform.python_version()}\n")
+    print("| method | path | median s | min s | instances/s | client CPU s | vs getscu: speed | vs getscu: CPU |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, mode, med, best, ips, cpu_s in rows:
+        speed = f"{ips / ref[4]:.2f}x" if ref else "-"
+        cpu_ratio = f"{cpu_s / ref[5]:.2f}x" if ref and ref[5] > 0 else "-"
+        print(f"| {name} | {mode} | {med:.2f} | {best:.2f} | {ips:.0f} | {cpu_s:.2f} | {speed} | {cpu_ratio} |")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""`radstation import PATH...`: import folders, files, DICOMDIRs or zips and print the import report."""
+"""`radstation import PATH...`: import folders, files, DICOMDIRs or zips and print the import report.
+`radstation conflicts`: the instances that arrived twice with different content (both copies kept)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--show-duplicates", action="store_true", help="also list files that were already present")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
+    c = sub.add_parser("conflicts", help="list instances that arrived again with different content (both kept)")
+    c.add_argument("--db-url", help="SQLAlchemy database URL (default: settings / RADSTATION_DB_URL / SQLite)")
+    c.set_defaults(func=run_conflicts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,3 +47,34 @@ def run(args: argparse.Namespace) -> int:
     if table:
         print(table)
     return 1 if report.failed else 0
+
+
+def run_conflicts(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from app.db.database import Database, DatabaseError
+    from app.db.models import Instance, InstanceConflict
+
+    try:
+        database = Database.open(args.db_url)
+    except DatabaseError as exc:
+        print(f"radstation conflicts: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with database.session() as session:
+            rows = session.execute(
+                select(InstanceConflict, Instance.file_path)
+                .join(Instance, InstanceConflict.instance_db_id == Instance.id)
+                .order_by(InstanceConflict.received_at)
+            ).all()
+    finally:
+        database.dispose()
+    if not rows:
+        print("no conflicting copies")
+        return 0
+    for conflict, first in rows:
+        print(f"{conflict.sop_instance_uid}  received {conflict.received_at:%Y-%m-%d %H:%M} from {conflict.source}\n"
+              f"    first copy:  {database.store_path(first)}\n"
+              f"    later copy:  {database.store_path(conflict.file_path)} (study {conflict.study_uid})")
+    print(f"{len(rows)} conflicting cop{'y' if len(rows) == 1 else 'ies'}")
+    return 0

@@ -28,8 +28,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--url", default="", help="DICOMweb base URL (makes it a DICOMweb node)")
     add.add_argument("--auth", choices=("none", "basic", "bearer"), default="none")
     add.add_argument("--user", default="")
-    add.add_argument("--password", default="")
-    add.add_argument("--token", default="")
+    add.add_argument("--password", nargs="?", const=_PROMPT, default="",
+                     help="ask for the password (never give it here: command lines are visible to other users); "
+                          "or set RADSTATION_PACS_PASSWORD")
+    add.add_argument("--token", nargs="?", const=_PROMPT, default="",
+                     help="ask for the bearer token; or set RADSTATION_PACS_TOKEN")
+    add.add_argument("--allow-insecure-http", action="store_true",
+                     help="confirm sending the password/token over plain http (readable on the network)")
+    add.add_argument("--tls", action="store_true", help="DIMSE over DICOM TLS")
+    add.add_argument("--tls-ca", default="", help="PEM file of the CAs that sign the PACS's certificate")
+    add.add_argument("--tls-cert", default="", help="our client certificate (PEM) for mutual TLS")
+    add.add_argument("--tls-key", default="", help="its private key (PEM)")
     add.add_argument("--timeout", type=float, default=30.0)
     add.set_defaults(func=run_add_node)
 
@@ -51,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     find.add_argument("--modality", default="")
     find.add_argument("--description", default="")
     find.add_argument("--series", metavar="STUDY_UID", help="list this study's series instead")
+    find.add_argument("--db-url", help="database whose audit log records the search (default: settings)")
     find.set_defaults(func=run_find)
 
     get = ps.add_parser("get", help="retrieve studies into the local database (resumes what is missing)")
@@ -62,12 +72,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     scp = ps.add_parser("scp", help="run the Storage SCP in the foreground (Ctrl-C stops it)")
     scp.add_argument("--ae", help="AE title (default: settings)")
     scp.add_argument("--port", type=int, help="port (default: settings)")
-    scp.add_argument("--bind", default=None, help="address to listen on (default: settings, 0.0.0.0)")
-    scp.add_argument("--accept", action="append", default=None, metavar="AE", help="accepted calling AE (repeat)")
+    scp.add_argument("--bind", default=None, help="address to listen on (default: settings, 127.0.0.1)")
+    scp.add_argument("--accept", action="append", default=None, metavar="AE",
+                     help="accepted calling AE (repeat); nobody else gets in")
     scp.add_argument("--db-url")
     scp.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until Ctrl-C)")
     scp.add_argument("--max-instances", type=int, default=0, help="stop after receiving this many (0: no limit)")
     scp.set_defaults(func=run_scp)
+
+
+_PROMPT = "\0prompt"
+
+
+def _secret(value: str, what: str, env: str) -> str:
+    """The secret to store: prompted (flag without value) or from `env`; a value typed on the command
+    line is refused, since `ps` and the shell history show it to others."""
+    import getpass
+    import os
+
+    if value == _PROMPT:
+        return getpass.getpass(f"{what}: ")
+    if value:
+        raise ValueError(f"do not put the {what.lower()} on the command line (other users can see it): "
+                         f"give --{what.lower().split()[0]} without a value to be asked, or set {env}")
+    return os.environ.get(env, "")
 
 
 def resolve_node(spec: str):  # -> PacsNode
@@ -107,16 +135,28 @@ def run_add_node(args: argparse.Namespace) -> int:
     from app.pacs.errors import PacsError
     from app.pacs.nodes import NodeStore, PacsNode
 
+    try:
+        password = _secret(args.password, "Password", "RADSTATION_PACS_PASSWORD")
+        token = _secret(args.token, "Token", "RADSTATION_PACS_TOKEN")
+    except ValueError as exc:
+        return _fail(exc)
     node = PacsNode(
         name=args.name, protocol="dicomweb" if args.url else "dimse", ae_title=args.ae, host=args.host,
         port=args.port, calling_ae=args.calling_ae, retrieve=args.retrieve, url=args.url, auth=args.auth,
-        username=args.user, password=args.password, token=args.token, timeout=args.timeout,
+        username=args.user, password=password, token=token, timeout=args.timeout,
+        allow_insecure_credentials=args.allow_insecure_http, tls=args.tls, tls_ca_certificates=args.tls_ca,
+        tls_certificate=args.tls_cert, tls_private_key=args.tls_key,
     )
+    if node.sends_credentials_in_clear and args.allow_insecure_http:
+        print("warning: the credentials of this node travel unencrypted over http; use https where the server "
+              "offers it", file=sys.stderr)
     try:
-        NodeStore().upsert(node)
+        store = NodeStore()
+        store.upsert(node)
     except PacsError as exc:
         return _fail(exc)
-    print(f"saved {node.describe()}")
+    where = f"; credentials in the {store.secrets.describe()}" if (password or token) else ""
+    print(f"saved {node.describe()}{where}")
     return 0
 
 
@@ -146,12 +186,17 @@ def run_echo(args: argparse.Namespace) -> int:
 
 
 def run_find(args: argparse.Namespace) -> int:
-    from app.pacs.clients import client_for
+    from app.db.database import Database, DatabaseError
+    from app.pacs.clients import client_for, find_studies_recorded
     from app.pacs.errors import PacsError
     from app.pacs.query import QueryFilter
 
     try:
         client = client_for(resolve_node(args.node))
+        database = Database.open(args.db_url)  # the search is recorded in its audit log
+    except (PacsError, DatabaseError) as exc:
+        return _fail(exc)
+    try:
         if args.series:
             for s in client.find_series(args.series):
                 print(f"{s.number if s.number is not None else '-':>4}  {s.modality:<4} "
@@ -159,9 +204,11 @@ def run_find(args: argparse.Namespace) -> int:
             return 0
         query = QueryFilter(args.name, args.patient_id, args.accession, args.date_from, args.date_to,
                             args.modality, args.description)
-        results = client.find_studies(query)
+        results = find_studies_recorded(client, database, query)
     except PacsError as exc:
         return _fail(exc)
+    finally:
+        database.dispose()
     for r in results:
         print(f"{r.study_date:<8}  {r.patient_name:<24} {r.patient_id:<12} {r.modalities:<8} "
               f"{r.accession:<12} {r.description:<30} {r.study_uid}")
@@ -209,7 +256,7 @@ def run_scp(args: argparse.Namespace) -> int:
     from app.db.database import Database, DatabaseError
     from app.pacs.errors import PacsError
     from app.pacs.nodes import StorageScpConfig
-    from app.pacs.scp import StorageScp
+    from app.pacs.scp import StorageScp, scp_key_password
     from app.pacs.sink import ImportSink
 
     try:
@@ -219,11 +266,16 @@ def run_scp(args: argparse.Namespace) -> int:
             changes["accepted_calling_aes"] = tuple(args.accept)
         config = replace(config, enabled=True, **changes).validate()
         database = Database.open(args.db_url)
-        scp = StorageScp(config, ImportSink(database)).start()
+        scp = StorageScp(config, ImportSink(database), key_password=scp_key_password(config)).start()
     except (PacsError, DatabaseError) as exc:
         return _fail(exc)
-    accepted = ", ".join(config.accepted_calling_aes) or "any"
-    print(f"Storage SCP {config.ae_title} on {config.bind_address}:{scp.port} (calling AEs: {accepted})", flush=True)
+    if config.accept_any_calling_ae:
+        accepted = "any (accept_any_calling_ae is set)"
+    else:
+        accepted = ", ".join(p.ae_title for p in config.all_peers) or "none configured: every association is refused"
+    tls = ", TLS" if config.tls else ""
+    print(f"Storage SCP {config.ae_title} on {config.bind_address}:{scp.port}{tls} (calling AEs: {accepted})",
+          flush=True)
     stop = threading.Event()
     try:
         deadline = time.monotonic() + args.seconds if args.seconds else None

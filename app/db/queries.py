@@ -6,7 +6,7 @@ Kept apart from the widgets so they are tested without a window and reused by th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, select
 from sqlalchemy.orm import Session
 
 from app.db.models import AiDraft, Instance, Patient, Series, Study
+from app.db.study_flags import attention_text, flags_by_study_uid
 from app.paths import data_dir
 from viewer.io.refs import SeriesRef, StudyRef
 
@@ -39,6 +40,7 @@ class StudyRow:
     instance_count: int
     report_status: str
     has_ai_draft: bool
+    attention: str = ""  # why the study needs a look: incomplete objects, conflicting copies, ... ('' = none)
 
 
 _series_count = (
@@ -150,7 +152,7 @@ def search_studies(
     stmt = stmt.order_by(order, tiebreak, Study.id)
     if limit is not None:
         stmt = stmt.limit(limit)
-    return [
+    rows = [
         StudyRow(
             study_uid=r[0],
             patient_name=r[1],
@@ -167,6 +169,8 @@ def search_studies(
         )
         for r in session.execute(stmt)
     ]
+    flags = flags_by_study_uid(session, [r.study_uid for r in rows])  # one query for the listed studies
+    return [replace(r, attention=attention_text(flags[r.study_uid])) if r.study_uid in flags else r for r in rows]
 
 
 def _instance_order(inst: Instance) -> tuple[float, float, str]:

@@ -1,35 +1,37 @@
 """Reading just enough of a DICOM file to index it, and deciding whether it is fit to import.
 
-Headers are parsed with `stop_before_pixels` (fast on 10,000 files); the Pixel Data element is then
-checked in place - present, and fully inside the file - without reading it, so truncated files are
-refused here rather than failing later in the viewer. Every problem becomes a `RejectedFile` with a
-reason a person can act on, or a warning kept beside an instance that still imports.
+Headers are parsed with `stop_before_pixels` (fast on 10,000 files). The whole element structure is
+walked first without reading values (`app.importer.integrity`): a file whose pixel data is cut short is
+refused here rather than failing later in the viewer, and a file cut short elsewhere (a structured
+report missing its last content items) is imported marked incomplete instead of looking whole. Every
+problem becomes a `RejectedFile` with a reason a person can act on, or a warning kept beside an
+instance that still imports.
 """
 
 from __future__ import annotations
 
 import functools
-import os
+import io
+import mmap
 import re
 import struct
 import warnings
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pydicom
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, MediaStorageDirectoryStorage
 
+from app.importer.integrity import Structure, StructureError, check_buffer
+
 PIXEL_TAGS = {0x7FE00010: "Pixel Data", 0x7FE00008: "Float Pixel Data", 0x7FE00009: "Double Float Pixel Data"}
-_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UT", b"UC", b"UR"}
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-_MAX_FRAGMENTS = 1_000_000
 
 
 class RejectedFile(ValueError):
@@ -300,11 +302,13 @@ class _BadValue(ValueError):
 
 @dataclass(frozen=True)
 class ProbedFile:
-    """A file judged importable: its header, and the dataset when the store must re-encode it."""
+    """A file judged importable: its header, the dataset when the store must re-encode it, and why it is
+    incomplete when its structure is cut short outside the pixel data (it is stored, and flagged)."""
 
     path: Path
     header: InstanceHeader
     rewrite: Dataset | None = None  # set when the file is not Part 10 (no preamble / meta)
+    incomplete: str = ""
 
 
 def probe_file(path: Path) -> ProbedFile:
@@ -318,7 +322,8 @@ def probe_file(path: Path) -> ProbedFile:
     try:
         with open(path, "rb") as fp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _probe_open(path, fp, size)
+            with mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                return _probe_buffer(path, buf, size)
     except RejectedFile:
         raise
     except OSError as exc:
@@ -329,32 +334,66 @@ def probe_file(path: Path) -> ProbedFile:
         raise RejectedFile(f"broken DICOM: {type(exc).__name__}: {exc}"[:300]) from None
 
 
-def _probe_open(path: Path, fp: BinaryIO, size: int) -> ProbedFile:
+def _probe_buffer(path: Path, buf: mmap.mmap, size: int) -> ProbedFile:
+    if size < 132 or buf[128:132] != b"DICM":
+        return _probe_without_preamble(path, buf, size)
     try:
-        ds = pydicom.dcmread(fp, stop_before_pixels=True)
-    except InvalidDicomError:
-        return _probe_without_preamble(path, fp, size)
+        structure = check_buffer(buf)
+    except StructureError as exc:
+        raise RejectedFile(f"corrupt DICOM structure: {exc}") from None
+    incomplete = ""
+    if structure.truncated:
+        if structure.pixels_cut:
+            raise RejectedFile(f"truncated: {structure.truncated}")
+        incomplete = f"truncated: {structure.truncated}"
+        if structure.cut_offset <= structure.dataset_offset:
+            raise RejectedFile(f"truncated header: {structure.truncated}")
+    # The header alone, copied out of the map (pydicom reads it in many small reads: from bytes, in C)
+    end = structure.cut_offset if incomplete else structure.pixel.offset if structure.pixel is not None else size
+    try:
+        ds = pydicom.dcmread(io.BytesIO(buf[:end]), stop_before_pixels=True)
     except (EOFError, struct.error) as exc:
         raise RejectedFile(f"truncated header: {exc}") from None
-    ts = _meta_str(ds.file_meta, "TransferSyntaxUID")
-    if ts == DeflatedExplicitVRLittleEndian:
+    if structure.transfer_syntax == DeflatedExplicitVRLittleEndian:
         # The deflated body cannot be checked in place: read it whole (rare, and small files).
-        fp.seek(0)
-        full = pydicom.dcmread(fp)
-        return ProbedFile(path, InstanceHeader.from_dataset(full))
-    has_pixels = _check_pixel_element(fp, size, ds)
-    return ProbedFile(path, InstanceHeader.from_dataset(ds, has_pixels=has_pixels))
+        full = pydicom.dcmread(io.BytesIO(buf[:]))
+        return ProbedFile(path, _with_incomplete(InstanceHeader.from_dataset(full), incomplete), None, incomplete)
+    has_pixels = structure.pixel is not None
+    if has_pixels:
+        _check_pixels(structure, ds)
+    elif incomplete and is_image_sop_class(_sop_class_of(ds)):
+        raise RejectedFile(f"truncated before its Pixel Data: {structure.truncated}")
+    header = InstanceHeader.from_dataset(ds, has_pixels=has_pixels)
+    return ProbedFile(path, _with_incomplete(header, incomplete), None, incomplete)
 
 
-def _probe_without_preamble(path: Path, fp: BinaryIO, size: int) -> ProbedFile:
+def _sop_class_of(ds: Dataset) -> str:
+    meta = getattr(ds, "file_meta", None) or Dataset()
+    try:
+        return str(ds.get("SOPClassUID", "") or "") or _meta_str(meta, "MediaStorageSOPClassUID")
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def _with_incomplete(header: InstanceHeader, incomplete: str) -> InstanceHeader:
+    if not incomplete:
+        return header
+    return _with_warning(header, f"stored marked incomplete ({incomplete})")
+
+
+def _probe_without_preamble(path: Path, buf: mmap.mmap, size: int) -> ProbedFile:
     """Old ACR-NEMA style files with no 'DICM' marker: accepted only when they start like a dataset."""
-    fp.seek(0)
-    head = fp.read(8)
+    head = buf[:8]
     if head[:2] not in (b"\x08\x00", b"\x00\x08", b"\x02\x00", b"\x00\x02"):
         raise RejectedFile("not a DICOM file (no 'DICM' marker and no DICOM data at the start)")
-    fp.seek(0)
     try:
-        ds = pydicom.dcmread(fp, force=True)
+        structure = check_buffer(buf)
+    except StructureError as exc:
+        raise RejectedFile(f"not a DICOM file (no 'DICM' marker; {exc})") from None
+    if structure.truncated:
+        raise RejectedFile(f"not a DICOM file or truncated (no 'DICM' marker; {structure.truncated})")
+    try:
+        ds = pydicom.dcmread(io.BytesIO(buf[:]), force=True)
     except Exception as exc:  # noqa: BLE001
         raise RejectedFile(f"not a DICOM file (no 'DICM' marker; reading it anyway failed: {exc})") from None
     if len(ds) == 0:
@@ -369,68 +408,20 @@ def _with_warning(header: InstanceHeader, note: str) -> InstanceHeader:
     return replace(header, warnings=(*header.warnings, note))
 
 
-def _check_pixel_element(fp: BinaryIO, size: int, ds: Dataset) -> bool:
-    """Look at the element the header parse stopped before; True when pixel data is present and whole."""
-    implicit, little = ds.original_encoding
-    endian = "<" if little in (True, None) else ">"
-    start = fp.tell()
-    header = fp.read(8)
-    if len(header) == 0:
-        return False  # the dataset ended without pixel data
-    if len(header) < 8:
-        raise RejectedFile(f"truncated: file ends inside an element header at byte {start}")
-    group, elem = struct.unpack(endian + "HH", header[:4])
-    tag = (group << 16) | elem
-    if tag not in PIXEL_TAGS:
-        return False
-    name = PIXEL_TAGS[tag]
-    if implicit or not _looks_like_vr(header[4:6]):
-        # Some files declare explicit VR but are written implicit; pydicom reads them, so do we.
-        (length,) = struct.unpack(endian + "L", header[4:8])
-    elif header[4:6] in _LONG_VRS:
-        more = fp.read(4)
-        if len(more) < 4:
-            raise RejectedFile(f"truncated: file ends inside the {name} element header")
-        (length,) = struct.unpack(endian + "L", more)
-    else:
-        (length,) = struct.unpack(endian + "H", header[6:8])
-    value_start = fp.tell()
-    if length == 0xFFFFFFFF:
-        _check_fragments(fp, size, endian, name)
-        return True
-    available = size - value_start
-    if length > available:
-        raise RejectedFile(f"truncated: {name} declares {length} bytes but the file holds only {available}")
-    expected = _expected_native_bytes(ds) if tag == 0x7FE00010 else None
-    if expected is not None and length < expected:
-        raise RejectedFile(f"{name} holds {length} bytes but {expected} are needed for the image size")
-    if length == 0:
+def _check_pixels(structure: Structure, ds: Dataset) -> None:
+    """The pixel element is whole (the walk saw to that); is it big enough for the image it claims?"""
+    pixel = structure.pixel
+    assert pixel is not None
+    name = PIXEL_TAGS[pixel.tag]
+    if pixel.encapsulated:
+        if pixel.fragments < 1:
+            raise RejectedFile(f"encapsulated {name} holds no image fragments")
+        return
+    if pixel.length == 0:
         raise RejectedFile(f"{name} is empty")
-    return True
-
-
-def _looks_like_vr(raw: bytes) -> bool:
-    return len(raw) == 2 and 65 <= raw[0] <= 90 and 65 <= raw[1] <= 90
-
-
-def _check_fragments(fp: BinaryIO, size: int, endian: str, name: str) -> None:
-    """Walk the encapsulated items by seeking over them: truncation shows without decoding anything."""
-    for count in range(_MAX_FRAGMENTS):
-        pos = fp.tell()
-        item = fp.read(8)
-        if len(item) < 8:
-            raise RejectedFile(f"truncated: encapsulated {name} ends after {count} items without a delimiter")
-        group, elem, length = struct.unpack(endian + "HHL", item)
-        if (group, elem) == (0xFFFE, 0xE0DD):
-            if count < 2:
-                raise RejectedFile(f"encapsulated {name} holds no image fragments")
-            return
-        if (group, elem) != (0xFFFE, 0xE000):
-            raise RejectedFile(f"corrupt encapsulated {name}: unexpected tag at byte {pos}")
-        if fp.tell() + length > size:
-            raise RejectedFile(f"truncated: encapsulated {name} fragment {count} runs past the end of the file")
-        fp.seek(length, os.SEEK_CUR)
-    raise RejectedFile(f"corrupt encapsulated {name}: more than {_MAX_FRAGMENTS} items")
+    expected = _expected_native_bytes(ds) if pixel.tag == 0x7FE00010 else None
+    if expected is not None and pixel.length < expected:
+        raise RejectedFile(f"{name} holds {pixel.length} bytes but {expected} are needed for the image size")
 
 
 def _expected_native_bytes(ds: Dataset) -> int | None:
@@ -443,7 +434,11 @@ def _expected_native_bytes(ds: Dataset) -> int | None:
         bits = int(ds.BitsAllocated)
         spp = int(ds.get("SamplesPerPixel", 1) or 1)
         frames = int(ds.get("NumberOfFrames", 1) or 1)
+        photometric = str(ds.get("PhotometricInterpretation", "") or "").strip()
     except Exception:  # noqa: BLE001 - missing or garbled image attributes: no size check
         return None
+    if photometric == "YBR_FULL_422" and spp == 3:
+        # PS3.3 C.7.6.3.1.2: two luminance samples share one Cb/Cr pair, so 2 samples per pixel on average
+        return (rows * cols * 2 * frames * bits + 7) // 8
     pixels = rows * cols * spp * frames
     return (pixels * bits + 7) // 8

@@ -30,6 +30,7 @@ class ImportReport:
     batch_id: int | None = None  # the persisted ImportBatch row
     seconds: float = 0.0
     batch_seconds: list[float] = field(default_factory=list)  # wall time of each committed batch
+    touched_studies: set[str] = field(default_factory=set)  # studies with files in this import (any outcome)
 
     @property
     def errors(self) -> list[FileIssue]:

@@ -7,6 +7,7 @@ HTTP and socket failures are mapped to the PacsError hierarchy at this boundary.
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -16,8 +17,11 @@ from urllib.parse import quote, urlencode
 
 import requests
 from dicomweb_client.api import DICOMwebClient
+from dicomweb_client.web import _Transaction
 from pydicom.dataset import Dataset
 
+from app.importer.integrity import part_sop_instance_uid
+from app.importer.store import ManagedStore, StagedFile
 from app.pacs.cancel import CancelToken
 from app.pacs.errors import (
     PacsAuthError,
@@ -34,6 +38,7 @@ STUDY_FIELDS = (
     "PatientName", "PatientID", "PatientBirthDate", "StudyDate", "StudyTime", "AccessionNumber",
     "StudyDescription", "ModalitiesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",
 )
+_RETRIEVE = _Transaction.RETRIEVE
 SERIES_FIELDS = ("Modality", "SeriesNumber", "SeriesDescription", "NumberOfSeriesRelatedInstances")
 
 
@@ -95,6 +100,29 @@ def read_ahead(source: Iterator[Any], depth: int) -> Iterator[Any]:
         thread.join(timeout=1.0)  # a read blocked on the network ends with the node's timeout
 
 
+def parse_search_results(content: bytes, who: str) -> list[Dataset]:
+    """A QIDO-RS answer (DICOM JSON) as datasets; anything else is a PacsRemoteError naming the server.
+
+    Fuzzed by benchmarks/fuzz.py (target dicomweb_json): no input may raise anything else."""
+    if not content.strip():
+        return []
+    try:
+        payload = json.loads(content)
+    except (ValueError, RecursionError) as exc:
+        raise PacsRemoteError(f"{who} answered the search with something that is not JSON") from exc
+    if not isinstance(payload, list):
+        raise PacsRemoteError(f"{who} answered the search with an unexpected JSON shape")
+    out = []
+    for item in payload:
+        if not isinstance(item, dict):
+            raise PacsRemoteError(f"{who} returned a search result that is not a JSON object")
+        try:
+            out.append(Dataset.from_json(item))
+        except Exception as exc:  # noqa: BLE001 - pydicom raises many types for malformed DICOM JSON
+            raise PacsRemoteError(f"{who} returned a malformed search result: {exc}"[:300]) from exc
+    return out
+
+
 class DicomWebClient:
     """Talks to one DICOMweb service; one requests session per client (not shared across threads)."""
 
@@ -150,21 +178,9 @@ class DicomWebClient:
         with self._errors("search"):
             resp = self.session.get(url, headers={"Accept": "application/dicom+json"}, timeout=self.node.timeout)
             resp.raise_for_status()
-        if resp.status_code == 204 or not resp.content.strip():
+        if resp.status_code == 204:
             return []
-        try:
-            payload = resp.json()
-        except ValueError as exc:
-            raise PacsRemoteError(f"{self.node.describe()} answered the search with something that is not JSON") from exc
-        if not isinstance(payload, list):
-            raise PacsRemoteError(f"{self.node.describe()} answered the search with an unexpected JSON shape")
-        out = []
-        for item in payload:
-            try:
-                out.append(Dataset.from_json(item))
-            except Exception as exc:  # noqa: BLE001 - one malformed result must not hide the rest
-                raise PacsRemoteError(f"{self.node.describe()} returned a malformed search result: {exc}") from exc
-        return out
+        return parse_search_results(resp.content, self.node.describe())
 
     # -- operations ------------------------------------------------------------------------------------
     def echo(self) -> str:
@@ -203,10 +219,19 @@ class DicomWebClient:
         study_uid: str,
         wanted: Sequence[InstanceResult],
         everything: Sequence[InstanceResult],
-        on_instance: Callable[[Dataset], None],
+        on_instance: Callable[[Dataset], None] | None = None,
         cancel: CancelToken | None = None,
+        *,
+        on_staged: Callable[[StagedFile, str], None] | None = None,
+        store: ManagedStore | None = None,
     ) -> int:
-        """WADO-RS: whole series stream as one multipart response; stragglers are fetched one by one."""
+        """WADO-RS: whole series stream as one multipart response; stragglers are fetched one by one.
+
+        With `on_staged` each part is written to staging as the bytes that arrived (any transfer syntax,
+        as stored by the server: nothing is transcoded or decoded here); otherwise `on_instance` gets
+        decoded datasets."""
+        if (on_staged is None) == (on_instance is None) or (on_staged is not None and store is None):
+            raise ValueError("give on_instance, or on_staged together with store")
         series_size: dict[str, int] = {}
         for inst in everything:
             series_size[inst.series_uid] = series_size.get(inst.series_uid, 0) + 1
@@ -214,24 +239,59 @@ class DicomWebClient:
         for inst in wanted:
             by_series.setdefault(inst.series_uid, []).append(inst)
         received = 0
+        source = f"WADO-RS from {self.node.describe()}"
         for series_uid, items in by_series.items():
             wanted_sops = {i.sop_uid for i in items}
+            whole = len(items) == series_size.get(series_uid) or len(items) > 20
             with self._errors("retrieve"):
-                if len(items) == series_size.get(series_uid) or len(items) > 20:
-                    source: Iterator[Any] = self.client.iter_series(study_uid, series_uid)
+                if on_staged is not None:
+                    source_iter: Iterator[Any] = self._raw_parts(study_uid, series_uid, None if whole else items)
+                elif whole:
+                    source_iter = self.client.iter_series(study_uid, series_uid)
                 else:
-                    source = (self.client.retrieve_instance(study_uid, series_uid, i.sop_uid) for i in items)
-                stream = read_ahead(source, self.read_ahead) if self.read_ahead > 0 else source
+                    source_iter = (self.client.retrieve_instance(study_uid, series_uid, i.sop_uid) for i in items)
+                stream = read_ahead(source_iter, self.read_ahead) if self.read_ahead > 0 else source_iter
                 try:
-                    for ds in stream:
+                    for item in stream:
                         if cancel is not None and cancel.cancelled:
                             raise RetrieveCancelled(f"WADO-RS retrieve from {self.node.describe()} cancelled")
-                        if str(ds.get("SOPInstanceUID", "")) not in wanted_sops:
-                            continue  # already local (resume): the series stream also carries those
-                        on_instance(ds)
+                        if on_staged is not None:
+                            if part_sop_instance_uid(item) not in wanted_sops:
+                                continue  # already local (resume): the series stream also carries those
+                            assert store is not None
+                            writer = store.writer()
+                            try:
+                                writer.write(item)
+                            except BaseException:
+                                writer.abandon()
+                                raise
+                            on_staged(writer.finish(), source)
+                        else:
+                            if str(item.get("SOPInstanceUID", "")) not in wanted_sops:
+                                continue
+                            assert on_instance is not None
+                            on_instance(item)
                         received += 1
                 finally:
                     close = getattr(stream, "close", None)
                     if close is not None:
                         close()
         return received
+
+    def _raw_parts(self, study_uid: str, series_uid: str, items: Sequence[InstanceResult] | None) -> Iterator[bytes]:
+        """Multipart parts as bytes (each a Part 10 file), in the transfer syntax the server stores.
+
+        dicomweb-client decodes every part with pydicom; its multipart reader is used directly here
+        so the bytes are kept as they arrived."""
+        headers = {"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'}
+        if items is None:
+            urls = [self.client._get_series_url(_RETRIEVE, study_uid, series_uid)]  # noqa: SLF001
+        else:
+            urls = [self.client._get_instances_url(_RETRIEVE, study_uid, series_uid, i.sop_uid)  # noqa: SLF001
+                    for i in items]
+        for url in urls:
+            response = self.client._http_get(url, headers=headers, stream=True)  # noqa: SLF001
+            if response.headers.get("Content-Type", "").startswith("application/dicom"):
+                yield response.content  # a non-conformant server sent one bare part
+                continue
+            yield from self.client._decode_multipart_message(response, stream=True)  # noqa: SLF001

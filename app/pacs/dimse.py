@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +38,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
+from app.importer.store import ManagedStore, StagedFile
 from app.pacs.cancel import CancelToken
 from app.pacs.errors import (
     AssociationRejectedError,
@@ -48,7 +50,9 @@ from app.pacs.errors import (
 )
 from app.pacs.nodes import PacsNode
 from app.pacs.query import InstanceResult, QueryFilter, SeriesResult, StudyResult
+from app.pacs.receive import StreamingReceiver, guard_pdu_size, stream_to_staging
 from app.pacs.tcp import tune_association_socket
+from app.pacs.tls import PasswordSource, client_context
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +71,10 @@ RETRIEVE_SYNTAXES: list[str] = [
     RLELossless,
 ]
 _MAX_CONTEXTS = 126  # 128 minus the Q/R context and one spare
+CLIENT_MAX_PDU = 4 << 20  # what we advertise; a PACS sending larger PDUs is disconnected
 
 InstanceHandler = Callable[[Dataset], None]
+StagedHandler = Callable[[StagedFile, str], None]  # (bytes as they arrived, where from)
 ProgressHandler = Callable[[int, int | None], None]  # (sub-operations done, total or None)
 
 
@@ -104,10 +110,11 @@ class _ClosedWhileNegotiating(PacsConnectionError):
 class DimseClient:
     """Talks to one DIMSE node; every call opens its own association (safe to use from any thread)."""
 
-    def __init__(self, node: PacsNode) -> None:
+    def __init__(self, node: PacsNode, *, key_password: PasswordSource | None = None) -> None:
         self.node = node.validate()
         if node.protocol != "dimse":
             raise PacsError(f"{node.describe()} is not a DIMSE node")
+        self.key_password = key_password
 
     # -- associations ----------------------------------------------------------------------------------
     def _ae(self) -> AE:
@@ -117,7 +124,7 @@ class DimseClient:
         ae.dimse_timeout = t
         ae.network_timeout = t
         ae.connection_timeout = min(t, 15.0)
-        ae.maximum_pdu_size = 0  # unlimited: fewer, larger PDUs for bulk retrieval
+        ae.maximum_pdu_size = CLIENT_MAX_PDU  # large PDUs for bulk retrieval, but bounded (see guard below)
         return ae
 
     def _open(self, contexts: Sequence[Any], roles: Sequence[Any], handlers: Sequence[tuple]) -> Any:
@@ -139,18 +146,32 @@ class DimseClient:
                 # A_ABORT: the PACS chose to abort; A_P_ABORT: the connection itself failed
                 event.assoc.radstation_abort = kind
 
+        def on_connect(event: Any) -> None:
+            on_open(event)
+            guard_pdu_size(event, CLIENT_MAX_PDU + 1024)
+
         all_handlers = [
-            (evt.EVT_CONN_OPEN, on_open),
+            (evt.EVT_CONN_OPEN, on_connect),
             (evt.EVT_ACSE_RECV, on_acse),
             (evt.EVT_ESTABLISHED, tune_association_socket),
             *handlers,
         ]
         node = self.node
+        tls_args = None
+        if node.tls:
+            tls_args = (client_context(node.tls_ca_certificates, node.tls_certificate, node.tls_private_key,
+                                       check_hostname=node.tls_check_hostname, password=self.key_password), node.host)
         started = time.monotonic()
         try:
             assoc = ae.associate(
-                node.host, node.port, ae_title=node.ae_title, ext_neg=list(roles), evt_handlers=all_handlers
+                node.host, node.port, ae_title=node.ae_title, ext_neg=list(roles), evt_handlers=all_handlers,
+                tls_args=tls_args,
             )
+        except ssl.SSLError as exc:
+            raise PacsConnectionError(
+                f"{node.describe()}: the TLS handshake failed ({exc.reason or exc}): check the PACS's certificate "
+                "against the configured CAs, and our client certificate"
+            ) from exc
         except (OSError, RuntimeError) as exc:
             raise PacsConnectionError(f"{node.describe()}: cannot open an association: {exc}") from exc
         if not assoc.is_established:
@@ -349,47 +370,80 @@ class DimseClient:
     def get(
         self,
         identifiers: Sequence[Dataset],
-        on_instance: InstanceHandler,
+        on_instance: InstanceHandler | None = None,
         *,
         sop_classes: Sequence[str] = (),
         cancel: CancelToken | None = None,
         progress: ProgressHandler | None = None,
+        on_staged: StagedHandler | None = None,
+        store: ManagedStore | None = None,
     ) -> int:
-        """C-GET each identifier on one association; returns the number of instances stored locally."""
+        """C-GET each identifier on one association; returns the number of instances stored locally.
+
+        With `on_staged` (and the `store` to stage into) each instance is streamed to a staging file as
+        it arrives and handed over as bytes - never decoded here; otherwise `on_instance` gets datasets.
+        """
+        if (on_staged is None) == (on_instance is None) or (on_staged is not None and store is None):
+            raise ValueError("give on_instance, or on_staged together with store")
         model = StudyRootQueryRetrieveInformationModelGet
         storage = self._storage_contexts(sop_classes)
         roles = [build_role(cx.abstract_syntax, scp_role=True) for cx in storage]
         counter = {"stored": 0, "failed": 0, "error": ""}
         lock = threading.Lock()
+        receiver = StreamingReceiver(store, None, lambda: self.node.ae_title) if store is not None else None
+        source = f"C-GET from {self.node.describe()}"
+
+        def failed(exc: Exception | str) -> int:
+            with lock:
+                counter["failed"] += 1
+                counter["error"] = str(exc)
+            log.warning("could not store a retrieved instance: %s", exc)
+            return 0xA700
 
         def on_store(event: Any) -> int:
+            staged = None
+            if receiver is not None:
+                received = receiver.take(int(event.request.MessageID))
+                staged = received.staged if received is not None else None
+                if staged is None:
+                    return failed(received.error if received is not None else "no data set")
             if cancel is not None and cancel.cancelled:
                 # Offered after the user cancelled: refused, so the cancel stops the import at once
                 # instead of when the PACS gets round to the C-CANCEL (it may stream the whole study first).
+                if staged is not None:
+                    staged.discard()
                 return 0xA700
             try:  # an instance that already arrived is kept even if the user just cancelled
-                ds = event.dataset
-                ds.file_meta = event.file_meta
-                on_instance(ds)
+                if staged is not None:
+                    assert on_staged is not None
+                    on_staged(staged, source)
+                else:
+                    ds = event.dataset
+                    ds.file_meta = event.file_meta
+                    assert on_instance is not None
+                    on_instance(ds)
             except Exception as exc:  # noqa: BLE001 - reported as a sub-operation failure, never a crash
-                with lock:
-                    counter["failed"] += 1
-                    counter["error"] = str(exc)
-                log.warning("could not store a retrieved instance: %s", exc)
-                return 0xA700
+                return failed(exc)
             with lock:
                 counter["stored"] += 1
             return 0x0000
 
-        with self.associate(
-            [build_context(model), *storage], roles=roles, handlers=[(evt.EVT_C_STORE, on_store)]
-        ) as assoc:
-            self._check_context(assoc, model, "C-GET")
-            for ident in identifiers:
-                self._run_retrieve(
-                    assoc.send_c_get(ident, model), "C-GET", assoc, cancel, progress,
-                    local_failures=lambda: int(counter["failed"]),
-                )
+        def on_established(event: Any) -> None:
+            if receiver is not None:
+                stream_to_staging(event.assoc, receiver)
+
+        handlers = [(evt.EVT_C_STORE, on_store), (evt.EVT_ESTABLISHED, on_established)]
+        try:
+            with self.associate([build_context(model), *storage], roles=roles, handlers=handlers) as assoc:
+                self._check_context(assoc, model, "C-GET")
+                for ident in identifiers:
+                    self._run_retrieve(
+                        assoc.send_c_get(ident, model), "C-GET", assoc, cancel, progress,
+                        local_failures=lambda: int(counter["failed"]),
+                    )
+        finally:
+            if receiver is not None:
+                receiver.close()
         return int(counter["stored"])
 
     # -- C-MOVE ----------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Retrieving studies from a PACS into the local database, with per-study progress, cancel and resume.
 
 Resume is by difference: the PACS lists the study's instances first, those already in the database are
-skipped, and only the rest is requested (C-GET / C-MOVE identifiers or WADO-RS series). Each instance is
-imported on arrival in its own transaction, so a cancel, a timeout or a PACS that dies mid-transfer
-leaves a consistent database holding exactly the instances that arrived; retrieving again fetches the rest.
+skipped, and only the rest is requested (C-GET / C-MOVE identifiers or WADO-RS series). C-GET and
+WADO-RS instances are streamed to staging as the bytes that arrived and committed in short batches on a
+helper thread; a cancel, a timeout or a PACS that dies mid-transfer leaves a consistent database holding
+the instances that arrived (what was staged is committed before the retrieval returns), and retrieving
+again fetches the rest. A study left partial is flagged in the worklist until a retrieval completes it.
 """
 
 from __future__ import annotations
@@ -14,9 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
+from app import access_audit
 from app.db.database import Database
+from app.db.study_flags import clear_flag_by_uid, set_flag_by_uid
 from app.importer import DatasetOutcome
+from app.importer.store import StagedFile
 from app.pacs.cancel import CancelToken
 from app.pacs.clients import client_for
 from app.pacs.dicomweb import DicomWebClient
@@ -31,7 +38,7 @@ from app.pacs.errors import (
 )
 from app.pacs.nodes import PacsNode, StorageScpConfig
 from app.pacs.scp import StorageScp
-from app.pacs.sink import ImportQueue, ImportSink, local_sop_uids
+from app.pacs.sink import BatchingImporter, ImportSink, local_sop_uids
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +91,8 @@ class RetrieveService:
     temporary SCP is started for the duration of the move (default: the `storage_scp` settings).
     """
 
-    # C-GET: instances imported on a helper thread this far behind the network (0: import inside the
-    # C-STORE handler, so the PACS is told of each instance the importer refuses).
-    import_queue_depth = 32
+    # C-GET / WADO-RS: received instances are committed in transactions of up to this many.
+    commit_batch = 64
 
     def __init__(
         self,
@@ -151,6 +157,8 @@ class RetrieveService:
             have = len(local_sop_uids(self.database, study_uid))
             total = last["total"]
             message = str(exc)
+            if have:  # some of the patient's images did arrive
+                access_audit.retrieved(self.database, self.node.describe(), study_uid, state, have)
             if have:
                 of = f" of {total}" if total else ""
                 message += f"; {have}{of} instance(s) of this study are in the database, retrieve again to resume"
@@ -188,44 +196,47 @@ class RetrieveService:
         method = self.node.retrieve_method
         report(StudyProgress(study_uid, "running", already, total, f"retrieving {len(wanted)} instance(s) by {method}"))
 
+        arrived = {"n": 0}
+
         def count(outcome: DatasetOutcome) -> None:
             with lock:
-                if outcome.status == "imported":
+                if outcome.status in ("imported", "conflict"):
                     result.imported += 1
                 elif outcome.status == "duplicate":
                     result.duplicates += 1
                 else:
                     result.failed += 1
-                done = already + result.imported + result.duplicates + result.failed
+                done = already + max(arrived["n"], result.imported + result.duplicates + result.failed)
             report(StudyProgress(study_uid, "running", done, total))
 
-        def import_or_raise(ds: Dataset) -> None:
-            outcome = self.sink(ds)
-            count(outcome)
-            if not outcome.ok:
-                raise ValueError(outcome.reason)  # the PACS gets a failure status for this sub-operation
-
-        def import_quietly(ds: Dataset) -> None:
-            count(self.sink(ds))
+        def received(staged: StagedFile, source: str) -> None:
+            """Progress counts instances as they arrive; they are committed a moment later in a batch."""
+            pipeline.put_staged(staged, source)
+            with lock:
+                arrived["n"] += 1
+                done = already + max(arrived["n"], result.imported + result.duplicates + result.failed)
+            report(StudyProgress(study_uid, "running", done, total))
 
         if cancel is not None and cancel.cancelled:
             raise RetrieveCancelled("cancelled before it started")
-        if isinstance(self.client, DicomWebClient):
-            self.client.retrieve(study_uid, wanted, everything, import_quietly, cancel)
-        elif isinstance(self.client, DimseClient):
+        if isinstance(self.client, DimseClient) and method == "c-move":
             identifiers = DimseClient.retrieve_identifiers(study_uid, wanted, everything)
-            if method == "c-move":
-                self._move(study_uid, identifiers, count, cancel)
-            else:
+            self._move(study_uid, identifiers, count, cancel)
+            return self._finish(result, everything, report)
+        # C-GET and WADO-RS: instances arrive as bytes, are staged as they come and committed in batches
+        # on a helper thread (one transaction per batch, one hierarchy cache for the whole study).
+        pipeline = BatchingImporter(self.sink, count, batch=self.commit_batch)
+        try:
+            if isinstance(self.client, DicomWebClient):
+                self.client.retrieve(study_uid, wanted, everything, cancel=cancel, on_staged=received,
+                                     store=self.sink.store)
+            elif isinstance(self.client, DimseClient):
+                identifiers = DimseClient.retrieve_identifiers(study_uid, wanted, everything)
                 sop_classes = [i.sop_class_uid for i in everything if i.sop_class_uid]
-                if self.import_queue_depth > 0:
-                    pipeline = ImportQueue(self.sink, count, self.import_queue_depth)
-                    try:
-                        self.client.get(identifiers, pipeline.put, sop_classes=sop_classes, cancel=cancel)
-                    finally:
-                        pipeline.close()  # what arrived is imported even after a cancel or an error
-                else:
-                    self.client.get(identifiers, import_or_raise, sop_classes=sop_classes, cancel=cancel)
+                self.client.get(identifiers, sop_classes=sop_classes, cancel=cancel, on_staged=received,
+                                store=self.sink.store)
+        finally:
+            pipeline.close()  # what arrived is imported even after a cancel or an error
         return self._finish(result, everything, report)
 
     def _move(
@@ -253,7 +264,9 @@ class RetrieveService:
             scp.start()
         scp.sink.add_listener(on_outcome)
         try:
-            self.client.move(identifiers, self.node.destination_ae, cancel=cancel, local_failures=lambda: refused["n"])
+            with scp.allow_temporarily(self.node.ae_title):  # the PACS we asked may store its answer
+                self.client.move(identifiers, self.node.destination_ae, cancel=cancel,
+                                 local_failures=lambda: refused["n"])
         finally:
             scp.sink.remove_listener(on_outcome)
             if temporary:
@@ -282,8 +295,27 @@ class RetrieveService:
                 "Retrieve again to fetch the rest."
             )
             result.error = PartialRetrieveError(result.message, total - len(missing), total)
+        self._flag(result, len(missing), total)
+        access_audit.retrieved(self.database, self.node.describe(), result.study_uid, result.state,
+                               result.imported + result.duplicates)
         report(StudyProgress(result.study_uid, result.state, total - len(missing), total, result.message))
         return result
+
+    def _flag(self, result: StudyRetrieveResult, missing: int, total: int) -> None:
+        """A partial retrieval marks the study in the worklist; a complete one clears the mark."""
+
+        def work(session: Session) -> None:
+            if missing:
+                set_flag_by_uid(session, result.study_uid, "retrieve_partial",
+                                f"{total - missing} of {total} instances retrieved from {self.node.describe()}; "
+                                "retrieve again to fetch the rest")
+            else:
+                clear_flag_by_uid(session, result.study_uid, "retrieve_partial")
+
+        try:
+            self.database.run_write(work)
+        except SQLAlchemyError as exc:  # the images are in; only the worklist mark is missing
+            log.warning("could not record the retrieval state of %s: %s", result.study_uid, exc)
 
 
 def retrieve_studies(

@@ -30,6 +30,7 @@ ACTIONS: frozenset[str] = frozenset({
     "verify", "login", "login_failed", "lockout", "logout", "user_add", "user_change", "passwd", "cert_create",
     "cert_revoke",
     "claim",
+    "query", "retrieve", "print",  # patient-data access (app/access_audit.py); "view"/"export" serve it too
 })
 
 

@@ -248,7 +248,8 @@ class ReportService:
         """
         user.ensure_active()
         content = ReportContent.from_dict(sections)
-        with _refuse_stale(version_id), self.db.session() as s:
+
+        def write(s: Session) -> int:  # run again from the start while the database is busy (never lost)
             v = self._editable(s, version_id, user)
             if expected_revision is not None and v.revision != expected_revision:
                 raise ReportConflictError(self._conflict_message(s, v, expected_revision))
@@ -272,6 +273,9 @@ class ReportService:
                          {"revision": v.revision, "sections": changed,
                           "sha256": sha256_hex(canonical_bytes(content.to_dict()))})
             return v.revision
+
+        with _refuse_stale(version_id):
+            return self.db.run_write(write)
 
     def load_ai_draft(self, version_id: int, findings: str, impression: str, provenance: dict[str, Any],
                       user: AuthSession, token_uncertainty: list | None = None) -> VersionView:

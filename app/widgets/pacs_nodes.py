@@ -8,6 +8,7 @@ in a PacsWorker so a PACS that does not answer never freezes the window.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -155,7 +156,9 @@ class PacsNodesDialog(QDialog):
         self.scp_port.setRange(1, 65535)
         self.scp_port.setValue(scp.port if isinstance(scp.port, int) and 0 < scp.port < 65536 else 11112)
         self.scp_accepted = QLineEdit(", ".join(scp.accepted_calling_aes))
-        self.scp_accepted.setPlaceholderText("calling AE titles allowed to send, comma-separated (empty: any)")
+        self.scp_accepted.setPlaceholderText("calling AE titles allowed to send, comma-separated (empty: nobody)")
+        self.scp_bind = QLineEdit(scp.bind_address)
+        self.scp_bind.setPlaceholderText("127.0.0.1 (this computer only), or this computer's network address")
         self.scp_save = QPushButton("Save SCP settings")
         self.scp_save.clicked.connect(self.save_scp)
         scp_box = QGroupBox("Storage SCP")
@@ -163,6 +166,7 @@ class PacsNodesDialog(QDialog):
         scp_form.addRow(self.scp_enabled)
         scp_form.addRow("AE title", self.scp_ae)
         scp_form.addRow("Port", self.scp_port)
+        scp_form.addRow("Listen on address", self.scp_bind)
         scp_form.addRow("Accepted calling AEs", self.scp_accepted)
         scp_form.addRow(self.scp_save)
         right.addWidget(scp_box)
@@ -191,8 +195,34 @@ class PacsNodesDialog(QDialog):
             password=self.password.text(),
             token=self.token.text(),
             timeout=float(self.timeout.value()),
+            # settings the form does not show (TLS files, a confirmed plain-http login) survive an edit here
+            tls=baseline.tls,
+            tls_ca_certificates=baseline.tls_ca_certificates,
+            tls_certificate=baseline.tls_certificate,
+            tls_private_key=baseline.tls_private_key,
+            tls_check_hostname=baseline.tls_check_hostname,
+            allow_insecure_credentials=baseline.allow_insecure_credentials and baseline.url == self.url.text().strip(),
             extra=dict(baseline.extra),  # keys a newer version stored survive an edit here
         )
+
+    def _confirm_plain_http(self, node: PacsNode) -> PacsNode | None:
+        """Credentials over http are readable on the network: say so and let the user decide."""
+        if not node.sends_credentials_in_clear or node.allow_insecure_credentials:
+            return node
+        what = "password" if node.auth == "basic" else "token"
+        answer = QMessageBox.warning(
+            self,
+            "Credentials over plain http",
+            f"{node.url} is plain http: the {what} for {node.name or 'this node'} would travel unencrypted and "
+            f"can be read by anyone on the network path.\n\nUse an https:// address if the server offers one. "
+            f"Send the {what} unencrypted anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            self._say(False, f"Not saved: the {what} would be sent unencrypted (use https)")
+            return None
+        return node.with_changes(allow_insecure_credentials=True)
 
     def _baseline(self) -> PacsNode:
         """The saved version of the node in the form (a blank node for a new one)."""
@@ -274,7 +304,9 @@ class PacsNodesDialog(QDialog):
         self.name.setFocus()
 
     def save_node(self) -> bool:
-        node = self.node_from_form()
+        node = self._confirm_plain_http(self.node_from_form())
+        if node is None:
+            return False
         problems = node.problems()
         if problems:
             self._say(False, "Not saved:\n- " + "\n- ".join(problems))
@@ -312,7 +344,10 @@ class PacsNodesDialog(QDialog):
 
     def test_node(self) -> None:
         """C-ECHO or QIDO ping with the form as typed (saving is not required to test)."""
-        node = self.node_from_form()
+        node = self._confirm_plain_http(self.node_from_form())
+        if node is None:
+            self.testFinished.emit(False, self.status.text())
+            return
         if problems := node.problems():
             self._say(False, "Cannot test:\n- " + "\n- ".join(problems))
             self.testFinished.emit(False, self.status.text())
@@ -338,14 +373,16 @@ class PacsNodesDialog(QDialog):
 
     def save_scp(self) -> bool:
         accepted = tuple(a.strip() for a in self.scp_accepted.text().replace(";", ",").split(",") if a.strip())
-        config = StorageScpConfig(
-            enabled=self.scp_enabled.isChecked(),
-            ae_title=self.scp_ae.text().strip(),
-            port=self.scp_port.value(),
-            accepted_calling_aes=accepted,
-            bind_address=StorageScpConfig.from_settings(self.settings).bind_address,
-        )
         try:
+            # peers with permissions, TLS and limits are kept as configured in settings.json
+            config = replace(
+                StorageScpConfig.from_settings(self.settings),
+                enabled=self.scp_enabled.isChecked(),
+                ae_title=self.scp_ae.text().strip(),
+                port=self.scp_port.value(),
+                accepted_calling_aes=accepted,
+                bind_address=self.scp_bind.text().strip() or "127.0.0.1",
+            )
             config.to_settings(self.settings)
         except PacsError as exc:
             self._say(False, f"Storage SCP not saved: {exc}")

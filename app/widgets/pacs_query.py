@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.db.database import Database
-from app.pacs.clients import client_for
+from app.pacs.clients import client_for, find_studies_recorded
 from app.pacs.errors import PacsError
 from app.pacs.nodes import NodeStore, PacsNode, StorageScpConfig
 from app.pacs.query import QueryFilter, StudyResult
@@ -260,7 +260,8 @@ class PacsQueryPanel(QWidget):
         self.search_button.setEnabled(False)
         self._say(f"Searching {node.name}...")
         self._search_worker = start_worker(
-            lambda _p, _c: client.find_studies(query), on_done=self._found, on_error=self._search_failed
+            lambda _p, _c: find_studies_recorded(client, self.database, query), on_done=self._found,
+            on_error=self._search_failed
         )
 
     def _found(self, results: object) -> None:

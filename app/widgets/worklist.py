@@ -13,6 +13,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QDate, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QComboBox,
     QDateEdit,
     QFormLayout,
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QStyle,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -59,6 +61,7 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 STUDY_UID_ROLE = Qt.ItemDataRole.UserRole + 1
+ATTENTION_ROLE = Qt.ItemDataRole.UserRole + 2  # incomplete / conflicting / interrupted ('' = none)
 
 
 class StudyTableModel(QAbstractTableModel):
@@ -100,7 +103,12 @@ class StudyTableModel(QAbstractTableModel):
         if role == STUDY_UID_ROLE:
             return row.study_uid
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"Study Instance UID {row.study_uid}" + (f"\nReport {claim.describe()}" if claim else "")
+            note = f"\nNeeds attention: {row.attention}" if row.attention else ""
+            return f"Study Instance UID {row.study_uid}{note}" + (f"\nReport {claim.describe()}" if claim else "")
+        if role == Qt.ItemDataRole.DecorationRole and row.attention and index.column() == 0:
+            return QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+        if role == ATTENTION_ROLE:
+            return row.attention
         if role == Qt.ItemDataRole.TextAlignmentRole and COLUMNS[index.column()].sort_key in ("series", "images"):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None

@@ -40,8 +40,15 @@ def _default(obj: Any) -> Any:
 
 def _hook(obj: dict[str, Any]) -> Any:
     if "__ndarray__" in obj:
-        data = base64.b64decode(obj["__ndarray__"])
-        return np.frombuffer(data, dtype=np.dtype(obj["dtype"])).reshape(obj["shape"]).copy()
+        # A malformed block (found by fuzzing: a missing "dtype" raised KeyError) is a protocol error.
+        try:
+            dtype = np.dtype(obj["dtype"])
+            if dtype.hasobject:
+                raise ValueError("object arrays cannot travel")
+            data = base64.b64decode(obj["__ndarray__"])
+            return np.frombuffer(data, dtype=dtype).reshape(obj["shape"]).copy()
+        except (KeyError, TypeError, ValueError, OverflowError, MemoryError) as exc:
+            raise ProtocolError(f"malformed array in a worker message: {exc}"[:200]) from exc
     return obj
 
 

@@ -389,7 +389,10 @@ class DicomImage:
             ensure_registered()
             plugin = preferred_plugin(str(ds.file_meta.TransferSyntaxUID))
             arr = pixel_array(ds, index=idx, decoding_plugin=plugin)
-        except Exception as exc:
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - Rust decoders (pylibjpeg-rle) panic on corrupt data with a
+            # pyo3 PanicException, which is not an Exception (found by fuzzing: benchmarks/fuzz.py pixel_decode)
             where = self.path.name if self.path else "dataset"
             raise DicomReadError(f"{where}: cannot decode frame {index} ({type(exc).__name__}: {exc})") from exc
         if arr.ndim == 3 and not self.is_color and arr.shape[0] == 1:

@@ -2,18 +2,22 @@
 
 from app.db.models.ai import AiDraft, QaMessage
 from app.db.models.import_log import ImportBatch, ImportIssue
+from app.db.models.integrity import FLAG_KINDS, InstanceConflict, StudyFlag
 from app.db.models.measurement import Measurement
 from app.db.models.study import REPORT_STATUSES, Instance, Patient, Series, Study
 
 __all__ = [
+    "FLAG_KINDS",
     "REPORT_STATUSES",
     "AiDraft",
     "ImportBatch",
     "ImportIssue",
     "Instance",
+    "InstanceConflict",
     "Measurement",
     "Patient",
     "QaMessage",
     "Series",
     "Study",
+    "StudyFlag",
 ]

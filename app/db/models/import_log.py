@@ -22,6 +22,8 @@ class ImportBatch(Base):
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "host:pid" of the process running the import, so a batch cut off by a crash can be recognised.
+    owner: Mapped[str] = mapped_column(String(300), default="", server_default="")
 
     issues: Mapped[list[ImportIssue]] = relationship(back_populates="batch", cascade="all, delete-orphan")
 

@@ -94,6 +94,8 @@ class Instance(Base):
     file_path: Mapped[str] = mapped_column(Text)  # relative to the managed store root, '/'-separated
     file_size: Mapped[int] = mapped_column(BigInteger, default=0)
     file_sha256: Mapped[str] = mapped_column(String(64), default="")
+    # Why the stored file is not whole (a truncated structure); '' for a complete object.
+    incomplete: Mapped[str] = mapped_column(Text, default="", server_default="")
     import_batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batch.id", ondelete="SET NULL"))
     imported_at: Mapped[datetime] = mapped_column(default=utcnow)
 

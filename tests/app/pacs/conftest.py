@@ -48,6 +48,14 @@ def _catalog() -> Catalog:
 _CATALOG = _catalog()
 
 
+@pytest.fixture(autouse=True)
+def private_secrets(tmp_path, monkeypatch) -> None:
+    """Node passwords go to an encrypted file in the test's own home, never a developer's real keyring."""
+    monkeypatch.setenv("RADSTATION_SECRET_BACKEND", "file")
+    if "RADSTATION_HOME" not in __import__("os").environ:
+        monkeypatch.setenv("RADSTATION_HOME", str(tmp_path / "home"))
+
+
 @pytest.fixture
 def pacs_studies(orthanc: OrthancServer) -> Catalog:
     """The catalog, stored into the shared Orthanc if it is not there (another test may have cleared it)."""

@@ -57,7 +57,7 @@ def test_cli_scp_receives_a_push(pacs_catalog, tmp_path, monkeypatch, capsys) ->
          "--db-url", db_url, "--seconds", "60", "--max-instances", "1"])))
     thread.start()
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # a loaded machine takes a while to open and migrate the database
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()

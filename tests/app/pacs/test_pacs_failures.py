@@ -126,7 +126,9 @@ def test_dicomweb_basic_auth_and_refused_credentials(tmp_path) -> None:
     server = start_orthanc(tmp_path / "locked", extra_config={
         "AuthenticationEnabled": True, "RegisteredUsers": {"reader": "s3cret"}})
     try:
-        base = PacsNode("locked", protocol="dicomweb", url=server.dicomweb_url, timeout=5)
+        # plain http on loopback: the user confirmed sending the password unencrypted
+        base = PacsNode("locked", protocol="dicomweb", url=server.dicomweb_url, timeout=5,
+                        allow_insecure_credentials=True)
         assert "succeeded" in check_node(base.with_changes(auth="basic", username="reader", password="s3cret"))
         with pytest.raises(PacsAuthError, match="refused the credentials.*HTTP 401"):
             check_node(base.with_changes(auth="basic", username="reader", password="wrong"))

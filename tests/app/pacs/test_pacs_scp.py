@@ -60,7 +60,7 @@ def test_unlisted_calling_ae_and_wrong_called_ae_are_rejected(scp, pacs_catalog)
 
 
 def test_port_in_use_is_a_clear_error(scp, database) -> None:
-    with pytest.raises(PacsError, match=f"cannot listen on port {scp.port}"):
+    with pytest.raises(PacsError, match=f"cannot listen on 127.0.0.1:{scp.port}"):
         StorageScp(StorageScpConfig(port=scp.port, bind_address="127.0.0.1"), ImportSink(database)).start()
 
 
@@ -87,6 +87,7 @@ def test_configured_scp_is_off_by_default_and_starts_when_enabled(tmp_path, data
     try:
         assert scp is not None and scp.running and scp.port == port
         node = PacsNode("self", ae_title="RADSTATION", host="127.0.0.1", port=port, calling_ae="ANYONE")
-        assert "succeeded" in DimseClient(node).echo()  # empty accepted list: any calling AE
+        with pytest.raises(AssociationRejectedError):  # default-deny: no configured peer, nobody gets in
+            DimseClient(node).echo()
     finally:
         scp.stop()

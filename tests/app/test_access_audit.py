@@ -1,0 +1,91 @@
+"""Access to patient data lands in the audit log with user, patient, study and time: the workstation's
+study open and image view, and the PACS query and retrieval paths (against a real Orthanc)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from app import access_audit
+from app.db.database import Database
+from app.demo_studies import demo_study_uids, ensure_demo_imported
+from app.reports import audit
+from app.reports.models import AuditEntry
+
+
+@pytest.fixture()
+def database(tmp_path, monkeypatch) -> Database:
+    monkeypatch.setenv("RADSTATION_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("RADSTATION_DB_URL", raising=False)
+    db = Database.open(f"sqlite:///{tmp_path / 'rs.db'}", store_dir=tmp_path / "store")
+    yield db
+    access_audit._actor.update(name=None, workstation=False)
+    db.dispose()
+
+
+def _entries(db: Database, action: str | None = None) -> list[tuple[str, str, str, str, dict]]:
+    with db.session() as s:
+        rows = s.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        return [(e.action, e.username, e.object_type, e.object_id, json.loads(e.details))
+                for e in rows if action is None or e.action == action]
+
+
+def test_opening_a_study_and_showing_its_images_is_audited_per_user(qtbot, database: Database) -> None:
+    from app.main_window import MainWindow
+
+    ensure_demo_imported(database)
+    window = MainWindow(database)
+    qtbot.addWidget(window)
+    window.show()
+    uid = demo_study_uids()[0]
+    assert window.open_study(uid)
+    qtbot.waitUntil(lambda: any(e[2] == "series" for e in _entries(database, "view")), timeout=10000)
+    views = _entries(database, "view")
+    study = next(e for e in views if e[2] == "study")
+    assert study[3] == uid and study[4]["access"] == "study opened"
+    assert study[4]["patient_id"] and "patient_name" in study[4]
+    assert study[1].endswith("(not logged in)")  # nobody logged in: the OS user, marked
+    series = [e for e in views if e[2] == "series"]
+    assert len(series) == 1 and series[0][4]["study_uid"] == uid  # once per series, not per repaint
+    access_audit.set_actor("dr_house")
+    assert window.open_study(uid)
+    assert [e[1] for e in _entries(database, "view") if e[2] == "study"][-1] == "dr_house"
+    with database.session() as s:
+        assert audit.verify_chain(s).ok  # the same hash chain as the report events
+
+
+def test_command_line_access_is_recorded_as_the_os_user(database: Database) -> None:
+    access_audit._actor.update(name=None, workstation=False)
+    access_audit.exported(database, "1.2.3", "explanation map", "/tmp/x.png")
+    (action, user, kind, oid, details), = _entries(database)
+    assert (action, kind, oid) == ("export", "study", "1.2.3") and user.startswith("os:")
+    assert details["target"] == "/tmp/x.png"
+
+
+@pytest.mark.orthanc
+def test_pacs_query_and_retrieve_are_audited(orthanc, database: Database, monkeypatch) -> None:
+    from orthanc_fixture import make_study
+
+    from app.pacs.clients import client_for, find_studies_recorded
+    from app.pacs.nodes import PacsNode
+    from app.pacs.query import QueryFilter
+    from app.pacs.retrieve import RetrieveService
+
+    study = make_study("AUD-1", "AUDIT^PATIENT", n_instances=2, seed=5)
+    for ds in study:
+        orthanc.upload(ds)
+    access_audit.set_actor("dr_watson")
+    node = PacsNode("orthanc", ae_title=orthanc.aet, host=orthanc.host, port=orthanc.dicom_port,
+                    calling_ae=orthanc.client_aet, timeout=10)
+    results = find_studies_recorded(client_for(node), database, QueryFilter(patient_id="AUD-1"))
+    assert [r.patient_id for r in results] == ["AUD-1"]
+    (_, user, kind, oid, details), = _entries(database, "query")
+    assert user == "dr_watson" and kind == "pacs_query" and "orthanc" in oid
+    assert details["criteria"]["patient_id"] == "AUD-1" and details["results"] == 1
+    assert details["patients"] == [{"patient_id": "AUD-1", "patient_name": "AUDIT^PATIENT"}]
+    assert RetrieveService(database, node).retrieve_study(study[0].StudyInstanceUID).ok
+    (_, user, kind, oid, details), = _entries(database, "retrieve")
+    assert (user, kind, oid) == ("dr_watson", "study", study[0].StudyInstanceUID)
+    assert details["patient_id"] == "AUD-1" and details["instances"] == 2 and details["state"] == "done"
