@@ -3,6 +3,7 @@
 from app.db.models.ai import AiDraft, QaMessage
 from app.db.models.import_log import ImportBatch, ImportIssue
 from app.db.models.measurement import Measurement
+from app.db.models.name_words import PatientNameWord
 from app.db.models.study import REPORT_STATUSES, Instance, Patient, Series, Study
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "Instance",
     "Measurement",
     "Patient",
+    "PatientNameWord",
     "QaMessage",
     "Series",
     "Study",
