@@ -8,7 +8,10 @@ Beside it, in the same run on the same database:
 - `before`: the worklist query as it was before the kept counts (two correlated COUNT subqueries per
   study and a modality EXISTS per study), same rows;
 - `floor`: the cheapest page of that many rows - study + patient columns, newest first, through the bare
-  DBAPI cursor (no counts, no ORM) - which any listing costs.
+  DBAPI cursor (no counts, no ORM) - which any listing costs; `ratio` = product / floor (wall).
+
+Wall and CPU milliseconds of this process are both printed: on a shared, loaded machine the CPU time is
+the steadier figure (for SQLite it is the query's whole cost; for PostgreSQL the server's part is not in it).
 
 Archive mixes (`--mix`): `hospital` (CR/DX 55 %, CT 17 %, MR 10 %, MG 10 %, US 8 %; about 80 instances per
 study, 12k studies at 1M) and `cr` (a radiograph clinic: 1-3 images per study, about 500k studies at 1M).
@@ -179,13 +182,16 @@ CASES: tuple[tuple[str, dict[str, Any], dict[str, Any] | None], ...] = (
 )
 
 
-def _median_ms(fn: Any, repeat: int) -> tuple[float, Any]:
-    times, out = [], None
+def _median_ms(fn: Any, repeat: int) -> tuple[float, float, Any]:
+    """Median wall and median CPU milliseconds of this process (SQLite runs in it; on a shared machine
+    the CPU time is the steadier figure, for PostgreSQL it leaves out the server's work)."""
+    walls, cpus, out = [], [], None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3, out
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls) * 1e3, statistics.median(cpus) * 1e3, out
 
 
 def measure(db: Database, repeat: int, before_repeat: int) -> list[dict[str, Any]]:
@@ -205,24 +211,27 @@ def measure(db: Database, repeat: int, before_repeat: int) -> list[dict[str, Any
             return len(cur.fetchall())
 
         floor()  # warm the cache like the product's first run
-        floor_ms, _ = _median_ms(floor, repeat)
+        floor_ms, floor_cpu, _ = _median_ms(floor, repeat)
     finally:
         raw.close()
     for label, kwargs, before in CASES:
         with db.session() as session:
             search_studies(session, limit=LIMIT, **kwargs)  # warm-up
-            product_ms, result = _median_ms(lambda: search_studies(session, limit=LIMIT, **kwargs), repeat)  # noqa: B023
-            before_ms = None
+            product_ms, product_cpu, result = _median_ms(lambda: search_studies(session, limit=LIMIT, **kwargs), repeat)  # noqa: B023
+            before_ms = before_cpu = None
             if before is not None and before_repeat > 0:
                 stmt = _before_statement(**before)
-                before_ms, old = _median_ms(lambda: session.execute(stmt).all(), before_repeat)  # noqa: B023
+                before_ms, before_cpu, old = _median_ms(lambda: session.execute(stmt).all(), before_repeat)  # noqa: B023
                 # the kept counts agree with the counted ones on every study both pages list
                 counted = {r[0]: (r[8], r[9]) for r in old}
                 kept = {r.study_uid: (r.series_count, r.instance_count) for r in result}
                 assert all(counted[u] == kept[u] for u in counted.keys() & kept.keys()), label
         rows_out.append({"case": label, "rows": len(result), "product_ms": round(product_ms, 2),
+                         "product_cpu_ms": round(product_cpu, 2),
                          "before_ms": None if before_ms is None else round(before_ms, 1),
-                         "floor_ms": round(floor_ms, 2), "ratio": round(product_ms / floor_ms, 2)})
+                         "before_cpu_ms": None if before_cpu is None else round(before_cpu, 1),
+                         "floor_ms": round(floor_ms, 2), "floor_cpu_ms": round(floor_cpu, 2),
+                         "ratio": round(product_ms / floor_ms, 2)})
     return rows_out
 
 
@@ -264,11 +273,14 @@ def main() -> None:
             print(f"\n{backend}, mix {mix}: {totals['instances']:,} instances, {totals['series']:,} series, "
                   f"{totals['studies']:,} studies, {totals['patients']:,} patients (filled in {fill_s:.0f} s); "
                   f"median of {args.repeat} (before: {args.before_repeat}); {platform.processor() or platform.machine()}")
-            print(f"{'case':28} {'rows':>5} {'product ms':>11} {'before ms':>10} {'floor ms':>9} {'ratio':>6}")
+            print(f"{'case':26} {'rows':>5} {'product ms':>10} {'(cpu)':>7} {'before ms':>10} {'(cpu)':>8} "
+                  f"{'floor ms':>9} {'(cpu)':>6} {'ratio':>6}")
             for r in rows:
                 before = "-" if r["before_ms"] is None else f"{r['before_ms']:.1f}"
-                print(f"{r['case']:28} {r['rows']:>5} {r['product_ms']:>11.1f} {before:>10} "
-                      f"{r['floor_ms']:>9.1f} {r['ratio']:>6.2f}")
+                before_cpu = "-" if r["before_cpu_ms"] is None else f"{r['before_cpu_ms']:.1f}"
+                print(f"{r['case']:26} {r['rows']:>5} {r['product_ms']:>10.1f} {r['product_cpu_ms']:>7.1f} "
+                      f"{before:>10} {before_cpu:>8} {r['floor_ms']:>9.1f} {r['floor_cpu_ms']:>6.1f} "
+                      f"{r['ratio']:>6.2f}")
                 results.append({"backend": backend, "mix": mix, **totals, **r})
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))

@@ -183,7 +183,7 @@ def search_studies(session: Session, **filters: Any) -> list[StudyRow]:
             report_status=r[10],
             has_ai_draft=bool(r[11]),
         )
-        for r in session.execute(worklist_statement(dialect=dialect, **filters))
+        for r in session.connection().execute(worklist_statement(dialect=dialect, **filters))  # Core rows: no ORM
     ]
 
 

@@ -15,15 +15,17 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, delete, select, text, update
+from sqlalchemy import create_engine, delete, func, select, text, update
 
 from app.db.database import Database
 from app.db.migrate import alembic_config
-from app.db.models import Instance, Series, Study
+from app.db.models import AiDraft, Instance, Patient, PatientNameWord, Series, Study
 from app.db.queries import search_studies
 from app.importer import ImportService
 from app.importer.synthetic import SyntheticStudy, write_series
@@ -219,3 +221,88 @@ def test_sqlite_worklist_sorts_read_an_index(db: Database, tmp_path: Path) -> No
                 compiled = stmt.compile(conn, compile_kwargs={"literal_binds": True})
                 plan = " | ".join(r[3] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
                 assert "USE TEMP B-TREE FOR ORDER BY" not in plan, (sort, plan)
+
+
+def test_ai_draft_flag_follows_drafts(any_db: Database, tmp_path: Path) -> None:
+    made = _import(any_db, tmp_path)
+    with any_db.session() as s:
+        a = s.scalars(select(Study).where(Study.study_uid == made["a"].study_uid)).one()
+        s.add_all([AiDraft(study_db_id=a.id, engine="diffusion"), AiDraft(study_db_id=a.id, engine="diffusion")])
+
+    def flagged() -> list[str]:
+        with any_db.session() as s:
+            return [r.study_uid for r in search_studies(s, sort="-ai_draft") if r.has_ai_draft]
+
+    assert flagged() == [made["a"].study_uid]
+    with any_db.engine.begin() as conn:  # one of two drafts deleted: still flagged
+        conn.execute(delete(AiDraft).where(AiDraft.id == select(func.min(AiDraft.id)).scalar_subquery()))
+    assert flagged() == [made["a"].study_uid]
+    with any_db.engine.begin() as conn:  # the other moved to study B
+        b_id = conn.execute(select(Study.id).where(Study.study_uid == made["b"].study_uid)).scalar_one()
+        conn.execute(update(AiDraft).values(study_db_id=b_id))
+    assert flagged() == [made["b"].study_uid]
+    with any_db.engine.begin() as conn:
+        conn.execute(delete(AiDraft))
+    assert flagged() == []
+
+
+def _patient(s: Any, pid: int, name: str, patient_id: str, accession: str) -> None:
+    from app.importer.service import name_search_text
+
+    s.add(Patient(id=pid, patient_key=f"k{pid}", patient_id=patient_id, name=name, name_search=name_search_text(name)))
+    s.add(Study(study_uid=f"1.2.{pid}", patient_db_id=pid, accession=accession, study_date=date(2024, 1, pid),
+                study_time="", description="", referring_physician="", modalities="CR", report_status="none"))
+
+
+def test_name_id_and_accession_search_by_word_prefix(any_db: Database) -> None:
+    with any_db.session() as s:
+        _patient(s, 1, "SMITH-JONES^ANNA^MARIA", "P-0001", "ACC-200")
+        _patient(s, 2, "JONESCU^JOHN", "p0002", "acc_201")
+        _patient(s, 3, 'O"BRIEN\\X^J%', "Q300", "XY-300")
+        _patient(s, 4, "MÜLLER^JÜRGEN", "Q301", "xy-301")
+
+    def found(**kw: Any) -> list[str]:
+        with any_db.session() as s:
+            return sorted(r.study_uid.rsplit(".", 1)[1] for r in search_studies(s, **kw))
+
+    assert found(name="jones") == ["1", "2"]  # word prefixes, hyphenated names split
+    assert found(name="anna smith") == ["1"]  # any order
+    assert found(name="smith-jo") == ["1"]
+    assert found(name="jones john") == ["2"]
+    assert found(name="ones") == []  # not inside a word...
+    assert found(name="*ones") == ["1", "2"]  # ...unless asked for with a wildcard
+    assert found(name="j?h*") == ["2"]
+    assert found(name='o"brien\\x') == ["3"] and found(name="j%") == ["3"]  # quotes, backslash, LIKE characters
+    assert found(name="j_") == []
+    assert found(name="müll jür") == ["4"]  # not only ASCII
+    assert found(patient_id="p-0") == ["1"] and found(patient_id="P0") == ["2"]
+    assert found(patient_id="q3") == ["3", "4"] and found(patient_id="*01") == ["1", "4"]
+    assert found(accession="ACC") == ["1", "2"] and found(accession="acc_") == ["2"]
+    assert found(accession="acc%") == [] and found(accession="XY-30") == ["3", "4"]
+    with any_db.session() as s:  # a corrected name is found by its new words only
+        s.execute(update(Patient).where(Patient.id == 2).values(name="DOE^JOHN", name_search="DOE JOHN"))
+    assert found(name="jonescu") == [] and found(name="doe") == ["2"]
+    with any_db.engine.begin() as conn:  # words go with their patient
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        conn.execute(delete(Study).where(Study.patient_db_id == 2))
+        conn.execute(delete(Patient).where(Patient.id == 2))
+        assert conn.execute(select(func.count()).select_from(PatientNameWord)
+                            .where(PatientNameWord.patient_db_id == 2)).scalar() == 0
+
+
+def test_modality_filter_common_and_rare(any_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both plans of the modality filter (series index for a rare modality, study row for a common one)."""
+    import app.db.queries as queries
+
+    made = _import(any_db, tmp_path)  # CT studies
+    with any_db.session() as s:
+        b = s.scalars(select(Study).where(Study.study_uid == made["b"].study_uid)).one()
+        s.add(Series(series_uid="1.2.3.44", study=b, modality="SR"))
+        b.modalities = "CT\\SR"
+    for threshold in (5000, 1):
+        monkeypatch.setattr(queries, "COMMON_MODALITY_SERIES", threshold)
+        with any_db.session() as s:
+            assert {r.study_uid for r in search_studies(s, modality="ct")} == {made["a"].study_uid, made["b"].study_uid}
+            assert [r.study_uid for r in search_studies(s, modality="SR")] == [made["b"].study_uid]
+            assert search_studies(s, modality="S") == [] and search_studies(s, modality="%") == []
