@@ -8,7 +8,7 @@ Beside it, in the same run on the same database:
 - `before`: the worklist query as it was before the kept counts (two correlated COUNT subqueries per
   study and a modality EXISTS per study), same rows;
 - `floor`: the cheapest page of that many rows - study + patient columns, newest first, through the bare
-  DBAPI cursor (no counts, no ORM) - which any listing costs; `ratio` = product / floor (wall).
+  DBAPI cursor (no counts, no ORM) - which any listing costs; `ratio` = product / floor (CPU).
 
 Wall and CPU milliseconds of this process are both printed: on a shared, loaded machine the CPU time is
 the steadier figure (for SQLite it is the query's whole cost; for PostgreSQL the server's part is not in it).
@@ -231,7 +231,7 @@ def measure(db: Database, repeat: int, before_repeat: int) -> list[dict[str, Any
                          "before_ms": None if before_ms is None else round(before_ms, 1),
                          "before_cpu_ms": None if before_cpu is None else round(before_cpu, 1),
                          "floor_ms": round(floor_ms, 2), "floor_cpu_ms": round(floor_cpu, 2),
-                         "ratio": round(product_ms / floor_ms, 2)})
+                         "ratio": round(product_cpu / max(floor_cpu, 1e-3), 2)})
     return rows_out
 
 

@@ -3,7 +3,7 @@
 A typed word matches from the start of a name word, a patient ID or an accession, case-insensitively, as
 PACS searches do ("smi" finds SMITH, "acc-2" finds ACC-200); '*' and '?' are wildcards ("sm*th", "*son"
 searches inside words but scans). Names are split into words on spaces, '^' and '-' both when stored
-(triggers of migration 0004_study_counts) and when typed, so "jones" finds SMITH-JONES^ANNA.
+(triggers of migration 0006_study_counts) and when typed, so "jones" finds SMITH-JONES^ANNA.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The words of each patient's name, so the worklist finds "john doe" from an index, not a table scan.
 
-Rows are written by database triggers from `patient.name_search` (migration 0004_study_counts), never by
+Rows are written by database triggers from `patient.name_search` (migration 0006_study_counts), never by
 the application; on PostgreSQL the word column sorts bytewise (collation "C") so a prefix is an index range.
 """
 

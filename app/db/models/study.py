@@ -58,7 +58,7 @@ class Study(Base):
     # Backslash-joined distinct series modalities ("CT\\SR"), kept by the importer for listing and search.
     modalities: Mapped[str] = mapped_column(String(100), default="")
     report_status: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
-    # Kept by database triggers (migration 0004_study_counts) whoever inserts or deletes series, instances
+    # Kept by database triggers (migration 0006_study_counts) whoever inserts or deletes series, instances
     # or AI drafts; the application never writes them. (Expression indexes on upper(accession) and
     # upper(patient_id) are in that migration too: they differ per database.)
     series_count: Mapped[int] = mapped_column(Integer, server_default="0")

@@ -1,8 +1,8 @@
 """study counts: series/instance counts, the AI-draft flag and patient name words kept by the database;
 worklist indexes
 
-Revision ID: 0004_study_counts
-Revises: 0003_audit_keys
+Revision ID: 0006_study_counts
+Revises: 0005_report_claims
 Written by hand. The worklist showed and sorted by two correlated COUNT subqueries per study, so every
 refresh touched every instance. The counts now live in `series.instance_count`, `study.series_count` and
 `study.instance_count`, kept by triggers (SQLite: row triggers; PostgreSQL: statement triggers over the
@@ -20,8 +20,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_study_counts"
-down_revision = "0003_audit_keys"
+revision = "0006_study_counts"
+down_revision = "0005_report_claims"
 branch_labels = None
 depends_on = None
 
