@@ -11,10 +11,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, literal, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import Join
 
-from app.db.models import AiDraft, Instance, Patient, Series, Study
+from app.db.models import Instance, Patient, PatientNameWord, Series, Study
+from app.db.search_terms import name_words, prefix_match, upper_key
 from app.db.study_flags import attention_text, flags_by_study_uid
 from app.paths import data_dir
 from viewer.io.refs import SeriesRef, StudyRef
@@ -43,18 +46,6 @@ class StudyRow:
     attention: str = ""  # why the study needs a look: incomplete objects, conflicting copies, ... ('' = none)
 
 
-_series_count = (
-    select(func.count(Series.id)).where(Series.study_db_id == Study.id).correlate(Study).scalar_subquery()
-)
-_instance_count = (
-    select(func.count(Instance.id))
-    .join(Series, Instance.series_db_id == Series.id)
-    .where(Series.study_db_id == Study.id)
-    .correlate(Study)
-    .scalar_subquery()
-)
-_has_draft = exists().where(AiDraft.study_db_id == Study.id).correlate(Study)
-
 SORT_KEYS: dict[str, Any] = {
     "date": Study.study_date,
     "name": Patient.name,
@@ -62,21 +53,29 @@ SORT_KEYS: dict[str, Any] = {
     "modality": Study.modalities,
     "description": Study.description,
     "accession": Study.accession,
-    "series": _series_count,
-    "images": _instance_count,
+    "series": Study.series_count,
+    "images": Study.instance_count,
     "report_status": Study.report_status,
-    "ai_draft": _has_draft,
+    "ai_draft": Study.has_ai_draft,
 }
+_PATIENT_SORTS = frozenset({"name", "patient_id"})
+# A modality with more series than this is filtered while reading studies newest first (the page fills
+# early); a rarer one through the series index (few rows to look up, then the page is sorted).
+COMMON_MODALITY_SERIES = 5000
 
 
-def _pattern(text: str) -> str:
-    """User text to a LIKE pattern: substring match, '*' and '?' as wildcards, LIKE's own escaped."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return "%" + escaped.replace("*", "%").replace("?", "_") + "%"
+class _PatientFirstJoin(Join):
+    """patient JOIN study that SQLite must run patient-first (CROSS JOIN): for the name / patient ID sorts,
+    whose order the patient indexes give; left to itself SQLite reads studies first and sorts them all."""
+
+    inherit_cache = True
 
 
-def _like(column: Any, text: str) -> ColumnElement[bool]:
-    return column.ilike(_pattern(text), escape="\\")
+@compiles(_PatientFirstJoin, "sqlite")
+def _patient_first_sqlite(join: _PatientFirstJoin, compiler: Any, **kw: Any) -> str:
+    kw["asfrom"] = True
+    return (f"{compiler.process(join.left, **kw)} CROSS JOIN {compiler.process(join.right, **kw)} "
+            f"ON {compiler.process(join.onclause, **kw)}")
 
 
 def parse_date(value: date | datetime | str | None) -> date | None:
@@ -96,8 +95,7 @@ def parse_date(value: date | datetime | str | None) -> date | None:
         raise ValueError(f"not a date: {value!r} (use YYYY-MM-DD)") from None
 
 
-def search_studies(
-    session: Session,
+def worklist_statement(
     *,
     name: str = "",
     patient_id: str = "",
@@ -107,35 +105,36 @@ def search_studies(
     modality: str = "",
     sort: str = "-date",
     limit: int | None = 1000,
-) -> list[StudyRow]:
-    """Studies matching every given filter. Name words match in any order ("john doe" finds DOE^JOHN).
+    dialect: str = "sqlite",
+    common_modality: bool = False,
+) -> Select[Any]:
+    """The worklist query (see `search_studies`); apart so benchmarks and tests can look at its plan.
 
-    `sort` is a key of SORT_KEYS, '-' in front for descending (default: newest first).
+    Counts are the study's kept columns and every sort key has a (key, study time) index, so a sorted
+    page is an index range scan stopped by LIMIT, whatever the size of the database; every filter is an
+    index range too (app.db.search_terms). `dialect` picks the expressions that database's indexes hold;
+    `common_modality` filters the modality on the study row instead of through the series index.
     """
     key = sort.removeprefix("-")
     if key not in SORT_KEYS:
         raise ValueError(f"unknown sort key {sort!r}; use one of {sorted(SORT_KEYS)}")
-    stmt = select(
-        Study.study_uid,
-        Patient.name,
-        Patient.patient_id,
-        Study.study_date,
-        Study.study_time,
-        Study.modalities,
-        Study.description,
-        Study.accession,
-        _series_count.label("series_count"),
-        _instance_count.label("instance_count"),
-        Study.report_status,
-        _has_draft.label("has_ai_draft"),
-    ).join(Patient, Study.patient_db_id == Patient.id)
+    columns = (Study.study_uid, Patient.name, Patient.patient_id, Study.study_date, Study.study_time,
+               Study.modalities, Study.description, Study.accession, Study.series_count, Study.instance_count,
+               Study.report_status, Study.has_ai_draft)
+    if key in _PATIENT_SORTS:
+        on = Study.patient_db_id == Patient.id
+        stmt = select(*columns).select_from(_PatientFirstJoin(Patient.__table__, Study.__table__, on))
+    else:
+        stmt = select(*columns).join(Patient, Study.patient_db_id == Patient.id)
     conditions: list[ColumnElement[bool]] = []
-    for word in name.replace("^", " ").upper().split():
-        conditions.append(_like(Patient.name_search, word))
+    for word in name_words(name):
+        words = select(PatientNameWord.patient_db_id).where(prefix_match(PatientNameWord.word, word))
+        conditions.append(Study.patient_db_id.in_(words))
     if patient_id.strip():
-        conditions.append(_like(Patient.patient_id, patient_id.strip()))
+        ids = select(Patient.id).where(prefix_match(upper_key(Patient.patient_id, dialect), patient_id.strip()))
+        conditions.append(Study.patient_db_id.in_(ids))
     if accession.strip():
-        conditions.append(_like(Study.accession, accession.strip()))
+        conditions.append(prefix_match(upper_key(Study.accession, dialect), accession.strip()))
     start, end = parse_date(date_from), parse_date(date_to)
     if start:
         conditions.append(Study.study_date >= start)
@@ -143,15 +142,34 @@ def search_studies(
         conditions.append(Study.study_date <= end)
     if modality.strip():
         wanted = modality.strip().upper()
-        conditions.append(exists().where(and_(Series.study_db_id == Study.id, Series.modality == wanted)))
+        if common_modality:  # one of the study's own backslash-joined modalities ("CT\\SR")
+            token = "%\\" + wanted.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "\\%"
+            conditions.append((literal("\\") + Study.modalities + literal("\\")).like(token, escape="!"))
+        else:
+            conditions.append(Study.id.in_(select(Series.study_db_id).where(Series.modality == wanted)))
     if conditions:
         stmt = stmt.where(and_(*conditions))
-    column = SORT_KEYS[key]
-    order = column.desc() if sort.startswith("-") else column.asc()
-    tiebreak = Study.study_time.desc() if sort.startswith("-") else Study.study_time.asc()
-    stmt = stmt.order_by(order, tiebreak, Study.id)
+    # All three terms in one direction, so the (key, study_time) index is read in order (or backwards).
+    terms = (SORT_KEYS[key], Study.study_time, Study.id)
+    stmt = stmt.order_by(*(t.desc() if sort.startswith("-") else t.asc() for t in terms))
     if limit is not None:
         stmt = stmt.limit(limit)
+    return stmt
+
+
+def search_studies(session: Session, **filters: Any) -> list[StudyRow]:
+    """Studies matching every given filter. Name words match in any order ("john doe" finds DOE^JOHN).
+
+    Keywords: name, patient_id, accession, date_from, date_to, modality, sort (a key of SORT_KEYS, '-' in
+    front for descending; default newest first) and limit (default 1000; None for all). Words match from
+    the start of a name word / ID / accession, case-insensitively; '*' and '?' are wildcards.
+    """
+    dialect = session.get_bind().dialect.name
+    wanted = str(filters.get("modality") or "").strip().upper()
+    if wanted:  # how common the modality is decides the plan; counting stops at the threshold
+        sample = select(Series.id).where(Series.modality == wanted).limit(COMMON_MODALITY_SERIES).subquery()
+        seen = session.scalar(select(func.count()).select_from(sample)) or 0
+        filters = {**filters, "common_modality": seen >= COMMON_MODALITY_SERIES}
     rows = [
         StudyRow(
             study_uid=r[0],
@@ -167,7 +185,7 @@ def search_studies(
             report_status=r[10],
             has_ai_draft=bool(r[11]),
         )
-        for r in session.execute(stmt)
+        for r in session.connection().execute(worklist_statement(dialect=dialect, **filters))  # Core rows: no ORM
     ]
     flags = flags_by_study_uid(session, [r.study_uid for r in rows])  # one query for the listed studies
     return [replace(r, attention=attention_text(flags[r.study_uid])) if r.study_uid in flags else r for r in rows]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, Date, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from app.db.base import Base, utcnow
@@ -24,7 +24,7 @@ class Patient(Base):
     patient_key: Mapped[str] = mapped_column(String(200), unique=True)
     patient_id: Mapped[str] = mapped_column(String(64), default="", index=True)
     issuer: Mapped[str] = mapped_column(String(64), default="")
-    name: Mapped[str] = mapped_column(String(200), default="")
+    name: Mapped[str] = mapped_column(String(200), default="", index=True)
     # Upper-case name with '^' as spaces, so "john doe" finds "DOE^JOHN" word by word.
     name_search: Mapped[str] = mapped_column(String(200), default="", index=True)
     birth_date: Mapped[str] = mapped_column(String(8), default="")
@@ -35,18 +35,35 @@ class Patient(Base):
 
 class Study(Base):
     __tablename__ = "study"
+    # Every worklist sort key followed by the study-time tie-break, so a sorted page is an index range.
+    __table_args__ = (
+        Index("ix_study_date_time", "study_date", "study_time"),
+        Index("ix_study_images_time", "instance_count", "study_time"),
+        Index("ix_study_series_time", "series_count", "study_time"),
+        Index("ix_study_modalities_time", "modalities", "study_time"),
+        Index("ix_study_description_time", "description", "study_time"),
+        Index("ix_study_status_time", "report_status", "study_time"),
+        Index("ix_study_accession_time", "accession", "study_time"),
+        Index("ix_study_draft_time", "has_ai_draft", "study_time"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study_uid: Mapped[str] = mapped_column(String(64), unique=True)
     patient_db_id: Mapped[int] = mapped_column(ForeignKey("patient.id", ondelete="CASCADE"), index=True)
-    study_date: Mapped[date | None] = mapped_column(Date, index=True)
+    study_date: Mapped[date | None] = mapped_column(Date)
     study_time: Mapped[str] = mapped_column(String(16), default="")
-    accession: Mapped[str] = mapped_column(String(64), default="", index=True)
+    accession: Mapped[str] = mapped_column(String(64), default="")
     description: Mapped[str] = mapped_column(String(200), default="")
     referring_physician: Mapped[str] = mapped_column(String(200), default="")
     # Backslash-joined distinct series modalities ("CT\\SR"), kept by the importer for listing and search.
     modalities: Mapped[str] = mapped_column(String(100), default="")
-    report_status: Mapped[str] = mapped_column(String(16), default="none", server_default="none", index=True)
+    report_status: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    # Kept by database triggers (migration 0007_study_counts) whoever inserts or deletes series, instances
+    # or AI drafts; the application never writes them. (Expression indexes on upper(accession) and
+    # upper(patient_id) are in that migration too: they differ per database.)
+    series_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    instance_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    has_ai_draft: Mapped[bool] = mapped_column(Boolean, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -62,15 +79,17 @@ class Study(Base):
 
 class Series(Base):
     __tablename__ = "series"
+    __table_args__ = (Index("ix_series_modality_study", "modality", "study_db_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     series_uid: Mapped[str] = mapped_column(String(64), unique=True)
     study_db_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), index=True)
-    modality: Mapped[str] = mapped_column(String(16), default="", index=True)
+    modality: Mapped[str] = mapped_column(String(16), default="")
     series_number: Mapped[int | None] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(String(200), default="")
     body_part: Mapped[str] = mapped_column(String(64), default="")
     frame_of_reference_uid: Mapped[str] = mapped_column(String(64), default="")
+    instance_count: Mapped[int] = mapped_column(Integer, server_default="0")  # kept by triggers, as Study's
 
     study: Mapped[Study] = relationship(back_populates="series")
     instances: Mapped[list[Instance]] = relationship(back_populates="series", cascade="all, delete-orphan")
