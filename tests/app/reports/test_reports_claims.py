@@ -76,9 +76,13 @@ def test_conflicting_save_is_refused_with_who_and_nothing_is_overwritten(env, tw
 def test_the_database_row_check_refuses_a_write_based_on_an_old_read(env, two):
     """Two sessions read revision N; the first commits N+1; the second's UPDATE matches no row."""
     _me, _other, v, _ws_a, _ws_b = two
-    with Session(env.db.engine) as first, Session(env.db.engine) as second:
+    # The second reader's read transaction is over before it writes, as an editor's is (it read the version
+    # when the study opened); SQLite would otherwise refuse its stale snapshot outright ("locked").
+    with Session(env.db.engine, expire_on_commit=False) as first, \
+            Session(env.db.engine, expire_on_commit=False) as second:
         a = first.get(ReportVersion, v.id)
         b = second.get(ReportVersion, v.id)
+        second.commit()
         a.sections, a.revision = {"findings": "first"}, a.revision + 1
         first.commit()
         b.sections, b.revision = {"findings": "second"}, b.revision + 1
