@@ -719,7 +719,7 @@ class MedimPipeline:
         free = ids != cfg.text_pad_id
         free[0] = False  # [FINDINGS] is always given
         text_in = torch.where(free, torch.full_like(ids, cfg.text_mask_id), ids)[None].expand(b, -1)
-        out = self.model(text_in, None, torch.ones(b, device=self.device), image_embeds=image_embeds)
+        out = self.model(text_in, None, torch.ones(b, device=self.device), image_embeds=image_embeds, heads="text")
         logp = torch.log_softmax(out.text_logits.float(), -1)
         tok_lp = logp.gather(-1, ids[None, :, None].expand(b, -1, 1))[..., 0]
         return (tok_lp * free[None].float()).sum(-1)
@@ -739,7 +739,7 @@ class MedimPipeline:
                 m = (torch.rand(cfg.image_len, generator=g) < mask_ratio).to(self.device)
                 img_in = torch.where(m[None], torch.full_like(codes, cfg.image_mask_id), codes)
                 t = torch.full((1,), float(m.float().mean().clamp(1e-3, 1)), device=self.device)
-                out = self._net(text, img_in, t)
+                out = self._net(text, img_in, t, heads="image")
                 lp = torch.log_softmax(out.image_logits.float(), -1)[0].gather(-1, codes[0, :, None])[:, 0].cpu()
                 total += torch.where(m.cpu(), lp, torch.zeros_like(lp))
                 count += m.cpu().float()

@@ -34,7 +34,7 @@ def span_log_likelihood(model: MedimBackbone, text_ids: list[int], positions: li
     b = image_embeds.shape[0]
     n_free = int((ids != cfg.text_pad_id).sum()) - 1
     t = torch.full((b,), max(len(positions) / max(n_free, 1), 1e-3), device=dev)
-    out = model(row[None].expand(b, -1), None, t, image_embeds=image_embeds)
+    out = model(row[None].expand(b, -1), None, t, image_embeds=image_embeds, heads="text")
     logp = torch.log_softmax(out.text_logits.float(), -1)
     pos = torch.tensor(positions, dtype=torch.long, device=dev)
     return logp[:, pos].gather(-1, ids[pos][None, :, None].expand(b, -1, 1))[..., 0].sum(-1)
@@ -52,7 +52,7 @@ def span_token_stats(model: MedimBackbone, text_ids: list[int], image_codes: np.
     row = _masked_row(ids, positions, cfg.text_mask_id)
     n_free = int((ids != cfg.text_pad_id).sum()) - 1
     t = torch.full((1,), max(len(positions) / max(n_free, 1), 1e-3), device=dev)
-    logp = torch.log_softmax(model(row[None], codes, t).text_logits.float()[0, positions], -1)
+    logp = torch.log_softmax(model(row[None], codes, t, heads="text").text_logits.float()[0, positions], -1)
     ent = -(logp.exp() * logp).sum(-1)
     p_true = logp.gather(-1, ids[positions][:, None])[:, 0].exp()
     return float(ent.mean()), float(p_true.mean())

@@ -149,7 +149,7 @@ class MedimBackend(EngineBackend):
         text = torch.tensor([masked], dtype=torch.long, device=pipe.device)
         img = torch.as_tensor(codes, dtype=torch.long, device=pipe.device)
         with torch.no_grad():
-            logits = pipe.model(text, img, torch.ones(1, device=pipe.device)).text_logits[0].float()
+            logits = pipe.model(text, img, torch.ones(1, device=pipe.device), heads="text").text_logits[0].float()
         logp = torch.log_softmax(logits, dim=-1)
         scores = []
         for row in rows:

@@ -69,10 +69,13 @@ class Block(nn.Module):
         return x, w
 
 
+HEADS = ("both", "text", "image")
+
+
 @dataclass
 class BackboneOutput:
-    text_logits: torch.Tensor  # (B, text_len, text_vocab)
-    image_logits: torch.Tensor  # (B, image_len, image_vocab)
+    text_logits: torch.Tensor | None  # (B, text_len, text_vocab); None when not asked for (heads="image")
+    image_logits: torch.Tensor | None  # (B, image_len, image_vocab); None when not asked for (heads="text")
     attentions: list[torch.Tensor] | None = None  # per layer (B, heads, L, L), L = text_len + image_len
     finding_logits: torch.Tensor | None = None  # (B, len(config.findings)) when the model has a finding head
 
@@ -170,10 +173,14 @@ class MedimBackbone(nn.Module):
 
     def forward(self, text_ids: torch.Tensor, image_ids: torch.Tensor | None, t: torch.Tensor,
                 image_embeds: torch.Tensor | None = None, output_attentions: bool = False,
-                finding_states: torch.Tensor | None = None) -> BackboneOutput:
+                finding_states: torch.Tensor | None = None, heads: str = "both") -> BackboneOutput:
         """Logits for every position. Pass `image_embeds` instead of `image_ids` to differentiate
         with respect to the image-token embeddings (attributions); `finding_states` conditions a model trained
-        with finding_condition (see condition_embedding)."""
+        with finding_condition (see condition_embedding). `heads` "text" or "image" computes only that
+        segment's output head (the other logits are None): drafting with the image given needs no image
+        logits, which were 256 x image_vocab outputs per row per step."""
+        if heads not in HEADS:
+            raise ValueError(f"heads must be one of {HEADS}, got {heads!r}")
         cfg = self.config
         x, c = self._inputs(text_ids, image_ids, t, image_embeds, finding_states)
         attns: list[torch.Tensor] = []
@@ -185,6 +192,9 @@ class MedimBackbone(nn.Module):
             if self.finding_head is not None and i == cfg.finding_layer:
                 findings = self.finding_head(x[:, cfg.text_len:].mean(1))
         shift, scale = self.final_ada(c).chunk(2, dim=-1)
-        x = _modulate(self.final_norm(x), shift, scale)
-        return BackboneOutput(self.text_head(x[:, :cfg.text_len]), self.image_head(x[:, cfg.text_len:]),
-                              attns if output_attentions else None, findings)
+        text_logits = image_logits = None
+        if heads in ("both", "text"):  # the final norm is per token: each segment is normalised on its own
+            text_logits = self.text_head(_modulate(self.final_norm(x[:, :cfg.text_len]), shift, scale))
+        if heads in ("both", "image"):
+            image_logits = self.image_head(_modulate(self.final_norm(x[:, cfg.text_len:]), shift, scale))
+        return BackboneOutput(text_logits, image_logits, attns if output_attentions else None, findings)

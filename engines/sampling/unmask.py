@@ -63,10 +63,13 @@ def _leftmost_block(masked: torch.Tensor, block: int) -> torch.Tensor:
 
 def _guided_logp(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, t: torch.Tensor,
                  uncond: tuple[torch.Tensor, torch.Tensor] | None, guidance: float,
-                 finding_states: torch.Tensor | None = None, uncond_states: torch.Tensor | None = None):
+                 finding_states: torch.Tensor | None = None, uncond_states: torch.Tensor | None = None,
+                 heads: str = "both"):
+    """Guided log-probabilities (text, image); a segment not in `heads` is None (nothing left to fill there)."""
     told = {} if finding_states is None else {"finding_states": finding_states}
-    out = model(text, image, t, **told)
-    lt, li = out.text_logits.float(), out.image_logits.float()
+    out = model(text, image, t, heads=heads, **told)
+    lt = out.text_logits.float() if out.text_logits is not None else None
+    li = out.image_logits.float() if out.image_logits is not None else None
     if uncond is not None and guidance != 0.0:
         ut, ui = uncond
         ut = torch.where(text == model.config.text_mask_id, text, ut)  # what is generated so far stays
@@ -74,10 +77,21 @@ def _guided_logp(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, 
         # Both passes are told the same findings (guidance is on the image/report), unless `uncond_states` gives
         # the unconditional pass its own: guidance then also pushes away from those findings (a what-if's current
         # report).
-        ou = model(ut, ui, t, **({"finding_states": uncond_states} if uncond_states is not None else told))
-        lt = lt + guidance * (lt - ou.text_logits.float())
-        li = li + guidance * (li - ou.image_logits.float())
-    return torch.log_softmax(lt, -1), torch.log_softmax(li, -1)
+        ou = model(ut, ui, t, heads=heads,
+                   **({"finding_states": uncond_states} if uncond_states is not None else told))
+        if lt is not None:
+            lt = lt + guidance * (lt - ou.text_logits.float())
+        if li is not None:
+            li = li + guidance * (li - ou.image_logits.float())
+    return (torch.log_softmax(lt, -1) if lt is not None else None,
+            torch.log_softmax(li, -1) if li is not None else None)
+
+
+def _heads_needed(text_masked: torch.Tensor, image_masked: torch.Tensor) -> str:
+    """Which output heads a step needs: a draft (image given) needs no image logits, an image-only
+    what-if no text logits."""
+    want_text, want_image = bool(text_masked.any()), bool(image_masked.any())
+    return "both" if want_text and want_image else ("text" if want_text else "image")
 
 
 def _propose(logp: torch.Tensor, temperature: float, g: torch.Generator, shared: bool):
@@ -127,17 +141,19 @@ def unmask(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, *, opt
         if not tm.any() and not im.any():
             break
         t = ((tm.sum(1) + im.sum(1)).float() / n_total).clamp(1e-3, 1.0)
-        lpt, lpi = _guided_logp(model, text, image, t, uncond, opts.guidance, finding_states, uncond_finding_states)
-        if image_bias is not None and im.any():
+        lpt, lpi = _guided_logp(model, text, image, t, uncond, opts.guidance, finding_states, uncond_finding_states,
+                                heads=_heads_needed(tm, im))
+        if image_bias is not None and lpi is not None and im.any():
             lpi = torch.log_softmax(lpi + image_bias(image, lpi), -1)
-        lpt[..., banned.to(lpt.device)] = -float("inf")
-        lpt = torch.log_softmax(lpt, -1)
-        if opts.pool_text and text.shape[0] > 1:
-            lpt = torch.log_softmax(lpt.mean(0, keepdim=True), -1).expand_as(lpt)
+        if lpt is not None:
+            lpt[..., banned.to(lpt.device)] = -float("inf")
+            lpt = torch.log_softmax(lpt, -1)
+            if opts.pool_text and text.shape[0] > 1:
+                lpt = torch.log_softmax(lpt.mean(0, keepdim=True), -1).expand_as(lpt)
         for seg, logp, masked, n_free, conf_out, ent_out, step_out in (
                 ("text", lpt, tm, n_free_t, res.text_confidence, res.text_entropy, res.text_step),
                 ("image", lpi, im, n_free_i, res.image_confidence, res.image_entropy, res.image_step)):
-            if not masked.any():
+            if logp is None or not masked.any():
                 continue
             tok, conf, ent = _propose(logp, opts.temperature, generator, shared=seg == "text" and opts.pool_text)
             eligible = masked

@@ -47,7 +47,7 @@ class EngineScorer:
         t = torch.full((text.shape[0],), (self.text_len - len(prefix)) / max(self.text_len - 1, 1),
                        device=self.device).clamp(1e-3, 1.0)
         kw = {} if self.told is None else {"finding_states": self.told}
-        logits = self.net(text, self.image, t, **kw).text_logits.float()
+        logits = self.net(text, self.image, t, heads="text", **kw).text_logits.float()
         logp = torch.log_softmax(logits, -1).cpu()
         self.forwards += 1
         cond = torch.log_softmax(logp[: self.views].mean(0), -1)

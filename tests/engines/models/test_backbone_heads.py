@@ -1,0 +1,74 @@
+"""Only the output heads a step needs: the same logits as the full forward, and the same draft."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import engines.sampling.unmask as unmask_module
+from engines.models.backbone import MedimBackbone
+from engines.models.config import preset
+from engines.sampling.unmask import SamplingOptions, unmask
+
+
+def _model() -> MedimBackbone:
+    torch.manual_seed(0)
+    m = MedimBackbone(preset("tiny", text_vocab_size=50, image_vocab_size=16)).eval()
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if "ada" in n:  # zero-initialised: make the AdaLN modulation count in the comparison
+                p.normal_(0, 0.1)
+    return m
+
+
+def _inputs(m: MedimBackbone, b: int = 2):
+    g = torch.Generator().manual_seed(1)
+    c = m.config
+    return (torch.randint(0, c.text_vocab_size, (b, c.text_len), generator=g),
+            torch.randint(0, c.image_vocab_size, (b, c.image_len), generator=g), torch.full((b,), 0.5))
+
+
+def test_one_head_gives_the_full_forwards_logits_for_its_segment():
+    m = _model()
+    text, image, t = _inputs(m)
+    with torch.no_grad():
+        full = m(text, image, t)
+        only_text = m(text, image, t, heads="text")
+        only_image = m(text, image, t, heads="image")
+    assert only_text.image_logits is None and only_image.text_logits is None
+    torch.testing.assert_close(only_text.text_logits, full.text_logits)
+    torch.testing.assert_close(only_image.image_logits, full.image_logits)
+
+
+def test_unknown_heads_is_a_clear_error():
+    m = _model()
+    with pytest.raises(ValueError, match="heads must be one of"):
+        m(*_inputs(m), heads="txt")
+
+
+def _draft(m: MedimBackbone, image: torch.Tensor):
+    cfg = m.config
+    text = torch.full((image.shape[0], cfg.text_len), cfg.text_mask_id)
+    return unmask(m, text, image, opts=SamplingOptions(steps=6, temperature=1.0, guidance=1.5),
+                  generator=torch.Generator().manual_seed(3),
+                  uncond=(torch.full_like(text, cfg.text_mask_id), torch.full_like(image, cfg.image_mask_id)))
+
+
+def test_a_draft_with_the_image_given_skips_image_logits_and_is_unchanged(monkeypatch):
+    m = _model()
+    _, image, _ = _inputs(m)
+    asked: list[str] = []
+    forward = m.forward
+
+    def spy(*args, heads="both", **kw):
+        asked.append(heads)
+        return forward(*args, heads=heads, **kw)
+
+    monkeypatch.setattr(m, "forward", spy)
+    fast = _draft(m, image)
+    assert asked and set(asked) == {"text"}  # no image logits computed at any step, guided pass included
+    monkeypatch.setattr(unmask_module, "_heads_needed", lambda tm, im: "both")
+    slow = _draft(m, image)
+    assert torch.equal(fast.text, slow.text)
+    torch.testing.assert_close(fast.text_confidence, slow.text_confidence, equal_nan=True)
+    torch.testing.assert_close(fast.text_entropy, slow.text_entropy, equal_nan=True)
