@@ -3,6 +3,8 @@
 Only the VTK modules needed are imported (never `import vtk`), which keeps the packaged app small.
 VTK's Qt widget needs a real display (X11/Wayland, or Xvfb in tests); it does not render on Qt's
 offscreen platform, so the workspace refuses 3D there with a message instead of crashing.
+On software OpenGL (no GPU) the CPU ray caster renders a block-averaged volume (viewer.volume.display):
+VTK's GPU ray caster emulated on the CPU froze the GUI for tens of seconds per frame.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from vtkmodules.vtkRenderingCore import (
 from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper
 
 from viewer.io.refs import SeriesRef
+from viewer.volume.display import SOFTWARE_MAX_VOXELS, DisplayVolume, display_volume, is_software_renderer
 from viewer.volume.loader import VolumeCancelled, VolumeResult, load_volume
 from viewer.widgets.background import BackgroundRunner
 from viewer.widgets.volume_presets import DEFAULT_PRESET, VOLUME_PRESETS, VolumePreset
@@ -73,6 +76,32 @@ class VolumeRenderView(QWidget):
         self._array: np.ndarray | None = None
         self._preset = DEFAULT_PRESET
         self._initialised = False
+        self._renderer_name = ""
+
+    def renderer_name(self) -> str:
+        """The OpenGL renderer string ("llvmpipe (LLVM ...)", "NVIDIA ..."); initialises the window."""
+        self._initialise()
+        return self._renderer_name
+
+    def software_opengl(self) -> bool:
+        """True when OpenGL runs on the CPU: the view then ray-casts on the CPU, a reduced volume."""
+        return is_software_renderer(self.renderer_name())
+
+    def render_mode(self) -> str:
+        return "CPU ray casting (software OpenGL)" if self.software_opengl() else "GPU ray casting"
+
+    def _initialise(self) -> None:
+        if self._initialised:
+            return
+        self.vtk_widget.Initialize()
+        self._initialised = True
+        self.render_window.Render()  # an empty scene: creates the OpenGL context the capabilities come from
+        for line in (self.render_window.ReportCapabilities() or "").splitlines():
+            if "renderer string" in line.lower():
+                self._renderer_name = line.split(":", 1)[1].strip()
+                break
+        if is_software_renderer(self._renderer_name):
+            self.mapper.SetRequestedRenderModeToRayCast()
 
     def set_volume(self, array: np.ndarray, spacing_zyx: tuple[float, float, float], flip_z: bool = True) -> None:
         """Show `array` (z, y, x, modality units). Camera looks from the patient's front, head up."""
@@ -107,9 +136,7 @@ class VolumeRenderView(QWidget):
             self.render()
 
     def render(self) -> None:
-        if not self._initialised:
-            self.vtk_widget.Initialize()
-            self._initialised = True
+        self._initialise()
         self.render_window.Render()
 
     def grab_array(self, render: bool = True) -> np.ndarray:
@@ -131,6 +158,13 @@ class VolumeRenderView(QWidget):
     def closeEvent(self, e) -> None:  # noqa: N802
         self.vtk_widget.Finalize()
         super().closeEvent(e)
+
+
+def _display(vol: VolumeResult, budget: int | None) -> DisplayVolume:
+    try:
+        return display_volume(vol.array, vol.spacing_zyx, budget)
+    except ValueError:  # too thin to average (a few huge slices): full resolution, slower but right
+        return display_volume(vol.array, vol.spacing_zyx, None)
 
 
 def apply_preset(prop: vtkVolumeProperty, mapper: vtkSmartVolumeMapper, preset: VolumePreset) -> None:
@@ -201,8 +235,13 @@ class VolumeRenderWindow(QWidget):
 
         self.cancel_button.show()
         self._timer.start()
-        self._runner.submit(lambda: load_volume(series.paths, progress=progress, cancel=cancel),
-                            on_done=self.set_volume_result, on_error=self._failed)
+        budget = SOFTWARE_MAX_VOXELS if self.view.software_opengl() else None
+
+        def job() -> tuple[VolumeResult, DisplayVolume]:
+            vol = load_volume(series.paths, progress=progress, cancel=cancel)
+            return vol, _display(vol, budget)  # block averages in this thread, not the GUI's
+
+        self._runner.submit(job, on_done=lambda r: self.set_volume_result(*r), on_error=self._failed)
 
     def cancel_load(self) -> None:
         self._cancel.set()
@@ -210,13 +249,18 @@ class VolumeRenderWindow(QWidget):
         self._timer.stop()
         self.cancel_button.hide()
 
-    def set_volume_result(self, vol: VolumeResult) -> None:
+    def set_volume_result(self, vol: VolumeResult, shown: DisplayVolume | None = None) -> None:
+        """Show `vol`; `shown` is what the renderer gets (computed here when not given: small volumes)."""
         self._timer.stop()
         self.cancel_button.hide()
+        if shown is None:
+            shown = _display(vol, SOFTWARE_MAX_VOXELS if self.view.software_opengl() else None)
         shape = "x".join(str(n) for n in vol.shape[::-1])
         warn = f" \u2014 \u26a0 {'; '.join(vol.warnings)}" if vol.warnings else ""
-        self.status.setText(f"{vol.modality} {shape}{warn}")
-        self.view.set_volume(vol.array, vol.spacing_zyx, vol.flip_z)
+        reduced = (f" \u2014 shown at 1/{shown.factor} resolution (no GPU: {self.view.render_mode()})"
+                   if shown.reduced else "")
+        self.status.setText(f"{vol.modality} {shape}{warn}{reduced}")
+        self.view.set_volume(shown.array, shown.spacing_zyx, vol.flip_z)
         self.volumeLoaded.emit(vol)
 
     def _failed(self, exc: BaseException) -> None:

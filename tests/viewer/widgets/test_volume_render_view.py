@@ -54,3 +54,16 @@ def test_volume_rendering_draws_the_phantom_under_xvfb(xvfb_display, tmp_path):
     assert 0.03 < bone["lit_fraction"] < 0.9
     assert abs(mip["mean"] - bone["mean"]) > 1  # the preset changes the picture
     assert (tmp_path / "vr.png").stat().st_size > 2000
+
+
+@pytest.mark.xvfb
+def test_software_opengl_ray_casts_on_the_cpu_a_reduced_volume(xvfb_display, tmp_path, monkeypatch):
+    """Xvfb's OpenGL is Mesa llvmpipe: the view must pick the CPU ray caster and, over the voxel budget,
+    render block averages (and say so), not emulate the GPU mapper for tens of seconds per frame."""
+    monkeypatch.setenv("SCENE_MAX_VOXELS", str(48 ** 3 // 8))
+    facts = run_scene(xvfb_display, tmp_path / "vr_small.png", "200")
+    assert "llvmpipe" in facts["renderer"].lower() or "softpipe" in facts["renderer"].lower()
+    assert facts["render_mode"].startswith("CPU ray casting")
+    assert facts["shown_shape"] == [24, 24, 24]
+    assert "shown at 1/2 resolution" in facts["status"]
+    assert 0.01 < facts["presets"]["CT bone"]["lit_fraction"] < 0.9  # still a picture of the phantom (blank: 0)

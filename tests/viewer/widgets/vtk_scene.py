@@ -9,6 +9,7 @@ opened in a ViewerWorkspace and 3D is started with ViewerWorkspace.show_3d.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import QApplication
 
 from viewer.io.refs import SeriesRef, StudyRef
 from viewer.volume.loader import VolumeResult
+from viewer.widgets import volume_render_view
 from viewer.widgets.volume_render_view import VolumeRenderWindow
 from viewer.widgets.workspace import ViewerWorkspace
 
@@ -37,6 +39,8 @@ def phantom() -> VolumeResult:
 
 def main() -> int:
     out = Path(sys.argv[1])
+    if os.environ.get("SCENE_MAX_VOXELS"):  # a smaller software-OpenGL budget, so the phantom gets reduced
+        volume_render_view.SOFTWARE_MAX_VOXELS = int(os.environ["SCENE_MAX_VOXELS"])
     app = QApplication.instance() or QApplication([])
     size = int(sys.argv[2])
     if len(sys.argv) > 3:
@@ -69,7 +73,8 @@ def main() -> int:
         win.show()
         app.processEvents()
         win.set_volume_result(phantom())
-    facts = {"presets": {}}
+    facts = {"presets": {}, "renderer": win.view.renderer_name(), "render_mode": win.view.render_mode(),
+             "status": win.status.text(), "shown_shape": list(win.view._array.shape)}
     for name in ("MIP", "CT bone"):
         win.presets.setCurrentText(name)  # renders
         app.processEvents()
