@@ -1,0 +1,74 @@
+"""Calibration: ECE and reliability against hand-computed values, fitting that actually fixes a miscalibrated
+score, the uncertain band, and the shipped file format (broken files are errors, not silent identity)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engines.calibration import FILE_NAME, Calibration, FindingCalibration
+from engines.eval.calibration import (
+    ece,
+    fit_calibration,
+    fit_finding,
+    out_of_fold,
+    reliability,
+    reliability_figure,
+)
+
+
+def test_ece_and_reliability_match_a_hand_computation() -> None:
+    p = np.array([0.05, 0.15, 0.15, 0.85, 0.95, 0.95])
+    y = np.array([0, 0, 1, 1, 1, 1])
+    bins = reliability(p, y, bins=10)
+    assert [(b.count, round(b.positive_rate, 3)) for b in bins] == [(1, 0.0), (2, 0.5), (1, 1.0), (2, 1.0)]
+    # |0.05-0|*1 + |0.15-0.5|*2 + |0.85-1|*1 + |0.95-1|*2, over 6
+    assert ece(p, y, bins=10) == pytest.approx((0.05 + 0.7 + 0.15 + 0.1) / 6)
+    with pytest.raises(ValueError):
+        ece(p, y[:3])
+
+
+@pytest.mark.parametrize("method", ["platt", "temperature", "isotonic"])
+def test_fitting_repairs_an_overconfident_score(method) -> None:
+    rng = np.random.default_rng(0)
+    true_p = rng.uniform(0.05, 0.95, 4000)
+    y = (rng.random(4000) < true_p).astype(int)
+    z = np.log(true_p / (1 - true_p)) * 3.0  # three times too confident
+    raw = 1 / (1 + np.exp(-z))
+    cal = out_of_fold(raw, y, method)
+    assert ece(raw, y) > 0.1 and ece(cal, y) < 0.04
+    f = fit_finding(raw, y, method)
+    assert np.all(np.diff(f(np.linspace(0.01, 0.99, 50))) >= -1e-9)  # monotone: ranking (AUROC) unchanged
+
+
+def test_band_answers_and_file_round_trip(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    probs = {"Cardiomegaly": rng.random(200), "Pneumothorax": rng.random(200)}
+    labels = {"Cardiomegaly": (rng.random(200) < 0.3).astype(int), "Pneumothorax": np.zeros(200, int)}
+    cal = fit_calibration(probs, labels, "platt", band=(0.3, 0.7), info={"fitted_on": {"split": "val"}})
+    assert cal.is_calibrated("Cardiomegaly") and not cal.is_calibrated("Pneumothorax")  # no positives: left raw
+    assert cal.apply({"Pneumothorax": 0.42})["Pneumothorax"] == 0.42
+    assert [cal.answer(p) for p in (0.1, 0.3, 0.5, 0.7, 0.9)] == ["no", "no", "uncertain", "yes", "yes"]
+    cal.save(tmp_path)
+    again = Calibration.load(tmp_path)
+    assert again.band == (0.3, 0.7) and again.info["fitted_on"] == {"split": "val"}
+    assert again.apply({"Cardiomegaly": 0.6}) == pytest.approx(cal.apply({"Cardiomegaly": 0.6}))
+    assert Calibration.load(tmp_path / "none").findings == {}  # nothing shipped: identity
+    (tmp_path / FILE_NAME).write_text(json.dumps({"format": "radstation-calibration", "method": "platt",
+                                                  "findings": {"Edema": {"a": 1.0}}}))
+    with pytest.raises(ValueError, match="needs b"):
+        Calibration.load(tmp_path)
+    with pytest.raises(ValueError, match="band"):
+        Calibration(band=(0.8, 0.2))
+    with pytest.raises(ValueError, match="temperature"):
+        FindingCalibration("temperature", {"t": 0})
+
+
+def test_reliability_figure_is_written(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    p = rng.random(300)
+    y = (rng.random(300) < p).astype(int)
+    path = reliability_figure({"raw": (p, y)}, tmp_path / "rel.png", title="test")
+    assert path.exists() and path.stat().st_size > 5000
