@@ -140,7 +140,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self._engine_label)
         self.ai_panel.statusText.connect(self._engine_label.setText)
         self.ai_panel.draftReady.connect(self._on_draft_ready)
-        self.ai.qa.regionMap.connect(self._on_region_map)
+        self.ai_panel.user_provider = self.qa_panel.user_provider = lambda: self.auth  # who overrides the gate
         self._pending_drafts: dict[str, dict] = {}
 
         from app.model_runner import WorkerRunner
@@ -222,10 +222,12 @@ class MainWindow(QMainWindow):
         """Feed the explain panel the open study and the report as it stands (cached maps show at once)."""
         images = [im.pixels for im in self._study_images][:1]
         uid = self._study.study_uid if self._study else ""
-        self.explain_panel.set_study(uid, images, self._report_text())
+        self.explain_panel.set_study(uid, images, self._report_text(),
+                                     headers=[im.header for im in self._study_images][:1])
 
     def _on_explain_overlay(self, values, opacity: float, colormap: str, threshold: float) -> None:
-        self.workspace.set_overlay(values, opacity=opacity, colormap=colormap, threshold=threshold)
+        self.workspace.set_overlay(values, opacity=opacity, colormap=colormap, threshold=threshold,
+                                   caption=self.explain_panel.current_caption(), scale=("0 low", "1 high"))
 
     def export_explanation(self, out_dir: Path | None = None) -> list[Path]:
         """The Explain panel's shown map as SEG + Parametric Map (or derived SC for radiographs), written to a
@@ -273,13 +275,10 @@ class MainWindow(QMainWindow):
         if self.whatif_view is None:
             self.whatif_view = WhatIfView(self.model_runner, database=self.database)
             self.whatif_view.stored.connect(lambda _s: self.worklist.refresh())
+            self.whatif_view.user_provider = lambda: self.auth
             self.tabs.addTab(self.whatif_view, "What if")
         self.whatif_view.set_case(image.frame(0), self._report_text(), image.dataset)
         self.tabs.setCurrentWidget(self.whatif_view)
-
-    def _on_region_map(self, study_uid: str, _job_id: str, region_map) -> None:
-        if self._study is not None and study_uid == self._study.study_uid and region_map is not None:
-            self.workspace.set_overlay(region_map, opacity=0.45, colormap="jet")
 
     def _pre_draft_worklist(self) -> None:
         """Batch pre-draft every study in the worklist's current result (one progress bar)."""
@@ -405,6 +404,7 @@ class MainWindow(QMainWindow):
             return
         self.report_editor = ReportEditor(self.database, self._study.study_uid, lambda: self.auth)
         self.report_editor.autosaved.connect(lambda _rev: self._refresh_explain())
+        self.report_editor.textChanged.connect(self._refresh_explain)  # typed, AI draft, template: all stale
         self.report_editor.versionChanged.connect(lambda _v: (self._refresh_explain(), self.worklist.refresh()))
         self.report_editor.signed.connect(self._index_signed_study)
         self.report_editor.queuedForSending.connect(self._outbox_queued)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from engines.scope.guard import check_job, out_of_scope_result, stopped
 from engines.worker.jobs import pipeline_of
 from engines.worker.wire import from_wire
 from explain.study import StudyExplanation, explain_study
@@ -22,6 +23,11 @@ def explain_study_job(backend: Any, params: dict[str, Any], progress: Callable[.
     seed. Returns the explanation as flat arrays plus its JSON metadata (StudyExplanation.to_arrays)."""
     pipe = pipeline_of(backend, "explain_study")
     images = [np.asarray(a) for a in (params.get("images") or [])]
+    decision = check_job(backend, images, params) if images else None
+    if decision is not None:
+        if stopped(decision):
+            return out_of_scope_result(decision)
+        images = [images[i] for i in decision.used]
     exp = explain_study(pipe, images, str(params.get("text") or ""), draft=from_wire(params.get("draft")),
                         k_drafts=int(params.get("k_drafts", 4)), steps=params.get("steps"),
                         ig_steps=int(params.get("ig_steps", 16)), seed=int(params.get("seed", 0)),
@@ -29,7 +35,8 @@ def explain_study_job(backend: Any, params: dict[str, Any], progress: Callable[.
     arrays = exp.to_arrays()
     meta = str(arrays.pop("meta"))
     return {"kind": "explanation", "meta": meta, "arrays": arrays,
-            "engine_key": str(getattr(pipe, "weights_hash", ""))}
+            "engine_key": str(getattr(pipe, "weights_hash", "")),
+            "scope": decision.to_dict() if decision is not None else None}
 
 
 def explanation_from_result(result: dict[str, Any]) -> StudyExplanation:

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.ai.ai_store import save_draft
 from app.ai.engine_client import EngineClient
+from app.ai.scope import gate_params, is_out_of_scope, overridden, record_override, scope_line
 from app.ai.study_images import StudyImage, describe_used, order_for_engine
 from app.db.database import Database
 from app.reports.templates import TemplateError, guess_exam_type, load_template
@@ -27,6 +28,7 @@ class _Pending:
     study_uid: str
     images: list[StudyImage]
     batch: bool
+    username: str = ""
 
 
 @dataclass
@@ -35,15 +37,18 @@ class _Batch:
     total: int = 0
     done: int = 0
     failed: int = 0
+    out_of_scope: int = 0
     fraction: dict[str, float] = field(default_factory=dict)
 
 
 class DraftService(QObject):
     """draftReady(study_uid, draft dict) | draftFailed(study_uid, message) | draftStarted(study_uid, job_id) |
+    draftOutOfScope(study_uid, scope dict: the input gate stopped it, nothing was drafted) |
     batchProgress(value, maximum) | batchFinished(drafted, failed)."""
 
     draftReady = Signal(str, object)
     draftFailed = Signal(str, str)
+    draftOutOfScope = Signal(str, object)
     draftStarted = Signal(str, str)
     batchProgress = Signal(int, int)
     batchFinished = Signal(int, int)
@@ -55,24 +60,29 @@ class DraftService(QObject):
         self.mode = mode  # "sentences" | "free" | None (the engine's default); the 'draft_mode' setting
         self._pending: dict[str, _Pending] = {}
         self._batch: _Batch | None = None
+        self.last_batch_out_of_scope = 0  # of the failed studies of the last batch, those the input gate stopped
         client.finished.connect(self._on_finished)
         client.failed.connect(self._on_failed)
         client.cancelled.connect(lambda jid: self._on_failed(jid, "cancelled"))
         client.progress.connect(self._on_progress)
 
-    def draft(self, study_uid: str, images: list[StudyImage], seed: int = 0, *, _batch: bool = False) -> str:
-        """Queue a draft of one study; the images go frontal-first so single-image engines read the PA/AP."""
+    def draft(self, study_uid: str, images: list[StudyImage], seed: int = 0, *, override: bool = False,
+              username: str = "", _batch: bool = False) -> str:
+        """Queue a draft of one study; the images go frontal-first so single-image engines read the PA/AP.
+        The engine's input gate stops an out-of-scope study (draftOutOfScope) unless `override` (the user's
+        explicit choice, audited under `username`)."""
         ordered = order_for_engine(images)
         if not ordered:
             raise ValueError(f"study {study_uid} has no image to draft from")
         params: dict[str, Any] = {"images": [im.pixels for im in ordered], "seed": int(seed),
-                                  "section_order": list(self.section_order(study_uid, ordered))}
+                                  "section_order": list(self.section_order(study_uid, ordered)),
+                                  **gate_params(ordered, override)}
         if self.steps:
             params["steps"] = int(self.steps)
         if self.mode:
             params["mode"] = str(self.mode)
         job_id = self.client.submit("draft", params, label=f"Draft {study_uid[-16:]}", study_uid=study_uid)
-        self._pending[job_id] = _Pending(study_uid, ordered, _batch)
+        self._pending[job_id] = _Pending(study_uid, ordered, _batch, username)
         self.draftStarted.emit(study_uid, job_id)
         return job_id
 
@@ -105,6 +115,7 @@ class DraftService(QObject):
         if not studies:
             return []
         self._batch = batch = _Batch(total=len(studies))
+        self.last_batch_out_of_scope = 0
         self.batchProgress.emit(0, batch.total * 100)
         for uid, imgs in studies:
             batch.jobs.add(self.draft(uid, imgs, seed, _batch=True))
@@ -130,6 +141,11 @@ class DraftService(QObject):
         pending = self._pending.pop(job_id, None)
         if pending is None:
             return
+        scope = result.get("scope")
+        if is_out_of_scope(result):  # nothing drafted, nothing stored: say why
+            self._batch_step(job_id, ok=False, out_of_scope=True)
+            self.draftOutOfScope.emit(pending.study_uid, scope or {})
+            return
         used = [int(i) for i in result.get("images_used", [])]
         used_images = [pending.images[i] for i in used if 0 <= i < len(pending.images)]
         uids = [im.sop_instance_uid for im in used_images]
@@ -143,6 +159,11 @@ class DraftService(QObject):
             prov["finding_probabilities"] = json.dumps(probs, sort_keys=True)
         prov.update({"seed": result.get("seed"), "steps": result.get("steps"), "draft_id": draft_id,
                      "created": datetime.now(UTC).isoformat(timespec="seconds"), "job_id": job_id})
+        if scope:  # the input gate's decision travels with the draft (report version provenance)
+            prov["scope"] = scope_line(scope)
+            if overridden(scope):
+                prov["scope_override"] = f"yes, by {pending.username or 'unknown'}"
+                record_override(self.db, pending.username, pending.study_uid, "draft", scope)
         draft = {"study_uid": pending.study_uid, "findings": result.get("findings", ""),
                  "impression": result.get("impression", ""), "text": result.get("text", ""),
                  "token_uncertainty": [{**t, "uncertainty": round(1.0 - float(t.get("confidence", 0.0)), 4)}
@@ -151,7 +172,10 @@ class DraftService(QObject):
                  "provenance": prov, "images_used": [im.name for im in used_images], "images_used_uids": uids,
                  "images_note": describe_used(pending.images, used), "elapsed_s": result.get("elapsed_s"),
                  "told_findings": told, "sentences": (result.get("extra") or {}).get("sentences"),
-                 "draft_mode": (result.get("extra") or {}).get("draft_mode")}
+                 "draft_mode": (result.get("extra") or {}).get("draft_mode"),
+                 "scope": scope,
+                 "reading": (result.get("extra") or {}).get("reading") or {},
+                 "disagreements": (result.get("extra") or {}).get("disagreements") or []}
         self._batch_step(job_id, ok=True)
         self.draftReady.emit(pending.study_uid, draft)
 
@@ -162,7 +186,7 @@ class DraftService(QObject):
         self._batch_step(job_id, ok=False)
         self.draftFailed.emit(pending.study_uid, message)
 
-    def _batch_step(self, job_id: str, ok: bool) -> None:
+    def _batch_step(self, job_id: str, ok: bool, out_of_scope: bool = False) -> None:
         batch = self._batch
         if batch is None or job_id not in batch.jobs:
             return
@@ -170,6 +194,8 @@ class DraftService(QObject):
         batch.fraction.pop(job_id, None)
         batch.done += 1
         batch.failed += 0 if ok else 1
+        batch.out_of_scope += int(out_of_scope)
+        self.last_batch_out_of_scope = batch.out_of_scope
         self._emit_batch()
         if not batch.jobs:
             self._batch = None

@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Signal
 from app.ai.ai_store import qa_history, save_qa
 from app.ai.engine_client import EngineClient
 from app.ai.question_scope import CANNOT_ANSWER, question_scope
+from app.ai.scope import gate_params, is_out_of_scope, overridden, record_override, scope_line
 from app.ai.study_images import StudyImage, order_for_engine
 from app.db.database import Database
 
@@ -26,6 +27,7 @@ class _Asked:
     study_uid: str
     question: str
     images: list[StudyImage]
+    username: str = ""
 
 
 class QaService(QObject):
@@ -50,8 +52,11 @@ class QaService(QObject):
         client.failed.connect(self._on_failed)
         client.cancelled.connect(lambda jid: self._on_failed(jid, "cancelled"))
 
-    def ask(self, study_uid: str, question: str, images: list[StudyImage]) -> str:
-        """Returns the job id, or "" when the question was answered at once (out of scope)."""
+    def ask(self, study_uid: str, question: str, images: list[StudyImage], *, override: bool = False,
+            username: str = "") -> str:
+        """Returns the job id, or "" when the question was answered at once (out of scope). The engine refuses
+        questions outside what it reads, and its input gate stops an out-of-scope image unless `override`
+        (the user's explicit choice, audited under `username`)."""
         question = question.strip()
         scope = question_scope(question)
         if not scope.in_scope:
@@ -61,9 +66,10 @@ class QaService(QObject):
         if not ordered:
             self._finish(study_uid, question, f"{CANNOT_ANSWER} (the study has no image)", None, "", False, "")
             return ""
-        job_id = self.client.submit("answer", {"images": [im.pixels for im in ordered], "question": question},
+        job_id = self.client.submit("answer", {"images": [im.pixels for im in ordered], "question": question,
+                                               **gate_params(ordered, override)},
                                     label=f"Question: {question[:40]}", study_uid=study_uid)
-        self._asked[job_id] = _Asked(study_uid, question, ordered)
+        self._asked[job_id] = _Asked(study_uid, question, ordered, username)
         return job_id
 
     def history(self, study_uid: str) -> list[dict[str, Any]]:
@@ -85,16 +91,30 @@ class QaService(QObject):
         asked = self._asked.pop(job_id, None)
         if asked is None:
             return
+        engine = str((result.get("provenance") or {}).get("engine", ""))
+        scope = result.get("scope")
+        if result.get("kind") == "refused":  # the engine has no basis for this question
+            answer = f"{CANNOT_ANSWER} Refused: {result.get('reason', '')}. {result.get('can_answer', '')}".strip()
+            self._finish(asked.study_uid, asked.question, answer, None, engine, False, "", refused=True)
+            return
+        if is_out_of_scope(result):  # the input gate stopped it: nothing was read
+            answer = f"Not answered: {scope_line(scope)}"
+            self._finish(asked.study_uid, asked.question, answer, None, engine, False, "", scope=scope)
+            return
         conf = float(result.get("confidence") or 0.0)
         raw = str(result.get("text", "")).strip()
-        engine = str((result.get("provenance") or {}).get("engine", ""))
+        extra = result.get("extra") or {}
         if not raw:
             answer = f"{CANNOT_ANSWER} (the engine gave no answer)"
-        elif conf < self.threshold_for(result.get("extra") or {}):
+        elif "uncertain_band" in extra:  # a calibrated yes/no/uncertain: the band already says when it cannot tell
+            answer = raw
+        elif conf < self.threshold_for(extra):
             answer = f"{CANNOT_ANSWER} (the engine's confidence was only {conf:.0%}; its guess: \"{raw}\")"
         else:
             answer = raw
-        self._finish(asked.study_uid, asked.question, answer, conf, engine, True, raw)
+        if overridden(scope):
+            record_override(self.db, asked.username, asked.study_uid, "answer", scope or {})
+        self._finish(asked.study_uid, asked.question, answer, conf, engine, True, raw, scope=scope, extra=extra)
         caps = self.client.last_status.get("capabilities") or []
         if self.region_maps and "explain" in caps and answer == raw:
             map_job = self.client.submit("explain", {"images": [asked.images[0].pixels], "text": f"{asked.question} {raw}"},
@@ -108,10 +128,16 @@ class QaService(QObject):
             self.failed.emit(asked.study_uid, asked.question, message)
 
     def _finish(self, study_uid: str, question: str, answer: str, confidence: float | None, engine: str,
-                in_scope: bool, raw: str) -> None:
+                in_scope: bool, raw: str, *, refused: bool = False, scope: dict[str, Any] | None = None,
+                extra: dict[str, Any] | None = None) -> None:
+        extra = extra or {}
         msg_id = save_qa(self.db, study_uid, question, answer, confidence, engine) if self.db is not None else None
         message = {"id": msg_id, "study_uid": study_uid, "question": question, "answer": answer,
-                   "confidence": confidence, "engine": engine, "in_scope": in_scope, "raw_answer": raw}
+                   "confidence": confidence, "engine": engine, "in_scope": in_scope, "raw_answer": raw,
+                   "refused": refused, "input_out_of_scope": bool(scope) and not scope.get("in_scope", True)
+                   and not scope.get("override"), "scope": scope,
+                   "finding": extra.get("finding"), "probability": extra.get("probability"),
+                   "prevalence": extra.get("prevalence"), "calibrated": extra.get("calibrated")}
         if msg_id is None:
             self._local.append(message)
         self.answered.emit(study_uid, message)

@@ -8,10 +8,12 @@ turns them into the sentence the UI shows ("Used 2 images: PA, LATERAL").
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from engines.scope.header import header_of
 
 FRONTAL_ORDER = {"PA": 0, "AP": 1}
 PROJECTION_MODALITIES = {"DX", "CR", "DR", "RG", "OT", ""}
@@ -26,6 +28,7 @@ class StudyImage:
     modality: str = ""
     view_position: str = ""
     label: str = ""
+    header: dict = field(default_factory=dict)  # what the input gate reads (engines.scope.header.header_of)
 
     @property
     def name(self) -> str:
@@ -75,5 +78,6 @@ def load_study_images(paths: Iterable[Path]) -> list[StudyImage]:
         view = str(getattr(ds, "ViewPosition", "") or "")
         out.append(StudyImage(np.asarray(pixels), str(getattr(ds, "SOPInstanceUID", "")),
                               str(getattr(ds, "Modality", "")), view,
-                              view or str(getattr(ds, "SeriesDescription", "")) or Path(path).name))
+                              view or str(getattr(ds, "SeriesDescription", "")) or Path(path).name,
+                              header_of(ds)))
     return out

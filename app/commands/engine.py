@@ -1,5 +1,6 @@
-"""`radstation engine list|check|token|worker`: see the registered engines, load the configured one and draft
-once (a quick "does my model directory work?"), or serve the worker protocol (the app starts that itself,
+"""`radstation engine list|check|draft|ask|token|worker`: see the registered engines, load the configured one
+and draft once (a quick "does my model directory work?"), draft or ask about DICOM files behind the input gate
+(app.commands.engine_jobs), store a server's token, or serve the worker protocol (the app starts that itself,
 which is how a frozen build without `python -m` runs its worker)."""
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("url", help="the server's URL exactly as in engine_options.url, e.g. https://gpu:8000/v1")
     t.add_argument("--delete", action="store_true", help="remove the stored token")
     t.set_defaults(func=_token)
+    from app.commands.engine_jobs import register as register_jobs
+
+    register_jobs(actions)
     w = actions.add_parser("worker", help="serve the engine worker protocol on stdin/stdout (internal)")
     w.add_argument("--jobs", action="append", default=[], metavar="MODULE",
                    help="module whose WORKER_JOBS the worker also serves (repeatable)")

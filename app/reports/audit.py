@@ -31,6 +31,7 @@ ACTIONS: frozenset[str] = frozenset({
     "cert_revoke",
     "claim",
     "query", "retrieve", "print",  # patient-data access (app/access_audit.py); "view"/"export" serve it too
+    "ai_scope_override",  # AI output for an input outside the engine's scope, at the user's explicit request
 })
 
 

@@ -5,6 +5,7 @@ bar and Cancel per job, one bar for batch pre-drafts, which images were read, an
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from app.ai.drafting import DraftService
 from app.ai.engine_client import EngineClient
+from app.ai.scope import overridden, scope_line
 from app.ai.status_text import format_status
 from app.ai.study_images import StudyImage
 from app.settings import Settings
@@ -80,8 +82,34 @@ class JobRow(QWidget):
         self.bar.setToolTip(text)
 
 
+def reading_html(reading: dict[str, Any], disagreements: list[dict[str, Any]] | None = None) -> str:
+    """The engine's reading as a small table (finding, calibrated probability, training prevalence, answer),
+    findings the draft disagrees with first and marked."""
+    if not reading:
+        return ""
+    against = {d["finding"]: d for d in disagreements or []}
+    rows = []
+    order = sorted(reading, key=lambda f: (f not in against, -float(reading[f].get("probability", 0))))
+    for f in order:
+        r = reading[f]
+        prev = r.get("prevalence")
+        mark = " style='color:#b00020'" if f in against else ""
+        cal = "" if r.get("calibrated") else "*"
+        rows.append(f"<tr{mark}><td>{html.escape(f)}</td><td align='right'>{float(r['probability']):.0%}{cal}</td>"
+                    f"<td align='right'>{'' if prev is None else f'{float(prev):.0%}'}</td>"
+                    f"<td>{html.escape(str(r.get('answer', '')))}</td></tr>")
+    note = "".join(f"<p style='color:#b00020'>Disagreement: {html.escape(d['sentence'])}.</p>"
+                   for d in disagreements or [])
+    uncal = any(not r.get("calibrated") for r in reading.values())
+    foot = "<p style='color:#666'>* not calibrated: a raw model score, not a probability.</p>" if uncal else ""
+    return (note + "<table cellspacing='0' cellpadding='2'><tr><th align='left'>Engine's reading</th>"
+            "<th>probability</th><th>usual</th><th>answer</th></tr>" + "".join(rows) + "</table>" + foot)
+
+
 class AiPanel(QWidget):
-    """draftReady(study_uid, draft) goes to ReportEditor.load_ai_draft; statusText(str) to the status bar."""
+    """draftReady(study_uid, draft) goes to ReportEditor.load_ai_draft; statusText(str) to the status bar.
+    A study the input gate puts out of scope gets no draft: the reason shows with "Draft anyway...", which
+    asks for confirmation (`confirm_override`, replaceable in tests) and is audited under `user_provider()`."""
 
     draftReady = Signal(str, object)
     statusText = Signal(str)
@@ -90,6 +118,8 @@ class AiPanel(QWidget):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.client, self.drafts, self.settings = client, drafts, settings
+        self.user_provider: Any = lambda: None  # the main window sets it: () -> AuthSession | None
+        self.confirm_override: Any = self._confirm_override
         self.study_uid = ""
         self.images: list[StudyImage] = []
         self.rows: dict[str, JobRow] = {}
@@ -110,6 +140,17 @@ class AiPanel(QWidget):
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #b00020")
+        self.scope_label = QLabel("")
+        self.scope_label.setWordWrap(True)
+        self.scope_label.setObjectName("scopeLabel")
+        self.override_button = QPushButton("Draft anyway\u2026")
+        self.override_button.setToolTip("Draft although the engine was not trained on images like these "
+                                        "(recorded in the audit log)")
+        self.override_button.clicked.connect(self.draft_anyway)
+        self.override_button.hide()
+        self.reading_view = QLabel("")
+        self.reading_view.setWordWrap(True)
+        self.reading_view.setTextFormat(Qt.TextFormat.RichText)
         self.batch_label = QLabel("")
         self.batch_bar = QProgressBar()
         self.batch_cancel = QPushButton("Cancel batch")
@@ -139,6 +180,9 @@ class AiPanel(QWidget):
         lay.addLayout(head)
         lay.addWidget(self.images_label)
         lay.addWidget(self.message)
+        lay.addWidget(self.scope_label)
+        lay.addWidget(self.override_button)
+        lay.addWidget(self.reading_view)
         lay.addWidget(self.batch_label)
         lay.addLayout(batch)
         lay.addWidget(self.sentence_label)
@@ -150,9 +194,10 @@ class AiPanel(QWidget):
         client.jobQueued.connect(self._on_queued)
         client.jobStarted.connect(self._on_started)
         client.progress.connect(self._on_progress)
-        client.finished.connect(lambda jid, res: self._end(jid, "done", _done_text(res)))
+        # bound methods, not lambdas: Qt disconnects them when this panel goes, the client may live on
+        client.finished.connect(self._on_finished)
         client.failed.connect(self._on_failed)
-        client.cancelled.connect(lambda jid: self._end(jid, "cancelled", "cancelled"))
+        client.cancelled.connect(self._on_cancelled)
         client.status.connect(self._on_status)
         self._poll = QTimer(self)
         self._poll.setInterval(STATUS_POLL_MS)
@@ -160,6 +205,7 @@ class AiPanel(QWidget):
         self._poll.start()
         drafts.draftReady.connect(self._on_draft)
         drafts.draftFailed.connect(self._on_draft_failed)
+        drafts.draftOutOfScope.connect(self._on_out_of_scope)
         drafts.batchProgress.connect(self._on_batch_progress)
         drafts.batchFinished.connect(self._on_batch_finished)
 
@@ -172,16 +218,50 @@ class AiPanel(QWidget):
         self.images_label.setText(f"{n} image{'s' if n != 1 else ''} in this study: "
                                   + ", ".join(im.name for im in self.images) if n else "This study has no image")
         self.message.clear()
+        self._clear_scope()
         if self.auto_draft.isChecked() and self.images:
             self.draft_current()
 
-    def draft_current(self) -> str:
-        """Draft the open study; returns the job id ("" when there is nothing to draft)."""
+    def draft_current(self, override: bool = False) -> str:
+        """Draft the open study; returns the job id ("" when there is nothing to draft). `override` drafts
+        although the input gate put the study out of scope."""
         if not self.study_uid or not self.images:
             self.message.setText("Open a study with an image to draft a report.")
             return ""
         self.message.clear()
-        return self.drafts.draft(self.study_uid, self.images)
+        self._clear_scope()
+        user = self.user_provider()
+        return self.drafts.draft(self.study_uid, self.images, override=override,
+                                 username=getattr(user, "username", "") or "")
+
+    def draft_anyway(self) -> str:
+        """After the user confirms: draft past the input gate (audited). "" when they did not confirm."""
+        if not self.study_uid or not self.confirm_override():
+            return ""
+        return self.draft_current(override=True)
+
+    def _confirm_override(self) -> bool:
+        from PySide6.QtWidgets import QMessageBox
+
+        answer = QMessageBox.warning(
+            self, "Outside the engine's scope",
+            f"{self.scope_label.text()}\n\nThe engine was not trained on images like these; a draft may be "
+            "meaningless. Draft anyway? This is recorded in the audit log under your name.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _clear_scope(self) -> None:
+        self.scope_label.clear()
+        self.scope_label.setStyleSheet("")
+        self.override_button.hide()
+        self.reading_view.clear()
+
+    def _on_out_of_scope(self, study_uid: str, scope: dict[str, Any]) -> None:
+        if study_uid != self.study_uid:
+            return
+        self.scope_label.setText(f"No draft. {scope_line(scope) or 'Out of scope.'}")
+        self.scope_label.setStyleSheet("color:#8a4b00; font-weight:bold;")
+        self.override_button.show()
 
     def pre_draft(self, studies: list[tuple[str, list[StudyImage]]]) -> list[str]:
         """Batch pre-draft from the worklist (one progress bar)."""
@@ -218,6 +298,12 @@ class AiPanel(QWidget):
         if job_id in self.rows:
             self.rows[job_id].set_progress(done, total)
 
+    def _on_finished(self, job_id: str, result: dict[str, Any]) -> None:
+        self._end(job_id, "done", _done_text(result))
+
+    def _on_cancelled(self, job_id: str) -> None:
+        self._end(job_id, "cancelled", "cancelled")
+
     def _on_failed(self, job_id: str, message: str) -> None:
         self._end(job_id, "failed", "failed")
         if job_id in self.rows:
@@ -241,6 +327,10 @@ class AiPanel(QWidget):
                 note += f"\nWritten to the finding head's reading: {', '.join(told) or 'nothing present'}."
             self.images_label.setText(note)
             self.show_sentences(draft.get("sentences"))
+            scope = draft.get("scope")
+            self.scope_label.setText(scope_line(scope))
+            self.scope_label.setStyleSheet("color:#8a4b00; font-weight:bold;" if overridden(scope) else "")
+            self.reading_view.setText(reading_html(draft.get("reading") or {}, draft.get("disagreements")))
         self.draftReady.emit(study_uid, draft)
 
     def show_sentences(self, sentences: list[dict[str, Any]] | None) -> None:
@@ -274,7 +364,13 @@ class AiPanel(QWidget):
         self.batch_bar.setValue(value)
 
     def _on_batch_finished(self, drafted: int, failed: int) -> None:
-        self.batch_label.setText(f"Pre-draft finished: {drafted} drafted" + (f", {failed} failed or cancelled" if failed else ""))
+        gated = min(self.drafts.last_batch_out_of_scope, failed)
+        text = f"Pre-draft finished: {drafted} drafted"
+        if gated:
+            text += f", {gated} out of scope (not drafted)"
+        if failed - gated:
+            text += f", {failed - gated} failed or cancelled"
+        self.batch_label.setText(text)
         self.batch_bar.hide()
         self.batch_cancel.hide()
 
@@ -291,5 +387,7 @@ class AiPanel(QWidget):
 
 
 def _done_text(result: dict[str, Any]) -> str:
+    if result.get("kind") in ("out_of_scope", "refused"):
+        return "out of scope" if result.get("kind") == "out_of_scope" else "refused"
     elapsed = result.get("elapsed_s")
     return f"done in {float(elapsed):.1f} s" if elapsed is not None else "done"

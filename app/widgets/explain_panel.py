@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.model_runner import WorkerRunner, as_runner
+from engines.scope.guard import OUT_OF_SCOPE
 from engines.worker.wire import to_wire
 from explain.cache import ExplanationCache, explanation_key
 from explain.study import StudyExplanation
@@ -56,6 +57,16 @@ def _head_note(exp, finding: str) -> str:
         return ""
     prior = exp.head_prior.get(finding)
     return f" - head {p:.0%}" + ("" if prior is None else f" (usual {prior:.0%})")
+
+OUT_OF_SCOPE_PREFIX = "out of scope: "
+
+
+class OutOfScopeError(RuntimeError):
+    """The engine's input gate stopped the explanation (the message is the gate's summary)."""
+
+    def __str__(self) -> str:
+        return OUT_OF_SCOPE_PREFIX + super().__str__()
+
 
 class _ExplainThread(QThread):
     progressed = Signal(int, int)
@@ -80,12 +91,22 @@ class _ExplainThread(QThread):
         self.completed.emit(self.key, result)
 
 
-class ColourBar(QLabel):
-    """A horizontal gradient of the current colormap with 0 and 1 at its ends."""
+class ColourBar(QWidget):
+    """A horizontal gradient of the current colormap with its scale (low .. high, relative within the image)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMinimumHeight(14)
+        self.bar = QLabel()
+        self.bar.setMinimumHeight(14)
+        self.low, self.high = QLabel("0 low"), QLabel("1 high")
+        for lab in (self.low, self.high):
+            lab.setStyleSheet("color:#555")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.low)
+        lay.addWidget(self.bar)
+        lay.addWidget(self.high)
+        lay.addStretch(1)
         self.colormap = "jet"
         self.set_colormap("jet")
 
@@ -93,8 +114,9 @@ class ColourBar(QLabel):
         table = np.ascontiguousarray(np.repeat(colormap_table(name)[None], 12, axis=0))
         img = QImage(table.data, 256, 12, 256 * 3, QImage.Format.Format_RGB888).copy()
         self.colormap = name
-        self.setPixmap(QPixmap.fromImage(img).scaled(220, 12))
-        self.setToolTip(f"{name}: 0 (left) .. 1 (right)")
+        self.bar.setPixmap(QPixmap.fromImage(img).scaled(180, 12))
+        self.setToolTip(f"{name}: 0 (left, least) .. 1 (right, most), relative within this image; values below the "
+                        "threshold are not painted")
 
 
 class ExplainPanel(QWidget):
@@ -134,6 +156,16 @@ class ExplainPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
+        self._headers: list[dict] = []
+        self._last_scope: dict = {}
+        self.confirm_override: Any = self._confirm_override  # replaceable in tests
+        self.scope_note = QLabel("")
+        self.scope_note.setWordWrap(True)
+        self.scope_note.setStyleSheet("color:#555")
+        self.override_button = QPushButton("Explain anyway\u2026")
+        self.override_button.setToolTip("Explain although the engine was not trained on images like this one")
+        self.override_button.clicked.connect(self.explain_anyway)
+        self.override_button.hide()
         self.sentences = QListWidget()
         self.sentences.setWordWrap(True)
         self.sentences.currentRowChanged.connect(lambda r: self._select("sentence", r))
@@ -157,6 +189,9 @@ class ExplainPanel(QWidget):
         self.threshold.setValue(20)
         self.threshold.valueChanged.connect(lambda _v: self._emit())
         self.colour_bar = ColourBar()
+        self.map_note = QLabel("")
+        self.map_note.setWordWrap(True)
+        self.map_note.setStyleSheet("color:#555")
         self.uncertainty = QCheckBox("Show image uncertainty map")
         self.uncertainty.setToolTip("Where the engine is unsure what the image should look like given the report "
                                     "(entropy of image tokens when drawing the image from the report)")
@@ -174,10 +209,13 @@ class ExplainPanel(QWidget):
         form.addRow("Colormap", self.colormap)
         form.addRow("Threshold", self.threshold)
         form.addRow("", self.colour_bar)
+        form.addRow("", self.map_note)
         lay = QVBoxLayout(self)
         lay.addLayout(buttons)
         lay.addWidget(self.progress)
         lay.addWidget(self.status)
+        lay.addWidget(self.scope_note)
+        lay.addWidget(self.override_button)
         lay.addWidget(QLabel("Sentences (click to show where they look; uncertainty in brackets)"))
         lay.addWidget(self.sentences, 3)
         lay.addWidget(QLabel("Findings (share of sampled drafts that agree; the finding head's reading)"))
@@ -187,13 +225,19 @@ class ExplainPanel(QWidget):
 
     # -- inputs ---------------------------------------------------------------------------------------
     def set_study(self, study_key: str, images: list[np.ndarray] | np.ndarray, report_text: str,
-                  draft: Any = None, *, auto: bool = False) -> None:
+                  draft: Any = None, *, auto: bool = False, headers: list[dict] | None = None) -> None:
         """The study and report to explain (the report as it is now: any edit is a new version).
         `draft` is the engine's TextResult when the text is its draft (adds per-token confidence).
         Shows a cached explanation at once; otherwise computes when `auto` or on Explain."""
         if isinstance(images, np.ndarray):
             images = [images]
+        previous = self._study
+        stale = (previous is not None and previous[0] == study_key and previous[2] != (report_text or "")
+                 and self.explanation is not None)
         self._study = (study_key, list(images), report_text or "", draft)
+        self._headers = list(headers or [])
+        self.scope_note.clear()
+        self.override_button.hide()
         self.clear_overlay()
         self._show(None)
         if not study_key or not images or not (report_text or "").strip():
@@ -207,6 +251,9 @@ class ExplainPanel(QWidget):
             self.status.setText("Explanation from cache")
         elif auto:
             self.explain()
+        elif stale:
+            self.status.setText("The report text changed: the explanation of the old text was removed. "
+                                "Press Explain to explain the text shown now.")
         else:
             self.status.setText("Press Explain to compute maps and uncertainty")
 
@@ -219,8 +266,9 @@ class ExplainPanel(QWidget):
         return {"k": self.k_drafts, "steps": self.steps, "ig_steps": self.ig_steps}
 
     # -- computation ----------------------------------------------------------------------------------
-    def explain(self) -> None:
-        """Compute (or fetch from the cache) the explanation of the current study in a QThread."""
+    def explain(self, override: bool = False) -> None:
+        """Compute (or fetch from the cache) the explanation of the current study in a QThread. The engine's
+        input gate stops an image outside its scope unless `override` (after the user confirmed)."""
         if self._study is None or self._thread is not None:
             return
         study_key, images, text, draft = self._study
@@ -231,12 +279,16 @@ class ExplainPanel(QWidget):
                 return
         runner = self.runner
         params = {"images": [np.asarray(a) for a in images], "text": text, "draft": to_wire(draft),
-                  "k_drafts": self.k_drafts, "steps": self.steps, "ig_steps": self.ig_steps}
+                  "k_drafts": self.k_drafts, "steps": self.steps, "ig_steps": self.ig_steps,
+                  "headers": self._headers[:len(images)], "override_scope": bool(override)}
 
         def job(progress, cancel) -> StudyExplanation:
             result = runner.run("explain_study", params, progress, cancel)
+            if result.get("kind") == OUT_OF_SCOPE:
+                raise OutOfScopeError(str((result.get("scope") or {}).get("summary", "out of scope")))
             if not self.engine_key:
                 self.engine_key = str(result.get("engine_key", ""))
+            self._last_scope = result.get("scope") or {}
             return explanation_from_result(result)
 
         self._key = study_key + "\0" + text
@@ -251,6 +303,21 @@ class ExplainPanel(QWidget):
         self.cancel_button.setEnabled(True)
         self.explain_button.setEnabled(False)
         th.start()
+
+    def explain_anyway(self) -> None:
+        if self.confirm_override():
+            self.override_button.hide()
+            self.explain(override=True)
+
+    def _confirm_override(self) -> bool:
+        from PySide6.QtWidgets import QMessageBox
+
+        answer = QMessageBox.warning(self, "Outside the engine's scope",
+                                     f"{self.status.text()}\n\nMaps of an image the engine was not trained on "
+                                     "may be meaningless. Explain anyway?",
+                                     QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                     QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def cancel(self) -> None:
         if self._thread is not None:
@@ -283,10 +350,15 @@ class ExplainPanel(QWidget):
             return
         self._show(exp)
         self.status.setText(f"Explained {len(exp.sentences)} sentences, {len(exp.drafts)} sampled drafts")
+        self.scope_note.setText(str(self._last_scope.get("summary", "")))
         self.explanationReady.emit(exp)
 
     def _on_failed(self, key: str, message: str) -> None:
         self.progress.setValue(0)
+        if message.startswith(OUT_OF_SCOPE_PREFIX):
+            self.status.setText("Not explained. " + message[len(OUT_OF_SCOPE_PREFIX):])
+            self.override_button.show()
+            return
         self.status.setText("Cancelled" if message == "cancelled" else f"Could not explain: {message}")
         if message != "cancelled":
             self.failed.emit(message)
@@ -383,6 +455,56 @@ class ExplainPanel(QWidget):
             self._pixel_cache[key] = m
         return self._pixel_cache[key]
 
+    def missing_reason(self) -> str:
+        """Why the selection shows no map ('' when it shows one or nothing is selected)."""
+        exp = self.explanation
+        if exp is None:
+            return ""
+        if self.uncertainty.isChecked():
+            return "" if self.current_map() is not None else "this explanation has no image uncertainty map"
+        if self._selection is None:
+            return ""
+        kind, row = self._selection
+        items = exp.sentences if kind == "sentence" else exp.report.findings
+        if not 0 <= row < len(items):
+            return ""
+        method = self.current_method()
+        label = METHOD_LABELS.get(method, method)
+        what = "sentence" if kind == "sentence" else "finding"
+        grid = items[row].grids.get(method)
+        if grid is None:
+            if method in ("head", "cam"):
+                return (f"{label} gives no map for this {what}: it names no finding the engine's finding head "
+                        "reads (or these weights have no finding head)")
+            return f"{label} was not computed for this {what}"
+        if not np.isfinite(grid).all():
+            return f"{label} gives no map for this {what}: it lies beyond the text the model reads (cut off)"
+        m = self.current_map()
+        if m is None or float(np.nanmax(m)) <= 0:
+            return f"{label} found no evidence in the image for this {what} (the map is empty)"
+        return ""
+
+    def current_caption(self) -> str:
+        """What the shown map is, for the viewer's caption: method and sentence/finding, or the uncertainty map."""
+        exp = self.explanation
+        if exp is None:
+            return ""
+        if self.uncertainty.isChecked():
+            return "Image uncertainty: where the engine is unsure what the image should look like (relative)"
+        if self._selection is None:
+            return ""
+        kind, row = self._selection
+        items = exp.sentences if kind == "sentence" else exp.report.findings
+        if not 0 <= row < len(items):
+            return ""
+        method = METHOD_LABELS.get(self.current_method(), self.current_method())
+        if kind == "finding":
+            f = items[row]
+            state = {1: "present", 0: "absent", -1: "uncertain"}.get(f.value, "?")
+            return f"{method} for {f.finding} ({state}) - relative within this image"
+        text = _SECTION_LABEL.sub("", items[row].text).strip()
+        return f"{method} for \u201c{text[:80]}{'...' if len(text) > 80 else ''}\u201d - relative within this image"
+
     def overlay_params(self) -> tuple[float, str, float]:
         return self.opacity.value() / 100.0, self.colormap.currentText(), self.threshold.value() / 100.0
 
@@ -395,7 +517,9 @@ class ExplainPanel(QWidget):
         opacity, cmap, thr = self.overlay_params()
         if m is None and self._selection is None and not self.uncertainty.isChecked():
             return
-        self.overlayRequested.emit(m, opacity, cmap, thr)
+        why = self.missing_reason()
+        self.map_note.setText(f"No map: {why}." if why else self.current_caption())
+        self.overlayRequested.emit(None if why else m, opacity, cmap, thr)
 
     def clear_overlay(self) -> None:
         for w in (self.sentences, self.findings):

@@ -21,10 +21,28 @@ from app.ai.study_images import StudyImage, order_for_engine
 MAP_SIZE = 160
 
 
+def answer_detail(m: dict[str, Any]) -> str:
+    """' (probability of pleural effusion 12%, calibrated; 6% of training studies)' for a reading's answer,
+    ' (confidence 80%)' for other answers, '' when there is none."""
+    p, finding = m.get("probability"), m.get("finding")
+    if p is not None and finding:
+        cal = "calibrated" if m.get("calibrated") else "not calibrated"
+        prev = m.get("prevalence")
+        usual = f"; {prev:.0%} of training studies" if prev is not None else ""
+        return f" (probability of {str(finding).lower()} {p:.0%}, {cal}{usual})"
+    conf = m.get("confidence")
+    return f" (confidence {conf:.0%})" if conf is not None else ""
+
+
 class QaPanel(QWidget):
+    """Ask about the open study. An answer the input gate stopped offers "Ask anyway", which asks for
+    confirmation (`confirm_override`, replaceable in tests) and is audited under `user_provider()`."""
+
     def __init__(self, qa: QaService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.qa = qa
+        self.user_provider: Any = lambda: None  # the main window sets it: () -> AuthSession | None
+        self.confirm_override: Any = self._confirm_override
         self.study_uid = ""
         self.images: list[StudyImage] = []
         self.pending: dict[str, str] = {}  # job id ("" for none) -> question
@@ -33,6 +51,8 @@ class QaPanel(QWidget):
 
         self.chat = QTextBrowser()
         self.chat.setOpenExternalLinks(False)
+        self.chat.setOpenLinks(False)
+        self.chat.anchorClicked.connect(self._on_link)
         self.input = QLineEdit()
         self.input.setPlaceholderText("Ask about this study, e.g. 'Is there a pleural effusion?'")
         self.input.returnPressed.connect(self.ask)
@@ -69,20 +89,48 @@ class QaPanel(QWidget):
         self._set_enabled(bool(study_uid))
         self._render()
 
-    def ask(self) -> str:
-        """Send the typed question; returns the job id ("" when answered at once or nothing to ask)."""
-        question = self.input.text().strip()
+    def ask(self, question: str | None = None, *, override: bool = False) -> str:
+        """Send the typed question (or `question`); returns the job id ("" when answered at once or nothing to
+        ask). `override` runs it although the input gate put the study out of scope."""
+        typed = question is None
+        question = (self.input.text() if typed else question).strip()
         if not question or not self.study_uid:
             return ""
-        self.input.clear()
+        if typed:
+            self.input.clear()
         self.pending["?"] = question  # shown at once, even before the engine has it
         self._render()
-        job_id = self.qa.ask(self.study_uid, question, self.images)
+        user = self.user_provider()
+        job_id = self.qa.ask(self.study_uid, question, self.images, override=override,
+                             username=getattr(user, "username", "") or "")
         self.pending.pop("?", None)
         if job_id:
             self.pending[job_id] = question
         self._render()
         return job_id
+
+    def ask_anyway(self, question: str) -> str:
+        """Ask again past the input gate, after the user confirmed; "" when they did not."""
+        if not self.confirm_override(question):
+            return ""
+        return self.ask(question, override=True)
+
+    def _confirm_override(self, question: str) -> bool:
+        from PySide6.QtWidgets import QMessageBox
+
+        answer = QMessageBox.warning(
+            self, "Outside the engine's scope",
+            "The engine was not trained on images like this one, so its answer may be meaningless.\n\n"
+            f"Ask \u201c{question}\u201d anyway? This is recorded in the audit log under your name.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _on_link(self, url) -> None:
+        text = url.toString()
+        if text.startswith("override:"):
+            k = int(text.split(":", 1)[1])
+            if 0 <= k < len(self.messages):
+                self.ask_anyway(self.messages[k]["question"])
 
     # -- events ---------------------------------------------------------------------------------------
     def _on_answered(self, study_uid: str, message: dict[str, Any]) -> None:
@@ -122,11 +170,13 @@ class QaPanel(QWidget):
 
     def _render(self) -> None:
         parts = []
-        for m in self.messages:
-            conf = m.get("confidence")
-            conf_text = f" <span style='color:#666'>(confidence {conf:.0%})</span>" if conf is not None else ""
+        for k, m in enumerate(self.messages):
+            detail = answer_detail(m)
+            conf_text = f" <span style='color:#666'>{html.escape(detail)}</span>" if detail else ""
+            style = " style='color:#8a4b00'" if m.get("refused") or m.get("input_out_of_scope") else ""
+            anyway = (f" <a href='override:{k}'>Ask anyway\u2026</a>" if m.get("input_out_of_scope") else "")
             parts.append(f"<p><b>You:</b> {html.escape(m['question'])}<br><b>Engine:</b> "
-                         f"{html.escape(m['answer'])}{conf_text}</p>")
+                         f"<span{style}>{html.escape(m['answer'])}</span>{conf_text}{anyway}</p>")
         for question, error in self.errors:
             parts.append(f"<p><b>You:</b> {html.escape(question)}<br><span style='color:#b00020'>"
                          f"Not answered: {html.escape(error)}</span></p>")

@@ -62,6 +62,10 @@ BANNER_STYLES = {
 FINDING_VALUE_TEXT = {1: "present", 0: "absent", -1: "uncertain"}
 FINDING_VALUE_COLOUR = {1: "#b3261e", 0: "#2e7d32", -1: "#b26a00"}
 SECTION_HEIGHTS = {"indication": 54, "technique": 54, "comparison": 46}
+# Uncertain words: only those the engine was this unsure of (uncertainty = 1 - token confidence), shaded
+# lavender with a dotted underline - never the red wave of a spell-checker.
+UNCERTAIN_WORD_THRESHOLD = 0.8
+UNCERTAIN_SHADE, UNCERTAIN_LINE = "#ece3ff", "#6a3fb5"
 
 
 def _label_findings(text: str) -> Any | None:
@@ -82,6 +86,34 @@ class _FocusOutFilter(QObject):
         if event.type() == QEvent.Type.FocusOut:
             self.callback()
         return False
+
+
+class _UncertainTips(QObject):
+    """Tooltips over an editor's uncertain words: the engine's confidence for the word under the mouse."""
+
+    def __init__(self, editor: QPlainTextEdit, spans: Callable[[], list[tuple[int, int, float]]]) -> None:
+        super().__init__(editor)
+        self.editor, self.spans = editor, spans
+
+    def eventFilter(self, _obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if event.type() != QEvent.Type.ToolTip:
+            return False
+        pos = self.editor.cursorForPosition(event.pos()).position()
+        for start, end, score in self.spans():
+            if start <= pos <= end:
+                from PySide6.QtWidgets import QToolTip
+
+                QToolTip.showText(event.globalPos(), uncertain_tip(score), self.editor)
+                return True
+        from PySide6.QtWidgets import QToolTip
+
+        QToolTip.hideText()
+        return True
+
+
+def uncertain_tip(score: float) -> str:
+    return (f"The engine was unsure of this word: confidence {1 - score:.0%} (uncertainty {score:.2f}; words "
+            f"above {UNCERTAIN_WORD_THRESHOLD:.2f} are marked)")
 
 
 class ReportEditor(QWidget):
@@ -176,6 +208,14 @@ class ReportEditor(QWidget):
 
         self.editors: dict[str, QPlainTextEdit] = {}
         self._focus_filter = _FocusOutFilter(self._on_focus_out)
+        self._uncertain_spans: dict[str, list[tuple[int, int, float]]] = {}
+        self._tips: list[_UncertainTips] = []
+        self.uncertain_legend = QLabel(
+            f"<span style='background:{UNCERTAIN_SHADE};border-bottom:1px dotted {UNCERTAIN_LINE}'>&nbsp;shaded"
+            f"&nbsp;</span> words: the engine was unsure of them (confidence below "
+            f"{1 - UNCERTAIN_WORD_THRESHOLD:.0%}); hover for the score.")
+        self.uncertain_legend.setStyleSheet("color:#444")
+        self.uncertain_legend.hide()
         form = QVBoxLayout()
         for key in (*SECTION_KEYS, "addendum"):
             label = QLabel(SECTION_TITLES[key])
@@ -187,6 +227,9 @@ class ReportEditor(QWidget):
                 edit.setFixedHeight(SECTION_HEIGHTS[key])
             edit.textChanged.connect(self._on_text_changed)
             edit.installEventFilter(self._focus_filter)
+            tips = _UncertainTips(edit, lambda k=key: self._uncertain_spans.get(k, []))
+            edit.viewport().installEventFilter(tips)
+            self._tips.append(tips)
             self.editors[key] = edit
             form.addWidget(label)
             form.addWidget(edit, 3 if key == "findings" else (2 if key in ("impression", "addendum") else 0))
@@ -214,6 +257,7 @@ class ReportEditor(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.recovery_banner)
         lay.addWidget(self.banner)
+        lay.addWidget(self.uncertain_legend)
         lay.addWidget(split, 1)
         QShortcut(QKeySequence.StandardKey.Undo, self, self.undo)
         QShortcut(QKeySequence.StandardKey.Redo, self, self.redo)
@@ -282,6 +326,7 @@ class ReportEditor(QWidget):
         self._version = v
         self._refresh_state()
         self._update_findings()
+        self.textChanged.emit()  # the text on screen changed: explanations of the old text are stale
 
     def save_now(self) -> bool:
         """Write pending edits now; True when nothing is left unsaved."""
@@ -625,18 +670,21 @@ class ReportEditor(QWidget):
         spans = (v.ai_draft or {}).get("token_uncertainty") if v is not None and v.needs_ai_review else None
         for key in ("findings", "impression"):
             self.editors[key].setExtraSelections([])
+        self._uncertain_spans = {}
+        self.uncertain_legend.hide()
         if not spans:
             return
         fmt = QTextCharFormat()
-        fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
-        fmt.setUnderlineColor(QColor("#d9480f"))
+        fmt.setBackground(QColor(UNCERTAIN_SHADE))
+        fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.DotLine)
+        fmt.setUnderlineColor(QColor(UNCERTAIN_LINE))
         for key in ("findings", "impression"):
             edit = self.editors[key]
             text = edit.toPlainText()
             selections, pos = [], 0
             for item in spans:
                 token, score, section = _uncertainty_item(item)
-                if section not in (None, key) or not token or score < 0.5:
+                if section not in (None, key) or not token or score < UNCERTAIN_WORD_THRESHOLD:
                     continue
                 i = text.find(token, pos)
                 if i < 0:
@@ -648,7 +696,9 @@ class ReportEditor(QWidget):
                 cur.setPosition(i + len(token), QTextCursor.MoveMode.KeepAnchor)
                 sel.cursor, sel.format = cur, fmt
                 selections.append(sel)
+                self._uncertain_spans.setdefault(key, []).append((i, i + len(token), score))
             edit.setExtraSelections(selections)
+        self.uncertain_legend.setVisible(bool(self._uncertain_spans))
 
     def _update_diff(self) -> None:
         v = self._version

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ai.scope import overridden, record_override
 from app.counterfactual import (
     WARNING,
     CounterfactualInfo,
@@ -46,7 +47,9 @@ from app.counterfactual.model_identity import model_identity
 from app.model_runner import ModelRunner, as_runner
 from engines.counterfactual import EditError, WhatIfRequest, WhatIfResult, apply_instruction
 from engines.counterfactual.metrics import blend
-from engines.counterfactual.worker_jobs import whatif_from_result
+from engines.counterfactual.worker_jobs import WARNING_KIND, whatif_from_result
+from engines.scope.guard import OUT_OF_SCOPE
+from engines.scope.header import header_of
 from engines.worker.wire import to_wire
 from viewer.io.image import DicomImage
 from viewer.widgets.tools import Tool
@@ -78,9 +81,11 @@ class _Worker(QObject):
     """Waits for what-if jobs of the engine worker process on its own thread (never the GUI thread)."""
 
     progress = Signal(int, int, str)
-    finished = Signal(object)  # WhatIfResult
+    finished = Signal(object)  # (WhatIfResult, the input gate's decision)
     failed = Signal(str)
     cancelled = Signal()
+    warned = Signal(object)  # list of sentences: the edit contradicts the engine's reading; nothing ran
+    outOfScope = Signal(object)  # noqa: N815 - the input gate's decision: nothing ran
 
     def __init__(self, runner: ModelRunner) -> None:
         super().__init__()
@@ -88,13 +93,20 @@ class _Worker(QObject):
         self.cancel_event = threading.Event()
 
     @Slot(object)
-    def run(self, request: WhatIfRequest) -> None:
+    def run(self, job: tuple[WhatIfRequest, dict[str, Any]]) -> None:
+        request, flags = job
         try:
             self.progress.emit(0, 0, "waiting for the engine")
-            raw = self.runner.run("whatif", {"request": to_wire(request)},
+            raw = self.runner.run("whatif", {"request": to_wire(request), **flags},
                                   lambda a, b, s="": self.progress.emit(int(a), int(b), str(s)),
                                   self.cancel_event.is_set)
-            result = whatif_from_result(raw)
+            if raw.get("kind") == WARNING_KIND:
+                self.warned.emit(list(raw.get("warnings") or []))
+                return
+            if raw.get("kind") == OUT_OF_SCOPE:
+                self.outOfScope.emit(dict(raw.get("scope") or {}))
+                return
+            result = (whatif_from_result(raw), raw.get("scope"))
         except Exception as exc:  # noqa: BLE001 - shown to the user, never a crash of the GUI
             if type(exc).__name__ in ("GenerationCancelled", "RunCancelled"):
                 self.cancelled.emit()
@@ -119,6 +131,12 @@ class WhatIfView(QWidget):
         (callable) to run the same job in this process (scripts, tests)."""
         super().__init__(parent)
         self.database = database
+        # Questions to the user, replaceable in tests: (warnings) -> bool and (scope) -> bool
+        self.confirm_edit: Any = self._confirm_edit
+        self.confirm_override: Any = self._confirm_override
+        self.user_provider: Any = lambda: None  # () -> AuthSession | None, for the audit of an override
+        self._flags: dict[str, Any] = {}
+        self._headers: list[dict] = []
         self._source: Dataset | None = None
         self._image: np.ndarray | None = None
         self._result: WhatIfResult | None = None
@@ -218,6 +236,8 @@ class WhatIfView(QWidget):
         self._worker.finished.connect(self._on_finished)
         self._worker.failed.connect(self._on_failed)
         self._worker.cancelled.connect(self._on_cancelled)
+        self._worker.warned.connect(self._on_warned)
+        self._worker.outOfScope.connect(self._on_out_of_scope)
         self._thread.start()
 
     # ------------------------------------------------------------------ input
@@ -228,6 +248,7 @@ class WhatIfView(QWidget):
         if arr.ndim != 2 or arr.size == 0:
             raise ValueError(f"the what-if view needs a 2D image, got shape {arr.shape}")
         self._image, self._source = arr, source
+        self._headers = [header_of(source)] if source is not None else []
         self._current = current_report or ""
         if not self.report_edit.toPlainText().strip():
             self.report_edit.setPlainText(self._current)
@@ -277,8 +298,10 @@ class WhatIfView(QWidget):
     def is_running(self) -> bool:
         return self._running
 
-    def start(self) -> bool:
-        """Start a what-if from the edited text (an instruction still in the box is applied first)."""
+    def start(self, *, confirmed: bool = False, override: bool = False) -> bool:
+        """Start a what-if from the edited text (an instruction still in the box is applied first). The engine
+        first checks the edit against its reading and the image against its scope; `confirmed`/`override` run
+        past those after the user agreed."""
         if self._running:
             return False
         if self._image is None:
@@ -307,8 +330,47 @@ class WhatIfView(QWidget):
         self.save_button.setEnabled(False)
         self.progress.setRange(0, 0)
         self.status.setText("Starting ...")
-        self._request.emit(req)
+        self._flags = {"confirmed": bool(confirmed), "headers": self._headers, "override_scope": bool(override)}
+        self._request.emit((req, dict(self._flags)))
         return True
+
+    def _confirm_edit(self, warnings: list[str]) -> bool:
+        from PySide6.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(self, "What if: the engine's reading disagrees",
+                                      "\n\n".join(warnings) + "\n\nRun the what-if anyway?",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _confirm_override(self, scope: dict[str, Any]) -> bool:
+        from PySide6.QtWidgets import QMessageBox
+
+        answer = QMessageBox.warning(self, "Outside the engine's scope",
+                                     f"{scope.get('summary', '')}\n\nRun the what-if anyway? This is recorded in "
+                                     "the audit log under your name.",
+                                     QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                     QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    @Slot(object)
+    def _on_warned(self, warnings: list[str]) -> None:
+        self._end()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        if self.confirm_edit(warnings):
+            self.start(confirmed=True, override=bool(self._flags.get("override_scope")))
+            return
+        self.status.setText("Not run. " + " ".join(warnings))
+
+    @Slot(object)
+    def _on_out_of_scope(self, scope: dict[str, Any]) -> None:
+        self._end()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status.setText(f"Not run: {scope.get('summary', 'out of scope')}")
+        if self.confirm_override(scope):
+            self.start(confirmed=bool(self._flags.get("confirmed")), override=True)
 
     def cancel(self) -> None:
         if self._running:
@@ -330,26 +392,45 @@ class WhatIfView(QWidget):
         self.status.setText(stage[:1].upper() + stage[1:] + " ...")
 
     @Slot(object)
-    def _on_finished(self, result: WhatIfResult) -> None:
+    def _on_finished(self, done: tuple[WhatIfResult, dict[str, Any] | None]) -> None:
+        result, scope = done
         self._end()
         self._result = result
+        if overridden(scope) and self.database is not None:
+            study = str(self._source.get("StudyInstanceUID", "")) if self._source is not None else ""
+            record_override(self.database, getattr(self.user_provider(), "username", "") or "", study, "whatif",
+                            scope or {})
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.original_view.set_image(array_image(result.original))
         self.variant_combo.blockSignals(True)
         self.variant_combo.clear()
-        for v in result.variants:  # best-first by the finding head when the model has one (ranking.py)
-            shift = "" if v.head_score is None else f", head {v.head_score:+.2f}"
-            self.variant_combo.addItem(f"seed {v.seed}{shift}", v.seed)
+        shown = result.shown_variants
+        for k, v in enumerate(shown):  # best-first by the finding head when the model has one (ranking.py)
+            words = v.words(result.signs)
+            label = f"Variant {k + 1}: the engine's reading of {words}" if words else \
+                f"Variant {k + 1} (the engine's finding head does not read the edited findings)"
+            self.variant_combo.addItem(label, v.seed)
+            self.variant_combo.setItemData(k, f"seed {v.seed}; {label}", Qt.ItemDataRole.ToolTipRole)
         self.variant_combo.blockSignals(False)
         self.variant_combo.setCurrentIndex(0)
+        changes = ", ".join(c.describe() for c in result.edit.changes)
+        failed = result.failed_variants
+        failed_text = (f" {len(failed)} variant(s) FAILED and are not shown: " + "; ".join(
+            f"seed {v.seed}: {v.failure}" for v in failed) + ".") if failed else ""
+        if not shown:
+            self.counterfactual_view.set_image(array_image(np.zeros_like(result.original), "what-if failed"))
+            self.status.setText(f"What-if failed: {changes}.{failed_text}")
+            self.failed.emit(failed_text.strip())
+            return
         self._show_variant()
         self._sync(self.original_view, self.counterfactual_view)
-        changes = ", ".join(c.describe() for c in result.edit.changes)
         share = float(result.token_mask.mean())
         steered = " Steered by the finding head." if result.head_guidance else ""
+        override = " Run on an image outside the engine's scope at the user's request." \
+            if self._flags.get("override_scope") else ""
         self.status.setText(f"{changes}; {share:.0%} of the image resampled, the rest kept.{steered} "
-                            f"{len(result.variants)} variant(s).")
+                            f"{len(shown)} variant(s).{failed_text}{override}")
         self.save_button.setEnabled(self._source is not None and self.database is not None)
         self.resultReady.emit(result)
 
@@ -378,9 +459,9 @@ class WhatIfView(QWidget):
 
     def shown_counterfactual(self) -> np.ndarray | None:
         """The pixels the right view shows (blend at the slider position, warning burned in)."""
-        if self._result is None or not self._result.variants:
+        if self._result is None or not self._result.shown_variants:
             return None
-        v = self._result.variants[self.current_variant_index()]
+        v = self._result.shown_variants[self.current_variant_index()]
         mixed = blend(self._result.original, v.image, self.blend_slider.value() / 100.0)
         return burn_in_warning(mixed) if min(mixed.shape) >= 32 else mixed
 
@@ -396,7 +477,7 @@ class WhatIfView(QWidget):
                 setattr(self.counterfactual_view.state, k, val)
         finally:
             self._syncing = False
-        v = self._result.variants[self.current_variant_index()]
+        v = self._result.shown_variants[self.current_variant_index()]
         if self.diff_box.isChecked():
             # absolute scale (full colour at DIFF_FULL_SCALE grey levels), so variants compare by eye
             d = np.clip(np.abs(v.difference) * (self.blend_slider.value() / 100.0) / DIFF_FULL_SCALE, 0, 1)
@@ -428,7 +509,7 @@ class WhatIfView(QWidget):
         """Store the shown variant (the full counterfactual, not the blend) as a SYNTHETIC series."""
         if self._result is None or self._source is None or self.database is None:
             return None
-        v = self._result.variants[self.current_variant_index()]
+        v = self._result.shown_variants[self.current_variant_index()]
         edit = ", ".join(c.describe() for c in self._result.edit.changes)
         try:
             stored = store_counterfactuals(self.database, self._source, [v.image],

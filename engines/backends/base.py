@@ -58,6 +58,13 @@ class EngineBackend(ABC):
         """Hook for the explain part: maps (name -> H x W float array) of what the model used for `text`."""
         raise self._unsupported("explain")
 
+    def question_scope(self, question: str) -> Any:
+        """Whether this engine has a basis to answer `question` (engines.qa.scope.QuestionScope). Engines that
+        read a fixed list of findings narrow it to those; the default is the general rule."""
+        from engines.qa.scope import question_scope
+
+        return question_scope(question)
+
     def close(self) -> None:
         """Free the model; the worker calls it before exiting or switching engines."""
         return None

@@ -21,8 +21,11 @@ from engines.backends.base import CancelFn, EngineBackend, ProgressFn, check_ima
 from engines.backends.errors import BackendError
 from engines.backends.memory import memory_report
 from engines.backends.results import ImageOutput, TextOutput, TokenUncertainty, mean_confidence
+from engines.calibration import Calibration, entropy
 from engines.default_weights import DEFAULT_WEIGHTS
 from engines.qa.question_finding import question_finding
+from engines.qa.scope import QuestionScope, question_scope
+from engines.reading import disagreements, effective_calibration, read_images, reading_findings
 
 
 class MedimBackend(EngineBackend):
@@ -63,6 +66,10 @@ class MedimBackend(EngineBackend):
         self.cases_dir = Path(cases_dir).expanduser() if str(cases_dir).strip() else None
         self.cases_error = ""
         self._cases_stamp: tuple | None = None
+        try:  # per-finding calibration shipped next to the weights (engines.calibration); identity when none
+            self.calibration = Calibration.load(self.path)
+        except ValueError as exc:
+            raise BackendError(str(exc)) from exc
 
     def _refresh_cases(self) -> None:
         from engines.similar.index import CASES, VECTORS, CaseIndex
@@ -86,6 +93,19 @@ class MedimBackend(EngineBackend):
             self.pipe.case_index = None
             self.cases_error = f"similar cases not used: {exc}"
 
+    @property
+    def findings(self) -> tuple[str, ...]:
+        return reading_findings(self.pipe)
+
+    def question_scope(self, question: str) -> QuestionScope:
+        """With a finding head, only yes/no questions about one of its findings (engines.qa.scope)."""
+        return question_scope(question, self.findings or None)
+
+    def reading(self, images: list[np.ndarray]) -> dict[str, dict[str, Any]]:
+        """The engine's reading of a study (engines.reading.read_images) with the shipped calibration."""
+        with _as_backend_error():
+            return read_images(self.pipe, check_images(images), self.calibration)
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "runtime": self.runtime, "device": self.device, "model": str(self.path),
                 "weights_hash": self.weights_hash, "memory": memory_report(self.device),
@@ -106,6 +126,11 @@ class MedimBackend(EngineBackend):
         out = _text_output(res, used)
         if self.cases_error:
             out.extra["cases_error"] = self.cases_error
+        if self.findings:  # one reading: the head's calibrated probabilities next to what the draft states
+            reading = self.reading([arrays[i] for i in used])
+            out.extra["reading"] = reading
+            out.extra["calibration_band"] = list(self.calibration.band)
+            out.extra["disagreements"] = [d.to_dict() for d in disagreements(reading, out.text)]
         return out
 
     def answer(self, images: list[np.ndarray], question: str, *, steps: int | None = None, seed: int = 0,
@@ -115,6 +140,9 @@ class MedimBackend(EngineBackend):
         if not question or not question.strip():
             raise BackendError("the question is empty")
         arrays = check_images(images)
+        asked = self.question_scope(question).finding if self.findings else None
+        if asked is not None:  # a question about one finding of the head: its calibrated reading answers it
+            return self._head_answer(arrays[0], asked, time.perf_counter(), progress)
         if self.closed_questions and is_yes_no_question(question):
             return self.closed_answer(arrays[0], question, ("yes", "no"), progress=progress)
         with _as_backend_error():
@@ -168,18 +196,27 @@ class MedimBackend(EngineBackend):
                           extra={"mode": "closed", "scores": dict(zip(candidates, scores, strict=True))})
 
     def _head_answer(self, image: np.ndarray, finding: str, t0: float, progress: ProgressFn | None) -> TextOutput:
-        """Yes/no from the engine's reading (the finding reader when shipped, else the backbone's finding head): the
-        answer segment's own yes/no ranks findings at 0.27-0.74 AUROC on val (engines.backends.vqa_eval)."""
+        """Yes / no / uncertain from the engine's reading (the finding reader when shipped, else the backbone's
+        finding head; the answer segment's own yes/no ranks findings at 0.27-0.74 AUROC on val:
+        engines.backends.vqa_eval), on its calibrated probability: inside the calibration's uncertain band the
+        answer is "uncertain", not a forced yes or no. `confidence` is the probability of the answer given (of
+        "yes" for uncertain)."""
         with _as_backend_error():
-            p = float(self.pipe.finding_probabilities([image])[0][finding])
+            raw = float(self.pipe.finding_probabilities([image])[0][finding])
         if progress is not None:
             progress(1, 1)
-        p = min(max(p, 1e-6), 1 - 1e-6)
-        answer, conf = ("yes", p) if p >= 0.5 else ("no", 1 - p)
-        entropy = float(-(p * math.log(p) + (1 - p) * math.log(1 - p)))
-        return TextOutput(text=answer, tokens=[TokenUncertainty(answer, conf, entropy, "answer", 0, len(answer), 0)],
+        cal, pre_calibrated = effective_calibration(self.pipe, self.calibration)
+        p = min(max(float(cal.apply({finding: raw})[finding]), 1e-6), 1 - 1e-6)
+        answer = cal.answer(p)
+        conf = 1 - p if answer == "no" else p
+        prior = (getattr(self.pipe, "finding_prior", {}) or {}).get(finding)
+        return TextOutput(text=answer, tokens=[TokenUncertainty(answer, conf, entropy(p), "answer", 0, len(answer), 0)],
                           confidence=conf, steps=1, seed=0, elapsed_s=time.perf_counter() - t0, images_used=[0],
-                          extra={"mode": f"finding {self.pipe.reading_source}", "finding": finding,
+                          extra={"mode": f"finding {getattr(self.pipe, 'reading_source', 'head')}", "finding": finding,
+                                 "probability": p, "raw_probability": raw,
+                                 "calibrated": pre_calibrated or cal.is_calibrated(finding),
+                                 "prevalence": None if prior is None else float(prior),
+                                 "uncertain_band": list(self.calibration.band),
                                  "scores": {"yes": math.log(p), "no": math.log(1 - p)}})
 
     def synthesise(self, report: str, *, steps: int | None = None, guidance: float | None = None, seed: int = 0,

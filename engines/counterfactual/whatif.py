@@ -19,6 +19,7 @@ import numpy as np
 
 from engines.counterfactual.composite import edit_weight, transfer_edit
 from engines.counterfactual.edits import EditError, ReportEdit, apply_instruction, diff_reports
+from engines.counterfactual.honesty import OUTSIDE_TOLERANCE, outside_change, variant_words
 from engines.counterfactual.metrics import Preservation, difference_map, preservation
 from engines.counterfactual.ranking import edit_signs, rank_variants
 from engines.counterfactual.region import (
@@ -117,6 +118,13 @@ class Variant:
     preservation: Preservation  # image vs the original, outside/inside the pixel region
     elapsed_s: float
     head_score: float | None = None  # how far the finding head moved the asked way (ranking.py); None: no head
+    head_before: dict[str, float] = field(default_factory=dict)  # the edited findings' head probabilities on the
+    head_after: dict[str, float] = field(default_factory=dict)  # original's reconstruction and on this variant
+    failure: str = ""  # why this variant must not be shown as a result (honesty.py); "" when it may
+
+    def words(self, signs: dict[str, float]) -> str:
+        """How far the engine's reading moved, in words (honesty.variant_words); '' without a head."""
+        return variant_words(self.head_before, self.head_after, signs) if self.head_after else ""
 
 
 @dataclass
@@ -131,6 +139,16 @@ class WhatIfResult:
     variants: list[Variant] = field(default_factory=list)
     control: Variant | None = None  # the same region resampled under the unedited report (if asked)
     head_guidance: float = 0.0  # how strongly the finding head steered the variants (0: it did not)
+    signs: dict[str, float] = field(default_factory=dict)  # the head's findings the edit moves: +1 up, -1 down
+
+    @property
+    def shown_variants(self) -> list[Variant]:
+        """The variants that may be shown as a result (failed ones are reported, not shown)."""
+        return [v for v in self.variants if not v.failure]
+
+    @property
+    def failed_variants(self) -> list[Variant]:
+        return [v for v in self.variants if v.failure]
 
 
 def _check_change(edit: ReportEdit, allow: bool) -> None:
@@ -207,14 +225,20 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
                                progress=step_progress, cancel=cancel)
         done = base + steps
         shown = transfer_edit(original, reconstruction, res.image, weight)
-        return Variant(seed, shown, res.image, difference_map(original, shown),
-                       preservation(original, shown, pixel_mask), time.perf_counter() - t0)
+        v = Variant(seed, shown, res.image, difference_map(original, shown), preservation(original, shown, pixel_mask),
+                    time.perf_counter() - t0)
+        outside = outside_change(original, shown, weight)
+        if outside > OUTSIDE_TOLERANCE:  # the acquired image must be untouched beyond the blend margin
+            v.failure = (f"it changed the image outside the edited region and its margin (by up to {outside:.0f} "
+                         "grey levels)")
+        return v
 
     for i, seed in enumerate(request.seeds):
         tick(f"variant {i + 1} of {len(request.seeds)}")
         result.variants.append(one(seed, request.edited_report, f"variant {i + 1} of {len(request.seeds)}"))
     if request.rank:
         result.variants = rank_variants(pipeline, result.variants, reconstruction, edit)
+    result.signs = dict(changed)
     if with_control:
         if not request.current_report.strip():
             raise EditError("a control needs the current report")

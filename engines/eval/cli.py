@@ -8,6 +8,8 @@
     radstation-eval qa-references --split val [--seed 0]        (rule-derived questions of a curated split)
     radstation-eval drafting --split val [--limit N]            (sentence-level vs free drafts vs baselines, with
                                                                  bootstrap 95% intervals; engines.eval.drafting)
+    radstation-eval scope fit|measure [--model DIR]             (input gate: engines.eval.scope_cli)
+    radstation-eval calibration|questions [--split val]          (reading: engines.eval.reading_cli)
 
 Report JSONL lines: {"id": ..., "text": ...} or {"id": ..., "findings": ..., "impression": ...}.
 Prints a markdown table and writes <out>/<name>.json and <out>/<name>.md.
@@ -224,14 +226,20 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--name", default=None)
     v.add_argument("--out", default="eval-results")
     v.set_defaults(func=cmd_vqa)
+
+    from engines.eval.reading_cli import register as register_reading
+    from engines.eval.scope_cli import register as register_scope
+
+    register_scope(sub)
+    register_reading(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv and argv[0] not in ("score", "baselines", "references", "qa-references", "vqa", "drafting", "-h",
-                                "--help"):
+    if argv and argv[0] not in ("score", "baselines", "references", "qa-references", "vqa", "drafting", "scope",
+                                "calibration", "questions", "-h", "--help"):
         argv = ["score", *argv]
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

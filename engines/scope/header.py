@@ -99,9 +99,11 @@ def check_header(header: Mapping[str, Any] | None) -> HeaderCheck:
     image_type = [str(v).strip().upper() for v in (header.get("ImageType") or [])]
     if any(v in ("LOCALIZER", "SCOUT") for v in image_type):
         reasons.append("Image Type LOCALIZER: a scout image, not a diagnostic radiograph")
-    if "AI_EXPLANATION" in image_type or _upper(header, "SeriesDescription").startswith("SYNTHETIC"):
+    burned_in = _upper(header, "BurnedInAnnotation") == "YES"
+    synthetic = "DERIVED" in image_type and burned_in and _upper(header, "SeriesDescription").startswith("SYNTHETIC")
+    if "AI_EXPLANATION" in image_type or synthetic:  # what app.counterfactual / explain.export write
         reasons.append("a synthetic or annotated image RadStation generated, not an acquired radiograph")
-    elif image_type[:2] == ["DERIVED", "SECONDARY"] and _upper(header, "BurnedInAnnotation") == "YES":
+    elif image_type[:2] == ["DERIVED", "SECONDARY"] and burned_in:
         reasons.append("a secondary capture with burned-in annotation (a screen capture or generated image)")
     photometric = _upper(header, "PhotometricInterpretation")
     if photometric not in GREY_PHOTOMETRICS:

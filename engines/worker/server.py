@@ -7,7 +7,6 @@ app died) ends the worker, so no orphan keeps the GPU.
 
 from __future__ import annotations
 
-import inspect
 import queue
 import sys
 import threading
@@ -17,6 +16,7 @@ from typing import Any, BinaryIO
 
 from engines.backends import JOB_KINDS, BackendError, EngineBackend, create_backend
 from engines.backends.errors import is_cancellation, is_out_of_memory
+from engines.scope.guard import run_gated
 from engines.worker.jobs import JobHandler
 from engines.worker.protocol import PROTOCOL_VERSION, ProtocolError, decode, encode
 
@@ -172,22 +172,10 @@ class WorkerServer:
         if kind in self._extra_jobs:
             return self._extra_jobs[kind](b, p, progress, cancel)
         common = {"progress": progress, "cancel": cancel}
-        if kind == "draft":
-            # sentence-drafting options reach the engines that take them (engines.backends.diffusion)
-            accepted = inspect.signature(b.draft).parameters
-            options = {k: p[k] for k in ("mode", "section_order") if p.get(k) is not None and k in accepted}
-            return b.draft(list(p.get("images") or []), steps=p.get("steps"), guidance=p.get("guidance"),
-                           seed=int(p.get("seed", 0)), **common, **options).to_dict()
-        if kind == "answer":
-            return b.answer(list(p.get("images") or []), str(p.get("question", "")), steps=p.get("steps"),
-                            seed=int(p.get("seed", 0)), **common).to_dict()
-        if kind == "synthesise":
+        if kind == "synthesise":  # reads no image: nothing to gate
             return b.synthesise(str(p.get("report", "")), steps=p.get("steps"), guidance=p.get("guidance"),
                                 seed=int(p.get("seed", 0)), **common).to_dict()
-        if kind == "inpaint":
-            return b.inpaint(p["image"], p["token_mask"], str(p.get("report", "")), steps=p.get("steps"),
-                             guidance=p.get("guidance"), seed=int(p.get("seed", 0)), **common).to_dict()
-        return {"kind": "maps", "maps": b.explain(list(p.get("images") or []), str(p.get("text", "")), **common)}
+        return run_gated(b, kind, p, **common)
 
     def _report_failure(self, job_id: str, kind: str, exc: BaseException) -> None:
         if is_cancellation(exc):

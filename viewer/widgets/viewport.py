@@ -38,7 +38,7 @@ from viewer.io.image import DicomImage
 from viewer.io.refs import SeriesRef
 from viewer.measure.store import InMemoryMeasurementStore
 from viewer.widgets import measure_tool
-from viewer.widgets.heatmap import colorize
+from viewer.widgets.heatmap import colorize, colormap_table
 from viewer.widgets.orientation import edge_labels, image_axes
 from viewer.widgets.overlay_text import corner_texts
 from viewer.widgets.series_stack import SeriesStack
@@ -76,6 +76,7 @@ class Viewport(QWidget):
     measurementsChanged = Signal()
     seriesDropped = Signal(str)  # a series UID dragged here from the thumbnails
     imageShown = Signal(str)  # "preview" or "full": the current frame was painted at that quality
+    overlayChanged = Signal()  # an AI map was set, removed, hidden or shown
 
     def __init__(self, parent: QWidget | None = None, measurement_store: Any = None) -> None:
         super().__init__(parent)
@@ -106,6 +107,8 @@ class Viewport(QWidget):
         self._render_img: QImage | None = None
         self._overlay: QImage | None = None
         self._overlay_params: dict[str, Any] = {}
+        self._overlay_visible = True
+        self._overlay_legend: QImage | None = None
         self._cine = QTimer(self)
         self._cine.timeout.connect(self._cine_tick)
         self._fps = 10.0
@@ -345,6 +348,7 @@ class Viewport(QWidget):
             "last": lambda: self.go_to(self.state.slice_count - 1, 10**9),
             "cine": self.toggle_cine,
             "anonymise": lambda: self.set_anonymised(not self._anonymised),
+            "toggle_overlay": lambda: self.set_overlay_visible(not self._overlay_visible),
             "invert": self.invert,
             "flip_h": self.flip_horizontal,
             "flip_v": self.flip_vertical,
@@ -393,21 +397,68 @@ class Viewport(QWidget):
         opacity: float = 0.5,
         colormap: str = "jet",
         threshold: float | None = None,
+        caption: str = "",
+        scale: tuple[str, str] = ("0", "1"),
     ) -> None:
         """Paint a float map (e.g. an AI heat map, any HxW; stretched over the image) above the image.
 
-        It follows zoom/pan/rotation/flip and is never written into the image pixels. None removes it."""
+        It follows zoom/pan/rotation/flip and is never written into the image pixels. None removes it.
+        `caption` (what the map is: method, sentence or finding) is drawn with a colour bar whose ends are
+        labelled `scale`; the key Y (command toggle_overlay) hides and shows it."""
         if values is None:
             self._overlay, self._overlay_params = None, {}
         else:
             rgba = colorize(values, colormap, opacity, threshold)
             self._overlay = _qimage(rgba)
+            table = np.ascontiguousarray(np.repeat(colormap_table(colormap)[None], 8, axis=0))
+            self._overlay_legend = _qimage(np.concatenate([table, np.full(table.shape[:2] + (1,), 255, np.uint8)],
+                                                          axis=-1))
             self._overlay_params = {"opacity": opacity, "colormap": colormap, "threshold": threshold,
-                                    "shape": tuple(np.shape(values))}
+                                    "shape": tuple(np.shape(values)), "caption": caption, "scale": tuple(scale)}
+            self._overlay_visible = True
+        self.overlayChanged.emit()
         self.update()
 
     def overlay(self) -> dict[str, Any]:
-        return dict(self._overlay_params)
+        return {**self._overlay_params, "visible": self._overlay_visible} if self._overlay_params else {}
+
+    def has_overlay(self) -> bool:
+        return self._overlay is not None
+
+    def overlay_visible(self) -> bool:
+        return self._overlay is not None and self._overlay_visible
+
+    def set_overlay_visible(self, on: bool) -> None:
+        """Hide or show the map (kept while hidden; the image underneath is what the radiologist reads)."""
+        self._overlay_visible = bool(on)
+        self.overlayChanged.emit()
+        self.update()
+
+    def _paint_overlay_legend(self, p: QPainter) -> None:
+        """The map's caption and a colour bar with its scale, bottom centre, above the corner texts."""
+        params = self._overlay_params
+        font = QFont(self.font())
+        font.setPointSizeF(max(8.0, font.pointSizeF()))
+        p.setFont(font)
+        fm = p.fontMetrics()
+        bar_w, bar_h = min(160, max(60, self.width() // 4)), 8
+        lo, hi = params.get("scale", ("0", "1"))
+        caption = str(params.get("caption") or "AI map")
+        caption = fm.elidedText(caption, Qt.TextElideMode.ElideRight, max(80, self.width() - 24))
+        y_bar = self.height() - 3 * fm.height() - 6
+        x_bar = (self.width() - bar_w) / 2
+        white = QColor(235, 235, 235)
+        _shadow_text(p, QPointF((self.width() - fm.horizontalAdvance(caption)) / 2, y_bar - 4), caption, white)
+        if self._overlay_legend is not None:
+            p.drawImage(QRectF(x_bar, y_bar, bar_w, bar_h), self._overlay_legend)
+        p.setPen(QPen(white, 1))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRect(QRectF(x_bar, y_bar, bar_w, bar_h))
+        y_txt = y_bar + bar_h + fm.ascent() + 1
+        _shadow_text(p, QPointF(x_bar - fm.horizontalAdvance(lo) - 4, y_bar + bar_h), lo, white)
+        _shadow_text(p, QPointF(x_bar + bar_w + 4, y_bar + bar_h), hi, white)
+        hint = "Y: hide map"
+        _shadow_text(p, QPointF((self.width() - fm.horizontalAdvance(hint)) / 2, y_txt), hint, QColor(180, 180, 180))
 
     # ================================================================ measurements
     def set_measurement_store(self, store: Any) -> None:
@@ -660,12 +711,14 @@ class Viewport(QWidget):
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, z < 6.0)  # pixels show only when zoomed far in
             target = QRectF(0, 0, self.state.image_width, self.state.image_height)
             p.drawImage(target, qimg)
-            if self._overlay is not None:
+            if self._overlay is not None and self._overlay_visible:
                 p.drawImage(target, self._overlay)
             p.restore()
             p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
             self._paint_measurements(p)
             self._paint_corners(p)
+            if self._overlay is not None and self._overlay_visible:
+                self._paint_overlay_legend(p)
             if self._store_error:
                 p.setPen(QColor(255, 90, 90))
                 p.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,

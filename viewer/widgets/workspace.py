@@ -126,9 +126,28 @@ class ViewerWorkspace(QWidget):
             vp.set_tool(tool)
         self._tool_actions[tool].setChecked(True)
 
-    def set_overlay(self, values, opacity: float = 0.5, colormap: str = "jet", threshold: float | None = None) -> None:
-        """Heat-map hook for the AI parts: painted over the active viewport's image (see Viewport)."""
-        self.active_viewport().set_overlay(values, opacity, colormap, threshold)
+    def set_overlay(self, values, opacity: float = 0.5, colormap: str = "jet", threshold: float | None = None,
+                    caption: str = "", scale: tuple[str, str] = ("0", "1")) -> None:
+        """Heat-map hook for the AI parts: painted over the active viewport's image with its caption and colour
+        bar (see Viewport.set_overlay); the "AI map" button and the key Y hide and show it."""
+        vp = self.active_viewport()
+        vp.set_overlay(values, opacity, colormap, threshold, caption, scale)
+        self._sync_overlay_action()
+
+    def toggle_overlay(self) -> None:
+        vp = self.active_viewport()
+        vp.set_overlay_visible(not vp.overlay_visible())
+        self._sync_overlay_action()
+
+    def _sync_overlay_action(self) -> None:
+        act = getattr(self, "_overlay_action", None)
+        if act is None:
+            return
+        vp = self.active_viewport()
+        act.setEnabled(vp.has_overlay())
+        act.blockSignals(True)
+        act.setChecked(vp.overlay_visible())
+        act.blockSignals(False)
 
     def set_cine_fps(self, fps: float) -> None:
         for vp in self.layout_view.all_viewports():
@@ -297,6 +316,12 @@ class ViewerWorkspace(QWidget):
         self._anon_action.setToolTip(f"Anonymise overlays: hide patient name, ID, birth date, accession ({key_for('anonymise')})")
         self._anon_action.toggled.connect(lambda on: [vp.set_anonymised(on) for vp in self.layout_view.all_viewports()])
         tb.addAction(self._anon_action)
+        self._overlay_action = self._action("AI map", key_for("toggle_overlay"), checkable=True)
+        self._overlay_action.setToolTip(f"Show or hide the AI map over the image ({key_for('toggle_overlay')}); "
+                                        "enabled when an explanation map is shown")
+        self._overlay_action.setEnabled(False)
+        self._overlay_action.triggered.connect(lambda _on: self.toggle_overlay())
+        tb.addAction(self._overlay_action)
         tb.addSeparator()
 
         tags = self._action("Tags", "Ctrl+T", self.show_tag_browser)
@@ -314,6 +339,7 @@ class ViewerWorkspace(QWidget):
             self.addAction(act)
         for vp in self.layout_view.all_viewports():
             vp.stateChanged.connect(self._sync_toolbar)
+            vp.overlayChanged.connect(self._sync_overlay_action)
 
     def _add_menu_button(self, text: str, menu: QMenu) -> None:
         button = QToolButton(self)
