@@ -5,7 +5,7 @@ Shipped next to the weights as `calibration.json`:
 
     {"format": "radstation-calibration", "method": "platt" | "temperature" | "isotonic",
      "findings": {"Cardiomegaly": {"a": 0.8, "b": -0.4} | {"t": 1.6} | {"x": [...], "y": [...]}, ...},
-     "uncertain_band": [0.35, 0.65], "fitted_on": {...}, "ece": {...}}
+     "uncertain_band": [0.35, 0.65], "no_odds_ratio": 2.0, "fitted_on": {...}, "ece": {...}}
 
 Fitted by `radstation-eval calibration fit` (engines.eval.calibration). Findings it does not list pass through
 unchanged, and the answer says the probability is uncalibrated.
@@ -26,6 +26,12 @@ FORMAT = "radstation-calibration"
 FILE_NAME = "calibration.json"
 METHODS = ("platt", "temperature", "isotonic")
 DEFAULT_BAND = (0.35, 0.65)
+DEFAULT_NO_ODDS_RATIO = 2.0  # "no" needs the image to have raised the finding's odds less than this over prevalence
+
+
+def _odds(p: float) -> float:
+    p = min(max(float(p), 1e-6), 1 - 1e-6)
+    return p / (1 - p)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -72,12 +78,15 @@ class Calibration:
     findings: dict[str, FindingCalibration] = field(default_factory=dict)
     band: tuple[float, float] = DEFAULT_BAND
     info: dict[str, Any] = field(default_factory=dict)
+    no_odds_ratio: float = DEFAULT_NO_ODDS_RATIO
 
     def __post_init__(self) -> None:
         lo, hi = float(self.band[0]), float(self.band[1])
         if not 0 <= lo <= hi <= 1:
             raise ValueError(f"uncertain band must satisfy 0 <= low <= high <= 1, got {self.band}")
         self.band = (lo, hi)
+        if float(self.no_odds_ratio) < 1:
+            raise ValueError(f"no_odds_ratio must be >= 1, got {self.no_odds_ratio}")
 
     @classmethod
     def identity(cls) -> Calibration:
@@ -90,12 +99,14 @@ class Calibration:
         """Calibrated probabilities of a finding -> raw probability dict (unknown findings unchanged)."""
         return {k: float(self.findings[k](v)) if k in self.findings else float(v) for k, v in probs.items()}
 
-    def answer(self, p: float) -> str:
-        """'yes', 'no' or 'uncertain' for a calibrated probability."""
+    def answer(self, p: float, prevalence: float | None = None) -> str:
+        """'yes', 'no' or 'uncertain' for a calibrated probability. With the finding's `prevalence`, a low
+        probability is still 'uncertain' when the image raised the odds of the finding `no_odds_ratio` times
+        or more over its prevalence: for a rare finding "no (15%)" would hide that the engine saw something."""
         lo, hi = self.band
         if p >= hi:
             return "yes"
-        if p <= lo:
+        if p <= lo and (prevalence is None or _odds(p) < self.no_odds_ratio * _odds(prevalence)):
             return "no"
         return "uncertain"
 
@@ -104,7 +115,7 @@ class Calibration:
         methods = {c.method for c in self.findings.values()}
         return {"format": FORMAT, "method": methods.pop() if len(methods) == 1 else "mixed",
                 "findings": {k: {"method": c.method, **c.params} for k, c in self.findings.items()},
-                "uncertain_band": list(self.band), **self.info}
+                "uncertain_band": list(self.band), "no_odds_ratio": float(self.no_odds_ratio), **self.info}
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / FILE_NAME
@@ -122,8 +133,10 @@ class Calibration:
             method = str(spec.pop("method", default))
             findings[name] = FindingCalibration(method, spec)
         band = tuple(data.get("uncertain_band") or DEFAULT_BAND)
-        info = {k: v for k, v in data.items() if k not in ("format", "method", "findings", "uncertain_band")}
-        return cls(findings, (float(band[0]), float(band[1])), info)
+        info = {k: v for k, v in data.items()
+                if k not in ("format", "method", "findings", "uncertain_band", "no_odds_ratio")}
+        return cls(findings, (float(band[0]), float(band[1])), info,
+                   float(data.get("no_odds_ratio", DEFAULT_NO_ODDS_RATIO)))
 
     @classmethod
     def load(cls, folder: str | Path | None) -> Calibration:

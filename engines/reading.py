@@ -55,7 +55,7 @@ def read_images(pipe: Any, images: Sequence[np.ndarray], calibration: Calibratio
     return {f: {"probability": round(calibrated[f], 4), "raw": round(raw[f], 4),
                 "calibrated": pre_calibrated or cal.is_calibrated(f),
                 "prevalence": None if f not in prior else round(float(prior[f]), 4),
-                "answer": cal.answer(calibrated[f])} for f in findings}
+                "answer": cal.answer(calibrated[f], prior.get(f))} for f in findings}
 
 
 def reading_findings(pipe: Any) -> tuple[str, ...]:
@@ -74,7 +74,7 @@ def effective_calibration(pipe: Any, calibration: Calibration | None) -> tuple[C
     source = str(getattr(pipe, "reading_source", "head"))
     if source == "head" and str(cal.info.get("source", "head")) == "head":
         return cal, False
-    return Calibration(band=cal.band), source == "reader"
+    return Calibration(band=cal.band, no_odds_ratio=cal.no_odds_ratio), source == "reader"
 
 
 def text_states(text: str) -> dict[str, int]:

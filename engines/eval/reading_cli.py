@@ -117,7 +117,8 @@ def cmd_questions(args: argparse.Namespace) -> int:
         accepted_in.append(r)
         f = s.finding
         p = np.array([calibration.apply({f: float(v)})[f] for v in probs[f]])
-        answers = np.array([calibration.answer(float(v)) for v in p])
+        prior = (getattr(pipe, "finding_prior", {}) or {}).get(f)
+        answers = np.array([calibration.answer(float(v), prior) for v in p])
         y = labels[f].astype(bool)
         d = per.setdefault(r["question"], {"finding": f, "n": len(y), "uncertain": 0, "correct": 0, "decided": 0})
         decided = answers != "uncertain"

@@ -72,3 +72,13 @@ def test_reliability_figure_is_written(tmp_path) -> None:
     y = (rng.random(300) < p).astype(int)
     path = reliability_figure({"raw": (p, y)}, tmp_path / "rel.png", title="test")
     assert path.exists() and path.stat().st_size > 5000
+
+
+def test_a_low_probability_is_uncertain_when_the_image_raised_a_rare_findings_odds() -> None:
+    cal = Calibration(band=(0.35, 0.65), no_odds_ratio=2.0)
+    assert cal.answer(0.03, prevalence=0.02) == "no"  # about the base rate: nothing seen
+    assert cal.answer(0.15, prevalence=0.02) == "uncertain"  # 8.6x the odds: something is there, not enough
+    assert cal.answer(0.15, prevalence=0.30) == "no"
+    assert cal.answer(0.15) == "no" and cal.answer(0.7, prevalence=0.9) == "yes"
+    with pytest.raises(ValueError, match="no_odds_ratio"):
+        Calibration(no_odds_ratio=0.5)
