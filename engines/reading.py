@@ -67,13 +67,15 @@ def reading_findings(pipe: Any) -> tuple[str, ...]:
 
 
 def effective_calibration(pipe: Any, calibration: Calibration | None) -> tuple[Calibration, bool]:
-    """(the calibration to apply, whether the pipeline's probabilities are calibrated already). A calibration
-    fitted on one reading source ("head") is never applied on top of another (a finding reader ships its own
-    calibration behind MedimPipeline.finding_probabilities); its uncertain band is kept."""
+    """(the calibration to apply, whether the pipeline's probabilities are calibrated already). The finding
+    reader returns probabilities Platt-calibrated on its out-of-fold train predictions (engines.reader), so a
+    calibration.json is applied only when it was fitted on the same reading source (`source` in the file: a
+    head calibration on the head's raw probabilities, a reader one refit on the reader's outputs); one fitted on
+    another source is never applied on top of it, only its uncertain band and 'no' rule are kept."""
     cal = calibration or Calibration.identity()
     source = str(getattr(pipe, "reading_source", "head"))
-    if source == "head" and str(cal.info.get("source", "head")) == "head":
-        return cal, False
+    if str(cal.info.get("source", "head")) == source:
+        return cal, source == "reader"
     return Calibration(band=cal.band, no_odds_ratio=cal.no_odds_ratio), source == "reader"
 
 

@@ -1,7 +1,8 @@
 """`radstation-eval calibration` and `radstation-eval questions`: how far the engine's reading can be trusted.
 
     radstation-eval calibration [--model DIR] [--split val] [--method platt] [--fit] [--out eval-results]
-        ECE and reliability diagrams of the finding head's probabilities, raw and calibrated (out of fold);
+        ECE and reliability diagrams of the reading (finding reader or head) as read, as shown (after the shipped
+        calibration, which is not applied on top of an already calibrated reader) and refit on the split (out of fold);
         with --fit, writes DIR/calibration.json fitted on the whole split (engines.calibration).
     radstation-eval questions [--model DIR] [--split val] [--out eval-results]
         The written question list (engines/eval/data/scope_questions.json) through the engine's question
@@ -49,11 +50,18 @@ def _head(args: argparse.Namespace) -> tuple[Any, list, dict[str, np.ndarray], d
 
 
 def cmd_calibration(args: argparse.Namespace) -> int:
+    from engines.calibration import Calibration
     from engines.eval.calibration import ece, fit_calibration, out_of_fold, reliability_figure
+    from engines.reading import effective_calibration
 
     pipe, samples, probs, labels = _head(args)
+    source = str(getattr(pipe, "reading_source", "head"))
+    # what the product shows: the reading through the calibration the engine applies to it (none on top of a
+    # reader that is calibrated already: engines.reading.effective_calibration)
+    shipped, pre_calibrated = effective_calibration(pipe, Calibration.load(args.model or pipe.path))
+    product = {k: np.array([shipped.apply({k: float(v)})[k] for v in probs[k]]) for k in probs}
     out = Path(args.out)
-    rows, pooled_raw, pooled_cal, pooled_y = [], [], [], []
+    rows, pooled_raw, pooled_cal, pooled_prod, pooled_y = [], [], [], [], []
     for k in probs:
         y = labels[k]
         pos = int(y.sum())
@@ -66,19 +74,28 @@ def cmd_calibration(args: argparse.Namespace) -> int:
             cal, cal_e = probs[k], None
             pooled_cal.append(probs[k])
         pooled_raw.append(probs[k])
+        pooled_prod.append(product[k])
         pooled_y.append(y)
-        rows.append((k, pos, raw_e, cal_e))
+        rows.append((k, pos, raw_e, ece(product[k], y), cal_e))
     p_raw, p_cal, y_all = np.concatenate(pooled_raw), np.concatenate(pooled_cal), np.concatenate(pooled_y)
-    fig = reliability_figure({"raw head": (p_raw, y_all), f"{args.method}, out of fold": (p_cal, y_all)},
-                             out / f"reliability_{args.split}.png",
-                             title=f"Finding head, {len(samples)} {args.split} frontal radiographs x "
+    p_prod = np.concatenate(pooled_prod)
+    read_as = f"finding {source}" + (" (calibrated in the reader)" if pre_calibrated else "")
+    curves = {f"{read_as}, as read": (p_raw, y_all)}
+    if not np.allclose(p_prod, p_raw):
+        curves["as shown (shipped calibration)"] = (p_prod, y_all)
+    curves[f"{args.method} refit on {args.split}, out of fold"] = (p_cal, y_all)
+    fig = reliability_figure(curves, out / f"reliability_{args.split}.png",
+                             title=f"Finding {source}, {len(samples)} {args.split} frontal radiographs x "
                                    f"{len(probs)} findings")
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-    md = [f"Finding-head calibration on {len(samples)} {args.split} frontal radiographs ({args.method}; calibrated "
-          f"ECE out of {5} folds; findings with < {args.min_positives} positives or negatives stay raw)", "",
-          "| finding | positives | ECE raw | ECE calibrated |", "|---|---:|---:|---:|"]
-    md += [f"| {k} | {pos} | {raw:.3f} | {fmt(cal)} |" for k, pos, raw, cal in rows]
-    md.append(f"| all findings pooled | {int(y_all.sum())} | {ece(p_raw, y_all):.3f} | {ece(p_cal, y_all):.3f} |")
+    md = [f"Calibration of the engine's reading ({read_as}) on {len(samples)} {args.split} frontal radiographs; "
+          f"'as shown' is what answers and the AI panel use (the shipped calibration applied only where the "
+          f"reading is not calibrated already); '{args.method} refit' is fitted on {args.split} itself, ECE out of "
+          f"5 folds (findings with < {args.min_positives} positives or negatives stay as read)", "",
+          f"| finding | positives | ECE as read | ECE as shown | ECE {args.method} refit |", "|---|---:|---:|---:|---:|"]
+    md += [f"| {k} | {pos} | {raw:.3f} | {prod:.3f} | {fmt(cal)} |" for k, pos, raw, prod, cal in rows]
+    md.append(f"| all findings pooled | {int(y_all.sum())} | {ece(p_raw, y_all):.3f} | {ece(p_prod, y_all):.3f} | "
+              f"{ece(p_cal, y_all):.3f} |")
     text = "\n".join(md)
     print(text)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,7 +106,7 @@ def cmd_calibration(args: argparse.Namespace) -> int:
                               info={"source": str(getattr(pipe, "reading_source", "head")),
                                     "fitted_on": {"split": args.split, "images": len(samples), "view": "frontal",
                                                   "method": args.method},
-                                    "ece_out_of_fold": {k: c for k, _p, _r, c in rows if c is not None}})
+                                    "ece_out_of_fold": {k: c for k, _p, _r, _s, c in rows if c is not None}})
         path = cal.save(args.model or pipe.path)
         print(f"written: {path} (fitted on all {len(samples)} {args.split} images; {args.split} metrics of the "
               "calibrated probabilities are no longer independent of the fit)", file=sys.stderr)

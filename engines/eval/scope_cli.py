@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 
-def _medim(model: Path | None, threads: int) -> tuple[str, Callable[[Sequence[np.ndarray]], np.ndarray], Path]:
+def _medim(model: Path | None, threads: int, kind: str = "default"
+           ) -> tuple[str, Callable[[Sequence[np.ndarray]], np.ndarray], Path]:
     import torch
 
     from engines.default_weights import DEFAULT_WEIGHTS
@@ -30,12 +31,18 @@ def _medim(model: Path | None, threads: int) -> tuple[str, Callable[[Sequence[np
     torch.set_num_threads(threads)
     folder = Path(model or DEFAULT_WEIGHTS)
     pipe = MedimPipeline.from_pretrained(folder, device="cpu")
-    name, embed = medim_embedder(pipe)
+    name, embed = medim_embedder(pipe, kind)
     return name, embed, folder
 
 
 #: name -> loader(model folder, threads) -> (embedding name, embed, folder the statistics go to)
-EMBEDDINGS: dict[str, Callable[[Path | None, int], tuple[str, Callable, Path]]] = {"medim": _medim}
+#: "medim": the engine's default (the finding reader's features when the weights ship a reader); "reader" and
+#: "backbone" force one of the two, to compare them (docs/ai_limits.md).
+EMBEDDINGS: dict[str, Callable[[Path | None, int], tuple[str, Callable, Path]]] = {
+    "medim": _medim,
+    "reader": lambda model, threads: _medim(model, threads, "reader"),
+    "backbone": lambda model, threads: _medim(model, threads, "backbone"),
+}
 
 
 def _progress(stage: str, done: int, total: int) -> None:
@@ -72,7 +79,8 @@ def cmd_scope_measure(args: argparse.Namespace) -> int:
     stats = ScopeStatistics.load(Path(args.stats) if args.stats else folder)
     if stats.embedding != name:
         raise ValueError(f"the statistics were fitted on {stats.embedding}, the model gives {name}: refit them")
-    result = measure_scope(embed, stats, split=args.split, root=args.data, seed=args.seed, progress=_progress)
+    result = measure_scope(embed, stats, split=args.split, root=args.data, seed=args.seed, progress=_progress,
+                           resamples=args.resamples)
     md = markdown(result)
     print(md)
     out = Path(args.out)
@@ -105,4 +113,5 @@ def register(sub: Any) -> None:
     m.add_argument("--split", default="val", choices=("val", "test"))
     m.add_argument("--stats", default=None, help="folder of scope.json/scope.npz (default: the model folder)")
     m.add_argument("--out", default="eval-results")
+    m.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the overall AUROC interval")
     m.set_defaults(func=cmd_scope_measure)

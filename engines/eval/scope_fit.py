@@ -23,6 +23,7 @@ from engines.eval.auroc import auroc
 from engines.eval.scope_sets import (
     TRANSFORM_KINDS,
     ScopeImage,
+    ScopeSets,
     measurement_sets,
     split_samples,
     transformed_images,
@@ -118,12 +119,28 @@ def combined_score(stats: ScopeStatistics, emb: np.ndarray) -> np.ndarray:
 
 
 def measure_scope(embed: Callable[[Sequence[np.ndarray]], np.ndarray], stats: ScopeStatistics, *,
-                  split: str = "val", root=None, seed: int = 0, progress: Progress = None) -> dict[str, Any]:
+                  split: str = "val", root=None, seed: int = 0, progress: Progress = None,
+                  resamples: int = 1000) -> dict[str, Any]:
     """AUROC (in-scope frontal radiographs vs each out-of-scope category and all of them) of the combined image
-    score and of its two parts, and the gate's decisions (header rules + image checks) at the shipped thresholds."""
+    score and of its two parts, with a bootstrap 95% interval for all of them together, and the gate's decisions
+    (header rules + image checks) at the shipped thresholds."""
     sets = measurement_sets(split, root, seed=seed)
+    ins, outs = embed_sets(embed, sets, split, progress)
+    return score_scope(stats, sets, ins, outs, split=split, seed=seed, resamples=resamples)
+
+
+def embed_sets(embed: Callable[[Sequence[np.ndarray]], np.ndarray], sets: ScopeSets, split: str = "val",
+               progress: Progress = None) -> tuple[np.ndarray, np.ndarray]:
+    """(in-scope, out-of-scope) embeddings of a measurement set: the slow part, kept apart so that one
+    embedding pass can be scored against several fits."""
     ins = embed_all(embed, [im.pixels for im in sets.in_scope], f"{split} frontal", progress)
     outs = embed_all(embed, [im.pixels for im in sets.out_of_scope], "out of scope", progress)
+    return ins, outs
+
+
+def score_scope(stats: ScopeStatistics, sets: ScopeSets, ins: np.ndarray, outs: np.ndarray, *, split: str = "val",
+                seed: int = 0, resamples: int = 1000) -> dict[str, Any]:
+    """The measure_scope table from embeddings already computed (rows in the order of `sets`)."""
     cats = np.array([im.category for im in sets.out_of_scope])
     scores = {"combined": lambda e: combined_score(stats, e), "ood": stats.ood_score,
               "frontal": lambda e: -stats.frontal_probability(e)}
@@ -148,10 +165,37 @@ def measure_scope(embed: Callable[[Sequence[np.ndarray]], np.ndarray], stats: Sc
         mask = cats == cat
         table[cat] = row(mask, [im for im, m in zip(sets.out_of_scope, mask, strict=True) if m])
     table["all out of scope"] = row(np.ones(len(cats), bool), list(sets.out_of_scope))
+    groups = [_source_key(im) for im in [*sets.in_scope, *sets.out_of_scope]]
+    for k in scores:
+        table["all out of scope"][f"auroc_{k}_ci"] = auroc_interval(s_in[k], s_out[k], groups, resamples, seed)
     rejected = int((s_in["combined"] > 1).sum())
     return {"split": split, "in_scope": {"n": len(ins), "rejected": rejected, "rejected_share": rejected / len(ins)},
             "categories": table, "ood_threshold": stats.ood_threshold,
             "frontal_threshold": stats.frontal_threshold, "embedding": stats.embedding}
+
+
+def auroc_interval(s_in: np.ndarray, s_out: np.ndarray, groups: Sequence[str], resamples: int = 1000,
+                   seed: int = 0) -> tuple[float, float] | None:
+    """Bootstrap 95% interval of AUROC(in vs out) resampling source images: a val radiograph and its rotated,
+    inverted and cropped copies (and the slices of one file) are drawn together, since they are not
+    independent evidence."""
+    from engines.eval.bootstrap import cluster_bootstrap
+
+    if resamples <= 0:
+        return None
+    y = np.r_[np.zeros(len(s_in)), np.ones(len(s_out))]
+    s = np.r_[s_in, s_out]
+    return cluster_bootstrap(lambda idx: auroc(y[idx], s[idx]), groups, resamples=resamples, seed=seed)
+
+
+def _source_key(im: ScopeImage) -> str:
+    """The image a measurement image was made from: a val radiograph for its rotated/inverted/cropped copies,
+    the phantom for its slices, else the image itself."""
+    if im.category in TRANSFORM_KINDS:
+        return im.source.split(" ")[0]
+    if im.source.startswith("demo phantom"):
+        return "demo phantom"
+    return im.source
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -167,4 +211,10 @@ def markdown(result: dict[str, Any]) -> str:
     for cat, r in result["categories"].items():
         lines.append(f"| {cat} | {r['n']} | {fmt(r['auroc_combined'])} | {fmt(r['auroc_ood'])} | "
                      f"{fmt(r['auroc_frontal'])} | {r['passed_image_checks']} | {r['passed_gate']} |")
+    every = result["categories"].get("all out of scope", {})
+    cis = [(k, every.get(f"auroc_{k}_ci")) for k in ("combined", "ood", "frontal")]
+    if any(ci for _k, ci in cis):
+        lines += ["", "Bootstrap 95% intervals, all out of scope (source images resampled with their copies): "
+                  + "; ".join(f"{k} {fmt(every.get(f'auroc_{k}'))} ({ci[0]:.3f}-{ci[1]:.3f})"
+                              for k, ci in cis if ci)]
     return "\n".join(lines)

@@ -50,12 +50,29 @@ def medim_embed(pipe: Any, images: Sequence[np.ndarray], batch: int = 32) -> np.
     return np.concatenate(out).astype(np.float32)
 
 
-def medim_embedder(pipe: Any) -> tuple[str, Embed]:
-    """(name, embed) of the engine's embedding, for InputGate: the finding reader's pooled features when the
-    weights ship one (MedimPipeline.image_embedding; named by the reader's weights hash, so statistics fitted
-    on another reader or on the backbone are not used), else the backbone's mean image-token states."""
+def reader_embedding_name(reader: Any) -> str:
+    """'finding-reader@<weights hash>': statistics fitted on another reader are not used with this one."""
+    return f"finding-reader@{str(getattr(reader, 'weights_hash', '') or 'unknown')[:16]}"
+
+
+def medim_embedders(pipe: Any) -> dict[str, Embed]:
+    """Every embedding the built-in engine can give the gate, by name: the finding reader's pooled CNN features
+    when the weights ship a reader (MedimPipeline.image_embedding), and the backbone's mean image-token states.
+    The gate uses the one its shipped statistics were fitted on (engines.scope.guard.build_gate)."""
+    out: dict[str, Embed] = {}
     reader = getattr(pipe, "reader", None)
     if reader is not None and hasattr(pipe, "image_embedding"):
-        name = f"finding-reader@{str(getattr(reader, 'weights_hash', '') or 'unknown')[:16]}"
-        return name, lambda images: np.asarray(pipe.image_embedding(list(images)), np.float32)
-    return medim_embedding_name(pipe), lambda images: medim_embed(pipe, list(images))
+        out[reader_embedding_name(reader)] = lambda images: np.asarray(pipe.image_embedding(list(images)), np.float32)
+    out[medim_embedding_name(pipe)] = lambda images: medim_embed(pipe, list(images))
+    return out
+
+
+def medim_embedder(pipe: Any, kind: str = "default") -> tuple[str, Embed]:
+    """(name, embed) of one of the engine's embeddings: `kind` "reader" (the finding reader's features; an error
+    without a reader), "backbone" (the backbone's image-token states) or "default" (the reader's when shipped)."""
+    reader = getattr(pipe, "reader", None)
+    if kind == "reader" and reader is None:
+        raise ValueError("these weights ship no finding reader: no reader embedding")
+    found = medim_embedders(pipe)
+    name = medim_embedding_name(pipe) if kind == "backbone" or reader is None else reader_embedding_name(reader)
+    return name, found[name]

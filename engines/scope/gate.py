@@ -101,6 +101,7 @@ class InputGate:
     def __init__(self, embed: Embed | None = None, stats: ScopeStatistics | None = None,
                  embedding_name: str = "", unavailable: str = "") -> None:
         self.embed, self.stats = embed, stats
+        self.embedding_name = embedding_name or (stats.embedding if stats is not None else "")
         self.unavailable = unavailable
         if embed is not None and stats is not None and embedding_name and stats.embedding != embedding_name:
             self.embed, self.stats = None, None

@@ -36,23 +36,28 @@ def gate_for(backend: Any) -> InputGate:
 
 
 def build_gate(backend: Any) -> InputGate:
+    """The backend's own embedding when it gives one, else the built-in engine's embedding that the shipped
+    statistics were fitted on (the finding reader's features or the backbone's image tokens: whichever was
+    measured to separate out-of-scope images better, docs/ai_limits.md)."""
     embed = getattr(backend, "embed_images", None)
     name = str(getattr(backend, "embedding_name", "") or "")
     folder = getattr(backend, "scope_path", None) or getattr(backend, "path", None)
-    if embed is None:
-        pipe = getattr(backend, "pipe", None)
-        if pipe is None or not hasattr(pipe, "model_config"):
-            return InputGate(unavailable=f"the '{getattr(backend, 'name', '?')}' engine gives no image embedding")
-        from engines.scope.embedding import medim_embedder
-
-        name, embed = medim_embedder(pipe)
-        folder = folder or getattr(pipe, "path", None)
+    pipe = getattr(backend, "pipe", None)
+    if embed is None and (pipe is None or not hasattr(pipe, "model_config")):
+        return InputGate(unavailable=f"the '{getattr(backend, 'name', '?')}' engine gives no image embedding")
+    folder = folder or getattr(pipe, "path", None)
     if folder is None:
         return InputGate(unavailable="the engine has no weights folder to hold input-gate statistics")
     try:
         stats = ScopeStatistics.load(Path(folder))
     except ScopeStatisticsError as exc:
         return InputGate(unavailable=str(exc))
+    if embed is None:
+        from engines.scope.embedding import medim_embedder, medim_embedders
+
+        offered = medim_embedders(pipe)
+        name, embed = (stats.embedding, offered[stats.embedding]) if stats.embedding in offered \
+            else medim_embedder(pipe)  # the gate then says the statistics do not fit the embedding
     return InputGate(embed, stats, name)
 
 

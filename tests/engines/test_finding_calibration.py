@@ -82,3 +82,40 @@ def test_a_low_probability_is_uncertain_when_the_image_raised_a_rare_findings_od
     assert cal.answer(0.15) == "no" and cal.answer(0.7, prevalence=0.9) == "yes"
     with pytest.raises(ValueError, match="no_odds_ratio"):
         Calibration(no_odds_ratio=0.5)
+
+
+def test_a_reader_that_is_calibrated_already_is_not_calibrated_again(tmp_path) -> None:
+    """The finding reader returns Platt-calibrated probabilities: a calibration fitted on the backbone's head is
+    not applied on top of it (only its uncertain band is kept), one refit on the reader's own outputs is; on
+    weights without a reader the head's calibration applies."""
+    import torch
+
+    from engines.models.tiny import make_tiny_checkpoint
+    from engines.pipeline import MedimPipeline
+    from engines.reader import FindingReader, ReaderConfig
+    from engines.reader.network import ReaderNet
+    from engines.reading import effective_calibration, read_images
+
+    findings = ("Edema", "Pneumonia")
+    folder = make_tiny_checkpoint(tmp_path / "w", findings=findings)
+    squash = {f: FindingCalibration("platt", {"a": 0.0, "b": -3.0}) for f in findings}  # everything -> 4.7 %
+    head_cal = Calibration(squash, band=(0.3, 0.7), info={"source": "head"})
+    im = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+
+    head = MedimPipeline.from_pretrained(folder, device="cpu")
+    cal, pre = effective_calibration(head, head_cal)
+    assert not pre and cal.findings and read_images(head, [im], head_cal)["Edema"]["probability"] == pytest.approx(
+        0.0474, abs=1e-3)
+
+    torch.manual_seed(0)
+    cfg = ReaderConfig(findings=findings, size=32, widths=(8, 16), crop="none", calibration={"Edema": (1.0, 8.0)})
+    FindingReader(cfg, [ReaderNet(cfg)], None).save(folder / "reader")
+    pipe = MedimPipeline.from_pretrained(folder, device="cpu")
+    cal, pre = effective_calibration(pipe, head_cal)
+    assert pre and not cal.findings and cal.band == (0.3, 0.7)
+    reading = read_images(pipe, [im], head_cal)
+    assert reading["Edema"]["probability"] == pytest.approx(pipe.finding_probabilities([im])[0]["Edema"], abs=1e-4)
+    assert reading["Edema"]["probability"] > 0.99 and reading["Edema"]["calibrated"]
+    refit = Calibration(squash, band=(0.3, 0.7), info={"source": "reader"})
+    assert effective_calibration(pipe, refit)[0].findings  # refit on the reader's outputs: applied
+    assert read_images(pipe, [im], refit)["Edema"]["probability"] == pytest.approx(0.0474, abs=1e-3)

@@ -127,3 +127,35 @@ def test_questions_outside_the_findings_are_refused_before_the_image_is_read(bac
     out = run_gated(backend, "answer", {"images": [image], "headers": [{"Modality": "CT"}],
                                         "question": "Is there an effusion?"})
     assert out["kind"] == OUT_OF_SCOPE
+
+
+def test_the_gate_uses_the_embedding_its_statistics_were_fitted_on(tmp_path) -> None:
+    """Weights with a finding reader offer two embeddings (the reader's features, the backbone's tokens); the
+    worker's gate measures in the one the shipped statistics name, and says so when they name neither."""
+    import torch
+
+    from engines.reader import FindingReader, ReaderConfig
+    from engines.reader.network import ReaderNet
+    from engines.scope.embedding import medim_embedders, reader_embedding_name
+
+    folder = make_tiny_checkpoint(tmp_path / "w", findings=FINDINGS)
+    torch.manual_seed(0)
+    cfg = ReaderConfig(findings=FINDINGS, size=32, widths=(8, 16), crop="none")
+    FindingReader(cfg, [ReaderNet(cfg)], None).save(folder / "reader")
+    b = create_backend("diffusion", path=folder, device="cpu")
+    offered = medim_embedders(b.pipe)
+    reader_name = reader_embedding_name(b.pipe.reader)
+    assert reader_name in offered and any(n.startswith("medim-image-tokens@") for n in offered)
+    rng = np.random.default_rng(0)
+    pos_images = [_chest_like(rng) for _ in range(40)]
+    neg_images = [np.rot90(_chest_like(rng)) for _ in range(20)] + [_noise(rng) for _ in range(20)]
+    for name, embed in offered.items():
+        pos, neg = embed(pos_images), embed(neg_images)
+        mean, precision, ood_t = fit_ood(pos, reject_percent=2.0)
+        f_mu, f_sd, w, bias, f_t, _rates = fit_frontal(pos, neg, reject_percent=2.0)
+        ScopeStatistics(name, mean, precision, f_mu, f_sd, w, bias, ood_t, f_t, {}).save(folder)
+        gate = build_gate(b)
+        assert gate.image_check == "on" and gate.embedding_name == name
+        assert gate.check([pos_images[0]], [PA]).images[0].image_checked
+    ScopeStatistics("some-other-reader", mean, precision, f_mu, f_sd, w, bias, ood_t, f_t, {}).save(folder)
+    assert "refit them" in build_gate(b).image_check

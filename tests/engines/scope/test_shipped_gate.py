@@ -22,16 +22,13 @@ pytestmark = pytest.mark.skipif(not (DEFAULT_WEIGHTS / JSON_NAME).exists(), reas
 def gate():
     import torch
 
-    from engines.pipeline import MedimPipeline
-    from engines.scope.embedding import medim_embedder
-    from engines.scope.gate import InputGate
-    from engines.scope.stats import ScopeStatistics
+    from engines.backends import create_backend
+    from engines.scope.guard import build_gate
 
     torch.set_num_threads(1)
-    pipe = MedimPipeline.from_pretrained(DEFAULT_WEIGHTS, device="cpu")
-    name, embed = medim_embedder(pipe)
-    g = InputGate(embed, ScopeStatistics.load(DEFAULT_WEIGHTS), name)
-    assert g.image_check == "on"
+    # the embedding the shipped statistics were fitted on, chosen as in the engine worker
+    g = build_gate(create_backend("diffusion", path=DEFAULT_WEIGHTS, device="cpu"))
+    assert g.image_check == "on", g.image_check
     return g
 
 
