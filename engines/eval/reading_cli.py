@@ -122,7 +122,7 @@ def cmd_questions(args: argparse.Namespace) -> int:
     from engines.reading import effective_calibration, reading_findings
 
     findings = reading_findings(pipe)
-    calibration, _pre = effective_calibration(pipe, Calibration.load(args.model or pipe.path))
+    calibration, pre = effective_calibration(pipe, Calibration.load(args.model or pipe.path))
     refused_out = [r for r in rows if not r["in_scope"] and not question_scope(r["question"], findings).in_scope]
     n_out = sum(not r["in_scope"] for r in rows)
     accepted_in = []
@@ -150,7 +150,8 @@ def cmd_questions(args: argparse.Namespace) -> int:
     uncertain = sum(d["uncertain"] for d in per.values())
     md = [f"Question scope on {len(rows)} written questions ({n_in} in scope, {n_out} out of scope); in-scope "
           f"questions answered on {len(samples)} {args.split} frontal radiographs from the "
-          f"{'calibrated' if calibration.findings else 'uncalibrated'} reading (uncertain band "
+          f"{'calibrated' if calibration.findings or pre else 'uncalibrated'} "
+          f"{getattr(pipe, 'reading_source', 'head')} reading (uncertain band "
           f"{calibration.band[0]:.2f}-{calibration.band[1]:.2f})", "",
           f"- out-of-scope questions refused: {len(refused_out)}/{n_out} ({len(refused_out) / max(n_out, 1):.0%})",
           f"- in-scope questions accepted: {len(accepted_in)}/{n_in}",

@@ -4,24 +4,26 @@ order; the 'free text' mode still drafts token by token."""
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
+
 import pytest
 from PySide6.QtCore import Qt
 
 from app.ai.drafting import DraftService
 from app.ai.engine_client import EngineClient
-from app.ai.study_images import StudyImage
+from app.ai.study_images import StudyImage, load_study_images
 from app.settings import Settings
 from app.widgets.ai_panel import AiPanel
 from engines.sentences.sections import section_order
 
 TIMEOUT = 120_000
+DEMO = Path(__file__).resolve().parents[3] / "resources" / "demo"
 
 
 def _images() -> list[StudyImage]:
-    yy, xx = np.mgrid[0:200, 0:180]
-    px = (2000 + 900 * np.sin(xx / 15.0) * np.cos(yy / 21.0)).astype(np.uint16)
-    return [StudyImage(px, "1.9.7.1", "DX", "PA", "PA")]
+    """A real frontal chest radiograph (the demo cardiomegaly study): the engine's input gate turns away
+    images that are not one, so a drawn pattern would get no draft."""
+    return load_study_images(sorted((DEMO / "PT000001").rglob("IM*")))
 
 
 @pytest.fixture(scope="module")
