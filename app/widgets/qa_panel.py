@@ -55,9 +55,9 @@ class QaPanel(QWidget):
         self.chat.anchorClicked.connect(self._on_link)
         self.input = QLineEdit()
         self.input.setPlaceholderText("Ask about this study, e.g. 'Is there a pleural effusion?'")
-        self.input.returnPressed.connect(self.ask)
+        self.input.returnPressed.connect(lambda: self.ask())
         self.ask_button = QPushButton("Ask")
-        self.ask_button.clicked.connect(self.ask)
+        self.ask_button.clicked.connect(lambda _checked=False: self.ask())  # clicked(bool) is not a question
         self.map_label = QLabel()
         self.map_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.map_label.setToolTip("Image regions the engine attended to for the last answer")
