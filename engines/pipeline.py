@@ -502,7 +502,28 @@ class MedimPipeline:
             cases = {h.case_id: h.sentences() for h in hits}
         reading = read_study(reader, self.finding_prior, case_labels=case_labels, case_weight=s.case_weight,
                              scale=s.scale, normal_scale=s.normal_scale, uncertain_band=s.uncertain_band)
+        if getattr(s, "answer_rule", False):
+            self._drop_what_answers_deny(reading, reader)
         return reading, cases
+
+    def answer_calibration(self):
+        """The calibration yes/no answers use (engines.reading.effective_calibration of the shipped file)."""
+        if getattr(self, "_answer_calibration", None) is None:
+            from engines.calibration import Calibration
+            from engines.reading import effective_calibration
+
+            self._answer_calibration = effective_calibration(self, Calibration.load(self.path))[0]
+        return self._answer_calibration
+
+    def _drop_what_answers_deny(self, reading: object, reader: Mapping[str, float]) -> None:
+        """A finding the draft would state present (or uncertain) but the yes/no answer calls absent is made
+        absent: a draft saying "There is pneumothorax." beside an answer "no (5%)" is two readings of one image.
+        Similar cases may raise a finding's combined probability, never above the image's own answer."""
+        cal = self.answer_calibration()
+        shown = cal.apply({f: float(p) for f, p in reader.items()})
+        for f, state in list(reading.states.items()):
+            if state != 0 and f in shown and cal.answer(shown[f], self.finding_prior.get(f)) == "no":
+                reading.states[f] = 0
 
     def embed(self, images: list[np.ndarray], kind: str = "image-tokens") -> np.ndarray:
         """(N, D) float32 unit-norm image embeddings for similar-case search (engines.similar.embeddings):

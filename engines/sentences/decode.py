@@ -57,6 +57,8 @@ class DecodeSettings:
     scale: float = 1.0  # present above prevalence x scale (engines.sentences.study)
     normal_scale: float = 1.0  # normal study when No Finding is above its prevalence x normal_scale
     uncertain_band: float = 0.0
+    answer_rule: bool = True  # never state present a finding the engine's yes/no answer calls absent (the
+    #                           answer's 'no' rule, engines.calibration.Calibration.answer): one reading everywhere
     case_weight: float = 0.0  # share of similar cases' labels in the reading
     cases: int = 5  # similar cases consulted
     case_embedding: str = "image-tokens"  # which embedding finds them (engines.similar.embeddings)
