@@ -210,6 +210,14 @@ def _derived_rank(series: Series, store: Path) -> int:
     return 0 if kind == ACQUIRED else 1
 
 
+def _is_display_object(sop_class_uid: str | None) -> bool:
+    """Presentation states and key object selections: the viewer applies/marks them on the images."""
+    from app.dicom_objects.classify import KOS_CLASS, PR_PREFIX
+
+    uid = str(sop_class_uid or "")
+    return uid == KOS_CLASS or uid.startswith(PR_PREFIX)
+
+
 def study_ref(session: Session, study_uid: str, *, images_only: bool = True) -> StudyRef:
     """The study as the viewer opens it: series by Series Number, instances by Instance Number then
     position along the slice normal. Non-image objects (SR, RT plans) are left out unless asked for."""
@@ -238,6 +246,8 @@ def study_ref(session: Session, study_uid: str, *, images_only: bool = True) -> 
             )
         )
     date_text = study.study_date.strftime("%Y%m%d") if study.study_date else ""
+    objects = tuple(store.joinpath(*i.file_path.split("/")) for s in study.series for i in s.instances
+                    if _is_display_object(i.sop_class_uid))
     return StudyRef(
         study_uid=study.study_uid,
         patient_name=study.patient.name,
@@ -246,4 +256,5 @@ def study_ref(session: Session, study_uid: str, *, images_only: bool = True) -> 
         accession=study.accession,
         description=study.description,
         series=tuple(series_refs),
+        object_paths=objects,
     )
