@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from viewer.presentation.gsps import ImagePresentation
+from viewer.presentation.gsps import DisplayedArea, ImagePresentation
 
 
 def apply_presentation(state: Any, pres: ImagePresentation, monochrome1: bool, widget_w: float,
@@ -20,12 +20,17 @@ def apply_presentation(state: Any, pres: ImagePresentation, monochrome1: bool, w
     if pres.inverse is not None:
         state.invert = pres.inverse != monochrome1
     state.rotation, state.flip_h, state.flip_v = pres.rotation % 4, pres.flip_h, False
-    area = pres.area
+    fit_area(state, pres.area, widget_w, widget_h)
+
+
+def fit_area(state: Any, area: DisplayedArea | None, widget_w: float, widget_h: float) -> None:
+    """Zoom and pan `state` so that `area` shows as its size mode says, centred in the widget."""
     if area is None or widget_w < 2 or widget_h < 2:
         return
     whole = (area.x0 <= 0 and area.y0 <= 0 and area.x1 >= state.image_width and area.y1 >= state.image_height)
     if whole and area.mode != "MAGNIFY":
-        return  # fitted, as the header display
+        state.fit_to_window()  # the whole image, fitted as the header display
+        return
     aw, ah = max(1.0, area.x1 - area.x0), max(1.0, area.y1 - area.y0)
     if state.rotation % 2:
         aw, ah = ah, aw

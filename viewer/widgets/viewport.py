@@ -37,7 +37,7 @@ from viewer.io.decode_queue import shared_queue
 from viewer.io.image import DicomImage
 from viewer.io.refs import SeriesRef
 from viewer.measure.store import InMemoryMeasurementStore
-from viewer.presentation.apply import apply_presentation
+from viewer.presentation.apply import apply_presentation, fit_area
 from viewer.presentation.gsps import PresentationState
 from viewer.presentation.study_objects import StudyObjects
 from viewer.widgets import measure_tool
@@ -861,7 +861,21 @@ class Viewport(QWidget):
         mono1 = str(img.dataset.get("PhotometricInterpretation", "")) == "MONOCHROME1"
         apply_presentation(self.state, pres, mono1, self.width(), self.height())
         self.state.extra["gsps"] = chosen
+        self.state.extra["gsps_view"] = self._zoom_pan()
         self._render_key = None
+
+    def _zoom_pan(self) -> tuple:
+        return self.state.zoom, self.state.fit, self.state.pan_x, self.state.pan_y, self.state.rotation
+
+    def _refit_presentation(self) -> None:
+        """On resize, a GSPS's displayed area stays fitted unless the reader has zoomed or panned since."""
+        state = self.presentation_state()
+        if state is None or self._image is None or self.state.extra.get("gsps_view") != self._zoom_pan():
+            return
+        pres = state.for_image(self._image.sop_instance_uid, self.state.frame_index)
+        if pres is not None:
+            fit_area(self.state, pres.area, self.width(), self.height())
+            self.state.extra["gsps_view"] = self._zoom_pan()
 
     def _paint_study_objects(self, p: QPainter) -> None:
         img = self._image
@@ -1012,6 +1026,7 @@ class Viewport(QWidget):
 
     def resizeEvent(self, e) -> None:  # noqa: N802
         self._render_key = None
+        self._refit_presentation()
         super().resizeEvent(e)
 
 
