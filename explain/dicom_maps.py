@@ -121,7 +121,9 @@ def build_parametric_map(source: Dataset, values: np.ndarray, made_by: MapSource
         source_images=[grid], pixel_array=arr, series_instance_uid=series_uid or hd.UID(),
         series_number=PMAP_SERIES_NUMBER, sop_instance_uid=sop_uid or hd.UID(), instance_number=1,
         contains_recognizable_visual_features=False, real_world_value_mappings=[mapping],
-        voi_lut_transformations=[hd.VOILUTTransformation(window_center=0.5, window_width=1.0)],
+        # LINEAR_EXACT: 0..1 spans the grey scale (LINEAR with width 1 is a threshold at 0, PS3.3 C.11.2.1.2)
+        voi_lut_transformations=[hd.VOILUTTransformation(window_center=0.5, window_width=1.0,
+                                                         voi_lut_function="LINEAR_EXACT")],
         content_label="AIEXPLAIN", content_description=made_by.label[:64] or None, **_common(source, made_by))
     pm.SeriesDescription = "AI EXPLANATION values (derived)"
     if "Laterality" not in pm:  # General Series type 2C: as the source has it, empty when unknown

@@ -81,6 +81,12 @@ def test_parametric_map_for_a_radiograph_is_pixel_aligned_to_it(tmp_path):
     if list(dx.get("PatientOrientation") or []) == ["L", "F"]:  # rows run to the patient's left, columns to the feet
         assert [float(v) for v in shared.PlaneOrientationSequence[0].ImageOrientationPatient] == [1, 0, 0, 0, 0, -1]
     assert back.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == dx.SOPInstanceUID
+    # the workstation's own viewer shows the values as a grey ramp, not a threshold
+    from viewer.imaging.render import render_frame
+    from viewer.io.image import load_image
+
+    shown = render_frame(load_image(path), 0, None)
+    assert len(np.unique(shown)) > 100 and shown[int(dx.Rows) // 2, int(dx.Columns) // 3] > 240
 
 
 @pytest.mark.orthanc
