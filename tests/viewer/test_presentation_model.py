@@ -104,3 +104,30 @@ def test_newest_presentation_state_of_an_image_comes_first(images, tmp_path):
     new = save(foreign_gsps(ds[:1], label="NEW", date="20250101"), tmp_path / "new.dcm")
     objects = StudyObjects.from_paths([old, new])
     assert [s.label for s in objects.states_for(ds[0].SOPInstanceUID)] == ["NEW", "OLD"]
+
+
+def test_annotations_limited_to_one_frame_of_a_multiframe_image(images, tmp_path):
+    import highdicom as hd
+    import numpy as np
+    from widget_samples import write_us_multiframe
+
+    _, ct = images
+    us = read(write_us_multiframe(tmp_path / "us", frames=3).paths[0])
+    layer = hd.pr.GraphicLayer(layer_name="L", order=1)
+    ann = hd.pr.GraphicAnnotation(
+        referenced_images=[ct[0]], graphic_layer=layer,
+        graphic_objects=[hd.pr.GraphicObject(graphic_type="POINT", graphic_data=np.array([[5.0, 6.0]]),
+                                             units="PIXEL")])
+    gsps = hd.pr.GrayscaleSoftcopyPresentationState(
+        referenced_images=[ct[0]], series_instance_uid=hd.UID(), series_number=1, sop_instance_uid=hd.UID(),
+        instance_number=1, manufacturer="Other", manufacturer_model_name="V", software_versions="1",
+        device_serial_number="1", content_label="FRAMES", graphic_annotations=[ann], graphic_layers=[layer])
+    # highdicom builds frame references for enhanced multi-frame sources only; other viewers write them for
+    # any multi-frame image: point the references at the ultrasound clip's second frame
+    uid = us.SOPInstanceUID
+    gsps.ReferencedSeriesSequence[0].ReferencedImageSequence[0].ReferencedSOPInstanceUID = uid
+    ref = gsps.GraphicAnnotationSequence[0].ReferencedImageSequence[0]
+    ref.ReferencedSOPInstanceUID, ref.ReferencedFrameNumber = uid, 2
+    ps = PresentationState.from_file(save(gsps, tmp_path / "pr.dcm"))
+    assert [len(ps.for_image(uid, f).graphics) for f in range(3)] == [0, 1, 0]
+    assert ps.for_image(uid, 1).graphics[0].points == ((5.0, 6.0),)
