@@ -197,16 +197,22 @@ def _instance_order(inst: Instance) -> tuple[float, float, str]:
     return (number, along if along is not None else 0.0, inst.sop_instance_uid)
 
 
-def _derived_rank(series: Series, store: Path) -> int:
-    """0 for acquired images, 1 for derived / synthetic / non-image objects: the viewer lists those after
-    the acquired series, apart (app.dicom_objects.classify)."""
-    from app.dicom_objects.classify import ACQUIRED, kind_of_file
+def _series_kind(series: Series, store: Path) -> str:
+    """app.dicom_objects.classify's kind of the series' first object ('derived' for an empty series)."""
+    from app.dicom_objects.classify import DERIVED, kind_of_file
 
     first = min(series.instances, key=_instance_order, default=None)
     if first is None:
-        return 1
-    kind = kind_of_file(store.joinpath(*first.file_path.split("/")), first.sop_class_uid, series.modality,
+        return DERIVED
+    return kind_of_file(store.joinpath(*first.file_path.split("/")), first.sop_class_uid, series.modality,
                         series.description)
+
+
+def _derived_rank(kind: str) -> int:
+    """0 for acquired images, 1 for derived / synthetic / non-image objects: the viewer lists those after
+    the acquired series, apart (app.dicom_objects.classify)."""
+    from app.dicom_objects.classify import ACQUIRED
+
     return 0 if kind == ACQUIRED else 1
 
 
@@ -225,11 +231,14 @@ def study_ref(session: Session, study_uid: str, *, images_only: bool = True) -> 
     if study is None:
         raise StudyNotFound(f"study {study_uid} is not in the database")
     store = Path(session.info.get("store_dir") or (data_dir() / "store"))
+    from app.dicom_objects.classify import DERIVED
+
     series_refs: list[SeriesRef] = []
+    kinds = {s.series_uid: _series_kind(s, store) for s in study.series}
     ordered = sorted(
         study.series,
-        key=lambda s: (_derived_rank(s, store), s.series_number if s.series_number is not None else math.inf,
-                       s.series_uid),
+        key=lambda s: (_derived_rank(kinds[s.series_uid]), s.series_number if s.series_number is not None
+                       else math.inf, s.series_uid),
     )
     for series in ordered:
         instances = [i for i in series.instances if not images_only or i.number_of_frames > 0]
@@ -257,4 +266,5 @@ def study_ref(session: Session, study_uid: str, *, images_only: bool = True) -> 
         description=study.description,
         series=tuple(series_refs),
         object_paths=objects,
+        derived_series=tuple(r.series_uid for r in series_refs if kinds[r.series_uid] == DERIVED),
     )

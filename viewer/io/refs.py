@@ -33,3 +33,5 @@ class StudyRef:
     series: tuple[SeriesRef, ...] = field(default_factory=tuple)
     # presentation states and key object selections stored with the study (applied/marked on display)
     object_paths: tuple[Path, ...] = ()
+    # series of derived objects (SEG, Parametric Map, AI captures): listed apart, under their own heading
+    derived_series: tuple[str, ...] = ()

@@ -17,6 +17,8 @@ ICON = 96
 UID_ROLE = Qt.ItemDataRole.UserRole
 ICON_ROLE = Qt.ItemDataRole.UserRole + 1  # the rendered icon before badges
 KEY_BADGE = QColor(255, 215, 0)
+HEADING_ROLE = Qt.ItemDataRole.UserRole + 2
+DERIVED_COLOR = QColor(120, 200, 230)
 
 
 def _with_key_badge(pix: QPixmap, count: int) -> QPixmap:
@@ -106,7 +108,7 @@ class SeriesThumbnails(QListWidget):
             )
 
     def series_uids(self) -> list[str]:
-        return [self.item(i).data(UID_ROLE) for i in range(self.count())]
+        return [u for i in range(self.count()) if (u := self.item(i).data(UID_ROLE))]
 
     def series_ref(self, uid: str) -> SeriesRef | None:
         return self._series.get(uid)
@@ -149,6 +151,28 @@ class SeriesThumbnails(QListWidget):
             base = item.data(ICON_ROLE)
             if base is not None:
                 item.setIcon(QIcon(_with_key_badge(base, n)))
+
+    def mark_derived(self, uids: tuple[str, ...] | list[str]) -> None:
+        """Put a 'Derived - not acquired' heading above the first of the derived series (SEG, Parametric Map,
+        AI captures: listed after the acquired ones) and say so in their tooltips."""
+        derived = set(uids)
+        rows = [i for i in range(self.count()) if self.item(i).data(UID_ROLE) in derived]
+        if not rows:
+            return
+        heading = QListWidgetItem("DERIVED\nnot acquired")
+        heading.setFlags(Qt.ItemFlag.NoItemFlags)
+        heading.setForeground(DERIVED_COLOR)
+        heading.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+        heading.setData(HEADING_ROLE, "derived")
+        for i in rows:
+            item = self.item(i)
+            item.setToolTip(f"Derived object (not acquired, never report evidence)\n{item.toolTip()}")
+            item.setForeground(DERIVED_COLOR)
+        self.insertItem(rows[0], heading)
+
+    def headings(self) -> list[tuple[int, str]]:
+        """(row, text) of the group headings in the strip."""
+        return [(i, self.item(i).text()) for i in range(self.count()) if self.item(i).data(HEADING_ROLE)]
 
     def key_image_count(self, uid: str) -> int:
         return self._key_counts.get(uid, 0)

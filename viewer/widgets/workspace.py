@@ -91,6 +91,7 @@ class ViewerWorkspace(QWidget):
         self._study = study
         self.show_2d()
         self.thumbnails.set_study(study)
+        self.thumbnails.mark_derived(study.derived_series)
         self.layout_view.set_study(study, self._store)
         self._show_banner("" if study.series else "This study has no series with images.")
         self.set_study_objects(StudyObjects.from_paths(study.object_paths))

@@ -47,3 +47,4 @@ def test_derived_series_are_listed_after_the_acquired_ones(db, tmp_path):
     assert [se.modality for se in ref.series][0] == "DX"
     assert all("AI EXPLANATION" in se.description.upper() or se.modality == "SEG" for se in ref.series[1:])
     assert len(ref.series) == 4
+    assert ref.derived_series == tuple(se.series_uid for se in ref.series[1:])  # grouped apart in the strip

@@ -115,3 +115,24 @@ def test_key_images_are_marked_on_the_image_and_counted_on_the_series_icon(shown
     plain = thumbs.item(2).icon().pixmap(96, 96).toImage().convertToFormat(QImage.Format.Format_RGB888)
     assert icon.pixelColor(80, 10).name() == "#ffd700" and plain.pixelColor(80, 10).name() != "#ffd700"
     assert "2 key images" in thumbs.item(0).toolTip()
+
+
+def test_derived_series_are_grouped_under_their_own_heading(qtbot, study):
+    derived = study.series[2]
+    ws = ViewerWorkspace()
+    qtbot.addWidget(ws)
+    ws.resize(900, 600)
+    ws.show()
+    qtbot.waitExposed(ws)
+    ws.open_study(replace(study, derived_series=(derived.series_uid,)), InMemoryMeasurementStore())
+    thumbs = ws.thumbnails
+    assert thumbs.headings() == [(2, "DERIVED\nnot acquired")]
+    assert thumbs.series_uids() == [s.series_uid for s in study.series]
+    assert "not acquired" in thumbs.item(3).toolTip()
+    heading = thumbs.item(2)
+    assert not heading.flags() & Qt.ItemFlag.ItemIsSelectable and not heading.flags() & Qt.ItemFlag.ItemIsDragEnabled
+    shown = ws.active_viewport().series()
+    qtbot.mouseClick(thumbs.viewport(), Qt.MouseButton.LeftButton, pos=thumbs.visualItemRect(heading).center())
+    assert ws.active_viewport().series() == shown  # the heading opens nothing
+    qtbot.mouseClick(thumbs.viewport(), Qt.MouseButton.LeftButton, pos=thumbs.visualItemRect(thumbs.item(3)).center())
+    assert ws.active_viewport().series() == derived
