@@ -29,6 +29,7 @@ from viewer.imaging.window import PRESET_KEYS, PRESETS
 from viewer.io.refs import SeriesRef, StudyRef
 from viewer.measure.store import InMemoryMeasurementStore
 from viewer.presentation.study_objects import StudyObjects
+from viewer.widgets.background import BackgroundRunner
 from viewer.widgets.layout import LAYOUTS, ViewerLayout
 from viewer.widgets.tag_browser import TagBrowserDialog
 from viewer.widgets.thumbnails import SeriesThumbnails
@@ -50,6 +51,7 @@ class ViewerWorkspace(QWidget):
         self._store = measurement_store if measurement_store is not None else InMemoryMeasurementStore()
         self._study: StudyRef | None = None
         self._objects: StudyObjects | None = None
+        self._objects_runner = BackgroundRunner(self)
         self._tag_dialog: TagBrowserDialog | None = None
         self._mpr = None  # MprView, built on first use (imports SimpleITK)
         self._volume_window = None  # VolumeRenderView window
@@ -94,7 +96,7 @@ class ViewerWorkspace(QWidget):
         self.thumbnails.mark_derived(study.derived_series)
         self.layout_view.set_study(study, self._store)
         self._show_banner("" if study.series else "This study has no series with images.")
-        self.set_study_objects(StudyObjects.from_paths(study.object_paths))
+        self._read_study_objects(study)
         self.active_viewport().setFocus()
         self.imageChanged.emit(self.current_image())
 
@@ -114,6 +116,27 @@ class ViewerWorkspace(QWidget):
 
     def study_objects(self) -> StudyObjects | None:
         return self._objects
+
+    def study_objects_ready(self) -> bool:
+        """Whether the open study's presentation states and key image selections have been read."""
+        return self._objects is not None
+
+    def _read_study_objects(self, study: StudyRef) -> None:
+        """Read the study's GSPS/KOS files off the GUI thread (hundreds take seconds: benchmarks/study_objects.py);
+        the images show at once and the presentation states apply when read. A result for a study that is no
+        longer open is dropped."""
+        self._objects_runner.cancel_all()
+        self._objects = None
+        for vp in self.layout_view.all_viewports():
+            vp.set_study_objects(None)
+        if not study.object_paths:
+            self.set_study_objects(StudyObjects())
+            return
+        self._objects_runner.submit(
+            StudyObjects.from_paths, study.object_paths,
+            on_done=lambda objects, s=study: self.set_study_objects(objects) if self._study is s else None,
+            on_error=lambda exc, s=study: self._show_banner(f"Presentation states could not be read: {exc}")
+            if self._study is s else None)
 
     def set_presentation_enabled(self, on: bool) -> None:
         """Presentation states (GSPS) on or off in every viewport."""

@@ -59,6 +59,7 @@ def test_gsps_and_kos_round_trip_through_orthanc_into_the_viewer(dx, dx_path, or
     ws.show()
     qtbot.waitExposed(ws)
     ws.open_study(ref)
+    qtbot.waitUntil(ws.study_objects_ready, timeout=5000)
     vp = ws.active_viewport()
     assert vp.current_image().sop_instance_uid == dx.SOPInstanceUID
     applied = vp.presentation_state()

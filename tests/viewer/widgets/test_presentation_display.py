@@ -48,6 +48,8 @@ def shown(qtbot, study, tmp_path):
     ws.show()
     qtbot.waitExposed(ws)
     ws.open_study(replace(study, object_paths=(*objects, broken)), InMemoryMeasurementStore())
+    assert ws.active_viewport().current_image() is not None  # the image shows while the objects are read
+    qtbot.waitUntil(ws.study_objects_ready, timeout=5000)
     return ws, a, b
 
 
@@ -136,3 +138,18 @@ def test_derived_series_are_grouped_under_their_own_heading(qtbot, study):
     assert ws.active_viewport().series() == shown  # the heading opens nothing
     qtbot.mouseClick(thumbs.viewport(), Qt.MouseButton.LeftButton, pos=thumbs.visualItemRect(thumbs.item(3)).center())
     assert ws.active_viewport().series() == derived
+
+
+def test_objects_of_a_study_no_longer_open_are_dropped(qtbot, study, tmp_path):
+    a = [read(p) for p in study.series[0].paths]
+    many = tuple(save(foreign_gsps(a[:1], label=f"S{i}"), tmp_path / f"pr{i}.dcm") for i in range(20))
+    ws = ViewerWorkspace()
+    qtbot.addWidget(ws)
+    ws.resize(900, 600)
+    ws.show()
+    qtbot.waitExposed(ws)
+    ws.open_study(replace(study, object_paths=many), InMemoryMeasurementStore())
+    ws.open_study(study, InMemoryMeasurementStore())  # the reader moves on before they are read
+    assert ws.study_objects_ready() and ws.study_objects().states == []
+    qtbot.wait(1500)
+    assert ws.study_objects().states == [] and ws.active_viewport().presentation_state() is None
