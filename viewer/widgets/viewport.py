@@ -126,6 +126,7 @@ class Viewport(QWidget):
         self._poll.timeout.connect(self._poll_job)
         self._objects: StudyObjects | None = None  # the study's presentation states and key image selections
         self._presentation_on = True
+        self._preferred_state = ""  # SOP Instance UID of the GSPS the reader picked among several
 
     # ================================================================ content
     def set_series(self, series: SeriesRef | None, start: int = 0) -> None:
@@ -817,6 +818,7 @@ class Viewport(QWidget):
         """The open study's GSPS and KOS objects: a GSPS referencing the shown image is applied (window,
         polarity, rotation/flip, area, annotations) while presentation states are on; key images are marked."""
         self._objects = objects
+        self._preferred_state = ""
         self.state.extra.pop("gsps", None)
         self._apply_presentation()
         self.update()
@@ -834,6 +836,23 @@ class Viewport(QWidget):
         """The presentation state applied to the image on screen (None when off or none references it)."""
         return self.state.extra.get("gsps")
 
+    def presentation_states(self) -> list[PresentationState]:
+        """Every presentation state that references the image on screen, newest first."""
+        if self._objects is None or self._image is None:
+            return []
+        return self._objects.states_for(self._image.sop_instance_uid)
+
+    def next_presentation(self) -> None:
+        """Apply the next of the image's presentation states (several viewers may have made one)."""
+        states = self.presentation_states()
+        if not states or not self._presentation_on:
+            return
+        current = self.presentation_state()
+        i = next((k for k, st in enumerate(states) if st is current), -1)
+        self._preferred_state = states[(i + 1) % len(states)].sop_instance_uid
+        self._apply_presentation()
+        self._changed()
+
     def key_image_titles(self) -> list[str]:
         """Titles of the key object selections that mark the image on screen ([] if it is not a key image)."""
         if self._objects is None or self._image is None:
@@ -849,7 +868,8 @@ class Viewport(QWidget):
         chosen = None
         if self._objects is not None and self._presentation_on:
             states = self._objects.states_for(img.sop_instance_uid)
-            chosen = states[0] if states else None
+            chosen = next((st for st in states if st.sop_instance_uid == self._preferred_state),
+                          states[0] if states else None)
         applied = self.state.extra.get("gsps")
         if chosen is applied:
             return
@@ -893,7 +913,9 @@ class Viewport(QWidget):
         corners = [self.state.image_to_widget(x, y, w, h) for x, y in ((x0, y0), (x1, y1))]
         area = QRectF(QPointF(*corners[0]), QPointF(*corners[1])).normalized()
         paint_presentation(p, pres, self._to_widget, area, state.layer_colors)
-        caption = f"GSPS: {state.title()}"
+        states = self.presentation_states()
+        which = f" {states.index(state) + 1}/{len(states)}" if len(states) > 1 and state in states else ""
+        caption = f"GSPS{which}: {state.title()}"
         if state.skipped:
             caption += f" (not shown: {', '.join(state.skipped)})"
         paint_caption(p, caption, w, top, QColor(255, 200, 0))

@@ -389,6 +389,11 @@ class ViewerWorkspace(QWidget):
         self._gsps_action.setShortcut(QKeySequence("Shift+P"))
         self._gsps_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self._gsps_action.toggled.connect(self.set_presentation_enabled)
+        self._gsps_next = self._action("Next GSPS", "Ctrl+Shift+P", lambda: self.active_viewport().next_presentation())
+        self._gsps_next.setToolTip("Next presentation state of this image, when several viewers made one (Ctrl+Shift+P)")
+        self._gsps_next.setShortcut(QKeySequence("Ctrl+Shift+P"))
+        self._gsps_next.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.addAction(self._gsps_next)
         for act in (tags, self._mpr_action, vr, self._gsps_action):
             tb.addAction(act)
             self.addAction(act)

@@ -153,3 +153,24 @@ def test_objects_of_a_study_no_longer_open_are_dropped(qtbot, study, tmp_path):
     assert ws.study_objects_ready() and ws.study_objects().states == []
     qtbot.wait(1500)
     assert ws.study_objects().states == [] and ws.active_viewport().presentation_state() is None
+
+
+def test_ctrl_shift_p_steps_through_the_images_presentation_states(qtbot, study, tmp_path):
+    a = [read(p) for p in study.series[0].paths]
+    old = save(foreign_gsps(a[:1], label="TECHNOLOGIST", date="20240101", window=(10.0, 100.0)), tmp_path / "a.dcm")
+    new = save(foreign_gsps(a[:1], label="RADIOLOGIST", date="20250101"), tmp_path / "b.dcm")
+    ws = ViewerWorkspace()
+    qtbot.addWidget(ws)
+    ws.resize(900, 600)
+    ws.show()
+    qtbot.waitExposed(ws)
+    ws.open_study(replace(study, object_paths=(old, new)), InMemoryMeasurementStore())
+    qtbot.waitUntil(ws.study_objects_ready, timeout=5000)
+    vp = ws.active_viewport()
+    assert [st.label for st in vp.presentation_states()] == ["RADIOLOGIST", "TECHNOLOGIST"]
+    assert vp.presentation_state().label == "RADIOLOGIST"  # the newest applies
+    ctrl_shift = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    qtbot.keyClick(vp, Qt.Key.Key_P, ctrl_shift)
+    assert vp.presentation_state().label == "TECHNOLOGIST" and vp.state.window.center == 10.0
+    qtbot.keyClick(vp, Qt.Key.Key_P, ctrl_shift)
+    assert vp.presentation_state().label == "RADIOLOGIST" and vp.state.window.center == 100.0
