@@ -30,7 +30,7 @@ def test_gsps_from_another_viewer_is_read_per_image(images, tmp_path):
     path = save(foreign_gsps(ds[:2], annotate=ds[0]), tmp_path / "pr.dcm")
     ps = PresentationState.from_file(path)
     assert ps.referenced == {ds[0].SOPInstanceUID, ds[1].SOPInstanceUID} and ps.title().startswith("OTHER VIEWER")
-    assert "Smith" in ps.title() and ps.skipped == []
+    assert "by Smith Ann 2024-05-05" in ps.title() and ps.skipped == []
     first = ps.for_image(ds[0].SOPInstanceUID)
     assert (first.window.center, first.window.width) == (100.0, 600.0)
     assert (first.rotation, first.flip_h, first.inverse) == (1, True, False)

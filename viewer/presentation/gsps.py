@@ -138,7 +138,8 @@ class PresentationState:
         return sop_uid in self.referenced
 
     def title(self) -> str:
-        who = f" by {self.creator}" if self.creator else ""
+        name = " ".join(part for part in self.creator.split("^") if part)  # DICOM PN: family^given
+        who = f" by {name}" if name else ""
         when = f" {self.date[:4]}-{self.date[4:6]}-{self.date[6:8]}" if len(self.date) >= 8 else ""
         return f"{self.label or 'Presentation state'}{who}{when}"
 
