@@ -197,17 +197,31 @@ def _instance_order(inst: Instance) -> tuple[float, float, str]:
     return (number, along if along is not None else 0.0, inst.sop_instance_uid)
 
 
-def _derived_rank(series: Series, store: Path) -> int:
-    """0 for acquired images, 1 for derived / synthetic / non-image objects: the viewer lists those after
-    the acquired series, apart (app.dicom_objects.classify)."""
-    from app.dicom_objects.classify import ACQUIRED, kind_of_file
+def _series_kind(series: Series, store: Path) -> str:
+    """app.dicom_objects.classify's kind of the series' first object ('derived' for an empty series)."""
+    from app.dicom_objects.classify import DERIVED, kind_of_file
 
     first = min(series.instances, key=_instance_order, default=None)
     if first is None:
-        return 1
-    kind = kind_of_file(store.joinpath(*first.file_path.split("/")), first.sop_class_uid, series.modality,
+        return DERIVED
+    return kind_of_file(store.joinpath(*first.file_path.split("/")), first.sop_class_uid, series.modality,
                         series.description)
+
+
+def _derived_rank(kind: str) -> int:
+    """0 for acquired images, 1 for derived / synthetic / non-image objects: the viewer lists those after
+    the acquired series, apart (app.dicom_objects.classify)."""
+    from app.dicom_objects.classify import ACQUIRED
+
     return 0 if kind == ACQUIRED else 1
+
+
+def _is_display_object(sop_class_uid: str | None) -> bool:
+    """Presentation states and key object selections: the viewer applies/marks them on the images."""
+    from app.dicom_objects.classify import KOS_CLASS, PR_PREFIX
+
+    uid = str(sop_class_uid or "")
+    return uid == KOS_CLASS or uid.startswith(PR_PREFIX)
 
 
 def study_ref(session: Session, study_uid: str, *, images_only: bool = True) -> StudyRef:
@@ -217,11 +231,14 @@ def study_ref(session: Session, study_uid: str, *, images_only: bool = True) -> 
     if study is None:
         raise StudyNotFound(f"study {study_uid} is not in the database")
     store = Path(session.info.get("store_dir") or (data_dir() / "store"))
+    from app.dicom_objects.classify import DERIVED
+
     series_refs: list[SeriesRef] = []
+    kinds = {s.series_uid: _series_kind(s, store) for s in study.series}
     ordered = sorted(
         study.series,
-        key=lambda s: (_derived_rank(s, store), s.series_number if s.series_number is not None else math.inf,
-                       s.series_uid),
+        key=lambda s: (_derived_rank(kinds[s.series_uid]), s.series_number if s.series_number is not None
+                       else math.inf, s.series_uid),
     )
     for series in ordered:
         instances = [i for i in series.instances if not images_only or i.number_of_frames > 0]
@@ -238,6 +255,8 @@ def study_ref(session: Session, study_uid: str, *, images_only: bool = True) -> 
             )
         )
     date_text = study.study_date.strftime("%Y%m%d") if study.study_date else ""
+    objects = tuple(store.joinpath(*i.file_path.split("/")) for s in study.series for i in s.instances
+                    if _is_display_object(i.sop_class_uid))
     return StudyRef(
         study_uid=study.study_uid,
         patient_name=study.patient.name,
@@ -246,4 +265,6 @@ def study_ref(session: Session, study_uid: str, *, images_only: bool = True) -> 
         accession=study.accession,
         description=study.description,
         series=tuple(series_refs),
+        object_paths=objects,
+        derived_series=tuple(r.series_uid for r in series_refs if kinds[r.series_uid] == DERIVED),
     )

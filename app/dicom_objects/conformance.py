@@ -87,8 +87,8 @@ def written_objects() -> list[tuple[str, str, pydicom.Dataset]]:
             [item], series_uid=uid(), sop_uid=uid())),
         ("Explanation map (SEG)", "Explain panel export", build_segmentation(
             ct, values, MapSource("sample"))),
-        ("Explanation map (Parametric Map)", "Explain panel export, CT/MR sources", build_parametric_map(
-            ct, values, MapSource("sample"))),
+        ("Explanation map (Parametric Map)", "Explain panel export (radiographs: own Frame of Reference, "
+         "pixel-aligned)", build_parametric_map(dx, dx_values, MapSource("sample"))),
         ("Explanation map (derived SC)", "Explain panel export, radiographs", export_map(
             dx, dx_values, kind="secondary-capture")),
         ("What-if image (SYNTHETIC SC)", "What-if view, saved", build_secondary_capture(
@@ -161,7 +161,11 @@ def render() -> str:
         "- Read back: SR documents of any template are shown read-only as prior reports (text of the content "
         "tree); encapsulated PDFs are shown as pages; a VERIFIED, COMPLETE report SR or PDF sets the study's "
         "report status to final when the workstation has no report of its own. Key Object Selection "
-        "documents are parsed for their key images. SEG, Parametric Map, derived/synthetic Secondary "
+        "documents mark their key images in the viewer (on the image and as a count on the series icon). "
+        "Grayscale Softcopy Presentation States are applied to the images they reference (window, Presentation "
+        "LUT Shape, rotation/flip, displayed area, graphic and text objects in their layer colours; the viewer's "
+        "GSPS switch / Shift+P turns them off); VOI LUT tables, compound graphics, shutters and overlays are "
+        "named as not shown. SEG, Parametric Map, derived/synthetic Secondary "
         "Captures, presentation states, KOS and SRs are never taken as acquired evidence or default key images.",
         "",
         "## 4. Security",

@@ -1,6 +1,6 @@
 """The Explain panel's shown map as standard DICOM objects beside its source image: a Segmentation (the
-map thresholded) always, a Parametric Map when the source has a Frame of Reference (CT/MR) and the derived
-colour Secondary Capture otherwise (radiographs), written to a folder and, when a database is given,
+map thresholded) and a Parametric Map (the values) always, and for radiographs also the derived colour
+Secondary Capture (viewers without Parametric Map support still show that), written to a folder and, when a database is given,
 imported into the study so they can be sent like any other object (they stay derived, never evidence)."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from explain.dicom_maps import MapSource, build_parametric_map, build_segmentati
 
 def export_explanation(source: Dataset | Path | str, values: np.ndarray, made_by: MapSource, out_dir: Path,
                        threshold: float = 0.5, database=None) -> list[Path]:
-    """Write SEG + (Parametric Map or derived SC) for `values` over `source`; returns the files written."""
+    """Write SEG + Parametric Map (+ derived SC for a radiograph) for `values` over `source`; returns the
+    files written."""
     from explain.export import export_map
 
     if not isinstance(source, Dataset):
@@ -29,14 +30,14 @@ def export_explanation(source: Dataset | Path | str, values: np.ndarray, made_by
     path = out_dir / f"SEG_{uid}.dcm"
     seg.save_as(path, enforce_file_format=True)
     written.append(path)
-    if "FrameOfReferenceUID" in source:
-        pm = build_parametric_map(source, values, made_by)
-        path = out_dir / f"PMAP_{uid}.dcm"
-        pm.save_as(path, enforce_file_format=True)
-    else:
+    pm = build_parametric_map(source, values, made_by)
+    path = out_dir / f"PMAP_{uid}.dcm"
+    pm.save_as(path, enforce_file_format=True)
+    written.append(path)
+    if "FrameOfReferenceUID" not in source:
         path = out_dir / f"SC_{uid}.dcm"
         export_map(source, values, path, label=made_by.label, kind="secondary-capture", threshold=threshold)
-    written.append(path)
+        written.append(path)
     if database is not None:
         from app.importer import ImportService
 

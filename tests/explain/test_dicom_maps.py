@@ -47,7 +47,7 @@ def test_segmentation_is_valid_and_reads_back_thresholded(modality, tmp_path):
     assert "Saliency" in dump and ds.SOPInstanceUID in dump
 
 
-def test_parametric_map_for_ct_and_a_clear_refusal_for_radiographs(tmp_path):
+def test_parametric_map_for_ct(tmp_path):
     ct = _source("CT")
     values = _blob(ct)
     path = tmp_path / "pm.dcm"
@@ -56,8 +56,55 @@ def test_parametric_map_for_ct_and_a_clear_refusal_for_radiographs(tmp_path):
     pm = hd.pm.ParametricMap.from_dataset(pydicom.dcmread(path))
     assert np.allclose(pm.pixel_array.astype(np.float32).squeeze(), values, atol=1e-6)
     assert pm.FrameOfReferenceUID == ct.FrameOfReferenceUID
-    with pytest.raises(ValueError, match="Frame of Reference"):
-        build_parametric_map(_source("DX"), _blob(_source("DX")), MADE_BY)
+
+
+def test_parametric_map_for_a_radiograph_is_pixel_aligned_to_it(tmp_path):
+    """A radiograph has no Frame of Reference: the map gets its own, shared with nothing, and is placed by
+    its Derivation Image reference to the source (Spatial Locations Preserved)."""
+    dx = _source("DX")
+    assert "FrameOfReferenceUID" not in dx
+    values = _blob(dx)
+    path = tmp_path / "pm.dcm"
+    build_parametric_map(dx, values, MADE_BY).save_as(path, enforce_file_format=True)
+    assert not dciodvfy_errors(path)
+    back = pydicom.dcmread(path)
+    pm = hd.pm.ParametricMap.from_dataset(back)
+    assert np.allclose(pm.pixel_array.astype(np.float32).squeeze(), values, atol=1e-6)
+    assert back.FrameOfReferenceUID and back.FrameOfReferenceUID != build_parametric_map(
+        dx, values, MADE_BY).FrameOfReferenceUID  # a new one per map: it claims no shared space
+    per_frame = back.PerFrameFunctionalGroupsSequence[0]
+    source_ref = per_frame.DerivationImageSequence[0].SourceImageSequence[0]
+    assert source_ref.ReferencedSOPInstanceUID == dx.SOPInstanceUID and source_ref.SpatialLocationsPreserved == "YES"
+    shared = back.SharedFunctionalGroupsSequence[0]
+    expected = [float(v) for v in (dx.get("PixelSpacing") or dx.ImagerPixelSpacing)]
+    assert [float(v) for v in shared.PixelMeasuresSequence[0].PixelSpacing] == expected
+    if list(dx.get("PatientOrientation") or []) == ["L", "F"]:  # rows run to the patient's left, columns to the feet
+        assert [float(v) for v in shared.PlaneOrientationSequence[0].ImageOrientationPatient] == [1, 0, 0, 0, 0, -1]
+    assert back.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == dx.SOPInstanceUID
+    # the workstation's own viewer shows the values as a grey ramp, not a threshold
+    from viewer.imaging.render import render_frame
+    from viewer.io.image import load_image
+
+    shown = render_frame(load_image(path), 0, None)
+    assert len(np.unique(shown)) > 100 and shown[int(dx.Rows) // 2, int(dx.Columns) // 3] > 240
+
+
+@pytest.mark.orthanc
+def test_radiograph_parametric_map_round_trips_through_orthanc(orthanc, tmp_path):
+    import io
+
+    dx = _source("DX")
+    path = tmp_path / "pm.dcm"
+    build_parametric_map(dx, _blob(dx), MADE_BY).save_as(path, enforce_file_format=True)
+    orthanc.clear()
+    try:
+        orthanc.upload(path)
+        hits = orthanc.rest("POST", "/tools/lookup", pydicom.dcmread(path).SOPInstanceUID)
+        back = pydicom.dcmread(io.BytesIO(orthanc.rest("GET", f"/instances/{hits[0]['ID']}/file")))
+    finally:
+        orthanc.clear()
+    pm = hd.pm.ParametricMap.from_dataset(back)
+    assert np.allclose(pm.pixel_array.astype(np.float32).squeeze(), _blob(dx), atol=1e-6)
 
 
 def test_bad_maps_are_refused(tmp_path):

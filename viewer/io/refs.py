@@ -31,3 +31,7 @@ class StudyRef:
     accession: str = ""
     description: str = ""
     series: tuple[SeriesRef, ...] = field(default_factory=tuple)
+    # presentation states and key object selections stored with the study (applied/marked on display)
+    object_paths: tuple[Path, ...] = ()
+    # series of derived objects (SEG, Parametric Map, AI captures): listed apart, under their own heading
+    derived_series: tuple[str, ...] = ()

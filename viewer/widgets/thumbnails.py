@@ -15,6 +15,26 @@ from viewer.widgets.viewport import SERIES_MIME, _qimage
 
 ICON = 96
 UID_ROLE = Qt.ItemDataRole.UserRole
+ICON_ROLE = Qt.ItemDataRole.UserRole + 1  # the rendered icon before badges
+KEY_BADGE = QColor(255, 215, 0)
+HEADING_ROLE = Qt.ItemDataRole.UserRole + 2
+DERIVED_COLOR = QColor(120, 200, 230)
+
+
+def _with_key_badge(pix: QPixmap, count: int) -> QPixmap:
+    """`pix` with a gold star and the number of key images in its top-right corner (unchanged for 0)."""
+    if count <= 0:
+        return pix
+    out = QPixmap(pix)
+    p = QPainter(out)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    p.setPen(QColor(0, 0, 0))
+    p.setBrush(KEY_BADGE)
+    p.drawRoundedRect(ICON - 34, 2, 32, 18, 4, 4)
+    p.setPen(QColor(0, 0, 0))
+    p.drawText(ICON - 34, 2, 32, 18, Qt.AlignmentFlag.AlignCenter, f"\u2605{count}")
+    p.end()
+    return out
 
 
 def thumbnail_array(series: SeriesRef, size: int = ICON) -> np.ndarray:
@@ -56,6 +76,7 @@ class SeriesThumbnails(QListWidget):
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys keep going to the viewport after a click
         self._series: dict[str, SeriesRef] = {}
         self._pending: set[str] = set()
+        self._key_counts: dict[str, int] = {}
         self._runner = BackgroundRunner(self)
         self.itemClicked.connect(self._clicked)
 
@@ -64,6 +85,7 @@ class SeriesThumbnails(QListWidget):
         self.clear()
         self._series = {}
         self._pending = set()
+        self._key_counts = {}
         if study is None:
             return
         placeholder = QPixmap(ICON, ICON)
@@ -86,7 +108,7 @@ class SeriesThumbnails(QListWidget):
             )
 
     def series_uids(self) -> list[str]:
-        return [self.item(i).data(UID_ROLE) for i in range(self.count())]
+        return [u for i in range(self.count()) if (u := self.item(i).data(UID_ROLE))]
 
     def series_ref(self, uid: str) -> SeriesRef | None:
         return self._series.get(uid)
@@ -111,7 +133,49 @@ class SeriesThumbnails(QListWidget):
         p = QPainter(pix)
         p.drawImage((ICON - img.width()) // 2, (ICON - img.height()) // 2, img)
         p.end()
-        item.setIcon(QIcon(pix))
+        item.setData(ICON_ROLE, pix)
+        item.setIcon(QIcon(_with_key_badge(pix, self._key_counts.get(uid, 0))))
+
+    def set_key_image_counts(self, counts: dict[str, int]) -> None:
+        """Mark series holding key images (from KOS objects): a gold star with the count on the icon, a line in
+        the tooltip."""
+        self._key_counts = {uid: n for uid, n in counts.items() if n > 0}
+        for i in range(self.count()):
+            item = self.item(i)
+            uid = item.data(UID_ROLE)
+            if not uid:
+                continue
+            n = self._key_counts.get(uid, 0)
+            tip = item.toolTip().split("\n\u2605", 1)[0]
+            item.setToolTip(tip + (f"\n\u2605 {n} key image{'s' if n != 1 else ''}" if n else ""))
+            base = item.data(ICON_ROLE)
+            if base is not None:
+                item.setIcon(QIcon(_with_key_badge(base, n)))
+
+    def mark_derived(self, uids: tuple[str, ...] | list[str]) -> None:
+        """Put a 'Derived - not acquired' heading above the first of the derived series (SEG, Parametric Map,
+        AI captures: listed after the acquired ones) and say so in their tooltips."""
+        derived = set(uids)
+        rows = [i for i in range(self.count()) if self.item(i).data(UID_ROLE) in derived]
+        if not rows:
+            return
+        heading = QListWidgetItem("DERIVED\nnot acquired")
+        heading.setFlags(Qt.ItemFlag.NoItemFlags)
+        heading.setForeground(DERIVED_COLOR)
+        heading.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+        heading.setData(HEADING_ROLE, "derived")
+        for i in rows:
+            item = self.item(i)
+            item.setToolTip(f"Derived object (not acquired, never report evidence)\n{item.toolTip()}")
+            item.setForeground(DERIVED_COLOR)
+        self.insertItem(rows[0], heading)
+
+    def headings(self) -> list[tuple[int, str]]:
+        """(row, text) of the group headings in the strip."""
+        return [(i, self.item(i).text()) for i in range(self.count()) if self.item(i).data(HEADING_ROLE)]
+
+    def key_image_count(self, uid: str) -> int:
+        return self._key_counts.get(uid, 0)
 
     def _icon_failed(self, uid: str, exc: BaseException) -> None:
         self._pending.discard(uid)

@@ -37,10 +37,14 @@ from viewer.io.decode_queue import shared_queue
 from viewer.io.image import DicomImage
 from viewer.io.refs import SeriesRef
 from viewer.measure.store import InMemoryMeasurementStore
+from viewer.presentation.apply import apply_presentation, fit_area
+from viewer.presentation.gsps import PresentationState
+from viewer.presentation.study_objects import StudyObjects
 from viewer.widgets import measure_tool
 from viewer.widgets.heatmap import colorize, colormap_table
 from viewer.widgets.orientation import edge_labels, image_axes
 from viewer.widgets.overlay_text import corner_texts
+from viewer.widgets.presentation_overlay import paint_caption, paint_key_mark, paint_presentation
 from viewer.widgets.series_stack import SeriesStack
 from viewer.widgets.tools import COMMAND_KEYS, Tool
 from viewer.widgets.view_state import ViewState
@@ -120,6 +124,9 @@ class Viewport(QWidget):
         self._poll = QTimer(self)
         self._poll.setInterval(10)
         self._poll.timeout.connect(self._poll_job)
+        self._objects: StudyObjects | None = None  # the study's presentation states and key image selections
+        self._presentation_on = True
+        self._preferred_state = ""  # SOP Instance UID of the GSPS the reader picked among several
 
     # ================================================================ content
     def set_series(self, series: SeriesRef | None, start: int = 0) -> None:
@@ -188,6 +195,7 @@ class Viewport(QWidget):
                     pass
         if image is None or image.sop_instance_uid != previous_uid:
             self._load_measurements()
+        self._apply_presentation()
         self._drawing = []
         self._render_key = None
         if changed:
@@ -716,6 +724,7 @@ class Viewport(QWidget):
             p.restore()
             p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
             self._paint_measurements(p)
+            self._paint_study_objects(p)
             self._paint_corners(p)
             if self._overlay is not None and self._overlay_visible:
                 self._paint_overlay_legend(p)
@@ -803,6 +812,113 @@ class Viewport(QWidget):
             x = {"left": margin, "right": w - margin - tw}.get(edge, (w - tw) / 2)
             y = {"top": margin + fm.ascent(), "bottom": h - margin - fm.descent()}.get(edge, h / 2 + fm.ascent() / 2)
             _shadow_text(p, QPointF(x, y), text, _COLOR_SELECTED)
+
+    # ================================================================ presentation states and key images
+    def set_study_objects(self, objects: StudyObjects | None) -> None:
+        """The open study's GSPS and KOS objects: a GSPS referencing the shown image is applied (window,
+        polarity, rotation/flip, area, annotations) while presentation states are on; key images are marked."""
+        self._objects = objects
+        self._preferred_state = ""
+        self.state.extra.pop("gsps", None)
+        self._apply_presentation()
+        self.update()
+
+    def set_presentation_enabled(self, on: bool) -> None:
+        """Presentation states on (applied) or off (the image as its header says, annotations hidden)."""
+        self._presentation_on = bool(on)
+        self._apply_presentation()
+        self._changed()
+
+    def presentation_enabled(self) -> bool:
+        return self._presentation_on
+
+    def presentation_state(self) -> PresentationState | None:
+        """The presentation state applied to the image on screen (None when off or none references it)."""
+        return self.state.extra.get("gsps")
+
+    def presentation_states(self) -> list[PresentationState]:
+        """Every presentation state that references the image on screen, newest first."""
+        if self._objects is None or self._image is None:
+            return []
+        return self._objects.states_for(self._image.sop_instance_uid)
+
+    def next_presentation(self) -> None:
+        """Apply the next of the image's presentation states (several viewers may have made one)."""
+        states = self.presentation_states()
+        if not states or not self._presentation_on:
+            return
+        current = self.presentation_state()
+        i = next((k for k, st in enumerate(states) if st is current), -1)
+        self._preferred_state = states[(i + 1) % len(states)].sop_instance_uid
+        self._apply_presentation()
+        self._changed()
+
+    def key_image_titles(self) -> list[str]:
+        """Titles of the key object selections that mark the image on screen ([] if it is not a key image)."""
+        if self._objects is None or self._image is None:
+            return []
+        return self._objects.key_titles(self._image.sop_instance_uid, self.state.frame_index)
+
+    def _apply_presentation(self) -> None:
+        """Apply the newest GSPS of the image on screen once; scrolling among the images one GSPS covers keeps
+        the reader's own changes, leaving them goes back to the header's display."""
+        img = self._image
+        if img is None:
+            return
+        chosen = None
+        if self._objects is not None and self._presentation_on:
+            states = self._objects.states_for(img.sop_instance_uid)
+            chosen = next((st for st in states if st.sop_instance_uid == self._preferred_state),
+                          states[0] if states else None)
+        applied = self.state.extra.get("gsps")
+        if chosen is applied:
+            return
+        if chosen is None:
+            self.state.extra.pop("gsps", None)
+            self.state.reset()
+            return
+        pres = chosen.for_image(img.sop_instance_uid, self.state.frame_index)
+        mono1 = str(img.dataset.get("PhotometricInterpretation", "")) == "MONOCHROME1"
+        apply_presentation(self.state, pres, mono1, self.width(), self.height())
+        self.state.extra["gsps"] = chosen
+        self.state.extra["gsps_view"] = self._zoom_pan()
+        self._render_key = None
+
+    def _zoom_pan(self) -> tuple:
+        return self.state.zoom, self.state.fit, self.state.pan_x, self.state.pan_y, self.state.rotation
+
+    def _refit_presentation(self) -> None:
+        """On resize, a GSPS's displayed area stays fitted unless the reader has zoomed or panned since."""
+        state = self.presentation_state()
+        if state is None or self._image is None or self.state.extra.get("gsps_view") != self._zoom_pan():
+            return
+        pres = state.for_image(self._image.sop_instance_uid, self.state.frame_index)
+        if pres is not None:
+            fit_area(self.state, pres.area, self.width(), self.height())
+            self.state.extra["gsps_view"] = self._zoom_pan()
+
+    def _paint_study_objects(self, p: QPainter) -> None:
+        img = self._image
+        top = 6.0 + 1.3 * p.fontMetrics().height()  # below the top orientation label
+        top = paint_key_mark(p, self.key_image_titles(), self.width(), top)
+        state = self.presentation_state()
+        if img is None or state is None:
+            return
+        pres = state.for_image(img.sop_instance_uid, self.state.frame_index)
+        if pres is None:
+            return
+        w, h = self.width(), self.height()
+        a = pres.area
+        x0, y0, x1, y1 = (a.x0, a.y0, a.x1, a.y1) if a is not None else (0, 0, img.columns, img.rows)
+        corners = [self.state.image_to_widget(x, y, w, h) for x, y in ((x0, y0), (x1, y1))]
+        area = QRectF(QPointF(*corners[0]), QPointF(*corners[1])).normalized()
+        paint_presentation(p, pres, self._to_widget, area, state.layer_colors)
+        states = self.presentation_states()
+        which = f" {states.index(state) + 1}/{len(states)}" if len(states) > 1 and state in states else ""
+        caption = f"GSPS{which}: {state.title()}"
+        if state.skipped:
+            caption += f" (not shown: {', '.join(state.skipped)})"
+        paint_caption(p, caption, w, top, QColor(255, 200, 0))
 
     # ================================================================ input
     def mousePressEvent(self, e: QMouseEvent) -> None:  # noqa: N802
@@ -932,6 +1048,7 @@ class Viewport(QWidget):
 
     def resizeEvent(self, e) -> None:  # noqa: N802
         self._render_key = None
+        self._refit_presentation()
         super().resizeEvent(e)
 
 

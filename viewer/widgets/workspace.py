@@ -28,6 +28,8 @@ from PySide6.QtWidgets import (
 from viewer.imaging.window import PRESET_KEYS, PRESETS
 from viewer.io.refs import SeriesRef, StudyRef
 from viewer.measure.store import InMemoryMeasurementStore
+from viewer.presentation.study_objects import StudyObjects
+from viewer.widgets.background import BackgroundRunner
 from viewer.widgets.layout import LAYOUTS, ViewerLayout
 from viewer.widgets.tag_browser import TagBrowserDialog
 from viewer.widgets.thumbnails import SeriesThumbnails
@@ -48,6 +50,8 @@ class ViewerWorkspace(QWidget):
         super().__init__(parent)
         self._store = measurement_store if measurement_store is not None else InMemoryMeasurementStore()
         self._study: StudyRef | None = None
+        self._objects: StudyObjects | None = None
+        self._objects_runner = BackgroundRunner(self)
         self._tag_dialog: TagBrowserDialog | None = None
         self._mpr = None  # MprView, built on first use (imports SimpleITK)
         self._volume_window = None  # VolumeRenderView window
@@ -89,13 +93,57 @@ class ViewerWorkspace(QWidget):
         self._study = study
         self.show_2d()
         self.thumbnails.set_study(study)
+        self.thumbnails.mark_derived(study.derived_series)
         self.layout_view.set_study(study, self._store)
         self._show_banner("" if study.series else "This study has no series with images.")
+        self._read_study_objects(study)
         self.active_viewport().setFocus()
         self.imageChanged.emit(self.current_image())
 
     def study(self) -> StudyRef | None:
         return self._study
+
+    def set_study_objects(self, objects: StudyObjects) -> None:
+        """Presentation states and key image selections of the open study: applied/marked in every viewport,
+        key images counted in the series strip; unreadable ones named in the banner."""
+        self._objects = objects
+        for vp in self.layout_view.all_viewports():
+            vp.set_study_objects(objects)
+        self.thumbnails.set_key_image_counts(objects.key_image_counts())
+        if objects.problems:
+            self._show_banner("Not applied: " + "; ".join(objects.problems[:3])
+                              + (f" (+{len(objects.problems) - 3} more)" if len(objects.problems) > 3 else ""))
+
+    def study_objects(self) -> StudyObjects | None:
+        return self._objects
+
+    def study_objects_ready(self) -> bool:
+        """Whether the open study's presentation states and key image selections have been read."""
+        return self._objects is not None
+
+    def _read_study_objects(self, study: StudyRef) -> None:
+        """Read the study's GSPS/KOS files off the GUI thread (hundreds take seconds: benchmarks/study_objects.py);
+        the images show at once and the presentation states apply when read. A result for a study that is no
+        longer open is dropped."""
+        self._objects_runner.cancel_all()
+        self._objects = None
+        for vp in self.layout_view.all_viewports():
+            vp.set_study_objects(None)
+        if not study.object_paths:
+            self.set_study_objects(StudyObjects())
+            return
+        self._objects_runner.submit(
+            StudyObjects.from_paths, study.object_paths,
+            on_done=lambda objects, s=study: self.set_study_objects(objects) if self._study is s else None,
+            on_error=lambda exc, s=study: self._show_banner(f"Presentation states could not be read: {exc}")
+            if self._study is s else None)
+
+    def set_presentation_enabled(self, on: bool) -> None:
+        """Presentation states (GSPS) on or off in every viewport."""
+        for vp in self.layout_view.all_viewports():
+            vp.set_presentation_enabled(on)
+        if self._gsps_action.isChecked() != bool(on):
+            self._gsps_action.setChecked(bool(on))
 
     def active_viewport(self) -> Viewport:
         return self.layout_view.active_viewport()
@@ -334,7 +382,19 @@ class ViewerWorkspace(QWidget):
         vr = self._action("3D", "Ctrl+3", self.show_3d)
         vr.setShortcut(QKeySequence("Ctrl+3"))
         vr.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        for act in (tags, self._mpr_action, vr):
+        self._gsps_action = self._action("GSPS", "Shift+P", checkable=True)
+        self._gsps_action.setToolTip("Apply presentation states (annotations, window, zoom from other viewers)"
+                                     " (Shift+P)")
+        self._gsps_action.setChecked(True)
+        self._gsps_action.setShortcut(QKeySequence("Shift+P"))
+        self._gsps_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self._gsps_action.toggled.connect(self.set_presentation_enabled)
+        self._gsps_next = self._action("Next GSPS", "Ctrl+Shift+P", lambda: self.active_viewport().next_presentation())
+        self._gsps_next.setToolTip("Next presentation state of this image, when several viewers made one (Ctrl+Shift+P)")
+        self._gsps_next.setShortcut(QKeySequence("Ctrl+Shift+P"))
+        self._gsps_next.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.addAction(self._gsps_next)
+        for act in (tags, self._mpr_action, vr, self._gsps_action):
             tb.addAction(act)
             self.addAction(act)
         for vp in self.layout_view.all_viewports():

@@ -24,12 +24,12 @@ def test_map_objects_join_the_study_as_derived(db, tmp_path):
     values[60:120, 40:100] = 0.9
     written = export_explanation(db.store_path(path), values, MapSource("attention: cardiomegaly"), tmp_path / "out",
                                  database=db)
-    assert [p.name.split("_")[0] for p in written] == ["SEG", "SC"]  # a radiograph: no Parametric Map
+    assert [p.name.split("_")[0] for p in written] == ["SEG", "PMAP", "SC"]  # a radiograph: the SC as well
     with db.session() as s:
         rows = s.execute(select(Instance.sop_class_uid, Instance.file_path, Series.modality, Series.description)
                          .join(Series).join(Study).where(Study.study_uid == study_uid)).all()
     kinds = sorted(kind_of_file(db.store_path(p), c, m, d) for c, p, m, d in rows)
-    assert kinds == [ACQUIRED, DERIVED, DERIVED]
+    assert kinds == [ACQUIRED, DERIVED, DERIVED, DERIVED]
 
 
 def test_derived_series_are_listed_after_the_acquired_ones(db, tmp_path):
@@ -46,4 +46,5 @@ def test_derived_series_are_listed_after_the_acquired_ones(db, tmp_path):
         ref = study_ref(s, study_uid)
     assert [se.modality for se in ref.series][0] == "DX"
     assert all("AI EXPLANATION" in se.description.upper() or se.modality == "SEG" for se in ref.series[1:])
-    assert len(ref.series) == 3
+    assert len(ref.series) == 4
+    assert ref.derived_series == tuple(se.series_uid for se in ref.series[1:])  # grouped apart in the strip
