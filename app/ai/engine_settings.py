@@ -27,7 +27,10 @@ def engine_from_settings(settings: Settings) -> tuple[str, dict[str, Any]]:
     config.update(options)
     name = str(settings.get("engine", "diffusion") or "diffusion")
     if name in ("diffusion", "diffusion-onnx") and "cases_dir" not in config:
-        from app.ai.similar_store import cases_dir
+        from app.ai.similar_store import cases_dir, cases_url
 
         config["cases_dir"] = str(cases_dir(settings))  # the site's signed studies, for grounded drafts
+        url = cases_url(settings)  # on PostgreSQL the department's index (pgvector) instead of the folder
+        if url and "cases_url" not in config:
+            config["cases_url"] = url
     return name, config

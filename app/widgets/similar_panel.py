@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ai.similar_store import cases_dir, dev_index_dir
+from app.ai.similar_store import cases_dir, cases_url, dev_index_dir
 from app.settings import Settings
 
 THUMB = 220
@@ -143,17 +143,25 @@ class SimilarPanel(QWidget):
             self.find_similar()
 
     def _params(self) -> dict[str, Any]:
+        """Where the indexes are; the site's in PostgreSQL (pgvector) when the department runs it. Raises
+        ValueError for a wrong similar_backend setting."""
         if self.settings is None:
             return {}
         dev = dev_index_dir(self.settings)
-        return {"cases_dir": str(cases_dir(self.settings)), "dev_index": str(dev) if dev else ""}
+        return {"cases_dir": str(cases_dir(self.settings)), "cases_url": cases_url(self.settings),
+                "dev_index": str(dev) if dev else ""}
 
     # -- search ---------------------------------------------------------------------------------------
     def find_similar(self) -> None:
         if not self.study_uid or not self.images:
             self.status.setText("Open a study with an image first")
             return
-        params = {**self._params(), "images": self.images[:1], "k": int(self.k.value()), "exclude": [self.study_uid]}
+        try:
+            where = self._params()
+        except ValueError as exc:
+            self.status.setText(f"Similar studies not searched: {exc}")
+            return
+        params = {**where, "images": self.images[:1], "k": int(self.k.value()), "exclude": [self.study_uid]}
         runner = self.runner
         self.status.setText("Searching similar studies...")
         self.find_button.setEnabled(False)
@@ -228,7 +236,13 @@ class SimilarPanel(QWidget):
         """Add a study whose report was just signed to the site's index (in the worker; never blocks)."""
         if self.settings is None or not images:
             return
-        params = {"cases_dir": self._params()["cases_dir"], "images": [np.asarray(images[0])], "case_id": study_uid,
+        try:
+            where = self._params()
+        except ValueError as exc:
+            self.status.setText(f"Signed study {study_uid[-12:]} not indexed: {exc}")
+            return
+        params = {"cases_dir": where["cases_dir"], "cases_url": where["cases_url"], "images": [np.asarray(images[0])],
+                  "case_id": study_uid,
                   "findings": findings, "impression": impression, "title": title or study_uid,
                   "image_ref": image_ref or study_uid}
         runner = self.runner

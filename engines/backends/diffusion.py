@@ -33,7 +33,8 @@ class MedimBackend(EngineBackend):
     runtime = "torch"
 
     def __init__(self, path: str | Path = "", device: str = "auto", steps: int | None = None,
-                 guidance: float | None = None, closed_questions: bool = True, cases_dir: str | Path = "") -> None:
+                 guidance: float | None = None, closed_questions: bool = True, cases_dir: str | Path = "",
+                 cases_url: str = "") -> None:
         self.closed_questions = bool(closed_questions)
         self.path = Path(path).expanduser() if str(path).strip() else DEFAULT_WEIGHTS
         if not self.path.is_dir():
@@ -64,6 +65,7 @@ class MedimBackend(EngineBackend):
         self.supports_multi_image = bool(getattr(self.pipe, "supports_multi_image", True))
         # The site's similar cases (engines.similar), which sentence drafts may draw on; reloaded when it changes.
         self.cases_dir = Path(cases_dir).expanduser() if str(cases_dir).strip() else None
+        self.cases_url = str(cases_url or "").strip()  # the department's index in PostgreSQL, instead of the folder
         self.cases_error = ""
         self._cases_stamp: tuple | None = None
         try:  # per-finding calibration shipped next to the weights (engines.calibration); identity when none
@@ -74,9 +76,22 @@ class MedimBackend(EngineBackend):
     def _refresh_cases(self) -> None:
         from engines.similar.index import CASES, VECTORS, CaseIndex
 
-        if self.cases_dir is None or not hasattr(self.pipe, "case_index"):
+        if (self.cases_dir is None and not self.cases_url) or not hasattr(self.pipe, "case_index"):
             return
         kind = getattr(getattr(self.pipe, "decode_settings", None), "case_embedding", "image-tokens")
+        if self.cases_url:  # a live database index: nothing to reload, only to open once
+            from engines.similar.embeddings import index_name
+            from engines.similar.pg_index import shared_index
+
+            try:
+                self.pipe.case_index = shared_index(self.cases_url, index_name(kind))
+                self.cases_error = ""
+            except LookupError:  # nothing indexed with this embedding yet
+                self.pipe.case_index = None
+            except (OSError, ValueError, RuntimeError) as exc:  # pgvector missing, database down: draft without
+                self.pipe.case_index = None
+                self.cases_error = f"similar cases not used: {exc}"
+            return
         folder = self.cases_dir if kind == "image-tokens" else self.cases_dir / kind  # as index_case writes them
         files = [folder / VECTORS, folder / CASES]
         stamp = tuple(f.stat().st_mtime_ns if f.is_file() else 0 for f in files)

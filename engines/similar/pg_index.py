@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -90,10 +91,13 @@ def ensure_extension(conn: Connection) -> str:
 
 
 def ensure_schema(conn: Connection) -> str:
-    """The extension and the two tables (idempotent); returns pgvector's version."""
+    """The extension and the two tables (idempotent; DDL only when something is missing, so a workstation
+    user without CREATE rights can open an index the migration made); returns pgvector's version."""
     version = ensure_extension(conn)
-    for stmt in SCHEMA_STATEMENTS:
-        conn.execute(sa.text(stmt))
+    if conn.execute(sa.text("SELECT to_regclass('similar_case') IS NULL OR to_regclass('similar_index') IS NULL")
+                    ).scalar():
+        for stmt in SCHEMA_STATEMENTS:
+            conn.execute(sa.text(stmt))
     return version
 
 
@@ -105,10 +109,22 @@ def ensure_hnsw(conn: Connection, embedder: str, dim: int) -> None:
     """The partial HNSW cosine index over this embedder's rows (its vectors cast to their fixed size)."""
     if not _NAME.match(embedder):
         raise ValueError(f"embedding name {embedder!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    if conn.execute(sa.text("SELECT to_regclass(:n) IS NOT NULL"), {"n": hnsw_index_name(embedder)}).scalar():
+        return
     conn.execute(sa.text(
         f"CREATE INDEX IF NOT EXISTS {hnsw_index_name(embedder)} ON similar_case USING hnsw "
         f"((embedding::vector({int(dim)})) vector_cosine_ops) WITH (m = {HNSW_M}, "
         f"ef_construction = {HNSW_EF_CONSTRUCTION}) WHERE embedder = '{embedder}'"))
+
+
+@contextmanager
+def _db_errors(engine: Engine) -> Iterator[None]:
+    """A database that is down, unreachable or refuses a statement: ConnectionError naming it (no traceback)."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        first = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else type(exc).__name__
+        raise ConnectionError(f"similar-case database {engine.url.render_as_string()}: {first}") from exc
 
 
 def _vector_text(v: np.ndarray) -> str:
@@ -135,30 +151,26 @@ class PgCaseIndex:
         engine = url if isinstance(url, Engine) else engine_for(url)
         if not _NAME.match(embedder):
             raise ValueError(f"embedding name {embedder!r} must be 1-64 letters, digits, '.', '_' or '-'")
-        try:
-            with engine.begin() as conn:
-                version = ensure_schema(conn)
+        with _db_errors(engine), engine.begin() as conn:
+            version = ensure_schema(conn)
+            have = conn.execute(sa.text("SELECT dim FROM similar_index WHERE embedder = :e"),
+                                {"e": embedder}).scalar()
+            if have is None and dim is None:
+                raise LookupError(f"database {_database(conn)!r} holds no {embedder} similar cases yet")
+            if have is not None and dim is not None and int(have) != int(dim):
+                raise ValueError(f"the similar-case index in database {_database(conn)!r} holds {embedder} "
+                                 f"embeddings of size {have}, not {dim}: clear it (DELETE FROM similar_index "
+                                 f"WHERE embedder = '{embedder}') and re-index")
+            if have is None:
+                conn.execute(sa.text("INSERT INTO similar_index (embedder, dim) VALUES (:e, :d) "
+                                     "ON CONFLICT (embedder) DO NOTHING"), {"e": embedder, "d": int(dim)})
                 have = conn.execute(sa.text("SELECT dim FROM similar_index WHERE embedder = :e"),
                                     {"e": embedder}).scalar()
-                if have is None and dim is None:
-                    raise LookupError(f"database {_database(conn)!r} holds no {embedder} similar cases yet")
-                if have is not None and dim is not None and int(have) != int(dim):
-                    raise ValueError(f"the similar-case index in database {_database(conn)!r} holds {embedder} "
-                                     f"embeddings of size {have}, not {dim}: clear it (DELETE FROM similar_index "
-                                     f"WHERE embedder = '{embedder}') and re-index")
-                if have is None:
-                    conn.execute(sa.text("INSERT INTO similar_index (embedder, dim) VALUES (:e, :d) "
-                                         "ON CONFLICT (embedder) DO NOTHING"), {"e": embedder, "d": int(dim)})
-                    have = conn.execute(sa.text("SELECT dim FROM similar_index WHERE embedder = :e"),
-                                        {"e": embedder}).scalar()
-                ensure_hnsw(conn, embedder, int(have))
-        except sa.exc.OperationalError as exc:
-            raise ConnectionError(f"cannot reach the similar-case database {engine.url.render_as_string()}: "
-                                  f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}") from exc
+            ensure_hnsw(conn, embedder, int(have))
         return cls(engine, embedder, int(have), version)
 
     def __len__(self) -> int:
-        with self.engine.connect() as conn:
+        with _db_errors(self.engine), self.engine.connect() as conn:
             return int(conn.execute(sa.text("SELECT count(*) FROM similar_case WHERE embedder = :e"),
                                     {"e": self.embedder}).scalar())
 
@@ -181,7 +193,7 @@ class PgCaseIndex:
                 raise ValueError(f"case id must be 1-128 characters, got {r.case_id!r}")
         if not rows:
             return
-        with self.engine.begin() as conn:
+        with _db_errors(self.engine), self.engine.begin() as conn:
             conn.execute(sa.text(
                 "INSERT INTO similar_case (embedder, case_id, origin, findings, impression, labels, image_ref, title, "
                 "embedding) VALUES (:e, :c, :o, :f, :i, CAST(:l AS jsonb), :r, :t, CAST(:v AS vector)) "
@@ -191,7 +203,7 @@ class PgCaseIndex:
 
     def remove(self, case_ids: Iterable[str]) -> int:
         ids = [str(c) for c in case_ids]
-        with self.engine.begin() as conn:
+        with _db_errors(self.engine), self.engine.begin() as conn:
             res = conn.execute(sa.text("DELETE FROM similar_case WHERE embedder = :e AND case_id = ANY(:ids)"),
                                {"e": self.embedder, "ids": ids})
             return int(res.rowcount)
@@ -222,7 +234,7 @@ class PgCaseIndex:
         dist = f"embedding::vector({self.dim}) <=> CAST(:q AS vector({self.dim}))"
         sql = (f"SELECT case_id, origin, findings, impression, labels, image_ref, title, {dist} AS d "
                f"FROM similar_case WHERE {' AND '.join(where)} ORDER BY {dist} LIMIT :k")
-        with self.engine.begin() as conn:
+        with _db_errors(self.engine), self.engine.begin() as conn:
             ef = max(EF_SEARCH, 2 * (k + len(skip)))
             conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {min(ef, 1000)}"))
             if self._iterative:  # a filter drops rows after the HNSW scan: keep scanning until K rows pass
@@ -233,7 +245,7 @@ class PgCaseIndex:
         return hits
 
     def get(self, case_id: str) -> CaseRecord | None:
-        with self.engine.connect() as conn:
+        with _db_errors(self.engine), self.engine.connect() as conn:
             r = conn.execute(sa.text("SELECT case_id, origin, findings, impression, labels, image_ref, title "
                                      "FROM similar_case WHERE embedder = :e AND case_id = :c"),
                              {"e": self.embedder, "c": case_id}).first()
@@ -241,3 +253,14 @@ class PgCaseIndex:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+_opened: dict[tuple[str, str], PgCaseIndex] = {}
+
+
+def shared_index(url: str, embedder: str, dim: int | None = None) -> PgCaseIndex:
+    """PgCaseIndex.open, once per (database, embedder) in this process (the worker keeps its connections)."""
+    idx = _opened.get((url, embedder))
+    if idx is None or (dim is not None and idx.dim != dim):
+        idx = _opened[(url, embedder)] = PgCaseIndex.open(url, embedder, dim)
+    return idx

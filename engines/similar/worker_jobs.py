@@ -2,8 +2,11 @@
 site's index and a development index; `index_case` adds a signed study. Both embed in the worker, where the
 model is (`MedimPipeline.embed`); the GUI never loads it.
 
-similar:    {images, k, cases_dir, dev_index, exclude} -> {kind: "similar", hits: [case dicts, site first]}
-index_case: {images, case_id, findings, impression, cases_dir, image_ref, title} -> {kind: "indexed", total}
+similar:    {images, k, cases_dir, cases_url, dev_index, exclude} -> {kind: "similar", hits: [case dicts, site first]}
+index_case: {images, case_id, findings, impression, cases_dir, cases_url, image_ref, title} -> {kind: "indexed", total}
+
+`cases_url` (a PostgreSQL URL), when given, holds the site's index instead of the `cases_dir` folder
+(engines.similar.pg_index: one index for all workstations of a department).
 """
 
 from __future__ import annotations
@@ -35,6 +38,29 @@ def _index(folder: str | Path) -> CaseIndex | None:
     return _loaded[str(folder)][1]
 
 
+def _pg_index(url: str) -> Any:
+    """The site's index in PostgreSQL; None while no case has been indexed there."""
+    from engines.similar.pg_index import shared_index
+
+    try:
+        return shared_index(url, EMBEDDER)
+    except LookupError:
+        return None
+
+
+def _shown(where: str | Path) -> str:
+    """A folder as is, a database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    text = str(where)
+    if "://" not in text:
+        return text
+    try:
+        return make_url(text).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL after all
+        return text
+
+
 def _embedding(backend: Any, params: dict[str, Any], job: str) -> tuple[Any, np.ndarray]:
     from engines.backends.base import check_images
 
@@ -55,19 +81,24 @@ def similar(backend: Any, params: dict[str, Any], progress: Any, cancel: Any) ->
     notes: list[str] = []
     for key, origin in (("cases_dir", "site"), ("dev_index", "dev")):
         folder = params.get(key)
+        if key == "cases_dir" and params.get("cases_url"):
+            folder = params["cases_url"]
         if not folder:
             continue
         try:
-            idx = _index(folder)
-        except (OSError, ValueError) as exc:
+            idx = _pg_index(folder) if key == "cases_dir" and params.get("cases_url") else _index(folder)
+        except (OSError, ValueError, RuntimeError) as exc:  # PgVectorMissing and ConnectionError included
             notes.append(f"{origin} index not used: {exc}")
             continue
         if idx is None:
             continue
         if idx.dim != vec.shape[0]:
-            raise BackendError(f"the {origin} index at {folder} holds {idx.embedder} embeddings of size {idx.dim}; "
-                               f"this engine's are {vec.shape[0]}: rebuild the index")
-        hits += [asdict(h) for h in idx.search(vec, k, exclude=exclude)]
+            raise BackendError(f"the {origin} index at {_shown(folder)} holds {idx.embedder} embeddings of size "
+                               f"{idx.dim}; this engine's are {vec.shape[0]}: rebuild the index")
+        try:
+            hits += [asdict(h) for h in idx.search(vec, k, exclude=exclude)]
+        except OSError as exc:  # the department database went away: say so, still show the other index
+            notes.append(f"{origin} index not used: {exc}")
     progress(2, 2)
     return {"kind": "similar", "hits": hits, "notes": notes}
 
@@ -76,15 +107,29 @@ def index_case(backend: Any, params: dict[str, Any], progress: Any, cancel: Any)
     from engines.backends import BackendError
 
     folder = params.get("cases_dir")
+    url = str(params.get("cases_url") or "")
     case_id = str(params.get("case_id") or "")
-    if not folder or not case_id:
-        raise BackendError("index_case needs cases_dir and case_id")
+    if not (folder or url) or not case_id:
+        raise BackendError("index_case needs cases_dir (or cases_url) and case_id")
     progress(0, 1)
     pipe, vec = _embedding(backend, params, "index_case")
     record = CaseRecord(case_id, str(params.get("findings") or ""), str(params.get("impression") or ""), "site",
                         {}, str(params.get("image_ref") or ""), str(params.get("title") or ""))
     total = 0
     # the panel searches by the engine's embedding; drafts may ground on another (a subfolder named for it)
+    if url:
+        from engines.similar.pg_index import shared_index
+
+        for kind in ("image-tokens", "pixels32"):
+            v = vec if kind == "image-tokens" else pipe.embed(list(params.get("images") or []), kind).mean(0)
+            try:
+                idx = shared_index(url, index_name(kind), v.shape[0])
+                idx.add([record], v[None])
+            except (OSError, ValueError, RuntimeError) as exc:  # PgVectorMissing, ConnectionError included
+                raise BackendError(f"cannot update the similar-case index in {_shown(url)}: {exc}") from exc
+            total = total or len(idx)
+        progress(1, 1)
+        return {"kind": "indexed", "case_id": case_id, "total": total}
     for kind, where in (("image-tokens", Path(folder)), ("pixels32", Path(folder) / "pixels32")):
         v = vec if kind == "image-tokens" else pipe.embed(list(params.get("images") or []), kind).mean(0)
         try:

@@ -169,3 +169,31 @@ def test_the_migration_creates_the_extension_and_tables(postgres):
             engine_for("sqlite:///x.db")
     finally:
         db.engine.dispose()
+
+
+def test_a_signed_study_indexed_in_postgres_grounds_drafts_on_every_workstation(postgres):
+    """index_case (worker job) writes both embeddings to the department database; another workstation's engine,
+    configured with the same URL, drafts from it (the reading names the case) and finds it by `similar`."""
+    import torch
+
+    from engines.backends.diffusion import MedimBackend
+    from engines.similar.worker_jobs import index_case, similar
+
+    torch.set_num_threads(1)
+    url = postgres.new_database()
+    yy, xx = np.mgrid[0:128, 0:128]
+    image = (120 + 50 * np.sin(xx / 9.0) * np.cos(yy / 13.0)).astype(np.uint8)
+    backend = MedimBackend(device="cpu", cases_url=url.replace("postgresql+psycopg", "postgresql"))
+    params = {"images": [image], "case_id": "1.2.840.5", "findings": "Large right pleural effusion.",
+              "impression": "Right pleural effusion.", "cases_url": backend.cases_url, "image_ref": "1.2.840.5/1"}
+    assert index_case(backend, params, lambda *a: None, lambda: False)["total"] == 1
+    out = backend.draft([image])
+    assert backend.cases_error == "" and out.extra["reading"]["cases"] == ["1.2.840.5"]
+    assert type(backend.pipe.case_index).__name__ == "PgCaseIndex"
+    found = similar(backend, {"images": [image], "k": 3, "cases_url": backend.cases_url, "cases_dir": "/nonexistent"},
+                    lambda *a: None, lambda: False)
+    assert [h["case_id"] for h in found["hits"]] == ["1.2.840.5"] and found["hits"][0]["score"] > 0.99
+    assert found["hits"][0]["image_ref"] == "1.2.840.5/1"
+    down = similar(backend, {"images": [image], "cases_url": "postgresql://nobody@127.0.0.1:1/x"},
+                   lambda *a: None, lambda: False)  # database unreachable: a note, no traceback
+    assert down["hits"] == [] and "site index not used" in down["notes"][0] and "127.0.0.1" in down["notes"][0]
