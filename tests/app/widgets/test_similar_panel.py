@@ -96,3 +96,38 @@ def test_a_broken_index_is_a_message(qtbot, panel, tmp_path):
     with qtbot.waitSignal(panel.searched, timeout=TIMEOUT) as sig:
         panel.find_similar()
     assert sig.args == [0] and "site index not used" in panel.status.text()
+
+
+def test_two_workstations_share_the_departments_postgres_index(qapp, qtbot, runner, tmp_path, postgres):
+    """The study database is PostgreSQL: a study signed on one workstation is found from the other at once, no
+    index folder is written, and a wrong backend setting is a message."""
+    url = postgres.new_database()
+    panels = []
+    for name in ("ws1", "ws2"):
+        settings = Settings(tmp_path / name / "settings.json")
+        settings.set("db_url", url)
+        settings.set("similar_cases_dir", str(tmp_path / name / "site"))
+        widget = SimilarPanel(runner, settings, lambda hit: _image(1))
+        qtbot.addWidget(widget)
+        widget.show()
+        panels.append(widget)
+    ws1, ws2 = panels
+    try:
+        with qtbot.waitSignal(ws1.indexed, timeout=TIMEOUT):
+            ws1.index_signed("1.3.1", [_image(1)], "Moderate cardiomegaly.", "Cardiomegaly.")
+        ws2.set_study("1.3.2", [_image(0)])
+        with qtbot.waitSignal(ws2.searched, timeout=TIMEOUT) as sig:
+            qtbot.mouseClick(ws2.find_button, Qt.MouseButton.LeftButton)
+        assert sig.args == [1] and "Cardiomegaly" in ws2.list.item(0).text()
+        assert "Moderate cardiomegaly" in ws2.details.toPlainText()
+        assert not (tmp_path / "ws1" / "site").exists() and not (tmp_path / "ws2" / "site").exists()
+        ws2.settings.set("similar_backend", "vectors-please")
+        qtbot.waitUntil(ws2.find_button.isEnabled, timeout=TIMEOUT)
+        qtbot.mouseClick(ws2.find_button, Qt.MouseButton.LeftButton)
+        assert "not searched" in ws2.status.text() and "similar_backend" in ws2.status.text()
+    finally:
+        for w in panels:
+            w.shutdown()
+        # finished jobs are deleted later: let that happen while the panels (their parents) still exist
+        qtbot.waitUntil(lambda: not any(w._threads for w in panels), timeout=TIMEOUT)
+        qtbot.wait(50)
