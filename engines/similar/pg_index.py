@@ -138,6 +138,7 @@ class PgCaseIndex:
 
     def __init__(self, engine: Engine, embedder: str, dim: int, version: str) -> None:
         self.engine, self.embedder, self.dim, self.pgvector_version = engine, embedder, int(dim), version
+        self.ef_search = EF_SEARCH
         self._iterative = tuple(int(p) for p in re.findall(r"\d+", version)[:2]) >= (0, 8)
 
     @property
@@ -235,7 +236,7 @@ class PgCaseIndex:
         sql = (f"SELECT case_id, origin, findings, impression, labels, image_ref, title, {dist} AS d "
                f"FROM similar_case WHERE {' AND '.join(where)} ORDER BY {dist} LIMIT :k")
         with _db_errors(self.engine), self.engine.begin() as conn:
-            ef = max(EF_SEARCH, 2 * (k + len(skip)))
+            ef = max(int(self.ef_search), 2 * (k + len(skip)))
             conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {min(ef, 1000)}"))
             if self._iterative:  # a filter drops rows after the HNSW scan: keep scanning until K rows pass
                 conn.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
