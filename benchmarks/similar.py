@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--backend", choices=("faiss", "pgvector", "both"), default="faiss")
     p.add_argument("--url", default="", help="PostgreSQL URL for --backend pgvector/both")
+    p.add_argument("--like", default="",
+                   help="an .npz with real embeddings (key 'emb', e.g. radstation-eval's embeddings_train_*.npz): "
+                        "draw the synthetic ones from a Gaussian with their mean and covariance instead of N(0, I)")
     p.add_argument("--incremental", action="store_true",
                    help="pgvector: add rows with the HNSW index in place (as signing does) instead of building it after")
     p.add_argument("--ef-search", type=int, nargs="+", default=None,
@@ -40,11 +43,35 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.backend != "faiss" and not a.url:
         p.error("--backend pgvector needs --url postgresql://...")
+    if a.like:
+        real = np.load(a.like)["emb"].astype(np.float64)
+        a.dim = real.shape[1]
+        a.sampler = _like(real)
+    else:
+        a.sampler = lambda rng, n, dim: rng.standard_normal((n, dim)).astype(np.float32)
     if a.backend in ("faiss", "both"):
         _faiss(a)
     if a.backend in ("pgvector", "both"):
         _pgvector(a)
     return 0
+
+
+def _like(real: np.ndarray):
+    """A sampler of vectors with the mean and covariance of `real` (the engine's embeddings are far from
+    isotropic: a few directions hold most of their variance, which is what makes HNSW work on them)."""
+    mean = real.mean(0)
+    cov = np.cov(real - mean, rowvar=False) + 1e-9 * np.eye(real.shape[1])
+    chol = np.linalg.cholesky(cov)
+
+    def sample(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+        return (mean + rng.standard_normal((n, dim)) @ chol.T).astype(np.float32)
+
+    sample.source = f"like {real.shape[0]} real embeddings"
+    return sample
+
+
+def _source(a: argparse.Namespace) -> str:
+    return getattr(a.sampler, "source", "N(0, I)")
 
 
 def _faiss(a: argparse.Namespace) -> None:
@@ -56,7 +83,7 @@ def _faiss(a: argparse.Namespace) -> None:
     rng = np.random.default_rng(0)
     rows = []
     for n in a.sizes:
-        vecs = rng.standard_normal((n, a.dim)).astype(np.float32)
+        vecs = a.sampler(rng, n, a.dim)
         records = [CaseRecord(f"case-{i}", "Heart size is normal.", "No acute abnormality.", "site", {"No Finding": 1})
                    for i in range(n)]
         t0 = time.perf_counter()
@@ -69,7 +96,7 @@ def _faiss(a: argparse.Namespace) -> None:
             idx.save(d)
             CaseIndex.load(d)
             io = time.perf_counter() - t0
-        queries = rng.standard_normal((a.queries, a.dim)).astype(np.float32)
+        queries = a.sampler(rng, a.queries, a.dim)
         idx.search(queries[0], a.k)  # warm-up
         times, cpu = [], []
         for q in queries:
@@ -81,7 +108,7 @@ def _faiss(a: argparse.Namespace) -> None:
         times.sort()
         rows.append((n, statistics.median(times) * 1000, times[int(0.95 * (len(times) - 1))] * 1000,
                      statistics.median(cpu) * 1000, build, io))
-    print(f"\nCaseIndex (FAISS IndexFlatIP, exact; SQLite metadata), dim {a.dim}, k {a.k}, {a.queries} queries, "
+    print(f"\nCaseIndex (FAISS IndexFlatIP, exact; SQLite metadata), embeddings {_source(a)}, dim {a.dim}, k {a.k}, {a.queries} queries, "
           f"{a.threads} thread(s), host {platform.processor() or platform.machine()}, faiss {faiss.__version__}\n")
     load = os.getloadavg()[0]
     print(f"(load average {load:.1f} on {os.cpu_count()} CPUs at the end: wall times include waiting for a CPU; "
@@ -119,7 +146,7 @@ def _pgvector(a: argparse.Namespace) -> None:
                 conn.execute(sa.text("DELETE FROM similar_index WHERE embedder = :e"), {"e": name})
                 conn.execute(sa.text(f"DROP INDEX IF EXISTS {hnsw_index_name(name)}"))  # rebuilt empty by open
             rng = np.random.default_rng(0)
-            vecs = rng.standard_normal((n, a.dim)).astype(np.float32)
+            vecs = a.sampler(rng, n, a.dim)
             idx = PgCaseIndex.open(engine, name, a.dim)
             t0 = time.perf_counter()
             if not a.incremental:  # as an admin loads an archive: rows first, then the HNSW index in one build
@@ -137,7 +164,7 @@ def _pgvector(a: argparse.Namespace) -> None:
             with engine.begin() as conn:
                 conn.execute(sa.text("ANALYZE similar_case"))  # what autovacuum does after a load
             unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
-            queries = rng.standard_normal((a.queries, a.dim)).astype(np.float32)
+            queries = a.sampler(rng, a.queries, a.dim)
             exact = [{f"case-{i}" for i in np.argpartition(-(unit @ q), a.k)[:a.k]} for q in queries]
             for ef in a.ef_search or [EF_SEARCH]:
                 idx.ef_search = ef
@@ -164,7 +191,7 @@ def _pgvector(a: argparse.Namespace) -> None:
             conn.execute(sa.text("DELETE FROM similar_index WHERE embedder = :e"), {"e": name})
         engine.dispose()
     print(f"\nPgCaseIndex (PostgreSQL {server}, pgvector {version}, HNSW m={HNSW_M} ef_construction="
-          f"{HNSW_EF_CONSTRUCTION}, cosine), dim {a.dim}, k {a.k}, {a.queries} queries over "
+          f"{HNSW_EF_CONSTRUCTION}, cosine), embeddings {_source(a)}, dim {a.dim}, k {a.k}, {a.queries} queries over "
           f"a loopback connection, host {platform.processor() or platform.machine()}\n")
     print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end; the server has no "
           "thread limit, wall times include waiting for a CPU)\n")
