@@ -197,3 +197,32 @@ def test_a_signed_study_indexed_in_postgres_grounds_drafts_on_every_workstation(
     down = similar(backend, {"images": [image], "cases_url": "postgresql://nobody@127.0.0.1:1/x"},
                    lambda *a: None, lambda: False)  # database unreachable: a note, no traceback
     assert down["hits"] == [] and "site index not used" in down["notes"][0] and "127.0.0.1" in down["notes"][0]
+
+
+def test_a_workstation_folder_is_copied_into_the_department_index(postgres, tmp_path, capsys):
+    from engines.similar.copy_index import main
+
+    folder = tmp_path / "similar_cases"
+    tokens, pixels = CaseIndex(3), CaseIndex(4, "pixels32")
+    records = [CaseRecord("1.1", "Left pleural effusion.", "Effusion.", "site", image_ref="1.1/7", title="A"),
+               CaseRecord("1.2", "The lungs are clear.", "Normal chest.", "site", title="B")]
+    tokens.add(records, np.stack([_vec(1, 0, 0), _vec(0, 1, 0)]))
+    pixels.add(records, np.stack([_vec(1, 0, 0, 0), _vec(0, 0, 0, 1)]))
+    tokens.save(folder)
+    pixels.save(folder / "pixels32")
+    url = postgres.new_database()
+    assert main(["--from", str(folder), "--to", url]) == 0
+    assert "medim-image-tokens: 2 cases copied" in capsys.readouterr().out
+    dest, pix = PgCaseIndex.open(url, EMB), PgCaseIndex.open(url, "pixels32")
+    try:
+        want = tokens.search(_vec(0.9, 0.2, 0), 2)
+        got = dest.search(_vec(0.9, 0.2, 0), 2)
+        assert [(h.case_id, h.image_ref, h.title, h.labels) for h in got] == \
+            [(h.case_id, h.image_ref, h.title, h.labels) for h in want]
+        assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-6)
+        assert pix.search(_vec(0, 0, 0, 1), 1)[0].case_id == "1.2"
+    finally:
+        dest.close()
+        pix.close()
+    assert main(["--from", str(tmp_path / "nothing"), "--to", url]) == 1
+    assert "holds no case index" in capsys.readouterr().err
