@@ -134,10 +134,18 @@ class MedimBackend(EngineBackend):
         arrays = check_images(images)
         used = list(range(len(arrays))) if self.supports_multi_image else [0]
         self._refresh_cases()
-        with _as_backend_error():
-            res = self.pipe.draft_report([arrays[i] for i in used], **_kw(
-                steps=steps or self.steps, guidance=self.guidance if guidance is None else guidance, seed=seed,
-                progress=progress, cancel=cancel, mode=mode, section_order=section_order))
+        kw = _kw(steps=steps or self.steps, guidance=self.guidance if guidance is None else guidance, seed=seed,
+                 progress=progress, cancel=cancel, mode=mode, section_order=section_order)
+        try:
+            with _as_backend_error():
+                res = self.pipe.draft_report([arrays[i] for i in used], **kw)
+        except OSError as exc:  # the department's similar-case database went away mid-draft: draft without it
+            if not self.cases_url or self.pipe.case_index is None:
+                raise
+            self.pipe.case_index = None
+            self.cases_error = f"similar cases not used: {exc}"
+            with _as_backend_error():
+                res = self.pipe.draft_report([arrays[i] for i in used], **kw)
         out = _text_output(res, used)
         if self.cases_error:
             out.extra["cases_error"] = self.cases_error

@@ -42,6 +42,7 @@ SCHEMA_STATEMENTS = (
     "indexed_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (embedder, case_id))",
 )
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 64  # pgvector's defaults
+CONNECT_TIMEOUT_S = 5
 EF_SEARCH = 100  # candidates an HNSW query looks at (pgvector default 40); more = better recall, slower
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -58,7 +59,9 @@ def engine_for(url: str) -> Engine:
         raise ValueError(f"the pgvector similar-case index needs a PostgreSQL URL, not {parsed.drivername}")
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return sa.create_engine(parsed, pool_pre_ping=True, pool_size=2, max_overflow=2)
+    # connect_timeout: an unreachable server is a message after seconds, not a draft that hangs
+    return sa.create_engine(parsed, pool_pre_ping=True, pool_size=2, max_overflow=2,
+                            connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
 
 
 def _database(conn: Connection) -> str:

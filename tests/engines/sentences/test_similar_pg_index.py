@@ -197,6 +197,10 @@ def test_a_signed_study_indexed_in_postgres_grounds_drafts_on_every_workstation(
     down = similar(backend, {"images": [image], "cases_url": "postgresql://nobody@127.0.0.1:1/x"},
                    lambda *a: None, lambda: False)  # database unreachable: a note, no traceback
     assert down["hits"] == [] and "site index not used" in down["notes"][0] and "127.0.0.1" in down["notes"][0]
+    # the department database goes away between drafts: the draft is written without similar cases, and says so
+    postgres.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    out = backend.draft([image])
+    assert out.extra["reading"]["cases"] in ([], None) and "similar cases not used" in out.extra["cases_error"]
 
 
 def test_a_workstation_folder_is_copied_into_the_department_index(postgres, tmp_path, capsys):
