@@ -3,6 +3,8 @@ construction, written to the study reading, ordered by the template, with proven
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -96,14 +98,20 @@ def test_similar_cases_ground_the_draft_and_are_its_provenance(pipe, image):
     idx.add([case], vec)
     pipe.case_index = idx
     try:
-        s = DecodeSettings(case_weight=1.0, case_bonus=5.0, cases=1)
+        s = DecodeSettings(case_weight=1.0, case_bonus=5.0, cases=1, answer_rule=False)
         res = pipe.draft_sentences([image], settings=s)
+        ruled = pipe.draft_sentences([image], settings=replace(s, answer_rule=True))
     finally:
         pipe.case_index = None
     assert res.reading["cases"] == ["case-1"]
     assert res.reading["states"]["Pleural Effusion"] == 1 and res.reading["states"]["Cardiomegaly"] == 1
     assert any(src.startswith("case:case-1") for sent in res.sentences for src in sent["sources"])
     assert not contradictions(res.text)
+    # With the answer rule the cases cannot state what the image's own yes/no answer calls absent.
+    cal, own = pipe.answer_calibration(), pipe.finding_probabilities([image])[0]
+    for f in ("Pleural Effusion", "Cardiomegaly"):
+        denied = cal.answer(cal.apply({f: own[f]})[f], pipe.finding_prior.get(f)) == "no"
+        assert ruled.reading["states"][f] == (0 if denied else 1)
 
 
 def test_free_text_stays_available_and_jobs_report_progress_and_cancel(pipe, image):
