@@ -56,10 +56,19 @@ def _signer_of(db, cert_fp: str) -> str | None:
     return None
 
 
+NOT_ON_RECORD = ("this document is not one RadStation stored at a signing: no `sign` entry of the audit log "
+                 "records it (re-signed after an edit, back-dated, or made outside the sign-off)")
+
+
 def check_authority(result: Verification, db, cert_der: bytes, signed_at: str, document: bytes | None = None,
-                    sign_seq: int | None = None) -> None:
+                    sign_seq: int | None = None, signature_value: bytes | None = None) -> None:
     """Registered certificate + signing role at the signing time, from the (verified) audit log. The `sign`
-    entry that recorded `document` (or `sign_seq`) orders the replay exactly; without it, the signing time."""
+    entry that recorded `document` (or `sign_seq`) orders the replay exactly.
+
+    A document file must be on record: its bytes, or (for a DICOM object a PACS re-encoded) its signature
+    value, recorded by a `sign` entry. Otherwise anyone who still holds a key, e.g. a radiologist since
+    demoted or one re-signing an edited copy of their report, could make a document that the signing time it
+    claims would make look authorised."""
     if db is None:
         result.notes.append("no database: the signer's registration and authority were not checked")
         return
@@ -78,7 +87,11 @@ def check_authority(result: Verification, db, cert_der: bytes, signed_at: str, d
                                    "established (run `radstation audit verify`)")
         if sign_seq is None and document is not None:
             entry = sign_entry_for(s, hashlib.sha256(document).hexdigest())
-            if entry is not None:
+            if entry is None and signature_value:
+                entry = sign_entry_for(s, hashlib.sha256(signature_value).hexdigest())
+            if entry is None:
+                result.problems.append(NOT_ON_RECORD)
+            else:
                 sign_seq = entry.seq
                 if entry.username != username:
                     result.problems.append(f"the audit log records {entry.username!r} as the signer of this "
@@ -172,7 +185,8 @@ def verify_dicom_document(data: bytes, db=None, subject: str = "DICOM object") -
         result.problems.append("not a report (expected a DICOM SR or an encapsulated PDF)")
     result.signed_at, result.signer = signed_at, signer  # the DICOM signature's (or the TSA's) time and signer
     if result.signed_at:
-        check_authority(result, db, first.certificate_der, result.signed_at, document=data)
+        check_authority(result, db, first.certificate_der, result.signed_at, document=data,
+                        signature_value=first.signature if first.valid else None)
     return result
 
 
