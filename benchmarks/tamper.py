@@ -4,7 +4,8 @@
 
 Signs one report in a fresh database (admin, radiologist with a registered key, one study), then attacks
 each artefact the way an insider with a copy of the database and the exported files would:
-  * stored report (database rows), DICOM SR, DICOM encapsulated PDF, signed PDF, audit log;
+  * stored report (database rows), DICOM SR, DICOM encapsulated PDF, signed PDF, DICOM key object selection,
+    audit log;
   * `--flips` single-byte changes at random offsets (random non-zero XOR mask) per artefact;
   * the semantic edits of issue 19 (added items, changed identity, swapped references, renamed observer,
     moved signature, rewritten and re-hashed audit chain, ...).
@@ -71,7 +72,7 @@ def setup(work: Path):
     service.record_export(signed.id, me, "sr", "/exports/r.dcm")
     service.record_export(signed.id, me, "pdf", "/exports/r.pdf")
     files = {}
-    for kind, name in (("sr", "sr.dcm"), ("pdf_dicom", "pdf.dcm"), ("signed_pdf", "r.pdf")):
+    for kind, name in (("sr", "sr.dcm"), ("pdf_dicom", "pdf.dcm"), ("signed_pdf", "r.pdf"), ("kos", "kos.dcm")):
         files[kind] = work / name
         files[kind].write_bytes(service.artefact(signed.id, kind))
     db.dispose()
@@ -252,6 +253,15 @@ def dicom_edits(kind: str, path: Path, db_url: str) -> dict[str, str]:
                  "swapped image reference": swap_ref,
                  "renamed verifying observer": lambda ds: setattr(ds.VerifyingObserverSequence[0],
                                                                   "VerifyingObserverName", "Mallory^Eve")}
+    elif kind == "kos":
+        def swap_key_image(ds):  # another patient's image listed as a key image (evidence list)
+            for series in ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence:
+                for ref in series.ReferencedSOPSequence:
+                    if ref.ReferencedSOPClassUID != "1.2.840.10008.5.1.4.1.1.88.33":  # an image, not the SR
+                        ref.ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.8.498.2003"
+                        return
+            raise ValueError("no image in the KOS")
+        edits = {**common, "swapped key image": swap_key_image}
     else:
         edits = {**common, "retitled document": lambda ds: setattr(ds, "DocumentTitle", "Normal chest")}
     results = {}
@@ -469,7 +479,8 @@ def main() -> None:
         edits: dict[str, dict[str, str]] = {}
         undetected: list[str] = []
         flips["stored report"], edits["stored report"] = stored_attacks(work, vid, args.flips, rng)
-        for kind, label in (("sr", "DICOM SR"), ("pdf_dicom", "DICOM encapsulated PDF")):
+        for kind, label in (("sr", "DICOM SR"), ("pdf_dicom", "DICOM encapsulated PDF"),
+                            ("kos", "DICOM key object selection")):
             flips[label], und = file_flips(files[kind], db_url, args.flips, rng, dicom_region)
             undetected += und
             edits[label] = dicom_edits(kind, files[kind], db_url)

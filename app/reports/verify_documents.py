@@ -17,6 +17,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from app.dicom_objects.classify import KOS_CLASS
 from app.reports.verify import Verification, check_signed_payload, compare_sections, verify_pdf
 
 
@@ -181,8 +182,11 @@ def verify_dicom_document(data: bytes, db=None, subject: str = "DICOM object") -
     elif ds.get("MIMETypeOfEncapsulatedDocument") == "application/pdf":
         result.subject = f"{subject} (DICOM encapsulated PDF {ds.get('SOPInstanceUID', '?')})"
         _check_encapsulated(result, ds, first.certificate_der)
+    elif str(ds.get("SOPClassUID", "")) == KOS_CLASS:
+        result.subject = f"{subject} (DICOM key object selection {ds.get('SOPInstanceUID', '?')})"
     else:
-        result.problems.append("not a report (expected a DICOM SR or an encapsulated PDF)")
+        result.problems.append("not a report (expected a DICOM SR, an encapsulated PDF or a key object "
+                               "selection)")
     result.signed_at, result.signer = signed_at, signer  # the DICOM signature's (or the TSA's) time and signer
     if result.signed_at:
         check_authority(result, db, first.certificate_der, result.signed_at, document=data,
@@ -282,7 +286,7 @@ def verify_version(db, version_id: int) -> Verification:
 def _check_stored_artefacts(result: Verification, db, version_id: int) -> None:
     from sqlalchemy import select
 
-    from app.reports.artefacts import KIND_PDF_DICOM, KIND_SIGNED_PDF, KIND_SR
+    from app.reports.artefacts import KIND_KOS, KIND_PDF_DICOM, KIND_SIGNED_PDF, KIND_SR
     from app.reports.canonical import sha256_hex
     from app.reports.models import AuditEntry, ReportArtifact, ReportSignature, ReportVersion, User
 
@@ -323,7 +327,8 @@ def _check_stored_artefacts(result: Verification, db, version_id: int) -> None:
                 result.problems.append(f"the audit log records {sign_entries[0].username!r} as signer, the "
                                        f"signature says {signed_name!r}")
         check_authority(result, db, sig.certificate_der, sig.signed_at, sign_seq=sign_seq)
-        for kind in (KIND_SIGNED_PDF, KIND_SR, KIND_PDF_DICOM):
+        optional = [KIND_KOS] if KIND_KOS in arts or KIND_KOS in recorded else []
+        for kind in (KIND_SIGNED_PDF, KIND_SR, KIND_PDF_DICOM, *optional):
             art = arts.get(kind)
             if art is None:
                 if recorded:
