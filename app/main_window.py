@@ -81,6 +81,10 @@ class MainWindow(QMainWindow):
         self._prefetch = self._make_prefetcher()
         self._build_ai()
         self._build_outbox()
+        from app.audit_forwarder import AuditForwarder
+
+        self.audit_forwarder = AuditForwarder(self.database, parent=self)  # IHE ATNA, when configured
+        self.audit_forwarder.start()
         self._build_menus()
         self.statusBar().showMessage(self._settings_problem or f"Database: {database.url}", 10000)
 
@@ -407,6 +411,7 @@ class MainWindow(QMainWindow):
         self.report_editor.textChanged.connect(self._refresh_explain)  # typed, AI draft, template: all stale
         self.report_editor.versionChanged.connect(lambda _v: (self._refresh_explain(), self.worklist.refresh()))
         self.report_editor.signed.connect(self._index_signed_study)
+        self.report_editor.signed.connect(lambda _v: self.audit_forwarder.forward_now())
         self.report_editor.queuedForSending.connect(self._outbox_queued)
         self.side_tabs.insertTab(0, self.report_editor, "Report")
         self.side_tabs.setCurrentIndex(0)
@@ -460,6 +465,7 @@ class MainWindow(QMainWindow):
         if self.scp is not None:
             self.scp.stop()
         self.outbox.close()  # waits for a send in flight; unsent items stay queued in the database
+        self.audit_forwarder.close()  # undelivered audit entries stay queued in the audit log
         self.ai.shutdown()
         self.explain_panel.shutdown()
         self.similar_panel.shutdown()

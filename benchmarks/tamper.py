@@ -4,7 +4,8 @@
 
 Signs one report in a fresh database (admin, radiologist with a registered key, one study), then attacks
 each artefact the way an insider with a copy of the database and the exported files would:
-  * stored report (database rows), DICOM SR, DICOM encapsulated PDF, signed PDF, audit log;
+  * stored report (database rows), DICOM SR, DICOM encapsulated PDF, signed PDF, DICOM key object selection,
+    audit log;
   * `--flips` single-byte changes at random offsets (random non-zero XOR mask) per artefact;
   * the semantic edits of issue 19 (added items, changed identity, swapped references, renamed observer,
     moved signature, rewritten and re-hashed audit chain, ...).
@@ -71,7 +72,7 @@ def setup(work: Path):
     service.record_export(signed.id, me, "sr", "/exports/r.dcm")
     service.record_export(signed.id, me, "pdf", "/exports/r.pdf")
     files = {}
-    for kind, name in (("sr", "sr.dcm"), ("pdf_dicom", "pdf.dcm"), ("signed_pdf", "r.pdf")):
+    for kind, name in (("sr", "sr.dcm"), ("pdf_dicom", "pdf.dcm"), ("signed_pdf", "r.pdf"), ("kos", "kos.dcm")):
         files[kind] = work / name
         files[kind].write_bytes(service.artefact(signed.id, kind))
     db.dispose()
@@ -252,6 +253,15 @@ def dicom_edits(kind: str, path: Path, db_url: str) -> dict[str, str]:
                  "swapped image reference": swap_ref,
                  "renamed verifying observer": lambda ds: setattr(ds.VerifyingObserverSequence[0],
                                                                   "VerifyingObserverName", "Mallory^Eve")}
+    elif kind == "kos":
+        def swap_key_image(ds):  # another patient's image listed as a key image (evidence list)
+            for series in ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence:
+                for ref in series.ReferencedSOPSequence:
+                    if ref.ReferencedSOPClassUID != "1.2.840.10008.5.1.4.1.1.88.33":  # an image, not the SR
+                        ref.ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.8.498.2003"
+                        return
+            raise ValueError("no image in the KOS")
+        edits = {**common, "swapped key image": swap_key_image}
     else:
         edits = {**common, "retitled document": lambda ds: setattr(ds, "DocumentTitle", "Normal chest")}
     results = {}
@@ -263,7 +273,34 @@ def dicom_edits(kind: str, path: Path, db_url: str) -> dict[str, str]:
             ds.save_as(out, enforce_file_format=True)
             return verify_file_ok(out, db_url)
         results[name] = judge(attempt)
+    results.update(resigned_edits(kind, path, db_url, out))
     return results
+
+
+def resigned_edits(kind: str, path: Path, db_url: str, out: Path) -> dict[str, str]:
+    """The signer themself edits a copy and signs it again with their own registered key: a perfect
+    signature, refuted only because no sign entry records that document."""
+    from pydicom import dcmread
+
+    from app.reports.dicom_signature import sign_dataset
+    from app.reports.keys import default_p12_path, load_p12
+
+    identity = load_p12(default_p12_path("rad"), PASSWORD)
+
+    def resign(change):
+        def attempt():
+            ds = dcmread(path)
+            change(ds)
+            del ds.DigitalSignaturesSequence
+            del ds.MACParametersSequence
+            out.write_bytes(sign_dataset(ds, identity, purpose="5" if kind == "sr" else "1"))
+            return verify_file_ok(out, db_url)
+        return attempt
+
+    return {"changed birth date, re-signed by the signer": judge(resign(
+                lambda ds: setattr(ds, "PatientBirthDate", "19800101"))),
+            "moved to another patient, re-signed by the signer": judge(resign(
+                lambda ds: (setattr(ds, "PatientID", "PAT002"), setattr(ds, "PatientName", "ROE^RICHARD"))))}
 
 
 def pdf_edits(path: Path, db_url: str) -> dict[str, str]:
@@ -399,7 +436,21 @@ def audit_attacks(work: Path, n: int, rng: random.Random) -> tuple[dict, dict[st
         s.add(AuditEntry(seq=last.seq + 1, at=last.at, username="rad2", action="view", object_type="report_version",
                          object_id="1", details="{}", prev_hash="", entry_hash="", mac=last.mac))
 
+    def roll_back(db):
+        """Cut the two newest entries off and put back the head row as it was stored when the entry before
+        them was the newest (the insider saved it then; its keyed checkpoint is genuine)."""
+        from app.reports import audit_key
+
+        key = audit_key.load_key(create=False)
+        with db.engine.begin() as c:
+            n = c.execute(text("select max(seq) from audit_entry")).scalar() - 2
+            h = c.execute(text("select entry_hash from audit_entry where seq=:n"), {"n": n}).scalar()
+            c.execute(text("delete from audit_entry where seq > :n"), {"n": n})
+            c.execute(text("update audit_head set count=:n, last_hash=:h, mac=:m"),
+                      {"n": n, "h": h, "m": audit_key.head_mac(key, n, h)})
+
     edits = {
+        "newest entries cut off, earlier head put back": roll_back,
         "export entries deleted, chain recomputed": lambda db: rehash(db, delete_exports),
         "signature moved to another user, chain recomputed": lambda db: rehash(db, move_sign),
         "entry appended with a copied checkpoint": lambda db: rehash(db, forge_entry),
@@ -428,7 +479,8 @@ def main() -> None:
         edits: dict[str, dict[str, str]] = {}
         undetected: list[str] = []
         flips["stored report"], edits["stored report"] = stored_attacks(work, vid, args.flips, rng)
-        for kind, label in (("sr", "DICOM SR"), ("pdf_dicom", "DICOM encapsulated PDF")):
+        for kind, label in (("sr", "DICOM SR"), ("pdf_dicom", "DICOM encapsulated PDF"),
+                            ("kos", "DICOM key object selection")):
             flips[label], und = file_flips(files[kind], db_url, args.flips, rng, dicom_region)
             undetected += und
             edits[label] = dicom_edits(kind, files[kind], db_url)

@@ -170,8 +170,11 @@ def render() -> str:
         "",
         "## 4. Security",
         "",
-        "- The report SR carries the radiologist's signature over the signed content (RadStation private "
-        "block); the PDF is PAdES-signed. `radstation verify FILE` checks either.",
+        "- The report SR, the encapsulated PDF and the KOS of a signed report carry a DICOM Digital Signature "
+        "(PS3.15 Base RSA profile, MAC SHA256, RFC 3161 Certified Timestamp when a TSA is configured) over every "
+        "signable element; the SR also carries the radiologist's signed report payload (RadStation private "
+        "block) and the PDF is PAdES-signed. `radstation verify FILE` checks them, DCMTK's `dcmsign --verify` "
+        "the DICOM signatures.",
         tls_line,
         "- DICOMweb: HTTPS when the node's URL is https://, with basic or bearer authentication when configured.",
         "",

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
-from app.reports import audit_key
+from app.reports import audit_key, audit_watermark
 from app.reports.canonical import canonical_bytes, sha256_hex
 from app.reports.models import AuditEntry, AuditHead
 
@@ -76,7 +77,36 @@ def append(session: Session, action: str, username: str = "", object_type: str =
     head.last_hash = entry.entry_hash
     head.mac = audit_key.head_mac(key, seq, entry.entry_hash)
     session.flush()
+    genesis = entry.entry_hash if seq == 1 else session.scalar(
+        select(AuditEntry.entry_hash).order_by(AuditEntry.id).limit(1))
+    if genesis and audit_watermark.may_advance(key, genesis, lambda n: _hash_at(session, n)):
+        session.info[_SEEN] = (key, genesis, seq, entry.entry_hash)
     return entry
+
+
+def _hash_at(session: Session, seq: int) -> str | None:
+    return session.scalar(select(AuditEntry.entry_hash).where(AuditEntry.seq == seq).order_by(AuditEntry.id)
+                          .limit(1))
+
+
+_SEEN = "radstation_audit_seen"  # Session.info: the newest entry this transaction appended
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    """Only a committed entry moves this workstation's high-water mark (app/reports/audit_watermark.py)."""
+    seen = session.info.pop(_SEEN, None)
+    if seen is None:
+        return
+    try:
+        audit_watermark.record(*seen)
+    except OSError as exc:  # the commit stands; the next one moves the mark
+        logging.getLogger(__name__).warning("audit high-water mark not written: %s", exc)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_SEEN, None)
 
 
 def _key_for_append(session: Session, head: AuditHead) -> bytes:
@@ -168,7 +198,26 @@ def verify_chain(session: Session) -> AuditVerification:
         result.problems.append(f"head records {head_count} entries ending in {head_hash[:12]}…, the log has "
                                f"{result.count} ending in {prev[:12]}… (entries removed from the end or added "
                                "outside the log)")
+    if key is not None and keyed_started:
+        _check_watermark(session, result, key, prev)
     return result
+
+
+def _check_watermark(session: Session, result: AuditVerification, key: bytes, last_hash: str) -> None:
+    """A log rolled back behind what this workstation saw committed (tail cut, older head put back)."""
+    genesis = session.scalar(select(AuditEntry.entry_hash).order_by(AuditEntry.id).limit(1))
+    if not genesis:
+        return
+    last_seq = session.scalar(select(AuditEntry.seq).order_by(AuditEntry.id.desc()).limit(1)) or 0
+
+    problem = audit_watermark.check(key, genesis, lambda n: _hash_at(session, n), last_seq)
+    if problem is None:
+        return
+    seq, text = problem
+    if seq is None:
+        result.problems.append(text)
+    else:
+        _broken(result, seq, text)
 
 
 def _broken(result: AuditVerification, seq: int, problem: str) -> None:

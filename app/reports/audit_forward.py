@@ -3,8 +3,9 @@
 or plain TCP.
 
 The audit log itself is the durable queue: `audit_forward.forwarded_seq` records how far the repository has
-been sent everything, so entries written while it is unreachable go out on the next `flush` (the app calls it
-after sign-off; `radstation audit forward` does it from a timer). Delivery is at-least-once: every message
+been sent everything, so entries written while it is unreachable go out on the next `flush` (the running app
+calls it every 30 s and after sign-off, app/audit_forwarder.py; `radstation audit forward` does it from a
+timer). Delivery is at-least-once: every message
 carries the entry's sequence number and hash, so a repository can drop a repeat.
 
 Setting `audit_repository`: {"host": ..., "port": 6514, "tls": true, "ca_file": ..., "cert_file": ...,

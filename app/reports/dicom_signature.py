@@ -496,6 +496,13 @@ def _check_one(n: int, item: list[RawElement], mac_items: dict[int, dict[int, Ra
     return info
 
 
+def signature_values(data: bytes) -> list[bytes]:
+    """The Signature values of a DICOM object's Digital Signatures Sequence (what identifies this signing even
+    after a PACS re-encodes the file: the same value cannot verify over other content)."""
+    ds = dcmread(io.BytesIO(data), force=True)
+    return [bytes(item.Signature) for item in ds.get("DigitalSignaturesSequence", []) if "Signature" in item]
+
+
 def iter_signed_tags(check: DicomSignatureCheck) -> Iterator[int]:
     for s in check.signatures:
         yield from s.signed_tags

@@ -168,7 +168,8 @@ def load_p12(path: Path, password: str) -> SigningIdentity:
     try:
         key, cert, extra = pkcs12.load_key_and_certificates(path.read_bytes(), password.encode("utf-8"))
     except ValueError as exc:
-        raise KeyError_(f"cannot open {path}: wrong password or damaged file") from exc
+        raise KeyError_(f"cannot open {path}: wrong password or damaged file (if the key has its own "
+                        "password, enter that as the key password)") from exc
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) or cert is None:
         raise KeyError_(f"{path} does not hold both an RSA/EC private key and a certificate")
     return SigningIdentity(key, cert, tuple(extra))
@@ -197,7 +198,8 @@ def load_identity_file(path: Path, password: str) -> tuple[SigningIdentity, list
         try:
             key, cert, extra = pkcs12.load_key_and_certificates(data, pw)
         except ValueError as exc:
-            raise KeyError_(f"cannot open {path}: wrong password or damaged file") from exc
+            raise KeyError_(f"cannot open {path}: wrong password or damaged file (if the key has its own "
+                        "password, enter that as the key password)") from exc
         certs = ([cert] if cert else []) + list(extra)
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) or not certs:
         raise KeyError_(f"{path} must hold an RSA or EC private key and its certificate")

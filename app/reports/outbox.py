@@ -48,8 +48,9 @@ def _aware(t: dt.datetime | None) -> dt.datetime | None:
 
 def build_payload(service: ReportService, version_id: int, document: str) -> tuple[bytes, str]:
     """DICOM Part 10 bytes for `document` of a signed version, and its SOP Instance UID. The SR and PDF are
-    the documents stored (and DICOM-signed) at sign time; KOS, AI results SR, GSPS and TID 1500 are built
-    from the version now (their UIDs follow the version, so a resend replaces)."""
+    the documents stored (and DICOM-signed) at sign time, and so is the KOS of versions signed since it is
+    signed too; AI results SR, GSPS and TID 1500 are built from the version now (their UIDs follow the
+    version, so a resend replaces)."""
     from pydicom import dcmread
 
     from app.reports.exporting import signed_document
@@ -61,6 +62,12 @@ def build_payload(service: ReportService, version_id: int, document: str) -> tup
     if document in ("sr", "pdf"):
         data = signed_document(service, version_id, "sr" if document == "sr" else "pdf-dicom")
         return data, str(dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID)
+    if document == "kos":  # signed at sign time; versions signed before that build it unsigned below
+        from app.reports.artefacts import KIND_KOS
+
+        data = service.artefact(version_id, KIND_KOS)
+        if data is not None:
+            return data, str(dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID)
     from app.reports.document import build_document
 
     ds = _related_object(service, build_document(service, version_id), document)

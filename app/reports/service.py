@@ -121,6 +121,16 @@ def study_status(versions: list[ReportVersion]) -> str:
     return max(versions, key=lambda v: v.version_no).status
 
 
+def _dicom_signature_digests(artefacts) -> dict[str, list[str]]:
+    """SHA-256 of each DICOM artefact's signature values, recorded at signing so that `verify` still finds a
+    re-encoded copy (e.g. from a PACS) on record, and nothing re-signed is."""
+    from app.reports.artefacts import KIND_SIGNED_PDF
+    from app.reports.dicom_signature import signature_values
+
+    return {kind: [sha256_hex(v) for v in signature_values(data)] for kind, data in artefacts.items()
+            if kind != KIND_SIGNED_PDF}
+
+
 def study_identity(session: Session, study_uid: str) -> StudyIdentity:
     study = session.scalar(select(Study).where(Study.study_uid == study_uid))
     if study is None:
@@ -413,7 +423,8 @@ class ReportService:
             audit.append(s, "sign", user.username, "report_version", v.id,
                          {"study_uid": v.report.study_uid, "sha256": sha256_hex(payload), "kind": v.kind,
                           "cert_sha256": cert_fp,
-                          "artefacts": {k: sha256_hex(d) for k, d in artefacts.items()}})
+                          "artefacts": {k: sha256_hex(d) for k, d in artefacts.items()},
+                          "dicom_signatures": _dicom_signature_digests(artefacts)})
             s.refresh(v.report)
             self._sync_study(s, v.report)
         return self.version(version_id)

@@ -17,6 +17,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from app.dicom_objects.classify import KOS_CLASS
 from app.reports.verify import Verification, check_signed_payload, compare_sections, verify_pdf
 
 
@@ -56,10 +57,19 @@ def _signer_of(db, cert_fp: str) -> str | None:
     return None
 
 
+NOT_ON_RECORD = ("this document is not one RadStation stored at a signing: no `sign` entry of the audit log "
+                 "records it (re-signed after an edit, back-dated, or made outside the sign-off)")
+
+
 def check_authority(result: Verification, db, cert_der: bytes, signed_at: str, document: bytes | None = None,
-                    sign_seq: int | None = None) -> None:
+                    sign_seq: int | None = None, signature_value: bytes | None = None) -> None:
     """Registered certificate + signing role at the signing time, from the (verified) audit log. The `sign`
-    entry that recorded `document` (or `sign_seq`) orders the replay exactly; without it, the signing time."""
+    entry that recorded `document` (or `sign_seq`) orders the replay exactly.
+
+    A document file must be on record: its bytes, or (for a DICOM object a PACS re-encoded) its signature
+    value, recorded by a `sign` entry. Otherwise anyone who still holds a key, e.g. a radiologist since
+    demoted or one re-signing an edited copy of their report, could make a document that the signing time it
+    claims would make look authorised."""
     if db is None:
         result.notes.append("no database: the signer's registration and authority were not checked")
         return
@@ -78,7 +88,11 @@ def check_authority(result: Verification, db, cert_der: bytes, signed_at: str, d
                                    "established (run `radstation audit verify`)")
         if sign_seq is None and document is not None:
             entry = sign_entry_for(s, hashlib.sha256(document).hexdigest())
-            if entry is not None:
+            if entry is None and signature_value:
+                entry = sign_entry_for(s, hashlib.sha256(signature_value).hexdigest())
+            if entry is None:
+                result.problems.append(NOT_ON_RECORD)
+            else:
                 sign_seq = entry.seq
                 if entry.username != username:
                     result.problems.append(f"the audit log records {entry.username!r} as the signer of this "
@@ -168,11 +182,15 @@ def verify_dicom_document(data: bytes, db=None, subject: str = "DICOM object") -
     elif ds.get("MIMETypeOfEncapsulatedDocument") == "application/pdf":
         result.subject = f"{subject} (DICOM encapsulated PDF {ds.get('SOPInstanceUID', '?')})"
         _check_encapsulated(result, ds, first.certificate_der)
+    elif str(ds.get("SOPClassUID", "")) == KOS_CLASS:
+        result.subject = f"{subject} (DICOM key object selection {ds.get('SOPInstanceUID', '?')})"
     else:
-        result.problems.append("not a report (expected a DICOM SR or an encapsulated PDF)")
+        result.problems.append("not a report (expected a DICOM SR, an encapsulated PDF or a key object "
+                               "selection)")
     result.signed_at, result.signer = signed_at, signer  # the DICOM signature's (or the TSA's) time and signer
     if result.signed_at:
-        check_authority(result, db, first.certificate_der, result.signed_at, document=data)
+        check_authority(result, db, first.certificate_der, result.signed_at, document=data,
+                        signature_value=first.signature if first.valid else None)
     return result
 
 
@@ -268,7 +286,7 @@ def verify_version(db, version_id: int) -> Verification:
 def _check_stored_artefacts(result: Verification, db, version_id: int) -> None:
     from sqlalchemy import select
 
-    from app.reports.artefacts import KIND_PDF_DICOM, KIND_SIGNED_PDF, KIND_SR
+    from app.reports.artefacts import KIND_KOS, KIND_PDF_DICOM, KIND_SIGNED_PDF, KIND_SR
     from app.reports.canonical import sha256_hex
     from app.reports.models import AuditEntry, ReportArtifact, ReportSignature, ReportVersion, User
 
@@ -309,7 +327,8 @@ def _check_stored_artefacts(result: Verification, db, version_id: int) -> None:
                 result.problems.append(f"the audit log records {sign_entries[0].username!r} as signer, the "
                                        f"signature says {signed_name!r}")
         check_authority(result, db, sig.certificate_der, sig.signed_at, sign_seq=sign_seq)
-        for kind in (KIND_SIGNED_PDF, KIND_SR, KIND_PDF_DICOM):
+        optional = [KIND_KOS] if KIND_KOS in arts or KIND_KOS in recorded else []
+        for kind in (KIND_SIGNED_PDF, KIND_SR, KIND_PDF_DICOM, *optional):
             art = arts.get(kind)
             if art is None:
                 if recorded:

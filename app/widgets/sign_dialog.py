@@ -1,7 +1,8 @@
 """Sign-off: shows what will be signed, re-asks the password, signs off the GUI thread.
 
-Signing checks the password (argon2id), unlocks the PKCS#12 key, signs, and renders + PAdES-signs the PDF:
-about a second, so it runs in a QThread while the dialog shows progress.
+Signing checks the password (argon2id), unlocks the PKCS#12 key (with its own password when the user chose one,
+or the token PIN), signs, and renders + signs the documents: seconds, so it runs in a QThread while the
+dialog shows progress.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ class _SignThread(QThread):
     done = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, service: ReportService, version_id: int, user: AuthSession, password: str) -> None:
+    def __init__(self, service: ReportService, version_id: int, user: AuthSession, password: str,
+                 key_password: str | None = None) -> None:
         super().__init__()
         self.service, self.version_id, self.user, self.password = service, version_id, user, password
+        self.key_password = key_password
 
     def run(self) -> None:
         try:
-            self.done.emit(self.service.sign(self.version_id, self.user, self.password))
+            self.done.emit(self.service.sign(self.version_id, self.user, self.password,
+                                             key_password=self.key_password))
         except Exception as exc:  # noqa: BLE001 - every failure is shown to the user in the dialog
             self.failed.emit(str(exc) or type(exc).__name__)
 
@@ -73,6 +77,11 @@ class SignDialog(QDialog):
         self.password = QLineEdit()
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setPlaceholderText("Your password")
+        # a key file with its own password (cert create/import --key-password) or a token PIN that differs
+        # from the account password; empty: the account password unlocks the key
+        self.key_password = QLineEdit()
+        self.key_password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.key_password.setPlaceholderText("Only if your key has its own password or PIN")
         self.error = QLabel()
         self.error.setStyleSheet("color:#b3261e;")
         self.error.setWordWrap(True)
@@ -93,6 +102,8 @@ class SignDialog(QDialog):
         lay.addWidget(warning)
         lay.addWidget(QLabel("Re-enter your password to sign:"))
         lay.addWidget(self.password)
+        lay.addWidget(QLabel("Key password or token PIN (optional):"))
+        lay.addWidget(self.key_password)
         lay.addWidget(self.error)
         lay.addWidget(self.progress)
         lay.addWidget(self.buttons)
@@ -109,7 +120,9 @@ class SignDialog(QDialog):
         self.progress.show()
         self.sign_button.setEnabled(False)
         self.password.setEnabled(False)
-        self._thread = _SignThread(self.service, self.version.id, self.user, self.password.text())
+        self.key_password.setEnabled(False)
+        self._thread = _SignThread(self.service, self.version.id, self.user, self.password.text(),
+                                   self.key_password.text() or None)
         self._thread.done.connect(self._on_done)
         self._thread.failed.connect(self._on_failed)
         self._thread.start()
@@ -122,6 +135,7 @@ class SignDialog(QDialog):
     def _on_failed(self, message: str) -> None:
         self._finish_thread()
         self.password.clear()
+        self.key_password.clear()
         self._show_error(message)
 
     def _finish_thread(self) -> None:
@@ -131,6 +145,7 @@ class SignDialog(QDialog):
         self.progress.hide()
         self.sign_button.setEnabled(True)
         self.password.setEnabled(True)
+        self.key_password.setEnabled(True)
 
     def _show_error(self, message: str) -> None:
         self.error.setText(message)

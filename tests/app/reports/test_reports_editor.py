@@ -72,7 +72,7 @@ def test_sign_dialog_signs_off_thread_and_editor_becomes_read_only(qtbot, env, r
     qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=10000)
     assert "wrong" in dialog.error.text()
     dialog.password.setText(PASSWORD)
-    with qtbot.waitSignal(dialog.accepted, timeout=20000):
+    with qtbot.waitSignal(dialog.accepted, timeout=60000):  # signing makes four signed documents
         dialog.start_signing()
     assert dialog.signed_version.is_signed
     ed.reload()
@@ -82,6 +82,34 @@ def test_sign_dialog_signs_off_thread_and_editor_becomes_read_only(qtbot, env, r
     ed.amend("addendum")
     assert ed.version.kind == "addendum" and not ed.editors["addendum"].isReadOnly()
     assert ed.editors["findings"].isReadOnly()
+
+
+def test_sign_dialog_unlocks_a_key_with_its_own_password(qtbot, env, radiologist):
+    """A key file protected by its own password (cert create --key-password): typed into the dialog's key
+    password field; without it the dialog says so and nothing is signed."""
+    from PySide6.QtCore import Qt
+
+    from app.reports.keys import default_p12_path, rewrap_p12
+    from app.reports.verify_documents import verify_version
+
+    key_pw = "separate key secret 9"
+    rewrap_p12(default_p12_path("rad"), PASSWORD, key_pw)
+    ed = _editor(qtbot, env, radiologist)
+    v = env.service.version(ed.version.id)
+    dialog = SignDialog(env.service, v, radiologist, env.service.identity(STUDY_UID), ed)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.keyClicks(dialog.password, PASSWORD)
+    qtbot.mouseClick(dialog.sign_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.error.isVisible(), timeout=20000)
+    assert "own password" in dialog.error.text(), dialog.error.text()
+    assert env.service.version(v.id).status != "final"
+    qtbot.keyClicks(dialog.password, PASSWORD)
+    qtbot.keyClicks(dialog.key_password, key_pw)
+    with qtbot.waitSignal(dialog.accepted, timeout=30000):
+        qtbot.mouseClick(dialog.sign_button, Qt.MouseButton.LeftButton)
+    assert dialog.signed_version.is_signed
+    assert verify_version(env.db, v.id).ok
 
 
 def test_resident_cannot_sign(qtbot, env, resident):
