@@ -26,7 +26,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 def _image(data: Path | None) -> tuple[np.ndarray, str]:
     try:
-        from engines.data.cxr import load_cxr
+        from lab.data.cxr import load_cxr
 
         ds = load_cxr(data, splits=("val",), limit=1)
         s = ds.samples[0] if hasattr(ds, "samples") else list(ds)[0]

@@ -64,7 +64,7 @@ class BoxTask:
 
 
 def _reference_report(sample, bank) -> str:
-    from engines.data.paired import compose_report
+    from lab.data.paired import compose_report
 
     if sample.has_report:
         return sample.report_text
@@ -284,10 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import torch
 
-    from engines.data import load_cxr
-    from engines.data.iu import load_iu_reports
-    from engines.data.paired import SentenceBank
     from engines.pipeline import MedimPipeline
+    from lab.data import load_cxr
+    from lab.data.iu import load_iu_reports
+    from lab.data.paired import SentenceBank
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                     "ig_steps": args.ig_steps, "attention_steps": args.attention_steps}
     md = [f"# Grounding and uncertainty ({args.weights}, weights {pipe.weights_hash[:12]})", ""]
     if "boxes" not in skip:
-        from engines.data.cxr import default_cxr_root
+        from lab.data.cxr import default_cxr_root
 
         iu_path = (root or default_cxr_root()) / "text_only" / "iu_xray_reports.jsonl"
         bank = SentenceBank.from_reports(load_iu_reports(iu_path))

@@ -1,5 +1,5 @@
 """Where the similar-case indexes are: the site's signed studies (written as reports are signed) and, for
-development, an index of the curated training data (`python -m engines.similar.build`).
+development, an index of the curated training data (`python -m lab.build.case_index`).
 
 The site's index is an embedded FAISS folder on a single workstation and, when the study database is
 PostgreSQL (a department), a pgvector index in that database, so every workstation searches and extends one

@@ -31,7 +31,7 @@ def main() -> int:
     from app.ai.questions import QaService
     from app.ai.study_images import StudyImage
     from app.widgets.qa_panel import QaPanel
-    from engines.data.cxr import load_cxr
+    from lab.data.cxr import load_cxr
 
     app = QApplication(sys.argv[:1])
     sample = next(s for s in load_cxr(None, ("val",)) if s.source.startswith("nih"))

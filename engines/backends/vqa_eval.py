@@ -3,7 +3,7 @@ next to the training-majority answer per question (the bar it must clear).
 
     python -m engines.backends.vqa_eval --engine diffusion --split val --max-images 200 --threads 2
 
-Questions come from engines.qa.derive_qa on the curated set with composed reports (as radstation-eval);
+Questions come from lab.data.qa.derive_qa on the curated set with composed reports (as radstation-eval);
 scores from engines.eval.vqa.vqa_scores, so the numbers are comparable with `radstation-eval baselines`.
 
 Where the backend scores yes/no (its answer's extra["scores"]), each presence question also gets the AUROC of
@@ -30,7 +30,7 @@ def evaluate(backend, queries, train, *, max_images: int | None, seed: int, step
     stop after the image that crosses the budget (both systems are scored on the same answered subset)."""
     from engines.eval.auroc import auroc
     from engines.eval.vqa import vqa_scores
-    from engines.qa import derive_qa
+    from lab.data.qa import derive_qa
 
     counts: dict[str, Counter[str]] = {}
     for s in train:
@@ -150,8 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from engines.backends import BackendError, create_backend
-    from engines.data.cxr import load_cxr
-    from engines.data.paired import SentenceBank, pair_reports
+    from lab.data.cxr import load_cxr
+    from lab.data.paired import SentenceBank, pair_reports
 
     torch.set_num_threads(args.threads)
     config = {"device": args.device, **({"path": args.model} if args.model else {})}

@@ -170,8 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from engines.data import SentenceBank, load_cxr, pair_reports
     from engines.pipeline import MedimPipeline
+    from lab.data import SentenceBank, load_cxr, pair_reports
 
     torch.set_num_threads(args.threads)
     try:

@@ -1,24 +1,7 @@
-"""Datasets for the engine: samples (image + ids + split + labels + boxes + report), readers and pairing."""
+"""The engine's image and sample types: decoding an image file to the pixels the viewer shows, and the
+record of one image with its ids, split, labels, boxes and report (what the lab's readers produce)."""
 
-from engines.data.cxr import default_cxr_root, load_cxr
-from engines.data.dataset import Dataset, EmptyDatasetError, Problem, SplitLeakError
-from engines.data.iu import IUReport, load_iu_reports
-from engines.data.paired import SentenceBank, compose_report, pair_reports
-from engines.data.sample import Box, ImageDecodeError, Sample
+from engines.data.images import ImageDecodeError, load_image_array, to_uint8
+from engines.data.sample import Box, Sample
 
-__all__ = [
-    "Box",
-    "Dataset",
-    "EmptyDatasetError",
-    "IUReport",
-    "ImageDecodeError",
-    "Problem",
-    "Sample",
-    "SentenceBank",
-    "SplitLeakError",
-    "compose_report",
-    "default_cxr_root",
-    "load_cxr",
-    "load_iu_reports",
-    "pair_reports",
-]
+__all__ = ["Box", "ImageDecodeError", "Sample", "load_image_array", "to_uint8"]

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from engines.data.sample import ImageDecodeError
+
+class ImageDecodeError(RuntimeError):
+    """An image file is missing or cannot be decoded (the message names the file and why)."""
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:

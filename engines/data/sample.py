@@ -8,6 +8,8 @@ from typing import Literal
 
 import numpy as np
 
+from engines.data.images import ImageDecodeError, load_image_array
+
 Split = Literal["train", "val", "test"]
 View = Literal["frontal", "lateral", "unknown"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -43,10 +45,6 @@ class Box:
     @property
     def center(self) -> tuple[float, float]:
         return self.x + self.w / 2, self.y + self.h / 2
-
-
-class ImageDecodeError(RuntimeError):
-    """The image file of a sample is missing or cannot be decoded."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,6 @@ class Sample:
 
     def load_image(self) -> np.ndarray:
         """The pixels as the viewer shows them: float32 HxW in [0, 1] (see engines.data.images)."""
-        from engines.data.images import load_image_array
 
         if self.image_path is None:
             raise ImageDecodeError(f"{self.image_id}: no image file")

@@ -8,7 +8,7 @@
   similarity of a 32x32 box-downsampled, mean-centred, unit-norm pixel embedding.
 
 On the curated set no image has a real report, so training and reference reports are the composed ones
-(engines.data.paired, seeded): the scores measure agreement with label-derived text, not with
+(lab.data.paired, seeded): the scores measure agreement with label-derived text, not with
 radiologists' reports, and the output says so.
 """
 
@@ -130,8 +130,8 @@ def curated_baselines(
 ) -> tuple[BaselineReports, list[str]]:
     """Baselines on the curated set's ``split`` with composed train/reference reports; returns the
     reports and the notes the output must carry."""
-    from engines.data.cxr import load_cxr
-    from engines.data.paired import SentenceBank, pair_reports
+    from lab.data.cxr import load_cxr
+    from lab.data.paired import SentenceBank, pair_reports
 
     if split == "train":
         raise ValueError("baselines are scored on a held-out split (val or test), not on train")
@@ -144,7 +144,7 @@ def curated_baselines(
     real = sum(s.report_is_real for s in queries)
     notes = [
         f"curated set, split {split}: {len(queries)} images, {len(train)} training images",
-        f"references: {len(queries) - real} of {len(queries)} are COMPOSED reports (engines.data.paired, seed {seed}) "
+        f"references: {len(queries) - real} of {len(queries)} are COMPOSED reports (lab.data.paired, seed {seed}) "
         "built from real IU sentences matching each image's labels, not radiologists' reports of these images",
         "training reports for most-common and nearest-neighbour are composed the same way",
     ]
@@ -157,7 +157,7 @@ def vqa_baselines(train: Sequence[Sample], queries: Sequence[Sample], neighbour_
     """VQA bars on the queries' rule-derived questions: the training majority answer per question, and the
     answer the nearest training image gets to the same question (majority answer when it has none)."""
     from engines.eval.vqa import vqa_scores
-    from engines.qa import derive_qa
+    from lab.data.qa import derive_qa
 
     by_image: dict[str, dict[str, str]] = {}
     answers: dict[str, Counter[str]] = {}

@@ -90,9 +90,9 @@ def cmd_baselines(args: argparse.Namespace) -> int:
 
 def cmd_references(args: argparse.Namespace) -> int:
     """The reference reports of a curated split as JSONL (composed, seeded), for scoring a model's drafts."""
-    from engines.data.cxr import load_cxr
-    from engines.data.paired import SentenceBank, pair_reports
     from engines.eval.baselines import eval_text
+    from lab.data.cxr import load_cxr
+    from lab.data.paired import SentenceBank, pair_reports
 
     ds = load_cxr(args.data, splits=(args.split,))
     bank = SentenceBank.from_iu(None if args.data is None else Path(args.data) / "text_only" / "iu_xray_reports.jsonl")
@@ -108,9 +108,9 @@ def cmd_references(args: argparse.Namespace) -> int:
 
 def cmd_qa_references(args: argparse.Namespace) -> int:
     """Rule-derived VQA pairs of a curated split (engines.qa), ids "<image_id>#<n>"."""
-    from engines.data.cxr import load_cxr
-    from engines.data.paired import SentenceBank, pair_reports
-    from engines.qa import derive_qa
+    from lab.data.cxr import load_cxr
+    from lab.data.paired import SentenceBank, pair_reports
+    from lab.data.qa import derive_qa
 
     ds = load_cxr(args.data, splits=(args.split,))
     bank = SentenceBank.from_iu(None if args.data is None else Path(args.data) / "text_only" / "iu_xray_reports.jsonl")

@@ -4,7 +4,7 @@ table with bootstrap 95% intervals.
     radstation-eval drafting --split val [--model DIR] [--limit N] [--modes sentences free]
                              [--drafts free=FILE.jsonl] [--reps 1000] [--out eval-results]
 
-For every image of the split (references composed from real IU sentences, engines.data.paired, seed 0) it
+For every image of the split (references composed from real IU sentences, lab.data.paired, seed 0) it
 drafts through MedimPipeline.draft_report, the path the app and the worker use (`sentences` with the
 curated train images as the similar-case index, `free` with the shipped sampling), resuming from the JSONL
 files already in --out; then scores them with the most-common report and nearest-neighbour retrieval:
@@ -200,12 +200,12 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
         limit: int | None = None, seed: int = 0, modes: Sequence[str] = ("sentences", "free"),
         drafts: dict[str, Path] | None = None, reps: int = 1000, reading_features: Path | None = None,
         reading_limit: int | None = None) -> dict:
-    from engines.data.cxr import load_cxr
-    from engines.data.iu import load_iu_reports
-    from engines.data.paired import SentenceBank, pair_reports
     from engines.default_weights import DEFAULT_WEIGHTS
     from engines.eval.baselines import baseline_reports, eval_text
     from engines.pipeline import MedimPipeline
+    from lab.data.cxr import load_cxr
+    from lab.data.iu import load_iu_reports
+    from lab.data.paired import SentenceBank, pair_reports
 
     if split == "train":
         raise ValueError("drafts are scored on a held-out split (val or test), not on train")
@@ -251,7 +251,7 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
     scores = score_systems(systems, [eval_text(s) for s in queries], corpus, nn_name, reps)
     real = real_report_reference(iu_texts, seed)
     notes = [f"{reps} resamples of the {len(queries)} studies",
-             f"references: composed from real IU sentences matching each image's labels (engines.data.paired, "
+             f"references: composed from real IU sentences matching each image's labels (lab.data.paired, "
              f"seed {seed}), not radiologists' reports of these images",
              "sentence-level drafts draw on the curated train images as similar cases (their composed reports); "
              "nearest neighbour retrieves the train report of the closest 32x32 image",

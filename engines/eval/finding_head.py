@@ -95,9 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from engines.data.cxr import load_cxr
     from engines.default_weights import DEFAULT_WEIGHTS
     from engines.pipeline import MedimPipeline
+    from lab.data.cxr import load_cxr
 
     torch.set_num_threads(args.threads)
     pipe = MedimPipeline.from_pretrained(args.model or DEFAULT_WEIGHTS, device="cpu")

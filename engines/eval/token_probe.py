@@ -106,11 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from engines.data.cxr import load_cxr
     from engines.default_weights import DEFAULT_WEIGHTS
     from engines.pipeline import MedimPipeline
     from engines.training.corpus import Corpus
     from engines.training.finding_targets import finding_targets
+    from lab.data.cxr import load_cxr
 
     corpus = Corpus.load(args.work / "corpus.pt")
     ds = load_cxr(args.data, splits=("train", "val"))

@@ -123,11 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(f"--case-embeddings must name some of {GRID['case_embedding']}")
     import torch
 
-    from engines.data.cxr import load_cxr
-    from engines.data.paired import SentenceBank, pair_reports
     from engines.default_weights import DEFAULT_WEIGHTS
     from engines.eval.baselines import eval_text
     from engines.pipeline import MedimPipeline
+    from lab.data.cxr import load_cxr
+    from lab.data.paired import SentenceBank, pair_reports
 
     torch.set_num_threads(max(args.threads, 1))
     model = args.model or DEFAULT_WEIGHTS

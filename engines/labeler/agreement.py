@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.data.iu import IUReport, default_iu_path, load_iu_reports
 from engines.labeler.findings import FINDINGS, PATHOLOGIES
 from engines.labeler.label import label_report
 from engines.labeler.sources import findings_from_mesh
+from lab.data.iu import IUReport, default_iu_path, load_iu_reports
 
 
 @dataclass

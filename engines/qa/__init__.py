@@ -1,5 +1,2 @@
-"""Rule-derived visual question answering pairs (presence, normality, location, laterality, severity)."""
-
-from engines.qa.derive import QAPair, box_zone, derive_qa, derive_qa_by_split
-
-__all__ = ["QAPair", "box_zone", "derive_qa", "derive_qa_by_split"]
+"""Questions about a study: which finding a yes/no question asks about (the rule-derived training pairs
+are made in the lab, lab.data.qa)."""

@@ -1,9 +1,9 @@
 """The candidate bank: real report sentences, normalised and clustered, each with its labeler reading.
 
 Sources are the IU X-ray reports (shipped beside the weights as `sentence_bank.json`, built by
-`python -m engines.sentences.build`) and, at a site, its own signed reports (`add_reports`). A sentence that
+`python -m lab.build.sentence_bank`) and, at a site, its own signed reports (`add_reports`). A sentence that
 needs context a single study does not give (a prior, a dictation note, a recommendation) is left out, as
-for composed training reports (engines.data.paired). Sentences whose normalised text is equal merge;
+for composed training reports (lab.data.paired). Sentences whose normalised text is equal merge;
 sentences that say the same with the same words (same reading, same content words in any order: "heart size
 is normal" / "normal heart size") form one cluster, represented by its most used wording. The decoder scores
 cluster representatives; each keeps the reports it came from (provenance).
@@ -17,9 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engines.data.paired import _UNFIT
 from engines.labeler.label import split_sentences
 from engines.sentences.reading import SentenceReading, read_sentence
+from engines.sentences.rules import UNFIT
 
 BANK_FILE = "sentence_bank.json"
 FORMAT = "radstation-sentence-bank"
@@ -53,7 +53,7 @@ def fits_single_study(text: str, min_words: int = 3, max_words: int = 24) -> boo
     """Whether a sentence can stand in a draft of one study without a prior or outside context (no
     comparison, no dictation note, not opening with a word that points at the sentence before)."""
     n = len(text.split())
-    return (min_words <= n <= max_words and _UNFIT.search(text) is None
+    return (min_words <= n <= max_words and UNFIT.search(text) is None
             and _LEANS_ON_CONTEXT.search(text) is None)
 
 
@@ -151,11 +151,3 @@ class CandidateBank:
             except (KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"{path}: broken candidate {d!r:.80} ({exc})") from exc
         return cls(cands)
-
-    @classmethod
-    def from_iu(cls, path: Path | str | None = None) -> CandidateBank:
-        from engines.data.iu import load_iu_reports
-
-        bank = cls()
-        bank.add_reports(((r.uid, r.findings, r.impression) for r in load_iu_reports(path)), origin="iu")
-        return bank

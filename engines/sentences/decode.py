@@ -1,7 +1,7 @@
 """Sentence-level decoding: a draft is a sequence of sentence slots, each filled with the candidate the engine
 scores best for this image given the sentences already committed.
 
-Slots, in the order the model learnt reports (engines.data.paired: described findings heart first, normal
+Slots, in the order the model learnt reports (lab.data.paired: described findings heart first, normal
 statements, bones, then the impression):
 1. one slot per finding the study reading finds present (then uncertain), filled with a sentence that
    states it and states nothing the reading lacks;
@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from engines.data.paired import CHECKLIST
 from engines.sentences.bank import Candidate, CandidateBank
 from engines.sentences.reading import SECTION_FINDINGS, SentenceReading, conflicts
+from engines.sentences.rules import CHECKLIST
 from engines.sentences.scorer import EngineScorer
 from engines.sentences.study import StudyReading
 

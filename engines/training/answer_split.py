@@ -18,9 +18,9 @@ from engines.tokenizers.text import ANSWER, FINDINGS, IMG, IMPRESSION, QUESTION,
 
 def answer_split(model_dir: Path, data: Path | None, questions: Path, out: Path, steps: int | None,
                  guidance: float | None, seed: int, limit: int | None, batch: int = 32, device: str = "auto") -> dict:
-    from engines.data.cxr import load_cxr
     from engines.data.sample import SPLITS
     from engines.pipeline import MedimPipeline
+    from lab.data.cxr import load_cxr
 
     pipe = MedimPipeline.from_pretrained(model_dir, device=device)
     cfg, tok = pipe.model_config, pipe.tokenizer

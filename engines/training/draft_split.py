@@ -68,8 +68,8 @@ def draft_split(model_dir: Path, data: Path | None, split: str, out: Path, steps
                 temperature: float | None, seed: int, limit: int | None, device: str = "auto",
                 batch: int = 16, consensus: int | None = None, select: str | None = None,
                 condition: str | None = None) -> dict:
-    from engines.data.cxr import load_cxr
     from engines.pipeline import MedimPipeline
+    from lab.data.cxr import load_cxr
 
     pipe = MedimPipeline.from_pretrained(model_dir, device=device)
     samples = list(load_cxr(data, (split,), limit=limit))

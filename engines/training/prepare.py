@@ -1,7 +1,7 @@
 """Build a training work folder: text BPE, the VQ tokenizer copy, and the tokenised corpus.
 
 Images come from the cxr train split; their report text is composed from real IU sentences that
-match each image's labels (engines.data.paired), `variants` times with different seeds so the model
+match each image's labels (lab.data.paired), `variants` times with different seeds so the model
 learns findings rather than one wording; question/answer pairs come from engines.qa when present.
 """
 
@@ -48,9 +48,9 @@ def prepare(data_root: Path, vq_dir: Path, work: Path, text_len: int = 128, voca
     """`keep_tokenizers` reuses the work folder's text tokenizer and VQ (rebuild the corpus, e.g. with new
     QA pairs, under a model that is already training); `augment` V > 0 adds V jittered token views of every
     image (engines.training.augment), drawn at random during training."""
-    from engines.data.cxr import load_cxr
-    from engines.data.iu import load_iu_reports
-    from engines.data.paired import SentenceBank, pair_reports
+    from lab.data.cxr import load_cxr
+    from lab.data.iu import load_iu_reports
+    from lab.data.paired import SentenceBank, pair_reports
 
     work.mkdir(parents=True, exist_ok=True)
     samples = list(load_cxr(data_root, splits, limit=limit))
@@ -63,7 +63,7 @@ def prepare(data_root: Path, vq_dir: Path, work: Path, text_len: int = 128, voca
             reports.append((k, s.report_findings, s.report_impression))
     qas: list[tuple[int, str, str]] = []
     try:
-        from engines.qa import derive_qa
+        from lab.data.qa import derive_qa
     except ImportError:
         derive_qa = None
     if derive_qa is not None:

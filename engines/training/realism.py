@@ -35,8 +35,8 @@ def evaluate_realism(data: Path | None, model_dir: Path | None, out: Path, steps
                      condition: bool | None = None, head_guidance: float | None = None) -> dict:
     """Train the classifier (train split), report val AUROC, FD(train real, val real) and, with a model,
     FD(generated from val reports, val real). Writes out/realism.json and the generated images' grid."""
-    from engines.data.cxr import load_cxr
-    from engines.data.paired import SentenceBank, pair_reports
+    from lab.data.cxr import load_cxr
+    from lab.data.paired import SentenceBank, pair_reports
 
     out.mkdir(parents=True, exist_ok=True)
     train = list(load_cxr(data, ("train",)))
@@ -77,10 +77,10 @@ def synthesise_for_reports(model_dir: Path, data: Path | None, val: list, steps:
     towards them (both default to the model's sampling config), as MedimPipeline.synthesise does."""
     import torch
 
-    from engines.data.paired import SentenceBank, pair_reports
     from engines.pipeline import MedimPipeline
     from engines.sampling.finding_states import state_row
     from engines.sampling.unmask import unmask
+    from lab.data.paired import SentenceBank, pair_reports
 
     pipe = MedimPipeline.from_pretrained(model_dir)
     cfg = pipe.model_config

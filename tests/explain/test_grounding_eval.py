@@ -19,9 +19,9 @@ from explain.grounding_eval import (
 
 @pytest.fixture(scope="module")
 def data(cxr_root):
-    from engines.data import load_cxr
-    from engines.data.iu import load_iu_reports
-    from engines.data.paired import SentenceBank
+    from lab.data import load_cxr
+    from lab.data.iu import load_iu_reports
+    from lab.data.paired import SentenceBank
 
     samples = list(load_cxr(cxr_root).samples)
     boxed = [s for s in samples if any(b.kind == "finding" for b in s.boxes)]

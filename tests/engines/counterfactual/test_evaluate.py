@@ -50,8 +50,8 @@ def test_success_interval_narrows_with_cases() -> None:
 
 def test_cli_runs_end_to_end_on_a_slice(cxr_root: Path, tmp_path: Path, tiny_pipeline,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    from engines.data import load_cxr
     from engines.eval.finding_classifier import train_on_splits
+    from lab.data import load_cxr
 
     ds = load_cxr(cxr_root, splits=("train", "val"))
     train = [s for s in ds.by_split("train") if s.findings.get("No Finding") == 1][:6] + \
@@ -114,8 +114,8 @@ def test_ceiling_compares_the_judge_on_originals_and_reconstructions(cxr_root: P
     with pytest.raises(ValueError, match="no images"):
         reconstruction_ceiling(tiny_pipeline, judge, [])
     # The CLI flag prints the table and stops before any case is run.
-    from engines.data import load_cxr
     from engines.eval.finding_classifier import train_on_splits
+    from lab.data import load_cxr
 
     train = [s for s in load_cxr(cxr_root, splits=("train",)).by_split("train")][:12]
     train = [replace(s, findings={"Lung Opacity": k % 2}) for k, s in enumerate(train)]

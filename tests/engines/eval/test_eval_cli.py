@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.data import SentenceBank, load_cxr, load_iu_reports, pair_reports
 from engines.data.sample import Sample
 from engines.eval.baselines import (
     baseline_reports,
@@ -19,6 +18,7 @@ from engines.eval.baselines import (
     vqa_baselines,
 )
 from engines.eval.cli import main
+from lab.data import SentenceBank, load_cxr, load_iu_reports, pair_reports
 
 
 def _jsonl(path: Path, rows: list[dict]) -> Path:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engines.data.iu import IUReport
 from engines.labeler.agreement import NO_FINDING_CHEXPERT, main, measure
+from lab.data.iu import IUReport
 
 
 def _rep(uid: str, text: str, mesh: list[str]) -> IUReport:

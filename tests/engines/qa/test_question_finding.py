@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engines.qa.derive import QUESTION_NAME
 from engines.qa.question_finding import question_finding
+from lab.data.qa import QUESTION_NAME
 
 HEAD = ("No Finding", "Cardiomegaly", "Lung Opacity", "Pneumonia", "Pleural Effusion", "Edema")
 

@@ -36,10 +36,10 @@ def test_synthesis_for_val_reports_can_be_steered_by_the_head(cxr_root, tmp_path
     decodes every code alike, so images cannot show it here.)"""
     import pytest
 
-    from engines.data.cxr import load_cxr
     from engines.models.tiny import make_tiny_checkpoint
     from engines.pipeline import MedimPipeline
     from engines.training.realism import synthesise_for_reports
+    from lab.data.cxr import load_cxr
 
     folder = make_tiny_checkpoint(tmp_path, findings=("No Finding", "Lung Opacity"))
     val = list(load_cxr(cxr_root, ("val",), limit=3))

@@ -14,14 +14,14 @@ from PIL import Image
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from engines.data import EmptyDatasetError, load_cxr
-from engines.data.__main__ import main as inspect_main
-from engines.data.dicom_folder import load_dicom_folder
-from engines.data.layouts import detect_layout, load_dataset
-from engines.data.mimic import load_mimic
-from engines.data.openi import load_openi, parse_openi_xml
-from engines.data.report_text import parse_report_sections
-from engines.data.splits import patient_split
+from lab.data import EmptyDatasetError, load_cxr
+from lab.data.__main__ import main as inspect_main
+from lab.data.dicom_folder import load_dicom_folder
+from lab.data.layouts import detect_layout, load_dataset
+from lab.data.mimic import load_mimic
+from lab.data.openi import load_openi, parse_openi_xml
+from lab.data.report_text import parse_report_sections
+from lab.data.splits import patient_split
 
 
 def _real_pngs(cxr_root: Path, n: int) -> list[Path]:
@@ -169,7 +169,7 @@ def test_mimic_layout(cxr_root: Path, tmp_path: Path) -> None:
 
 
 def test_mimic_split_leak_and_missing_table(cxr_root: Path, tmp_path: Path) -> None:
-    from engines.data import SplitLeakError
+    from lab.data import SplitLeakError
 
     _mimic_fixture(cxr_root, tmp_path)
     text = (tmp_path / "mimic-cxr-2.0.0-split.csv").read_text().replace("d2,50000001,10000001,train", "d2,50000001,10000001,validate")

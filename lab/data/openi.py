@@ -10,11 +10,11 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from engines.data.dataset import Dataset, EmptyDatasetError, Problem
-from engines.data.iu import IUReport
 from engines.data.sample import Sample, view_group
-from engines.data.splits import patient_split
 from engines.labeler.label import label_report
+from lab.data.dataset import Dataset, EmptyDatasetError, Problem
+from lab.data.iu import IUReport
+from lab.data.splits import patient_split
 
 IU_LICENSE = "CC BY-NC-ND 4.0"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm")

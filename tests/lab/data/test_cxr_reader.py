@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.data import EmptyDatasetError, SplitLeakError, load_cxr
+from lab.data import EmptyDatasetError, SplitLeakError, load_cxr
 
 
 def test_real_slice(cxr_root: Path) -> None:

@@ -16,27 +16,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engines.data.iu import IUReport, load_iu_reports
 from engines.data.sample import Sample
 from engines.labeler.findings import FINDINGS, PATHOLOGIES
 from engines.labeler.label import label_report
+from engines.sentences.rules import CHECKLIST, UNFIT
+from lab.data.iu import IUReport, load_iu_reports
 
-#: Findings a normal chest report states explicitly when absent (the usual "no X, no Y" checklist).
-CHECKLIST: tuple[tuple[str, ...], ...] = (
-    ("Cardiomegaly", "Enlarged Cardiomediastinum"),
-    ("Lung Opacity", "Consolidation", "Pneumonia", "Lung Lesion", "Atelectasis"),
-    ("Edema",),
-    ("Pleural Effusion", "Pneumothorax"),
-)
 _LUNG = frozenset({"Lung Opacity", "Consolidation", "Pneumonia", "Lung Lesion", "Atelectasis", "Edema"})
-# Sentences that need a prior study or an unseen context do not fit a single composed image.
-_UNFIT = re.compile(
-    r"XXXX|compar|prior|previous|unchanged|stable|again|interval|redemonstrat|since|new\b|improv|worse|"
-    r"increas|decreas|resolv|persist|follow|recommend|clinical|correlat|CT\b|dictat|discuss|called|"
-    r"\b\d{1,2}[/:]\d|\bdr\b|patient|history|lateral view|not well seen|limited|change|remainder|another|\bother\b|"
-    r"\balso\b|otherwise|additional|laryn|\bthe\s+lungs\s+focal",
-    re.I,
-)
 _BONE = re.compile(r"\b(?:osseous|bony|bones|skeletal|soft tissues?)\b", re.I)
 _BONE_NORMAL = re.compile(r"\b(?:intact|unremarkable|normal|no acute)\b", re.I)
 _NORMAL_IMPRESSION = re.compile(
@@ -110,7 +96,7 @@ class SentenceBank:
                         sent += "."
                     sent = sent[0].upper() + sent[1:]
                     key = (section, re.sub(r"\W+", " ", sent.lower()).strip())
-                    if n < min_words or n > max_words or _UNFIT.search(sent) or key in seen:
+                    if n < min_words or n > max_words or UNFIT.search(sent) or key in seen:
                         continue
                     seen.add(key)
                     item = BankSentence(sent, dict(s.findings), section, rep.uid)

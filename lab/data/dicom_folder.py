@@ -21,12 +21,12 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from engines.data.dataset import Dataset, EmptyDatasetError, Problem
 from engines.data.images import is_dicom
-from engines.data.report_text import parse_report_sections
 from engines.data.sample import Sample, view_group
-from engines.data.splits import normalise_split, patient_split
 from engines.labeler.label import label_report
+from lab.data.dataset import Dataset, EmptyDatasetError, Problem
+from lab.data.report_text import parse_report_sections
+from lab.data.splits import normalise_split, patient_split
 
 REPORT_NAMES = ("report.txt", "REPORT.txt", "report.TXT")
 

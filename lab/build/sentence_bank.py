@@ -1,5 +1,5 @@
 """Build the IU sentence bank shipped beside the weights:
-``python -m engines.sentences.build [--reports iu_xray_reports.jsonl] --out resources/weights/medim-small``."""
+``python -m lab.build.sentence_bank [--reports iu_xray_reports.jsonl] --out resources/weights/medim-small``."""
 
 from __future__ import annotations
 
@@ -10,15 +10,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engines.sentences.bank import BANK_FILE, CandidateBank
+from lab.data.iu import load_iu_reports
+
+
+def bank_from_iu(path: Path | str | None = None) -> CandidateBank:
+    """The bank of the IU X-ray reports (JSONL at `path`, default: the shared data)."""
+    bank = CandidateBank()
+    bank.add_reports(((r.uid, r.findings, r.impression) for r in load_iu_reports(path)), origin="iu")
+    return bank
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m engines.sentences.build", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m lab.build.sentence_bank", description=__doc__.split("\n")[0])
     ap.add_argument("--reports", type=Path, default=None, help="IU reports JSONL (default: the shared data)")
     ap.add_argument("--out", type=Path, required=True, help="weights folder (writes sentence_bank.json there)")
     args = ap.parse_args(argv)
     try:
-        bank = CandidateBank.from_iu(args.reports)
+        bank = bank_from_iu(args.reports)
     except (OSError, ValueError) as exc:
         print(f"error: cannot read the IU reports: {exc}", file=sys.stderr)
         return 2

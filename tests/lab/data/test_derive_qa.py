@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engines.data.sample import Box, Sample
-from engines.qa import box_zone, derive_qa, derive_qa_by_split
+from lab.data.qa import box_zone, derive_qa, derive_qa_by_split
 
 
 def _qa(sample: Sample) -> dict[tuple[str, str], str]:

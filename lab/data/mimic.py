@@ -19,12 +19,12 @@ import gzip
 import io
 from pathlib import Path
 
-from engines.data.dataset import Dataset, EmptyDatasetError, Problem
-from engines.data.report_text import parse_report_sections
 from engines.data.sample import Sample, view_group
-from engines.data.splits import normalise_split
 from engines.labeler.findings import FINDINGS
 from engines.labeler.label import label_report
+from lab.data.dataset import Dataset, EmptyDatasetError, Problem
+from lab.data.report_text import parse_report_sections
+from lab.data.splits import normalise_split
 
 MIMIC_LICENSE = "PhysioNet Credentialed Health Data License 1.5.0"
 REPORT_ROOTS = ("files", "reports/files", "mimic-cxr-reports/files")

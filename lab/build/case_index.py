@@ -1,5 +1,5 @@
 """Build a development similar-case index of the curated training data (their composed reports) with the
-engine's embedding: ``python -m engines.similar.build --out DIR [--model DIR] [--data DIR] [--limit N]``.
+engine's embedding: ``python -m lab.build.case_index --out DIR [--model DIR] [--data DIR] [--limit N]``.
 Point the `similar_dev_index` setting at DIR to see these cases in the "Similar studies" panel."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m engines.similar.build", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m lab.build.case_index", description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--data", type=Path, default=None)
@@ -22,12 +22,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = ap.parse_args(argv)
     import torch
 
-    from engines.data.cxr import load_cxr
-    from engines.data.paired import SentenceBank, pair_reports
     from engines.default_weights import DEFAULT_WEIGHTS
     from engines.pipeline import MedimPipeline
     from engines.similar import CaseIndex, CaseRecord
     from engines.similar.worker_jobs import EMBEDDER
+    from lab.data.cxr import load_cxr
+    from lab.data.paired import SentenceBank, pair_reports
 
     torch.set_num_threads(max(a.threads, 1))
     pipe = MedimPipeline.from_pretrained(a.model or DEFAULT_WEIGHTS, device="cpu")

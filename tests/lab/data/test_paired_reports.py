@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engines.data import SentenceBank, load_cxr, load_iu_reports, pair_reports
 from engines.data.sample import Box, Sample
 from engines.labeler import PATHOLOGIES, label_report
+from lab.data import SentenceBank, load_cxr, load_iu_reports, pair_reports
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from engines.data.dataset import Dataset, EmptyDatasetError, Problem
 from engines.data.sample import SPLITS, Box, Sample, view_group
 from engines.labeler.sources import NIH_TO_FINDINGS, findings_from_source_labels
+from lab.data.dataset import Dataset, EmptyDatasetError, Problem
 
 #: The shared data folder beside the checkout; RADSTATION_CXR_ROOT moves it.
 DEFAULT_CXR_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "cxr"

@@ -117,7 +117,7 @@ def derive_qa(sample: Sample) -> list[QAPair]:
             add(f"Is there {QUESTION_NAME[f]}?", "yes" if v == 1 else "no", "closed", "presence", f)
 
     # Only a real report's words about side, zone and severity describe this image; a composed report's
-    # (engines.data.paired) are borrowed from another patient, so only boxes locate findings there.
+    # (lab.data.paired) are borrowed from another patient, so only boxes locate findings there.
     sentences = label_report(sample.report_text).sentences if sample.has_report and sample.report_is_real else []
     for f in positives:
         boxes = [b for b in sample.boxes if b.kind == "finding" and b.finding == f]

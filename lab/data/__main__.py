@@ -1,4 +1,4 @@
-"""`python -m engines.data ROOT [--layout L] [--splits train val]`: read a dataset folder, list every
+"""`python -m lab.data ROOT [--layout L] [--splits train val]`: read a dataset folder, list every
 skipped file with its reason, and end with the counts (a quick check before training or evaluation)."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from engines.data.dataset import EmptyDatasetError, SplitLeakError
-from engines.data.layouts import LAYOUTS, load_dataset
+from lab.data.dataset import EmptyDatasetError, SplitLeakError
+from lab.data.layouts import LAYOUTS, load_dataset
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m engines.data", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m lab.data", description=__doc__.split("\n")[0])
     ap.add_argument("root", type=Path)
     ap.add_argument("--layout", choices=LAYOUTS, default=None, help="default: detected")
     ap.add_argument("--splits", nargs="+", default=None, help="default: the reader's own")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from engines.data.dataset import Dataset, EmptyDatasetError
+from lab.data.dataset import Dataset, EmptyDatasetError
 
 LAYOUTS = ("cxr", "dicom", "openi", "mimic")
 
@@ -31,10 +31,10 @@ def detect_layout(root: Path | str) -> str:
 
 def load_dataset(root: Path | str, layout: str | None = None, splits: tuple[str, ...] | None = None) -> Dataset:
     """Read ``root`` with the reader for ``layout`` (detected when None)."""
-    from engines.data.cxr import load_cxr
-    from engines.data.dicom_folder import load_dicom_folder
-    from engines.data.mimic import load_mimic
-    from engines.data.openi import load_openi
+    from lab.data.cxr import load_cxr
+    from lab.data.dicom_folder import load_dicom_folder
+    from lab.data.mimic import load_mimic
+    from lab.data.openi import load_openi
 
     layout = layout or detect_layout(root)
     readers: dict[str, Callable[..., Dataset]] = {

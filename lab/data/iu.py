@@ -26,7 +26,7 @@ class IUReport:
 
 
 def default_iu_path() -> Path:
-    from engines.data.cxr import default_cxr_root
+    from lab.data.cxr import default_cxr_root
 
     return default_cxr_root() / "text_only" / "iu_xray_reports.jsonl"
 
@@ -56,7 +56,7 @@ def load_iu_reports(path: Path | str | None = None, *, problems: list | None = N
                 )
             except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 if problems is not None:
-                    from engines.data.dataset import Problem
+                    from lab.data.dataset import Problem
 
                     problems.append(Problem(Path(f"{path}:{lineno}"), f"broken report line ({exc})"))
     return out
