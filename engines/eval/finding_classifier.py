@@ -3,7 +3,7 @@
 No pretrained (Inception, CheXpert) weights can be fetched here, so the engine's image outputs are judged
 by a classifier the project trains on the train split, reported with its val AUROC so its strength is
 known. Two proofs use it: report -> image realism (its AUROC on generated images and the Frechet
-distance in its feature space, engines.training.realism) and what-if edit success
+distance in its feature space, lab.training.realism) and what-if edit success
 (engines.counterfactual.evaluate). It is deliberately not the engine's own finding head, which ranks and
 steers what-if variants and so cannot also judge them.
 

@@ -48,7 +48,7 @@ def reading_of(pipe, images: list[np.ndarray], reading: str, batch: int = 32) ->
 def head_aurocs(pipe, samples: Sequence, batch: int = 32) -> dict:
     """Per finding of the backbone's head: positives among `samples` and the AUROC of its probability."""
     from engines.eval.auroc import auroc
-    from engines.training.finding_targets import finding_targets
+    from lab.training.finding_targets import finding_targets
 
     names = pipe.model_config.findings
     probs, _ = reading_of(pipe, [s.load_image() for s in samples], "head", batch)
@@ -62,7 +62,7 @@ def head_aurocs(pipe, samples: Sequence, batch: int = 32) -> dict:
 def evaluate_reading(pipe, samples: Sequence, train_samples: Sequence, reading: str, *, resamples: int = 1000
                      ) -> dict:
     """The issue-28 table for `samples` plus source readability fitted on `train_samples`."""
-    from engines.training.finding_targets import finding_targets
+    from lab.training.finding_targets import finding_targets
 
     names = pipe.reading_findings if reading == "reader" else pipe.model_config.findings
     probs, feats = reading_of(pipe, [s.load_image() for s in samples], reading)

@@ -108,9 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from engines.default_weights import DEFAULT_WEIGHTS
     from engines.pipeline import MedimPipeline
-    from engines.training.corpus import Corpus
-    from engines.training.finding_targets import finding_targets
     from lab.data.cxr import load_cxr
+    from lab.training.corpus import Corpus
+    from lab.training.finding_targets import finding_targets
 
     corpus = Corpus.load(args.work / "corpus.pt")
     ds = load_cxr(args.data, splits=("train", "val"))

@@ -81,7 +81,7 @@ def test_onnx_graph_takes_the_finding_states(folder, pipe):
 
 
 def test_split_drafting_tells_each_image_its_own_reading(pipe):
-    from engines.training.draft_split import draft_batch
+    from lab.training.draft_split import draft_batch
 
     a, b = _image(), np.random.default_rng(1).integers(0, 255, (40, 40), dtype=np.uint8)
     pa, pb = pipe.finding_probabilities([a, b])
@@ -101,7 +101,7 @@ def test_split_drafting_tells_each_image_its_own_reading(pipe):
 def test_ship_writes_the_condition_defaults(folder, tmp_path):
     import json
 
-    from engines.cli import main
+    from lab.cli import main
 
     out = tmp_path / "shipped"
     assert main(["ship", "--work", str(folder), "--out", str(out), "--condition", "head-prior",

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from engines.training.augment import Jitter, jitter_image
-from engines.training.corpus import Corpus
+from lab.training.augment import Jitter, jitter_image
+from lab.training.corpus import Corpus
 
 
 def _radiograph() -> np.ndarray:
@@ -75,7 +75,7 @@ def test_prepare_adds_jittered_views_of_the_real_images(cxr_root, tmp_path):
     import shutil
 
     from engines.default_weights import DEFAULT_WEIGHTS
-    from engines.training.prepare import prepare
+    from lab.training.prepare import prepare
 
     shipped = DEFAULT_WEIGHTS
     work = tmp_path / "work"

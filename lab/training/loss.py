@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from engines.diffusion.masking import NoisedBatch
-from engines.diffusion.schedule import MaskSchedule
+from lab.training.masking import NoisedBatch
+from lab.training.schedule import MaskSchedule
 
 
 def diffusion_loss(text_logits: torch.Tensor, image_logits: torch.Tensor, text: torch.Tensor, image: torch.Tensor,

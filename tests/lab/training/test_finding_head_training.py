@@ -11,9 +11,9 @@ import torch
 from engines.models.backbone import MedimBackbone
 from engines.models.checkpoint import load_backbone, save_backbone
 from engines.models.config import MedimConfig, preset
-from engines.models.tiny import make_tiny_workdir
-from engines.training.finding_targets import choose_findings, finding_loss, finding_targets
-from engines.training.trainer import TrainConfig, train
+from lab.training.finding_targets import choose_findings, finding_loss, finding_targets
+from lab.training.tiny import make_tiny_workdir
+from lab.training.trainer import TrainConfig, train
 
 
 def _metrics(work):
@@ -65,7 +65,7 @@ def test_training_with_the_finding_loss_teaches_the_head(tmp_path):
     # The training prevalence of each head finding travels with the weights (drafts' verified-prior selection).
     assert json.loads((work / "config.json").read_text())["finding_prior"] == {"Pleural Effusion": 0.5}
     model, _ = load_backbone(work)
-    from engines.training.corpus import Corpus
+    from lab.training.corpus import Corpus
 
     corpus = Corpus.load(work / "corpus.pt")
     text = torch.full((len(corpus.images), model.config.text_len), model.config.text_mask_id)
@@ -94,7 +94,7 @@ def test_fine_tuning_a_model_without_head_adds_one(tmp_path):
 
 
 def test_a_corpus_without_labels_is_a_clear_error(tmp_path):
-    from engines.training.corpus import Corpus
+    from lab.training.corpus import Corpus
 
     work = make_tiny_workdir(tmp_path)
     c = Corpus.load(work / "corpus.pt")

@@ -21,9 +21,9 @@ from engines.reader.features import FeatureSpec, image_features
 from engines.reader.lungbox import predict_lung_boxes
 from engines.reader.preprocess import content_box, expand_box, normalise, square_crop
 from engines.reader.reader import FindingReader
-from engines.training.lungbox_train import box_iou, train_lungbox
-from engines.training.reader_linear import fit_linear
-from engines.training.reader_train import ReaderTrainConfig, group_folds, predict, train_reader
+from lab.training.lungbox_train import box_iou, train_lungbox
+from lab.training.reader_linear import fit_linear
+from lab.training.reader_train import ReaderTrainConfig, group_folds, predict, train_reader
 
 
 def load_arrays(samples: Sequence, findings: Sequence[str]) -> dict[str, np.ndarray]:

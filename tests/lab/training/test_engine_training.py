@@ -10,11 +10,11 @@ import sys
 import pytest
 import torch
 
-from engines.diffusion.masking import TASK_ANSWER, TASK_BOTH, TASK_IMAGE, TASK_TEXT, noise_batch
-from engines.diffusion.schedule import get_schedule
 from engines.models.config import preset
-from engines.models.tiny import make_tiny_workdir
-from engines.training.trainer import TrainConfig, train
+from lab.training.masking import TASK_ANSWER, TASK_BOTH, TASK_IMAGE, TASK_TEXT, noise_batch
+from lab.training.schedule import get_schedule
+from lab.training.tiny import make_tiny_workdir
+from lab.training.trainer import TrainConfig, train
 
 
 def _metrics(work):
@@ -83,7 +83,7 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
     work = make_tiny_workdir(tmp_path)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-           "engines.cli", "model", "--work", str(work), "--size", "tiny", "--max-steps", "3", "--device", "cpu",
+           "lab.cli", "model", "--work", str(work), "--size", "tiny", "--max-steps", "3", "--device", "cpu",
            "--no-progress", "--threads", "1"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -94,8 +94,8 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path):
 
 
 def test_cli_trains_and_ships_a_loadable_model_folder(tmp_path):
-    from engines.cli import main
     from engines.pipeline import MedimPipeline
+    from lab.cli import main
 
     work = make_tiny_workdir(tmp_path / "work")
     assert main(["model", "--work", str(work), "--size", "tiny", "--max-steps", "2", "--no-progress"]) == 0
@@ -108,7 +108,7 @@ def test_cli_trains_and_ships_a_loadable_model_folder(tmp_path):
 
 
 def test_answer_weight_scales_only_the_answer_words_of_question_rows():
-    from engines.diffusion.loss import diffusion_loss
+    from lab.training.loss import diffusion_loss
 
     cfg = preset("tiny", text_vocab_size=50, image_vocab_size=16, text_mask_id=1, text_pad_id=0)
     g = torch.Generator().manual_seed(1)
@@ -152,7 +152,7 @@ def test_fine_tuning_starts_from_a_model_folder_and_refuses_another_config(tmp_p
 
 
 def test_distillation_rows_learn_the_teacher_not_the_data():
-    from engines.diffusion.loss import diffusion_loss
+    from lab.training.loss import diffusion_loss
 
     cfg = preset("tiny", text_vocab_size=50, image_vocab_size=16, text_mask_id=1, text_pad_id=0)
     g = torch.Generator().manual_seed(2)

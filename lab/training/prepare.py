@@ -16,10 +16,10 @@ import torch
 
 from engines.tokenizers.text import TextTokenizer
 from engines.tokenizers.vq import VQVAE
-from engines.training.augment import jitter_image
-from engines.training.corpus import Corpus, build_corpus
-from engines.training.finding_targets import choose_findings, finding_targets
-from engines.training.images import to_model_range
+from lab.training.augment import jitter_image
+from lab.training.corpus import Corpus, build_corpus
+from lab.training.finding_targets import choose_findings, finding_targets
+from lab.training.images import to_model_range
 
 CORPUS_FILE = "corpus.pt"
 
@@ -47,7 +47,7 @@ def prepare(data_root: Path, vq_dir: Path, work: Path, text_len: int = 128, voca
             keep_tokenizers: bool = False, augment: int = 0) -> dict:
     """`keep_tokenizers` reuses the work folder's text tokenizer and VQ (rebuild the corpus, e.g. with new
     QA pairs, under a model that is already training); `augment` V > 0 adds V jittered token views of every
-    image (engines.training.augment), drawn at random during training."""
+    image (lab.training.augment), drawn at random during training."""
     from lab.data.cxr import load_cxr
     from lab.data.iu import load_iu_reports
     from lab.data.paired import SentenceBank, pair_reports

@@ -1,4 +1,4 @@
-"""engines.training.reader_train / reader_fit / lungbox_train on small synthetic images: each learns what is
+"""lab.training.reader_train / reader_fit / lungbox_train on small synthetic images: each learns what is
 visible, and the objectives against the source shortcut run."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import pytest
 
 from engines.eval.auroc import auroc
 from engines.reader.config import ReaderConfig
-from engines.training.lungbox_train import box_iou, train_lungbox
-from engines.training.reader_fit import fit_platt
-from engines.training.reader_train import (
+from lab.training.lungbox_train import box_iou, train_lungbox
+from lab.training.reader_fit import fit_platt
+from lab.training.reader_train import (
     ReaderTrainConfig,
     group_folds,
     predict,
@@ -96,7 +96,7 @@ def test_linear_readout_folds_its_pipeline_into_one_weight_vector():
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
 
-    from engines.training.reader_linear import fit_linear
+    from lab.training.reader_linear import fit_linear
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 20)) * rng.uniform(0.5, 3, 20) + rng.normal(size=20)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engines.cli import main as train_main
 from engines.reader import FindingReader
+from lab.cli import main as train_main
 
 
 def _curated(tmp: Path, n: int = 36) -> Path:

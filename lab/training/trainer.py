@@ -19,16 +19,16 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from engines.device import resolve_device
-from engines.diffusion.loss import diffusion_loss
-from engines.diffusion.masking import TASK_ANSWER, TASK_NAMES, noise_batch, sample_tasks
-from engines.diffusion.schedule import get_schedule
 from engines.models.backbone import MedimBackbone
 from engines.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_backbone, read_config, save_backbone
 from engines.models.config import MedimConfig, preset
 from engines.tokenizers.text import TextTokenizer
 from engines.tokenizers.vq import VQVAE
-from engines.training.corpus import Corpus
-from engines.training.finding_targets import condition_states, finding_loss
+from lab.training.corpus import Corpus
+from lab.training.finding_targets import condition_states, finding_loss
+from lab.training.loss import diffusion_loss
+from lab.training.masking import TASK_ANSWER, TASK_NAMES, noise_batch, sample_tasks
+from lab.training.schedule import get_schedule
 
 STATE_FILE, METRICS_FILE, CORPUS_FILE = "trainer_state.pt", "metrics.jsonl", "corpus.pt"
 
@@ -45,13 +45,13 @@ class TrainConfig:
     save_every_s: float = 300
     task_probs: tuple[float, float, float] = (0.5, 0.3, 0.2)  # text-only, image-only, both
     qa_fraction: float = 0.15
-    answer_weight: float = 1.0  # loss weight of answer words in question/answer rows (engines.diffusion.loss)
+    answer_weight: float = 1.0  # loss weight of answer words in question/answer rows (lab.training.loss)
     init_from: str | None = None  # model folder whose backbone weights start a fresh run (fine-tuning)
     preserve_init: bool = False  # report rows learn init_from's predictions (distillation), not the data:
     #                              fine-tune answers while drafts and images stay as they were
     finding_weight: float = 0.0  # > 0: train the backbone's auxiliary finding head on the corpus labels
     finding_condition: float = 0.0  # > 0: share of report rows told their image's labels (finding-conditioned
-    #                                 drafting and synthesis; engines.training.finding_targets.condition_states)
+    #                                 drafting and synthesis; lab.training.finding_targets.condition_states)
     new_lr_scale: float = 10.0  # fine-tuning: learning-rate multiplier of the parameters the init model lacks
     #                             (a new finding head, the finding conditioning), which start from zero
     cond_drop: float = 0.1

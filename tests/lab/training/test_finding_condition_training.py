@@ -8,9 +8,10 @@ import torch
 
 from engines.diffusion.layout import report_row
 from engines.models.checkpoint import load_backbone
-from engines.models.tiny import TINY_TEXT_LEN, make_tiny_workdir, tiny_tokenizer
-from engines.training.finding_targets import condition_states
-from engines.training.trainer import TrainConfig, train
+from engines.models.tiny import TINY_TEXT_LEN, tiny_tokenizer
+from lab.training.finding_targets import condition_states
+from lab.training.tiny import make_tiny_workdir
+from lab.training.trainer import TrainConfig, train
 
 
 def test_condition_states_tell_a_share_of_eligible_rows():

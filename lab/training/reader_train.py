@@ -25,7 +25,7 @@ from torch import nn
 
 from engines.reader.config import ReaderConfig
 from engines.reader.network import ReaderNet
-from engines.training.reader_augment import jpeg_roundtrip, style_batch
+from lab.training.reader_augment import jpeg_roundtrip, style_batch
 
 OBJECTIVES = ("bce", "grl", "dro")
 SAMPLERS = ("plain", "balanced")

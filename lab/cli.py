@@ -30,7 +30,7 @@ def _cmd_vq(a: argparse.Namespace) -> int:
     import torch
 
     from engines.tokenizers.vq import VQConfig
-    from engines.training.vq_train import train_vq
+    from lab.training.vq_train import train_vq
 
     torch.set_num_threads(a.threads)
     res = train_vq(a.data, a.out, a.minutes, a.batch, a.lr, a.save_every_s, VQConfig(codebook_size=a.codebook_size),
@@ -40,7 +40,7 @@ def _cmd_vq(a: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(a: argparse.Namespace) -> int:
-    from engines.training.prepare import prepare
+    from lab.training.prepare import prepare
 
     print(json.dumps(prepare(a.data, a.vq, a.work, a.text_len, a.vocab_size, a.variants, a.seed,
                              tuple(a.splits), a.limit, a.keep_tokenizers, a.augment), indent=2))
@@ -48,7 +48,7 @@ def _cmd_prepare(a: argparse.Namespace) -> int:
 
 
 def _cmd_model(a: argparse.Namespace) -> int:
-    from engines.training.trainer import TrainConfig, train
+    from lab.training.trainer import TrainConfig, train
 
     tc = TrainConfig(size=a.size, batch=a.batch, lr=a.lr, warmup=a.warmup, max_steps=a.max_steps, minutes=a.minutes,
                      save_every_s=a.save_every_s, seed=a.seed, device=a.device, threads=a.threads,
@@ -70,7 +70,7 @@ def _cmd_export(a: argparse.Namespace) -> int:
 
 
 def _cmd_draft(a: argparse.Namespace) -> int:
-    from engines.training.draft_split import draft_split
+    from lab.training.draft_split import draft_split
 
     print(json.dumps(draft_split(a.model, a.data, a.split, a.out, a.steps, a.guidance, a.temperature, a.seed,
                                  a.limit, a.device, consensus=a.consensus, select=a.select, condition=a.condition),
@@ -79,7 +79,7 @@ def _cmd_draft(a: argparse.Namespace) -> int:
 
 
 def _cmd_answer(a: argparse.Namespace) -> int:
-    from engines.training.answer_split import answer_split
+    from lab.training.answer_split import answer_split
 
     print(json.dumps(answer_split(a.model, a.data, a.questions, a.out, a.steps, a.guidance, a.seed, a.limit,
                                   device=a.device), indent=2))
@@ -87,7 +87,7 @@ def _cmd_answer(a: argparse.Namespace) -> int:
 
 
 def _cmd_realism(a: argparse.Namespace) -> int:
-    from engines.training.realism import evaluate_realism
+    from lab.training.realism import evaluate_realism
 
     print(json.dumps(evaluate_realism(a.data, a.model, a.out, a.steps, a.guidance, a.limit,
                                       condition=a.condition_images, head_guidance=a.head_guidance), indent=2))
@@ -97,8 +97,8 @@ def _cmd_realism(a: argparse.Namespace) -> int:
 def _cmd_reader(a: argparse.Namespace) -> int:
     from engines.labeler.findings import FINDINGS
     from engines.reader.config import ReaderConfig
-    from engines.training.reader_fit import fit_reader
-    from engines.training.reader_train import ReaderTrainConfig
+    from lab.training.reader_fit import fit_reader
+    from lab.training.reader_train import ReaderTrainConfig
 
     findings = tuple(a.findings.split(",")) if a.findings else _shipped_findings()
     bad = [f for f in findings if f not in FINDINGS]

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from engines.models.tiny import make_tiny_checkpoint
-from engines.training.answer_split import answer_split
+from lab.training.answer_split import answer_split
 
 
 def _curated(tmp: Path) -> Path:

@@ -1,6 +1,6 @@
 """Train the VQ image tokenizer on the train-split radiographs, time-boxed and checkpointed.
 
-`python -m engines.training.vq_train --data ../shared/data/cxr --out runs/vq --minutes 20`
+`python -m lab.training.vq_train --data ../shared/data/cxr --out runs/vq --minutes 20`
 Writes vq.safetensors + vq_config.json every few minutes (an interrupted run still leaves a usable
 tokenizer) and a JSONL metrics log; at the end measures PSNR/SSIM on val into vq_eval.json.
 """
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from engines.tokenizers.vq import VQVAE, VQConfig
-from engines.training.images import from_model_range, load_image_tensor, to_model_range
+from lab.training.images import from_model_range, load_image_tensor, to_model_range
 
 
 @torch.no_grad()

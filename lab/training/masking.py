@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from engines.diffusion.schedule import MaskSchedule
 from engines.models.config import MedimConfig
+from lab.training.schedule import MaskSchedule
 
 TASK_TEXT, TASK_IMAGE, TASK_BOTH, TASK_ANSWER = 0, 1, 2, 3
 TASK_NAMES = ("text", "image", "both", "answer")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engines.eval.finding_classifier import auroc, train_classifier
-from engines.training.realism import frechet_distance
+from lab.training.realism import frechet_distance
 
 
 def test_frechet_distance_is_zero_for_same_set_and_grows_with_shift():
@@ -38,8 +38,8 @@ def test_synthesis_for_val_reports_can_be_steered_by_the_head(cxr_root, tmp_path
 
     from engines.models.tiny import make_tiny_checkpoint
     from engines.pipeline import MedimPipeline
-    from engines.training.realism import synthesise_for_reports
     from lab.data.cxr import load_cxr
+    from lab.training.realism import synthesise_for_reports
 
     folder = make_tiny_checkpoint(tmp_path, findings=("No Finding", "Lung Opacity"))
     val = list(load_cxr(cxr_root, ("val",), limit=3))
