@@ -7,7 +7,7 @@ Shipped next to the weights as `calibration.json`:
      "findings": {"Cardiomegaly": {"a": 0.8, "b": -0.4} | {"t": 1.6} | {"x": [...], "y": [...]}, ...},
      "uncertain_band": [0.35, 0.65], "no_odds_ratio": 2.0, "fitted_on": {...}, "ece": {...}}
 
-Fitted by `radstation-eval calibration fit` (engines.eval.calibration). Findings it does not list pass through
+Fitted by `radstation-eval calibration fit` (lab.eval.calibration). Findings it does not list pass through
 unchanged, and the answer says the probability is uncalibrated.
 """
 

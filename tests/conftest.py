@@ -74,4 +74,4 @@ def free_tcp_port() -> int:
 
 
 # The real-Orthanc (`orthanc`) and real-PostgreSQL (`postgres`) fixtures live in plugin modules beside this file.
-pytest_plugins = ["orthanc_fixture", "postgres_fixture"]
+pytest_plugins = ["orthanc_fixture", "postgres_fixture", "tests.support.engine"]

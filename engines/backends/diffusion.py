@@ -221,7 +221,7 @@ class MedimBackend(EngineBackend):
     def _head_answer(self, image: np.ndarray, finding: str, t0: float, progress: ProgressFn | None) -> TextOutput:
         """Yes / no / uncertain from the engine's reading (the finding reader when shipped, else the backbone's
         finding head; the answer segment's own yes/no ranks findings at 0.27-0.74 AUROC on val:
-        engines.backends.vqa_eval), on its calibrated probability: inside the calibration's uncertain band the
+        lab.eval.vqa_backends), on its calibrated probability: inside the calibration's uncertain band the
         answer is "uncertain", not a forced yes or no. `confidence` is the probability of the answer given (of
         "yes" for uncertain)."""
         with _as_backend_error():

@@ -8,7 +8,7 @@ image scores computed from them.
   radiographs from lateral views and rotated, inverted or cropped radiographs; its probability must reach
   the threshold fitted the same way.
 
-Fitted by `radstation-eval scope fit` (engines.eval.scope_fit); numpy only at runtime.
+Fitted by `radstation-eval scope fit` (lab.eval.scope_fit); numpy only at runtime.
 """
 
 from __future__ import annotations

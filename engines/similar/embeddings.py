@@ -4,7 +4,7 @@
   reads (MedimPipeline.embed); what the Similar studies panel searches by.
 - "pixels32": the 32x32 box-downsampled, mean-centred, unit-norm image, the embedding radstation-eval's
   nearest-neighbour baseline retrieves by; sentence drafts may ground on cases found by it (chosen by
-  cross-validation, engines.eval.tune_sentences).
+  cross-validation, lab.eval.tune_sentences).
 """
 
 from __future__ import annotations

@@ -109,8 +109,8 @@ def fit_reader(data: Path | None, out: Path, cfg: ReaderConfig, tcfg: ReaderTrai
     """Train and save a reader folder; returns the summary written to out/training.json."""
     import torch
 
-    from engines.eval.by_source import format_table, scores_by_source
     from lab.data.cxr import load_cxr
+    from lab.eval.by_source import format_table, scores_by_source
 
     torch.set_num_threads(tcfg.threads)
     train = list(load_cxr(data, splits=("train",)))

@@ -1,6 +1,6 @@
 """Report -> image realism: how the engine's synthesised images fare under the project's finding classifier.
 
-The classifier (engines.eval.finding_classifier) is trained on the train split; its val AUROC on real
+The classifier (lab.eval.finding_classifier) is trained on the train split; its val AUROC on real
 images is the reference, its AUROC on images generated from the val reports says whether synthesis shows
 the findings asked for, and the Frechet distance in its 128-d feature space says how far the generated
 images are from real ones (next to the same distance between real train and real val images).
@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 from scipy import linalg
 
-from engines.eval.finding_classifier import auroc, train_classifier
+from lab.eval.finding_classifier import auroc, train_classifier
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

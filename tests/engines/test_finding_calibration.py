@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engines.calibration import FILE_NAME, Calibration, FindingCalibration
-from engines.eval.calibration import (
+from lab.eval.calibration import (
     ece,
     fit_calibration,
     fit_finding,

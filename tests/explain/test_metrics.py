@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explain.metrics import (
+from lab.eval.map_metrics import (
     auroc,
     box_mask,
     centre_map,

@@ -1,4 +1,4 @@
-"""The written question list (engines/eval/data/scope_questions.json): every out-of-scope question is refused
+"""The written question list (lab/eval/data/scope_questions.json): every out-of-scope question is refused
 with a reason and the sentence of what the engine can answer; every in-scope one maps to its finding."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from engines.qa.scope import question_scope
 
 ROOT = Path(__file__).resolve().parents[3]
-ROWS = json.loads((ROOT / "engines" / "eval" / "data" / "scope_questions.json").read_text())["questions"]
+ROWS = json.loads((ROOT / "lab" / "eval" / "data" / "scope_questions.json").read_text())["questions"]
 FINDINGS = tuple(json.loads((ROOT / "resources" / "weights" / "medim-small" / "config.json").read_text())
                  ["model"]["findings"])
 

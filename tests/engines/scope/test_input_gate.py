@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from engines.backends import create_backend
-from engines.eval.scope_fit import fit_frontal, fit_ood
 from engines.models.tiny import make_tiny_checkpoint
 from engines.scope.embedding import medim_embedder
 from engines.scope.gate import InputGate
 from engines.scope.guard import OUT_OF_SCOPE, build_gate, run_gated
 from engines.scope.stats import ARRAYS_NAME, JSON_NAME, ScopeStatistics, ScopeStatisticsError
+from lab.eval.scope_fit import fit_frontal, fit_ood
 
 FINDINGS = ("No Finding", "Cardiomegaly", "Pleural Effusion")
 PA = {"Modality": "DX", "BodyPartExamined": "CHEST", "ViewPosition": "PA", "PhotometricInterpretation": "MONOCHROME2"}

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from engines.default_weights import DEFAULT_WEIGHTS
-from engines.eval.consistency import contradictions
 from engines.labeler.label import label_report
 from engines.pipeline import GenerationCancelled, MedimPipeline
 from engines.sentences.bank import normalise
 from engines.sentences.decode import DecodeSettings
 from engines.sentences.reading import conflicts, read_sentence
 from engines.similar import CaseIndex, CaseRecord
+from lab.eval.consistency import contradictions
 
 torch.set_num_threads(1)
 

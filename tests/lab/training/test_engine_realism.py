@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.eval.finding_classifier import auroc, train_classifier
+from lab.eval.finding_classifier import auroc, train_classifier
 from lab.training.realism import frechet_distance
 
 

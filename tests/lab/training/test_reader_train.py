@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.eval.auroc import auroc
 from engines.reader.config import ReaderConfig
+from lab.eval.auroc import auroc
 from lab.training.lungbox_train import box_iou, train_lungbox
 from lab.training.reader_fit import fit_platt
 from lab.training.reader_train import (
