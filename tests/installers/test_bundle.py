@@ -1,4 +1,5 @@
-"""The PyInstaller one-folder bundle builds, passes its self-check and shows the demo study under Xvfb.
+"""The PyInstaller one-folder bundle builds, passes its self-check, drafts with the built-in engine and shows
+the demo study under Xvfb.
 
 Slow (a build takes minutes): `python -m pytest -m slow tests/installers -q -s` prints size and build time.
 The bundle runs with a bare environment (no venv on PATH, no PYTHONPATH) so it cannot lean on the checkout.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -33,8 +35,8 @@ def _bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def bundle() -> Path:
     t0 = time.monotonic()
-    res = subprocess.run(["bash", "installers/build_linux.sh"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=3600)
+    res = subprocess.run(["bash", "installers/build_linux.sh", sys.executable], cwd=ROOT, capture_output=True,
+                         text=True, timeout=3600)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     exe = BUNDLE / "radstation"
     assert exe.is_file() and os.access(exe, os.X_OK)
@@ -58,6 +60,17 @@ def test_bundle_selfcheck_decodes_migrates_and_runs_an_engine_worker(bundle: Pat
     assert "pylibjpeg" in checks["decode JPEG2000Lossless"]["detail"]  # found through entry points
     assert str(BUNDLE) in checks["database migrations"]["detail"]  # the scripts inside the bundle
     assert "radstation -m engines.worker" in checks["engine worker"]["detail"]  # the frozen worker path
+
+
+@pytest.mark.slow
+def test_bundle_drafts_with_the_shipped_engine(bundle: Path, tmp_path: Path) -> None:
+    """`radstation engine check` in the bundle loads the built-in engine's shipped weights and drafts."""
+    res = subprocess.run([str(bundle), "engine", "check"], env=_bare_env(tmp_path, QT_QPA_PLATFORM="offscreen"),
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    print("\n" + res.stdout[-1500:])
+    assert "test draft in" in res.stdout, res.stdout[-4000:]
+    assert str(BUNDLE / "_internal" / "resources" / "weights") in res.stdout  # the weights inside the bundle
 
 
 @pytest.mark.slow
