@@ -31,3 +31,17 @@ def test_import_contracts_hold() -> None:
 def test_ruff_clean() -> None:
     res = subprocess.run([_tool("ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_a_product_module_importing_the_lab_breaks_the_contract(tmp_path: Path) -> None:
+    """The lab contract catches a real slip: a copy of the tree where the engine imports training code."""
+    for pkg in ("app", "viewer", "engines", "explain", "resources", "lab"):
+        shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.safetensors",
+                                                                                   "*.npz", "*.dcm", "*.png"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    pipeline = tmp_path / "engines" / "pipeline.py"
+    pipeline.write_text(pipeline.read_text(encoding="utf-8") + "\nimport lab.training.trainer  # noqa\n",
+                        encoding="utf-8")
+    res = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode != 0
+    assert "the product never imports the lab" in res.stdout and "engines.pipeline -> lab.training" in res.stdout
