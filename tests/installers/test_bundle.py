@@ -21,6 +21,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "dist" / "radstation"
 MAX_BUNDLE_MIB = 2000  # catches a regression such as `import vtk` or a CUDA torch sneaking in
+# The first test also waits for the build (over 10 minutes on a loaded 2-core machine: past the default limit).
+pytestmark = pytest.mark.timeout(3600)
 
 
 def _size_mib(path: Path) -> float:
