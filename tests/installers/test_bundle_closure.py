@@ -9,6 +9,7 @@ job or backend module, or a new place that imports modules by name fails in the 
 from __future__ import annotations
 
 import ast
+import fnmatch
 import importlib.util
 import re
 from pathlib import Path
@@ -114,3 +115,28 @@ def test_every_place_that_imports_by_name_is_covered_by_a_bundle_rule() -> None:
                    for p in (ROOT / pkg).rglob("*.py") if pattern.search(p.read_text(encoding="utf-8")))
     unknown = [s for s in sites if s not in DYNAMIC_IMPORT_SITES]
     assert not unknown, f"new dynamic imports; teach installers/bundle_rules.py what they load: {unknown}"
+
+
+def _spec_list(name: str) -> list[str]:
+    for node in ast.parse(SPEC.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == name:
+            return [e.value for e in node.value.elts if isinstance(e, ast.Constant)]
+    raise AssertionError(f"installers/radstation.spec has no `{name} = [...]`")
+
+
+def test_lazily_loaded_packages_keep_their_stubs(closure: set[str]) -> None:
+    """scikit-image (lazy_loader) reads `__init__.pyi` at import: the spec's DROP of `*.pyi` must spare them."""
+    drop, keep = _spec_list("DROP"), _spec_list("KEEP")
+    first_party = set(bundle_rules.product_packages()) | set(bundle_rules.lab_packages())
+    dropped = []
+    for top in sorted({m.partition(".")[0] for m in closure} - first_party):
+        spec = importlib.util.find_spec(top)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        base = Path(next(iter(spec.submodule_search_locations))).parent
+        for init in Path(next(iter(spec.submodule_search_locations))).rglob("__init__.py"):
+            if "attach_stub" in init.read_text(encoding="utf-8", errors="replace"):
+                dest = str(init.with_suffix(".pyi").relative_to(base))
+                if not any(fnmatch.fnmatch(dest, k) for k in keep) and any(fnmatch.fnmatch(dest, d) for d in drop):
+                    dropped.append(dest)
+    assert not dropped, f"the bundle would drop stubs these packages import from: {dropped}"
