@@ -241,13 +241,29 @@ def check_vtk() -> list[Check]:
     return [Check("vtk", OK, f"VTK {vtkVersion.GetVTKVersion()}: the volume view's modules load")]
 
 
+def _selfcheck_image():
+    """(pixels, what): the first image of the bundled demo radiograph study, else a drawn 12-bit pattern."""
+    import numpy as np
+
+    from viewer.demo import demo_dir
+
+    files = sorted((demo_dir() / "PT000001").rglob("IM*"))
+    if files:
+        try:
+            import pydicom
+
+            return pydicom.dcmread(files[0]).pixel_array, "demo radiograph"
+        except Exception:  # noqa: BLE001 - a damaged demo is reported by the demo check; draw one instead
+            pass
+    return (np.random.default_rng(0).random((64, 64)) * 4095).astype(np.uint16), "drawn pattern"
+
+
 def check_worker() -> list[Check]:
     """Start an engine worker the way the app does, load the built-in engine and run one draft job.
 
     Without shipped weights a tiny random checkpoint stands in: the point is that the worker process
     starts (also from a frozen bundle), torch loads and a job's arrays travel both ways.
     """
-    import numpy as np
 
     from engines.backends.diffusion import DEFAULT_WEIGHTS
     from engines.worker.client import WorkerProcess, worker_command
@@ -261,11 +277,16 @@ def check_worker() -> list[Check]:
         t0 = time.monotonic()
         with WorkerProcess() as worker:
             status = worker.start("diffusion", {"path": str(path), "device": "cpu", "threads": 1})
-            image = (np.random.default_rng(0).random((64, 64)) * 4095).astype(np.uint16)
-            draft = worker.run("draft", {"images": [image], "seed": 1}, timeout=300)
+            image, what = _selfcheck_image()
+            # The engine's input gate turns away what is not a frontal chest radiograph: the bundled demo
+            # radiograph is one; a drawn pattern (no demo installed) runs under an explicit override.
+            draft = worker.run("draft", {"images": [image], "seed": 1, "override_scope": what != "demo radiograph"},
+                               timeout=300)
         seconds = time.monotonic() - t0
     which = "shipped weights" if path == DEFAULT_WEIGHTS else "tiny random checkpoint"
     ok = bool(draft.get("findings") or draft.get("impression"))
+    if not ok and draft.get("kind") in ("out_of_scope", "refused"):
+        which += f"; the input gate turned the {what} away: {draft.get('reason') or draft.get('kind')}"
     return [Check("engine worker", OK if ok else FAIL,
                   f"`{' '.join(worker_command())}` loaded {status.get('name')} on {status.get('device')} "
                   f"({which}) and drafted {len(str(draft.get('findings', '')))} chars in {seconds:.1f} s")]
