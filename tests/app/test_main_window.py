@@ -38,7 +38,13 @@ def test_open_demo_study_shows_it_in_the_viewer(qtbot, database: Database) -> No
     assert window.tabs.currentWidget() is window.workspace
     image = window.workspace.current_image()
     assert image is not None and image.study_uid == uids[0]
-    assert "DEMO" in window.windowTitle()
+    assert window.locked and "DEMO" not in window.windowTitle()  # nobody logged in: no name in the title
+    from app.reports.users import UserService
+
+    users = UserService.from_settings(database)
+    users.add_user("drwho", "correct horse battery", "radiologist")
+    window.set_user(users.authenticate("drwho", "correct horse battery"))
+    assert not window.locked and "DEMO" in window.windowTitle()
 
 
 def test_unknown_study_gives_a_message_not_a_crash(qtbot, database: Database, monkeypatch) -> None:
@@ -56,11 +62,16 @@ def test_unknown_study_gives_a_message_not_a_crash(qtbot, database: Database, mo
 
 
 def test_gui_command_opens_demo_and_saves_a_screenshot(tmp_path: Path) -> None:
-    """The console entry point end to end, as a user starts it (offscreen platform)."""
+    """The console entry point end to end, as a user starts it (offscreen platform; a kiosk-mode site, so
+    the demo study shows without logging in)."""
+    import json
+
     shot = tmp_path / "main.png"
+    (tmp_path / "home" / "config").mkdir(parents=True)
+    (tmp_path / "home" / "config" / "settings.json").write_text(json.dumps({"kiosk_mode": True}))
     env = {"RADSTATION_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"}
     res = subprocess.run(
-        [sys.executable, "-m", "app", "gui", "--screenshot", str(shot), "--screenshot-delay", "1"],
+        [sys.executable, "-m", "app", "gui", "--demo", "--screenshot", str(shot), "--screenshot-delay", "1"],
         env=env,
         capture_output=True,
         text=True,
