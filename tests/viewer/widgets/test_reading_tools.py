@@ -164,3 +164,39 @@ def test_every_layout_shows_its_viewports(qtbot, tmp_path, layout):
     ws.set_layout(layout)
     rows, cols = map(int, layout.split("x"))
     assert len(ws.viewports()) == rows * cols and np.all([not vp.isHidden() for vp in ws.viewports()])
+
+
+def test_synthetic_series_sit_in_their_own_group_and_are_never_hung(qtbot):
+    """A saved what-if series is listed after a labelled SYNTHETIC header, cannot be hung beside the
+    acquired images by a protocol, and a click on the header selects nothing."""
+    from viewer.widgets.thumbnails import UID_ROLE, SeriesThumbnails
+
+    path = _radiograph_path()
+    synthetic = SeriesRef("9.9", "OT", "SYNTHETIC what-if (no effusion) - NOT FOR DIAGNOSIS", 900, (path,))
+    study = StudyRef(STUDY_UID, "Doe^Jane", "P1", "20250102", "A1", "CHEST PA AND LATERAL",
+                     (synthetic, _cr_series(path, "1.2", "PA"), _cr_series(path, "1.1", "LATERAL")))
+    strip = SeriesThumbnails()
+    qtbot.addWidget(strip)
+    strip.show()
+    clicked: list = []
+    strip.seriesActivated.connect(clicked.append)
+    strip.set_study(study)
+    texts = [strip.item(i).text() for i in range(strip.count())]
+    header = next(i for i, t in enumerate(texts) if t.startswith("SYNTHETIC"))
+    assert [strip.item(i).data(UID_ROLE) for i in range(header)] == ["1.2", "1.1"]  # acquired first
+    assert strip.item(header + 1).data(UID_ROLE) == "9.9" and header + 2 == strip.count()
+    assert "not for diagnosis" in texts[header].lower()
+    assert strip.item(header).flags() == Qt.ItemFlag.NoItemFlags
+    rect = strip.visualItemRect(strip.item(header))
+    qtbot.mouseClick(strip.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert clicked == [] and strip.selectedItems() == []
+    qtbot.mouseClick(strip.viewport(), Qt.MouseButton.LeftButton,
+                     pos=strip.visualItemRect(strip.item(header + 1)).center())
+    assert [s.series_uid for s in clicked] == ["9.9"]  # still viewable on purpose, one click away
+
+    protocols, _ = load_protocols()
+    protocol = choose(protocols, study, "CHEST", 0)
+    assert protocol.name == "Chest radiograph PA + lateral"
+    assert "9.9" not in [s.series_uid for s in assign(protocol, study, []) if s is not None]
+    only_synthetic = StudyRef(STUDY_UID, series=(synthetic,))
+    assert [s for s in assign(choose(protocols, only_synthetic, "", 0), only_synthetic, []) if s] == []
