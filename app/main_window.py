@@ -63,6 +63,8 @@ class MainWindow(QMainWindow):
         self.auth: AuthSession | None = None
         self.report_editor: ReportEditor | None = None
         self._study_images: list = []  # the open study's images as the engine reads them
+        self._images_for = ""  # the study whose images are being read for the AI panels ('' = none pending)
+        self._images_runner = None  # BackgroundRunner, built on first use
         self.kiosk = bool(self.settings.get("kiosk_mode", False))
         self.locked = False
         self._hidden_while_locked: list[QWidget] = []
@@ -353,18 +355,52 @@ class MainWindow(QMainWindow):
         self.whatif_view = None  # built on first use
 
     def _ai_study_changed(self) -> None:
+        """Hand the open study to the AI panels. Its images are decoded on a background thread (every pixel
+        of the study: half a second and more on the GUI thread); the panels get them when they arrive, if
+        that study is still the open one."""
         from app.ai.ai_store import study_images_from_db
+        from viewer.widgets.background import BackgroundRunner
 
         uid = self._study.study_uid if self._study else ""
-        images = study_images_from_db(self.database, uid) if uid else []
-        self.ai_panel.set_study(uid, images)
-        self.qa_panel.set_study(uid, images)
+        self._study_images = []
+        self._images_for = uid
+        self._ai_set_images(uid, [])
+        if not uid:
+            return
+        self.ai_panel.images_label.setText("Reading the study's images\u2026")
+        if self._images_runner is None:
+            self._images_runner = BackgroundRunner(self)
+        self._images_runner.submit(study_images_from_db, self.database, uid,
+                                   on_done=lambda images, u=uid: self._ai_images_loaded(u, images),
+                                   on_error=lambda exc, u=uid: self._ai_images_failed(u, exc))
+
+    @property
+    def ai_images_ready(self) -> bool:
+        """The open study's images reached the AI panels (tests and the UI-stall probe wait for it)."""
+        return self._images_for == ""
+
+    def _ai_images_loaded(self, study_uid: str, images: list) -> None:
+        if self._study is None or self._study.study_uid != study_uid or self._images_for != study_uid:
+            return  # another study was opened meanwhile: its own load is on the way
+        self._images_for = ""
+        self._ai_set_images(study_uid, images)
+        pending = self._pending_drafts.pop(study_uid, None)
+        if pending is not None:
+            self._on_draft_ready(study_uid, pending)
+
+    def _ai_images_failed(self, study_uid: str, exc: BaseException) -> None:
+        if self._images_for != study_uid:
+            return
+        self._images_for = ""
+        self.ai_panel.images_label.setText(f"The AI cannot read this study's images: {exc}")
+        self.statusBar().showMessage(f"AI: the study's images could not be read ({exc})", 10000)
+
+    def _ai_set_images(self, study_uid: str, images: list) -> None:
+        self.ai_panel.set_study(study_uid, images)
+        self.qa_panel.set_study(study_uid, images)
         self._study_images = images
         self._refresh_explain()
-        self.similar_panel.set_study(uid, [im.pixels for im in images])
-        pending = self._pending_drafts.pop(uid, None)
-        if pending is not None:
-            self._on_draft_ready(uid, pending)
+        self.similar_panel.set_study(study_uid, [im.pixels for im in images])
 
     def _on_draft_ready(self, study_uid: str, draft: dict) -> None:
         """Put a finished draft into the open report; keep it for later when it cannot go there yet."""

@@ -149,6 +149,10 @@ def _radiologist_on_demo_study(qtbot, database: Database, settings):
     users.add_user("rad", "correct horse battery", "radiologist")
     window.set_user(users.authenticate("rad", "correct horse battery"))
     window.open_study(demo_study_uids()[0])
+    # the AI panels get the study's images from a background thread, after open_study has returned
+    assert not window.ai_images_ready and "Reading the study's images" in window.ai_panel.images_label.text()
+    qtbot.waitUntil(lambda: window.ai_images_ready, timeout=30_000)
+    assert window.ai_panel.images and "in this study" in window.ai_panel.images_label.text()
     return window
 
 
@@ -201,4 +205,23 @@ def test_explain_and_whatif_use_the_open_study_and_report(qtbot, database: Datab
     window.show_whatif()
     assert window.tabs.currentWidget() is window.whatif_view
     assert "pleural effusion" in window.whatif_view.report_edit.toPlainText()
+    window.close()
+
+
+def test_switching_studies_quickly_gives_the_ai_panels_the_last_one(qtbot, database: Database, tmp_path) -> None:
+    """Images are read in the background: a load that finishes after the next study was opened is dropped,
+    so Draft never reads the previous patient's images."""
+    from app.settings import Settings
+
+    window = _radiologist_on_demo_study(qtbot, database, Settings(tmp_path / "settings.json"))
+    first, second = demo_study_uids()[:2]
+    window.open_study(first)
+    window.open_study(second)
+    qtbot.waitUntil(lambda: window.ai_images_ready, timeout=30_000)
+    qtbot.wait(300)  # the first load's result has arrived too by now, and was dropped
+    assert window.ai_panel.study_uid == second and window.qa_panel.study_uid == second
+    from app.ai.ai_store import study_images_from_db
+
+    expected = [im.sop_instance_uid for im in study_images_from_db(database, second)]
+    assert [im.sop_instance_uid for im in window.ai_panel.images] == expected
     window.close()
