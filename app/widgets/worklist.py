@@ -70,6 +70,7 @@ class Column:
     text: Callable[[StudyRow], str]
 
 
+START_WIDTHS = {"Patient": 240, "Patient ID": 110, "Description": 260, "Accession": 120, "Report": 200}
 COLUMNS: tuple[Column, ...] = (
     Column("Patient", "name", lambda r: person_name(r.patient_name)),
     Column("Patient ID", "patient_id", lambda r: r.patient_id),
@@ -200,6 +201,9 @@ class WorklistWidget(QWidget):
         self.table.horizontalHeader().setSortIndicator(2, Qt.SortOrder.DescendingOrder)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
+        for i, column in enumerate(COLUMNS):  # names and descriptions on one line, not wrapped and cut
+            if column.title in START_WIDTHS:
+                self.table.horizontalHeader().resizeSection(i, START_WIDTHS[column.title])
         self.table.verticalHeader().setVisible(False)
         self.table.setAlternatingRowColors(True)
 

@@ -16,6 +16,8 @@ from datetime import date
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[1] / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # this checkout's packages, not whichever one the environment has installed
 
 
 def main() -> int:
