@@ -265,6 +265,7 @@ def test_login_and_sign_dialogs_answer_enter_and_escape(qtbot, env, radiologist)
         qtbot.keyClick(again.password, Qt.Key.Key_Escape)
 
 
+@pytest.mark.sqlite_only  # the lock is an SQLite writer's BEGIN EXCLUSIVE on the database file
 def test_autosave_runs_off_the_gui_thread_and_retries_when_the_database_is_locked(qtbot, env, radiologist, tmp_path):
     ed = _editor(qtbot, env, radiologist)
     with qtbot.waitSignal(ed.autosaved, timeout=30000):
