@@ -364,10 +364,15 @@ class MainWindow(QMainWindow):
         uid = self._study.study_uid if self._study else ""
         self._study_images = []
         self._images_for = uid
-        self._ai_set_images(uid, [])
+        self.ai_panel.set_study(uid, [])
+        self.qa_panel.set_study("", [])  # no question about this study before its images are there
+        self._refresh_explain()
+        self.similar_panel.set_study(uid, [])
         if not uid:
             return
-        self.ai_panel.images_label.setText("Reading the study's images\u2026")
+        reading = "Reading the study's images\u2026"
+        for label in (self.ai_panel.images_label, self.similar_panel.status, self.explain_panel.status):
+            label.setText(reading)
         if self._images_runner is None:
             self._images_runner = BackgroundRunner(self)
         self._images_runner.submit(study_images_from_db, self.database, uid,

@@ -217,6 +217,7 @@ def test_switching_studies_quickly_gives_the_ai_panels_the_last_one(qtbot, datab
     first, second = demo_study_uids()[:2]
     window.open_study(first)
     window.open_study(second)
+    assert window.qa_panel.study_uid == "" and not window.ai_panel.draft_button.isEnabled()  # nothing to read yet
     qtbot.waitUntil(lambda: window.ai_images_ready, timeout=30_000)
     qtbot.wait(300)  # the first load's result has arrived too by now, and was dropped
     assert window.ai_panel.study_uid == second and window.qa_panel.study_uid == second
