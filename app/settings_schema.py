@@ -96,6 +96,11 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("similar_on_open", "Find similar studies when a study opens", "bool", False, "AI engine"),
     SettingSpec("similar_cases_dir", "Similar-case index folder", "dir", "", "AI engine",
                 "Signed studies of this site (empty: in the data folder)"),
+    SettingSpec("similar_backend", "Similar-case index kind", "choice", "auto", "AI engine",
+                "auto: the department's PostgreSQL (pgvector) index when the database is PostgreSQL, else the "
+                "folder on this workstation", choices=("auto", "faiss", "pgvector"), restart=True),
+    SettingSpec("similar_db_url", "Similar-case database URL", "text", "", "AI engine",
+                "A postgresql:// URL for the shared index (empty: the study database)", check=_db_url, restart=True),
     SettingSpec("similar_dev_index", "Development similar-case index", "dir", "", "AI engine",
                 "An index of curated training data, for development only (empty: none)"),
     # -- security --------------------------------------------------------------------------------------
