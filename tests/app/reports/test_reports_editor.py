@@ -107,7 +107,7 @@ def test_sign_dialog_unlocks_a_key_with_its_own_password(qtbot, env, radiologist
 
     key_pw = "separate key secret 9"
     rewrap_p12(default_p12_path("rad"), PASSWORD, key_pw)
-    ed = _editor(qtbot, env, radiologist)
+    ed = _written(qtbot, _editor(qtbot, env, radiologist))  # nothing is saved before the radiologist writes
     v = env.service.version(ed.version.id)
     dialog = SignDialog(env.service, v, radiologist, env.service.identity(STUDY_UID), ed)
     qtbot.addWidget(dialog)
