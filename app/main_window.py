@@ -1,21 +1,29 @@
 """The workstation's main window: worklist and viewer as tabs, report / AI panels docked beside them.
 
 The window only wires parts together; each part (worklist, viewer workspace, report editor, engine client,
-explain panel) is its own widget with its own tests, and none of them knows about the window.
+explain panel, lock screen) is its own widget with its own tests, and none of them knows about the window.
+
+No patient data is shown before someone logs in (the lock screen covers the window) unless the site turned
+on `kiosk_mode`; input anywhere in the application keeps the session alive, and an idle session locks the
+screen (the report text is kept and saved after the same user unlocks).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
+    QStackedWidget,
     QTabWidget,
     QWidget,
 )
@@ -24,8 +32,11 @@ from app import access_audit
 from app.db.database import Database
 from app.db.measurement_store import DbMeasurementStore
 from app.db.queries import StudyNotFound, study_ref
+from app.formatting import format_date, person_name
 from app.reports.users import AuthSession, UserService
 from app.settings import Settings
+from app.widgets.activity import ActivityMonitor
+from app.widgets.lock_screen import LockScreen
 from app.widgets.report_editor import ReportEditor
 from app.widgets.worklist import WorklistWidget
 from viewer.io.refs import StudyRef
@@ -48,32 +59,52 @@ class MainWindow(QMainWindow):
         self.resize(1600, 1000)
         self._study: StudyRef | None = None
         self._measurements = DbMeasurementStore(database)
-        self.users = UserService.from_settings(database)
+        self.users = UserService.from_settings(database, self.settings)
         self.auth: AuthSession | None = None
         self.report_editor: ReportEditor | None = None
         self._study_images: list = []  # the open study's images as the engine reads them
+        self._images_for = ""  # the study whose images are being read for the AI panels ('' = none pending)
+        self._images_runner = None  # BackgroundRunner, built on first use
+        self.kiosk = bool(self.settings.get("kiosk_mode", False))
+        self.locked = False
+        self._hidden_while_locked: list[QWidget] = []
 
-        self.worklist = WorklistWidget(database)
+        self.worklist = WorklistWidget(database, settings=self.settings)
         self.workspace = ViewerWorkspace(measurement_store=self._measurements)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.worklist, "Worklist")
         self.tabs.addTab(self.workspace, "Viewer")
-        self.setCentralWidget(self.tabs)
+        self.lock_screen = LockScreen(self.users)
+        self.lock_screen.loggedIn.connect(self._on_gate_login)
+        self.lock_screen.createAccountRequested.connect(self._create_account)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.tabs)
+        self.pages.addWidget(self.lock_screen)
+        self.setCentralWidget(self.pages)
         self.worklist.studyOpenRequested.connect(self.open_study)
         access_audit.set_actor(None)  # the workstation: nobody logged in yet
         self._audited_series: set[str] = set()
         self.workspace.imageChanged.connect(self._audit_image)
+        self.worklist.actionRequested.connect(self._worklist_action)
 
         self.side_tabs = QTabWidget()
         self.side_dock = QDockWidget("Report and AI", self)
         self.side_dock.setObjectName("side_dock")
         self.side_dock.setWidget(self.side_tabs)
-        self.side_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.side_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                                   | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                                   | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.side_dock)
         self.side_dock.hide()
 
         self._user_label = QLabel("not logged in")
         self.statusBar().addPermanentWidget(self._user_label)
+        self.activity = ActivityMonitor(lambda: self.auth, self)
+        self.activity.idle.connect(lambda: self.lock("Locked after "
+                                                     f"{self.users.session_timeout.total_seconds() / 60:.0f} "
+                                                     "minutes without activity."))
+        if (app := QApplication.instance()) is not None:
+            app.installEventFilter(self.activity)
         self.pacs_panel = None  # built on first use (PACS menu)
         self.prior_reports = None  # built when a study with reports from the PACS opens
         self.prior_view = None
@@ -86,7 +117,12 @@ class MainWindow(QMainWindow):
         self.audit_forwarder = AuditForwarder(self.database, parent=self)  # IHE ATNA, when configured
         self.audit_forwarder.start()
         self._build_menus()
+        if self.settings.get("anonymise_overlays", False):
+            self.workspace.set_anonymised(True)
         self.statusBar().showMessage(self._settings_problem or f"Database: {database.url}", 10000)
+        self._update_actions()
+        if not self.kiosk:
+            self.lock()
 
     # -- studies ---------------------------------------------------------------------------------
     @property
@@ -108,9 +144,10 @@ class MainWindow(QMainWindow):
         access_audit.study_opened(self.database, study_uid)
         self._audited_series = set()
         self.workspace.open_study(ref, self._measurements)
+        self._hang(ref)
         self.tabs.setCurrentWidget(self.workspace)
-        who = ref.patient_name.replace("^", " ").strip() or ref.patient_id
-        self.setWindowTitle(f"RadStation - {who} - {ref.description or ref.study_date}")
+        self._update_title()
+        self._remember("last_study_uid", study_uid)
         self._show_report_editor()
         self._show_prior_reports()
         self._ai_study_changed()
@@ -127,6 +164,158 @@ class MainWindow(QMainWindow):
         self._audited_series.add(series)
         access_audit.images_viewed(self.database, str(getattr(image, "study_uid", "")), series,
                                    str(getattr(image, "modality", "")))
+
+    def _hang(self, ref: StudyRef) -> None:
+        """Lay the study out by its hanging protocol (current + prior, PA + lateral...)."""
+        if not self.settings.get("hanging_protocols_enabled", True):
+            return
+        from app.reports.exam import exam_info
+        from app.study_actions import load_study, prior_study_uid
+
+        try:
+            prior_uid = prior_study_uid(self.database, ref.study_uid)
+            priors = [load_study(self.database, prior_uid)] if prior_uid else []
+            exam = exam_info(self.database, ref.study_uid)
+            site = self.settings.get("hanging_protocols", []) or []
+            protocol = self.workspace.apply_hanging(priors, " ".join(exam.body_parts), site)
+        except Exception as exc:  # noqa: BLE001 - a bad protocol must not stop the study from opening
+            self.statusBar().showMessage(f"Hanging protocol not applied: {exc}", 10000)
+            return
+        if protocol is not None and protocol.layout != "1x1":
+            self.statusBar().showMessage(f"Hanging protocol: {protocol.name}", 6000)
+
+    def start_up(self, study_uid: str | None = None) -> None:
+        """What the window shows first: the given study, else the worklist or the last study (setting
+        `startup_view`), never a demo study by default."""
+        if study_uid is None and self.settings.get("startup_view", "worklist") == "last_study":
+            study_uid = str(self.settings.get("last_study_uid", "") or "") or None
+        if study_uid:
+            with self.database.session() as session:
+                try:
+                    study_ref(session, study_uid)
+                except StudyNotFound:
+                    study_uid = None
+        if study_uid:
+            self.open_study(study_uid)
+        else:
+            self.tabs.setCurrentWidget(self.worklist)
+            self.worklist.refresh_soon()
+
+    # -- worklist row actions -----------------------------------------------------------------------
+    def _worklist_action(self, action: str, study_uid: str) -> None:
+        """The worklist's context menu: open (with prior), export (anonymised), send, delete."""
+        if action == "open":
+            self.open_study(study_uid)
+        elif action == "open_with_prior":
+            self.open_with_prior(study_uid)
+        elif action in ("export", "export_anonymised"):
+            folder = QFileDialog.getExistingDirectory(self, "Export the study to a folder")
+            if folder:
+                self.export_study(study_uid, Path(folder), anonymised=action == "export_anonymised")
+        elif action == "send":
+            self._send_study(study_uid)
+        elif action == "delete":
+            self.delete_study(study_uid)
+
+    def open_with_prior(self, study_uid: str) -> bool:
+        """Current study left, the same patient's previous study right (a 1x2 hanging)."""
+        from app.study_actions import load_study, prior_study_uid
+
+        if not self.open_study(study_uid):
+            return False
+        prior_uid = prior_study_uid(self.database, study_uid)
+        if prior_uid is None:
+            self.statusBar().showMessage("No earlier study of this patient on this workstation.", 8000)
+            return True
+        prior = load_study(self.database, prior_uid)
+        series = next((s for s in prior.series if s.paths and s.modality not in ("SR", "KO", "PR", "DOC")), None)
+        if series is None:
+            return True
+        self.workspace.set_layout("1x2")
+        self.workspace.load_series(series, self.workspace.viewports()[1])
+        self.workspace.layout_view.set_active(self.workspace.viewports()[0])
+        self.statusBar().showMessage(f"Prior of {format_date(prior.study_date)} on the right.", 8000)
+        return True
+
+    def export_study(self, study_uid: str, folder: Path, anonymised: bool = False):
+        from app.study_actions import export_study, load_study
+        from app.widgets.background_job import BackgroundJob
+
+        study = load_study(self.database, study_uid)
+        job = BackgroundJob("Exporting the study" + (" (anonymised)" if anonymised else ""),
+                            lambda progress, cancelled: export_study(study, folder, anonymised=anonymised,
+                                                                     progress=progress, cancelled=cancelled),
+                            self)
+        job.finished.connect(lambda r: self.statusBar().showMessage(
+            f"{'Cancelled after' if r.cancelled else 'Exported'} {r.written} files to {r.folder}", 10000))
+        job.failed.connect(lambda msg: QMessageBox.warning(self, "Export", f"Export failed: {msg}"))
+        self._job = job.start()
+        return job
+
+    def _send_study(self, study_uid: str) -> None:
+        from app.pacs.errors import PacsConfigError
+        from app.pacs.nodes import NodeStore
+        from app.reports.send import send
+        from app.study_actions import load_study
+        from app.widgets.background_job import BackgroundJob
+
+        try:
+            nodes = {n.name: n for n in NodeStore(self.settings).load()}
+        except PacsConfigError as exc:
+            QMessageBox.warning(self, "Send to PACS", str(exc))
+            return
+        if not nodes:
+            QMessageBox.information(self, "Send to PACS", "No PACS is configured (PACS > Nodes and Storage SCP…).")
+            return
+        name, ok = QInputDialog.getItem(self, "Send to PACS", "Send the study's images to:", sorted(nodes), 0, False)
+        if not ok:
+            return
+        paths = [p for s in load_study(self.database, study_uid).series for p in s.paths]
+
+        def work(progress, cancelled) -> int:
+            for n, path in enumerate(paths):
+                if cancelled():
+                    return n
+                send(nodes[name], path.read_bytes())
+                progress(n + 1, len(paths))
+            return len(paths)
+
+        job = BackgroundJob(f"Sending to {name}", work, self)
+        job.finished.connect(lambda n: self.statusBar().showMessage(f"Sent {n} of {len(paths)} images to {name}",
+                                                                    10000))
+        job.failed.connect(lambda msg: QMessageBox.warning(self, "Send to PACS", f"Sending stopped: {msg}"))
+        self._job = job.start()
+
+    def delete_study(self, study_uid: str, confirm: bool | None = None) -> bool:
+        from app.study_actions import StudyActionError, delete_study
+
+        row = next((r for r in self.worklist.model.rows if r.study_uid == study_uid), None)
+        what = (f"{person_name(row.patient_name)}, {row.description or 'study'} of {format_date(row.study_date)}"
+                if row else study_uid)
+        if confirm is None:
+            box = QMessageBox(QMessageBox.Icon.Warning, "Delete study",
+                              f"Delete {what} and its images from this workstation?\n\n"
+                              "Copies in the PACS are not touched. This cannot be undone.", parent=self)
+            delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+            cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+            box.setDefaultButton(cancel)  # Enter never deletes by accident
+            box.setEscapeButton(cancel)
+            self.confirm_box = box
+            box.exec()
+            confirm = box.clickedButton() is delete
+        if not confirm:
+            return False
+        if self._study is not None and self._study.study_uid == study_uid:
+            QMessageBox.information(self, "Delete study", "Close the study first: it is open in the viewer.")
+            return False
+        try:
+            removed = delete_study(self.database, study_uid)
+        except StudyActionError as exc:
+            QMessageBox.warning(self, "Delete study", str(exc))
+            return False
+        self.worklist.refresh_soon()
+        self.statusBar().showMessage(f"Deleted {what} ({removed} files).", 10000)
+        return True
 
     # -- AI ----------------------------------------------------------------------------------------
     def _build_ai(self) -> None:
@@ -166,24 +355,63 @@ class MainWindow(QMainWindow):
         self.whatif_view = None  # built on first use
 
     def _ai_study_changed(self) -> None:
+        """Hand the open study to the AI panels. Its images are decoded on a background thread (every pixel
+        of the study: half a second and more on the GUI thread); the panels get them when they arrive, if
+        that study is still the open one."""
         from app.ai.ai_store import study_images_from_db
+        from viewer.widgets.background import BackgroundRunner
 
         uid = self._study.study_uid if self._study else ""
-        images = study_images_from_db(self.database, uid) if uid else []
-        self.ai_panel.set_study(uid, images)
-        self.qa_panel.set_study(uid, images)
+        self._study_images = []
+        self._images_for = uid
+        self.ai_panel.set_study(uid, [])
+        self.qa_panel.set_study("", [])  # no question about this study before its images are there
+        self._refresh_explain()
+        self.similar_panel.set_study(uid, [])
+        if not uid:
+            return
+        reading = "Reading the study's images\u2026"
+        for label in (self.ai_panel.images_label, self.similar_panel.status, self.explain_panel.status):
+            label.setText(reading)
+        if self._images_runner is None:
+            self._images_runner = BackgroundRunner(self)
+        self._images_runner.submit(study_images_from_db, self.database, uid,
+                                   on_done=lambda images, u=uid: self._ai_images_loaded(u, images),
+                                   on_error=lambda exc, u=uid: self._ai_images_failed(u, exc))
+
+    @property
+    def ai_images_ready(self) -> bool:
+        """The open study's images reached the AI panels (tests and the UI-stall probe wait for it)."""
+        return self._images_for == ""
+
+    def _ai_images_loaded(self, study_uid: str, images: list) -> None:
+        if self._study is None or self._study.study_uid != study_uid or self._images_for != study_uid:
+            return  # another study was opened meanwhile: its own load is on the way
+        self._images_for = ""
+        self._ai_set_images(study_uid, images)
+        pending = self._pending_drafts.pop(study_uid, None)
+        if pending is not None:
+            self._on_draft_ready(study_uid, pending)
+
+    def _ai_images_failed(self, study_uid: str, exc: BaseException) -> None:
+        if self._images_for != study_uid:
+            return
+        self._images_for = ""
+        self.ai_panel.images_label.setText(f"The AI cannot read this study's images: {exc}")
+        self.statusBar().showMessage(f"AI: the study's images could not be read ({exc})", 10000)
+
+    def _ai_set_images(self, study_uid: str, images: list) -> None:
+        self.ai_panel.set_study(study_uid, images)
+        self.qa_panel.set_study(study_uid, images)
         self._study_images = images
         self._refresh_explain()
-        self.similar_panel.set_study(uid, [im.pixels for im in images])
-        pending = self._pending_drafts.pop(uid, None)
-        if pending is not None:
-            self._on_draft_ready(uid, pending)
+        self.similar_panel.set_study(study_uid, [im.pixels for im in images])
 
     def _on_draft_ready(self, study_uid: str, draft: dict) -> None:
         """Put a finished draft into the open report; keep it for later when it cannot go there yet."""
         from app.reports.service import ReportError
 
-        self.worklist.refresh()  # the AI-draft column
+        self.worklist.refresh_soon()  # the AI-draft column
 
         editor = self.report_editor
         if self._study is None or study_uid != self._study.study_uid or editor is None or self.auth is None:
@@ -278,7 +506,7 @@ class MainWindow(QMainWindow):
             return
         if self.whatif_view is None:
             self.whatif_view = WhatIfView(self.model_runner, database=self.database)
-            self.whatif_view.stored.connect(lambda _s: self.worklist.refresh())
+            self.whatif_view.stored.connect(lambda _s: self.worklist.refresh_soon())
             self.whatif_view.user_provider = lambda: self.auth
             self.tabs.addTab(self.whatif_view, "What if")
         self.whatif_view.set_case(image.frame(0), self._report_text(), image.dataset)
@@ -380,7 +608,7 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(self.prior_view, "Compare with prior")
         self.prior_view.set_current(self._study)
         self.prior_view.set_priors(priors)
-        self.worklist.refresh()
+        self.worklist.refresh_soon()
         self.statusBar().showMessage(f"{len(priors)} prior stud{'y' if len(priors) == 1 else 'ies'} ready", 8000)
 
     def show_pacs_query(self) -> None:
@@ -402,49 +630,125 @@ class MainWindow(QMainWindow):
 
     # -- report and account -----------------------------------------------------------------------
     def _show_report_editor(self) -> None:
-        """One editor per open study; the previous one saves what was typed before it goes."""
-        self._close_report_editor()
+        """The open study's report: the editor is kept and switched between studies (it saves what was
+        typed before it switches); a new user gets a new editor."""
         if self._study is None:
+            self._close_report_editor()
             return
+        if self.report_editor is not None:
+            self.report_editor.switch_study(self._study.study_uid)
+            self.side_tabs.setCurrentWidget(self.report_editor)
+            if not self.side_dock.isVisible() and not self._reading_mode and not self.locked:
+                self.side_dock.show()
+            return
+        size = self.size()
         self.report_editor = ReportEditor(self.database, self._study.study_uid, lambda: self.auth)
         self.report_editor.autosaved.connect(lambda _rev: self._refresh_explain())
         self.report_editor.textChanged.connect(self._refresh_explain)  # typed, AI draft, template: all stale
-        self.report_editor.versionChanged.connect(lambda _v: (self._refresh_explain(), self.worklist.refresh()))
+        self.report_editor.versionChanged.connect(lambda _v: (self._refresh_explain(), self.worklist.refresh_soon()))
         self.report_editor.signed.connect(self._index_signed_study)
         self.report_editor.signed.connect(lambda _v: self.audit_forwarder.forward_now())
         self.report_editor.queuedForSending.connect(self._outbox_queued)
+        self.report_editor.saveFailed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
         self.side_tabs.insertTab(0, self.report_editor, "Report")
         self.side_tabs.setCurrentIndex(0)
-        if not self.side_dock.isVisible():
+        if not self.side_dock.isVisible() and not self._reading_mode and not self.locked:
             self.side_dock.show()
-            self.resizeDocks([self.side_dock], [max(560, self.width() * 2 // 5)], Qt.Orientation.Horizontal)
+            self.resizeDocks([self.side_dock], [max(480, self.width() * 3 // 10)], Qt.Orientation.Horizontal)
+        self._keep_size(size)
+
+    def _keep_size(self, size) -> None:
+        """A new editor's size hint must never push the window wider than it was (Sign off-screen)."""
+        if self.isMaximized() or self.isFullScreen():
+            return
+        QTimer.singleShot(0, lambda: self.resize(size) if self.width() > size.width() else None)
 
     def _close_report_editor(self) -> None:
         if self.report_editor is None:
             return
-        self.report_editor.save_now()
-        self.report_editor.release_claim()  # others may edit the report once it is closed here
-        self.side_tabs.removeTab(self.side_tabs.indexOf(self.report_editor))
-        self.report_editor.deleteLater()
-        self.report_editor = None
+        editor, self.report_editor = self.report_editor, None
+        editor.shutdown()
+        editor.release_claim()  # others may edit the report once it is closed here
+        self.side_tabs.removeTab(self.side_tabs.indexOf(editor))
+        editor.deleteLater()
 
     def set_user(self, session: AuthSession | None) -> None:
         """Log a user in or out; the open report reopens under that user (read-only when nobody)."""
+        if self.report_editor is not None and self.auth is not None and not self.auth.is_expired():
+            self.report_editor.save_now()  # what the previous user typed is theirs: saved before they go
+        self._close_report_editor()  # the next editor is opened for the new user
         self.auth = session
         access_audit.set_actor(session.username if session else None)
         who = f"{session.display_name} ({session.role})" if session else "not logged in"
         self._user_label.setText(who)
+        if session is not None:
+            self._remember("last_user", session.username)
+            if self.locked:
+                self._unlock()
         if self._study is not None:
             self._show_report_editor()
+        self._update_actions()
+        if session is None and not self.kiosk:
+            self.lock()
+
+    def lock(self, reason: str = "") -> None:
+        """Cover the window: patient data hidden, the report kept as typed (saved while the session is valid)."""
+        if self.report_editor is not None and self.auth is not None and not self.auth.is_expired():
+            self.report_editor.save_now()
+        if self.auth is not None:
+            self.lock_screen.show_locked(self.auth, reason)
+        else:
+            self.lock_screen.show_login(str(self.settings.get("last_user", "") or ""))
+        if self.locked:
+            return
+        self.locked = True
+        self._hidden_while_locked = [w for w in self._data_windows() if w.isVisible()]
+        for w in self._hidden_while_locked:
+            w.hide()
+        self.pages.setCurrentWidget(self.lock_screen)
+        self.menuBar().setEnabled(False)
+        self.setWindowTitle("RadStation - locked")
+        self._update_actions()
+
+    def _data_windows(self) -> list[QWidget]:
+        """Everything besides the central page that can show patient data: docks and our own windows."""
+        out: list[QWidget] = list(self.findChildren(QDockWidget))
+        for w in QApplication.topLevelWidgets():
+            if w is not self and w.isWindow() and w.parentWidget() is not None and self.isAncestorOf(w):
+                out.append(w)
+        return out
+
+    def _unlock(self) -> None:
+        self.locked = False
+        self.pages.setCurrentWidget(self.tabs)
+        self.menuBar().setEnabled(True)
+        for w in self._hidden_while_locked:
+            w.show()
+        self._hidden_while_locked = []
+        self._update_title()
+        self._update_actions()
+
+    def _on_gate_login(self, session: AuthSession) -> None:
+        """The lock screen's log-in: the same user unlocks their session; another user takes over."""
+        if self.auth is not None and session.username == self.auth.username:
+            self.auth.last_activity = session.last_activity  # the editor holds this session: revive it
+            self._unlock()
+            if self.report_editor is not None:
+                self.report_editor.user_changed()
+            return
+        self.set_user(session)
 
     def _log_in(self) -> None:
         from app.widgets.account_dialog import AccountDialog
         from app.widgets.login_dialog import LoginDialog
 
+        if not self.kiosk:
+            self.set_user(None) if self.auth is not None else self.lock()
+            return
         if self.users.count() == 0:
             dialog = AccountDialog(self.users, self, first_run=True)
         else:
-            dialog = LoginDialog(self.users, self)
+            dialog = LoginDialog(self.users, self, username=str(self.settings.get("last_user", "") or ""))
         if dialog.exec() and dialog.session is not None:
             self.set_user(dialog.session)
 
@@ -457,11 +761,39 @@ class MainWindow(QMainWindow):
         dialog = AccountDialog(self.users, self, first_run=self.users.count() == 0, actor=self.auth)
         if dialog.exec() and dialog.session is not None and self.auth is None:
             self.set_user(dialog.session)
+        elif self.locked and self.auth is None:
+            self.lock_screen.show_login(str(self.settings.get("last_user", "") or ""))
+
+    def _remember(self, key: str, value) -> None:
+        """Small facts kept between runs (last user, last study, layout); never fatal."""
+        if self.settings.get(key) == value:
+            return
+        self.settings.set(key, value)
+        if not self._settings_problem:
+            try:
+                self.settings.save()
+            except OSError as exc:
+                self.statusBar().showMessage(f"Settings not saved: {exc}", 10000)
+
+    def _update_title(self) -> None:
+        if self.locked:
+            self.setWindowTitle("RadStation - locked")
+            return
+        ref = self._study
+        if ref is None:
+            self.setWindowTitle("RadStation")
+            return
+        who = person_name(ref.patient_name) or ref.patient_id
+        self.setWindowTitle(f"RadStation - {who} - {ref.description or format_date(ref.study_date)}")
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         if self.report_editor is not None:
-            self.report_editor.save_now()
+            self.report_editor.shutdown()
             self.report_editor.release_claim()
+        self._save_window_state()
+        self.activity.stop()
+        if (app := QApplication.instance()) is not None:
+            app.removeEventFilter(self.activity)
         if self.scp is not None:
             self.scp.stop()
         self.outbox.close()  # waits for a send in flight; unsent items stay queued in the database
@@ -480,7 +812,7 @@ class MainWindow(QMainWindow):
         from app.widgets.import_dialog import ImportDialog
 
         dialog = ImportDialog(self.database, [str(p) for p in paths], parent=self)
-        dialog.finished.connect(lambda *_: self.worklist.refresh())
+        dialog.finished.connect(lambda *_: self.worklist.refresh_soon())
         dialog.open()
         self._import_dialog = dialog
 
@@ -504,50 +836,245 @@ class MainWindow(QMainWindow):
         except FileNotFoundError as exc:
             QMessageBox.warning(self, "RadStation", str(exc))
             return
-        self.worklist.refresh()
+        self.worklist.refresh_soon()
         self.open_study(demo_study_uids()[0])
 
     # -- menus -----------------------------------------------------------------------------------
-    def _action(self, text: str, slot, shortcut: str | QKeySequence | None = None) -> QAction:
+    def _action(self, text: str, slot, shortcut: str | QKeySequence | None = None, name: str = "") -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
         action.triggered.connect(slot)
+        if name:
+            action.setObjectName(name)
+            self.actions_by_name[name] = action
         return action
 
     def _build_menus(self) -> None:
+        from app.widgets.shortcuts import apply_menu_bindings
+
+        self.actions_by_name: dict[str, QAction] = {}
+        a = self._action
         file_menu = self.menuBar().addMenu("&File")
-        file_menu.addAction(self._action("Import &folder...", self._import_folder, "Ctrl+Shift+O"))
-        file_menu.addAction(self._action("Import &files, DICOMDIR or zip...", self._import_files, "Ctrl+O"))
-        file_menu.addAction(self._action("Open &demo study", self._open_demo))
+        file_menu.addAction(a("Import &folder...", self._import_folder, "Ctrl+Shift+O", "import_folder"))
+        file_menu.addAction(a("Import &files, DICOMDIR or zip...", self._import_files, "Ctrl+O", "import_files"))
+        file_menu.addAction(a("Open &demo study", self._open_demo, None, "open_demo"))
         file_menu.addSeparator()
-        file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
+        file_menu.addAction(a("&Settings...", self.show_settings, "Ctrl+,", "settings"))
+        file_menu.addSeparator()
+        file_menu.addAction(a("&Quit", self.close, QKeySequence.StandardKey.Quit, "quit"))
         ai_menu = self.menuBar().addMenu("&AI")
-        ai_menu.addAction(self._action("&Draft report for the open study", lambda: self.ai_panel.draft_current()))
-        ai_menu.addAction(self._action("&Pre-draft the worklist's studies", self._pre_draft_worklist))
-        ai_menu.addAction(self._action("&What if... (counterfactual from an edited report)", self.show_whatif))
-        ai_menu.addAction(self._action("&Export the shown explanation map as DICOM...", self.export_explanation))
+        ai_menu.addAction(a("&Draft report for the open study", lambda: self.ai_panel.draft_current(), None, "draft"))
+        ai_menu.addAction(a("&Pre-draft the worklist's studies", self._pre_draft_worklist, None, "predraft"))
+        ai_menu.addAction(a("&What if... (counterfactual from an edited report)", self.show_whatif, None, "whatif"))
+        ai_menu.addAction(a("&Export the shown explanation map as DICOM...", self.export_explanation, None,
+                            "export_map"))
         pacs_menu = self.menuBar().addMenu("&PACS")
-        pacs_menu.addAction(self._action("&Query / retrieve...", self.show_pacs_query, "Ctrl+Shift+Q"))
-        pacs_menu.addAction(self._action("&Nodes and Storage SCP...", self._edit_pacs_nodes))
+        pacs_menu.addAction(a("&Query / retrieve...", self.show_pacs_query, "Ctrl+Shift+Q", "pacs_query"))
+        pacs_menu.addAction(a("&Nodes and Storage SCP...", self._edit_pacs_nodes, None, "pacs_nodes"))
         account_menu = self.menuBar().addMenu("&Account")
-        account_menu.addAction(self._action("&Log in...", self._log_in, "Ctrl+L"))
-        account_menu.addAction(self._action("Log &out", lambda: self.set_user(None)))
-        account_menu.addAction(self._action("&Create account...", self._create_account))
+        account_menu.addAction(a("&Log in...", self._log_in, "Ctrl+L", "login"))
+        account_menu.addAction(a("Log &out", lambda: self.set_user(None), None, "logout"))
+        account_menu.addAction(a("Loc&k screen", lambda: self.lock("Locked by the user."), "Ctrl+Shift+L", "lock"))
+        account_menu.addAction(a("&Create account...", self._create_account, None, "create_account"))
         view_menu = self.menuBar().addMenu("&View")
-        view_menu.addAction(self._action("&Worklist", lambda: self.tabs.setCurrentWidget(self.worklist), "F2"))
-        view_menu.addAction(self._action("&Viewer", lambda: self.tabs.setCurrentWidget(self.workspace), "F3"))
-        view_menu.addAction(self._action("&Outbox", lambda: self.tabs.setCurrentWidget(self.outbox)))
-        view_menu.addAction(self.side_dock.toggleViewAction())
+        view_menu.addAction(a("&Worklist", self.show_worklist, "F2", "show_worklist"))
+        view_menu.addAction(a("&Viewer", lambda: self.tabs.setCurrentWidget(self.workspace), "F3", "show_viewer"))
+        view_menu.addAction(a("&Outbox", lambda: self.tabs.setCurrentWidget(self.outbox), None, "show_outbox"))
+        toggle = self.side_dock.toggleViewAction()
+        toggle.setText("&Report and AI panel")
+        toggle.setShortcut(QKeySequence("F4"))
+        toggle.setObjectName("toggle_report")
+        self.actions_by_name["toggle_report"] = toggle
+        view_menu.addAction(toggle)
+        view_menu.addAction(a("&Reading mode (viewer only)", self.toggle_reading_mode, "F10", "reading_mode"))
+        self.actions_by_name["reading_mode"].setCheckable(True)
+        view_menu.addAction(a("&Full screen", self.toggle_full_screen, "F11", "full_screen"))
+        self.actions_by_name["full_screen"].setCheckable(True)
+        view_menu.addSeparator()
+        view_menu.addAction(a("&Save screen layout...", self.save_layout_as, None, "save_layout"))
+        self._layouts_menu = view_menu.addMenu("Restore screen &layout")
+        self._layouts_menu.aboutToShow.connect(self._fill_layouts_menu)
+        view_menu.addAction(a("Reset screen layout", self.reset_layout, None, "reset_layout"))
+        tools_menu = self.menuBar().addMenu("&Tools")
+        tools_menu.addAction(a("Report &templates and macros...", self.show_template_editor, None, "templates"))
+        tools_menu.addAction(a("&Keyboard shortcuts...", self.show_shortcuts, "Ctrl+/", "shortcuts"))
         help_menu = self.menuBar().addMenu("&Help")
-        help_menu.addAction(self._action("&About RadStation", self._about))
+        help_menu.addAction(a("&User guide", self.show_user_guide, "F1", "user_guide"))
+        help_menu.addAction(a("&Keyboard shortcuts", self.show_shortcuts, None, "shortcuts_help"))
+        help_menu.addAction(a("&About RadStation", self._about, None, "about"))
+        for menu in self.menuBar().findChildren(QMenu):
+            menu.setToolTipsVisible(True)
+        apply_menu_bindings(self.actions_by_name, self.settings)
+        self._restore_window_state()
+
+    def _update_actions(self) -> None:
+        """Actions that need a user are disabled while nobody is logged in, and say why."""
+        logged_in = self.auth is not None and not self.auth.is_expired()
+        need = "Log in first (Account > Log in, Ctrl+L)"
+        names = ("draft", "predraft", "whatif", "templates")
+        for name in names:
+            act = self.actions_by_name.get(name)
+            if act is not None:
+                act.setEnabled(logged_in)
+                act.setToolTip(act.text().replace("&", "") if logged_in else need)
+                act.setStatusTip("" if logged_in else need)
+        logout = self.actions_by_name.get("logout")
+        if logout is not None:
+            logout.setEnabled(self.auth is not None)
+            logout.setToolTip("Log out" if self.auth is not None else "Nobody is logged in")
+        lock = self.actions_by_name.get("lock")
+        if lock is not None:
+            lock.setEnabled(self.auth is not None and not self.locked)
+        create = self.actions_by_name.get("create_account")
+        if create is not None:
+            allowed = self.users.count() == 0 or bool(self.auth and self.auth.can_manage_users)
+            create.setEnabled(allowed)
+            create.setToolTip("Create a local account" if allowed else "Only an administrator can create accounts")
+        if self.report_editor is not None:
+            self.report_editor.user_changed()
+
+    # -- screen layout --------------------------------------------------------------------------------
+    _reading_mode = False
+
+    def show_worklist(self) -> None:
+        self.tabs.setCurrentWidget(self.worklist)
+        self.worklist.refresh_soon()
+
+    def toggle_full_screen(self) -> None:
+        if self.isFullScreen():
+            self.showNormal()
+        else:
+            self.showFullScreen()
+        self.actions_by_name["full_screen"].setChecked(self.isFullScreen())
+
+    def toggle_reading_mode(self) -> None:
+        """Viewer only: the report panel and status bar go away until toggled back (F10)."""
+        self._reading_mode = not self._reading_mode
+        if self._reading_mode:
+            self._dock_before_reading = self.side_dock.isVisible()
+            self.side_dock.hide()
+            self.statusBar().hide()
+            self.tabs.setCurrentWidget(self.workspace)
+        else:
+            self.statusBar().show()
+            if getattr(self, "_dock_before_reading", True) and self.report_editor is not None:
+                self.side_dock.show()
+        self.actions_by_name["reading_mode"].setChecked(self._reading_mode)
+
+    def _layout_state(self) -> dict:
+        return {"state": bytes(self.saveState().toBase64()).decode("ascii"),
+                "geometry": bytes(self.saveGeometry().toBase64()).decode("ascii"),
+                "viewer_grid": "x".join(map(str, self.workspace.layout_view.grid()))}
+
+    def _apply_layout_state(self, data: dict) -> None:
+        if data.get("geometry"):
+            self.restoreGeometry(QByteArray.fromBase64(data["geometry"].encode("ascii")))
+        if data.get("state"):
+            self.restoreState(QByteArray.fromBase64(data["state"].encode("ascii")))
+        grid = str(data.get("viewer_grid", ""))
+        try:
+            self.workspace.set_layout(grid)
+        except ValueError:
+            pass
+        if self.locked:  # a restored dock must not show over the lock screen
+            for w in self._data_windows():
+                if w.isVisible():
+                    w.hide()
+                    if w not in self._hidden_while_locked:
+                        self._hidden_while_locked.append(w)
+
+    def save_layout_as(self, name: str | None = None) -> str:
+        if name is None:
+            name, ok = QInputDialog.getText(self, "Save screen layout", "Name for this layout:")
+            if not ok:
+                return ""
+        name = name.strip()
+        if not name:
+            return ""
+        layouts = dict(self.settings.get("screen_layouts", {}) or {})
+        layouts[name] = self._layout_state()
+        self.settings.set("screen_layouts", layouts)
+        self._remember("screen_layouts", layouts)
+        try:
+            self.settings.save()
+        except OSError as exc:
+            self.statusBar().showMessage(f"Layout not saved: {exc}", 10000)
+        self.statusBar().showMessage(f"Screen layout “{name}” saved", 5000)
+        return name
+
+    def restore_layout(self, name: str) -> bool:
+        data = (self.settings.get("screen_layouts", {}) or {}).get(name)
+        if not isinstance(data, dict):
+            return False
+        self._apply_layout_state(data)
+        return True
+
+    def _fill_layouts_menu(self) -> None:
+        self._layouts_menu.clear()
+        layouts = self.settings.get("screen_layouts", {}) or {}
+        for name in sorted(layouts):
+            self._layouts_menu.addAction(name, lambda n=name: self.restore_layout(n))
+        if not layouts:
+            self._layouts_menu.addAction("No saved layouts yet").setEnabled(False)
+
+    def reset_layout(self) -> None:
+        if self.isFullScreen():
+            self.showNormal()
+        if self._reading_mode:
+            self.toggle_reading_mode()
+        self.removeDockWidget(self.side_dock)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.side_dock)
+        self.side_dock.setFloating(False)
+        self.side_dock.setVisible(self.report_editor is not None)
+        self.resizeDocks([self.side_dock], [max(480, self.width() * 3 // 10)], Qt.Orientation.Horizontal)
+        self.workspace.set_layout("1x1")
+
+    def _save_window_state(self) -> None:
+        self._remember("window_state", self._layout_state())
+
+    def _restore_window_state(self) -> None:
+        data = self.settings.get("window_state")
+        if isinstance(data, dict):
+            QTimer.singleShot(0, lambda: self._apply_layout_state(data))
+
+    # -- settings, templates, help --------------------------------------------------------------------
+    def show_settings(self) -> None:
+        from app.widgets.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.settings, self)
+        self.settings_dialog = dialog
+        if dialog.exec():
+            self.statusBar().showMessage("Settings saved. " + dialog.restart_note(), 10000)
+            self.kiosk = bool(self.settings.get("kiosk_mode", False))
+            self.worklist.apply_settings(self.settings)
+
+    def show_template_editor(self) -> None:
+        from app.widgets.template_editor import TemplateEditorDialog
+
+        if self.auth is None:
+            return
+        dialog = TemplateEditorDialog(self.auth, self)
+        self.template_dialog = dialog
+        dialog.exec()
+        if self.report_editor is not None and self.report_editor.version is None:
+            self._show_report_editor()  # a new or changed template applies to a report not yet written
+
+    def show_shortcuts(self) -> None:
+        from app.widgets.shortcuts import ShortcutsDialog
+
+        dialog = ShortcutsDialog(self.actions_by_name, self.settings, self)
+        self.shortcuts_dialog = dialog
+        dialog.exec()
+
+    def show_user_guide(self) -> None:
+        from app.widgets.help_dialog import HelpDialog
+
+        dialog = HelpDialog(self.actions_by_name, self)
+        self.help_dialog = dialog
+        dialog.show()
 
     def _about(self) -> None:
-        QMessageBox.about(
-            self,
-            "About RadStation",
-            "RadStation: an offline reading workstation with a local AI engine.\n"
-            "AI output is a draft for a radiologist to review; synthetic images are never for diagnosis.\n\n"
-            "Demo images: NIH Clinical Center ChestX-ray14 (https://nihcc.app.box.com/v/ChestXray-NIHCC; "
-            "Wang et al., CVPR 2017).",
-        )
+        from app.widgets.help_dialog import about_text
+
+        QMessageBox.about(self, "About RadStation", about_text())

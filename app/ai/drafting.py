@@ -81,7 +81,7 @@ class DraftService(QObject):
             params["steps"] = int(self.steps)
         if self.mode:
             params["mode"] = str(self.mode)
-        job_id = self.client.submit("draft", params, label=f"Draft {study_uid[-16:]}", study_uid=study_uid)
+        job_id = self.client.submit("draft", params, label=self._label(study_uid), study_uid=study_uid)
         self._pending[job_id] = _Pending(study_uid, ordered, _batch, username)
         self.draftStarted.emit(study_uid, job_id)
         return job_id
@@ -108,6 +108,25 @@ class DraftService(QObject):
         except TemplateError:
             return section_order("")
         return section_order(tpl.content.sections.get("findings", ""))
+
+    def _label(self, study_uid: str) -> str:
+        """'Draft DOE, JANE · ACC123' (patient and accession, as the worklist shows them), not a UID."""
+        if self.db is not None:
+            from sqlalchemy import select
+
+            from app.db.models import Study
+            from app.formatting import format_date, person_name
+
+            try:
+                with self.db.session() as s:
+                    study = s.scalar(select(Study).where(Study.study_uid == study_uid))
+                    if study is not None:
+                        who = person_name(study.patient.name) or study.patient.patient_id
+                        what = study.accession or format_date(study.study_date) or study.description
+                        return f"Draft {who} \u00b7 {what}" if what else f"Draft {who}"
+            except Exception:  # noqa: BLE001 - a label is never worth failing a draft
+                pass
+        return f"Draft {study_uid[-16:]}"
 
     def draft_batch(self, studies: list[tuple[str, list[StudyImage]]], seed: int = 0) -> list[str]:
         """Pre-draft several studies; one progress bar (batchProgress) follows them all."""

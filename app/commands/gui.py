@@ -1,4 +1,8 @@
-"""`radstation gui` (the default): open the workstation, on the bundled demo study unless told otherwise."""
+"""`radstation gui` (the default): open the workstation on the worklist (or the last study, by setting).
+
+The first start on an empty database imports the bundled demo studies into the worklist; `--demo` opens
+the first of them. Nothing is shown before someone logs in unless the site turned on kiosk mode.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gui", help="open the workstation (the default command)")
-    p.add_argument("--study", help="Study Instance UID to open instead of the demo study")
-    p.add_argument("--no-demo", action="store_true", help="start on the worklist without opening a study")
+    p.add_argument("--study", help="Study Instance UID to open at start")
+    p.add_argument("--demo", action="store_true", help="open the bundled demo study at start")
+    p.add_argument("--no-demo", action="store_true", help="do not import the demo studies into an empty database")
     p.add_argument("--db-url", help="SQLAlchemy database URL (default: settings / RADSTATION_DB_URL / SQLite)")
     p.add_argument(
         "--screenshot",
@@ -37,17 +42,16 @@ def run(args: argparse.Namespace) -> int:
         QMessageBox.critical(None, "RadStation", f"The study database could not be opened:\n\n{exc}")
         print(f"radstation: {exc}", file=sys.stderr)
         return 1
-    window = MainWindow(database)
-    window.show()
     study = args.study
-    if study is None and not args.no_demo:
+    if not args.no_demo and (args.demo or _empty(database)):
         try:
             ensure_demo_imported(database)
-            study = demo_study_uids()[0]
+            study = study or (demo_study_uids()[0] if args.demo else None)
         except (FileNotFoundError, IndexError) as exc:
-            window.statusBar().showMessage(f"Demo study not available: {exc}", 10000)
-    if study:
-        window.open_study(study)
+            print(f"radstation: demo study not available: {exc}", file=sys.stderr)
+    window = MainWindow(database)
+    window.show()
+    window.start_up(study)
     if args.screenshot is not None:
         def _shoot() -> None:
             args.screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -61,3 +65,12 @@ def run(args: argparse.Namespace) -> int:
 
         QTimer.singleShot(int(args.screenshot_delay * 1000), _shoot)
     return app.exec()
+
+
+def _empty(database) -> bool:
+    from sqlalchemy import func, select
+
+    from app.db.models import Study
+
+    with database.session() as s:
+        return not s.scalar(select(func.count(Study.id)))

@@ -80,6 +80,7 @@ class ReportVersion(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     signed_at: Mapped[str] = mapped_column(String(40), default="")  # ISO text exactly as signed
+    amend_reason: Mapped[str] = mapped_column(Text, default="", server_default="")  # why it was amended
 
     # Optimistic check: every UPDATE says "WHERE revision = <the one read>", so a write based on text that
     # another workstation changed meanwhile matches no row and fails instead of overwriting it.

@@ -35,7 +35,7 @@ from app.reports.models import (
     User,
 )
 from app.reports.signing import sign_bytes
-from app.reports.templates import ReportTemplate, guess_exam_type, load_template
+from app.reports.templates import ReportTemplate, TemplateLibrary, load_template
 from app.reports.users import AuthSession, UserService
 
 CANONICAL_FORMAT = "radstation-report/1"
@@ -99,6 +99,9 @@ class VersionView:
     supersedes_id: int | None
     updated_at: dt.datetime | None = None
     signature: dict[str, Any] = field(default_factory=dict)
+    amend_reason: str = ""
+    created_at: dt.datetime | None = None
+    carried_addendum: str = ""  # earlier signed addenda an addendum version must keep, word for word
 
     @property
     def is_signed(self) -> bool:
@@ -170,7 +173,7 @@ def canonical_payload(version: ReportVersion, ident: StudyIdentity, author: str,
             "weights_hash": str(ai.get("weights_hash", "")),
             "seed": str(ai.get("seed", "")),
         } if version.ai_generated or version.ai_draft else None,
-    }
+    } | ({"reason": version.amend_reason} if version.amend_reason else {})
 
 
 class ReportService:
@@ -196,7 +199,8 @@ class ReportService:
             ai_draft=dict(v.ai_draft) if v.ai_draft else None, ai_generated=v.ai_generated,
             human_edited=v.human_edited, ai_accepted=v.ai_accepted, revision=v.revision, author=author,
             signer=signer, signed_at=v.signed_at, supersedes_id=v.supersedes_id, updated_at=v.updated_at,
-            signature=sig,
+            signature=sig, amend_reason=v.amend_reason or "", created_at=v.created_at,
+            carried_addendum=self._carried_addendum(s, v),
         )
 
     def version(self, version_id: int) -> VersionView:
@@ -228,12 +232,10 @@ class ReportService:
         """The version to show for a study; creates the first draft from the exam type's template."""
         user.ensure_active()
         with self.db.session() as s:
-            ident = study_identity(s, study_uid)
+            study_identity(s, study_uid)  # refuses a study that is not in the database
             report = self._report_for(s, study_uid)
             if report is None:
-                exam_type = exam_type or guess_exam_type(ident.modalities.split("\\")[0] if ident.modalities
-                                                         else "", ident.study_description)
-                template = template or load_template(exam_type)
+                template = template or self._template_for(study_uid, user, exam_type)
                 report = Report(study_uid=study_uid, exam_type=template.exam_type, created_by_id=user.user_id)
                 s.add(report)
                 s.flush()
@@ -268,6 +270,10 @@ class ReportService:
                 if any(content.get(k) != original.get(k) for k in SECTION_KEYS):
                     raise ImmutableVersionError("an addendum may only change the addendum text; "
                                                 "use an amendment to change the signed sections")
+                carried = self._carried_addendum(s, v)
+                if carried and not content.get("addendum").startswith(carried):
+                    raise ImmutableVersionError("an addendum keeps the earlier signed addenda word for word; "
+                                                "add the new text after them")
             old = ReportContent.from_dict(v.sections)
             changed = [k for k in (*SECTION_KEYS, "addendum") if old.get(k) != content.get(k)]
             if not changed:
@@ -310,6 +316,17 @@ class ReportService:
                          {"source": "ai", "engine": ai["engine"], "weights_hash": ai["weights_hash"],
                           "seed": str(ai["seed"])})
             return self._view(s, v)
+
+    def set_template(self, version_id: int, template: ReportTemplate, user: AuthSession) -> None:
+        """Record that the radiologist switched the report to another template (its title and procedure
+        code go into the exports); only while the version is unsigned."""
+        user.ensure_active()
+        with self.db.session() as s:
+            v = self._editable(s, version_id, user)
+            if v.report.exam_type != template.exam_type:
+                old, v.report.exam_type = v.report.exam_type, template.exam_type
+                audit.append(s, "edit", user.username, "report_version", v.id,
+                             {"template": {"from": old, "to": template.exam_type}})
 
     def accept_ai(self, version_id: int, user: AuthSession) -> None:
         """A person confirms they reviewed the AI text as it stands."""
@@ -376,8 +393,11 @@ class ReportService:
         with self.db.session() as s:
             v = self._editable(s, version_id, user)
             content = ReportContent.from_dict(v.sections)
-            if content.is_empty() or (v.kind == "addendum" and not content.get("addendum").strip()):
+            new_addendum = content.get("addendum")[len(self._carried_addendum(s, v)):]
+            if content.is_empty() or (v.kind == "addendum" and not new_addendum.strip()):
                 raise ReportError("an empty report cannot be signed")
+            if v.kind == "amendment" and not (v.amend_reason or "").strip():
+                raise ReportError("an amendment needs a reason before it can be signed")
             if v.ai_generated and not (v.human_edited or v.ai_accepted):
                 raise ReportError("the AI draft has not been reviewed: edit it or accept it before signing")
             signer = require_signing_authority(s, user.user_id)
@@ -469,11 +489,16 @@ class ReportService:
             audit.append(s, "export", user.username if user else "console", "report_version", version_id,
                          {"format": fmt, "target": target})
 
-    def amend(self, version_id: int, user: AuthSession, kind: str = "amendment") -> VersionView:
-        """Start a new version after signing: an amendment (changed text) or an addendum (added text)."""
+    def amend(self, version_id: int, user: AuthSession, kind: str = "amendment", reason: str = "") -> VersionView:
+        """Start a new version after signing: an amendment (changed text, with the reason why) or an
+        addendum (added text). Everything signed before is carried forward: every section, the earlier
+        addenda and the AI provenance (so exports keep saying the report was drafted with AI assistance)."""
         user.ensure_active()
         if kind not in ("amendment", "addendum"):
             raise ReportError("kind must be 'amendment' or 'addendum'")
+        reason = (reason or "").strip()
+        if kind == "amendment" and not reason:
+            raise ReportError("an amendment needs a reason (what was wrong or missing in the signed report)")
         with self.db.session() as s:
             orig = self._get_version(s, version_id)
             if orig.status != "final":
@@ -483,20 +508,43 @@ class ReportService:
             if any(v.status != "final" for v in report.versions):
                 raise ReportError("this report already has an unsigned version; finish or edit that one")
             sections = ReportContent.from_dict(orig.sections).to_dict()
-            sections.pop("addendum", None)
+            earlier = sections.pop("addendum", "").rstrip()
             if kind == "addendum":
-                sections["addendum"] = ""
+                sections["addendum"] = f"{earlier}\n\n" if earlier else ""
+            elif earlier:
+                sections["addendum"] = earlier
             new = ReportVersion(report_id=report.id, version_no=max(v.version_no for v in report.versions) + 1,
                                 kind=kind, status="draft", supersedes_id=orig.id, sections=sections,
-                                author_id=user.user_id)
+                                author_id=user.user_id, amend_reason=reason,
+                                ai_draft=dict(orig.ai_draft) if orig.ai_draft else None,
+                                ai_generated=orig.ai_generated, human_edited=orig.human_edited,
+                                ai_accepted=orig.ai_accepted)
             s.add(new)
             s.flush()
             audit.append(s, "amend", user.username, "report_version", new.id,
-                         {"kind": kind, "supersedes": orig.id})
+                         {"kind": kind, "supersedes": orig.id} | ({"reason": reason} if reason else {}))
             s.refresh(report)
             return self._view(s, new)
 
     # -- helpers ----------------------------------------------------------------------------------------
+    def _template_for(self, study_uid: str, user: AuthSession, exam_type: str | None) -> ReportTemplate:
+        """The named template, or the one that fits the exam best (the user's personal ones first)."""
+        from app.reports.exam import exam_info
+
+        if exam_type:
+            return load_template(exam_type)
+        best = TemplateLibrary.default().choose(exam_info(self.db, study_uid), user.username)
+        return best if best is not None else load_template("generic")
+
+    @staticmethod
+    def _carried_addendum(s: Session, v: ReportVersion) -> str:
+        """For an addendum: the signed addendum text it started from (kept as a prefix); else ''."""
+        if v.kind != "addendum" or not v.supersedes_id:
+            return ""
+        orig = s.get(ReportVersion, v.supersedes_id)
+        earlier = ReportContent.from_dict(orig.sections).get("addendum").rstrip() if orig else ""
+        return f"{earlier}\n\n" if earlier else ""
+
     @staticmethod
     def _differs_from_ai(v: ReportVersion, content: ReportContent) -> bool:
         ai = v.ai_draft or {}

@@ -23,6 +23,7 @@ from app.reports.keys import create_self_signed, default_p12_path
 from app.reports.models import ROLES
 from app.reports.passwords import WeakPasswordError
 from app.reports.users import AuthError, AuthSession, UserError, UserService
+from app.widgets.dialog_buttons import action_buttons
 
 
 class AccountDialog(QDialog):
@@ -57,8 +58,7 @@ class AccountDialog(QDialog):
         form.addRow("Password:", self.password)
         form.addRow("Repeat password:", self.confirm)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.create_button = buttons.addButton("Create", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.create_button.setDefault(True)
+        self.create_button = action_buttons(buttons, "Create")
         buttons.accepted.connect(self.try_create)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)

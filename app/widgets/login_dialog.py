@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 from app.reports.users import AuthError, AuthSession, UserService
+from app.widgets.dialog_buttons import action_buttons
 
 
 class LoginDialog(QDialog):
@@ -25,8 +26,7 @@ class LoginDialog(QDialog):
         form.addRow("User name:", self.username)
         form.addRow("Password:", self.password)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.login_button = buttons.addButton("Log in", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.login_button.setDefault(True)
+        self.login_button = action_buttons(buttons, "Log in")
         buttons.accepted.connect(self.try_login)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from app.reports.service import ReportService, StudyIdentity, VersionView
 from app.reports.users import AuthSession
+from app.widgets.dialog_buttons import action_buttons
 
 
 class _SignThread(QThread):
@@ -91,8 +92,7 @@ class SignDialog(QDialog):
         self.progress.setFormat("Signing…")
         self.progress.hide()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.sign_button = self.buttons.addButton("Sign", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.sign_button.setDefault(True)
+        self.sign_button = action_buttons(self.buttons, "Sign")
         self.buttons.accepted.connect(self.start_signing)
         self.buttons.rejected.connect(self.reject)
 

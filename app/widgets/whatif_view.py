@@ -60,8 +60,15 @@ DIFF_THRESHOLD = 6.0  # smaller differences are left transparent (VQ decoder noi
 _LINKED = ("zoom", "fit", "pan_x", "pan_y", "rotation", "flip_h", "flip_v", "invert", "window")
 
 
-def array_image(arr: np.ndarray, description: str = "") -> DicomImage:
-    """An in-memory 8-bit DICOM image of a uint8 array, so a Viewport can show it."""
+IDENTITY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID",
+            "AccessionNumber", "StudyDescription", "Modality", "BodyPartExamined", "ViewPosition",
+            "ImageLaterality", "PatientOrientation")
+
+
+def array_image(arr: np.ndarray, description: str = "", source: Dataset | None = None) -> DicomImage:
+    """An in-memory 8-bit DICOM image of a uint8 array, so a Viewport can show it. With `source` it carries
+    the acquired image's identity (patient, study, modality, orientation) and its pixel spacing scaled to
+    the array's size, so the pane says whose image it is and measures in mm."""
     a = np.ascontiguousarray(np.asarray(arr, np.uint8))
     ds = Dataset()
     ds.SOPClassUID = pydicom.uid.SecondaryCaptureImageStorage
@@ -73,6 +80,14 @@ def array_image(arr: np.ndarray, description: str = "") -> DicomImage:
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
     ds.WindowCenter, ds.WindowWidth = 128, 256
+    if source is not None:
+        for keyword in IDENTITY:
+            if keyword in source:
+                setattr(ds, keyword, source.data_element(keyword).value)
+        spacing = source.get("PixelSpacing") or source.get("ImagerPixelSpacing")
+        rows, cols = int(source.get("Rows", 0) or 0), int(source.get("Columns", 0) or 0)
+        if spacing is not None and len(spacing) == 2 and rows and cols:
+            ds.PixelSpacing = [float(spacing[0]) * rows / a.shape[0], float(spacing[1]) * cols / a.shape[1]]
     ds.PixelData = a.tobytes()
     return DicomImage.from_dataset(ds)
 
@@ -254,7 +269,7 @@ class WhatIfView(QWidget):
             self.report_edit.setPlainText(self._current)
         from engines.pipeline import prepare_image
 
-        self.original_view.set_image(array_image(prepare_image(arr, max(arr.shape))))
+        self.original_view.set_image(array_image(prepare_image(arr, max(arr.shape)), source=source))
         self.status.setText("Edit the report or type an instruction, then press What if.")
 
     def apply_instruction(self) -> bool:
@@ -402,7 +417,7 @@ class WhatIfView(QWidget):
                             scope or {})
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
-        self.original_view.set_image(array_image(result.original))
+        self.original_view.set_image(array_image(result.original, source=self._source))
         self.variant_combo.blockSignals(True)
         self.variant_combo.clear()
         shown = result.shown_variants

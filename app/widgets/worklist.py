@@ -2,6 +2,11 @@
 
 The table model only holds rows; the query lives in app.db.queries, so search and sort are tested
 without a window and the model re-queries (server-side sort) when a header is clicked.
+
+The list is live: it re-queries every `worklist_refresh_s` seconds (default 15) while shown, after typing,
+and whenever the app says something changed, always on a worker thread so a slow database never freezes
+the window (`refresh()` is the synchronous form for scripts and tests). Date presets (Today, Yesterday,
+Last 7 days...) replace typing dates; a row's context menu opens, exports, sends or deletes a study.
 """
 
 from __future__ import annotations
@@ -10,7 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QDate, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QDate,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -21,6 +36,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMenu,
     QPushButton,
     QStyle,
     QTableView,
@@ -30,8 +46,19 @@ from PySide6.QtWidgets import (
 
 from app.db.database import Database
 from app.db.queries import StudyRow, search_studies
+from app.formatting import format_date, person_name
+from app.serial_worker import SerialWorker
 
 ANY_DATE = QDate(1900, 1, 1)  # the date edits' minimum, shown as "any"
+# (label, days back for "from", days back for "to"); None: no bound. "Custom" enables the date fields.
+DATE_PRESETS: tuple[tuple[str, int | None, int | None], ...] = (
+    ("Any date", None, None), ("Today", 0, 0), ("Yesterday", 1, 1), ("Last 7 days", 6, 0),
+    ("Last 30 days", 29, 0), ("Last 12 months", 364, 0), ("Custom range", None, None),
+)
+ROW_ACTIONS: tuple[tuple[str, str], ...] = (
+    ("open", "Open"), ("open_with_prior", "Open with prior"), ("export", "Export to folder…"),
+    ("export_anonymised", "Export anonymised…"), ("send", "Send to PACS…"), ("delete", "Delete…"),
+)
 MODALITIES = ("", "CR", "DX", "CT", "MR", "US", "MG", "XA", "RF", "NM", "PT", "OT", "SC", "SR")
 REPORT_LABELS = {"none": "", "draft": "Draft", "preliminary": "Preliminary", "final": "Final", "amended": "Amended"}
 
@@ -43,14 +70,11 @@ class Column:
     text: Callable[[StudyRow], str]
 
 
-def _person(name: str) -> str:
-    return name.replace("^", " ").strip()
-
-
+START_WIDTHS = {"Patient": 240, "Patient ID": 110, "Description": 260, "Accession": 120, "Report": 200}
 COLUMNS: tuple[Column, ...] = (
-    Column("Patient", "name", lambda r: _person(r.patient_name)),
+    Column("Patient", "name", lambda r: person_name(r.patient_name)),
     Column("Patient ID", "patient_id", lambda r: r.patient_id),
-    Column("Date", "date", lambda r: r.study_date.isoformat() if r.study_date else ""),
+    Column("Date", "date", lambda r: format_date(r.study_date)),
     Column("Modality", "modality", lambda r: r.modalities.replace("\\", "/")),
     Column("Description", "description", lambda r: r.description),
     Column("Accession", "accession", lambda r: r.accession),
@@ -126,20 +150,37 @@ class StudyTableModel(QAbstractTableModel):
         return self.rows[row].study_uid
 
 
+class _Results(QObject):
+    ready = Signal(int, object, str)  # generation, rows, error text
+
+
 class WorklistWidget(QWidget):
-    """Search + table of studies. Emits `studyOpenRequested(study_uid)` on double-click or Enter."""
+    """Search + table of studies. Emits `studyOpenRequested(study_uid)` on double-click or Enter, and
+    `actionRequested(action, study_uid)` from the row context menu (see ROW_ACTIONS)."""
 
     studyOpenRequested = Signal(str)
+    actionRequested = Signal(str, str)
+    refreshed = Signal(int)  # number of rows shown, after every (background or direct) refresh
 
-    def __init__(self, database: Database, parent: QWidget | None = None, *, limit: int = 2000) -> None:
+    def __init__(self, database: Database, parent: QWidget | None = None, *, limit: int = 2000,
+                 settings: Any = None) -> None:
         super().__init__(parent)
         self.database = database
         self.limit = limit
         self.sort_key = "-date"
+        self._generation = 0
+        self._pool = pool = SerialWorker("worklist-query")
+        self.destroyed.connect(lambda *_: pool.shutdown(wait=False))
+        self._results = _Results(self)
+        self._results.ready.connect(self._on_results)
 
         self.name_edit = QLineEdit(placeholderText="name (words in any order, * wildcard)")
         self.id_edit = QLineEdit(placeholderText="patient ID")
         self.accession_edit = QLineEdit(placeholderText="accession")
+        self.date_preset = QComboBox()
+        self.date_preset.setObjectName("datePreset")
+        for label, _a, _b in DATE_PRESETS:
+            self.date_preset.addItem(label)
         self.date_from = self._date_edit()
         self.date_to = self._date_edit()
         self.modality_combo = QComboBox(editable=True)
@@ -160,6 +201,9 @@ class WorklistWidget(QWidget):
         self.table.horizontalHeader().setSortIndicator(2, Qt.SortOrder.DescendingOrder)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
+        for i, column in enumerate(COLUMNS):  # names and descriptions on one line, not wrapped and cut
+            if column.title in START_WIDTHS:
+                self.table.horizontalHeader().resizeSection(i, START_WIDTHS[column.title])
         self.table.verticalHeader().setVisible(False)
         self.table.setAlternatingRowColors(True)
 
@@ -170,6 +214,7 @@ class WorklistWidget(QWidget):
         row1.addWidget(self.accession_edit, 1)
         form.addRow("Patient / ID / Accession", row1)
         row2 = QHBoxLayout()
+        row2.addWidget(self.date_preset)
         row2.addWidget(QLabel("from"))
         row2.addWidget(self.date_from)
         row2.addWidget(QLabel("to"))
@@ -187,27 +232,81 @@ class WorklistWidget(QWidget):
 
         # Typing searches after a short pause, so each keystroke does not hit the database.
         self._debounce = QTimer(self, singleShot=True, interval=250)
-        self._debounce.timeout.connect(self.refresh)
+        self._debounce.timeout.connect(self.refresh_soon)
         for edit in (self.name_edit, self.id_edit, self.accession_edit):
             edit.textChanged.connect(self._debounce.start)
-            edit.returnPressed.connect(self.refresh)
+            edit.returnPressed.connect(self.refresh_soon)
         self.modality_combo.currentTextChanged.connect(self._debounce.start)
         self.date_from.dateChanged.connect(self._debounce.start)
         self.date_to.dateChanged.connect(self._debounce.start)
-        self.search_button.clicked.connect(self.refresh)
+        self.search_button.clicked.connect(self.refresh_soon)
         self.clear_button.clicked.connect(self.clear_filters)
+        self.date_preset.currentIndexChanged.connect(self._preset_changed)
         self.model.sortRequested.connect(self._sort_by)
         # `activated` fires on double-click and on Enter/Return (platform rules), once per action.
         self.table.activated.connect(self._open_index)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
+        self.context_menu: QMenu | None = None
+        self._live = QTimer(self)
+        self._live.timeout.connect(self._live_tick)
+        self.apply_settings(settings)
+        self._preset_changed()
         self.refresh()
 
-    @staticmethod
-    def _date_edit() -> QDateEdit:
-        edit = QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd")
+    def apply_settings(self, settings: Any) -> None:
+        """Live refresh interval from `worklist_refresh_s` (0 turns it off)."""
+        seconds = 15.0
+        if settings is not None:
+            try:
+                seconds = float(settings.get("worklist_refresh_s", 15) or 0)
+            except (TypeError, ValueError):
+                seconds = 15.0
+        self._live.stop()
+        if seconds > 0:
+            self._live.start(int(seconds * 1000))
+
+    def _live_tick(self) -> None:
+        if self.isVisible() and not self.table.horizontalScrollBar().isSliderDown():
+            self.refresh_soon()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override: what changed while hidden shows at once
+        super().showEvent(event)
+        self.refresh_soon()
+
+    def _date_edit(self) -> QDateEdit:
+        edit = QDateEdit(calendarPopup=True, displayFormat="dd MMM yyyy")
         edit.setMinimumDate(ANY_DATE)
         edit.setSpecialValueText("any")
         edit.setDate(ANY_DATE)
+        # the calendar opens on this month, not on January 1900, when no date is set yet
+        edit.calendarWidget().setCurrentPage(QDate.currentDate().year(), QDate.currentDate().month())
         return edit
+
+    def _preset_changed(self, *_: Any) -> None:
+        label, back_from, back_to = DATE_PRESETS[self.date_preset.currentIndex()]
+        custom = label == "Custom range"
+        for edit in (self.date_from, self.date_to):
+            edit.setEnabled(custom)
+            edit.blockSignals(True)
+        today = QDate.currentDate()
+        if custom:
+            if self.date_from.date() == ANY_DATE:
+                self.date_from.setDate(today.addDays(-7))
+            if self.date_to.date() == ANY_DATE:
+                self.date_to.setDate(today)
+        else:
+            self.date_from.setDate(today.addDays(-back_from) if back_from is not None else ANY_DATE)
+            self.date_to.setDate(today.addDays(-back_to) if back_to is not None else ANY_DATE)
+        for edit in (self.date_from, self.date_to):
+            edit.blockSignals(False)
+        self._debounce.start()
+
+    def set_date_preset(self, label: str) -> None:
+        i = next((n for n, (text, _a, _b) in enumerate(DATE_PRESETS) if text == label), -1)
+        if i < 0:
+            raise ValueError(f"unknown date preset {label!r}")
+        self.date_preset.setCurrentIndex(i)
 
     @staticmethod
     def _date_value(edit: QDateEdit) -> str | None:
@@ -227,36 +326,105 @@ class WorklistWidget(QWidget):
     def clear_filters(self) -> None:
         for edit in (self.name_edit, self.id_edit, self.accession_edit):
             edit.clear()
+        self.date_preset.setCurrentIndex(0)
         self.date_from.setDate(ANY_DATE)
         self.date_to.setDate(ANY_DATE)
         self.modality_combo.setCurrentText("")
-        self.refresh()
+        self.refresh_soon()
 
-    def refresh(self) -> None:
-        """Re-run the search with the current filters and sort (e.g. after an import)."""
-        self._debounce.stop()
-        selected = self.selected_study_uid()
+    def _query(self, filters: dict[str, Any], sort: str) -> tuple[list[StudyRow], dict[str, Any]]:
+        """The rows, and who is editing which of their reports now (other workstations on the same
+        database; a hint: the worklist works without it)."""
+        with self.database.session() as session:
+            rows = search_studies(session, sort=sort, limit=self.limit, **filters)
         try:
-            with self.database.session() as session:
-                rows = search_studies(session, sort=self.sort_key, limit=self.limit, **self.filters())
-        except Exception as exc:  # noqa: BLE001 - a failed search is shown, never a crash of the window
-            self.status_label.setText(f"Search failed: {exc}")
-            return
-        self.model.set_rows(rows)
-        try:  # who is editing which report now (other workstations on the same database)
             from app.reports.claims import ClaimService
 
-            self.model.set_claims(ClaimService(self.database).holders([r.study_uid for r in rows]))
+            claims = ClaimService(self.database).holders([r.study_uid for r in rows])
         except Exception:  # noqa: BLE001 - the claims are a hint; the worklist works without them
-            self.model.set_claims({})
+            claims = {}
+        return rows, claims
+
+    def refresh(self) -> None:
+        """Re-run the search now, on this thread (scripts and tests; the window uses `refresh_soon`)."""
+        self._debounce.stop()
+        self._generation += 1
+        try:
+            found = self._query(self.filters(), self.sort_key)
+        except Exception as exc:  # noqa: BLE001 - a failed search is shown, never a crash of the window
+            self._on_results(self._generation, None, str(exc))
+            return
+        self._on_results(self._generation, found, "")
+
+    def refresh_soon(self) -> None:
+        """Re-run the search on the worker thread; the table changes when the rows arrive."""
+        self._debounce.stop()
+        self._generation += 1
+        generation, filters, sort = self._generation, self.filters(), self.sort_key
+
+        def work() -> None:
+            try:
+                found = self._query(filters, sort)
+            except Exception as exc:  # noqa: BLE001 - shown in the status line
+                self._results.ready.emit(generation, None, str(exc))
+                return
+            self._results.ready.emit(generation, found, "")
+
+        self._pool.submit(work)
+
+    def _on_results(self, generation: int, found: tuple | None, error: str) -> None:
+        if generation != self._generation:
+            return  # a newer search is on its way
+        if found is None:
+            self.status_label.setText(f"Search failed: {error}")
+            return
+        rows, claims = found
+        selected = self.selected_study_uid()
+        if rows != self.model.rows:
+            self.model.set_rows(rows)
+            if selected:
+                self.select_study(selected)
+        if claims != self.model.claims:
+            self.model.set_claims(claims)
         more = " (first results only; narrow the search)" if len(rows) >= self.limit else ""
         self.status_label.setText(f"{len(rows)} studies{more}")
-        if selected:
-            self.select_study(selected)
+        self._show_sort_indicator()
+        self.refreshed.emit(len(rows))
+
+    def _show_sort_indicator(self) -> None:
+        """The header arrow always shows the order the rows are in."""
+        key = self.sort_key.removeprefix("-")
+        col = next((i for i, c in enumerate(COLUMNS) if c.sort_key == key), -1)
+        order = Qt.SortOrder.DescendingOrder if self.sort_key.startswith("-") else Qt.SortOrder.AscendingOrder
+        header = self.table.horizontalHeader()
+        header.blockSignals(True)
+        header.setSortIndicator(col, order)
+        header.blockSignals(False)
 
     def _sort_by(self, key: str) -> None:
         self.sort_key = key
-        self.refresh()
+        self.refresh_soon()
+
+    def _context_menu(self, pos: QPoint) -> None:
+        index = self.table.indexAt(pos)
+        if not index.isValid():
+            return
+        self.table.selectRow(index.row())
+        uid = self.model.study_uid(index.row())
+        menu = QMenu(self)
+        menu.setObjectName("worklistMenu")
+        for action, label in ROW_ACTIONS:
+            act = menu.addAction(label)
+            act.setObjectName(f"worklist_{action}")
+            act.triggered.connect(lambda _=False, a=action, u=uid: self.actionRequested.emit(a, u))
+            if action == "open":
+                menu.setDefaultAction(act)
+        self.context_menu = menu
+        menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    def shutdown(self) -> None:
+        self._live.stop()
+        self._pool.shutdown(wait=True)
 
     def selected_study_uid(self) -> str | None:
         index = self.table.currentIndex()

@@ -38,7 +38,13 @@ def test_open_demo_study_shows_it_in_the_viewer(qtbot, database: Database) -> No
     assert window.tabs.currentWidget() is window.workspace
     image = window.workspace.current_image()
     assert image is not None and image.study_uid == uids[0]
-    assert "DEMO" in window.windowTitle()
+    assert window.locked and "DEMO" not in window.windowTitle()  # nobody logged in: no name in the title
+    from app.reports.users import UserService
+
+    users = UserService.from_settings(database)
+    users.add_user("drwho", "correct horse battery", "radiologist")
+    window.set_user(users.authenticate("drwho", "correct horse battery"))
+    assert not window.locked and "DEMO" in window.windowTitle()
 
 
 def test_unknown_study_gives_a_message_not_a_crash(qtbot, database: Database, monkeypatch) -> None:
@@ -56,11 +62,16 @@ def test_unknown_study_gives_a_message_not_a_crash(qtbot, database: Database, mo
 
 
 def test_gui_command_opens_demo_and_saves_a_screenshot(tmp_path: Path) -> None:
-    """The console entry point end to end, as a user starts it (offscreen platform)."""
+    """The console entry point end to end, as a user starts it (offscreen platform; a kiosk-mode site, so
+    the demo study shows without logging in)."""
+    import json
+
     shot = tmp_path / "main.png"
+    (tmp_path / "home" / "config").mkdir(parents=True)
+    (tmp_path / "home" / "config" / "settings.json").write_text(json.dumps({"kiosk_mode": True}))
     env = {"RADSTATION_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"}
     res = subprocess.run(
-        [sys.executable, "-m", "app", "gui", "--screenshot", str(shot), "--screenshot-delay", "1"],
+        [sys.executable, "-m", "app", "gui", "--demo", "--screenshot", str(shot), "--screenshot-delay", "1"],
         env=env,
         capture_output=True,
         text=True,
@@ -138,6 +149,10 @@ def _radiologist_on_demo_study(qtbot, database: Database, settings):
     users.add_user("rad", "correct horse battery", "radiologist")
     window.set_user(users.authenticate("rad", "correct horse battery"))
     window.open_study(demo_study_uids()[0])
+    # the AI panels get the study's images from a background thread, after open_study has returned
+    assert not window.ai_images_ready and "Reading the study's images" in window.ai_panel.images_label.text()
+    qtbot.waitUntil(lambda: window.ai_images_ready, timeout=30_000)
+    assert window.ai_panel.images and "in this study" in window.ai_panel.images_label.text()
     return window
 
 
@@ -190,4 +205,24 @@ def test_explain_and_whatif_use_the_open_study_and_report(qtbot, database: Datab
     window.show_whatif()
     assert window.tabs.currentWidget() is window.whatif_view
     assert "pleural effusion" in window.whatif_view.report_edit.toPlainText()
+    window.close()
+
+
+def test_switching_studies_quickly_gives_the_ai_panels_the_last_one(qtbot, database: Database, tmp_path) -> None:
+    """Images are read in the background: a load that finishes after the next study was opened is dropped,
+    so Draft never reads the previous patient's images."""
+    from app.settings import Settings
+
+    window = _radiologist_on_demo_study(qtbot, database, Settings(tmp_path / "settings.json"))
+    first, second = demo_study_uids()[:2]
+    window.open_study(first)
+    window.open_study(second)
+    assert window.qa_panel.study_uid == "" and not window.ai_panel.draft_button.isEnabled()  # nothing to read yet
+    qtbot.waitUntil(lambda: window.ai_images_ready, timeout=30_000)
+    qtbot.wait(300)  # the first load's result has arrived too by now, and was dropped
+    assert window.ai_panel.study_uid == second and window.qa_panel.study_uid == second
+    from app.ai.ai_store import study_images_from_db
+
+    expected = [im.sop_instance_uid for im in study_images_from_db(database, second)]
+    assert [im.sop_instance_uid for im in window.ai_panel.images] == expected
     window.close()

@@ -80,7 +80,9 @@ def test_bundle_drafts_with_the_shipped_engine(bundle: Path, tmp_path: Path) -> 
 def test_bundle_shows_the_demo_radiograph(bundle: Path, xvfb_display: str, tmp_path: Path) -> None:
     shot = tmp_path / "bundle.png"
     env = _bare_env(tmp_path, DISPLAY=xvfb_display, QT_QPA_PLATFORM="xcb")
-    res = subprocess.run([str(bundle), "gui", "--screenshot", str(shot), "--screenshot-delay", "4"], env=env,
+    (tmp_path / "home" / "config").mkdir(parents=True)  # a kiosk site: the demo shows without a log-in
+    (tmp_path / "home" / "config" / "settings.json").write_text('{"kiosk_mode": true}')
+    res = subprocess.run([str(bundle), "gui", "--demo", "--screenshot", str(shot), "--screenshot-delay", "4"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     assert shot.is_file()

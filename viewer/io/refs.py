@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+SYNTHETIC_PREFIX = "SYNTHETIC"
+
 
 @dataclass(frozen=True)
 class SeriesRef:
@@ -18,6 +20,12 @@ class SeriesRef:
     description: str = ""
     number: int | None = None
     paths: tuple[Path, ...] = ()
+
+    @property
+    def synthetic(self) -> bool:
+        """A what-if image series (RadStation names them "SYNTHETIC ... NOT FOR DIAGNOSIS"): shown in its own
+        group and never hung beside acquired images."""
+        return self.description.upper().startswith(SYNTHETIC_PREFIX)
 
 
 @dataclass(frozen=True)

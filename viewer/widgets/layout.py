@@ -1,4 +1,4 @@
-"""1x1 / 1x2 / 2x2 grids of viewports, one series each, with one active viewport highlighted."""
+"""Grids of viewports from 1x1 up to 4x4, one series each, with one active viewport highlighted."""
 
 from __future__ import annotations
 
@@ -10,15 +10,20 @@ from PySide6.QtWidgets import QGridLayout, QWidget
 from viewer.io.refs import SeriesRef, StudyRef
 from viewer.widgets.viewport import Viewport
 
-LAYOUTS: dict[str, tuple[int, int]] = {"1x1": (1, 1), "1x2": (1, 2), "2x2": (2, 2)}
+LAYOUTS: dict[str, tuple[int, int]] = {
+    "1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 1), "1x3": (1, 3), "2x2": (2, 2), "2x3": (2, 3),
+    "3x3": (3, 3), "3x4": (3, 4), "4x4": (4, 4),
+}
+MAX_VIEWPORTS = 16
 
 
 class ViewerLayout(QWidget):
-    """Owns up to four viewports; shows rows x cols of them. Hidden viewports keep their series, so
-    going 2x2 -> 1x1 -> 2x2 gives the radiologist back what was there."""
+    """Owns up to sixteen viewports (made when a layout first needs them); shows rows x cols of them.
+    Hidden viewports keep their series, so going 2x2 -> 1x1 -> 2x2 gives back what was there."""
 
     activeViewportChanged = Signal(object)
     imageChanged = Signal(object)  # the active viewport's image
+    viewportCreated = Signal(object)
 
     def __init__(self, parent: QWidget | None = None, measurement_store: Any = None) -> None:
         super().__init__(parent)
@@ -27,23 +32,38 @@ class ViewerLayout(QWidget):
         self._grid.setSpacing(2)
         self.setStyleSheet("background: #111;")
         self._study: StudyRef | None = None
+        self._store = measurement_store
         self._viewports: list[Viewport] = []
         for _ in range(4):
-            vp = Viewport(self, measurement_store)
-            vp.activated.connect(self.set_active)
-            vp.imageChanged.connect(lambda img, v=vp: self._image_changed(v, img))
-            vp.seriesDropped.connect(lambda uid, v=vp: self._dropped(v, uid))
-            vp.stateChanged.connect(lambda v=vp: self._sync_anonymise(v))
-            self._viewports.append(vp)
+            self._new_viewport()
         self._shape = (1, 1)
         self._active = self._viewports[0]
         self._active.set_active(True)
         self.set_grid(1, 1)
 
+    def _new_viewport(self) -> Viewport:
+        vp = Viewport(self, self._store)
+        vp.activated.connect(self.set_active)
+        vp.imageChanged.connect(lambda img, v=vp: self._image_changed(v, img))
+        vp.seriesDropped.connect(lambda uid, v=vp: self._dropped(v, uid))
+        vp.stateChanged.connect(lambda v=vp: self._sync_anonymise(v))
+        if self._viewports:
+            first = self._viewports[0]
+            vp.set_tool(first.tool())
+            vp.set_anonymised(first.anonymised())
+            vp._smooth = first.smooth()
+            vp.set_cine_fps(first.cine_fps())
+        self._viewports.append(vp)
+        self.viewportCreated.emit(vp)
+        return vp
+
     # ---------------------------------------------------------------- layout
     def set_grid(self, rows: int, cols: int) -> None:
         if (rows, cols) not in LAYOUTS.values():
             raise ValueError(f"unsupported layout {rows}x{cols}; expected one of {list(LAYOUTS)}")
+        while len(self._viewports) < rows * cols:
+            vp = self._new_viewport()
+            vp.set_measurement_store(self._store)
         for vp in self._viewports:
             self._grid.removeWidget(vp)
             vp.hide()
@@ -83,6 +103,7 @@ class ViewerLayout(QWidget):
     def set_study(self, study: StudyRef | None, measurement_store: Any = None) -> None:
         """Clear all viewports and put the study's first series into them, one per viewport."""
         self._study = study
+        self._store = measurement_store
         for vp in self._viewports:
             vp.set_measurement_store(measurement_store)
             vp.set_series(None)
@@ -107,7 +128,7 @@ class ViewerLayout(QWidget):
         if self._study is None or not self._study.series:
             return
         shown = {vp.series().series_uid for vp in self.viewports() if vp.series() is not None}
-        queue = [s for s in self._study.series if s.series_uid not in shown and s.paths]
+        queue = [s for s in self._study.series if s.series_uid not in shown and s.paths and not s.synthetic]
         for vp in self.viewports():
             if vp.series() is None and queue:
                 vp.set_series(queue.pop(0))
@@ -122,8 +143,12 @@ class ViewerLayout(QWidget):
             self.imageChanged.emit(image)
 
     def _sync_anonymise(self, source: Viewport) -> None:
-        """Anonymising is for the whole screen: one viewport's toggle applies to all."""
-        on = source.anonymised()
+        """Anonymising and smooth/pixelated display are for the whole screen: one viewport's toggle
+        applies to all."""
+        on, smooth = source.anonymised(), source.smooth()
         for vp in self._viewports:
             if vp is not source and vp.anonymised() != on:
                 vp.set_anonymised(on)
+            if vp is not source and vp.smooth() != smooth:
+                vp._smooth = smooth
+                vp.update()

@@ -67,7 +67,7 @@ class SeriesThumbnails(QListWidget):
         self.setSpacing(4)
         self.setWordWrap(True)
         self.setUniformItemSizes(True)
-        self.setGridSize(QSize(ICON + 40, ICON + 52))
+        self.setGridSize(QSize(ICON + 40, ICON + 44))
         self.setFixedWidth(ICON + 58)
         self.setDragEnabled(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
@@ -90,15 +90,22 @@ class SeriesThumbnails(QListWidget):
             return
         placeholder = QPixmap(ICON, ICON)
         placeholder.fill(QColor(40, 40, 40))
-        for s in study.series:
+        acquired = [s for s in study.series if not s.synthetic]
+        synthetic = [s for s in study.series if s.synthetic]
+        for s in acquired + synthetic:
+            if s is (synthetic[0] if synthetic else None):
+                self.addItem(self._group_header("SYNTHETIC\nnot for diagnosis"))
             self._series[s.series_uid] = s
             n = len(s.paths)
-            label = " ".join(x for x in (s.modality, f"Se {s.number}" if s.number is not None else "") if x)
-            text = f"{label}\n{s.description[:24]}\n{n} image{'s' if n != 1 else ''}".replace("\n\n", "\n")
-            item = QListWidgetItem(QIcon(placeholder), text)
+            label = " ".join(x for x in (s.modality, str(s.number) if s.number is not None else "",
+                                         f"\u00b7 {n} img") if x)
+            desc = s.description if len(s.description) <= 18 else s.description[:17] + "\u2026"
+            item = QListWidgetItem(QIcon(placeholder), f"{label}\n{desc}" if desc else label)
             item.setData(UID_ROLE, s.series_uid)
             item.setToolTip(f"{s.description or 'series'} \u2014 {n} file(s)\n{s.series_uid}")
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+            if s.synthetic:
+                item.setForeground(QColor(255, 120, 120))
             self.addItem(item)
             self._pending.add(s.series_uid)
             self._runner.submit(
@@ -106,6 +113,16 @@ class SeriesThumbnails(QListWidget):
                 on_done=lambda arr, uid=s.series_uid: self._icon_ready(uid, arr),
                 on_error=lambda exc, uid=s.series_uid: self._icon_failed(uid, exc),
             )
+
+    @staticmethod
+    def _group_header(text: str) -> QListWidgetItem:
+        """A label row between acquired and synthetic series (not selectable, not draggable)."""
+        item = QListWidgetItem(text)
+        item.setFlags(Qt.ItemFlag.NoItemFlags)
+        item.setForeground(QColor(255, 120, 120))
+        item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+        item.setData(HEADING_ROLE, "synthetic")
+        return item
 
     def series_uids(self) -> list[str]:
         return [u for i in range(self.count()) if (u := self.item(i).data(UID_ROLE))]

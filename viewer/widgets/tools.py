@@ -52,7 +52,7 @@ TOOL_KEYS = {
 # key text -> viewport command (see Viewport.run_command). Digits 1-9 are window presets (PRESET_KEYS).
 COMMAND_KEYS: dict[str, str] = {
     "0": "window_default",
-    "R": "window_default",
+    "R": "reset_view",
     "Up": "previous",
     "Left": "previous",
     "Down": "next",
@@ -108,9 +108,40 @@ COMMAND_LABELS: dict[str, str] = {
 }
 
 
+COMMAND_LABELS.update({f"tool:{tool.value}": f"Tool: {label}" for tool, label in TOOL_LABELS.items()})
+COMMAND_LABELS["interpolation"] = "Smooth / pixelated display (interpolation)"
+COMMAND_KEYS["Shift+I"] = "interpolation"
+DEFAULT_COMMAND_KEYS: dict[str, str] = dict(COMMAND_KEYS)
+_active: dict[str, str] = dict(COMMAND_KEYS)
+
+
+def bindings() -> dict[str, str]:
+    """Key text -> command as now in force (defaults plus the user's remapping)."""
+    return _active
+
+
+def set_key_overrides(overrides: dict[str, str]) -> list[str]:
+    """Remap commands: {command: key text}; '' removes a command's keys. A key taken from another command
+    leaves that command without it. Returns problems (unknown commands) instead of failing."""
+    global _active
+    active = dict(DEFAULT_COMMAND_KEYS)
+    problems = []
+    for command, key in overrides.items():
+        if command not in COMMAND_LABELS:
+            problems.append(f"unknown viewer command {command!r}")
+            continue
+        active = {k: c for k, c in active.items() if c != command}
+        if key:
+            active[key] = command
+    _active = active
+    return problems
+
+
+def keys_for(command: str) -> list[str]:
+    return [k for k, c in _active.items() if c == command]
+
+
 def key_for(command: str) -> str:
     """The first key bound to `command`, for tooltips ('' if none)."""
-    for key, cmd in COMMAND_KEYS.items():
-        if cmd == command:
-            return key
-    return ""
+    keys = keys_for(command)
+    return keys[0] if keys else ""

@@ -19,6 +19,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
+    QFontMetrics,
     QImage,
     QKeyEvent,
     QKeySequence,
@@ -31,8 +32,9 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from viewer.imaging.presets import preset_table, preset_window
 from viewer.imaging.render import render_frame, render_pixels
-from viewer.imaging.window import PRESET_KEYS, PRESETS, WindowLevel, window_from_drag
+from viewer.imaging.window import PRESETS, WindowLevel, window_from_drag
 from viewer.io.decode_queue import shared_queue
 from viewer.io.image import DicomImage
 from viewer.io.refs import SeriesRef
@@ -46,7 +48,7 @@ from viewer.widgets.orientation import edge_labels, image_axes
 from viewer.widgets.overlay_text import corner_texts
 from viewer.widgets.presentation_overlay import paint_caption, paint_key_mark, paint_presentation
 from viewer.widgets.series_stack import SeriesStack
-from viewer.widgets.tools import COMMAND_KEYS, Tool
+from viewer.widgets.tools import Tool, bindings
 from viewer.widgets.view_state import ViewState
 
 SERIES_MIME = "application/x-radstation-series-uid"
@@ -127,6 +129,10 @@ class Viewport(QWidget):
         self._objects: StudyObjects | None = None  # the study's presentation states and key image selections
         self._presentation_on = True
         self._preferred_state = ""  # SOP Instance UID of the GSPS the reader picked among several
+        self._smooth = True  # interpolated display; Shift+I shows the pixels as acquired
+        self._notice = ""
+        self._notice_timer = QTimer(self, singleShot=True, interval=2500)
+        self._notice_timer.timeout.connect(self._clear_notice)
 
     # ================================================================ content
     def set_series(self, series: SeriesRef | None, start: int = 0) -> None:
@@ -225,11 +231,43 @@ class Viewport(QWidget):
         self.set_window(PRESETS[name])
 
     def apply_preset_key(self, key: int) -> None:
-        """Keys 1-9: 1 is the header default, the others PRESET_KEYS."""
-        if key in PRESET_KEYS:
-            self.apply_preset(PRESET_KEYS[key])
-        else:
+        """Keys 1-9: 1 is the header default; the others are the presets for this image's modality (HU
+        presets on CT, histogram presets on radiographs/MR/US). A key without a preset says so."""
+        img = self._image
+        if key == 1 or img is None or img.is_color:
             self.set_window(None)
+            return
+        window = preset_window(img.modality, key, lambda: img.modality_frame(self.state.frame_index))
+        if window is None:
+            names = ", ".join(f"{k} {n}" for k, n in sorted(preset_table(img.modality).items()))
+            self.show_notice(f"No preset on key {key} for {img.modality or 'this'} images ({names})")
+            return
+        self.set_window(window)
+
+    def presets(self) -> dict[int, str]:
+        """Key -> preset name for the image on screen (what the Presets menu lists)."""
+        return preset_table(self._image.modality if self._image is not None else "")
+
+    def show_notice(self, text: str) -> None:
+        """A short message painted over the image for a moment (a key that did nothing, a mode change)."""
+        self._notice = text
+        self._notice_timer.start()
+        self.update()
+
+    def notice(self) -> str:
+        return self._notice
+
+    def _clear_notice(self) -> None:
+        self._notice = ""
+        self.update()
+
+    def set_smooth(self, on: bool) -> None:
+        self._smooth = bool(on)
+        self.show_notice("Smooth display (interpolated)" if on else "Pixelated display (nearest neighbour)")
+        self._changed()
+
+    def smooth(self) -> bool:
+        return self._smooth
 
     # ================================================================ navigation / cine
     def step(self, delta: int) -> None:
@@ -367,6 +405,7 @@ class Viewport(QWidget):
             "zoom_in": lambda: self.zoom_by(1.25),
             "zoom_out": lambda: self.zoom_by(0.8),
             "reset_view": self.reset_view,
+            "interpolation": lambda: self.set_smooth(not self._smooth),
             "delete_measurement": self.delete_selected_measurement,
             "cancel": self._cancel,
         }
@@ -495,6 +534,28 @@ class Viewport(QWidget):
     def selected_measurement(self) -> int | None:
         return self._selected
 
+    def rename_measurement(self, index: int, name: str) -> None:
+        """Give a measurement a name shown above its value (e.g. 'RUL nodule')."""
+        self._measurements[index].label = name.strip()
+        self._save_measurements()
+
+    def move_measurement(self, index: int, dx: float, dy: float, save: bool = True) -> None:
+        """Shift a measurement by (dx, dy) image pixels; the value is measured again where it lands."""
+        m = self._measurements[index]
+        for name in m.POINTS:
+            x, y = getattr(m, name)
+            setattr(m, name, (x + dx, y + dy))
+        self._labels.pop(index, None)
+        if save:
+            self._save_measurements()
+        else:
+            self.update()
+
+    def delete_measurement(self, index: int) -> None:
+        del self._measurements[index]
+        self._selected = None
+        self._save_measurements()
+
     def delete_selected_measurement(self) -> None:
         if self._selected is None or not 0 <= self._selected < len(self._measurements):
             return
@@ -543,9 +604,11 @@ class Viewport(QWidget):
             if self._image is not None and not self._image.decode_is_cheap(getattr(m, "frame", 0)):
                 return "…"  # pixels still decoding in the background: labelled when they arrive
             try:
-                self._labels[index] = measure_tool.label(m, self._image, getattr(m, "frame", 0))
+                text = measure_tool.label(m, self._image, getattr(m, "frame", 0))
             except Exception as exc:  # a shape outside the image etc.: say so on screen
-                self._labels[index] = f"n/a ({exc})"
+                text = f"n/a ({exc})"
+            name = getattr(m, "label", "")
+            self._labels[index] = f"{name}\n{text}" if name else text
         return self._labels[index]
 
     def _on_this_frame(self, m: Any) -> bool:
@@ -716,7 +779,8 @@ class Viewport(QWidget):
             p.save()
             p.setTransform(QTransform(*self.state.matrix(w, h)))
             z = self.state.effective_zoom(w, h)
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, z < 6.0)  # pixels show only when zoomed far in
+            # pixels show when zoomed far in, or always when the user turned interpolation off (Shift+I)
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._smooth and z < 6.0)
             target = QRectF(0, 0, self.state.image_width, self.state.image_height)
             p.drawImage(target, qimg)
             if self._overlay is not None and self._overlay_visible:
@@ -728,6 +792,13 @@ class Viewport(QWidget):
             self._paint_corners(p)
             if self._overlay is not None and self._overlay_visible:
                 self._paint_overlay_legend(p)
+            if self._notice:
+                fm = p.fontMetrics()
+                box = QRectF(0, 0, min(self.width() - 16, fm.horizontalAdvance(self._notice) + 16), fm.height() + 8)
+                box.moveCenter(QPointF(self.width() / 2, self.height() - 40))
+                p.fillRect(box, QColor(0, 0, 0, 170))
+                p.setPen(QColor(255, 230, 140))
+                p.drawText(box, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextSingleLine, self._notice)
             if self._store_error:
                 p.setPen(QColor(255, 90, 90))
                 p.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
@@ -751,17 +822,47 @@ class Viewport(QWidget):
                 self._shown = shown
                 self.imageShown.emit(quality)
 
-    def _paint_measurements(self, p: QPainter) -> None:
+    def _label_font(self) -> QFont:
         font = QFont(self.font())
         font.setPointSizeF(max(8.0, font.pointSizeF()))
-        p.setFont(font)
+        return font
+
+    def label_rects(self) -> dict[int, QRectF]:
+        """Where each measurement's label box goes (widget coords): beside its shape, moved down past the
+        labels placed before it so that no two overlap."""
+        fm = QFontMetrics(self._label_font())
+        placed: dict[int, QRectF] = {}
+        for i, m in enumerate(self._measurements):
+            if not self._on_this_frame(m):
+                continue
+            text = self._label(i)
+            pts = [self._to_widget(q) for q in measure_tool.points(m)]
+            if not pts or not text:
+                continue
+            lines = text.split("\n")
+            width = max(fm.horizontalAdvance(s) for s in lines)
+            x = min(max(q[0] for q in pts) + 6, self.width() - width - 4)
+            y = max(min(q[1] for q in pts), fm.ascent() + 2)
+            rect = QRectF(x - 3, y - fm.ascent() - 2, width + 6, len(lines) * fm.height() + 4)
+            for _ in range(40):
+                clash = next((r for r in placed.values() if r.intersects(rect)), None)
+                if clash is None:
+                    break
+                rect.moveTop(clash.bottom() + 2)
+            placed[i] = rect
+        return placed
+
+    def _paint_measurements(self, p: QPainter) -> None:
+        p.setFont(self._label_font())
+        rects = self.label_rects()
         for i, m in enumerate(self._measurements):
             if not self._on_this_frame(m):
                 continue
             color = _COLOR_SELECTED if i == self._selected else _COLOR_SHAPE
             pts = [self._to_widget(q) for q in measure_tool.points(m)]
             self._paint_shape(p, measure_tool.kind(m), pts, color)
-            self._paint_label(p, self._label(i), pts, color)
+            if i in rects:
+                self._paint_label(p, self._label(i), rects[i], color)
         if self._drawing:
             pts = [self._to_widget(q) for q in self._drawing]
             self._paint_shape(p, self._tool, pts, _COLOR_SELECTED)
@@ -777,17 +878,12 @@ class Viewport(QWidget):
         for q in pts:
             p.drawEllipse(QPointF(*q), 2.5, 2.5)
 
-    def _paint_label(self, p: QPainter, text: str, pts: list[tuple[float, float]], color: QColor) -> None:
-        if not pts or not text:
-            return
-        x = max(q[0] for q in pts) + 6
-        y = min(q[1] for q in pts)
-        lines = text.split("\n")
+    def _paint_label(self, p: QPainter, text: str, rect: QRectF, color: QColor) -> None:
+        """The measurement's text on a dark box (placed by label_rects)."""
         fm = p.fontMetrics()
-        width = max(fm.horizontalAdvance(s) for s in lines)
-        x = min(x, self.width() - width - 4)
-        y = max(y, fm.ascent() + 2)
-        for k, line in enumerate(lines):
+        p.fillRect(rect, QColor(0, 0, 0, 150))
+        x, y = rect.left() + 3, rect.top() + fm.ascent() + 2
+        for k, line in enumerate(text.split("\n")):
             _shadow_text(p, QPointF(x, y + k * fm.height()), line, color)
 
     def _paint_corners(self, p: QPainter) -> None:
@@ -944,7 +1040,8 @@ class Viewport(QWidget):
                 return
             hit = self._hit_measurement(pos.x(), pos.y())
             if hit is not None:
-                self.select_measurement(hit)
+                self.select_measurement(hit)  # and drag it to move it
+                self._drag = {"kind": "move", "start": pos, "last": ip, "index": hit, "moved": False}
                 return
             self._selected = None
             kind = {Tool.WINDOW: "window", Tool.PAN: "pan", Tool.ZOOM: "zoom"}[self._tool]
@@ -978,11 +1075,20 @@ class Viewport(QWidget):
         elif kind == "draw" and self._drawing:
             self._drawing[-1] = self._to_image(pos.x(), pos.y())
             self.update()
+        elif kind == "move":
+            ip = self._to_image(pos.x(), pos.y())
+            last = self._drag["last"]
+            self.move_measurement(self._drag["index"], ip[0] - last[0], ip[1] - last[1], save=False)
+            self._drag["last"] = ip
+            self._drag["moved"] = True
 
     def mouseReleaseEvent(self, e: QMouseEvent) -> None:  # noqa: N802
         if self._drag is None:
             return
         drag, self._drag = self._drag, None
+        if drag["kind"] == "move" and drag["moved"]:
+            self._save_measurements()
+            return
         if drag["kind"] != "draw":
             return
         pos, start = e.position(), drag["start"]
@@ -1028,7 +1134,7 @@ class Viewport(QWidget):
             self.apply_preset_key(key - Qt.Key.Key_0)
             return
         text = QKeySequence(e.keyCombination()).toString()
-        command = COMMAND_KEYS.get(text)
+        command = bindings().get(text)
         if command is None:
             super().keyPressEvent(e)
             return

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QSpinBox,
+    QSplitter,
     QStackedWidget,
     QToolBar,
     QToolButton,
@@ -25,23 +26,26 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from viewer import hanging
 from viewer.imaging.window import PRESET_KEYS, PRESETS
 from viewer.io.refs import SeriesRef, StudyRef
 from viewer.measure.store import InMemoryMeasurementStore
 from viewer.presentation.study_objects import StudyObjects
 from viewer.widgets.background import BackgroundRunner
 from viewer.widgets.layout import LAYOUTS, ViewerLayout
+from viewer.widgets.measurement_list import MeasurementList
 from viewer.widgets.tag_browser import TagBrowserDialog
 from viewer.widgets.thumbnails import SeriesThumbnails
 from viewer.widgets.tools import COMMAND_LABELS, TOOL_KEYS, Tool, key_for
 from viewer.widgets.viewport import Viewport
 
 VOLUME_MODALITIES = ("CT", "MR", "PT", "NM")
-VIEW_COMMANDS = ("fit", "actual_size", "flip_h", "flip_v", "rotate_cw", "invert", "reset_view")
+VIEW_COMMANDS = ("fit", "actual_size", "flip_h", "flip_v", "rotate_cw", "invert", "interpolation", "reset_view")
 
 
 class ViewerWorkspace(QWidget):
-    """Series thumbnails + 1x1/1x2/2x2 viewports + toolbar; MPR replaces the grid when switched on."""
+    """Series thumbnails + a 1x1..4x4 grid of viewports + toolbar + measurement list; MPR replaces the grid
+    when switched on. `apply_hanging` lays a study (and its priors) out by the matching hanging protocol."""
 
     imageChanged = Signal(object)  # DicomImage of the active viewport (or None)
     activeViewportChanged = Signal(object)  # the Viewport
@@ -60,6 +64,10 @@ class ViewerWorkspace(QWidget):
         self.layout_view = ViewerLayout(self, self._store)
         self.stack = QStackedWidget(self)
         self.stack.addWidget(self.layout_view)
+        self.measurement_list = MeasurementList(self)
+        self.measurement_list.setMinimumWidth(180)
+        self.measurement_list.hide()
+        self.hanging_protocol: hanging.HangingProtocol | None = None
         self.toolbar = QToolBar("Viewer", self)
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.banner = QLabel(self)
@@ -72,7 +80,12 @@ class ViewerWorkspace(QWidget):
         body.setContentsMargins(0, 0, 0, 0)
         body.setSpacing(2)
         body.addWidget(self.thumbnails)
-        body.addWidget(self.stack, 1)
+        self.split = QSplitter(Qt.Orientation.Horizontal, self)
+        self.split.addWidget(self.stack)
+        self.split.addWidget(self.measurement_list)
+        self.split.setStretchFactor(0, 1)
+        self.split.setCollapsible(0, False)
+        body.addWidget(self.split, 1)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(0)
@@ -83,6 +96,8 @@ class ViewerWorkspace(QWidget):
         self.thumbnails.seriesActivated.connect(self.load_series)
         self.layout_view.imageChanged.connect(self._image_changed)
         self.layout_view.activeViewportChanged.connect(self._active_changed)
+        self.layout_view.viewportCreated.connect(lambda vp: vp.stateChanged.connect(self._sync_toolbar))
+        self.measurement_list.set_viewport(self.active_viewport())
 
     # ================================================================ public API
     def open_study(self, study: StudyRef, measurement_store: Any = None) -> None:
@@ -161,12 +176,40 @@ class ViewerWorkspace(QWidget):
         self.active_viewport().setFocus()
 
     def set_layout(self, name: str) -> None:
-        """'1x1', '1x2' or '2x2'."""
+        """A grid name from LAYOUTS: '1x1', '1x2', '2x2' ... '4x4'."""
         if name not in LAYOUTS:
             raise ValueError(f"unknown layout {name!r}; expected one of {list(LAYOUTS)}")
         self.show_2d()
         self.layout_view.set_grid(*LAYOUTS[name])
         self._layout_actions[name].setChecked(True)
+
+    def apply_hanging(self, priors: list[StudyRef] | None = None, body_part: str = "",
+                      site_protocols: list[dict] | None = None) -> hanging.HangingProtocol | None:
+        """Lay the open study (and its priors, newest first) out by the first matching hanging protocol."""
+        study = self._study
+        if study is None:
+            return None
+        protocols, problems = hanging.load_protocols(site_protocols)
+        protocol = hanging.choose(protocols, study, body_part, len(priors or []))
+        if protocol is None:
+            return None
+        series = hanging.assign(protocol, study, list(priors or []))
+        self.set_layout(protocol.layout)
+        for vp, s in zip(self.viewports(), series, strict=False):
+            if s is not None:
+                vp.set_series(s)
+        self.layout_view.set_active(self.viewports()[0])
+        self.hanging_protocol = protocol
+        self._show_banner("; ".join(problems))
+        return protocol
+
+    def toggle_measurements(self, on: bool | None = None) -> None:
+        """Show or hide the measurement list beside the images (the images keep the rest)."""
+        on = not self.measurement_list.isVisible() if on is None else on
+        self.measurement_list.setVisible(on)
+        self._measure_action.setChecked(on)
+        if on:
+            self.measurement_list.set_viewport(self.active_viewport())
 
     def set_tool(self, tool: Tool | str) -> None:
         tool = Tool(tool)
@@ -262,9 +305,21 @@ class ViewerWorkspace(QWidget):
 
         if self._volume_window is None:
             self._volume_window = VolumeRenderWindow(self)
+            self._place_on_screen(self._volume_window)
         self._volume_window.show()
         self._volume_window.load_series(series)
         return self._volume_window
+
+    def _place_on_screen(self, window: QWidget) -> None:
+        """Open a separate window inside the screen the workstation is on, centred over it."""
+        screen = (self.window().screen() or QGuiApplication.primaryScreen()).availableGeometry()
+        w = min(max(window.width(), 900), screen.width() - 40)
+        h = min(max(window.height(), 700), screen.height() - 60)
+        window.resize(w, h)
+        centre = self.window().frameGeometry().center()
+        x = min(max(screen.left(), centre.x() - w // 2), screen.right() - w)
+        y = min(max(screen.top(), centre.y() - h // 2), screen.bottom() - h)
+        window.move(x, y)
 
     def banner_text(self) -> str:
         return self.banner.text() if self.banner.isVisible() else ""
@@ -280,6 +335,7 @@ class ViewerWorkspace(QWidget):
         self.imageChanged.emit(image)
 
     def _active_changed(self, vp: Viewport) -> None:
+        self.measurement_list.set_viewport(vp)
         self.activeViewportChanged.emit(vp)
 
     def _run(self, command: str) -> None:
@@ -324,12 +380,8 @@ class ViewerWorkspace(QWidget):
         tb.addSeparator()
 
         presets = QMenu("Presets", self)
-        header = presets.addAction("Header default (1 / 0 / R)")
-        header.triggered.connect(lambda: self._run("window_default"))
-        for key, name in sorted(PRESET_KEYS.items()):
-            wl = PRESETS[name]
-            act = presets.addAction(f"{name.title()}  W{wl.width:.0f} L{wl.center:.0f}  ({key})")
-            act.triggered.connect(lambda _=False, k=key: self._run(f"preset:{k}"))
+        presets.aboutToShow.connect(lambda: self._fill_presets(presets))
+        self._fill_presets(presets)
         self._add_menu_button("Presets", presets)
 
         layouts = QMenu("Layout", self)
@@ -345,12 +397,17 @@ class ViewerWorkspace(QWidget):
         self._add_menu_button("Layout", layouts)
         tb.addSeparator()
 
-        short = {"fit": "Fit", "actual_size": "1:1", "flip_h": "Flip H", "flip_v": "Flip V",
-                 "rotate_cw": "Rot 90", "invert": "Invert", "reset_view": "Reset"}
+        # the view commands live in one menu so MPR, 3D, Tags and cine stay on the toolbar at any width
+        view = QMenu("View", self)
+        view.setToolTipsVisible(True)
+        self._view_actions: dict[str, QAction] = {}
         for cmd in VIEW_COMMANDS:
-            act = self._action(short[cmd], key_for(cmd), lambda _=False, c=cmd: self._run(c))
-            act.setToolTip(f"{COMMAND_LABELS[cmd]} ({key_for(cmd)})")
-            tb.addAction(act)
+            act = view.addAction(f"{COMMAND_LABELS[cmd]}\t{key_for(cmd)}")
+            act.triggered.connect(lambda _=False, c=cmd: self._run(c))
+            self._view_actions[cmd] = act
+        self._view_actions["interpolation"].setCheckable(True)
+        self._view_actions["interpolation"].setChecked(True)
+        self._add_menu_button("View", view)
         self._cine_action = self._action("Cine", key_for("cine"), lambda: self._run("cine"))
         tb.addAction(self._cine_action)
         self.fps = QSpinBox(self)
@@ -372,6 +429,10 @@ class ViewerWorkspace(QWidget):
         tb.addAction(self._overlay_action)
         tb.addSeparator()
 
+        self._measure_action = self._action("Measurements", "", lambda on: self.toggle_measurements(on),
+                                            checkable=True)
+        self._measure_action.setToolTip("Show the list of measurements (rename, select, delete)")
+        tb.addAction(self._measure_action)
         tags = self._action("Tags", "Ctrl+T", self.show_tag_browser)
         tags.setShortcut(QKeySequence("Ctrl+T"))
         tags.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -408,9 +469,24 @@ class ViewerWorkspace(QWidget):
         button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.toolbar.addWidget(button)
 
+    def _fill_presets(self, menu: QMenu) -> None:
+        """The presets of the active image's modality: HU presets for CT, contrast presets otherwise."""
+        menu.clear()
+        header = menu.addAction("Header window\t1 / 0")
+        header.triggered.connect(lambda: self._run("window_default"))
+        vp = self.active_viewport() if hasattr(self, "layout_view") else None
+        table = vp.presets() if vp is not None else dict(PRESET_KEYS)
+        for key, name in sorted(table.items()):
+            wl = PRESETS.get(name)
+            values = f"  W{wl.width:.0f} L{wl.center:.0f}" if wl is not None else ""
+            act = menu.addAction(f"{name.title()}{values}\t{key}")
+            act.triggered.connect(lambda _=False, k=key: self._run(f"preset:{k}"))
+
     def _sync_toolbar(self) -> None:
         vp = self.active_viewport()
         self._tool_actions[vp.tool()].setChecked(True)
+        if hasattr(self, "_view_actions"):
+            self._view_actions["interpolation"].setChecked(vp.smooth())
         if self._anon_action.isChecked() != vp.anonymised():
             self._anon_action.blockSignals(True)
             self._anon_action.setChecked(vp.anonymised())

@@ -48,9 +48,10 @@ def main(out: Path) -> None:
     editor = ReportEditor(db, STUDY_UID, lambda: me, service=service)
     editor.resize(1280, 760)
     editor.show()
+    editor.editors["indication"].setPlainText("Shortness of breath, fever for 3 days.")
+    editor.fill_defaults()
+    editor.save_now()
     v = editor.version
-    service.save_draft(v.id, {**v.content.to_dict(), "indication": "Shortness of breath, fever for 3 days."}, me)
-    editor.reload()
     editor.load_ai_draft(AI_FINDINGS, AI_IMPRESSION,
                          {"engine": "medim-diffusion", "weights_hash": "9f2c4be1d07a" + "0" * 52, "seed": 1234},
                          [{"token": "small", "score": 0.81}, {"token": "atelectasis", "score": 0.67}])

@@ -59,7 +59,7 @@ def test_verify_detects_one_byte_change_in_exported_sr(env, radiologist, tmp_pat
 
 def test_amendment_sr_references_its_predecessor(env, radiologist, tmp_path):
     v = signed_version(env, radiologist)
-    am = env.service.amend(v.id, radiologist)
+    am = env.service.amend(v.id, radiologist, reason="Wrong side in the impression.")
     env.service.save_draft(am.id, {**am.content.to_dict(), "impression": "Effusion, corrected side: left."},
                            radiologist)
     env.service.sign(am.id, radiologist, PASSWORD)

@@ -61,7 +61,7 @@ def test_full_lifecycle_with_amendment_and_addendum(env, radiologist, resident):
     with pytest.raises(Exception, match="immutable"), env.db.engine.begin() as c:  # the database's trigger
         c.execute(text("update report_version set sections='{}' where id=:i"), {"i": v.id})
 
-    am = env.service.amend(v.id, radiologist, "amendment")
+    am = env.service.amend(v.id, radiologist, "amendment", reason="New finding on review.")
     assert am.supersedes_id == v.id and am.version_no == 2 and am.status == "draft"
     with pytest.raises(ReportError):
         env.service.amend(v.id, radiologist, "addendum")  # one open version at a time
@@ -178,7 +178,7 @@ def test_key_rotation_keeps_old_signatures_verifiable(env, radiologist):
     env.service.sign(v.id, radiologist, PASSWORD)
     new = create_self_signed("Dr Rad", PASSWORD, default_p12_path("rad"))  # like `cert create --force`
     env.users.pin_certificate("rad", new.certificate_der, actor=admin_session(env))  # admin registers it
-    am = env.service.amend(v.id, radiologist)
+    am = env.service.amend(v.id, radiologist, reason="Impression updated.")
     env.service.save_draft(am.id, {**am.content.to_dict(), "impression": "Updated."}, radiologist)
     env.service.sign(am.id, radiologist, PASSWORD)
     assert verify_stored_version(env.db, v.id).ok and verify_stored_version(env.db, am.id).ok

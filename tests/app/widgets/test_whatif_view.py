@@ -151,3 +151,19 @@ def test_drawn_ellipse_is_the_resampled_region(qtbot, view: WhatIfView) -> None:
     result = blocker.args[0]
     g = result.token_mask.shape[0]
     assert result.scores is None and result.token_mask[g // 4, g // 4] and not result.token_mask[-1, -1]
+
+
+def test_original_pane_keeps_the_patient_modality_and_scaled_spacing(qtbot, view: WhatIfView) -> None:
+    """The left pane is the acquired image, resampled for the model: it still says whose image it is and
+    measures in mm (spacing scaled by the resampling), instead of "(no name)", OT, spacing unknown."""
+    source = pydicom.dcmread(DEMO_NODULE)
+    view.set_case(source.pixel_array, REPORT, source)
+    shown = view.original_view.current_image()
+    assert shown is not None
+    ds = shown.dataset
+    assert str(ds.PatientName) == str(source.PatientName) and ds.PatientID == source.PatientID
+    assert shown.modality == source.Modality != "OT"
+    spacing = source.get("PixelSpacing") or source.get("ImagerPixelSpacing")
+    assert spacing is not None and shown.pixel_spacing is not None
+    assert shown.pixel_spacing[0] == pytest.approx(float(spacing[0]) * source.Rows / shown.rows)
+    assert shown.pixel_spacing[1] == pytest.approx(float(spacing[1]) * source.Columns / shown.columns)

@@ -45,7 +45,7 @@ def test_shows_all_studies_with_columns(qtbot: QtBot, db: Database) -> None:
     headers = [w.model.headerData(c, Qt.Orientation.Horizontal) for c in range(len(COLUMNS))]
     assert {"Patient", "Report", "AI draft", "Images", "Series"} <= set(headers)
     texts = [w.model.data(w.model.index(2, c)) for c in range(len(COLUMNS))]
-    assert texts[:8] == ["SMITH ANNA", "Q300", "2022-01-10", "DX", "CHEST PA", "XY-300", "1", "3"]
+    assert texts[:8] == ["SMITH, ANNA", "Q300", "10 Jan 2022", "DX", "CHEST PA", "XY-300", "1", "3"]
     assert "3 studies" in w.status_label.text()
 
 
@@ -53,7 +53,7 @@ def test_search_fields_filter_the_table(qtbot: QtBot, db: Database) -> None:
     w = WorklistWidget(db)
     qtbot.addWidget(w)
     qtbot.keyClicks(w.name_edit, "jane")
-    qtbot.waitUntil(lambda: _names(w) == ["ROE^JANE"], timeout=3000)
+    qtbot.waitUntil(lambda: _names(w) == ["ROE^JANE"], timeout=30000)
     w.name_edit.clear()
     w.id_edit.setText("P")
     w.refresh()
@@ -70,19 +70,22 @@ def test_search_fields_filter_the_table(qtbot: QtBot, db: Database) -> None:
     w.clear_filters()
     w.accession_edit.setText("xy")
     qtbot.keyClick(w.accession_edit, Qt.Key.Key_Return)
-    assert _names(w) == ["SMITH^ANNA"]
+    qtbot.waitUntil(lambda: _names(w) == ["SMITH^ANNA"], timeout=30000)
 
 
 def test_clicking_headers_sorts(qtbot: QtBot, db: Database) -> None:
     w = WorklistWidget(db)
     qtbot.addWidget(w)
     images = [c.sort_key for c in COLUMNS].index("images")
+    header = w.table.horizontalHeader()
     w.table.sortByColumn(images, Qt.SortOrder.DescendingOrder)
-    assert [r.instance_count for r in w.model.rows] == [3, 2, 1]
+    qtbot.waitUntil(lambda: [r.instance_count for r in w.model.rows] == [3, 2, 1], timeout=30000)
     w.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-    assert _names(w) == ["DOE^JOHN", "ROE^JANE", "SMITH^ANNA"]
+    qtbot.waitUntil(lambda: _names(w) == ["DOE^JOHN", "ROE^JANE", "SMITH^ANNA"], timeout=30000)
     w.table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
-    assert _names(w) == ["SMITH^ANNA", "ROE^JANE", "DOE^JOHN"]
+    qtbot.waitUntil(lambda: _names(w) == ["SMITH^ANNA", "ROE^JANE", "DOE^JOHN"], timeout=30000)
+    w.refresh()  # the arrow still shows the order the rows are in after a refresh
+    assert (header.sortIndicatorSection(), header.sortIndicatorOrder()) == (0, Qt.SortOrder.DescendingOrder)
 
 
 def test_double_click_and_enter_open_a_study(qtbot: QtBot, db: Database) -> None:
@@ -145,3 +148,39 @@ def test_report_column_shows_who_is_reading_it_elsewhere(qtbot: QtBot, db: Datab
     ClaimService(db).release(claim)
     w.refresh()
     assert "being read" not in w.model.data(w.model.index(row, report_col))
+
+
+def test_date_presets_context_menu_and_live_refresh(qtbot: QtBot, db: Database, tmp_path: Path) -> None:
+    from app.settings import Settings
+
+    settings = Settings(tmp_path / "settings.json")
+    settings.set("worklist_refresh_s", 0.2)
+    w = WorklistWidget(db, settings=settings)
+    qtbot.addWidget(w)
+    w.resize(900, 400)
+    w.show()
+    qtbot.waitExposed(w)
+    assert not w.date_from.isEnabled()  # no calendar at January 1900: presets first
+    assert w.date_from.calendarWidget().yearShown() == QDate.currentDate().year()
+    write_series(tmp_path / "today", SyntheticStudy("TODAY^TOM", "T1", date.today()), 1)
+    ImportService(db).run([tmp_path / "today"])
+    qtbot.waitUntil(lambda: "TODAY^TOM" in _names(w), timeout=30000)  # live: nobody pressed Search
+    w.date_preset.setFocus()
+    qtbot.keyClick(w.date_preset, Qt.Key.Key_Down)  # "Any date" -> "Today"
+    assert w.date_preset.currentText() == "Today"
+    qtbot.waitUntil(lambda: _names(w) == ["TODAY^TOM"], timeout=30000)
+    w.set_date_preset("Custom range")
+    assert w.date_from.isEnabled() and w.date_to.date() == QDate.currentDate()
+    w.set_date_preset("Any date")
+    qtbot.waitUntil(lambda: len(_names(w)) == 4, timeout=30000)
+    requested: list[tuple[str, str]] = []
+    w.actionRequested.connect(lambda a, u: requested.append((a, u)))
+    rect = w.table.visualRect(w.model.index(1, 0))
+    w.table.customContextMenuRequested.emit(rect.center())
+    menu = w.context_menu
+    assert menu is not None and menu.isVisible()
+    labels = [a.text() for a in menu.actions()]
+    assert labels[:2] == ["Open", "Open with prior"] and "Delete…" in labels and "Export anonymised…" in labels
+    qtbot.keyClick(menu, Qt.Key.Key_Down)
+    qtbot.keyClick(menu, Qt.Key.Key_Return)
+    assert requested and requested[0][1] == w.model.rows[1].study_uid

@@ -1,0 +1,158 @@
+"""Longest event-loop stall per user action in the main window (target < 100 ms, except backgrounded work).
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/ui_stalls.py [--repeats 5] [--json OUT]
+
+A 5 ms QTimer ticks on the GUI thread while each action runs; the longest gap between ticks minus the
+interval is the longest time the window could not repaint or take a key. Every action is driven the way a
+user does it (key events, clicks, menu actions) on the demo studies in a temporary RadStation home, and the
+loop is then left to run for `--settle` seconds so work the action queued (autosave, worklist query,
+thumbnails) is counted too. Prints one row per action: median and worst of the repeats, with the platform,
+CPU count and torch-free process (the engine worker is never started).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# run as a script, this folder comes first on sys.path and its viewer.py would shadow the viewer package
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
+TICK_MS = 5
+
+
+class StallProbe:
+    """Records the gaps between ticks of a fast timer on the GUI thread."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.timer = QTimer()
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(self._tick)
+        self.last = time.perf_counter()
+        self.worst = 0.0
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.worst = max(self.worst, now - self.last - TICK_MS / 1000.0)
+        self.last = now
+
+    def measure(self, action: Callable[[], None], settle_s: float) -> float:
+        from PySide6.QtCore import QEventLoop, QTimer
+
+        self.worst = 0.0
+        self.timer.start()
+        loop = QEventLoop()
+        QTimer.singleShot(10, loop.quit)
+        loop.exec()
+        self.last = time.perf_counter()
+        started = time.perf_counter()
+        action()  # runs on the GUI thread: its own duration counts as a stall
+        self.worst = max(self.worst, time.perf_counter() - started)
+        self.last = time.perf_counter()
+        QTimer.singleShot(int(settle_s * 1000), loop.quit)
+        loop.exec()
+        self.timer.stop()
+        return self.worst * 1000.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--settle", type=float, default=1.5, help="seconds the loop runs after each action")
+    ap.add_argument("--json", type=Path, help="also write the rows here")
+    args = ap.parse_args(argv)
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ["RADSTATION_HOME"] = tempfile.mkdtemp(prefix="rs-stalls-")
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from app.db.database import Database
+    from app.demo_studies import demo_study_uids, ensure_demo_imported
+    from app.main_window import MainWindow
+    from app.reports.users import UserService
+    from app.settings import Settings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    db = Database.open()
+    ensure_demo_imported(db)
+    users = UserService.from_settings(db)
+    users.add_user("bench", "bench-password-1", "radiologist")
+    settings = Settings()
+    window = MainWindow(db, settings=settings)
+    window.resize(1600, 1000)
+    window.show()
+    uids = demo_study_uids()
+    probe = StallProbe()
+
+    def log_in() -> None:
+        gate = window.lock_screen
+        gate.username.setText("bench")
+        QTest.keyClicks(gate.password, "bench-password-1")
+        QTest.keyClick(gate.password, Qt.Key.Key_Return)
+
+    def type_in_report() -> None:
+        edit = window.report_editor.editors["findings"]
+        edit.setFocus()
+        QTest.keyClick(edit, Qt.Key.Key_X)  # one keystroke: what the radiologist feels per key
+
+    state = {"study": 0}
+
+    def open_next_study() -> None:
+        state["study"] = (state["study"] + 1) % len(uids)
+        window.open_study(uids[state["study"]])
+
+    def lock_unlock() -> None:
+        window.lock("benchmark")
+        QTest.keyClicks(window.lock_screen.password, "bench-password-1")
+        QTest.keyClick(window.lock_screen.password, Qt.Key.Key_Return)
+
+    vp = lambda: window.workspace.active_viewport()  # noqa: E731
+    actions: list[tuple[str, Callable[[], None], bool]] = [
+        ("log in at the gate", log_in, False),
+        ("open a study (viewer + report template)", open_next_study, False),
+        ("scroll one image (Down)", lambda: QTest.keyClick(vp(), Qt.Key.Key_Down), False),
+        ("window preset (key 3)", lambda: QTest.keyClick(vp(), Qt.Key.Key_3), False),
+        ("reset view (R)", lambda: QTest.keyClick(vp(), Qt.Key.Key_R), False),
+        ("type a character in the report (autosave runs in the background)", type_in_report, False),
+        ("next template field (F6)", lambda: QTest.keyClick(window.report_editor.editors["findings"],
+                                                              Qt.Key.Key_F6), False),
+        ("fill template defaults", lambda: window.report_editor.fill_defaults(), False),
+        ("layout 4x4", lambda: window.workspace.set_layout("4x4"), False),
+        ("layout 1x1", lambda: window.workspace.set_layout("1x1"), False),
+        ("show/hide the report panel (F4)", lambda: window.actions_by_name["toggle_report"].trigger(), False),
+        ("worklist refresh (background query)", lambda: window.worklist.refresh_soon(), False),
+        ("show the worklist (F2)", lambda: window.show_worklist(), False),
+        ("back to the viewer (F3)", lambda: window.tabs.setCurrentWidget(window.workspace), False),
+        ("lock and unlock", lock_unlock, False),
+    ]
+    rows = []
+    for name, action, _background in actions:
+        print(f"  {name}...", file=sys.stderr, flush=True)
+        times = [probe.measure(action, args.settle) for _ in range(args.repeats if name != "log in at the gate" else 1)]
+        rows.append({"action": name, "median_ms": round(statistics.median(times), 1),
+                     "worst_ms": round(max(times), 1), "repeats": len(times), "under_100ms": max(times) < 100})
+    window.close()
+    device = f"{app.platformName()} Qt platform, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+    print(f"UI stalls ({device}); window 1600x1000, demo studies; settle {args.settle} s after each action")
+    print(f"{'action':<70} {'median ms':>10} {'worst ms':>9} {'n':>3}  <100ms")
+    for r in rows:
+        print(f"{r['action']:<70} {r['median_ms']:>10.1f} {r['worst_ms']:>9.1f} {r['repeats']:>3}  "
+              f"{'yes' if r['under_100ms'] else 'NO'}")
+    if args.json:
+        args.json.write_text(json.dumps({"device": device, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
