@@ -919,6 +919,9 @@ class Viewport(QWidget):
         self._apply_presentation()
         self.update()
 
+    def study_objects(self) -> StudyObjects | None:
+        return self._objects
+
     def set_presentation_enabled(self, on: bool) -> None:
         """Presentation states on (applied) or off (the image as its header says, annotations hidden)."""
         self._presentation_on = bool(on)

@@ -96,7 +96,7 @@ class ViewerWorkspace(QWidget):
         self.thumbnails.seriesActivated.connect(self.load_series)
         self.layout_view.imageChanged.connect(self._image_changed)
         self.layout_view.activeViewportChanged.connect(self._active_changed)
-        self.layout_view.viewportCreated.connect(lambda vp: vp.stateChanged.connect(self._sync_toolbar))
+        self.layout_view.viewportCreated.connect(self._adopt_viewport)
         self.measurement_list.set_viewport(self.active_viewport())
 
     # ================================================================ public API
@@ -117,6 +117,12 @@ class ViewerWorkspace(QWidget):
 
     def study(self) -> StudyRef | None:
         return self._study
+
+    def _adopt_viewport(self, vp: Viewport) -> None:
+        """A viewport the layout just created (a larger grid) shows the study's GSPS/KOS like the others."""
+        vp.stateChanged.connect(self._sync_toolbar)
+        vp.set_study_objects(self._objects)
+        vp.set_presentation_enabled(self._gsps_action.isChecked())
 
     def set_study_objects(self, objects: StudyObjects) -> None:
         """Presentation states and key image selections of the open study: applied/marked in every viewport,
