@@ -51,6 +51,7 @@ from app.pacs.errors import (
 from app.pacs.nodes import PacsNode
 from app.pacs.query import InstanceResult, QueryFilter, SeriesResult, StudyResult
 from app.pacs.receive import StreamingReceiver, guard_pdu_size, stream_to_staging
+from app.pacs.store_response import answer_stores_directly
 from app.pacs.tcp import tune_association_socket
 from app.pacs.tls import PasswordSource, client_context
 
@@ -429,6 +430,7 @@ class DimseClient:
             return 0x0000
 
         def on_established(event: Any) -> None:
+            answer_stores_directly(event.assoc)
             if receiver is not None:
                 stream_to_staging(event.assoc, receiver)
 

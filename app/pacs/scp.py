@@ -38,6 +38,7 @@ from app.pacs.errors import PacsConfigError, PacsError
 from app.pacs.nodes import SCP_PERMISSIONS, ScpPeer, StorageScpConfig
 from app.pacs.receive import StreamingReceiver, guard_pdu_size, stream_to_staging
 from app.pacs.sink import ImportSink
+from app.pacs.store_response import answer_stores_directly
 from app.pacs.tcp import tune_association_socket
 from app.pacs.tls import peer_common_name, server_context
 from app.settings import Settings
@@ -216,6 +217,7 @@ class StorageScp:
         receiver = StreamingReceiver(self.sink.store, self.config.max_object_mb << 20, lambda: peer.ae_title)
         assoc.radstation = _Association(peer, address, receiver, self.sink.committer())
         stream_to_staging(assoc, receiver)
+        answer_stores_directly(assoc)
 
     def _disk_ok(self) -> bool:
         try:
