@@ -39,6 +39,7 @@ from pynetdicom.sop_class import (
 )
 
 from app.importer.store import ManagedStore, StagedFile
+from app.pacs.assoc_logging import drop_unlogged_handlers
 from app.pacs.cancel import CancelToken
 from app.pacs.errors import (
     AssociationRejectedError,
@@ -155,6 +156,7 @@ class DimseClient:
             (evt.EVT_CONN_OPEN, on_connect),
             (evt.EVT_ACSE_RECV, on_acse),
             (evt.EVT_ESTABLISHED, tune_association_socket),
+            (evt.EVT_ESTABLISHED, drop_unlogged_handlers),
             *handlers,
         ]
         node = self.node

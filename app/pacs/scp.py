@@ -34,6 +34,7 @@ from app.credentials import SecretStore, SecretStoreError, tls_key_secret_name
 from app.db.database import Database
 from app.importer import DatasetOutcome
 from app.importer.service import Committer
+from app.pacs.assoc_logging import drop_unlogged_handlers
 from app.pacs.errors import PacsConfigError, PacsError
 from app.pacs.nodes import SCP_PERMISSIONS, ScpPeer, StorageScpConfig
 from app.pacs.receive import StreamingReceiver, guard_pdu_size, stream_to_staging
@@ -128,6 +129,7 @@ class StorageScp:
             (evt.EVT_CONN_OPEN, self._on_connect),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ESTABLISHED, tune_association_socket),
+            (evt.EVT_ESTABLISHED, drop_unlogged_handlers),
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_RELEASED, self._on_closed),

@@ -4,6 +4,7 @@ when a peer packs several fragments into one PDU or splits them across many."""
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 from io import BytesIO
@@ -15,7 +16,9 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_file_meta_info
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID, generate_uid
-from pynetdicom import AE, StoragePresentationContexts
+from pynetdicom import AE, StoragePresentationContexts, evt
+from pynetdicom import _config as pynetdicom_config
+from pynetdicom._handlers import standard_dimse_recv_handler
 from pynetdicom.dimse_messages import C_STORE_RQ, C_STORE_RSP
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import encode
@@ -24,6 +27,7 @@ from test_scp_security import _config, _push
 
 from app.db.models import Instance
 from app.importer.synthetic import SyntheticStudy, make_instance
+from app.pacs.assoc_logging import drop_unlogged_handlers
 from app.pacs.receive import IMPLEMENTATION_UID, IMPLEMENTATION_VERSION, _file_meta_bytes, _middle_fragments
 from app.pacs.scp import StorageScp
 from app.pacs.sink import ImportSink
@@ -141,3 +145,26 @@ def test_fragments_packed_and_split_any_way_are_stored_byte_for_byte(database) -
         assert dcmread(BytesIO(stored)).PixelData == ds.PixelData
         again = make_instance(SyntheticStudy(patient_id="RAW"), generate_uid(), size=16)
         assert _push(server.port, [again]) == [(0, "")]  # an ordinary peer right after
+
+
+@pytest.mark.parametrize("level, kept", [(logging.WARNING, False), (logging.INFO, True)])
+def test_pynetdicom_log_formatting_only_when_its_logger_would_print_it(database, level, kept) -> None:
+    logger = logging.getLogger("pynetdicom")
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        with StorageScp(_config(), ImportSink(database)) as server:
+            ae = AE(ae_title="CT1")
+            ae.requested_contexts = StoragePresentationContexts[:10]
+            assoc = ae.associate("127.0.0.1", server.port, ae_title="RADSTATION",
+                                 evt_handlers=[(evt.EVT_ESTABLISHED, drop_unlogged_handlers)])
+            assert assoc.is_established
+            try:
+                bound = [h for h, _ in assoc.get_handlers(evt.EVT_DIMSE_RECV)]
+                assert (standard_dimse_recv_handler in bound) is kept
+                assert pynetdicom_config.LOG_RESPONSE_IDENTIFIERS is kept
+            finally:
+                assoc.release()
+    finally:
+        logger.setLevel(before)
+        pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = pynetdicom_config.LOG_REQUEST_IDENTIFIERS = True
