@@ -39,6 +39,7 @@ from pynetdicom.sop_class import (
 )
 
 from app.importer.store import ManagedStore, StagedFile
+from app.pacs.assoc_logging import drop_unlogged_handlers
 from app.pacs.cancel import CancelToken
 from app.pacs.errors import (
     AssociationRejectedError,
@@ -51,6 +52,7 @@ from app.pacs.errors import (
 from app.pacs.nodes import PacsNode
 from app.pacs.query import InstanceResult, QueryFilter, SeriesResult, StudyResult
 from app.pacs.receive import StreamingReceiver, guard_pdu_size, stream_to_staging
+from app.pacs.store_response import answer_stores_directly
 from app.pacs.tcp import tune_association_socket
 from app.pacs.tls import PasswordSource, client_context
 
@@ -154,6 +156,7 @@ class DimseClient:
             (evt.EVT_CONN_OPEN, on_connect),
             (evt.EVT_ACSE_RECV, on_acse),
             (evt.EVT_ESTABLISHED, tune_association_socket),
+            (evt.EVT_ESTABLISHED, drop_unlogged_handlers),
             *handlers,
         ]
         node = self.node
@@ -429,6 +432,7 @@ class DimseClient:
             return 0x0000
 
         def on_established(event: Any) -> None:
+            answer_stores_directly(event.assoc)
             if receiver is not None:
                 stream_to_staging(event.assoc, receiver)
 

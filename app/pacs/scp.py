@@ -34,10 +34,12 @@ from app.credentials import SecretStore, SecretStoreError, tls_key_secret_name
 from app.db.database import Database
 from app.importer import DatasetOutcome
 from app.importer.service import Committer
+from app.pacs.assoc_logging import drop_unlogged_handlers
 from app.pacs.errors import PacsConfigError, PacsError
 from app.pacs.nodes import SCP_PERMISSIONS, ScpPeer, StorageScpConfig
 from app.pacs.receive import StreamingReceiver, guard_pdu_size, stream_to_staging
 from app.pacs.sink import ImportSink
+from app.pacs.store_response import answer_stores_directly
 from app.pacs.tcp import tune_association_socket
 from app.pacs.tls import peer_common_name, server_context
 from app.settings import Settings
@@ -127,6 +129,7 @@ class StorageScp:
             (evt.EVT_CONN_OPEN, self._on_connect),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_ESTABLISHED, tune_association_socket),
+            (evt.EVT_ESTABLISHED, drop_unlogged_handlers),
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_RELEASED, self._on_closed),
@@ -216,6 +219,7 @@ class StorageScp:
         receiver = StreamingReceiver(self.sink.store, self.config.max_object_mb << 20, lambda: peer.ae_title)
         assoc.radstation = _Association(peer, address, receiver, self.sink.committer())
         stream_to_staging(assoc, receiver)
+        answer_stores_directly(assoc)
 
     def _disk_ok(self) -> bool:
         try:

@@ -41,3 +41,22 @@ def tune_association_socket(event: Any) -> None:
         return original_recv(nr_bytes)
 
     assoc_socket.recv = recv  # instance attribute: only this association's reads are affected
+
+
+def read_exactly(assoc_socket: Any, nr_bytes: int) -> bytearray:
+    """`AssociationSocket.recv` without its 4 KiB steps: the PDU is read straight into one buffer of its
+    announced size (callers bound that size first). Returns fewer bytes only when the peer closed."""
+    sock = assoc_socket.socket
+    if sock is None:
+        raise OSError("the association's socket is closed")
+    buffer = bytearray(nr_bytes)
+    view = memoryview(buffer)
+    got = 0
+    while got < nr_bytes:
+        n = sock.recv_into(view[got:], nr_bytes - got)
+        if n == 0:
+            del view
+            del buffer[got:]
+            return buffer
+        got += n
+    return buffer
