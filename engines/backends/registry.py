@@ -110,4 +110,6 @@ register_backend("diffusers-t2i", "engines.backends.diffusers_t2i:DiffusersT2IBa
                  "a diffusers text-to-image pipeline directory on local disk (synthesis)")
 register_backend("openai-compatible", "engines.backends.openai_compat:OpenAICompatibleBackend",
                  "a VLM served elsewhere with an OpenAI-compatible API (vLLM, TGI, llama.cpp): drafts, questions")
+register_backend("ray-serve", "engines.backends.ray_serve:RayServeBackend",
+                 "the built-in engine served for the department on Ray Serve (engine_options.url)")
 PLUGIN_PROBLEMS = load_plugins()
