@@ -1,7 +1,8 @@
-"""`radstation engine list|check|draft|ask|token|worker`: see the registered engines, load the configured one
-and draft once (a quick "does my model directory work?"), draft or ask about DICOM files behind the input gate
-(app.commands.engine_jobs), store a server's token, or serve the worker protocol (the app starts that itself,
-which is how a frozen build without `python -m` runs its worker)."""
+"""`radstation engine list|check|draft|ask|token|serve|predraft|worker`: see the registered engines, load
+the configured one and draft once (a quick "does my model directory work?"), draft or ask about DICOM files
+behind the input gate (app.commands.engine_jobs), store a server's token, serve the built-in engine for the
+department on Ray Serve and pre-draft a worklist with it (app.commands.engine_serve), or serve the worker
+protocol (the app starts that itself, which is how a frozen build without `python -m` runs its worker)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     from app.commands.engine_jobs import register as register_jobs
 
     register_jobs(actions)
+    from app.commands.engine_serve import register_predraft, register_serve
+
+    register_serve(actions)
+    register_predraft(actions)
     w = actions.add_parser("worker", help="serve the engine worker protocol on stdin/stdout (internal)")
     w.add_argument("--jobs", action="append", default=[], metavar="MODULE",
                    help="module whose WORKER_JOBS the worker also serves (repeatable)")
