@@ -14,7 +14,9 @@ import time
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("engine", help="AI engine: list backends, check the configured one, run the worker")
     actions = p.add_subparsers(dest="engine_action", required=True)
-    actions.add_parser("list", help="registered engine backends").set_defaults(func=_list)
+    lst = actions.add_parser("list", help="registered engine backends (built-in and plug-ins) and their options")
+    lst.add_argument("--json", action="store_true", help="machine-readable: name, source, remote, options")
+    lst.set_defaults(func=_list)
     c = actions.add_parser("check", help="load the engine chosen in settings and draft a test image")
     c.add_argument("--engine", help="backend name (default: the 'engine' setting)")
     c.add_argument("--model", help="model directory (default: the 'engine_model_path' setting)")
@@ -37,11 +39,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from engines.backends import available_backends
+    from engines.backends import engine_catalogue
     from engines.backends.registry import PLUGIN_PROBLEMS
 
-    for name, desc in sorted(available_backends().items()):
-        print(f"{name:18s} {desc}")
+    catalogue = engine_catalogue()
+    if getattr(args, "json", False):
+        print(json.dumps({"engines": [i.to_dict() for i in catalogue], "problems": list(PLUGIN_PROBLEMS)}, indent=2))
+        return 0
+    for info in catalogue:
+        where = " [server]" if info.remote else ""
+        source = f" ({info.source})" if info.plugin else ""
+        print(f"{info.name:18s} {info.description}{where}{source}")
+        if info.options:
+            print(f"{'':18s}   engine_options: {', '.join(info.options)}")
     for problem in PLUGIN_PROBLEMS:
         print(f"warning: {problem}")
     return 0
