@@ -40,7 +40,8 @@ class RayServeCluster:
     def deploy(self, **spec: object) -> str:
         from engines.serve.launch import ServeSpec, deploy
 
-        return deploy(ServeSpec(port=self.http_port, **spec), self.address)  # type: ignore[arg-type]
+        # A deployment that cannot start fails the test within minutes rather than Serve's patient wait.
+        return deploy(ServeSpec(port=self.http_port, **spec), self.address, ready_timeout_s=300)  # type: ignore[arg-type]
 
     def undeploy(self) -> None:
         from engines.serve.launch import stop

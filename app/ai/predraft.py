@@ -11,6 +11,7 @@ study that finds it gone (the rest are reported "not attempted") instead of fail
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.ai.ai_store import save_draft, study_images_from_db
+from app.ai.section_order import template_section_order
 from app.ai.study_images import StudyImage, order_for_engine
 from app.db.database import Database
 from app.db.queries import search_studies
@@ -59,8 +61,10 @@ class Predrafter:
     """Drafts studies with one loaded backend and stores each draft as it arrives."""
 
     def __init__(self, db: Database, backend: EngineBackend, engine_name: str, *, concurrency: int = 4,
-                 steps: int | None = None, seed: int = 0, images_for: ImagesFor = study_images_from_db) -> None:
-        self.db, self.backend, self.engine_name = db, backend, engine_name
+                 steps: int | None = None, seed: int = 0, mode: str | None = None,
+                 images_for: ImagesFor = study_images_from_db) -> None:
+        """`mode`: the 'draft_mode' setting ("sentences" | "free" | None: the engine's default), as in the AI panel."""
+        self.db, self.backend, self.engine_name, self.mode = db, backend, engine_name, mode or None
         self.concurrency = max(1, int(concurrency)) if backend.concurrent_jobs else 1
         self.steps, self.seed, self.images_for = steps, int(seed), images_for
 
@@ -98,6 +102,17 @@ class Predrafter:
             finished(PredraftOutcome(uid, "not attempted" if stop else "cancelled", why))
         return [outcomes[uid] for uid in study_uids]
 
+    def _draft_options(self, uid: str, images: list[StudyImage]) -> dict[str, Any]:
+        """The AI panel's draft options (engines.worker.dispatch.DRAFT_OPTIONS) for engines that take them, so a
+        pre-draft is the draft the radiologist would have got on opening the study."""
+        accepted = inspect.signature(self.backend.draft).parameters
+        options: dict[str, Any] = {}
+        if "section_order" in accepted:
+            options["section_order"] = list(template_section_order(self.db, uid, images))
+        if self.mode and "mode" in accepted:
+            options["mode"] = self.mode
+        return options
+
     def _one(self, uid: str, cancel: threading.Event, stop: list[str]) -> PredraftOutcome:
         t0 = time.perf_counter()
         try:
@@ -108,7 +123,7 @@ class Predrafter:
             return PredraftOutcome(uid, "skipped", "no image of this study is on this workstation")
         try:
             out = self.backend.draft([im.pixels for im in images], steps=self.steps, seed=self.seed,
-                                     cancel=cancel.is_set)
+                                     cancel=cancel.is_set, **self._draft_options(uid, images))
         except ServiceUnavailable as exc:
             stop.append(str(exc))
             return PredraftOutcome(uid, "failed", str(exc), seconds=time.perf_counter() - t0)

@@ -45,6 +45,8 @@ def register_predraft(actions: argparse._SubParsersAction) -> None:
                    help="studies in flight at once on a served engine (default 8; a local engine drafts one at a time)")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mode", choices=("sentences", "free"), default=None,
+                   help="draft style (default: the 'draft_mode' setting, else the engine's own)")
     p.add_argument("--db-url", help="SQLAlchemy database URL (default: settings / RADSTATION_DB_URL / SQLite)")
     p.add_argument("--dry-run", action="store_true", help="list the studies that would be drafted")
     p.set_defaults(func=_predraft)
@@ -109,9 +111,10 @@ def _predraft(args: argparse.Namespace) -> int:
         if args.dry_run:
             print("\n".join(uids))
             return 0
-        name, config = engine_from_settings(Settings())
-        name = args.engine or name
-        if args.engine and args.engine != engine_from_settings(Settings())[0]:
+        settings = Settings()
+        configured, config = engine_from_settings(settings)
+        name = args.engine or configured
+        if name != configured:
             config = {"device": config.get("device", "auto")}  # another engine: the configured one's options don't apply
         if args.url:
             config["url"] = args.url
@@ -125,7 +128,9 @@ def _predraft(args: argparse.Namespace) -> int:
         except BackendError as exc:
             print(f"radstation engine predraft: engine '{name}' is not usable: {exc}", file=sys.stderr)
             return 2
-        predrafter = Predrafter(db, backend, name, concurrency=args.concurrency, steps=args.steps, seed=args.seed)
+        mode = args.mode or str(settings.get("draft_mode", "") or "") or None
+        predrafter = Predrafter(db, backend, name, concurrency=args.concurrency, steps=args.steps, seed=args.seed,
+                                mode=mode)
         print(f"pre-drafting {len(uids)} stud{'y' if len(uids) == 1 else 'ies'} with '{name}' "
               f"({predrafter.concurrency} at a time)", flush=True)
 

@@ -67,8 +67,11 @@ class RayServeBackend(EngineBackend):
                 "capabilities": sorted(self.capabilities), "supports_multi_image": self.supports_multi_image}
 
     def draft(self, images: list[np.ndarray], *, steps: int | None = None, guidance: float | None = None,
-              seed: int = 0, progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> TextOutput:
-        params = {"images": check_images(images), "steps": steps, "guidance": guidance, "seed": int(seed)}
+              seed: int = 0, progress: ProgressFn | None = None, cancel: CancelFn | None = None,
+              mode: str | None = None, section_order: list[str] | None = None) -> TextOutput:
+        """`mode` and `section_order` as the built-in engine takes them (sentence drafts), passed to the service."""
+        params = {"images": check_images(images), "steps": steps, "guidance": guidance, "seed": int(seed),
+                  "mode": mode, "section_order": list(section_order) if section_order else None}
         return TextOutput.from_dict(self._job("draft", params, progress, cancel))
 
     def answer(self, images: list[np.ndarray], question: str, *, steps: int | None = None, seed: int = 0,

@@ -87,12 +87,15 @@ def test_cancel_stops_the_job_on_its_replica(service) -> None:
 
 def test_two_replicas_share_a_batch(ray_cluster, tiny_dir, service) -> None:
     url = ray_cluster.deploy(model=str(tiny_dir), device="cpu", replicas=2)  # re-scaled in place
-    assert url == service
-    served = create_backend("ray-serve", url=url)
-    with ThreadPoolExecutor(4) as pool:
-        outs = list(pool.map(lambda k: served.draft([_img(k)], steps=40, seed=k), range(6)))
-    assert len({o.extra["served_by"] for o in outs}) == 2
-    served.close()
+    try:
+        assert url == service
+        served = create_backend("ray-serve", url=url)
+        with ThreadPoolExecutor(4) as pool:
+            outs = list(pool.map(lambda k: served.draft([_img(k)], steps=40, seed=k), range(6)))
+        assert len({o.extra["served_by"] for o in outs}) == 2
+        served.close()
+    finally:  # back to one replica: the cluster's second CPU is for the other tests' deployments
+        ray_cluster.deploy(model=str(tiny_dir), device="cpu", replicas=1)
 
 
 def test_clear_messages_when_the_service_is_not_there(ray_cluster, service) -> None:
