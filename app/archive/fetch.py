@@ -29,6 +29,8 @@ from app.pacs.dimse import DimseClient
 from app.pacs.errors import PacsError, RetrieveCancelled
 from app.pacs.nodes import PacsNode
 
+IN_PROGRESS = ("draft", "preliminary")
+
 
 @dataclass(frozen=True)
 class MissingInstance:
@@ -55,8 +57,14 @@ class FetchResult:
 FetchProgress = Callable[[int, int, str], None]  # (placed, expected, sentence)
 
 
-class FetchError(RuntimeError):
+class FetchError(PacsError):
     """The study could not be fetched (PACS down, not there, cancelled): the message says why, for the user."""
+
+
+def studies_in_progress(db: Database) -> set[str]:
+    """Studies whose report is being written (draft or preliminary): pinned in every workstation's cache."""
+    with db.session() as s:
+        return set(s.scalars(select(Study.study_uid).where(Study.report_status.in_(IN_PROGRESS))))
 
 
 def missing_instances(db: Database, study_uid: str) -> list[MissingInstance]:

@@ -99,3 +99,33 @@ def test_pacs_down_is_one_clear_sentence(two_workstations, tmp_path, orthanc) ->
 def _orthanc_id(orthanc: OrthancServer, sop_uid: str) -> str:
     found = orthanc.rest("POST", "/tools/find", {"Level": "Instance", "Query": {"SOPInstanceUID": sop_uid}})
     return found[0]
+
+
+def test_opening_a_study_on_b_fetches_it_in_the_background_then_shows_it(qtbot, orthanc, two_workstations,
+                                                                         tmp_path, monkeypatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.main_window import MainWindow
+    from app.pacs.nodes import NodeStore
+    from app.settings import Settings
+
+    a, b = two_workstations
+    uid = "1.2.826.0.1.3680043.10.1138.77.4"
+    study = _import_on_a(a, orthanc, tmp_path, uid, n_series=1, n=2)
+    NodeStore().save_all([_node(orthanc)])
+    settings = Settings()
+    settings.set("archive", {"node": "archive", "cache_limit_gb": 1})
+    settings.save()
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *args, **kw: shown.append(args[2]))
+    window = MainWindow(b)
+    qtbot.addWidget(window)
+    window.show()
+    assert not window.open_study(uid)  # not here yet: fetching, the window stays usable
+    assert "Fetching study" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: window.study is not None, timeout=60000)
+    assert not shown, shown
+    image = window.workspace.current_image()
+    assert image is not None and image.study_uid == uid
+    assert not missing_instances(b, uid) and len(list((b.store_dir / uid).rglob("*.dcm"))) == len(study)
+    assert window._archive.cache.studies()[-1].study_uid == uid  # most recently used
