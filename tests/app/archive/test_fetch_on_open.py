@@ -4,8 +4,12 @@ refused; an evicted study comes back the same way; a PACS that is down is one cl
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from orthanc_fixture import OrthancServer, make_study
+from postgres_fixture import database_url
 
 from app.archive.cache import StudyCache
 from app.archive.fetch import FetchError, fetch_study, missing_instances
@@ -16,10 +20,13 @@ from app.pacs.nodes import PacsNode
 pytestmark = pytest.mark.orthanc
 
 
+BOTH = pytest.mark.parametrize("db_backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+
+
 @pytest.fixture
-def two_workstations(tmp_path, monkeypatch):
+def two_workstations(tmp_path, monkeypatch, db_backend, request):
     monkeypatch.setenv("RADSTATION_HOME", str(tmp_path / "home"))
-    url = f"sqlite:///{tmp_path / 'department.db'}"  # the shared database (PostgreSQL at a site)
+    url = database_url(request, db_backend) or f"sqlite:///{tmp_path / 'department.db'}"  # the shared database
     a = Database.open(url, store_dir=tmp_path / "A" / "store")
     b = Database.open(url, store_dir=tmp_path / "B" / "store")
     yield a, b
@@ -44,6 +51,7 @@ def _node(orthanc: OrthancServer) -> PacsNode:
     return PacsNode(name="archive", protocol="dicomweb", url=orthanc.dicomweb_url, timeout=10)
 
 
+@BOTH
 def test_b_fetches_a_study_imported_on_a_first_image_first(orthanc, two_workstations, tmp_path) -> None:
     a, b = two_workstations
     uid = "1.2.826.0.1.3680043.10.1138.77.1"
@@ -63,6 +71,23 @@ def test_b_fetches_a_study_imported_on_a_first_image_first(orthanc, two_workstat
     cache = StudyCache(b.store_dir, limit_bytes=1)  # evicted on B: listed still, fetched again on open
     assert [s.study_uid for s in cache.evict()] == [uid] and len(missing_instances(b, uid)) == len(study)
     assert fetch_study(b, _node(orthanc), uid).complete
+
+    # read and sign on B: the report is in the shared database, visible to A at once
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reports"))
+    from reports_testing import FAST_HASHER, PASSWORD, ReportEnv, make_user
+
+    from app.reports.service import ReportService
+    from app.reports.users import UserService
+
+    users = UserService(b, hasher=FAST_HASHER)
+    rad = make_user(ReportEnv(b, users, ReportService(b, users), tmp_path / "home", uid), "radb", "radiologist")
+    service_b = ReportService(b, users)
+    version = service_b.open_or_create(uid, rad)
+    service_b.save_draft(version.id, {"findings": "Fetched on B and read there.", "impression": "Normal."}, rad)
+    signed = service_b.sign(version.id, rad, PASSWORD)
+    assert signed.is_signed
+    on_a = ReportService(a, UserService(a, hasher=FAST_HASHER)).working_version(uid)
+    assert on_a is not None and on_a.is_signed and on_a.id == signed.id
 
 
 def test_altered_bytes_from_the_pacs_are_refused(orthanc, two_workstations, tmp_path) -> None:
@@ -101,6 +126,7 @@ def _orthanc_id(orthanc: OrthancServer, sop_uid: str) -> str:
     return found[0]
 
 
+@BOTH
 def test_opening_a_study_on_b_fetches_it_in_the_background_then_shows_it(qtbot, orthanc, two_workstations,
                                                                          tmp_path, monkeypatch) -> None:
     from PySide6.QtWidgets import QMessageBox
