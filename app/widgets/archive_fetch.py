@@ -9,6 +9,8 @@ opening a study whose files are missing says so, as before.
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -22,6 +24,7 @@ from app.settings import Settings
 from app.widgets.pacs_worker import PacsWorker, start_worker
 
 KEY = "archive"
+log = logging.getLogger(__name__)
 
 
 class ArchiveFetchController(QObject):
@@ -36,6 +39,7 @@ class ArchiveFetchController(QObject):
         self.cache = StudyCache(database.store_dir, cache_limit_bytes)
         self._worker: PacsWorker | None = None
         self._study = ""
+        self._evicting = threading.Lock()
 
     @classmethod
     def from_settings(cls, database: Database, settings: Settings | None = None,
@@ -78,14 +82,25 @@ class ArchiveFetchController(QObject):
             for signal in (old.progressed, old.completed, old.failed):
                 signal.disconnect()
 
-    def opened(self, study_uid: str) -> list[str]:
-        """The study is open: most recently used now; trim the store, never this study or one in progress."""
+    def opened(self, study_uid: str) -> threading.Thread | None:
+        """The study is open: most recently used now; the store is trimmed on a background thread (sizing a
+        large store walks every file), never removing this study or one in progress. Returns that thread."""
         self.cache.touch(study_uid)
-        try:
-            keep = studies_in_progress(self.database) | {study_uid}
-        except Exception:  # noqa: BLE001 - the database is unreachable: evict nothing rather than guess
-            return []
-        return [s.study_uid for s in self.cache.evict(keep=keep)]
+        if not self.cache.limit_bytes or not self._evicting.acquire(blocking=False):
+            return None  # no limit, or a trim is already running
+
+        def trim() -> None:
+            try:
+                keep = studies_in_progress(self.database) | {study_uid}
+                self.cache.evict(keep=keep)
+            except Exception:  # noqa: BLE001 - database unreachable or a file busy: evict nothing this time
+                log.exception("trimming the image cache failed")
+            finally:
+                self._evicting.release()
+
+        worker = threading.Thread(target=trim, name="cache-trim", daemon=True)
+        worker.start()
+        return worker
 
     def _relay(self, item: object) -> None:
         done, total, msg = item  # type: ignore[misc]

@@ -155,3 +155,11 @@ def test_opening_a_study_on_b_fetches_it_in_the_background_then_shows_it(qtbot, 
     assert image is not None and image.study_uid == uid
     assert not missing_instances(b, uid) and len(list((b.store_dir / uid).rglob("*.dcm"))) == len(study)
     assert window._archive.cache.studies()[-1].study_uid == uid  # most recently used
+    # the cache is trimmed off the GUI thread on open, never the open study: with a tiny limit only it stays
+    window._archive.cache.limit_bytes = 1
+    other = "1.2.826.0.1.3680043.10.1138.77.5"
+    _import_on_a(b, orthanc, tmp_path, other, n_series=1, n=1)  # a study that came in on B itself
+    trim = window._archive.opened(uid)
+    assert trim is not None
+    trim.join(30)
+    assert window._archive.cache.holds(uid) and not window._archive.cache.holds(other)
