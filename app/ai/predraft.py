@@ -11,7 +11,6 @@ study that finds it gone (the rest are reported "not attempted") instead of fail
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,13 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.ai.ai_store import save_draft, study_images_from_db
+from app.ai.scope import gate_params, is_out_of_scope
 from app.ai.section_order import template_section_order
 from app.ai.study_images import StudyImage, order_for_engine
 from app.db.database import Database
 from app.db.queries import search_studies
 from engines.backends import BackendError, EngineBackend
 from engines.backends.errors import ServiceUnavailable, is_cancellation
-from engines.worker.dispatch import provenance
+from engines.worker.dispatch import provenance, run_job
 
 UNREPORTED = ("none", "")
 ImagesFor = Callable[[Database, str], list[StudyImage]]
@@ -103,13 +103,10 @@ class Predrafter:
         return [outcomes[uid] for uid in study_uids]
 
     def _draft_options(self, uid: str, images: list[StudyImage]) -> dict[str, Any]:
-        """The AI panel's draft options (engines.worker.dispatch.DRAFT_OPTIONS) for engines that take them, so a
-        pre-draft is the draft the radiologist would have got on opening the study."""
-        accepted = inspect.signature(self.backend.draft).parameters
-        options: dict[str, Any] = {}
-        if "section_order" in accepted:
-            options["section_order"] = list(template_section_order(self.db, uid, images))
-        if self.mode and "mode" in accepted:
+        """The AI panel's draft options (the dispatch passes them to engines that take them), so a pre-draft is
+        the draft the radiologist would have got on opening the study."""
+        options: dict[str, Any] = {"section_order": list(template_section_order(self.db, uid, images))}
+        if self.mode:
             options["mode"] = self.mode
         return options
 
@@ -121,9 +118,10 @@ class Predrafter:
             return PredraftOutcome(uid, "failed", f"its images could not be read: {exc}")
         if not images:
             return PredraftOutcome(uid, "skipped", "no image of this study is on this workstation")
-        try:
-            out = self.backend.draft([im.pixels for im in images], steps=self.steps, seed=self.seed,
-                                     cancel=cancel.is_set, **self._draft_options(uid, images))
+        params: dict[str, Any] = {"images": [im.pixels for im in images], "steps": self.steps, "seed": self.seed,
+                                  **gate_params(images), **self._draft_options(uid, images)}
+        try:  # the AI panel's job, input gate included (engines.worker.dispatch), on this engine or the service
+            result = run_job(self.backend, "draft", params, lambda *_a: None, cancel.is_set)
         except ServiceUnavailable as exc:
             stop.append(str(exc))
             return PredraftOutcome(uid, "failed", str(exc), seconds=time.perf_counter() - t0)
@@ -134,9 +132,11 @@ class Predrafter:
                 return PredraftOutcome(uid, "cancelled", "cancelled", seconds=time.perf_counter() - t0)
             return PredraftOutcome(uid, "failed", f"engine error: {type(exc).__name__}: {exc}",
                                    seconds=time.perf_counter() - t0)
-        result = out.to_dict()
+        if is_out_of_scope(result):  # the gate stopped it: nothing stored, the radiologist reads it unaided
+            return PredraftOutcome(uid, "skipped", f"out of the engine's scope: {result.get('message', '')}",
+                                   seconds=time.perf_counter() - t0)
         result["provenance"] = provenance(self.backend, self.engine_name)
-        used = [images[i].sop_instance_uid for i in out.images_used if 0 <= i < len(images)]
+        used = [images[i].sop_instance_uid for i in result.get("images_used") or [] if 0 <= i < len(images)]
         draft_id = save_draft(self.db, uid, result, used)
         return PredraftOutcome(uid, "drafted", "", draft_id, time.perf_counter() - t0,
-                               str(out.extra.get("served_by", "")))
+                               str((result.get("extra") or {}).get("served_by", "")))

@@ -30,6 +30,7 @@ START_HINT = "is the Ray cluster running and the engine deployed (`radstation en
 class RayServeBackend(EngineBackend):
     name = "ray-serve"
     concurrent_jobs = True  # the service queues requests and spreads them over its replicas
+    forwards_jobs = True  # the worker hands over whole jobs: the input gate runs on the replica, with the model
 
     def __init__(self, url: str = "", *, timeout_s: float = 600.0, connect_timeout_s: float = 5.0,
                  tls_ca: str = "", token_name: str = "", device: str = "", path: str = "", threads: int = 0) -> None:
@@ -97,6 +98,15 @@ class RayServeBackend(EngineBackend):
                 cancel: CancelFn | None = None) -> dict[str, np.ndarray]:
         return dict(self._job("explain", {"images": check_images(images), "text": text}, progress, cancel)["maps"])
 
+    def forward_job(self, kind: str, params: dict[str, Any], progress: ProgressFn | None = None,
+                    cancel: CancelFn | None = None) -> dict[str, Any]:
+        """A worker-protocol job as it came (images, gate headers, override, draft options), run by a replica
+        exactly as the workstation's worker would run it in-process; returns the replica's result dict (a
+        scope decision instead of a draft when the gate stopped it)."""
+        if kind == "answer" and not str(params.get("question", "")).strip():
+            raise BackendError("the question is empty")
+        return self._job(kind, dict(params), progress, cancel, gated=True)
+
     def close(self) -> None:
         self.client.close()
 
@@ -118,12 +128,13 @@ class RayServeBackend(EngineBackend):
         return info
 
     def _job(self, kind: str, params: dict[str, Any], progress: ProgressFn | None,
-             cancel: CancelFn | None) -> dict[str, Any]:
+             cancel: CancelFn | None, gated: bool = False) -> dict[str, Any]:
         if kind not in self.capabilities:
             raise self._unsupported(kind)
         if cancel is not None and cancel():
             raise JobCancelled("cancelled")
-        body = encode({"type": "job", "kind": kind, "params": {k: v for k, v in params.items() if v is not None}})
+        body = encode({"type": "job", "kind": kind, "gated": gated,
+                       "params": {k: v for k, v in params.items() if v is not None}})
         start = time.perf_counter()
         watcher: _CancelWatcher | None = None
         try:

@@ -2,9 +2,11 @@
 
 Routes under the application's route prefix (default /radstation):
   GET  …/describe  -> JSON: the backend's describe() plus the service, replica and node
-  POST …/jobs      -> body: {"kind", "params"} as one worker-protocol line (engines.worker.protocol: JSON,
+  POST …/jobs      -> body: {"kind", "params", "gated"} as one worker-protocol line (engines.worker.protocol: JSON,
                       arrays as base64 blocks); response: a stream of protocol lines, "progress" while the
-                      job runs, then one "result", "error" or "cancelled".
+                      job runs, then one "result", "error" or "cancelled". "gated" (default true) runs
+                      the job as the worker does, behind the input gate (engines.scope.guard); false calls
+                      the backend method itself, as `backend.draft(...)` in-process does.
 A job runs on a thread so the replica's event loop keeps answering health checks; when the client goes
 away (the radiologist pressed Cancel, the workstation closed) the request is cancelled and the job stops
 at its next step. Each replica runs one job at a time (max_ongoing_requests), so Serve's router spreads a
@@ -29,7 +31,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from engines.backends import BackendError, create_backend
 from engines.backends.errors import JobCancelled, is_cancellation, is_out_of_memory
 from engines.serve import SERVICE
-from engines.worker.dispatch import provenance, run_job
+from engines.worker.dispatch import provenance, run_direct, run_job
 from engines.worker.protocol import PROTOCOL_VERSION, ProtocolError, decode, encode
 
 PROGRESS_INTERVAL_S = 0.1
@@ -74,12 +76,12 @@ class EngineReplica:
             kind = str(msg.get("kind", ""))
             if kind not in JOB_KINDS_SERVED:
                 return JSONResponse({"error": f"unknown job kind {kind!r}"}, status_code=400)
-            return StreamingResponse(self._stream(kind, dict(msg.get("params") or {})),
+            return StreamingResponse(self._stream(kind, dict(msg.get("params") or {}), bool(msg.get("gated", True))),
                                      media_type="application/x-ndjson")
         return JSONResponse({"error": f"no such route {request.method} {path}; use GET …/describe or POST …/jobs"},
                             status_code=404)
 
-    async def _stream(self, kind: str, params: dict[str, Any]) -> AsyncIterator[bytes]:
+    async def _stream(self, kind: str, params: dict[str, Any], gated: bool = True) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         cancelled = threading.Event()
@@ -98,7 +100,8 @@ class EngineReplica:
             with self._lock:
                 if cancelled.is_set():
                     raise JobCancelled("cancelled before it started")
-                result = run_job(self.backend, kind, params, progress, cancelled.is_set)
+                run = run_job if gated else run_direct  # a worker's job is gated; a typed call is the bare method
+                result = run(self.backend, kind, params, progress, cancelled.is_set)
             result["provenance"] = {**provenance(self.backend, self.engine), "replica": self.replica,
                                     "node": self.node}
             return result

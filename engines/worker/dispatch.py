@@ -9,6 +9,7 @@ validation, as one made on the workstation. A backend that is itself a client of
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,31 @@ def run_job(backend: EngineBackend, kind: str, p: dict[str, Any], progress: Prog
         return backend.synthesise(str(p.get("report", "")), steps=p.get("steps"), guidance=p.get("guidance"),
                                   seed=int(p.get("seed", 0)), **common).to_dict()
     return run_gated(backend, kind, p, **common)
+
+
+def run_direct(backend: EngineBackend, kind: str, p: dict[str, Any], progress: ProgressFn,
+               cancel: CancelFn) -> dict[str, Any]:
+    """The backend method itself, without the input gate: what calling `backend.draft(...)` in-process does
+    (benchmarks, a script), for a served engine's typed calls to mean the same as a local engine's."""
+    common = {"progress": progress, "cancel": cancel}
+    seed = int(p.get("seed", 0))
+    if kind == "draft":
+        options = {k: p[k] for k in ("mode", "section_order") if p.get(k) is not None
+                   and k in inspect.signature(backend.draft).parameters}
+        return backend.draft(list(p.get("images") or []), steps=p.get("steps"), guidance=p.get("guidance"),
+                             seed=seed, **common, **options).to_dict()
+    if kind == "answer":
+        return backend.answer(list(p.get("images") or []), str(p.get("question", "")), steps=p.get("steps"),
+                              seed=seed, **common).to_dict()
+    if kind == "synthesise":
+        return backend.synthesise(str(p.get("report", "")), steps=p.get("steps"), guidance=p.get("guidance"),
+                                  seed=seed, **common).to_dict()
+    if kind == "inpaint":
+        return backend.inpaint(p["image"], p["token_mask"], str(p.get("report", "")), steps=p.get("steps"),
+                               guidance=p.get("guidance"), seed=seed, **common).to_dict()
+    if kind == "explain":
+        return {"kind": "maps", "maps": backend.explain(list(p.get("images") or []), str(p.get("text", "")), **common)}
+    raise ValueError(f"unknown job kind {kind!r}")
 
 
 def provenance(backend: EngineBackend | None, engine_name: str) -> dict[str, Any]:
