@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
         self.prior_view = None
         self.scp = self._start_storage_scp()
         self._prefetch = self._make_prefetcher()
+        self._archive = self._make_archive_fetch()
         self._build_ai()
         self._build_outbox()
         from app.audit_forwarder import AuditForwarder
@@ -137,10 +138,16 @@ class MainWindow(QMainWindow):
         except StudyNotFound:
             QMessageBox.warning(self, "RadStation", f"Study {study_uid} is not in the database.")
             return False
+        if self._archive is not None and self._archive.needs_fetch(study_uid):
+            self._archive.start(study_uid)  # its files are on the archive only: opened when they are here
+            self.statusBar().showMessage(f"Fetching study {study_uid} from {self._archive.node.describe()}...")
+            return False
         if not ref.series:
             QMessageBox.warning(self, "RadStation", "This study has no images that can be shown.")
             return False
         self._study = ref
+        if self._archive is not None:
+            self._archive.opened(study_uid)
         access_audit.study_opened(self.database, study_uid)
         self._audited_series = set()
         self.workspace.open_study(ref, self._measurements)
@@ -587,6 +594,25 @@ class MainWindow(QMainWindow):
         except PacsError as exc:
             self._settings_problem = self._settings_problem or f"Storage SCP not started: {exc}"
             return None
+
+    def _make_archive_fetch(self):
+        """Fetch on open from the `archive` settings' node (app/widgets/archive_fetch.py); None without one."""
+        from app.pacs.errors import PacsError
+        from app.widgets.archive_fetch import ArchiveFetchController
+
+        try:
+            controller = ArchiveFetchController.from_settings(self.database, self.settings, parent=self)
+        except PacsError as exc:
+            self._settings_problem = self._settings_problem or f"Archive not used: {exc}"
+            return None
+        if controller is not None:
+            controller.progress.connect(lambda uid, done, total, msg: self.statusBar().showMessage(
+                f"Fetching study from the archive: {done} of {total} image(s)" + (f" - {msg}" if msg else "")))
+            controller.fetched.connect(lambda uid, msg: (self.statusBar().showMessage(msg, 10000),
+                                                         self.open_study(uid)))
+            controller.failed.connect(lambda uid, msg: QMessageBox.warning(
+                self, "RadStation", f"The study could not be fetched from the archive: {msg}"))
+        return controller
 
     def _make_prefetcher(self):
         from app.widgets.prior_compare import PriorPrefetchController

@@ -73,5 +73,6 @@ def free_tcp_port() -> int:
         return s.getsockname()[1]
 
 
-# The real-Orthanc (`orthanc`) and real-PostgreSQL (`postgres`) fixtures live in plugin modules beside this file.
-pytest_plugins = ["orthanc_fixture", "postgres_fixture", "tests.support.engine"]
+# The real-Orthanc (`orthanc`), real-PostgreSQL (`postgres`) and local Ray cluster (`ray_cluster`) fixtures live
+# in plugin modules beside this file.
+pytest_plugins = ["orthanc_fixture", "postgres_fixture", "ray_fixture", "tests.support.engine"]

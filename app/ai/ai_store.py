@@ -81,3 +81,21 @@ def study_image_paths(db: Database, study_uid: str) -> list[Path]:
 def study_images_from_db(db: Database, study_uid: str) -> list[StudyImage]:
     """The images the engine reads for a study in the database (batch pre-draft from the worklist)."""
     return load_study_images(study_image_paths(db, study_uid))
+
+
+def stored_draft_for_report(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored draft (a `drafts_for` row, e.g. from a batch pre-draft) in the form the report editor loads
+    (the same keys DraftService.draftReady carries), with its provenance: engine, weights, seed, when."""
+    tu = row.get("token_uncertainty") or {}
+    tokens = [{**t, "uncertainty": round(1.0 - float(t.get("confidence", 0.0)), 4)} for t in tu.get("tokens", [])]
+    created = row.get("created_at")
+    when = created.isoformat(timespec="seconds") if hasattr(created, "isoformat") else str(created or "")
+    prov = {"engine": row.get("engine", ""), "weights_hash": row.get("weights_hash", ""), "seed": row.get("seed"),
+            "steps": tu.get("steps"), "model": tu.get("model", ""), "device": tu.get("device", ""),
+            "draft_id": row.get("id"), "created": when, "stored_draft": True}
+    n = len(row.get("images_used") or [])
+    return {"findings": row.get("findings", ""), "impression": row.get("impression", ""),
+            "text": "\n".join(filter(None, (row.get("findings", ""), row.get("impression", "")))),
+            "token_uncertainty": tokens, "confidence": tu.get("confidence"), "provenance": prov,
+            "images_used_uids": list(row.get("images_used") or []),
+            "images_note": f"Pre-drafted by {row.get('engine') or 'the engine'} at {when} from {n} image(s)."}

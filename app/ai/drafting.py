@@ -18,9 +18,9 @@ from PySide6.QtCore import QObject, Signal
 from app.ai.ai_store import save_draft
 from app.ai.engine_client import EngineClient
 from app.ai.scope import gate_params, is_out_of_scope, overridden, record_override, scope_line
+from app.ai.section_order import template_section_order
 from app.ai.study_images import StudyImage, describe_used, order_for_engine
 from app.db.database import Database
-from app.reports.templates import TemplateError, guess_exam_type, load_template
 
 
 @dataclass
@@ -87,27 +87,7 @@ class DraftService(QObject):
         return job_id
 
     def section_order(self, study_uid: str, images: list[StudyImage]) -> tuple[str, ...]:
-        """The findings sections in the order of the study's report template (its report's exam type, else
-        the one guessed from the modality), for sentence drafts."""
-        from engines.sentences.sections import section_order
-
-        exam_type = ""
-        if self.db is not None:
-            from sqlalchemy import select
-
-            from app.reports.models import Report
-
-            try:
-                with self.db.session() as s:
-                    exam_type = s.scalar(select(Report.exam_type).where(Report.study_uid == study_uid)
-                                         .order_by(Report.id.desc()).limit(1)) or ""
-            except Exception:  # noqa: BLE001 - a database problem must not stop a draft; the default order serves
-                exam_type = ""
-        try:
-            tpl = load_template(exam_type or guess_exam_type(images[0].modality if images else ""))
-        except TemplateError:
-            return section_order("")
-        return section_order(tpl.content.sections.get("findings", ""))
+        return template_section_order(self.db, study_uid, images)
 
     def _label(self, study_uid: str) -> str:
         """'Draft DOE, JANE · ACC123' (patient and accession, as the worklist shows them), not a UID."""
@@ -225,3 +205,4 @@ class DraftService(QObject):
         if batch is not None:
             value = batch.done * 100 + int(sum(batch.fraction.values()) * 100)
             self.batchProgress.emit(min(value, batch.total * 100), batch.total * 100)
+

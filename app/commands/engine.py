@@ -1,7 +1,8 @@
-"""`radstation engine list|check|draft|ask|token|worker`: see the registered engines, load the configured one
-and draft once (a quick "does my model directory work?"), draft or ask about DICOM files behind the input gate
-(app.commands.engine_jobs), store a server's token, or serve the worker protocol (the app starts that itself,
-which is how a frozen build without `python -m` runs its worker)."""
+"""`radstation engine list|check|draft|ask|token|serve|predraft|worker`: see the registered engines, load
+the configured one and draft once (a quick "does my model directory work?"), draft or ask about DICOM files
+behind the input gate (app.commands.engine_jobs), store a server's token, serve the built-in engine for the
+department on Ray Serve and pre-draft a worklist with it (app.commands.engine_serve), or serve the worker
+protocol (the app starts that itself, which is how a frozen build without `python -m` runs its worker)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import time
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("engine", help="AI engine: list backends, check the configured one, run the worker")
     actions = p.add_subparsers(dest="engine_action", required=True)
-    actions.add_parser("list", help="registered engine backends").set_defaults(func=_list)
+    lst = actions.add_parser("list", help="registered engine backends (built-in and plug-ins) and their options")
+    lst.add_argument("--json", action="store_true", help="machine-readable: name, source, remote, options")
+    lst.set_defaults(func=_list)
     c = actions.add_parser("check", help="load the engine chosen in settings and draft a test image")
     c.add_argument("--engine", help="backend name (default: the 'engine' setting)")
     c.add_argument("--model", help="model directory (default: the 'engine_model_path' setting)")
@@ -25,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     from app.commands.engine_jobs import register as register_jobs
 
     register_jobs(actions)
+    from app.commands.engine_serve import register_predraft, register_serve
+
+    register_serve(actions)
+    register_predraft(actions)
     w = actions.add_parser("worker", help="serve the engine worker protocol on stdin/stdout (internal)")
     w.add_argument("--jobs", action="append", default=[], metavar="MODULE",
                    help="module whose WORKER_JOBS the worker also serves (repeatable)")
@@ -32,11 +39,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from engines.backends import available_backends
+    from engines.backends import engine_catalogue
     from engines.backends.registry import PLUGIN_PROBLEMS
 
-    for name, desc in sorted(available_backends().items()):
-        print(f"{name:18s} {desc}")
+    catalogue = engine_catalogue()
+    if getattr(args, "json", False):
+        print(json.dumps({"engines": [i.to_dict() for i in catalogue], "problems": list(PLUGIN_PROBLEMS)}, indent=2))
+        return 0
+    for info in catalogue:
+        where = " [server]" if info.remote else ""
+        source = f" ({info.source})" if info.plugin else ""
+        print(f"{info.name:18s} {info.description}{where}{source}")
+        if info.options:
+            print(f"{'':18s}   engine_options: {', '.join(info.options)}")
     for problem in PLUGIN_PROBLEMS:
         print(f"warning: {problem}")
     return 0

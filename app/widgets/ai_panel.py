@@ -135,6 +135,14 @@ class AiPanel(QWidget):
         self.auto_draft = QCheckBox("Auto-draft on open")
         self.auto_draft.setChecked(bool(settings.get("auto_draft_on_open", False)) if settings else False)
         self.auto_draft.toggled.connect(self._auto_draft_toggled)
+        self.stored_label = QLabel("")  # a draft made earlier (a batch pre-draft): loaded only on request
+        self.stored_label.setWordWrap(True)
+        self.load_stored_button = QPushButton("Load stored draft")
+        self.load_stored_button.setToolTip("Put the AI draft stored for this study into the report")
+        self.load_stored_button.clicked.connect(self.load_stored_draft)
+        self._stored: dict[str, Any] | None = None
+        for w in (self.stored_label, self.load_stored_button):
+            w.hide()
         self.images_label = QLabel("No study open")
         self.images_label.setWordWrap(True)
         self.message = QLabel("")
@@ -179,6 +187,10 @@ class AiPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.addLayout(head)
         lay.addWidget(self.images_label)
+        stored = QHBoxLayout()
+        stored.addWidget(self.stored_label, 1)
+        stored.addWidget(self.load_stored_button)
+        lay.addLayout(stored)
         lay.addWidget(self.message)
         lay.addWidget(self.scope_label)
         lay.addWidget(self.override_button)
@@ -219,8 +231,30 @@ class AiPanel(QWidget):
                                   + ", ".join(im.name for im in self.images) if n else "This study has no image")
         self.message.clear()
         self._clear_scope()
-        if self.auto_draft.isChecked() and self.images:
+        self._show_stored()
+        if self.auto_draft.isChecked() and self.images and self._stored is None:
             self.draft_current()
+
+    def _show_stored(self) -> None:
+        """Offer the newest draft stored for this study (pre-drafted in a batch, or drafted earlier)."""
+        from app.ai.ai_store import drafts_for, stored_draft_for_report
+
+        rows = drafts_for(self.drafts.db, self.study_uid) if self.drafts.db is not None and self.study_uid else []
+        self._stored = stored_draft_for_report(rows[0]) if rows else None
+        if self._stored is not None:
+            prov = self._stored["provenance"]
+            self.stored_label.setText(f"AI draft stored {prov['created'].replace('T', ' ')[:16]} by "
+                                      f"{prov['engine'] or 'the engine'}" + (f" ({len(rows)} in all)" if len(rows) > 1 else ""))
+        for w in (self.stored_label, self.load_stored_button):
+            w.setVisible(self._stored is not None)
+
+    def load_stored_draft(self) -> bool:
+        """Hand the stored draft to the report (as a fresh draft would be); False when there is none."""
+        if self._stored is None:
+            return False
+        self.images_label.setText(self._stored["images_note"])
+        self.draftReady.emit(self.study_uid, dict(self._stored))
+        return True
 
     def draft_current(self, override: bool = False) -> str:
         """Draft the open study; returns the job id ("" when there is nothing to draft). `override` drafts

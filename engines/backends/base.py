@@ -31,6 +31,9 @@ class EngineBackend(ABC):
     name: str = "backend"
     capabilities: frozenset[str] = frozenset()
     supports_multi_image: bool = False
+    # True when jobs may run concurrently from several threads (a service that queues and spreads them, such
+    # as the department's engine on Ray Serve); batch pre-drafting then keeps that many requests in flight.
+    concurrent_jobs: bool = False
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

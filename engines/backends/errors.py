@@ -7,6 +7,11 @@ class BackendError(RuntimeError):
     """A backend cannot be created or cannot run a job: the message is shown to the user as is."""
 
 
+class ServiceUnavailable(BackendError):
+    """A served engine cannot be reached or has nothing deployed: every further job would fail the same way
+    until it is back, so a batch stops at the first one instead of repeating the message for each study."""
+
+
 class JobCancelled(RuntimeError):
     """The job's cancel callback returned True; raised from inside generation so no result is half-made."""
 

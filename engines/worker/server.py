@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from engines.backends import JOB_KINDS, BackendError, EngineBackend, create_backend
 from engines.backends.errors import is_cancellation, is_out_of_memory
-from engines.scope.guard import run_gated
+from engines.worker.dispatch import provenance, run_job
 from engines.worker.jobs import JobHandler
 from engines.worker.protocol import PROTOCOL_VERSION, ProtocolError, decode, encode
 
@@ -162,20 +162,11 @@ class WorkerServer:
 
     def _provenance(self) -> dict[str, Any]:
         """What a stored draft needs to be traced and reproduced: engine, model, weights hash, device."""
-        b = self._backend
-        return {"engine": self._backend_name, "model": str(getattr(b, "path", "")),
-                "weights_hash": str(getattr(b, "weights_hash", "")), "device": str(getattr(b, "device", ""))}
+        return provenance(self._backend, self._backend_name)
 
     def _dispatch(self, kind: str, p: dict[str, Any], progress: Any, cancel: Any) -> dict[str, Any]:
-        b = self._backend
-        assert b is not None
-        if kind in self._extra_jobs:
-            return self._extra_jobs[kind](b, p, progress, cancel)
-        common = {"progress": progress, "cancel": cancel}
-        if kind == "synthesise":  # reads no image: nothing to gate
-            return b.synthesise(str(p.get("report", "")), steps=p.get("steps"), guidance=p.get("guidance"),
-                                seed=int(p.get("seed", 0)), **common).to_dict()
-        return run_gated(b, kind, p, **common)
+        assert self._backend is not None
+        return run_job(self._backend, kind, p, progress, cancel, self._extra_jobs)
 
     def _report_failure(self, job_id: str, kind: str, exc: BaseException) -> None:
         if is_cancellation(exc):

@@ -79,3 +79,29 @@ def test_sections_split_and_token_offsets_follow_them() -> None:
     assert [(t.section, t.text, findings[t.start:t.end] if t.section == "findings" else impression[t.start:t.end])
             for t in tokens] == [("findings", "Heart", "Heart"), ("impression", "acute", "acute")]
     assert split_sections("just one block")[:2] == ("just one block", "")
+
+
+def test_catalogue_options_are_parameters_the_engines_really_take() -> None:
+    """What the settings dialog offers under engine_options is what each built-in factory accepts."""
+    import importlib
+    import inspect
+
+    from engines.backends import engine_catalogue, engine_info
+
+    specs = {"diffusion": "engines.backends.diffusion:MedimBackend",
+             "diffusion-onnx": "engines.backends.diffusion:MedimOnnxBackend",
+             "hf-vlm": "engines.backends.hf_vlm:HfVlmBackend",
+             "diffusers-t2i": "engines.backends.diffusers_t2i:DiffusersT2IBackend",
+             "openai-compatible": "engines.backends.openai_compat:OpenAICompatibleBackend",
+             "ray-serve": "engines.backends.ray_serve:RayServeBackend"}
+    catalogue = {i.name: i for i in engine_catalogue()}
+    for name, spec in specs.items():
+        module, _, attr = spec.partition(":")
+        accepted = set(inspect.signature(getattr(importlib.import_module(module), attr)).parameters)
+        info = catalogue[name]
+        assert info.source == "built-in" and not info.plugin and info.options, name
+        assert set(info.options) <= accepted, (name, set(info.options) - accepted)
+        assert info.remote == ("url" in info.options), name
+    assert engine_info("ray-serve").to_dict()["remote"] is True
+    with pytest.raises(BackendError, match="unknown engine 'nope' .*ray-serve"):
+        engine_info("nope")

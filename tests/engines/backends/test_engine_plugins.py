@@ -77,6 +77,10 @@ def test_installed_plugin_is_listed_and_runs(site: Path) -> None:
     backend = create_backend("size-reader", device="cpu")
     assert backend.draft([np.zeros((48, 40))]).text == "Findings: 1 image(s), 48 x 40 pixels."
     assert registry.available_backends()["diffusion"].startswith("built-in")
+    names = [i.name for i in registry.engine_catalogue()]  # the settings dialog's list: built-ins, then plug-ins
+    assert names[-1] == "size-reader" and "diffusion" in names[:-1]
+    info = registry.engine_info("size-reader")
+    assert info.plugin and info.source == "plug-in from site-engines 1.2" and not info.remote
 
 
 def test_broken_plugins_give_clear_errors(site: Path) -> None:

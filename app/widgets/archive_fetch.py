@@ -1,0 +1,119 @@
+"""Fetch on open, in the GUI: a study listed in the (shared) database whose files this workstation lacks is
+fetched from the archive node in the background, with progress in the status bar, and opened when its files
+are here; the local store is then trimmed to its limit (app.archive.cache), keeping the open study and every
+study whose report is in progress.
+
+Settings key `archive`: {"node": "<saved PACS node name>", "cache_limit_gb": 0 (no limit)}. Without a node,
+opening a study whose files are missing says so, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from app.archive.cache import StudyCache
+from app.archive.fetch import FetchResult, fetch_study, missing_instances, studies_in_progress
+from app.db.database import Database
+from app.pacs.errors import PacsConfigError
+from app.pacs.nodes import NodeStore, PacsNode
+from app.settings import Settings
+from app.widgets.pacs_worker import PacsWorker, start_worker
+
+KEY = "archive"
+log = logging.getLogger(__name__)
+
+
+class ArchiveFetchController(QObject):
+    progress = Signal(str, int, int, str)  # study uid, files here, files missing at the start, sentence
+    fetched = Signal(str, str)  # study uid, what happened (opened next)
+    failed = Signal(str, str)  # study uid, why (for the status bar / a message box)
+
+    def __init__(self, database: Database, node: PacsNode, cache_limit_bytes: int = 0,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.database, self.node = database, node
+        self.cache = StudyCache(database.store_dir, cache_limit_bytes)
+        self._worker: PacsWorker | None = None
+        self._study = ""
+        self._evicting = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, database: Database, settings: Settings | None = None,
+                      parent: QObject | None = None) -> ArchiveFetchController | None:
+        """A controller per the `archive` settings; None when no archive node is set."""
+        raw: Any = (settings or Settings()).get(KEY, {}) or {}
+        if not isinstance(raw, dict) or not str(raw.get("node", "")).strip():
+            return None
+        try:
+            limit_gb = float(raw.get("cache_limit_gb", 0) or 0)
+        except (TypeError, ValueError) as exc:
+            raise PacsConfigError(f"settings {KEY}.cache_limit_gb must be a number of GB, not "
+                                  f"{raw.get('cache_limit_gb')!r}") from exc
+        node = NodeStore(settings).get(str(raw["node"]))
+        return cls(database, node, int(max(0.0, limit_gb) * 1e9), parent)
+
+    def needs_fetch(self, study_uid: str) -> bool:
+        return bool(missing_instances(self.database, study_uid))
+
+    def is_fetching(self, study_uid: str = "") -> bool:
+        return self._worker is not None and (not study_uid or study_uid == self._study)
+
+    def start(self, study_uid: str) -> None:
+        """Fetch the study's missing files in the background; `fetched` or `failed` follows."""
+        if self.is_fetching(study_uid):
+            return
+        self.cancel()
+        database, node = self.database, self.node
+        self._study = study_uid
+
+        def task(emit, cancel):  # type: ignore[no-untyped-def]
+            return fetch_study(database, node, study_uid, lambda done, total, msg: emit((done, total, msg)), cancel)
+
+        self._worker = start_worker(task, on_progress=self._relay, on_done=self._done, on_error=self._failed)
+
+    def cancel(self) -> None:
+        old, self._worker = self._worker, None
+        if old is not None:  # another study was opened: only its files matter now
+            old.cancel()
+            for signal in (old.progressed, old.completed, old.failed):
+                signal.disconnect()
+
+    def opened(self, study_uid: str) -> threading.Thread | None:
+        """The study is open: most recently used now; the store is trimmed on a background thread (sizing a
+        large store walks every file), never removing this study or one in progress. Returns that thread."""
+        self.cache.touch(study_uid)
+        if not self.cache.limit_bytes or not self._evicting.acquire(blocking=False):
+            return None  # no limit, or a trim is already running
+
+        def trim() -> None:
+            try:
+                keep = studies_in_progress(self.database) | {study_uid}
+                self.cache.evict(keep=keep)
+            except Exception:  # noqa: BLE001 - database unreachable or a file busy: evict nothing this time
+                log.exception("trimming the image cache failed")
+            finally:
+                self._evicting.release()
+
+        worker = threading.Thread(target=trim, name="cache-trim", daemon=True)
+        worker.start()
+        return worker
+
+    def _relay(self, item: object) -> None:
+        done, total, msg = item  # type: ignore[misc]
+        self.progress.emit(self._study, int(done), int(total), str(msg))
+
+    def _done(self, result: object) -> None:
+        self._worker = None
+        assert isinstance(result, FetchResult)
+        if result.refused or not result.complete and result.expected:
+            self.failed.emit(result.study_uid, result.message)
+        else:
+            self.fetched.emit(result.study_uid, result.message)
+
+    def _failed(self, message: str) -> None:
+        self._worker = None
+        self.failed.emit(self._study, message)
