@@ -10,10 +10,12 @@ sources reach it.
 
 from __future__ import annotations
 
+import lzma
 import os
 import shutil
 import threading
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -173,7 +175,9 @@ class SourceExpander:
                     self.issues.append(FileIssue(shown, f"zip extraction stopped: {exc}"))
                     shutil.rmtree(target, ignore_errors=True)  # nothing of a refused archive is imported
                     return
-                except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, NotImplementedError, ValueError) as exc:
+                # zlib.error / LZMAError: a corrupt compressed member (found by fuzzing; they are no OSError)
+                except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, NotImplementedError, ValueError,
+                        zlib.error, lzma.LZMAError) as exc:
                     dest.unlink(missing_ok=True)
                     self.issues.append(FileIssue(shown, f"cannot extract from zip: {exc}"))
                     continue

@@ -78,6 +78,25 @@ def test_zip_limits_on_total_size_and_member_count(db: Database, tmp_path: Path)
     assert ImportService(db).run([archive]).imported == 10  # within the default limits it imports
 
 
+def test_corrupt_compressed_member_is_reported_and_the_rest_imports(db: Database, tmp_path: Path) -> None:
+    """Found by fuzzing: a member whose deflate stream is damaged raised zlib.error out of the whole import."""
+    write_series(tmp_path / "three", SyntheticStudy(), 3)
+    archive = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted((tmp_path / "three").iterdir()):
+            z.write(f, f.name)
+        z.writestr("zz_damaged.dcm", b"DICM" * 500)
+    raw = bytearray(archive.read_bytes())
+    header = raw.rindex(b"PK\x03\x04")  # the last member's local header, then its name, then deflate data
+    start = header + 30 + len("zz_damaged.dcm")
+    raw[start:start + 2] = b"\xff\xff"  # an invalid deflate block type
+    archive.write_bytes(bytes(raw))
+    report = ImportService(db).run([archive])
+    assert report.imported == 3
+    (issue,) = report.errors
+    assert issue.path.endswith("damaged.zip!/zz_damaged.dcm") and "cannot extract from zip" in issue.reason
+
+
 def test_extraction_is_private_and_a_killed_import_leaves_nothing_behind(db: Database, tmp_path: Path) -> None:
     work = db.store_dir.parent / "import-work"
     child = subprocess.Popen([sys.executable, "-c", "pass"])
