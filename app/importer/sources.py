@@ -87,6 +87,11 @@ class SourceExpander:
             if self._cancelled():
                 return
             rel_root = os.path.relpath(root, folder)
+            for name in dirs:  # os.walk does not enter linked folders; say so when one leads outside
+                if (Path(root) / name).is_symlink() and not _inside(Path(root) / name, top):
+                    shown = name if rel_root == "." else os.path.join(rel_root, name)
+                    self.issues.append(FileIssue(os.path.join(display, shown),
+                                                 "symbolic link to a folder outside the folder: not followed"))
             for name in sorted(files):
                 rel = name if rel_root == "." else os.path.join(rel_root, name)
                 path = Path(root) / name

@@ -154,9 +154,11 @@ def test_symlinks_leaving_the_folder_or_media_are_refused(db: Database, tmp_path
     inside = write_series(folder, SyntheticStudy(patient_id="OK"), 1)[0]
     (folder / "escape.dcm").symlink_to(secret)
     (folder / "alias.dcm").symlink_to(inside)  # inside the folder: fine (and a duplicate of the file)
+    (folder / "linked").symlink_to(outside, target_is_directory=True)  # a whole folder elsewhere
     report = ImportService(db).run([folder])
     assert report.imported == 1
     assert any("outside the folder" in i.reason and i.path.endswith("escape.dcm") for i in report.errors)
+    assert any("folder outside the folder" in i.reason and i.path.endswith("linked") for i in report.errors)
 
     from pydicom.fileset import FileSet
 
