@@ -7,6 +7,7 @@ process at it, re-initialises `keyring`, and stops both afterwards. Skips when t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -44,7 +45,8 @@ def secret_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
     # keyring decides once per process which backends are viable: one probed before this bus existed
     # (e.g. a database opened earlier looked up its password) would hide the Secret Service for good.
-    keyring.backend.get_all_keyring.reset()
+    with contextlib.suppress(KeyError):  # KeyError: not decided yet, nothing to forget
+        keyring.backend.get_all_keyring.reset()
 
     from app.credentials import os_keyring
 
