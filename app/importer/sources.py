@@ -154,7 +154,8 @@ class SourceExpander:
         target.mkdir(mode=0o700, parents=True)
         try:
             archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
+        # NotImplementedError: a central directory claiming a zip version zipfile cannot read (found by fuzzing)
+        except (zipfile.BadZipFile, OSError, NotImplementedError, ValueError, EOFError) as exc:
             self.issues.append(FileIssue(display, f"unreadable zip archive: {exc}"))
             return
         extracted: list[tuple[Path, str]] = []
