@@ -227,8 +227,20 @@ def test_structured_report_cut_short_is_stored_marked_incomplete(db: Database, t
     assert rows[0].attention == "incomplete objects"
 
 
-def test_every_truncation_of_rt_and_sr_objects_is_caught(tmp_path: Path) -> None:
-    sources = {"sr": _sr(28)}
+def _seg() -> Dataset:
+    """A DICOM Segmentation (highdicom, as the Explain export writes it) over a synthetic CT slice."""
+    from explain.dicom_maps import MapSource, build_segmentation
+
+    source = make_instance(SyntheticStudy(patient_id="SEG"), generate_uid(), size=64)
+    for keyword in ("PatientBirthDate", "PatientSex", "ReferringPhysicianName", "AccessionNumber", "StudyID"):
+        setattr(source, keyword, "")
+    values = np.zeros((64, 64), np.float32)
+    values[10:40, 10:40] = 0.9
+    return build_segmentation(source, values, MapSource("attention"), 0.5)
+
+
+def test_every_truncation_of_rt_seg_and_sr_objects_is_caught(tmp_path: Path) -> None:
+    sources = {"sr": _sr(28), "seg": _seg()}
     for name in ("rtplan.dcm", "rtstruct.dcm", "rtdose.dcm"):
         path = get_testdata_file(name)
         if path:
