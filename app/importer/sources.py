@@ -160,7 +160,9 @@ class SourceExpander:
             return
         extracted: list[tuple[Path, str]] = []
         with archive:
-            infos = [i for i in archive.infolist() if not i.is_dir()]
+            # not ZipInfo.is_dir(): it raises IndexError on a member with an empty name (found by fuzzing);
+            # such a member is refused below with its reason
+            infos = [i for i in archive.infolist() if not i.filename.endswith("/")]
             problem = self._zip_problem(path, target, infos)
             if problem:
                 self.issues.append(FileIssue(display, f"zip not extracted: {problem}"))
