@@ -116,6 +116,7 @@ class SourceExpander:
     def _dicomdir(self, path: Path, display: str) -> None:
         """Follow every record's Referenced File ID (read directly, so missing files get reported)."""
         from pydicom import dcmread
+        from pydicom.sequence import Sequence
 
         try:
             records = dcmread(path).get("DirectoryRecordSequence")
@@ -125,12 +126,20 @@ class SourceExpander:
         if records is None:
             self.issues.append(FileIssue(display, "DICOMDIR has no directory records"))
             return
+        if not isinstance(records, Sequence):  # e.g. the element written with another VR (found by fuzzing)
+            self.issues.append(FileIssue(display, "unreadable DICOMDIR: its directory records are not a sequence"))
+            return
         base = Path(display).parent
         for record in records:
-            file_id = record.get("ReferencedFileID")
-            if not file_id:
+            try:
+                file_id = record.get("ReferencedFileID")
+                parts = ([] if not file_id else [str(file_id)] if isinstance(file_id, str)
+                         else [str(p) for p in file_id])
+            except Exception as exc:  # noqa: BLE001 - one damaged record is reported, the others are followed
+                self.issues.append(FileIssue(display, f"unreadable DICOMDIR record: {exc}"[:300]))
                 continue
-            parts = [str(file_id)] if isinstance(file_id, str) else [str(p) for p in file_id]
+            if not parts:
+                continue
             shown = str(base.joinpath(*parts))
             if any(p in ("", ".", "..") or "/" in p or "\\" in p or ":" in p for p in parts):
                 self.issues.append(FileIssue(shown, "DICOMDIR reference leaves the media folder: not followed"))
