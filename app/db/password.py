@@ -41,6 +41,9 @@ def with_stored_password(url: URL) -> URL:
     except SecretStoreError as exc:  # the driver may still find one (~/.pgpass); say why ours was not used
         log.warning("database password not read from the secret store: %s", exc)
         return url
+    except Exception as exc:  # noqa: BLE001 - a broken keyring must not keep the database closed
+        log.warning("database password not read from the secret store (%s: %s)", type(exc).__name__, exc)
+        return url
     return url.set(password=password) if password else url
 
 
