@@ -55,7 +55,8 @@ def actor() -> str:
     return f"{_os_user()} (not logged in)" if workstation else _os_user()
 
 
-def _patient(session: Session, study_uid: str) -> dict[str, str]:
+def patient_of(session: Session, study_uid: str) -> dict[str, str]:
+    """The patient's ID and name for a study in the database ({} when the study is not there)."""
     row = session.execute(
         select(Patient.patient_id, Patient.name).join(Study, Study.patient_db_id == Patient.id)
         .where(Study.study_uid == study_uid)
@@ -72,7 +73,7 @@ def record(database: Database, action: str, object_type: str, object_id: str, de
         info = dict(details or {})
         if study_uid:
             info.setdefault("study_uid", study_uid)
-            info.update({k: v for k, v in _patient(session, study_uid).items() if k not in info})
+            info.update({k: v for k, v in patient_of(session, study_uid).items() if k not in info})
         audit.append(session, action, user, object_type, object_id, info)
 
     try:

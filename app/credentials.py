@@ -169,7 +169,11 @@ def os_keyring() -> object | None:
         backend = keyring.get_keyring()
     except Exception:  # noqa: BLE001
         return None
-    candidates = list(backend.backends) if isinstance(backend, chainer.ChainerBackend) else [backend]
+    try:  # a chained backend evaluates its members here; one whose bus has gone raises RuntimeError
+        candidates = list(backend.backends) if isinstance(backend, chainer.ChainerBackend) else [backend]
+    except Exception as exc:  # noqa: BLE001 - unusable is the answer, not an error
+        log.info("OS keyring is not usable: %s", exc)
+        return None
     # Only the keyring package's own OS services: keyrings.alt's "file" backends keep secrets in plain
     # text or behind an interactive prompt, which is worse than our own encrypted file.
     candidates = [b for b in candidates if type(b).__module__.startswith("keyring.backends.")

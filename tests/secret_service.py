@@ -7,6 +7,7 @@ process at it, re-initialises `keyring`, and stops both afterwards. Skips when t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -39,7 +40,13 @@ def secret_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         monkeypatch.setenv(key, env[key])
     monkeypatch.delenv("RADSTATION_SECRET_BACKEND", raising=False)
     import keyring
+    import keyring.backend
     import keyring.core
+
+    # keyring decides once per process which backends are viable: one probed before this bus existed
+    # (e.g. a database opened earlier looked up its password) would hide the Secret Service for good.
+    with contextlib.suppress(KeyError):  # KeyError: not decided yet, nothing to forget
+        keyring.backend.get_all_keyring.reset()
 
     from app.credentials import os_keyring
 

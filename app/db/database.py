@@ -28,6 +28,11 @@ from sqlalchemy.exc import DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.migrate import upgrade_to_head
+from app.db.password import (
+    move_password_out_of_settings,
+    warn_if_password_in_environment,
+    with_stored_password,
+)
 from app.paths import data_dir, private_dir
 from app.settings import Settings
 
@@ -50,6 +55,16 @@ class DatabaseBusyError(DatabaseError):
 
 def default_url() -> str:
     return f"sqlite:///{(data_dir() / 'radstation.db').as_posix()}"
+
+
+def _configured_url() -> str:
+    """RADSTATION_DB_URL, else the setting (a password written into it is moved to the secret store)."""
+    settings = Settings()
+    if os.environ.get("RADSTATION_DB_URL"):
+        warn_if_password_in_environment()
+    else:
+        move_password_out_of_settings(settings)
+    return settings.db_url or default_url()
 
 
 def normalise_url(url: str) -> URL:
@@ -130,9 +145,10 @@ class Database:
     @classmethod
     def open(cls, url: str | None = None, *, store_dir: Path | None = None, migrate: bool = True) -> Database:
         """Open `url` (default: Settings().db_url, then the SQLite file in the data dir) and migrate it."""
-        url = url or Settings().db_url or default_url()
+        url = url or _configured_url()
         parsed = normalise_url(url)
         _check_driver(parsed)
+        parsed = with_stored_password(parsed)
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             try:
                 _restrict_sqlite_file(Path(parsed.database))

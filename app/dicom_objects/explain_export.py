@@ -39,7 +39,10 @@ def export_explanation(source: Dataset | Path | str, values: np.ndarray, made_by
         export_map(source, values, path, label=made_by.label, kind="secondary-capture", threshold=threshold)
         written.append(path)
     if database is not None:
+        from app import access_audit
         from app.importer import ImportService
 
+        access_audit.exported(database, str(source.get("StudyInstanceUID", "")),
+                              "explanation map: " + ", ".join(p.name for p in written), str(out_dir))
         ImportService(database).run([str(p) for p in written])
     return written

@@ -85,6 +85,11 @@ class SourceExpander:
             if self._cancelled():
                 return
             rel_root = os.path.relpath(root, folder)
+            for name in dirs:  # os.walk does not enter linked folders; say so when one leads outside
+                if (Path(root) / name).is_symlink() and not _inside(Path(root) / name, top):
+                    shown = name if rel_root == "." else os.path.join(rel_root, name)
+                    self.issues.append(FileIssue(os.path.join(display, shown),
+                                                 "symbolic link to a folder outside the folder: not followed"))
             for name in sorted(files):
                 rel = name if rel_root == "." else os.path.join(rel_root, name)
                 path = Path(root) / name
@@ -111,6 +116,7 @@ class SourceExpander:
     def _dicomdir(self, path: Path, display: str) -> None:
         """Follow every record's Referenced File ID (read directly, so missing files get reported)."""
         from pydicom import dcmread
+        from pydicom.sequence import Sequence
 
         try:
             records = dcmread(path).get("DirectoryRecordSequence")
@@ -120,12 +126,20 @@ class SourceExpander:
         if records is None:
             self.issues.append(FileIssue(display, "DICOMDIR has no directory records"))
             return
+        if not isinstance(records, Sequence):  # e.g. the element written with another VR (found by fuzzing)
+            self.issues.append(FileIssue(display, "unreadable DICOMDIR: its directory records are not a sequence"))
+            return
         base = Path(display).parent
         for record in records:
-            file_id = record.get("ReferencedFileID")
-            if not file_id:
+            try:
+                file_id = record.get("ReferencedFileID")
+                parts = ([] if not file_id else [str(file_id)] if isinstance(file_id, str)
+                         else [str(p) for p in file_id])
+            except Exception as exc:  # noqa: BLE001 - one damaged record is reported, the others are followed
+                self.issues.append(FileIssue(display, f"unreadable DICOMDIR record: {exc}"[:300]))
                 continue
-            parts = [str(file_id)] if isinstance(file_id, str) else [str(p) for p in file_id]
+            if not parts:
+                continue
             shown = str(base.joinpath(*parts))
             if any(p in ("", ".", "..") or "/" in p or "\\" in p or ":" in p for p in parts):
                 self.issues.append(FileIssue(shown, "DICOMDIR reference leaves the media folder: not followed"))
@@ -147,12 +161,16 @@ class SourceExpander:
         target.mkdir(mode=0o700, parents=True)
         try:
             archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as exc:
-            self.issues.append(FileIssue(display, f"unreadable zip archive: {exc}"))
+        # zipfile raises many types on a damaged archive (fuzzing found NotImplementedError for an unknown zip
+        # version, zlib.error, IndexError): any of them means this archive, not the import, is unreadable
+        except Exception as exc:  # noqa: BLE001
+            self.issues.append(FileIssue(display, f"unreadable zip archive: {exc or type(exc).__name__}"))
             return
         extracted: list[tuple[Path, str]] = []
         with archive:
-            infos = [i for i in archive.infolist() if not i.is_dir()]
+            # not ZipInfo.is_dir(): it raises IndexError on a member with an empty name (found by fuzzing);
+            # such a member is refused below with its reason
+            infos = [i for i in archive.infolist() if not i.filename.endswith("/")]
             problem = self._zip_problem(path, target, infos)
             if problem:
                 self.issues.append(FileIssue(display, f"zip not extracted: {problem}"))
@@ -173,7 +191,7 @@ class SourceExpander:
                     self.issues.append(FileIssue(shown, f"zip extraction stopped: {exc}"))
                     shutil.rmtree(target, ignore_errors=True)  # nothing of a refused archive is imported
                     return
-                except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, NotImplementedError, ValueError) as exc:
+                except Exception as exc:  # noqa: BLE001 - e.g. zlib.error from a damaged member (found by fuzzing)
                     dest.unlink(missing_ok=True)
                     self.issues.append(FileIssue(shown, f"cannot extract from zip: {exc}"))
                     continue

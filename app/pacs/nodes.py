@@ -341,6 +341,9 @@ class StorageScpConfig:
     max_pdu: int = 262_144  # bytes we advertise and accept per PDU
     max_object_mb: int = 2048  # a larger data set is drained, dropped and answered 0xA700
     max_associations: int = 8  # more at once are rejected as transient (the peer retries)
+    # Connections one address may hold at once: one host that opens connections and sends nothing cannot
+    # take every slot from the modalities (over the limit the connection is closed at once).
+    max_associations_per_host: int = 4
     min_free_disk_mb: int = 1024  # below this the SCP answers 0xA700 instead of filling the disk
     timeout: float = 60.0
 
@@ -367,6 +370,7 @@ class StorageScpConfig:
         for value, label, low, high in ((self.max_pdu, "maximum PDU size", 4096, 64 << 20),
                                         (self.max_object_mb, "maximum object size (MB)", 1, 1 << 20),
                                         (self.max_associations, "maximum associations", 1, 1000),
+                                        (self.max_associations_per_host, "maximum associations per host", 1, 1000),
                                         (self.min_free_disk_mb, "minimum free disk (MB)", 0, 1 << 30)):
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 out.append(f"{label} must be a whole number from {low} to {high}, not {value!r}")
@@ -419,6 +423,7 @@ class StorageScpConfig:
             max_pdu=num("max_pdu", 262_144),
             max_object_mb=num("max_object_mb", 2048),
             max_associations=num("max_associations", 8),
+            max_associations_per_host=num("max_associations_per_host", 4),
             min_free_disk_mb=num("min_free_disk_mb", 1024),
             timeout=raw.get("timeout", 60.0),
         )
@@ -443,6 +448,7 @@ class StorageScpConfig:
                 "max_pdu": self.max_pdu,
                 "max_object_mb": self.max_object_mb,
                 "max_associations": self.max_associations,
+                "max_associations_per_host": self.max_associations_per_host,
                 "min_free_disk_mb": self.min_free_disk_mb,
                 "timeout": self.timeout,
             },

@@ -188,6 +188,18 @@ class StorageScp:
 
     def _on_connect(self, event: Any) -> None:
         guard_pdu_size(event, self.config.max_pdu + 1024)
+        host = str(getattr(event, "address", ("",))[0])
+        server = self._server
+        others = [a for a in (server.active_associations if server is not None else [])
+                  if a is not event.assoc and str(getattr(a.requestor, "address", "")) == host]
+        if len(others) >= self.config.max_associations_per_host:
+            # Before any A-ASSOCIATE-RQ: nothing to answer yet. An expired ARTIM timer makes the state
+            # machine close the connection on its first turn, so the slot is free again at once.
+            with self._lock:
+                self.rejected_associations += 1
+            log.warning("Storage SCP closed a connection from %s: it already holds %d (limit per host)",
+                        host, len(others))
+            event.assoc.acse_timeout = 0
 
     def _on_requested(self, event: Any) -> None:
         assoc = event.assoc

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 
+from app import access_audit
 from app.pacs.errors import PacsError
 from app.pacs.nodes import NodeStore, PacsNode
 from app.reports import audit
@@ -137,7 +138,7 @@ class Outbox:
             with self.db.session() as s:
                 item = OutboxItem(version_id=version_id, document=document, destination=node.name,
                                   protocol="stow" if node.protocol == "dicomweb" else "cstore", payload=payload,
-                                  sop_instance_uid=uid, created_by=user.username if user else "console",
+                                  sop_instance_uid=uid, created_by=user.username if user else access_audit.actor()[:64],
                                   max_attempts=max_attempts, state="queued",
                                   next_attempt_at=dt.datetime.now(dt.UTC))
                 s.add(item)

@@ -485,9 +485,18 @@ class ReportService:
         return self.artefact(version_id, "signed_pdf")
 
     def record_export(self, version_id: int, user: AuthSession | None, fmt: str, target: str) -> None:
-        with self.db.session() as s:
-            audit.append(s, "export", user.username if user else "console", "report_version", version_id,
-                         {"format": fmt, "target": target})
+        """Audit an export with who (the logged-in user, else the OS user of a command-line tool), the
+        patient and the study, like every other access to patient data (app/access_audit.py)."""
+        from app import access_audit
+
+        def work(s: Session) -> None:
+            study_uid = self._get_version(s, version_id).report.study_uid
+            details = {"format": fmt, "target": target, "study_uid": study_uid,
+                       **access_audit.patient_of(s, study_uid)}
+            audit.append(s, "export", user.username if user else access_audit.actor(), "report_version",
+                         version_id, details)
+
+        self.db.run_write(work)
 
     def amend(self, version_id: int, user: AuthSession, kind: str = "amendment", reason: str = "") -> VersionView:
         """Start a new version after signing: an amendment (changed text, with the reason why) or an

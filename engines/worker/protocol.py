@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -38,13 +39,18 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot send {type(obj).__name__} to/from the engine worker")
 
 
+_PLAIN_DTYPE = re.compile(r"[<>|=]?([biufc][0-9]{1,2}|[SU][0-9]{1,6})")
+
+
 def _hook(obj: dict[str, Any]) -> Any:
     if "__ndarray__" in obj:
         # A malformed block (found by fuzzing: a missing "dtype" raised KeyError) is a protocol error.
+        # Only plain numeric dtypes travel: numpy parses anything else as a structured-dtype mini-language
+        # (found by fuzzing: '(,)i4' reached ast.literal_eval and raised SyntaxError).
         try:
+            if not isinstance(obj["dtype"], str) or not _PLAIN_DTYPE.fullmatch(obj["dtype"]):
+                raise ValueError(f"unsupported array dtype {str(obj['dtype'])[:40]!r}")
             dtype = np.dtype(obj["dtype"])
-            if dtype.hasobject:
-                raise ValueError("object arrays cannot travel")
             data = base64.b64decode(obj["__ndarray__"])
             return np.frombuffer(data, dtype=dtype).reshape(obj["shape"]).copy()
         except (KeyError, TypeError, ValueError, OverflowError, MemoryError) as exc:

@@ -89,3 +89,51 @@ def test_pacs_query_and_retrieve_are_audited(orthanc, database: Database, monkey
     (_, user, kind, oid, details), = _entries(database, "retrieve")
     assert (user, kind, oid) == ("dr_watson", "study", study[0].StudyInstanceUID)
     assert details["patient_id"] == "AUD-1" and details["instances"] == 2 and details["state"] == "done"
+
+
+def test_exports_name_the_user_the_patient_and_the_study(database: Database, tmp_path, capsys) -> None:
+    """The issue's finding: CLI exports were recorded as 'console' with no patient. A report exported from
+    the command line now names the OS user, the patient and the study; the explanation map written to a
+    folder is an export too, with the logged-in user."""
+    import numpy as np
+    import pydicom
+    from argon2 import PasswordHasher, Type
+
+    from app.cli import main
+    from app.db.models import Instance, Series, Study
+    from app.dicom_objects.explain_export import export_explanation
+    from app.reports.service import ReportService
+    from app.reports.users import UserService
+    from explain.dicom_maps import MapSource
+
+    access_audit._actor.update(name=None, workstation=False)
+    ensure_demo_imported(database)
+    uid = demo_study_uids()[0]
+    users = UserService(database, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1, type=Type.ID))
+    users.add_user("root", "correct horse 1", "admin")
+    admin = users.authenticate("root", "correct horse 1")
+    users.add_user("rad", "correct horse 1", "radiologist", actor=admin)
+    version = ReportService(database, users).open_or_create(uid, users.authenticate("rad", "correct horse 1"))
+    out = tmp_path / "report.txt"
+    assert main(["report", "export", "--version", str(version.id), "--format", "text", "--out", str(out),
+                 "--db", str(database.engine.url)]) == 0, capsys.readouterr()
+    with database.session() as s:
+        patient_id = s.scalar(select(Study).where(Study.study_uid == uid)).patient.patient_id
+    (_, user, kind, oid, details), = _entries(database, "export")
+    assert user == access_audit.actor() and user.startswith("os:") and user != "console"
+    assert (kind, oid) == ("report_version", str(version.id))
+    assert details["study_uid"] == uid and details["patient_id"] == patient_id and details["target"] == str(out)
+
+    with database.session() as s:
+        path = s.scalar(select(Instance.file_path).join(Series).join(Study).where(Study.study_uid == uid))
+    source = pydicom.dcmread(database.store_path(path))
+    values = np.zeros((source.Rows, source.Columns), np.float32)
+    values[10:40, 10:40] = 0.9
+    access_audit.set_actor("dr_house")
+    export_explanation(source, values, MapSource("attention"), tmp_path / "maps", database=database)
+    (_, user, kind, oid, details) = _entries(database, "export")[-1]
+    assert (user, kind, oid) == ("dr_house", "study", uid)
+    assert details["patient_id"] == patient_id and details["target"] == str(tmp_path / "maps")
+    assert "SEG_" in details["what"]
+    with database.session() as s:
+        assert audit.verify_chain(s).ok

@@ -78,6 +78,25 @@ def test_zip_limits_on_total_size_and_member_count(db: Database, tmp_path: Path)
     assert ImportService(db).run([archive]).imported == 10  # within the default limits it imports
 
 
+def test_corrupt_compressed_member_is_reported_and_the_rest_imports(db: Database, tmp_path: Path) -> None:
+    """Found by fuzzing: a member whose deflate stream is damaged raised zlib.error out of the whole import."""
+    write_series(tmp_path / "three", SyntheticStudy(), 3)
+    archive = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted((tmp_path / "three").iterdir()):
+            z.write(f, f.name)
+        z.writestr("zz_damaged.dcm", b"DICM" * 500)
+    raw = bytearray(archive.read_bytes())
+    header = raw.rindex(b"PK\x03\x04")  # the last member's local header, then its name, then deflate data
+    start = header + 30 + len("zz_damaged.dcm")
+    raw[start:start + 2] = b"\xff\xff"  # an invalid deflate block type
+    archive.write_bytes(bytes(raw))
+    report = ImportService(db).run([archive])
+    assert report.imported == 3
+    (issue,) = report.errors
+    assert issue.path.endswith("damaged.zip!/zz_damaged.dcm") and "cannot extract from zip" in issue.reason
+
+
 def test_extraction_is_private_and_a_killed_import_leaves_nothing_behind(db: Database, tmp_path: Path) -> None:
     work = db.store_dir.parent / "import-work"
     child = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -135,9 +154,11 @@ def test_symlinks_leaving_the_folder_or_media_are_refused(db: Database, tmp_path
     inside = write_series(folder, SyntheticStudy(patient_id="OK"), 1)[0]
     (folder / "escape.dcm").symlink_to(secret)
     (folder / "alias.dcm").symlink_to(inside)  # inside the folder: fine (and a duplicate of the file)
+    (folder / "linked").symlink_to(outside, target_is_directory=True)  # a whole folder elsewhere
     report = ImportService(db).run([folder])
     assert report.imported == 1
     assert any("outside the folder" in i.reason and i.path.endswith("escape.dcm") for i in report.errors)
+    assert any("folder outside the folder" in i.reason and i.path.endswith("linked") for i in report.errors)
 
     from pydicom.fileset import FileSet
 
@@ -206,8 +227,20 @@ def test_structured_report_cut_short_is_stored_marked_incomplete(db: Database, t
     assert rows[0].attention == "incomplete objects"
 
 
-def test_every_truncation_of_rt_and_sr_objects_is_caught(tmp_path: Path) -> None:
-    sources = {"sr": _sr(28)}
+def _seg() -> Dataset:
+    """A DICOM Segmentation (highdicom, as the Explain export writes it) over a synthetic CT slice."""
+    from explain.dicom_maps import MapSource, build_segmentation
+
+    source = make_instance(SyntheticStudy(patient_id="SEG"), generate_uid(), size=64)
+    for keyword in ("PatientBirthDate", "PatientSex", "ReferringPhysicianName", "AccessionNumber", "StudyID"):
+        setattr(source, keyword, "")
+    values = np.zeros((64, 64), np.float32)
+    values[10:40, 10:40] = 0.9
+    return build_segmentation(source, values, MapSource("attention"), 0.5)
+
+
+def test_every_truncation_of_rt_seg_and_sr_objects_is_caught(tmp_path: Path) -> None:
+    sources = {"sr": _sr(28), "seg": _seg()}
     for name in ("rtplan.dcm", "rtstruct.dcm", "rtdose.dcm"):
         path = get_testdata_file(name)
         if path:

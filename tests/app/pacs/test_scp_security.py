@@ -172,6 +172,32 @@ def test_bounded_associations_reject_the_extra_one_as_transient(database) -> Non
         again.release()
 
 
+def test_one_host_holding_idle_connections_cannot_lock_out_the_modalities(database) -> None:
+    """A host on the network opens connections and sends nothing (a port scanner, a slow-loris attack).
+    Before, every one held an association slot until its timeout, so it could keep the modalities out for
+    good; now one address holds at most `max_associations_per_host` and the rest are closed at once."""
+    cfg = _config(max_associations=4, max_associations_per_host=2, timeout=30)
+    with StorageScp(cfg, ImportSink(database)) as server:
+        attacker = []
+        for _ in range(6):
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))  # another address on the loopback network
+            s.connect(("127.0.0.1", server.port))
+            attacker.append(s)
+        time.sleep(1.0)
+        closed = 0
+        for s in attacker:
+            s.settimeout(0.2)
+            try:
+                closed += s.recv(16) == b""
+            except TimeoutError:
+                pass  # still held: one of the two it may have
+        assert closed == 4
+        assert _push(server.port, [_instance()]) == [(0, "")]  # CT1 from 127.0.0.1 gets in and stores
+        for s in attacker:
+            s.close()
+
+
 def test_reused_sop_instance_uid_with_new_content_is_kept_and_flagged(scp, database) -> None:
     first = _instance()
     second = copy.deepcopy(first)

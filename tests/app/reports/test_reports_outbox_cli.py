@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 from reports_testing import PASSWORD, STUDY_UID, free_port
+from sqlalchemy import select
 
+from app import access_audit
 from app.cli import main
+from app.reports.models import AuditEntry
 
 
 def _signed(env, user):
@@ -51,6 +54,9 @@ def test_outbox_cli_failures_retries_and_bad_input(env, radiologist, tmp_path, c
     assert main(["outbox", "--db-url", url, "add", str(v.id), "--to", "dead", "--documents", "sr",
                  "--max-attempts", "2"]) == 0
     capsys.readouterr()
+    with env.db.session() as s:  # queued from the command line: the OS user sent it (was 'console')
+        senders = {e.username for e in s.scalars(select(AuditEntry).where(AuditEntry.action == "send"))}
+    assert senders == {access_audit.actor()} and "console" not in senders
     assert main(["outbox", "--db-url", url, "send"]) == 1
     out = capsys.readouterr().out
     assert "retry" in out and "0 sent, 1 not sent" in out

@@ -1,0 +1,43 @@
+"""The issue's lost autosaves: another writer (an import, a C-STORE) holds SQLite's write lock longer than
+one busy timeout. The save waits and retries instead of failing with "database is locked"."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import pytest
+from reports_testing import STUDY_UID
+
+from app.db import database as database_module
+
+
+@pytest.mark.sqlite_only
+def test_autosave_waits_out_a_writer_that_holds_the_lock(env, radiologist) -> None:
+    v = env.service.open_or_create(STUDY_UID, radiologist)
+    held = database_module.BUSY_TIMEOUT_MS / 1000 + 1.5  # longer than SQLite alone would wait
+    locked, released = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        con = sqlite3.connect(env.db.engine.url.database, isolation_level=None)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            locked.set()
+            time.sleep(held)
+            con.execute("COMMIT")
+        finally:
+            released.set()
+            con.close()
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    assert locked.wait(10)
+    started = time.monotonic()
+    text = "Typed while an import held the database."
+    revision = env.service.save_draft(v.id, {**v.content.to_dict(), "findings": text}, radiologist)
+    waited = time.monotonic() - started
+    thread.join(30)
+    assert released.is_set() and waited >= held - 0.5  # it really had to wait for the other writer
+    assert revision > v.revision
+    assert env.service.version(v.id).content.get("findings") == text
