@@ -251,7 +251,8 @@ class MainWindow(QMainWindow):
         study = load_study(self.database, study_uid)
         job = BackgroundJob("Exporting the study" + (" (anonymised)" if anonymised else ""),
                             lambda progress, cancelled: export_study(study, folder, anonymised=anonymised,
-                                                                     progress=progress, cancelled=cancelled),
+                                                                     progress=progress, cancelled=cancelled,
+                                                                     database=self.database),
                             self)
         job.finished.connect(lambda r: self.statusBar().showMessage(
             f"{'Cancelled after' if r.cancelled else 'Exported'} {r.written} files to {r.folder}", 10000))
@@ -280,12 +281,18 @@ class MainWindow(QMainWindow):
         paths = [p for s in load_study(self.database, study_uid).series for p in s.paths]
 
         def work(progress, cancelled) -> int:
-            for n, path in enumerate(paths):
-                if cancelled():
-                    return n
-                send(nodes[name], path.read_bytes())
-                progress(n + 1, len(paths))
-            return len(paths)
+            sent = 0
+            try:
+                for n, path in enumerate(paths):
+                    if cancelled():
+                        return n
+                    send(nodes[name], path.read_bytes())
+                    sent = n + 1
+                    progress(sent, len(paths))
+                return sent
+            finally:  # what left the workstation is audited, also when the send stopped part-way
+                if sent:
+                    access_audit.exported(self.database, study_uid, f"{sent} image file(s) sent", f"PACS {name}")
 
         job = BackgroundJob(f"Sending to {name}", work, self)
         job.finished.connect(lambda n: self.statusBar().showMessage(f"Sent {n} of {len(paths)} images to {name}",

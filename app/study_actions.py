@@ -91,12 +91,28 @@ def load_study(database, study_uid: str) -> StudyRef:
 
 
 def export_study(study: StudyRef, folder: Path, *, anonymised: bool = False, salt: str = "",
-                 progress: Progress | None = None, cancelled: Callable[[], bool] = lambda: False) -> ExportResult:
-    """Copy (or anonymise) every file of `study` into `folder/<study>/<series>/IMnnnnn.dcm`."""
+                 progress: Progress | None = None, cancelled: Callable[[], bool] = lambda: False,
+                 database=None) -> ExportResult:
+    """Copy (or anonymise) every file of `study` into `folder/<study>/<series>/IMnnnnn.dcm`; with `database`,
+    what left the workstation (even a partial, cancelled or failed export) is in its audit log."""
+    done = {"written": 0, "folder": folder}
+    try:
+        return _export_files(study, folder, anonymised, salt, progress, cancelled, done)
+    finally:
+        if database is not None and done["written"]:
+            from app import access_audit
+
+            what = f"{done['written']} image file(s){' anonymised' if anonymised else ''}"
+            access_audit.exported(database, study.study_uid, what, str(done["folder"]))
+
+
+def _export_files(study: StudyRef, folder: Path, anonymised: bool, salt: str, progress: Progress | None,
+                  cancelled: Callable[[], bool], done: dict) -> ExportResult:
     files = [(series, path) for series in study.series for path in series.paths]
     if not files:
         raise StudyActionError("the study has no files to export")
     base = folder / (_new_uid(study.study_uid, salt)[-12:] if anonymised else _safe(study.study_uid))
+    done["folder"] = base
     written = 0
     for n, (series, path) in enumerate(files):
         if cancelled():
@@ -113,6 +129,7 @@ def export_study(study: StudyRef, folder: Path, *, anonymised: bool = False, sal
         else:
             shutil.copy2(path, target)
         written += 1
+        done["written"] = written
         if progress is not None:
             progress(n + 1, len(files))
     return ExportResult(written, base)
@@ -147,6 +164,9 @@ def delete_study(database, study_uid: str) -> int:
             raise StudyActionError("this study has a report; reports are kept, so the study is not deleted")
         rel = list(s.scalars(select(Instance.file_path).join(Instance.series).where(Series.study_db_id == study.id)))
         patient_id = study.patient_db_id
+        from app import access_audit
+
+        whose = access_audit.patient_of(s, study_uid)  # read before the rows go
         s.delete(study)
         s.flush()
         if s.scalar(select(Study.id).where(Study.patient_db_id == patient_id).limit(1)) is None:
@@ -161,4 +181,6 @@ def delete_study(database, study_uid: str) -> int:
             removed += 1
         except FileNotFoundError:
             continue
+    access_audit.record(database, "delete", "study", study_uid,
+                        {**whose, "study_uid": study_uid, "instances": len(rel), "files_removed": removed})
     return removed

@@ -31,7 +31,7 @@ ACTIONS: frozenset[str] = frozenset({
     "verify", "login", "login_failed", "lockout", "logout", "user_add", "user_change", "passwd", "cert_create",
     "cert_revoke",
     "claim",
-    "query", "retrieve", "print",  # patient-data access (app/access_audit.py); "view"/"export" serve it too
+    "query", "retrieve", "print", "delete",  # patient-data access (app/access_audit.py); "view"/"export" serve it too
     "ai_scope_override",  # AI output for an input outside the engine's scope, at the user's explicit request
 })
 

@@ -49,3 +49,26 @@ def test_anonymised_export_prior_and_delete(db, tmp_path):
     assert delete_study(db, new) == 2 and not any(p.exists() for p in paths)
     with pytest.raises(StudyActionError):
         delete_study(db, new)
+
+
+def test_exports_and_deletes_are_audited_with_the_patient(db, tmp_path):
+    """Images leaving the workstation (plain or anonymised, even a cancelled export) and a deletion are in the
+    audit log with the study and the patient, read before the rows were gone."""
+    import json
+
+    from sqlalchemy import select
+
+    from app.reports.models import AuditEntry
+
+    old, new = _import(db, tmp_path)
+    export_study(load_study(db, new), tmp_path / "out", anonymised=True, salt="s", database=db)
+    export_study(load_study(db, new), tmp_path / "none", cancelled=lambda: True, database=db)  # nothing left
+    delete_study(db, old)
+    with db.session() as s:
+        rows = [(e.action, e.object_id, json.loads(e.details)) for e in s.scalars(select(AuditEntry))]
+    exports = [r for r in rows if r[0] == "export"]
+    assert len(exports) == 1 and exports[0][1] == new
+    assert exports[0][2]["patient_id"] == "P100" and "anonymised" in exports[0][2]["what"]
+    assert str(tmp_path / "out") in exports[0][2]["target"]
+    (deleted,) = [r for r in rows if r[0] == "delete"]
+    assert deleted[1] == old and deleted[2]["patient_id"] == "P100" and deleted[2]["files_removed"] == 2
