@@ -7,25 +7,16 @@ import torch
 
 import engines.sampling.unmask as unmask_module
 from engines.models.backbone import MedimBackbone
-from engines.models.config import preset
 from engines.sampling.unmask import SamplingOptions, unmask
+from tests.support.backbone import backbone_inputs, tiny_backbone
 
 
 def _model() -> MedimBackbone:
-    torch.manual_seed(0)
-    m = MedimBackbone(preset("tiny", text_vocab_size=50, image_vocab_size=16)).eval()
-    with torch.no_grad():
-        for n, p in m.named_parameters():
-            if "ada" in n:  # zero-initialised: make the AdaLN modulation count in the comparison
-                p.normal_(0, 0.1)
-    return m
+    return tiny_backbone()
 
 
 def _inputs(m: MedimBackbone, b: int = 2):
-    g = torch.Generator().manual_seed(1)
-    c = m.config
-    return (torch.randint(0, c.text_vocab_size, (b, c.text_len), generator=g),
-            torch.randint(0, c.image_vocab_size, (b, c.image_len), generator=g), torch.full((b,), 0.5))
+    return backbone_inputs(m, b)
 
 
 def test_one_head_gives_the_full_forwards_logits_for_its_segment():

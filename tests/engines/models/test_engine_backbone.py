@@ -12,23 +12,15 @@ from engines.models.backbone import MedimBackbone
 from engines.models.checkpoint import CheckpointError, load_backbone, save_backbone
 from engines.models.config import MedimConfig, preset
 from engines.models.tiny import make_tiny_checkpoint
+from tests.support.backbone import backbone_inputs, tiny_backbone
 
 
 def _model(seed: int = 0) -> MedimBackbone:
-    torch.manual_seed(seed)
-    m = MedimBackbone(preset("tiny", text_vocab_size=50, image_vocab_size=16)).eval()
-    with torch.no_grad():
-        for n, p in m.named_parameters():
-            if "ada" in n:
-                p.normal_(0, 0.1)
-    return m
+    return tiny_backbone(seed)
 
 
 def _inputs(m: MedimBackbone, b: int = 1):
-    g = torch.Generator().manual_seed(1)
-    c = m.config
-    return (torch.randint(0, c.text_vocab_size, (b, c.text_len), generator=g),
-            torch.randint(0, c.image_vocab_size, (b, c.image_len), generator=g), torch.full((b,), 0.5))
+    return backbone_inputs(m, b)
 
 
 def test_no_causal_mask_later_token_changes_earlier_prediction():
