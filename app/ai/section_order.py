@@ -28,8 +28,12 @@ def template_section_order(db: Database | None, study_uid: str, images: list[Stu
                                      .order_by(Report.id.desc()).limit(1)) or ""
         except Exception:  # noqa: BLE001 - a database problem must not stop a draft; the default order serves
             exam_type = ""
+    if not exam_type and images:  # as the editor chooses: modality, body part and series description
+        header = images[0].header or {}
+        exam_type = guess_exam_type(images[0].modality or str(header.get("Modality", "")),
+                                    str(header.get("SeriesDescription", "")), str(header.get("BodyPartExamined", "")))
     try:
-        tpl = load_template(exam_type or guess_exam_type(images[0].modality if images else ""))
+        tpl = load_template(exam_type or guess_exam_type(""))
     except TemplateError:
         return section_order("")
     return section_order(tpl.content.sections.get("findings", ""))

@@ -58,6 +58,7 @@ def test_cli_end_to_end(tmp_path, monkeypatch, capsys):
     service = ReportService(db, users)
     me = users.authenticate("jdoe", PASSWORD)
     v = service.open_or_create(STUDY_UID, me)
+    service.save_draft(v.id, {**v.content.to_dict(), "findings": "Lungs: clear. Heart: normal size."}, me)
     service.sign(v.id, me, PASSWORD)
 
     files = {}
