@@ -67,14 +67,19 @@ class VersionDialog(QDialog):
         if note := disclosure(version):
             parts.append(f"<p style='color:#5a3b00'><i>{html.escape(note)}</i></p>")
         self.text.setHtml("".join(parts) or "<i>(empty)</i>")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.reject)
-        buttons.button(QDialogButtonBox.StandardButton.Close).setDefault(True)
-        lay = QVBoxLayout(self)
-        lay.addWidget(head)
-        lay.addWidget(self.text, 1)
-        lay.addWidget(buttons)
-        self.resize(620, 560)
+        _close_only_layout(self, head, self.text, (620, 560))
+
+
+def _close_only_layout(dialog: QDialog, head: QWidget, body: QWidget, size: tuple[int, int]) -> None:
+    """A read-only dialog: heading, body and a Close button that Enter and Escape both press."""
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+    buttons.rejected.connect(dialog.reject)
+    buttons.button(QDialogButtonBox.StandardButton.Close).setDefault(True)
+    lay = QVBoxLayout(dialog)
+    lay.addWidget(head)
+    lay.addWidget(body, 1)
+    lay.addWidget(buttons)
+    dialog.resize(*size)
 
 
 class CompareDialog(QDialog):
@@ -102,14 +107,7 @@ class CompareDialog(QDialog):
         summary = f"<p>{changed} section{'s' if changed != 1 else ''} changed.</p>"
         self.text.setHtml(summary + "".join(parts))
         self.changed_sections = changed
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.reject)
-        buttons.button(QDialogButtonBox.StandardButton.Close).setDefault(True)
-        lay = QVBoxLayout(self)
-        lay.addWidget(head)
-        lay.addWidget(self.text, 1)
-        lay.addWidget(buttons)
-        self.resize(680, 600)
+        _close_only_layout(self, head, self.text, (680, 600))
 
 
 class VersionHistory(QWidget):
