@@ -94,6 +94,14 @@ def tiny_engine_service(ray_cluster, tmp_path_factory) -> tuple[str, Path]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that use the cluster and run them last: `ray.init` in this process starts Ray's core
+    worker threads and signal handlers, which stay until the session ends; Qt tests after them crashed the
+    whole run once (SIGSEGV in the GUI thread while Ray's threads ran)."""
+    uses_ray = []
     for item in items:
         if {"ray_cluster", "tiny_engine_service"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.ray)
+            uses_ray.append(item)
+    if uses_ray:
+        ids = {id(i) for i in uses_ray}
+        items[:] = [i for i in items if id(i) not in ids] + uses_ray
