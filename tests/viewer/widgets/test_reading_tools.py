@@ -164,6 +164,9 @@ def test_every_layout_shows_its_viewports(qtbot, tmp_path, layout):
     ws.set_layout(layout)
     rows, cols = map(int, layout.split("x"))
     assert len(ws.viewports()) == rows * cols and np.all([not vp.isHidden() for vp in ws.viewports()])
+    # background work (icons, GSPS/KOS read) finished before the widget goes: three full runs crashed
+    # (SIGSEGV at teardown) around here while it was still arriving
+    qtbot.waitUntil(lambda: ws.thumbnails.icons_ready() and ws.study_objects_ready(), timeout=20000)
 
 
 def test_synthetic_series_sit_in_their_own_group_and_are_never_hung(qtbot):
@@ -181,6 +184,7 @@ def test_synthetic_series_sit_in_their_own_group_and_are_never_hung(qtbot):
     clicked: list = []
     strip.seriesActivated.connect(clicked.append)
     strip.set_study(study)
+    qtbot.waitUntil(strip.icons_ready, timeout=20000)
     texts = [strip.item(i).text() for i in range(strip.count())]
     header = next(i for i, t in enumerate(texts) if t.startswith("SYNTHETIC"))
     assert [strip.item(i).data(UID_ROLE) for i in range(header)] == ["1.2", "1.1"]  # acquired first
