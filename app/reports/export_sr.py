@@ -17,6 +17,7 @@ from pydicom import Dataset, dcmread
 from pydicom.sr.codedict import codes
 from pydicom.uid import ComprehensiveSRStorage, ExplicitVRLittleEndian
 
+from app.dicom_objects.common import person_name
 from app.reports.content import ReportContent
 from app.reports.document import ReportDocument
 from app.reports.verify import Verification, check_signed_payload, compare_sections
@@ -42,19 +43,6 @@ class SRExportError(ValueError):
 def _dicom_dt(iso: str) -> str:
     t = dt.datetime.fromisoformat(iso).astimezone(dt.UTC)
     return t.strftime("%Y%m%d%H%M%S") + "+0000"
-
-
-def _person_name(name: str) -> str:
-    """DICOM PN from a display name: 'Dr Jane Doe' -> 'Doe^Jane^^Dr' (best effort, never empty)."""
-    parts = [p for p in name.replace("^", " ").split() if p]
-    prefix = ""
-    if parts and parts[0].rstrip(".").lower() in ("dr", "prof", "mr", "mrs", "ms"):
-        prefix = parts.pop(0)
-    if not parts:
-        return prefix or "Unknown"
-    if len(parts) == 1:
-        return f"{parts[0]}^^^{prefix}" if prefix else parts[0]
-    return f"{parts[-1]}^{' '.join(parts[:-1])}^^{prefix}".rstrip("^")
 
 
 def _evidence_datasets(doc: ReportDocument) -> tuple[list[Dataset], bool]:
@@ -94,7 +82,7 @@ def build_sr(doc: ReportDocument, require_signed: bool = True) -> hd.sr.Comprehe
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Person,
         observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(
-            name=_person_name(signer_name or v.author or "Unknown")),
+            name=person_name(signer_name or v.author or "Unknown")),
     )
     root = hd.sr.ContainerContentItem(name=ROOT_CODE, template_id="2000")
     items: list[hd.sr.ContentItem] = [
@@ -145,7 +133,7 @@ def build_sr(doc: ReportDocument, require_signed: bool = True) -> hd.sr.Comprehe
         is_final=doc.signed,
         is_verified=doc.signed,
         institution_name=doc.institution,
-        verifying_observer_name=_person_name(signer_name) if doc.signed else None,
+        verifying_observer_name=person_name(signer_name) if doc.signed else None,
         verifying_organization=doc.institution if doc.signed else None,
         previous_versions=previous or None,
         record_evidence=record,
