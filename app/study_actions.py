@@ -10,7 +10,6 @@ with PatientIdentityRemoved = YES and the method used.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from sqlalchemy import select
 
 from app.db.models import Instance, Patient, Series, Study
 from app.db.queries import study_ref
+from app.export_files import copy_private, private_dirs, save_dataset_private
 from viewer.io.refs import StudyRef
 
 Progress = Callable[[int, int], None]
@@ -121,13 +121,12 @@ def _export_files(study: StudyRef, folder: Path, anonymised: bool, salt: str, pr
             raise StudyActionError(f"file missing from the store: {path}")
         sub = base / (f"S{series.number or 0:03d}_{_new_uid(series.series_uid, salt)[-8:]}" if anonymised
                       else f"S{series.number or 0:03d}_{_safe(series.series_uid)[-16:]}")
-        sub.mkdir(parents=True, exist_ok=True)
+        private_dirs(sub)
         target = sub / f"IM{n:05d}.dcm"
         if anonymised:
-            ds = pydicom.dcmread(path)
-            anonymise(ds, salt or study.study_uid).save_as(target, enforce_file_format=True)
+            save_dataset_private(anonymise(pydicom.dcmread(path), salt or study.study_uid), target)
         else:
-            shutil.copy2(path, target)
+            copy_private(path, target)
         written += 1
         done["written"] = written
         if progress is not None:

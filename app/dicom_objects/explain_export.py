@@ -11,6 +11,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
+from app.export_files import private_dirs, save_dataset_private
 from explain.dicom_maps import MapSource, build_parametric_map, build_segmentation
 
 
@@ -22,21 +23,21 @@ def export_explanation(source: Dataset | Path | str, values: np.ndarray, made_by
 
     if not isinstance(source, Dataset):
         source = pydicom.dcmread(source)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = private_dirs(Path(out_dir))
     uid = str(source.SOPInstanceUID)
     written = []
     seg = build_segmentation(source, values, made_by, threshold)
     path = out_dir / f"SEG_{uid}.dcm"
-    seg.save_as(path, enforce_file_format=True)
+    save_dataset_private(seg, path)
     written.append(path)
     pm = build_parametric_map(source, values, made_by)
     path = out_dir / f"PMAP_{uid}.dcm"
-    pm.save_as(path, enforce_file_format=True)
+    save_dataset_private(pm, path)
     written.append(path)
     if "FrameOfReferenceUID" not in source:
         path = out_dir / f"SC_{uid}.dcm"
-        export_map(source, values, path, label=made_by.label, kind="secondary-capture", threshold=threshold)
+        save_dataset_private(export_map(source, values, label=made_by.label, kind="secondary-capture",
+                                        threshold=threshold), path)
         written.append(path)
     if database is not None:
         from app import access_audit

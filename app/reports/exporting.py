@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from app.export_files import write_private
 from app.reports.service import ReportError, ReportService
 from app.reports.users import AuthSession
 
@@ -41,22 +42,22 @@ def export_version(service: ReportService, version_id: int, fmt: str, out: Path,
         raise ReportError(f"format must be one of {', '.join(FORMATS)}")
     doc = build_document(service, version_id)
     if fmt in ("sr", "pdf", "pdf-dicom"):
-        out.write_bytes(signed_document(service, version_id, fmt))
+        write_private(out, signed_document(service, version_id, fmt))
     elif fmt == "text":
         from app.reports.export_text import export_text
 
-        out.write_text(export_text(doc), encoding="utf-8")
+        write_private(out, export_text(doc))
     elif fmt == "fhir":
         from app.reports.export_text import export_fhir
 
-        out.write_text(json.dumps(export_fhir(doc, service.signed_pdf(version_id)), indent=2, ensure_ascii=False),
-                       encoding="utf-8")
+        write_private(out, json.dumps(export_fhir(doc, service.signed_pdf(version_id)), indent=2,
+                                      ensure_ascii=False))
     else:
         from app.reports.export_fhir import report_bundle
         from app.settings import Settings
 
         bundle = report_bundle(doc, service.signed_pdf(version_id),
                                patient_system=str(Settings().get("fhir_patient_id_system") or ""))
-        out.write_text(json.dumps(bundle, indent=2, ensure_ascii=False), encoding="utf-8")
+        write_private(out, json.dumps(bundle, indent=2, ensure_ascii=False))
     service.record_export(version_id, user, fmt, str(out))
     return out

@@ -537,6 +537,7 @@ class ExplainPanel(QWidget):
     def export_current(self, source: Any, path: str | Path, *, kind: str = "auto") -> Any:
         """Write the shown map as DICOM linked to `source` (a pydicom Dataset or file path of the image
         the map was computed on); returns the dataset. Raises ValueError when nothing is shown."""
+        from app.export_files import private_dirs, save_dataset_private
         from explain.export import export_map
 
         m = self.current_map()
@@ -544,8 +545,11 @@ class ExplainPanel(QWidget):
             raise ValueError("no map is shown: select a sentence or finding first")
         opacity, cmap, thr = self.overlay_params()
         label = "image uncertainty" if self.uncertainty.isChecked() else self._selection_label()
-        return export_map(source, m, path, label=label, kind=kind, colormap=cmap, opacity=opacity,
-                          threshold=thr or None)
+        ds = export_map(source, m, label=label, kind=kind, colormap=cmap, opacity=opacity, threshold=thr or None)
+        path = Path(path)
+        private_dirs(path.parent)
+        save_dataset_private(ds, path)
+        return ds
 
     def _selection_label(self) -> str:
         if self.explanation is None or self._selection is None:

@@ -3,6 +3,8 @@ objects that the report never takes as evidence or key images."""
 
 from __future__ import annotations
 
+import stat
+
 import numpy as np
 import pydicom
 from sqlalchemy import select
@@ -25,6 +27,8 @@ def test_map_objects_join_the_study_as_derived(db, tmp_path):
     written = export_explanation(db.store_path(path), values, MapSource("attention: cardiomegaly"), tmp_path / "out",
                                  database=db)
     assert [p.name.split("_")[0] for p in written] == ["SEG", "PMAP", "SC"]  # a radiograph: the SC as well
+    assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o600}  # patient data: private to the exporter
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o700
     with db.session() as s:
         rows = s.execute(select(Instance.sop_class_uid, Instance.file_path, Series.modality, Series.description)
                          .join(Series).join(Study).where(Study.study_uid == study_uid)).all()
