@@ -255,3 +255,25 @@ def test_uid_that_looks_like_a_path_cannot_escape_the_store(db: Database, tmp_pa
         assert inst.sop_instance_uid == "../../"
         stored = db.store_path(inst.file_path).resolve()
     assert stored.is_relative_to(db.store_dir.resolve()) and stored.name.startswith("x")
+
+
+def test_files_placed_before_a_failed_commit_are_removed(db: Database, tmp_path: Path) -> None:
+    """The database refuses the batch after its files were placed in the store (a real refusal: a trigger
+    aborting the insert, as a full disk or a broken constraint would): nothing is left in the store for
+    rows that do not exist, the failure is reported per file, and the same import succeeds afterwards."""
+    from sqlalchemy import text
+
+    study = SyntheticStudy()
+    write_series(tmp_path / "in", study, 3)
+    with db.engine.begin() as conn:
+        conn.execute(text("CREATE TRIGGER refuse_instances BEFORE INSERT ON instance "
+                          "BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END"))
+    report = ImportService(db).run([tmp_path / "in"])
+    assert (report.imported, report.failed) == (0, 3)
+    assert all("refused by the test trigger" in i.reason for i in report.errors)
+    leftover = [p for p in db.store_dir.rglob("*") if p.is_file()] if db.store_dir.exists() else []
+    assert leftover == [] and _count(db, Instance) == 0 and _count(db, Study) == 0
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER refuse_instances"))
+    assert ImportService(db).run([tmp_path / "in"]).imported == 3
+    _assert_consistent(db)
