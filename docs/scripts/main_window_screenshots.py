@@ -49,9 +49,14 @@ def main() -> int:
 
     uid = demo_study_uids()[1]  # the study with a finding
     window.open_study(uid)
+    for _ in range(600):  # the AI panel gets the study's images from a background read; Draft waits for them
+        if window.ai_panel.draft_button.isEnabled():
+            break
+        wait(100)
     loop = QEventLoop()
     window.ai_panel.draftReady.connect(lambda *_: QTimer.singleShot(1500, loop.quit))
-    window.ai_panel.draft_current()
+    if not window.ai_panel.draft_current():
+        raise SystemExit("the AI panel did not start a draft: " + window.ai_panel.message.text())
     QTimer.singleShot(300_000, loop.quit)
     loop.exec()
     window.grab().save(str(OUT / "main_window.png"))
