@@ -101,7 +101,19 @@ class DicomImage:
     # ----------------------------------------------------------------------------------- construction
     @classmethod
     def from_dataset(cls, ds: Dataset, path: str | Path | None = None) -> DicomImage:
-        """Validate that `ds` holds a displayable image and wrap it; DicomReadError says what is missing."""
+        """Validate that `ds` holds a displayable image and wrap it; DicomReadError says what is missing.
+        Header values are decoded lazily by pydicom, so a corrupt element (an unknown VR, a value that does
+        not parse) surfaces here, not at dcmread: it is a DicomReadError too."""
+        try:
+            return cls._validated(ds, path)
+        except DicomReadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt header values
+            name = Path(path).name if path is not None else "dataset"
+            raise DicomReadError(f"{name}: unreadable DICOM header ({type(exc).__name__}: {exc})") from exc
+
+    @classmethod
+    def _validated(cls, ds: Dataset, path: str | Path | None) -> DicomImage:
         name = Path(path).name if path is not None else "dataset"
         if not any(kw in ds for kw in PIXEL_KEYWORDS):
             raise DicomReadError(f"{name}: no Pixel Data (not an image object)")
