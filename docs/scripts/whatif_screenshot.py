@@ -34,6 +34,13 @@ def main() -> int:
     source = pydicom.dcmread(NODULE)
     view.set_case(source.pixel_array, REPORT, source)
     view.instruction.setText("remove the nodule")
+    # The engine checks the edit against its own reading first and asks before running when they disagree
+    # (a modal question that would block this script): answer it as the radiologist would, and say so.
+    def confirm(warnings: list[str]) -> bool:
+        print("the engine warned, confirmed for the screenshot:", " ".join(warnings), file=sys.stderr)
+        return True
+
+    view.confirm_edit = confirm
     loop = QEventLoop()
     outcome: list[str] = []
     view.resultReady.connect(lambda _r: (outcome.append("ok"), loop.quit()))
