@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QProgressBar,
     QStackedWidget,
     QTabWidget,
     QWidget,
@@ -138,8 +139,9 @@ class MainWindow(QMainWindow):
         except StudyNotFound:
             QMessageBox.warning(self, "RadStation", f"Study {study_uid} is not in the database.")
             return False
-        if self._archive is not None and self._archive.needs_fetch(study_uid):
-            self._archive.start(study_uid)  # its files are on the archive only: opened when they are here
+        arriving = self._archive is not None and self._archive.needs_fetch(study_uid)
+        if arriving and not self._archive.first_image_here(study_uid):
+            self._archive.start(study_uid)  # its files are on the archive only: opened when the first is here
             self.statusBar().showMessage(f"Fetching study {study_uid} from {self._archive.node.describe()}...")
             return False
         if not ref.series:
@@ -147,7 +149,10 @@ class MainWindow(QMainWindow):
             return False
         self._study = ref
         if self._archive is not None:
+            if not arriving:
+                self._archive.cancel()  # another study is read now: a fetch still running stops
             self._archive.opened(study_uid)
+        self.workspace.set_arriving(arriving)
         access_audit.study_opened(self.database, study_uid)
         self._audited_series = set()
         self.workspace.open_study(ref, self._measurements)
@@ -613,13 +618,41 @@ class MainWindow(QMainWindow):
             self._settings_problem = self._settings_problem or f"Archive not used: {exc}"
             return None
         if controller is not None:
-            controller.progress.connect(lambda uid, done, total, msg: self.statusBar().showMessage(
-                f"Fetching study from the archive: {done} of {total} image(s)" + (f" - {msg}" if msg else "")))
-            controller.fetched.connect(lambda uid, msg: (self.statusBar().showMessage(msg, 10000),
-                                                         self.open_study(uid)))
-            controller.failed.connect(lambda uid, msg: QMessageBox.warning(
-                self, "RadStation", f"The study could not be fetched from the archive: {msg}"))
+            self._fetch_bar = QProgressBar()
+            self._fetch_bar.setMaximumWidth(180)
+            self._fetch_bar.setFormat("archive %v/%m")
+            self._fetch_bar.hide()
+            self.statusBar().addPermanentWidget(self._fetch_bar)
+            controller.firstImage.connect(self.open_study)  # the study opens on its first image
+            controller.progress.connect(self._fetch_progress)
+            controller.fetched.connect(self._fetch_ended)
+            controller.failed.connect(self._fetch_failed)
         return controller
+
+    def _fetch_progress(self, study_uid: str, done: int, total: int, msg: str) -> None:
+        """A file of the study being fetched arrived (or was refused): progress shown, the viewer fills in."""
+        self._fetch_bar.setRange(0, max(1, total))
+        self._fetch_bar.setValue(done)
+        self._fetch_bar.show()
+        self.statusBar().showMessage(f"Fetching study from the archive: {done} of {total} image(s)"
+                                     + (f" - {msg}" if msg else ""))
+        if self._study is not None and self._study.study_uid == study_uid:
+            self.workspace.files_arrived()
+
+    def _fetch_ended(self, study_uid: str, msg: str) -> None:
+        self._fetch_bar.hide()
+        self.statusBar().showMessage(msg, 10000)
+        if self._study is not None and self._study.study_uid == study_uid:
+            self.workspace.set_arriving(False)  # everything is here: presentation states read now
+        else:
+            self.open_study(study_uid)
+
+    def _fetch_failed(self, study_uid: str, msg: str) -> None:
+        """What arrived stays (and stays shown); the images that did not come are named as missing."""
+        self._fetch_bar.hide()
+        if self._study is not None and self._study.study_uid == study_uid:
+            self.workspace.set_arriving(False)
+        QMessageBox.warning(self, "RadStation", f"The study could not be fetched from the archive: {msg}")
 
     def _make_prefetcher(self):
         from app.widgets.prior_compare import PriorPrefetchController
@@ -820,6 +853,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"RadStation - {who} - {ref.description or format_date(ref.study_date)}")
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self._archive is not None:
+            self._archive.cancel()  # a fetch in flight stops; the files that arrived are kept
         if self.report_editor is not None:
             self.report_editor.shutdown()
             self.report_editor.release_claim()

@@ -1,6 +1,6 @@
 """Fetch on open, in the GUI: a study listed in the (shared) database whose files this workstation lacks is
-fetched from the archive node in the background, with progress in the status bar, and opened when its files
-are here; the local store is then trimmed to its limit (app.archive.cache), keeping the open study and every
+fetched from the archive node in the background, with progress in the status bar, and opened as soon as its
+first image is here (`firstImage`), the others filling in as they arrive; the local store is then trimmed to its limit (app.archive.cache), keeping the open study and every
 study whose report is in progress.
 
 Settings key `archive`: {"node": "<saved PACS node name>", "cache_limit_gb": 0 (no limit)}. Without a node,
@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 class ArchiveFetchController(QObject):
     progress = Signal(str, int, int, str)  # study uid, files here, files missing at the start, sentence
-    fetched = Signal(str, str)  # study uid, what happened (opened next)
+    firstImage = Signal(str)  # study uid: the first of its missing files is here, the study can open
+    fetched = Signal(str, str)  # study uid, what happened
     failed = Signal(str, str)  # study uid, why (for the status bar / a message box)
 
     def __init__(self, database: Database, node: PacsNode, cache_limit_bytes: int = 0,
@@ -39,6 +40,7 @@ class ArchiveFetchController(QObject):
         self.cache = StudyCache(database.store_dir, cache_limit_bytes)
         self._worker: PacsWorker | None = None
         self._study = ""
+        self._placed = 0  # files of the study being fetched placed so far
         self._evicting = threading.Lock()
 
     @classmethod
@@ -62,13 +64,19 @@ class ArchiveFetchController(QObject):
     def is_fetching(self, study_uid: str = "") -> bool:
         return self._worker is not None and (not study_uid or study_uid == self._study)
 
+    def first_image_here(self, study_uid: str) -> bool:
+        """Whether `study_uid` is being fetched and at least one of its files has been placed: it can open,
+        the rest arriving meanwhile."""
+        return self.is_fetching(study_uid) and self._placed > 0
+
     def start(self, study_uid: str) -> None:
-        """Fetch the study's missing files in the background; `fetched` or `failed` follows."""
+        """Fetch the study's missing files in the background: `firstImage` when the first is here, then
+        `fetched` or `failed`."""
         if self.is_fetching(study_uid):
             return
         self.cancel()
         database, node = self.database, self.node
-        self._study = study_uid
+        self._study, self._placed = study_uid, 0
 
         def task(emit, cancel):  # type: ignore[no-untyped-def]
             return fetch_study(database, node, study_uid, lambda done, total, msg: emit((done, total, msg)), cancel)
@@ -104,6 +112,10 @@ class ArchiveFetchController(QObject):
 
     def _relay(self, item: object) -> None:
         done, total, msg = item  # type: ignore[misc]
+        first = self._placed == 0 and int(done) > 0
+        self._placed = int(done)
+        if first:
+            self.firstImage.emit(self._study)
         self.progress.emit(self._study, int(done), int(total), str(msg))
 
     def _done(self, result: object) -> None:
