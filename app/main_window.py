@@ -228,6 +228,8 @@ class MainWindow(QMainWindow):
             self._send_study(study_uid)
         elif action == "delete":
             self.delete_study(study_uid)
+        elif action in ("pin", "unpin") and self._archive is not None:
+            self.keep_on_workstation(study_uid, action == "pin")
 
     def open_with_prior(self, study_uid: str) -> bool:
         """Current study left, the same patient's previous study right (a 1x2 hanging)."""
@@ -624,10 +626,36 @@ class MainWindow(QMainWindow):
             self._fetch_bar.hide()
             self.statusBar().addPermanentWidget(self._fetch_bar)
             controller.firstImage.connect(self.open_study)  # the study opens on its first image
+            self.worklist.kept_provider = controller.pinned_uids  # the "kept here" marker
             controller.progress.connect(self._fetch_progress)
             controller.fetched.connect(self._fetch_ended)
             controller.failed.connect(self._fetch_failed)
         return controller
+
+    def keep_on_workstation(self, study_uid: str, keep: bool) -> None:
+        """Worklist "Keep on this workstation" / "Allow removal": a pin in the database, this workstation's."""
+        if keep:
+            self._archive.pin(study_uid, self.auth.username if self.auth is not None else "")
+        else:
+            self._archive.unpin(study_uid)
+        self.statusBar().showMessage("Kept on this workstation: never removed from the local image cache."
+                                     if keep else "May be removed from the local image cache when it is full.", 8000)
+        self.worklist.refresh_soon()
+
+    def show_image_cache(self):
+        """Tools > Local image cache (needs an archive: without one the local store is not a cache)."""
+        if self._archive is None:
+            QMessageBox.information(self, "Local image cache", "This workstation's image store is not a cache of "
+                                    "an archive: set an archive node in the settings (\"archive\") first.")
+            return None
+        from app.widgets.image_cache import ImageCacheDialog
+
+        dialog = ImageCacheDialog(self._archive, lambda: self._study.study_uid if self._study is not None else "",
+                                  lambda: self.auth.username if self.auth is not None else "", self)
+        dialog.finished.connect(lambda _r: self.worklist.refresh_soon())
+        self.image_cache_dialog = dialog
+        dialog.show()
+        return dialog
 
     def _fetch_progress(self, study_uid: str, done: int, total: int, msg: str) -> None:
         """A file of the study being fetched arrived (or was refused): progress shown, the viewer fills in."""
@@ -967,6 +995,7 @@ class MainWindow(QMainWindow):
         tools_menu = self.menuBar().addMenu("&Tools")
         tools_menu.addAction(a("Report &templates and macros...", self.show_template_editor, None, "templates"))
         tools_menu.addAction(a("&Keyboard shortcuts...", self.show_shortcuts, "Ctrl+/", "shortcuts"))
+        tools_menu.addAction(a("Local image &cache...", self.show_image_cache, None, "image_cache"))
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(a("&User guide", self.show_user_guide, "F1", "user_guide"))
         help_menu.addAction(a("&Keyboard shortcuts", self.show_shortcuts, None, "shortcuts_help"))

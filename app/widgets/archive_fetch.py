@@ -16,7 +16,15 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from app.archive.cache import StudyCache
-from app.archive.fetch import FetchResult, fetch_study, missing_instances, studies_in_progress
+from app.archive.fetch import (
+    IN_PROGRESS,
+    FetchResult,
+    fetch_study,
+    missing_instances,
+    report_status,
+    studies_in_progress,
+)
+from app.archive.pins import CachePins
 from app.db.database import Database
 from app.pacs.errors import PacsConfigError
 from app.pacs.nodes import NodeStore, PacsNode
@@ -37,7 +45,8 @@ class ArchiveFetchController(QObject):
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.database, self.node = database, node
-        self.cache = StudyCache(database.store_dir, cache_limit_bytes)
+        self.pins = CachePins(database)
+        self.cache = StudyCache(database.store_dir, cache_limit_bytes, pins=self.pins)
         self._worker: PacsWorker | None = None
         self._study = ""
         self._placed = 0  # files of the study being fetched placed so far
@@ -109,6 +118,33 @@ class ArchiveFetchController(QObject):
         worker = threading.Thread(target=trim, name="cache-trim", daemon=True)
         worker.start()
         return worker
+
+    # -- what the user keeps and removes (worklist menu, Local image cache view) -------------------------
+    def pin(self, study_uid: str, by: str = "") -> None:
+        """Keep the study on this workstation: never evicted (a row in the database, survives restarts)."""
+        self.pins.pin(study_uid, by)
+
+    def unpin(self, study_uid: str) -> None:
+        self.pins.unpin(study_uid)
+
+    def pinned_uids(self) -> set[str]:
+        return set(self.pins.all())
+
+    def removal_refused(self, study_uid: str, open_uid: str = "") -> str:
+        """Why the study's files may not be removed from this workstation now ('' when they may)."""
+        if study_uid == open_uid:
+            return "it is open in the viewer; open another study first"
+        if self.is_fetching(study_uid):
+            return "it is being fetched from the archive now"
+        pin = self.pins.get(study_uid)
+        if pin is not None:
+            return f"it is {pin.describe()}; choose \"Allow removal\" first"
+        status = report_status(self.database, study_uid)
+        if status in IN_PROGRESS:
+            return f"its report is {status} (not signed yet): it stays until the report is signed"
+        if not self.cache.holds(study_uid):
+            return "its images are not on this workstation"
+        return ""
 
     def _relay(self, item: object) -> None:
         done, total, msg = item  # type: ignore[misc]
