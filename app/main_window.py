@@ -883,6 +883,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         if self._archive is not None:
             self._archive.cancel()  # a fetch in flight stops; the files that arrived are kept
+        if getattr(self, "image_cache_dialog", None) is not None:
+            self.image_cache_dialog.done(0)  # waits for its listing/removal in flight
         if self.report_editor is not None:
             self.report_editor.shutdown()
             self.report_editor.release_claim()

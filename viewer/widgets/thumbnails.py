@@ -133,6 +133,15 @@ class SeriesThumbnails(QListWidget):
                 self._waiting.discard(uid)
                 self._render_icon(series)
 
+    def stop_waiting(self) -> None:
+        """The fetch ended: icons still without their file say so instead of waiting for it."""
+        self.refresh_arrived()
+        for uid in sorted(self._waiting):
+            item = self._item_for(uid)
+            if item is not None:
+                item.setToolTip(f"{item.toolTip()}\nNo preview: its image is not on this workstation")
+        self._waiting = set()
+
     def waiting_for_files(self) -> set[str]:
         """Series whose preview image has not arrived yet."""
         return set(self._waiting)

@@ -128,6 +128,7 @@ class ViewerWorkspace(QWidget):
             vp.set_arriving(self._arriving)
         if was and not self._arriving:
             self.files_arrived()
+            self.thumbnails.stop_waiting()
             if self._study is not None:
                 self._read_study_objects(self._study)
 

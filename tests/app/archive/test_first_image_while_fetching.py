@@ -118,9 +118,9 @@ def test_a_refused_file_is_named_and_what_arrived_stays_shown(qtbot, orthanc, tw
     a, b = two_workstations
     uid = "1.2.826.0.1.3680043.10.1138.78.2"
     study = _import_on_a(a, orthanc, tmp_path, uid, n_series=1, n=3)
-    victim = study[2].SOPInstanceUID  # the archive now holds other bytes for the third image
+    victim = study[1].SOPInstanceUID  # the archive now holds other bytes for the second (the series' icon)
     orthanc.rest("DELETE", f"/instances/{_orthanc_id(orthanc, victim)}")
-    forged = study[2].copy()
+    forged = study[1].copy()
     forged.PatientName = "SOMEONE^ELSE"
     orthanc.upload(forged)
     window, warnings = _window(qtbot, b, orthanc, monkeypatch)
@@ -132,11 +132,14 @@ def test_a_refused_file_is_named_and_what_arrived_stays_shown(qtbot, orthanc, tw
     assert window.study is not None and window.study.study_uid == uid  # still open, nothing lost
     assert [m.sop_uid for m in missing_instances(b, uid)] == [victim]
     vp = window.workspace.active_viewport()
-    qtbot.keyClick(vp, Qt.Key.Key_Down)
-    assert vp.current_image() is not None and vp.current_image().sop_instance_uid == study[1].SOPInstanceUID
     qtbot.keyClick(vp, Qt.Key.Key_Down)  # the refused one: named as missing, no longer "arriving"
     assert vp.current_image() is None and vp.message().startswith("Cannot display:")
     assert "not on this workstation" in vp.message()
+    qtbot.keyClick(vp, Qt.Key.Key_Down)
+    assert vp.current_image() is not None and vp.current_image().sop_instance_uid == study[2].SOPInstanceUID
+    strip = window.workspace.thumbnails  # its icon no longer waits: it says why there is none
+    assert not strip.waiting_for_files()
+    assert "not on this workstation" in strip.item(0).toolTip()
     _settle(qtbot, window)
 
 
