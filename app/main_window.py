@@ -149,8 +149,9 @@ class MainWindow(QMainWindow):
             return False
         self._study = ref
         if self._archive is not None:
-            if not arriving:
+            if not arriving and self._archive.is_fetching():
                 self._archive.cancel()  # another study is read now: a fetch still running stops
+                self._fetch_bar.hide()
             self._archive.opened(study_uid)
         self.workspace.set_arriving(arriving)
         access_audit.study_opened(self.database, study_uid)

@@ -146,7 +146,14 @@ class ArchiveFetchController(QObject):
             return "its images are not on this workstation"
         return ""
 
+    def _stale(self) -> bool:
+        """A signal of a fetch cancelled meanwhile (queued before it was disconnected): ignored."""
+        sender = self.sender()
+        return sender is not None and sender is not self._worker
+
     def _relay(self, item: object) -> None:
+        if self._stale():
+            return
         done, total, msg = item  # type: ignore[misc]
         first = self._placed == 0 and int(done) > 0
         self._placed = int(done)
@@ -155,6 +162,8 @@ class ArchiveFetchController(QObject):
         self.progress.emit(self._study, int(done), int(total), str(msg))
 
     def _done(self, result: object) -> None:
+        if self._stale():
+            return
         self._worker = None
         assert isinstance(result, FetchResult)
         if result.refused or not result.complete and result.expected:
@@ -163,5 +172,7 @@ class ArchiveFetchController(QObject):
             self.fetched.emit(result.study_uid, result.message)
 
     def _failed(self, message: str) -> None:
+        if self._stale():
+            return
         self._worker = None
         self.failed.emit(self._study, message)

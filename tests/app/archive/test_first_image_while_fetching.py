@@ -158,9 +158,12 @@ def test_opening_another_study_cancels_the_fetch_and_keeps_what_arrived(qtbot, o
     assert worker is not None
     assert window.open_study(local)  # the reader moved on: the fetch stops
     assert not window._archive.is_fetching() and window.study.study_uid == local
+    assert not window._fetch_bar.isVisible()
     with qtbot.waitSignal(worker.finished, timeout=60000):
         held_fetch.set()
+    qtbot.wait(0)  # (signals the cancelled fetch queued before it stopped are delivered, and ignored)
     assert not warnings, warnings  # cancelling is not an error to show
+    assert not window._fetch_bar.isVisible() and window.study.study_uid == local
     here = _files_here(b, uid)
     assert 1 <= here < len(study)  # what arrived is kept (the one being placed when cancelled may be too)
     assert len(missing_instances(b, uid)) == len(study) - here
