@@ -393,8 +393,12 @@ class MainWindow(QMainWindow):
         if not uid:
             return
         reading = "Reading the study's images\u2026"
+        if self.workspace.arriving():  # read when the fetch from the archive has ended (_fetch_ended)
+            reading = "Waiting for the study's images to arrive from the archive\u2026"
         for label in (self.ai_panel.images_label, self.similar_panel.status, self.explain_panel.status):
             label.setText(reading)
+        if self.workspace.arriving():
+            return
         if self._images_runner is None:
             self._images_runner = BackgroundRunner(self)
         self._images_runner.submit(study_images_from_db, self.database, uid,
@@ -673,6 +677,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(msg, 10000)
         if self._study is not None and self._study.study_uid == study_uid:
             self.workspace.set_arriving(False)  # everything is here: presentation states read now
+            self._ai_study_changed()  # and the AI panels get the whole study
         else:
             self.open_study(study_uid)
 
@@ -681,6 +686,7 @@ class MainWindow(QMainWindow):
         self._fetch_bar.hide()
         if self._study is not None and self._study.study_uid == study_uid:
             self.workspace.set_arriving(False)
+            self._ai_study_changed()  # with the images that did arrive
         QMessageBox.warning(self, "RadStation", f"The study could not be fetched from the archive: {msg}")
 
     def _make_prefetcher(self):

@@ -62,11 +62,11 @@ def _files_here(db, uid: str) -> int:  # type: ignore[no-untyped-def]
 
 
 def _settle(qtbot, window) -> None:  # type: ignore[no-untyped-def]
-    """Background work the open study started (series icons, presentation states) is done."""
+    """Background work the open study started (series icons, presentation states, the AI's image read) is done."""
     ws = window.workspace
     qtbot.waitUntil(lambda: ws.thumbnails.icons_ready() and not ws.thumbnails.waiting_for_files()
-                    and ws.study_objects_ready() and not any(vp.is_loading() for vp in ws.viewports()),
-                    timeout=30000)
+                    and ws.study_objects_ready() and not any(vp.is_loading() for vp in ws.viewports())
+                    and (window._images_runner is None or not window._images_runner.busy()), timeout=60000)
 
 
 @SQLITE
@@ -100,6 +100,8 @@ def test_the_first_image_is_shown_before_the_fetch_has_finished(qtbot, orthanc, 
     qtbot.keyClick(vp, Qt.Key.Key_Down)
     assert vp.current_image() is None and vp.message() == ARRIVING
     assert window.workspace.thumbnails.waiting_for_files()  # series icons wait for their files
+    assert "arrive from the archive" in window.ai_panel.images_label.text()  # the AI waits for the whole study
+    assert window._images_runner is None or not window._images_runner.busy()
 
     with qtbot.waitSignal(window._archive.fetched, timeout=60000):
         held_fetch.set()
@@ -110,6 +112,7 @@ def test_the_first_image_is_shown_before_the_fetch_has_finished(qtbot, orthanc, 
     assert vp.current_image().sop_instance_uid == study[1].SOPInstanceUID
     assert not window._fetch_bar.isVisible() and not window.workspace.arriving()
     _settle(qtbot, window)
+    qtbot.waitUntil(lambda: len(window._study_images) == len(study), timeout=60000)  # the AI reads them all now
 
 
 @SQLITE
