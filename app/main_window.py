@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QProgressBar,
     QStackedWidget,
     QTabWidget,
     QWidget,
@@ -138,8 +139,9 @@ class MainWindow(QMainWindow):
         except StudyNotFound:
             QMessageBox.warning(self, "RadStation", f"Study {study_uid} is not in the database.")
             return False
-        if self._archive is not None and self._archive.needs_fetch(study_uid):
-            self._archive.start(study_uid)  # its files are on the archive only: opened when they are here
+        arriving = self._archive is not None and self._archive.needs_fetch(study_uid)
+        if arriving and not self._archive.first_image_here(study_uid):
+            self._archive.start(study_uid)  # its files are on the archive only: opened when the first is here
             self.statusBar().showMessage(f"Fetching study {study_uid} from {self._archive.node.describe()}...")
             return False
         if not ref.series:
@@ -147,7 +149,11 @@ class MainWindow(QMainWindow):
             return False
         self._study = ref
         if self._archive is not None:
+            if not arriving and self._archive.is_fetching():
+                self._archive.cancel()  # another study is read now: a fetch still running stops
+                self._fetch_bar.hide()
             self._archive.opened(study_uid)
+        self.workspace.set_arriving(arriving)
         access_audit.study_opened(self.database, study_uid)
         self._audited_series = set()
         self.workspace.open_study(ref, self._measurements)
@@ -223,6 +229,8 @@ class MainWindow(QMainWindow):
             self._send_study(study_uid)
         elif action == "delete":
             self.delete_study(study_uid)
+        elif action in ("pin", "unpin") and self._archive is not None:
+            self.keep_on_workstation(study_uid, action == "pin")
 
     def open_with_prior(self, study_uid: str) -> bool:
         """Current study left, the same patient's previous study right (a 1x2 hanging)."""
@@ -385,8 +393,12 @@ class MainWindow(QMainWindow):
         if not uid:
             return
         reading = "Reading the study's images\u2026"
+        if self.workspace.arriving():  # read when the fetch from the archive has ended (_fetch_ended)
+            reading = "Waiting for the study's images to arrive from the archive\u2026"
         for label in (self.ai_panel.images_label, self.similar_panel.status, self.explain_panel.status):
             label.setText(reading)
+        if self.workspace.arriving():
+            return
         if self._images_runner is None:
             self._images_runner = BackgroundRunner(self)
         self._images_runner.submit(study_images_from_db, self.database, uid,
@@ -613,13 +625,69 @@ class MainWindow(QMainWindow):
             self._settings_problem = self._settings_problem or f"Archive not used: {exc}"
             return None
         if controller is not None:
-            controller.progress.connect(lambda uid, done, total, msg: self.statusBar().showMessage(
-                f"Fetching study from the archive: {done} of {total} image(s)" + (f" - {msg}" if msg else "")))
-            controller.fetched.connect(lambda uid, msg: (self.statusBar().showMessage(msg, 10000),
-                                                         self.open_study(uid)))
-            controller.failed.connect(lambda uid, msg: QMessageBox.warning(
-                self, "RadStation", f"The study could not be fetched from the archive: {msg}"))
+            self._fetch_bar = QProgressBar()
+            self._fetch_bar.setMaximumWidth(180)
+            self._fetch_bar.setFormat("archive %v/%m")
+            self._fetch_bar.hide()
+            self.statusBar().addPermanentWidget(self._fetch_bar)
+            controller.firstImage.connect(self.open_study)  # the study opens on its first image
+            self.worklist.kept_provider = controller.pinned_uids  # the "kept here" marker
+            controller.progress.connect(self._fetch_progress)
+            controller.fetched.connect(self._fetch_ended)
+            controller.failed.connect(self._fetch_failed)
         return controller
+
+    def keep_on_workstation(self, study_uid: str, keep: bool) -> None:
+        """Worklist "Keep on this workstation" / "Allow removal": a pin in the database, this workstation's."""
+        if keep:
+            self._archive.pin(study_uid, self.auth.username if self.auth is not None else "")
+        else:
+            self._archive.unpin(study_uid)
+        self.statusBar().showMessage("Kept on this workstation: never removed from the local image cache."
+                                     if keep else "May be removed from the local image cache when it is full.", 8000)
+        self.worklist.refresh_soon()
+
+    def show_image_cache(self):
+        """Tools > Local image cache (needs an archive: without one the local store is not a cache)."""
+        if self._archive is None:
+            QMessageBox.information(self, "Local image cache", "This workstation's image store is not a cache of "
+                                    "an archive: set an archive node in the settings (\"archive\") first.")
+            return None
+        from app.widgets.image_cache import ImageCacheDialog
+
+        dialog = ImageCacheDialog(self._archive, lambda: self._study.study_uid if self._study is not None else "",
+                                  lambda: self.auth.username if self.auth is not None else "", self)
+        dialog.finished.connect(lambda _r: self.worklist.refresh_soon())
+        self.image_cache_dialog = dialog
+        dialog.show()
+        return dialog
+
+    def _fetch_progress(self, study_uid: str, done: int, total: int, msg: str) -> None:
+        """A file of the study being fetched arrived (or was refused): progress shown, the viewer fills in."""
+        self._fetch_bar.setRange(0, max(1, total))
+        self._fetch_bar.setValue(done)
+        self._fetch_bar.show()
+        self.statusBar().showMessage(f"Fetching study from the archive: {done} of {total} image(s)"
+                                     + (f" - {msg}" if msg else ""))
+        if self._study is not None and self._study.study_uid == study_uid:
+            self.workspace.files_arrived()
+
+    def _fetch_ended(self, study_uid: str, msg: str) -> None:
+        self._fetch_bar.hide()
+        self.statusBar().showMessage(msg, 10000)
+        if self._study is not None and self._study.study_uid == study_uid:
+            self.workspace.set_arriving(False)  # everything is here: presentation states read now
+            self._ai_study_changed()  # and the AI panels get the whole study
+        else:
+            self.open_study(study_uid)
+
+    def _fetch_failed(self, study_uid: str, msg: str) -> None:
+        """What arrived stays (and stays shown); the images that did not come are named as missing."""
+        self._fetch_bar.hide()
+        if self._study is not None and self._study.study_uid == study_uid:
+            self.workspace.set_arriving(False)
+            self._ai_study_changed()  # with the images that did arrive
+        QMessageBox.warning(self, "RadStation", f"The study could not be fetched from the archive: {msg}")
 
     def _make_prefetcher(self):
         from app.widgets.prior_compare import PriorPrefetchController
@@ -820,6 +888,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"RadStation - {who} - {ref.description or format_date(ref.study_date)}")
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self._archive is not None:
+            self._archive.cancel()  # a fetch in flight stops; the files that arrived are kept
+        if getattr(self, "image_cache_dialog", None) is not None:
+            self.image_cache_dialog.done(0)  # waits for its listing/removal in flight
         if self.report_editor is not None:
             self.report_editor.shutdown()
             self.report_editor.release_claim()
@@ -932,6 +1004,7 @@ class MainWindow(QMainWindow):
         tools_menu = self.menuBar().addMenu("&Tools")
         tools_menu.addAction(a("Report &templates and macros...", self.show_template_editor, None, "templates"))
         tools_menu.addAction(a("&Keyboard shortcuts...", self.show_shortcuts, "Ctrl+/", "shortcuts"))
+        tools_menu.addAction(a("Local image &cache...", self.show_image_cache, None, "image_cache"))
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(a("&User guide", self.show_user_guide, "F1", "user_guide"))
         help_menu.addAction(a("&Keyboard shortcuts", self.show_shortcuts, None, "shortcuts_help"))

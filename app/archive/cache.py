@@ -4,9 +4,10 @@ The shared database lists every study; the files of a study live in the store un
 (app.importer.store.relative_path: <study>/<series>/<instance>.dcm). When the store is over its limit the
 study folders opened least recently are deleted until it is under it again; the database rows stay, so the
 study is still listed and is fetched again from the PACS when next opened (app.archive.fetch). A pinned
-study (open now, or its report not yet signed) is never evicted. When each study was last opened and which
-are pinned is this workstation's own business, so it is kept in a small JSON file in the store, not in the
-shared database.
+study (kept on this workstation by the user, open now, or its report not yet signed) is never evicted. When
+each study was last opened is this workstation's own business, kept in a small JSON file in the store; the
+user's pins are kept in the database (app.archive.pins, one row per workstation) when a `CachePins` is
+given, so they survive restarts, else in the same JSON file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.archive.pins import CachePins
 from app.importer.store import safe_component
 
 STATE_FILE = ".cache-state.json"
@@ -36,9 +38,10 @@ class CachedStudy:
 class StudyCache:
     """`limit_bytes` of DICOM files at most under `root` (0: no limit); touch() on open, pin() while in progress."""
 
-    def __init__(self, root: Path, limit_bytes: int = 0) -> None:
+    def __init__(self, root: Path, limit_bytes: int = 0, pins: CachePins | None = None) -> None:
         self.root = Path(root)
         self.limit_bytes = max(0, int(limit_bytes))
+        self.pins = pins
         self._lock = threading.Lock()
         self._state = self._load()
 
@@ -50,24 +53,48 @@ class StudyCache:
             self._save()
 
     def pin(self, study_uid: str, reason: str = "in progress") -> None:
+        """Never evict `study_uid` (with a CachePins: `reason` is who pinned it)."""
+        if self.pins is not None:
+            self.pins.pin(study_uid, by=reason if reason != "in progress" else "")
+            return
         with self._lock:
             self._state["pins"][study_uid] = reason
             self._save()
 
     def unpin(self, study_uid: str) -> None:
+        if self.pins is not None:
+            self.pins.unpin(study_uid)
+            return
         with self._lock:
             if self._state["pins"].pop(study_uid, None) is not None:
                 self._save()
 
     def pinned(self) -> dict[str, str]:
+        """{study uid: why it is kept}."""
+        if self.pins is not None:
+            return {uid: pin.describe() for uid, pin in self.pins.all().items()}
         with self._lock:
             return dict(self._state["pins"])
+
+    def remove(self, study_uid: str) -> int:
+        """Delete the study's files from this workstation (its rows stay: fetched again when opened); returns
+        the bytes freed. The caller checks first that it may go (ArchiveFetchController.removal_refused)."""
+        folder = self.root / safe_component(study_uid)
+        if not folder.is_dir():
+            return 0
+        size = _tree_size(folder)
+        shutil.rmtree(folder)
+        with self._lock:
+            self._state["used"].pop(study_uid, None)
+            self._save()
+        return size
 
     # -- what is in it ----------------------------------------------------------------------------------
     def studies(self) -> list[CachedStudy]:
         """Every study folder in the store, least recently used first."""
+        pins = self.pinned()
         with self._lock:
-            used, pins = dict(self._state["used"]), dict(self._state["pins"])
+            used = dict(self._state["used"])
         uid_of = {safe_component(uid): uid for uid in {**used, **pins}}
         out = []
         for folder in self.root.iterdir() if self.root.is_dir() else ():

@@ -67,6 +67,12 @@ def studies_in_progress(db: Database) -> set[str]:
         return set(s.scalars(select(Study.study_uid).where(Study.report_status.in_(IN_PROGRESS))))
 
 
+def report_status(db: Database, study_uid: str) -> str:
+    """The study's report status as the worklist shows it ('none', 'draft', 'preliminary', 'final'...)."""
+    with db.session() as s:
+        return str(s.scalar(select(Study.report_status).where(Study.study_uid == study_uid)) or "none")
+
+
 def missing_instances(db: Database, study_uid: str) -> list[MissingInstance]:
     """Instances of `study_uid` in the database whose file is not in this workstation's store."""
     with db.session() as s:

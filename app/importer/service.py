@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 ALREADY_PRESENT = "already present"
+RESTORED = "already in the database; its missing file was put back"
 CONFLICT_KEPT = ("same SOP Instance UID as a stored instance but different content: "
                  "kept beside it and the study flagged")
 _STRICT_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -174,13 +175,15 @@ class ImportService:
     ) -> list[Incoming]:
         """Copy the chunk's files into staging (no database lock held); identical duplicates of stored
         instances are recognised by hash first and not copied at all."""
-        known = _stored_hashes(self.database, [p.header.sop_instance_uid for _, p in probed])
+        known = _stored_instances(self.database, [p.header.sop_instance_uid for _, p in probed])
         out: list[Incoming] = []
         for cand, item in probed:
             h = item.header
-            stored_sha = known.get(h.sop_instance_uid)
+            stored_sha, stored_path = known.get(h.sop_instance_uid, (None, ""))
             try:
-                if stored_sha is not None and item.rewrite is None and _file_sha(cand.path) == stored_sha:
+                # (a stored instance whose file is gone, evicted from the cache, is staged: _commit puts it back)
+                if stored_sha is not None and item.rewrite is None and self.store.absolute(stored_path).is_file() \
+                        and _file_sha(cand.path) == stored_sha:
                     out.append(Incoming(h, None, cand.display, duplicate_of=stored_sha))
                     continue
                 staged = self.store.stage_dataset(item.rewrite) if item.rewrite is not None \
@@ -210,7 +213,7 @@ class ImportService:
             report.issues.extend(FileIssue(item.display, w, "warning") for w in h.warnings)
         elif outcome.status == "duplicate":
             report.duplicates += 1
-            report.issues.append(FileIssue(item.display, ALREADY_PRESENT, "duplicate"))
+            report.issues.append(FileIssue(item.display, outcome.reason or ALREADY_PRESENT, "duplicate"))
         elif outcome.status == "conflict":
             report.imported += 1
             studies.add(h.study_uid)
@@ -493,6 +496,11 @@ class Committer:
                 results[i] = _outcome("duplicate", h, ALREADY_PRESENT)
                 continue
             earlier = first_in_batch.get(uid)
+            if uid in stored and earlier is None and self._file_gone(stored[uid][1]) \
+                    and item.staged.sha256 == stored[uid][0]:
+                results[i] = self._restore(item, stored[uid][1])
+                first_in_batch[uid] = i
+                continue
             if uid in stored or earlier is not None:
                 other_sha, other_path = stored[uid] if uid in stored else (
                     items[earlier].staged.sha256 if items[earlier].staged else "",  # type: ignore[index, union-attr]
@@ -505,8 +513,11 @@ class Committer:
                 conflicts[i] = CONFLICT_KEPT
             else:
                 first_in_batch[uid] = i
+            target = relative_path(h.study_uid, h.series_uid, uid)
+            if uid in stored and stored[uid][1] == target and self._file_gone(target):
+                target = target.removesuffix(".dcm") + ".1.dcm"  # never where the stored row's evicted file goes
             try:
-                placed[i] = self.store.place(item.staged, relative_path(h.study_uid, h.series_uid, uid))
+                placed[i] = self.store.place(item.staged, target)
             except OSError as exc:
                 item.staged.discard()
                 results[i] = _outcome("failed", h, f"cannot write to the store: {exc.strerror or exc}", transient=True)
@@ -527,6 +538,22 @@ class Committer:
                         self.store.remove(placed[i])
         return [r if r is not None else _outcome("failed", items[k].header, "not stored")
                 for k, r in enumerate(results)]
+
+    def _file_gone(self, relative: str) -> bool:
+        return bool(relative) and not self.store.absolute(relative).exists()
+
+    def _restore(self, item: Incoming, relative: str) -> DatasetOutcome:
+        """The very bytes of a stored instance whose file is gone (evicted from this workstation's cache)
+        arrived again: put them back where its row says, no new row."""
+        assert item.staged is not None
+        try:
+            name = self.store.place(item.staged, relative)
+        except OSError as exc:
+            item.staged.discard()
+            return _outcome("failed", item.header, f"cannot write to the store: {exc.strerror or exc}", transient=True)
+        if name != relative:  # taken meanwhile (place never overwrites): the row's file is there after all
+            self.store.remove(name)
+        return _outcome("duplicate", item.header, RESTORED)
 
     def _same_content(self, staged: StagedFile | None, other_sha: str, other_path: str) -> bool:
         if staged is None or staged.sha256 == other_sha:
@@ -685,8 +712,6 @@ def _stored_instances(database: Database, uids: list[str]) -> dict[str, tuple[st
     return out
 
 
-def _stored_hashes(database: Database, uids: list[str]) -> dict[str, str]:
-    return {uid: sha for uid, (sha, _path) in _stored_instances(database, uids).items()}
 
 
 def _file_sha(path: Path) -> str:

@@ -1,7 +1,8 @@
 """Retrieving studies from a PACS into the local database, with per-study progress, cancel and resume.
 
-Resume is by difference: the PACS lists the study's instances first, those already in the database are
-skipped, and only the rest is requested (C-GET / C-MOVE identifiers or WADO-RS series). C-GET and
+Resume is by difference: the PACS lists the study's instances first, those already here (a database row
+and its file on this workstation's disk: a file evicted from the local cache counts as missing, and the
+importer puts the same bytes back where the row says) are skipped, and only the rest is requested (C-GET / C-MOVE identifiers or WADO-RS series). C-GET and
 WADO-RS instances are streamed to staging as the bytes that arrived and committed in short batches on a
 helper thread; a cancel, a timeout or a PACS that dies mid-transfer leaves a consistent database holding
 the instances that arrived (what was staged is committed before the retrieval returns), and retrieving

@@ -4,7 +4,8 @@ C-GET, C-MOVE (via the Storage SCP), WADO-RS and pushes all end in `ImportSink`,
 conflicting copies and bad instances are handled exactly as for files. Instances that arrive as bytes
 (streamed to staging by `app.pacs.receive`) are committed through a `Committer` per association, in
 batches where the protocol allows (`BatchingImporter`); decoded datasets take `__call__`.
-`local_sop_uids` tells a retrieve what is already here (resume after a cancel or a dropped connection).
+`local_sop_uids` tells a retrieve what is already here, as files on this workstation's disk (resume after a
+cancel or a dropped connection; a study evicted from the local cache is fetched again and its files put back).
 """
 
 from __future__ import annotations
@@ -26,15 +27,16 @@ from app.importer.store import StagedFile
 
 
 def local_sop_uids(database: Database, study_uid: str) -> set[str]:
-    """SOP Instance UIDs of `study_uid` already in the database."""
+    """SOP Instance UIDs of `study_uid` in the database whose file is on this workstation's disk (a row
+    whose file was evicted from the local cache, app.archive.cache, does not count: it must be fetched)."""
     with database.session() as session:
-        rows = session.scalars(
-            select(Instance.sop_instance_uid)
+        rows = session.execute(
+            select(Instance.sop_instance_uid, Instance.file_path)
             .join(Series, Instance.series_db_id == Series.id)
             .join(Study, Series.study_db_id == Study.id)
             .where(Study.study_uid == study_uid)
-        )
-        return set(rows)
+        ).all()
+    return {uid for uid, path in rows if path and database.store_path(path).is_file()}
 
 
 class ImportSink:

@@ -86,6 +86,8 @@ COLUMNS: tuple[Column, ...] = (
 
 STUDY_UID_ROLE = Qt.ItemDataRole.UserRole + 1
 ATTENTION_ROLE = Qt.ItemDataRole.UserRole + 2  # incomplete / conflicting / interrupted ('' = none)
+KEPT_ROLE = Qt.ItemDataRole.UserRole + 3  # True when the study is kept in this workstation's image cache
+KEPT_MARK = "\u25c6 kept here"  # shown in the Images column of a study kept on this workstation
 
 
 class StudyTableModel(QAbstractTableModel):
@@ -97,6 +99,12 @@ class StudyTableModel(QAbstractTableModel):
         super().__init__(parent)
         self.rows: list[StudyRow] = []
         self.claims: dict[str, Any] = {}  # study uid -> ClaimView: "being read by Dr X" elsewhere
+        self.kept: set[str] = set()  # studies kept in this workstation's image cache (never evicted)
+
+    def set_kept(self, kept: set[str]) -> None:
+        self.kept = set(kept)
+        if self.rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, len(COLUMNS) - 1))
 
     def set_claims(self, claims: dict[str, Any]) -> None:
         self.claims = dict(claims)
@@ -123,12 +131,18 @@ class StudyTableModel(QAbstractTableModel):
             text = COLUMNS[index.column()].text(row)
             if claim is not None and COLUMNS[index.column()].sort_key == "report_status":
                 text = f"{text} · being read by {claim.who}"
+            if row.study_uid in self.kept and COLUMNS[index.column()].sort_key == "images":
+                text = f"{text}  {KEPT_MARK}"
             return text
         if role == STUDY_UID_ROLE:
             return row.study_uid
+        if role == KEPT_ROLE:
+            return row.study_uid in self.kept
         if role == Qt.ItemDataRole.ToolTipRole:
             note = f"\nNeeds attention: {row.attention}" if row.attention else ""
-            return f"Study Instance UID {row.study_uid}{note}" + (f"\nReport {claim.describe()}" if claim else "")
+            kept = "\nKept on this workstation: never removed from the local image cache" \
+                if row.study_uid in self.kept else ""
+            return f"Study Instance UID {row.study_uid}{note}{kept}" + (f"\nReport {claim.describe()}" if claim else "")
         if role == Qt.ItemDataRole.DecorationRole and row.attention and index.column() == 0:
             return QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
         if role == ATTENTION_ROLE:
@@ -168,6 +182,8 @@ class WorklistWidget(QWidget):
         self.database = database
         self.limit = limit
         self.sort_key = "-date"
+        # studies kept in this workstation's image cache (set when an archive is configured; runs off the GUI thread)
+        self.kept_provider: Callable[[], set[str]] | None = None
         self._generation = 0
         self._pool = pool = SerialWorker("worklist-query")
         self.destroyed.connect(lambda *_: pool.shutdown(wait=False))
@@ -332,9 +348,9 @@ class WorklistWidget(QWidget):
         self.modality_combo.setCurrentText("")
         self.refresh_soon()
 
-    def _query(self, filters: dict[str, Any], sort: str) -> tuple[list[StudyRow], dict[str, Any]]:
-        """The rows, and who is editing which of their reports now (other workstations on the same
-        database; a hint: the worklist works without it)."""
+    def _query(self, filters: dict[str, Any], sort: str) -> tuple[list[StudyRow], dict[str, Any], set[str]]:
+        """The rows, who is editing which of their reports now (other workstations on the same
+        database; a hint: the worklist works without it), and the studies kept on this workstation."""
         with self.database.session() as session:
             rows = search_studies(session, sort=sort, limit=self.limit, **filters)
         try:
@@ -343,7 +359,11 @@ class WorklistWidget(QWidget):
             claims = ClaimService(self.database).holders([r.study_uid for r in rows])
         except Exception:  # noqa: BLE001 - the claims are a hint; the worklist works without them
             claims = {}
-        return rows, claims
+        try:
+            kept = self.kept_provider() if self.kept_provider is not None else set()
+        except Exception:  # noqa: BLE001 - a marker only; the worklist works without it
+            kept = set()
+        return rows, claims, kept
 
     def refresh(self) -> None:
         """Re-run the search now, on this thread (scripts and tests; the window uses `refresh_soon`)."""
@@ -378,7 +398,7 @@ class WorklistWidget(QWidget):
         if found is None:
             self.status_label.setText(f"Search failed: {error}")
             return
-        rows, claims = found
+        rows, claims, kept = found
         selected = self.selected_study_uid()
         if rows != self.model.rows:
             self.model.set_rows(rows)
@@ -386,6 +406,8 @@ class WorklistWidget(QWidget):
                 self.select_study(selected)
         if claims != self.model.claims:
             self.model.set_claims(claims)
+        if kept != self.model.kept:
+            self.model.set_kept(kept)
         more = " (first results only; narrow the search)" if len(rows) >= self.limit else ""
         self.status_label.setText(f"{len(rows)} studies{more}")
         self._show_sort_indicator()
@@ -413,7 +435,11 @@ class WorklistWidget(QWidget):
         uid = self.model.study_uid(index.row())
         menu = QMenu(self)
         menu.setObjectName("worklistMenu")
-        for action, label in ROW_ACTIONS:
+        actions = list(ROW_ACTIONS)
+        if self.kept_provider is not None:  # a local image cache of the archive: the user may keep studies
+            actions.insert(-1, ("unpin", "Allow removal") if uid in self.model.kept
+                           else ("pin", "Keep on this workstation"))
+        for action, label in actions:
             act = menu.addAction(label)
             act.setObjectName(f"worklist_{action}")
             act.triggered.connect(lambda _=False, a=action, u=uid: self.actionRequested.emit(a, u))

@@ -19,6 +19,11 @@ from viewer.io.refs import SeriesRef
 PIXEL_BUDGET = 1 << 30  # decoded bytes a series keeps before it forgets the least recently shown images
 
 
+class ImageNotHere(ValueError):
+    """The file of this image is not on disk (yet): not remembered as an error, so it shows once it arrives
+    (a study fetched from the archive opens on its first image while the rest are still coming)."""
+
+
 class SeriesStack:
     """Lazy, cached access to a series' images in display order."""
 
@@ -64,6 +69,8 @@ class SeriesStack:
             return self._cache.get(index)
 
     def _load(self, index: int, touch: bool = True) -> DicomImage:
+        if not self.paths[index].exists():
+            raise ImageNotHere(f"{self.paths[index].name}: not on this workstation")
         try:
             img = load_image(self.paths[index])
         except Exception as exc:  # any unreadable file becomes a message, never a crash

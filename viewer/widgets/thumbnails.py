@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PySide6.QtCore import QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
@@ -37,11 +39,15 @@ def _with_key_badge(pix: QPixmap, count: int) -> QPixmap:
     return out
 
 
+def _preview_path(series: SeriesRef) -> Path:
+    return Path(series.paths[len(series.paths) // 2])
+
+
 def thumbnail_array(series: SeriesRef, size: int = ICON) -> np.ndarray:
     """The middle image of `series` rendered with its header window, longest side `size` pixels."""
     if not series.paths:
         raise ValueError("series has no files")
-    image = load_image(series.paths[len(series.paths) // 2])
+    image = load_image(_preview_path(series))
     scale = size / max(image.rows, image.columns)
     out = (max(1, round(image.rows * scale)), max(1, round(image.columns * scale)))
     frame = image.n_frames // 2
@@ -77,6 +83,7 @@ class SeriesThumbnails(QListWidget):
         self._series: dict[str, SeriesRef] = {}
         self._pending: set[str] = set()
         self._key_counts: dict[str, int] = {}
+        self._waiting: set[str] = set()  # series whose preview file is not here yet (fetch from the archive)
         self._runner = BackgroundRunner(self)
         self.itemClicked.connect(self._clicked)
 
@@ -85,6 +92,7 @@ class SeriesThumbnails(QListWidget):
         self.clear()
         self._series = {}
         self._pending = set()
+        self._waiting = set()
         self._key_counts = {}
         if study is None:
             return
@@ -107,12 +115,36 @@ class SeriesThumbnails(QListWidget):
             if s.synthetic:
                 item.setForeground(QColor(255, 120, 120))
             self.addItem(item)
-            self._pending.add(s.series_uid)
-            self._runner.submit(
-                thumbnail_array, s,
-                on_done=lambda arr, uid=s.series_uid: self._icon_ready(uid, arr),
-                on_error=lambda exc, uid=s.series_uid: self._icon_failed(uid, exc),
-            )
+            self._render_icon(s)
+
+    def _render_icon(self, s: SeriesRef) -> None:
+        self._pending.add(s.series_uid)
+        self._runner.submit(
+            thumbnail_array, s,
+            on_done=lambda arr, uid=s.series_uid: self._icon_ready(uid, arr),
+            on_error=lambda exc, uid=s.series_uid: self._icon_failed(uid, exc),
+        )
+
+    def refresh_arrived(self) -> None:
+        """Files arrived: render the icons that were waiting for theirs."""
+        for uid in sorted(self._waiting):
+            series = self._series.get(uid)
+            if series is not None and _preview_path(series).exists():
+                self._waiting.discard(uid)
+                self._render_icon(series)
+
+    def stop_waiting(self) -> None:
+        """The fetch ended: icons still without their file say so instead of waiting for it."""
+        self.refresh_arrived()
+        for uid in sorted(self._waiting):
+            item = self._item_for(uid)
+            if item is not None:
+                item.setToolTip(f"{item.toolTip()}\nNo preview: its image is not on this workstation")
+        self._waiting = set()
+
+    def waiting_for_files(self) -> set[str]:
+        """Series whose preview image has not arrived yet."""
+        return set(self._waiting)
 
     @staticmethod
     def _group_header(text: str) -> QListWidgetItem:
@@ -197,6 +229,10 @@ class SeriesThumbnails(QListWidget):
     def _icon_failed(self, uid: str, exc: BaseException) -> None:
         self._pending.discard(uid)
         item = self._item_for(uid)
+        series = self._series.get(uid)
+        if series is not None and series.paths and not _preview_path(series).exists():
+            self._waiting.add(uid)  # not here yet: drawn when it arrives (refresh_arrived)
+            return
         if item is not None:
             item.setToolTip(f"{item.toolTip()}\nNo preview: {exc}")
 

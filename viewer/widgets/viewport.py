@@ -47,7 +47,7 @@ from viewer.widgets.heatmap import colorize, colormap_table
 from viewer.widgets.orientation import edge_labels, image_axes
 from viewer.widgets.overlay_text import corner_texts
 from viewer.widgets.presentation_overlay import paint_caption, paint_key_mark, paint_presentation
-from viewer.widgets.series_stack import SeriesStack
+from viewer.widgets.series_stack import ImageNotHere, SeriesStack
 from viewer.widgets.tools import Tool, bindings
 from viewer.widgets.view_state import ViewState
 
@@ -58,6 +58,7 @@ MIN_DRAW = 3.0  # widget pixels a shape must span to count as drawn, not a stray
 _COLOR_SHAPE = QColor(80, 220, 120)
 _COLOR_SELECTED = QColor(255, 210, 40)
 _COLOR_ACTIVE = QColor(255, 170, 0)
+ARRIVING = "arriving from the archive…"  # an image of a study being fetched whose file is not here yet
 
 
 def _qimage(arr: np.ndarray) -> QImage:
@@ -133,6 +134,7 @@ class Viewport(QWidget):
         self._notice = ""
         self._notice_timer = QTimer(self, singleShot=True, interval=2500)
         self._notice_timer.timeout.connect(self._clear_notice)
+        self._arriving = False  # the open study is still being fetched: a missing file is "arriving", not an error
 
     # ================================================================ content
     def set_series(self, series: SeriesRef | None, start: int = 0) -> None:
@@ -152,6 +154,24 @@ class Viewport(QWidget):
         self.state.set_counts(len(self._stack), 1)
         self.state.slice_index = min(max(0, start), len(self._stack) - 1)
         self._show_position()
+
+    def set_arriving(self, on: bool) -> None:
+        """While the study's files are still being fetched, an image whose file is not here yet says
+        "arriving…"; afterwards it is named as missing. The message on screen follows at once."""
+        self._arriving = bool(on)
+        if self._image is None and self._stack is not None:
+            self._show_position()
+
+    def refresh_arrived(self) -> bool:
+        """Files arrived: show the current image if it was waiting for its file. Returns whether it did."""
+        if self._image is not None or self._stack is None:
+            return False
+        if not 0 <= self.state.slice_index < len(self._stack):
+            return False
+        if not self._stack.paths[self.state.slice_index].exists():
+            return False
+        self._show_position()
+        return self._image is not None
 
     def set_image(self, image: DicomImage) -> None:
         """Show a single image that is not part of a loaded series (e.g. from the tag browser)."""
@@ -176,6 +196,9 @@ class Viewport(QWidget):
             return
         try:
             image = self._stack.image(self.state.slice_index)
+        except ImageNotHere as exc:
+            self._set_image(None, ARRIVING if self._arriving else f"Cannot display: {exc}", keep_state=True)
+            return
         except (ValueError, IndexError) as exc:
             self._set_image(None, f"Cannot display: {exc}", keep_state=True)
             return

@@ -59,6 +59,7 @@ class ViewerWorkspace(QWidget):
         self._tag_dialog: TagBrowserDialog | None = None
         self._mpr = None  # MprView, built on first use (imports SimpleITK)
         self._volume_window = None  # VolumeRenderView window
+        self._arriving = False  # the open study's files are still being fetched from the archive
 
         self.thumbnails = SeriesThumbnails(self)
         self.layout_view = ViewerLayout(self, self._store)
@@ -118,10 +119,33 @@ class ViewerWorkspace(QWidget):
     def study(self) -> StudyRef | None:
         return self._study
 
+    def set_arriving(self, on: bool) -> None:
+        """Call with True before opening a study whose files are still being fetched (it opens on the first
+        that arrived; the others say "arriving…" and show as files_arrived() is called), False when the fetch
+        ended: then images still missing are named as such and the presentation states are read."""
+        was, self._arriving = self._arriving, bool(on)
+        for vp in self.layout_view.all_viewports():
+            vp.set_arriving(self._arriving)
+        if was and not self._arriving:
+            self.files_arrived()
+            self.thumbnails.stop_waiting()
+            if self._study is not None:
+                self._read_study_objects(self._study)
+
+    def arriving(self) -> bool:
+        return self._arriving
+
+    def files_arrived(self) -> None:
+        """More files of the open study are here: viewports and series icons that waited for them show them."""
+        for vp in self.layout_view.all_viewports():
+            vp.refresh_arrived()
+        self.thumbnails.refresh_arrived()
+
     def _adopt_viewport(self, vp: Viewport) -> None:
         """A viewport the layout just created (a larger grid) keeps the toolbar in step. (Handing it the study's
         GSPS/KOS here coincided with two crashed full runs; left out until that is understood.)"""
         vp.stateChanged.connect(self._sync_toolbar)
+        vp.set_arriving(self._arriving)
 
     def set_study_objects(self, objects: StudyObjects) -> None:
         """Presentation states and key image selections of the open study: applied/marked in every viewport,
@@ -149,6 +173,8 @@ class ViewerWorkspace(QWidget):
         self._objects = None
         for vp in self.layout_view.all_viewports():
             vp.set_study_objects(None)
+        if self._arriving:
+            return  # some may not be here yet: read when the fetch ends (set_arriving(False))
         if not study.object_paths:
             self.set_study_objects(StudyObjects())
             return

@@ -1,6 +1,7 @@
 """All tables of the study database, importable from one place (Alembic and the app load them here)."""
 
 from app.db.models.ai import AiDraft, QaMessage
+from app.db.models.cache import CachePin
 from app.db.models.import_log import ImportBatch, ImportIssue
 from app.db.models.integrity import FLAG_KINDS, InstanceConflict, StudyFlag
 from app.db.models.measurement import Measurement
@@ -11,6 +12,7 @@ __all__ = [
     "FLAG_KINDS",
     "REPORT_STATUSES",
     "AiDraft",
+    "CachePin",
     "ImportBatch",
     "ImportIssue",
     "Instance",

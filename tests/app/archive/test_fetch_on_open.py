@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from orthanc_fixture import OrthancServer, make_study
-from postgres_fixture import database_url
 
 from app.archive.cache import StudyCache
 from app.archive.fetch import FetchError, fetch_study, missing_instances
@@ -21,17 +20,6 @@ pytestmark = pytest.mark.orthanc
 
 
 BOTH = pytest.mark.parametrize("db_backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-
-
-@pytest.fixture
-def two_workstations(tmp_path, monkeypatch, db_backend, request):
-    monkeypatch.setenv("RADSTATION_HOME", str(tmp_path / "home"))
-    url = database_url(request, db_backend) or f"sqlite:///{tmp_path / 'department.db'}"  # the shared database
-    a = Database.open(url, store_dir=tmp_path / "A" / "store")
-    b = Database.open(url, store_dir=tmp_path / "B" / "store")
-    yield a, b
-    a.dispose()
-    b.dispose()
 
 
 def _import_on_a(a: Database, orthanc: OrthancServer, tmp_path, uid: str, n_series: int = 2, n: int = 3) -> list:
@@ -149,7 +137,8 @@ def test_opening_a_study_on_b_fetches_it_in_the_background_then_shows_it(qtbot, 
     window.show()
     assert not window.open_study(uid)  # not here yet: fetching, the window stays usable
     assert "Fetching study" in window.statusBar().currentMessage()
-    qtbot.waitUntil(lambda: window.study is not None, timeout=60000)
+    qtbot.waitUntil(lambda: window.study is not None, timeout=60000)  # open on the first image
+    qtbot.waitUntil(lambda: not window._archive.is_fetching(), timeout=60000)  # the rest arrive meanwhile
     assert not shown, shown
     image = window.workspace.current_image()
     assert image is not None and image.study_uid == uid
@@ -163,3 +152,5 @@ def test_opening_a_study_on_b_fetches_it_in_the_background_then_shows_it(qtbot, 
     assert trim is not None
     trim.join(30)
     assert window._archive.cache.holds(uid) and not window._archive.cache.holds(other)
+    ws = window.workspace  # the open study's background work (series icons, presentation states) ends first
+    qtbot.waitUntil(lambda: ws.thumbnails.icons_ready() and ws.study_objects_ready(), timeout=30000)

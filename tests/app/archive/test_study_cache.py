@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from app.archive.cache import StudyCache
+from app.archive.pins import CachePins
 
 
 def _study(root: Path, uid: str, kib: int) -> None:
@@ -46,3 +49,25 @@ def test_no_limit_keeps_everything_and_a_damaged_state_file_loses_only_the_order
     cache.touch("2.1")
     assert [s.study_uid for s in StudyCache(root).studies()][-1] == "2.1"
     assert [s.study_uid for s in StudyCache(root).evict(limit_bytes=15 * 1024)] == ["2.2"]
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_pins_in_the_database_survive_a_restart_and_are_this_workstations_own(db, tmp_path) -> None:
+    """"Keep on this workstation" is a row in the shared database, per workstation: it survives a restart (a
+    new cache object, a wiped state file) and another workstation on the same database does not see it."""
+    root = tmp_path / "store"
+    for uid in ("3.1", "3.2", "3.3"):
+        _study(root, uid, 100)
+    here = StudyCache(root, limit_bytes=150 * 1024, pins=CachePins(db, "ws-a"))
+    here.pin("3.1", "radb")
+    here.pin("3.1", "radb")  # twice is still one pin
+    (root / ".cache-state.json").unlink(missing_ok=True)
+    restarted = StudyCache(root, limit_bytes=150 * 1024, pins=CachePins(db, "ws-a"))
+    assert set(restarted.pinned()) == {"3.1"} and "by radb since" in restarted.pinned()["3.1"]
+    assert [s.pinned for s in restarted.studies() if s.study_uid == "3.1"] == [True]
+    assert StudyCache(root, pins=CachePins(db, "ws-b")).pinned() == {}  # the other workstation's own
+    gone = {s.study_uid for s in restarted.evict()}
+    assert gone == {"3.2", "3.3"} and restarted.holds("3.1")  # over the limit, the kept one stays
+    restarted.unpin("3.1")
+    assert CachePins(db, "ws-a").all() == {} and [s.study_uid for s in restarted.evict(limit_bytes=1)] == ["3.1"]
+    assert restarted.remove("3.1") == 0  # gone already: nothing to free

@@ -73,6 +73,36 @@ def test_reimport_adds_nothing_and_reports_already_present(db: Database, tmp_pat
         assert s.scalar(select(func.count()).select_from(ImportIssue)) == 4
 
 
+def test_reimport_puts_back_files_evicted_from_the_store(db: Database, tmp_path: Path) -> None:
+    """Rows whose files were evicted from this workstation's cache: importing the same files again (a CD,
+    a push) puts them back where the rows say, no new rows; other bytes under the same UID are a conflict."""
+    study = SyntheticStudy()
+    paths = write_series(tmp_path / "in", study, 3)
+    assert ImportService(db).run([tmp_path / "in"]).imported == 3
+    with db.session() as s:
+        stored = sorted(s.execute(select(Instance.file_path, Instance.file_sha256)).all())
+    for rel, _sha in stored[:2]:
+        db.store_path(rel).unlink()
+    again = ImportService(db).run([tmp_path / "in"])
+    assert (again.imported, again.duplicates, again.failed) == (0, 3, 0)
+    assert sorted(i.reason for i in again.issues) == ["already in the database; its missing file was put back"] * 2 \
+        + ["already present"]
+    with db.session() as s:
+        assert sorted(s.execute(select(Instance.file_path, Instance.file_sha256)).all()) == stored
+    _assert_consistent(db)
+    # not the same bytes: never put in place of the evicted file (kept apart as a conflict, as always)
+    db.store_path(stored[0][0]).unlink()
+    with db.session() as s:
+        sop = s.scalar(select(Instance.sop_instance_uid).where(Instance.file_path == stored[0][0]))
+    ds = next(d for d in map(pydicom.dcmread, paths) if d.SOPInstanceUID == sop)
+    ds.PatientName = "SOMEONE^ELSE"
+    forged = tmp_path / "forged.dcm"
+    ds.save_as(forged, enforce_file_format=True)
+    result = ImportService(db).run([forged])
+    assert not db.store_path(stored[0][0]).exists()
+    assert result.failed == 0 and result.imported == 1  # a conflict: kept beside it, the study flagged
+
+
 def test_single_file_import(db: Database, tmp_path: Path) -> None:
     paths = write_series(tmp_path, SyntheticStudy(), 3)
     report = ImportService(db).run([paths[1]])

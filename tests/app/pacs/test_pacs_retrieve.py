@@ -4,6 +4,7 @@ cancelled, and partial when the importer refuses an instance."""
 from __future__ import annotations
 
 import copy
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,37 @@ def test_resume_fetches_only_what_is_missing(orthanc, pacs_studies, database, me
     assert (result.already_present, result.imported, result.duplicates) == (2, 4, 0)
     again = _service(orthanc, database, method).retrieve_study(study[0].StudyInstanceUID)
     assert again.state == "done" and again.imported == 0 and "already in the database" in again.message
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_resume_fetches_again_what_was_evicted_from_this_workstation(orthanc, pacs_studies, database,
+                                                                      method) -> None:
+    """Rows in the database are not files on disk: a study (or one file) evicted from the local cache is
+    fetched again, put back where its rows say, the very bytes recorded at import, with no new rows."""
+    from app.archive.cache import StudyCache
+
+    study = pacs_studies.current_ct
+    uid = study[0].StudyInstanceUID
+    assert _service(orthanc, database, method).retrieve_study(uid).state == "done"
+    with database.session() as session:
+        rows = dict(session.execute(select(Instance.sop_instance_uid, Instance.file_sha256)).all())
+    assert [s.study_uid for s in StudyCache(database.store_dir, limit_bytes=1).evict()] == [uid]
+    assert local_sop_uids(database, uid) == set()  # the rows are there, the files are not
+    result = _service(orthanc, database, method).retrieve_study(uid)
+    assert result.state == "done", result.message
+    assert result.already_present == 0 and result.imported + result.duplicates == len(study)
+    assert local_sop_uids(database, uid) == {ds.SOPInstanceUID for ds in study}
+    _assert_consistent(database)
+    with database.session() as session:
+        assert dict(session.execute(select(Instance.sop_instance_uid, Instance.file_sha256)).all()) == rows
+    for sop, sha in rows.items():
+        assert hashlib.sha256(database.store_path(_path_of(database, sop)).read_bytes()).hexdigest() == sha
+
+    gone = database.store_path(_path_of(database, study[4].SOPInstanceUID))  # one file lost
+    gone.unlink()
+    again = _service(orthanc, database, method).retrieve_study(uid)
+    assert again.state == "done" and again.already_present == len(study) - 1 and gone.is_file()
+    _assert_consistent(database)
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -13,7 +13,7 @@ from viewer.io.refs import SeriesRef
 from viewer.measure.store import InMemoryMeasurementStore
 from viewer.widgets.overlay_text import ANONYMISED
 from viewer.widgets.tools import Tool
-from viewer.widgets.viewport import Viewport
+from viewer.widgets.viewport import ARRIVING, Viewport
 
 
 def _pixels(vp: Viewport) -> np.ndarray:
@@ -241,6 +241,32 @@ def test_heat_overlay_follows_view_and_is_not_burned_in(vp):
     vp.set_overlay(None)
     vp.flip_horizontal()
     assert np.array_equal(_pixels(vp), before)
+
+
+def test_a_file_not_here_yet_says_arriving_and_shows_when_it_arrives(qtbot, tmp_path, ct_series):
+    """A study fetched from the archive opens on its first image: the others are "arriving", not errors,
+    and show once their file is placed; after the fetch a file still missing is named."""
+    import shutil
+
+    later = tmp_path / "later.dcm"
+    series = SeriesRef("1.2.3", "CT", "arriving", 1, (ct_series.paths[0], later))
+    w = Viewport()
+    qtbot.addWidget(w)
+    w.show()
+    w.set_series(series)
+    w.step(1)
+    assert w.current_image() is None and "later.dcm: not on this workstation" in w.message()
+    w.set_arriving(True)
+    assert w.message() == ARRIVING
+    assert not w.refresh_arrived()  # still not here
+    shutil.copy(ct_series.paths[1], later)
+    assert w.refresh_arrived() and w.current_image() is not None and w.message() == ""
+    later.unlink()
+    w.set_arriving(False)
+    w.step(-1)
+    w.step(1)  # read before it went: kept in the series' cache
+    assert w.current_image() is not None
+    w.grab()
 
 
 def test_unreadable_file_shows_message_not_crash(qtbot, tmp_path, ct_series):
