@@ -208,7 +208,7 @@ def report_gsps(db: Database, doc: ReportDocument, observer: str,
 
 
 def report_measurements(db: Database, doc: ReportDocument, observer: str):
-    items = study_annotations(db, doc.identity.study_uid)
+    items = [i for i in study_annotations(db, doc.identity.study_uid) if i.has_measurements]
     if not items:
         return None
     return build_measurement_report(items, series_uid=doc.uid("tid1500-series"), sop_uid=doc.uid("tid1500"),

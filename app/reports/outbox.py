@@ -97,7 +97,7 @@ def _related_object(service: ReportService, doc, document: str):
 
 def available_documents(service: ReportService, version_id: int) -> tuple[str, ...]:
     """What there is to send for a signed version: SR and PDF always; KOS with key images; the AI results
-    SR when the AI drafted it; GSPS and TID 1500 when the study has measurements."""
+    SR when the AI drafted it; GSPS when the study has measurements or annotations, TID 1500 with measurements."""
     from app.dicom_objects.report_objects import study_annotations
     from app.reports.document import build_document
 
@@ -108,11 +108,13 @@ def available_documents(service: ReportService, version_id: int) -> tuple[str, .
     if doc.version.ai_generated and doc.version.ai_draft:
         out.append("ai-sr")
     try:
-        measured = bool(study_annotations(service.db, doc.identity.study_uid))
+        items = study_annotations(service.db, doc.identity.study_uid)
     except (OSError, ValueError):  # an image file missing from the store: no measurement objects then
-        measured = False
-    if measured:
-        out += ["gsps", "measurements"]
+        items = []
+    if items:
+        out.append("gsps")
+    if any(item.has_measurements for item in items):  # arrows and notes alone make no TID 1500
+        out.append("measurements")
     return tuple(out)
 
 

@@ -373,7 +373,8 @@ class ViewerWorkspace(QWidget):
         group.setExclusive(True)
         self._tool_actions: dict[Tool, QAction] = {}
         short_tools = {Tool.WINDOW: "W/L", Tool.PAN: "Pan", Tool.ZOOM: "Zoom", Tool.DISTANCE: "Distance",
-                       Tool.ANGLE: "Angle", Tool.RECT: "Rect ROI", Tool.ELLIPSE: "Ellipse ROI"}
+                       Tool.ANGLE: "Angle", Tool.RECT: "Rect ROI", Tool.ELLIPSE: "Ellipse ROI", Tool.ARROW: "Arrow",
+                       Tool.TEXT: "Text"}
         for tool in Tool:
             act = self._action(short_tools[tool], TOOL_KEYS[tool], checkable=True)
             act.setToolTip(f"{tool.label} ({TOOL_KEYS[tool]})")

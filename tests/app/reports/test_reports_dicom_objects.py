@@ -104,7 +104,7 @@ def test_every_object_goes_through_orthanc_and_another_database_reads_it_back(en
     from app.reports.export_sr import sr_content, verify_sr
     from app.reports.outbox import Outbox
     from app.widgets.prior_reports import PriorReportsPanel
-    from viewer.measure.shapes import Distance, EllipseROI
+    from viewer.measure.shapes import Arrow, Distance, EllipseROI
 
     orthanc.clear()
     ensure_demo_imported(env.db)
@@ -115,7 +115,8 @@ def test_every_object_goes_through_orthanc_and_another_database_reads_it_back(en
             .join(Study, Study.id == Series.study_db_id).where(Study.study_uid == study_uid)).first()
     orthanc.upload(env.db.store_path(image_file))  # the PACS holds the study's image
     DbMeasurementStore(env.db).save(image_uid, [Distance(p0=(40, 60), p1=(200, 60), label="heart").to_dict(),
-                                                EllipseROI(p0=(60, 80), p1=(120, 160)).to_dict()])
+                                                EllipseROI(p0=(60, 80), p1=(120, 160)).to_dict(),
+                                                Arrow(tip=(128, 128), tail=(180, 200), label="look here").to_dict()])
     v = _ai_signed(env, radiologist, study_uid)
     documents = available_documents(env.service, v.id)
     assert documents == ("sr", "pdf", "kos", "ai-sr", "gsps", "measurements")
@@ -141,6 +142,8 @@ def test_every_object_goes_through_orthanc_and_another_database_reads_it_back(en
     assert heart[0]["unit"] == "mm" and heart[0]["value"] > 100
     image_path = env.db.store_path(image_file)
     assert dcmp2pgm(image_path, fetched["gsps"], tmp_path / "through_gsps.pgm").shape == (256, 256)
+    texts = [t.UnformattedTextValue for t in dcmread(fetched["gsps"]).GraphicAnnotationSequence[0].TextObjectSequence]
+    assert "look here" in texts  # the arrow's label went out with the measurements
 
     other = Database.open(f"sqlite:///{tmp_path / 'other.db'}", store_dir=tmp_path / "other-store")
     try:
@@ -179,3 +182,31 @@ def test_every_object_goes_through_orthanc_and_another_database_reads_it_back(en
     finally:
         other.dispose()
         orthanc.clear()  # the report's UIDs derive from (study, report, version): leave no SR for later tests
+
+
+def test_arrows_and_notes_alone_go_out_as_a_gsps_without_a_tid1500(env, radiologist):
+    from sqlalchemy import select
+
+    from app.db.measurement_store import DbMeasurementStore
+    from app.db.models import Instance, Series, Study
+    from app.demo_studies import demo_study_uids, ensure_demo_imported
+    from app.dicom_objects.report_objects import report_gsps, report_measurements
+    from viewer.measure.shapes import Arrow, Note
+
+    ensure_demo_imported(env.db)
+    study_uid = demo_study_uids()[0]
+    with env.db.session() as s:
+        image_uid = s.scalar(select(Instance.sop_instance_uid).join(Series, Series.id == Instance.series_db_id)
+                             .join(Study, Study.id == Series.study_db_id).where(Study.study_uid == study_uid))
+    DbMeasurementStore(env.db).save(image_uid, [Arrow(tip=(50, 60), tail=(90, 120), label="nodule").to_dict(),
+                                                Note(anchor=(10, 200), label="compare with prior").to_dict()])
+    v = env.service.open_or_create(study_uid, radiologist)
+    env.service.save_draft(v.id, {**v.content.to_dict(), "findings": "Nodule."}, radiologist)
+    v = env.service.sign(v.id, radiologist, PASSWORD)
+    documents = available_documents(env.service, v.id)
+    assert "gsps" in documents and "measurements" not in documents
+    doc = build_document(env.service, v.id)
+    assert report_measurements(env.db, doc, "Dr Rad") is None
+    ann = report_gsps(env.db, doc, "Dr Rad").GraphicAnnotationSequence[0]
+    assert [t.UnformattedTextValue for t in ann.TextObjectSequence] == ["nodule", "compare with prior"]
+    assert [g.GraphicType for g in ann.GraphicObjectSequence] == ["POLYLINE", "POLYLINE"]
