@@ -126,6 +126,8 @@ COMMAND_LABELS: dict[str, str] = {
 COMMAND_LABELS.update({f"tool:{tool.value}": f"Tool: {label}" for tool, label in TOOL_LABELS.items()})
 COMMAND_LABELS["interpolation"] = "Smooth / pixelated display (interpolation)"
 COMMAND_KEYS["Shift+I"] = "interpolation"
+COMMAND_LABELS["toggle_interest"] = "Flag / unflag the image as Of Interest (key object, sent as a KOS)"
+COMMAND_KEYS["K"] = "toggle_interest"
 DEFAULT_COMMAND_KEYS: dict[str, str] = dict(COMMAND_KEYS)
 _active: dict[str, str] = dict(COMMAND_KEYS)
 

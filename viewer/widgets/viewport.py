@@ -41,6 +41,7 @@ from viewer.io.refs import SeriesRef
 from viewer.measure.store import InMemoryMeasurementStore
 from viewer.presentation.apply import apply_presentation, fit_area
 from viewer.presentation.gsps import PresentationState
+from viewer.presentation.interest import LOCAL_TITLE
 from viewer.presentation.study_objects import StudyObjects
 from viewer.widgets import measure_tool
 from viewer.widgets.heatmap import colorize, colormap_table
@@ -86,6 +87,7 @@ class Viewport(QWidget):
     seriesDropped = Signal(str)  # a series UID dragged here from the thumbnails
     imageShown = Signal(str)  # "preview" or "full": the current frame was painted at that quality
     overlayChanged = Signal()  # an AI map was set, removed, hidden or shown
+    interestRequested = Signal(object)  # self: the reader pressed K to flag/unflag the image "Of Interest"
 
     def __init__(self, parent: QWidget | None = None, measurement_store: Any = None) -> None:
         super().__init__(parent)
@@ -140,6 +142,7 @@ class Viewport(QWidget):
         self._notice = ""
         self._notice_timer = QTimer(self, singleShot=True, interval=2500)
         self._notice_timer.timeout.connect(self._clear_notice)
+        self._interest: frozenset[str] = frozenset()  # SOP Instance UIDs flagged "Of Interest" here
 
     # ================================================================ content
     def set_series(self, series: SeriesRef | None, start: int = 0) -> None:
@@ -419,6 +422,7 @@ class Viewport(QWidget):
             "delete_measurement": self.delete_selected_measurement,
             "undo_measurement": self.undo_measurement,
             "redo_measurement": self.redo_measurement,
+            "toggle_interest": lambda: self.interestRequested.emit(self),
             "cancel": self._cancel,
         }
         if command not in actions:
@@ -1060,10 +1064,23 @@ class Viewport(QWidget):
         self._changed()
 
     def key_image_titles(self) -> list[str]:
-        """Titles of the key object selections that mark the image on screen ([] if it is not a key image)."""
-        if self._objects is None or self._image is None:
+        """Titles of the key object selections that mark the image on screen ([] if it is not a key image), and
+        the reader's own "Of Interest" flag."""
+        if self._image is None:
             return []
-        return self._objects.key_titles(self._image.sop_instance_uid, self.state.frame_index)
+        titles = [] if self._objects is None else self._objects.key_titles(self._image.sop_instance_uid,
+                                                                            self.state.frame_index)
+        if self._image.sop_instance_uid in self._interest:
+            titles.append(LOCAL_TITLE)
+        return titles
+
+    def set_interest_marks(self, sop_uids: frozenset[str] | set[str]) -> None:
+        """The images of the study flagged "Of Interest" on this workstation (marked like KOS key images)."""
+        self._interest = frozenset(sop_uids)
+        self.update()
+
+    def is_of_interest(self) -> bool:
+        return self._image is not None and self._image.sop_instance_uid in self._interest
 
     def _apply_presentation(self) -> None:
         """Apply the newest GSPS of the image on screen once; scrolling among the images one GSPS covers keeps

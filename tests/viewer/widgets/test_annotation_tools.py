@@ -169,3 +169,50 @@ def test_arrow_head_points_at_the_tip():
     b1, b2 = arrow_head((0.0, 0.0), (10.0, 0.0), 3.0)
     assert b1[0] > 0 and b2[0] > 0 and b1[1] == pytest.approx(-b2[1]) and abs(np.hypot(*b1) - 3) < 1e-9
     assert arrow_head((1.0, 1.0), (1.0, 1.0), 3.0) == ((1.0, 1.0), (1.0, 1.0))
+
+
+def test_k_flags_the_image_of_interest_marks_it_and_persists(qtbot, study):
+    """K (or the toolbar's Of Interest) flags the image being read: marked on the image like a KOS key image,
+    counted on its series icon, kept in the store; K again removes it."""
+    from viewer.presentation.interest import LOCAL_TITLE, InMemoryInterestStore
+    from viewer.widgets.workspace import ViewerWorkspace
+
+    store = InMemoryInterestStore()
+    ws = ViewerWorkspace(interest_store=store)
+    qtbot.addWidget(ws)
+    ws.resize(1000, 700)
+    ws.show()
+    ws.open_study(study)
+    qtbot.waitUntil(lambda: ws.thumbnails.icons_ready() and ws.study_objects_ready(), timeout=20000)
+    vp = ws.active_viewport()
+    vp.setFocus()
+    uid = vp.current_image().sop_instance_uid
+    series_uid = vp.series().series_uid
+    qtbot.keyClick(vp, Qt.Key.Key_K)
+    assert vp.key_image_titles() == [LOCAL_TITLE] and vp.is_of_interest()
+    assert ws._interest_action.isChecked()
+    assert [r.sop_instance_uid for r in store.load(study.study_uid)] == [uid]
+    assert ws.thumbnails._key_counts == {series_uid: 1}
+    vp.step(1)  # the next image is not flagged; the toolbar follows the image on screen
+    assert vp.key_image_titles() == [] and not ws._interest_action.isChecked()
+    ws._interest_action.trigger()  # the toolbar flags this one
+    assert ws.thumbnails._key_counts == {series_uid: 2} and len(store.load(study.study_uid)) == 2
+    vp.step(-1)
+    qtbot.keyClick(vp, Qt.Key.Key_K)  # unflag the first
+    assert vp.key_image_titles() == [] and ws.thumbnails._key_counts == {series_uid: 1}
+    assert [r.sop_instance_uid for r in store.load(study.study_uid)] != [uid]
+    # reopened: the flag comes back from the store
+    again = ViewerWorkspace(interest_store=store)
+    qtbot.addWidget(again)
+    again.open_study(study)
+    qtbot.waitUntil(lambda: again.thumbnails.icons_ready() and again.study_objects_ready(), timeout=20000)
+    assert len(again.interest_flags()) == 1 and again.thumbnails._key_counts == {series_uid: 1}
+    qtbot.waitUntil(lambda: not vp.is_loading() and not again.active_viewport().is_loading(), timeout=10000)
+
+
+def test_interest_key_is_in_the_cheat_sheet():
+    from viewer.widgets import tools
+
+    assert tools.key_for("toggle_interest") == "K" and "Of Interest" in tools.COMMAND_LABELS["toggle_interest"]
+    assert tools.key_for("tool:arrow") == "X" and tools.key_for("tool:text") == "N"
+    assert tools.key_for("undo_measurement") == "Ctrl+Z"
