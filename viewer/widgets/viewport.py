@@ -1300,6 +1300,10 @@ class Viewport(QWidget):
             self.activated.emit(self)
             self.seriesDropped.emit(uid)
 
+    def hideEvent(self, e) -> None:  # noqa: N802
+        self.close_note_editor()  # another tab, reading mode, the window closing: what was typed is kept
+        super().hideEvent(e)
+
     def resizeEvent(self, e) -> None:  # noqa: N802
         self._render_key = None
         self._refit_presentation()

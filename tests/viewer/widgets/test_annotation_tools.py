@@ -98,6 +98,12 @@ def test_text_note_by_click_and_keys_escape_and_focus_loss(qtbot, viewer):
     vp.step(1)
     assert vp.note_editor() is None and vp.current_image().sop_instance_uid != uid
     assert [r["label"] for r in store.load(uid)] == ["Fluid level", "seen on 1"]
+    # typing then leaving the viewer (another tab hides it) keeps the note too
+    click(vp, (100, 100))
+    qtbot.keyClicks(_editor(qtbot, vp), "kept")
+    vp.hide()
+    assert [m.label for m in vp.measurements()] == ["kept"]
+    vp.show()
 
 
 def test_notes_are_selected_moved_renamed_and_deleted_like_measurements(qtbot, viewer):
