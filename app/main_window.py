@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app import access_audit
 from app.db.database import Database
+from app.db.interest_store import DbInterestStore
 from app.db.measurement_store import DbMeasurementStore
 from app.db.queries import StudyNotFound, study_ref
 from app.formatting import format_date, person_name
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow):
 
         self.worklist = WorklistWidget(database, settings=self.settings)
         self.workspace = ViewerWorkspace(measurement_store=self._measurements)
+        self.workspace.set_interest_store(DbInterestStore(database))  # K: "Of Interest" flags, sent as a KOS
         self.tabs = QTabWidget()
         self.tabs.addTab(self.worklist, "Worklist")
         self.tabs.addTab(self.workspace, "Viewer")

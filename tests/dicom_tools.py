@@ -48,6 +48,15 @@ def dcmp2pgm(image: Path, pstate: Path | None, out: Path) -> np.ndarray:
     return np.asarray(Image.open(out).convert("L"))
 
 
+def dcmp2pgm_dump(image: Path, pstate: Path, out: Path) -> str:
+    """What DCMTK reads from the presentation state when it renders `image` through it (its verbose dump:
+    layers, text objects with anchor/box, graphic objects with type and points)."""
+    proc = subprocess.run([_exe("dcmp2pgm", "dcmtk"), "-v", "--pstate", str(pstate), str(image), str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout + proc.stderr
+
+
 def save(ds, path: Path) -> Path:
     ds.save_as(path, enforce_file_format=True)
     return path

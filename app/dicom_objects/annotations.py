@@ -12,7 +12,7 @@ from pydicom.dataset import Dataset
 
 from app.dicom_objects.display import DisplayState
 from viewer.io.image import DicomImage
-from viewer.measure import Measurement, MeasurementResult, measure, measurement_from_dict
+from viewer.measure import MeasurementResult, Shape, is_annotation, measure, measurement_from_dict
 
 
 @dataclass
@@ -20,7 +20,7 @@ class AnnotatedImage:
     """A source image (full dataset, pixels needed for ROI statistics), its shapes and how it was shown."""
 
     dataset: Dataset
-    measurements: list[Measurement]
+    measurements: list[Shape]  # measurements, arrows and text notes, in drawing order
     display: DisplayState = field(default_factory=DisplayState)
     _results: list[MeasurementResult] | None = None
 
@@ -39,6 +39,11 @@ class AnnotatedImage:
     @property
     def sop_instance_uid(self) -> str:
         return str(self.dataset.SOPInstanceUID)
+
+    @property
+    def has_measurements(self) -> bool:
+        """Whether any shape measures something (arrows and notes alone do not)."""
+        return any(not is_annotation(m) for m in self.measurements)
 
     @property
     def n_frames(self) -> int:

@@ -78,12 +78,15 @@ def written_objects() -> list[tuple[str, str, pydicom.Dataset]]:
         ("Report PDF", "signed report, sent/exported", build_encapsulated_pdf(doc, b"%PDF-1.4\n%%EOF\n")),
         ("Key images (KOS)", "signed report with key images, sent", build_kos(
             header_of(dx), [ImageRef.of(dx)], series_uid=uid(), sop_uid=uid(), observer="Reader^Sample")),
+        ("Images of interest (KOS)", "images flagged Of Interest (K) while reading, sent with the signed report",
+         build_kos(header_of(dx), [ImageRef.of(dx)], series_uid=uid(), sop_uid=uid(), observer="Reader^Sample",
+                   purpose="interest")),
         ("AI results (TID 1500, IHE AIR)", "report drafted by the AI, sent", build_ai_results_sr(
             header_of(dx), [AiFinding("Cardiomegaly", "present", 0.8)], AiProvenance("medim-small"),
             [header_of(dx)], series_uid=uid(), sop_uid=uid())),
         ("Measurements (TID 1500)", "study with measurements, sent", build_measurement_report(
             [item], series_uid=uid(), sop_uid=uid(), observer="Reader^Sample")),
-        ("Measurements and display (GSPS)", "study with measurements, sent", build_gsps(
+        ("Measurements and display (GSPS)", "study with measurements, arrows or text notes, sent", build_gsps(
             [item], series_uid=uid(), sop_uid=uid())),
         ("Explanation map (SEG)", "Explain panel export", build_segmentation(
             ct, values, MapSource("sample"))),

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import highdicom as hd
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
+from pydicom.uid import UID
 
 from app.dicom_objects.common import MANUFACTURER, ImageRef, copy_study_extras, person_name
 
@@ -23,15 +24,31 @@ class KeyObjectError(ValueError):
     """No key image, or images of another study."""
 
 
+# Storage classes of images that do not say "Image Storage" in their name
+_OTHER_IMAGE_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.30"}  # SEG, Parametric Map
+
+
+def is_image_class(sop_class_uid: str) -> bool:
+    """Whether objects of this SOP class are images (referenced as IMAGE in a KOS, else COMPOSITE)."""
+    return "Image Storage" in UID(sop_class_uid).name or sop_class_uid in _OTHER_IMAGE_CLASSES
+
+
 def reference_dataset(identity: Dataset, ref: ImageRef) -> Dataset:
-    """The study's identity plus one object's UIDs: what highdicom needs to reference it as evidence."""
+    """The study's identity plus one object's UIDs: what highdicom needs to reference it as evidence.
+
+    highdicom writes an IMAGE item (what viewers mark as a key image) only for a dataset with Rows and Columns,
+    else a COMPOSITE one: those two are set here by the SOP class, never inherited from the identity (the report
+    SR must stay COMPOSITE); their values are not written anywhere."""
     ds = Dataset()
     for el in identity:
-        ds.add(el)
+        if el.keyword not in ("Rows", "Columns"):
+            ds.add(el)
     ds.StudyInstanceUID = ref.study_uid
     ds.SeriesInstanceUID = ref.series_uid
     ds.SOPClassUID = ref.sop_class_uid
     ds.SOPInstanceUID = ref.sop_instance_uid
+    if is_image_class(ref.sop_class_uid):
+        ds.Rows = ds.Columns = 0
     return ds
 
 

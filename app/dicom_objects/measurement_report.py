@@ -1,5 +1,7 @@
 """Measurements as an SR Imaging Measurement Report (TID 1500), built with highdicom.
 
+Arrows and text notes measure nothing and are left out here: the GSPS carries them onto the image.
+
 Distances and angles: a measurement group (TID 1501) whose Length / Angle is inferred from the SCOORD
 polyline drawn on the image. Rectangles and ellipses: a planar ROI group (TID 1410) with the region and
 its area, mean, standard deviation, minimum and maximum (modality units: Hounsfield units on CT).
@@ -17,7 +19,7 @@ from pydicom.sr.codedict import codes
 from app.dicom_objects.annotations import AnnotatedImage
 from app.dicom_objects.common import MANUFACTURER, copy_study_extras, header_of, person_name
 from app.dicom_objects.presentation_state import graphic_of
-from viewer.measure import Measurement, MeasurementResult
+from viewer.measure import Measurement, MeasurementResult, is_annotation
 from viewer.measure.shapes import Angle, Distance
 
 SERIES_NUMBER = 921
@@ -103,6 +105,8 @@ def measurement_groups(items: Sequence[AnnotatedImage]) -> list:
     n = 0
     for item in items:
         for m, result in zip(item.measurements, item.results(), strict=True):
+            if is_annotation(m):
+                continue
             n += 1
             if isinstance(m, Distance | Angle):
                 group = _linear_group(item, m, result, n)
@@ -130,9 +134,9 @@ def build_measurement_report(items: Sequence[AnnotatedImage], *, series_uid: str
                              procedure: hd.sr.CodedConcept | None = None, institution: str = "",
                              instance_number: int = 1) -> hd.sr.Comprehensive3DSR:
     """A TID 1500 Measurement Report over the measurements of `items` (one study)."""
-    items = [i for i in items if i.measurements]
+    items = [i for i in items if any(not is_annotation(m) for m in i.measurements)]
     if not items:
-        raise MeasurementReportError("there are no measurements to report")
+        raise MeasurementReportError("there are no measurements to report (arrows and notes go in the GSPS)")
     if len({str(i.dataset.StudyInstanceUID) for i in items}) > 1:
         raise MeasurementReportError("a measurement report covers images of one study only")
     groups = measurement_groups(items)

@@ -4,6 +4,10 @@ Any PACS viewer applies a GSPS on top of the untouched image: the shapes as grap
 object anchored at its shape, the window (Softcopy VOI LUT), inversion (Presentation LUT Shape), the
 rotation/flip (Spatial Transformation) and the visible area (Displayed Area Selection). Colour images are
 refused (a GSPS applies to greyscale images only).
+
+Arrows go out as two POLYLINEs (shaft, and the head as barb-tip-barb) so every viewer draws an arrow, with
+their label as a text object anchored at the tip (Anchor Point Visibility N: the shaft is the leader) whose
+bounding box sits at the tail; a text note is a text object by its bounding box (PS3.3 C.10.5).
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from app.dicom_objects.common import (
     person_name,
     software_version,
 )
-from viewer.measure import Measurement, MeasurementResult
-from viewer.measure.shapes import Angle, Distance, EllipseROI, RectROI
+from viewer.measure import Measurement, MeasurementResult, Shape
+from viewer.measure.shapes import Angle, Arrow, Distance, EllipseROI, Note, RectROI, arrow_head
 
 LAYER = "MEASUREMENTS"
 SERIES_NUMBER = 920
@@ -54,7 +58,7 @@ def graphic_of(m: Measurement) -> tuple[str, np.ndarray]:
     raise PresentationStateError(f"cannot draw a {type(m).__name__} in a presentation state")
 
 
-def label_text(m: Measurement, result: MeasurementResult) -> str:
+def label_text(m: Shape, result: MeasurementResult) -> str:
     lines = list(result.lines) if result.lines else [result.text]
     return "\n".join(([m.label] if m.label else []) + lines)
 
@@ -65,25 +69,77 @@ def _anchor(points: np.ndarray, columns: int, rows: int) -> tuple[float, float]:
     return float(min(max(x, 0.0), columns)), float(min(max(y, 0.0), rows))
 
 
+def text_box(at: tuple[float, float], text: str, columns: int, rows: int, side: str = "top-left",
+             ) -> tuple[float, float, float, float]:
+    """A bounding box (x0, y0, x1, y1, PIXEL) for `text` with its top-left corner at `at` (side "top-left"), or
+    vertically centred on `at` and starting ("left") or ending ("right") there: a character is 1/40 of the
+    image's longer side, as viewers scale the text into the box; kept inside the image (DICOM requires it)."""
+    lines = text.splitlines() or [""]
+    h = max(rows, columns) / 40.0
+    width = min(columns - 1.0, max(h, 0.6 * h * max(len(line) for line in lines)))
+    height = min(rows - 1.0, h * len(lines))
+    x0 = at[0] - width if side == "right" else at[0]
+    y0 = at[1] if side == "top-left" else at[1] - height / 2
+    x0 = min(max(x0, 0.0), columns - width)
+    y0 = min(max(y0, 0.0), rows - height)
+    return x0, y0, x0 + width, y0 + height
+
+
+def _inside(p: tuple[float, float], columns: int, rows: int) -> tuple[float, float]:
+    return min(max(p[0], 0.0), float(columns)), min(max(p[1], 0.0), float(rows))
+
+
+def _arrow(m: Arrow, columns: int, rows: int) -> tuple[list[np.ndarray], hd.pr.TextObject | None]:
+    """The shaft and head polylines, and the label anchored at the tip with its box at the tail."""
+    tip, tail = _inside(m.tip, columns, rows), _inside(m.tail, columns, rows)
+    length = float(np.hypot(tail[0] - tip[0], tail[1] - tip[1]))
+    head = min(0.3 * length, max(rows, columns) / 30.0)
+    b1, b2 = (_inside(b, columns, rows) for b in arrow_head(tip, tail, head))
+    lines = [np.array([tail, tip]), np.array([b1, tip, b2])]
+    if not m.label:
+        return lines, None
+    box = text_box(tail, m.label, columns, rows, side="right" if tail[0] < tip[0] else "left")
+    return lines, hd.pr.TextObject(text_value=m.label[:1024], units="PIXEL", bounding_box=box, anchor_point=tip,
+                                   anchor_point_visible=False, text_justification="LEFT")
+
+
 def _annotation(item: AnnotatedImage, layer: hd.pr.GraphicLayer, frame: int) -> hd.pr.GraphicAnnotation | None:
     ds = item.dataset
+    columns, rows = int(ds.Columns), int(ds.Rows)
     graphics, texts = [], []
-    for m, result in zip(item.measurements, item.results(), strict=True):
-        if m.frame != frame:
-            continue
-        gtype, pts = graphic_of(m)
+
+    def add_graphic(gtype: str, pts: np.ndarray) -> None:
         graphics.append(hd.pr.GraphicObject(graphic_type=gtype, graphic_data=pts.astype(float), units="PIXEL",
                                             tracking_id=f"{item.sop_instance_uid}-{len(graphics) + 1}"[:64],
                                             tracking_uid=hd.UID()))
-        ax, ay = _anchor(pts, int(ds.Columns), int(ds.Rows))
+
+    for m, result in zip(item.measurements, item.results(), strict=True):
+        if m.frame != frame:
+            continue
+        if isinstance(m, Arrow):
+            lines, text = _arrow(m, columns, rows)
+            for pts in lines:
+                add_graphic("POLYLINE", pts)
+            if text is not None:
+                texts.append(text)
+            continue
+        if isinstance(m, Note):
+            if m.label.strip():
+                texts.append(hd.pr.TextObject(
+                    text_value=m.label[:1024], units="PIXEL", text_justification="LEFT",
+                    bounding_box=text_box(_inside(m.anchor, columns, rows), m.label, columns, rows)))
+            continue
+        gtype, pts = graphic_of(m)
+        add_graphic(gtype, pts)
+        ax, ay = _anchor(pts, columns, rows)
         texts.append(hd.pr.TextObject(text_value=label_text(m, result)[:1024], units="PIXEL",
                                       anchor_point=(ax, ay), anchor_point_visible=False))
-    if not graphics:
+    if not graphics and not texts:
         return None
     multi = item.n_frames > 1
     return hd.pr.GraphicAnnotation(referenced_images=[ds], graphic_layer=layer,
                                    referenced_frame_number=frame + 1 if multi else None,
-                                   graphic_objects=graphics, text_objects=texts)
+                                   graphic_objects=graphics or None, text_objects=texts or None)
 
 
 def _voi(items: Sequence[AnnotatedImage]) -> list[hd.pr.SoftcopyVOILUTTransformation] | None:

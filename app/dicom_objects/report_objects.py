@@ -1,6 +1,7 @@
 """The DICOM objects that go with one signed report version, built from the database.
 
 - KOS: the report's key images ("For Report Attachment") and the report SR itself;
+- KOS "Of Interest": the images the reader flagged with K while reading (a second KOS, apart from the report's);
 - AI results SR: when the report was drafted with the AI, the engine's findings on the AI draft text
   (labeler: present/absent/uncertain), with the reader's probability where the draft recorded one;
 - GSPS and TID 1500: the study's measurements, with the display the reader used where the viewer gave it.
@@ -103,6 +104,21 @@ def report_kos(doc: ReportDocument, observer: str) -> hd.ko.KeyObjectSelectionDo
                      observer=observer, purpose="report", institution=doc.institution,
                      description=f"Key images of the {doc.title} report, version {doc.version.version_no}",
                      instance_number=doc.version.version_no)
+
+
+def interest_kos(db: Database, doc: ReportDocument, observer: str) -> hd.ko.KeyObjectSelectionDocument | None:
+    """The study's images flagged "Of Interest" while reading, as a KOS titled (113000, DCM, "Of Interest");
+    None when none is flagged."""
+    from app.db.interest_store import DbInterestStore
+
+    flags = DbInterestStore(db).load(doc.identity.study_uid)
+    if not flags:
+        return None
+    refs = [ImageRef(f.study_uid, f.series_uid, f.sop_class_uid, f.sop_instance_uid) for f in flags]
+    return build_kos(identity_dataset(doc), refs, series_uid=doc.uid("interest-kos-series"),
+                     sop_uid=doc.uid("interest-kos"), observer=observer, purpose="interest",
+                     institution=doc.institution, instance_number=doc.version.version_no,
+                     description=f"Images flagged Of Interest while reading ({len(refs)})")
 
 
 # -- AI results -------------------------------------------------------------------------------------------
@@ -208,7 +224,7 @@ def report_gsps(db: Database, doc: ReportDocument, observer: str,
 
 
 def report_measurements(db: Database, doc: ReportDocument, observer: str):
-    items = study_annotations(db, doc.identity.study_uid)
+    items = [i for i in study_annotations(db, doc.identity.study_uid) if i.has_measurements]
     if not items:
         return None
     return build_measurement_report(items, series_uid=doc.uid("tid1500-series"), sop_uid=doc.uid("tid1500"),

@@ -21,9 +21,10 @@ from app.reports.models import OutboxItem
 from app.reports.service import ReportError, ReportService
 from app.reports.users import AuthSession
 
-DOCUMENTS = ("sr", "pdf", "kos", "ai-sr", "gsps", "measurements")
+DOCUMENTS = ("sr", "pdf", "kos", "ai-sr", "gsps", "measurements", "interest-kos")
 DOCUMENT_LABELS = {"sr": "Report SR", "pdf": "Report PDF", "kos": "Key images (KOS)", "ai-sr": "AI results SR",
-                   "gsps": "Measurements (GSPS)", "measurements": "Measurements (TID 1500)"}
+                   "gsps": "Measurements (GSPS)", "measurements": "Measurements (TID 1500)",
+                   "interest-kos": "Images of interest (KOS)"}
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ def _related_object(service: ReportService, doc, document: str):
         ds = ro.report_ai_sr(service.db, doc)
     elif document == "gsps":
         ds = ro.report_gsps(service.db, doc, observer)
+    elif document == "interest-kos":
+        ds = ro.interest_kos(service.db, doc, observer)
     else:
         ds = ro.report_measurements(service.db, doc, observer)
     if ds is None:
@@ -97,7 +100,8 @@ def _related_object(service: ReportService, doc, document: str):
 
 def available_documents(service: ReportService, version_id: int) -> tuple[str, ...]:
     """What there is to send for a signed version: SR and PDF always; KOS with key images; the AI results
-    SR when the AI drafted it; GSPS and TID 1500 when the study has measurements."""
+    SR when the AI drafted it; GSPS when the study has measurements or annotations, TID 1500 with measurements;
+    a KOS "Of Interest" when the reader flagged images (K)."""
     from app.dicom_objects.report_objects import study_annotations
     from app.reports.document import build_document
 
@@ -108,11 +112,17 @@ def available_documents(service: ReportService, version_id: int) -> tuple[str, .
     if doc.version.ai_generated and doc.version.ai_draft:
         out.append("ai-sr")
     try:
-        measured = bool(study_annotations(service.db, doc.identity.study_uid))
+        items = study_annotations(service.db, doc.identity.study_uid)
     except (OSError, ValueError):  # an image file missing from the store: no measurement objects then
-        measured = False
-    if measured:
-        out += ["gsps", "measurements"]
+        items = []
+    if items:
+        out.append("gsps")
+    if any(item.has_measurements for item in items):  # arrows and notes alone make no TID 1500
+        out.append("measurements")
+    from app.db.interest_store import DbInterestStore
+
+    if DbInterestStore(service.db).load(doc.identity.study_uid):
+        out.append("interest-kos")
     return tuple(out)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from viewer.io.image import DicomImage
-from viewer.measure.shapes import Angle, Distance, EllipseROI, Measurement, RectROI
+from viewer.measure.shapes import Angle, Distance, EllipseROI, RectROI, Shape, is_annotation
 
 __all__ = ["MeasurementResult", "measure"]
 
@@ -162,8 +162,12 @@ def _roi(m: RectROI | EllipseROI, image: DicomImage, frame: int) -> MeasurementR
     )
 
 
-def measure(m: Measurement, image: DicomImage, frame: int = 0) -> MeasurementResult:
-    """Compute `m` on `image` (frame `frame`). ROI SD is the sample SD (n-1), as most PACS report."""
+def measure(m: Shape, image: DicomImage, frame: int = 0) -> MeasurementResult:
+    """Compute `m` on `image` (frame `frame`). ROI SD is the sample SD (n-1), as most PACS report.
+    An arrow or text note measures nothing: its result has no value and no lines (its label is its text)."""
+    if is_annotation(m):
+        return MeasurementResult(kind=m.kind, text="", calibrated=image.pixel_spacing is not None,
+                                 spacing_source=image.spacing_source, note=image.spacing_note)
     if isinstance(m, Distance):
         return _distance(m, image)
     if isinstance(m, Angle):

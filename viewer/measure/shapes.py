@@ -7,12 +7,14 @@ positions into this space; everything here stays independent of zoom, pan, flip 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 Point = tuple[float, float]
 
-__all__ = ["Angle", "Distance", "EllipseROI", "Measurement", "Point", "RectROI", "measurement_from_dict"]
+__all__ = ["Angle", "Annotation", "Arrow", "Distance", "EllipseROI", "Measurement", "Note", "Point", "RectROI",
+           "Shape", "arrow_head", "is_annotation", "measurement_from_dict"]
 
 
 def _point(value: Any, name: str) -> Point:
@@ -99,11 +101,52 @@ class EllipseROI(_Shape):
     p1: Point = (0.0, 0.0)
 
 
+@dataclass
+class Arrow(_Shape):
+    """An arrow pointing at `tip` from `tail`; its `label` (optional) is written at the tail."""
+
+    KIND: ClassVar[str] = "arrow"
+    POINTS: ClassVar[tuple[str, ...]] = ("tip", "tail")
+    tip: Point = (0.0, 0.0)
+    tail: Point = (0.0, 0.0)
+
+
+@dataclass
+class Note(_Shape):
+    """Free text on the image: `label` is the text, its top-left corner at `anchor`."""
+
+    KIND: ClassVar[str] = "text"
+    POINTS: ClassVar[tuple[str, ...]] = ("anchor",)
+    anchor: Point = (0.0, 0.0)
+
+
 Measurement = Distance | Angle | RectROI | EllipseROI
-_KINDS: dict[str, type[_Shape]] = {cls.KIND: cls for cls in (Distance, Angle, RectROI, EllipseROI)}
+# annotations point at or name something; they measure nothing (no value, no statistics)
+Annotation = Arrow | Note
+Shape = Measurement | Annotation
+_KINDS: dict[str, type[_Shape]] = {cls.KIND: cls for cls in (Distance, Angle, RectROI, EllipseROI, Arrow, Note)}
 
 
-def measurement_from_dict(data: dict[str, Any]) -> Measurement:
+def is_annotation(shape: object) -> bool:
+    return isinstance(shape, Arrow | Note)
+
+
+def arrow_head(tip: Point, tail: Point, length: float, spread_deg: float = 25.0) -> tuple[Point, Point]:
+    """The two barb ends of an arrowhead of `length` at `tip` (in whatever space the points are in)."""
+    dx, dy = tail[0] - tip[0], tail[1] - tip[1]
+    norm = math.hypot(dx, dy)
+    if norm == 0:
+        return tip, tip
+    ux, uy = dx / norm, dy / norm
+    out = []
+    for sign in (1.0, -1.0):
+        a = math.radians(spread_deg) * sign
+        rx, ry = ux * math.cos(a) - uy * math.sin(a), ux * math.sin(a) + uy * math.cos(a)
+        out.append((tip[0] + rx * length, tip[1] + ry * length))
+    return out[0], out[1]
+
+
+def measurement_from_dict(data: dict[str, Any]) -> Shape:
     """Rebuild any shape from its `to_dict()` record; ValueError on an unknown or broken record."""
     if not isinstance(data, dict):
         raise ValueError(f"a measurement record must be a dict, got {type(data).__name__}")

@@ -14,7 +14,9 @@ from viewer.widgets.tools import Tool
 
 Point = tuple[float, float]
 
-_KIND_TO_TOOL = {"distance": Tool.DISTANCE, "angle": Tool.ANGLE, "rect": Tool.RECT, "ellipse": Tool.ELLIPSE}
+_KIND_TO_TOOL = {"distance": Tool.DISTANCE, "angle": Tool.ANGLE, "rect": Tool.RECT, "ellipse": Tool.ELLIPSE,
+                 "arrow": Tool.ARROW, "text": Tool.TEXT}
+KIND_NAMES = {"arrow": "Arrow", "text": "Text note"}
 
 
 def build(tool: Tool, pts: list[Point], frame: int = 0) -> Any:
@@ -31,7 +33,23 @@ def build(tool: Tool, pts: list[Point], frame: int = 0) -> Any:
         return _shapes.RectROI(p0=p[0], p1=p[1], frame=frame)
     if tool == Tool.ELLIPSE:
         return _shapes.EllipseROI(p0=p[0], p1=p[1], frame=frame)
+    if tool == Tool.ARROW:  # drawn from the tip (on the finding) to the tail (where the label goes)
+        return _shapes.Arrow(tip=p[0], tail=p[1], frame=frame)
     raise ValueError(f"{tool.value} is not a measurement tool")
+
+
+def note(anchor: Point, text: str, frame: int = 0) -> Any:
+    """A free-text note with its top-left corner at `anchor`."""
+    return _shapes.Note(anchor=(float(anchor[0]), float(anchor[1])), label=text, frame=frame)
+
+
+def is_annotation(m: Any) -> bool:
+    """Arrows and notes: they point at or name something and measure nothing."""
+    return _shapes.is_annotation(m)
+
+
+def arrow_head(tip: Point, tail: Point, length: float) -> tuple[Point, Point]:
+    return _shapes.arrow_head(tip, tail, length)
 
 
 def kind(m: Any) -> Tool:
@@ -44,7 +62,10 @@ def points(m: Any) -> list[Point]:
 
 
 def label(m: Any, image: Any, frame: int) -> str:
-    """Label lines (newline-separated) from viewer.measure: mm or px + 'spacing unknown', ROI stats."""
+    """Label lines (newline-separated) from viewer.measure: mm or px + 'spacing unknown', ROI stats; '' for an
+    arrow or note (their name is their text)."""
+    if _shapes.is_annotation(m):
+        return ""
     result = _compute.measure(m, image, frame)
     return "\n".join(result.lines) if result.lines else result.text
 

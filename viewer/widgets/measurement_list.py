@@ -1,4 +1,5 @@
 """The measurement list of the active viewport: name, value and image for each; rename, select, delete.
+Arrows and text notes are listed too: their name is their label / text, renaming edits it.
 
 Selecting a row selects the shape on the image (drag it there to move it); double-click or F2 on the
 name renames it; Delete removes the selected measurement.
@@ -20,6 +21,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from viewer.widgets import measure_tool
 
 INDEX_ROLE = Qt.ItemDataRole.UserRole + 3
 
@@ -47,7 +50,8 @@ class MeasurementList(QWidget):
         self.delete_button = QPushButton("Delete")
         self.delete_button.setToolTip("Delete the selected measurement (Del)")
         self.delete_button.clicked.connect(self.delete_selected)
-        self.empty = QLabel("Draw with Distance (D), Angle (G), Rect (B) or Ellipse (O).")
+        self.empty = QLabel("Draw with Distance (D), Angle (G), Rect (B) or Ellipse (O); point with Arrow (X), "
+                            "write with Text (N). Ctrl+Z in the image undoes.")
         self.empty.setWordWrap(True)
         self.empty.setStyleSheet("color:#888;")
         row = QHBoxLayout()
@@ -87,6 +91,8 @@ class MeasurementList(QWidget):
             for i, m in enumerate(vp.measurements()):
                 text = vp.measurement_labels()[i]
                 value = text.split("\n", 1)[1] if getattr(m, "label", "") and "\n" in text else text
+                if measure_tool.is_annotation(m):  # an arrow or note has no value: say what it is
+                    value = measure_tool.KIND_NAMES[m.kind]
                 r = self.table.rowCount()
                 self.table.insertRow(r)
                 name = QTableWidgetItem(getattr(m, "label", "") or f"{m.kind} {i + 1}")

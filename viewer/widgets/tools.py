@@ -19,10 +19,16 @@ class Tool(StrEnum):
     ANGLE = "angle"
     RECT = "rect"
     ELLIPSE = "ellipse"
+    ARROW = "arrow"
+    TEXT = "text"
 
     @property
     def is_measurement(self) -> bool:
         return self in MEASUREMENT_TOOLS
+
+    @property
+    def is_annotation(self) -> bool:
+        return self in ANNOTATION_TOOLS
 
     @property
     def label(self) -> str:
@@ -30,6 +36,7 @@ class Tool(StrEnum):
 
 
 MEASUREMENT_TOOLS = (Tool.DISTANCE, Tool.ANGLE, Tool.RECT, Tool.ELLIPSE)
+ANNOTATION_TOOLS = (Tool.ARROW, Tool.TEXT)
 TOOL_LABELS = {
     Tool.WINDOW: "Window/level",
     Tool.PAN: "Pan",
@@ -38,6 +45,8 @@ TOOL_LABELS = {
     Tool.ANGLE: "Angle",
     Tool.RECT: "Rectangle ROI",
     Tool.ELLIPSE: "Ellipse ROI",
+    Tool.ARROW: "Arrow (drag from the finding; label optional)",
+    Tool.TEXT: "Text note (click, type, Enter)",
 }
 TOOL_KEYS = {
     Tool.WINDOW: "W",
@@ -47,6 +56,8 @@ TOOL_KEYS = {
     Tool.ANGLE: "G",
     Tool.RECT: "B",
     Tool.ELLIPSE: "O",
+    Tool.ARROW: "X",
+    Tool.TEXT: "N",
 }
 
 # key text -> viewport command (see Viewport.run_command). Digits 1-9 are window presets (PRESET_KEYS).
@@ -79,6 +90,8 @@ COMMAND_KEYS: dict[str, str] = {
     "Del": "delete_measurement",
     "Backspace": "delete_measurement",
     "Esc": "cancel",
+    "Ctrl+Z": "undo_measurement",
+    "Ctrl+Shift+Z": "redo_measurement",
 }
 COMMAND_KEYS.update({key: f"tool:{tool.value}" for tool, key in TOOL_KEYS.items()})
 
@@ -105,12 +118,16 @@ COMMAND_LABELS: dict[str, str] = {
     "reset_view": "Reset view",
     "delete_measurement": "Delete selected measurement",
     "cancel": "Cancel drawing / deselect",
+    "undo_measurement": "Undo the last measurement/annotation change",
+    "redo_measurement": "Redo a measurement/annotation change",
 }
 
 
 COMMAND_LABELS.update({f"tool:{tool.value}": f"Tool: {label}" for tool, label in TOOL_LABELS.items()})
 COMMAND_LABELS["interpolation"] = "Smooth / pixelated display (interpolation)"
 COMMAND_KEYS["Shift+I"] = "interpolation"
+COMMAND_LABELS["toggle_interest"] = "Flag / unflag the image as Of Interest (key object, sent as a KOS)"
+COMMAND_KEYS["K"] = "toggle_interest"
 DEFAULT_COMMAND_KEYS: dict[str, str] = dict(COMMAND_KEYS)
 _active: dict[str, str] = dict(COMMAND_KEYS)
 

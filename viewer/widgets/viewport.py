@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -41,9 +41,11 @@ from viewer.io.refs import SeriesRef
 from viewer.measure.store import InMemoryMeasurementStore
 from viewer.presentation.apply import apply_presentation, fit_area
 from viewer.presentation.gsps import PresentationState
+from viewer.presentation.interest import LOCAL_TITLE
 from viewer.presentation.study_objects import StudyObjects
 from viewer.widgets import measure_tool
 from viewer.widgets.heatmap import colorize, colormap_table
+from viewer.widgets.note_editor import NoteEditor
 from viewer.widgets.orientation import edge_labels, image_axes
 from viewer.widgets.overlay_text import corner_texts
 from viewer.widgets.presentation_overlay import paint_caption, paint_key_mark, paint_presentation
@@ -54,6 +56,8 @@ from viewer.widgets.view_state import ViewState
 SERIES_MIME = "application/x-radstation-series-uid"
 HIT_TOLERANCE = 6.0  # widget pixels
 MIN_DRAW = 3.0  # widget pixels a shape must span to count as drawn, not a stray click
+ARROW_HEAD = 12.0  # widget pixels
+UNDO_DEPTH = 50  # measurement/annotation changes remembered per image
 
 _COLOR_SHAPE = QColor(80, 220, 120)
 _COLOR_SELECTED = QColor(255, 210, 40)
@@ -84,6 +88,7 @@ class Viewport(QWidget):
     seriesDropped = Signal(str)  # a series UID dragged here from the thumbnails
     imageShown = Signal(str)  # "preview" or "full": the current frame was painted at that quality
     overlayChanged = Signal()  # an AI map was set, removed, hidden or shown
+    interestRequested = Signal(object)  # self: the reader pressed K to flag/unflag the image "Of Interest"
 
     def __init__(self, parent: QWidget | None = None, measurement_store: Any = None) -> None:
         super().__init__(parent)
@@ -109,6 +114,10 @@ class Viewport(QWidget):
         self._selected: int | None = None
         self._drawing: list[tuple[float, float]] = []
         self._drag: dict[str, Any] | None = None
+        self._editor: NoteEditor | None = None  # typing a text note or an arrow's label
+        self._editor_target: dict[str, Any] | None = None
+        self._undo: dict[str, list[list[dict[str, Any]]]] = {}  # per SOP Instance UID: earlier shape lists
+        self._redo: dict[str, list[list[dict[str, Any]]]] = {}
         self._wheel_accum = 0.0
         self._render_key: tuple | None = None
         self._render_img: QImage | None = None
@@ -135,6 +144,7 @@ class Viewport(QWidget):
         self._notice_timer = QTimer(self, singleShot=True, interval=2500)
         self._notice_timer.timeout.connect(self._clear_notice)
         self._arriving = False  # the open study is still being fetched: a missing file is "arriving", not an error
+        self._interest: frozenset[str] = frozenset()  # SOP Instance UIDs flagged "Of Interest" here
 
     # ================================================================ content
     def set_series(self, series: SeriesRef | None, start: int = 0) -> None:
@@ -208,6 +218,8 @@ class Viewport(QWidget):
         self._stack.prefetch(self.state.slice_index, prepare=self._prefetch_preparer())
 
     def _set_image(self, image: DicomImage | None, message: str, keep_state: bool = False) -> None:
+        if image is not self._image:
+            self.close_note_editor()  # what was typed goes to the image it was typed on
         changed = image is not self._image
         previous_uid = self._image.sop_instance_uid if self._image is not None else None
         self._image = image
@@ -391,6 +403,7 @@ class Viewport(QWidget):
         return self._active
 
     def set_tool(self, tool: Tool | str) -> None:
+        self.close_note_editor()
         self._tool = Tool(tool)
         self._drawing = []
         self.update()
@@ -430,6 +443,9 @@ class Viewport(QWidget):
             "reset_view": self.reset_view,
             "interpolation": lambda: self.set_smooth(not self._smooth),
             "delete_measurement": self.delete_selected_measurement,
+            "undo_measurement": self.undo_measurement,
+            "redo_measurement": self.redo_measurement,
+            "toggle_interest": lambda: self.interestRequested.emit(self),
             "cancel": self._cancel,
         }
         if command not in actions:
@@ -544,6 +560,8 @@ class Viewport(QWidget):
         return [self._label(i) for i in range(len(self._measurements))]
 
     def add_measurement(self, m: Any) -> None:
+        """Add a measurement, arrow or text note to the image on screen (saved; Ctrl+Z takes it back)."""
+        self._remember()
         self._measurements.append(m)
         self._selected = len(self._measurements) - 1
         self._save_measurements()
@@ -558,13 +576,18 @@ class Viewport(QWidget):
         return self._selected
 
     def rename_measurement(self, index: int, name: str) -> None:
-        """Give a measurement a name shown above its value (e.g. 'RUL nodule')."""
+        """Give a measurement a name shown above its value (e.g. 'RUL nodule'); an arrow's label, a note's text."""
+        if self._measurements[index].label == name.strip():
+            return
+        self._remember()
         self._measurements[index].label = name.strip()
         self._save_measurements()
 
     def move_measurement(self, index: int, dx: float, dy: float, save: bool = True) -> None:
         """Shift a measurement by (dx, dy) image pixels; the value is measured again where it lands."""
         m = self._measurements[index]
+        if save:
+            self._remember()
         for name in m.POINTS:
             x, y = getattr(m, name)
             setattr(m, name, (x + dx, y + dy))
@@ -575,6 +598,7 @@ class Viewport(QWidget):
             self.update()
 
     def delete_measurement(self, index: int) -> None:
+        self._remember()
         del self._measurements[index]
         self._selected = None
         self._save_measurements()
@@ -582,14 +606,83 @@ class Viewport(QWidget):
     def delete_selected_measurement(self) -> None:
         if self._selected is None or not 0 <= self._selected < len(self._measurements):
             return
+        self._remember()
         del self._measurements[self._selected]
         self._selected = None
         self._save_measurements()
 
     def clear_measurements(self) -> None:
+        self._remember()
         self._measurements = []
         self._selected = None
         self._save_measurements()
+
+    def _remember(self) -> None:
+        """Keep the image's shape list as it is now, for Ctrl+Z; a new change forgets what was undone."""
+        if self._image is None:
+            return
+        uid = self._image.sop_instance_uid
+        stack = self._undo.setdefault(uid, [])
+        stack.append([m.to_dict() for m in self._measurements])
+        del stack[:-UNDO_DEPTH]
+        self._redo.pop(uid, None)
+
+    def undo_measurement(self) -> None:
+        """Take back the last add, move, rename or delete on the image on screen (saved at once)."""
+        self._swap_history(self._undo, self._redo, "Undone", "Nothing to undo on this image")
+
+    def redo_measurement(self) -> None:
+        self._swap_history(self._redo, self._undo, "Redone", "Nothing to redo on this image")
+
+    def _swap_history(self, source: dict, target: dict, done: str, nothing: str) -> None:
+        self.close_note_editor()
+        if self._image is None or not source.get(self._image.sop_instance_uid):
+            self.show_notice(nothing)
+            return
+        uid = self._image.sop_instance_uid
+        target.setdefault(uid, []).append([m.to_dict() for m in self._measurements])
+        self._measurements = [measure_tool.from_dict(d) for d in source[uid].pop()]
+        self._selected = None
+        self._save_measurements()
+        self.show_notice(done)
+
+    # ---------------------------------------------------------------- text notes and arrow labels
+    def edit_note(self, index: int) -> NoteEditor:
+        """Type the text of note / label of arrow `index` over the image (Enter keeps it, Esc leaves it)."""
+        m = self._measurements[index]
+        at = self._to_widget(m.tail if m.kind == "arrow" else m.points()[0])
+        return self._open_editor(at, {"index": index}, m.label, "Label (optional), Enter")
+
+    def note_editor(self) -> NoteEditor | None:
+        """The open note/label box, if any."""
+        return self._editor
+
+    def _open_editor(self, at: tuple[float, float], target: dict[str, Any], text: str, hint: str) -> NoteEditor:
+        self.close_note_editor()
+        self._editor_target = {**target, "uid": self._image.sop_instance_uid if self._image is not None else ""}
+        self._editor = NoteEditor(self, QPoint(round(at[0]), round(at[1])), text, hint)
+        self._editor.finished.connect(self._note_finished)
+        return self._editor
+
+    def close_note_editor(self) -> None:
+        """Finish typing now, keeping the text (another image, another tool, the viewer closing)."""
+        if self._editor is not None:
+            self._editor.finish(True)
+
+    def _note_finished(self, text: str, keep: bool) -> None:
+        editor, target = self._editor, self._editor_target
+        self._editor, self._editor_target = None, None
+        if editor is not None and editor.hasFocus():
+            self.setFocus(Qt.FocusReason.OtherFocusReason)
+        if target is None or self._image is None or self._image.sop_instance_uid != target["uid"]:
+            return
+        text = text.strip()
+        if target.get("index") is None:  # a new note: nothing typed (or Esc) places nothing
+            if keep and text:
+                self.add_measurement(measure_tool.note(target["anchor"], text, target["frame"]))
+        elif keep and 0 <= target["index"] < len(self._measurements):
+            self.rename_measurement(target["index"], text)
+        self.update()
 
     def _load_measurements(self) -> None:
         self._measurements, self._selected, self._labels, self._store_error = [], None, {}, ""
@@ -624,14 +717,15 @@ class Viewport(QWidget):
     def _label(self, index: int) -> str:
         if index not in self._labels:
             m = self._measurements[index]
-            if self._image is not None and not self._image.decode_is_cheap(getattr(m, "frame", 0)):
+            if (not measure_tool.is_annotation(m) and self._image is not None
+                    and not self._image.decode_is_cheap(getattr(m, "frame", 0))):
                 return "…"  # pixels still decoding in the background: labelled when they arrive
             try:
                 text = measure_tool.label(m, self._image, getattr(m, "frame", 0))
             except Exception as exc:  # a shape outside the image etc.: say so on screen
                 text = f"n/a ({exc})"
             name = getattr(m, "label", "")
-            self._labels[index] = f"{name}\n{text}" if name else text
+            self._labels[index] = f"{name}\n{text}" if name and text else (name or text)
         return self._labels[index]
 
     def _on_this_frame(self, m: Any) -> bool:
@@ -640,6 +734,10 @@ class Viewport(QWidget):
 
     def _hit_measurement(self, wx: float, wy: float) -> int | None:
         best, best_d = None, HIT_TOLERANCE
+        if any(measure_tool.is_annotation(m) for m in self._measurements):
+            for i, rect in self.label_rects().items():  # a note is picked by its text
+                if measure_tool.is_annotation(self._measurements[i]) and rect.contains(QPointF(wx, wy)):
+                    return i
         for i, m in enumerate(self._measurements):
             if not self._on_this_frame(m):
                 continue
@@ -864,8 +962,16 @@ class Viewport(QWidget):
                 continue
             lines = text.split("\n")
             width = max(fm.horizontalAdvance(s) for s in lines)
-            x = min(max(q[0] for q in pts) + 6, self.width() - width - 4)
-            y = max(min(q[1] for q in pts), fm.ascent() + 2)
+            if m.kind == "text":  # the note's top-left corner at its point
+                x, y = pts[0][0] + 3, pts[0][1] + fm.ascent() + 2
+            elif m.kind == "arrow":  # at the tail, away from the finding the tip points at
+                (tx, ty), (sx, sy) = pts
+                x = sx - width - 6 if sx < tx else sx + 6
+                y = sy + fm.ascent() / 2
+            else:
+                x, y = max(q[0] for q in pts) + 6, min(q[1] for q in pts)
+            x = max(3.0, min(x, self.width() - width - 4))
+            y = max(y, fm.ascent() + 2)
             rect = QRectF(x - 3, y - fm.ascent() - 2, width + 6, len(lines) * fm.height() + 4)
             for _ in range(40):
                 clash = next((r for r in placed.values() if r.intersects(rect)), None)
@@ -898,6 +1004,11 @@ class Viewport(QWidget):
         else:
             for a, b in zip(pts, pts[1:], strict=False):
                 p.drawLine(QPointF(*a), QPointF(*b))
+        if kind == Tool.ARROW and len(pts) == 2:
+            p.setPen(QPen(color, 2.0))
+            for barb in measure_tool.arrow_head(pts[0], pts[1], ARROW_HEAD):
+                p.drawLine(QPointF(*pts[0]), QPointF(*barb))
+            return
         for q in pts:
             p.drawEllipse(QPointF(*q), 2.5, 2.5)
 
@@ -976,10 +1087,23 @@ class Viewport(QWidget):
         self._changed()
 
     def key_image_titles(self) -> list[str]:
-        """Titles of the key object selections that mark the image on screen ([] if it is not a key image)."""
-        if self._objects is None or self._image is None:
+        """Titles of the key object selections that mark the image on screen ([] if it is not a key image), and
+        the reader's own "Of Interest" flag."""
+        if self._image is None:
             return []
-        return self._objects.key_titles(self._image.sop_instance_uid, self.state.frame_index)
+        titles = [] if self._objects is None else self._objects.key_titles(self._image.sop_instance_uid,
+                                                                            self.state.frame_index)
+        if self._image.sop_instance_uid in self._interest:
+            titles.append(LOCAL_TITLE)
+        return titles
+
+    def set_interest_marks(self, sop_uids: frozenset[str] | set[str]) -> None:
+        """The images of the study flagged "Of Interest" on this workstation (marked like KOS key images)."""
+        self._interest = frozenset(sop_uids)
+        self.update()
+
+    def is_of_interest(self) -> bool:
+        return self._image is not None and self._image.sop_instance_uid in self._interest
 
     def _apply_presentation(self) -> None:
         """Apply the newest GSPS of the image on screen once; scrolling among the images one GSPS covers keeps
@@ -1056,7 +1180,14 @@ class Viewport(QWidget):
             self._drag = {"kind": "pan", "start": pos, "last": pos}
         elif button == Qt.MouseButton.LeftButton:
             ip = self._to_image(pos.x(), pos.y())
-            if self._tool.is_measurement:
+            if self._editor is not None:  # a click outside the box ends the typing (text kept)
+                self.close_note_editor()
+                return
+            if self._tool == Tool.TEXT:
+                self._open_editor((pos.x(), pos.y()), {"index": None, "anchor": ip, "frame": self.state.frame_index},
+                                  "", "Type the note, Enter")
+                return
+            if self._tool.is_measurement or self._tool == Tool.ARROW:
                 if self._tool == Tool.ANGLE and len(self._drawing) == 3:
                     self._drawing[2] = ip  # the click after the first arm places the second
                     self._finish_drawing()
@@ -1072,6 +1203,16 @@ class Viewport(QWidget):
             self._selected = None
             kind = {Tool.WINDOW: "window", Tool.PAN: "pan", Tool.ZOOM: "zoom"}[self._tool]
             self._drag = {"kind": kind, "start": pos, "last": pos, "window": self.current_window()}
+
+    def mouseDoubleClickEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        """Double-click on an arrow or a note: type its text again."""
+        pos = e.position()
+        hit = self._hit_measurement(pos.x(), pos.y()) if self._image is not None else None
+        if hit is not None and measure_tool.is_annotation(self._measurements[hit]):
+            self._drag = None
+            self.edit_note(hit)
+            return
+        super().mouseDoubleClickEvent(e)
 
     def mouseMoveEvent(self, e: QMouseEvent) -> None:  # noqa: N802
         pos = e.position()
@@ -1104,6 +1245,8 @@ class Viewport(QWidget):
         elif kind == "move":
             ip = self._to_image(pos.x(), pos.y())
             last = self._drag["last"]
+            if not self._drag["moved"]:
+                self._remember()
             self.move_measurement(self._drag["index"], ip[0] - last[0], ip[1] - last[1], save=False)
             self._drag["last"] = ip
             self._drag["moved"] = True
@@ -1137,6 +1280,8 @@ class Viewport(QWidget):
             self.update()
             return
         self.add_measurement(m)
+        if self._tool == Tool.ARROW:
+            self.edit_note(len(self._measurements) - 1)
 
     def wheelEvent(self, e: QWheelEvent) -> None:  # noqa: N802
         delta = e.angleDelta().y()
@@ -1177,6 +1322,10 @@ class Viewport(QWidget):
             e.acceptProposedAction()
             self.activated.emit(self)
             self.seriesDropped.emit(uid)
+
+    def hideEvent(self, e) -> None:  # noqa: N802
+        self.close_note_editor()  # another tab, reading mode, the window closing: what was typed is kept
+        super().hideEvent(e)
 
     def resizeEvent(self, e) -> None:  # noqa: N802
         self._render_key = None

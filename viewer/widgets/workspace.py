@@ -30,6 +30,7 @@ from viewer import hanging
 from viewer.imaging.window import PRESET_KEYS, PRESETS
 from viewer.io.refs import SeriesRef, StudyRef
 from viewer.measure.store import InMemoryMeasurementStore
+from viewer.presentation.interest import InMemoryInterestStore, InterestRef, interest_ref
 from viewer.presentation.study_objects import StudyObjects
 from viewer.widgets.background import BackgroundRunner
 from viewer.widgets.layout import LAYOUTS, ViewerLayout
@@ -50,9 +51,11 @@ class ViewerWorkspace(QWidget):
     imageChanged = Signal(object)  # DicomImage of the active viewport (or None)
     activeViewportChanged = Signal(object)  # the Viewport
 
-    def __init__(self, parent: QWidget | None = None, measurement_store: Any = None) -> None:
+    def __init__(self, parent: QWidget | None = None, measurement_store: Any = None, interest_store: Any = None) -> None:
         super().__init__(parent)
         self._store = measurement_store if measurement_store is not None else InMemoryMeasurementStore()
+        self._interest_store = interest_store if interest_store is not None else InMemoryInterestStore()
+        self._interest: dict[str, InterestRef] = {}  # the open study's "Of Interest" flags by SOP Instance UID
         self._study: StudyRef | None = None
         self._objects: StudyObjects | None = None
         self._objects_runner = BackgroundRunner(self)
@@ -112,6 +115,7 @@ class ViewerWorkspace(QWidget):
         self.thumbnails.mark_derived(study.derived_series)
         self.layout_view.set_study(study, self._store)
         self._show_banner("" if study.series else "This study has no series with images.")
+        self._load_interest(study)
         self._read_study_objects(study)
         self.active_viewport().setFocus()
         self.imageChanged.emit(self.current_image())
@@ -146,6 +150,80 @@ class ViewerWorkspace(QWidget):
         GSPS/KOS here coincided with two crashed full runs; left out until that is understood.)"""
         vp.stateChanged.connect(self._sync_toolbar)
         vp.set_arriving(self._arriving)
+        vp.interestRequested.connect(self.toggle_interest)
+        vp.set_interest_marks(set(self._interest))
+
+    # ================================================================ "Of Interest" flags
+    def set_interest_store(self, store: Any) -> None:
+        """Where the "Of Interest" flags persist (an InterestStore; None: in memory for this session)."""
+        self._interest_store = store if store is not None else InMemoryInterestStore()
+        if self._study is not None:
+            self._load_interest(self._study)
+
+    def interest_flags(self) -> list[InterestRef]:
+        """The open study's images flagged "Of Interest"."""
+        return list(self._interest.values())
+
+    def toggle_interest(self, viewport: Viewport | None = None) -> bool | None:
+        """Flag the image in `viewport` (default: the active one) "Of Interest", or unflag it; saved at once.
+        Returns the new state, None when nothing was changed (no image, or the store failed: the banner says)."""
+        vp = viewport or self.active_viewport()
+        image = vp.current_image()
+        if image is None or self._study is None:
+            vp.show_notice("Open a study to flag an image Of Interest")
+            return None
+        try:
+            ref = interest_ref(image.dataset)
+            on = ref.sop_instance_uid not in self._interest
+            self._interest_store.set(ref, on)
+        except Exception as exc:  # the database is down or the header incomplete: say so, change nothing
+            self._show_banner(f"Of Interest flag NOT saved: {exc}")
+            self._sync_interest_action()
+            return None
+        if on:
+            self._interest[ref.sop_instance_uid] = ref
+        else:
+            self._interest.pop(ref.sop_instance_uid, None)
+        self._refresh_interest()
+        vp.show_notice("Flagged Of Interest (sent with the report as a KOS)" if on else "Of Interest flag removed")
+        return on
+
+    def _load_interest(self, study: StudyRef) -> None:
+        try:
+            refs = self._interest_store.load(study.study_uid)
+        except Exception as exc:  # noqa: BLE001 - the study still opens; the banner names the problem
+            refs = []
+            self._show_banner(f"Of Interest flags could not be read: {exc}")
+        self._interest = {r.sop_instance_uid: r for r in refs}
+        self._refresh_interest()
+
+    def _refresh_interest(self) -> None:
+        """Mark the flags on every viewport's image and in the series strip's key image counts."""
+        marks = set(self._interest)
+        for vp in self.layout_view.all_viewports():
+            vp.set_interest_marks(marks)
+        self._refresh_key_counts()
+        self._sync_interest_action()
+
+    def _refresh_key_counts(self) -> None:
+        per_series: dict[str, set[str]] = {}
+        for sel in self._objects.key_selections if self._objects is not None else []:
+            for sop, series in sel.images.items():
+                if series:
+                    per_series.setdefault(series, set()).add(sop)
+        for ref in self._interest.values():
+            per_series.setdefault(ref.series_uid, set()).add(ref.sop_instance_uid)
+        self.thumbnails.set_key_image_counts({k: len(v) for k, v in per_series.items()})
+
+    def _sync_interest_action(self) -> None:
+        act = getattr(self, "_interest_action", None)
+        if act is None:
+            return
+        vp = self.active_viewport()
+        act.blockSignals(True)
+        act.setChecked(vp.is_of_interest())
+        act.blockSignals(False)
+        act.setEnabled(vp.current_image() is not None)
 
     def set_study_objects(self, objects: StudyObjects) -> None:
         """Presentation states and key image selections of the open study: applied/marked in every viewport,
@@ -153,7 +231,7 @@ class ViewerWorkspace(QWidget):
         self._objects = objects
         for vp in self.layout_view.all_viewports():
             vp.set_study_objects(objects)
-        self.thumbnails.set_key_image_counts(objects.key_image_counts())
+        self._refresh_key_counts()
         if objects.problems:
             self._show_banner("Not applied: " + "; ".join(objects.problems[:3])
                               + (f" (+{len(objects.problems) - 3} more)" if len(objects.problems) > 3 else ""))
@@ -361,12 +439,14 @@ class ViewerWorkspace(QWidget):
         self.banner.setVisible(bool(text))
 
     def _image_changed(self, image: Any) -> None:
+        self._sync_interest_action()
         if self._tag_dialog is not None and self._tag_dialog.isVisible():
             self._tag_dialog.set_image(image)
         self.imageChanged.emit(image)
 
     def _active_changed(self, vp: Viewport) -> None:
         self.measurement_list.set_viewport(vp)
+        self._sync_interest_action()
         self.activeViewportChanged.emit(vp)
 
     def _run(self, command: str) -> None:
@@ -399,7 +479,8 @@ class ViewerWorkspace(QWidget):
         group.setExclusive(True)
         self._tool_actions: dict[Tool, QAction] = {}
         short_tools = {Tool.WINDOW: "W/L", Tool.PAN: "Pan", Tool.ZOOM: "Zoom", Tool.DISTANCE: "Distance",
-                       Tool.ANGLE: "Angle", Tool.RECT: "Rect ROI", Tool.ELLIPSE: "Ellipse ROI"}
+                       Tool.ANGLE: "Angle", Tool.RECT: "Rect ROI", Tool.ELLIPSE: "Ellipse ROI", Tool.ARROW: "Arrow",
+                       Tool.TEXT: "Text"}
         for tool in Tool:
             act = self._action(short_tools[tool], TOOL_KEYS[tool], checkable=True)
             act.setToolTip(f"{tool.label} ({TOOL_KEYS[tool]})")
@@ -460,6 +541,12 @@ class ViewerWorkspace(QWidget):
         tb.addAction(self._overlay_action)
         tb.addSeparator()
 
+        self._interest_action = self._action("Of Interest", key_for("toggle_interest"), checkable=True)
+        self._interest_action.setToolTip(f"Flag or unflag the image as Of Interest ({key_for('toggle_interest')}): "
+                                         "marked like a key image, sent with the signed report as a KOS")
+        self._interest_action.setEnabled(False)
+        self._interest_action.triggered.connect(lambda _on: self.toggle_interest())
+        tb.addAction(self._interest_action)
         self._measure_action = self._action("Measurements", "", lambda on: self.toggle_measurements(on),
                                             checkable=True)
         self._measure_action.setToolTip("Show the list of measurements (rename, select, delete)")
@@ -492,6 +579,7 @@ class ViewerWorkspace(QWidget):
         for vp in self.layout_view.all_viewports():
             vp.stateChanged.connect(self._sync_toolbar)
             vp.overlayChanged.connect(self._sync_overlay_action)
+            vp.interestRequested.connect(self.toggle_interest)
 
     def _add_menu_button(self, text: str, menu: QMenu) -> None:
         button = QToolButton(self)

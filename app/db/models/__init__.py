@@ -4,6 +4,7 @@ from app.db.models.ai import AiDraft, QaMessage
 from app.db.models.cache import CachePin
 from app.db.models.import_log import ImportBatch, ImportIssue
 from app.db.models.integrity import FLAG_KINDS, InstanceConflict, StudyFlag
+from app.db.models.interest import InterestImage
 from app.db.models.measurement import Measurement
 from app.db.models.name_words import PatientNameWord
 from app.db.models.study import REPORT_STATUSES, Instance, Patient, Series, Study
@@ -17,6 +18,7 @@ __all__ = [
     "ImportIssue",
     "Instance",
     "InstanceConflict",
+    "InterestImage",
     "Measurement",
     "Patient",
     "PatientNameWord",

@@ -27,6 +27,30 @@ def test_kos_for_report_lists_the_key_images(dx, ct, tmp_path):
         build_kos(header_of(dx), [], series_uid=hd.UID(), sop_uid=hd.UID(), observer="x")
 
 
+def test_images_are_image_items_and_documents_composite_whatever_the_identity(dx, tmp_path):
+    """Viewers mark key images from IMAGE items: an image referenced through a bare study identity (no Rows) is one
+    all the same, and a report SR referenced through an image's header (with Rows) stays COMPOSITE."""
+    from app.dicom_objects.common import PATIENT_STUDY_KEYWORDS
+    from viewer.presentation.key_images import KeySelection
+
+    bare = pydicom.Dataset()
+    for keyword in PATIENT_STUDY_KEYWORDS:
+        if keyword in dx:
+            setattr(bare, keyword, dx.get(keyword))
+    sr = ImageRef(str(dx.StudyInstanceUID), hd.UID(), "1.2.840.10008.5.1.4.1.1.88.33", hd.UID())
+    for identity in (bare, header_of(dx)):
+        kos = build_kos(identity, [ImageRef.of(dx), sr], series_uid=hd.UID(), sop_uid=hd.UID(), observer="Dr Rad",
+                        purpose="interest")
+        path = save(kos, tmp_path / "kos.dcm")
+        assert not dciodvfy_errors(path)
+        ds = pydicom.dcmread(path)
+        kinds = {str(item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID): item.ValueType
+                 for item in ds.ContentSequence if "ReferencedSOPSequence" in item}
+        assert kinds == {str(dx.SOPInstanceUID): "IMAGE", sr.sop_instance_uid: "COMPOSITE"}
+        assert KeySelection.from_dataset(ds).images == {str(dx.SOPInstanceUID): str(dx.SeriesInstanceUID)}
+        assert "Rows" not in ds and ds.ConceptNameCodeSequence[0].CodeValue == "113000"
+
+
 def test_ai_results_sr_identifies_the_algorithm_and_each_finding(dx, tmp_path):
     findings = [AiFinding("Cardiomegaly", "present", 0.81), AiFinding("Edema", "absent", 0.07),
                 AiFinding("Lung Lesion", "uncertain")]

@@ -17,7 +17,7 @@ from app.dicom_objects.measurement_report import (
 )
 from viewer.io.image import DicomImage
 from viewer.measure import measure
-from viewer.measure.shapes import Angle, Distance, EllipseROI, RectROI
+from viewer.measure.shapes import Angle, Arrow, Distance, EllipseROI, Note, RectROI
 
 
 def _report(ds, shapes):
@@ -65,3 +65,15 @@ def test_uncalibrated_lengths_are_in_pixels_not_mm(dx, tmp_path):
 def test_nothing_to_report_is_a_clear_error(dx):
     with pytest.raises(MeasurementReportError, match="no measurements"):
         _report(dx, [])
+
+
+def test_arrows_and_notes_stay_out_of_the_tid1500(dx, tmp_path):
+    """They measure nothing (the GSPS carries them): only the distance is reported, and numbering skips them."""
+    shapes = [Arrow(tip=(10, 10), tail=(40, 40), label="look"), Note(anchor=(5, 5), label="text"),
+              Distance(p0=(0, 0), p1=(30, 40))]
+    path = save(_report(dx, shapes), tmp_path / "mixed.dcm")
+    assert not dciodvfy_errors(path)
+    rows = parse_measurement_report(pydicom.dcmread(path))
+    assert [(r["tracking_id"], r["name"]) for r in rows] == [("Distance 1", "Length")]
+    with pytest.raises(MeasurementReportError, match="arrows and notes go in the GSPS"):
+        _report(dx, shapes[:2])

@@ -6,13 +6,13 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from dicom_tools import dciodvfy_errors, dcmp2pgm, dcmpschk, save
+from dicom_tools import dciodvfy_errors, dcmp2pgm, dcmp2pgm_dump, dcmpschk, save
 
 from app.dicom_objects.annotations import AnnotatedImage
 from app.dicom_objects.display import DisplayState, dicom_transform, viewer_transform
 from app.dicom_objects.presentation_state import PresentationStateError, build_gsps
 from viewer.imaging.window import WindowLevel
-from viewer.measure.shapes import Angle, Distance, EllipseROI, RectROI
+from viewer.measure.shapes import Angle, Arrow, Distance, EllipseROI, Note, RectROI
 from viewer.widgets.view_state import ViewState
 
 SHAPES = [Distance(p0=(10.5, 12.5), p1=(100.5, 120.5), label="RUL"), Angle(p0=(50, 50), vertex=(60, 80), p1=(90, 60)),
@@ -94,3 +94,68 @@ def test_colour_images_and_mixed_studies_are_refused(dx, ct):
     with pytest.raises(PresentationStateError, match="one study"):
         build_gsps([AnnotatedImage(dx, SHAPES[:1]), AnnotatedImage(ct, SHAPES[:1])], series_uid=hd.UID(),
                    sop_uid=hd.UID())
+
+
+ANNOTATIONS = [Arrow(tip=(100.0, 120.0), tail=(160.0, 200.0), label="RUL nodule"), Arrow(tip=(30.0, 30.0), tail=(10.0, 60.0)),
+               Note(anchor=(20.0, 220.0), label="Fluid level"), Distance(p0=(10, 10), p1=(60, 60))]
+
+
+def test_arrows_and_notes_are_written_for_other_viewers(dx, dx_path, tmp_path):
+    """An arrow is a shaft and a head (POLYLINEs meeting at the tip) with its label anchored at the tip and boxed
+    at the tail; a note is a boxed text object. dciodvfy and dcmpschk accept it; DCMTK reads every object back
+    when it renders the image through the GSPS."""
+    path = save(_gsps(dx, shapes=ANNOTATIONS), tmp_path / "arrows.dcm")
+    assert not dciodvfy_errors(path)
+    dcmpschk(path)
+    dump = dcmp2pgm_dump(dx_path, path, tmp_path / "out.pgm")
+    assert "Number of text objects: 3" in dump and "Number of graphic objects: 5" in dump
+    assert 'text 1: "RUL nodule"' in dump and "anchor point: 100\\120 units=pixel visible=no" in dump
+    assert 'text 2: "Fluid level"' in dump and dump.count("type=polyline") == 5
+    ann = pydicom.dcmread(path).GraphicAnnotationSequence[0]
+    shaft, head = (list(g.GraphicData) for g in ann.GraphicObjectSequence[:2])
+    assert shaft == [160.0, 200.0, 100.0, 120.0] and head[2:4] == [100.0, 120.0] and len(head) == 6
+    label = ann.TextObjectSequence[0]
+    x0, y0 = label.BoundingBoxTopLeftHandCorner
+    x1, y1 = label.BoundingBoxBottomRightHandCorner
+    assert x0 >= 160.0 and y0 < 200.0 < y1  # the label sits at the tail, beside it
+    note = ann.TextObjectSequence[1]
+    assert list(note.BoundingBoxTopLeftHandCorner) == [20.0, 220.0] and "AnchorPoint" not in note
+
+
+def test_radstation_shows_its_own_arrows_and_notes_when_the_gsps_comes_back(qtbot, dx, dx_path, tmp_path):
+    """The GSPS read by the viewer's presentation reader: the arrow's polylines and both texts on the image, drawn
+    in the layer's colour where the arrow is."""
+    from PySide6.QtGui import QImage
+
+    from viewer.io.image import load_image
+    from viewer.presentation.study_objects import StudyObjects
+    from viewer.widgets.viewport import Viewport
+
+    path = save(_gsps(dx, shapes=ANNOTATIONS[:3]), tmp_path / "arrows.dcm")
+    objects = StudyObjects.from_paths([path])
+    pres = objects.states_for(str(dx.SOPInstanceUID))[0].for_image(str(dx.SOPInstanceUID))
+    assert [g.kind for g in pres.graphics] == ["POLYLINE"] * 4
+    assert pres.graphics[0].points == ((160.0, 200.0), (100.0, 120.0))
+    assert [t.text for t in pres.texts] == ["RUL nodule", "Fluid level"] and all(t.box for t in pres.texts)
+
+    def green(vp) -> np.ndarray:
+        img = vp.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+        arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())
+        arr = arr[:, : img.width() * 3].reshape(img.height(), img.width(), 3).astype(int)
+        return (arr[..., 1] > 150) & (arr[..., 0] < arr[..., 1] - 60) & (arr[..., 2] < arr[..., 1] - 60)
+
+    vp = Viewport()
+    qtbot.addWidget(vp)
+    vp.resize(512, 512)
+    vp.show()
+    vp.set_image(load_image(dx_path))
+    without = green(vp)
+    vp.set_study_objects(objects)
+    assert vp.presentation_state() is not None
+    with_gsps = green(vp)
+    tip = vp._to_widget((100.0, 120.0))
+    mid = vp._to_widget((130.0, 160.0))
+    for x, y in (tip, mid):
+        assert with_gsps[round(y) - 3:round(y) + 4, round(x) - 3:round(x) + 4].any()
+        assert not without[round(y) - 3:round(y) + 4, round(x) - 3:round(x) + 4].any()
+    qtbot.waitUntil(lambda: not vp.is_loading(), timeout=10000)

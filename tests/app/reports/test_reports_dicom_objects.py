@@ -8,6 +8,7 @@ import json
 
 import pytest
 from pydicom import dcmread
+from PySide6.QtCore import Qt
 from reports_testing import PASSWORD, STUDY_UID
 
 from app.dicom_objects.ai_results import read_ai_results
@@ -104,7 +105,7 @@ def test_every_object_goes_through_orthanc_and_another_database_reads_it_back(en
     from app.reports.export_sr import sr_content, verify_sr
     from app.reports.outbox import Outbox
     from app.widgets.prior_reports import PriorReportsPanel
-    from viewer.measure.shapes import Distance, EllipseROI
+    from viewer.measure.shapes import Arrow, Distance, EllipseROI
 
     orthanc.clear()
     ensure_demo_imported(env.db)
@@ -115,10 +116,15 @@ def test_every_object_goes_through_orthanc_and_another_database_reads_it_back(en
             .join(Study, Study.id == Series.study_db_id).where(Study.study_uid == study_uid)).first()
     orthanc.upload(env.db.store_path(image_file))  # the PACS holds the study's image
     DbMeasurementStore(env.db).save(image_uid, [Distance(p0=(40, 60), p1=(200, 60), label="heart").to_dict(),
-                                                EllipseROI(p0=(60, 80), p1=(120, 160)).to_dict()])
+                                                EllipseROI(p0=(60, 80), p1=(120, 160)).to_dict(),
+                                                Arrow(tip=(128, 128), tail=(180, 200), label="look here").to_dict()])
+    from app.db.interest_store import DbInterestStore
+    from viewer.presentation.interest import interest_ref
+
+    DbInterestStore(env.db).set(interest_ref(dcmread(env.db.store_path(image_file), stop_before_pixels=True)), True)
     v = _ai_signed(env, radiologist, study_uid)
     documents = available_documents(env.service, v.id)
-    assert documents == ("sr", "pdf", "kos", "ai-sr", "gsps", "measurements")
+    assert documents == ("sr", "pdf", "kos", "ai-sr", "gsps", "measurements", "interest-kos")
 
     node = PacsNode(name="pacs", protocol="dimse", ae_title=orthanc.aet, host="127.0.0.1", port=orthanc.dicom_port,
                     calling_ae=orthanc.client_aet, timeout=30)
@@ -137,10 +143,13 @@ def test_every_object_goes_through_orthanc_and_another_database_reads_it_back(en
     sr = dcmread(fetched["sr"])
     assert verify_sr(sr).ok and sr_content(sr).get("impression") == "Cardiomegaly."
     assert "Length" in dsrdump(fetched["measurements"])
+    assert key_image_uids(dcmread(fetched["interest-kos"])) == ("Of Interest", [image_uid])
     heart = [r for r in parse_measurement_report(dcmread(fetched["measurements"])) if r["tracking_id"] == "heart"]
     assert heart[0]["unit"] == "mm" and heart[0]["value"] > 100
     image_path = env.db.store_path(image_file)
     assert dcmp2pgm(image_path, fetched["gsps"], tmp_path / "through_gsps.pgm").shape == (256, 256)
+    texts = [t.UnformattedTextValue for t in dcmread(fetched["gsps"]).GraphicAnnotationSequence[0].TextObjectSequence]
+    assert "look here" in texts  # the arrow's label went out with the measurements
 
     other = Database.open(f"sqlite:///{tmp_path / 'other.db'}", store_dir=tmp_path / "other-store")
     try:
@@ -179,3 +188,82 @@ def test_every_object_goes_through_orthanc_and_another_database_reads_it_back(en
     finally:
         other.dispose()
         orthanc.clear()  # the report's UIDs derive from (study, report, version): leave no SR for later tests
+
+
+def test_arrows_and_notes_alone_go_out_as_a_gsps_without_a_tid1500(env, radiologist):
+    from sqlalchemy import select
+
+    from app.db.measurement_store import DbMeasurementStore
+    from app.db.models import Instance, Series, Study
+    from app.demo_studies import demo_study_uids, ensure_demo_imported
+    from app.dicom_objects.report_objects import report_gsps, report_measurements
+    from viewer.measure.shapes import Arrow, Note
+
+    ensure_demo_imported(env.db)
+    study_uid = demo_study_uids()[0]
+    with env.db.session() as s:
+        image_uid = s.scalar(select(Instance.sop_instance_uid).join(Series, Series.id == Instance.series_db_id)
+                             .join(Study, Study.id == Series.study_db_id).where(Study.study_uid == study_uid))
+    DbMeasurementStore(env.db).save(image_uid, [Arrow(tip=(50, 60), tail=(90, 120), label="nodule").to_dict(),
+                                                Note(anchor=(10, 200), label="compare with prior").to_dict()])
+    v = env.service.open_or_create(study_uid, radiologist)
+    env.service.save_draft(v.id, {**v.content.to_dict(), "findings": "Nodule."}, radiologist)
+    v = env.service.sign(v.id, radiologist, PASSWORD)
+    documents = available_documents(env.service, v.id)
+    assert "gsps" in documents and "measurements" not in documents
+    doc = build_document(env.service, v.id)
+    assert report_measurements(env.db, doc, "Dr Rad") is None
+    ann = report_gsps(env.db, doc, "Dr Rad").GraphicAnnotationSequence[0]
+    assert [t.UnformattedTextValue for t in ann.TextObjectSequence] == ["nodule", "compare with prior"]
+    assert [g.GraphicType for g in ann.GraphicObjectSequence] == ["POLYLINE", "POLYLINE"]
+
+
+def test_k_in_the_viewer_flags_an_image_that_goes_out_as_an_of_interest_kos(env, radiologist, qtbot, tmp_path):
+    """The reader presses K on the image (the flag lands in the database); the signed report then offers a KOS
+    titled (113000, DCM, "Of Interest") over exactly that image: dciodvfy-clean, read back by pydicom, by
+    highdicom and by RadStation's own KOS reader (which marks it on the image in another workstation)."""
+    from dicom_tools import dciodvfy_errors
+
+    from app.db.interest_store import DbInterestStore
+    from app.db.queries import study_ref
+    from app.demo_studies import demo_study_uids, ensure_demo_imported
+    from app.dicom_objects.report_objects import interest_kos
+    from viewer.presentation.key_images import KeySelection
+    from viewer.widgets.workspace import ViewerWorkspace
+
+    ensure_demo_imported(env.db)
+    study_uid = demo_study_uids()[0]
+    with env.db.session() as s:
+        ref = study_ref(s, study_uid)
+    ws = ViewerWorkspace(interest_store=DbInterestStore(env.db))
+    qtbot.addWidget(ws)
+    ws.resize(900, 600)
+    ws.show()
+    ws.open_study(ref)
+    qtbot.waitUntil(lambda: ws.thumbnails.icons_ready() and ws.study_objects_ready(), timeout=20000)
+    vp = ws.active_viewport()
+    vp.setFocus()
+    qtbot.keyClick(vp, Qt.Key.Key_K)
+    image = vp.current_image()
+    assert vp.is_of_interest() and DbInterestStore(env.db).load(study_uid)[0].sop_instance_uid == \
+        image.sop_instance_uid
+    qtbot.waitUntil(lambda: not vp.is_loading(), timeout=10000)
+
+    v = env.service.open_or_create(study_uid, radiologist)
+    env.service.save_draft(v.id, {**v.content.to_dict(), "findings": "Normal."}, radiologist)
+    v = env.service.sign(v.id, radiologist, PASSWORD)
+    assert "interest-kos" in available_documents(env.service, v.id)
+    doc = build_document(env.service, v.id)
+    path = _save(interest_kos(env.db, doc, "Dr Rad"), tmp_path / "interest.dcm")
+    assert not dciodvfy_errors(path)
+    ds = dcmread(path)
+    title = ds.ConceptNameCodeSequence[0]
+    assert (title.CodeValue, title.CodingSchemeDesignator, title.CodeMeaning) == ("113000", "DCM", "Of Interest")
+    assert key_image_uids(ds) == ("Of Interest", [image.sop_instance_uid])
+    assert ds.SOPInstanceUID == doc.uid("interest-kos") and ds.SOPInstanceUID != doc.uid("kos")
+    import highdicom as hd
+
+    kos = hd.ko.KeyObjectSelectionDocument.from_dataset(ds)
+    assert kos.resolve_reference(image.sop_instance_uid)[2] == image.sop_instance_uid
+    sel = KeySelection.from_dataset(ds)
+    assert sel.title == "Of Interest" and sel.images == {image.sop_instance_uid: image.dataset.SeriesInstanceUID}
