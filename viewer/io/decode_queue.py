@@ -4,6 +4,10 @@ A plain thread pool runs jobs first-in first-out, so after a fast scroll the fra
 on waits behind every prefetch queued on the way. Here each job has a priority (0 = on screen, then
 the distance ahead in the scroll direction) and an owner; an owner that moves on drops its jobs that
 have not started. Qt-free: the viewport polls the futures from its own timer.
+
+The queue never keeps an owner alive (it holds a weak reference) and a worker lets go of a job's function
+as soon as it has run: an owner is a viewport widget, and a last reference dropped on a worker thread would
+run a QWidget's destructor off the GUI thread (full test runs crashed with SIGSEGV at widget teardown).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import heapq
 import itertools
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -37,7 +42,7 @@ class DecodeQueue:
         """Queue `fn()`; lower `priority` runs sooner, equal priorities in submission order."""
         fut: Future = Future()
         with self._cond:
-            heapq.heappush(self._heap, (priority, next(self._seq), fut, fn, owner))
+            heapq.heappush(self._heap, (priority, next(self._seq), fut, fn, _owner_key(owner)))
             self._cond.notify()
         return fut
 
@@ -46,7 +51,7 @@ class DecodeQueue:
         with self._cond:
             kept, dropped = [], 0
             for item in self._heap:
-                if item[4] is owner and (keep is None or not keep(item[2])):
+                if _is_owner(item[4], owner) and (keep is None or not keep(item[2])):
                     item[2].cancel()
                     dropped += 1
                 else:
@@ -64,15 +69,34 @@ class DecodeQueue:
             with self._cond:
                 while not self._heap:
                     self._cond.wait()
-                _, _, fut, fn, _ = heapq.heappop(self._heap)
-            if not fut.set_running_or_notify_cancel():
-                continue
-            try:
-                result = fn()
-            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
-                fut.set_exception(exc)
-            else:
-                fut.set_result(result)
+                item = heapq.heappop(self._heap)
+            fut, fn = item[2], item[3]
+            del item
+            if fut.set_running_or_notify_cancel():
+                try:
+                    result = fn()
+                except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(result)
+                result = None
+            del fut, fn  # before waiting for the next job: see the module docstring
+
+
+def _owner_key(owner: object) -> object:
+    """A weak reference to `owner` where it allows one (widgets do), else the object itself."""
+    if owner is None:
+        return None
+    try:
+        return weakref.ref(owner)
+    except TypeError:
+        return owner
+
+
+def _is_owner(key: object, owner: object) -> bool:
+    if isinstance(key, weakref.ref):
+        return key() is owner
+    return key is owner
 
 
 _shared: DecodeQueue | None = None

@@ -11,6 +11,7 @@ table lookup at display size) and paints.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -823,7 +824,9 @@ class Viewport(QWidget):
         self._queue.drop(self)
         self._job_key = key
         target = self._preview_target()
-        self._job = self._queue.submit(lambda: self._prepare(img, frame, out_shape, target), priority=0, owner=self)
+        # a partial of the static method, not a lambda over self: the decode worker must never hold the widget
+        self._job = self._queue.submit(functools.partial(Viewport._prepare, img, frame, out_shape, target), priority=0,
+                                       owner=self)
         self._poll.start()
 
     def _poll_job(self) -> None:
