@@ -146,9 +146,11 @@ class ViewerWorkspace(QWidget):
         self.thumbnails.refresh_arrived()
 
     def _adopt_viewport(self, vp: Viewport) -> None:
-        """A viewport the layout just created (a larger grid) keeps the toolbar in step. (Handing it the study's
-        GSPS/KOS here coincided with two crashed full runs; left out until that is understood.)"""
+        """A viewport the layout just created (a larger grid) shows the study's GSPS/KOS like the others and keeps
+        the toolbar in step."""
         vp.stateChanged.connect(self._sync_toolbar)
+        vp.set_study_objects(self._objects)
+        vp.set_presentation_enabled(self._gsps_action.isChecked())
         vp.set_arriving(self._arriving)
         vp.interestRequested.connect(self.toggle_interest)
         vp.set_interest_marks(set(self._interest))

@@ -175,3 +175,20 @@ def test_ctrl_shift_p_steps_through_the_images_presentation_states(qtbot, study,
     qtbot.keyClick(vp, Qt.Key.Key_P, ctrl_shift)
     assert vp.presentation_state().label == "RADIOLOGIST" and vp.state.window.center == 100.0
 
+
+def test_viewports_of_a_larger_grid_show_the_studys_objects_too(shown, qtbot):
+    """Viewports are created on demand (a 2x2 after a 1x1): they get the study's GSPS/KOS and the toggle."""
+    ws, a, _ = shown
+    before = len(ws.layout_view.viewports())
+    ws.layout_view.set_grid(2, 2)
+    created = ws.layout_view.viewports()[before:]
+    assert created, "the 2x2 grid created no viewport"
+    for vp in created:
+        assert vp.study_objects() is ws.study_objects()
+    ws.set_presentation_enabled(False)
+    ws.layout_view.set_grid(3, 3)
+    newest = ws.layout_view.viewports()[-1]
+    assert newest.study_objects() is ws.study_objects() and not newest.presentation_enabled()
+    # the new viewports decode their images on the shared queue: end only when that and the icons are done
+    qtbot.waitUntil(lambda: all(vp._job is None for vp in ws.layout_view.all_viewports())
+                    and ws.thumbnails.icons_ready(), timeout=20000)
