@@ -20,14 +20,11 @@ from typing import Any, Protocol
 
 from app.settings import Settings
 from engines.default_weights import DEFAULT_WEIGHTS
+from engines.errors import JobCancelled
 from engines.worker.protocol import decode, encode
 
 JOB_MODULES = ("explain.worker_jobs", "engines.counterfactual.worker_jobs", "engines.similar.worker_jobs")
 Progress = Callable[..., None]  # (done, total) or (done, total, stage)
-
-
-class RunCancelled(RuntimeError):
-    """The request was cancelled by the user (named like the engine's so views treat both alike)."""
 
 
 class ModelRunner(Protocol):
@@ -108,14 +105,14 @@ class WorkerRunner:
 
         with self._lock:
             if cancel is not None and cancel():
-                raise RunCancelled("cancelled")
+                raise JobCancelled("cancelled")
             worker = self._ensure()
             stage = (lambda d, n, s: progress(d, n, s)) if progress is not None else None
             try:
                 return worker.wait(worker.submit(kind, params), timeout=None, on_stage=stage, cancel=cancel)
             except WorkerFailed as exc:
                 if exc.kind == "cancelled":
-                    raise RunCancelled("cancelled") from None
+                    raise JobCancelled("cancelled") from None
                 if exc.kind == "crash":
                     self._drop()
                     raise RuntimeError(f"{exc}; it will be restarted on the next request") from None
@@ -158,13 +155,8 @@ class InProcessRunner:
                 if progress is not None:
                     progress(done, total, stage)
 
-            try:
-                result = handler(_PipelineBackend(self._pipe), decode(encode({"type": "job", **params})),
-                                 report, cancel or (lambda: False))
-            except Exception as exc:
-                if type(exc).__name__ == "GenerationCancelled":
-                    raise RunCancelled("cancelled") from None
-                raise
+            result = handler(_PipelineBackend(self._pipe), decode(encode({"type": "job", **params})),
+                             report, cancel or (lambda: False))
             return decode(encode({"type": "result", **result}))
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ Every job is one call of `engines.sampling.unmask` with a different pattern of g
 tokens (draft: image given, text masked; synthesise: text given, image masked; joint: both masked but
 the prompt; answer: image + question given, answer masked; inpaint: report + image outside the token
 mask given). Deterministic under `seed`; `progress(step, steps)` is called after every step and
-`cancel()` before every step (GenerationCancelled). Inputs are validated up front.
+`cancel()` before every step (JobCancelled). Inputs are validated up front.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from PIL import Image
 from engines.data.images import to_uint8
 from engines.device import resolve_device
 from engines.diffusion.layout import prompt_row, qa_row, report_row, split_report
+from engines.errors import JobCancelled
 from engines.models.backbone import MedimBackbone
 from engines.models.checkpoint import load_backbone, load_tokenizers, weights_hash
 from engines.models.config import MedimConfig
@@ -36,11 +37,11 @@ from engines.sampling.finding_states import (
 )
 from engines.sampling.head_guidance import head_guidance_bias, head_signs, head_token_potential
 from engines.sampling.results import AttentionMaps, ImageResult, TextResult, TokenInfo
-from engines.sampling.unmask import GenerationCancelled, SamplingOptions, UnmaskResult, unmask
+from engines.sampling.unmask import SamplingOptions, UnmaskResult, unmask
 from engines.tokenizers.text import ANSWER, FINDINGS, IMG, IMPRESSION, QUESTION, SEP, UNK, TextTokenizer
 from engines.tokenizers.vq import VQVAE
 
-__all__ = ["MedimPipeline", "TextResult", "ImageResult", "TokenInfo", "AttentionMaps", "GenerationCancelled",
+__all__ = ["MedimPipeline", "TextResult", "ImageResult", "TokenInfo", "AttentionMaps",
            "prepare_image"]
 
 Progress = Callable[[int, int], None] | None
@@ -458,7 +459,7 @@ class MedimPipeline:
 
         def before(done: int) -> None:
             if cancel is not None and cancel():
-                raise GenerationCancelled("generation cancelled")
+                raise JobCancelled("generation cancelled")
             if progress is not None:
                 progress(min(done, total - 1), total)
 

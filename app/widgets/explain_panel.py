@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.model_runner import WorkerRunner, as_runner
+from engines.errors import JobCancelled
 from engines.scope.guard import OUT_OF_SCOPE
 from engines.worker.wire import to_wire
 from explain.cache import ExplanationCache, explanation_key
@@ -83,9 +84,8 @@ class _ExplainThread(QThread):
         try:
             result = self.job(lambda d, n, *_: self.progressed.emit(int(d), int(n)), self.cancel_event.is_set)
         except Exception as exc:  # the panel shows it; the GUI never dies for a failed explanation
-            name = type(exc).__name__
-            cancelled = name in ("GenerationCancelled", "RunCancelled")
-            message = str(exc) if isinstance(exc, RuntimeError) and not cancelled else f"{name}: {exc}"
+            cancelled = isinstance(exc, JobCancelled)
+            message = str(exc) if isinstance(exc, RuntimeError) and not cancelled else f"{type(exc).__name__}: {exc}"
             self.failed.emit(self.key, "cancelled" if cancelled else message)
             return
         self.completed.emit(self.key, result)

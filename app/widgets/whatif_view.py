@@ -48,6 +48,7 @@ from app.model_runner import ModelRunner, as_runner
 from engines.counterfactual import EditError, WhatIfRequest, WhatIfResult, apply_instruction
 from engines.counterfactual.metrics import blend
 from engines.counterfactual.worker_jobs import WARNING_KIND, whatif_from_result
+from engines.errors import JobCancelled
 from engines.scope.guard import OUT_OF_SCOPE
 from engines.scope.header import header_of
 from engines.worker.wire import to_wire
@@ -123,7 +124,7 @@ class _Worker(QObject):
                 return
             result = (whatif_from_result(raw), raw.get("scope"))
         except Exception as exc:  # noqa: BLE001 - shown to the user, never a crash of the GUI
-            if type(exc).__name__ in ("GenerationCancelled", "RunCancelled"):
+            if isinstance(exc, JobCancelled):
                 self.cancelled.emit()
             else:
                 self.failed.emit(str(exc) if isinstance(exc, (ValueError, RuntimeError)) else

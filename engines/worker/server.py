@@ -15,7 +15,8 @@ import traceback
 from typing import Any, BinaryIO
 
 from engines.backends import JOB_KINDS, BackendError, EngineBackend, create_backend
-from engines.backends.errors import is_cancellation, is_out_of_memory
+from engines.backends.errors import is_out_of_memory
+from engines.errors import JobCancelled
 from engines.worker.dispatch import provenance, run_job
 from engines.worker.jobs import JobHandler
 from engines.worker.protocol import PROTOCOL_VERSION, ProtocolError, decode, encode
@@ -169,7 +170,7 @@ class WorkerServer:
         return run_job(self._backend, kind, p, progress, cancel, self._extra_jobs)
 
     def _report_failure(self, job_id: str, kind: str, exc: BaseException) -> None:
-        if is_cancellation(exc):
+        if isinstance(exc, JobCancelled):
             self.send({"type": "cancelled", "id": job_id})
             return
         if is_out_of_memory(exc):

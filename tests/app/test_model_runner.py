@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.model_runner import InProcessRunner, RunCancelled, WorkerRunner
+from app.model_runner import InProcessRunner, WorkerRunner
 from engines.counterfactual import WhatIfRequest
 from engines.counterfactual.worker_jobs import whatif_from_result
+from engines.errors import JobCancelled
 from engines.models.tiny import make_tiny_checkpoint
 from engines.worker.wire import to_wire
 from explain.worker_jobs import explanation_from_result
@@ -71,7 +72,7 @@ def test_bad_request_is_a_plain_error_and_the_worker_lives_on(runner: WorkerRunn
 
 def test_cancel_then_killed_worker_then_recovery(runner: WorkerRunner) -> None:
     ticks: list[int] = []
-    with pytest.raises(RunCancelled):
+    with pytest.raises(JobCancelled):
         runner.run("explain_study", _explain_params(k=8), lambda d, *_: ticks.append(d), cancel=lambda: bool(ticks))
     pid = runner.pid
     assert pid is not None

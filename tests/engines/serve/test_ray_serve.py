@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from engines.backends import BackendError, create_backend
-from engines.backends.errors import JobCancelled
+from engines.errors import JobCancelled
 from engines.serve.launch import ServeError
 from engines.worker.client import WorkerFailed, WorkerProcess
 
