@@ -129,7 +129,7 @@ class IndexCaseRequest(CaseIndexes):
 
     kind: ClassVar[str] = "index_case"
     images: tuple[Any, ...]
-    case_id: str
+    case_id: str = ""  # required: the handler says so in the user's words
     findings: str = ""
     impression: str = ""
     title: str = ""
