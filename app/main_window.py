@@ -360,10 +360,10 @@ class MainWindow(QMainWindow):
         self.ai_panel.user_provider = self.qa_panel.user_provider = lambda: self.auth  # who overrides the gate
         self._pending_drafts: dict[str, dict] = {}
 
-        from app.model_runner import WorkerRunner
+        from app.model_runner import ClientRunner
         from app.widgets.explain_panel import ExplainPanel
 
-        self.model_runner = WorkerRunner.from_settings(self.settings)  # explanations, what-if: a worker process
+        self.model_runner = ClientRunner(self.ai.client.core)  # explanations, what-if: the same worker
         from app.paths import data_dir
         from explain.cache import ExplanationCache
 
@@ -905,12 +905,12 @@ class MainWindow(QMainWindow):
             self.scp.stop()
         self.outbox.close()  # waits for a send in flight; unsent items stay queued in the database
         self.audit_forwarder.close()  # undelivered audit entries stay queued in the audit log
-        self.ai.shutdown()
-        self.explain_panel.shutdown()
+        self.explain_panel.shutdown()  # the views cancel their jobs first, then the one worker stops
         self.similar_panel.shutdown()
         if self.whatif_view is not None:
             self.whatif_view.shutdown()
         self.model_runner.close()
+        self.ai.shutdown()
         super().closeEvent(event)
 
     # -- import ----------------------------------------------------------------------------------

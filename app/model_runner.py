@@ -1,11 +1,11 @@
-"""Where explanations and what-if images are computed: the engine worker process, never the GUI process.
+"""Explanations, what-if images and similar cases are jobs of the app's one engine worker, never of the GUI.
 
-Drafts and questions go through app.ai.EngineClient (the configured engine). Explanations and
-counterfactuals need attention, gradients and inpainting of the built-in diffusion engine, so they run in
-a second worker process that loads it (the configured model folder when the diffusion engine is chosen,
-else the shipped weights) and serves the extra jobs of `JOB_MODULES`. Views call `run` from their own
-QThread; it blocks that thread only. A crashed or killed worker fails the running request with a plain
-message and is started again on the next one.
+Drafts and questions go to the worker through app.ai.EngineClient's signals. Explanations, counterfactuals
+and case embeddings need attention, gradients and inpainting of the built-in diffusion engine; the same
+worker serves them (the extra job kinds of `JOB_MODULES`), on the configured engine
+when it is the built-in one, else on the shipped weights loaded once in that worker. Views call
+`ClientRunner.run` from their own thread; it blocks that thread only. A crashed or killed worker fails the
+running request with a plain message and is started again on the next job.
 
 `InProcessRunner` runs the same job handlers, through the same wire format, on a pipeline in this process:
 scripts and tests use it with tiny models.
@@ -18,22 +18,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.settings import Settings
 from engines.default_weights import DEFAULT_WEIGHTS
+from engines.worker.client import WorkerClient, WorkerFailed
 from engines.worker.protocol import decode, encode
+from engines.worker.requests import JobRequest
 
+# Job kinds beyond the backend's own that the app's worker serves (app.ai.engine_client starts it with them;
+# installers/bundle_rules.py reads this tuple to bundle the modules).
 JOB_MODULES = ("explain.worker_jobs", "engines.counterfactual.worker_jobs", "engines.similar.worker_jobs")
 Progress = Callable[..., None]  # (done, total) or (done, total, stage)
-
-
-class RunCancelled(RuntimeError):
-    """The request was cancelled by the user (named like the engine's so views treat both alike)."""
 
 
 class ModelRunner(Protocol):
     key: str
 
-    def run(self, kind: str, params: dict[str, Any], progress: Progress | None = None,
+    def run(self, job: JobRequest | str, params: dict[str, Any] | None = None, progress: Progress | None = None,
             cancel: Callable[[], bool] | None = None) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
@@ -46,84 +45,46 @@ def weights_key(path: Path) -> str:
     return f"{path}:{stat.st_size}:{int(stat.st_mtime)}" if stat else str(path)
 
 
+def internals_weights(backend: str, config: dict[str, Any]) -> Path:
+    """The weights the model-internal jobs run on: the configured built-in engine's, else the shipped ones
+    (engines.worker.server loads them beside another engine)."""
+    path = config.get("path") if backend == "diffusion" else None
+    return Path(path) if path else DEFAULT_WEIGHTS
+
+
 def _jobs() -> dict[str, Any]:
     from engines.worker.jobs import load_job_modules
 
     return load_job_modules(JOB_MODULES)
 
 
-class WorkerRunner:
-    """A lazily started engine worker process serving explanation and what-if jobs, one at a time."""
+class ClientRunner:
+    """Blocking `run` of explanation/what-if/similar jobs on the app's one worker client."""
 
-    def __init__(self, path: Path | str | None = None, device: str = "auto", threads: int | None = None) -> None:
-        self.path = Path(path) if path else DEFAULT_WEIGHTS
-        self.device = device or "auto"
-        self.threads: int | str = threads or "auto"  # "auto": the worker measures the load (engines.device)
-        self._worker: Any = None
-        self._lock = threading.Lock()
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> WorkerRunner:
-        engine = str(settings.get("engine", "diffusion") or "diffusion")
-        path = settings.get("engine_model_path", "") if engine.startswith("diffusion") else ""
-        return cls(path or None, str(settings.get("engine_device", "auto") or "auto"))
+    def __init__(self, client: WorkerClient) -> None:
+        self.client = client
 
     @property
     def key(self) -> str:
-        return weights_key(self.path)
+        return weights_key(internals_weights(self.client.backend, self.client.config))
 
     @property
     def pid(self) -> int | None:
-        w = self._worker
-        return w.pid if w is not None and w.alive else None
+        return self.client.pid
 
-    def _ensure(self) -> Any:
-        from engines.worker.client import WorkerFailed, WorkerProcess
-
-        if self._worker is not None and self._worker.alive:
-            return self._worker
-        self._drop()
-        # `python -m engines.worker --jobs ...`; a frozen build's launcher runs `-m MODULE` the same way
-        worker = WorkerProcess({"TQDM_DISABLE": "1"}, jobs=JOB_MODULES)
-        try:
-            worker.start("diffusion", {"path": str(self.path), "device": self.device, "threads": self.threads},
-                         timeout=300)
-        except WorkerFailed as exc:
-            worker.close()
-            raise RuntimeError(f"the diffusion engine could not be loaded: {exc}") from None
-        except TimeoutError as exc:
-            worker.close()
-            raise RuntimeError(f"the engine worker did not start: {exc}") from None
-        self._worker = worker
-        return worker
-
-    def _drop(self) -> None:
-        if self._worker is not None:
-            self._worker.close(timeout=2)
-            self._worker = None
-
-    def run(self, kind: str, params: dict[str, Any], progress: Progress | None = None,
+    def run(self, job: JobRequest | str, params: dict[str, Any] | None = None, progress: Progress | None = None,
             cancel: Callable[[], bool] | None = None) -> dict[str, Any]:
-        from engines.worker.client import WorkerFailed
-
-        with self._lock:
-            if cancel is not None and cancel():
-                raise RunCancelled("cancelled")
-            worker = self._ensure()
-            stage = (lambda d, n, s: progress(d, n, s)) if progress is not None else None
-            try:
-                return worker.wait(worker.submit(kind, params), timeout=None, on_stage=stage, cancel=cancel)
-            except WorkerFailed as exc:
-                if exc.kind == "cancelled":
-                    raise RunCancelled("cancelled") from None
-                if exc.kind == "crash":
-                    self._drop()
-                    raise RuntimeError(f"{exc}; it will be restarted on the next request") from None
-                raise RuntimeError(str(exc)) from None
+        """The job's result; JobCancelled when `cancel()` stopped it, RuntimeError with a plain message when
+        it failed."""
+        try:
+            return self.client.run(job, params, timeout=None, progress=progress, cancel=cancel)
+        except WorkerFailed as exc:
+            if exc.kind == "crash":
+                raise RuntimeError(f"{exc}; it will be restarted on the next request") from None
+            raise RuntimeError(str(exc)) from None
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        """Nothing of its own to stop: the worker belongs to the app's engine client."""
 
 
 class _PipelineBackend:
@@ -144,8 +105,9 @@ class InProcessRunner:
         self._lock = threading.Lock()
         self.key = key
 
-    def run(self, kind: str, params: dict[str, Any], progress: Progress | None = None,
+    def run(self, job: JobRequest | str, params: dict[str, Any] | None = None, progress: Progress | None = None,
             cancel: Callable[[], bool] | None = None) -> dict[str, Any]:
+        kind, params = (job.kind, job.to_params()) if isinstance(job, JobRequest) else (job, params or {})
         with self._lock:
             if self._pipe is None:
                 self._pipe = self._factory()
@@ -158,14 +120,9 @@ class InProcessRunner:
                 if progress is not None:
                     progress(done, total, stage)
 
-            try:
-                result = handler(_PipelineBackend(self._pipe), decode(encode({"type": "job", **params})),
-                                 report, cancel or (lambda: False))
-            except Exception as exc:
-                if type(exc).__name__ == "GenerationCancelled":
-                    raise RunCancelled("cancelled") from None
-                raise
-            return decode(encode({"type": "result", **result}))
+            sent = decode(encode({"type": "job", "params": params}))["params"]  # what the worker would get
+            result = handler(_PipelineBackend(self._pipe), sent, report, cancel or (lambda: False))
+            return decode(encode({"type": "result", "result": result}))["result"]
 
     def close(self) -> None:
         self._pipe = None

@@ -4,7 +4,7 @@ Every job is one call of `engines.sampling.unmask` with a different pattern of g
 tokens (draft: image given, text masked; synthesise: text given, image masked; joint: both masked but
 the prompt; answer: image + question given, answer masked; inpaint: report + image outside the token
 mask given). Deterministic under `seed`; `progress(step, steps)` is called after every step and
-`cancel()` before every step (GenerationCancelled). Inputs are validated up front.
+`cancel()` before every step (JobCancelled). Inputs are validated up front.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from PIL import Image
 from engines.data.images import to_uint8
 from engines.device import resolve_device
 from engines.diffusion.layout import prompt_row, qa_row, report_row, split_report
+from engines.errors import JobCancelled
 from engines.models.backbone import MedimBackbone
 from engines.models.checkpoint import load_backbone, load_tokenizers, weights_hash
 from engines.models.config import MedimConfig
@@ -36,11 +37,11 @@ from engines.sampling.finding_states import (
 )
 from engines.sampling.head_guidance import head_guidance_bias, head_signs, head_token_potential
 from engines.sampling.results import AttentionMaps, ImageResult, TextResult, TokenInfo
-from engines.sampling.unmask import GenerationCancelled, SamplingOptions, UnmaskResult, unmask
+from engines.sampling.unmask import SamplingOptions, UnmaskResult, unmask
 from engines.tokenizers.text import ANSWER, FINDINGS, IMG, IMPRESSION, QUESTION, SEP, UNK, TextTokenizer
 from engines.tokenizers.vq import VQVAE
 
-__all__ = ["MedimPipeline", "TextResult", "ImageResult", "TokenInfo", "AttentionMaps", "GenerationCancelled",
+__all__ = ["MedimPipeline", "TextResult", "ImageResult", "TokenInfo", "AttentionMaps",
            "prepare_image"]
 
 Progress = Callable[[int, int], None] | None
@@ -416,6 +417,50 @@ class MedimPipeline:
             self._decoder = SentenceDecoder(CandidateBank.load(self.bank_path), self.tokenizer.encode)
         return self._decoder
 
+    def draft_reports(self, images: list[np.ndarray], *, steps: int | None = None, guidance: float | None = None,
+                      temperature: float | None = None, seed: int = 0, consensus: int | None = None,
+                      select: str | None = None, condition: str | None = None) -> list[tuple[str, str]]:
+        """(findings, impression) per image, each image its own study, all drafted in one batch (one forward
+        per step for all of them): the free-text drafting of `draft_report` for a whole split, which the lab's
+        evaluation runs so its figures measure this path. With `consensus` K > 1 each image gets K rows and one
+        is kept by `select`; `condition` tells a conditioned model the head's reading (as draft_report)."""
+        from engines.sampling.consensus import select_draft
+
+        cfg = self.model_config
+        k = self.default_consensus if consensus is None else int(consensus)
+        mode = self.default_select if select is None else select
+        rule = self.condition_rule(condition)
+        opts = self._opts(steps, guidance, temperature, pool=False)
+        codes = [self._codes(im) for im in images]
+        probs = self.finding_probabilities_of_codes(codes) if rule != "none" or (mode.startswith("verified") and k > 1) \
+            else [None] * len(images)
+        told = None
+        if rule == "head-prior":
+            told = torch.tensor([state_row(states_from_head(p, self.finding_prior, cfg.findings), cfg.findings)
+                                 for p in probs for _ in range(k)], dtype=torch.float32, device=self.device)
+        image = self._tensor([c for c in codes for _ in range(k)])
+        row = self._text_mask_row([self.tokenizer.ids[FINDINGS]], 1)
+        text = self._tensor([row] * image.shape[0])
+        uncond = (text, torch.full_like(image, cfg.image_mask_id))
+        res = unmask(self._net, text, image, opts=opts, generator=torch.Generator().manual_seed(seed), uncond=uncond,
+                     text_banned=self._banned(UNK, QUESTION, ANSWER, IMG, FINDINGS), finding_states=told)
+        drafts = []
+        for r, ids in enumerate(res.text.tolist()):
+            f, i = split_report(self.tokenizer, ids)
+            conf = res.text_confidence[r]
+            drafts.append((self.tokenizer.decode(f).strip(), self.tokenizer.decode(i).strip(),
+                           float(conf[~conf.isnan()].mean()) if (~conf.isnan()).any() else 0.0))
+        out = []
+        for j in range(len(images)):
+            group = drafts[j * k:(j + 1) * k]
+            if k == 1:  # nothing to choose between (as draft_report)
+                out.append(group[0][:2])
+                continue
+            best, _ = select_draft([" ".join(x for x in d[:2] if x) for d in group], [d[2] for d in group],
+                                   mode=mode, finding_probs=probs[j], finding_prior=self.finding_prior)
+            out.append(group[best][:2])
+        return out
+
     def draft_sentences(self, images: list[np.ndarray], *, seed: int = 0, progress: Progress = None,
                         cancel: Cancel = None, condition: str | None = None,
                         section_order: Sequence[str] | None = None, settings: object | None = None,
@@ -458,7 +503,7 @@ class MedimPipeline:
 
         def before(done: int) -> None:
             if cancel is not None and cancel():
-                raise GenerationCancelled("generation cancelled")
+                raise JobCancelled("generation cancelled")
             if progress is not None:
                 progress(min(done, total - 1), total)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engines.errors import JobCancelled
 from engines.labeler import label_report
-from engines.sampling.unmask import GenerationCancelled
 from explain.align import align_report
 from explain.attention import attention_grids
 from explain.attribution import attribution_grids, finding_head_grid, span_token_stats
@@ -137,7 +137,7 @@ def explain_spans(pipeline, image: np.ndarray, report_text: str, spans: list[Spa
     def tick() -> None:
         nonlocal done
         if cancel is not None and cancel():
-            raise GenerationCancelled("explanation cancelled")
+            raise JobCancelled("explanation cancelled")
         done += 1
         if progress is not None:
             progress(done, total)
@@ -180,7 +180,7 @@ def explain_report(pipeline, image: np.ndarray, report_text: str, *, methods: tu
     """Maps for every sentence of `report_text` and every finding mention in it, over `image`.
 
     `pipeline` is an `engines.pipeline.MedimPipeline` (its torch model, tokenizer and image encoder
-    are used). Raises ValueError for an empty report or a non-2D image, GenerationCancelled when
+    are used). Raises ValueError for an empty report or a non-2D image, JobCancelled when
     `cancel()` turns True between spans."""
     _check_methods(methods)
     img = _check_image(image)

@@ -13,24 +13,25 @@ import numpy as np
 
 from engines.scope.guard import check_job, out_of_scope_result, stopped
 from engines.worker.jobs import pipeline_of
+from engines.worker.requests import ExplainStudyRequest
 from engines.worker.wire import from_wire
 from explain.study import StudyExplanation, explain_study
 
 
 def explain_study_job(backend: Any, params: dict[str, Any], progress: Callable[..., None],
                       cancel: Callable[[], bool]) -> dict[str, Any]:
-    """params: images (list of 2-D arrays), text, draft (wire form or None), k_drafts, steps, ig_steps,
-    seed. Returns the explanation as flat arrays plus its JSON metadata (StudyExplanation.to_arrays)."""
+    """params: an ExplainStudyRequest (engines.worker.requests). Returns the explanation as flat arrays plus
+    its JSON metadata (StudyExplanation.to_arrays)."""
     pipe = pipeline_of(backend, "explain_study")
-    images = [np.asarray(a) for a in (params.get("images") or [])]
+    req = ExplainStudyRequest.from_params(params)
+    images = [np.asarray(a) for a in req.images]
     decision = check_job(backend, images, params) if images else None
     if decision is not None:
         if stopped(decision):
             return out_of_scope_result(decision)
         images = [images[i] for i in decision.used]
-    exp = explain_study(pipe, images, str(params.get("text") or ""), draft=from_wire(params.get("draft")),
-                        k_drafts=int(params.get("k_drafts", 4)), steps=params.get("steps"),
-                        ig_steps=int(params.get("ig_steps", 16)), seed=int(params.get("seed", 0)),
+    exp = explain_study(pipe, images, req.text, draft=from_wire(req.draft), k_drafts=int(req.k_drafts),
+                        steps=req.steps, ig_steps=int(req.ig_steps), seed=int(req.seed),
                         progress=progress, cancel=cancel)
     arrays = exp.to_arrays()
     meta = str(arrays.pop("meta"))

@@ -1,8 +1,8 @@
 """Entry point of the frozen bundle: the same CLI as the `radstation` console script.
 
 In a bundle `sys.executable` is this program, not a Python interpreter, so code that starts a helper
-process the usual way (`[sys.executable, "-m", "engines.worker"]`, as app.ai.EngineClient and
-engines.worker.client do) lands here: `-m MODULE ARGS...` runs that bundled module as `__main__`, exactly
+process the usual way (`[sys.executable, "-m", "engines.worker"]`, as engines.worker.client does
+for the app) lands here: `-m MODULE ARGS...` runs that bundled module as `__main__`, exactly
 like `python -m`. Only modules frozen into the bundle can run, so this opens nothing new to the user.
 """
 

@@ -21,6 +21,7 @@ from app.ai.scope import gate_params, is_out_of_scope, overridden, record_overri
 from app.ai.section_order import template_section_order
 from app.ai.study_images import StudyImage, describe_used, order_for_engine
 from app.db.database import Database
+from engines.worker.requests import DraftRequest
 
 
 @dataclass
@@ -74,14 +75,11 @@ class DraftService(QObject):
         ordered = order_for_engine(images)
         if not ordered:
             raise ValueError(f"study {study_uid} has no image to draft from")
-        params: dict[str, Any] = {"images": [im.pixels for im in ordered], "seed": int(seed),
-                                  "section_order": list(self.section_order(study_uid, ordered)),
-                                  **gate_params(ordered, override)}
-        if self.steps:
-            params["steps"] = int(self.steps)
-        if self.mode:
-            params["mode"] = str(self.mode)
-        job_id = self.client.submit("draft", params, label=self._label(study_uid), study_uid=study_uid)
+        request = DraftRequest(images=tuple(im.pixels for im in ordered), seed=int(seed),
+                               section_order=tuple(self.section_order(study_uid, ordered)),
+                               steps=int(self.steps) if self.steps else None, mode=str(self.mode) if self.mode else None,
+                               **gate_params(ordered, override))
+        job_id = self.client.submit(request, label=self._label(study_uid))
         self._pending[job_id] = _Pending(study_uid, ordered, _batch, username)
         self.draftStarted.emit(study_uid, job_id)
         return job_id

@@ -25,7 +25,8 @@ from app.ai.study_images import StudyImage, order_for_engine
 from app.db.database import Database
 from app.db.queries import search_studies
 from engines.backends import BackendError, EngineBackend
-from engines.backends.errors import ServiceUnavailable, is_cancellation
+from engines.backends.errors import ServiceUnavailable
+from engines.errors import JobCancelled
 from engines.worker.dispatch import provenance, run_job
 
 UNREPORTED = ("none", "")
@@ -128,7 +129,7 @@ class Predrafter:
         except BackendError as exc:
             return PredraftOutcome(uid, "failed", str(exc), seconds=time.perf_counter() - t0)
         except Exception as exc:  # noqa: BLE001
-            if is_cancellation(exc):
+            if isinstance(exc, JobCancelled):
                 return PredraftOutcome(uid, "cancelled", "cancelled", seconds=time.perf_counter() - t0)
             return PredraftOutcome(uid, "failed", f"engine error: {type(exc).__name__}: {exc}",
                                    seconds=time.perf_counter() - t0)

@@ -17,6 +17,7 @@ from app.ai.question_scope import CANNOT_ANSWER, question_scope
 from app.ai.scope import gate_params, is_out_of_scope, overridden, record_override, scope_line
 from app.ai.study_images import StudyImage, order_for_engine
 from app.db.database import Database
+from engines.worker.requests import AnswerRequest, RegionMapRequest
 
 #: Backend answer modes that pick one of a few fixed answers (engines.backends.diffusion).
 CHOICE_MODES = frozenset({"closed", "finding head", "finding reader"})
@@ -66,9 +67,9 @@ class QaService(QObject):
         if not ordered:
             self._finish(study_uid, question, f"{CANNOT_ANSWER} (the study has no image)", None, "", False, "")
             return ""
-        job_id = self.client.submit("answer", {"images": [im.pixels for im in ordered], "question": question,
-                                               **gate_params(ordered, override)},
-                                    label=f"Question: {question[:40]}", study_uid=study_uid)
+        request = AnswerRequest(images=tuple(im.pixels for im in ordered), question=question,
+                                **gate_params(ordered, override))
+        job_id = self.client.submit(request, label=f"Question: {question[:40]}")
         self._asked[job_id] = _Asked(study_uid, question, ordered, username)
         return job_id
 
@@ -117,8 +118,8 @@ class QaService(QObject):
         self._finish(asked.study_uid, asked.question, answer, conf, engine, True, raw, scope=scope, extra=extra)
         caps = self.client.last_status.get("capabilities") or []
         if self.region_maps and "explain" in caps and answer == raw:
-            map_job = self.client.submit("explain", {"images": [asked.images[0].pixels], "text": f"{asked.question} {raw}"},
-                                         label="Region map")
+            request = RegionMapRequest(images=(asked.images[0].pixels,), text=f"{asked.question} {raw}")
+            map_job = self.client.submit(request, label="Region map")
             self._maps[map_job] = asked
 
     def _on_failed(self, job_id: str, message: str) -> None:

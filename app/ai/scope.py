@@ -21,7 +21,7 @@ __all__ = ["OUT_OF_SCOPE", "gate_params", "is_out_of_scope", "overridden", "reco
 
 def gate_params(images: Sequence[Any], override: bool = False) -> dict[str, Any]:
     """The params a job needs for the gate: each image's header (StudyImage.header) and the override flag."""
-    return {"headers": [dict(getattr(im, "header", {}) or {}) for im in images], "override_scope": bool(override)}
+    return {"headers": tuple(dict(getattr(im, "header", {}) or {}) for im in images), "override_scope": bool(override)}
 
 
 def is_out_of_scope(result: dict[str, Any]) -> bool:

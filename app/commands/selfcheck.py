@@ -266,7 +266,7 @@ def check_worker() -> list[Check]:
     """
 
     from engines.backends.diffusion import DEFAULT_WEIGHTS
-    from engines.worker.client import WorkerProcess, worker_command
+    from engines.worker.client import WorkerClient, worker_command
 
     with tempfile.TemporaryDirectory(prefix="radstation-selfcheck-") as tmp:
         path = DEFAULT_WEIGHTS
@@ -275,8 +275,8 @@ def check_worker() -> list[Check]:
 
             path = make_tiny_checkpoint(Path(tmp) / "tiny")
         t0 = time.monotonic()
-        with WorkerProcess() as worker:
-            status = worker.start("diffusion", {"path": str(path), "device": "cpu", "threads": 1})
+        with WorkerClient("diffusion", {"path": str(path), "device": "cpu", "threads": 1}) as worker:
+            status = worker.start()
             image, what = _selfcheck_image()
             # The engine's input gate turns away what is not a frontal chest radiograph: the bundled demo
             # radiograph is one; a drawn pattern (no demo installed) runs under an explicit override.

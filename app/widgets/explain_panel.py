@@ -5,7 +5,7 @@ reads in it with the share of sampled drafts that agree (flip through their maps
 controls (opacity, colormap, threshold) with a colour bar, and an uncertainty-map toggle. The panel
 never paints: it emits `overlayRequested(map | None, opacity, colormap, threshold)` for the main
 window to hand to `ViewerWorkspace.set_overlay`, so overlays follow zoom/pan/W-L and are never
-burned in. Explanations are computed by the engine worker process (app.model_runner), waited for on a
+burned in. Explanations are computed by the app's engine worker process (app.model_runner), waited for on a
 QThread (progress, Cancel), and cached per (study, report text, engine).
 """
 
@@ -35,8 +35,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.model_runner import WorkerRunner, as_runner
+from app.model_runner import as_runner
+from engines.errors import JobCancelled
 from engines.scope.guard import OUT_OF_SCOPE
+from engines.worker.requests import ExplainStudyRequest
 from engines.worker.wire import to_wire
 from explain.cache import ExplanationCache, explanation_key
 from explain.study import StudyExplanation
@@ -83,9 +85,8 @@ class _ExplainThread(QThread):
         try:
             result = self.job(lambda d, n, *_: self.progressed.emit(int(d), int(n)), self.cancel_event.is_set)
         except Exception as exc:  # the panel shows it; the GUI never dies for a failed explanation
-            name = type(exc).__name__
-            cancelled = name in ("GenerationCancelled", "RunCancelled")
-            message = str(exc) if isinstance(exc, RuntimeError) and not cancelled else f"{name}: {exc}"
+            cancelled = isinstance(exc, JobCancelled)
+            message = str(exc) if isinstance(exc, RuntimeError) and not cancelled else f"{type(exc).__name__}: {exc}"
             self.failed.emit(self.key, "cancelled" if cancelled else message)
             return
         self.completed.emit(self.key, result)
@@ -126,13 +127,13 @@ class ExplainPanel(QWidget):
     explanationReady = Signal(object)  # noqa: N815 - StudyExplanation
     failed = Signal(str)
 
-    def __init__(self, runner: Any = None, cache: ExplanationCache | None = None,
+    def __init__(self, runner: Any, cache: ExplanationCache | None = None,
                  *, k_drafts: int = 4, steps: int | None = 16, ig_steps: int = 8,
                  engine_key: str = "", parent: QWidget | None = None) -> None:
-        """`runner`: where the model runs (app.model_runner.WorkerRunner in the app: a worker process);
+        """`runner`: where the model runs (app.model_runner.ClientRunner in the app: the engine worker);
         a pipeline factory (callable) runs the same job in this process, for scripts and tests."""
         super().__init__(parent)
-        self.runner = as_runner(runner if runner is not None else WorkerRunner())
+        self.runner = as_runner(runner)
         self.cache = cache or ExplanationCache()
         self.k_drafts = k_drafts
         self.steps, self.ig_steps = steps, ig_steps  # fewer unmasking/IG steps than a draft: CPU-friendly
@@ -278,12 +279,12 @@ class ExplainPanel(QWidget):
                 self._show(cached)
                 return
         runner = self.runner
-        params = {"images": [np.asarray(a) for a in images], "text": text, "draft": to_wire(draft),
-                  "k_drafts": self.k_drafts, "steps": self.steps, "ig_steps": self.ig_steps,
-                  "headers": self._headers[:len(images)], "override_scope": bool(override)}
+        request = ExplainStudyRequest(images=tuple(np.asarray(a) for a in images), text=text, draft=to_wire(draft),
+                                      k_drafts=self.k_drafts, steps=self.steps, ig_steps=self.ig_steps,
+                                      headers=tuple(self._headers[:len(images)]), override_scope=bool(override))
 
         def job(progress, cancel) -> StudyExplanation:
-            result = runner.run("explain_study", params, progress, cancel)
+            result = runner.run(request, None, progress, cancel)
             if result.get("kind") == OUT_OF_SCOPE:
                 raise OutOfScopeError(str((result.get("scope") or {}).get("summary", "out of scope")))
             if not self.engine_key:

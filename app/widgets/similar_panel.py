@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.ai.similar_store import cases_dir, cases_url, dev_index_dir
 from app.settings import Settings
+from engines.worker.requests import IndexCaseRequest, SimilarRequest
 
 THUMB = 220
 
@@ -161,11 +162,12 @@ class SimilarPanel(QWidget):
         except ValueError as exc:
             self.status.setText(f"Similar studies not searched: {exc}")
             return
-        params = {**where, "images": self.images[:1], "k": int(self.k.value()), "exclude": [self.study_uid]}
+        request = SimilarRequest(**where, images=tuple(self.images[:1]), k=int(self.k.value()),
+                                 exclude=(self.study_uid,))
         runner = self.runner
         self.status.setText("Searching similar studies...")
         self.find_button.setEnabled(False)
-        job = _Job(self.study_uid, lambda cancel: runner.run("similar", params, None, cancel), self)
+        job = _Job(self.study_uid, lambda cancel: runner.run(request, None, None, cancel), self)
         job.completed.connect(self._on_found)
         job.failed.connect(self._on_failed)
         self._start(job)
@@ -241,12 +243,11 @@ class SimilarPanel(QWidget):
         except ValueError as exc:
             self.status.setText(f"Signed study {study_uid[-12:]} not indexed: {exc}")
             return
-        params = {"cases_dir": where["cases_dir"], "cases_url": where["cases_url"], "images": [np.asarray(images[0])],
-                  "case_id": study_uid,
-                  "findings": findings, "impression": impression, "title": title or study_uid,
-                  "image_ref": image_ref or study_uid}
+        request = IndexCaseRequest(cases_dir=where["cases_dir"], cases_url=where["cases_url"],
+                                   images=(np.asarray(images[0]),), case_id=study_uid, findings=findings,
+                                   impression=impression, title=title or study_uid, image_ref=image_ref or study_uid)
         runner = self.runner
-        job = _Job(study_uid, lambda cancel: runner.run("index_case", params, None, cancel), self)
+        job = _Job(study_uid, lambda cancel: runner.run(request, None, None, cancel), self)
         job.completed.connect(lambda uid, _r: self.indexed.emit(uid))
         job.failed.connect(lambda uid, msg: self.status.setText(f"Signed study {uid[-12:]} not indexed: {msg}"))
         self._start(job)

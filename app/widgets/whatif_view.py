@@ -48,8 +48,10 @@ from app.model_runner import ModelRunner, as_runner
 from engines.counterfactual import EditError, WhatIfRequest, WhatIfResult, apply_instruction
 from engines.counterfactual.metrics import blend
 from engines.counterfactual.worker_jobs import WARNING_KIND, whatif_from_result
+from engines.errors import JobCancelled
 from engines.scope.guard import OUT_OF_SCOPE
 from engines.scope.header import header_of
+from engines.worker.requests import WhatIfJob
 from engines.worker.wire import to_wire
 from viewer.io.image import DicomImage
 from viewer.widgets.tools import Tool
@@ -112,7 +114,7 @@ class _Worker(QObject):
         request, flags = job
         try:
             self.progress.emit(0, 0, "waiting for the engine")
-            raw = self.runner.run("whatif", {"request": to_wire(request), **flags},
+            raw = self.runner.run(WhatIfJob(request=to_wire(request), **flags), None,
                                   lambda a, b, s="": self.progress.emit(int(a), int(b), str(s)),
                                   self.cancel_event.is_set)
             if raw.get("kind") == WARNING_KIND:
@@ -123,7 +125,7 @@ class _Worker(QObject):
                 return
             result = (whatif_from_result(raw), raw.get("scope"))
         except Exception as exc:  # noqa: BLE001 - shown to the user, never a crash of the GUI
-            if type(exc).__name__ in ("GenerationCancelled", "RunCancelled"):
+            if isinstance(exc, JobCancelled):
                 self.cancelled.emit()
             else:
                 self.failed.emit(str(exc) if isinstance(exc, (ValueError, RuntimeError)) else
@@ -142,7 +144,7 @@ class WhatIfView(QWidget):
     _request = Signal(object)
 
     def __init__(self, runner: Any, parent: QWidget | None = None, database: Any = None) -> None:
-        """`runner`: app.model_runner.WorkerRunner (the engine worker process), or a pipeline factory
+        """`runner`: app.model_runner.ClientRunner (the app's engine worker process), or a pipeline factory
         (callable) to run the same job in this process (scripts, tests)."""
         super().__init__(parent)
         self.database = database
@@ -345,7 +347,7 @@ class WhatIfView(QWidget):
         self.save_button.setEnabled(False)
         self.progress.setRange(0, 0)
         self.status.setText("Starting ...")
-        self._flags = {"confirmed": bool(confirmed), "headers": self._headers, "override_scope": bool(override)}
+        self._flags = {"confirmed": bool(confirmed), "headers": tuple(self._headers), "override_scope": bool(override)}
         self._request.emit((req, dict(self._flags)))
         return True
 

@@ -23,11 +23,13 @@ def main() -> int:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.model_runner import WorkerRunner
+    from app.model_runner import JOB_MODULES, ClientRunner
     from app.widgets.whatif_view import WhatIfView
+    from engines.worker.client import WorkerClient
 
     app = QApplication.instance() or QApplication(sys.argv)
-    runner = WorkerRunner(device="cpu")
+    worker = WorkerClient("diffusion", {"device": "cpu"}, jobs=JOB_MODULES)
+    runner = ClientRunner(worker)
     view = WhatIfView(runner)
     view.resize(1500, 820)
     view.show()
@@ -46,18 +48,20 @@ def main() -> int:
     view.resultReady.connect(lambda _r: (outcome.append("ok"), loop.quit()))
     view.failed.connect(lambda m: (outcome.append(m), loop.quit()))
     QTimer.singleShot(300_000, loop.quit)
-    if not view.start():
-        print(f"could not start: {view.status.text()}", file=sys.stderr)
-        return 1
-    loop.exec()
-    if outcome != ["ok"]:
-        print(f"what-if failed: {outcome or 'timeout'}", file=sys.stderr)
-        return 1
-    for _ in range(5):
-        app.processEvents()
-    view.grab().save(str(OUT))
-    view.shutdown()
-    runner.close()
+    try:
+        if not view.start():
+            print(f"could not start: {view.status.text()}", file=sys.stderr)
+            return 1
+        loop.exec()
+        if outcome != ["ok"]:
+            print(f"what-if failed: {outcome or 'timeout'}", file=sys.stderr)
+            return 1
+        for _ in range(5):
+            app.processEvents()
+        view.grab().save(str(OUT))
+        view.shutdown()
+    finally:
+        worker.close()
     print(OUT)
     return 0
 

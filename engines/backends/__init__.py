@@ -1,7 +1,7 @@
 """Engine backends behind one interface, chosen by name from settings (see registry)."""
 
 from engines.backends.base import JOB_KINDS, EngineBackend
-from engines.backends.errors import BackendError, JobCancelled
+from engines.backends.errors import BackendError
 from engines.backends.registry import (
     EngineInfo,
     available_backends,
@@ -18,7 +18,6 @@ __all__ = [
     "EngineBackend",
     "EngineInfo",
     "ImageOutput",
-    "JobCancelled",
     "TextOutput",
     "TokenUncertainty",
     "available_backends",

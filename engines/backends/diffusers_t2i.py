@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from engines.backends.base import CancelFn, EngineBackend, ProgressFn
-from engines.backends.errors import BackendError, JobCancelled
+from engines.backends.errors import BackendError
 from engines.backends.fingerprint import weights_fingerprint
 from engines.backends.memory import memory_report, resolve_device
 from engines.backends.results import ImageOutput
+from engines.errors import JobCancelled
 
 
 class DiffusersT2IBackend(EngineBackend):

@@ -12,15 +12,6 @@ class ServiceUnavailable(BackendError):
     until it is back, so a batch stops at the first one instead of repeating the message for each study."""
 
 
-class JobCancelled(RuntimeError):
-    """The job's cancel callback returned True; raised from inside generation so no result is half-made."""
-
-
-def is_cancellation(exc: BaseException) -> bool:
-    """True for our JobCancelled and for the engine's own GenerationCancelled (matched by name: no import)."""
-    return isinstance(exc, JobCancelled) or type(exc).__name__ in {"GenerationCancelled", "JobCancelled"}
-
-
 def is_out_of_memory(exc: BaseException) -> bool:
     """MemoryError, torch's OutOfMemoryError (CUDA/MPS) or a RuntimeError that says the allocator ran out."""
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":

@@ -20,8 +20,9 @@ from urllib.parse import urlparse
 import numpy as np
 
 from engines.backends.base import CancelFn, EngineBackend, ProgressFn, check_images, to_uint8
-from engines.backends.errors import BackendError, JobCancelled
+from engines.backends.errors import BackendError
 from engines.backends.results import TextOutput, TokenUncertainty, mean_confidence, tokens_by_section
+from engines.errors import JobCancelled
 
 KEYRING_SERVICE = "radstation-engine"
 DRAFT_PROMPT = (

@@ -20,8 +20,9 @@ from urllib.parse import urlparse
 import numpy as np
 
 from engines.backends.base import CancelFn, EngineBackend, ProgressFn, check_images
-from engines.backends.errors import BackendError, JobCancelled, ServiceUnavailable
+from engines.backends.errors import BackendError, ServiceUnavailable
 from engines.backends.results import ImageOutput, TextOutput
+from engines.errors import JobCancelled
 from engines.worker.protocol import ProtocolError, decode, encode
 
 START_HINT = "is the Ray cluster running and the engine deployed (`radstation engine serve`)?"

@@ -159,8 +159,9 @@ def _check_change(edit: ReportEdit, allow: bool) -> None:
 def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, cancel: Cancel = None,
                with_control: bool = False) -> WhatIfResult:
     """Run the what-if (see the module doc). `progress(done, total, stage)` is called between stages and
-    after every sampling step; `cancel()` True raises engines.pipeline.GenerationCancelled."""
-    from engines.pipeline import GenerationCancelled, prepare_image
+    after every sampling step; `cancel()` True raises engines.errors.JobCancelled."""
+    from engines.errors import JobCancelled
+    from engines.pipeline import prepare_image
 
     edit = diff_reports(request.current_report, request.edited_report)
     _check_change(edit, request.allow_no_change)
@@ -172,7 +173,7 @@ def run_whatif(pipeline, request: WhatIfRequest, *, progress: Progress = None, c
 
     def tick(stage: str) -> None:
         if cancel is not None and cancel():
-            raise GenerationCancelled("what-if cancelled")
+            raise JobCancelled("what-if cancelled")
         if progress is not None:
             progress(done, total, stage)
 

@@ -16,6 +16,7 @@ from engines.counterfactual.whatif import WhatIfRequest, WhatIfResult, run_whati
 from engines.reading import read_images
 from engines.scope.guard import check_job, out_of_scope_result, stopped
 from engines.worker.jobs import pipeline_of
+from engines.worker.requests import WhatIfJob
 from engines.worker.wire import from_wire, to_wire
 
 WARNING_KIND = "whatif_warning"  # the edit contradicts the reading: nothing ran; rerun with confirmed=True
@@ -23,24 +24,25 @@ WARNING_KIND = "whatif_warning"  # the edit contradicts the reading: nothing ran
 
 def whatif_job(backend: Any, params: dict[str, Any], progress: Callable[..., None],
                cancel: Callable[[], bool]) -> dict[str, Any]:
-    """params: request (a WhatIfRequest in wire form), with_control, headers/override_scope (engines.scope.guard),
-    confirmed (the user was told what the reading says about the edit). Returns the WhatIfResult; the scope
+    """params: a WhatIfJob (engines.worker.requests): request (a WhatIfRequest in wire form), with_control,
+    headers/override_scope (engines.scope.guard), confirmed (the user was told what the reading says). Returns the WhatIfResult; the scope
     decision alone when the image is out of scope; or, unconfirmed, the warnings when the edit removes a finding
     the reading does not see or adds one it already sees (kind WARNING_KIND)."""
     pipe = pipeline_of(backend, "whatif")
-    request = from_wire(params.get("request"))
+    job = WhatIfJob.from_params(params)
+    request = from_wire(job.request)
     if not isinstance(request, WhatIfRequest):
         raise ValueError("a what-if job needs a WhatIfRequest")
     decision = check_job(backend, [request.image], params)
     if stopped(decision):
         return out_of_scope_result(decision)
-    if not params.get("confirmed"):  # an edit the reading contradicts is said before anything runs
+    if not job.confirmed:  # an edit the reading contradicts is said before anything runs
         reading = read_images(pipe, [request.image], Calibration.load(getattr(pipe, "path", None)))
         warnings = edit_warnings(reading, diff_reports(request.current_report, request.edited_report))
         if warnings:
             return {"kind": WARNING_KIND, "warnings": warnings, "reading": reading, "scope": decision.to_dict()}
     result = run_whatif(pipe, request, progress=progress, cancel=cancel,
-                        with_control=bool(params.get("with_control", False)))
+                        with_control=bool(job.with_control))
     return {"kind": "whatif", "result": to_wire(result), "scope": decision.to_dict()}
 
 

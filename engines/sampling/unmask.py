@@ -15,11 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from engines.errors import JobCancelled
 from engines.models.backbone import MedimBackbone
-
-
-class GenerationCancelled(RuntimeError):
-    """Raised when the caller's cancel() returned True between two unmasking steps."""
 
 
 @dataclass
@@ -136,7 +133,7 @@ def unmask(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, *, opt
     steps = opts.steps
     for k in range(steps):
         if cancel is not None and cancel():
-            raise GenerationCancelled("generation cancelled")
+            raise JobCancelled("generation cancelled")
         tm, im = text == cfg.text_mask_id, image == cfg.image_mask_id
         if not tm.any() and not im.any():
             break

@@ -29,7 +29,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from engines.backends import BackendError, create_backend
-from engines.backends.errors import JobCancelled, is_cancellation, is_out_of_memory
+from engines.backends.errors import is_out_of_memory
+from engines.errors import JobCancelled
 from engines.serve import SERVICE
 from engines.worker.dispatch import provenance, run_direct, run_job
 from engines.worker.protocol import PROTOCOL_VERSION, ProtocolError, decode, encode
@@ -126,7 +127,7 @@ class EngineReplica:
         exc = job.exception()
         if exc is None:
             return {"type": "result", "result": job.result()}
-        if is_cancellation(exc):
+        if isinstance(exc, JobCancelled):
             return {"type": "cancelled"}
         if is_out_of_memory(exc):
             return {"type": "error", "kind": "oom",

@@ -2,8 +2,9 @@
 site's index and a development index; `index_case` adds a signed study. Both embed in the worker, where the
 model is (`MedimPipeline.embed`); the GUI never loads it.
 
-similar:    {images, k, cases_dir, cases_url, dev_index, exclude} -> {kind: "similar", hits: [case dicts, site first]}
-index_case: {images, case_id, findings, impression, cases_dir, cases_url, image_ref, title} -> {kind: "indexed", total}
+similar:    SimilarRequest {images, k, cases_dir, cases_url, dev_index, exclude} -> {kind: "similar", hits: [site first]}
+index_case: IndexCaseRequest {images, case_id, findings, impression, cases_dir, cases_url, image_ref, title}
+            -> {kind: "indexed", total}              (requests: engines.worker.requests)
 
 `cases_url` (a PostgreSQL URL), when given, holds the site's index instead of the `cases_dir` folder
 (engines.similar.pg_index: one index for all workstations of a department).
@@ -20,6 +21,7 @@ import numpy as np
 from engines.similar.embeddings import index_name
 from engines.similar.index import CASES, VECTORS, CaseIndex, CaseRecord
 from engines.worker.jobs import pipeline_of
+from engines.worker.requests import IndexCaseRequest, SimilarRequest
 
 EMBEDDER = index_name("image-tokens")
 _loaded: dict[str, tuple[tuple, CaseIndex]] = {}
@@ -61,32 +63,32 @@ def _shown(where: str | Path) -> str:
         return text
 
 
-def _embedding(backend: Any, params: dict[str, Any], job: str) -> tuple[Any, np.ndarray]:
+def _embedding(backend: Any, images: tuple[Any, ...], job: str) -> tuple[Any, np.ndarray]:
     from engines.backends.base import check_images
 
     pipe = pipeline_of(backend, job)
-    images = check_images(list(params.get("images") or []))
+    images = check_images(list(images))
     return pipe, pipe.embed(images).mean(0)
 
 
 def similar(backend: Any, params: dict[str, Any], progress: Any, cancel: Any) -> dict[str, Any]:
     from engines.backends import BackendError
 
+    req = SimilarRequest.from_params(params)
     progress(0, 2)
-    _, vec = _embedding(backend, params, "similar")
+    _, vec = _embedding(backend, req.images, "similar")
     progress(1, 2)
-    k = max(int(params.get("k", 5)), 1)
-    exclude = [str(x) for x in params.get("exclude") or []]
+    k = max(int(req.k), 1)
+    exclude = [str(x) for x in req.exclude]
     hits: list[dict[str, Any]] = []
     notes: list[str] = []
     for key, origin in (("cases_dir", "site"), ("dev_index", "dev")):
-        folder = params.get(key)
-        if key == "cases_dir" and params.get("cases_url"):
-            folder = params["cases_url"]
+        on_pg = key == "cases_dir" and bool(req.cases_url)
+        folder = req.cases_url if on_pg else getattr(req, key)
         if not folder:
             continue
         try:
-            idx = _pg_index(folder) if key == "cases_dir" and params.get("cases_url") else _index(folder)
+            idx = _pg_index(folder) if on_pg else _index(folder)
         except (OSError, ValueError, RuntimeError) as exc:  # PgVectorMissing and ConnectionError included
             notes.append(f"{origin} index not used: {exc}")
             continue
@@ -106,22 +108,20 @@ def similar(backend: Any, params: dict[str, Any], progress: Any, cancel: Any) ->
 def index_case(backend: Any, params: dict[str, Any], progress: Any, cancel: Any) -> dict[str, Any]:
     from engines.backends import BackendError
 
-    folder = params.get("cases_dir")
-    url = str(params.get("cases_url") or "")
-    case_id = str(params.get("case_id") or "")
+    req = IndexCaseRequest.from_params(params)
+    folder, url, case_id = req.cases_dir, req.cases_url, req.case_id
     if not (folder or url) or not case_id:
         raise BackendError("index_case needs cases_dir (or cases_url) and case_id")
     progress(0, 1)
-    pipe, vec = _embedding(backend, params, "index_case")
-    record = CaseRecord(case_id, str(params.get("findings") or ""), str(params.get("impression") or ""), "site",
-                        {}, str(params.get("image_ref") or ""), str(params.get("title") or ""))
+    pipe, vec = _embedding(backend, req.images, "index_case")
+    record = CaseRecord(case_id, req.findings, req.impression, "site", {}, req.image_ref, req.title)
     total = 0
     # the panel searches by the engine's embedding; drafts may ground on another (a subfolder named for it)
     if url:
         from engines.similar.pg_index import shared_index
 
         for kind in ("image-tokens", "pixels32"):
-            v = vec if kind == "image-tokens" else pipe.embed(list(params.get("images") or []), kind).mean(0)
+            v = vec if kind == "image-tokens" else pipe.embed(list(req.images), kind).mean(0)
             try:
                 idx = shared_index(url, index_name(kind), v.shape[0])
                 idx.add([record], v[None])
@@ -131,7 +131,7 @@ def index_case(backend: Any, params: dict[str, Any], progress: Any, cancel: Any)
         progress(1, 1)
         return {"kind": "indexed", "case_id": case_id, "total": total}
     for kind, where in (("image-tokens", Path(folder)), ("pixels32", Path(folder) / "pixels32")):
-        v = vec if kind == "image-tokens" else pipe.embed(list(params.get("images") or []), kind).mean(0)
+        v = vec if kind == "image-tokens" else pipe.embed(list(req.images), kind).mean(0)
         try:
             idx = CaseIndex.open_or_create(where, v.shape[0], index_name(kind))
             idx.add([record], v[None])

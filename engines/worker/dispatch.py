@@ -20,11 +20,9 @@ ProgressFn = Callable[..., None]
 CancelFn = Callable[[], bool]
 
 
-def run_job(backend: EngineBackend, kind: str, p: dict[str, Any], progress: ProgressFn, cancel: CancelFn,
-            extra_jobs: dict[str, Callable[..., dict[str, Any]]] | None = None) -> dict[str, Any]:
-    """Run job `kind` (one of JOB_KINDS, or an extra job) with params `p`; returns the result dict."""
-    if extra_jobs and kind in extra_jobs:
-        return extra_jobs[kind](backend, p, progress, cancel)
+def run_job(backend: EngineBackend, kind: str, p: dict[str, Any], progress: ProgressFn,
+            cancel: CancelFn) -> dict[str, Any]:
+    """Run job `kind` (one of JOB_KINDS) with params `p`; returns the result dict."""
     if getattr(backend, "forwards_jobs", False):
         return backend.forward_job(kind, p, progress, cancel)  # type: ignore[attr-defined]
     common = {"progress": progress, "cancel": cancel}

@@ -3,6 +3,11 @@
 A reader thread takes messages off stdin so a cancel arrives while a job runs; the job itself runs on
 the main thread and polls a per-job flag through the backend's `cancel` callback. Closing stdin (the
 app died) ends the worker, so no orphan keeps the GPU.
+
+The extra job kinds (explanations, what-if, similar cases: engines.worker.jobs) look inside the built-in
+diffusion engine. When another engine is loaded they run on the built-in engine's weights loaded beside it,
+once, in this same process (the load config's "internals_path", default the shipped weights), so the app
+needs one worker for every job.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import traceback
 from typing import Any, BinaryIO
 
 from engines.backends import JOB_KINDS, BackendError, EngineBackend, create_backend
-from engines.backends.errors import is_cancellation, is_out_of_memory
+from engines.backends.errors import is_out_of_memory
+from engines.default_weights import DEFAULT_WEIGHTS
+from engines.errors import JobCancelled
 from engines.worker.dispatch import provenance, run_job
 from engines.worker.jobs import JobHandler
 from engines.worker.protocol import PROTOCOL_VERSION, ProtocolError, decode, encode
@@ -33,6 +40,8 @@ class WorkerServer:
         self._jobs: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._cancelled: set[str] = set()
         self._backend: EngineBackend | None = None
+        self._internals: EngineBackend | None = None  # the built-in engine beside another one (extra jobs)
+        self._internals_config: dict[str, Any] = {}
         self._backend_name = ""
         self._load_error = ""
         self._current: str | None = None
@@ -89,8 +98,7 @@ class WorkerServer:
                 self._run_job(msg)
             else:
                 print(f"engine worker: unknown message type {msg['type']!r}", file=self._log, flush=True)
-        if self._backend is not None:
-            self._backend.close()
+        self._close_backends()
         return 0
 
     # -- work ---------------------------------------------------------------------------------------
@@ -104,9 +112,9 @@ class WorkerServer:
 
                 threads = threads_for_load()
             torch.set_num_threads(int(threads))
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
+        self._close_backends()
+        self._internals_config = {"path": str(config.pop("internals_path", "") or DEFAULT_WEIGHTS),
+                                  "device": config.get("device", "auto")}
         self._backend_name = name
         try:
             self._backend = create_backend(name, **config)
@@ -166,10 +174,26 @@ class WorkerServer:
 
     def _dispatch(self, kind: str, p: dict[str, Any], progress: Any, cancel: Any) -> dict[str, Any]:
         assert self._backend is not None
-        return run_job(self._backend, kind, p, progress, cancel, self._extra_jobs)
+        if kind in self._extra_jobs:
+            return self._extra_jobs[kind](self._internals_backend(), p, progress, cancel)
+        return run_job(self._backend, kind, p, progress, cancel)
+
+    def _internals_backend(self) -> EngineBackend:
+        """The loaded engine when it is the built-in one, else the built-in engine loaded once beside it."""
+        if hasattr(getattr(self._backend, "pipe", None), "forward_with_attentions"):
+            return self._backend  # type: ignore[return-value]
+        if self._internals is None:
+            self._internals = create_backend("diffusion", **self._internals_config)
+        return self._internals
+
+    def _close_backends(self) -> None:
+        for backend in (self._backend, self._internals):
+            if backend is not None:
+                backend.close()
+        self._backend = self._internals = None
 
     def _report_failure(self, job_id: str, kind: str, exc: BaseException) -> None:
-        if is_cancellation(exc):
+        if isinstance(exc, JobCancelled):
             self.send({"type": "cancelled", "id": job_id})
             return
         if is_out_of_memory(exc):

@@ -1,5 +1,6 @@
-"""Explanations and what-if images computed in a real engine worker process (app.model_runner), with
-cancel and recovery from a killed worker; the in-process runner gives the same results."""
+"""Explanations and what-if images computed in the app's one engine worker process (app.model_runner over
+engines.worker.client), with cancel and recovery from a killed worker; drafts run in that same worker;
+the in-process runner gives the same results."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import signal
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
-from app.model_runner import InProcessRunner, RunCancelled, WorkerRunner
+from app.model_runner import JOB_MODULES, ClientRunner, InProcessRunner
 from engines.counterfactual import WhatIfRequest
 from engines.counterfactual.worker_jobs import whatif_from_result
+from engines.errors import JobCancelled
 from engines.models.tiny import make_tiny_checkpoint
+from engines.worker.client import WorkerClient
 from engines.worker.wire import to_wire
 from explain.worker_jobs import explanation_from_result
 
@@ -28,16 +32,20 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def runner(tiny_dir: Path):
-    r = WorkerRunner(tiny_dir, device="cpu", threads=1)
-    yield r
-    r.close()
+    client = WorkerClient("diffusion", {"path": str(tiny_dir), "device": "cpu", "threads": 1}, jobs=JOB_MODULES)
+    yield ClientRunner(client)
+    client.close()
+
+
+def _workers() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if "engines.worker" in " ".join(p.cmdline())]
 
 
 def _explain_params(k: int = 1) -> dict:
     return {"images": [IMG], "text": REPORT, "draft": None, "k_drafts": k, "steps": 4, "ig_steps": 2}
 
 
-def test_explanation_runs_in_the_worker_process_and_matches_in_process(runner: WorkerRunner, tiny_dir) -> None:
+def test_explanation_runs_in_the_worker_process_and_matches_in_process(runner: ClientRunner, tiny_dir) -> None:
     seen: list[tuple[int, int]] = []
     result = runner.run("explain_study", _explain_params(), lambda d, n, *_: seen.append((d, n)))
     assert runner.pid is not None and runner.pid != os.getpid()
@@ -53,7 +61,7 @@ def test_explanation_runs_in_the_worker_process_and_matches_in_process(runner: W
     assert local.drafts == exp.drafts
 
 
-def test_whatif_result_comes_back_whole(runner: WorkerRunner) -> None:
+def test_whatif_result_comes_back_whole(runner: ClientRunner) -> None:
     req = WhatIfRequest(IMG, "Small left pleural effusion.", "No pleural effusion.", seeds=(0, 1), steps=3)
     stages: list[str] = []
     res = whatif_from_result(runner.run("whatif", {"request": to_wire(req)}, lambda d, n, s="": stages.append(s)))
@@ -62,16 +70,16 @@ def test_whatif_result_comes_back_whole(runner: WorkerRunner) -> None:
     assert "variant 2 of 2" in stages
 
 
-def test_bad_request_is_a_plain_error_and_the_worker_lives_on(runner: WorkerRunner) -> None:
+def test_bad_request_is_a_plain_error_and_the_worker_lives_on(runner: ClientRunner) -> None:
     pid = runner.pid
     with pytest.raises(RuntimeError, match="explain_study needs at least one image"):
         runner.run("explain_study", {**_explain_params(), "images": []})
     assert runner.pid == pid
 
 
-def test_cancel_then_killed_worker_then_recovery(runner: WorkerRunner) -> None:
+def test_cancel_then_killed_worker_then_recovery(runner: ClientRunner) -> None:
     ticks: list[int] = []
-    with pytest.raises(RunCancelled):
+    with pytest.raises(JobCancelled):
         runner.run("explain_study", _explain_params(k=8), lambda d, *_: ticks.append(d), cancel=lambda: bool(ticks))
     pid = runner.pid
     assert pid is not None
@@ -86,8 +94,22 @@ def test_cancel_then_killed_worker_then_recovery(runner: WorkerRunner) -> None:
     assert runner.pid not in (None, pid) and len(exp.sentences) == 3
 
 
+def test_drafts_and_explanations_share_one_worker_and_one_copy_of_the_weights(runner: ClientRunner,
+                                                                                tiny_dir: Path) -> None:
+    draft = runner.client.run("draft", {"images": [IMG], "seed": 1, "override_scope": True}, timeout=120)
+    pid = runner.pid
+    assert draft["findings"] and draft["provenance"]["model"] == str(tiny_dir)
+    exp = explanation_from_result(runner.run("explain_study", _explain_params()))
+    assert len(exp.sentences) == 3 and runner.pid == pid
+    assert [w.pid for w in _workers()] == [pid]  # no second process loads the weights for explanations
+    assert runner.key.startswith(f"{tiny_dir}:")  # caches are keyed by the weights that explain
+
+
 def test_missing_weights_folder_is_a_clear_error(tmp_path: Path) -> None:
-    r = WorkerRunner(tmp_path / "nowhere", device="cpu", threads=1)
-    with pytest.raises(RuntimeError, match="could not be loaded.*does not exist"):
-        r.run("explain_study", _explain_params())
-    r.close()
+    client = WorkerClient("diffusion", {"path": str(tmp_path / "nowhere"), "device": "cpu", "threads": 1},
+                          jobs=JOB_MODULES)
+    try:
+        with pytest.raises(RuntimeError, match="could not be loaded.*does not exist"):
+            ClientRunner(client).run("explain_study", _explain_params())
+    finally:
+        client.close()

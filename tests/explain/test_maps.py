@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from explain_samples import REPORT
 
-from engines.sampling.unmask import GenerationCancelled
+from engines.errors import JobCancelled
 from explain.align import align_report
 from explain.geometry import grid_to_image, image_box_to_grid, normalise, padded_square
 from explain.report import explain_report
@@ -46,7 +46,7 @@ def test_bad_input_gives_clear_errors(tiny_pipeline):
         explain_report(tiny_pipeline, np.zeros((2, 3, 4)), REPORT)
     with pytest.raises(ValueError, match="unknown explanation methods"):
         explain_report(tiny_pipeline, img, REPORT, methods=("gradcam",))
-    with pytest.raises(GenerationCancelled):
+    with pytest.raises(JobCancelled):
         explain_report(tiny_pipeline, img, REPORT, cancel=lambda: True)
 
 

@@ -28,7 +28,6 @@ OPTIONAL_IN_BUNDLE = {"transformers", "diffusers"}
 # taught to bundle_rules.named_modules (or the spec's hidden imports) before it can ship.
 DYNAMIC_IMPORT_SITES = {
     "app/cli.py": "SUBCOMMAND_MODULES -> bundle_rules.named_modules",
-    "app/ai/engine_client.py": "`-m engines.worker` -> bundle_rules.ENTRY_MODULES",
     "app/commands/selfcheck.py": "decoder plug-ins -> spec hiddenimports (openjpeg, libjpeg, rle, jpeg_ls, gdcm)",
     "engines/worker/client.py": "`-m engines.worker` -> bundle_rules.ENTRY_MODULES",
     "engines/worker/jobs.py": "--jobs modules -> app.model_runner.JOB_MODULES -> bundle_rules.named_modules",

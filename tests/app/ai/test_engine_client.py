@@ -81,8 +81,8 @@ def test_the_cli_worker_entry_speaks_the_same_protocol(qtbot, qapp, tmp_path) ->
     """`radstation engine worker` is how a frozen build (no `python -m`) starts its worker."""
     import sys
 
-    c = EngineClient("hf-vlm", {"path": str(tmp_path / "nowhere")}, program=sys.executable,
-                     arguments=["-m", "app", "engine", "worker"])
+    c = EngineClient("hf-vlm", {"path": str(tmp_path / "nowhere")},
+                     command=[sys.executable, "-m", "app", "engine", "worker"])
     try:
         state, message = _run(qtbot, c, "draft", {"images": [IMG]})
         assert state == "failed" and "does not exist" in message

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.backends import BackendError, ImageOutput, JobCancelled, create_backend
+from engines.backends import BackendError, ImageOutput, create_backend
+from engines.errors import JobCancelled
 
 
 @pytest.fixture(scope="module")

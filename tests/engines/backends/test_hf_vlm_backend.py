@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from engines.backends import BackendError, JobCancelled, TextOutput, create_backend
+from engines.backends import BackendError, TextOutput, create_backend
+from engines.errors import JobCancelled
 
 
 @pytest.fixture(scope="module")

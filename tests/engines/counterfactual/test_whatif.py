@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from engines.counterfactual import EditError, WhatIfRequest, run_variants, run_whatif
-from engines.pipeline import GenerationCancelled
+from engines.errors import JobCancelled
 
 EFFUSION = "The lungs are clear. Small left pleural effusion."
 
@@ -70,7 +70,7 @@ def test_cancel_stops_the_job(tiny_pipeline) -> None:
         calls["n"] += 1
         return calls["n"] > 3
 
-    with pytest.raises(GenerationCancelled):
+    with pytest.raises(JobCancelled):
         run_whatif(tiny_pipeline, req, cancel=cancel)
 
 

@@ -81,21 +81,19 @@ def test_onnx_graph_takes_the_finding_states(folder, pipe):
 
 
 def test_split_drafting_tells_each_image_its_own_reading(pipe):
-    from lab.training.draft_split import draft_batch
-
     a, b = _image(), np.random.default_rng(1).integers(0, 255, (40, 40), dtype=np.uint8)
     pa, pb = pipe.finding_probabilities([a, b])
     pipe.finding_prior = {"No Finding": (pa["No Finding"] + pb["No Finding"]) / 2, "Pleural Effusion": 0.0}
-    got = draft_batch(pipe, [a, b], 3, None, 0.0, seed=0, consensus=1, condition="head-prior")
+    got = pipe.draft_reports([a, b], steps=3, temperature=0.0, seed=0, consensus=1, condition="head-prior")
     for img, (f, i) in zip((a, b), got, strict=True):
         one = pipe.draft_report([img], steps=3, temperature=0, consensus=1, condition="head-prior")
         assert (one.findings_text, one.impression_text) == (f, i)
     # One draft per image needs no selection, whatever the configured one (it used to demand head probabilities).
-    assert draft_batch(pipe, [a, b], 3, None, 0.0, seed=0, consensus=1, select="verified-prior",
-                       condition="none") == draft_batch(pipe, [a, b], 3, None, 0.0, seed=0, consensus=1,
-                                                        condition="none")
+    picky = pipe.draft_reports([a, b], steps=3, temperature=0.0, seed=0, consensus=1, select="verified-prior",
+                               condition="none")
+    assert picky == pipe.draft_reports([a, b], steps=3, temperature=0.0, seed=0, consensus=1, condition="none")
     with pytest.raises(ValueError, match="unknown condition"):
-        draft_batch(pipe, [a], 3, None, 0.0, seed=0, condition="oracle")
+        pipe.draft_reports([a], steps=3, temperature=0.0, seed=0, condition="oracle")
 
 
 def test_ship_writes_the_condition_defaults(folder, tmp_path):

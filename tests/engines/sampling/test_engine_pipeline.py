@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from engines.errors import JobCancelled
 from engines.models.tiny import make_tiny_checkpoint
-from engines.pipeline import GenerationCancelled, MedimPipeline, prepare_image
+from engines.pipeline import MedimPipeline, prepare_image
 from engines.sampling.unmask import SamplingOptions, unmask
 
 
@@ -69,7 +70,7 @@ def test_jobs_shapes_and_inpaint_keeps_tokens_outside_the_mask(pipe, image):
 
 
 def test_cancel_raises(pipe, image):
-    with pytest.raises(GenerationCancelled):
+    with pytest.raises(JobCancelled):
         pipe.draft_report([image], steps=4, cancel=lambda: True)
 
 

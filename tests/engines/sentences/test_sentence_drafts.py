@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from engines.default_weights import DEFAULT_WEIGHTS
+from engines.errors import JobCancelled
 from engines.labeler.label import label_report
-from engines.pipeline import GenerationCancelled, MedimPipeline
+from engines.pipeline import MedimPipeline
 from engines.sentences.bank import normalise
 from engines.sentences.decode import DecodeSettings
 from engines.sentences.reading import conflicts, read_sentence
@@ -120,7 +121,7 @@ def test_free_text_stays_available_and_jobs_report_progress_and_cancel(pipe, ima
     seen = []
     pipe.draft_report([image], progress=lambda d, n: seen.append((d, n)))
     assert seen and seen[-1][0] == seen[-1][1]
-    with pytest.raises(GenerationCancelled):
+    with pytest.raises(JobCancelled):
         pipe.draft_report([image], cancel=lambda: True)
     with pytest.raises(ValueError, match="unknown draft mode"):
         pipe.draft_report([image], mode="poetry")

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from engines.backends import BackendError, create_backend
-from engines.backends.errors import JobCancelled
+from engines.errors import JobCancelled
 from engines.serve.launch import ServeError
-from engines.worker.client import WorkerFailed, WorkerProcess
+from engines.worker.client import WorkerClient, WorkerFailed
 
 pytestmark = pytest.mark.timeout(1500)
 
@@ -54,8 +54,8 @@ def test_served_draft_is_the_in_process_draft(service, tiny_dir) -> None:
 
 
 def test_the_workstation_worker_uses_the_service(service, tiny_dir) -> None:
-    with WorkerProcess() as worker:
-        status = worker.start("ray-serve", {"url": service, "device": "auto"})
+    with WorkerClient("ray-serve", {"url": service, "device": "auto"}) as worker:
+        status = worker.start()
         assert status["name"] == "ray-serve" and status["model"] == str(tiny_dir)
         result = worker.wait(worker.submit("draft", {"images": [_img(2)], "seed": 1}))
         prov = result["provenance"]
@@ -111,9 +111,9 @@ def test_clear_messages_when_the_service_is_not_there(ray_cluster, service) -> N
         create_backend("ray-serve", url=f"{root}/nowhere")
     with pytest.raises(BackendError, match="needs the engine service's URL"):
         create_backend("ray-serve", url="")
-    with WorkerProcess() as worker:  # the workstation's worker says the same and stays up
+    with WorkerClient("ray-serve", {"url": dead}) as worker:  # the workstation's worker says the same
         with pytest.raises(WorkerFailed, match="cannot reach the engine service"):
-            worker.start("ray-serve", {"url": dead})
+            worker.start()
 
 
 def test_missing_weights_fail_the_deployment_with_the_reason(ray_cluster, tmp_path) -> None:
