@@ -522,7 +522,7 @@ class MedimPipeline:
         cal = self.answer_calibration()
         shown = cal.apply({f: float(p) for f, p in reader.items()})
         for f, state in list(reading.states.items()):
-            if state != 0 and f in shown and cal.answer(shown[f], self.finding_prior.get(f)) == "no":
+            if state != 0 and f in shown and cal.answer(shown[f], cal.prior(f, self.finding_prior.get(f))) == "no":
                 reading.states[f] = 0
 
     def embed(self, images: list[np.ndarray], kind: str = "image-tokens") -> np.ndarray:
