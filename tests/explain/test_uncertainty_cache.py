@@ -124,3 +124,37 @@ def test_the_head_reading_travels_with_the_explanation(tmp_path):
     del meta["head_probabilities"], meta["head_prior"]
     arrays["meta"] = np.array(json.dumps(meta))
     assert StudyExplanation.from_arrays(arrays).head_probabilities == {}
+
+
+def test_image_uncertainty_does_not_paint_the_unmasking_order(tiny_pipeline):
+    """Each token's entropy is read at random masks (every token hidden at least once), not at the step the sampler
+    happened to commit it; a token's entropy under a mask does not depend on what else is in the batch."""
+    from explain.uncertainty import committed_entropy_grid, image_uncertainty_grid
+
+    pipe = tiny_pipeline
+    g = pipe.grid
+    grid = image_uncertainty_grid(pipe, REPORT, seed=0, steps=4)
+    assert grid.shape == (g, g) and np.isfinite(grid).all() and (grid >= 0).all()
+    assert grid.max() <= math.log(pipe.model_config.image_vocab_size + 1) + 1e-4
+    tokens = np.asarray(pipe.synthesise(REPORT, steps=4, seed=0).token_grid)
+    rng = np.random.default_rng(0)
+    masks = np.stack([np.ones((g, g), bool), rng.random((g, g)) < 0.5])
+    both = pipe.image_token_entropy(REPORT, tokens, masks)
+    assert np.isnan(both[1][~masks[1]]).all() and np.isfinite(both[1][masks[1]]).all()
+    alone = pipe.image_token_entropy(REPORT, tokens, masks[1:])
+    np.testing.assert_allclose(alone[0][masks[1]], both[1][masks[1]], rtol=1e-4, atol=1e-5)
+    # the old map still exists to measure against, and differs from the new one
+    old = committed_entropy_grid(pipe, REPORT, seed=0, steps=4)
+    assert old.shape == (g, g) and not np.allclose(old, grid)
+
+
+def test_a_change_in_how_maps_are_made_is_a_new_cache_key():
+    import explain.cache as cache
+
+    key = explanation_key("s", "r", "e", {"k": 1})
+    was = cache.MAPS_VERSION
+    try:
+        cache.MAPS_VERSION = was + 1
+        assert explanation_key("s", "r", "e", {"k": 1}) != key
+    finally:
+        cache.MAPS_VERSION = was
