@@ -115,7 +115,7 @@ def test_the_head_reading_travels_with_the_explanation(tmp_path):
                         attention_steps=2)
     per_view = pipe.finding_probabilities(imgs)
     assert exp.head_probabilities["Pleural Effusion"] == pytest.approx(
-        (per_view[0]["Pleural Effusion"] + per_view[1]["Pleural Effusion"]) / 2)
+        (per_view[0]["Pleural Effusion"] + per_view[1]["Pleural Effusion"]) / 2, abs=1e-4)
     assert exp.head_prior == pipe.finding_prior
     back = StudyExplanation.from_arrays(exp.to_arrays())
     assert back.head_probabilities == exp.head_probabilities and back.head_prior == exp.head_prior
@@ -158,3 +158,23 @@ def test_a_change_in_how_maps_are_made_is_a_new_cache_key():
         assert explanation_key("s", "r", "e", {"k": 1}) != key
     finally:
         cache.MAPS_VERSION = was
+
+
+def test_the_explanation_shows_the_reading_as_the_ai_panel_does(tmp_path):
+    """The findings list of the explain panel gives the calibrated probability and the prevalence on its scale, as
+    the AI panel and the answers do (one reading everywhere), not the raw one."""
+    from engines.calibration import Calibration, FindingCalibration
+    from engines.models.tiny import make_tiny_checkpoint
+    from engines.pipeline import MedimPipeline
+
+    folder = make_tiny_checkpoint(tmp_path, text_len=48, findings=("No Finding", "Pleural Effusion"))
+    squash = FindingCalibration("platt", {"a": 0.0, "b": -3.0})  # everything -> 4.7 %
+    Calibration({"Pleural Effusion": squash}, info={"source": "head"},
+                prevalence={"Pleural Effusion": 0.04}).save(folder)
+    pipe = MedimPipeline.from_pretrained(folder, "cpu")
+    pipe.finding_prior = {"No Finding": 0.3, "Pleural Effusion": 0.1}
+    img = np.random.default_rng(1).random((48, 40)).astype(np.float32)
+    exp = explain_study(pipe, [img], REPORT, k_drafts=0, methods=("attention",), image_uncertainty=False,
+                        attention_steps=2)
+    assert exp.head_probabilities["Pleural Effusion"] == pytest.approx(0.0474, abs=1e-3)
+    assert exp.head_prior == {"No Finding": 0.3, "Pleural Effusion": 0.04}
