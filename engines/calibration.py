@@ -3,12 +3,19 @@ calibrated probability out, plus the band in which an answer is "uncertain" rath
 
 Shipped next to the weights as `calibration.json`:
 
-    {"format": "radstation-calibration", "method": "platt" | "temperature" | "isotonic",
-     "findings": {"Cardiomegaly": {"a": 0.8, "b": -0.4} | {"t": 1.6} | {"x": [...], "y": [...]}, ...},
-     "uncertain_band": [0.35, 0.65], "no_odds_ratio": 2.0, "fitted_on": {...}, "ece": {...}}
+    {"format": "radstation-calibration", "method": "platt" | "temperature" | "isotonic" | "mixed",
+     "findings": {"Cardiomegaly": {"method": "platt", "a": 0.8, "b": -0.4} | {"method": "temperature", "t": 1.6}
+                  | {"method": "isotonic", "x": [...], "y": [...]} | {"method": "identity"}, ...},
+     "uncertain_band": [0.35, 0.65], "no_odds_ratio": 2.0, "prevalence": {"Cardiomegaly": 0.025, ...},
+     "fitted_on": {...}, "selection": {...}}
 
-Fitted by `radstation-eval calibration fit` (lab.eval.calibration). Findings it does not list pass through
-unchanged, and the answer says the probability is uncalibrated.
+`prevalence` is each finding's share positive in the labels the calibration was fitted on: the "no" rule and
+the panels compare a calibrated probability with it, on the same scale (the reader's own training prevalence
+counts only the images whose source labels the finding; calibrated probabilities count the others as absent).
+
+Fitted by `radstation-eval calibration` (lab.eval.calibration): per finding, the method and its parameters are
+chosen by grouped cross-validation on out-of-fold train probabilities ("identity" where the reading is calibrated
+already). Findings it does not list pass through unchanged, and the answer says the probability is uncalibrated.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import numpy as np
 
 FORMAT = "radstation-calibration"
 FILE_NAME = "calibration.json"
-METHODS = ("platt", "temperature", "isotonic")
+METHODS = ("identity", "platt", "temperature", "isotonic")
 DEFAULT_BAND = (0.35, 0.65)
 DEFAULT_NO_ODDS_RATIO = 2.0  # "no" needs the image to have raised the finding's odds less than this over prevalence
 
@@ -53,7 +60,7 @@ class FindingCalibration:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown calibration method {self.method!r}; use one of {METHODS}")
-        need = {"platt": ("a", "b"), "temperature": ("t",), "isotonic": ("x", "y")}[self.method]
+        need = {"identity": (), "platt": ("a", "b"), "temperature": ("t",), "isotonic": ("x", "y")}[self.method]
         missing = [k for k in need if k not in self.params]
         if missing:
             raise ValueError(f"{self.method} calibration needs {', '.join(missing)}")
@@ -64,6 +71,8 @@ class FindingCalibration:
 
     def __call__(self, p: np.ndarray | float) -> np.ndarray:
         p = np.asarray(p, np.float64)
+        if self.method == "identity":  # chosen when no refit beat the reading as it is
+            return p
         if self.method == "platt":
             return _sigmoid(float(self.params["a"]) * _logit(p) + float(self.params["b"]))
         if self.method == "temperature":
@@ -79,6 +88,7 @@ class Calibration:
     band: tuple[float, float] = DEFAULT_BAND
     info: dict[str, Any] = field(default_factory=dict)
     no_odds_ratio: float = DEFAULT_NO_ODDS_RATIO
+    prevalence: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         lo, hi = float(self.band[0]), float(self.band[1])
@@ -87,6 +97,10 @@ class Calibration:
         self.band = (lo, hi)
         if float(self.no_odds_ratio) < 1:
             raise ValueError(f"no_odds_ratio must be >= 1, got {self.no_odds_ratio}")
+        bad = [k for k, v in self.prevalence.items() if not 0 < float(v) < 1]
+        if bad:
+            raise ValueError(f"prevalence must be between 0 and 1 (bad: {bad})")
+        self.prevalence = {k: float(v) for k, v in self.prevalence.items()}
 
     @classmethod
     def identity(cls) -> Calibration:
@@ -94,6 +108,11 @@ class Calibration:
 
     def is_calibrated(self, finding: str) -> bool:
         return finding in self.findings
+
+    def prior(self, finding: str, fallback: float | None = None) -> float | None:
+        """The finding's prevalence on the scale of the calibrated probability (`fallback`, e.g. the reader's
+        training prevalence, when the file has none)."""
+        return self.prevalence.get(finding, fallback)
 
     def apply(self, probs: Mapping[str, float]) -> dict[str, float]:
         """Calibrated probabilities of a finding -> raw probability dict (unknown findings unchanged)."""
@@ -115,7 +134,8 @@ class Calibration:
         methods = {c.method for c in self.findings.values()}
         return {"format": FORMAT, "method": methods.pop() if len(methods) == 1 else "mixed",
                 "findings": {k: {"method": c.method, **c.params} for k, c in self.findings.items()},
-                "uncertain_band": list(self.band), "no_odds_ratio": float(self.no_odds_ratio), **self.info}
+                "uncertain_band": list(self.band), "no_odds_ratio": float(self.no_odds_ratio),
+                **({"prevalence": dict(self.prevalence)} if self.prevalence else {}), **self.info}
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / FILE_NAME
@@ -134,9 +154,9 @@ class Calibration:
             findings[name] = FindingCalibration(method, spec)
         band = tuple(data.get("uncertain_band") or DEFAULT_BAND)
         info = {k: v for k, v in data.items()
-                if k not in ("format", "method", "findings", "uncertain_band", "no_odds_ratio")}
+                if k not in ("format", "method", "findings", "uncertain_band", "no_odds_ratio", "prevalence")}
         return cls(findings, (float(band[0]), float(band[1])), info,
-                   float(data.get("no_odds_ratio", DEFAULT_NO_ODDS_RATIO)))
+                   float(data.get("no_odds_ratio", DEFAULT_NO_ODDS_RATIO)), dict(data.get("prevalence") or {}))
 
     @classmethod
     def load(cls, folder: str | Path | None) -> Calibration:

@@ -567,7 +567,7 @@ class MedimPipeline:
         cal = self.answer_calibration()
         shown = cal.apply({f: float(p) for f, p in reader.items()})
         for f, state in list(reading.states.items()):
-            if state != 0 and f in shown and cal.answer(shown[f], self.finding_prior.get(f)) == "no":
+            if state != 0 and f in shown and cal.answer(shown[f], cal.prior(f, self.finding_prior.get(f))) == "no":
                 reading.states[f] = 0
 
     def embed(self, images: list[np.ndarray], kind: str = "image-tokens") -> np.ndarray:
@@ -621,6 +621,32 @@ class MedimPipeline:
         res = self._run(text, image, opts, seed, uncond, [], progress, cancel, self._report_states(report, condition),
                         image_bias=self.synthesis_bias([report], head_guidance))
         return self._image_result(res, opts, seed, t0)
+
+    @torch.no_grad()
+    def image_token_entropy(self, report: str, tokens: np.ndarray, masked: np.ndarray, *,
+                            guidance: float | None = None, condition: bool | None = None) -> np.ndarray:
+        """(N, g, g) entropy (nats) of the image tokens under `report`, one row per mask in `masked` (N, g, g) bool:
+        masked positions are predicted from the report and the unmasked `tokens` (g, g), with the sampler's
+        guidance; NaN where not masked. One batched forward pass: the sampler's entropy at commit time depends on
+        the order it unmasked in, this does not (explain.uncertainty averages it over random masks)."""
+        from engines.sampling.unmask import _guided_logp
+
+        cfg = self.model_config
+        m = torch.as_tensor(np.asarray(masked, bool).reshape(-1, cfg.image_len), device=self.device)
+        n = m.shape[0]
+        codes = torch.as_tensor(np.asarray(tokens, np.int64).reshape(1, cfg.image_len), device=self.device)
+        image = torch.where(m, torch.full_like(codes, cfg.image_mask_id), codes.expand(n, -1))
+        text = self._tensor([self._report_ids(report)] * n)
+        t = m.float().mean(1).clamp(1e-3, 1.0)  # the masked share, as the sampler tells the model (text is given)
+        states = self._report_states(report, condition)
+        rows = None if states is None else torch.tensor([state_row(states, cfg.findings)] * n, dtype=torch.float32,
+                                                        device=self.device)
+        opts = self._opts(None, guidance, None)
+        _, lpi = _guided_logp(self._net, text, image, t, (torch.full_like(text, cfg.text_mask_id), image),
+                              opts.guidance, rows, None, heads="image")
+        ent = -(lpi.exp() * lpi).sum(-1).float()
+        ent = torch.where(m, ent, torch.full_like(ent, float("nan")))
+        return ent.reshape(n, self.grid, self.grid).cpu().numpy().astype(np.float32)
 
     def joint(self, prompt: str, *, steps: int | None = None, guidance: float | None = None, seed: int = 0,
               progress: Progress = None, cancel: Cancel = None,

@@ -52,10 +52,11 @@ def read_images(pipe: Any, images: Sequence[np.ndarray], calibration: Calibratio
     raw = {f: float(np.mean([p[f] for p in per_view])) for f in findings}
     calibrated = cal.apply(raw)
     prior = getattr(pipe, "finding_prior", {}) or {}
+    prev = {f: cal.prior(f, prior.get(f)) for f in findings}  # on the calibrated probability's scale
     return {f: {"probability": round(calibrated[f], 4), "raw": round(raw[f], 4),
                 "calibrated": pre_calibrated or cal.is_calibrated(f),
-                "prevalence": None if f not in prior else round(float(prior[f]), 4),
-                "answer": cal.answer(calibrated[f], prior.get(f))} for f in findings}
+                "prevalence": None if prev[f] is None else round(float(prev[f]), 4),
+                "answer": cal.answer(calibrated[f], prev[f])} for f in findings}
 
 
 def reading_findings(pipe: Any) -> tuple[str, ...]:

@@ -19,13 +19,17 @@ import numpy as np
 
 from explain.study import StudyExplanation
 
+# How the maps are computed; raised when a change makes earlier cached maps wrong (2: the image uncertainty map
+# from random masks instead of the sampler's commit-time entropy, which painted the unmasking order).
+MAPS_VERSION = 2
+
 
 def explanation_key(study: str, report_text: str, engine: str, settings: dict | None = None) -> str:
     """Stable hex key of one explanation (settings: methods, K, steps... anything that changes it)."""
     if not isinstance(study, str) or not study:
         raise ValueError("study key is empty")
-    payload = json.dumps({"study": study, "report": report_text, "engine": engine, "settings": settings or {}},
-                         sort_keys=True, default=str)
+    payload = json.dumps({"study": study, "report": report_text, "engine": engine, "settings": settings or {},
+                          "maps": MAPS_VERSION}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 

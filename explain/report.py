@@ -19,7 +19,7 @@ from explain.attention import attention_grids
 from explain.attribution import attribution_grids, finding_head_grid, span_token_stats
 from explain.geometry import grid_to_image, normalise
 from explain.head_cam import finding_head_cam
-from explain.reader_cam import reader_grid
+from explain.reader_cam import contrast_grid, reader_finding_grids
 
 METHODS = ("attention", "ig", "head", "cam", "reader")
 # Signed IG: show only evidence *for* the text. "head": IG of the backbone's finding head for the span's
@@ -157,12 +157,12 @@ def explain_spans(pipeline, image: np.ndarray, report_text: str, spans: list[Spa
             s.grids["head"] = head_grids[hf]
         if hf and "cam" in methods:  # one forward pass: no progress tick of its own
             s.grids["cam"] = finding_head_cam(model, codes, list(hf))
-    reader_grids: dict[tuple[str, ...], np.ndarray] = {}
+    every: dict[str, np.ndarray] | None = None  # the plain map of each finding the reader reads, made once
     for s, rf in zip(spans, reader_findings, strict=True):
         if rf:  # a few small forward/backward passes: no progress tick of its own
-            if rf not in reader_grids:
-                reader_grids[rf] = reader_grid(reader, img, list(rf))
-            s.grids["reader"] = reader_grids[rf]
+            if every is None:
+                every = reader_finding_grids(reader, img)
+            s.grids["reader"] = contrast_grid(every, list(rf))  # class-contrastive (explain.reader_cam)
     for s, pos in zip(spans, positions, strict=True):
         if "ig" in methods:
             s.grids["ig"] = attribution_grids(model, row.ids, codes, [pos], n_steps=ig_steps)[0]

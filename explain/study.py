@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from engines.labeler import label_report
+from engines.reading import read_images
 from engines.sampling.results import TextResult
 from explain.geometry import grid_to_image, normalise
 from explain.report import METHODS, FindingMap, ReportExplanation, SentenceMap, explain_report
@@ -139,10 +140,12 @@ def explain_study(pipeline, images: list[np.ndarray] | np.ndarray, report_text: 
     rep = explain_report(pipeline, images[view], report_text, methods=methods, seed=seed, ig_steps=ig_steps,
                          attention_steps=attention_steps, progress=phase(0), cancel=cancel)
     out = StudyExplanation(rep)
-    per_view = pipeline.finding_probabilities(images)
-    if per_view and per_view[0]:
-        out.head_probabilities = {f: float(np.mean([p[f] for p in per_view])) for f in per_view[0]}
-        out.head_prior = {f: float(v) for f, v in (getattr(pipeline, "finding_prior", None) or {}).items()}
+    # the engine's reading as the AI panel and the answers show it: calibrated, with the prevalence on its scale
+    cal = pipeline.answer_calibration() if hasattr(pipeline, "answer_calibration") else None
+    reading = read_images(pipeline, list(images), cal)
+    if reading:
+        out.head_probabilities = {f: float(r["probability"]) for f, r in reading.items()}
+        out.head_prior = {f: float(r["prevalence"]) for f, r in reading.items() if r["prevalence"] is not None}
     tokens = draft_tokens(draft, report_text)
     out.sentence_tokens = [span_token_uncertainty(tokens, s.start, s.end) for s in rep.sentences]
     if k_drafts:

@@ -100,10 +100,11 @@ def draft_findings(texts: Sequence[str]) -> list[dict[str, int]]:
     return [dict(label_report(t).findings) for t in texts]
 
 
-def image_uncertainty_grid(pipeline, report_text: str, *, draws: int = 1, seed: int = 0, steps: int | None = None,
+def committed_entropy_grid(pipeline, report_text: str, *, draws: int = 1, seed: int = 0, steps: int | None = None,
                            cancel: Callable[[], bool] | None = None) -> np.ndarray:
-    """(g, g) mean entropy (nats) of the image tokens when the engine draws the image from the report:
-    high where the report leaves the picture open."""
+    """(g, g) mean entropy (nats) of the image tokens at the step the sampler committed each, when the engine draws
+    the image from the report. Not shown any more (`image_uncertainty_grid` is): it mostly records the order of
+    unmasking, a lattice over the token grid (explain/README.md); kept to measure against."""
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
     acc = None
@@ -111,6 +112,27 @@ def image_uncertainty_grid(pipeline, report_text: str, *, draws: int = 1, seed: 
         res = pipeline.synthesise(report_text, steps=steps, seed=seed + j, cancel=cancel)
         acc = res.token_entropy.astype(np.float64) if acc is None else acc + res.token_entropy
     return (acc / draws).astype(np.float32)
+
+
+def image_uncertainty_grid(pipeline, report_text: str, *, seed: int = 0, steps: int | None = None,
+                                        levels: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25), masks: int = 4,
+                                        cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    """(g, g) mean entropy (nats) of each image token given the report and a random share of the picture the
+    engine draws for it: per masked share in `levels`, `masks` random masks (every token masked at share 1.0),
+    each token's entropy averaged over the masks that hid it. The sampler's entropy at the step a token was
+    committed (`committed_entropy_grid`) mostly records *when* it was unmasked, and confident neighbours are
+    committed first, which paints a lattice over the token grid; random masks have no order to paint."""
+    res = pipeline.synthesise(report_text, steps=steps, seed=seed, cancel=cancel)
+    grid = np.asarray(res.token_grid)
+    g = grid.shape[0]
+    rng = np.random.default_rng(seed)
+    rows = [rng.random((g, g)) < lv for lv in levels for _ in range(1 if lv >= 1.0 else masks)]
+    if cancel is not None and cancel():
+        from engines.sampling.unmask import GenerationCancelled
+
+        raise GenerationCancelled("generation cancelled")
+    ent = pipeline.image_token_entropy(report_text, grid, np.stack(rows))
+    return np.nanmean(ent, axis=0).astype(np.float32)
 
 
 def draft_tokens(draft, report_text: str) -> list[TokenInfo]:

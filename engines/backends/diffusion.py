@@ -230,7 +230,7 @@ class MedimBackend(EngineBackend):
             progress(1, 1)
         cal, pre_calibrated = effective_calibration(self.pipe, self.calibration)
         p = min(max(float(cal.apply({finding: raw})[finding]), 1e-6), 1 - 1e-6)
-        prior = (getattr(self.pipe, "finding_prior", {}) or {}).get(finding)
+        prior = cal.prior(finding, (getattr(self.pipe, "finding_prior", {}) or {}).get(finding))
         answer = cal.answer(p, prior)
         conf = 1 - p if answer == "no" else p
         return TextOutput(text=answer, tokens=[TokenUncertainty(answer, conf, entropy(p), "answer", 0, len(answer), 0)],

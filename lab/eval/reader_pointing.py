@@ -1,4 +1,4 @@
-"""Pointing game of the finding reader's Grad-CAM on the finding boxes of the curated set (issue 28), beside the
+"""Pointing game of the finding reader's Grad-CAM (class-contrastive as shown, and plain) on the finding boxes of the curated set (issue 28), beside the
 backbone head's CAM, a centre map and random maps - per split, since the reader was trained on the train images.
 
     python -m lab.eval.reader_pointing [--model resources/weights/medim-small]
@@ -46,7 +46,8 @@ def pointing_rows(pipe, samples: Sequence) -> list[dict]:
         shape = img.shape[:2]
         for finding, boxes in tasks.items():
             row = {"image_id": s.image_id, "split": s.split, "finding": finding}
-            maps = {"reader": grid_to_image(reader_grid(pipe.reader, img, [finding]), shape),
+            maps = {"reader": grid_to_image(reader_grid(pipe.reader, img, [finding]), shape),  # as shown
+                    "reader plain": grid_to_image(reader_grid(pipe.reader, img, [finding], contrast=False), shape),
                     "centre": centre_map(shape)}
             if finding in pipe.model_config.findings:
                 maps["head CAM"] = grid_to_image(finding_head_cam(pipe.model, pipe.encode_image(img), [finding]),
@@ -61,7 +62,7 @@ def pointing_rows(pipe, samples: Sequence) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    methods = ["reader", "head CAM", "centre", "random"]
+    methods = ["reader", "reader plain", "head CAM", "centre", "random"]
     lines = ["| split | boxes | " + " | ".join(f"{m} hit / IoU" for m in methods) + " |",
              "|---|---:|" + "---:|" * len(methods)]
     for split in sorted({r["split"] for r in rows}):

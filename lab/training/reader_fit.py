@@ -25,6 +25,8 @@ from lab.training.lungbox_train import box_iou, train_lungbox
 from lab.training.reader_linear import fit_linear
 from lab.training.reader_train import ReaderTrainConfig, group_folds, predict, train_reader
 
+OOF_FILE = "oof_train.npz"
+
 
 def load_arrays(samples: Sequence, findings: Sequence[str]) -> dict[str, np.ndarray]:
     """uint8 images as stored (N, S, S), labels, which labels the source speaks to, lung boxes (NaN where none)."""
@@ -163,5 +165,9 @@ def fit_reader(data: Path | None, out: Path, cfg: ReaderConfig, tcfg: ReaderTrai
         linear = fit_linear(linear_features(crops, cfg), arrays["y"], known, c=linear_c, pca=linear_pca)
     reader = FindingReader(cfg, nets, lungbox, linear=linear)
     reader.save(out)
+    # the reader's out-of-fold train probabilities, as it outputs them: what `radstation-eval calibration
+    # --fit-train` chooses and fits the per-finding calibration on, without val and without retraining
+    np.savez_compressed(out / OOF_FILE, ids=np.array([s.image_id for s in train]), names=np.array(cfg.findings),
+                        probs=reader.calibrated(combined).astype(np.float32))
     (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

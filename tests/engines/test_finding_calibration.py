@@ -119,3 +119,105 @@ def test_a_reader_that_is_calibrated_already_is_not_calibrated_again(tmp_path) -
     refit = Calibration(squash, band=(0.3, 0.7), info={"source": "reader"})
     assert effective_calibration(pipe, refit)[0].findings  # refit on the reader's outputs: applied
     assert read_images(pipe, [im], refit)["Edema"]["probability"] == pytest.approx(0.0474, abs=1e-3)
+
+
+def _scores(rng, n, slope, shift=0.0, groups_of=2):
+    """Raw probabilities whose logit is `slope` times the true one plus `shift`, labels drawn from the truth, and
+    patients holding `groups_of` rows each."""
+    true_p = rng.uniform(0.02, 0.6, n)
+    y = (rng.random(n) < true_p).astype(int)
+    z = np.log(true_p / (1 - true_p))
+    raw = 1 / (1 + np.exp(-(slope * z + shift)))
+    return raw, y, np.repeat(np.arange(n // groups_of + 1), groups_of)[:n]
+
+
+def test_selection_keeps_a_calibrated_score_and_repairs_a_miscalibrated_one() -> None:
+    from lab.eval.calibration import select_calibration
+
+    rng = np.random.default_rng(3)
+    good, y_good, groups = _scores(rng, 3000, 1.0)
+    bad, y_bad, _ = _scores(rng, 3000, 1.0, shift=1.2)  # over-predicts: what the reader does on val
+    rare, y_rare, _ = _scores(rng, 3000, 1.0)
+    y_rare[:] = 0
+    y_rare[:3] = 1  # three positives: nothing can be judged
+    cal, choices = select_calibration({"Good": good, "Bad": bad, "Rare": rare},
+                                      {"Good": y_good, "Bad": y_bad, "Rare": y_rare}, groups,
+                                      info={"fitted_on": {"split": "train"}})
+    assert choices["Rare"].method == "identity" and choices["Rare"].cv == {}
+    assert choices["Bad"].method in ("platt", "isotonic")  # a shift needs an intercept; temperature has none
+    assert cal.apply({"Bad": 0.5})["Bad"] < 0.35  # pulled down by about the shift (sigmoid(-1.2) = 0.23)
+    assert ece(np.array([cal.findings["Bad"](p) for p in bad]), y_bad) < 0.02 < ece(bad, y_bad)
+    # the calibrated score: no method beats identity by much, and identity is what ships on a tie
+    assert choices["Good"].cv["identity"]["log_loss"] <= min(d["log_loss"] for d in choices["Good"].cv.values()) + 2e-3
+    assert cal.info["selection"]["Bad"]["method"] == choices["Bad"].method
+    assert set(cal.info["selection"]["Good"]["cv"]) == {"identity", "temperature", "platt", "isotonic"}
+
+
+def test_identity_method_round_trips_and_passes_probabilities_through(tmp_path) -> None:
+    cal = Calibration({"Edema": FindingCalibration("identity", {}),
+                       "Cardiomegaly": FindingCalibration("temperature", {"t": 2.0})}, info={"source": "reader"})
+    cal.save(tmp_path)
+    again = Calibration.load(tmp_path)
+    assert again.findings["Edema"].method == "identity" and again.is_calibrated("Edema")
+    assert again.apply({"Edema": 0.137})["Edema"] == pytest.approx(0.137)
+    assert again.to_dict()["method"] == "mixed"
+
+
+def test_grouped_folds_keep_a_patient_in_one_fold() -> None:
+    from lab.eval.calibration import grouped_folds, grouped_out_of_fold
+
+    rng = np.random.default_rng(4)
+    raw, y, groups = _scores(rng, 400, 2.0, groups_of=4)
+    fold = grouped_folds(y, groups, 5)
+    for g in np.unique(groups):
+        assert len(set(fold[groups == g])) == 1
+    assert len(np.unique(fold)) == 5
+    oof = grouped_out_of_fold(raw, y, groups, "platt")
+    assert oof.shape == raw.shape and ece(oof, y) < ece(raw, y)
+
+
+def test_bootstrap_interval_holds_the_estimate_and_narrows_with_more_patients() -> None:
+    from lab.eval.calibration import bootstrap_ece, judge_ece
+
+    rng = np.random.default_rng(5)
+    raw, y, groups = _scores(rng, 4000, 1.0, shift=1.0)
+    e, lo, hi = bootstrap_ece(raw, y, groups, resamples=200)
+    assert lo <= e <= hi and lo > 0.05
+    e_s, lo_s, hi_s = bootstrap_ece(raw[:200], y[:200], groups[:200], resamples=200)
+    assert hi_s - lo_s > hi - lo
+    assert judge_ece(e, lo, hi) == "above"
+    assert judge_ece(0.02, 0.01, 0.04) == "within"
+    assert judge_ece(0.04, 0.02, 0.09) == "too wide to judge"
+    assert judge_ece(0.048, 0.052, 0.11) == "too wide to judge"  # interval above only by the resampling's lean
+
+
+def test_per_finding_reliability_grid_is_written(tmp_path) -> None:
+    from lab.eval.calibration import reliability_grid
+
+    rng = np.random.default_rng(6)
+    panels = {}
+    for name in ("Edema", "Cardiomegaly", "Pneumothorax"):
+        p = rng.random(200)
+        y = (rng.random(200) < p).astype(int)
+        panels[name] = {"as read": (p, y), "as shown": (np.sqrt(p), y)}
+    path = reliability_grid(panels, tmp_path / "grid.png", title="test")
+    assert path.exists() and path.stat().st_size > 10000
+
+
+def test_the_no_rule_compares_with_the_prevalence_the_calibration_was_fitted_on(tmp_path) -> None:
+    from lab.eval.calibration import select_calibration
+
+    rng = np.random.default_rng(7)
+    raw, y, groups = _scores(rng, 2000, 1.0, shift=1.0)
+    cal, _ = select_calibration({"Edema": raw}, {"Edema": y}, groups)
+    assert cal.prior("Edema") == pytest.approx(y.mean()) and cal.prior("Cardiomegaly", 0.03) == 0.03
+    cal.save(tmp_path)
+    again = Calibration.load(tmp_path)
+    assert again.prevalence == pytest.approx({"Edema": y.mean()}) and "prevalence" not in again.info
+    # the reader's own prevalence (only images whose source labels the finding) can be far higher than the share
+    # positive among all images; against it, 'no' would be said to probabilities 2x the base odds and more
+    rare = Calibration(prevalence={"Edema": 0.05})
+    assert rare.answer(0.15, rare.prior("Edema", 0.2)) == "uncertain"  # 3.4x the odds of its own base rate
+    assert rare.answer(0.15, 0.2) == "no"  # against a prevalence on another scale
+    with pytest.raises(ValueError, match="prevalence"):
+        Calibration(prevalence={"Edema": 0.0})

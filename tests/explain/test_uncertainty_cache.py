@@ -115,7 +115,7 @@ def test_the_head_reading_travels_with_the_explanation(tmp_path):
                         attention_steps=2)
     per_view = pipe.finding_probabilities(imgs)
     assert exp.head_probabilities["Pleural Effusion"] == pytest.approx(
-        (per_view[0]["Pleural Effusion"] + per_view[1]["Pleural Effusion"]) / 2)
+        (per_view[0]["Pleural Effusion"] + per_view[1]["Pleural Effusion"]) / 2, abs=1e-4)
     assert exp.head_prior == pipe.finding_prior
     back = StudyExplanation.from_arrays(exp.to_arrays())
     assert back.head_probabilities == exp.head_probabilities and back.head_prior == exp.head_prior
@@ -124,3 +124,57 @@ def test_the_head_reading_travels_with_the_explanation(tmp_path):
     del meta["head_probabilities"], meta["head_prior"]
     arrays["meta"] = np.array(json.dumps(meta))
     assert StudyExplanation.from_arrays(arrays).head_probabilities == {}
+
+
+def test_image_uncertainty_does_not_paint_the_unmasking_order(tiny_pipeline):
+    """Each token's entropy is read at random masks (every token hidden at least once), not at the step the sampler
+    happened to commit it; a token's entropy under a mask does not depend on what else is in the batch."""
+    from explain.uncertainty import committed_entropy_grid, image_uncertainty_grid
+
+    pipe = tiny_pipeline
+    g = pipe.grid
+    grid = image_uncertainty_grid(pipe, REPORT, seed=0, steps=4)
+    assert grid.shape == (g, g) and np.isfinite(grid).all() and (grid >= 0).all()
+    assert grid.max() <= math.log(pipe.model_config.image_vocab_size + 1) + 1e-4
+    tokens = np.asarray(pipe.synthesise(REPORT, steps=4, seed=0).token_grid)
+    rng = np.random.default_rng(0)
+    masks = np.stack([np.ones((g, g), bool), rng.random((g, g)) < 0.5])
+    both = pipe.image_token_entropy(REPORT, tokens, masks)
+    assert np.isnan(both[1][~masks[1]]).all() and np.isfinite(both[1][masks[1]]).all()
+    alone = pipe.image_token_entropy(REPORT, tokens, masks[1:])
+    np.testing.assert_allclose(alone[0][masks[1]], both[1][masks[1]], rtol=1e-4, atol=1e-5)
+    # the old map still exists to measure against, and differs from the new one
+    old = committed_entropy_grid(pipe, REPORT, seed=0, steps=4)
+    assert old.shape == (g, g) and not np.allclose(old, grid)
+
+
+def test_a_change_in_how_maps_are_made_is_a_new_cache_key():
+    import explain.cache as cache
+
+    key = explanation_key("s", "r", "e", {"k": 1})
+    was = cache.MAPS_VERSION
+    try:
+        cache.MAPS_VERSION = was + 1
+        assert explanation_key("s", "r", "e", {"k": 1}) != key
+    finally:
+        cache.MAPS_VERSION = was
+
+
+def test_the_explanation_shows_the_reading_as_the_ai_panel_does(tmp_path):
+    """The findings list of the explain panel gives the calibrated probability and the prevalence on its scale, as
+    the AI panel and the answers do (one reading everywhere), not the raw one."""
+    from engines.calibration import Calibration, FindingCalibration
+    from engines.models.tiny import make_tiny_checkpoint
+    from engines.pipeline import MedimPipeline
+
+    folder = make_tiny_checkpoint(tmp_path, text_len=48, findings=("No Finding", "Pleural Effusion"))
+    squash = FindingCalibration("platt", {"a": 0.0, "b": -3.0})  # everything -> 4.7 %
+    Calibration({"Pleural Effusion": squash}, info={"source": "head"},
+                prevalence={"Pleural Effusion": 0.04}).save(folder)
+    pipe = MedimPipeline.from_pretrained(folder, "cpu")
+    pipe.finding_prior = {"No Finding": 0.3, "Pleural Effusion": 0.1}
+    img = np.random.default_rng(1).random((48, 40)).astype(np.float32)
+    exp = explain_study(pipe, [img], REPORT, k_drafts=0, methods=("attention",), image_uncertainty=False,
+                        attention_steps=2)
+    assert exp.head_probabilities["Pleural Effusion"] == pytest.approx(0.0474, abs=1e-3)
+    assert exp.head_prior == {"No Finding": 0.3, "Pleural Effusion": 0.04}

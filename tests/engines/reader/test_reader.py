@@ -138,10 +138,19 @@ def test_reader_maps_join_the_explanation_methods(tmp_path):
     assert g.shape == (READER_GRID, READER_GRID) and (g >= 0).all()
     with pytest.raises(ValueError, match="not the reader's"):
         reader_grid(pipe.reader, im, ["Fracture"])
+    # class-contrastive: a finding's map is where its evidence exceeds the mean of the reader's other findings';
+    # naming every finding the reader reads leaves nothing to contrast with (their plain sum)
+    names = list(pipe.reader.findings)
+    plain = {f: reader_grid(pipe.reader, im, [f], contrast=False) for f in names}
+    e = reader_grid(pipe.reader, im, ["Edema"])
+    others = np.mean([plain[f] for f in names if f != "Edema"], axis=0)
+    np.testing.assert_allclose(e, np.clip(plain["Edema"] - others, 0, None), atol=1e-6)
+    np.testing.assert_allclose(reader_grid(pipe.reader, im, names), sum(plain.values()), atol=1e-5)
     rep = explain_report(pipe, im, "FINDINGS: There is pulmonary edema. The heart is normal.",
                          methods=("reader",))
     edema = next(f for f in rep.findings if f.finding == "Edema")
     assert edema.pixel_map("reader").shape == (40, 60)
+    np.testing.assert_allclose(edema.grids["reader"], e, atol=1e-6)  # the panel shows the contrastive map
     assert rep.sentences[1].pixel_map("reader") is None  # a sentence asserting nothing the reader reads
 
 

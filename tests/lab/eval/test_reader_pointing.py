@@ -29,5 +29,5 @@ def test_rows_and_table(tmp_path):
                                boxes=[Box("Mass", "Lung Lesion", 1, 1, 5, 5)])]  # not a finding the reader reads
     rows = pointing_rows(pipe, samples)
     assert len(rows) == 1 and rows[0]["finding"] == "Edema"
-    assert set(rows[0]) >= {"reader", "head CAM", "centre", "random"}
+    assert set(rows[0]) >= {"reader", "reader plain", "head CAM", "centre", "random"}
     assert "| val | 1 |" in table(rows)

@@ -52,3 +52,7 @@ def test_train_reader_command_writes_a_loadable_calibrated_reader(tmp_path, caps
     im = np.asarray(Image.open(data / "images/0.png"), np.float32) / 255
     p = reader.probabilities([im])[0]
     assert 0 < p["Pleural Effusion"] < 1 and reader.lungbox is not None
+    oof = np.load(out / "oof_train.npz")  # what the per-finding calibration is chosen on (radstation-eval calibration)
+    assert list(oof["names"]) == ["No Finding", "Pleural Effusion"] and oof["probs"].shape == (36, 2)
+    assert sorted(map(str, oof["ids"])) == sorted(f"im{i}" for i in range(36))
+    assert np.all((oof["probs"] > 0) & (oof["probs"] < 1))
