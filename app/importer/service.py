@@ -249,7 +249,7 @@ class ImportService:
     def examine_staged(self, staged: StagedFile, source: str, *, strict_uids: bool = True) -> Incoming | DatasetOutcome:
         """Validate a staged network object; a refusal (the staged file removed) or what to commit."""
         try:
-            probed = probe_file(staged.path)
+            probed = staged.probed if staged.probed is not None else probe_file(staged.path)
             if strict_uids:
                 _check_strict_uids(probed.header)
         except RejectedFile as exc:

@@ -19,14 +19,17 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from app.paths import private_dir
+
+if TYPE_CHECKING:
+    from app.importer.probe import ProbedFile
 
 _SAFE_UID = re.compile(r"^[0-9][0-9.]{0,63}$")
 _CHUNK = 1 << 20
@@ -52,6 +55,9 @@ class StagedFile:
     path: Path
     size: int
     sha256: str
+    # The validated header, when whoever received the bytes has already read it (a retrieve checks each
+    # instance against its request before handing it over): the importer then does not read it again.
+    probed: ProbedFile | None = field(default=None, compare=False, repr=False)
 
     def discard(self) -> None:
         try:

@@ -8,6 +8,7 @@ HTTP and socket failures are mapped to the PacsError hierarchy at this boundary.
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -33,12 +34,14 @@ from app.pacs.errors import (
 )
 from app.pacs.nodes import PacsNode
 from app.pacs.query import InstanceResult, QueryFilter, SeriesResult, StudyResult
+from app.pacs.scope import RefusalHandler, RefusedInstance, RequestedScope, vet_delivery
 
 STUDY_FIELDS = (
     "PatientName", "PatientID", "PatientBirthDate", "StudyDate", "StudyTime", "AccessionNumber",
     "StudyDescription", "ModalitiesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",
 )
 _RETRIEVE = _Transaction.RETRIEVE
+log = logging.getLogger(__name__)
 SERIES_FIELDS = ("Modality", "SeriesNumber", "SeriesDescription", "NumberOfSeriesRelatedInstances")
 
 
@@ -224,12 +227,15 @@ class DicomWebClient:
         *,
         on_staged: Callable[[StagedFile, str], None] | None = None,
         store: ManagedStore | None = None,
+        on_refused: RefusalHandler | None = None,
     ) -> int:
         """WADO-RS: whole series stream as one multipart response; stragglers are fetched one by one.
 
         With `on_staged` each part is written to staging as the bytes that arrived (any transfer syntax,
         as stored by the server: nothing is transcoded or decoded here); otherwise `on_instance` gets
-        decoded datasets."""
+        decoded datasets. A staged part whose data set is not the instance its file meta names, or that
+        is not one of the requested instances of the requested series and study, is discarded
+        (`app.pacs.scope`); `on_refused` hears why."""
         if (on_staged is None) == (on_instance is None) or (on_staged is not None and store is None):
             raise ValueError("give on_instance, or on_staged together with store")
         series_size: dict[str, int] = {}
@@ -242,6 +248,8 @@ class DicomWebClient:
         source = f"WADO-RS from {self.node.describe()}"
         for series_uid, items in by_series.items():
             wanted_sops = {i.sop_uid for i in items}
+            scope = RequestedScope(study_uid, frozenset({series_uid}), frozenset(wanted_sops))
+            listed_class = {i.sop_uid: i.sop_class_uid for i in items if i.sop_class_uid}
             whole = len(items) == series_size.get(series_uid) or len(items) > 20
             with self._errors("retrieve"):
                 if on_staged is not None:
@@ -256,7 +264,8 @@ class DicomWebClient:
                         if cancel is not None and cancel.cancelled:
                             raise RetrieveCancelled(f"WADO-RS retrieve from {self.node.describe()} cancelled")
                         if on_staged is not None:
-                            if part_sop_instance_uid(item) not in wanted_sops:
+                            announced = part_sop_instance_uid(item)
+                            if announced not in wanted_sops:
                                 continue  # already local (resume): the series stream also carries those
                             assert store is not None
                             writer = store.writer()
@@ -265,7 +274,16 @@ class DicomWebClient:
                             except BaseException:
                                 writer.abandon()
                                 raise
-                            on_staged(writer.finish(), source)
+                            staged = writer.finish()
+                            try:
+                                vet_delivery(staged, scope, source, announced_instance=announced,
+                                             announced_class=listed_class.get(announced, ""))
+                            except RefusedInstance as refusal:
+                                log.warning("%s", refusal)
+                                if on_refused is not None:
+                                    on_refused(refusal)
+                                continue
+                            on_staged(staged, source)
                         else:
                             if str(item.get("SOPInstanceUID", "")) not in wanted_sops:
                                 continue

@@ -52,6 +52,7 @@ from app.pacs.errors import (
 from app.pacs.nodes import PacsNode
 from app.pacs.query import InstanceResult, QueryFilter, SeriesResult, StudyResult
 from app.pacs.receive import StreamingReceiver, guard_pdu_size, stream_to_staging
+from app.pacs.scope import RefusalHandler, RefusedInstance, RequestedScope, vet_delivery
 from app.pacs.store_response import answer_stores_directly
 from app.pacs.tcp import tune_association_socket
 from app.pacs.tls import PasswordSource, client_context
@@ -380,11 +381,15 @@ class DimseClient:
         progress: ProgressHandler | None = None,
         on_staged: StagedHandler | None = None,
         store: ManagedStore | None = None,
+        on_refused: RefusalHandler | None = None,
     ) -> int:
         """C-GET each identifier on one association; returns the number of instances stored locally.
 
         With `on_staged` (and the `store` to stage into) each instance is streamed to a staging file as
         it arrives and handed over as bytes - never decoded here; otherwise `on_instance` gets datasets.
+        A staged instance whose data set is not the one its C-STORE request announced, or that lies
+        outside the identifier being retrieved (another study, series or instance), is refused with a
+        failure status and discarded (`app.pacs.scope`); `on_refused` hears why.
         """
         if (on_staged is None) == (on_instance is None) or (on_staged is not None and store is None):
             raise ValueError("give on_instance, or on_staged together with store")
@@ -395,6 +400,7 @@ class DimseClient:
         lock = threading.Lock()
         receiver = StreamingReceiver(store, None, lambda: self.node.ae_title) if store is not None else None
         source = f"C-GET from {self.node.describe()}"
+        requested = {"scope": RequestedScope("")}  # the identifier being retrieved
 
         def failed(exc: Exception | str) -> int:
             with lock:
@@ -403,7 +409,7 @@ class DimseClient:
             log.warning("could not store a retrieved instance: %s", exc)
             return 0xA700
 
-        def on_store(event: Any) -> int:
+        def on_store(event: Any) -> int | Dataset:
             staged = None
             if receiver is not None:
                 received = receiver.take(int(event.request.MessageID))
@@ -416,6 +422,17 @@ class DimseClient:
                 if staged is not None:
                     staged.discard()
                 return 0xA700
+            if staged is not None:
+                req = event.request
+                try:
+                    vet_delivery(staged, requested["scope"], source,
+                                 announced_instance=str(req.AffectedSOPInstanceUID or ""),
+                                 announced_class=str(req.AffectedSOPClassUID or ""))
+                except RefusedInstance as refusal:
+                    failed(refusal)
+                    if on_refused is not None:
+                        on_refused(refusal)
+                    return refusal.response()
             try:  # an instance that already arrived is kept even if the user just cancelled
                 if staged is not None:
                     assert on_staged is not None
@@ -441,6 +458,7 @@ class DimseClient:
             with self.associate([build_context(model), *storage], roles=roles, handlers=handlers) as assoc:
                 self._check_context(assoc, model, "C-GET")
                 for ident in identifiers:
+                    requested["scope"] = RequestedScope.from_identifier(ident)
                     self._run_retrieve(
                         assoc.send_c_get(ident, model), "C-GET", assoc, cancel, progress,
                         local_failures=lambda: int(counter["failed"]),

@@ -38,6 +38,7 @@ from app.pacs.errors import (
     RetrieveCancelled,
 )
 from app.pacs.nodes import PacsNode, StorageScpConfig
+from app.pacs.scope import RefusedInstance
 from app.pacs.scp import StorageScp
 from app.pacs.sink import BatchingImporter, ImportSink, local_sop_uids
 
@@ -71,6 +72,7 @@ class StudyRetrieveResult:
     duplicates: int = 0
     failed: int = 0  # instances that arrived but the importer refused (same rules as files)
     message: str = ""
+    first_refusal: str = ""  # why the first refused instance was refused (it names the instance)
     error: PacsError | None = field(default=None, repr=False)
 
     @property
@@ -207,6 +209,8 @@ class RetrieveService:
                     result.duplicates += 1
                 else:
                     result.failed += 1
+                    if not result.first_refusal and outcome.reason:
+                        result.first_refusal = outcome.reason
                 done = already + max(arrived["n"], result.imported + result.duplicates + result.failed)
             report(StudyProgress(study_uid, "running", done, total))
 
@@ -217,6 +221,12 @@ class RetrieveService:
                 arrived["n"] += 1
                 done = already + max(arrived["n"], result.imported + result.duplicates + result.failed)
             report(StudyProgress(study_uid, "running", done, total))
+
+        def refused(refusal: RefusedInstance) -> None:
+            """An instance the PACS sent that was not the one announced or not part of this study: not
+            stored, counted as failed, its reason kept for the message."""
+            count(self.sink.notify(DatasetOutcome("failed", refusal.sop_instance_uid, study_uid, str(refusal),
+                                                  refusal.transient)))
 
         if cancel is not None and cancel.cancelled:
             raise RetrieveCancelled("cancelled before it started")
@@ -230,12 +240,12 @@ class RetrieveService:
         try:
             if isinstance(self.client, DicomWebClient):
                 self.client.retrieve(study_uid, wanted, everything, cancel=cancel, on_staged=received,
-                                     store=self.sink.store)
+                                     store=self.sink.store, on_refused=refused)
             elif isinstance(self.client, DimseClient):
                 identifiers = DimseClient.retrieve_identifiers(study_uid, wanted, everything)
                 sop_classes = [i.sop_class_uid for i in everything if i.sop_class_uid]
                 self.client.get(identifiers, sop_classes=sop_classes, cancel=cancel, on_staged=received,
-                                store=self.sink.store)
+                                store=self.sink.store, on_refused=refused)
         finally:
             pipeline.close()  # what arrived is imported even after a cancel or an error
         return self._finish(result, everything, report)
@@ -287,7 +297,7 @@ class RetrieveService:
         else:
             result.state = "partial"
             why = (
-                f"{result.failed} were refused by the importer (see the import log)"
+                f"{result.failed} were refused on arrival (first: {result.first_refusal or 'see the import log'})"
                 if result.failed
                 else "the PACS did not send them"
             )

@@ -91,19 +91,29 @@ def _heads_needed(text_masked: torch.Tensor, image_masked: torch.Tensor) -> str:
     return "both" if want_text and want_image else ("text" if want_text else "image")
 
 
-def _propose(logp: torch.Tensor, temperature: float, g: torch.Generator, shared: bool):
-    """Sampled token, its probability, and the entropy of each position's distribution."""
-    probs = logp.exp()
-    entropy = -torch.where(probs > 0, probs * logp, torch.zeros_like(probs)).sum(-1)
+def _propose(logp: torch.Tensor, temperature: float, g: torch.Generator, shared: bool, where: torch.Tensor):
+    """Sampled token, its probability, and the entropy of each position's distribution, (B, L) each.
+
+    Only the positions in `where` (B, L) are worked out (0 elsewhere): the others are never committed, and
+    over a draft about a third of the text positions are already filled. The noise is still drawn for
+    every position, so the generator advances exactly as before and the sampled tokens are the same."""
+    lp = logp[where]  # (M, V): one row per position still masked
+    probs = lp.exp()
+    entropy = -torch.where(probs > 0, probs * lp, torch.zeros_like(probs)).sum(-1)
     if temperature <= 0:
-        tok = logp.argmax(-1)
+        tok = lp.argmax(-1)
     else:
         shape = (1, *logp.shape[1:]) if shared else logp.shape
-        u = torch.rand(shape, generator=g).clamp_(1e-10, 1 - 1e-10).to(logp.device)
+        u = torch.rand(shape, generator=g).to(logp.device)
+        u = (u.expand(logp.shape) if shared else u)[where].clamp_(1e-10, 1 - 1e-10)
         gumbel = -torch.log(-torch.log(u))
-        tok = (logp / temperature + gumbel).argmax(-1)
-    conf = probs.gather(-1, tok[..., None])[..., 0]
-    return tok, conf, entropy
+        tok = (lp / temperature + gumbel).argmax(-1)
+    conf = probs.gather(-1, tok[:, None])[:, 0]
+    full_tok = torch.zeros(where.shape, dtype=tok.dtype, device=tok.device)
+    full_conf = torch.zeros(where.shape, dtype=conf.dtype, device=conf.device)
+    full_ent = torch.zeros(where.shape, dtype=entropy.dtype, device=entropy.device)
+    full_tok[where], full_conf[where], full_ent[where] = tok, conf, entropy
+    return full_tok, full_conf, full_ent
 
 
 @torch.no_grad()
@@ -152,7 +162,8 @@ def unmask(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, *, opt
                 ("image", lpi, im, n_free_i, res.image_confidence, res.image_entropy, res.image_step)):
             if logp is None or not masked.any():
                 continue
-            tok, conf, ent = _propose(logp, opts.temperature, generator, shared=seg == "text" and opts.pool_text)
+            tok, conf, ent = _propose(logp, opts.temperature, generator, shared=seg == "text" and opts.pool_text,
+                                      where=masked)
             eligible = masked
             if seg == "text" and opts.text_block > 0 and k < steps - 1:
                 eligible = masked & _leftmost_block(masked, opts.text_block)

@@ -162,6 +162,7 @@ class _Run:
         self.allowed_present = present | implied
         self.allowed_uncertain = uncertain
         self.absent = frozenset(f for f, v in reading.states.items() if v == 0) - self.allowed_present
+        self._agreements: dict[int, float] = {}  # id(candidate) -> _agreement (the reading is fixed per draft)
 
     # -- eligibility ----------------------------------------------------------------------------------
     def agrees(self, r: SentenceReading) -> bool:
@@ -181,7 +182,7 @@ class _Run:
         ids = [self.dec.ids(c.text) for c in eligible]
         cond, uncond = self.scorer.score(self._scoring_prefix(), ids)
         engine = cond if uncond is None else cond + s.pmi * (cond - uncond)
-        reader = np.array([self._agreement(c.reading) for c in eligible])
+        reader = np.array([self._agreement_of(c) for c in eligible])
         prior = np.log(np.array([max(c.count, 1) for c in eligible], dtype=np.float64))
         side = np.array([float(c.reading.laterality is not None or bool(c.reading.location)) for c in eligible])
         case = np.array([float(c.index in self.from_case) for c in eligible])
@@ -225,6 +226,12 @@ class _Run:
         if len(self.prefix) <= room:
             return self.prefix
         return self.prefix[:1] + self.prefix[len(self.prefix) - room + 1:]
+
+    def _agreement_of(self, c: Candidate) -> float:
+        value = self._agreements.get(id(c))
+        if value is None:
+            value = self._agreements[id(c)] = self._agreement(c.reading)
+        return value
 
     def _agreement(self, r: SentenceReading) -> float:
         """Mean margin of the reading for what the sentence states (present: margin, absent: -margin)."""

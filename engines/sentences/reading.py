@@ -83,21 +83,20 @@ class SentenceReading:
     present: frozenset[str] = field(init=False)
     absent: frozenset[str] = field(init=False)
     uncertain: frozenset[str] = field(init=False)
+    # Present findings with the parents they imply (pneumonia -> Lung Opacity); denied findings with the
+    # children a denied parent denies (lungs clear -> no pneumonia). Worked out once: a draft's slot loop
+    # asks for them tens of thousands of times.
+    effective_present: frozenset[str] = field(init=False, compare=False, repr=False)
+    effective_absent: frozenset[str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "present", frozenset(f for f, v in self.states.items() if v == 1))
-        object.__setattr__(self, "absent", frozenset(f for f, v in self.states.items() if v == 0))
+        present = frozenset(f for f, v in self.states.items() if v == 1)
+        absent = frozenset(f for f, v in self.states.items() if v == 0)
+        object.__setattr__(self, "present", present)
+        object.__setattr__(self, "absent", absent)
         object.__setattr__(self, "uncertain", frozenset(f for f, v in self.states.items() if v == -1))
-
-    @property
-    def effective_present(self) -> frozenset[str]:
-        """Present findings with the parents they imply (pneumonia -> Lung Opacity)."""
-        return self.present | {PARENT[f] for f in self.present if f in PARENT}
-
-    @property
-    def effective_absent(self) -> frozenset[str]:
-        """Denied findings with the children a denied parent denies (lungs clear -> no pneumonia)."""
-        return self.absent | {c for f in self.absent for c in HIERARCHY.get(f, ())}
+        object.__setattr__(self, "effective_present", present | {PARENT[f] for f in present if f in PARENT})
+        object.__setattr__(self, "effective_absent", absent | {c for f in absent for c in HIERARCHY.get(f, ())})
 
     @property
     def is_normal_statement(self) -> bool:

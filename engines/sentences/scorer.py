@@ -65,12 +65,13 @@ def _gather(logp: torch.Tensor, start: int, candidates: Sequence[Sequence[int]],
     n = len(candidates)
     if n == 0:
         return np.zeros(0, np.float64)
-    width = max(len(c) for c in candidates)
-    ids = torch.zeros((n, max(width, 1)), dtype=torch.long)
-    lens = torch.zeros(n, dtype=torch.long)
+    # Built in numpy and handed over once: filling a tensor row by row cost ~10 tensor ops per candidate
+    # (hundreds per slot), about a tenth of a sentence draft's CPU time.
+    lens_np = np.fromiter((len(c) for c in candidates), dtype=np.int64, count=n)
+    ids_np = np.zeros((n, max(int(lens_np.max()), 1)), dtype=np.int64)
     for i, c in enumerate(candidates):
-        ids[i, : len(c)] = torch.as_tensor(list(c), dtype=torch.long)
-        lens[i] = len(c)
+        ids_np[i, : len(c)] = c
+    ids, lens = torch.from_numpy(ids_np), torch.from_numpy(lens_np)
     pos = start + torch.arange(ids.shape[1])
     valid = (torch.arange(ids.shape[1])[None] < lens[:, None])
     fits = (start + lens) <= text_len - 2  # room for [IMPRESSION]/[SEP] after it

@@ -143,7 +143,7 @@ def test_batch_reports_each_study_and_a_refused_instance_as_partial(orthanc, pac
     assert [r.state for r in results] == ["partial", "done"], results[0].message
     partial = results[0]
     assert isinstance(partial.error, PartialRetrieveError)
-    assert partial.failed == 3 and "refused by the importer" in partial.message
+    assert partial.failed == 3 and "were refused on arrival" in partial.message
     assert "0 of 3 instances" in partial.message
     _assert_consistent(database)
     with database.session() as session:
