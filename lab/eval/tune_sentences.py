@@ -39,7 +39,7 @@ from engines.labeler.label import label_report
 from lab.eval.auroc import auroc
 from lab.eval.draft_bootstrap import clinical_point, label_matrix
 
-GRID = {"scale": (0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5), "normal_scale": (0.75, 1.0, 1.5, 2.0, 3.0),
+GRID = {"scale": (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5), "normal_scale": (0.75, 1.0, 1.5, 2.0, 3.0),
         "case_weight": (0.0, 0.25, 0.5, 0.75, 1.0), "cases": (1, 3, 5, 10, 20, 50),
         "case_embedding": ("image-tokens", "pixels32")}
 
@@ -218,9 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                               margin + 1e-3 * (d["micro"] + d["macro"] + 1 - d["halluc"]) / 3)
     mean = per_fold.mean(1)
     sub_mean = per_subset.mean(1)  # (settings, subsets, 3)
-    best = int(np.argmax(mean[:, 3]))
-    alone_rows = [i for i, s in enumerate(settings) if s["case_weight"] == 0]
-    alone = max(alone_rows, key=lambda i: mean[i, 3])  # the reader's thresholds when no similar cases answer
+    def rank(i: int) -> tuple[float, float]:  # equal objectives: the thresholds nearest the prevalence
+        return round(float(mean[i, 3]), 9), -abs(np.log(settings[i]["scale"])) - abs(np.log(settings[i]["normal_scale"]))
+
+    best = max(range(len(settings)), key=rank)
+    alone = max((i for i, s in enumerate(settings) if s["case_weight"] == 0), key=rank)  # no similar cases answer
     chosen = {**settings[best], "alone_scale": settings[alone]["scale"],
               "alone_normal_scale": settings[alone]["normal_scale"]}
     nested, nested_sub = [], []
