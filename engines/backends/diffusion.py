@@ -88,8 +88,12 @@ class MedimBackend(EngineBackend):
         settings = getattr(self.pipe, "decode_settings", None)
         need = int(getattr(settings, "cases", 1) or 1)
         site = self.pipe.case_index
-        if site is not None and site is not self._dev_index and len(site) >= need:
-            return
+        try:
+            if site is not None and site is not self._dev_index and len(site) >= need:
+                return
+        except OSError as exc:  # the department's database went away: vote without it
+            self.pipe.case_index = None
+            self.cases_error = f"similar cases not used: {exc}"
         dev = self._development_index()
         if dev is not None and len(dev) >= need:
             self.pipe.case_index = dev
