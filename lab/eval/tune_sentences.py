@@ -73,19 +73,15 @@ def fold_of(group: str, folds: int) -> int:
     return int(hashlib.sha1(group.encode()).hexdigest(), 16) % folds
 
 
-def answer_denies(probs: np.ndarray, names: list[str], prior: dict[str, float], band_low: float,
-                  no_odds_ratio: float) -> np.ndarray:
-    """(n, 14) bool: the findings the engine's yes/no answer calls absent (engines.calibration.Calibration.answer
-    on the reader's own probability: at most `band_low` and under `no_odds_ratio` times the prevalence odds). The
-    shipped drafts never state those present (sentence_decoding.answer_rule), whatever similar cases say."""
-    def odds(p: np.ndarray | float) -> np.ndarray:
-        p = np.clip(p, 1e-6, 1 - 1e-6)
-        return p / (1 - p)
-
+def answer_denies(probs: np.ndarray, names: list[str], prior: dict[str, float], cal) -> np.ndarray:
+    """(n, 14) bool: the findings the engine's yes/no answer calls absent: `cal` (MedimPipeline.answer_calibration)
+    applied to the reader's own probability and answered against its prevalence, as
+    MedimPipeline._drop_what_answers_deny does. The shipped drafts never state those present
+    (sentence_decoding.answer_rule), whatever similar cases say."""
     out = np.zeros((probs.shape[0], len(FINDINGS)), bool)
     for j, f in enumerate(names):
-        p = probs[:, j]
-        out[:, FINDINGS.index(f)] = (p <= band_low) & (odds(p) < no_odds_ratio * odds(prior.get(f, 0.5)))
+        prev = cal.prior(f, prior.get(f))
+        out[:, FINDINGS.index(f)] = [cal.answer(cal.apply({f: float(p)})[f], prev) == "no" for p in probs[:, j]]
     return out
 
 
@@ -199,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     denied = None
     if not args.no_answer_rule and pipe.decode_settings.answer_rule:
         cal = pipe.answer_calibration()
-        denied = answer_denies(probs, names, pipe.finding_prior, cal.band[0], cal.no_odds_ratio)
+        denied = answer_denies(probs, names, pipe.finding_prior, cal)
     settings = [dict(zip(GRID, v, strict=True)) for v in itertools.product(*GRID.values())]
     settings = [s for s in settings if s["case_embedding"] in allowed and not (
         s["case_weight"] == 0 and (s["cases"] != GRID["cases"][0] or s["case_embedding"] != allowed[0]))]

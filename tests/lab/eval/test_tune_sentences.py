@@ -25,9 +25,10 @@ def test_answer_denies_is_the_answer_rule(pipe):
     cal = pipe.answer_calibration()
     names = list(pipe.reading_findings)
     p = np.linspace(0.001, 0.999, 200)[:, None].repeat(len(names), 1)
-    denied = answer_denies(p, names, pipe.finding_prior, cal.band[0], cal.no_odds_ratio)
+    denied = answer_denies(p, names, pipe.finding_prior, cal)
     for j, f in enumerate(names):
-        expect = [cal.answer(float(x), pipe.finding_prior.get(f)) == "no" for x in p[:, j]]
+        prev = cal.prior(f, pipe.finding_prior.get(f))
+        expect = [cal.answer(cal.apply({f: float(x)})[f], prev) == "no" for x in p[:, j]]
         assert denied[:, FINDINGS.index(f)].tolist() == expect, f
 
 
@@ -39,7 +40,7 @@ def test_simulate_states_what_the_pipeline_reading_states(pipe, case_weight):
     probs = rng.beta(0.7, 1.5, size=(n, len(names)))
     shares = rng.integers(0, 11, size=(n, len(FINDINGS))) / 10.0
     cal = pipe.answer_calibration()
-    denied = answer_denies(probs, names, pipe.finding_prior, cal.band[0], cal.no_odds_ratio)
+    denied = answer_denies(probs, names, pipe.finding_prior, cal)
     pred = simulate(probs, names, pipe.finding_prior, shares, 0.6, 1.5, case_weight, denied)
     stated = 0
     for i in range(n):
