@@ -102,7 +102,9 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("similar_db_url", "Similar-case database URL", "text", "", "AI engine",
                 "A postgresql:// URL for the shared index (empty: the study database)", check=_db_url, restart=True),
     SettingSpec("similar_dev_index", "Development similar-case index", "dir", "", "AI engine",
-                "An index of curated training data, for development only (empty: none)"),
+                "An index of curated training data (python -m lab.build.case_index), for development only: shown "
+                "under Similar studies, and the cases drafts vote with while the site's own index has too few "
+                "(empty: none)"),
     # -- security --------------------------------------------------------------------------------------
     SettingSpec("session_timeout_minutes", "Lock the screen after (minutes idle)", "float", 30, "Security",
                 "Any key, click or scroll in the application counts as activity", minimum=1, maximum=720),

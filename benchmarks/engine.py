@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int)
     p.add_argument("--runtimes", nargs="+", default=["torch", "onnx"])
     p.add_argument("--jobs", nargs="+", default=None, help="only these jobs (e.g. draft_report \"draft_report (free text)\")")
+    p.add_argument("--case-index", type=Path, default=None,
+                   help="a similar-case index folder (engines.similar.CaseIndex) sentence drafts vote with, e.g. "
+                        "python -m lab.build.case_index --out DIR; without it drafts read the reader alone")
+    p.add_argument("--settings", default="", help="JSON overriding sentence_decoding, e.g. '{\"cases\": 1}'")
     a = p.parse_args(argv)
 
     import torch
@@ -68,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         pipe = MedimPipeline.from_pretrained(a.model, device=a.device, runtime=runtime, onnx_dir=onnx_dir)
         if runtime == "onnx":
             print(f"onnx parity (max abs diff): {pipe.onnx_parity}", file=sys.stderr)
+        if a.case_index is not None:
+            from engines.similar import CaseIndex
+
+            pipe.case_index = CaseIndex.load(a.case_index)
+        if a.settings:
+            from dataclasses import replace
+
+            pipe.decode_settings = replace(pipe.decode_settings, **json.loads(a.settings))
         g = pipe.grid
         mask = np.zeros((g, g), bool)
         mask[g // 4:g // 2, g // 2:3 * g // 4] = True
@@ -97,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
                          min(times), _peak_mb(), statistics.median(cpu)))
     print(f"\nmodel: {a.model} ({json.loads((a.model / 'config.json').read_text())['model']['name']}), "
           f"image: {image_id}, host: {platform.processor() or platform.machine()}, torch {torch.__version__}\n")
+    if a.case_index is not None:
+        s = pipe.decode_settings
+        print(f"similar cases: {a.case_index} ({len(pipe.case_index)} cases, {pipe.case_index.embedder}); sentence "
+              f"reading: case_weight {s.case_weight}, cases {s.cases}, {s.case_embedding}\n")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times include waiting for a CPU; "
           "CPU s is the process's own time, all threads)\n")
     print("| job | runtime | device | threads | steps | median s | min s | median CPU s | peak RSS MB |")

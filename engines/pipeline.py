@@ -543,10 +543,13 @@ class MedimPipeline:
                 and index.embedder == index_name(s.case_embedding)):  # another embedding's index cannot answer
             query = self.embed(images, s.case_embedding).mean(0) if case_query is None else case_query
             hits = index.search(query, s.cases)
-            case_labels = index.label_share(hits)
+            if len(hits) >= s.cases:  # a vote of fewer cases than the settings were chosen for reads the reader alone
+                case_labels = index.label_share(hits)
             cases = {h.case_id: h.sentences() for h in hits}
-        reading = read_study(reader, self.finding_prior, case_labels=case_labels, case_weight=s.case_weight,
-                             scale=s.scale, normal_scale=s.normal_scale, uncertain_band=s.uncertain_band)
+        scale, normal_scale = s.thresholds(case_labels is not None)
+        reading = read_study(reader, self.finding_prior, case_labels=case_labels,
+                             case_weight=s.case_weight if case_labels is not None else 0.0,
+                             scale=scale, normal_scale=normal_scale, uncertain_band=s.uncertain_band)
         if getattr(s, "answer_rule", False):
             self._drop_what_answers_deny(reading, reader)
         return reading, cases

@@ -27,9 +27,12 @@ def engine_from_settings(settings: Settings) -> tuple[str, dict[str, Any]]:
     config.update(options)
     name = str(settings.get("engine", "diffusion") or "diffusion")
     if name in ("diffusion", "diffusion-onnx") and "cases_dir" not in config:
-        from app.ai.similar_store import cases_dir, cases_url
+        from app.ai.similar_store import cases_dir, cases_url, dev_index_dir
 
         config["cases_dir"] = str(cases_dir(settings))  # the site's signed studies, for grounded drafts
+        dev = dev_index_dir(settings)  # curated cases the drafts vote with while the site has too few
+        if dev is not None and "dev_cases_dir" not in config:
+            config["dev_cases_dir"] = str(dev)
         url = cases_url(settings)  # on PostgreSQL the department's index (pgvector) instead of the folder
         if url and "cases_url" not in config:
             config["cases_url"] = url

@@ -34,7 +34,7 @@ class MedimBackend(EngineBackend):
 
     def __init__(self, path: str | Path = "", device: str = "auto", steps: int | None = None,
                  guidance: float | None = None, closed_questions: bool = True, cases_dir: str | Path = "",
-                 cases_url: str = "") -> None:
+                 cases_url: str = "", dev_cases_dir: str | Path = "") -> None:
         self.closed_questions = bool(closed_questions)
         self.path = Path(path).expanduser() if str(path).strip() else DEFAULT_WEIGHTS
         if not self.path.is_dir():
@@ -67,6 +67,11 @@ class MedimBackend(EngineBackend):
         self.cases_dir = Path(cases_dir).expanduser() if str(cases_dir).strip() else None
         self.cases_url = str(cases_url or "").strip()  # the department's index in PostgreSQL, instead of the folder
         self.cases_error = ""
+        # The development index of curated training cases (setting similar_dev_index): drafts vote with it while
+        # the site's own index holds fewer cases than the vote needs (sentence_decoding.cases).
+        self.dev_cases_dir = Path(dev_cases_dir).expanduser() if str(dev_cases_dir).strip() else None
+        self._dev_index: Any = None
+        self._site_index: Any = None
         self._cases_stamp: tuple | None = None
         try:  # per-finding calibration shipped next to the weights (engines.calibration); identity when none
             self.calibration = Calibration.load(self.path)
@@ -74,9 +79,50 @@ class MedimBackend(EngineBackend):
             raise BackendError(str(exc)) from exc
 
     def _refresh_cases(self) -> None:
+        """The index sentence drafts vote with: the site's when it holds at least the vote's `cases` studies of
+        the drafts' embedding, else the development index when there is one (else the site's, or none: the
+        reader then reads alone)."""
+        if not hasattr(self.pipe, "case_index"):
+            return
+        self._refresh_site_cases()
+        settings = getattr(self.pipe, "decode_settings", None)
+        need = int(getattr(settings, "cases", 1) or 1)
+        site = self.pipe.case_index
+        try:
+            if site is not None and site is not self._dev_index and len(site) >= need:
+                return
+        except OSError as exc:  # the department's database went away: vote without it
+            self.pipe.case_index = None
+            self.cases_error = f"similar cases not used: {exc}"
+        dev = self._development_index()
+        if dev is not None and len(dev) >= need:
+            self.pipe.case_index = dev
+
+    def _development_index(self) -> Any:
+        """The development index folder's index of the drafts' embedding (`DIR`, or `DIR/<embedding>` as
+        lab.build.case_index writes it), loaded once; None when there is none."""
+        from engines.similar.embeddings import index_name
         from engines.similar.index import CASES, VECTORS, CaseIndex
 
-        if (self.cases_dir is None and not self.cases_url) or not hasattr(self.pipe, "case_index"):
+        if self.dev_cases_dir is None:
+            return None
+        kind = getattr(getattr(self.pipe, "decode_settings", None), "case_embedding", "image-tokens")
+        if self._dev_index is None or self._dev_index.embedder != index_name(kind):
+            folder = self.dev_cases_dir if kind == "image-tokens" else self.dev_cases_dir / kind
+            if not ((folder / VECTORS).is_file() and (folder / CASES).is_file()):
+                return None
+            try:
+                self._dev_index = CaseIndex.load(folder)
+            except (OSError, ValueError) as exc:  # a broken development index must not stop drafting
+                self.cases_error = f"development cases not used: {exc}"
+                self.dev_cases_dir = None
+                return None
+        return self._dev_index
+
+    def _refresh_site_cases(self) -> None:
+        from engines.similar.index import CASES, VECTORS, CaseIndex
+
+        if self.cases_dir is None and not self.cases_url:
             return
         kind = getattr(getattr(self.pipe, "decode_settings", None), "case_embedding", "image-tokens")
         if self.cases_url:  # a live database index: nothing to reload, only to open once
@@ -96,13 +142,16 @@ class MedimBackend(EngineBackend):
         files = [folder / VECTORS, folder / CASES]
         stamp = tuple(f.stat().st_mtime_ns if f.is_file() else 0 for f in files)
         if stamp == self._cases_stamp:
+            if self.pipe.case_index is self._dev_index and self._dev_index is not None:
+                self.pipe.case_index = self._site_index  # the site's, as loaded (the caller picks again)
             return
         self._cases_stamp = stamp
+        self._site_index = None
         if not all(stamp):
             self.pipe.case_index = None
             return
         try:
-            self.pipe.case_index = CaseIndex.load(folder)
+            self.pipe.case_index = self._site_index = CaseIndex.load(folder)
             self.cases_error = ""
         except (OSError, ValueError) as exc:  # a broken index must not stop drafting: draft without it
             self.pipe.case_index = None

@@ -61,9 +61,19 @@ class DecodeSettings:
     #                           answer's 'no' rule, engines.calibration.Calibration.answer): one reading everywhere
     case_weight: float = 0.0  # share of similar cases' labels in the reading
     cases: int = 5  # similar cases consulted
+    alone_scale: float | None = None  # scale / normal_scale of a reading without similar cases (no index, another
+    alone_normal_scale: float | None = None  # embedding's, fewer than `cases` indexed): the reader alone; None: same
     case_embedding: str = "image-tokens"  # which embedding finds them (engines.similar.embeddings)
     bones: bool = True
     max_impression: int = 2
+
+    def thresholds(self, with_cases: bool) -> tuple[float, float]:
+        """(scale, normal_scale) of a reading with or without similar cases: thresholds chosen for a vote of
+        `cases` similar studies do not fit the reader's probabilities alone."""
+        if with_cases or self.case_weight <= 0:
+            return self.scale, self.normal_scale
+        return (self.scale if self.alone_scale is None else self.alone_scale,
+                self.normal_scale if self.alone_normal_scale is None else self.alone_normal_scale)
 
     @classmethod
     def from_config(cls, d: Mapping | None) -> DecodeSettings:

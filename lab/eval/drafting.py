@@ -256,7 +256,7 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
              "sentence-level drafts draw on the curated train images as similar cases (their composed reports); "
              "nearest neighbour retrieves the train report of the closest 32x32 image",
              "the study reading is the finding reader's (engines.reader); settings chosen by CV on train folds "
-             "within NIH images (lab.eval.tune_sentences)",
+             "over all sources and within NIH together, the answer rule included (lab.eval.tune_sentences)",
              "near-real share: difflib ratio >= 0.9 to a real IU sentence after lower-casing and stripping "
              "punctuation; perplexity: interpolated Kneser-Ney trigram of the IU sentences, leave-one-out for "
              "sentences in the corpus (trigram counts); real reports: a held-out tenth against the rest"]
