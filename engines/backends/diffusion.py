@@ -80,13 +80,13 @@ class MedimBackend(EngineBackend):
 
     def _refresh_cases(self) -> None:
         """The index sentence drafts vote with: the site's when it holds at least the vote's `cases` studies of
-        the drafts' embedding, else the development index when there is one (else the site's, or none: the
-        reader then reads alone)."""
+        the drafts' embedding and `min_index_cases` in all, else the development index when there is one (else the
+        site's, whose sentences are offered while the reader reads alone, or none)."""
         if not hasattr(self.pipe, "case_index"):
             return
         self._refresh_site_cases()
         settings = getattr(self.pipe, "decode_settings", None)
-        need = int(getattr(settings, "cases", 1) or 1)
+        need = max(int(getattr(settings, "cases", 1) or 1), int(getattr(settings, "min_index_cases", 0) or 0))
         site = self.pipe.case_index
         try:
             if site is not None and site is not self._dev_index and len(site) >= need:

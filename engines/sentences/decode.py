@@ -61,6 +61,10 @@ class DecodeSettings:
     #                           answer's 'no' rule, engines.calibration.Calibration.answer): one reading everywhere
     case_weight: float = 0.0  # share of similar cases' labels in the reading
     cases: int = 5  # similar cases consulted
+    # An index smaller than this does not vote: the settings were chosen with ~1,900 indexed training cases per
+    # fold, and in a site index of a few dozen studies the `cases` nearest are nearly the same for every image
+    # (every draft would state that small set's findings). Its sentences are still offered; the reader reads alone.
+    min_index_cases: int = 1000
     alone_scale: float | None = None  # scale / normal_scale of a reading without similar cases (no index, another
     alone_normal_scale: float | None = None  # embedding's, fewer than `cases` indexed): the reader alone; None: same
     case_embedding: str = "image-tokens"  # which embedding finds them (engines.similar.embeddings)

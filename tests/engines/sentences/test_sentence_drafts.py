@@ -99,7 +99,7 @@ def test_similar_cases_ground_the_draft_and_are_its_provenance(pipe, image):
     idx.add([case], vec)
     pipe.case_index = idx
     try:
-        s = DecodeSettings(case_weight=1.0, case_bonus=5.0, cases=1, answer_rule=False)
+        s = DecodeSettings(case_weight=1.0, case_bonus=5.0, cases=1, answer_rule=False, min_index_cases=1)
         res = pipe.draft_sentences([image], settings=s)
         ruled = pipe.draft_sentences([image], settings=replace(s, answer_rule=True))
     finally:
