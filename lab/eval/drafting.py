@@ -199,7 +199,9 @@ def stated_findings(pipe, queries: Sequence, features: Path) -> list[dict[str, i
 def run(split: str = "val", *, model: Path | None = None, root: Path | None = None, out: Path = Path("eval-results"),
         limit: int | None = None, seed: int = 0, modes: Sequence[str] = ("sentences", "free"),
         drafts: dict[str, Path] | None = None, reps: int = 1000, reading_features: Path | None = None,
-        reading_limit: int | None = None) -> dict:
+        reading_limit: int | None = None, case_index: bool = True) -> dict:
+    """Draft `split` through the product's public path and score it beside the baselines. `case_index=False`
+    drafts as a fresh installation does (no development index of similar cases: the reader reads alone)."""
     from engines.default_weights import DEFAULT_WEIGHTS
     from engines.pipeline import MedimPipeline
     from lab.data.cxr import load_cxr
@@ -232,12 +234,13 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
         else:
             if pipe is None:
                 pipe = MedimPipeline.from_pretrained(model or DEFAULT_WEIGHTS, device="cpu")
-                if "sentences" in modes:
+                if "sentences" in modes and case_index:
                     pipe.case_index = dev_case_index(
                         pipe, train, out / f"embeddings_train_{pipe.weights_hash[:12]}_"
                                           f"{pipe.decode_settings.case_embedding}.npz",
                         lambda i, n: (i % 250 == 0 or i == n) and _log(f"embedding train images {i}/{n}"))
-            got = draft_split(pipe, queries, mode, out / f"drafts_{mode}_{split}.jsonl")
+            got = draft_split(pipe, queries, mode,
+                              out / f"drafts_{mode}_{split}{'' if case_index else '_no_case_index'}.jsonl")
         missing = [i for i in ids if i not in got]
         if missing:
             raise ValueError(f"{mode} drafts lack {len(missing)} of the {split} images (e.g. {missing[0]})")
@@ -253,8 +256,10 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
     notes = [f"{reps} resamples of the {len(queries)} studies",
              f"references: composed from real IU sentences matching each image's labels (lab.data.paired, "
              f"seed {seed}), not radiologists' reports of these images",
-             "sentence-level drafts draw on the curated train images as similar cases (their composed reports); "
-             "nearest neighbour retrieves the train report of the closest 32x32 image",
+             ("sentence-level drafts draw on the curated train images as similar cases (their composed reports); "
+              if case_index else "sentence-level drafts without a similar-case index (a fresh installation): the "
+              "reader reads alone at its own CV-chosen thresholds; ")
+             + "nearest neighbour retrieves the train report of the closest 32x32 image",
              "the study reading is the finding reader's (engines.reader); settings chosen by CV on train folds "
              "over all sources and within NIH together, the answer rule included (lab.eval.tune_sentences)",
              "near-real share: difflib ratio >= 0.9 to a real IU sentence after lower-casing and stripping "
