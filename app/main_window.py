@@ -156,7 +156,7 @@ class MainWindow(QMainWindow):
                 self._fetch_bar.hide()
             self._archive.opened(study_uid)
         self.workspace.set_arriving(arriving)
-        access_audit.study_opened(self.database, study_uid)
+        access_audit.study_opened(self.database, study_uid, wait=False)  # written in order by the audit thread
         self._audited_series = set()
         self.workspace.open_study(ref, self._measurements)
         self._hang(ref)
@@ -178,7 +178,7 @@ class MainWindow(QMainWindow):
             return
         self._audited_series.add(series)
         access_audit.images_viewed(self.database, str(getattr(image, "study_uid", "")), series,
-                                   str(getattr(image, "modality", "")))
+                                   str(getattr(image, "modality", "")), wait=False)
 
     def _hang(self, ref: StudyRef) -> None:
         """Lay the study out by its hanging protocol (current + prior, PA + lateral...)."""
@@ -911,6 +911,7 @@ class MainWindow(QMainWindow):
             self.whatif_view.shutdown()
         self.model_runner.close()
         self.ai.shutdown()
+        access_audit.flush()  # who saw which patient is in the database before the window goes
         super().closeEvent(event)
 
     # -- import ----------------------------------------------------------------------------------
