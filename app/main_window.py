@@ -67,6 +67,8 @@ class MainWindow(QMainWindow):
         self._study_images: list = []  # the open study's images as the engine reads them
         self._images_for = ""  # the study whose images are being read for the AI panels ('' = none pending)
         self._images_runner = None  # BackgroundRunner, built on first use
+        self._hang_runner = None  # BackgroundRunner for the hanging protocol's prior lookup, built on first use
+        self._hanging_for: StudyRef | None = None  # the study whose hanging protocol is on its way
         self.kiosk = bool(self.settings.get("kiosk_mode", False))
         self.locked = False
         self._hidden_while_locked: list[QWidget] = []
@@ -181,23 +183,41 @@ class MainWindow(QMainWindow):
                                    str(getattr(image, "modality", "")), wait=False)
 
     def _hang(self, ref: StudyRef) -> None:
-        """Lay the study out by its hanging protocol (current + prior, PA + lateral...)."""
+        """Lay the study out by its hanging protocol (current + prior, PA + lateral...). The prior and the
+        exam are looked up off the GUI thread; the layout follows when they arrive, if `ref` is still open."""
         if not self.settings.get("hanging_protocols_enabled", True):
             return
-        from app.reports.exam import exam_info
-        from app.study_actions import load_study, prior_study_uid
+        from app.study_actions import hanging_inputs
+        from viewer.widgets.background import BackgroundRunner
 
+        if self._hang_runner is None:
+            self._hang_runner = BackgroundRunner(self)
+        self._hanging_for = ref
+        self._hang_runner.submit(hanging_inputs, self.database, ref.study_uid,
+                                 on_done=lambda inputs, r=ref: self._apply_hanging(r, *inputs),
+                                 on_error=lambda exc, r=ref: self._hanging_failed(r, exc))
+
+    @property
+    def hanging_ready(self) -> bool:
+        """No hanging-protocol lookup is on its way (tests and the UI-stall probe wait for it)."""
+        return self._hang_runner is None or not self._hang_runner.busy()
+
+    def _apply_hanging(self, ref: StudyRef, priors: list[StudyRef], body_parts: tuple[str, ...]) -> None:
+        if self._study is not ref or self._hanging_for is not ref:
+            return  # another study was opened meanwhile (or the user hung this one by hand): dropped
+        self._hanging_for = None
         try:
-            prior_uid = prior_study_uid(self.database, ref.study_uid)
-            priors = [load_study(self.database, prior_uid)] if prior_uid else []
-            exam = exam_info(self.database, ref.study_uid)
             site = self.settings.get("hanging_protocols", []) or []
-            protocol = self.workspace.apply_hanging(priors, " ".join(exam.body_parts), site)
-        except Exception as exc:  # noqa: BLE001 - a bad protocol must not stop the study from opening
-            self.statusBar().showMessage(f"Hanging protocol not applied: {exc}", 10000)
+            protocol = self.workspace.apply_hanging(priors, " ".join(body_parts), site)
+        except Exception as exc:  # noqa: BLE001 - a bad protocol must not stop the study from being read
+            self._hanging_failed(ref, exc)
             return
         if protocol is not None and protocol.layout != "1x1":
             self.statusBar().showMessage(f"Hanging protocol: {protocol.name}", 6000)
+
+    def _hanging_failed(self, ref: StudyRef, exc: BaseException) -> None:
+        if self._study is ref:
+            self.statusBar().showMessage(f"Hanging protocol not applied: {exc}", 10000)
 
     def start_up(self, study_uid: str | None = None) -> None:
         """What the window shows first: the given study, else the worklist or the last study (setting
@@ -240,6 +260,7 @@ class MainWindow(QMainWindow):
 
         if not self.open_study(study_uid):
             return False
+        self._hanging_for = None  # hung here by hand: the automatic protocol, still on its way, is dropped
         prior_uid = prior_study_uid(self.database, study_uid)
         if prior_uid is None:
             self.statusBar().showMessage("No earlier study of this patient on this workstation.", 8000)
@@ -911,6 +932,8 @@ class MainWindow(QMainWindow):
             self.whatif_view.shutdown()
         self.model_runner.close()
         self.ai.shutdown()
+        if self._hang_runner is not None:
+            self._hang_runner.wait_idle()  # a prior lookup still reading the database
         access_audit.flush()  # who saw which patient is in the database before the window goes
         super().closeEvent(event)
 
