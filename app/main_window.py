@@ -760,7 +760,7 @@ class MainWindow(QMainWindow):
             self._close_report_editor()
             return
         if self.report_editor is not None:
-            self.report_editor.switch_study(self._study.study_uid)
+            self.report_editor.switch_study(self._study.study_uid, background=True)
             self.side_tabs.setCurrentWidget(self.report_editor)
             if not self.side_dock.isVisible() and not self._reading_mode and not self.locked:
                 self.side_dock.show()

@@ -141,8 +141,9 @@ class VersionHistory(QWidget):
         self._versions: list[VersionView] = []
         self._selection_changed()
 
-    def refresh(self) -> None:
-        self._versions = self.service.history(self.study_uid)
+    def refresh(self, versions: list[VersionView] | None = None) -> None:
+        """Read the study's versions again; `versions`: already read (off the GUI thread) by the caller."""
+        self._versions = self.service.history(self.study_uid) if versions is None else list(versions)
         self.list.clear()
         for v in reversed(self._versions):  # newest first
             item = QListWidgetItem(version_label(v))
