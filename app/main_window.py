@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
         self._images_runner = None  # BackgroundRunner, built on first use
         self._hang_runner = None  # BackgroundRunner for the hanging protocol's prior lookup, built on first use
         self._hanging_for: StudyRef | None = None  # the study whose hanging protocol is on its way
+        self._docs_runner = None  # BackgroundRunner reading the study's SR/PDF documents, built on first use
         self.kiosk = bool(self.settings.get("kiosk_mode", False))
         self.locked = False
         self._hidden_while_locked: list[QWidget] = []
@@ -196,11 +197,6 @@ class MainWindow(QMainWindow):
         self._hang_runner.submit(hanging_inputs, self.database, ref.study_uid,
                                  on_done=lambda inputs, r=ref: self._apply_hanging(r, *inputs),
                                  on_error=lambda exc, r=ref: self._hanging_failed(r, exc))
-
-    @property
-    def hanging_ready(self) -> bool:
-        """No hanging-protocol lookup is on its way (tests and the UI-stall probe wait for it)."""
-        return self._hang_runner is None or not self._hang_runner.busy()
 
     def _apply_hanging(self, ref: StudyRef, priors: list[StudyRef], body_parts: tuple[str, ...]) -> None:
         if self._study is not ref or self._hanging_for is not ref:
@@ -577,16 +573,32 @@ class MainWindow(QMainWindow):
     # -- priors from the PACS --------------------------------------------------------------------
     def _show_prior_reports(self) -> None:
         """Reports that came with the study (SR, PDF) in a read-only tab; they set the study's report
-        status when it has no local report."""
-        from app.priors.documents import status_of, study_documents, sync_report_status
+        status when it has no local report. Found and read off the GUI thread (every SR/PDF file is parsed);
+        shown when read, if that study is still open."""
+        from app.priors.documents import study_documents_synced
+        from viewer.widgets.background import BackgroundRunner
+
+        if self._study is None:
+            self._set_prior_documents([])
+            return
+        if self._docs_runner is None:
+            self._docs_runner = BackgroundRunner(self)
+        ref = self._study
+        self._docs_runner.submit(study_documents_synced, self.database, ref.study_uid,
+                                 on_done=lambda docs: self._prior_documents_read(ref, *docs),
+                                 on_error=lambda exc: self._prior_documents_read(ref, [], False))
+
+    def _prior_documents_read(self, ref: StudyRef, docs: list, status_changed: bool) -> None:
+        if status_changed:
+            self.worklist.refresh_soon()
+        if self._study is ref:
+            self._set_prior_documents(docs)
+
+    def _set_prior_documents(self, docs: list) -> None:
         from app.widgets.prior_reports import PriorReportsPanel
 
-        docs = study_documents(self.database, self._study.study_uid) if self._study else []
-        if docs and status_of(docs) != "none":
-            sync_report_status(self.database, self._study.study_uid)
-            self.worklist.refresh()
         if not docs:
-            if self.prior_reports is not None:
+            if self.prior_reports is not None and self.side_tabs.indexOf(self.prior_reports) >= 0:
                 self.side_tabs.removeTab(self.side_tabs.indexOf(self.prior_reports))
             return
         if self.prior_reports is None:
@@ -594,6 +606,11 @@ class MainWindow(QMainWindow):
         if self.side_tabs.indexOf(self.prior_reports) < 0:
             self.side_tabs.insertTab(1, self.prior_reports, "Prior reports")
         self.prior_reports.set_documents(docs)
+
+    @property
+    def open_lookups_ready(self) -> bool:
+        """Nothing the last open started off the GUI thread (hanging protocol, prior reports) is on its way."""
+        return all(r is None or not r.busy() for r in (self._hang_runner, self._docs_runner))
 
     def _studies_retrieved(self, uids: list) -> None:
         from app.priors.documents import sync_report_status
@@ -932,8 +949,9 @@ class MainWindow(QMainWindow):
             self.whatif_view.shutdown()
         self.model_runner.close()
         self.ai.shutdown()
-        if self._hang_runner is not None:
-            self._hang_runner.wait_idle()  # a prior lookup still reading the database
+        for runner in (self._hang_runner, self._docs_runner):
+            if runner is not None:
+                runner.wait_idle()  # a prior lookup or document read still on its way
         access_audit.flush()  # who saw which patient is in the database before the window goes
         super().closeEvent(event)
 

@@ -102,7 +102,7 @@ def test_report_editor_follows_the_logged_in_user(qtbot, database: Database) -> 
     window.open_study(demo_study_uids()[0])
     qtbot.waitUntil(lambda: not window.report_editor.opening, timeout=20000)
     assert "No effusion" in window.report_editor.editors["findings"].toPlainText()
-    qtbot.waitUntil(lambda: window.hanging_ready and window.ai_images_ready, timeout=20000)
+    qtbot.waitUntil(lambda: window.open_lookups_ready and window.ai_images_ready, timeout=20000)
 
 
 def test_switching_studies_never_shows_the_previous_patients_report_and_drops_a_late_read(
@@ -131,7 +131,7 @@ def test_switching_studies_never_shows_the_previous_patients_report_and_drops_a_
     assert all(e.toPlainText() == "" and e.isReadOnly() for e in editor.editors.values())
     window.open_study(a)  # back to A before B's read came back: B's result must not land on A
     qtbot.waitUntil(lambda: not editor.opening, timeout=20000)
-    qtbot.waitUntil(lambda: window.hanging_ready and window.ai_images_ready, timeout=20000)
+    qtbot.waitUntil(lambda: window.open_lookups_ready and window.ai_images_ready, timeout=20000)
     qtbot.wait(200)  # B's read, if it finished after A's, has been polled too
     assert applied == [a]
     assert "pacemaker in place" in editor.editors["findings"].toPlainText()
@@ -139,7 +139,7 @@ def test_switching_studies_never_shows_the_previous_patients_report_and_drops_a_
     window.open_study(b)
     qtbot.waitUntil(lambda: not editor.opening, timeout=20000)
     assert "pacemaker" not in editor.editors["findings"].toPlainText() and applied == [a, b]
-    qtbot.waitUntil(lambda: window.hanging_ready and window.ai_images_ready, timeout=20000)
+    qtbot.waitUntil(lambda: window.open_lookups_ready and window.ai_images_ready, timeout=20000)
 
 
 def test_pacs_query_tab_retrieves_into_the_worklist(qtbot, database: Database, orthanc, tmp_path) -> None:

@@ -183,7 +183,7 @@ def _two_studies_of_one_patient(database, tmp_path) -> list[str]:
 
 
 def _settled(window) -> bool:
-    return window.hanging_ready and window.ai_images_ready and window.workspace.study_objects_ready()
+    return window.open_lookups_ready and window.ai_images_ready and window.workspace.study_objects_ready()
 
 
 def test_hanging_protocol_puts_the_prior_beside_the_study_and_a_late_one_is_dropped(qtbot, database, tmp_path):
