@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
         self._hang_runner = None  # BackgroundRunner for the hanging protocol's prior lookup, built on first use
         self._hanging_for: StudyRef | None = None  # the study whose hanging protocol is on its way
         self._docs_runner = None  # BackgroundRunner reading the study's SR/PDF documents, built on first use
+        self._settings_save: QTimer | None = None  # a deferred settings write (see _remember)
         self.kiosk = bool(self.settings.get("kiosk_mode", False))
         self.locked = False
         self._hidden_while_locked: list[QWidget] = []
@@ -165,7 +166,7 @@ class MainWindow(QMainWindow):
         self._hang(ref)
         self.tabs.setCurrentWidget(self.workspace)
         self._update_title()
-        self._remember("last_study_uid", study_uid)
+        self._remember("last_study_uid", study_uid, later=True)
         self._show_report_editor()
         self._show_prior_reports()
         self._ai_study_changed()
@@ -905,11 +906,25 @@ class MainWindow(QMainWindow):
         elif self.locked and self.auth is None:
             self.lock_screen.show_login(str(self.settings.get("last_user", "") or ""))
 
-    def _remember(self, key: str, value) -> None:
-        """Small facts kept between runs (last user, last study, layout); never fatal."""
+    def _remember(self, key: str, value, *, later: bool = False) -> None:
+        """Small facts kept between runs (last user, last study, layout); never fatal. `later`: written a
+        moment afterwards (opening a study must not wait for the settings file; a burst writes it once)."""
         if self.settings.get(key) == value:
             return
         self.settings.set(key, value)
+        if later:
+            if self._settings_save is None:
+                self._settings_save = QTimer(self)
+                self._settings_save.setSingleShot(True)
+                self._settings_save.setInterval(3000)
+                self._settings_save.timeout.connect(self._save_settings)
+            self._settings_save.start()
+            return
+        self._save_settings()
+
+    def _save_settings(self) -> None:
+        if self._settings_save is not None:
+            self._settings_save.stop()
         if not self._settings_problem:
             try:
                 self.settings.save()
@@ -936,6 +951,8 @@ class MainWindow(QMainWindow):
             self.report_editor.shutdown()
             self.report_editor.release_claim()
         self._save_window_state()
+        if self._settings_save is not None and self._settings_save.isActive():
+            self._save_settings()  # the last study, remembered a moment ago
         self.activity.stop()
         if (app := QApplication.instance()) is not None:
             app.removeEventFilter(self.activity)
