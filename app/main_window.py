@@ -439,6 +439,11 @@ class MainWindow(QMainWindow):
         if pending is not None:
             self._on_draft_ready(study_uid, pending)
 
+    def _report_opened(self, study_uid: str) -> None:
+        """A draft that came while the report was still opening goes in now (once the images are here too)."""
+        if self._images_for != study_uid and study_uid in self._pending_drafts:
+            self._on_draft_ready(study_uid, self._pending_drafts.pop(study_uid))
+
     def _ai_images_failed(self, study_uid: str, exc: BaseException) -> None:
         if self._images_for != study_uid:
             return
@@ -792,6 +797,7 @@ class MainWindow(QMainWindow):
         self.report_editor.signed.connect(lambda _v: self.audit_forwarder.forward_now())
         self.report_editor.queuedForSending.connect(self._outbox_queued)
         self.report_editor.saveFailed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
+        self.report_editor.reportOpened.connect(self._report_opened)
         self.side_tabs.insertTab(0, self.report_editor, "Report")
         self.side_tabs.setCurrentIndex(0)
         if not self.side_dock.isVisible() and not self._reading_mode and not self.locked:

@@ -178,6 +178,7 @@ class ReportEditor(QWidget):
     versionChanged = Signal(int)
     queuedForSending = Signal(list)  # outbox item ids
     saveFailed = Signal(str)  # the human message shown (tests, status bar)
+    reportOpened = Signal(str)  # study UID: its report (or template) is on screen, after a background open too
 
     def __init__(self, database, study_uid: str, user_provider: Callable[[], AuthSession | None],
                  parent: QWidget | None = None, *, autosave_ms: int = 1000, service: ReportService | None = None,
@@ -478,6 +479,7 @@ class ReportEditor(QWidget):
         self._opened_for = user.username
         if v is None:
             self._start_from_template(self._initial_template(), history=history)
+            self.reportOpened.emit(self.study_uid)
             return
         if not v.is_signed:
             self._take_claim(user)
@@ -487,6 +489,7 @@ class ReportEditor(QWidget):
                 f"(revision {v.revision}). Nothing typed was lost — continue editing, or undo to go back.")
             self.recovery_banner.show()
         self._show_version(v, history=history)
+        self.reportOpened.emit(self.study_uid)
 
     # -- templates ------------------------------------------------------------------------------------------
     def _load_template_list(self, user: AuthSession) -> None:
@@ -651,6 +654,8 @@ class ReportEditor(QWidget):
         """Put an AI draft into findings/impression; marked as AI text until a person edits or accepts it.
         The replaced text stays on the undo stack. A report that did not exist yet is created for it."""
         user = self._user()
+        if self._opening:
+            raise ReportError("the report is still opening")  # the main window retries on reportOpened
         if user is None or not self._opened_for:
             raise ReportError("no open report (log in first)")
         if self._version is not None and self._version.is_signed:

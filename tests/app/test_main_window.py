@@ -137,9 +137,17 @@ def test_switching_studies_never_shows_the_previous_patients_report_and_drops_a_
     assert "pacemaker in place" in editor.editors["findings"].toPlainText()
     assert not editor.editors["findings"].isReadOnly()
     window.open_study(b)
+    assert editor.opening
+    provenance = {"engine": "medim-diffusion", "weights_hash": "c0ffee" * 10, "seed": 11}
+    window._on_draft_ready(b, {"findings": "Small left pleural effusion.", "impression": "Left effusion.",
+                               "provenance": provenance})  # an AI draft lands while B's report is opening
+    assert "still opening" in window.statusBar().currentMessage()
     qtbot.waitUntil(lambda: not editor.opening, timeout=20000)
-    assert "pacemaker" not in editor.editors["findings"].toPlainText() and applied == [a, b]
     qtbot.waitUntil(lambda: window.open_lookups_ready and window.ai_images_ready, timeout=20000)
+    assert applied == [a, b]
+    qtbot.waitUntil(lambda: "Small left pleural effusion." in editor.editors["findings"].toPlainText(),
+                    timeout=10000)  # put in once the report was open, not lost
+    assert "pacemaker" not in editor.editors["findings"].toPlainText()
 
 
 def test_pacs_query_tab_retrieves_into_the_worklist(qtbot, database: Database, orthanc, tmp_path) -> None:
