@@ -8,6 +8,10 @@ events and data access in one place (`radstation audit verify` covers both).
 The acting user is process-wide: the workstation sets it at login and logout (`set_actor`), command-line
 tools act as the operating-system user ("os:<login>"). Recording never stops the user's work: a failure
 to write the entry is logged as an error.
+
+Entries are written by one thread in the order they were recorded (app/access_audit_writer.py). The
+workstation's hot paths (a study opened, images shown) pass `wait=False` and go on at once; everything
+else waits for its entry as before. `flush()` waits for entries still on their way (window close, tests).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.access_audit_writer import WRITER
 from app.db.database import Database
 from app.db.models import Patient, Study
 from app.reports import audit
@@ -65,8 +70,9 @@ def patient_of(session: Session, study_uid: str) -> dict[str, str]:
 
 
 def record(database: Database, action: str, object_type: str, object_id: str, details: dict[str, Any] | None = None,
-           *, study_uid: str = "") -> None:
-    """Append one access entry (its own short transaction); never raises."""
+           *, study_uid: str = "", wait: bool = True) -> None:
+    """Append one access entry (its own short transaction, after every entry recorded before it); never raises.
+    `wait=False` returns before it is written (the user at the time of the call is the one recorded)."""
     user = actor()
 
     def work(session: Session) -> None:
@@ -76,19 +82,24 @@ def record(database: Database, action: str, object_type: str, object_id: str, de
             info.update({k: v for k, v in patient_of(session, study_uid).items() if k not in info})
         audit.append(session, action, user, object_type, object_id, info)
 
-    try:
-        database.run_write(work)
-    except Exception:  # noqa: BLE001 - an audit write must not take the user's work down with it
-        log.exception("could not record %s of %s %s in the audit log", action, object_type, object_id)
+    WRITER.submit(lambda: database.run_write(work),
+                  f"{action} of {object_type} {object_id} by {user} ({details or {}}, study {study_uid or '-'})",
+                  wait=wait)
 
 
-def study_opened(database: Database, study_uid: str) -> None:
-    record(database, "view", "study", study_uid, {"access": "study opened"}, study_uid=study_uid)
+def flush(timeout: float | None = 30.0) -> bool:
+    """Wait until every entry recorded so far is written; False when some are still pending after `timeout`."""
+    return WRITER.flush(timeout)
 
 
-def images_viewed(database: Database, study_uid: str, series_uid: str, modality: str = "") -> None:
+def study_opened(database: Database, study_uid: str, *, wait: bool = True) -> None:
+    record(database, "view", "study", study_uid, {"access": "study opened"}, study_uid=study_uid, wait=wait)
+
+
+def images_viewed(database: Database, study_uid: str, series_uid: str, modality: str = "", *,
+                  wait: bool = True) -> None:
     record(database, "view", "series", series_uid, {"access": "images shown", "modality": modality},
-           study_uid=study_uid)
+           study_uid=study_uid, wait=wait)
 
 
 def pacs_query(database: Database, node: str, criteria: dict[str, Any], patients: Iterable[tuple[str, str]],

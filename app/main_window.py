@@ -67,6 +67,10 @@ class MainWindow(QMainWindow):
         self._study_images: list = []  # the open study's images as the engine reads them
         self._images_for = ""  # the study whose images are being read for the AI panels ('' = none pending)
         self._images_runner = None  # BackgroundRunner, built on first use
+        self._hang_runner = None  # BackgroundRunner for the hanging protocol's prior lookup, built on first use
+        self._hanging_for: StudyRef | None = None  # the study whose hanging protocol is on its way
+        self._docs_runner = None  # BackgroundRunner reading the study's SR/PDF documents, built on first use
+        self._settings_save: QTimer | None = None  # a deferred settings write (see _remember)
         self.kiosk = bool(self.settings.get("kiosk_mode", False))
         self.locked = False
         self._hidden_while_locked: list[QWidget] = []
@@ -156,13 +160,13 @@ class MainWindow(QMainWindow):
                 self._fetch_bar.hide()
             self._archive.opened(study_uid)
         self.workspace.set_arriving(arriving)
-        access_audit.study_opened(self.database, study_uid)
+        access_audit.study_opened(self.database, study_uid, wait=False)  # written in order by the audit thread
         self._audited_series = set()
         self.workspace.open_study(ref, self._measurements)
         self._hang(ref)
         self.tabs.setCurrentWidget(self.workspace)
         self._update_title()
-        self._remember("last_study_uid", study_uid)
+        self._remember("last_study_uid", study_uid, later=True)
         self._show_report_editor()
         self._show_prior_reports()
         self._ai_study_changed()
@@ -178,26 +182,39 @@ class MainWindow(QMainWindow):
             return
         self._audited_series.add(series)
         access_audit.images_viewed(self.database, str(getattr(image, "study_uid", "")), series,
-                                   str(getattr(image, "modality", "")))
+                                   str(getattr(image, "modality", "")), wait=False)
 
     def _hang(self, ref: StudyRef) -> None:
-        """Lay the study out by its hanging protocol (current + prior, PA + lateral...)."""
+        """Lay the study out by its hanging protocol (current + prior, PA + lateral...). The prior and the
+        exam are looked up off the GUI thread; the layout follows when they arrive, if `ref` is still open."""
         if not self.settings.get("hanging_protocols_enabled", True):
             return
-        from app.reports.exam import exam_info
-        from app.study_actions import load_study, prior_study_uid
+        from app.study_actions import hanging_inputs
+        from viewer.widgets.background import BackgroundRunner
 
+        if self._hang_runner is None:
+            self._hang_runner = BackgroundRunner(self)
+        self._hanging_for = ref
+        self._hang_runner.submit(hanging_inputs, self.database, ref.study_uid,
+                                 on_done=lambda inputs, r=ref: self._apply_hanging(r, *inputs),
+                                 on_error=lambda exc, r=ref: self._hanging_failed(r, exc))
+
+    def _apply_hanging(self, ref: StudyRef, priors: list[StudyRef], body_parts: tuple[str, ...]) -> None:
+        if self._study is not ref or self._hanging_for is not ref:
+            return  # another study was opened meanwhile (or the user hung this one by hand): dropped
+        self._hanging_for = None
         try:
-            prior_uid = prior_study_uid(self.database, ref.study_uid)
-            priors = [load_study(self.database, prior_uid)] if prior_uid else []
-            exam = exam_info(self.database, ref.study_uid)
             site = self.settings.get("hanging_protocols", []) or []
-            protocol = self.workspace.apply_hanging(priors, " ".join(exam.body_parts), site)
-        except Exception as exc:  # noqa: BLE001 - a bad protocol must not stop the study from opening
-            self.statusBar().showMessage(f"Hanging protocol not applied: {exc}", 10000)
+            protocol = self.workspace.apply_hanging(priors, " ".join(body_parts), site)
+        except Exception as exc:  # noqa: BLE001 - a bad protocol must not stop the study from being read
+            self._hanging_failed(ref, exc)
             return
         if protocol is not None and protocol.layout != "1x1":
             self.statusBar().showMessage(f"Hanging protocol: {protocol.name}", 6000)
+
+    def _hanging_failed(self, ref: StudyRef, exc: BaseException) -> None:
+        if self._study is ref:
+            self.statusBar().showMessage(f"Hanging protocol not applied: {exc}", 10000)
 
     def start_up(self, study_uid: str | None = None) -> None:
         """What the window shows first: the given study, else the worklist or the last study (setting
@@ -240,6 +257,7 @@ class MainWindow(QMainWindow):
 
         if not self.open_study(study_uid):
             return False
+        self._hanging_for = None  # hung here by hand: the automatic protocol, still on its way, is dropped
         prior_uid = prior_study_uid(self.database, study_uid)
         if prior_uid is None:
             self.statusBar().showMessage("No earlier study of this patient on this workstation.", 8000)
@@ -421,6 +439,11 @@ class MainWindow(QMainWindow):
         if pending is not None:
             self._on_draft_ready(study_uid, pending)
 
+    def _report_opened(self, study_uid: str) -> None:
+        """A draft that came while the report was still opening goes in now (once the images are here too)."""
+        if self._images_for != study_uid and study_uid in self._pending_drafts:
+            self._on_draft_ready(study_uid, self._pending_drafts.pop(study_uid))
+
     def _ai_images_failed(self, study_uid: str, exc: BaseException) -> None:
         if self._images_for != study_uid:
             return
@@ -556,16 +579,32 @@ class MainWindow(QMainWindow):
     # -- priors from the PACS --------------------------------------------------------------------
     def _show_prior_reports(self) -> None:
         """Reports that came with the study (SR, PDF) in a read-only tab; they set the study's report
-        status when it has no local report."""
-        from app.priors.documents import status_of, study_documents, sync_report_status
+        status when it has no local report. Found and read off the GUI thread (every SR/PDF file is parsed);
+        shown when read, if that study is still open."""
+        from app.priors.documents import study_documents_synced
+        from viewer.widgets.background import BackgroundRunner
+
+        if self._study is None:
+            self._set_prior_documents([])
+            return
+        if self._docs_runner is None:
+            self._docs_runner = BackgroundRunner(self)
+        ref = self._study
+        self._docs_runner.submit(study_documents_synced, self.database, ref.study_uid,
+                                 on_done=lambda docs: self._prior_documents_read(ref, *docs),
+                                 on_error=lambda exc: self._prior_documents_read(ref, [], False))
+
+    def _prior_documents_read(self, ref: StudyRef, docs: list, status_changed: bool) -> None:
+        if status_changed:
+            self.worklist.refresh_soon()
+        if self._study is ref:
+            self._set_prior_documents(docs)
+
+    def _set_prior_documents(self, docs: list) -> None:
         from app.widgets.prior_reports import PriorReportsPanel
 
-        docs = study_documents(self.database, self._study.study_uid) if self._study else []
-        if docs and status_of(docs) != "none":
-            sync_report_status(self.database, self._study.study_uid)
-            self.worklist.refresh()
         if not docs:
-            if self.prior_reports is not None:
+            if self.prior_reports is not None and self.side_tabs.indexOf(self.prior_reports) >= 0:
                 self.side_tabs.removeTab(self.side_tabs.indexOf(self.prior_reports))
             return
         if self.prior_reports is None:
@@ -573,6 +612,11 @@ class MainWindow(QMainWindow):
         if self.side_tabs.indexOf(self.prior_reports) < 0:
             self.side_tabs.insertTab(1, self.prior_reports, "Prior reports")
         self.prior_reports.set_documents(docs)
+
+    @property
+    def open_lookups_ready(self) -> bool:
+        """Nothing the last open started off the GUI thread (hanging protocol, prior reports) is on its way."""
+        return all(r is None or not r.busy() for r in (self._hang_runner, self._docs_runner))
 
     def _studies_retrieved(self, uids: list) -> None:
         from app.priors.documents import sync_report_status
@@ -739,7 +783,7 @@ class MainWindow(QMainWindow):
             self._close_report_editor()
             return
         if self.report_editor is not None:
-            self.report_editor.switch_study(self._study.study_uid)
+            self.report_editor.switch_study(self._study.study_uid, background=True)
             self.side_tabs.setCurrentWidget(self.report_editor)
             if not self.side_dock.isVisible() and not self._reading_mode and not self.locked:
                 self.side_dock.show()
@@ -753,6 +797,7 @@ class MainWindow(QMainWindow):
         self.report_editor.signed.connect(lambda _v: self.audit_forwarder.forward_now())
         self.report_editor.queuedForSending.connect(self._outbox_queued)
         self.report_editor.saveFailed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
+        self.report_editor.reportOpened.connect(self._report_opened)
         self.side_tabs.insertTab(0, self.report_editor, "Report")
         self.side_tabs.setCurrentIndex(0)
         if not self.side_dock.isVisible() and not self._reading_mode and not self.locked:
@@ -867,11 +912,25 @@ class MainWindow(QMainWindow):
         elif self.locked and self.auth is None:
             self.lock_screen.show_login(str(self.settings.get("last_user", "") or ""))
 
-    def _remember(self, key: str, value) -> None:
-        """Small facts kept between runs (last user, last study, layout); never fatal."""
+    def _remember(self, key: str, value, *, later: bool = False) -> None:
+        """Small facts kept between runs (last user, last study, layout); never fatal. `later`: written a
+        moment afterwards (opening a study must not wait for the settings file; a burst writes it once)."""
         if self.settings.get(key) == value:
             return
         self.settings.set(key, value)
+        if later:
+            if self._settings_save is None:
+                self._settings_save = QTimer(self)
+                self._settings_save.setSingleShot(True)
+                self._settings_save.setInterval(3000)
+                self._settings_save.timeout.connect(self._save_settings)
+            self._settings_save.start()
+            return
+        self._save_settings()
+
+    def _save_settings(self) -> None:
+        if self._settings_save is not None:
+            self._settings_save.stop()
         if not self._settings_problem:
             try:
                 self.settings.save()
@@ -898,6 +957,8 @@ class MainWindow(QMainWindow):
             self.report_editor.shutdown()
             self.report_editor.release_claim()
         self._save_window_state()
+        if self._settings_save is not None and self._settings_save.isActive():
+            self._save_settings()  # the last study, remembered a moment ago
         self.activity.stop()
         if (app := QApplication.instance()) is not None:
             app.removeEventFilter(self.activity)
@@ -911,6 +972,10 @@ class MainWindow(QMainWindow):
             self.whatif_view.shutdown()
         self.model_runner.close()
         self.ai.shutdown()
+        for runner in (self._hang_runner, self._docs_runner):
+            if runner is not None:
+                runner.wait_idle()  # a prior lookup or document read still on its way
+        access_audit.flush()  # who saw which patient is in the database before the window goes
         super().closeEvent(event)
 
     # -- import ----------------------------------------------------------------------------------

@@ -150,6 +150,16 @@ def prior_study_uid(database, study_uid: str) -> str | None:
         return s.scalar(stmt.order_by(Study.study_date.desc()).limit(1))
 
 
+def hanging_inputs(database, study_uid: str) -> tuple[list[StudyRef], tuple[str, ...]]:
+    """What a hanging protocol is chosen by, read off the GUI thread: the prior (as a list, empty when the
+    patient has none here) and the study's body parts."""
+    from app.reports.exam import exam_info
+
+    prior_uid = prior_study_uid(database, study_uid)
+    priors = [load_study(database, prior_uid)] if prior_uid else []
+    return priors, exam_info(database, study_uid).body_parts
+
+
 def delete_study(database, study_uid: str) -> int:
     """Remove a study and its files from this workstation; a study with a report is never deleted.
     Returns the number of files removed."""

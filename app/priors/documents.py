@@ -135,6 +135,16 @@ def study_documents(db: Database, study_uid: str) -> list[PriorDocument]:
     return sorted(out, key=lambda d: d.date, reverse=True)
 
 
+def study_documents_synced(db: Database, study_uid: str) -> tuple[list[PriorDocument], bool]:
+    """`study_documents`, and the study's report status set from them when they hold a report (what
+    opening a study does, off the GUI thread); (documents, whether the status was synced)."""
+    docs = study_documents(db, study_uid)
+    if docs and status_of(docs) != "none":
+        sync_report_status(db, study_uid)
+        return docs, True
+    return docs, False
+
+
 def status_of(documents: list[PriorDocument]) -> str:
     reports = [d for d in documents if d.is_report]
     if not reports:

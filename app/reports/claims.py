@@ -116,8 +116,11 @@ class ClaimService:
         raise AssertionError("unreachable")
 
     def _claim_once(self, study_uid: str, user: AuthSession) -> ClaimView:
+        """One try, a write transaction from its start (`run_write`): a commit by another thread in between
+        (access audit, autosave) makes it wait and retry, never fail with "database is locked"."""
         now = self.clock()
-        with self.db.session() as s:
+
+        def work(s: Session) -> ClaimView:
             report = s.scalar(select(Report).where(Report.study_uid == study_uid).order_by(Report.id))
             if report is None:
                 raise LookupError(f"study {study_uid} has no report to claim yet")
@@ -156,10 +159,14 @@ class ClaimService:
             s.flush()
             return _view(row, study_uid)
 
+        return self.db.run_write(work)
+
     def release(self, claim: ClaimView) -> None:
         """Give a claim back (closing the report); one taken over by someone else meanwhile is left alone."""
-        with self.db.session() as s:
+        def work(s: Session) -> None:
             row = s.scalar(select(ReportClaim).where(ReportClaim.report_id == claim.report_id,
                                                      ReportClaim.user_id == claim.user_id))
             if row is not None:
                 s.delete(row)
+
+        self.db.run_write(work)

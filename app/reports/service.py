@@ -222,34 +222,41 @@ class ReportService:
             return study_identity(s, study_uid)
 
     def record_view(self, version_id: int, user: AuthSession) -> None:
-        with self.db.session() as s:
+        def work(s: Session) -> None:
             v = self._get_version(s, version_id)
             audit.append(s, "view", user.username, "report_version", v.id, {"study_uid": v.report.study_uid})
+
+        self.db.run_write(work)
 
     # -- writing --------------------------------------------------------------------------------------
     def open_or_create(self, study_uid: str, user: AuthSession, exam_type: str | None = None,
                        template: ReportTemplate | None = None) -> VersionView:
-        """The version to show for a study; creates the first draft from the exam type's template."""
+        """The version to show for a study; creates the first draft from the exam type's template. A write
+        transaction from its start (`run_write`): audit entries written meanwhile by another thread (access
+        audit, autosave) make it wait and retry, never fail with "database is locked"."""
         user.ensure_active()
-        with self.db.session() as s:
+
+        def work(s: Session) -> VersionView:
             study_identity(s, study_uid)  # refuses a study that is not in the database
             report = self._report_for(s, study_uid)
             if report is None:
-                template = template or self._template_for(study_uid, user, exam_type)
-                report = Report(study_uid=study_uid, exam_type=template.exam_type, created_by_id=user.user_id)
+                tpl = template or self._template_for(study_uid, user, exam_type)
+                report = Report(study_uid=study_uid, exam_type=tpl.exam_type, created_by_id=user.user_id)
                 s.add(report)
                 s.flush()
                 v = ReportVersion(report_id=report.id, version_no=1, kind="original", status="draft",
-                                  sections=template.content.to_dict(), author_id=user.user_id)
+                                  sections=tpl.content.to_dict(), author_id=user.user_id)
                 s.add(v)
                 s.flush()
                 s.refresh(report)
                 audit.append(s, "draft", user.username, "report_version", v.id,
-                             {"study_uid": study_uid, "template": template.exam_type})
+                             {"study_uid": study_uid, "template": tpl.exam_type})
                 self._sync_study(s, report)
             v = report.versions[-1]
             audit.append(s, "view", user.username, "report_version", v.id, {"study_uid": study_uid})
             return self._view(s, v)
+
+        return self.db.run_write(work)
 
     def save_draft(self, version_id: int, sections: dict[str, str], user: AuthSession,
                    *, human_edit: bool = True, expected_revision: int | None = None) -> int:

@@ -78,6 +78,7 @@ from app.reports.users import AuthSession, SessionExpiredError, UserService
 from app.widgets.report_autosave import BackgroundSaver, SaveResult
 from app.widgets.report_fields import FieldAssist, replace_all_text
 from app.widgets.report_versions import VersionHistory
+from viewer.widgets.background import BackgroundRunner
 
 AI_TINT = "#fff4d6"
 BANNER_STYLES = {
@@ -177,6 +178,7 @@ class ReportEditor(QWidget):
     versionChanged = Signal(int)
     queuedForSending = Signal(list)  # outbox item ids
     saveFailed = Signal(str)  # the human message shown (tests, status bar)
+    reportOpened = Signal(str)  # study UID: its report (or template) is on screen, after a background open too
 
     def __init__(self, database, study_uid: str, user_provider: Callable[[], AuthSession | None],
                  parent: QWidget | None = None, *, autosave_ms: int = 1000, service: ReportService | None = None,
@@ -201,6 +203,9 @@ class ReportEditor(QWidget):
         self._template: ReportTemplate | None = None  # what a not-yet-saved report starts from
         self._templates: list[ReportTemplate] = []
         self._opened_for = ""  # user the report was opened for ('' = not opened yet)
+        self._open_seq = 0  # the newest background open; an older one's result is dropped
+        self._opening = False  # a background open is on its way (editors empty and read-only meanwhile)
+        self._open_runner = BackgroundRunner(self)
         self._loading = False
         self._dirty = False
         self._last_error = ""
@@ -400,26 +405,81 @@ class ReportEditor(QWidget):
     def _user(self) -> AuthSession | None:
         return self.user_provider()
 
-    def _open(self) -> None:
-        """Show the study's report, or the template that fits the exam when it has none yet (unsaved)."""
+    def _open(self, background: bool = False) -> None:
+        """Show the study's report, or the template that fits the exam when it has none yet (unsaved).
+        `background`: the database part runs off the GUI thread (switching studies); the editors stay empty
+        and read-only until it is back, and a result for a study no longer shown here is dropped."""
         user = self._user()
         if user is None:
             self._show_banner("warn", "Log in to open or write the report.")
             self._set_editable(False)
             self._refresh_state()
             return
+        self._open_seq += 1
+        if background:
+            seq, study_uid = self._open_seq, self.study_uid
+            self._opening = True
+            self._show_opening()
+            self._open_runner.submit(self._read_report, study_uid, user,
+                                     on_done=lambda r: self._opened(seq, study_uid, user, r),
+                                     on_error=lambda exc: self._open_failed(seq, study_uid, exc))
+            return
+        self._opening = False
         try:
-            existing = self.service.working_version(self.study_uid)
-            v = self.service.open_or_create(self.study_uid, user) if existing is not None else None
-            self._exam = exam_info(self.database, self.study_uid)
-            self._load_template_list(user)
+            read = self._read_report(self.study_uid, user)
         except (ReportError, SessionExpiredError) as exc:
             self._show_banner("warn", str(exc))
             self._set_editable(False)
             return
+        self._apply_report(user, *read)
+
+    def _read_report(self, study_uid: str, user: AuthSession) -> tuple[VersionView | None, ExamInfo, list]:
+        """The database part of opening (no widget touched: it may run on a worker thread): the version to
+        show (None: no report yet), the exam facts that choose the template, the version history."""
+        history = self.service.history(study_uid)
+        v = self.service.open_or_create(study_uid, user) if history else None
+        return v, exam_info(self.database, study_uid), history
+
+    @property
+    def opening(self) -> bool:
+        """The report of the study just switched to is still being read (tests, UI-stall probe)."""
+        return self._opening
+
+    def _show_opening(self) -> None:
+        self._loading = True
+        try:
+            for e in self.editors.values():
+                e.setPlainText("")  # never the previous patient's text, not even for a moment
+        finally:
+            self._loading = False
+        self._set_editable(False)
+        self.status_label.setText("<b>Opening the report\u2026</b>")
+        self.banner.hide()
+        self.history.refresh(versions=[])
+
+    def _opened(self, seq: int, study_uid: str, user: AuthSession, read: tuple) -> None:
+        if seq != self._open_seq or study_uid != self.study_uid:
+            return  # another study (or the same one again) was opened meanwhile: its own read is on the way
+        self._opening = False
+        if self._user() is not user:
+            self._open()  # logged out or another user meanwhile: open for whoever is here now
+            return
+        self._apply_report(user, *read)
+
+    def _open_failed(self, seq: int, study_uid: str, exc: BaseException) -> None:
+        if seq != self._open_seq or study_uid != self.study_uid:
+            return
+        self._opening = False
+        self._show_banner("warn", f"The report could not be opened: {exc}")
+        self._set_editable(False)
+
+    def _apply_report(self, user: AuthSession, v: VersionView | None, exam: ExamInfo, history: list) -> None:
+        self._exam = exam
+        self._load_template_list(user)
         self._opened_for = user.username
         if v is None:
-            self._start_from_template(self._initial_template())
+            self._start_from_template(self._initial_template(), history=history)
+            self.reportOpened.emit(self.study_uid)
             return
         if not v.is_signed:
             self._take_claim(user)
@@ -428,7 +488,8 @@ class ReportEditor(QWidget):
                 f"Recovered draft: version {v.version_no}, autosaved {format_datetime(v.updated_at)} "
                 f"(revision {v.revision}). Nothing typed was lost — continue editing, or undo to go back.")
             self.recovery_banner.show()
-        self._show_version(v)
+        self._show_version(v, history=history)
+        self.reportOpened.emit(self.study_uid)
 
     # -- templates ------------------------------------------------------------------------------------------
     def _load_template_list(self, user: AuthSession) -> None:
@@ -474,7 +535,7 @@ class ReportEditor(QWidget):
         self.template_combo.setCurrentIndex(i)
         self.template_combo.blockSignals(False)
 
-    def _start_from_template(self, tpl: ReportTemplate) -> None:
+    def _start_from_template(self, tpl: ReportTemplate, history: list | None = None) -> None:
         self._template = tpl
         self._version = None
         self._loading = True
@@ -491,7 +552,7 @@ class ReportEditor(QWidget):
         self._select_template_in_combo(tpl)
         self._refresh_state()
         self._update_findings()
-        self.history.refresh()
+        self.history.refresh(versions=history)
 
     def _template_picked(self, index: int) -> None:
         key = self.template_combo.itemData(index)
@@ -593,6 +654,8 @@ class ReportEditor(QWidget):
         """Put an AI draft into findings/impression; marked as AI text until a person edits or accepts it.
         The replaced text stays on the undo stack. A report that did not exist yet is created for it."""
         user = self._user()
+        if self._opening:
+            raise ReportError("the report is still opening")  # the main window retries on reportOpened
         if user is None or not self._opened_for:
             raise ReportError("no open report (log in first)")
         if self._version is not None and self._version.is_signed:
@@ -840,9 +903,10 @@ class ReportEditor(QWidget):
                 self._last_error = str(exc)
         self.claim = None
 
-    def switch_study(self, study_uid: str, exam_type: str | None = None) -> None:
+    def switch_study(self, study_uid: str, exam_type: str | None = None, *, background: bool = False) -> None:
         """Show another study's report in this same editor (building a new one costs a quarter second of
-        GUI time); what was typed for the previous study is saved first."""
+        GUI time); what was typed for the previous study is saved first. `background`: the new report is
+        read off the GUI thread (see `_open`)."""
         if study_uid == self.study_uid:
             return
         self.save_now()
@@ -859,7 +923,7 @@ class ReportEditor(QWidget):
         for w in (self.recovery_banner, self.banner, self.save_problem):
             w.hide()
         self.saved_label.clear()
-        self._open()
+        self._open(background=background)
 
     def user_changed(self) -> None:
         """The main window's user logged in or out: refresh what is allowed (buttons, read-only)."""
@@ -996,6 +1060,8 @@ class ReportEditor(QWidget):
 
     def _check_session(self) -> None:
         user = self._user()
+        if self._opening:
+            return  # the report is being read: the result decides
         if not self._opened_for and user is not None and not user.is_expired():
             self.banner.hide()
             self._open()  # opened before anyone logged in
@@ -1027,7 +1093,7 @@ class ReportEditor(QWidget):
         for key, e in self.editors.items():
             e.setReadOnly(not editable or (addendum_only and key != "addendum"))
 
-    def _show_version(self, v: VersionView, keep_text: bool = False) -> None:
+    def _show_version(self, v: VersionView, keep_text: bool = False, history: list | None = None) -> None:
         self._version = v
         if not keep_text:
             self._base_revision = v.revision
@@ -1053,7 +1119,7 @@ class ReportEditor(QWidget):
         self._select_template_in_combo(self._template)
         self._refresh_state()
         self._update_findings()
-        self.history.refresh()
+        self.history.refresh(versions=history)
         self.versionChanged.emit(v.id)
 
     def _refresh_state(self) -> None:
@@ -1266,6 +1332,7 @@ class ReportEditor(QWidget):
         """Save what is left and stop the saver thread (the main window calls this before deleting)."""
         self.save_now()
         self._session_check.stop()
+        self._open_runner.wait_idle()  # a report still being read from the database
         self._saver.shutdown()
 
 

@@ -39,6 +39,22 @@ def version_label(v: VersionView) -> str:
     return f"Version {v.version_no}{kind}: {state}{reason}"
 
 
+def version_list_text(v: VersionView) -> str:
+    """The same facts as `version_label` on short lines for the narrow Versions tab (about 170 px beside the
+    report at the side panel's usual width): version, state, when, who, reason, each on its own line (one long
+    sentence wrapped at any word was hard to scan). The full sentence is the item's tooltip."""
+    kind = "" if v.kind == "original" else f" {v.kind}"
+    if v.is_signed:
+        who = v.signature.get("signer_name") or v.signer
+        lines = [f"Version {v.version_no}{kind}", "FINAL", f"signed {format_datetime(v.signed_at)}", f"by {who}"]
+    else:
+        when = format_datetime(v.updated_at) if v.updated_at else ""
+        lines = [f"Version {v.version_no}{kind}", v.status.upper()] + ([f"saved {when}"] if when else [])
+    if v.amend_reason:
+        lines.append(f"reason: {v.amend_reason}")
+    return "\n".join(lines)
+
+
 def disclosure(v: VersionView) -> str:
     """The AI line every export prints, so the reader sees it here too."""
     if not v.ai_generated:
@@ -119,7 +135,9 @@ class VersionHistory(QWidget):
         self.list = QListWidget()
         self.list.setObjectName("versionList")
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.list.setWordWrap(True)
+        self.list.setWordWrap(True)  # only a long reason still wraps: the other lines are short
+        self.list.setAlternatingRowColors(True)  # where one version's lines end and the next begin
+        self.list.setSpacing(2)
         self.list.itemActivated.connect(lambda item: self.open_version(item.data(VERSION_ROLE)))
         self.list.itemSelectionChanged.connect(self._selection_changed)
         self.open_button = QPushButton("Open")
@@ -141,11 +159,13 @@ class VersionHistory(QWidget):
         self._versions: list[VersionView] = []
         self._selection_changed()
 
-    def refresh(self) -> None:
-        self._versions = self.service.history(self.study_uid)
+    def refresh(self, versions: list[VersionView] | None = None) -> None:
+        """Read the study's versions again; `versions`: already read (off the GUI thread) by the caller."""
+        self._versions = self.service.history(self.study_uid) if versions is None else list(versions)
         self.list.clear()
         for v in reversed(self._versions):  # newest first
-            item = QListWidgetItem(version_label(v))
+            item = QListWidgetItem(version_list_text(v))
+            item.setToolTip(version_label(v))
             item.setData(VERSION_ROLE, v.id)
             self.list.addItem(item)
         self._selection_changed()

@@ -51,9 +51,86 @@ def test_opening_a_study_and_showing_its_images_is_audited_per_user(qtbot, datab
     assert len(series) == 1 and series[0][4]["study_uid"] == uid  # once per series, not per repaint
     access_audit.set_actor("dr_house")
     assert window.open_study(uid)
+    access_audit.set_actor("someone_else")  # the entry names who opened it, not who is logged in when written
+    assert access_audit.flush(10)
     assert [e[1] for e in _entries(database, "view") if e[2] == "study"][-1] == "dr_house"
     with database.session() as s:
         assert audit.verify_chain(s).ok  # the same hash chain as the report events
+
+
+def test_access_entries_are_written_in_order_and_none_is_lost_while_the_database_is_locked(
+        database: Database) -> None:
+    """Another program holds the SQLite write lock for a second: the GUI's entries are recorded without
+    waiting for it, then land in the order they were recorded, interleaved with one that waited, none lost."""
+    import sqlite3
+    import time
+
+    ensure_demo_imported(database)
+    uid = demo_study_uids()[0]
+    access_audit.set_actor("dr_house")
+    blocker = sqlite3.connect(database.engine.url.database, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.perf_counter()
+        for n in range(5):
+            access_audit.images_viewed(database, uid, f"1.2.3.{n}", "CR", wait=False)
+        queued_in = time.perf_counter() - started
+        assert access_audit.WRITER.pending() >= 4  # nothing could be written yet
+        time.sleep(1.0)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    access_audit.exported(database, uid, "report", "/tmp/r.pdf")  # waits: written after the five before it
+    assert queued_in < 0.05
+    series = [(e[2], e[3]) for e in _entries(database) if e[2] in ("series", "study")]
+    assert series == [("series", f"1.2.3.{n}") for n in range(5)] + [("study", uid)]
+    assert access_audit.flush(5) and access_audit.WRITER.pending() == 0
+    with database.session() as s:
+        assert audit.verify_chain(s).ok
+
+
+def test_a_failed_audit_write_is_retried_in_place_and_later_entries_wait_for_it() -> None:
+    from app.access_audit_writer import AccessAuditWriter
+
+    writer = AccessAuditWriter(retry_delays=(0.01, 0.01, 0.01))
+    written: list[str] = []
+    failures = iter([RuntimeError("database went away"), RuntimeError("still away")])
+
+    def flaky() -> None:
+        exc = next(failures, None)
+        if exc is not None:
+            raise exc
+        written.append("first")
+
+    writer.submit(flaky, "first")
+    writer.submit(lambda: written.append("second"), "second")
+    assert writer.flush(5)
+    assert written == ["first", "second"] and writer.failed == 0
+
+    def broken() -> None:
+        raise RuntimeError("disk full")
+
+    assert writer.submit(broken, "given up", wait=True) is False  # every retry failed: logged, counted
+    assert writer.failed == 1 and writer.submit(lambda: written.append("third"), "third", wait=True)
+    assert written[-1] == "third"
+
+
+def test_entries_of_a_study_opened_just_before_closing_are_written_at_close(qtbot, database: Database) -> None:
+    from app.main_window import MainWindow
+
+    ensure_demo_imported(database)
+    window = MainWindow(database)
+    qtbot.addWidget(window)
+    window.show()
+    uids = demo_study_uids()
+    access_audit.set_actor("dr_house")
+    for uid in uids[:3]:
+        assert window.open_study(uid)
+    qtbot.waitUntil(lambda: window.ai_images_ready, timeout=20000)
+    window.close()
+    assert access_audit.WRITER.pending() == 0
+    opened = [e[3] for e in _entries(database, "view") if e[2] == "study"]
+    assert opened == list(uids[:3])
 
 
 def test_command_line_access_is_recorded_as_the_os_user(database: Database) -> None:

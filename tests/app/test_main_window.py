@@ -100,7 +100,54 @@ def test_report_editor_follows_the_logged_in_user(qtbot, database: Database) -> 
     editor.save_now()
     window.open_study(demo_study_uids()[1])  # switching studies keeps what was typed
     window.open_study(demo_study_uids()[0])
+    qtbot.waitUntil(lambda: not window.report_editor.opening, timeout=20000)
     assert "No effusion" in window.report_editor.editors["findings"].toPlainText()
+    qtbot.waitUntil(lambda: window.open_lookups_ready and window.ai_images_ready, timeout=20000)
+
+
+def test_switching_studies_never_shows_the_previous_patients_report_and_drops_a_late_read(
+        qtbot, database: Database) -> None:
+    """The next study's report is read off the GUI thread: until it is back the editor is empty and
+    read-only (never the previous patient's text), and a read for a study no longer open is dropped."""
+    from app.main_window import MainWindow
+    from app.reports.users import UserService
+
+    ensure_demo_imported(database)
+    a, b = demo_study_uids()[:2]
+    window = MainWindow(database)
+    qtbot.addWidget(window)
+    users = UserService.from_settings(database)
+    users.add_user("drwho", "correct horse battery", "radiologist", display_name="Dr Who")
+    window.set_user(users.authenticate("drwho", "correct horse battery"))
+    window.open_study(a)
+    editor = window.report_editor
+    qtbot.keyClicks(editor.editors["findings"], "Patient A: pacemaker in place.")
+    applied: list[str] = []  # the study on screen each time a report read was put into the editor
+    apply = editor._apply_report
+    editor._apply_report = lambda *args: (applied.append(editor.study_uid), apply(*args))[1]
+
+    window.open_study(b)  # what was typed for A is saved first, then B's report is read in the background
+    assert editor.opening and editor.study_uid == b
+    assert all(e.toPlainText() == "" and e.isReadOnly() for e in editor.editors.values())
+    window.open_study(a)  # back to A before B's read came back: B's result must not land on A
+    qtbot.waitUntil(lambda: not editor.opening, timeout=20000)
+    qtbot.waitUntil(lambda: window.open_lookups_ready and window.ai_images_ready, timeout=20000)
+    qtbot.wait(200)  # B's read, if it finished after A's, has been polled too
+    assert applied == [a]
+    assert "pacemaker in place" in editor.editors["findings"].toPlainText()
+    assert not editor.editors["findings"].isReadOnly()
+    window.open_study(b)
+    assert editor.opening
+    provenance = {"engine": "medim-diffusion", "weights_hash": "c0ffee" * 10, "seed": 11}
+    window._on_draft_ready(b, {"findings": "Small left pleural effusion.", "impression": "Left effusion.",
+                               "provenance": provenance})  # an AI draft lands while B's report is opening
+    assert "still opening" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not editor.opening, timeout=20000)
+    qtbot.waitUntil(lambda: window.open_lookups_ready and window.ai_images_ready, timeout=20000)
+    assert applied == [a, b]
+    qtbot.waitUntil(lambda: "Small left pleural effusion." in editor.editors["findings"].toPlainText(),
+                    timeout=10000)  # put in once the report was open, not lost
+    assert "pacemaker" not in editor.editors["findings"].toPlainText()
 
 
 def test_pacs_query_tab_retrieves_into_the_worklist(qtbot, database: Database, orthanc, tmp_path) -> None:

@@ -182,6 +182,43 @@ def _two_studies_of_one_patient(database, tmp_path) -> list[str]:
         return [u for (u,) in s.execute(select(Study.study_uid).order_by(Study.study_date))]
 
 
+def _settled(window) -> bool:
+    return window.open_lookups_ready and window.ai_images_ready and window.workspace.study_objects_ready()
+
+
+def test_hanging_protocol_puts_the_prior_beside_the_study_and_a_late_one_is_dropped(qtbot, database, tmp_path):
+    """The prior is looked up off the GUI thread: the study shows at once, the prior follows beside it. A
+    lookup that comes back after another study was opened is dropped, never laid over that study."""
+    old, new = _two_studies_of_one_patient(database, tmp_path)
+    window = _window(qtbot, database, tmp_path, kiosk_mode=True)
+    assert window.open_study(new)
+    assert window.workspace.viewports()[0].current_image().study_uid == new  # the first image, before the prior
+    qtbot.waitUntil(lambda: window.workspace.layout_view.grid() == (1, 2), timeout=20000)
+    right = window.workspace.viewports()[1].current_image()
+    assert right is not None and right.study_uid == old
+    assert "CT/MR with prior" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: _settled(window), timeout=20000)
+
+    hung: list[tuple[str, list]] = []  # every protocol laid out: (the study on screen, its priors)
+    apply = window.workspace.apply_hanging
+    window.workspace.apply_hanging = lambda priors, *a: (
+        hung.append((window.workspace.study().study_uid, [p.study_uid for p in priors])), apply(priors, *a))[1]
+    window.workspace.set_layout("1x1")
+    assert window.open_study(new)  # its lookup (which would hang 1x2) is still on its way...
+    assert window.open_study(old)  # ...when the radiologist opens the older study, which has no prior
+    qtbot.waitUntil(lambda: _settled(window), timeout=20000)
+    qtbot.wait(100)
+    assert hung == [(old, [])]  # the new study's prior never laid over the old study
+    assert window.workspace.layout_view.grid() == (1, 1)
+    assert window.study.study_uid == old and window.workspace.current_image().study_uid == old
+
+    assert window.open_study(new)
+    window._hanging_for = None  # as open_with_prior does: hung by hand, the automatic protocol is dropped
+    qtbot.waitUntil(lambda: _settled(window), timeout=20000)
+    qtbot.wait(100)
+    assert hung == [(old, [])] and window.workspace.layout_view.grid() == (1, 1)
+
+
 def test_worklist_menu_opens_with_prior_exports_anonymised_and_deletes_after_confirming(
         qtbot, database, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QFileDialog
@@ -194,6 +231,7 @@ def test_worklist_menu_opens_with_prior_exports_anonymised_and_deletes_after_con
     assert window.study.study_uid == new and grid == (1, 2)
     right = window.workspace.viewports()[1].current_image()
     assert right is not None and right.study_uid == old  # the prior beside the current study
+    qtbot.waitUntil(lambda: _settled(window), timeout=20000)
 
     out = tmp_path / "export"
     out.mkdir()

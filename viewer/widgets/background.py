@@ -7,7 +7,7 @@ already be gone), so a widget closed while work is running cannot crash the app.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer
@@ -46,6 +46,12 @@ class BackgroundRunner(QObject):
         for fut, _, _ in self._jobs:
             fut.cancel()
         self._jobs = [j for j in self._jobs if not j[0].cancelled()]
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Cancel what has not started and wait for what has (an owner closing); whether all of it ended."""
+        self.cancel_all()
+        _finished, not_done = wait([j[0] for j in self._jobs], timeout)
+        return not not_done
 
     def _poll(self) -> None:
         still: list = []

@@ -55,11 +55,13 @@ def test_a_report_from_elsewhere_opens_read_only_and_sets_the_status(qtbot, env,
         window = MainWindow(other)
         qtbot.addWidget(window)
         assert window.open_study(study_uid)
+        qtbot.waitUntil(lambda: window.open_lookups_ready and window.prior_reports is not None, timeout=30000)
         panel = window.prior_reports
         assert panel is not None and window.side_tabs.indexOf(panel) >= 0
         assert "Normal chest." in panel.text.toPlainText() and panel.text.isReadOnly()
         with other.session() as s:
             assert s.scalar(select(Study.report_status).where(Study.study_uid == study_uid)) == "final"
+        qtbot.waitUntil(lambda: window.ai_images_ready, timeout=30000)
         window.close()
     finally:
         other.dispose()

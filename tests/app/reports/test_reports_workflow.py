@@ -223,6 +223,16 @@ def test_version_history_opens_any_version_read_only_and_compares_two(qtbot, env
     ed.tabs.setCurrentWidget(history)
     assert history.count() == 2
     assert "signed" in history.list.item(1).text() and "T" not in history.list.item(1).text().split("signed")[1][:12]
+    # readable in the narrow side panel: short lines (version and state first), none wider than the panel
+    ed.resize(480, ed.height())  # the side panel's width beside the viewer
+    history.show()
+    metrics = history.list.fontMetrics()
+    first, second = history.list.item(0).text().splitlines(), history.list.item(1).text().splitlines()
+    assert first[:2] == ["Version 2 amendment", "DRAFT"] and first[-1] == "reason: Cardiomegaly missed"
+    assert second[:2] == ["Version 1", "FINAL"] and second[2].startswith("signed ") and second[3].startswith("by ")
+    widths = {line: metrics.horizontalAdvance(line) for line in first[:-1] + second}  # a long reason may wrap
+    assert max(widths.values()) < history.list.viewport().width(), (widths, history.list.viewport().width())
+    assert "Version 1" in history.list.item(1).toolTip() and "FINAL, signed" in history.list.item(1).toolTip()
     history.list.setFocus()
     history.list.setCurrentRow(1)  # version 1 (newest first)
     qtbot.keyClick(history.list, Qt.Key.Key_Return)
@@ -293,3 +303,32 @@ def test_autosave_runs_off_the_gui_thread_and_retries_when_the_database_is_locke
         qtbot.mouseClick(ed.retry_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not ed.save_problem.isVisible(), timeout=30000)
     assert env.service.version(ed.version.id).content.get("findings").endswith("Typed while locked. More.")
+
+
+@pytest.mark.timeout(1200)
+def test_no_finding_present_is_shown_as_good_news_and_a_present_finding_as_alarm(qtbot, env, radiologist):
+    """The findings list colours what the text states: "No Finding — present" is green (it was red, the
+    alarm colour), a finding that is present is red, one stated absent green."""
+    from PySide6.QtGui import QColor
+
+    from app.widgets.report_editor import FINDING_VALUE_COLOUR
+
+    ed = _editor(qtbot, env, radiologist)
+
+    def colours() -> dict[str, str]:
+        items = [ed.findings_list.item(i) for i in range(ed.findings_list.count())]
+        return {i.text(): i.foreground().color().name() for i in items}
+
+    for key in ("findings", "impression"):
+        ed.editors[key].clear()
+    ed.editors["findings"].setFocus()
+    qtbot.keyClicks(ed.editors["findings"], "Heart size is normal. The lungs are clear.")
+    qtbot.waitUntil(lambda: "No Finding — present" in colours(), timeout=10000)
+    green, red = QColor(FINDING_VALUE_COLOUR[0]).name(), QColor(FINDING_VALUE_COLOUR[1]).name()
+    assert colours()["No Finding — present"] == green
+    ed.editors["findings"].selectAll()
+    qtbot.keyClicks(ed.editors["findings"], "Mild cardiomegaly. No pleural effusion.")
+    qtbot.waitUntil(lambda: "Cardiomegaly — present" in colours(), timeout=10000)
+    assert colours()["Cardiomegaly — present"] == red and "No Finding — present" not in colours()
+    assert colours()["Pleural Effusion — absent"] == green
+    qtbot.waitUntil(lambda: ed.is_saved and not ed._saver.busy, timeout=20000)  # the autosave finished
