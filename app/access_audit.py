@@ -72,11 +72,14 @@ def patient_of(session: Session, study_uid: str) -> dict[str, str]:
 def record(database: Database, action: str, object_type: str, object_id: str, details: dict[str, Any] | None = None,
            *, study_uid: str = "", wait: bool = True) -> None:
     """Append one access entry (its own short transaction, after every entry recorded before it); never raises.
-    `wait=False` returns before it is written (the user at the time of the call is the one recorded)."""
+    `wait=False` returns before it is written (the user at the time of the call is the one recorded, and the time
+    of the call as `accessed_at`: the entry's own `at` is when it reached the log, later after retries)."""
     user = actor()
+    accessed_at = audit.now_iso()
 
     def work(session: Session) -> None:
         info = dict(details or {})
+        info.setdefault("accessed_at", accessed_at)
         if study_uid:
             info.setdefault("study_uid", study_uid)
             info.update({k: v for k, v in patient_of(session, study_uid).items() if k not in info})

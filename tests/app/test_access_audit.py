@@ -3,6 +3,7 @@ study open and image view, and the PACS query and retrieval paths (against a rea
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -85,6 +86,11 @@ def test_access_entries_are_written_in_order_and_none_is_lost_while_the_database
     series = [(e[2], e[3]) for e in _entries(database) if e[2] in ("series", "study")]
     assert series == [("series", f"1.2.3.{n}") for n in range(5)] + [("study", uid)]
     assert access_audit.flush(5) and access_audit.WRITER.pending() == 0
+    with database.session() as s:  # each entry keeps when the access happened, not only when it was written
+        rows = [e for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id)) if e.object_type == "series"]
+        for e in rows:  # the database was locked for a second: written at least that much after the access
+            accessed = dt.datetime.fromisoformat(json.loads(e.details)["accessed_at"])
+            assert (dt.datetime.fromisoformat(e.at) - accessed).total_seconds() > 0.5
     with database.session() as s:
         assert audit.verify_chain(s).ok
 
