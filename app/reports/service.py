@@ -304,7 +304,7 @@ class ReportService:
                       user: AuthSession, token_uncertainty: list | None = None) -> VersionView:
         """Put an AI draft into an unsigned version, recording where it came from."""
         user.ensure_active()
-        with _refuse_stale(version_id), self.db.session() as s:
+        with _refuse_stale(version_id), self.db.write_session() as s:
             v = self._editable(s, version_id, user)
             if v.kind == "addendum":
                 raise ReportError("an AI draft cannot be loaded into an addendum")
@@ -328,7 +328,7 @@ class ReportService:
         """Record that the radiologist switched the report to another template (its title and procedure
         code go into the exports); only while the version is unsigned."""
         user.ensure_active()
-        with self.db.session() as s:
+        with self.db.write_session() as s:
             v = self._editable(s, version_id, user)
             if v.report.exam_type != template.exam_type:
                 old, v.report.exam_type = v.report.exam_type, template.exam_type
@@ -338,14 +338,14 @@ class ReportService:
     def accept_ai(self, version_id: int, user: AuthSession) -> None:
         """A person confirms they reviewed the AI text as it stands."""
         user.ensure_active()
-        with _refuse_stale(version_id), self.db.session() as s:
+        with _refuse_stale(version_id), self.db.write_session() as s:
             v = self._editable(s, version_id, user)
             v.ai_accepted = True
             audit.append(s, "accept_ai", user.username, "report_version", v.id, {"revision": v.revision})
 
     def mark_preliminary(self, version_id: int, user: AuthSession) -> None:
         user.ensure_active()
-        with _refuse_stale(version_id), self.db.session() as s:
+        with _refuse_stale(version_id), self.db.write_session() as s:
             v = self._editable(s, version_id, user)
             if ReportContent.from_dict(v.sections).is_empty():
                 raise ReportError("an empty report cannot be made preliminary")
@@ -427,7 +427,7 @@ class ReportService:
         # 2. the documents, from the version exactly as it will be stored
         artefacts = self._make_artefacts(view, identity, key_images)
         # 3. one transaction: signature + documents + status + audit, after re-checking nothing moved
-        with _refuse_stale(version_id), self.db.session() as s:
+        with _refuse_stale(version_id), self.db.write_session() as s:
             v = self._editable(s, version_id, user)
             if v.revision != revision:
                 raise ReportConflictError("the report was changed while it was being signed; review it and sign "
@@ -515,7 +515,7 @@ class ReportService:
         reason = (reason or "").strip()
         if kind == "amendment" and not reason:
             raise ReportError("an amendment needs a reason (what was wrong or missing in the signed report)")
-        with self.db.session() as s:
+        with self.db.write_session() as s:
             orig = self._get_version(s, version_id)
             if orig.status != "final":
                 raise ReportError("only a signed report can be amended; edit the draft instead")

@@ -41,3 +41,34 @@ def test_autosave_waits_out_a_writer_that_holds_the_lock(env, radiologist) -> No
     assert released.is_set() and waited >= held - 0.5  # it really had to wait for the other writer
     assert revision > v.revision
     assert env.service.version(v.id).content.get("findings") == text
+
+
+@pytest.mark.sqlite_only
+def test_report_writes_take_the_write_lock_first_so_a_commit_in_between_cannot_fail_them(env, radiologist) -> None:
+    """Access-audit entries are committed by a background thread while the radiologist works. A report write that
+    read first and took the lock later (a deferred transaction) failed at once with "database is locked" when
+    such a commit landed in between, whatever the busy timeout; the report's write transactions now begin
+    holding the lock, so they wait for the other writer and then succeed."""
+    v = env.service.open_or_create(STUDY_UID, radiologist)
+    env.service.save_draft(v.id, {**v.content.to_dict(), "findings": "Small left effusion."}, radiologist)
+    locked, done = threading.Event(), threading.Event()
+
+    def other_writer() -> None:  # holds the lock, changes the database, commits half a second later
+        con = sqlite3.connect(env.db.engine.url.database, isolation_level=None)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            con.execute("CREATE TABLE IF NOT EXISTS probe_other_writer (x INTEGER)")
+            con.execute("INSERT INTO probe_other_writer VALUES (1)")
+            locked.set()
+            time.sleep(0.5)
+            con.execute("COMMIT")
+        finally:
+            done.set()
+            con.close()
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    assert locked.wait(10)
+    env.service.mark_preliminary(v.id, radiologist)  # failed with "database is locked" as a deferred transaction
+    thread.join(30)
+    assert done.is_set() and env.service.version(v.id).status == "preliminary"
