@@ -30,6 +30,40 @@ def _ai_signed(env, user, study_uid=STUDY_UID):
     return env.service.sign(v.id, user, PASSWORD)
 
 
+def _signed_in_the_editor(qtbot, env, user, study_uid):
+    """As the radiologist signs: the AI draft loaded into the editor, accepted with its button, the template's
+    fields filled with their defaults, Sign clicked and the dialog answered (password typed, Enter)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from app.widgets.report_editor import ReportEditor
+
+    ed = ReportEditor(env.db, study_uid, lambda: user, service=env.service, autosave_ms=100)
+    qtbot.addWidget(ed)
+    ed.resize(1100, 700)
+    ed.show()
+    ed.load_ai_draft("The heart is enlarged. No pleural effusion.", "Cardiomegaly.", PROVENANCE)
+    qtbot.mouseClick(ed.accept_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(ed.defaults_button, Qt.MouseButton.LeftButton)
+    assert ed.sign_button.isEnabled(), ed.sign_button.toolTip()
+
+    def answer() -> None:
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            QTimer.singleShot(20, answer)
+            return
+        QTest.keyClicks(dialog.focusWidget() or dialog, PASSWORD)
+        QTest.keyClick(dialog.focusWidget() or dialog, Qt.Key.Key_Return)
+
+    QTimer.singleShot(20, answer)
+    with qtbot.waitSignal(ed.signed, timeout=60000):
+        qtbot.mouseClick(ed.sign_button, Qt.MouseButton.LeftButton)
+    v = env.service.version(ed.version.id)
+    assert v.status == "final"
+    return v
+
+
 def _save(ds, path):
     ds.save_as(path, enforce_file_format=True)
     return path
@@ -87,7 +121,7 @@ def test_report_without_ai_has_no_ai_sr_and_no_reference_to_one(env, radiologist
 @pytest.mark.orthanc
 def test_every_object_goes_through_orthanc_and_another_database_reads_it_back(env, radiologist, orthanc, tmp_path,
                                                                             qtbot):
-    """Sign -> outbox -> Orthanc (C-STORE) -> retrieved into another database: the report and its objects
+    """Sign in the editor -> outbox -> Orthanc (C-STORE) -> retrieved into another database: the report and its objects
     arrive intact, DCMTK renders the image through the GSPS, the retrieved report sets the study's status
     there and shows read-only as a prior (SR text and PDF pages), and nothing derived counts as evidence."""
     from dicom_tools import dciodvfy_errors, dcmp2pgm, dsrdump
@@ -122,7 +156,7 @@ def test_every_object_goes_through_orthanc_and_another_database_reads_it_back(en
     from viewer.presentation.interest import interest_ref
 
     DbInterestStore(env.db).set(interest_ref(dcmread(env.db.store_path(image_file), stop_before_pixels=True)), True)
-    v = _ai_signed(env, radiologist, study_uid)
+    v = _signed_in_the_editor(qtbot, env, radiologist, study_uid)
     documents = available_documents(env.service, v.id)
     assert documents == ("sr", "pdf", "kos", "ai-sr", "gsps", "measurements", "interest-kos")
 
