@@ -39,10 +39,10 @@ from engines.scope.guard import OUT_OF_SCOPE
 from engines.worker.requests import ExplainStudyRequest
 from engines.worker.wire import to_wire
 from explain.cache import ExplanationCache, explanation_key
+from explain.colormap import COLORMAPS, colormap_table
 from explain.study import StudyExplanation
 from explain.worker_jobs import explanation_from_result
 from viewer.widgets.background import BackgroundRunner, Job
-from viewer.widgets.heatmap import COLORMAPS, colormap_table
 
 _SECTION_LABEL = re.compile(r"^\s*(?:findings|impression)\s*:\s*", re.IGNORECASE)
 METHOD_LABELS = {"attention": "Attention", "ig": "Integrated gradients", "head": "Finding head (IG)",
