@@ -76,3 +76,13 @@ def free_tcp_port() -> int:
 # The real-Orthanc (`orthanc`), real-PostgreSQL (`postgres`) and local Ray cluster (`ray_cluster`) fixtures live
 # in plugin modules beside this file.
 pytest_plugins = ["orthanc_fixture", "postgres_fixture", "ray_fixture", "tests.support.engine"]
+
+
+@pytest.fixture(autouse=True)
+def _settings_in_use_reset() -> Iterator[None]:
+    """A main window makes its settings the ones in use (app.settings.use_settings); the next test starts
+    from the settings file again."""
+    yield
+    from app.settings import use_settings
+
+    use_settings(None)

@@ -28,7 +28,7 @@ from app.archive.pins import CachePins
 from app.db.database import Database
 from app.pacs.errors import PacsConfigError
 from app.pacs.nodes import NodeStore, PacsNode
-from app.settings import Settings
+from app.settings import Settings, current_settings
 from app.widgets.pacs_worker import start_worker
 from viewer.widgets.background import BackgroundRunner, Job
 
@@ -58,7 +58,7 @@ class ArchiveFetchController(QObject):
     def from_settings(cls, database: Database, settings: Settings | None = None,
                       parent: QObject | None = None) -> ArchiveFetchController | None:
         """A controller per the `archive` settings; None when no archive node is set."""
-        raw: Any = (settings or Settings()).get(KEY, {}) or {}
+        raw: Any = (settings or current_settings()).get(KEY, {}) or {}
         if not isinstance(raw, dict) or not str(raw.get("node", "")).strip():
             return None
         try:

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from app.pacs.clients import check_node
 from app.pacs.errors import PacsError
 from app.pacs.nodes import NodeStore, PacsNode, StorageScpConfig
-from app.settings import Settings
+from app.settings import Settings, current_settings
 from app.widgets.pacs_worker import start_worker
 from viewer.widgets.background import BackgroundRunner, Job
 
@@ -50,7 +50,7 @@ class PacsNodesDialog(QDialog):
     def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("PACS nodes")
-        self.settings = settings or Settings()
+        self.settings = settings or current_settings()
         self.store = NodeStore(self.settings)
         self._editing: str | None = None  # name of the saved node shown in the form (None: a new one)
         self._drafts: dict[str | None, PacsNode] = {}  # unsaved edits, kept while another node is shown

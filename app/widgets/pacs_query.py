@@ -36,7 +36,7 @@ from app.pacs.nodes import NodeStore, PacsNode, StorageScpConfig
 from app.pacs.query import QueryFilter, StudyResult
 from app.pacs.retrieve import RetrieveService, StudyProgress, StudyRetrieveResult
 from app.pacs.scp import StorageScp
-from app.settings import Settings
+from app.settings import Settings, current_settings
 from app.widgets.pacs_worker import start_worker
 from viewer.widgets.background import BackgroundRunner, Job
 
@@ -120,7 +120,7 @@ class PacsQueryPanel(QWidget):
     ) -> None:
         super().__init__(parent)
         self.database = database
-        self.settings = settings or Settings()
+        self.settings = settings or current_settings()
         self.scp = scp
         self.scp_config = scp_config
         self._runner = BackgroundRunner(self)
