@@ -133,3 +133,26 @@ def test_workspace_destroyed_with_finished_icons_not_yet_delivered(qtbot, study:
         job._thread.join(10)
     shiboken6.delete(ws)
     _drained(qtbot)
+
+
+def test_serial_jobs_run_one_at_a_time_in_the_order_started(qtbot) -> None:
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    runner = BackgroundRunner(owner)
+    order: list[int] = []
+    running = threading.Semaphore(1)
+
+    def work(n: int):
+        assert running.acquire(blocking=False), "two serial jobs ran at once"
+        try:
+            threading.Event().wait(0.02 if n % 2 == 0 else 0.0)
+            order.append(n)
+        finally:
+            running.release()
+        return n
+
+    done: list[int] = []
+    for n in range(6):
+        runner.start(lambda _job, n=n: work(n), on_done=done.append, serial=True)
+    _drained(qtbot)
+    assert order == list(range(6)) and done == list(range(6))
