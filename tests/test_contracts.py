@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -52,3 +53,19 @@ def test_a_slip_across_a_layer_breaks_its_contract(tmp_path: Path, module: str, 
     res = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode != 0
     assert contract in res.stdout and edge in res.stdout
+
+
+def test_test_helpers_are_imported_as_a_package() -> None:
+    """Shared test helpers live in tests/support and are imported as `tests.support.X`. A helper module in
+    tests/ imported by its bare name only resolves through the test file's folder on sys.path (pytest's
+    rootdir insertion), so it breaks when the file moves: refused here, with the lines to change."""
+    helpers = {p.stem for p in (ROOT / "tests").rglob("*.py")
+               if not p.name.startswith("test_") and p.name not in ("conftest.py", "__init__.py")}
+    bare = re.compile(r"^\s*(?:from\s+(\w+)\s+import\s|import\s+(\w+)\b)")
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            m = bare.match(line)
+            if m and (m.group(1) or m.group(2)) in helpers:
+                found.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not found, "import these as tests.support.X:\n" + "\n".join(found)
