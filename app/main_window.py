@@ -36,7 +36,7 @@ from app.db.measurement_store import DbMeasurementStore
 from app.db.queries import StudyNotFound, study_ref
 from app.formatting import format_date, person_name
 from app.reports.users import AuthSession, UserService
-from app.settings import Settings
+from app.settings import Settings, use_settings
 from app.widgets.activity import ActivityMonitor
 from app.widgets.lock_screen import LockScreen
 from app.widgets.report_editor import ReportEditor
@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         if settings is None:
             settings, self._settings_problem = Settings.load_or_defaults()
         self.settings = settings
+        use_settings(settings)  # modules not handed a Settings object read these, not settings.json
         self.setWindowTitle("RadStation")
         self.resize(1600, 1000)
         self._study: StudyRef | None = None
@@ -634,7 +635,7 @@ class MainWindow(QMainWindow):
         from app.reports.service import ReportService
         from app.widgets.outbox import OutboxWidget
 
-        self.outbox = OutboxWidget(Outbox(ReportService(self.database, self.users)))
+        self.outbox = OutboxWidget(Outbox(ReportService(self.database, self.users, self.settings)))
         self.tabs.addTab(self.outbox, "Outbox")
         self._outbox_label = QLabel("")
         self.statusBar().addPermanentWidget(self._outbox_label)
@@ -789,7 +790,8 @@ class MainWindow(QMainWindow):
                 self.side_dock.show()
             return
         size = self.size()
-        self.report_editor = ReportEditor(self.database, self._study.study_uid, lambda: self.auth)
+        self.report_editor = ReportEditor(self.database, self._study.study_uid, lambda: self.auth,
+                                          settings=self.settings)
         self.report_editor.autosaved.connect(lambda _rev: self._refresh_explain())
         self.report_editor.textChanged.connect(self._refresh_explain)  # typed, AI draft, template: all stale
         self.report_editor.versionChanged.connect(lambda _v: (self._refresh_explain(), self.worklist.refresh_soon()))

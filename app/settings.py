@@ -81,3 +81,19 @@ class Settings:
     def db_url(self) -> str:
         """RADSTATION_DB_URL wins over the setting; empty means the default SQLite file."""
         return os.environ.get("RADSTATION_DB_URL") or self.get("db_url") or ""
+
+
+_in_use: Settings | None = None
+
+
+def use_settings(settings: Settings | None) -> None:
+    """Make `settings` the app's settings for code that is not handed a Settings object (the audit key's
+    place, signing roles, trust roots, the PDF fallback font ...). The main window sets the ones it was given,
+    so they reach those modules instead of each re-reading settings.json; None: back to the file."""
+    global _in_use
+    _in_use = settings
+
+
+def current_settings() -> Settings:
+    """The settings in use (see `use_settings`), else the settings file as it is now."""
+    return _in_use if _in_use is not None else Settings()

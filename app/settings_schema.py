@@ -77,6 +77,8 @@ SPECS: tuple[SettingSpec, ...] = (
                 "Shared templates and macros for every user of this workstation (empty: in the data folder)"),
     SettingSpec("report_letterhead", "Report letterhead (JSON file)", "path", "", "Reading",
                 "Header, footer and logo of the PDF report (empty: the bundled letterhead)"),
+    SettingSpec("fhir_patient_id_system", "FHIR patient identifier system", "text", "", "Reading",
+                "URI of the site's patient IDs in exported FHIR bundles, when the study names no issuer"),
     # -- AI engine -------------------------------------------------------------------------------------
     SettingSpec("engine", "Engine", "choice", "diffusion", "AI engine", "Which engine drafts and answers",
                 choices=(), restart=True),

@@ -28,15 +28,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.append(str(ROOT / "tests"))  # the Orthanc launcher and study generator shared with the tests
-
-from orthanc_fixture import make_study, orthanc_available, start_orthanc  # noqa: E402
 
 from app.db.database import Database  # noqa: E402
 from app.pacs.dicomweb import DicomWebClient  # noqa: E402
 from app.pacs.dimse import DimseClient  # noqa: E402
 from app.pacs.nodes import PacsNode  # noqa: E402
 from app.pacs.retrieve import RetrieveService  # noqa: E402
+from tests.support.orthanc_fixture import make_study, orthanc_available, start_orthanc  # noqa: E402
 
 
 def _nodes(server) -> dict[str, PacsNode]:

@@ -21,11 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "viewer"), str(ROOT / "tests" / "viewer" / "widgets")]
+sys.path.insert(0, str(ROOT))  # the checkout: tests.support
 
-from presentation_samples import foreign_gsps, foreign_kos, read, save  # noqa: E402
-from widget_samples import write_ct_series  # noqa: E402
-
+from tests.support.presentation_samples import foreign_gsps, foreign_kos, read, save  # noqa: E402
+from tests.support.widget_samples import write_ct_series  # noqa: E402
 from viewer.presentation.study_objects import StudyObjects  # noqa: E402
 
 

@@ -29,7 +29,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.append(str(ROOT / "tests" / "app" / "reports"))
 
 PASSWORD = "correct horse 1"
 STUDY_UID = "1.2.826.0.1.3680043.8.498.1001"
@@ -39,9 +38,9 @@ STUDY_UID = "1.2.826.0.1.3680043.8.498.1001"
 def setup(work: Path):
     os.environ["RADSTATION_HOME"] = str(work / "home")
     from argon2 import PasswordHasher, Type
-    from reports_testing import PRODUCTION_P12_KDF_ROUNDS, add_study
 
     from app.reports import keys
+    from tests.support.reports_testing import PRODUCTION_P12_KDF_ROUNDS, add_study
 
     keys.P12_KDF_ROUNDS = PRODUCTION_P12_KDF_ROUNDS  # the shipped key-file encryption, not the tests' cheap one
 

@@ -18,7 +18,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 
-from viewer.widgets.heatmap import colorize
+from explain.colormap import colorize
 
 KINDS = ("auto", "parametric-map", "secondary-capture")
 MANUFACTURER = "RadStation"

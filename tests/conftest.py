@@ -75,4 +75,30 @@ def free_tcp_port() -> int:
 
 # The real-Orthanc (`orthanc`), real-PostgreSQL (`postgres`) and local Ray cluster (`ray_cluster`) fixtures live
 # in plugin modules beside this file.
-pytest_plugins = ["orthanc_fixture", "postgres_fixture", "ray_fixture", "tests.support.engine"]
+pytest_plugins = [
+    "tests.support.orthanc_fixture", "tests.support.postgres_fixture", "tests.support.ray_fixture", "tests.support.engine",
+]
+
+
+@pytest.fixture(autouse=True)
+def _settings_in_use_reset() -> Iterator[None]:
+    """A main window makes its settings the ones in use (app.settings.use_settings); the next test starts
+    from the settings file again."""
+    yield
+    from app.settings import use_settings
+
+    use_settings(None)
+
+
+# Markers from the fixtures a test uses (orthanc, postgres and ray are set by their fixture modules):
+# `-m "not gui"` leaves out every test that needs a QApplication, `-m "not real_data"` those that read the
+# chest-radiograph set beside the checkout.
+_MARKER_OF_FIXTURE = {"qtbot": "gui", "qapp": "gui", "xvfb_display": "gui", "cxr_root": "real_data"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        for marker in sorted({m for f, m in _MARKER_OF_FIXTURE.items() if f in names}):
+            item.add_marker(marker)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -33,15 +34,38 @@ def test_ruff_clean() -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-def test_a_product_module_importing_the_lab_breaks_the_contract(tmp_path: Path) -> None:
-    """The lab contract catches a real slip: a copy of the tree where the engine imports training code."""
+@pytest.mark.parametrize(("module", "slip", "contract", "edge"), [
+    ("engines/pipeline.py", "import lab.training.trainer", "the product never imports the lab",
+     "engines.pipeline -> lab.training"),
+    ("explain/export.py", "import viewer.widgets.viewport", "explain never imports the viewer's widgets",
+     "explain.export -> viewer.widgets.viewport"),
+])
+def test_a_slip_across_a_layer_breaks_its_contract(tmp_path: Path, module: str, slip: str, contract: str,
+                                                    edge: str) -> None:
+    """The contracts catch real slips: a copy of the tree where the engine imports training code, or the map
+    export imports a Qt widget module."""
     for pkg in ("app", "viewer", "engines", "explain", "resources", "lab"):
         shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.safetensors",
                                                                                    "*.npz", "*.dcm", "*.png"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    pipeline = tmp_path / "engines" / "pipeline.py"
-    pipeline.write_text(pipeline.read_text(encoding="utf-8") + "\nimport lab.training.trainer  # noqa\n",
-                        encoding="utf-8")
+    target = tmp_path / module
+    target.write_text(target.read_text(encoding="utf-8") + f"\n{slip}  # noqa\n", encoding="utf-8")
     res = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode != 0
-    assert "the product never imports the lab" in res.stdout and "engines.pipeline -> lab.training" in res.stdout
+    assert contract in res.stdout and edge in res.stdout
+
+
+def test_test_helpers_are_imported_as_a_package() -> None:
+    """Shared test helpers live in tests/support and are imported as `tests.support.X`. A helper module in
+    tests/ imported by its bare name only resolves through the test file's folder on sys.path (pytest's
+    rootdir insertion), so it breaks when the file moves: refused here, with the lines to change."""
+    helpers = {p.stem for p in (ROOT / "tests").rglob("*.py")
+               if not p.name.startswith("test_") and p.name not in ("conftest.py", "__init__.py")}
+    bare = re.compile(r"^\s*(?:from\s+(\w+)\s+import\s|import\s+(\w+)\b)")
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            m = bare.match(line)
+            if m and (m.group(1) or m.group(2)) in helpers:
+                found.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not found, "import these as tests.support.X:\n" + "\n".join(found)

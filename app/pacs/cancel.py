@@ -6,8 +6,8 @@ import threading
 
 
 class CancelToken:
-    def __init__(self) -> None:
-        self._event = threading.Event()
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self._event = event or threading.Event()  # a background job's cancel event, when given
 
     def cancel(self) -> None:
         self._event.set()

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 from app.credentials import SecretStore, SecretStoreError, pacs_secret_name
 from app.pacs.errors import PacsConfigError
-from app.settings import Settings
+from app.settings import Settings, current_settings
 
 PROTOCOLS: tuple[str, ...] = ("dimse", "dicomweb")
 DIMSE_RETRIEVE: tuple[str, ...] = ("c-get", "c-move")
@@ -181,7 +181,7 @@ class NodeStore:
     SECRET_FIELDS = ("password", "token")
 
     def __init__(self, settings: Settings | None = None, secrets: SecretStore | None = None) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or current_settings()
         self._secrets = secrets
 
     @property
@@ -394,7 +394,7 @@ class StorageScpConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> StorageScpConfig:
-        raw = (settings or Settings()).get("storage_scp") or {}
+        raw = (settings or current_settings()).get("storage_scp") or {}
         if not isinstance(raw, dict):
             raise PacsConfigError("settings key storage_scp must hold an object")
 

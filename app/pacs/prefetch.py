@@ -21,7 +21,7 @@ from app.pacs.nodes import NodeStore, PacsNode, StorageScpConfig
 from app.pacs.query import QueryFilter, StudyResult
 from app.pacs.retrieve import ProgressCallback, RetrieveService, StudyRetrieveResult
 from app.pacs.scp import StorageScp
-from app.settings import Settings
+from app.settings import Settings, current_settings
 
 # Objects that ride along with images but do not define what kind of study it is.
 NON_IMAGING_MODALITIES = frozenset({"SR", "PR", "KO", "SEG", "REG", "RTSTRUCT", "DOC", "OT"})
@@ -162,7 +162,7 @@ class PrefetchSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> PrefetchSettings:
-        raw = (settings or Settings()).get(cls.KEY, {}) or {}
+        raw = (settings or current_settings()).get(cls.KEY, {}) or {}
         if not isinstance(raw, dict):
             raise PacsConfigError(f"settings key {cls.KEY} must hold an object")
         return cls(

@@ -64,9 +64,9 @@ class Repository:
 
     @classmethod
     def from_settings(cls, settings=None) -> Repository | None:
-        from app.settings import Settings
+        from app.settings import current_settings
 
-        cfg = (settings or Settings()).get("audit_repository") or {}
+        cfg = (settings or current_settings()).get("audit_repository") or {}
         if not isinstance(cfg, dict) or not cfg.get("host"):
             return None
         return cls(host=str(cfg["host"]), port=int(cfg.get("port", 6514)), tls=bool(cfg.get("tls", True)),

@@ -23,13 +23,13 @@ class AuditKeyError(RuntimeError):
     """The audit key is missing or unreadable while the log already depends on it."""
 
 
-def audit_key_path() -> Path:
+def audit_key_path(settings=None) -> Path:
     env = os.environ.get("RADSTATION_AUDIT_KEY_FILE")
     if env:
         return Path(env)
-    from app.settings import Settings
+    from app.settings import current_settings
 
-    configured = Settings().get("audit_key_file") or ""
+    configured = (settings or current_settings()).get("audit_key_file") or ""
     if configured:
         return Path(configured)
     from app.reports.keys import keys_dir

@@ -25,10 +25,11 @@ class RoleError(PermissionError):
     """The user's role does not allow this action."""
 
 
-def signing_roles() -> frozenset[str]:
-    from app.settings import Settings
+def signing_roles(settings=None) -> frozenset[str]:
+    """The default roles plus the `signing_roles` setting (of `settings`, else the settings in use)."""
+    from app.settings import current_settings
 
-    extra = Settings().get("signing_roles", []) or []
+    extra = (settings or current_settings()).get("signing_roles", []) or []
     if isinstance(extra, str):
         extra = [extra]
     return DEFAULT_SIGNING_ROLES | {r for r in extra if r in ROLES and r != "admin"}

@@ -85,11 +85,11 @@ def _covered(font: Path) -> frozenset[int]:
     return _CMAPS[key]
 
 
-def fallback_font() -> Path | None:
+def fallback_font(settings=None) -> Path | None:
     """The `report_fallback_font` setting: a TTF/OTF/TTC with the scripts DejaVu lacks (e.g. CJK)."""
-    from app.settings import Settings
+    from app.settings import current_settings
 
-    value = Settings().get("report_fallback_font") or ""
+    value = (settings or current_settings()).get("report_fallback_font") or ""
     return Path(value) if value else None
 
 

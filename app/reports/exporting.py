@@ -54,10 +54,8 @@ def export_version(service: ReportService, version_id: int, fmt: str, out: Path,
                                       ensure_ascii=False))
     else:
         from app.reports.export_fhir import report_bundle
-        from app.settings import Settings
-
         bundle = report_bundle(doc, service.signed_pdf(version_id),
-                               patient_system=str(Settings().get("fhir_patient_id_system") or ""))
+                               patient_system=str(service.settings.get("fhir_patient_id_system") or ""))
         write_private(out, json.dumps(bundle, indent=2, ensure_ascii=False))
     service.record_export(version_id, user, fmt, str(out))
     return out

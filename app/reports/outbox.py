@@ -134,7 +134,7 @@ class Outbox:
 
         self.service = service
         self.db = service.db
-        self.nodes = nodes or (lambda name: NodeStore().get(name))
+        self.nodes = nodes or (lambda name: NodeStore(service.settings).get(name))
         self.sender = sender or send
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s

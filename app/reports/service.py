@@ -177,9 +177,14 @@ def canonical_payload(version: ReportVersion, ident: StudyIdentity, author: str,
 
 
 class ReportService:
-    def __init__(self, database, users: UserService | None = None) -> None:
+    def __init__(self, database, users: UserService | None = None, settings=None) -> None:
+        """`settings`: the app's Settings (letterhead, time-stamp authority, trust roots, export options);
+        default: the settings in use (app.settings.current_settings)."""
+        from app.settings import current_settings
+
         self.db = database
         self.users = users or UserService(database)
+        self.settings = settings if settings is not None else current_settings()
 
     # -- reading --------------------------------------------------------------------------------------
     def _view(self, s: Session, v: ReportVersion) -> VersionView:
@@ -378,7 +383,7 @@ class ReportService:
         """The user's key: a PKCS#11 token when the `signing_token` setting names one, else the PKCS#12 file."""
         from app.reports.token_key import open_token_key, token_settings
 
-        cfg = token_settings()
+        cfg = token_settings(self.settings)
         if cfg is None or p12_path is not None:
             return load_p12(p12_path or default_p12_path(user.username), secret)
         with self.db.session() as s:
@@ -393,7 +398,7 @@ class ReportService:
         cert_fp = certificate_fingerprint(identity.certificate_der)
         from app.reports.trust import check_certificate
 
-        cert_problems = check_certificate(identity.certificate_der, dt.datetime.now(dt.UTC))
+        cert_problems = check_certificate(identity.certificate_der, dt.datetime.now(dt.UTC), settings=self.settings)
         if cert_problems:
             raise ReportError("this signing key cannot sign: " + "; ".join(cert_problems))
         # 1. read and sign (no write lock held while rendering and signing)
@@ -472,14 +477,12 @@ class ReportService:
     def _make_artefacts(self, view: VersionView, identity, key_images: list[tuple[str, bytes]] | None):
         from app.reports.artefacts import make_artefacts
         from app.reports.document import build_document
-        from app.settings import Settings
-
         doc = build_document(self, view.id, version=view)
-        lh_path = Settings().get("report_letterhead") or None
+        lh_path = self.settings.get("report_letterhead") or None
         from app.reports.timestamps import tsa_timestamper
 
         return make_artefacts(doc, identity, view.signature.get("signer_name") or view.signer, key_images,
-                              Path(lh_path) if lh_path else None, stamper=tsa_timestamper())
+                              Path(lh_path) if lh_path else None, stamper=tsa_timestamper(self.settings))
 
     def artefact(self, version_id: int, kind: str) -> bytes | None:
         """A document stored at sign time (see app.reports.artefacts), or None."""

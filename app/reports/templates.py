@@ -266,9 +266,9 @@ class TemplateLibrary:
         """The library for this installation; the `site_templates_dir` setting moves the site folder."""
         site = ""
         try:
-            from app.settings import Settings
+            from app.settings import current_settings
 
-            site = (settings or Settings()).get("site_templates_dir", "") or ""
+            site = (settings or current_settings()).get("site_templates_dir", "") or ""
         except Exception:  # noqa: BLE001 - an unreadable settings file must not stop reporting
             site = ""
         return cls(site_dir=Path(site).expanduser() if site else None)

@@ -24,9 +24,9 @@ class TimestampError(ValueError):
 
 def tsa_timestamper(settings=None):
     """pyHanko's HTTP time stamper for the configured TSA, or None."""
-    from app.settings import Settings
+    from app.settings import current_settings
 
-    url = (settings or Settings()).get("tsa_url") or ""
+    url = (settings or current_settings()).get("tsa_url") or ""
     if not url:
         return None
     from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper

@@ -50,9 +50,9 @@ class TokenIdentity:
 
 
 def token_settings(settings=None) -> dict[str, str] | None:
-    from app.settings import Settings
+    from app.settings import current_settings
 
-    cfg = (settings or Settings()).get("signing_token") or {}
+    cfg = (settings or current_settings()).get("signing_token") or {}
     return cfg if isinstance(cfg, dict) and cfg.get("module") else None
 
 

@@ -40,10 +40,10 @@ def trust_dir() -> Path:
     return data_dir() / "trust"
 
 
-def _configured(key: str, patterns: tuple[str, ...]) -> list[Path]:
-    from app.settings import Settings
+def _configured(key: str, patterns: tuple[str, ...], settings=None) -> list[Path]:
+    from app.settings import current_settings
 
-    value = Settings().get(key, []) or []
+    value = (settings or current_settings()).get(key, []) or []
     paths = [Path(p) for p in ([value] if isinstance(value, str) else value)]
     folder = trust_dir()
     if folder.is_dir():
@@ -52,10 +52,10 @@ def _configured(key: str, patterns: tuple[str, ...]) -> list[Path]:
     return paths
 
 
-def trust_anchors() -> tuple[list[x509.Certificate], list[str]]:
+def trust_anchors(settings=None) -> tuple[list[x509.Certificate], list[str]]:
     """Configured CA certificates, and a problem line for each file that cannot be read."""
     certs, problems = [], []
-    for path in _configured("signing_trust_roots", ("*.pem", "*.crt", "*.cer")):
+    for path in _configured("signing_trust_roots", ("*.pem", "*.crt", "*.cer"), settings):
         try:
             certs += _load_certs(path)
         except (OSError, ValueError) as exc:
@@ -63,9 +63,9 @@ def trust_anchors() -> tuple[list[x509.Certificate], list[str]]:
     return certs, problems
 
 
-def revocation_lists() -> tuple[list[x509.CertificateRevocationList], list[str]]:
+def revocation_lists(settings=None) -> tuple[list[x509.CertificateRevocationList], list[str]]:
     crls, problems = [], []
-    for path in _configured("signing_crls", ("*.crl",)):
+    for path in _configured("signing_crls", ("*.crl",), settings):
         try:
             crls.append(_load_crl(path))
         except (OSError, ValueError) as exc:
@@ -104,9 +104,10 @@ def _may_sign_documents(cert: x509.Certificate) -> bool:
 
 def check_certificate(cert_der: bytes, at: dt.datetime, extra_chain: list[bytes] | None = None,
                       anchors: list[x509.Certificate] | None = None,
-                      crls: list[x509.CertificateRevocationList] | None = None) -> list[str]:
+                      crls: list[x509.CertificateRevocationList] | None = None, settings=None) -> list[str]:
     """Problems with a signing certificate at time `at` (empty: fine). Self-signed: only its own validity
-    (registration to a user is checked elsewhere); CA-issued: the chain, key usage and revocation."""
+    (registration to a user is checked elsewhere); CA-issued: the chain, key usage and revocation. Trust roots
+    and CRLs: `anchors`/`crls`, else those configured in `settings` (default: the settings in use)."""
     problems: list[str] = []
     try:
         cert = x509.load_der_x509_certificate(cert_der)
@@ -120,10 +121,10 @@ def check_certificate(cert_der: bytes, at: dt.datetime, extra_chain: list[bytes]
     if is_self_signed(cert):
         return problems
     if anchors is None:
-        anchors, bad = trust_anchors()
+        anchors, bad = trust_anchors(settings)
         problems += bad
     if crls is None:
-        crls, bad = revocation_lists()
+        crls, bad = revocation_lists(settings)
         problems += bad
     pool = anchors + [x509.load_der_x509_certificate(d) for d in (extra_chain or [])]
     anchor_set = {a.fingerprint(a.signature_hash_algorithm or _sha256()) for a in anchors}

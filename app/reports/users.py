@@ -211,9 +211,9 @@ class UserService:
     def from_settings(cls, database, settings=None, **kwargs) -> UserService:
         """Lock-out and timeout from settings: auth_max_failures (5), auth_lockout_minutes (15),
         session_timeout_minutes (30)."""
-        from app.settings import Settings
+        from app.settings import current_settings
 
-        st = settings or Settings()
+        st = settings or current_settings()
         return cls(database, max_failures=int(st.get("auth_max_failures", 5)),
                    lockout=dt.timedelta(minutes=float(st.get("auth_lockout_minutes", 15))),
                    session_timeout=dt.timedelta(minutes=float(st.get("session_timeout_minutes", 30))), **kwargs)

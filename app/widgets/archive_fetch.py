@@ -28,8 +28,9 @@ from app.archive.pins import CachePins
 from app.db.database import Database
 from app.pacs.errors import PacsConfigError
 from app.pacs.nodes import NodeStore, PacsNode
-from app.settings import Settings
-from app.widgets.pacs_worker import PacsWorker, start_worker
+from app.settings import Settings, current_settings
+from app.widgets.pacs_worker import start_worker
+from viewer.widgets.background import BackgroundRunner, Job
 
 KEY = "archive"
 log = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ class ArchiveFetchController(QObject):
         self.database, self.node = database, node
         self.pins = CachePins(database)
         self.cache = StudyCache(database.store_dir, cache_limit_bytes, pins=self.pins)
-        self._worker: PacsWorker | None = None
+        self._runner = BackgroundRunner(self)
+        self._worker: Job | None = None
         self._study = ""
         self._placed = 0  # files of the study being fetched placed so far
         self._evicting = threading.Lock()
@@ -56,7 +58,7 @@ class ArchiveFetchController(QObject):
     def from_settings(cls, database: Database, settings: Settings | None = None,
                       parent: QObject | None = None) -> ArchiveFetchController | None:
         """A controller per the `archive` settings; None when no archive node is set."""
-        raw: Any = (settings or Settings()).get(KEY, {}) or {}
+        raw: Any = (settings or current_settings()).get(KEY, {}) or {}
         if not isinstance(raw, dict) or not str(raw.get("node", "")).strip():
             return None
         try:
@@ -90,14 +92,14 @@ class ArchiveFetchController(QObject):
         def task(emit, cancel):  # type: ignore[no-untyped-def]
             return fetch_study(database, node, study_uid, lambda done, total, msg: emit((done, total, msg)), cancel)
 
-        self._worker = start_worker(task, on_progress=self._relay, on_done=self._done, on_error=self._failed)
+        self._worker = start_worker(self._runner, task, on_progress=self._relay, on_done=self._done,
+                                    on_error=self._failed)
 
     def cancel(self) -> None:
         old, self._worker = self._worker, None
         if old is not None:  # another study was opened: only its files matter now
             old.cancel()
-            for signal in (old.progressed, old.completed, old.failed):
-                signal.disconnect()
+            old.detach()  # nothing it reported but not yet delivered reaches us (progress included)
 
     def opened(self, study_uid: str) -> threading.Thread | None:
         """The study is open: most recently used now; the store is trimmed on a background thread (sizing a
@@ -146,14 +148,7 @@ class ArchiveFetchController(QObject):
             return "its images are not on this workstation"
         return ""
 
-    def _stale(self) -> bool:
-        """A signal of a fetch cancelled meanwhile (queued before it was disconnected): ignored."""
-        sender = self.sender()
-        return sender is not None and sender is not self._worker
-
     def _relay(self, item: object) -> None:
-        if self._stale():
-            return
         done, total, msg = item  # type: ignore[misc]
         first = self._placed == 0 and int(done) > 0
         self._placed = int(done)
@@ -162,8 +157,6 @@ class ArchiveFetchController(QObject):
         self.progress.emit(self._study, int(done), int(total), str(msg))
 
     def _done(self, result: object) -> None:
-        if self._stale():
-            return
         self._worker = None
         assert isinstance(result, FetchResult)
         if result.refused or not result.complete and result.expected:
@@ -172,7 +165,5 @@ class ArchiveFetchController(QObject):
             self.fetched.emit(result.study_uid, result.message)
 
     def _failed(self, message: str) -> None:
-        if self._stale():
-            return
         self._worker = None
         self.failed.emit(self._study, message)

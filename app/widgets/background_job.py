@@ -1,32 +1,15 @@
-"""Run a long study action (export, send) on a worker thread with a progress dialog and Cancel."""
+"""A long study action (export, send) with a progress dialog and Cancel, run by the GUI's one background
+helper (`viewer.widgets.background.BackgroundRunner`)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
-
-class _Worker(QThread):
-    progressed = Signal(int, int)
-    done = Signal(object)
-    failed = Signal(str)
-
-    def __init__(self, work: Callable[..., Any]) -> None:
-        super().__init__()
-        self.work = work
-        self.cancel_event = threading.Event()
-
-    def run(self) -> None:
-        try:
-            result = self.work(lambda n, total: self.progressed.emit(n, total), self.cancel_event.is_set)
-        except Exception as exc:  # noqa: BLE001 - every failure is reported to the user in words
-            self.failed.emit(str(exc) or type(exc).__name__)
-            return
-        self.done.emit(result)
+from viewer.widgets.background import BackgroundRunner, Job
 
 
 class BackgroundJob(QObject):
@@ -42,14 +25,15 @@ class BackgroundJob(QObject):
         self.dialog.setWindowTitle(title)
         self.dialog.setWindowModality(Qt.WindowModality.WindowModal)
         self.dialog.setMinimumDuration(300)
-        self.worker = _Worker(work)
-        self.worker.progressed.connect(self._progress)
-        self.worker.done.connect(self._done)
-        self.worker.failed.connect(self._failed)
-        self.dialog.canceled.connect(self.worker.cancel_event.set)
+        self.work = work
+        self.runner = BackgroundRunner(self)
+        self.job: Job | None = None
 
     def start(self) -> BackgroundJob:
-        self.worker.start()
+        work = self.work
+        self.job = self.runner.start(lambda job: work(job.progress, job.cancelled), on_done=self._done,
+                                     on_error=self._failed, on_progress=self._progress)
+        self.dialog.canceled.connect(self.job.cancel)
         return self
 
     def _progress(self, n: int, total: int) -> None:
@@ -57,11 +41,9 @@ class BackgroundJob(QObject):
         self.dialog.setValue(n)
 
     def _done(self, result: Any) -> None:
-        self.worker.wait()
         self.dialog.reset()
         self.finished.emit(result)
 
-    def _failed(self, message: str) -> None:
-        self.worker.wait()
+    def _failed(self, exc: BaseException) -> None:
         self.dialog.reset()
-        self.failed.emit(message)
+        self.failed.emit(str(exc) or type(exc).__name__)

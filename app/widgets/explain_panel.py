@@ -5,20 +5,18 @@ reads in it with the share of sampled drafts that agree (flip through their maps
 controls (opacity, colormap, threshold) with a colour bar, and an uncertainty-map toggle. The panel
 never paints: it emits `overlayRequested(map | None, opacity, colormap, threshold)` for the main
 window to hand to `ViewerWorkspace.set_overlay`, so overlays follow zoom/pan/W-L and are never
-burned in. Explanations are computed by the app's engine worker process (app.model_runner), waited for on a
-QThread (progress, Cancel), and cached per (study, report text, engine).
+burned in. Explanations are computed by the app's engine worker process (app.model_runner), waited for in a
+background job (progress, Cancel), and cached per (study, report text, engine).
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, QThread, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -41,9 +39,10 @@ from engines.scope.guard import OUT_OF_SCOPE
 from engines.worker.requests import ExplainStudyRequest
 from engines.worker.wire import to_wire
 from explain.cache import ExplanationCache, explanation_key
+from explain.colormap import COLORMAPS, colormap_table
 from explain.study import StudyExplanation
 from explain.worker_jobs import explanation_from_result
-from viewer.widgets.heatmap import COLORMAPS, colormap_table
+from viewer.widgets.background import BackgroundRunner, Job
 
 _SECTION_LABEL = re.compile(r"^\s*(?:findings|impression)\s*:\s*", re.IGNORECASE)
 METHOD_LABELS = {"attention": "Attention", "ig": "Integrated gradients", "head": "Finding head (IG)",
@@ -68,28 +67,6 @@ class OutOfScopeError(RuntimeError):
 
     def __str__(self) -> str:
         return OUT_OF_SCOPE_PREFIX + super().__str__()
-
-
-class _ExplainThread(QThread):
-    progressed = Signal(int, int)
-    completed = Signal(str, object)  # key, StudyExplanation
-    failed = Signal(str, str)  # key, message
-
-    def __init__(self, key: str, job: Callable[[Callable[[int, int], None], Callable[[], bool]], StudyExplanation],
-                 parent=None) -> None:
-        super().__init__(parent)
-        self.key, self.job = key, job
-        self.cancel_event = threading.Event()
-
-    def run(self) -> None:
-        try:
-            result = self.job(lambda d, n, *_: self.progressed.emit(int(d), int(n)), self.cancel_event.is_set)
-        except Exception as exc:  # the panel shows it; the GUI never dies for a failed explanation
-            cancelled = isinstance(exc, JobCancelled)
-            message = str(exc) if isinstance(exc, RuntimeError) and not cancelled else f"{type(exc).__name__}: {exc}"
-            self.failed.emit(self.key, "cancelled" if cancelled else message)
-            return
-        self.completed.emit(self.key, result)
 
 
 class ColourBar(QWidget):
@@ -140,8 +117,8 @@ class ExplainPanel(QWidget):
         self.engine_key = engine_key or self.runner.key
         self._study: tuple[str, list[np.ndarray], str, Any] | None = None
         self._key = ""
-        self._thread: _ExplainThread | None = None
-        self._old_threads: list[_ExplainThread] = []
+        self._runner = BackgroundRunner(self)
+        self._thread: Job | None = None
         self.explanation: StudyExplanation | None = None
         self._selection: tuple[str, int] | None = None  # ("sentence" | "finding", index)
         self._pixel_cache: dict[tuple, np.ndarray] = {}
@@ -268,7 +245,7 @@ class ExplainPanel(QWidget):
 
     # -- computation ----------------------------------------------------------------------------------
     def explain(self, override: bool = False) -> None:
-        """Compute (or fetch from the cache) the explanation of the current study in a QThread. The engine's
+        """Compute (or fetch from the cache) the explanation of the current study in a background job. The engine's
         input gate stops an image outside its scope unless `override` (after the user confirmed)."""
         if self._study is None or self._thread is not None:
             return
@@ -292,18 +269,25 @@ class ExplainPanel(QWidget):
             self._last_scope = result.get("scope") or {}
             return explanation_from_result(result)
 
-        self._key = study_key + "\0" + text
-        th = _ExplainThread(self._key, job, self)
-        th.progressed.connect(self._on_progress)
-        th.completed.connect(self._on_done)
-        th.failed.connect(self._on_failed)
-        th.finished.connect(lambda: self._reap(th))
-        self._thread = th
+        self._key = key = study_key + "\0" + text
+
+        def done(exp: StudyExplanation) -> None:
+            self._reap(th)
+            self._on_done(key, exp)
+
+        def failed(exc: BaseException) -> None:  # the panel shows it; the GUI never dies for a failed explanation
+            self._reap(th)
+            cancelled = isinstance(exc, JobCancelled)
+            message = str(exc) if isinstance(exc, RuntimeError) and not cancelled else f"{type(exc).__name__}: {exc}"
+            self._on_failed(key, "cancelled" if cancelled else message)
+
         self.progress.setValue(0)
         self.status.setText("Explaining...")
         self.cancel_button.setEnabled(True)
         self.explain_button.setEnabled(False)
-        th.start()
+        th = self._thread = self._runner.start(
+            lambda j: job(lambda d, n, *_: j.progress(int(d), int(n)), j.cancelled),
+            on_done=done, on_error=failed, on_progress=self._on_progress)
 
     def explain_anyway(self) -> None:
         if self.confirm_override():
@@ -322,18 +306,17 @@ class ExplainPanel(QWidget):
 
     def cancel(self) -> None:
         if self._thread is not None:
-            self._thread.cancel_event.set()
+            self._thread.cancel()
             self.status.setText("Cancelling...")
 
     def is_busy(self) -> bool:
         return self._thread is not None
 
-    def _reap(self, th: _ExplainThread) -> None:
+    def _reap(self, th: Job) -> None:
         if self._thread is th:
             self._thread = None
         self.cancel_button.setEnabled(False)
         self.explain_button.setEnabled(self._study is not None)
-        th.deleteLater()
 
     def _current(self, key: str) -> bool:
         return self._study is not None and key == self._study[0] + "\0" + self._study[2]
@@ -366,9 +349,8 @@ class ExplainPanel(QWidget):
 
     def shutdown(self, timeout_ms: int = 30000) -> None:
         """Cancel and wait for a running explanation (call before the panel is destroyed)."""
-        if self._thread is not None:
-            self._thread.cancel_event.set()
-            self._thread.wait(timeout_ms)
+        self._runner.cancel_all()
+        self._runner.wait(timeout_ms / 1000)
 
     # -- display --------------------------------------------------------------------------------------
     def set_explanation(self, exp: StudyExplanation | None) -> None:

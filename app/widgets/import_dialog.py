@@ -1,14 +1,13 @@
-"""Importing off the GUI thread: a controller that runs ImportService in a QThread, and a dialog with
+"""Importing off the GUI thread: a controller that runs ImportService in a background job, and a dialog with
 progress bar, Cancel and the import report (path + reason per refused file) at the end."""
 
 from __future__ import annotations
 
 import gc
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -29,27 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.db.database import Database
 from app.importer import ImportReport, ImportService
-
-
-class _ImportThread(QThread):
-    """Runs one import; its signals are delivered to GUI-thread receivers as queued calls."""
-
-    progressed = Signal(int, int)
-    completed = Signal(object)  # ImportReport
-    crashed = Signal(str)
-
-    def __init__(self, service: ImportService, sources: list[str], cancel: threading.Event) -> None:
-        super().__init__()
-        self.service, self.sources, self.cancel = service, sources, cancel
-
-    def run(self) -> None:
-        try:
-            report = self.service.run(self.sources, progress=self.progressed.emit, cancel=self.cancel)
-        except Exception as exc:  # noqa: BLE001 - e.g. the database went away: reported, not a crash
-            self.crashed.emit(f"{type(exc).__name__}: {exc}")
-            return
-        self.completed.emit(report)
-
+from viewer.widgets.background import BackgroundRunner, Job
 
 _frozen = False
 
@@ -77,42 +56,39 @@ class ImportController(QObject):
     def __init__(self, database: Database, parent: QObject | None = None, *, commit_every: int = 200) -> None:
         super().__init__(parent)
         self.service = ImportService(database, commit_every=commit_every)
-        self._cancel = threading.Event()
-        self._thread: _ImportThread | None = None
+        self._runner = BackgroundRunner(self)
+        self._thread: Job | None = None
         self.report: ImportReport | None = None
 
     def is_running(self) -> bool:
-        return self._thread is not None and self._thread.isRunning()
+        """An import is running or its report has not been handed over yet."""
+        return self._thread is not None and self._thread.running()
 
     def start(self, sources: Sequence[str | Path]) -> None:
         if self.is_running():
             raise RuntimeError("an import is already running")
         self.report = None
         _freeze_long_lived_objects()
-        self._cancel = threading.Event()
-        thread = _ImportThread(self.service, [str(s) for s in sources], self._cancel)
-        thread.progressed.connect(self.progress)
-        thread.completed.connect(self._on_completed)
-        thread.crashed.connect(self._on_crashed)
-        self._thread = thread
-        thread.start()
+        service, paths = self.service, [str(s) for s in sources]
+        self._thread = self._runner.start(
+            lambda job: service.run(paths, progress=job.progress, cancel=job.cancel_event),
+            on_done=self._on_completed, on_error=self._on_crashed, on_progress=self.progress.emit)
 
     def cancel(self) -> None:
         """Ask the import to stop after the file in hand; what is committed stays consistent."""
-        self._cancel.set()
+        if self._thread is not None:
+            self._thread.cancel()
 
     def wait(self, msecs: int = 30000) -> bool:
-        thread = self._thread
-        return True if thread is None else thread.wait(msecs)
+        """Block until the import's thread has ended (its report arrives with the event loop)."""
+        return self._runner.wait(msecs / 1000)
 
     def _on_completed(self, report: ImportReport) -> None:
-        self.wait()  # the thread is returning from run(): let it end before anyone may drop it
         self.report = report
         self.finished.emit(report)
 
-    def _on_crashed(self, message: str) -> None:
-        self.wait()
-        self.failed.emit(message)
+    def _on_crashed(self, exc: BaseException) -> None:  # e.g. the database went away: reported, not a crash
+        self.failed.emit(f"{type(exc).__name__}: {exc}")
 
 
 class ImportDialog(QDialog):

@@ -8,7 +8,7 @@ check (argon2id, deliberately slow) runs on a worker thread so the window keeps 
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -21,11 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.reports.users import AuthError, AuthSession, UserService
-from app.serial_worker import SerialWorker
-
-
-class _Answer(QObject):
-    ready = Signal(int, object, str)  # attempt number, session or None, error message
+from viewer.widgets.background import BackgroundRunner
 
 
 class LockScreen(QWidget):
@@ -99,10 +95,7 @@ class LockScreen(QWidget):
         outer.addStretch(2)
         self.mode = "login"
         self._attempt = 0
-        self._answer = _Answer(self)
-        self._answer.ready.connect(self._answered)
-        self._worker = worker = SerialWorker("login-check")
-        self.destroyed.connect(lambda *_: worker.shutdown(wait=False))
+        self._runner = BackgroundRunner(self)  # password checks, one at a time
 
     @property
     def checking(self) -> bool:
@@ -154,7 +147,7 @@ class LockScreen(QWidget):
             self.password.setFocus()
 
     def try_login(self) -> None:
-        """Check the password on the worker thread; `loggedIn` (or the error) follows when it is done."""
+        """Check the password in the background; `loggedIn` (or the error) follows when it is done."""
         name = self.username.text().strip()
         if not name:
             self._fail("Enter your user name.")
@@ -168,18 +161,13 @@ class LockScreen(QWidget):
         self.login_button.setText("Checking…")
         self.password.setEnabled(False)
 
-        def check() -> None:
-            try:
-                session = self.users.authenticate(name, password)
-            except AuthError as exc:
-                self._answer.ready.emit(attempt, None, str(exc))
-                return
-            except Exception as exc:  # noqa: BLE001 - a database problem is said in words, never a crash
-                self._answer.ready.emit(attempt, None, f"cannot check the password now: {exc}")
-                return
-            self._answer.ready.emit(attempt, session, "")
+        def failed(exc: BaseException) -> None:  # a database problem is said in words, never a crash
+            self._answered(attempt, None, str(exc) if isinstance(exc, AuthError)
+                           else f"cannot check the password now: {exc}")
 
-        self._worker.submit(check)
+        users = self.users
+        self._runner.start(lambda _job: users.authenticate(name, password), serial=True,
+                           on_done=lambda session: self._answered(attempt, session, ""), on_error=failed)
 
     def _answered(self, attempt: int, session: AuthSession | None, error: str) -> None:
         if attempt != self._attempt:

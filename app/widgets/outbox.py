@@ -6,7 +6,7 @@ database, which is the only source of truth: an item shows 'sent' only after the
 
 from __future__ import annotations
 
-from PySide6.QtCore import QThread, QTimer, Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -21,25 +21,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.reports.outbox import Outbox
+from viewer.widgets.background import BackgroundRunner, Job
 
 STATE_COLOURS = {"queued": "#1b3a66", "sending": "#6a4c00", "retry": "#b26a00", "sent": "#2e7d32",
                  "failed": "#b3261e"}
 COLUMNS = ("#", "Document", "Destination", "State", "Attempts", "Last error", "Sent at")
-
-
-class _SendThread(QThread):
-    finished_count = Signal(int)
-    failed = Signal(str)
-
-    def __init__(self, outbox: Outbox) -> None:
-        super().__init__()
-        self.outbox = outbox
-
-    def run(self) -> None:
-        try:
-            self.finished_count.emit(self.outbox.process_due(cancelled=self.isInterruptionRequested))
-        except Exception as exc:  # noqa: BLE001 - shown in the widget, the queue stays intact
-            self.failed.emit(str(exc))
 
 
 class OutboxWidget(QWidget):
@@ -48,7 +34,8 @@ class OutboxWidget(QWidget):
     def __init__(self, outbox: Outbox, parent: QWidget | None = None, auto_send_ms: int = 15000) -> None:
         super().__init__(parent)
         self.outbox = outbox
-        self._thread: _SendThread | None = None
+        self._runner = BackgroundRunner(self)
+        self._thread: Job | None = None
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -96,25 +83,22 @@ class OutboxWidget(QWidget):
     def send_due(self) -> None:
         if self._thread is not None:
             return
-        self._thread = _SendThread(self.outbox)
-        self._thread.finished_count.connect(self._done)
-        self._thread.failed.connect(self._failed)
+        outbox = self.outbox
         self.send_button.setEnabled(False)
-        self._thread.start()
+        self._thread = self._runner.start(lambda job: outbox.process_due(cancelled=job.cancelled),
+                                          on_done=self._done, on_error=self._failed)
 
     def _done(self, _sent: int) -> None:
         self._end_thread()
         self.refresh()
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, exc: BaseException) -> None:  # shown in the widget, the queue stays intact
         self._end_thread()
         self.refresh()
-        self.status.setText(f"Sending stopped: {message}")
+        self.status.setText(f"Sending stopped: {exc}")
 
     def _end_thread(self) -> None:
-        if self._thread is not None:
-            self._thread.wait()
-            self._thread = None
+        self._thread = None
         self.send_button.setEnabled(True)
 
     def retry_selected(self) -> None:
@@ -125,11 +109,9 @@ class OutboxWidget(QWidget):
 
     def wait_idle(self) -> None:
         """Block until a running send finishes (for shutdown and tests)."""
-        if self._thread is not None:
-            self._thread.wait()
+        self._runner.wait()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        if self._thread is not None:
-            self._thread.requestInterruption()
-            self._thread.wait()
+        self._runner.cancel_all()
+        self._runner.wait()
         super().closeEvent(event)

@@ -2,7 +2,7 @@
 
 The form maps to a `PacsNode` (`node_from_form` / `show_node`), validation is the node's own, and an
 invalid form is never saved nor cleared: the problems are listed and the typed values stay. Test runs
-in a PacsWorker so a PACS that does not answer never freezes the window.
+in a background job so a PACS that does not answer never freezes the window.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from PySide6.QtWidgets import (
 from app.pacs.clients import check_node
 from app.pacs.errors import PacsError
 from app.pacs.nodes import NodeStore, PacsNode, StorageScpConfig
-from app.settings import Settings
-from app.widgets.pacs_worker import PacsWorker, start_worker
+from app.settings import Settings, current_settings
+from app.widgets.pacs_worker import start_worker
+from viewer.widgets.background import BackgroundRunner, Job
 
 _OK_STYLE = "color: #1b7f2a;"
 _ERR_STYLE = "color: #b00020;"
@@ -49,13 +50,14 @@ class PacsNodesDialog(QDialog):
     def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("PACS nodes")
-        self.settings = settings or Settings()
+        self.settings = settings or current_settings()
         self.store = NodeStore(self.settings)
         self._editing: str | None = None  # name of the saved node shown in the form (None: a new one)
         self._drafts: dict[str | None, PacsNode] = {}  # unsaved edits, kept while another node is shown
         # Asked when the dialog closes with unsaved edits: "save", "discard" or "cancel".
         self.confirm_unsaved: Callable[[str], str] = self._ask_unsaved
-        self._worker: PacsWorker | None = None
+        self._runner = BackgroundRunner(self)
+        self._worker: Job | None = None
 
         self.node_list = QListWidget()
         self.node_list.currentTextChanged.connect(self._select)
@@ -356,6 +358,7 @@ class PacsNodesDialog(QDialog):
         self.status.setStyleSheet("")
         self.status.setText(f"Testing {node.describe()}...")
         self._worker = start_worker(
+            self._runner,
             lambda _progress, _cancel: check_node(node), on_done=self._test_ok, on_error=self._test_failed
         )
 

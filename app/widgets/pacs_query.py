@@ -1,7 +1,7 @@
 """PACS query panel: search fields, study and series tables, Retrieve with per-study progress and Cancel.
 
-All network work (C-FIND / QIDO searches, series listing, retrieval) runs in PacsWorker threads; the
-tables are Qt models over the plain result dataclasses. Bad criteria are reported, never cleared.
+All network work (C-FIND / QIDO searches, series listing, retrieval) runs in background jobs
+(app.widgets.pacs_worker); the tables are Qt models over the plain result dataclasses. Bad criteria are reported, never cleared.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ from app.pacs.nodes import NodeStore, PacsNode, StorageScpConfig
 from app.pacs.query import QueryFilter, StudyResult
 from app.pacs.retrieve import RetrieveService, StudyProgress, StudyRetrieveResult
 from app.pacs.scp import StorageScp
-from app.settings import Settings
-from app.widgets.pacs_worker import PacsWorker, start_worker
+from app.settings import Settings, current_settings
+from app.widgets.pacs_worker import start_worker
+from viewer.widgets.background import BackgroundRunner, Job
 
 MODALITIES = ("", "CT", "MR", "CR", "DX", "US", "MG", "NM", "PT", "XA", "RF", "OT")
 
@@ -119,12 +120,13 @@ class PacsQueryPanel(QWidget):
     ) -> None:
         super().__init__(parent)
         self.database = database
-        self.settings = settings or Settings()
+        self.settings = settings or current_settings()
         self.scp = scp
         self.scp_config = scp_config
-        self._search_worker: PacsWorker | None = None
-        self._series_worker: PacsWorker | None = None
-        self._retrieve_worker: PacsWorker | None = None
+        self._runner = BackgroundRunner(self)
+        self._search_worker: Job | None = None
+        self._series_worker: Job | None = None
+        self._retrieve_worker: Job | None = None
         self._progress_rows: dict[str, int] = {}
 
         self.node_combo = QComboBox()
@@ -260,6 +262,7 @@ class PacsQueryPanel(QWidget):
         self.search_button.setEnabled(False)
         self._say(f"Searching {node.name}...")
         self._search_worker = start_worker(
+            self._runner,
             lambda _p, _c: find_studies_recorded(client, self.database, query), on_done=self._found,
             on_error=self._search_failed
         )
@@ -287,6 +290,7 @@ class PacsQueryPanel(QWidget):
         client = client_for(node)
         self.series.set_rows([])
         self._series_worker = start_worker(
+            self._runner,
             lambda _p, _c: (study.study_uid, client.find_series(study.study_uid)),
             on_done=self._series_found,
             on_error=self._series_failed,
@@ -333,6 +337,7 @@ class PacsQueryPanel(QWidget):
         self.cancel_button.setEnabled(True)
         self._say(f"Retrieving {len(uids)} stud{'y' if len(uids) == 1 else 'ies'} from {node.name}...")
         self._retrieve_worker = start_worker(
+            self._runner,
             lambda emit, cancel: service.retrieve_studies(uids, emit, cancel),
             on_progress=self._on_progress,
             on_done=self._retrieved,

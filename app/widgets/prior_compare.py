@@ -3,7 +3,7 @@
 `ScrollLink` (Qt-free) maps a slice of the current series to the prior's: proportional to the two
 series' lengths, around an anchor pair. Linking (or moving the prior by hand while linked) sets the
 anchor to the pair on screen, so a reader who lines up the same anatomy once keeps it lined up.
-`PriorPrefetchController` runs `PrefetchJob` in a PacsWorker and loads the priors as StudyRefs.
+`PriorPrefetchController` runs `PrefetchJob` in the background (app.widgets.pacs_worker) and loads the priors as StudyRefs.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from app.pacs.prefetch import PrefetchJob, PrefetchPolicy, PrefetchSettings
 from app.pacs.retrieve import StudyProgress
 from app.pacs.scp import StorageScp
 from app.settings import Settings
-from app.widgets.pacs_worker import PacsWorker, start_worker
+from app.widgets.pacs_worker import start_worker
 from viewer.io.refs import SeriesRef, StudyRef
+from viewer.widgets.background import BackgroundRunner, Job
 from viewer.widgets.viewport import Viewport
 
 
@@ -209,7 +210,8 @@ class PriorPrefetchController(QObject):
         self.policy = policy or PrefetchPolicy()
         self.scp = scp
         self.scp_config = scp_config
-        self._worker: PacsWorker | None = None
+        self._runner = BackgroundRunner(self)
+        self._worker: Job | None = None
 
     @classmethod
     def from_settings(
@@ -239,7 +241,8 @@ class PriorPrefetchController(QObject):
                               on_priors_found=lambda found: emit(("found", found)), on_progress=emit)
             return job.run(cancel)
 
-        self._worker = start_worker(task, on_progress=self._relay, on_done=self._done, on_error=self._failed)
+        self._worker = start_worker(self._runner, task, on_progress=self._relay, on_done=self._done,
+                                    on_error=self._failed)
 
     def cancel(self) -> None:
         if self._worker is not None:

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QThread, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QLabel,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.priors.documents import PriorDocument
+from viewer.widgets.background import BackgroundRunner
 
 
 def render_pdf_pages(pdf: bytes, max_pages: int = 4, dpi: int = 80) -> list[bytes]:
@@ -44,24 +45,13 @@ def render_pdf_pages(pdf: bytes, max_pages: int = 4, dpi: int = 80) -> list[byte
         return [p.read_bytes() for p in sorted(Path(tmp).glob("p*.png"))]
 
 
-class _PdfThread(QThread):
-    rendered = Signal(str, list)
-
-    def __init__(self, uid: str, pdf: bytes) -> None:
-        super().__init__()
-        self.uid, self.pdf = uid, pdf
-
-    def run(self) -> None:
-        self.rendered.emit(self.uid, render_pdf_pages(self.pdf))
-
-
 class PriorReportsPanel(QWidget):
     """Shows a study's prior documents; `set_documents` replaces them (an empty list shows a note)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.documents: list[PriorDocument] = []
-        self._threads: list[_PdfThread] = []
+        self._runner = BackgroundRunner(self)
         self.banner = QLabel("Reports received from the PACS: read-only.")
         self.banner.setStyleSheet("background:#e8eef7; color:#1b3a66; padding:4px;")
         self.list = QListWidget()
@@ -109,11 +99,9 @@ class PriorReportsPanel(QWidget):
         self._clear_pages()
         self.pages_layout.addWidget(QLabel("Rendering the PDF..."))
         self.stack.setCurrentIndex(1)
-        thread = _PdfThread(d.sop_instance_uid, d.pdf)
-        thread.rendered.connect(self._pages_ready)
-        thread.finished.connect(lambda t=thread: self._threads.remove(t) if t in self._threads else None)
-        self._threads.append(thread)
-        thread.start()
+        uid, pdf = d.sop_instance_uid, d.pdf
+        self._runner.start(lambda _job: render_pdf_pages(pdf), on_done=lambda pngs: self._pages_ready(uid, pngs),
+                           on_error=lambda _exc: self._pages_ready(uid, []))
 
     def _clear_pages(self) -> None:
         while self.pages_layout.count():
@@ -142,5 +130,5 @@ class PriorReportsPanel(QWidget):
                    and not self.pages_layout.itemAt(i).widget().pixmap().isNull())
 
     def wait_idle(self) -> None:
-        for t in list(self._threads):
-            t.wait()
+        """Block until the PDF renderings started here have ended (their pages arrive with the event loop)."""
+        self._runner.wait()

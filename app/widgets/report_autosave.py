@@ -1,8 +1,8 @@
 """Saving the report off the GUI thread: the editor hands a snapshot over and gets the result back as a signal.
 
 A database write can wait on a lock for seconds (an import committing, another workstation on the same
-PostgreSQL); on the GUI thread that would freeze typing. Autosaves therefore run on one worker thread, one at
-a time and in order. `save_sync` runs the same code on the caller's thread for the moments that need the
+PostgreSQL); on the GUI thread that would freeze typing. Autosaves therefore run in the background (the GUI's
+BackgroundRunner), one at a time and in order. `save_sync` runs the same code on the caller's thread for the moments that need the
 result at once (before signing, switching study, closing) and first waits for a save in flight.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from app.serial_worker import SerialWorker
+from viewer.widgets.background import BackgroundRunner
 
 
 @dataclass(frozen=True)
@@ -33,16 +33,15 @@ class SaveResult:
 
 
 class BackgroundSaver(QObject):
-    """Runs `persist(payload)` on a worker thread; `finished(SaveResult)` comes back on the thread that owns
-    this object (the GUI thread)."""
+    """Runs `persist(payload)` off the GUI thread; `finished(SaveResult)` comes back on the GUI thread (never
+    once this object is gone)."""
 
     finished = Signal(object)
 
     def __init__(self, persist: Callable[[Any], Any], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._persist = persist
-        self._pool = pool = SerialWorker("report-autosave")
-        self.destroyed.connect(lambda *_: pool.shutdown(wait=False))
+        self._runner = BackgroundRunner(self)
         self._lock = threading.Lock()  # one save at a time, whether background or synchronous
         self._seq = 0
         self._in_flight = 0
@@ -58,16 +57,13 @@ class BackgroundSaver(QObject):
     def save_async(self, payload: Any) -> int:
         job = SaveJob(self.next_seq(), payload)
         self._in_flight += 1
-        self._pool.submit(self._run, job)
+        execute = self._execute
+        self._runner.start(lambda _job: execute(job), on_done=self.finished.emit, serial=True)
         return job.seq
 
     def save_sync(self, payload: Any) -> SaveResult:
         """Save now on this thread (after any save in flight has finished)."""
         return self._execute(SaveJob(self.next_seq(), payload))
-
-    def _run(self, job: SaveJob) -> None:
-        result = self._execute(job)
-        self.finished.emit(result)
 
     def _execute(self, job: SaveJob) -> SaveResult:
         with self._lock:
@@ -82,4 +78,5 @@ class BackgroundSaver(QObject):
         self._in_flight = max(0, self._in_flight - 1)
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Wait for the saves in flight (their results arrive with the event loop, if anyone still listens)."""
+        self._runner.wait(30.0)

@@ -75,6 +75,7 @@ from app.reports.models import ImmutableVersionError
 from app.reports.service import ReportConflictError, ReportError, ReportService, VersionView
 from app.reports.templates import ExamInfo, ReportTemplate, TemplateError, TemplateLibrary, load_template
 from app.reports.users import AuthSession, SessionExpiredError, UserService
+from app.settings import Settings, current_settings
 from app.widgets.report_autosave import BackgroundSaver, SaveResult
 from app.widgets.report_fields import FieldAssist, replace_all_text
 from app.widgets.report_versions import VersionHistory
@@ -183,13 +184,16 @@ class ReportEditor(QWidget):
     def __init__(self, database, study_uid: str, user_provider: Callable[[], AuthSession | None],
                  parent: QWidget | None = None, *, autosave_ms: int = 1000, service: ReportService | None = None,
                  exam_type: str | None = None, templates: TemplateLibrary | None = None,
-                 macros: MacroLibrary | None = None, claims: ClaimService | None = None) -> None:
+                 macros: MacroLibrary | None = None, claims: ClaimService | None = None,
+                 settings: Settings | None = None) -> None:
         super().__init__(parent)
         self.database = database
         self.study_uid = study_uid
         self.user_provider = user_provider
-        self.service = service or ReportService(database, UserService.from_settings(database))
-        self.template_library = templates or TemplateLibrary.default()
+        self.settings = settings if settings is not None else current_settings()
+        self.service = service or ReportService(database, UserService.from_settings(database, self.settings),
+                                                self.settings)
+        self.template_library = templates or TemplateLibrary.default(self.settings)
         self.macro_library = macros or MacroLibrary(self.template_library)
         self.claims = claims or ClaimService(database)
         self.claim: ClaimView | None = None  # our claim on the report while we may edit it
@@ -810,7 +814,7 @@ class ReportEditor(QWidget):
             self._show_banner("warn", "Only a signed report can be sent.")
             return
         try:
-            names = [n.name for n in NodeStore().load()]
+            names = [n.name for n in NodeStore(self.settings).load()]
         except PacsConfigError as exc:
             self._show_banner("warn", str(exc))
             return

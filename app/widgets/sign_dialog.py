@@ -1,13 +1,12 @@
 """Sign-off: shows what will be signed, re-asks the password, signs off the GUI thread.
 
 Signing checks the password (argon2id), unlocks the PKCS#12 key (with its own password when the user chose one,
-or the token PIN), signs, and renders + signs the documents: seconds, so it runs in a QThread while the
+or the token PIN), signs, and renders + signs the documents: seconds, so it runs in a background job while the
 dialog shows progress.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QThread, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -23,24 +22,7 @@ from PySide6.QtWidgets import (
 from app.reports.service import ReportService, StudyIdentity, VersionView
 from app.reports.users import AuthSession
 from app.widgets.dialog_buttons import action_buttons
-
-
-class _SignThread(QThread):
-    done = Signal(object)
-    failed = Signal(str)
-
-    def __init__(self, service: ReportService, version_id: int, user: AuthSession, password: str,
-                 key_password: str | None = None) -> None:
-        super().__init__()
-        self.service, self.version_id, self.user, self.password = service, version_id, user, password
-        self.key_password = key_password
-
-    def run(self) -> None:
-        try:
-            self.done.emit(self.service.sign(self.version_id, self.user, self.password,
-                                             key_password=self.key_password))
-        except Exception as exc:  # noqa: BLE001 - every failure is shown to the user in the dialog
-            self.failed.emit(str(exc) or type(exc).__name__)
+from viewer.widgets.background import BackgroundRunner, Job
 
 
 def _pn(name: str) -> str:
@@ -55,7 +37,8 @@ class SignDialog(QDialog):
         self.setWindowTitle("Sign report")
         self.service, self.version, self.user = service, version, user
         self.signed_version: VersionView | None = None
-        self._thread: _SignThread | None = None
+        self._runner = BackgroundRunner(self)
+        self._thread: Job | None = None
 
         info = QFormLayout()
         info.addRow("Patient:", QLabel(f"{_pn(identity.patient_name)} ({identity.patient_id})"))
@@ -121,27 +104,26 @@ class SignDialog(QDialog):
         self.sign_button.setEnabled(False)
         self.password.setEnabled(False)
         self.key_password.setEnabled(False)
-        self._thread = _SignThread(self.service, self.version.id, self.user, self.password.text(),
-                                   self.key_password.text() or None)
-        self._thread.done.connect(self._on_done)
-        self._thread.failed.connect(self._on_failed)
-        self._thread.start()
+        service, version_id, user = self.service, self.version.id, self.user
+        password, key_password = self.password.text(), self.key_password.text() or None
+        self._thread = self._runner.start(
+            lambda _job: service.sign(version_id, user, password, key_password=key_password),
+            on_done=self._on_done, on_error=self._on_failed)
 
     def _on_done(self, version: VersionView) -> None:
         self._finish_thread()
         self.signed_version = version
         self.accept()
 
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, exc: BaseException) -> None:  # every failure is shown to the user in the dialog
+        message = str(exc) or type(exc).__name__
         self._finish_thread()
         self.password.clear()
         self.key_password.clear()
         self._show_error(message)
 
     def _finish_thread(self) -> None:
-        if self._thread is not None:
-            self._thread.wait()
-            self._thread = None
+        self._thread = None
         self.progress.hide()
         self.sign_button.setEnabled(True)
         self.password.setEnabled(True)
@@ -154,5 +136,5 @@ class SignDialog(QDialog):
 
     def reject(self) -> None:
         if self._thread is not None:  # never abandon a signature half-way; it finishes in a second
-            self._thread.wait()
+            self._runner.wait()
         super().reject()

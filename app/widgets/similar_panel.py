@@ -3,18 +3,17 @@ the site's own signed studies first, then (for development) curated training cas
 labels and a side-by-side view. Signed studies are indexed as they are signed.
 
 Embedding and search run in the engine worker process (engines.similar.worker_jobs, through app.model_runner),
-waited for on a QThread; the GUI never loads the model.
+waited for in a background job (viewer.widgets.background); the GUI never loads the model.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, QThread, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -32,26 +31,9 @@ from PySide6.QtWidgets import (
 from app.ai.similar_store import cases_dir, cases_url, dev_index_dir
 from app.settings import Settings
 from engines.worker.requests import IndexCaseRequest, SimilarRequest
+from viewer.widgets.background import BackgroundRunner, Job
 
 THUMB = 220
-
-
-class _Job(QThread):
-    completed = Signal(str, object)
-    failed = Signal(str, str)
-
-    def __init__(self, key: str, job: Callable[[Callable[[], bool]], Any], parent=None) -> None:
-        super().__init__(parent)
-        self.key, self.job = key, job
-        self.cancel_event = threading.Event()
-
-    def run(self) -> None:
-        try:
-            result = self.job(self.cancel_event.is_set)
-        except Exception as exc:  # the panel shows it; the GUI never dies for a failed search
-            self.failed.emit(self.key, str(exc) or type(exc).__name__)
-            return
-        self.completed.emit(self.key, result)
 
 
 def _pixmap(pixels: np.ndarray | None) -> QPixmap:
@@ -94,8 +76,8 @@ class SimilarPanel(QWidget):
         self.study_uid = ""
         self.images: list[np.ndarray] = []
         self.hits: list[dict[str, Any]] = []
-        self._threads: set[_Job] = set()
-        self._search: _Job | None = None
+        self._runner = BackgroundRunner(self)
+        self._search: Job | None = None
 
         self.find_button = QPushButton("Find similar studies")
         self.find_button.setEnabled(False)
@@ -167,23 +149,32 @@ class SimilarPanel(QWidget):
         runner = self.runner
         self.status.setText("Searching similar studies...")
         self.find_button.setEnabled(False)
-        job = _Job(self.study_uid, lambda cancel: runner.run(request, None, None, cancel), self)
-        job.completed.connect(self._on_found)
-        job.failed.connect(self._on_failed)
-        self._start(job)
-        self._search = job
+        self._search = self._start(self.study_uid, lambda cancelled: runner.run(request, None, None, cancelled),
+                                   self._on_found, self._on_failed)
 
-    def _start(self, job: _Job) -> None:
-        self._threads.add(job)
-        job.finished.connect(lambda job=job: self._reap(job))
-        job.start()
+    def _start(self, key: str, work: Callable[[Callable[[], bool]], Any], on_done: Callable[[str, Any], None],
+               on_error: Callable[[str, str], None]) -> Job:
+        """Run `work(cancelled)` in the background; `on_done(key, result)` / `on_error(key, message)` follow
+        on the GUI thread (never once the panel is gone)."""
+        def done(result: Any) -> None:
+            on_done(key, result)
+            self._reap(job)
 
-    def _reap(self, job: _Job) -> None:
-        self._threads.discard(job)
+        def failed(exc: BaseException) -> None:  # the panel shows it; the GUI never dies for a failed search
+            on_error(key, str(exc) or type(exc).__name__)
+            self._reap(job)
+
+        job = self._runner.start(lambda j: work(j.cancelled), on_done=done, on_error=failed)
+        return job
+
+    def _reap(self, job: Job) -> None:
         if job is self._search:
             self._search = None
             self.find_button.setEnabled(bool(self.study_uid and self.images))
-        job.deleteLater()
+
+    def busy(self) -> bool:
+        """A search or an indexing job has not reported yet."""
+        return self._runner.busy()
 
     def _on_found(self, key: str, result: dict[str, Any]) -> None:
         if key != self.study_uid:
@@ -247,12 +238,10 @@ class SimilarPanel(QWidget):
                                    images=(np.asarray(images[0]),), case_id=study_uid, findings=findings,
                                    impression=impression, title=title or study_uid, image_ref=image_ref or study_uid)
         runner = self.runner
-        job = _Job(study_uid, lambda cancel: runner.run(request, None, None, cancel), self)
-        job.completed.connect(lambda uid, _r: self.indexed.emit(uid))
-        job.failed.connect(lambda uid, msg: self.status.setText(f"Signed study {uid[-12:]} not indexed: {msg}"))
-        self._start(job)
+        self._start(study_uid, lambda cancelled: runner.run(request, None, None, cancelled),
+                    lambda uid, _r: self.indexed.emit(uid),
+                    lambda uid, msg: self.status.setText(f"Signed study {uid[-12:]} not indexed: {msg}"))
 
     def shutdown(self, timeout_ms: int = 30000) -> None:
-        for job in list(self._threads):
-            job.cancel_event.set()
-            job.wait(timeout_ms)
+        self._runner.cancel_all()
+        self._runner.wait(timeout_ms / 1000)

@@ -4,21 +4,20 @@ Left the original (as the model sees it), right the counterfactual (the original
 engines.counterfactual.composite) with the SYNTHETIC warning burned in; zoom, pan, rotation and W/L are
 linked both ways; a difference-map overlay; a slider blending from the original to the counterfactual;
 several variants (one per seed) to browse; a progress bar and Cancel. The job
-(engines.counterfactual.run_whatif) runs in the engine worker process (app.model_runner); a QThread waits
-for it, so the GUI never blocks. "Save" stores the shown variant as a SYNTHETIC secondary-capture series
-(app.counterfactual).
+(engines.counterfactual.run_whatif) runs in the engine worker process (app.model_runner); a background job
+(viewer.widgets.background) waits for it, so the GUI never blocks. "Save" stores the shown variant as a
+SYNTHETIC secondary-capture series (app.counterfactual).
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -54,6 +53,7 @@ from engines.scope.header import header_of
 from engines.worker.requests import WhatIfJob
 from engines.worker.wire import to_wire
 from viewer.io.image import DicomImage
+from viewer.widgets.background import BackgroundRunner, Job
 from viewer.widgets.tools import Tool
 from viewer.widgets.viewport import Viewport
 
@@ -94,44 +94,18 @@ def array_image(arr: np.ndarray, description: str = "", source: Dataset | None =
     return DicomImage.from_dataset(ds)
 
 
-class _Worker(QObject):
-    """Waits for what-if jobs of the engine worker process on its own thread (never the GUI thread)."""
-
-    progress = Signal(int, int, str)
-    finished = Signal(object)  # (WhatIfResult, the input gate's decision)
-    failed = Signal(str)
-    cancelled = Signal()
-    warned = Signal(object)  # list of sentences: the edit contradicts the engine's reading; nothing ran
-    outOfScope = Signal(object)  # noqa: N815 - the input gate's decision: nothing ran
-
-    def __init__(self, runner: ModelRunner) -> None:
-        super().__init__()
-        self.runner = runner
-        self.cancel_event = threading.Event()
-
-    @Slot(object)
-    def run(self, job: tuple[WhatIfRequest, dict[str, Any]]) -> None:
-        request, flags = job
-        try:
-            self.progress.emit(0, 0, "waiting for the engine")
-            raw = self.runner.run(WhatIfJob(request=to_wire(request), **flags), None,
-                                  lambda a, b, s="": self.progress.emit(int(a), int(b), str(s)),
-                                  self.cancel_event.is_set)
-            if raw.get("kind") == WARNING_KIND:
-                self.warned.emit(list(raw.get("warnings") or []))
-                return
-            if raw.get("kind") == OUT_OF_SCOPE:
-                self.outOfScope.emit(dict(raw.get("scope") or {}))
-                return
-            result = (whatif_from_result(raw), raw.get("scope"))
-        except Exception as exc:  # noqa: BLE001 - shown to the user, never a crash of the GUI
-            if isinstance(exc, JobCancelled):
-                self.cancelled.emit()
-            else:
-                self.failed.emit(str(exc) if isinstance(exc, (ValueError, RuntimeError)) else
-                                 f"{type(exc).__name__}: {exc}")
-        else:
-            self.finished.emit(result)
+def _run_whatif(runner: ModelRunner, request: WhatIfRequest, flags: dict[str, Any], job: Job) -> tuple[str, Any]:
+    """The what-if job of the engine worker process, waited for off the GUI thread. Returns ("warned",
+    sentences: the edit contradicts the engine's reading), ("out_of_scope", the input gate's decision) or
+    ("done", (WhatIfResult, the gate's decision)); nothing ran in the first two."""
+    job.progress(0, 0, "waiting for the engine")
+    raw = runner.run(WhatIfJob(request=to_wire(request), **flags), None,
+                     lambda a, b, s="": job.progress(int(a), int(b), str(s)), job.cancelled)
+    if raw.get("kind") == WARNING_KIND:
+        return "warned", list(raw.get("warnings") or [])
+    if raw.get("kind") == OUT_OF_SCOPE:
+        return "out_of_scope", dict(raw.get("scope") or {})
+    return "done", (whatif_from_result(raw), raw.get("scope"))
 
 
 class WhatIfView(QWidget):
@@ -141,7 +115,6 @@ class WhatIfView(QWidget):
     failed = Signal(str)
     cancelled = Signal()
     stored = Signal(object)  # StoredSeries
-    _request = Signal(object)
 
     def __init__(self, runner: Any, parent: QWidget | None = None, database: Any = None) -> None:
         """`runner`: app.model_runner.ClientRunner (the app's engine worker process), or a pipeline factory
@@ -245,17 +218,9 @@ class WhatIfView(QWidget):
         layout.addWidget(views, 1)
         layout.addLayout(bottom)
 
-        self._thread = QThread(self)
-        self._worker = _Worker(as_runner(runner))
-        self._worker.moveToThread(self._thread)
-        self._request.connect(self._worker.run)
-        self._worker.progress.connect(self._on_progress)
-        self._worker.finished.connect(self._on_finished)
-        self._worker.failed.connect(self._on_failed)
-        self._worker.cancelled.connect(self._on_cancelled)
-        self._worker.warned.connect(self._on_warned)
-        self._worker.outOfScope.connect(self._on_out_of_scope)
-        self._thread.start()
+        self._engine: ModelRunner = as_runner(runner)
+        self._runner = BackgroundRunner(self)
+        self._job: Job | None = None
 
     # ------------------------------------------------------------------ input
     def set_case(self, image: np.ndarray, current_report: str, source: Dataset | None = None) -> None:
@@ -341,15 +306,27 @@ class WhatIfView(QWidget):
             return False
         self._last_request = req
         self._running = True
-        self._worker.cancel_event.clear()
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.save_button.setEnabled(False)
         self.progress.setRange(0, 0)
         self.status.setText("Starting ...")
         self._flags = {"confirmed": bool(confirmed), "headers": tuple(self._headers), "override_scope": bool(override)}
-        self._request.emit((req, dict(self._flags)))
+        engine, flags = self._engine, dict(self._flags)
+        self._job = self._runner.start(lambda job: _run_whatif(engine, req, flags, job), on_done=self._on_outcome,
+                                       on_error=self._on_error, on_progress=self._on_progress)
         return True
+
+    def _on_outcome(self, outcome: tuple[str, Any]) -> None:
+        kind, value = outcome
+        {"warned": self._on_warned, "out_of_scope": self._on_out_of_scope, "done": self._on_finished}[kind](value)
+
+    def _on_error(self, exc: BaseException) -> None:  # shown to the user, never a crash of the GUI
+        if isinstance(exc, JobCancelled):
+            self._on_cancelled()
+        else:
+            self._on_failed(str(exc) if isinstance(exc, (ValueError, RuntimeError)) else
+                            f"{type(exc).__name__}: {exc}")
 
     def _confirm_edit(self, warnings: list[str]) -> bool:
         from PySide6.QtWidgets import QMessageBox
@@ -370,7 +347,6 @@ class WhatIfView(QWidget):
                                      QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
 
-    @Slot(object)
     def _on_warned(self, warnings: list[str]) -> None:
         self._end()
         self.progress.setRange(0, 1)
@@ -380,7 +356,6 @@ class WhatIfView(QWidget):
             return
         self.status.setText("Not run. " + " ".join(warnings))
 
-    @Slot(object)
     def _on_out_of_scope(self, scope: dict[str, Any]) -> None:
         self._end()
         self.progress.setRange(0, 1)
@@ -390,8 +365,8 @@ class WhatIfView(QWidget):
             self.start(confirmed=bool(self._flags.get("confirmed")), override=True)
 
     def cancel(self) -> None:
-        if self._running:
-            self._worker.cancel_event.set()
+        if self._running and self._job is not None:
+            self._job.cancel()
             self.status.setText("Cancelling ...")
 
     def _end(self) -> None:
@@ -399,7 +374,6 @@ class WhatIfView(QWidget):
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
-    @Slot(int, int, str)
     def _on_progress(self, done: int, total: int, stage: str) -> None:
         if total <= 0:
             self.progress.setRange(0, 0)
@@ -408,7 +382,6 @@ class WhatIfView(QWidget):
             self.progress.setValue(done)
         self.status.setText(stage[:1].upper() + stage[1:] + " ...")
 
-    @Slot(object)
     def _on_finished(self, done: tuple[WhatIfResult, dict[str, Any] | None]) -> None:
         result, scope = done
         self._end()
@@ -451,7 +424,6 @@ class WhatIfView(QWidget):
         self.save_button.setEnabled(self._source is not None and self.database is not None)
         self.resultReady.emit(result)
 
-    @Slot(str)
     def _on_failed(self, message: str) -> None:
         self._end()
         self.progress.setRange(0, 1)
@@ -459,7 +431,6 @@ class WhatIfView(QWidget):
         self.status.setText(f"What-if failed: {message}")
         self.failed.emit(message)
 
-    @Slot()
     def _on_cancelled(self) -> None:
         self._end()
         self.progress.setRange(0, 1)
@@ -531,7 +502,7 @@ class WhatIfView(QWidget):
         try:
             stored = store_counterfactuals(self.database, self._source, [v.image],
                                            [CounterfactualInfo(edit, self._result.edit.after_text, v.seed,
-                                                              model=model_identity(self._worker.runner),
+                                                              model=model_identity(self._engine),
                                                               head_guidance=self._result.head_guidance)])
         except (ValueError, RuntimeError) as exc:
             self.status.setText(f"Saving failed: {exc}")
@@ -545,7 +516,6 @@ class WhatIfView(QWidget):
         super().closeEvent(event)
 
     def shutdown(self) -> None:
-        """Cancel any job and stop the worker thread (call before the window closes)."""
-        self._worker.cancel_event.set()
-        self._thread.quit()
-        self._thread.wait(10000)
+        """Cancel any job and wait for it (call before the window closes)."""
+        self._runner.cancel_all()
+        self._runner.wait(10)

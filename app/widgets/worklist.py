@@ -19,7 +19,6 @@ from PySide6.QtCore import (
     QAbstractTableModel,
     QDate,
     QModelIndex,
-    QObject,
     QPersistentModelIndex,
     QPoint,
     Qt,
@@ -47,7 +46,7 @@ from PySide6.QtWidgets import (
 from app.db.database import Database
 from app.db.queries import StudyRow, search_studies
 from app.formatting import format_date, person_name
-from app.serial_worker import SerialWorker
+from viewer.widgets.background import BackgroundRunner
 
 ANY_DATE = QDate(1900, 1, 1)  # the date edits' minimum, shown as "any"
 # (label, days back for "from", days back for "to"); None: no bound. "Custom" enables the date fields.
@@ -164,10 +163,6 @@ class StudyTableModel(QAbstractTableModel):
         return self.rows[row].study_uid
 
 
-class _Results(QObject):
-    ready = Signal(int, object, str)  # generation, rows, error text
-
-
 class WorklistWidget(QWidget):
     """Search + table of studies. Emits `studyOpenRequested(study_uid)` on double-click or Enter, and
     `actionRequested(action, study_uid)` from the row context menu (see ROW_ACTIONS)."""
@@ -185,10 +180,7 @@ class WorklistWidget(QWidget):
         # studies kept in this workstation's image cache (set when an archive is configured; runs off the GUI thread)
         self.kept_provider: Callable[[], set[str]] | None = None
         self._generation = 0
-        self._pool = pool = SerialWorker("worklist-query")
-        self.destroyed.connect(lambda *_: pool.shutdown(wait=False))
-        self._results = _Results(self)
-        self._results.ready.connect(self._on_results)
+        self._runner = BackgroundRunner(self)  # searches run one at a time, in order
 
         self.name_edit = QLineEdit(placeholderText="name (words in any order, * wildcard)")
         self.id_edit = QLineEdit(placeholderText="patient ID")
@@ -377,20 +369,13 @@ class WorklistWidget(QWidget):
         self._on_results(self._generation, found, "")
 
     def refresh_soon(self) -> None:
-        """Re-run the search on the worker thread; the table changes when the rows arrive."""
+        """Re-run the search in the background; the table changes when the rows arrive."""
         self._debounce.stop()
         self._generation += 1
-        generation, filters, sort = self._generation, self.filters(), self.sort_key
-
-        def work() -> None:
-            try:
-                found = self._query(filters, sort)
-            except Exception as exc:  # noqa: BLE001 - shown in the status line
-                self._results.ready.emit(generation, None, str(exc))
-                return
-            self._results.ready.emit(generation, found, "")
-
-        self._pool.submit(work)
+        generation, filters, sort, query = self._generation, self.filters(), self.sort_key, self._query
+        self._runner.start(lambda _job: query(filters, sort), serial=True,
+                           on_done=lambda found: self._on_results(generation, found, ""),
+                           on_error=lambda exc: self._on_results(generation, None, str(exc)))  # status line
 
     def _on_results(self, generation: int, found: tuple | None, error: str) -> None:
         if generation != self._generation:
@@ -450,7 +435,7 @@ class WorklistWidget(QWidget):
 
     def shutdown(self) -> None:
         self._live.stop()
-        self._pool.shutdown(wait=True)
+        self._runner.wait(30.0)
 
     def selected_study_uid(self) -> str | None:
         index = self.table.currentIndex()

@@ -90,14 +90,3 @@ def check_images(images: list[np.ndarray]) -> list[np.ndarray]:
             raise BackendError(f"image {i} has shape {np.asarray(img).shape}; expected a 2D grayscale image")
         out.append(arr)
     return out
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Stretch any numeric image to uint8 (min..max), the form every backend's preprocessor accepts."""
-    if np.asarray(image).dtype == np.uint8:
-        return np.asarray(image)
-    arr = np.asarray(image, dtype=np.float32)
-    lo, hi = float(arr.min()), float(arr.max())
-    if hi <= lo:
-        return np.zeros(arr.shape, dtype=np.uint8)
-    return np.clip((arr - lo) / (hi - lo) * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from engines.backends.base import CancelFn, EngineBackend, ProgressFn, check_images, to_uint8
+from engines.backends.base import CancelFn, EngineBackend, ProgressFn, check_images
 from engines.backends.errors import BackendError
 from engines.backends.fingerprint import weights_fingerprint
 from engines.backends.memory import memory_report, resolve_device
 from engines.backends.results import TextOutput, TokenUncertainty, mean_confidence, tokens_by_section
+from engines.data.images import to_uint8
 from engines.errors import JobCancelled
 
 DRAFT_PROMPT = (

@@ -19,9 +19,10 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from engines.backends.base import CancelFn, EngineBackend, ProgressFn, check_images, to_uint8
+from engines.backends.base import CancelFn, EngineBackend, ProgressFn, check_images
 from engines.backends.errors import BackendError
 from engines.backends.results import TextOutput, TokenUncertainty, mean_confidence, tokens_by_section
+from engines.data.images import to_uint8
 from engines.errors import JobCancelled
 
 KEYRING_SERVICE = "radstation-engine"

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from postgres_fixture import database_url
 
 from app.db.database import Database
+from tests.support.postgres_fixture import database_url
 
 BOTH_DATABASES = ("tests/app/db/", "tests/app/reports/")
 

@@ -149,12 +149,11 @@ def test_command_line_access_is_recorded_as_the_os_user(database: Database) -> N
 
 @pytest.mark.orthanc
 def test_pacs_query_and_retrieve_are_audited(orthanc, database: Database, monkeypatch) -> None:
-    from orthanc_fixture import make_study
-
     from app.pacs.clients import client_for, find_studies_recorded
     from app.pacs.nodes import PacsNode
     from app.pacs.query import QueryFilter
     from app.pacs.retrieve import RetrieveService
+    from tests.support.orthanc_fixture import make_study
 
     study = make_study("AUD-1", "AUDIT^PATIENT", n_instances=2, seed=5)
     for ds in study:

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from secret_service import secret_service  # noqa: F401 - the fixture
 
 from app.cli import main
 from app.credentials import (
@@ -22,6 +21,7 @@ from app.pacs.clients import client_for
 from app.pacs.errors import PacsConfigError
 from app.pacs.nodes import NodeStore, PacsNode
 from app.settings import Settings
+from tests.support.secret_service import secret_service  # noqa: F401 - the fixture
 
 SECRET = "hunter2-correct-horse"
 

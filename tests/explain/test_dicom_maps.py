@@ -9,9 +9,9 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from dicom_tools import dciodvfy_errors
 
 from explain.dicom_maps import MapSource, build_parametric_map, build_segmentation
+from tests.support.dicom_tools import dciodvfy_errors
 from viewer.demo import demo_studies
 
 MADE_BY = MapSource("attention: The heart is enlarged.", "RadStation explain", "5e" * 8)

@@ -11,10 +11,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from explain_synthetic import CONFIG, GRID, MASK, sample
 
 from engines.models.backbone import MedimBackbone
 from explain.attribution import finding_head_grid
+from tests.support.explain_synthetic import CONFIG, GRID, MASK, sample
 
 HEAD_CONFIG = replace(CONFIG, findings=("Lung Opacity",), finding_layer=2)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from explain_samples import REPORT
 
 from engines.errors import JobCancelled
 from explain.align import align_report
 from explain.geometry import grid_to_image, image_box_to_grid, normalise, padded_square
 from explain.report import explain_report
+from tests.support.explain_samples import REPORT
 
 
 def test_row_matches_the_pipeline_and_spans_point_at_the_words(tiny_pipeline):

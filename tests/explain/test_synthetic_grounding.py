@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from explain_synthetic import GRID, MASK, SIDE_POS, sample, train_synthetic
 
 from explain.attention import attention_grids
 from explain.attribution import attribution_grids
+from tests.support.explain_synthetic import GRID, MASK, SIDE_POS, sample, train_synthetic
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,7 @@ def test_maps_peak_on_the_square_not_the_distractor(trained, method):
 
 def test_untrained_model_fails_the_same_check():
     torch.manual_seed(0)
-    from explain_synthetic import CONFIG
-
     from engines.models.backbone import MedimBackbone
+    from tests.support.explain_synthetic import CONFIG
 
     assert _hits(MedimBackbone(CONFIG).eval(), "ig") <= 8

@@ -6,12 +6,12 @@ import math
 
 import numpy as np
 import pytest
-from explain_samples import REPORT
 
 from engines.sampling.results import TokenInfo
 from explain.cache import ExplanationCache, explanation_key
 from explain.study import StudyExplanation, explain_study
 from explain.uncertainty import finding_uncertainty, span_token_uncertainty
+from tests.support.explain_samples import REPORT
 
 
 def test_vote_agreement_and_entropy():

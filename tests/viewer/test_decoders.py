@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from compressed_samples import compressed_dataset, smooth_pixels
 from pydicom import uid
 from pydicom.pixels import get_decoder
 
+from tests.support.compressed_samples import compressed_dataset, smooth_pixels
 from viewer.io import decoders
 from viewer.io.decoders import PluginTiming, choose, ensure_registered
 from viewer.io.image import DicomImage

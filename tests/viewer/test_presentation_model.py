@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-from presentation_samples import foreign_gsps, foreign_kos, read, save
 from pydicom.sr.codedict import codes
 
-sys.path.insert(0, str(Path(__file__).parent / "widgets"))
-from widget_samples import write_ct_series  # noqa: E402
-
+from tests.support.presentation_samples import foreign_gsps, foreign_kos, read, save
+from tests.support.widget_samples import write_ct_series
 from viewer.presentation.apply import apply_presentation  # noqa: E402
 from viewer.presentation.gsps import PresentationState, PresentationStateReadError  # noqa: E402
 from viewer.presentation.key_images import KeyObjectReadError, KeySelection  # noqa: E402
@@ -109,7 +104,8 @@ def test_newest_presentation_state_of_an_image_comes_first(images, tmp_path):
 def test_annotations_limited_to_one_frame_of_a_multiframe_image(images, tmp_path):
     import highdicom as hd
     import numpy as np
-    from widget_samples import write_us_multiframe
+
+    from tests.support.widget_samples import write_us_multiframe
 
     _, ct = images
     us = read(write_us_multiframe(tmp_path / "us", frames=3).paths[0])

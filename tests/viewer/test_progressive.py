@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from compressed_samples import compressed_dataset, smooth_pixels
 from pydicom import uid
 from pydicom.encaps import encapsulate, get_frame
 
+from tests.support.compressed_samples import compressed_dataset, smooth_pixels
 from viewer.io import progressive
 from viewer.io.image import DicomImage, DicomReadError, resample
 

@@ -6,6 +6,6 @@ Nothing is imported here on purpose (the model modules below stay usable without
   heat-map overlay hook `set_overlay`).
 - layout.ViewerLayout, thumbnails.SeriesThumbnails, tag_browser.TagBrowser/TagBrowserDialog,
   mpr_view.MprView, volume_render_view.VolumeRenderView/VolumeRenderWindow (VTK; needs a display).
-Qt-free models: view_state.ViewState, overlay_text, orientation, heatmap, tag_tree, tools, measure_tool,
-series_stack, volume_presets.
+Qt-free models: view_state.ViewState, overlay_text, orientation, tag_tree, tools, measure_tool,
+series_stack, volume_presets (the overlay colour maps are explain.colormap).
 """

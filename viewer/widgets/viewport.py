@@ -33,6 +33,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from explain.colormap import colorize, colormap_table
 from viewer.imaging.presets import preset_table, preset_window
 from viewer.imaging.render import render_frame, render_pixels
 from viewer.imaging.window import PRESETS, WindowLevel, window_from_drag
@@ -45,7 +46,6 @@ from viewer.presentation.gsps import PresentationState
 from viewer.presentation.interest import LOCAL_TITLE
 from viewer.presentation.study_objects import StudyObjects
 from viewer.widgets import measure_tool
-from viewer.widgets.heatmap import colorize, colormap_table
 from viewer.widgets.note_editor import NoteEditor
 from viewer.widgets.orientation import edge_labels, image_axes
 from viewer.widgets.overlay_text import corner_texts

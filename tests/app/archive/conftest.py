@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from postgres_fixture import database_url
 
 from app.db.database import Database
+from tests.support.postgres_fixture import database_url
 
 
 @pytest.fixture

@@ -4,17 +4,14 @@ refused; an evicted study comes back the same way; a PACS that is down is one cl
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-from orthanc_fixture import OrthancServer, make_study
 
 from app.archive.cache import StudyCache
 from app.archive.fetch import FetchError, fetch_study, missing_instances
 from app.db.database import Database
 from app.importer import ImportService
 from app.pacs.nodes import PacsNode
+from tests.support.orthanc_fixture import OrthancServer, make_study
 
 pytestmark = pytest.mark.orthanc
 
@@ -61,11 +58,9 @@ def test_b_fetches_a_study_imported_on_a_first_image_first(orthanc, two_workstat
     assert fetch_study(b, _node(orthanc), uid).complete
 
     # read and sign on B: the report is in the shared database, visible to A at once
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reports"))
-    from reports_testing import FAST_HASHER, PASSWORD, ReportEnv, make_user
-
     from app.reports.service import ReportService
     from app.reports.users import UserService
+    from tests.support.reports_testing import FAST_HASHER, PASSWORD, ReportEnv, make_user
 
     users = UserService(b, hasher=FAST_HASHER)
     rad = make_user(ReportEnv(b, users, ReportService(b, users), tmp_path / "home", uid), "radb", "radiologist")

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from alembic import command
-from postgres_fixture import database_url
 from sqlalchemy import create_engine, delete, func, select, text, update
 
 from app.db.database import Database
@@ -23,6 +22,7 @@ from app.db.models import AiDraft, Instance, Patient, PatientNameWord, Series, S
 from app.db.queries import search_studies
 from app.importer import ImportService
 from app.importer.synthetic import SyntheticStudy, write_series
+from tests.support.postgres_fixture import database_url
 
 PREVIOUS = "0006_import_integrity"  # the revision 0007_study_counts follows
 TRUTH = """

@@ -5,11 +5,11 @@ from __future__ import annotations
 import highdicom as hd
 import pydicom
 import pytest
-from dicom_tools import dciodvfy_errors, dsrdump, save
 
 from app.dicom_objects.ai_results import AiFinding, AiProvenance, build_ai_results_sr, read_ai_results
 from app.dicom_objects.common import ImageRef, header_of
 from app.dicom_objects.key_objects import KeyObjectError, build_kos, key_image_uids
+from tests.support.dicom_tools import dciodvfy_errors, dsrdump, save
 
 WEIGHTS = "0123456789abcdef" * 4
 

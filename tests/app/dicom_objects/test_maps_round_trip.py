@@ -10,12 +10,12 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from dicom_tools import dciodvfy_errors
 
 from app.counterfactual.secondary_capture import CounterfactualInfo, build_secondary_capture
 from app.dicom_objects.classify import DERIVED, SYNTHETIC, kind_of
 from explain.dicom_maps import MapSource, build_parametric_map, build_segmentation
 from explain.export import export_map
+from tests.support.dicom_tools import dciodvfy_errors
 
 MADE_BY = MapSource("attention: The heart is enlarged.", "RadStation explain", "5e" * 8)
 

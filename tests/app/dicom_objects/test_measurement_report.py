@@ -6,7 +6,6 @@ from __future__ import annotations
 import highdicom as hd
 import pydicom
 import pytest
-from dicom_tools import dciodvfy_errors, dsrdump, save
 
 from app.dicom_objects.annotations import AnnotatedImage
 from app.dicom_objects.measurement_report import (
@@ -15,6 +14,7 @@ from app.dicom_objects.measurement_report import (
     parse_measurement_report,
     read_sr,
 )
+from tests.support.dicom_tools import dciodvfy_errors, dsrdump, save
 from viewer.io.image import DicomImage
 from viewer.measure import measure
 from viewer.measure.shapes import Angle, Arrow, Distance, EllipseROI, Note, RectROI

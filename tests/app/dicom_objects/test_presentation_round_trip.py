@@ -6,7 +6,6 @@ from __future__ import annotations
 import highdicom as hd
 import numpy as np
 import pytest
-from dicom_tools import dciodvfy_errors, save
 from PySide6.QtGui import QImage
 
 from app.dicom_objects.annotations import AnnotatedImage
@@ -14,6 +13,7 @@ from app.dicom_objects.common import ImageRef, header_of
 from app.dicom_objects.display import DisplayState
 from app.dicom_objects.key_objects import build_kos
 from app.dicom_objects.presentation_state import build_gsps
+from tests.support.dicom_tools import dciodvfy_errors, save
 from viewer.imaging.window import WindowLevel
 from viewer.measure.shapes import Distance
 

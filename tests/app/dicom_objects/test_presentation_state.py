@@ -6,11 +6,11 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from dicom_tools import dciodvfy_errors, dcmp2pgm, dcmp2pgm_dump, dcmpschk, save
 
 from app.dicom_objects.annotations import AnnotatedImage
 from app.dicom_objects.display import DisplayState, dicom_transform, viewer_transform
 from app.dicom_objects.presentation_state import PresentationStateError, build_gsps
+from tests.support.dicom_tools import dciodvfy_errors, dcmp2pgm, dcmp2pgm_dump, dcmpschk, save
 from viewer.imaging.window import WindowLevel
 from viewer.measure.shapes import Angle, Arrow, Distance, EllipseROI, Note, RectROI
 from viewer.widgets.view_state import ViewState

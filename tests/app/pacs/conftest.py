@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from orthanc_fixture import OrthancServer, make_study
-from pacs_helpers import dimse_node, web_node
 from pydicom.dataset import Dataset
 
 from app.db.database import Database
 from app.pacs.nodes import PacsNode
+from tests.support.orthanc_fixture import OrthancServer, make_study
+from tests.support.pacs_helpers import dimse_node, web_node
 
 # Fixed UIDs so a test can tell cheaply whether another test file cleared the shared Orthanc.
 ROOT = "1.2.826.0.1.3680043.10.1138"

@@ -9,10 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from orthanc_fixture import make_study, orthanc_available, start_orthanc
-from pacs_helpers import free_port
 from pydicom.uid import generate_uid
-from tls_certs import TestPki
 
 from app.importer.synthetic import SyntheticStudy, make_instance
 from app.pacs.dimse import DimseClient
@@ -21,6 +18,9 @@ from app.pacs.nodes import PacsNode, ScpPeer, StorageScpConfig
 from app.pacs.retrieve import RetrieveService
 from app.pacs.scp import StorageScp
 from app.pacs.sink import ImportSink, local_sop_uids
+from tests.support.orthanc_fixture import make_study, orthanc_available, start_orthanc
+from tests.support.pacs_helpers import free_port
+from tests.support.tls_certs import TestPki
 
 needs_dcmtk = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK storescu is not installed")
 

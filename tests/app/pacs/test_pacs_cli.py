@@ -7,13 +7,13 @@ import threading
 import time
 
 import pytest
-from pacs_helpers import free_port
 from pydicom.uid import CTImageStorage
 from pynetdicom import AE
 
 from app.cli import main
 from app.db.database import Database
 from app.pacs.sink import local_sop_uids
+from tests.support.pacs_helpers import free_port
 
 
 @pytest.mark.orthanc

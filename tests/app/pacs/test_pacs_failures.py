@@ -7,8 +7,6 @@ import socket
 import threading
 
 import pytest
-from orthanc_fixture import make_study, start_orthanc
-from pacs_helpers import dimse_node, free_port, scp_config, web_node
 from pydicom import dcmread
 from sqlalchemy import select
 
@@ -25,6 +23,8 @@ from app.pacs.nodes import PacsNode
 from app.pacs.query import QueryFilter
 from app.pacs.retrieve import RetrieveService, StudyProgress
 from app.pacs.sink import local_sop_uids
+from tests.support.orthanc_fixture import make_study, start_orthanc
+from tests.support.pacs_helpers import dimse_node, free_port, scp_config, web_node
 
 pytestmark = pytest.mark.orthanc
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from orthanc_fixture import make_study
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
+
+from tests.support.orthanc_fixture import make_study
 
 pytestmark = pytest.mark.orthanc
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from pacs_helpers import dimse_node, scp_config, web_node
 
 from app.importer import ImportService
 from app.pacs.errors import PacsConfigError, PacsError
@@ -18,6 +17,7 @@ from app.pacs.prefetch import (
 )
 from app.pacs.sink import local_sop_uids
 from app.settings import Settings
+from tests.support.pacs_helpers import dimse_node, scp_config, web_node
 
 pytestmark = pytest.mark.orthanc
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from orthanc_fixture import make_study
-from pacs_helpers import dimse_node
 
 from app.importer import ImportService
 from app.pacs.nodes import NodeStore
@@ -16,6 +14,8 @@ from app.widgets.prior_compare import (
     ScrollLink,
     load_study_refs,
 )
+from tests.support.orthanc_fixture import make_study
+from tests.support.pacs_helpers import dimse_node
 
 
 def test_scroll_link_maps_proportionally_around_the_anchor() -> None:

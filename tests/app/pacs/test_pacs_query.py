@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from pacs_helpers import dimse_node, web_node
 
 from app.pacs.clients import check_node, client_for
 from app.pacs.query import QueryFilter
+from tests.support.pacs_helpers import dimse_node, web_node
 
 pytestmark = pytest.mark.orthanc
 

@@ -8,7 +8,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from pacs_helpers import dimse_node, scp_config, web_node
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
@@ -22,6 +21,7 @@ from app.pacs.query import QueryFilter
 from app.pacs.retrieve import RetrieveService, StudyProgress
 from app.pacs.scp import StorageScp
 from app.pacs.sink import ImportSink, local_sop_uids
+from tests.support.pacs_helpers import dimse_node, scp_config, web_node
 
 pytestmark = pytest.mark.orthanc
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-from pacs_helpers import free_port
 from pydicom.uid import generate_uid
 from pynetdicom import AE, StoragePresentationContexts
 
@@ -15,6 +14,7 @@ from app.pacs.nodes import PacsNode, StorageScpConfig
 from app.pacs.scp import StorageScp, start_configured_scp
 from app.pacs.sink import ImportSink, local_sop_uids
 from app.settings import Settings
+from tests.support.pacs_helpers import free_port
 
 
 def _push(port: int, datasets, calling: str = "CT1", called: str = "RADSTATION") -> list[int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from pacs_helpers import dimse_node, scp_config
 from PySide6.QtCore import QItemSelectionModel
 
 from app.pacs.nodes import NodeStore, PacsNode
@@ -11,6 +10,7 @@ from app.pacs.sink import local_sop_uids
 from app.settings import Settings
 from app.widgets.pacs_nodes import PacsNodesDialog
 from app.widgets.pacs_query import PacsQueryPanel
+from tests.support.pacs_helpers import dimse_node, scp_config
 
 pytestmark = pytest.mark.orthanc
 

@@ -17,7 +17,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from pacs_helpers import free_port
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -35,6 +34,7 @@ from app.importer.synthetic import SyntheticStudy, make_instance
 from app.pacs.nodes import PacsNode
 from app.pacs.retrieve import RetrieveService
 from app.pacs.sink import local_sop_uids
+from tests.support.pacs_helpers import free_port
 
 SERIES = generate_uid()
 STUDY = SyntheticStudy(patient_id="P-ONE", patient_name="ONE^PATIENT")

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pacs_helpers import free_port
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
@@ -32,6 +31,7 @@ from app.pacs.errors import PacsConfigError, PacsError
 from app.pacs.nodes import ScpPeer, StorageScpConfig
 from app.pacs.scp import StorageScp
 from app.pacs.sink import ImportSink, local_sop_uids
+from tests.support.pacs_helpers import free_port
 
 
 def _config(**changes) -> StorageScpConfig:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from postgres_fixture import database_url
-from reports_testing import FAST_HASHER, ReportEnv, add_study, make_user
 
 from app.db.database import Database
 from app.reports.service import ReportService
 from app.reports.users import UserService
+from tests.support.postgres_fixture import database_url
+from tests.support.reports_testing import FAST_HASHER, ReportEnv, add_study, make_user
 
 
 @pytest.fixture

@@ -12,15 +12,15 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the checkout: tests.support
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
-from reports_testing import FAST_HASHER, PASSWORD, STUDY_UID, add_study  # noqa: E402
 
 from app.db.database import Database  # noqa: E402
 from app.reports.keys import create_self_signed, default_p12_path  # noqa: E402
 from app.reports.service import ReportService  # noqa: E402
 from app.reports.users import UserService  # noqa: E402
+from tests.support.reports_testing import FAST_HASHER, PASSWORD, STUDY_UID, add_study  # noqa: E402
 
 AI_FINDINGS = ("The cardiomediastinal silhouette is within normal limits. There is a small left pleural effusion "
                "with adjacent basilar atelectasis. No pneumothorax. No focal consolidation in the right lung.\n"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-import rsyslog_fixture
-from reports_testing import PASSWORD, free_port
 
 from app.reports.audit_forward import ForwardError, Repository, flush, pending
 from app.reports.users import AuthError
+from tests.support import rsyslog_fixture
+from tests.support.reports_testing import PASSWORD, free_port
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ a later tick."""
 
 from __future__ import annotations
 
-from reports_testing import PASSWORD
 from test_reports_audit_forward import _wait_for, rsyslog  # noqa: F401 - the rsyslog fixture
 
 from app.audit_forwarder import AuditForwarder
 from app.reports.audit_forward import pending
 from app.settings import Settings
+from tests.support.reports_testing import PASSWORD
 
 
 def _configure(server) -> None:

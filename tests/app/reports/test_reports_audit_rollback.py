@@ -7,11 +7,11 @@ from __future__ import annotations
 import io
 import sys
 
-from reports_testing import PASSWORD, STUDY_UID, drop_trigger
 from sqlalchemy import text
 
 from app.reports import audit, audit_watermark
 from app.reports.verify_documents import verify_version
+from tests.support.reports_testing import PASSWORD, STUDY_UID, drop_trigger
 
 
 def _head(env) -> dict:
@@ -77,18 +77,16 @@ def test_new_entries_after_a_rollback_do_not_bury_it(env, radiologist):
 def test_honest_log_and_a_second_database_verify(env, radiologist, tmp_path):
     """The mark never raises a false alarm: an honest log verifies, and another database used from the same
     workstation has its own mark."""
-    from reports_testing import add_study
-
     from app.db.database import Database
+    from tests.support.reports_testing import add_study
 
     env.service.open_or_create(STUDY_UID, radiologist)
     assert _verify(env).ok
     other = Database.open(f"sqlite:///{tmp_path / 'other.db'}", store_dir=tmp_path / "store2")
     try:
         add_study(other)
-        from reports_testing import FAST_HASHER
-
         from app.reports.users import UserService
+        from tests.support.reports_testing import FAST_HASHER
 
         UserService(other, hasher=FAST_HASHER).add_user("solo", PASSWORD, "admin")
         with other.session() as s:

@@ -8,9 +8,9 @@ import threading
 import time
 
 import pytest
-from reports_testing import STUDY_UID
 
 from app.db import database as database_module
+from tests.support.reports_testing import STUDY_UID
 
 
 @pytest.mark.sqlite_only

@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
-from reports_testing import PASSWORD, STUDY_UID, admin_session, make_user
 
 from app.cli import main
 from app.reports.trust import trust_dir
 from app.reports.verify_documents import verify_dicom_document, verify_version
+from tests.support.reports_testing import PASSWORD, STUDY_UID, admin_session, make_user
 
 NOW = dt.datetime.now(dt.UTC)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from reports_testing import PASSWORD, STUDY_UID, make_user
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -18,6 +17,7 @@ from app.reports import audit
 from app.reports.claims import ClaimService, ReportClaimedError
 from app.reports.models import AuditEntry, ReportVersion
 from app.reports.service import ReportConflictError
+from tests.support.reports_testing import PASSWORD, STUDY_UID, make_user
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import sys
 
-from reports_testing import PASSWORD, STUDY_UID, add_study
 from sqlalchemy import text
 
 from app.cli import main
+from tests.support.reports_testing import PASSWORD, STUDY_UID, add_study
 
 
 def run(monkeypatch, capsys, argv, stdin=""):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from reports_testing import FAST_HASHER
 
 from app.reports.canonical import canonical_bytes
 from app.reports.content import ReportContent, ReportContentError
@@ -11,6 +10,7 @@ from app.reports.keys import KeyError_, create_self_signed, load_p12, rewrap_p12
 from app.reports.passwords import WeakPasswordError, check_policy, hash_password, verify_password
 from app.reports.signing import sign_bytes, verify_bytes
 from app.reports.templates import TemplateError, available_templates, load_template
+from tests.support.reports_testing import FAST_HASHER
 
 
 def test_canonical_is_order_and_normalisation_independent():

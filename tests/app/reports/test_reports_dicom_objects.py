@@ -9,7 +9,6 @@ import json
 import pytest
 from pydicom import dcmread
 from PySide6.QtCore import Qt
-from reports_testing import PASSWORD, STUDY_UID
 
 from app.dicom_objects.ai_results import read_ai_results
 from app.dicom_objects.key_objects import key_image_uids
@@ -17,6 +16,7 @@ from app.dicom_objects.report_objects import report_ai_sr, report_kos
 from app.reports.document import build_document
 from app.reports.export_sr import build_sr
 from app.reports.outbox import available_documents
+from tests.support.reports_testing import PASSWORD, STUDY_UID
 
 WEIGHTS = "5e" * 32
 PROVENANCE = {"engine": "medim-small", "weights_hash": WEIGHTS, "seed": 11, "model": "resources/weights/medim-small",
@@ -70,7 +70,7 @@ def _save(ds, path):
 
 
 def test_report_sr_names_study_request_procedure_and_related_objects(env, radiologist, tmp_path):
-    from dicom_tools import dciodvfy_errors, dsrdump
+    from tests.support.dicom_tools import dciodvfy_errors, dsrdump
 
     v = _ai_signed(env, radiologist)
     doc = build_document(env.service, v.id)
@@ -124,7 +124,6 @@ def test_every_object_goes_through_orthanc_and_another_database_reads_it_back(en
     """Sign in the editor -> outbox -> Orthanc (C-STORE) -> retrieved into another database: the report and its objects
     arrive intact, DCMTK renders the image through the GSPS, the retrieved report sets the study's status
     there and shows read-only as a prior (SR text and PDF pages), and nothing derived counts as evidence."""
-    from dicom_tools import dciodvfy_errors, dcmp2pgm, dsrdump
     from sqlalchemy import select
 
     from app.db.database import Database
@@ -139,6 +138,7 @@ def test_every_object_goes_through_orthanc_and_another_database_reads_it_back(en
     from app.reports.export_sr import sr_content, verify_sr
     from app.reports.outbox import Outbox
     from app.widgets.prior_reports import PriorReportsPanel
+    from tests.support.dicom_tools import dciodvfy_errors, dcmp2pgm, dsrdump
     from viewer.measure.shapes import Arrow, Distance, EllipseROI
 
     orthanc.clear()
@@ -256,12 +256,11 @@ def test_k_in_the_viewer_flags_an_image_that_goes_out_as_an_of_interest_kos(env,
     """The reader presses K on the image (the flag lands in the database); the signed report then offers a KOS
     titled (113000, DCM, "Of Interest") over exactly that image: dciodvfy-clean, read back by pydicom, by
     highdicom and by RadStation's own KOS reader (which marks it on the image in another workstation)."""
-    from dicom_tools import dciodvfy_errors
-
     from app.db.interest_store import DbInterestStore
     from app.db.queries import study_ref
     from app.demo_studies import demo_study_uids, ensure_demo_imported
     from app.dicom_objects.report_objects import interest_kos
+    from tests.support.dicom_tools import dciodvfy_errors
     from viewer.presentation.key_images import KeySelection
     from viewer.widgets.workspace import ViewerWorkspace
 

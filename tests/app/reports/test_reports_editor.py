@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from reports_testing import PASSWORD, STUDY_UID
 
 from app.reports.models import ImmutableVersionError
 from app.reports.outbox import Outbox
@@ -11,6 +10,7 @@ from app.widgets.login_dialog import LoginDialog
 from app.widgets.outbox import OutboxWidget
 from app.widgets.report_editor import ReportEditor
 from app.widgets.sign_dialog import SignDialog
+from tests.support.reports_testing import PASSWORD, STUDY_UID
 
 PROV = {"engine": "medim-diffusion", "weights_hash": "c0ffee" * 10, "seed": 11}
 
@@ -214,9 +214,9 @@ def test_editor_opened_before_login_opens_after_login(qtbot, env, radiologist):
 
 def test_second_reader_sees_the_claim_read_only_then_takes_over_and_conflicts_are_refused(qtbot, env, radiologist):
     from PySide6.QtGui import QGuiApplication
-    from reports_testing import make_user
 
     from app.reports.claims import ClaimService
+    from tests.support.reports_testing import make_user
 
     other = make_user(env, "rad2", "radiologist")
     env.service.open_or_create(STUDY_UID, radiologist)  # reader A started the report (a new one is claimed on

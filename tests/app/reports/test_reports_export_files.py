@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import stat
 
-from reports_testing import PASSWORD, STUDY_UID
-
 from app.reports.exporting import export_version
+from tests.support.reports_testing import PASSWORD, STUDY_UID
 
 
 def test_report_export_files_are_0600(env, radiologist, tmp_path):

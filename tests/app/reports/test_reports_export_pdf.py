@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 
 from pydicom import dcmread
-from reports_testing import PASSWORD, STUDY_UID
 from test_reports_export_sr import dciodvfy_errors
 
 from app.reports.document import build_document
 from app.reports.export_encapsulated import build_encapsulated_pdf, extract_pdf
 from app.reports.verify import verify_pdf
+from tests.support.reports_testing import PASSWORD, STUDY_UID
 
 TEXT = "Lungs clear. Ünïcode kept: 5 mm nodule → follow-up; café."
 

@@ -7,10 +7,10 @@ import subprocess
 
 import pytest
 from pydicom import dcmread
-from reports_testing import PASSWORD, SOP_UIDS, STUDY_UID
 
 from app.reports.document import build_document
 from app.reports.export_sr import SRExportError, build_sr, sr_content, verify_sr, write_sr
+from tests.support.reports_testing import PASSWORD, SOP_UIDS, STUDY_UID
 
 FINDINGS = "Heart size normal.\nSmall right pleural effusion — new since prior; no pneumothorax."
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import base64
 import json
 
-from reports_testing import PASSWORD, STUDY_UID
-
 from app.reports.document import build_document
 from app.reports.export_text import export_fhir, export_text
+from tests.support.reports_testing import PASSWORD, STUDY_UID
 
 
 def test_text_and_fhir(env, radiologist):

@@ -11,10 +11,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from reports_testing import PASSWORD, STUDY_UID, free_port
 
 from app.reports.document import build_document
 from app.reports.export_fhir import FhirError, effective_time, post_bundle, report_bundle, validate
+from tests.support.reports_testing import PASSWORD, STUDY_UID, free_port
 
 
 def _doc(env, user, impression="Mild cardiomegaly. No pleural effusion."):

@@ -16,11 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from reports_testing import PASSWORD, STUDY_UID, add_study
-
 from app.db.database import Database
 from app.reports.service import ReportService
 from app.reports.users import UserService
+from tests.support.reports_testing import PASSWORD, STUDY_UID, add_study
 
 KILLS = 55
 HERE = Path(__file__).resolve().parent
@@ -44,7 +43,7 @@ def _stored_findings(db_path: Path) -> str:
 
 
 def test_kill9_loop_loses_no_acknowledged_text(tmp_path, monkeypatch):
-    from reports_testing import FAST_HASHER
+    from tests.support.reports_testing import FAST_HASHER
 
     monkeypatch.setenv("RADSTATION_HOME", str(tmp_path / "home"))
     db_path = tmp_path / "kill.db"
@@ -59,8 +58,7 @@ def test_kill9_loop_loses_no_acknowledged_text(tmp_path, monkeypatch):
     service.save_draft(v.id, {**v.content.to_dict(), "findings": ""}, me)
     db.dispose()
 
-    sys.path.insert(0, str(HERE))
-    from editor_zygote import TEXT
+    from tests.app.reports.editor_zygote import TEXT
 
     log = (tmp_path / "editors.log").open("w")
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(HERE.parents[2]))

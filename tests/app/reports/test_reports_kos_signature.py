@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 
 from pydicom import dcmread
-from reports_testing import PASSWORD, STUDY_UID
 from test_reports_export_sr import FINDINGS, dciodvfy_errors
 from test_reports_signoff import dcmsign
 
@@ -15,6 +14,7 @@ from app.dicom_objects.classify import KOS_CLASS
 from app.reports.artefacts import KIND_KOS
 from app.reports.outbox import build_payload
 from app.reports.verify_documents import verify_file, verify_version
+from tests.support.reports_testing import PASSWORD, STUDY_UID
 
 
 def _swap_image(ds) -> None:

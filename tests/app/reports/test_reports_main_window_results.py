@@ -3,7 +3,6 @@ a report that arrived from elsewhere opens read-only in a "Prior reports" tab an
 
 from __future__ import annotations
 
-from reports_testing import PASSWORD, free_port
 from sqlalchemy import select
 
 from app.db.database import Database
@@ -12,6 +11,7 @@ from app.demo_studies import demo_study_uids, ensure_demo_imported
 from app.importer import ImportService
 from app.reports.document import build_document
 from app.reports.export_sr import write_sr
+from tests.support.reports_testing import PASSWORD, free_port
 
 
 def _signed_sr(env, user, study_uid, tmp_path):

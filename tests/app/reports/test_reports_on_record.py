@@ -17,7 +17,6 @@ from dataclasses import replace
 import pytest
 from pydicom import dcmread
 from pydicom.uid import DeflatedExplicitVRLittleEndian
-from reports_testing import PASSWORD, STUDY_UID, admin_session
 from test_reports_export_sr import FINDINGS
 
 from app.reports.artefacts import KIND_PDF_DICOM, KIND_SIGNED_PDF, KIND_SR
@@ -36,6 +35,7 @@ from app.reports.verify_documents import (
     verify_pdf_document,
     verify_version,
 )
+from tests.support.reports_testing import PASSWORD, STUDY_UID, admin_session
 
 ADDED = " Recommendation: urgent CT-guided biopsy."
 

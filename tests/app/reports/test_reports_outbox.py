@@ -8,13 +8,13 @@ import io
 
 import pytest
 from pydicom import dcmread
-from reports_testing import PASSWORD, STUDY_UID, free_port
 
 from app.pacs.nodes import PacsNode
 from app.reports import audit
 from app.reports.export_encapsulated import extract_pdf
 from app.reports.export_sr import sr_content, verify_sr
 from app.reports.outbox import Outbox
+from tests.support.reports_testing import PASSWORD, STUDY_UID, free_port
 
 pytestmark = pytest.mark.orthanc
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from reports_testing import PASSWORD, STUDY_UID, free_port
 from sqlalchemy import select
 
 from app import access_audit
 from app.cli import main
 from app.reports.models import AuditEntry
+from tests.support.reports_testing import PASSWORD, STUDY_UID, free_port
 
 
 def _signed(env, user):

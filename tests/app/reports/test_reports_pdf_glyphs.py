@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from reports_testing import PASSWORD, STUDY_UID
 
 from app.reports.export_pdf import PdfExportError
+from tests.support.reports_testing import PASSWORD, STUDY_UID
 
 CJK = "右下肺野に小結節影あり。경미한 흉막 삼출. 左侧少量胸腔积液。"
 FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")

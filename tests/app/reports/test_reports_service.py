@@ -6,7 +6,6 @@ import datetime as dt
 import json
 
 import pytest
-from reports_testing import PASSWORD, STUDY_UID, admin_session, drop_trigger, make_user
 from sqlalchemy import inspect, select, text
 
 from app.db.migrate import head_revision
@@ -16,6 +15,7 @@ from app.reports.models import ImmutableVersionError, ReportVersion
 from app.reports.service import ReportError
 from app.reports.users import AccountLockedError, AuthError, RoleError, SessionExpiredError
 from app.reports.verify import verify_stored_version
+from tests.support.reports_testing import PASSWORD, STUDY_UID, admin_session, drop_trigger, make_user
 
 PROV = {"engine": "medim-diffusion", "weights_hash": "ab" * 32, "seed": 7}
 

@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 import pytest
-from reports_testing import FAST_HASHER, PASSWORD, STUDY_UID, add_study
 
 from app.db.database import Database
 from app.reports.service import ReportService
 from app.reports.users import UserService
+from tests.support.reports_testing import FAST_HASHER, PASSWORD, STUDY_UID, add_study
 
 KILLS = 50
 HERE = Path(__file__).resolve().parent
@@ -66,7 +66,7 @@ def half_signed(db_path: Path) -> list[str]:
 
 @pytest.mark.timeout(1800)  # 50 forked signers; each sign takes seconds on a loaded two-core machine
 def test_kill9_during_signing_never_leaves_a_half_signed_report(tmp_path, monkeypatch):
-    from reports_testing import ReportEnv, make_user
+    from tests.support.reports_testing import ReportEnv, make_user
 
     monkeypatch.setenv("RADSTATION_HOME", str(tmp_path / "home"))
     db_path = tmp_path / "sign.db"

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from reports_testing import PASSWORD, STUDY_UID, admin_session, drop_trigger, make_user
 from test_reports_export_sr import FINDINGS, dciodvfy_errors
 
 from app.reports.artefacts import KIND_PDF_DICOM, KIND_SIGNED_PDF, KIND_SR
@@ -23,6 +22,7 @@ from app.reports.verify_documents import (
     verify_pdf_document,
     verify_version,
 )
+from tests.support.reports_testing import PASSWORD, STUDY_UID, admin_session, drop_trigger, make_user
 
 
 def dcmsign(path: Path, cert_pem: Path, *extra: str) -> subprocess.CompletedProcess:

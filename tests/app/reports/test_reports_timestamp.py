@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydicom import dcmread
-from reports_testing import PASSWORD, STUDY_UID
 
 from app.reports.verify_documents import verify_dicom_document, verify_version
+from tests.support.reports_testing import PASSWORD, STUDY_UID
 
 
 def _tsa_material(tmp_path):

@@ -11,10 +11,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from reports_testing import PASSWORD, STUDY_UID, admin_session, make_user
 
 from app.reports.token_key import TokenError
 from app.reports.verify_documents import verify_version
+from tests.support.reports_testing import PASSWORD, STUDY_UID, admin_session, make_user
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 

@@ -11,7 +11,6 @@ import threading
 import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication
-from reports_testing import PASSWORD, STUDY_UID
 
 from app.db.models import Instance, Patient, Series, Study
 from app.reports.exporting import export_version
@@ -19,6 +18,7 @@ from app.reports.service import ReportError
 from app.widgets.login_dialog import LoginDialog
 from app.widgets.report_editor import ReportEditor
 from app.widgets.sign_dialog import SignDialog
+from tests.support.reports_testing import PASSWORD, STUDY_UID
 
 MR_STUDY = "1.2.826.0.1.3680043.8.498.2001"
 PROV = {"engine": "medim-diffusion", "weights_hash": "c0ffee" * 10, "seed": 11}

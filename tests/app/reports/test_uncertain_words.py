@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPoint
 from PySide6.QtGui import QTextCharFormat
-from reports_testing import STUDY_UID
 
 from app.widgets.report_editor import UNCERTAIN_WORD_THRESHOLD, ReportEditor, uncertain_tip
+from tests.support.reports_testing import STUDY_UID
 
 PROV = {"engine": "diffusion", "weights_hash": "c0ffee" * 10, "seed": 3}
 

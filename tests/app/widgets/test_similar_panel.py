@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import shiboken6
 import torch
 from PIL import Image
 from PySide6.QtCore import Qt
@@ -16,6 +17,7 @@ from app.widgets.similar_panel import SimilarPanel
 from engines.default_weights import DEFAULT_WEIGHTS
 from engines.pipeline import MedimPipeline
 from engines.similar import CaseIndex, CaseRecord
+from viewer.widgets.background import pending_jobs
 
 TIMEOUT = 60_000
 torch.set_num_threads(1)
@@ -129,5 +131,37 @@ def test_two_workstations_share_the_departments_postgres_index(qapp, qtbot, runn
         for w in panels:
             w.shutdown()
         # finished jobs are deleted later: let that happen while the panels (their parents) still exist
-        qtbot.waitUntil(lambda: not any(w._threads for w in panels), timeout=TIMEOUT)
+        qtbot.waitUntil(lambda: not any(w.busy() for w in panels), timeout=TIMEOUT)
         qtbot.wait(50)
+
+
+def _orphan_panel(runner, tmp_path) -> SimilarPanel:
+    settings = Settings(tmp_path / "settings.json")
+    settings.set("similar_cases_dir", str(tmp_path / "site"))
+    widget = SimilarPanel(runner, settings, lambda hit: _image(1))
+    widget.set_study("1.4.1", [_image(0)])
+    return widget
+
+
+def test_panel_destroyed_while_its_search_runs(qtbot, runner, tmp_path):
+    """Closing the window mid-search: the search runs to its end in the background and reports nowhere (the
+    panel's QThread job used to be destroyed with the panel while running)."""
+    widget = _orphan_panel(runner, tmp_path)
+    qtbot.mouseClick(widget.find_button, Qt.MouseButton.LeftButton)
+    assert widget.busy()
+    shiboken6.delete(widget)
+    qtbot.waitUntil(lambda: pending_jobs() == 0, timeout=TIMEOUT)
+
+
+def test_panel_destroyed_with_a_finished_search_not_yet_delivered(qtbot, runner, tmp_path):
+    """The hazard of full runs: the search has finished, its result waits for the GUI thread, and the panel is
+    destroyed first."""
+    widget = _orphan_panel(runner, tmp_path)
+    qtbot.mouseClick(widget.find_button, Qt.MouseButton.LeftButton)
+    search = widget._search
+    assert search is not None
+    search._thread.join(TIMEOUT / 1000)
+    assert search.running()  # finished, not delivered: no event was processed since
+    shiboken6.delete(widget)
+    qtbot.waitUntil(lambda: pending_jobs() == 0, timeout=TIMEOUT)
+    assert not search.running()

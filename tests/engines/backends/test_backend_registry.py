@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from engines.backends import BackendError, EngineBackend, available_backends, create_backend, register_backend
-from engines.backends.base import check_images, to_uint8
+from engines.backends.base import check_images
 from engines.backends.results import TextOutput, split_sections, tokens_by_section
+from engines.data.images import to_uint8
 
 
 class _Echo(EngineBackend):

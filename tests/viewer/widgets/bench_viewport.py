@@ -18,9 +18,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from PySide6.QtWidgets import QApplication
 
-sys.path.insert(0, str(Path(__file__).parent))
-from widget_samples import write_ct_series  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the checkout: tests.support
+from tests.support.widget_samples import write_ct_series  # noqa: E402
 from viewer.imaging.window import WindowLevel  # noqa: E402
 from viewer.io.refs import SeriesRef  # noqa: E402
 from viewer.widgets.viewport import Viewport  # noqa: E402

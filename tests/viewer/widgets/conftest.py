@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from widget_samples import STUDY_UID, write_ct_series, write_us_multiframe
 
+from tests.support.widget_samples import STUDY_UID, write_ct_series, write_us_multiframe
 from viewer.io.refs import SeriesRef, StudyRef
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from input_events import click, drag
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QLineEdit
 
+from tests.support.input_events import click, drag
 from viewer.measure.shapes import Arrow, Distance, Note
 from viewer.measure.store import InMemoryMeasurementStore
 from viewer.widgets.measurement_list import MeasurementList

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from input_events import click, drag
 from PySide6.QtCore import Qt
-from widget_samples import write_ct_series
 
+from tests.support.input_events import click, drag
+from tests.support.widget_samples import write_ct_series
 from viewer.imaging.window import PRESET_KEYS, PRESETS
 from viewer.io.refs import SeriesRef
 from viewer.widgets.mpr_view import MprView
@@ -89,7 +89,7 @@ def test_panes_carry_orientation_letters(mpr):
 
 
 def test_wheel_scrolls_a_plane_and_ctrl_wheel_zooms_it(mpr):
-    from input_events import wheel
+    from tests.support.input_events import wheel
 
     axial = mpr.panes["axial"]
     wheel(axial, (100, 100), -240)  # two notches towards the user

@@ -4,18 +4,14 @@ image and counted on the series icons."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from presentation_samples import foreign_gsps, foreign_kos, read, save  # noqa: E402
-
+from tests.support.presentation_samples import foreign_gsps, foreign_kos, read, save
 from viewer.measure.store import InMemoryMeasurementStore  # noqa: E402
 from viewer.widgets.workspace import ViewerWorkspace  # noqa: E402
 

@@ -8,7 +8,6 @@ import sys
 QT_FREE = (
     "viewer.widgets.view_state",
     "viewer.widgets.overlay_text",
-    "viewer.widgets.heatmap",
     "viewer.widgets.tag_tree",
     "viewer.widgets.tools",
     "viewer.widgets.measure_tool",

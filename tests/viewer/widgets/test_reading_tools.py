@@ -8,8 +8,8 @@ import pydicom
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QLineEdit
-from widget_samples import STUDY_UID, write_ct_series
 
+from tests.support.widget_samples import STUDY_UID, write_ct_series
 from viewer.demo import demo_study_paths
 from viewer.hanging import assign, choose, load_protocols
 from viewer.io.image import load_image

@@ -41,8 +41,7 @@ def _array(img: QImage) -> np.ndarray:
 
 
 def test_workspace_screenshot_with_demo_study(qtbot, tmp_path):
-    from input_events import drag
-
+    from tests.support.input_events import drag
     from viewer.widgets.workspace import ViewerWorkspace
 
     studies = _studies()

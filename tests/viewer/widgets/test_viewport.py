@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from input_events import click, drag, move, wheel
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
+from tests.support.input_events import click, drag, move, wheel
 from viewer.imaging.window import PRESET_KEYS, PRESETS
 from viewer.io.refs import SeriesRef
 from viewer.measure.store import InMemoryMeasurementStore
@@ -136,7 +136,7 @@ def test_pan_tool_and_middle_drag_move_the_image(vp):
 
 
 def test_distance_measurement_label_persist_restore_delete(vp, ct_series, tmp_path):
-    from widget_samples import write_ct_series
+    from tests.support.widget_samples import write_ct_series
 
     store = vp._store
     vp.set_tool(Tool.DISTANCE)

@@ -6,17 +6,11 @@ slices already decoded by the look-ahead, in the direction of the scroll.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from pydicom import uid
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/viewer: the compressed samples
-
-from compressed_samples import compressed_dataset, smooth_pixels, write_compressed_series  # noqa: E402
 from pydicom.encaps import encapsulate, get_frame  # noqa: E402
 
+from tests.support.compressed_samples import compressed_dataset, smooth_pixels, write_compressed_series
 from viewer.io.refs import SeriesRef  # noqa: E402
 from viewer.io.writer import save  # noqa: E402
 from viewer.widgets.viewport import Viewport  # noqa: E402

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from orthanc_fixture import OrthancServer
-
 from app.pacs.nodes import PacsNode, StorageScpConfig
+from tests.support.orthanc_fixture import OrthancServer
 
 
 def free_port() -> int:

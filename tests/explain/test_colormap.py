@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viewer.widgets.heatmap import COLORMAPS, colorize, colormap_table
+from explain.colormap import COLORMAPS, colorize, colormap_table
 
 
 def test_probabilities_keep_their_meaning_and_threshold_hides():

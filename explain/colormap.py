@@ -1,7 +1,8 @@
-"""Turns a float map (e.g. an AI saliency map) into RGBA for painting above the image.
+"""Colour maps for explanation maps: a float map (e.g. an AI saliency map) as RGBA.
 
-Qt-free so the colouring can be tested; the viewport paints the result with its own transform, so the
-map follows zoom/pan/rotation and is never burned into the image pixels.
+One place for the colouring shared by the viewer's overlay (the viewport paints the result with its own
+transform, so the map follows zoom/pan/rotation and is never burned into the image pixels), the explain
+panel's colour bar, and the map exported as a DICOM secondary capture (explain.export).
 """
 
 from __future__ import annotations
