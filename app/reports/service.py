@@ -180,11 +180,17 @@ class ReportService:
     def __init__(self, database, users: UserService | None = None, settings=None) -> None:
         """`settings`: the app's Settings (letterhead, time-stamp authority, trust roots, export options);
         default: the settings in use (app.settings.current_settings)."""
-        from app.settings import current_settings
-
         self.db = database
         self.users = users or UserService(database)
-        self.settings = settings if settings is not None else current_settings()
+        self._settings = settings
+
+    @property
+    def settings(self):  # noqa: ANN201 - app.settings.Settings (imported late: settings import the reports package)
+        """The Settings given, else the settings in use now (read when needed, so a change saved meanwhile - a
+        time-stamp authority, a signing token - applies to the next signature, as it did before)."""
+        from app.settings import current_settings
+
+        return self._settings if self._settings is not None else current_settings()
 
     # -- reading --------------------------------------------------------------------------------------
     def _view(self, s: Session, v: ReportVersion) -> VersionView:

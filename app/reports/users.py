@@ -103,7 +103,7 @@ class UserService:
         if role not in ROLES:
             raise UserError(f"role must be one of {', '.join(ROLES)}")
         check_policy(password)
-        with self.db.session() as s:
+        with self.db.write_session() as s:
             if actor is None:
                 if s.scalar(select(func.count(User.id))):
                     raise RoleError("accounts exist already: an authenticated admin must add users")
@@ -133,7 +133,7 @@ class UserService:
         """Change a role (admin only). A user who loses signing authority keeps no registered certificate."""
         if role not in ROLES:
             raise UserError(f"role must be one of {', '.join(ROLES)}")
-        with self.db.session() as s:
+        with self.db.write_session() as s:
             self._require_admin(s, actor, "change roles")
             user = self._get(s, username)
             if user.id == actor.user_id and role != "admin" and self._admins(s) == 1:
@@ -142,7 +142,7 @@ class UserService:
             audit.append(s, "user_change", actor.username, "user", username, {"role": role})
 
     def unlock(self, username: str, actor: AuthSession) -> None:
-        with self.db.session() as s:
+        with self.db.write_session() as s:
             self._require_admin(s, actor, "unlock accounts")
             user = self._get(s, username)
             user.failed_attempts, user.locked_until = 0, None
@@ -172,7 +172,7 @@ class UserService:
                 rewrapped = True
             except KeyError_:
                 pass  # the key has its own password (chosen at `cert create --key-password`): leave it
-        with self.db.session() as s:
+        with self.db.write_session() as s:
             user = self._get(s, username)
             user.password_hash = hash_password(new_password, self.hasher)
             audit.append(s, "passwd", username, "user", username, {"key_rewrapped": rewrapped})
@@ -198,7 +198,7 @@ class UserService:
 
         Only users whose current role may sign get one. `actor` must be an authenticated admin; on a
         workstation without any admin account the user may register their own (actor is that user)."""
-        with self.db.session() as s:
+        with self.db.write_session() as s:
             user = self._get(s, username)
             self._check_register(s, user, actor)
             if user.cert_sha256 and user.cert_sha256 not in (user.cert_history or []):
@@ -226,7 +226,7 @@ class UserService:
     def authenticate(self, username: str, password: str) -> AuthSession:
         """Check a password; counts failures and locks the account after `max_failures` in a row."""
         now = self.clock()
-        with self.db.session() as s:
+        with self.db.write_session() as s:
             user = s.scalar(select(User).where(User.username == username))
             if user is None or not user.active:
                 verify_password(DUMMY_HASH, password, self.hasher)  # same timing as a real check

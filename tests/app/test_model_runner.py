@@ -96,12 +96,13 @@ def test_cancel_then_killed_worker_then_recovery(runner: ClientRunner) -> None:
 
 def test_drafts_and_explanations_share_one_worker_and_one_copy_of_the_weights(runner: ClientRunner,
                                                                                 tiny_dir: Path) -> None:
+    before = {w.pid for w in _workers()}  # workers other tests of this process left running are not this one's
     draft = runner.client.run("draft", {"images": [IMG], "seed": 1, "override_scope": True}, timeout=120)
     pid = runner.pid
     assert draft["findings"] and draft["provenance"]["model"] == str(tiny_dir)
     exp = explanation_from_result(runner.run("explain_study", _explain_params()))
     assert len(exp.sentences) == 3 and runner.pid == pid
-    assert [w.pid for w in _workers()] == [pid]  # no second process loads the weights for explanations
+    assert [w.pid for w in _workers() if w.pid not in before or w.pid == pid] == [pid]  # no second process
     assert runner.key.startswith(f"{tiny_dir}:")  # caches are keyed by the weights that explain
 
 

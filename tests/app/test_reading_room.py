@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -217,6 +218,36 @@ def test_hanging_protocol_puts_the_prior_beside_the_study_and_a_late_one_is_drop
     qtbot.waitUntil(lambda: _settled(window), timeout=20000)
     qtbot.wait(100)
     assert hung == [(old, [])] and window.workspace.layout_view.grid() == (1, 1)
+
+
+def test_a_late_hanging_protocol_keeps_where_the_reader_scrolled(qtbot, database, tmp_path):
+    """The protocol arrives after its off-thread prior lookup; a reader who began scrolling the current study
+    meanwhile stays on their image (the protocol puts the prior beside it, it does not reload the series)."""
+    old, new = _two_studies_of_one_patient(database, tmp_path)
+    window = _window(qtbot, database, tmp_path, kiosk_mode=True)
+    held = threading.Event()
+    from app import study_actions
+
+    lookup = study_actions.hanging_inputs
+
+    def slow_lookup(*args):  # the real lookup, answered only once the reader has scrolled
+        held.wait(20)
+        return lookup(*args)
+
+    study_actions.hanging_inputs = slow_lookup
+    try:
+        assert window.open_study(new)
+        vp = window.workspace.viewports()[0]
+        qtbot.keyClick(vp, Qt.Key.Key_Down)
+        qtbot.keyClick(vp, Qt.Key.Key_Down)
+        assert vp.state.slice_index == 2
+        held.set()
+        qtbot.waitUntil(lambda: window.workspace.layout_view.grid() == (1, 2), timeout=20000)
+    finally:
+        study_actions.hanging_inputs = lookup
+    assert window.workspace.viewports()[0] is vp and vp.state.slice_index == 2
+    assert window.workspace.viewports()[1].current_image().study_uid == old
+    qtbot.waitUntil(lambda: _settled(window), timeout=20000)
 
 
 def test_worklist_menu_opens_with_prior_exports_anonymised_and_deletes_after_confirming(

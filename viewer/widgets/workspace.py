@@ -307,7 +307,10 @@ class ViewerWorkspace(QWidget):
         series = hanging.assign(protocol, study, list(priors or []))
         self.set_layout(protocol.layout)
         for vp, s in zip(self.viewports(), series, strict=False):
-            if s is not None:
+            shown = vp.series()
+            # a viewport already showing that series keeps where the reader is in it (the protocol may arrive
+            # after the reader began scrolling: its prior is looked up off the GUI thread)
+            if s is not None and (shown is None or shown.series_uid != s.series_uid):
                 vp.set_series(s)
         self.layout_view.set_active(self.viewports()[0])
         self.hanging_protocol = protocol
