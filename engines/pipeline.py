@@ -539,13 +539,14 @@ class MedimPipeline:
         cases = None
         case_labels = None
         index = self.case_index
-        if (index is not None and len(index) and (s.case_weight > 0 or s.case_bonus > 0)
+        indexed = len(index) if index is not None else 0  # one count: a department index answers it by a query
+        if (indexed and (s.case_weight > 0 or s.case_bonus > 0)
                 and index.embedder == index_name(s.case_embedding)):  # another embedding's index cannot answer
             query = self.embed(images, s.case_embedding).mean(0) if case_query is None else case_query
             hits = index.search(query, s.cases)
             # a vote of fewer cases than the settings were chosen for, or from an index too small for its nearest
             # cases to be similar to this image (DecodeSettings.min_index_cases), reads the reader alone
-            if len(hits) >= s.cases and len(index) >= getattr(s, "min_index_cases", 0):
+            if len(hits) >= s.cases and indexed >= s.min_index_cases:
                 case_labels = index.label_share(hits)
             cases = {h.case_id: h.sentences() for h in hits}
         scale, normal_scale = s.thresholds(case_labels is not None)
