@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from engines.calibration import DEFAULT_BAND, METHODS, Calibration, FindingCalibration, _logit
+from lab.eval.bootstrap import cluster_bootstrap
 
 
 @dataclass(frozen=True)
@@ -206,16 +207,9 @@ def bootstrap_ece(probs: np.ndarray, labels: np.ndarray, groups: Sequence, resam
     """(ECE, low, high): a percentile interval over resamples of whole groups (patients) with replacement."""
     p = np.asarray(probs, np.float64)
     y = np.asarray(labels, np.float64)
-    g = np.asarray(groups)
-    uniq, inv = np.unique(g, return_inverse=True)
-    rows = [np.flatnonzero(inv == i) for i in range(len(uniq))]
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(resamples):
-        idx = np.concatenate([rows[i] for i in rng.integers(0, len(uniq), len(uniq))])
-        vals.append(ece(p[idx], y[idx], bins))
-    a = (1 - level) / 2
-    return ece(p, y, bins), float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
+    low, high = cluster_bootstrap(lambda idx: ece(p[idx], y[idx], bins), groups, resamples=resamples, seed=seed,
+                                  level=level)  # an ECE is defined on every resample: never None
+    return ece(p, y, bins), low, high
 
 
 def judge_ece(point: float, low: float, high: float, target: float = 0.05) -> str:
