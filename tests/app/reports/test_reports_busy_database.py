@@ -13,26 +13,37 @@ from app.db import database as database_module
 from tests.support.reports_testing import STUDY_UID
 
 
-@pytest.mark.sqlite_only
-def test_autosave_waits_out_a_writer_that_holds_the_lock(env, radiologist) -> None:
-    v = env.service.open_or_create(STUDY_UID, radiologist)
-    held = database_module.BUSY_TIMEOUT_MS / 1000 + 1.5  # longer than SQLite alone would wait
+def _other_writer(path: str, hold: float, *, change: bool = False) -> tuple[threading.Thread, threading.Event]:
+    """Another connection (an import, a C-STORE, the audit writer) takes SQLite's write lock - with `change`, also
+    writes a row - and commits `hold` seconds later; returns once it holds the lock, with its thread and an
+    event set when it let go."""
     locked, released = threading.Event(), threading.Event()
 
-    def other_writer() -> None:
-        con = sqlite3.connect(env.db.engine.url.database, isolation_level=None)
+    def run() -> None:
+        con = sqlite3.connect(path, isolation_level=None)
         try:
             con.execute("BEGIN IMMEDIATE")
+            if change:
+                con.execute("CREATE TABLE IF NOT EXISTS probe_other_writer (x INTEGER)")
+                con.execute("INSERT INTO probe_other_writer VALUES (1)")
             locked.set()
-            time.sleep(held)
+            time.sleep(hold)
             con.execute("COMMIT")
         finally:
             released.set()
             con.close()
 
-    thread = threading.Thread(target=other_writer)
+    thread = threading.Thread(target=run)
     thread.start()
     assert locked.wait(10)
+    return thread, released
+
+
+@pytest.mark.sqlite_only
+def test_autosave_waits_out_a_writer_that_holds_the_lock(env, radiologist) -> None:
+    v = env.service.open_or_create(STUDY_UID, radiologist)
+    held = database_module.BUSY_TIMEOUT_MS / 1000 + 1.5  # longer than SQLite alone would wait
+    thread, released = _other_writer(env.db.engine.url.database, held)
     started = time.monotonic()
     text = "Typed while an import held the database."
     revision = env.service.save_draft(v.id, {**v.content.to_dict(), "findings": text}, radiologist)
@@ -51,24 +62,7 @@ def test_report_writes_take_the_write_lock_first_so_a_commit_in_between_cannot_f
     holding the lock, so they wait for the other writer and then succeed."""
     v = env.service.open_or_create(STUDY_UID, radiologist)
     env.service.save_draft(v.id, {**v.content.to_dict(), "findings": "Small left effusion."}, radiologist)
-    locked, done = threading.Event(), threading.Event()
-
-    def other_writer() -> None:  # holds the lock, changes the database, commits half a second later
-        con = sqlite3.connect(env.db.engine.url.database, isolation_level=None)
-        try:
-            con.execute("BEGIN IMMEDIATE")
-            con.execute("CREATE TABLE IF NOT EXISTS probe_other_writer (x INTEGER)")
-            con.execute("INSERT INTO probe_other_writer VALUES (1)")
-            locked.set()
-            time.sleep(0.5)
-            con.execute("COMMIT")
-        finally:
-            done.set()
-            con.close()
-
-    thread = threading.Thread(target=other_writer)
-    thread.start()
-    assert locked.wait(10)
+    thread, done = _other_writer(env.db.engine.url.database, 0.5, change=True)  # changes the database, too
     env.service.mark_preliminary(v.id, radiologist)  # failed with "database is locked" as a deferred transaction
     thread.join(30)
     assert done.is_set() and env.service.version(v.id).status == "preliminary"
