@@ -103,6 +103,7 @@ class UserService:
         if role not in ROLES:
             raise UserError(f"role must be one of {', '.join(ROLES)}")
         check_policy(password)
+        password_hash = hash_password(password, self.hasher)  # the slow hash before the write lock is taken
         with self.db.write_session() as s:
             if actor is None:
                 if s.scalar(select(func.count(User.id))):
@@ -112,7 +113,7 @@ class UserService:
             if s.scalar(select(User).where(User.username == username)) is not None:
                 raise UserError(f"user {username!r} already exists")
             user = User(username=username, display_name=display_name or username, role=role,
-                        password_hash=hash_password(password, self.hasher))
+                        password_hash=password_hash)
             s.add(user)
             s.flush()
             audit.append(s, "user_add", actor.username if actor else "bootstrap", "user", username,

@@ -66,3 +66,17 @@ def test_report_writes_take_the_write_lock_first_so_a_commit_in_between_cannot_f
     env.service.mark_preliminary(v.id, radiologist)  # failed with "database is locked" as a deferred transaction
     thread.join(30)
     assert done.is_set() and env.service.version(v.id).status == "preliminary"
+
+
+@pytest.mark.sqlite_only
+def test_adding_a_user_while_another_writer_commits_a_change_waits_for_it(env, radiologist) -> None:
+    """The same race for user accounts: add_user reads (does the name exist, may this actor add) and then writes;
+    begun as a deferred transaction it failed with "database is locked" when another writer committed between."""
+    from tests.support.reports_testing import ADMIN, PASSWORD, admin_session
+
+    admin = admin_session(env)
+    thread, done = _other_writer(env.db.engine.url.database, 0.5, change=True)
+    env.users.add_user("second_reader", PASSWORD, "radiologist", actor=admin)
+    thread.join(30)
+    assert done.is_set() and "second_reader" in {u["username"] for u in env.users.list_users()}
+    assert ADMIN in {u["username"] for u in env.users.list_users()}
