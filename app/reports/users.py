@@ -173,9 +173,10 @@ class UserService:
                 rewrapped = True
             except KeyError_:
                 pass  # the key has its own password (chosen at `cert create --key-password`): leave it
+        new_hash = hash_password(new_password, self.hasher)  # the slow hash before the write lock is taken
         with self.db.write_session() as s:
             user = self._get(s, username)
-            user.password_hash = hash_password(new_password, self.hasher)
+            user.password_hash = new_hash
             audit.append(s, "passwd", username, "user", username, {"key_rewrapped": rewrapped})
 
     def check_may_register(self, username: str, actor: AuthSession) -> None:
