@@ -6,6 +6,8 @@ socket, pynetdicom or requests exception.
 
 from __future__ import annotations
 
+from engines.errors import Cancelled
+
 
 class PacsError(Exception):
     """Base of every PACS failure; `str(exc)` is a message meant for the user."""
@@ -48,5 +50,5 @@ class PartialRetrieveError(PacsError):
         super().__init__(message)
 
 
-class RetrieveCancelled(PacsError):
+class RetrieveCancelled(PacsError, Cancelled):
     """The user cancelled; what arrived before stays in the database and a later retrieve resumes."""

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from engines.backends import BackendError, create_backend
 from engines.backends.errors import is_out_of_memory
-from engines.errors import JobCancelled
+from engines.errors import Cancelled, JobCancelled
 from engines.serve import SERVICE
 from engines.worker.dispatch import provenance, run_direct, run_job
 from engines.worker.protocol import PROTOCOL_VERSION, ProtocolError, decode, encode
@@ -127,7 +127,7 @@ class EngineReplica:
         exc = job.exception()
         if exc is None:
             return {"type": "result", "result": job.result()}
-        if isinstance(exc, JobCancelled):
+        if isinstance(exc, Cancelled):  # any of the family (engines.errors)
             return {"type": "cancelled"}
         if is_out_of_memory(exc):
             return {"type": "error", "kind": "oom",

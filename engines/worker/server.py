@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 from engines.backends import JOB_KINDS, BackendError, EngineBackend, create_backend
 from engines.backends.errors import is_out_of_memory
 from engines.default_weights import DEFAULT_WEIGHTS
-from engines.errors import JobCancelled
+from engines.errors import Cancelled
 from engines.worker.dispatch import provenance, run_job
 from engines.worker.jobs import JobHandler
 from engines.worker.protocol import PROTOCOL_VERSION, ProtocolError, decode, encode
@@ -193,7 +193,7 @@ class WorkerServer:
         self._backend = self._internals = None
 
     def _report_failure(self, job_id: str, kind: str, exc: BaseException) -> None:
-        if isinstance(exc, JobCancelled):
+        if isinstance(exc, Cancelled):  # any of the family (engines.errors)
             self.send({"type": "cancelled", "id": job_id})
             return
         if is_out_of_memory(exc):

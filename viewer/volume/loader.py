@@ -28,6 +28,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from engines.errors import Cancelled
 from viewer.imaging.window import WindowLevel
 from viewer.io.image import DicomReadError, functional_item, load_image
 
@@ -45,8 +46,8 @@ class VolumeError(ValueError):
     """The files cannot form one volume (too few slices, different sizes, unreadable)."""
 
 
-class VolumeCancelled(RuntimeError):
-    """The caller cancelled the load."""
+class VolumeCancelled(Cancelled):
+    """The caller cancelled the load (one of the product's cancellation family, engines.errors)."""
 
 
 class CancelFlag(Protocol):
