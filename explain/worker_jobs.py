@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from engines.scope.guard import check_job, out_of_scope_result, stopped
+from engines.backends.results import OutOfScope
+from engines.scope.guard import check_job, stopped
 from engines.worker.jobs import pipeline_of
 from engines.worker.requests import ExplainStudyRequest
 from engines.worker.wire import from_wire
@@ -25,10 +26,10 @@ def explain_study_job(backend: Any, params: dict[str, Any], progress: Callable[.
     pipe = pipeline_of(backend, "explain_study")
     req = ExplainStudyRequest.from_params(params)
     images = [np.asarray(a) for a in req.images]
-    decision = check_job(backend, images, params) if images else None
+    decision = check_job(backend, images, req.headers, req.override_scope) if images else None
     if decision is not None:
         if stopped(decision):
-            return out_of_scope_result(decision)
+            return OutOfScope(scope=decision).to_json()
         images = [images[i] for i in decision.used]
     exp = explain_study(pipe, images, req.text, draft=from_wire(req.draft), k_drafts=int(req.k_drafts),
                         steps=req.steps, ig_steps=int(req.ig_steps), seed=int(req.seed),

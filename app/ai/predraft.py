@@ -28,6 +28,7 @@ from engines.backends import BackendError, EngineBackend
 from engines.backends.errors import ServiceUnavailable
 from engines.errors import JobCancelled
 from engines.worker.dispatch import provenance, run_job
+from engines.worker.requests import DraftRequest, RequestError
 
 UNREPORTED = ("none", "")
 ImagesFor = Callable[[Database, str], list[StudyImage]]
@@ -119,14 +120,14 @@ class Predrafter:
             return PredraftOutcome(uid, "failed", f"its images could not be read: {exc}")
         if not images:
             return PredraftOutcome(uid, "skipped", "no image of this study is on this workstation")
-        params: dict[str, Any] = {"images": [im.pixels for im in images], "steps": self.steps, "seed": self.seed,
-                                  **gate_params(images), **self._draft_options(uid, images)}
         try:  # the AI panel's job, input gate included (engines.worker.dispatch), on this engine or the service
-            result = run_job(self.backend, "draft", params, lambda *_a: None, cancel.is_set)
+            request = DraftRequest(images=tuple(im.pixels for im in images), steps=self.steps, seed=self.seed,
+                                   **gate_params(images), **self._draft_options(uid, images))
+            result = run_job(self.backend, request, lambda *_a: None, cancel.is_set).to_json()  # stored as JSON
         except ServiceUnavailable as exc:
             stop.append(str(exc))
             return PredraftOutcome(uid, "failed", str(exc), seconds=time.perf_counter() - t0)
-        except BackendError as exc:
+        except (BackendError, RequestError) as exc:
             return PredraftOutcome(uid, "failed", str(exc), seconds=time.perf_counter() - t0)
         except Exception as exc:  # noqa: BLE001
             if isinstance(exc, JobCancelled):

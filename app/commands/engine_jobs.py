@@ -104,7 +104,9 @@ def _reading_lines(reading: dict[str, Any]) -> list[str]:
 def _draft(args: argparse.Namespace) -> int:
     from app.ai.scope import gate_params
     from engines.backends import BackendError
-    from engines.scope.guard import OUT_OF_SCOPE, run_gated
+    from engines.backends.results import OutOfScope
+    from engines.scope.guard import run_gated
+    from engines.worker.requests import DraftRequest, RequestError
 
     try:
         name, backend = _backend(args)
@@ -119,30 +121,31 @@ def _draft(args: argparse.Namespace) -> int:
             print(f"{path}: cannot read: {exc}", file=sys.stderr)
             code = max(code, 2)
             continue
-        params = {"images": [im.pixels for im in images], "seed": args.seed, "steps": args.steps,
-                  **gate_params(images, args.override)}
         try:
-            result = run_gated(backend, "draft", params)
-        except BackendError as exc:
+            request = DraftRequest(images=tuple(im.pixels for im in images), seed=args.seed, steps=args.steps,
+                                   **gate_params(images, args.override))
+            result = run_gated(backend, request)
+        except (BackendError, RequestError) as exc:
             print(f"{path}: not drafted: {exc}", file=sys.stderr)
             code = max(code, 2)
             continue
-        scope = result.get("scope") or {}
-        if result.get("kind") == OUT_OF_SCOPE:
+        scope = result.scope.to_dict() if result.scope is not None else {}
+        if isinstance(result, OutOfScope):
             code = max(code, EXIT_OUT_OF_SCOPE)
             print(json.dumps({"file": str(path), "out_of_scope": True, "scope": scope}) if args.json
                   else f"{path}: out of scope: {scope.get('reason', '')}")
             continue
         _audit(args, path, "draft", scope)
+        draft = result.to_json()  # the CLI's edge: what it prints
+        extra = draft.get("extra") or {}
         if args.json:
-            print(json.dumps({"file": str(path), "engine": name, "text": result.get("text", ""),
-                              "findings": result.get("findings", ""), "impression": result.get("impression", ""),
-                              "scope": scope, "reading": (result.get("extra") or {}).get("reading"),
-                              "disagreements": (result.get("extra") or {}).get("disagreements")}, default=str))
+            print(json.dumps({"file": str(path), "engine": name, "text": draft.get("text", ""),
+                              "findings": draft.get("findings", ""), "impression": draft.get("impression", ""),
+                              "scope": scope, "reading": extra.get("reading"),
+                              "disagreements": extra.get("disagreements")}, default=str))
             continue
-        extra = result.get("extra") or {}
         lines = [f"{path}: {scope.get('summary', '')}",
-                 f"FINDINGS: {result.get('findings', '')}", f"IMPRESSION: {result.get('impression', '')}"]
+                 f"FINDINGS: {draft.get('findings', '')}", f"IMPRESSION: {draft.get('impression', '')}"]
         if extra.get("reading"):
             lines += ["Engine's reading (calibrated probability):"] + _reading_lines(extra["reading"])
         lines += [f"Disagreement: {d['sentence']}" for d in extra.get("disagreements") or []]
@@ -153,7 +156,9 @@ def _draft(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     from app.ai.scope import gate_params
     from engines.backends import BackendError
-    from engines.scope.guard import OUT_OF_SCOPE, run_gated
+    from engines.backends.results import OutOfScope, Refused
+    from engines.scope.guard import run_gated
+    from engines.worker.requests import AnswerRequest, RequestError
 
     try:
         images = _images(args.file)
@@ -162,22 +167,23 @@ def _ask(args: argparse.Namespace) -> int:
         return 2
     try:
         _name, backend = _backend(args)
-        params = {"images": [im.pixels for im in images], "question": args.question,
-                  **gate_params(images, args.override)}
-        result = run_gated(backend, "answer", params)
-    except BackendError as exc:
+        request = AnswerRequest(images=tuple(im.pixels for im in images), question=args.question,
+                                **gate_params(images, args.override))
+        typed = run_gated(backend, request)
+    except (BackendError, RequestError) as exc:
         print(f"not answered: {exc}", file=sys.stderr)
         return 2
+    result = typed.to_json()  # the CLI's edge: what it prints
     scope = result.get("scope") or {}
     if args.json:
         print(json.dumps({"file": str(args.file), "question": args.question, **{
             k: result.get(k) for k in ("kind", "text", "confidence", "reason", "can_answer", "extra")},
             "scope": scope}, default=str))
-    if result.get("kind") == "refused":
+    if isinstance(typed, Refused):
         if not args.json:
-            print(f"refused: {result.get('reason', '')}. {result.get('can_answer', '')}".strip())
+            print(f"refused: {typed.reason}. {typed.can_answer}".strip())
         return EXIT_OUT_OF_SCOPE
-    if result.get("kind") == OUT_OF_SCOPE:
+    if isinstance(typed, OutOfScope):
         if not args.json:
             print(f"out of scope: {scope.get('reason', '')}")
         return EXIT_OUT_OF_SCOPE

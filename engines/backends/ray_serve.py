@@ -14,16 +14,33 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
 
 from engines.backends.base import CancelFn, EngineBackend, ProgressFn, check_images
 from engines.backends.errors import BackendError, ServiceUnavailable
-from engines.backends.results import ImageOutput, TextOutput
+from engines.backends.results import (
+    ImageOutput,
+    JobResult,
+    RegionMaps,
+    ResultError,
+    TextOutput,
+    result_from_json,
+)
 from engines.errors import JobCancelled
 from engines.worker.protocol import ProtocolError, decode, encode
+from engines.worker.requests import (
+    AnswerRequest,
+    DraftRequest,
+    InpaintRequest,
+    JobRequest,
+    RegionMapRequest,
+    SynthesiseRequest,
+)
+
+R = TypeVar("R", bound=JobResult)
 
 START_HINT = "is the Ray cluster running and the engine deployed (`radstation engine serve`)?"
 
@@ -72,41 +89,57 @@ class RayServeBackend(EngineBackend):
               seed: int = 0, progress: ProgressFn | None = None, cancel: CancelFn | None = None,
               mode: str | None = None, section_order: list[str] | None = None) -> TextOutput:
         """`mode` and `section_order` as the built-in engine takes them (sentence drafts), passed to the service."""
-        params = {"images": check_images(images), "steps": steps, "guidance": guidance, "seed": int(seed),
-                  "mode": mode, "section_order": list(section_order) if section_order else None}
-        return TextOutput.from_dict(self._job("draft", params, progress, cancel))
+        request = DraftRequest(images=tuple(check_images(images)), steps=steps, guidance=guidance, seed=int(seed),
+                               mode=mode, section_order=tuple(section_order) if section_order else None)
+        return self._typed(TextOutput, request, progress, cancel)
 
     def answer(self, images: list[np.ndarray], question: str, *, steps: int | None = None, seed: int = 0,
                progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> TextOutput:
         if not question or not question.strip():
             raise BackendError("the question is empty")
-        params = {"images": check_images(images), "question": question, "steps": steps, "seed": int(seed)}
-        return TextOutput.from_dict(self._job("answer", params, progress, cancel))
+        request = AnswerRequest(images=tuple(check_images(images)), question=question, steps=steps, seed=int(seed))
+        return self._typed(TextOutput, request, progress, cancel)
 
     def synthesise(self, report: str, *, steps: int | None = None, guidance: float | None = None, seed: int = 0,
                    progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> ImageOutput:
-        params = {"report": report, "steps": steps, "guidance": guidance, "seed": int(seed)}
-        return ImageOutput.from_dict(self._job("synthesise", params, progress, cancel))
+        request = SynthesiseRequest(report=report, steps=steps, guidance=guidance, seed=int(seed))
+        return self._typed(ImageOutput, request, progress, cancel)
 
     def inpaint(self, image: np.ndarray, token_mask: np.ndarray, report: str, *, steps: int | None = None,
                 guidance: float | None = None, seed: int = 0, progress: ProgressFn | None = None,
                 cancel: CancelFn | None = None) -> ImageOutput:
-        params = {"image": np.asarray(image), "token_mask": np.asarray(token_mask, dtype=bool), "report": report,
-                  "steps": steps, "guidance": guidance, "seed": int(seed)}
-        return ImageOutput.from_dict(self._job("inpaint", params, progress, cancel))
+        request = InpaintRequest(image=np.asarray(image), token_mask=np.asarray(token_mask, dtype=bool),
+                                 report=report, steps=steps, guidance=guidance, seed=int(seed))
+        return self._typed(ImageOutput, request, progress, cancel)
 
     def explain(self, images: list[np.ndarray], text: str, *, progress: ProgressFn | None = None,
                 cancel: CancelFn | None = None) -> dict[str, np.ndarray]:
-        return dict(self._job("explain", {"images": check_images(images), "text": text}, progress, cancel)["maps"])
+        request = RegionMapRequest(images=tuple(check_images(images)), text=text)
+        return self._typed(RegionMaps, request, progress, cancel).maps
 
-    def forward_job(self, kind: str, params: dict[str, Any], progress: ProgressFn | None = None,
-                    cancel: CancelFn | None = None) -> dict[str, Any]:
-        """A worker-protocol job as it came (images, gate headers, override, draft options), run by a replica
-        exactly as the workstation's worker would run it in-process; returns the replica's result dict (a
-        scope decision instead of a draft when the gate stopped it)."""
-        if kind == "answer" and not str(params.get("question", "")).strip():
+    def forward_job(self, request: JobRequest, progress: ProgressFn | None = None,
+                    cancel: CancelFn | None = None) -> JobResult:
+        """A worker's job as it came (images, gate headers, override, draft options), run by a replica exactly
+        as the workstation's worker would run it in-process; returns the replica's result (the scope decision
+        alone, or a refusal, when the gate stopped it)."""
+        if isinstance(request, AnswerRequest) and not request.question.strip():
             raise BackendError("the question is empty")
-        return self._job(kind, dict(params), progress, cancel, gated=True)
+        return self._result(self._job(request.kind, request.to_params(), progress, cancel, gated=True))
+
+    def _typed(self, cls: type[R], request: JobRequest, progress: ProgressFn | None, cancel: CancelFn | None) -> R:
+        """A backend method's call on the service (ungated, as the method is in-process): its result type."""
+        result = self._result(self._job(request.kind, request.to_params(), progress, cancel))
+        if not isinstance(result, cls):
+            raise BackendError(f"the engine service at {self.url} answered a '{request.kind}' job with a "
+                               f"'{result.kind}' result")
+        return result
+
+    def _result(self, data: dict[str, Any]) -> JobResult:
+        try:
+            return result_from_json(data)
+        except ResultError as exc:
+            raise BackendError(f"the engine service at {self.url} sent a result this workstation cannot read "
+                               f"({exc}); are both on the same RadStation version?") from exc
 
     def close(self) -> None:
         self.client.close()
@@ -158,7 +191,7 @@ class RayServeBackend(EngineBackend):
                     elif msg["type"] == "result":
                         result = dict(msg["result"])
                         served = dict(result.pop("provenance", None) or {})  # the worker adds its own
-                        if kind != "explain":
+                        if result.get("kind") in (TextOutput.kind, ImageOutput.kind):
                             result.setdefault("extra", {}).update({
                                 "served_s": round(time.perf_counter() - start, 3),
                                 "served_by": f"replica {served.get('replica', '?')} on {served.get('node', '?')}"})

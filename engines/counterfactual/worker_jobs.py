@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from engines.backends.results import OutOfScope
 from engines.calibration import Calibration
 from engines.counterfactual.edits import diff_reports
 from engines.counterfactual.honesty import edit_warnings
 from engines.counterfactual.whatif import WhatIfRequest, WhatIfResult, run_whatif
 from engines.reading import read_images
-from engines.scope.guard import check_job, out_of_scope_result, stopped
+from engines.scope.guard import check_job, stopped
 from engines.worker.jobs import pipeline_of
 from engines.worker.requests import WhatIfJob
 from engines.worker.wire import from_wire, to_wire
@@ -33,9 +34,9 @@ def whatif_job(backend: Any, params: dict[str, Any], progress: Callable[..., Non
     request = from_wire(job.request)
     if not isinstance(request, WhatIfRequest):
         raise ValueError("a what-if job needs a WhatIfRequest")
-    decision = check_job(backend, [request.image], params)
+    decision = check_job(backend, [request.image], job.headers, job.override_scope)
     if stopped(decision):
-        return out_of_scope_result(decision)
+        return OutOfScope(scope=decision).to_json()
     if not job.confirmed:  # an edit the reading contradicts is said before anything runs
         reading = read_images(pipe, [request.image], Calibration.load(getattr(pipe, "path", None)))
         warnings = edit_warnings(reading, diff_reports(request.current_report, request.edited_report))

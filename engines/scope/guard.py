@@ -1,9 +1,10 @@
 """The gate where the model runs: one InputGate per loaded backend, and the job-side rule that an
 out-of-scope job returns its scope decision instead of a result unless the user overrode it.
 
-Job params that feed the gate: `headers` (one dict of engines.scope.header.HEADER_KEYS per image, from
-`header_of`; missing for pixels without a file) and `override_scope` (True: the user asked to run the job
-although it is out of scope; the decision then records the override).
+What feeds the gate is every gated request's (engines.worker.requests.GatedRequest): `headers` (one dict of
+engines.scope.header.HEADER_KEYS per image, from `header_of`; empty for pixels without a file) and
+`override_scope` (True: the user asked to run the job although it is out of scope; the decision then
+records the override).
 """
 
 from __future__ import annotations
@@ -15,10 +16,20 @@ from typing import Any
 
 import numpy as np
 
+from engines.backends.results import JobResult, OutOfScope, Refused, RegionMaps, TextOutput
 from engines.scope.gate import InputGate, ScopeDecision
 from engines.scope.stats import ScopeStatistics, ScopeStatisticsError
+from engines.worker.requests import (
+    AnswerRequest,
+    DraftRequest,
+    GatedRequest,
+    InpaintRequest,
+    JobRequest,
+    RegionMapRequest,
+    SynthesiseRequest,
+)
 
-OUT_OF_SCOPE = "out_of_scope"  # the result kind of a job the gate stopped
+OUT_OF_SCOPE = OutOfScope.kind  # the result kind of a job the gate stopped
 
 
 def gate_for(backend: Any) -> InputGate:
@@ -61,12 +72,10 @@ def build_gate(backend: Any) -> InputGate:
     return InputGate(embed, stats, name)
 
 
-def check_job(backend: Any, images: Sequence[np.ndarray], params: Mapping[str, Any]) -> ScopeDecision:
+def check_job(backend: Any, images: Sequence[np.ndarray], headers: Sequence[Mapping[str, Any]] = (),
+              override: bool = False) -> ScopeDecision:
     """The scope decision for a job's images, with the job's headers and override flag."""
-    headers = params.get("headers")
-    if headers is not None and not isinstance(headers, list | tuple):
-        headers = [headers]
-    return gate_for(backend).check(list(images), headers, override=bool(params.get("override_scope", False)))
+    return gate_for(backend).check(list(images), list(headers) or None, override=bool(override))
 
 
 def stopped(decision: ScopeDecision) -> bool:
@@ -74,55 +83,63 @@ def stopped(decision: ScopeDecision) -> bool:
     return not decision.in_scope and not decision.override
 
 
-def out_of_scope_result(decision: ScopeDecision) -> dict[str, Any]:
-    """What a stopped job returns: no draft, answer, map or image; only why."""
-    return {"kind": OUT_OF_SCOPE, "text": "", "scope": decision.to_dict(), "message": decision.summary()}
-
-
-def run_gated(backend: Any, kind: str, p: Mapping[str, Any], progress: Any = None, cancel: Any = None
-              ) -> dict[str, Any]:
+def run_gated(backend: Any, request: GatedRequest, progress: Any = None, cancel: Any = None) -> JobResult:
     """Run a backend job that reads images (draft, answer, inpaint, explain) behind the gate, as the worker
     and `radstation engine draft|ask` do: a question the engine has no basis for is refused before any image
-    is read (`kind: refused`); an out-of-scope input without override returns the decision alone
-    (`kind: out_of_scope`); otherwise the job runs on the images in scope (all under an override) and its
-    result carries the decision (`scope`), with `images_used` indexing the images it was given."""
+    is read (`Refused`); an out-of-scope input without override returns the decision alone (`OutOfScope`);
+    otherwise the job runs on the images in scope (all under an override) and its result carries the
+    decision (`scope`), with `images_used` indexing the images it was given."""
     from engines.backends import BackendError
     from engines.backends.base import check_images
 
-    common = {"progress": progress, "cancel": cancel}
+    kind = request.kind
     if kind not in getattr(backend, "capabilities", frozenset({kind})):
         raise backend._unsupported(kind)
-    if kind == "answer":
-        if not str(p.get("question", "")).strip():
+    if isinstance(request, AnswerRequest):
+        if not request.question.strip():
             raise BackendError("the question is empty")
-        asked = backend.question_scope(str(p.get("question", "")))
+        asked = backend.question_scope(request.question)
         if not asked.in_scope:
-            return {"kind": "refused", "text": "", "reason": asked.reason, "can_answer": asked.can_answer}
-    images = [p["image"]] if kind == "inpaint" else list(p.get("images") or [])
+            return Refused(reason=str(asked.reason), can_answer=str(asked.can_answer))
+    images = list(request.gated_images())
     if not images:
         raise BackendError("no image given: open a study with at least one image")
-    decision = check_job(backend, check_images(images), p)
+    decision = check_job(backend, check_images(images), request.headers, request.override_scope)
     if stopped(decision):
-        return out_of_scope_result(decision)
+        return OutOfScope(scope=decision)
     used = decision.used
     kept = [images[i] for i in used]
-    seed = int(p.get("seed", 0))
-    if kind == "draft":
+    result = run_backend(backend, request.with_images(tuple(kept)), progress, cancel)
+    if isinstance(result, TextOutput):
+        result.images_used = [used[i] for i in result.images_used if 0 <= i < len(used)]
+    result.scope = decision
+    return result
+
+
+def run_backend(backend: Any, request: JobRequest, progress: Any = None, cancel: Any = None) -> JobResult:
+    """The backend method a request names, on the images it holds, without the gate: what calling
+    `backend.draft(...)` in-process does, and what run_gated calls on the images it let through."""
+    from engines.backends import BackendError
+
+    common = {"progress": progress, "cancel": cancel}
+    if isinstance(request, DraftRequest):
         # sentence-drafting options reach the engines that take them (engines.backends.diffusion)
         accepted = inspect.signature(backend.draft).parameters
-        options = {k: p[k] for k in ("mode", "section_order") if p.get(k) is not None and k in accepted}
-        result = backend.draft(kept, steps=p.get("steps"), guidance=p.get("guidance"), seed=seed, **common,
-                               **options).to_dict()
-    elif kind == "answer":
-        result = backend.answer(kept, str(p.get("question", "")), steps=p.get("steps"), seed=seed, **common).to_dict()
-    elif kind == "inpaint":
-        result = backend.inpaint(kept[0], p["token_mask"], str(p.get("report", "")), steps=p.get("steps"),
-                                 guidance=p.get("guidance"), seed=seed, **common).to_dict()
-    elif kind == "explain":
-        result = {"kind": "maps", "maps": backend.explain(kept, str(p.get("text", "")), **common)}
-    else:
-        raise BackendError(f"unknown gated job kind {kind!r}")
-    if "images_used" in result:
-        result["images_used"] = [used[i] for i in result["images_used"] if 0 <= i < len(used)]
-    result["scope"] = decision.to_dict()
-    return result
+        options = {k: getattr(request, k) for k in ("mode", "section_order")
+                   if getattr(request, k) is not None and k in accepted}
+        if "section_order" in options:
+            options["section_order"] = list(options["section_order"])
+        return backend.draft(list(request.images), steps=request.steps, guidance=request.guidance,
+                             seed=request.seed, **common, **options)
+    if isinstance(request, AnswerRequest):
+        return backend.answer(list(request.images), request.question, steps=request.steps, seed=request.seed,
+                              **common)
+    if isinstance(request, InpaintRequest):
+        return backend.inpaint(request.image, request.token_mask, request.report, steps=request.steps,
+                               guidance=request.guidance, seed=request.seed, **common)
+    if isinstance(request, RegionMapRequest):
+        return RegionMaps(maps=dict(backend.explain(list(request.images), request.text, **common)))
+    if isinstance(request, SynthesiseRequest):
+        return backend.synthesise(request.report, steps=request.steps, guidance=request.guidance,
+                                  seed=request.seed, **common)
+    raise BackendError(f"the engine does not run {request.kind!r} jobs")

@@ -3,8 +3,10 @@
 Routes under the application's route prefix (default /radstation):
   GET  …/describe  -> JSON: the backend's describe() plus the service, replica and node
   POST …/jobs      -> body: {"kind", "params", "gated"} as one worker-protocol line (engines.worker.protocol: JSON,
-                      arrays as base64 blocks); response: a stream of protocol lines, "progress" while the
-                      job runs, then one "result", "error" or "cancelled". "gated" (default true) runs
+                      arrays as base64 blocks; params: a typed request's wire form, engines.worker.requests,
+                      a bad one answered 400 with the reason); response: a stream of protocol lines,
+                      "progress" while the job runs, then one "result" (a typed result's wire form,
+                      engines.backends.results), "error" or "cancelled". "gated" (default true) runs
                       the job as the worker does, behind the input gate (engines.scope.guard); false calls
                       the backend method itself, as `backend.draft(...)` in-process does.
 A job runs on a thread so the replica's event loop keeps answering health checks; when the client goes
@@ -34,6 +36,7 @@ from engines.errors import Cancelled, JobCancelled
 from engines.serve import SERVICE
 from engines.worker.dispatch import provenance, run_direct, run_job
 from engines.worker.protocol import PROTOCOL_VERSION, ProtocolError, decode, encode
+from engines.worker.requests import JobRequest, RequestError, backend_request
 
 PROGRESS_INTERVAL_S = 0.1
 JOB_KINDS_SERVED = ("draft", "answer", "synthesise", "inpaint", "explain")
@@ -77,12 +80,17 @@ class EngineReplica:
             kind = str(msg.get("kind", ""))
             if kind not in JOB_KINDS_SERVED:
                 return JSONResponse({"error": f"unknown job kind {kind!r}"}, status_code=400)
-            return StreamingResponse(self._stream(kind, dict(msg.get("params") or {}), bool(msg.get("gated", True))),
+            try:  # the wire's edge: a typed request from here on
+                job = backend_request(kind, dict(msg.get("params") or {}))
+            except RequestError as exc:
+                return JSONResponse({"error": f"bad job request: {exc}"}, status_code=400)
+            return StreamingResponse(self._stream(job, bool(msg.get("gated", True))),
                                      media_type="application/x-ndjson")
         return JSONResponse({"error": f"no such route {request.method} {path}; use GET …/describe or POST …/jobs"},
                             status_code=404)
 
-    async def _stream(self, kind: str, params: dict[str, Any], gated: bool = True) -> AsyncIterator[bytes]:
+    async def _stream(self, job_request: JobRequest, gated: bool = True) -> AsyncIterator[bytes]:
+        kind = job_request.kind
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         cancelled = threading.Event()
@@ -102,10 +110,9 @@ class EngineReplica:
                 if cancelled.is_set():
                     raise JobCancelled("cancelled before it started")
                 run = run_job if gated else run_direct  # a worker's job is gated; a typed call is the bare method
-                result = run(self.backend, kind, params, progress, cancelled.is_set)
-            result["provenance"] = {**provenance(self.backend, self.engine), "replica": self.replica,
-                                    "node": self.node}
-            return result
+                result = run(self.backend, job_request, progress, cancelled.is_set)
+            result.provenance = {**provenance(self.backend, self.engine), "replica": self.replica, "node": self.node}
+            return result.to_json()
 
         job = loop.run_in_executor(None, work)
         try:

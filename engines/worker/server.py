@@ -26,6 +26,7 @@ from engines.errors import Cancelled
 from engines.worker.dispatch import provenance, run_job
 from engines.worker.jobs import JobHandler
 from engines.worker.protocol import PROTOCOL_VERSION, ProtocolError, decode, encode
+from engines.worker.requests import RequestError, backend_request
 
 PROGRESS_INTERVAL_S = 0.05
 
@@ -161,8 +162,7 @@ class WorkerServer:
         except Exception as exc:
             self._report_failure(job_id, kind, exc)
         else:
-            result["provenance"] = self._provenance()
-            self.send({"type": "result", "id": job_id, "result": result})
+            self.send({"type": "result", "id": job_id, "result": {**result, "provenance": self._provenance()}})
         finally:
             self._current = None
             self._cancelled.discard(job_id)
@@ -176,7 +176,7 @@ class WorkerServer:
         assert self._backend is not None
         if kind in self._extra_jobs:
             return self._extra_jobs[kind](self._internals_backend(), p, progress, cancel)
-        return run_job(self._backend, kind, p, progress, cancel)
+        return run_job(self._backend, backend_request(kind, p), progress, cancel).to_json()  # the wire's edge
 
     def _internals_backend(self) -> EngineBackend:
         """The loaded engine when it is the built-in one, else the built-in engine loaded once beside it."""
@@ -205,6 +205,9 @@ class WorkerServer:
             return
         if isinstance(exc, BackendError):
             self.send({"type": "error", "id": job_id, "kind": "backend", "message": str(exc)})
+            return
+        if isinstance(exc, RequestError):  # the job as sent cannot run: said, not a crash
+            self.send({"type": "error", "id": job_id, "kind": "bad_request", "message": str(exc)})
             return
         traceback.print_exc(file=self._log)
         self.send({"type": "error", "id": job_id, "kind": "internal",

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from engines.backends import create_backend
+from engines.backends.results import OutOfScope, Refused, TextOutput
 from engines.models.tiny import make_tiny_checkpoint
 from engines.scope.embedding import medim_embedder
 from engines.scope.gate import InputGate
 from engines.scope.guard import OUT_OF_SCOPE, build_gate, run_gated
 from engines.scope.stats import ARRAYS_NAME, JSON_NAME, ScopeStatistics, ScopeStatisticsError
+from engines.worker.requests import AnswerRequest, DraftRequest
 from lab.eval.scope_fit import fit_frontal, fit_ood
 
 FINDINGS = ("No Finding", "Cardiomegaly", "Pleural Effusion")
@@ -103,30 +105,32 @@ def test_statistics_of_another_embedding_are_not_used(backend) -> None:
 def test_gated_jobs_return_nothing_out_of_scope_unless_overridden(backend) -> None:
     rng = np.random.default_rng(5)
     image = _chest_like(rng)
-    stopped = run_gated(backend, "draft", {"images": [image], "headers": [{"Modality": "MR"}], "steps": 2})
-    assert stopped["kind"] == OUT_OF_SCOPE and stopped["text"] == "" and "Modality MR" in stopped["scope"]["reason"]
-    forced = run_gated(backend, "draft", {"images": [image], "headers": [{"Modality": "MR"}], "steps": 2,
-                                          "override_scope": True})
-    assert forced["text"] and forced["scope"]["override"] and not forced["scope"]["in_scope"]
-    both = run_gated(backend, "draft", {"images": [image, image], "headers": [{**PA, "ViewPosition": "LL"}, PA],
-                                        "steps": 2})
-    assert both["text"] and both["images_used"] == [1] and both["scope"]["used"] == [1]
-    reading = both["extra"]["reading"]
+    stopped = run_gated(backend, DraftRequest(images=(image,), headers=({"Modality": "MR"},), steps=2))
+    assert isinstance(stopped, OutOfScope) and "Modality MR" in stopped.scope.reason
+    wire = stopped.to_json()
+    assert wire["kind"] == OUT_OF_SCOPE and wire["text"] == "" and "Modality MR" in wire["scope"]["reason"]
+    forced = run_gated(backend, DraftRequest(images=(image,), headers=({"Modality": "MR"},), steps=2,
+                                             override_scope=True))
+    assert isinstance(forced, TextOutput) and forced.text and forced.scope.override and not forced.scope.in_scope
+    both = run_gated(backend, DraftRequest(images=(image, image), headers=({**PA, "ViewPosition": "LL"}, PA),
+                                           steps=2))
+    assert both.text and both.images_used == [1] and both.scope.used == [1]
+    reading = both.extra["reading"]
     assert set(reading) == set(FINDINGS) and all(r["answer"] in ("yes", "no", "uncertain") for r in reading.values())
 
 
 def test_questions_outside_the_findings_are_refused_before_the_image_is_read(backend) -> None:
     image = _chest_like(np.random.default_rng(6))
-    refused = run_gated(backend, "answer", {"images": [image], "headers": [PA], "question": "Is there a pacemaker?"})
-    assert refused["kind"] == "refused" and "devices" in refused["reason"]
-    assert "cardiomegaly" in refused["can_answer"] and "pleural effusion" in refused["can_answer"]
-    answered = run_gated(backend, "answer", {"images": [image], "headers": [PA], "question": "Is there an effusion?"})
-    extra = answered["extra"]
-    assert answered["text"] in ("yes", "no", "uncertain") and extra["finding"] == "Pleural Effusion"
-    assert 0 < extra["probability"] < 1 and extra["calibrated"] is False and answered["scope"]["in_scope"]
-    out = run_gated(backend, "answer", {"images": [image], "headers": [{"Modality": "CT"}],
-                                        "question": "Is there an effusion?"})
-    assert out["kind"] == OUT_OF_SCOPE
+    refused = run_gated(backend, AnswerRequest(images=(image,), headers=(PA,), question="Is there a pacemaker?"))
+    assert isinstance(refused, Refused) and "devices" in refused.reason
+    assert "cardiomegaly" in refused.can_answer and "pleural effusion" in refused.can_answer
+    answered = run_gated(backend, AnswerRequest(images=(image,), headers=(PA,), question="Is there an effusion?"))
+    extra = answered.extra
+    assert answered.text in ("yes", "no", "uncertain") and extra["finding"] == "Pleural Effusion"
+    assert 0 < extra["probability"] < 1 and extra["calibrated"] is False and answered.scope.in_scope
+    out = run_gated(backend, AnswerRequest(images=(image,), headers=({"Modality": "CT"},),
+                                           question="Is there an effusion?"))
+    assert isinstance(out, OutOfScope)
 
 
 def test_the_gate_uses_the_embedding_its_statistics_were_fitted_on(tmp_path) -> None:

@@ -36,7 +36,8 @@ def test_out_of_memory_becomes_a_clear_error_and_the_loop_continues() -> None:
     register_backend("greedy-test", _Greedy)
     replies = _serve({"type": "load", "backend": "greedy-test", "config": {}},
                      {"type": "job", "id": "a", "kind": "draft", "params": {"images": [np.zeros((16, 16))]}},
-                     {"type": "job", "id": "b", "kind": "answer", "params": {"images": [np.zeros((16, 16))]}})
+                     {"type": "job", "id": "b", "kind": "answer", "params": {"images": [np.zeros((16, 16))],
+                                                                          "question": "Is there an effusion?"}})
     kinds = [(r["type"], r.get("id"), r.get("kind")) for r in replies if r["type"] != "status"]
     assert kinds[0] == ("ready", None, None)
     oom = next(r for r in replies if r["type"] == "error" and r["id"] == "a")
