@@ -1,6 +1,11 @@
 """A complete, randomly initialised tiny model folder: what `radstation selfcheck` drafts with when no
 weights are installed, and what tests of anything that loads a checkpoint use.
 
+It is product code on purpose, not a test fixture: the self-check of an installation (and of the frozen
+bundle) without shipped weights must still start the worker, load torch and run a draft through it, and
+this is that "no weights" configuration (the registered `tiny` size of engines.models.config). The
+third-party backends' tiny models are test-only and live in tests/support/tiny_backends.py.
+
 Real tokenizers (BPE trained on a few report sentences, a 32-px VQ) and a 2-layer backbone: every
 code path of the pipeline runs, in milliseconds, without the shipped weights.
 """

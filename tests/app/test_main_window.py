@@ -206,7 +206,7 @@ def _radiologist_on_demo_study(qtbot, database: Database, settings):
 def test_drafted_report_lands_in_the_editor_of_the_open_study(qtbot, database: Database, tmp_path) -> None:
     """Draft through the real worker process (a tiny local VLM chosen by settings) into the report."""
     from app.settings import Settings
-    from engines.backends.tiny import build_tiny_llava
+    from tests.support.tiny_backends import build_tiny_llava
 
     settings = Settings(tmp_path / "settings.json")
     settings.set("engine", "hf-vlm")

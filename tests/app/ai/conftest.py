@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.ai.study_images import StudyImage
-from engines.backends.tiny import build_tiny_llava
+from tests.support.tiny_backends import build_tiny_llava
 
 
 @pytest.fixture(scope="session")

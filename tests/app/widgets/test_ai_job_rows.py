@@ -17,7 +17,7 @@ from app.demo_studies import demo_study_uids, ensure_demo_imported
 from app.formatting import person_name
 from app.settings import Settings
 from app.widgets.ai_panel import AiPanel
-from engines.backends.tiny import build_tiny_llava
+from tests.support.tiny_backends import build_tiny_llava
 
 TIMEOUT = 60_000
 

@@ -16,7 +16,7 @@ from app.ai.engine_client import EngineClient
 from app.ai.study_images import StudyImage
 from app.settings import Settings
 from app.widgets.ai_panel import AiPanel
-from engines.backends.tiny import build_tiny_llava
+from tests.support.tiny_backends import build_tiny_llava
 
 TIMEOUT = 60_000
 

@@ -15,7 +15,7 @@ from app.ai.question_scope import CANNOT_ANSWER
 from app.ai.questions import QaService
 from app.ai.study_images import StudyImage
 from app.widgets.qa_panel import QaPanel, overlay_image
-from engines.backends.tiny import build_tiny_llava
+from tests.support.tiny_backends import build_tiny_llava
 
 TIMEOUT = 60_000
 IMAGES = [StudyImage((np.random.default_rng(0).random((64, 64)) * 4095).astype(np.uint16), "1.9.1", "DX", "PA", "PA")]

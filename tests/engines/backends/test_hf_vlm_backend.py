@@ -77,7 +77,7 @@ def test_mismatched_directory_is_a_clear_error(tiny_sd_dir, tmp_path) -> None:
 
 
 def test_a_gemma3_style_model_directory_works_too(tmp_path) -> None:
-    from engines.backends.tiny import build_tiny_gemma3
+    from tests.support.tiny_backends import build_tiny_gemma3
 
     gemma = create_backend("hf-vlm", path=build_tiny_gemma3(tmp_path / "gemma3"), device="cpu", max_new_tokens=5,
                            answer_max_new_tokens=3)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engines.backends.tiny import build_tiny_llava, build_tiny_sd
+from tests.support.tiny_backends import build_tiny_llava, build_tiny_sd
 
 
 @pytest.fixture(scope="session")

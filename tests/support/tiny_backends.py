@@ -1,7 +1,8 @@
 """Tiny random-weight model directories built from configs, entirely offline.
 
-They exercise the third-party backends end to end (real processors, real generate / denoising loops)
-without any hub download: tests and the engine self-check use them. The outputs are gibberish by design.
+They exercise the third-party backends (hf-vlm, diffusers-t2i) end to end (real processors, real generate /
+denoising loops) without any hub download. Only tests use them, so they live here, not in the product
+(they were engines/backends/tiny.py). The outputs are gibberish by design.
 """
 
 from __future__ import annotations
