@@ -174,9 +174,10 @@ class MedimPipeline:
         reader = FindingReader.from_pretrained(path / READER_DIR) if (path / READER_DIR).is_dir() else None
         pipe = cls(model, vq, tok, cfg, dev, path, runtime, reader)
         if runtime == "onnx":
-            from engines.export.runtime import attach_onnx_runtime
+            from engines.export.runtime import onnx_runtime
 
-            attach_onnx_runtime(pipe, onnx_dir)
+            ort = onnx_runtime(model, vq, path, pipe.weights_hash, dev, onnx_dir)
+            pipe._net, pipe._decode, pipe.onnx_parity = ort.backbone, ort.decoder, ort.parity
         return pipe
 
     # -- tokens <-> images ----------------------------------------------------------------------------

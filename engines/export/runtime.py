@@ -1,15 +1,18 @@
 """onnxruntime execution path for MedimPipeline (runtime="onnx").
 
 Wraps the exported sessions in callables with the torch modules' signatures, so the sampler and the
-jobs stay the same; graphs are exported on first use and reused while the weights hash matches.
+jobs stay the same; graphs are exported on first use and reused while the weights hash matches. It is
+given the pipeline's parts and hands back the callables; the pipeline installs them itself, so this
+module never imports the pipeline (an import-linter contract keeps the two out of a cycle).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,9 +26,6 @@ from engines.export.onnx_export import (
     export_vq_decoder,
 )
 from engines.models.backbone import BackboneOutput
-
-if TYPE_CHECKING:
-    from engines.pipeline import MedimPipeline
 
 
 class OnnxBackbone:
@@ -59,29 +59,39 @@ class OnnxDecoder:
         return torch.from_numpy(out)
 
 
-def _default_dir(pipe: MedimPipeline) -> Path:
-    d = pipe.path / "onnx"
-    if os.access(pipe.path, os.W_OK):
+@dataclass
+class OnnxRuntime:
+    """The onnxruntime stand-ins for a pipeline's backbone and VQ decoder, and the export's parity figures."""
+
+    backbone: OnnxBackbone
+    decoder: OnnxDecoder
+    parity: dict[str, Any]
+
+
+def _default_dir(model_path: Path, weights_hash: str) -> Path:
+    d = model_path / "onnx"
+    if os.access(model_path, os.W_OK):
         return d
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "radstation" / "onnx"
-    return cache / pipe.weights_hash[:16]
+    return cache / weights_hash[:16]
 
 
-def attach_onnx_runtime(pipe: MedimPipeline, onnx_dir: str | Path | None = None) -> dict:
-    """Export if needed (or if the weights changed) and switch the pipeline's backbone/decoder to ORT."""
-    out = Path(onnx_dir) if onnx_dir is not None else _default_dir(pipe)
+def onnx_runtime(model: torch.nn.Module, vq: Any, model_path: Path, weights_hash: str, device: Any,
+                 onnx_dir: str | Path | None = None) -> OnnxRuntime:
+    """Export the backbone and decoder if needed (or if the weights changed) and open them in onnxruntime.
+
+    `model`/`vq` are moved back to `device` after an export; `onnx_dir` defaults to `<model_path>/onnx`, or
+    a per-user cache named by the weights hash when the model folder is read-only."""
+    out = Path(onnx_dir) if onnx_dir is not None else _default_dir(Path(model_path), weights_hash)
     out.mkdir(parents=True, exist_ok=True)
     parity_path = out / PARITY_FILE
     parity = json.loads(parity_path.read_text()) if parity_path.exists() else {}
-    if parity.get("weights_sha256") != pipe.weights_hash or not (out / BACKBONE_ONNX).exists() \
+    if parity.get("weights_sha256") != weights_hash or not (out / BACKBONE_ONNX).exists() \
             or not (out / DECODER_ONNX).exists():
-        parity = {"backbone_max_abs_diff": export_backbone(pipe.model, out / BACKBONE_ONNX),
-                  "vq_decoder_max_abs_diff": export_vq_decoder(pipe.vq, out / DECODER_ONNX),
-                  "weights_sha256": pipe.weights_hash}
-        pipe.model.to(pipe.device)
-        pipe.vq.to(pipe.device)
+        parity = {"backbone_max_abs_diff": export_backbone(model, out / BACKBONE_ONNX),
+                  "vq_decoder_max_abs_diff": export_vq_decoder(vq, out / DECODER_ONNX),
+                  "weights_sha256": weights_hash}
+        model.to(device)
+        vq.to(device)
         parity_path.write_text(json.dumps(parity, indent=2))
-    pipe._net = OnnxBackbone(out / BACKBONE_ONNX, pipe.model_config)
-    pipe._decode = OnnxDecoder(out / DECODER_ONNX)
-    pipe.onnx_parity = parity
-    return parity
+    return OnnxRuntime(OnnxBackbone(out / BACKBONE_ONNX, model.config), OnnxDecoder(out / DECODER_ONNX), parity)
