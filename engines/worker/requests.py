@@ -39,7 +39,7 @@ class JobRequest:
         hints = _hints(type(self))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, list):  # the wire's (and a caller's) list for a tuple field
+            if isinstance(value, list) and not _is(value, hints[f.name]):  # the wire's list for a tuple field
                 value = tuple(value)
                 object.__setattr__(self, f.name, value)
             if not _is(value, hints[f.name]):
