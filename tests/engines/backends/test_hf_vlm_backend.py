@@ -30,7 +30,7 @@ def test_draft_generates_text_with_token_confidences_and_progress(vlm) -> None:
         body = out.findings if t.section == "findings" else out.impression
         assert body[t.start:t.end] == t.text
     assert 0.0 < out.confidence <= 1.0
-    again = TextOutput.from_dict(json.loads(json.dumps(out.to_dict())))
+    again = TextOutput.from_json(json.loads(json.dumps(out.to_json())))
     assert again == out
 
 
