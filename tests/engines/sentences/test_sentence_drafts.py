@@ -46,7 +46,7 @@ def test_sentences_is_the_default_and_every_sentence_is_a_real_one(pipe, image):
     bank = {normalise(c.text) for c in pipe.sentence_decoder.bank.candidates}
     for s in res.sentences:
         assert normalise(s["text"]) in bank
-        assert s["sources"] and s["sources"][0].split(":")[0] in ("iu", "case")
+        assert s["sources"] and s["sources"][0].split(":")[0] in ("authored", "case")
         assert res.text[s["char_start"]:s["char_end"]] == s["text"]
     assert res.impression_text and res.findings_text
     assert not contradictions(res.text)
