@@ -18,6 +18,7 @@ and the paired interval of each system's difference to nearest neighbour.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import sys
@@ -199,9 +200,11 @@ def stated_findings(pipe, queries: Sequence, features: Path) -> list[dict[str, i
 def run(split: str = "val", *, model: Path | None = None, root: Path | None = None, out: Path = Path("eval-results"),
         limit: int | None = None, seed: int = 0, modes: Sequence[str] = ("sentences", "free"),
         drafts: dict[str, Path] | None = None, reps: int = 1000, reading_features: Path | None = None,
-        reading_limit: int | None = None, case_index: bool = True) -> dict:
+        reading_limit: int | None = None, case_index: bool = True, sentence_bank: Path | None = None) -> dict:
     """Draft `split` through the product's public path and score it beside the baselines. `case_index=False`
-    drafts as a fresh installation does (no development index of similar cases: the reader reads alone)."""
+    drafts as a fresh installation does (no development index of similar cases: the reader reads alone).
+    `sentence_bank` replaces the shipped (project-authored) bank, e.g. by the IU one for development
+    (`python -m lab.build.sentence_bank iu`); its drafts are kept apart from the shipped bank's."""
     from engines.default_weights import DEFAULT_WEIGHTS
     from engines.pipeline import MedimPipeline
     from lab.data.cxr import load_cxr
@@ -211,6 +214,16 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
 
     if split == "train":
         raise ValueError("drafts are scored on a held-out split (val or test), not on train")
+    bank_tag, bank_sha = "", None
+    if sentence_bank is not None:
+        sentence_bank = Path(sentence_bank)
+        if sentence_bank.is_dir():
+            sentence_bank = sentence_bank / "sentence_bank.json"
+        if not sentence_bank.is_file():
+            raise FileNotFoundError(f"sentence bank {sentence_bank} does not exist "
+                                    "(build one with python -m lab.build.sentence_bank)")
+        bank_sha = hashlib.sha256(sentence_bank.read_bytes()).hexdigest()
+        bank_tag = f"_bank-{bank_sha[:8]}"  # drafts of another bank never resume these
     out.mkdir(parents=True, exist_ok=True)
     iu_path = None if root is None else Path(root) / "text_only" / "iu_xray_reports.jsonl"
     ds = load_cxr(root, splits=("train", split))
@@ -234,17 +247,23 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
         else:
             if pipe is None:
                 pipe = MedimPipeline.from_pretrained(model or DEFAULT_WEIGHTS, device="cpu")
+                if sentence_bank is not None:
+                    pipe.bank_path, pipe._decoder = sentence_bank, None  # loaded (and checked) on first draft
                 if "sentences" in modes and case_index:
                     pipe.case_index = dev_case_index(
                         pipe, train, out / f"embeddings_train_{pipe.weights_hash[:12]}_"
                                           f"{pipe.decode_settings.case_embedding}.npz",
                         lambda i, n: (i % 250 == 0 or i == n) and _log(f"embedding train images {i}/{n}"))
             got = draft_split(pipe, queries, mode,
-                              out / f"drafts_{mode}_{split}{'' if case_index else '_no_case_index'}.jsonl")
+                              out / f"drafts_{mode}_{split}{'' if case_index else '_no_case_index'}"
+                                    f"{bank_tag if mode == 'sentences' else ''}.jsonl")
         missing = [i for i in ids if i not in got]
         if missing:
             raise ValueError(f"{mode} drafts lack {len(missing)} of the {split} images (e.g. {missing[0]})")
-        systems[SYSTEM_NAMES.get(mode, mode)] = [got[i] for i in ids]
+        name = SYSTEM_NAMES.get(mode, mode)
+        if mode == "sentences" and sentence_bank is not None:
+            name = f"sentence-level, bank {sentence_bank.parent.name}/{sentence_bank.name}"
+        systems[name] = [got[i] for i in ids]
     nn_name = "nearest neighbour (32x32 cosine)"
     systems[nn_name] = base_all.generated[nn_name][:len(queries)]
     systems["most-common report"] = base_all.generated["most-common report"][:len(queries)]
@@ -260,6 +279,8 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
               if case_index else "sentence-level drafts without a similar-case index (a fresh installation): the "
               "reader reads alone at its own CV-chosen thresholds; ")
              + "nearest neighbour retrieves the train report of the closest 32x32 image",
+             ("sentence bank: the shipped project-authored one (resources/sentences)" if sentence_bank is None else
+              f"sentence bank: {sentence_bank} (sha256 {bank_sha[:12]}), not the shipped one"),
              "the study reading is the finding reader's (engines.reader); settings chosen by CV on train folds "
              "over all sources and within NIH together, the answer rule included (lab.eval.tune_sentences)",
              "near-real share: difflib ratio >= 0.9 to a real IU sentence after lower-casing and stripping "
@@ -291,6 +312,7 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
         scores["reading_only"] = rscores
     payload = {"split": split, "n": len(queries), "scores": scores, "real_iu": real, "notes": notes,
                "model": str(model or DEFAULT_WEIGHTS), "weights_sha256": getattr(pipe, "weights_hash", None),
+               "sentence_bank": None if sentence_bank is None else str(sentence_bank), "sentence_bank_sha256": bank_sha,
                "decode_settings": pipe.decode_settings.to_json() if pipe is not None else None}
     (out / f"drafting_{split}.json").write_text(json.dumps(payload, indent=2, default=str))
     (out / f"drafting_{split}.md").write_text(md + "\n")
