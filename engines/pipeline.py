@@ -414,7 +414,7 @@ class MedimPipeline:
 
             if not self.bank_path.is_file():
                 raise ValueError(f"sentence drafting needs {self.bank_path} (build it with "
-                                 "python -m lab.build.sentence_bank); use draft mode 'free' without it")
+                                 "python -m lab.build.sentence_bank authored); use draft mode 'free' without it")
             self._decoder = SentenceDecoder(CandidateBank.load(self.bank_path), self.tokenizer.encode)
         return self._decoder
 

@@ -1,7 +1,9 @@
-"""The candidate bank: real report sentences, normalised and clustered, each with its labeler reading.
+"""The candidate bank: report sentences, normalised and clustered, each with its labeler reading.
 
-Sources are the IU X-ray reports (shipped beside the weights as `sentence_bank.json`, built by
-`python -m lab.build.sentence_bank`) and, at a site, its own signed reports (`add_reports`). A sentence that
+The shipped bank (`sentence_bank.json` beside the weights, built by `python -m lab.build.sentence_bank
+authored`) holds the project's own sentences (resources/sentences, engines.sentences.authored); the IU X-ray
+reports (CC BY-NC-ND 4.0) give a development-only bank (`... sentence_bank iu`, never under resources/). At a
+site its own signed reports join through `add_reports` (and per draft as similar cases' sentences). A sentence that
 needs context a single study does not give (a prior, a dictation note, a recommendation) is left out, as
 for composed training reports (lab.data.paired). Sentences whose normalised text is equal merge;
 sentences that say the same with the same words (same reading, same content words in any order: "heart size
@@ -65,7 +67,7 @@ class Candidate:
     part: str  # "findings" | "impression": the report part it was written in
     reading: SentenceReading
     count: int = 1  # reports that used a wording of this cluster
-    sources: list[str] = field(default_factory=list)  # "iu:CXR12", "site:<study uid>", "case:<id>" (first 8)
+    sources: list[str] = field(default_factory=list)  # "authored:lungs.txt:12", "site:<uid>", "case:<id>", "iu:CXR12" (first 8)
     origin: str = "iu"  # where the representative came from
     index: int = -1
 
