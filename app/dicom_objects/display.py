@@ -55,7 +55,7 @@ class DisplayState:
 
 
 def display_from_view(state: Any, widget_w: float, widget_h: float) -> DisplayState:
-    """The DisplayState of a viewer.widgets.view_state.ViewState shown in a widget of the given size."""
+    """The DisplayState of a viewer.models.view_state.ViewState shown in a widget of the given size."""
     area = None
     if not state.fit or state.pan_x or state.pan_y:
         corners = [state.widget_to_image(x, y, widget_w, widget_h)

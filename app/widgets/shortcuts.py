@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from viewer.widgets import tools
+from viewer.models import tools
 
 SETTINGS_KEY = "key_bindings"
 EDITOR_KEYS: tuple[tuple[str, str], ...] = (

@@ -53,8 +53,8 @@ from engines.scope.header import header_of
 from engines.worker.requests import WhatIfJob
 from engines.worker.wire import to_wire
 from viewer.io.image import DicomImage
+from viewer.models.tools import Tool
 from viewer.widgets.background import BackgroundRunner, Job
-from viewer.widgets.tools import Tool
 from viewer.widgets.viewport import Viewport
 
 DIFF_FULL_SCALE = 64.0  # grey levels of |difference| shown in the hottest colour

@@ -7,11 +7,11 @@ from pydicom.sr.codedict import codes
 
 from tests.support.presentation_samples import foreign_gsps, foreign_kos, read, save
 from tests.support.widget_samples import write_ct_series
+from viewer.models.view_state import ViewState  # noqa: E402
 from viewer.presentation.apply import apply_presentation  # noqa: E402
 from viewer.presentation.gsps import PresentationState, PresentationStateReadError  # noqa: E402
 from viewer.presentation.key_images import KeyObjectReadError, KeySelection  # noqa: E402
 from viewer.presentation.study_objects import StudyObjects  # noqa: E402
-from viewer.widgets.view_state import ViewState  # noqa: E402
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Turn what a GSPS says about an image into the viewer's display state (window, polarity, orientation, area).
 
-Works on any object with ViewState's attributes (viewer.widgets.view_state), so it stays free of Qt.
+Works on any object with ViewState's attributes (viewer.models.view_state), so it stays free of Qt.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 Arrows and text notes are listed too: their name is their label / text, renaming edits it.
 
 Selecting a row selects the shape on the image (drag it there to move it); double-click or F2 on the
-name renames it; Delete removes the selected measurement.
+name renames it; Delete removes the selected measurement. The rows are read from, and the edits made on,
+the viewport's Qt-free model (`Viewport.measurements_model`, viewer.models.measurements); the viewport's
+signals say when to read again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from viewer.widgets import measure_tool
+from viewer.models import measure_tool
 
 INDEX_ROLE = Qt.ItemDataRole.UserRole + 3
 
@@ -88,8 +90,10 @@ class MeasurementList(QWidget):
             self.table.setRowCount(0)
             if vp is None:
                 return
-            for i, m in enumerate(vp.measurements()):
-                text = vp.measurement_labels()[i]
+            model = vp.measurements_model
+            labels = model.labels(vp.current_image())
+            for i, m in enumerate(model.items()):
+                text = labels[i]
                 value = text.split("\n", 1)[1] if getattr(m, "label", "") and "\n" in text else text
                 if measure_tool.is_annotation(m):  # an arrow or note has no value: say what it is
                     value = measure_tool.KIND_NAMES[m.kind]
@@ -103,7 +107,7 @@ class MeasurementList(QWidget):
                 frame.setFlags(frame.flags() & ~Qt.ItemFlag.ItemIsEditable)
                 for c, item in enumerate((name, val, frame)):
                     self.table.setItem(r, c, item)
-            sel = vp.selected_measurement()
+            sel = model.selected
             if sel is not None and sel < self.table.rowCount():
                 self.table.selectRow(sel)
         finally:
@@ -117,19 +121,19 @@ class MeasurementList(QWidget):
         if self._filling or self.viewport is None:
             return
         rows = {i.row() for i in self.table.selectedItems()}
-        self.viewport.select_measurement(next(iter(rows)) if rows else None)
+        self.viewport.measurements_model.select(next(iter(rows)) if rows else None)
 
     def _item_changed(self, item: QTableWidgetItem) -> None:
         if self._filling or self.viewport is None or item.column() != 0:
             return
-        self.viewport.rename_measurement(item.row(), item.text())
+        self.viewport.measurements_model.rename(item.row(), item.text())
         self.changed.emit()
 
     def delete_selected(self) -> None:
         rows = sorted({i.row() for i in self.table.selectedItems()})
         if self.viewport is None or not rows:
             return
-        self.viewport.delete_measurement(rows[0])
+        self.viewport.measurements_model.delete(rows[0])
         self.changed.emit()
 
     def keyPressEvent(self, e) -> None:  # noqa: N802 - Qt override

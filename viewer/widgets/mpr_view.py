@@ -25,10 +25,10 @@ from PySide6.QtWidgets import (
 from viewer.imaging.render import render_array
 from viewer.imaging.window import PRESET_KEYS, PRESETS, WindowLevel, window_from_drag
 from viewer.io.refs import SeriesRef
+from viewer.models.orientation import direction_label
 from viewer.volume.loader import VolumeCancelled, VolumeResult, load_volume
 from viewer.volume.mpr import PLANES, MPRGeometry
 from viewer.widgets.background import BackgroundRunner
-from viewer.widgets.orientation import direction_label
 from viewer.widgets.viewport import _qimage
 
 PLANE_COLORS = {"axial": QColor(255, 200, 40), "coronal": QColor(80, 200, 255), "sagittal": QColor(120, 230, 120)}

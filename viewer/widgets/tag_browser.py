@@ -7,7 +7,7 @@ from typing import Any
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QDialog, QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from viewer.widgets.tag_tree import TagNode, dataset_nodes, filter_nodes
+from viewer.models.tag_tree import TagNode, dataset_nodes, filter_nodes
 
 COLUMNS = ("Tag", "Keyword", "VR", "Value")
 DEBOUNCE_ABOVE = 3000  # rows

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
@@ -40,25 +43,24 @@ from viewer.imaging.window import PRESETS, WindowLevel, window_from_drag
 from viewer.io.decode_queue import shared_queue
 from viewer.io.image import DicomImage
 from viewer.io.refs import SeriesRef
-from viewer.measure.store import InMemoryMeasurementStore
+from viewer.io.series_stack import ImageNotHere, SeriesStack
+from viewer.models import measure_tool
+from viewer.models.measurements import ImageMeasurements
+from viewer.models.orientation import edge_labels, image_axes
+from viewer.models.overlay_text import corner_texts
+from viewer.models.tools import Tool, bindings
+from viewer.models.view_state import ViewState
 from viewer.presentation.apply import apply_presentation, fit_area
 from viewer.presentation.gsps import PresentationState
 from viewer.presentation.interest import LOCAL_TITLE
 from viewer.presentation.study_objects import StudyObjects
-from viewer.widgets import measure_tool
 from viewer.widgets.note_editor import NoteEditor
-from viewer.widgets.orientation import edge_labels, image_axes
-from viewer.widgets.overlay_text import corner_texts
 from viewer.widgets.presentation_overlay import paint_caption, paint_key_mark, paint_presentation
-from viewer.widgets.series_stack import ImageNotHere, SeriesStack
-from viewer.widgets.tools import Tool, bindings
-from viewer.widgets.view_state import ViewState
 
 SERIES_MIME = "application/x-radstation-series-uid"
 HIT_TOLERANCE = 6.0  # widget pixels
 MIN_DRAW = 3.0  # widget pixels a shape must span to count as drawn, not a stray click
 ARROW_HEAD = 12.0  # widget pixels
-UNDO_DEPTH = 50  # measurement/annotation changes remembered per image
 
 _COLOR_SHAPE = QColor(80, 220, 120)
 _COLOR_SELECTED = QColor(255, 210, 40)
@@ -100,8 +102,9 @@ class Viewport(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.state = ViewState()
-        # without a database the measurements still survive scrolling away and back (session memory)
-        self._store = measurement_store if measurement_store is not None else InMemoryMeasurementStore()
+        # the measurements, arrows and notes of the image on screen (Qt-free model; this widget draws them)
+        self.measurements_model = ImageMeasurements(measurement_store)
+        self.measurements_model.subscribe(_weak_listener(self))
         self._stack: SeriesStack | None = None
         self._series: SeriesRef | None = None
         self._image: DicomImage | None = None
@@ -109,16 +112,10 @@ class Viewport(QWidget):
         self._tool = Tool.WINDOW
         self._anonymised = False
         self._active = False
-        self._measurements: list[Any] = []
-        self._store_error = ""
-        self._labels: dict[int, str] = {}
-        self._selected: int | None = None
         self._drawing: list[tuple[float, float]] = []
         self._drag: dict[str, Any] | None = None
         self._editor: NoteEditor | None = None  # typing a text note or an arrow's label
         self._editor_target: dict[str, Any] | None = None
-        self._undo: dict[str, list[list[dict[str, Any]]]] = {}  # per SOP Instance UID: earlier shape lists
-        self._redo: dict[str, list[list[dict[str, Any]]]] = {}
         self._wheel_accum = 0.0
         self._render_key: tuple | None = None
         self._render_img: QImage | None = None
@@ -236,7 +233,7 @@ class Viewport(QWidget):
                 except (TypeError, ValueError):
                     pass
         if image is None or image.sop_instance_uid != previous_uid:
-            self._load_measurements()
+            self.measurements_model.show(image.sop_instance_uid if image is not None else None)
         self._apply_presentation()
         self._drawing = []
         self._render_key = None
@@ -455,7 +452,7 @@ class Viewport(QWidget):
 
     def _cancel(self) -> None:
         self._drawing = []
-        self._selected = None
+        self.measurements_model.select(None)
         self.update()
 
     def _changed(self) -> None:
@@ -548,109 +545,62 @@ class Viewport(QWidget):
         _shadow_text(p, QPointF((self.width() - fm.horizontalAdvance(hint)) / 2, y_txt), hint, QColor(180, 180, 180))
 
     # ================================================================ measurements
-    def set_measurement_store(self, store: Any) -> None:
-        """Where this viewport's measurements persist (None: an in-memory store for this session)."""
-        self._store = store if store is not None else InMemoryMeasurementStore()
-        self._load_measurements()
+    # The list, selection, undo/redo and persistence are `measurements_model`'s (viewer.models.measurements);
+    # these methods are the viewport's commands on it (notices, the note editor) and shortcuts for callers.
+    def _on_measurements(self, event: str) -> None:
+        if not shiboken6.isValid(self):  # the model outlived its widget: nothing left to draw
+            return
+        if event == "changed":
+            self.measurementsChanged.emit()
         self.update()
 
+    def set_measurement_store(self, store: Any) -> None:
+        """Where this viewport's measurements persist (None: an in-memory store for this session)."""
+        self.measurements_model.set_store(store)
+
     def measurements(self) -> list[Any]:
-        return list(self._measurements)
+        return self.measurements_model.items()
 
     def measurement_labels(self) -> list[str]:
-        return [self._label(i) for i in range(len(self._measurements))]
+        return self.measurements_model.labels(self._image)
 
     def add_measurement(self, m: Any) -> None:
         """Add a measurement, arrow or text note to the image on screen (saved; Ctrl+Z takes it back)."""
-        self._remember()
-        self._measurements.append(m)
-        self._selected = len(self._measurements) - 1
-        self._save_measurements()
+        self.measurements_model.add(m)
 
     def select_measurement(self, index: int | None) -> None:
-        if index is not None and not 0 <= index < len(self._measurements):
-            raise IndexError(f"no measurement {index}")
-        self._selected = index
-        self.update()
+        self.measurements_model.select(index)
 
     def selected_measurement(self) -> int | None:
-        return self._selected
+        return self.measurements_model.selected
 
     def rename_measurement(self, index: int, name: str) -> None:
         """Give a measurement a name shown above its value (e.g. 'RUL nodule'); an arrow's label, a note's text."""
-        if self._measurements[index].label == name.strip():
-            return
-        self._remember()
-        self._measurements[index].label = name.strip()
-        self._save_measurements()
+        self.measurements_model.rename(index, name)
 
-    def move_measurement(self, index: int, dx: float, dy: float, save: bool = True) -> None:
+    def move_measurement(self, index: int, dx: float, dy: float) -> None:
         """Shift a measurement by (dx, dy) image pixels; the value is measured again where it lands."""
-        m = self._measurements[index]
-        if save:
-            self._remember()
-        for name in m.POINTS:
-            x, y = getattr(m, name)
-            setattr(m, name, (x + dx, y + dy))
-        self._labels.pop(index, None)
-        if save:
-            self._save_measurements()
-        else:
-            self.update()
+        self.measurements_model.move(index, dx, dy)
 
     def delete_measurement(self, index: int) -> None:
-        self._remember()
-        del self._measurements[index]
-        self._selected = None
-        self._save_measurements()
+        self.measurements_model.delete(index)
 
     def delete_selected_measurement(self) -> None:
-        if self._selected is None or not 0 <= self._selected < len(self._measurements):
-            return
-        self._remember()
-        del self._measurements[self._selected]
-        self._selected = None
-        self._save_measurements()
-
-    def clear_measurements(self) -> None:
-        self._remember()
-        self._measurements = []
-        self._selected = None
-        self._save_measurements()
-
-    def _remember(self) -> None:
-        """Keep the image's shape list as it is now, for Ctrl+Z; a new change forgets what was undone."""
-        if self._image is None:
-            return
-        uid = self._image.sop_instance_uid
-        stack = self._undo.setdefault(uid, [])
-        stack.append([m.to_dict() for m in self._measurements])
-        del stack[:-UNDO_DEPTH]
-        self._redo.pop(uid, None)
+        self.measurements_model.delete_selected()
 
     def undo_measurement(self) -> None:
         """Take back the last add, move, rename or delete on the image on screen (saved at once)."""
-        self._swap_history(self._undo, self._redo, "Undone", "Nothing to undo on this image")
+        self.close_note_editor()  # the text being typed is kept first: a change like any other
+        self.show_notice("Undone" if self.measurements_model.undo() else "Nothing to undo on this image")
 
     def redo_measurement(self) -> None:
-        self._swap_history(self._redo, self._undo, "Redone", "Nothing to redo on this image")
-
-    def _swap_history(self, source: dict, target: dict, done: str, nothing: str) -> None:
         self.close_note_editor()
-        if self._image is None or not source.get(self._image.sop_instance_uid):
-            self.show_notice(nothing)
-            return
-        uid = self._image.sop_instance_uid
-        target.setdefault(uid, []).append([m.to_dict() for m in self._measurements])
-        self._measurements = [measure_tool.from_dict(d) for d in source[uid].pop()]
-        self._selected = None
-        self._save_measurements()
-        self.show_notice(done)
+        self.show_notice("Redone" if self.measurements_model.redo() else "Nothing to redo on this image")
 
     # ---------------------------------------------------------------- text notes and arrow labels
     def edit_note(self, index: int) -> NoteEditor:
         """Type the text of note / label of arrow `index` over the image (Enter keeps it, Esc leaves it)."""
-        m = self._measurements[index]
+        m = self.measurements_model[index]
         at = self._to_widget(m.tail if m.kind == "arrow" else m.points()[0])
         return self._open_editor(at, {"index": index}, m.label, "Label (optional), Enter")
 
@@ -681,53 +631,9 @@ class Viewport(QWidget):
         if target.get("index") is None:  # a new note: nothing typed (or Esc) places nothing
             if keep and text:
                 self.add_measurement(measure_tool.note(target["anchor"], text, target["frame"]))
-        elif keep and 0 <= target["index"] < len(self._measurements):
+        elif keep and 0 <= target["index"] < len(self.measurements_model):
             self.rename_measurement(target["index"], text)
         self.update()
-
-    def _load_measurements(self) -> None:
-        self._measurements, self._selected, self._labels, self._store_error = [], None, {}, ""
-        if self._image is None or self._store is None:
-            return
-        try:
-            records = self._store.load(self._image.sop_instance_uid)
-        except Exception as exc:
-            self._store_error = f"Measurements could not be loaded: {exc}"
-            return
-        for d in records:
-            try:
-                self._measurements.append(measure_tool.from_dict(d))
-            except (KeyError, TypeError, ValueError):
-                continue  # a record written by a newer version: skipped, left in the store untouched
-
-    def _save_measurements(self) -> None:
-        self._labels = {}
-        self._store_error = ""
-        if self._image is not None and self._store is not None:
-            try:
-                self._store.save(self._image.sop_instance_uid, [m.to_dict() for m in self._measurements])
-            except Exception as exc:  # the database is down: keep the shapes on screen and say so
-                self._store_error = f"Measurements NOT saved: {exc}"
-        self.measurementsChanged.emit()
-        self.update()
-
-    def store_error(self) -> str:
-        """Why the last save of this image's measurements failed ('' when it worked)."""
-        return self._store_error
-
-    def _label(self, index: int) -> str:
-        if index not in self._labels:
-            m = self._measurements[index]
-            if (not measure_tool.is_annotation(m) and self._image is not None
-                    and not self._image.decode_is_cheap(getattr(m, "frame", 0))):
-                return "…"  # pixels still decoding in the background: labelled when they arrive
-            try:
-                text = measure_tool.label(m, self._image, getattr(m, "frame", 0))
-            except Exception as exc:  # a shape outside the image etc.: say so on screen
-                text = f"n/a ({exc})"
-            name = getattr(m, "label", "")
-            self._labels[index] = f"{name}\n{text}" if name and text else (name or text)
-        return self._labels[index]
 
     def _on_this_frame(self, m: Any) -> bool:
         """Measurements belong to the frame they were drawn on (multi-frame US/XA)."""
@@ -735,11 +641,12 @@ class Viewport(QWidget):
 
     def _hit_measurement(self, wx: float, wy: float) -> int | None:
         best, best_d = None, HIT_TOLERANCE
-        if any(measure_tool.is_annotation(m) for m in self._measurements):
+        items = self.measurements_model.items()
+        if any(measure_tool.is_annotation(m) for m in items):
             for i, rect in self.label_rects().items():  # a note is picked by its text
-                if measure_tool.is_annotation(self._measurements[i]) and rect.contains(QPointF(wx, wy)):
+                if measure_tool.is_annotation(items[i]) and rect.contains(QPointF(wx, wy)):
                     return i
-        for i, m in enumerate(self._measurements):
+        for i, m in enumerate(items):
             if not self._on_this_frame(m):
                 continue
             pts = [self._to_widget(p) for p in measure_tool.points(m)]
@@ -838,7 +745,7 @@ class Viewport(QWidget):
             self._poll.stop()
             if not job.cancelled() and job.exception() is not None:
                 self._job_error = f"Cannot display: {job.exception()}"
-            self._labels = {}
+            self.measurements_model.forget_labels()
             self._render_key = None
             self._job, self._job_key = None, None
             self.stateChanged.emit()
@@ -923,10 +830,10 @@ class Viewport(QWidget):
                 p.fillRect(box, QColor(0, 0, 0, 170))
                 p.setPen(QColor(255, 230, 140))
                 p.drawText(box, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextSingleLine, self._notice)
-            if self._store_error:
+            if self.measurements_model.error:
                 p.setPen(QColor(255, 90, 90))
                 p.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
-                           self._store_error)
+                           self.measurements_model.error)
             if quality == "preview":
                 p.setPen(QColor(255, 210, 40))
                 p.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom,
@@ -956,10 +863,11 @@ class Viewport(QWidget):
         labels placed before it so that no two overlap."""
         fm = QFontMetrics(self._label_font())
         placed: dict[int, QRectF] = {}
-        for i, m in enumerate(self._measurements):
+        model = self.measurements_model
+        for i, m in enumerate(model.items()):
             if not self._on_this_frame(m):
                 continue
-            text = self._label(i)
+            text = model.label(i, self._image)
             pts = [self._to_widget(q) for q in measure_tool.points(m)]
             if not pts or not text:
                 continue
@@ -987,14 +895,15 @@ class Viewport(QWidget):
     def _paint_measurements(self, p: QPainter) -> None:
         p.setFont(self._label_font())
         rects = self.label_rects()
-        for i, m in enumerate(self._measurements):
+        model = self.measurements_model
+        for i, m in enumerate(model.items()):
             if not self._on_this_frame(m):
                 continue
-            color = _COLOR_SELECTED if i == self._selected else _COLOR_SHAPE
+            color = _COLOR_SELECTED if i == model.selected else _COLOR_SHAPE
             pts = [self._to_widget(q) for q in measure_tool.points(m)]
             self._paint_shape(p, measure_tool.kind(m), pts, color)
             if i in rects:
-                self._paint_label(p, self._label(i), rects[i], color)
+                self._paint_label(p, model.label(i, self._image), rects[i], color)
         if self._drawing:
             pts = [self._to_widget(q) for q in self._drawing]
             self._paint_shape(p, self._tool, pts, _COLOR_SELECTED)
@@ -1203,7 +1112,7 @@ class Viewport(QWidget):
                 self.select_measurement(hit)  # and drag it to move it
                 self._drag = {"kind": "move", "start": pos, "last": ip, "index": hit, "moved": False}
                 return
-            self._selected = None
+            self.measurements_model.select(None)
             kind = {Tool.WINDOW: "window", Tool.PAN: "pan", Tool.ZOOM: "zoom"}[self._tool]
             self._drag = {"kind": kind, "start": pos, "last": pos, "window": self.current_window()}
 
@@ -1211,7 +1120,7 @@ class Viewport(QWidget):
         """Double-click on an arrow or a note: type its text again."""
         pos = e.position()
         hit = self._hit_measurement(pos.x(), pos.y()) if self._image is not None else None
-        if hit is not None and measure_tool.is_annotation(self._measurements[hit]):
+        if hit is not None and measure_tool.is_annotation(self.measurements_model[hit]):
             self._drag = None
             self.edit_note(hit)
             return
@@ -1249,8 +1158,8 @@ class Viewport(QWidget):
             ip = self._to_image(pos.x(), pos.y())
             last = self._drag["last"]
             if not self._drag["moved"]:
-                self._remember()
-            self.move_measurement(self._drag["index"], ip[0] - last[0], ip[1] - last[1], save=False)
+                self.measurements_model.remember()
+            self.measurements_model.move(self._drag["index"], ip[0] - last[0], ip[1] - last[1], save=False)
             self._drag["last"] = ip
             self._drag["moved"] = True
 
@@ -1259,7 +1168,7 @@ class Viewport(QWidget):
             return
         drag, self._drag = self._drag, None
         if drag["kind"] == "move" and drag["moved"]:
-            self._save_measurements()
+            self.measurements_model.save()
             return
         if drag["kind"] != "draw":
             return
@@ -1284,7 +1193,7 @@ class Viewport(QWidget):
             return
         self.add_measurement(m)
         if self._tool == Tool.ARROW:
-            self.edit_note(len(self._measurements) - 1)
+            self.edit_note(len(self.measurements_model) - 1)
 
     def wheelEvent(self, e: QWheelEvent) -> None:  # noqa: N802
         delta = e.angleDelta().y()
@@ -1334,6 +1243,20 @@ class Viewport(QWidget):
         self._render_key = None
         self._refit_presentation()
         super().resizeEvent(e)
+
+
+def _weak_listener(viewport: Viewport) -> Callable[[str], None]:
+    """The viewport's listener on its own model, holding the viewport weakly: a strong one (the bound method)
+    would make a reference cycle, so the widget would be freed by the cycle collector, which may run on any
+    thread (a decode worker), and a QWidget deleted off the GUI thread crashes."""
+    ref = weakref.ref(viewport)
+
+    def listener(event: str) -> None:
+        vp = ref()
+        if vp is not None:
+            vp._on_measurements(event)
+
+    return listener
 
 
 def _segment_distance(p: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:

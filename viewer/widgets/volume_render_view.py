@@ -33,8 +33,8 @@ from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper
 from viewer.io.refs import SeriesRef
 from viewer.volume.display import SOFTWARE_MAX_VOXELS, DisplayVolume, display_volume, is_software_renderer
 from viewer.volume.loader import VolumeCancelled, VolumeResult, load_volume
+from viewer.volume.presets import DEFAULT_PRESET, VOLUME_PRESETS, VolumePreset
 from viewer.widgets.background import BackgroundRunner
-from viewer.widgets.volume_presets import DEFAULT_PRESET, VOLUME_PRESETS, VolumePreset
 
 
 def image_data(array: np.ndarray, spacing_zyx: tuple[float, float, float]) -> vtkImageData:

@@ -30,6 +30,7 @@ from viewer import hanging
 from viewer.imaging.window import PRESET_KEYS, PRESETS
 from viewer.io.refs import SeriesRef, StudyRef
 from viewer.measure.store import InMemoryMeasurementStore
+from viewer.models.tools import COMMAND_LABELS, TOOL_KEYS, Tool, key_for
 from viewer.presentation.interest import InMemoryInterestStore, InterestRef, interest_ref
 from viewer.presentation.study_objects import StudyObjects
 from viewer.widgets.background import BackgroundRunner
@@ -37,7 +38,6 @@ from viewer.widgets.layout import LAYOUTS, ViewerLayout
 from viewer.widgets.measurement_list import MeasurementList
 from viewer.widgets.tag_browser import TagBrowserDialog
 from viewer.widgets.thumbnails import SeriesThumbnails
-from viewer.widgets.tools import COMMAND_LABELS, TOOL_KEYS, Tool, key_for
 from viewer.widgets.viewport import Viewport
 
 VOLUME_MODALITIES = ("CT", "MR", "PT", "NM")

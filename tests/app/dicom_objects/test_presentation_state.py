@@ -13,7 +13,7 @@ from app.dicom_objects.presentation_state import PresentationStateError, build_g
 from tests.support.dicom_tools import dciodvfy_errors, dcmp2pgm, dcmp2pgm_dump, dcmpschk, save
 from viewer.imaging.window import WindowLevel
 from viewer.measure.shapes import Angle, Arrow, Distance, EllipseROI, Note, RectROI
-from viewer.widgets.view_state import ViewState
+from viewer.models.view_state import ViewState
 
 SHAPES = [Distance(p0=(10.5, 12.5), p1=(100.5, 120.5), label="RUL"), Angle(p0=(50, 50), vertex=(60, 80), p1=(90, 60)),
           RectROI(p0=(20, 30), p1=(60, 70)), EllipseROI(p0=(70, 20), p1=(110, 50))]

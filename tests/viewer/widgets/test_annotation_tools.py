@@ -12,8 +12,8 @@ from PySide6.QtWidgets import QLineEdit
 from tests.support.input_events import click, drag
 from viewer.measure.shapes import Arrow, Distance, Note
 from viewer.measure.store import InMemoryMeasurementStore
+from viewer.models.tools import Tool
 from viewer.widgets.measurement_list import MeasurementList
-from viewer.widgets.tools import Tool
 from viewer.widgets.viewport import Viewport
 
 
@@ -217,7 +217,7 @@ def test_k_flags_the_image_of_interest_marks_it_and_persists(qtbot, study):
 
 
 def test_interest_key_is_in_the_cheat_sheet():
-    from viewer.widgets import tools
+    from viewer.models import tools
 
     assert tools.key_for("toggle_interest") == "K" and "Of Interest" in tools.COMMAND_LABELS["toggle_interest"]
     assert tools.key_for("tool:arrow") == "X" and tools.key_for("tool:text") == "N"

@@ -15,7 +15,7 @@ from viewer.hanging import assign, choose, load_protocols
 from viewer.io.image import load_image
 from viewer.io.refs import SeriesRef, StudyRef
 from viewer.measure.shapes import Distance
-from viewer.widgets import tools
+from viewer.models import tools
 from viewer.widgets.viewport import Viewport
 from viewer.widgets.workspace import ViewerWorkspace
 

@@ -14,7 +14,7 @@ import pytest
 from PySide6.QtGui import QImage
 
 from viewer.measure.store import InMemoryMeasurementStore
-from viewer.widgets.tools import Tool
+from viewer.models.tools import Tool
 
 DEMO = Path(__file__).resolve().parents[3] / "resources" / "demo"
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
@@ -10,9 +13,10 @@ from PySide6.QtGui import QImage
 from tests.support.input_events import click, drag, move, wheel
 from viewer.imaging.window import PRESET_KEYS, PRESETS
 from viewer.io.refs import SeriesRef
+from viewer.measure.shapes import Note
 from viewer.measure.store import InMemoryMeasurementStore
-from viewer.widgets.overlay_text import ANONYMISED
-from viewer.widgets.tools import Tool
+from viewer.models.overlay_text import ANONYMISED
+from viewer.models.tools import Tool
 from viewer.widgets.viewport import ARRIVING, Viewport
 
 
@@ -138,7 +142,7 @@ def test_pan_tool_and_middle_drag_move_the_image(vp):
 def test_distance_measurement_label_persist_restore_delete(vp, ct_series, tmp_path):
     from tests.support.widget_samples import write_ct_series
 
-    store = vp._store
+    store = vp.measurements_model.store
     vp.set_tool(Tool.DISTANCE)
     a = vp.state.image_to_widget(10, 10, vp.width(), vp.height())
     b = vp.state.image_to_widget(50, 10, vp.width(), vp.height())
@@ -302,8 +306,22 @@ def test_failing_store_keeps_the_measurement_and_says_so(qtbot, ct_series):
     w.set_tool(Tool.DISTANCE)
     drag(w, w.state.image_to_widget(10, 10, 320, 256), w.state.image_to_widget(30, 10, 320, 256))
     assert w.measurement_labels() == ["10.0 mm"]
-    assert "NOT saved" in w.store_error() and "database is locked" in w.store_error()
+    assert "NOT saved" in w.measurements_model.error and "database is locked" in w.measurements_model.error
     w.grab()
+
+
+def test_a_closed_viewport_is_freed_at_once_not_by_the_cycle_collector(qapp):
+    """The viewport listens to its measurement model without a reference cycle: a cycle would leave the widget to
+    the cycle collector, which may run on a decode worker thread, and a QWidget deleted there crashes."""
+    gc.disable()
+    try:
+        w = Viewport()
+        w.add_measurement(Note(anchor=(1.0, 1.0), label="x"))  # the model has told its listener
+        ref = weakref.ref(w)
+        del w
+        assert ref() is None
+    finally:
+        gc.enable()
 
 
 def test_measurement_on_a_rotated_flipped_view_is_in_image_pixels(vp):

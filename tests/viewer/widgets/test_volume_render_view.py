@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from viewer.widgets.volume_presets import VOLUME_PRESETS, VolumePreset
+from viewer.volume.presets import VOLUME_PRESETS, VolumePreset
 
 SCENE = Path(__file__).with_name("vtk_scene.py")
 

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QApplication
 
 from viewer.imaging.window import PRESET_KEYS, PRESETS
 from viewer.measure.store import InMemoryMeasurementStore
-from viewer.widgets.tools import Tool
+from viewer.models.tools import Tool
 from viewer.widgets.viewport import SERIES_MIME
 from viewer.widgets.workspace import ViewerWorkspace
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from viewer.widgets.view_state import ViewState
+from viewer.models.view_state import ViewState
 
 ANONYMISED = "ANONYMISED"
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")

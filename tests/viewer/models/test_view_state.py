@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from viewer.widgets.view_state import ViewState
+from viewer.models.view_state import ViewState
 
 
 def _state(w=200, h=100) -> ViewState:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from viewer.widgets.tag_tree import dataset_nodes, filter_nodes
+from viewer.models.tag_tree import dataset_nodes, filter_nodes
 
 
 def _ds() -> Dataset:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from viewer.widgets.view_state import ViewState
+from viewer.models.view_state import ViewState
 
 _LETTERS = (("L", "R"), ("P", "A"), ("H", "F"))
 _FROM_LETTER = {"L": (1, 0, 0), "R": (-1, 0, 0), "P": (0, 1, 0), "A": (0, -1, 0), "H": (0, 0, 1), "F": (0, 0, -1)}

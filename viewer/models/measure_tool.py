@@ -10,7 +10,7 @@ from typing import Any
 
 from viewer.measure import compute as _compute
 from viewer.measure import shapes as _shapes
-from viewer.widgets.tools import Tool
+from viewer.models.tools import Tool
 
 Point = tuple[float, float]
 

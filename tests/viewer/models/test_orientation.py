@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydicom.dataset import Dataset
 
-from viewer.widgets.orientation import direction_label, edge_labels, image_axes
-from viewer.widgets.view_state import ViewState
+from viewer.models.orientation import direction_label, edge_labels, image_axes
+from viewer.models.view_state import ViewState
 
 
 def _state() -> ViewState:
