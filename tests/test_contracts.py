@@ -41,11 +41,13 @@ def test_ruff_clean() -> None:
      "explain.export -> viewer.widgets.viewport"),
     ("viewer/models/view_state.py", "import viewer.widgets.viewport", "the viewer's models (what a view shows)",
      "viewer.models.view_state -> viewer.widgets.viewport"),
+    ("app/reports/document.py", "import app.reports.service", "report objects layered without cycles",
+     "app.reports.document -> app.reports.service"),
 ])
 def test_a_slip_across_a_layer_breaks_its_contract(tmp_path: Path, module: str, slip: str, contract: str,
                                                     edge: str) -> None:
     """The contracts catch real slips: a copy of the tree where the engine imports training code, the map
-    export or a viewer model imports a Qt widget module."""
+    export or a viewer model imports a Qt widget module, or a report document imports the service (a cycle)."""
     for pkg in ("app", "viewer", "engines", "explain", "resources", "lab"):
         shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.safetensors",
                                                                                    "*.npz", "*.dcm", "*.png"))

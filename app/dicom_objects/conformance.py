@@ -35,7 +35,7 @@ def _sample_document():
     """An unsigned sample report version over the demo radiograph (no database needed)."""
     from app.reports.content import ReportContent
     from app.reports.document import EvidenceRef, ReportDocument
-    from app.reports.service import StudyIdentity, VersionView
+    from app.reports.views import StudyIdentity, VersionView
 
     ds = _demo_image("DX")
     ident = StudyIdentity(str(ds.StudyInstanceUID), str(ds.get("AccessionNumber", "")), str(ds.PatientID), "",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
 from app.db.models import Instance, Series, Study
 from app.dicom_objects.classify import ACQUIRED, kind_of_file
-from app.reports.service import ReportError, ReportService, StudyIdentity, VersionView
+from app.reports.errors import ReportError
 from app.reports.templates import TemplateError, load_template
+from app.reports.views import StudyIdentity, VersionView
 
 MAX_EVIDENCE = 2000
 MAX_KEY_IMAGES = 8
@@ -55,7 +57,18 @@ class ReportDocument:
         return stable_uid(self.identity.study_uid, str(v.report_id), str(version_no), what)
 
 
-def build_document(service: ReportService, version_id: int,
+class ReportSource(Protocol):
+    """What a document is built from: the report service (app.reports.service.ReportService), named here
+    by what is used so that the documents and exports do not import the service (which imports them)."""
+
+    db: Any
+
+    def version(self, version_id: int) -> VersionView: ...
+
+    def identity(self, study_uid: str) -> StudyIdentity: ...
+
+
+def build_document(service: ReportSource, version_id: int,
                    key_images: list[str] | None = None, version: VersionView | None = None) -> ReportDocument:
     """Collect version, identifiers and referenced images; `key_images` are SOP Instance UIDs to show.
     `version` overrides the stored version (signing builds the documents before the signature commits)."""

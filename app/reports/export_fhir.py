@@ -19,6 +19,7 @@ import uuid
 from typing import Any
 
 from app.reports.document import ReportDocument
+from app.reports.export_text import export_text
 
 FHIR_STATUS = {"draft": "preliminary", "preliminary": "preliminary", "final": "final"}
 LOCAL_PATIENT_SYSTEM = "urn:radstation:patient-id"
@@ -75,8 +76,6 @@ def diagnostic_report(doc: ReportDocument, pdf: bytes | None = None, *, patient_
                       patient_ref: str = "", study_ref: str = "", results: list[str] | None = None,
                       tz_offset: str = "") -> dict[str, Any]:
     """The DiagnosticReport resource (JSON-ready dict) with the report text and, if given, the signed PDF."""
-    from app.reports.export_text import export_text
-
     v, ident = doc.version, doc.identity
     text = export_text(doc)
     presented = [{"contentType": "text/plain; charset=utf-8", "language": "en",
@@ -227,3 +226,11 @@ def post_bundle(base_url: str, bundle: dict[str, Any], token: str = "", timeout:
     if failed:
         raise FhirError(f"FHIR server {base_url} refused {len(failed)} entr(ies): {', '.join(failed)}")
     return body
+
+
+def export_fhir(doc: ReportDocument, pdf: bytes | None = None) -> dict[str, Any]:
+    """A FHIR R4 DiagnosticReport resource (JSON-ready dict) with text and, if given, the PDF; validated.
+    The full exchange (Patient, ImagingStudy, Observations) is `report_bundle`."""
+    res = diagnostic_report(doc, pdf)
+    validate(res)
+    return res

@@ -1,8 +1,6 @@
-"""Plain-text and FHIR R4 DiagnosticReport exports."""
+"""Plain-text export of a report (also the text a FHIR DiagnosticReport carries, app.reports.export_fhir)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from app.reports.document import ReportDocument
 
@@ -32,13 +30,3 @@ def export_text(doc: ReportDocument) -> str:
     else:
         lines.append(f"STATUS: {v.status.upper()} — NOT SIGNED")
     return "\n".join(lines) + "\n"
-
-
-def export_fhir(doc: ReportDocument, pdf: bytes | None = None) -> dict[str, Any]:
-    """A FHIR R4 DiagnosticReport resource (JSON-ready dict) with text and, if given, the PDF; validated.
-    The full exchange (Patient, ImagingStudy, Observations) is app.reports.export_fhir.report_bundle."""
-    from app.reports.export_fhir import diagnostic_report, validate
-
-    res = diagnostic_report(doc, pdf)
-    validate(res)
-    return res

@@ -48,7 +48,7 @@ def export_version(service: ReportService, version_id: int, fmt: str, out: Path,
 
         write_private(out, export_text(doc))
     elif fmt == "fhir":
-        from app.reports.export_text import export_fhir
+        from app.reports.export_fhir import export_fhir
 
         write_private(out, json.dumps(export_fhir(doc, service.signed_pdf(version_id)), indent=2,
                                       ensure_ascii=False))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.db.models import Patient, Study
+from app.db.models import Study
 from app.reports import audit
 from app.reports.authority import require_signing_authority
 from app.reports.canonical import canonical_bytes, sha256_hex
 from app.reports.claims import ensure_writable
 from app.reports.content import SECTION_KEYS, ReportContent
+from app.reports.errors import ReportConflictError, ReportError
 from app.reports.keys import certificate_fingerprint, default_p12_path, load_p12
 from app.reports.models import (
     AuditEntry,
@@ -37,16 +38,9 @@ from app.reports.models import (
 from app.reports.signing import sign_bytes
 from app.reports.templates import ReportTemplate, TemplateLibrary, load_template
 from app.reports.users import AuthSession, UserService
+from app.reports.views import StudyIdentity, VersionView, study_identity
 
 CANONICAL_FORMAT = "radstation-report/1"
-
-
-class ReportError(ValueError):
-    """A report action that cannot be done in the report's current state."""
-
-
-class ReportConflictError(ReportError):
-    """The version was changed elsewhere after the caller read it: the write is refused, not merged."""
 
 
 @contextmanager
@@ -58,58 +52,6 @@ def _refuse_stale(version_id: int) -> Iterator[None]:
         raise ReportConflictError(f"report version {version_id} was changed on another workstation while "
                                   "this one was saving; nothing was overwritten. Reload to see the current "
                                   "text.") from exc
-
-
-@dataclass(frozen=True)
-class StudyIdentity:
-    study_uid: str
-    accession: str
-    patient_id: str
-    issuer: str
-    patient_name: str
-    patient_birth_date: str
-    patient_sex: str
-    study_date: str
-    study_time: str
-    study_description: str
-    referring_physician: str
-    modalities: str
-
-
-@dataclass(frozen=True)
-class VersionView:
-    """A detached snapshot of one version, safe to hand to the UI."""
-
-    id: int
-    report_id: int
-    study_uid: str
-    exam_type: str
-    version_no: int
-    kind: str
-    status: str
-    content: ReportContent
-    ai_draft: dict[str, Any] | None
-    ai_generated: bool
-    human_edited: bool
-    ai_accepted: bool
-    revision: int
-    author: str
-    signer: str
-    signed_at: str
-    supersedes_id: int | None
-    updated_at: dt.datetime | None = None
-    signature: dict[str, Any] = field(default_factory=dict)
-    amend_reason: str = ""
-    created_at: dt.datetime | None = None
-    carried_addendum: str = ""  # earlier signed addenda an addendum version must keep, word for word
-
-    @property
-    def is_signed(self) -> bool:
-        return self.status == "final"
-
-    @property
-    def needs_ai_review(self) -> bool:
-        return self.ai_generated and not (self.human_edited or self.ai_accepted)
 
 
 def study_status(versions: list[ReportVersion]) -> str:
@@ -132,20 +74,6 @@ def _dicom_signature_digests(artefacts) -> dict[str, list[str]]:
 
     return {kind: [sha256_hex(v) for v in signature_values(data)] for kind, data in artefacts.items()
             if kind != KIND_SIGNED_PDF}
-
-
-def study_identity(session: Session, study_uid: str) -> StudyIdentity:
-    study = session.scalar(select(Study).where(Study.study_uid == study_uid))
-    if study is None:
-        raise ReportError(f"study {study_uid} is not in the database; import it before reporting")
-    patient: Patient = study.patient
-    return StudyIdentity(
-        study_uid=study.study_uid, accession=study.accession or "", patient_id=patient.patient_id or "",
-        issuer=patient.issuer or "", patient_name=patient.name or "", patient_birth_date=patient.birth_date or "",
-        patient_sex=patient.sex or "", study_date=study.study_date.strftime("%Y%m%d") if study.study_date else "",
-        study_time=study.study_time or "", study_description=study.description or "",
-        referring_physician=study.referring_physician or "", modalities=study.modalities or "",
-    )
 
 
 def canonical_payload(version: ReportVersion, ident: StudyIdentity, author: str, signer: User,

@@ -74,7 +74,7 @@ def verify_stored_version(database, version_id: int) -> Verification:
     from sqlalchemy import select
 
     from app.reports.models import ReportVersion, User
-    from app.reports.service import study_identity
+    from app.reports.views import study_identity
 
     result = Verification(f"stored report version id={version_id}")
     with database.session() as s:

@@ -6,7 +6,8 @@ import base64
 import json
 
 from app.reports.document import build_document
-from app.reports.export_text import export_fhir, export_text
+from app.reports.export_fhir import export_fhir
+from app.reports.export_text import export_text
 from tests.support.reports_testing import PASSWORD, STUDY_UID
 
 
