@@ -3,7 +3,8 @@
 Exports carry patient data to a folder the user picks (a home folder, a share, a USB stick). Written with
 the process umask they were readable by every local account (0644); here every exported file is created
 0600 and every folder an export creates 0700, from the first byte (no window in which the file exists
-with wider rights). A folder the user picked and that already exists keeps its own rights: it is theirs.
+with wider rights; folders by app.paths.private_dir). A folder the user picked and that already exists keeps
+its own rights: it is theirs.
 """
 
 from __future__ import annotations
@@ -18,26 +19,6 @@ from typing import BinaryIO
 from pydicom.dataset import Dataset
 
 FILE_MODE = 0o600
-FOLDER_MODE = 0o700
-
-
-def private_dirs(folder: Path) -> Path:
-    """Create `folder` and any missing parents with 0700 (Path.mkdir gives parents the umask's rights)."""
-    folder = Path(folder)
-    missing = []
-    probe = folder
-    while not probe.exists():
-        missing.append(probe)
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    for path in reversed(missing):
-        try:
-            path.mkdir(mode=FOLDER_MODE)
-        except FileExistsError:
-            continue  # made meanwhile by a concurrent export; its rights are its maker's
-        os.chmod(path, FOLDER_MODE)  # mkdir's mode is masked by the umask
-    return folder
 
 
 @contextmanager

@@ -14,10 +14,26 @@ import platformdirs
 APP_NAME = "RadStation"
 
 
-def private_dir(path: Path) -> Path:
-    """Create `path` (and missing parents) as an owner-only folder; tighten it if it exists."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
+def private_dir(path: Path, *, tighten: bool = True) -> Path:
+    """Create `path` and each missing parent as an owner-only folder (0700 whatever the umask: `mkdir`'s mode
+    is masked by it). With `tighten` an existing `path` that others can read is narrowed to 0700 (RadStation's
+    own folders); without it an existing folder keeps its rights (a folder the user picked for an export is
+    theirs). The one helper for both: exports (app.export_files) and the data/config/store folders."""
+    path = Path(path)
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # made meanwhile by another thread or process: handled below like any existing folder
+        os.chmod(folder, 0o700)
+    if tighten and path.stat().st_mode & 0o077:
         os.chmod(path, 0o700)
     return path
 

@@ -20,7 +20,8 @@ from sqlalchemy import select
 
 from app.db.models import Instance, Patient, Series, Study
 from app.db.queries import study_ref
-from app.export_files import copy_private, private_dirs, save_dataset_private
+from app.export_files import copy_private, save_dataset_private
+from app.paths import private_dir
 from viewer.io.refs import StudyRef
 
 Progress = Callable[[int, int], None]
@@ -121,7 +122,7 @@ def _export_files(study: StudyRef, folder: Path, anonymised: bool, salt: str, pr
             raise StudyActionError(f"file missing from the store: {path}")
         sub = base / (f"S{series.number or 0:03d}_{_new_uid(series.series_uid, salt)[-8:]}" if anonymised
                       else f"S{series.number or 0:03d}_{_safe(series.series_uid)[-16:]}")
-        private_dirs(sub)
+        private_dir(sub, tighten=False)
         target = sub / f"IM{n:05d}.dcm"
         if anonymised:
             save_dataset_private(anonymise(pydicom.dcmread(path), salt or study.study_uid), target)

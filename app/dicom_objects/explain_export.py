@@ -11,7 +11,8 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from app.export_files import private_dirs, save_dataset_private
+from app.export_files import save_dataset_private
+from app.paths import private_dir
 from explain.dicom_maps import MapSource, build_parametric_map, build_segmentation
 
 
@@ -23,7 +24,7 @@ def export_explanation(source: Dataset | Path | str, values: np.ndarray, made_by
 
     if not isinstance(source, Dataset):
         source = pydicom.dcmread(source)
-    out_dir = private_dirs(Path(out_dir))
+    out_dir = private_dir(Path(out_dir), tighten=False)
     uid = str(source.SOPInstanceUID)
     written = []
     seg = build_segmentation(source, values, made_by, threshold)

@@ -520,7 +520,8 @@ class ExplainPanel(QWidget):
     def export_current(self, source: Any, path: str | Path, *, kind: str = "auto") -> Any:
         """Write the shown map as DICOM linked to `source` (a pydicom Dataset or file path of the image
         the map was computed on); returns the dataset. Raises ValueError when nothing is shown."""
-        from app.export_files import private_dirs, save_dataset_private
+        from app.export_files import save_dataset_private
+        from app.paths import private_dir
         from explain.export import export_map
 
         m = self.current_map()
@@ -530,7 +531,7 @@ class ExplainPanel(QWidget):
         label = "image uncertainty" if self.uncertainty.isChecked() else self._selection_label()
         ds = export_map(source, m, label=label, kind=kind, colormap=cmap, opacity=opacity, threshold=thr or None)
         path = Path(path)
-        private_dirs(path.parent)
+        private_dir(path.parent, tighten=False)
         save_dataset_private(ds, path)
         return ds
 

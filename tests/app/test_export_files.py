@@ -10,9 +10,10 @@ from datetime import date
 
 import pytest
 
-from app.export_files import copy_private, private_dirs, write_private
+from app.export_files import copy_private, write_private
 from app.importer import ImportService
 from app.importer.synthetic import SyntheticStudy, write_series
+from app.paths import private_dir
 from app.study_actions import export_study, load_study
 
 
@@ -61,7 +62,7 @@ def test_study_export_files_are_0600_and_created_folders_0700(db, tmp_path, open
 def test_a_link_planted_at_the_export_target_is_refused_not_followed(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("the attacker wants this overwritten or its contents leaked")
-    drop = private_dirs(tmp_path / "shared")
+    drop = private_dir(tmp_path / "shared", tighten=False)
     os.symlink(victim, drop / "IM00000.dcm")
     with pytest.raises(OSError, match="symbolic link"):
         write_private(drop / "IM00000.dcm", b"patient data")
