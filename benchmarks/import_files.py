@@ -22,6 +22,8 @@ from pathlib import Path
 
 import psutil
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's packages and its test helpers (tests.support: the generator)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
@@ -52,7 +54,7 @@ class PeakRss:
 def generate(folder: Path, n: int, per_study: int, size: int) -> float:
     from pydicom.uid import generate_uid
 
-    from app.importer.synthetic import SyntheticStudy, make_instance
+    from tests.support.synthetic_dicom import SyntheticStudy, make_instance
 
     t0 = time.perf_counter()
     written = 0

@@ -31,10 +31,10 @@ def main() -> int:
     from app.db.database import Database
     from app.demo_studies import demo_study_uids, ensure_demo_imported
     from app.importer import ImportService
-    from app.importer.synthetic import SyntheticStudy, write_series
     from app.main_window import MainWindow
     from app.reports.keys import create_self_signed, default_p12_path
     from app.reports.users import UserService
+    from tests.support.synthetic_dicom import SyntheticStudy, write_series
     from viewer.measure.shapes import Distance
 
     app = QApplication(sys.argv[:1])

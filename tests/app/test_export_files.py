@@ -12,9 +12,9 @@ import pytest
 
 from app.export_files import copy_private, write_private
 from app.importer import ImportService
-from app.importer.synthetic import SyntheticStudy, write_series
 from app.paths import private_dir
 from app.study_actions import export_study, load_study
+from tests.support.synthetic_dicom import SyntheticStudy, write_series
 
 
 @pytest.fixture

@@ -169,7 +169,7 @@ def test_start_up_shows_the_worklist_or_the_last_study(qtbot, database, tmp_path
 
 def _two_studies_of_one_patient(database, tmp_path) -> list[str]:
     from app.importer import ImportService
-    from app.importer.synthetic import SyntheticStudy, write_series
+    from tests.support.synthetic_dicom import SyntheticStudy, write_series
 
     for i, day in enumerate((date(2024, 3, 1), date(2025, 3, 1))):
         write_series(tmp_path / "src" / str(i), SyntheticStudy("DOE^JOHN", "P100", day, f"ACC-{i}", "CT CHEST", "CT"),

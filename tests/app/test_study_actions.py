@@ -8,8 +8,8 @@ import pydicom
 import pytest
 
 from app.importer import ImportService
-from app.importer.synthetic import SyntheticStudy, write_series
 from app.study_actions import StudyActionError, delete_study, export_study, load_study, prior_study_uid
+from tests.support.synthetic_dicom import SyntheticStudy, write_series
 
 
 def _import(db, tmp_path):

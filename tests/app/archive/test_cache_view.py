@@ -15,10 +15,10 @@ from sqlalchemy import update
 from app.archive.fetch import missing_instances
 from app.db.models import Study
 from app.importer import ImportService
-from app.importer.synthetic import SyntheticStudy, write_series
 from app.pacs.nodes import NodeStore, PacsNode
 from app.settings import Settings
 from app.widgets.worklist import COLUMNS, KEPT_MARK, KEPT_ROLE
+from tests.support.synthetic_dicom import SyntheticStudy, write_series
 
 pytestmark = pytest.mark.usefixtures("home")
 

@@ -13,7 +13,7 @@ from app.db.database import Database
 from app.db.models import Instance, InstanceConflict, Series, Study
 from app.db.queries import search_studies
 from app.importer import ImportService
-from app.importer.synthetic import SyntheticStudy, make_instance, write_series
+from tests.support.synthetic_dicom import SyntheticStudy, make_instance, write_series
 
 
 def test_import_batches_conflicts_and_flags(db: Database, tmp_path: Path) -> None:

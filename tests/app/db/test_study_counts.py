@@ -21,8 +21,8 @@ from app.db.migrate import alembic_config
 from app.db.models import AiDraft, Instance, Patient, PatientNameWord, Series, Study
 from app.db.queries import search_studies
 from app.importer import ImportService
-from app.importer.synthetic import SyntheticStudy, write_series
 from tests.support.postgres_fixture import database_url
+from tests.support.synthetic_dicom import SyntheticStudy, write_series
 
 PREVIOUS = "0006_import_integrity"  # the revision 0007_study_counts follows
 TRUTH = """

@@ -13,7 +13,7 @@ from app.db.database import Database
 from app.db.models import AiDraft, Study
 from app.db.queries import StudyNotFound, search_studies, study_ref
 from app.importer import ImportService
-from app.importer.synthetic import SyntheticStudy, make_instance, write_series
+from tests.support.synthetic_dicom import SyntheticStudy, make_instance, write_series
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from app.db.database import Database
 from app.db.models import Instance
 from app.importer import ImportService
 from app.importer.probe import RejectedFile, probe_file
-from app.importer.synthetic import SyntheticStudy, make_instance
+from tests.support.synthetic_dicom import SyntheticStudy, make_instance
 
 
 def _good(study: SyntheticStudy, **kw: object):  # type: ignore[no-untyped-def]

@@ -28,7 +28,7 @@ from app.db.queries import search_studies
 from app.importer import ImportService
 from app.importer.integrity import check_file
 from app.importer.sources import ZipLimits
-from app.importer.synthetic import SyntheticStudy, make_instance, write_series
+from tests.support.synthetic_dicom import SyntheticStudy, make_instance, write_series
 from viewer.io.image import load_image
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.importer.synthetic import SyntheticStudy, write_series
+from tests.support.synthetic_dicom import SyntheticStudy, write_series
 
 
 def test_cli_import_prints_report(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,7 +16,7 @@ from app.db.database import Database
 from app.db.models import ImportBatch, ImportIssue, Instance, Patient, Series, Study
 from app.importer import ImportService
 from app.importer import service as service_module
-from app.importer.synthetic import SyntheticStudy, make_instance, write_series
+from tests.support.synthetic_dicom import SyntheticStudy, make_instance, write_series
 
 
 def _count(db: Database, model: type) -> int:

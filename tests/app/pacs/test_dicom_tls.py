@@ -11,7 +11,6 @@ from types import SimpleNamespace
 import pytest
 from pydicom.uid import generate_uid
 
-from app.importer.synthetic import SyntheticStudy, make_instance
 from app.pacs.dimse import DimseClient
 from app.pacs.errors import PacsConnectionError, PacsError
 from app.pacs.nodes import PacsNode, ScpPeer, StorageScpConfig
@@ -20,6 +19,7 @@ from app.pacs.scp import StorageScp
 from app.pacs.sink import ImportSink, local_sop_uids
 from tests.support.orthanc_fixture import make_study, orthanc_available, start_orthanc
 from tests.support.pacs_helpers import free_port
+from tests.support.synthetic_dicom import SyntheticStudy, make_instance
 from tests.support.tls_certs import TestPki
 
 needs_dcmtk = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK storescu is not installed")

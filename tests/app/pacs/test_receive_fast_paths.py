@@ -26,12 +26,12 @@ from sqlalchemy import select
 from test_scp_security import _config, _push
 
 from app.db.models import Instance
-from app.importer.synthetic import SyntheticStudy, make_instance
 from app.pacs.assoc_logging import drop_unlogged_handlers
 from app.pacs.receive import IMPLEMENTATION_UID, IMPLEMENTATION_VERSION, _file_meta_bytes, _middle_fragments
 from app.pacs.scp import StorageScp
 from app.pacs.sink import ImportSink
 from app.pacs.store_response import encode_store_response
+from tests.support.synthetic_dicom import SyntheticStudy, make_instance
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 

@@ -30,11 +30,11 @@ from sqlalchemy import select
 
 from app.db.models import Instance
 from app.importer.integrity import part_sop_instance_uid
-from app.importer.synthetic import SyntheticStudy, make_instance
 from app.pacs.nodes import PacsNode
 from app.pacs.retrieve import RetrieveService
 from app.pacs.sink import local_sop_uids
 from tests.support.pacs_helpers import free_port
+from tests.support.synthetic_dicom import SyntheticStudy, make_instance
 
 SERIES = generate_uid()
 STUDY = SyntheticStudy(patient_id="P-ONE", patient_name="ONE^PATIENT")

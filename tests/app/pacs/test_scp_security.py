@@ -26,12 +26,12 @@ from sqlalchemy import func, select, text
 
 from app.db import database as database_module
 from app.db.models import Instance, InstanceConflict, Study, StudyFlag
-from app.importer.synthetic import SyntheticStudy, make_instance
 from app.pacs.errors import PacsConfigError, PacsError
 from app.pacs.nodes import ScpPeer, StorageScpConfig
 from app.pacs.scp import StorageScp
 from app.pacs.sink import ImportSink, local_sop_uids
 from tests.support.pacs_helpers import free_port
+from tests.support.synthetic_dicom import SyntheticStudy, make_instance
 
 
 def _config(**changes) -> StorageScpConfig:

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from app.db.database import Database
 from app.db.models import Instance
 from app.importer import service as service_module
-from app.importer.synthetic import SyntheticStudy, write_series
 from app.widgets.import_dialog import ImportController, ImportDialog
+from tests.support.synthetic_dicom import SyntheticStudy, write_series
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from pytestqt.qtbot import QtBot
 
 from app.db.database import Database
 from app.importer import ImportService
-from app.importer.synthetic import SyntheticStudy, write_series
 from app.widgets.worklist import COLUMNS, WorklistWidget
+from tests.support.synthetic_dicom import SyntheticStudy, write_series
 
 
 @pytest.fixture

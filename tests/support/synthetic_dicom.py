@@ -1,4 +1,5 @@
-"""Small, valid synthetic DICOM instances: what the import benchmark and self-tests feed the pipeline.
+"""Small, valid synthetic DICOM instances: what the import tests, the import benchmark and the screenshot
+scripts feed the pipeline (test support, not shipped: the product never generates studies).
 
 Real CT Image Storage objects (tiny pixel matrices) with a consistent patient/study/series hierarchy,
 so they exercise exactly the code paths real files take.
