@@ -3,7 +3,7 @@
 A plain thread pool runs jobs first-in first-out, so after a fast scroll the frame the user stopped
 on waits behind every prefetch queued on the way. Here each job has a priority (0 = on screen, then
 the distance ahead in the scroll direction) and an owner; an owner that moves on drops its jobs that
-have not started. Qt-free: the viewport polls the futures from its own timer.
+have not started. Qt-free: the viewport hears of a finished job through the future's done callback.
 
 The queue never keeps an owner alive (it holds a weak reference) and a worker lets go of a job's function
 as soon as it has run: an owner is a viewport widget, and a last reference dropped on a worker thread would

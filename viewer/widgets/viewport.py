@@ -15,6 +15,7 @@ import functools
 import math
 import weakref
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,7 @@ from viewer.presentation.apply import apply_presentation, fit_area
 from viewer.presentation.gsps import PresentationState
 from viewer.presentation.interest import LOCAL_TITLE
 from viewer.presentation.study_objects import StudyObjects
+from viewer.widgets.decode_notice import DONE, notifier
 from viewer.widgets.note_editor import NoteEditor
 from viewer.widgets.presentation_overlay import paint_caption, paint_key_mark, paint_presentation
 
@@ -131,9 +133,7 @@ class Viewport(QWidget):
         self._job_key: tuple | None = None
         self._job_error = ""
         self._shown: tuple | None = None  # (image, frame, quality) last painted: imageShown fires on change
-        self._poll = QTimer(self)
-        self._poll.setInterval(10)
-        self._poll.timeout.connect(self._poll_job)
+        self._notifier = notifier(self)  # the decode worker's way back to this widget, holding it weakly
         self._objects: StudyObjects | None = None  # the study's presentation states and key image selections
         self._presentation_on = True
         self._preferred_state = ""  # SOP Instance UID of the GSPS the reader picked among several
@@ -712,12 +712,17 @@ class Viewport(QWidget):
         return prepare
 
     @staticmethod
-    def _prepare(img: DicomImage, frame: int, out_shape: tuple[int, int] | None, target: int) -> None:
-        """Runs on the decode queue: preview (JPEG 2000/HTJ2K), window statistics, full frame, display size."""
+    def _prepare(img: DicomImage, frame: int, out_shape: tuple[int, int] | None, target: int,
+                 on_preview: Callable[[], None] | None = None) -> None:
+        """Runs on the decode queue: preview (JPEG 2000/HTJ2K), window statistics, full frame, display size.
+        `on_preview` is called as soon as a preview can be shown."""
+        preview = None
         if not img.frame_cached(frame) and img.can_preview:
-            img.preview(frame, target)
+            preview = img.preview(frame, target)
         if not img.is_color and not img.window_ready:
             _ = img.default_window  # from the preview when that is all there is: it shows at once
+        if preview is not None and on_preview is not None:
+            on_preview()
         img.frame(frame)
         if out_shape is not None:
             img.reduced_frame(frame, out_shape)
@@ -731,18 +736,19 @@ class Viewport(QWidget):
         self._queue.drop(self)
         self._job_key = key
         target = self._preview_target()
-        # a partial of the static method, not a lambda over self: the decode worker must never hold the widget
-        self._job = self._queue.submit(functools.partial(Viewport._prepare, img, frame, out_shape, target), priority=0,
-                                       owner=self)
-        self._poll.start()
+        # a partial of the static method, not a lambda over self: the decode worker must never hold the widget;
+        # it tells the GUI thread through the notifier, which holds this viewport weakly (no polling)
+        job = self._queue.submit(
+            functools.partial(Viewport._prepare, img, frame, out_shape, target, self._notifier.preview_ready),
+            priority=0, owner=self)
+        self._job = job
+        job.add_done_callback(self._notifier.job_done)
 
-    def _poll_job(self) -> None:
-        job = self._job
-        if job is None:
-            self._poll.stop()
-            return
-        if job.done():
-            self._poll.stop()
+    def decode_arrived(self, job: Future | None, what: str) -> None:
+        """On the GUI thread, queued from the decode worker: the preview is ready or the job has ended."""
+        if what == DONE:
+            if job is not self._job:
+                return  # a job the user has moved on from
             if not job.cancelled() and job.exception() is not None:
                 self._job_error = f"Cannot display: {job.exception()}"
             self.measurements_model.forget_labels()
@@ -750,7 +756,8 @@ class Viewport(QWidget):
             self._job, self._job_key = None, None
             self.stateChanged.emit()
             self.update()
-        elif self._image is not None and self._image.cached_preview(self.state.frame_index) is not None:
+        elif self._job is not None and self._image is not None \
+                and self._image.cached_preview(self.state.frame_index) is not None:
             if self._render_key is None or self._render_key[-1] != "preview":
                 self._render_key = None
                 self.update()
