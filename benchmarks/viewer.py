@@ -261,7 +261,7 @@ def first_image_rows(path: Path, label: str, repeats: int) -> list[dict]:
     app = QApplication.instance()
     load_image(path).frame(0)  # warm-up: plugin choice measured once per process, codec libraries loaded
     floor = median_time(lambda: load_image(path).frame(0), repeats)
-    firsts, stalls = [], []
+    firsts, halves, stalls = [], [], []
     for _ in range(repeats):
         vp = _viewport(DISPLAY[0])
         shown: list[tuple[str, float]] = []
@@ -277,12 +277,18 @@ def first_image_rows(path: Path, label: str, repeats: int) -> list[dict]:
                 raise RuntimeError(f"{label}: the image did not arrive within 120 s")
         stalls.append(gaps.stop())
         firsts.append(shown[0][1] - t0)
+        # the last preview before the full image: the one at >= half the viewport's resolution
+        halves.append([t for q, t in shown if q == "preview"][-1:][0] - t0 if shown[0][0] == "preview"
+                      else shown[0][1] - t0)
         vp.close()
         vp.deleteLater()
         app.processEvents()
     first = statistics.median(firsts)
+    half = statistics.median(halves)
     return [
         {"case": label, "measure": "first image", "product_s": first, "floor_s": floor, "ratio": first / floor},
+        {"case": label, "measure": "image at >= half the viewport's resolution", "product_s": half, "floor_s": floor,
+         "ratio": half / floor},
         {"case": label, "measure": "gui stall (loading)", "product_s": max(stalls), "floor_s": floor,
          "ratio": max(stalls) / floor},
     ]
@@ -303,7 +309,16 @@ def scroll_rows(paths: list[Path], label: str, steps_per_s: float = 25.0) -> lis
         app.processEvents()
         time.sleep(0.001)
     shown: list[str] = []
-    vp.imageShown.connect(shown.append)
+    stepped: dict[int, tuple[object, float]] = {}  # id(image) -> (image, when the step to it was made)
+    latencies: list[float] = []
+
+    def painted(quality: str) -> None:
+        shown.append(quality)
+        img = vp.current_image()
+        if quality == "full" and id(img) in stepped and stepped[id(img)][0] is img:
+            latencies.append(time.perf_counter() - stepped.pop(id(img))[1])
+
+    vp.imageShown.connect(painted)
     gaps = EventLoopGaps()
     gaps.start()
     t0 = time.perf_counter()
@@ -312,15 +327,22 @@ def scroll_rows(paths: list[Path], label: str, steps_per_s: float = 25.0) -> lis
         while time.perf_counter() < due:
             app.processEvents()
             time.sleep(0.0005)
+        stepped.clear()  # a slice scrolled past before it was painted does not count
         vp.step(1)
-    while vp._shown != (vp.current_image(), vp.state.frame_index, "full"):
+        if vp.current_image() is not None:
+            stepped[id(vp.current_image())] = (vp.current_image(), time.perf_counter())
+    while vp._shown is None or vp._shown[:3] != (vp.current_image(), vp.state.frame_index, "full"):
         app.processEvents()  # until the last slice is painted
         time.sleep(0.001)
     stall = gaps.stop()
     full = sum(q == "full" for q in shown)
     vp.close()
+    latency = statistics.median(latencies) if latencies else float("nan")
     return [{"case": label, "measure": f"gui stall (scroll {steps_per_s:g}/s, {full}/{len(paths) - 1} slices shown)",
-             "product_s": stall, "floor_s": floor, "ratio": stall / floor}]
+             "product_s": stall, "floor_s": floor, "ratio": stall / floor},
+            {"case": label, "measure": f"scroll latency per frame, median (scroll {steps_per_s:g}/s, "
+                                       f"{len(latencies)} slices)",
+             "product_s": latency, "floor_s": floor, "ratio": latency / floor}]
 
 
 def compressed_rows(
@@ -337,9 +359,10 @@ def compressed_rows(
     for syntax, name in ((uid.JPEG2000Lossless, "JPEG 2000"), (uid.HTJ2KLossless, "HTJ2K")):
         path = write_compressed_cr(folder, cr, syntax)
         rows += first_image_rows(path, f"{name} CR {cr}^2 on a 1024 px viewport", repeats)
-    ct = write_compressed_ct(folder / "ct_j2k", slices, size, uid.JPEG2000Lossless)
-    for rate in rates:
-        rows += scroll_rows(ct, f"JPEG 2000 CT {slices} x {size}^2", rate)
+    for syntax, name, sub in ((uid.JPEG2000Lossless, "JPEG 2000", "ct_j2k"), (uid.JPEGLSLossless, "JPEG-LS", "ct_jls")):
+        ct = write_compressed_ct(folder / sub, slices, size, syntax)
+        for rate in rates:
+            rows += scroll_rows(ct, f"{name} CT {slices} x {size}^2", rate)
     return rows
 
 

@@ -51,6 +51,15 @@ def test_image_preview_then_full_frame_supersedes_it():
     assert image.cached_preview(0) is None and image.preview(0, 64) is None
 
 
+def test_a_coarse_preview_is_replaced_by_a_finer_one_never_the_other_way():
+    image = DicomImage.from_dataset(compressed_dataset(smooth_pixels(256), uid.HTJ2KLossless))
+    coarse = image.preview(0, 32)  # the first stage of a large image: a viewport half the size
+    assert coarse.shape == (16, 16) and image.cached_preview(0) is coarse
+    fine = image.preview(0, 64)
+    assert fine.shape == (32, 32) and image.cached_preview(0) is fine
+    assert image.preview(0, 32) is fine  # a finer preview than asked for serves the smaller viewport
+
+
 def test_uncompressed_and_colour_images_do_not_preview(gray_dataset):
     image = DicomImage.from_dataset(gray_dataset(np.zeros((32, 32), np.uint16)))
     assert not image.can_preview and image.preview(0, 8) is None and image.decode_is_cheap(0)

@@ -487,13 +487,14 @@ class DicomImage:
     def preview(self, i: int, target: int) -> np.ndarray | None:
         """Frame `i` decoded at the reduced resolution that fits a `target`-pixel viewport, cached;
         None when the full frame is already decoded or the codec cannot reduce. Never raises for a
-        codec problem: the full decode that follows reports it."""
+        codec problem: the full decode that follows reports it. A cached coarser preview (decoded for a
+        smaller target first) is replaced by the finer one."""
         key = ("preview", i)
         with self._lock:
             if ("frame", i) in self._cache:
                 return None
             cached = self._cache.get(key)
-        if cached is not None:
+        if cached is not None and max(cached[0].shape) >= target / 2:  # progressive.level_for's rule
             return cached[0]
         if not self.can_preview:
             return None
@@ -506,6 +507,11 @@ class DicomImage:
             arr = arr.astype(arr.dtype.newbyteorder("="))
         arr.flags.writeable = False
         with self._lock:
+            if ("frame", i) in self._cache:
+                return None
+            cached = self._cache.get(key)
+            if cached is not None and cached[1] <= level:
+                return cached[0]  # another thread decoded this level or a finer one meanwhile
             self._cache[key] = (arr, level)
         return arr
 

@@ -132,7 +132,7 @@ class Viewport(QWidget):
         self._job: Any = None  # Future of the background preparation of what should be on screen
         self._job_key: tuple | None = None
         self._job_error = ""
-        self._shown: tuple | None = None  # (image, frame, quality) last painted: imageShown fires on change
+        self._shown: tuple | None = None  # (image, frame, quality, preview size) last painted: imageShown fires on change
         self._notifier = notifier(self)  # the decode worker's way back to this widget, holding it weakly
         self._objects: StudyObjects | None = None  # the study's presentation states and key image selections
         self._presentation_on = True
@@ -716,13 +716,19 @@ class Viewport(QWidget):
                  on_preview: Callable[[], None] | None = None) -> None:
         """Runs on the decode queue: preview (JPEG 2000/HTJ2K), window statistics, full frame, display size.
         `on_preview` is called as soon as a preview can be shown."""
-        preview = None
         if not img.frame_cached(frame) and img.can_preview:
-            preview = img.preview(frame, target)
+            # a large image first at the level that fits a viewport half this size (a 3000^2 HTJ2K: 375^2,
+            # ~1/200 of the full decode's time), then at the usual preview level, then in full (as OHIF)
+            stages = (target // 2, target) if max(img.rows, img.columns) >= 2 * target else (target,)
+            for stage in stages:
+                if img.preview(frame, stage) is None:
+                    continue
+                if not img.is_color and not img.window_ready:
+                    _ = img.default_window  # from the first preview: it shows at once
+                if on_preview is not None:
+                    on_preview()
         if not img.is_color and not img.window_ready:
-            _ = img.default_window  # from the preview when that is all there is: it shows at once
-        if preview is not None and on_preview is not None:
-            on_preview()
+            _ = img.default_window
         img.frame(frame)
         if out_shape is not None:
             img.reduced_frame(frame, out_shape)
@@ -756,10 +762,11 @@ class Viewport(QWidget):
             self._job, self._job_key = None, None
             self.stateChanged.emit()
             self.update()
-        elif self._job is not None and self._image is not None \
-                and self._image.cached_preview(self.state.frame_index) is not None:
-            if self._render_key is None or self._render_key[-1] != "preview":
-                self._render_key = None
+        elif self._job is not None and self._image is not None:
+            preview = self._image.cached_preview(self.state.frame_index)
+            key = self._render_key
+            if preview is not None and (key is None or key[-1] != "preview" or key[4] != preview.shape):
+                self._render_key = None  # the first preview, or a finer one
                 self.update()
 
     def is_loading(self) -> bool:
@@ -855,7 +862,8 @@ class Viewport(QWidget):
             p.drawRect(self.rect().adjusted(1, 1, -1, -1))
         p.end()
         if qimg is not None:
-            shown = (self._image, self.state.frame_index, quality)
+            # each finer preview counts as shown too: the benchmark times every stage
+            shown = (self._image, self.state.frame_index, quality, qimg.size().toTuple() if quality == "preview" else None)
             if shown != self._shown:
                 self._shown = shown
                 self.imageShown.emit(quality)

@@ -11,6 +11,7 @@ from pydicom import uid
 from pydicom.encaps import encapsulate, get_frame  # noqa: E402
 
 from tests.support.compressed_samples import compressed_dataset, smooth_pixels, write_compressed_series
+from viewer.io.image import load_image  # noqa: E402
 from viewer.io.refs import SeriesRef  # noqa: E402
 from viewer.io.writer import save  # noqa: E402
 from viewer.widgets.viewport import Viewport  # noqa: E402
@@ -28,17 +29,32 @@ def viewport(qtbot):
 
 def test_jpeg2000_paints_a_preview_first_and_never_decodes_on_the_gui_thread(qtbot, viewport, tmp_path):
     series = write_compressed_series(tmp_path / "j2k", uid.JPEG2000Lossless, n=1, size=1024)
-    shown: list[str] = []
-    viewport.imageShown.connect(shown.append)
+    shown: list[tuple[str, int]] = []
+    viewport.imageShown.connect(lambda q: shown.append((q, viewport._render_img.width())))
     viewport.set_series(series)
     image = viewport.current_image()
     assert not image.frame_cached(0)
     viewport.grab()  # a paint: it queues the decode and returns at once
     assert viewport.is_loading() and viewport.message() in ("Loading…", "")
-    qtbot.waitUntil(lambda: "full" in shown, timeout=60_000)
-    assert shown == ["preview", "full"]
+    qtbot.waitUntil(lambda: any(q == "full" for q, _ in shown), timeout=60_000)
+    # 1024 px on a 128 px viewport: the level for a 64 px viewport, the one for 128, then full (a paint
+    # may take in both previews at once)
+    assert shown[0][0] == "preview" and shown[-1] == ("full", 128)
+    assert shown[:-1] in ([("preview", 32), ("preview", 64)], [("preview", 32)], [("preview", 64)])
     assert image.frame_cached(0) and not viewport.is_loading() and viewport.message() == ""
     assert viewport.overlay_lines()  # corner texts with the (automatic) window once pixels are in
+
+
+def test_a_large_image_is_prepared_coarse_first_then_at_the_preview_level_then_in_full(tmp_path):
+    series = write_compressed_series(tmp_path / "ht", uid.HTJ2KLossless, n=1, size=1024)
+    image = load_image(series.paths[0])
+    stages: list[tuple[int, ...]] = []
+    Viewport._prepare(image, 0, None, 128, on_preview=lambda: stages.append(image.cached_preview(0).shape))
+    assert stages == [(32, 32), (64, 64)] and image.frame_cached(0) and image.cached_preview(0) is None
+    small = load_image(write_compressed_series(tmp_path / "small", uid.HTJ2KLossless, n=1, size=200).paths[0])
+    stages.clear()
+    Viewport._prepare(small, 0, None, 128, on_preview=lambda: stages.append(small.cached_preview(0).shape))
+    assert stages == [(100, 100)]  # not twice the viewport: one preview only
 
 
 def test_scrolling_finds_the_next_slices_decoded_ahead_in_the_scroll_direction(qtbot, viewport, tmp_path):
