@@ -73,3 +73,38 @@ def test_a_corrupt_codestream_falls_back_to_the_full_decode_error():
     assert image.preview(0, 32) is None  # no preview, no exception: the full decode says why
     with pytest.raises(DicomReadError, match="(?s)cannot decode frame 0.*truncated"):
         image.frame(0)
+
+
+@pytest.mark.parametrize("syntax", [uid.HTJ2KLossless, uid.JPEG2000Lossless], ids=lambda s: s.keyword)
+def test_a_frame_still_on_disk_is_decoded_from_the_mapped_file_with_the_same_pixels(tmp_path, syntax):
+    import pydicom
+
+    from viewer.io.writer import save
+
+    path = save(compressed_dataset(smooth_pixels(256, signed=True), syntax), tmp_path / "one.dcm")
+    on_disk = pydicom.dcmread(path, defer_size=64)  # Pixel Data left in the file
+    arr, level = progressive.decode_reduced(on_disk, 0, 1, target=64)
+    assert on_disk.get_item(0x7FE00010, keep_deferred=True).value is None  # read from the map, not copied
+    in_memory = pydicom.dcmread(path)
+    expected, expected_level = progressive.decode_reduced(in_memory, 0, 1, target=64)
+    assert level == expected_level == 3 and arr.dtype == expected.dtype  # 32 px for a 64 px viewport
+    np.testing.assert_array_equal(arr, expected)
+
+
+@pytest.mark.filterwarnings("ignore:End of file reached")
+def test_several_fragments_or_a_cut_file_take_pydicoms_reader(tmp_path):
+    import pydicom
+
+    from viewer.io.writer import save
+
+    ds = compressed_dataset(smooth_pixels(256), uid.HTJ2KLossless)
+    stream = bytes(get_frame(ds.PixelData, 0, number_of_frames=1))
+    expected, _ = progressive.decode_reduced(ds, 0, 1, target=64)
+    ds.PixelData = encapsulate([stream], fragments_per_frame=3)
+    path = save(ds, tmp_path / "fragments.dcm")
+    arr, _ = progressive.decode_reduced(pydicom.dcmread(path, defer_size=64), 0, 1, target=64)
+    np.testing.assert_array_equal(arr, expected)
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(path.read_bytes()[:-500])  # the file ends inside the codestream
+    with pytest.raises(progressive.ReducedDecodeError):
+        progressive.decode_reduced(pydicom.dcmread(cut, defer_size=64), 0, 1, target=64)

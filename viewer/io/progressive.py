@@ -10,10 +10,13 @@ Only single-sample (greyscale) frames are reduced; the caller falls back to a fu
 
 from __future__ import annotations
 
+import contextlib
 import math
+import mmap
 import os
 import struct
 import tempfile
+from collections.abc import Iterator
 
 import numpy as np
 from pydicom import uid
@@ -108,11 +111,74 @@ def decode_reduced(ds, index: int, n_frames: int, target: int) -> tuple[np.ndarr
     bits = int(ds.get("BitsAllocated", 16) or 16)
     if bits not in (8, 16):
         raise ReducedDecodeError(f"{bits}-bit pixels")
+    with _mapped_codestream(ds, n_frames) as mapped:
+        if mapped is not None:
+            return _decode_reduced(ds, syntax, bits, mapped, target)
     try:
         codestream = bytes(get_frame(ds.PixelData, index, number_of_frames=n_frames))
     except Exception as exc:  # noqa: BLE001 - a broken fragment table: the full decode reports it
         raise ReducedDecodeError(f"frame {index}: {exc}") from exc
-    levels = decomposition_levels(codestream)
+    return _decode_reduced(ds, syntax, bits, codestream, target)
+
+
+_ITEM = b"\xfe\xff\x00\xe0"  # (FFFE,E000) little endian
+_SEQUENCE_END = b"\xfe\xff\xdd\xe0"  # (FFFE,E0DD)
+
+
+@contextlib.contextmanager
+def _mapped_codestream(ds, n_frames: int) -> Iterator[memoryview | None]:
+    """The codestream of a single-frame, single-fragment image still on disk (Pixel Data not read yet),
+    as a view of the memory-mapped file: the coarse first level reads a small part of it instead of
+    copying the whole element (9 MB for a 3000^2 lossless CR) first. None for anything else."""
+    raw = ds.get_item(0x7FE00010, keep_deferred=True) if n_frames == 1 else None
+    filename = getattr(ds, "filename", None)
+    if raw is None or getattr(raw, "value", b"") is not None or not isinstance(filename, str) \
+            or not raw.is_little_endian:
+        yield None
+        return
+    try:
+        fh = open(filename, "rb")  # noqa: SIM115 - closed below, after the map
+    except OSError:
+        yield None
+        return
+    with fh:
+        try:
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            yield None
+            return
+        view = memoryview(mm)
+        fragment = _single_fragment(view, raw.value_tell)
+        try:
+            yield fragment
+        finally:
+            if fragment is not None:
+                fragment.release()
+            view.release()
+            try:
+                mm.close()
+            except BufferError:  # a view still held somewhere: the map closes when that goes
+                pass
+
+
+def _single_fragment(view: memoryview, pos: int) -> memoryview | None:
+    """Encapsulated Pixel Data at `pos`: the one fragment after the offset table, else None."""
+    end = len(view)
+    if pos + 8 > end or view[pos : pos + 4] != _ITEM:
+        return None
+    pos += 8 + int.from_bytes(view[pos + 4 : pos + 8], "little")  # past the basic offset table
+    if pos + 8 > end or view[pos : pos + 4] != _ITEM:
+        return None
+    length = int.from_bytes(view[pos + 4 : pos + 8], "little")
+    start, stop = pos + 8, pos + 8 + length
+    if stop + 8 > end or view[stop : stop + 4] != _SEQUENCE_END:
+        return None  # several fragments, or not what the header said: pydicom's reader handles it
+    return view[start:stop]
+
+
+def _decode_reduced(ds, syntax: str, bits: int, codestream: bytes | memoryview, target: int) -> tuple[np.ndarray, int]:
+    head = bytes(codestream[:65536])  # main header (markers are searched in bytes)
+    levels = decomposition_levels(head)
     level = level_for(int(ds.Rows), int(ds.Columns), target, levels)
     if level == 0:
         raise ReducedDecodeError("the full resolution already fits the viewport")
@@ -122,7 +188,7 @@ def decode_reduced(ds, index: int, n_frames: int, target: int) -> tuple[np.ndarr
 
             from viewer.io.imagecodecs_plugin import check_complete
 
-            check_complete(codestream)
+            check_complete(head + bytes(codestream[-3:]) if len(codestream) > len(head) else bytes(codestream))
             arr = imagecodecs.htj2k_decode(codestream, skipres=level)
         else:
             import glymur
@@ -137,4 +203,4 @@ def decode_reduced(ds, index: int, n_frames: int, target: int) -> tuple[np.ndarr
     if arr.ndim != 2:
         raise ReducedDecodeError(f"decoded shape {arr.shape}")
     signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-    return _to_stored(arr, codestream, bits, signed), level
+    return _to_stored(arr, head, bits, signed), level
