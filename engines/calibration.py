@@ -6,12 +6,17 @@ Shipped next to the weights as `calibration.json`:
     {"format": "radstation-calibration", "method": "platt" | "temperature" | "isotonic" | "mixed",
      "findings": {"Cardiomegaly": {"method": "platt", "a": 0.8, "b": -0.4} | {"method": "temperature", "t": 1.6}
                   | {"method": "isotonic", "x": [...], "y": [...]} | {"method": "identity"}, ...},
-     "uncertain_band": [0.35, 0.65], "no_odds_ratio": 2.0, "prevalence": {"Cardiomegaly": 0.025, ...},
+     "uncertain_band": [0.35, 0.65], "no_odds_ratio": 2.0, "no_odds_ratios": {"Cardiomegaly": 0.5, ...},
+     "prevalence": {"Cardiomegaly": 0.025, ...},
      "fitted_on": {...}, "selection": {...}}
 
 `prevalence` is each finding's share positive in the labels the calibration was fitted on: the "no" rule and
 the panels compare a calibrated probability with it, on the same scale (the reader's own training prevalence
 counts only the images whose source labels the finding; calibrated probabilities count the others as absent).
+
+`no_odds_ratios` are per-finding "no" rules chosen against a stated miss rate (`radstation-eval no-rule`,
+lab.eval.no_rule: the share of positive train images answered a plain "no" stays under it); a finding without one
+uses `no_odds_ratio`.
 
 Fitted by `radstation-eval calibration` (lab.eval.calibration): per finding, the method and its parameters are
 chosen by grouped cross-validation on out-of-fold train probabilities ("identity" where the reading is calibrated
@@ -89,6 +94,7 @@ class Calibration:
     info: dict[str, Any] = field(default_factory=dict)
     no_odds_ratio: float = DEFAULT_NO_ODDS_RATIO
     prevalence: dict[str, float] = field(default_factory=dict)
+    no_odds_ratios: dict[str, float] = field(default_factory=dict)  # per finding; others use no_odds_ratio
 
     def __post_init__(self) -> None:
         lo, hi = float(self.band[0]), float(self.band[1])
@@ -97,6 +103,10 @@ class Calibration:
         self.band = (lo, hi)
         if float(self.no_odds_ratio) < 1:
             raise ValueError(f"no_odds_ratio must be >= 1, got {self.no_odds_ratio}")
+        bad_ratio = [k for k, v in self.no_odds_ratios.items() if not float(v) > 0]
+        if bad_ratio:
+            raise ValueError(f"per-finding no_odds_ratios must be > 0 (bad: {bad_ratio})")
+        self.no_odds_ratios = {k: float(v) for k, v in self.no_odds_ratios.items()}
         bad = [k for k, v in self.prevalence.items() if not 0 < float(v) < 1]
         if bad:
             raise ValueError(f"prevalence must be between 0 and 1 (bad: {bad})")
@@ -118,14 +128,19 @@ class Calibration:
         """Calibrated probabilities of a finding -> raw probability dict (unknown findings unchanged)."""
         return {k: float(self.findings[k](v)) if k in self.findings else float(v) for k, v in probs.items()}
 
-    def answer(self, p: float, prevalence: float | None = None) -> str:
+    def no_ratio(self, finding: str | None) -> float:
+        """The "no" rule's odds ratio for `finding` (its own when chosen against a miss rate, else the global one)."""
+        return self.no_odds_ratios.get(finding, self.no_odds_ratio) if finding is not None else self.no_odds_ratio
+
+    def answer(self, p: float, prevalence: float | None = None, finding: str | None = None) -> str:
         """'yes', 'no' or 'uncertain' for a calibrated probability. With the finding's `prevalence`, a low
-        probability is still 'uncertain' when the image raised the odds of the finding `no_odds_ratio` times
-        or more over its prevalence: for a rare finding "no (15%)" would hide that the engine saw something."""
+        probability is still 'uncertain' unless the image left the finding's odds below `no_ratio(finding)` times
+        its prevalence: for a rare finding "no (15%)" would hide that the engine saw something. A ratio below 1
+        (chosen per finding so that few positives are answered "no") needs the image to have lowered the odds."""
         lo, hi = self.band
         if p >= hi:
             return "yes"
-        if p <= lo and (prevalence is None or _odds(p) < self.no_odds_ratio * _odds(prevalence)):
+        if p <= lo and (prevalence is None or _odds(p) < self.no_ratio(finding) * _odds(prevalence)):
             return "no"
         return "uncertain"
 
@@ -135,7 +150,8 @@ class Calibration:
         return {"format": FORMAT, "method": methods.pop() if len(methods) == 1 else "mixed",
                 "findings": {k: {"method": c.method, **c.params} for k, c in self.findings.items()},
                 "uncertain_band": list(self.band), "no_odds_ratio": float(self.no_odds_ratio),
-                **({"prevalence": dict(self.prevalence)} if self.prevalence else {}), **self.info}
+                **({"prevalence": dict(self.prevalence)} if self.prevalence else {}),
+                **({"no_odds_ratios": dict(self.no_odds_ratios)} if self.no_odds_ratios else {}), **self.info}
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / FILE_NAME
@@ -154,9 +170,11 @@ class Calibration:
             findings[name] = FindingCalibration(method, spec)
         band = tuple(data.get("uncertain_band") or DEFAULT_BAND)
         info = {k: v for k, v in data.items()
-                if k not in ("format", "method", "findings", "uncertain_band", "no_odds_ratio", "prevalence")}
+                if k not in ("format", "method", "findings", "uncertain_band", "no_odds_ratio", "prevalence",
+                             "no_odds_ratios")}
         return cls(findings, (float(band[0]), float(band[1])), info,
-                   float(data.get("no_odds_ratio", DEFAULT_NO_ODDS_RATIO)), dict(data.get("prevalence") or {}))
+                   float(data.get("no_odds_ratio", DEFAULT_NO_ODDS_RATIO)), dict(data.get("prevalence") or {}),
+                   dict(data.get("no_odds_ratios") or {}))
 
     @classmethod
     def load(cls, folder: str | Path | None) -> Calibration:

@@ -570,7 +570,10 @@ class MedimPipeline:
     def _drop_what_answers_deny(self, reading: object, reader: Mapping[str, float]) -> None:
         """A finding the draft would state present (or uncertain) but the yes/no answer calls absent is made
         absent: a draft saying "There is pneumothorax." beside an answer "no (5%)" is two readings of one image.
-        Similar cases may raise a finding's combined probability, never above the image's own answer."""
+        Similar cases may raise a finding's combined probability, never above the image's own answer. The rule is
+        the calibration's global odds ratio, the one the drafting settings were tuned with: a finding's own "no"
+        rule (chosen against a miss rate, lab.eval.no_rule) answers "uncertain" more often, and the panel says
+        when a draft states what the reading holds uncertain rather than changing what the draft states."""
         cal = self.answer_calibration()
         shown = cal.apply({f: float(p) for f, p in reader.items()})
         for f, state in list(reading.states.items()):

@@ -56,7 +56,7 @@ def read_images(pipe: Any, images: Sequence[np.ndarray], calibration: Calibratio
     return {f: {"probability": round(calibrated[f], 4), "raw": round(raw[f], 4),
                 "calibrated": pre_calibrated or cal.is_calibrated(f),
                 "prevalence": None if prev[f] is None else round(float(prev[f]), 4),
-                "answer": cal.answer(calibrated[f], prev[f])} for f in findings}
+                "answer": cal.answer(calibrated[f], prev[f], f)} for f in findings}
 
 
 def reading_findings(pipe: Any) -> tuple[str, ...]:
@@ -77,7 +77,8 @@ def effective_calibration(pipe: Any, calibration: Calibration | None) -> tuple[C
     source = str(getattr(pipe, "reading_source", "head"))
     if str(cal.info.get("source", "head")) == source:
         return cal, source == "reader"
-    return Calibration(band=cal.band, no_odds_ratio=cal.no_odds_ratio), source == "reader"
+    return Calibration(band=cal.band, no_odds_ratio=cal.no_odds_ratio, no_odds_ratios=cal.no_odds_ratios), \
+        source == "reader"
 
 
 def text_states(text: str) -> dict[str, int]:

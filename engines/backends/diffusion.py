@@ -280,7 +280,7 @@ class MedimBackend(EngineBackend):
         cal, pre_calibrated = effective_calibration(self.pipe, self.calibration)
         p = min(max(float(cal.apply({finding: raw})[finding]), 1e-6), 1 - 1e-6)
         prior = cal.prior(finding, (getattr(self.pipe, "finding_prior", {}) or {}).get(finding))
-        answer = cal.answer(p, prior)
+        answer = cal.answer(p, prior, finding)
         conf = 1 - p if answer == "no" else p
         return TextOutput(text=answer, tokens=[TokenUncertainty(answer, conf, entropy(p), "answer", 0, len(answer), 0)],
                           confidence=conf, steps=1, seed=0, elapsed_s=time.perf_counter() - t0, images_used=[0],

@@ -88,7 +88,11 @@ def fit_on_train(args: argparse.Namespace, pipe: Any) -> Path:
                                                           "probabilities": f"out of fold ({Path(args.fit_train).name})",
                                                           "selection": "per finding, grouped 5-fold CV by patient, "
                                                                        "held-out log loss"}})
+    cal.no_odds_ratios = dict(old.no_odds_ratios)  # kept; chosen on the old calibration: rerun no-rule
     path = cal.save(args.model or pipe.path)
+    if old.no_odds_ratios:
+        print("the per-finding 'no' rules were kept from the previous calibration; choose them again on the new "
+              "one: radstation-eval no-rule --fit-train OOF.npz", file=sys.stderr)
     print("Per finding, chosen on train by grouped CV (held-out log loss / ECE of each method):", file=sys.stderr)
     for k, c in choices.items():
         scores = " ".join(f"{m} {d['log_loss']:.4f}/{d['ece']:.3f}" for m, d in c.cv.items()) or "too few positives"
@@ -224,7 +228,7 @@ def cmd_questions(args: argparse.Namespace) -> int:
         f = s.finding
         p = np.array([calibration.apply({f: float(v)})[f] for v in probs[f]])
         prior = calibration.prior(f, (getattr(pipe, "finding_prior", {}) or {}).get(f))
-        answers = np.array([calibration.answer(float(v), prior) for v in p])
+        answers = np.array([calibration.answer(float(v), prior, f) for v in p])
         y = labels[f].astype(bool)
         d = per.setdefault(r["question"], {"finding": f, "n": len(y), "uncertain": 0, "correct": 0, "decided": 0,
                                            "positives": 0, "missed": 0})

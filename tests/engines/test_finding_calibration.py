@@ -84,6 +84,19 @@ def test_a_low_probability_is_uncertain_when_the_image_raised_a_rare_findings_od
         Calibration(no_odds_ratio=0.5)
 
 
+def test_a_findings_own_no_rule_overrides_the_global_one_and_round_trips(tmp_path) -> None:
+    """Per-finding ratios (chosen against a miss rate) may be below 1: "no" then needs the image to have lowered the
+    odds; findings without one keep the global ratio."""
+    cal = Calibration(band=(0.35, 0.65), no_odds_ratio=2.0, no_odds_ratios={"Cardiomegaly": 0.5})
+    assert cal.answer(0.03, 0.025, "Cardiomegaly") == "uncertain"  # about the base rate: not low enough for "no"
+    assert cal.answer(0.01, 0.025, "Cardiomegaly") == "no"  # the image lowered the odds below half
+    assert cal.answer(0.03, 0.025, "Edema") == "no" and cal.answer(0.03, 0.025) == "no"  # the global rule
+    back = Calibration.load(tmp_path) if cal.save(tmp_path) else None
+    assert back is not None and back.no_odds_ratios == {"Cardiomegaly": 0.5} and back.no_ratio("Edema") == 2.0
+    with pytest.raises(ValueError, match="no_odds_ratios"):
+        Calibration(no_odds_ratios={"Edema": 0.0})
+
+
 def test_a_reader_that_is_calibrated_already_is_not_calibrated_again(tmp_path) -> None:
     """The finding reader returns Platt-calibrated probabilities: a calibration fitted on the backbone's head is
     not applied on top of it (only its uncertain band is kept), one refit on the reader's own outputs is; on
