@@ -76,6 +76,7 @@ from app.reports.service import ReportConflictError, ReportError, ReportService,
 from app.reports.templates import ExamInfo, ReportTemplate, TemplateError, TemplateLibrary, load_template
 from app.reports.users import AuthSession, SessionExpiredError, UserService
 from app.settings import Settings, current_settings
+from app.settings_schema import BY_KEY as SETTING_BY_KEY
 from app.widgets.report_autosave import BackgroundSaver, SaveResult
 from app.widgets.report_fields import FieldAssist, replace_all_text
 from app.widgets.report_versions import VersionHistory
@@ -93,8 +94,10 @@ FINDING_VALUE_COLOUR = {1: "#b3261e", 0: "#2e7d32", -1: "#b26a00"}
 HEALTHY_FINDINGS = ("No Finding",)  # "present" here is good news: never shown in alarm red
 SECTION_HEIGHTS = {"indication": 54, "technique": 54, "comparison": 46}
 # Uncertain words: only those the engine was this unsure of (uncertainty = 1 - token confidence), shaded
-# lavender with a dotted underline - never the red wave of a spell-checker.
-UNCERTAIN_WORD_THRESHOLD = 0.8
+# lavender with a dotted underline - never the red wave of a spell-checker. The threshold is the
+# 'uncertain_word_threshold' setting; its default is chosen on train drafts against the image labels
+# (`radstation-eval uncertain-words`, lab.eval.uncertain_sentences).
+UNCERTAIN_WORD_THRESHOLD = float(SETTING_BY_KEY["uncertain_word_threshold"].default)
 UNCERTAIN_SHADE, UNCERTAIN_LINE = "#ece3ff", "#6a3fb5"
 RETRY_DELAYS_S = (1, 2, 5, 10, 30)
 
@@ -147,9 +150,10 @@ class _SectionFilter(QObject):
 class _UncertainTips(QObject):
     """Tooltips over an editor's uncertain words: the engine's confidence for the word under the mouse."""
 
-    def __init__(self, editor: QPlainTextEdit, spans: Callable[[], list[tuple[int, int, float]]]) -> None:
+    def __init__(self, editor: QPlainTextEdit, spans: Callable[[], list[tuple[int, int, float]]],
+                 threshold: Callable[[], float] = lambda: UNCERTAIN_WORD_THRESHOLD) -> None:
         super().__init__(editor)
-        self.editor, self.spans = editor, spans
+        self.editor, self.spans, self.threshold = editor, spans, threshold
 
     def eventFilter(self, _obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
         if event.type() != QEvent.Type.ToolTip:
@@ -159,7 +163,7 @@ class _UncertainTips(QObject):
             if start <= pos <= end:
                 from PySide6.QtWidgets import QToolTip
 
-                QToolTip.showText(event.globalPos(), uncertain_tip(score), self.editor)
+                QToolTip.showText(event.globalPos(), uncertain_tip(score, self.threshold()), self.editor)
                 return True
         from PySide6.QtWidgets import QToolTip
 
@@ -167,9 +171,18 @@ class _UncertainTips(QObject):
         return True
 
 
-def uncertain_tip(score: float) -> str:
-    return (f"The engine was unsure of this word: confidence {1 - score:.0%} (uncertainty {score:.2f}; words "
-            f"above {UNCERTAIN_WORD_THRESHOLD:.2f} are marked)")
+def uncertain_tip(score: float, threshold: float = UNCERTAIN_WORD_THRESHOLD) -> str:
+    return (f"The engine was unsure of this: confidence {1 - score:.0%} (uncertainty {score:.2f}; text at "
+            f"{threshold:.2f} or above is marked)")
+
+
+def uncertain_legend_html(threshold: float) -> str:
+    """What the shading means and at what score; the default's calibration is stated only for the default."""
+    calibrated = (" On training drafts about half of the sentences marked at this score stated something the "
+                  "image's labels contradict." if abs(threshold - UNCERTAIN_WORD_THRESHOLD) < 1e-9 else "")
+    return (f"<span style='background:{UNCERTAIN_SHADE};border-bottom:1px dotted {UNCERTAIN_LINE}'>&nbsp;shaded"
+            f"&nbsp;</span> text: the engine was unsure of it (confidence below {1 - threshold:.0%}, uncertainty "
+            f"{threshold:.2f} or more; Settings &gt; AI engine).{calibrated} Hover for the score.")
 
 
 class ReportEditor(QWidget):
@@ -324,10 +337,7 @@ class ReportEditor(QWidget):
         self._focus_filter = _SectionFilter(self._on_focus_in, self._on_focus_out, self._section_key)
         self._uncertain_spans: dict[str, list[tuple[int, int, float]]] = {}
         self._tips: list[_UncertainTips] = []
-        self.uncertain_legend = QLabel(
-            f"<span style='background:{UNCERTAIN_SHADE};border-bottom:1px dotted {UNCERTAIN_LINE}'>&nbsp;shaded"
-            f"&nbsp;</span> words: the engine was unsure of them (confidence below "
-            f"{1 - UNCERTAIN_WORD_THRESHOLD:.0%}); hover for the score.")
+        self.uncertain_legend = _no_wide(QLabel(uncertain_legend_html(self.uncertain_threshold())))
         self.uncertain_legend.setStyleSheet("color:#444")
         self.uncertain_legend.hide()
         form = QVBoxLayout()
@@ -346,7 +356,7 @@ class ReportEditor(QWidget):
                 edit.setFixedHeight(SECTION_HEIGHTS[key])
             edit.textChanged.connect(self._on_text_changed)
             edit.installEventFilter(self._focus_filter)
-            tips = _UncertainTips(edit, lambda k=key: self._uncertain_spans.get(k, []))
+            tips = _UncertainTips(edit, lambda k=key: self._uncertain_spans.get(k, []), self.uncertain_threshold)
             edit.viewport().installEventFilter(tips)
             self._tips.append(tips)
             self.editors[key] = edit
@@ -1231,6 +1241,14 @@ class ReportEditor(QWidget):
         self.banner.setText(html)
         self.banner.show()
 
+    def uncertain_threshold(self) -> float:
+        """The 'uncertain_word_threshold' setting (uncertainty = 1 - confidence at or above which text is shaded)."""
+        try:
+            value = float(self.settings.get("uncertain_word_threshold", UNCERTAIN_WORD_THRESHOLD))
+        except (TypeError, ValueError):
+            return UNCERTAIN_WORD_THRESHOLD
+        return value if 0.0 <= value <= 1.0 else UNCERTAIN_WORD_THRESHOLD
+
     def _apply_uncertainty(self) -> None:
         """Underline tokens the engine was unsure of while the AI text is unreviewed."""
         v = self._version
@@ -1241,6 +1259,8 @@ class ReportEditor(QWidget):
         self.uncertain_legend.hide()
         if not spans:
             return
+        threshold = self.uncertain_threshold()
+        self.uncertain_legend.setText(uncertain_legend_html(threshold))
         fmt = QTextCharFormat()
         fmt.setBackground(QColor(UNCERTAIN_SHADE))
         fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.DotLine)
@@ -1251,7 +1271,7 @@ class ReportEditor(QWidget):
             selections, pos = [], 0
             for item in spans:
                 token, score, section = _uncertainty_item(item)
-                if section not in (None, key) or not token or score < UNCERTAIN_WORD_THRESHOLD:
+                if section not in (None, key) or not token or score < threshold:
                     continue
                 i = text.find(token, pos)
                 if i < 0:

@@ -94,7 +94,7 @@ class SettingsDialog(QDialog):
             return w
         if spec.kind == "float":
             w = QDoubleSpinBox()
-            w.setDecimals(1)
+            w.setDecimals(2 if (spec.maximum or 10**6) <= 1 else 1)  # a 0-1 score needs two places
             w.setRange(float(spec.minimum or 0), float(spec.maximum or 10**6))
             w.setValue(float(value) if isinstance(value, int | float) else float(spec.default))
             return w

@@ -10,6 +10,9 @@
                                                                  bootstrap 95% intervals; lab.eval.drafting)
     radstation-eval scope fit|measure [--model DIR]             (input gate: lab.eval.scope_cli)
     radstation-eval calibration|questions [--split val]          (reading: lab.eval.reading_cli)
+    radstation-eval uncertain-words --fit-train OOF.npz         (the editor's doubtful-sentence threshold:
+                                                                 lab.eval.uncertain_sentences)
+    radstation-eval no-rule --fit-train OOF.npz [--write]       (per-finding "no" rule against a miss rate)
 
 Report JSONL lines: {"id": ..., "text": ...} or {"id": ..., "findings": ..., "impression": ...}.
 Prints a markdown table and writes <out>/<name>.json and <out>/<name>.md.
@@ -232,11 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", default="eval-results")
     v.set_defaults(func=cmd_vqa)
 
+    from lab.eval.no_rule import register as register_no_rule
     from lab.eval.reading_cli import register as register_reading
     from lab.eval.scope_cli import register as register_scope
+    from lab.eval.uncertain_sentences import register as register_uncertain
 
     register_scope(sub)
     register_reading(sub)
+    register_uncertain(sub)
+    register_no_rule(sub)
     return p
 
 
@@ -244,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if argv and argv[0] not in ("score", "baselines", "references", "qa-references", "vqa", "drafting", "scope",
-                                "calibration", "questions", "-h", "--help"):
+                                "calibration", "questions", "uncertain-words", "no-rule", "-h",
+                                "--help"):
         argv = ["score", *argv]
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
