@@ -39,6 +39,25 @@ class Disagreement:
                 "text_state": self.text_state, "sentence": self.sentence()}
 
 
+@dataclass(frozen=True)
+class UncertainStatement:
+    """A finding the text states (present or absent) while the reading answers "uncertain": not a disagreement,
+    but the statement is firmer than the reading behind it, and the panel says so."""
+
+    finding: str
+    probability: float
+    text_state: str  # "present" | "absent"
+
+    def sentence(self, source: str = "the draft") -> str:
+        says = "states" if self.text_state == "present" else "says there is no"
+        return (f"{source[0].upper() + source[1:]} {says} {self.finding.lower()} although the engine's reading is "
+                f"uncertain ({self.probability:.0%})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"finding": self.finding, "probability": self.probability, "text_state": self.text_state,
+                "sentence": self.sentence()}
+
+
 def read_images(pipe: Any, images: Sequence[np.ndarray], calibration: Calibration | None = None
                 ) -> dict[str, dict[str, Any]]:
     """The engine's reading of a study: per finding of the head, the calibrated probability (averaged over the
@@ -85,6 +104,18 @@ def text_states(text: str) -> dict[str, int]:
     """The labeler's states of a report (1 present, 0 absent, -1 uncertain); findings not mentioned are absent
     from the dict."""
     return dict(label_report(text or "").findings)
+
+
+def uncertain_statements(reading: Mapping[str, Mapping[str, Any]], text: str) -> list[UncertainStatement]:
+    """Findings `text` states present or absent (not hedged) that the reading answers "uncertain"."""
+    states = text_states(text)
+    out = []
+    for finding, r in reading.items():
+        state = states.get(finding)
+        if str(r.get("answer", "")) == "uncertain" and state in (0, 1):
+            out.append(UncertainStatement(finding, float(r.get("probability", 0.0)),
+                                          "present" if state == 1 else "absent"))
+    return out
 
 
 def disagreements(reading: Mapping[str, Mapping[str, Any]], text: str) -> list[Disagreement]:

@@ -172,7 +172,8 @@ class DraftService(QObject):
                  "draft_mode": (result.get("extra") or {}).get("draft_mode"),
                  "scope": scope,
                  "reading": (result.get("extra") or {}).get("reading") or {},
-                 "disagreements": (result.get("extra") or {}).get("disagreements") or []}
+                 "disagreements": (result.get("extra") or {}).get("disagreements") or [],
+                 "stated_uncertain": (result.get("extra") or {}).get("stated_uncertain") or []}
         self._batch_step(job_id, ok=True)
         self.draftReady.emit(pending.study_uid, draft)
 

@@ -142,13 +142,16 @@ def _draft(args: argparse.Namespace) -> int:
             print(json.dumps({"file": str(path), "engine": name, "text": draft.get("text", ""),
                               "findings": draft.get("findings", ""), "impression": draft.get("impression", ""),
                               "scope": scope, "reading": extra.get("reading"),
-                              "disagreements": extra.get("disagreements")}, default=str))
+                              "disagreements": extra.get("disagreements"),
+                              "stated_uncertain": extra.get("stated_uncertain")}, default=str))
             continue
         lines = [f"{path}: {scope.get('summary', '')}",
                  f"FINDINGS: {draft.get('findings', '')}", f"IMPRESSION: {draft.get('impression', '')}"]
         if extra.get("reading"):
             lines += ["Engine's reading (calibrated probability):"] + _reading_lines(extra["reading"])
         lines += [f"Disagreement: {d['sentence']}" for d in extra.get("disagreements") or []]
+        lines += [f"Stated although the reading is uncertain: {u['sentence']}"
+                  for u in extra.get("stated_uncertain") or []]
         print("\n".join(lines))
     return code
 

@@ -33,6 +33,7 @@ from app.widgets.report_editor import AI_TINT
 DRAFT_SHORTCUT = "Ctrl+Shift+D"
 MAX_ROWS = 30
 STATUS_POLL_MS = 5000
+STATED_UNCERTAIN = "#8a5a00"  # amber: stated firmer than the reading behind it (red is a disagreement)
 UNSURE_BELOW = 0.5  # as the report editor's tint: uncertainty (1 - confidence) of 0.5 or more  # memory figures in the status bar stay current while the worker runs
 
 
@@ -82,24 +83,29 @@ class JobRow(QWidget):
         self.bar.setToolTip(text)
 
 
-def reading_html(reading: dict[str, Any], disagreements: list[dict[str, Any]] | None = None) -> str:
+def reading_html(reading: dict[str, Any], disagreements: list[dict[str, Any]] | None = None,
+                 stated_uncertain: list[dict[str, Any]] | None = None) -> str:
     """The engine's reading as a small table (finding, calibrated probability, training prevalence, answer),
-    findings the draft disagrees with first and marked."""
+    findings the draft disagrees with first and marked red, then those it states although the reading is
+    uncertain (amber)."""
     if not reading:
         return ""
     against = {d["finding"]: d for d in disagreements or []}
+    firmer = {u["finding"]: u for u in stated_uncertain or []}
     rows = []
-    order = sorted(reading, key=lambda f: (f not in against, -float(reading[f].get("probability", 0))))
+    order = sorted(reading, key=lambda f: (f not in against, f not in firmer, -float(reading[f].get("probability", 0))))
     for f in order:
         r = reading[f]
         prev = r.get("prevalence")
-        mark = " style='color:#b00020'" if f in against else ""
+        mark = " style='color:#b00020'" if f in against else f" style='color:{STATED_UNCERTAIN}'" if f in firmer else ""
         cal = "" if r.get("calibrated") else "*"
         rows.append(f"<tr{mark}><td>{html.escape(f)}</td><td align='right'>{float(r['probability']):.0%}{cal}</td>"
                     f"<td align='right'>{'' if prev is None else f'{float(prev):.0%}'}</td>"
                     f"<td>{html.escape(str(r.get('answer', '')))}</td></tr>")
     note = "".join(f"<p style='color:#b00020'>Disagreement: {html.escape(d['sentence'])}.</p>"
                    for d in disagreements or [])
+    note += "".join(f"<p style='color:{STATED_UNCERTAIN}'>Stated although the reading is uncertain: "
+                    f"{html.escape(u['sentence'])}.</p>" for u in stated_uncertain or [])
     uncal = any(not r.get("calibrated") for r in reading.values())
     foot = "<p style='color:#666'>* not calibrated: a raw model score, not a probability.</p>" if uncal else ""
     return (note + "<table cellspacing='0' cellpadding='2'><tr><th align='left'>Engine's reading</th>"
@@ -360,16 +366,19 @@ class AiPanel(QWidget):
             if told is not None:  # say what the text was steered to, so a radiologist knows what to check
                 note += f"\nWritten to the finding head's reading: {', '.join(told) or 'nothing present'}."
             self.images_label.setText(note)
-            self.show_sentences(draft.get("sentences"))
+            self.show_sentences(draft.get("sentences"), draft.get("reading"))
             scope = draft.get("scope")
             self.scope_label.setText(scope_line(scope))
             self.scope_label.setStyleSheet("color:#8a4b00; font-weight:bold;" if overridden(scope) else "")
-            self.reading_view.setText(reading_html(draft.get("reading") or {}, draft.get("disagreements")))
+            self.reading_view.setText(reading_html(draft.get("reading") or {}, draft.get("disagreements"),
+                                                   draft.get("stated_uncertain")))
         self.draftReady.emit(study_uid, draft)
 
-    def show_sentences(self, sentences: list[dict[str, Any]] | None) -> None:
+    def show_sentences(self, sentences: list[dict[str, Any]] | None,
+                       reading: dict[str, Any] | None = None) -> None:
         """List a sentence draft's sentences with how sure the reading is of each; unsure ones are tinted as in
-        the report editor (confidence below 0.5), ones no reader judged say so."""
+        the report editor (confidence below 0.5), ones no reader judged say so, and ones that state (present or
+        absent) a finding the reading answers "uncertain" say "stated although the reading is uncertain"."""
         self.sentence_list.clear()
         visible = bool(sentences)
         for w in (self.sentence_label, self.sentence_list):
@@ -381,12 +390,20 @@ class AiPanel(QWidget):
             conf = s.get("confidence")
             source = ", ".join((s.get("sources") or [])[:2]) or "?"
             shown = "not read" if conf is None else f"{float(conf):.2f}"
-            item = QListWidgetItem(f"[{shown}] {s.get('text', '')}  ({s.get('section', '')}; from {source})")
+            held = [f for f, v in (s.get("states") or {}).items()
+                    if v in (0, 1) and str((reading or {}).get(f, {}).get("answer")) == "uncertain"]
+            caveat = ("  \u2014 stated although the reading is uncertain: " + ", ".join(
+                f"{f.lower()} {float(reading[f]['probability']):.0%}" for f in held)) if held else ""
+            item = QListWidgetItem(f"[{shown}] {s.get('text', '')}  ({s.get('section', '')}; from {source}){caveat}")
             item.setToolTip(f"slot: {s.get('slot')}; engine log-probability per token {s.get('engine_logp', 0):.2f}; "
                             f"{s.get('candidates', 0)} candidates; states {s.get('states')}")
+            if held:
+                item.setForeground(QColor(STATED_UNCERTAIN))
             if conf is not None and float(conf) < UNSURE_BELOW:
                 item.setBackground(QColor(AI_TINT))
                 item.setData(Qt.ItemDataRole.UserRole, "unsure")
+            elif held:
+                item.setData(Qt.ItemDataRole.UserRole, "stated-uncertain")
             self.sentence_list.addItem(item)
 
     def _on_draft_failed(self, study_uid: str, message: str) -> None:

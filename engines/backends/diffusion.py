@@ -25,7 +25,13 @@ from engines.calibration import Calibration, entropy
 from engines.default_weights import DEFAULT_WEIGHTS
 from engines.qa.question_finding import question_finding
 from engines.qa.scope import QuestionScope, question_scope
-from engines.reading import disagreements, effective_calibration, read_images, reading_findings
+from engines.reading import (
+    disagreements,
+    effective_calibration,
+    read_images,
+    reading_findings,
+    uncertain_statements,
+)
 
 
 class MedimBackend(EngineBackend):
@@ -203,6 +209,7 @@ class MedimBackend(EngineBackend):
             out.extra["reading"] = reading
             out.extra["calibration_band"] = list(self.calibration.band)
             out.extra["disagreements"] = [d.to_dict() for d in disagreements(reading, out.text)]
+            out.extra["stated_uncertain"] = [u.to_dict() for u in uncertain_statements(reading, out.text)]
         return out
 
     def answer(self, images: list[np.ndarray], question: str, *, steps: int | None = None, seed: int = 0,

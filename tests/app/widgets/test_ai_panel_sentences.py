@@ -4,6 +4,7 @@ order; the 'free text' mode still drafts token by token."""
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,26 @@ def test_free_text_mode_is_still_there(qtbot, panel):
     _, draft = sig.args
     assert draft["draft_mode"] == "free" and draft["sentences"] is None
     assert not panel.sentence_list.isVisible()
+
+
+def test_sentences_stating_what_the_reading_holds_uncertain_say_so(qtbot, panel):
+    """The demo cardiomegaly draft states findings (e.g. "no pneumothorax") that the reading answers "uncertain":
+    the panel names each beside its sentence and above the reading table; the draft's text is unchanged."""
+    panel.set_study("1.2.840.77", _images())
+    with qtbot.waitSignal(panel.draftReady, timeout=TIMEOUT) as sig:
+        qtbot.mouseClick(panel.draft_button, Qt.MouseButton.LeftButton)
+    _, draft = sig.args
+    reading, firm = draft["reading"], draft["stated_uncertain"]
+    assert firm, "the demo draft no longer states a finding its reading holds uncertain: pick another case"
+    assert all(reading[u["finding"]]["answer"] == "uncertain" for u in firm)
+    html = panel.reading_view.text()
+    for u in firm:
+        assert f"Stated although the reading is uncertain: {escape(u['sentence'])}" in html
+    marked = 0
+    for i, s in enumerate(draft["sentences"]):
+        held = [f for f, v in s["states"].items() if v in (0, 1) and reading.get(f, {}).get("answer") == "uncertain"]
+        text = panel.sentence_list.item(i).text()
+        assert ("stated although the reading is uncertain" in text) == bool(held)
+        assert all(f.lower() in text for f in held)
+        marked += bool(held)
+    assert marked
