@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -111,7 +112,8 @@ def choose_threshold(scores: np.ndarray, wrong: np.ndarray, target_precision: fl
     """The lowest threshold (among the scores) down to which the flags are wrong at least `target_precision` of the
     time at every threshold above it too (counting from `min_flags` flags): the most sentences flagged while the
     precision holds all the way, not a dip below the target that noise happens to bring back above it. None when
-    not even the top `min_flags` reach it (flag nothing rather than mislead)."""
+    not even the top `min_flags` reach it (flag nothing rather than mislead). Rounded down to the setting's two
+    decimals (it then flags the same sentences or a few more)."""
     if not 0 < target_precision <= 1:
         raise ValueError(f"target precision must be in (0, 1], got {target_precision}")
     s, w = np.asarray(scores, np.float64), np.asarray(wrong, bool)
@@ -128,7 +130,7 @@ def choose_threshold(scores: np.ndarray, wrong: np.ndarray, target_precision: fl
         if cum_wrong[i] / n < target_precision:
             break
         best = float(s_sorted[i])
-    return best
+    return None if best is None else math.floor(best * 100 + 1e-9) / 100  # the setting holds two decimals
 
 
 def cross_validate(units: Sequence[Unit], target_precision: float, folds: int = FOLDS) -> list[dict[str, Any]]:
