@@ -15,9 +15,9 @@ checked against.
 How it is chosen: train images are drafted through the product's path (MedimPipeline.draft_sentences: the
 shipped sentence bank, decoder and "no" rule, the reader alone as in an install without a similar-case index)
 from their out-of-fold reader probabilities (`--fit-train READER/oof_train.npz`: a reader that never saw the
-image, as the product reads a new study). The threshold is the lowest score down to which the flagged sentences
-are wrong at least `--target-precision` of the time at every threshold above it (choose_threshold): with 0.5 an
-underline means "more likely wrong than right". Five grouped folds (whole split groups, lab.eval.tune_sentences.fold_of)
+image, as the product reads a new study). The threshold is the lowest score at which a sentence is wrong at least
+`--target-precision` of the time (isotonic fit of wrong on score; choose_threshold): with 0.5 an underline means
+"more likely wrong than right". Five grouped folds (whole split groups, lab.eval.tune_sentences.fold_of)
 say how well that choice generalises: each fold is scored with the threshold chosen on the other four. The
 split given by `--split` (val) is then drafted with the shipped reader and scored once at the chosen threshold,
 with 95% bootstrap intervals over patients. Drafts are cached per image in `--cache` (JSONL), so a rerun only
@@ -109,28 +109,25 @@ def flag_stats(scores: np.ndarray, wrong: np.ndarray, threshold: float | None) -
 
 def choose_threshold(scores: np.ndarray, wrong: np.ndarray, target_precision: float = 0.5,
                      min_flags: int = 5) -> float | None:
-    """The lowest threshold (among the scores) down to which the flags are wrong at least `target_precision` of the
-    time at every threshold above it too (counting from `min_flags` flags): the most sentences flagged while the
-    precision holds all the way, not a dip below the target that noise happens to bring back above it. None when
-    not even the top `min_flags` reach it (flag nothing rather than mislead). Rounded down to the setting's two
-    decimals (it then flags the same sentences or a few more)."""
+    """The lowest score from which a sentence is wrong at least `target_precision` of the time *at that score*:
+    the share wrong as a non-decreasing function of the score (isotonic regression of wrong on score) reaches the
+    target there. So every shaded sentence is, by its score, at least that likely to be wrong (with 0.5: more
+    likely wrong than right), and the shaded ones together more so. (A cumulative rule - the flags above t wrong
+    half the time on average - is met far lower: the nearly-always-wrong sentences at the top carry the mean
+    while it shades many sentences that are mostly right.) None when fewer than `min_flags` sentences reach it.
+    Rounded down to the setting's two decimals (it then shades the same sentences or a few more)."""
+    from sklearn.isotonic import IsotonicRegression
+
     if not 0 < target_precision <= 1:
         raise ValueError(f"target precision must be in (0, 1], got {target_precision}")
-    s, w = np.asarray(scores, np.float64), np.asarray(wrong, bool)
-    order = np.argsort(-s, kind="stable")
-    s_sorted, w_sorted = s[order], w[order]
-    cum_wrong = np.cumsum(w_sorted)
-    best = None
-    for i in range(len(s_sorted)):
-        if i + 1 < len(s_sorted) and s_sorted[i + 1] == s_sorted[i]:
-            continue  # a threshold flags every sentence with that score: judge at the last of a tie
-        n = i + 1
-        if n < min_flags:
-            continue
-        if cum_wrong[i] / n < target_precision:
-            break
-        best = float(s_sorted[i])
-    return None if best is None else math.floor(best * 100 + 1e-9) / 100  # the setting holds two decimals
+    s, w = np.asarray(scores, np.float64), np.asarray(wrong, np.float64)
+    if len(s) == 0:
+        return None
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(s, w).predict(s)
+    reach = fitted >= target_precision - 1e-12
+    if int(reach.sum()) < min_flags:
+        return None
+    return math.floor(float(s[reach].min()) * 100 + 1e-9) / 100  # the setting holds two decimals
 
 
 def cross_validate(units: Sequence[Unit], target_precision: float, folds: int = FOLDS) -> list[dict[str, Any]]:
@@ -266,8 +263,8 @@ def cmd_uncertain_words(args: argparse.Namespace) -> int:
         md += [f"Train ({len(train)} frontal images drafted from out-of-fold reader probabilities, "
                f"{args.fit_train.name}): {len(units)} sentences with a confidence, {int(wrong.sum())} contradicted "
                f"by the labels ({wrong.mean():.1%}).", "",
-               f"Chosen threshold (uncertainty = 1 - confidence; lowest down to which flagged sentences "
-               f"stay >= {args.target_precision:.0%} wrong, from 5 flags): **{_fmt(threshold)}** - on all train: "
+               f"Chosen threshold (uncertainty = 1 - confidence; lowest score at which sentences are "
+               f">= {args.target_precision:.0%} wrong, isotonic fit): **{_fmt(threshold)}** - on all train: "
                f"{st.flagged} flagged, precision {_fmt(st.precision)}, recall {_fmt(st.recall)}.",
                f"For comparison, the F1-maximising threshold on train: {_fmt(f1_best.threshold)} (precision "
                f"{_fmt(f1_best.precision)}, recall {_fmt(f1_best.recall)}, F1 {_fmt(f1_best.f1)}); the old fixed "
