@@ -94,10 +94,10 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("draft_mode", "Draft style", "choice", "", "AI engine",
                 "Empty: the engine's default; sentences: findings picked sentence by sentence; free: free text",
                 choices=("", "sentences", "free")),
-    SettingSpec("uncertain_word_threshold", "Shade AI draft text at uncertainty (0-1)", "float", 0.8, "AI engine",
+    SettingSpec("uncertain_word_threshold", "Shade AI draft text at uncertainty (0-1)", "float", 0.48, "AI engine",
                 "Unreviewed AI sentences (words in free-text drafts) whose uncertainty (1 - the engine's confidence) "
-                "is at least this are shaded. The default is chosen on training drafts so that at least half of "
-                "the shaded sentences contradicted the image's labels (radstation-eval uncertain-words).",
+                "is at least this are shaded. The default is chosen on training drafts: from this score on, a "
+                "sentence contradicted the image's labels more often than not (radstation-eval uncertain-words).",
                 minimum=0.0, maximum=1.0),
     SettingSpec("similar_k", "Similar studies to show", "int", 5, "AI engine", minimum=1, maximum=50),
     SettingSpec("similar_on_open", "Find similar studies when a study opens", "bool", False, "AI engine"),

@@ -178,8 +178,8 @@ def uncertain_tip(score: float, threshold: float = UNCERTAIN_WORD_THRESHOLD) -> 
 
 def uncertain_legend_html(threshold: float) -> str:
     """What the shading means and at what score; the default's calibration is stated only for the default."""
-    calibrated = (" On training drafts about half of the sentences marked at this score stated something the "
-                  "image's labels contradict." if abs(threshold - UNCERTAIN_WORD_THRESHOLD) < 1e-9 else "")
+    calibrated = (" Chosen on training drafts: a sentence at this score or above contradicted the image's labels "
+                  "more often than not." if abs(threshold - UNCERTAIN_WORD_THRESHOLD) < 1e-9 else "")
     return (f"<span style='background:{UNCERTAIN_SHADE};border-bottom:1px dotted {UNCERTAIN_LINE}'>&nbsp;shaded"
             f"&nbsp;</span> text: the engine was unsure of it (confidence below {1 - threshold:.0%}, uncertainty "
             f"{threshold:.2f} or more; Settings &gt; AI engine).{calibrated} Hover for the score.")

@@ -279,8 +279,8 @@ def cmd_uncertain_words(args: argparse.Namespace) -> int:
         md.append(f"| pooled held-out | | {sum(r['units'] for r in cv)} | {pooled_err} | {pooled_flag} | "
                   f"{pooled_wrong} | {_fmt(pooled_wrong / pooled_flag if pooled_flag else None)} | "
                   f"{_fmt(pooled_wrong / pooled_err if pooled_err else None)} |")
-        md.append(f"\n{len(held)} of {FOLDS} held-out folds had flags. Set `{SETTING_KEY}` (app.settings DEFAULTS) "
-                  f"to {_fmt(threshold)}.")
+        md.append(f"\n{len(held)} of {FOLDS} held-out folds had flags. Set the default of `{SETTING_KEY}` "
+                  f"(app/settings_schema.py) to {_fmt(threshold)}.")
         out.update({"threshold": threshold, "train": {"units": len(units), "errors": int(wrong.sum()),
                                                       "flagged": st.flagged, "precision": st.precision,
                                                       "recall": st.recall},

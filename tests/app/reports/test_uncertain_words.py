@@ -38,7 +38,7 @@ def test_only_words_above_the_threshold_are_marked_with_legend_and_score(qtbot, 
     assert fmt.background().color().name() == "#ece3ff"
     legend = ed.uncertain_legend.text()
     assert ed.uncertain_legend.isVisible() and "unsure" in legend
-    assert f"{UNCERTAIN_WORD_THRESHOLD:.2f} or more" in legend and "labels contradict" in legend
+    assert f"{UNCERTAIN_WORD_THRESHOLD:.2f} or more" in legend and "contradicted the image's labels" in legend
     assert ed._uncertain_spans["findings"] == [(0, 5, hi)]
     tip = uncertain_tip(hi)
     assert f"confidence {1 - hi:.0%}" in tip and f"{UNCERTAIN_WORD_THRESHOLD:.2f}" in tip
@@ -52,7 +52,7 @@ def test_only_words_above_the_threshold_are_marked_with_legend_and_score(qtbot, 
 
 def test_the_threshold_is_a_setting(qtbot, env, radiologist, tmp_path) -> None:
     settings = Settings(tmp_path / "settings.json")
-    settings.set("uncertain_word_threshold", 0.5)
+    settings.set("uncertain_word_threshold", 0.3)
     ed = _editor(qtbot, env, radiologist, settings)
     tokens = [{"text": "Small", "uncertainty": 0.95, "section": "findings"},
               {"text": "left", "uncertainty": 0.55, "section": "findings"},
@@ -60,7 +60,7 @@ def test_the_threshold_is_a_setting(qtbot, env, radiologist, tmp_path) -> None:
     ed.load_ai_draft("Small left pleural effusion.", "Effusion.", PROV, tokens)
     assert [s.cursor.selectedText() for s in ed.editors["findings"].extraSelections()] == ["Small", "left"]
     legend = ed.uncertain_legend.text()
-    assert "confidence below 50%" in legend and "labels contradict" not in legend  # not the calibrated default
-    assert ed._tips[0].threshold() == 0.5
+    assert "confidence below 70%" in legend and "contradicted" not in legend  # not the calibrated default
+    assert ed._tips[0].threshold() == 0.3
     spec = BY_KEY["uncertain_word_threshold"]
     assert spec.page == "AI engine" and validate(spec, 1.5) and not validate(spec, 0.4)
