@@ -28,13 +28,15 @@ from app.ai.scope import overridden, scope_line
 from app.ai.status_text import format_status
 from app.ai.study_images import StudyImage
 from app.settings import Settings
+from app.settings_schema import BY_KEY
 from app.widgets.report_editor import AI_TINT
 
 DRAFT_SHORTCUT = "Ctrl+Shift+D"
 MAX_ROWS = 30
 STATUS_POLL_MS = 5000
 STATED_UNCERTAIN = "#8a5a00"  # amber: stated firmer than the reading behind it (red is a disagreement)
-UNSURE_BELOW = 0.5  # as the report editor's tint: uncertainty (1 - confidence) of 0.5 or more  # memory figures in the status bar stay current while the worker runs
+UNSURE_SETTING = "uncertain_word_threshold"  # as the report editor's shading: uncertainty (1 - confidence) at or
+#                                            above the setting (default chosen against the image labels)  # memory figures in the status bar stay current while the worker runs
 
 
 class JobRow(QWidget):
@@ -374,10 +376,19 @@ class AiPanel(QWidget):
                                                    draft.get("stated_uncertain")))
         self.draftReady.emit(study_uid, draft)
 
+    def unsure_threshold(self) -> float:
+        """The uncertainty at which a sentence is tinted: the report editor's setting (its default without one)."""
+        default = float(BY_KEY[UNSURE_SETTING].default)
+        try:
+            value = float(self.settings.get(UNSURE_SETTING, default)) if self.settings is not None else default
+        except (TypeError, ValueError):
+            return default
+        return value if 0.0 <= value <= 1.0 else default
+
     def show_sentences(self, sentences: list[dict[str, Any]] | None,
                        reading: dict[str, Any] | None = None) -> None:
         """List a sentence draft's sentences with how sure the reading is of each; unsure ones are tinted as in
-        the report editor (confidence below 0.5), ones no reader judged say so, and ones that state (present or
+        the report editor (uncertainty at or above its setting), ones no reader judged say so, and ones that state (present or
         absent) a finding the reading answers "uncertain" say "stated although the reading is uncertain"."""
         self.sentence_list.clear()
         visible = bool(sentences)
@@ -399,7 +410,7 @@ class AiPanel(QWidget):
                             f"{s.get('candidates', 0)} candidates; states {s.get('states')}")
             if held:
                 item.setForeground(QColor(STATED_UNCERTAIN))
-            if conf is not None and float(conf) < UNSURE_BELOW:
+            if conf is not None and 1 - float(conf) >= self.unsure_threshold():
                 item.setBackground(QColor(AI_TINT))
                 item.setData(Qt.ItemDataRole.UserRole, "unsure")
             elif held:

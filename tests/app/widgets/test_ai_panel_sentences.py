@@ -1,6 +1,6 @@
 """A sentence draft through the real engine worker (the diffusion engine, shipped weights) into the AI panel:
-the chosen sentences are listed with their confidence, unsure ones tinted, in the chest template's section
-order; the 'free text' mode still drafts token by token."""
+the chosen sentences are listed with their confidence, unsure ones tinted (the editor's shading setting), in the
+chest template's section order; the 'free text' mode still drafts token by token."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_sentence_drafts_list_their_sentences_with_confidence(qtbot, panel):
     for i, s in enumerate(sentences):
         item = panel.sentence_list.item(i)
         assert s["text"] in item.text() and s["sources"][0] in item.text()
-        unsure = s["confidence"] is not None and s["confidence"] < 0.5
+        unsure = s["confidence"] is not None and 1 - s["confidence"] >= panel.unsure_threshold()
         assert (item.data(Qt.ItemDataRole.UserRole) == "unsure") == unsure
         assert ("not read" in item.text()) == (s["confidence"] is None)
     # findings follow the chest template's sections (lungs, pleura, heart, bones)
