@@ -64,3 +64,11 @@ def test_the_threshold_is_a_setting(qtbot, env, radiologist, tmp_path) -> None:
     assert ed._tips[0].threshold() == 0.3
     spec = BY_KEY["uncertain_word_threshold"]
     assert spec.page == "AI engine" and validate(spec, 1.5) and not validate(spec, 0.4)
+    from app.widgets.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(settings)  # the entry holds the value with its two decimals and saves a new one
+    qtbot.addWidget(dialog)
+    box = dialog.editors["uncertain_word_threshold"]
+    assert box.decimals() == 2 and box.value() == 0.3
+    box.setValue(0.62)
+    assert dialog.save() and Settings(tmp_path / "settings.json").get("uncertain_word_threshold") == 0.62
