@@ -103,3 +103,23 @@ def format_table(rows: Sequence[SubsetScores], findings: Sequence[str]) -> str:
             cells.append("-" if a is None or f not in r.macro_findings else f"{a:.2f} ({r.positives[f]})")
         lines.append(f"| {r.name} | {r.n_images} | {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def format_finding_ci_table(rows: Sequence[SubsetScores], findings: Sequence[str],
+                            subsets: Sequence[str] = ("overall", "NIH only")) -> str:
+    """Markdown: one row per finding, AUROC with its patient-level bootstrap interval in each of `subsets`
+    (a macro figure hides which findings the reading barely separates; an interval says which differences are noise)."""
+    picked = [r for r in rows if r.name in subsets]
+    head = "| finding | " + " | ".join(f"{r.name} AUROC (95% CI), positives" for r in picked) + " |"
+    lines = [head, "|" + "---|" * (1 + len(picked))]
+    for f in findings:
+        cells = []
+        for r in picked:
+            a, ci = r.auroc.get(f), r.auroc_ci.get(f)
+            if a is None or f not in r.macro_findings:
+                cells.append(f"- ({r.positives.get(f, 0)})")
+            else:
+                cells.append(f"{a:.3f} ({ci[0]:.2f}-{ci[1]:.2f}), {r.positives[f]}" if ci else
+                             f"{a:.3f}, {r.positives[f]}")
+        lines.append(f"| {f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

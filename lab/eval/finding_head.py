@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.eval.by_source import format_table, scores_by_source, source_readability
+from lab.eval.by_source import format_finding_ci_table, format_table, scores_by_source, source_readability
 
 
 def reading_of(pipe, images: list[np.ndarray], reading: str, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +61,8 @@ def head_aurocs(pipe, samples: Sequence, batch: int = 32) -> dict:
 
 def evaluate_reading(pipe, samples: Sequence, train_samples: Sequence, reading: str, *, resamples: int = 1000
                      ) -> dict:
-    """The issue-28 table for `samples` plus source readability fitted on `train_samples`."""
+    """The issue-28 table for `samples` plus source readability fitted on `train_samples` (skipped, None, when
+    `train_samples` is empty)."""
     from lab.training.finding_targets import finding_targets
 
     names = pipe.reading_findings if reading == "reader" else pipe.model_config.findings
@@ -70,6 +71,9 @@ def evaluate_reading(pipe, samples: Sequence, train_samples: Sequence, reading: 
     sources = [s.source for s in samples]
     groups = [str(s.extra.get("split_group") or s.patient_id) for s in samples]
     rows = scores_by_source(truth, probs, names, sources, groups, resamples=resamples)
+    if not train_samples:
+        return {"reading": reading, "n_images": len(samples), "findings": list(names), "rows": rows,
+                "source_auroc_features": None, "source_auroc_probabilities": None, "source_auroc_labels": None}
     train_probs, train_feats = reading_of(pipe, [s.load_image() for s in train_samples], reading)
     train_sources = [s.source for s in train_samples]
     train_truth = finding_targets(train_samples, names).numpy()
@@ -91,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, help="also write the figures as JSON")
+    p.add_argument("--no-readability", action="store_true",
+                   help="skip source readability (it reads every train image too)")
     args = p.parse_args(argv)
 
     import torch
@@ -103,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pipe = MedimPipeline.from_pretrained(args.model or DEFAULT_WEIGHTS, device="cpu")
     reading = pipe.reading_source if args.reading == "auto" else args.reading
     samples = list(load_cxr(args.data, splits=(args.split,)))
-    train = list(load_cxr(args.data, splits=("train",)))
+    train = [] if args.no_readability else list(load_cxr(args.data, splits=("train",)))
     try:
         res = evaluate_reading(pipe, samples, train, reading, resamples=args.resamples)
     except ValueError as exc:
@@ -114,13 +120,17 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"(AUROC, positives in brackets; macro over findings with >= 5 positives in the subset; "
           f"95% intervals from {args.resamples} patient-level bootstrap resamples)\n")
     print(format_table(res["rows"], res["findings"]))
-    print(f"\nSource readability (NIH vs other collections, logistic regression fitted on train): "
-          f"from the {reading}'s features {fa:.3f}; from its {len(res['findings'])} probabilities {pa:.3f}; "
-          f"from the true labels alone {la:.3f} (the floor the labels allow)")
+    print(f"\nPer finding, with 95% intervals ({args.resamples // 2} patient-level bootstrap resamples):\n")
+    print(format_finding_ci_table(res["rows"], res["findings"]))
+    if fa is not None:
+        print(f"\nSource readability (NIH vs other collections, logistic regression fitted on train): "
+              f"from the {reading}'s features {fa:.3f}; from its {len(res['findings'])} probabilities {pa:.3f}; "
+              f"from the true labels alone {la:.3f} (the floor the labels allow)")
     if args.json:
         out = {k: v for k, v in res.items() if k != "rows"}
         out["rows"] = [{"subset": r.name, "n_images": r.n_images, "macro": r.macro, "macro_ci": r.macro_ci,
-                        "macro_findings": r.macro_findings, "auroc": r.auroc, "positives": r.positives}
+                        "macro_findings": r.macro_findings, "auroc": r.auroc, "auroc_ci": r.auroc_ci,
+                        "positives": r.positives}
                        for r in res["rows"]]
         args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from lab.eval.bootstrap import cluster_bootstrap
-from lab.eval.by_source import format_table, scores_by_source, source_readability, subset_scores
+from lab.eval.by_source import (
+    format_finding_ci_table,
+    format_table,
+    scores_by_source,
+    source_readability,
+    subset_scores,
+)
 
 
 def test_a_source_shortcut_scores_overall_but_not_within_source():
@@ -33,6 +39,19 @@ def test_rare_findings_stay_out_of_the_macro():
     assert r.macro_findings == ["A"] and r.macro == 1.0 and r.auroc["B"] == 1.0
     with pytest.raises(ValueError, match="must both be"):
         subset_scores("x", truth, probs[:, :1], ["A", "B"], ["g"] * 50)
+
+
+def test_per_finding_table_gives_each_finding_its_interval_and_marks_rare_ones():
+    rng = np.random.default_rng(1)
+    n = 300
+    truth = np.stack([rng.random(n) < 0.3, np.arange(n) < 3], 1)
+    probs = np.stack([truth[:, 0] + rng.normal(0, 0.8, n), rng.random(n)], 1)
+    r = subset_scores("overall", truth, probs, ["A", "B"], [str(i) for i in range(n)], resamples=200)
+    lo, hi = r.auroc_ci["A"]
+    assert lo < r.auroc["A"] < hi and hi - lo < 0.2
+    table = format_finding_ci_table([r], ["A", "B"])
+    assert f"| A | {r.auroc['A']:.3f} ({lo:.2f}-{hi:.2f}), {int(truth[:, 0].sum())} |" in table
+    assert "| B | - (3) |" in table  # three positives: no AUROC claimed
 
 
 def test_cluster_bootstrap_resamples_whole_groups():
