@@ -1,6 +1,7 @@
 """Cheap changes to the finding reader, judged by grouped out-of-fold AUROC on the train split (issues 23/25).
 
-    python -m lab.eval.reader_variants [--model DIR] [--cnn-folds 0,1] [--cnn-dir DIR] [--out FILE.md]
+    python -m lab.eval.reader_variants [--model DIR] [--cnn-folds 0,1] [--cnn-dir DIR] [--pca 256,512]
+                                       [--out FILE.md]
 
 Test-time augmentation (TTA) that keeps laterality - the lung-field crop slightly zoomed, shifted or under another
 contrast curve, never flipped left-right - is scored against the single shipped view:
@@ -8,7 +9,8 @@ contrast curve, never flipped left-right - is scored against the single shipped 
   is refitted on 4 folds and reads the 5th, once as shipped and once as the mean logit over the views;
 - for the CNN on the folds named by --cnn-folds: a network with the shipped training settings is trained on the
   other folds (or loaded from --cnn-dir, where trained ones are kept as fold{f}.pt) and reads its fold's images
-  in every view; the CNN alone and the shipped 1:2 combination with the linear readout are scored on those images.
+  in every view; the CNN alone and the shipped 1:2 combination with the linear readout are scored on those images;
+- --pca: the linear readout on more (or fewer) principal components of its features, shipped view.
 Macro AUROC as reader_fit scores it (labels a source does not speak to count as absent, findings with >= 5
 positives), overall and within NIH, with a paired patient-level bootstrap interval of each difference: a change
 is only worth shipping when that interval clears zero. Val is never read here.
@@ -130,11 +132,14 @@ def _table(title: str, truth: np.ndarray, variants: dict[str, np.ndarray], base:
     return "\n".join(lines)
 
 
-def linear_variants(inp: dict, feats: dict[str, np.ndarray], c: float, pca: int) -> dict[str, np.ndarray]:
-    """Out-of-fold linear-readout logits: shipped view, and the mean over each view set."""
+def linear_variants(inp: dict, feats: dict[str, np.ndarray], c: float, pca: int, other_pca: Sequence[int] = ()
+                    ) -> dict[str, np.ndarray]:
+    """Out-of-fold linear-readout logits: shipped view, the mean over each view set, and the shipped view read by
+    a readout on `other_pca` principal components instead of `pca`."""
     from lab.training.reader_linear import fit_linear
 
     out = {"shipped view": np.zeros(inp["y"].shape)} | {f"TTA {k}": np.zeros(inp["y"].shape) for k in VIEW_SETS}
+    out |= {f"shipped view, PCA {n} (shipped {pca})": np.zeros(inp["y"].shape) for n in other_pca}
     for f in range(FOLDS):
         fit, hold = inp["fold"] != f, inp["fold"] == f
         ro = fit_linear(feats["identity"][fit], inp["y"][fit], inp["known"][fit], c=c, pca=pca)
@@ -142,6 +147,9 @@ def linear_variants(inp: dict, feats: dict[str, np.ndarray], c: float, pca: int)
         out["shipped view"][hold] = logits["identity"]
         for k, views in VIEW_SETS.items():
             out[f"TTA {k}"][hold] = np.mean([logits["identity"], *(logits[v] for v in views)], 0)
+        for n in other_pca:
+            other = fit_linear(feats["identity"][fit], inp["y"][fit], inp["known"][fit], c=c, pca=n)
+            out[f"shipped view, PCA {n} (shipped {pca})"][hold] = other.logits(feats["identity"][hold])
         print(f"linear readout: fold {f + 1}/{FOLDS}", file=sys.stderr, flush=True)
     return out
 
@@ -182,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cnn-folds", default="", help="comma-separated folds (0-4) to train/load a CNN for")
     ap.add_argument("--cnn-dir", type=Path, default=None, help="where fold CNNs are kept (fold{f}.pt)")
     ap.add_argument("--epochs", type=int, default=None, help="CNN epochs (default: the shipped reader's)")
+    ap.add_argument("--pca", default="", help="comma-separated other PCA sizes of the linear readout to score")
     ap.add_argument("--resamples", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None, help="also write the tables (markdown)")
@@ -199,6 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(f"--cnn-folds must be comma-separated fold numbers, got {args.cnn_folds!r}")
     if any(not 0 <= f < FOLDS for f in folds):
         ap.error(f"--cnn-folds must lie in 0..{FOLDS - 1}")
+    try:
+        other_pca = [int(n) for n in args.pca.split(",") if n.strip()]
+    except ValueError:
+        ap.error(f"--pca must be comma-separated sizes, got {args.pca!r}")
     inp = _inputs(model, args.data)
     cfg = inp["reader"].config
     crops = {"identity": view_crops(inp, (1.0, 0.0, 0.0, 1.0))} | {v: view_crops(inp, p) for v, p in VIEWS.items()}
@@ -206,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = json.loads((model / "reader" / "training.json").read_text())
     truth = inp["y"] > 0
     every = np.ones(len(truth), bool)
-    lin = linear_variants(inp, feats, t["linear"]["c"], t["linear"]["pca"])
+    lin = linear_variants(inp, feats, t["linear"]["c"], t["linear"]["pca"], other_pca)
     out = [_table(f"Linear readout, {FOLDS} grouped folds", truth, lin, "shipped view", inp, every, args.resamples)]
     if folds:
         cnn = cnn_views(inp, crops, folds, model, args.cnn_dir, args.epochs)
