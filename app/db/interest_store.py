@@ -23,7 +23,7 @@ class DbInterestStore:
             return [InterestRef(r.study_uid, r.series_uid, r.sop_class_uid, r.sop_instance_uid) for r in rows]
 
     def set(self, ref: InterestRef, on: bool) -> None:
-        with self.database.session() as session:
+        def work(session) -> None:  # type: ignore[no-untyped-def] - may run again while the database is busy
             existing = session.scalar(select(InterestImage).where(
                 InterestImage.study_uid == ref.study_uid, InterestImage.sop_instance_uid == ref.sop_instance_uid))
             if on and existing is None:
@@ -32,3 +32,7 @@ class DbInterestStore:
             elif not on:
                 session.execute(delete(InterestImage).where(InterestImage.study_uid == ref.study_uid,
                                                             InterestImage.sop_instance_uid == ref.sop_instance_uid))
+
+        # begun holding the write lock, as report writes are: another writer's commit between the read and the
+        # write (the access-audit thread) cannot fail the flag with "database is locked"; retried while busy
+        self.database.run_write(work)

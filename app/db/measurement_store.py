@@ -35,7 +35,8 @@ class DbMeasurementStore:
     def save(self, sop_instance_uid: str, measurements: list[dict[str, Any]]) -> None:
         if not sop_instance_uid:
             raise ValueError("measurements need the SOP Instance UID of their image")
-        with self.database.session() as session:
+
+        def work(session) -> None:  # type: ignore[no-untyped-def] - may run again (busy)
             old = {
                 _row_key(row): row
                 for row in session.scalars(
@@ -67,6 +68,10 @@ class DbMeasurementStore:
                     Measurement.sop_instance_uid == sop_instance_uid, Measurement.id.not_in(keep)
                 )
             )
+
+        # begun holding the write lock: a commit by another writer (the access-audit thread, an import) between
+        # this read and the writes can no longer fail the save with "database is locked"; retried while busy
+        self.database.run_write(work)
 
 
 def _row_key(row: Measurement) -> str:

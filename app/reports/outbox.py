@@ -145,10 +145,13 @@ class Outbox:
         ids = []
         for document in documents:
             payload, uid = build_payload(self.service, version_id, document)
-            with self.db.session() as s:
+            created_by = user.username if user else access_audit.actor()[:64]
+
+            def queue(s, document=document, payload=payload, uid=uid,  # type: ignore[no-untyped-def]
+                      created_by=created_by) -> int:
                 item = OutboxItem(version_id=version_id, document=document, destination=node.name,
                                   protocol="stow" if node.protocol == "dicomweb" else "cstore", payload=payload,
-                                  sop_instance_uid=uid, created_by=user.username if user else access_audit.actor()[:64],
+                                  sop_instance_uid=uid, created_by=created_by,
                                   max_attempts=max_attempts, state="queued",
                                   next_attempt_at=dt.datetime.now(dt.UTC))
                 s.add(item)
@@ -156,7 +159,9 @@ class Outbox:
                 audit.append(s, "send", item.created_by, "report_version", version_id,
                              {"outbox_item": item.id, "document": document, "destination": node.name,
                               "state": "queued"})
-                ids.append(item.id)
+                return item.id
+
+            ids.append(self.db.run_write(queue))  # the audit chain's read and append under one write lock
         return ids
 
     def items(self, include_sent: bool = True) -> list[OutboxRow]:
@@ -170,15 +175,17 @@ class Outbox:
 
     def recover(self) -> int:
         """After a crash: items left 'sending' were never confirmed; queue them again."""
-        with self.db.session() as s:
+        def requeue(s) -> int:  # type: ignore[no-untyped-def]
             stuck = list(s.scalars(select(OutboxItem).where(OutboxItem.state == "sending")))
             for item in stuck:
                 item.state, item.next_attempt_at = "retry", dt.datetime.now(dt.UTC)
             return len(stuck)
 
+        return self.db.run_write(requeue)
+
     def retry_now(self, item_id: int) -> None:
         """Manual retry, also for items that used up their attempts."""
-        with self.db.session() as s:
+        def again(s) -> None:  # type: ignore[no-untyped-def]
             item = s.get(OutboxItem, item_id)
             if item is None:
                 raise ReportError(f"no outbox item {item_id}")
@@ -187,6 +194,8 @@ class Outbox:
             item.state, item.next_attempt_at = "retry", dt.datetime.now(dt.UTC)
             if item.attempts >= item.max_attempts:
                 item.max_attempts = item.attempts + 1
+
+        self.db.run_write(again)
 
     def process_due(self, now: dt.datetime | None = None, cancelled: Callable[[], bool] = lambda: False) -> int:
         """Try every item that is due; returns how many were confirmed sent."""
@@ -203,36 +212,44 @@ class Outbox:
         return sent
 
     def attempt(self, item_id: int) -> bool:
-        with self.db.session() as s:
+        def claim(s) -> tuple[bytes, str] | None:  # type: ignore[no-untyped-def]
             item = s.get(OutboxItem, item_id)
             if item is None or item.state not in ("queued", "retry"):
-                return False
+                return None
             item.state, item.attempts = "sending", item.attempts + 1
             item.updated_at = dt.datetime.now(dt.UTC)
-            payload, destination = item.payload, item.destination
+            return item.payload, item.destination
+
+        claimed = self.db.run_write(claim)  # read-then-write transactions begin holding the write lock
+        if claimed is None:
+            return False
+        payload, destination = claimed
         try:
             node = self.nodes(destination)
             message = self.sender(node, payload)
             error = ""
         except (PacsError, OSError, ValueError) as exc:
             message, error = "", str(exc) or type(exc).__name__
-        with self.db.session() as s:
-            item = s.get(OutboxItem, item_id)
-            now = dt.datetime.now(dt.UTC)
-            item.updated_at = now
-            details = {"outbox_item": item.id, "document": item.document, "destination": item.destination,
-                       "attempt": item.attempts}
-            if not error:
-                item.state, item.sent_at, item.last_error = "sent", now, ""
-                audit.append(s, "send", item.created_by, "report_version", item.version_id,
-                             details | {"state": "sent", "peer": message})
-                return True
-            item.last_error = error
-            if item.attempts >= item.max_attempts:
-                item.state, item.next_attempt_at = "failed", None
-            else:
-                delay = min(self.max_delay_s, self.base_delay_s * 2 ** (item.attempts - 1))
-                item.state, item.next_attempt_at = "retry", now + dt.timedelta(seconds=delay)
-            audit.append(s, "send_failed", item.created_by, "report_version", item.version_id,
-                         details | {"state": item.state, "error": error[:500]})
-            return False
+        return self.db.run_write(lambda s: self._record_attempt(s, item_id, message, error))
+
+    def _record_attempt(self, s, item_id: int, message: str, error: str) -> bool:  # type: ignore[no-untyped-def]
+        """The attempt's outcome and its audit entry, in one write transaction (run again while busy)."""
+        item = s.get(OutboxItem, item_id)
+        now = dt.datetime.now(dt.UTC)
+        item.updated_at = now
+        details = {"outbox_item": item.id, "document": item.document, "destination": item.destination,
+                   "attempt": item.attempts}
+        if not error:
+            item.state, item.sent_at, item.last_error = "sent", now, ""
+            audit.append(s, "send", item.created_by, "report_version", item.version_id,
+                         details | {"state": "sent", "peer": message})
+            return True
+        item.last_error = error
+        if item.attempts >= item.max_attempts:
+            item.state, item.next_attempt_at = "failed", None
+        else:
+            delay = min(self.max_delay_s, self.base_delay_s * 2 ** (item.attempts - 1))
+            item.state, item.next_attempt_at = "retry", now + dt.timedelta(seconds=delay)
+        audit.append(s, "send_failed", item.created_by, "report_version", item.version_id,
+                     details | {"state": item.state, "error": error[:500]})
+        return False

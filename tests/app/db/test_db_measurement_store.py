@@ -52,3 +52,18 @@ def test_save_replaces_the_list_and_keeps_rows_by_id(db: Database) -> None:
 def test_save_needs_an_image_uid(db: Database) -> None:
     with pytest.raises(ValueError, match="SOP Instance UID"):
         DbMeasurementStore(db).save("", [{"kind": "distance"}])
+
+
+@pytest.mark.sqlite_only
+def test_save_while_another_writer_commits_a_change_waits_for_it(db: Database) -> None:
+    """A measurement saved while another writer (the access-audit thread) commits: begun as a deferred transaction,
+    the save read the image's rows, then failed with "database is locked" at its first write (stale snapshot)."""
+    from tests.support.busy_database import other_writer
+
+    store = DbMeasurementStore(db)
+    store.save("1.2.3", [{"id": "m1", "kind": "distance"}])
+    thread, done = other_writer(db.engine.url.database, 0.5, change=True)
+    store.save("1.2.3", [{"id": "m1", "kind": "distance"}, {"id": "m2", "kind": "angle"}])
+    thread.join(30)
+    assert done.is_set()
+    assert store.load("1.2.3") == [{"id": "m1", "kind": "distance"}, {"id": "m2", "kind": "angle"}]

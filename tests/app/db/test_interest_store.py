@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.db.database import Database
 from app.db.interest_store import DbInterestStore
 from viewer.presentation.interest import InterestRef, InterestStore
@@ -27,3 +29,20 @@ def test_flags_round_trip_idempotent_and_survive_restart(db: Database) -> None:
         assert DbInterestStore(fresh).load("0.0") == []
     finally:
         fresh.dispose()
+
+
+@pytest.mark.sqlite_only
+def test_flag_while_another_writer_commits_a_change_waits_for_it(db: Database) -> None:
+    """K pressed while another writer (the access-audit thread) commits: begun as a deferred transaction, the flag
+    read whether the image was flagged, then failed with "database is locked" at its write (stale snapshot)."""
+    from tests.support.busy_database import other_writer
+
+    store = DbInterestStore(db)
+    thread, done = other_writer(db.engine.url.database, 0.5, change=True)
+    store.set(A, True)
+    thread.join(30)
+    assert done.is_set() and store.load("1.2.3") == [A]
+    thread, done = other_writer(db.engine.url.database, 0.5, change=True)
+    store.set(A, False)
+    thread.join(30)
+    assert done.is_set() and store.load("1.2.3") == []
