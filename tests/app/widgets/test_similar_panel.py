@@ -160,7 +160,7 @@ def test_panel_destroyed_with_a_finished_search_not_yet_delivered(qtbot, runner,
     qtbot.mouseClick(widget.find_button, Qt.MouseButton.LeftButton)
     search = widget._search
     assert search is not None
-    search._thread.join(TIMEOUT / 1000)
+    search.join(TIMEOUT / 1000)
     assert search.running()  # finished, not delivered: no event was processed since
     shiboken6.delete(widget)
     qtbot.waitUntil(lambda: pending_jobs() == 0, timeout=TIMEOUT)

@@ -88,7 +88,7 @@ def test_owner_destroyed_after_the_job_finished_but_before_delivery(qtbot) -> No
     runner = BackgroundRunner(owner)
     delivered: list = []
     job = runner.start(lambda _job: "result", on_done=delivered.append)
-    job._thread.join(5)  # finished; no event processed, so nothing delivered yet
+    job.join(5)  # finished; no event processed, so nothing delivered yet
     assert job.running()
     shiboken6.delete(owner)
     _drained(qtbot)
@@ -106,7 +106,7 @@ def test_a_widget_held_only_by_a_job_is_released_on_the_gui_thread(qtbot) -> Non
     runner = BackgroundRunner(runner_owner)
     job = runner.start(lambda _job, w=widget: w.objectName(), on_done=lambda _r: None)
     del widget
-    job._thread.join(5)
+    job.join(5)
     gc.collect()
     assert released_on == []  # still held by the job, whose thread has ended
     _drained(qtbot)
@@ -130,7 +130,7 @@ def test_workspace_destroyed_with_finished_icons_not_yet_delivered(qtbot, study:
     ws.show()
     ws.open_study(study, InMemoryMeasurementStore())
     for job in list(ws.thumbnails._runner._jobs):
-        job._thread.join(10)
+        job.join(10)
     shiboken6.delete(ws)
     _drained(qtbot)
 
@@ -156,3 +156,27 @@ def test_serial_jobs_run_one_at_a_time_in_the_order_started(qtbot) -> None:
         runner.start(lambda _job, n=n: work(n), on_done=done.append, serial=True)
     _drained(qtbot)
     assert order == list(range(6)) and done == list(range(6))
+
+
+def test_jobs_are_started_off_the_calling_thread_and_wait_covers_those_not_started_yet(qtbot) -> None:
+    """`start` queues the job's thread for the launcher instead of starting it itself (`Thread.start` blocks the
+    GUI thread until the new thread has run: 10-30 ms each under load); `wait` right after `start` must still
+    wait for jobs the launcher has not started yet, and each job still runs on its own thread."""
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    runner = BackgroundRunner(owner)
+    ran_on: list[int] = []
+    lock = threading.Lock()
+
+    def work(_job, n: int) -> int:
+        with lock:
+            ran_on.append(threading.get_ident())
+        return n
+
+    delivered: list[int] = []
+    jobs = [runner.start(lambda job, n=n: work(job, n), on_done=delivered.append) for n in range(20)]
+    assert runner.wait(30)
+    assert len(ran_on) == 20 and threading.get_ident() not in ran_on
+    assert not any(job.alive() for job in jobs)
+    _drained(qtbot)
+    assert sorted(delivered) == list(range(20))
