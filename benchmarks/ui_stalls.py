@@ -1,6 +1,6 @@
 """Longest event-loop stall per user action in the main window (target < 100 ms, except backgrounded work).
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/ui_stalls.py [--repeats 5] [--json OUT]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/ui_stalls.py [--repeats 5] [--json OUT] [--profile open]
 
 A 5 ms QTimer ticks on the GUI thread while each action runs; the longest gap between ticks minus the
 interval is the longest time the window could not repaint or take a key. Every action is driven the way a
@@ -13,8 +13,10 @@ CPU count and torch-free process (the engine worker is never started).
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import statistics
 import sys
 import tempfile
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--settle", type=float, default=1.5, help="seconds the loop runs after each action")
     ap.add_argument("--json", type=Path, help="also write the rows here")
+    ap.add_argument("--profile", metavar="ACTION", help="cProfile the GUI thread during the actions whose name "
+                    "contains ACTION (action and settle); prints the slowest repeat's top functions")
     args = ap.parse_args(argv)
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -139,9 +143,23 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, action, _background in actions:
         print(f"  {name}...", file=sys.stderr, flush=True)
-        times = [probe.measure(action, args.settle) for _ in range(args.repeats if name != "log in at the gate" else 1)]
+        times, profiles = [], []
+        for _ in range(args.repeats if name != "log in at the gate" else 1):
+            profiler = cProfile.Profile() if args.profile and args.profile in name else None
+            if profiler is not None:
+                profiler.enable()
+            times.append(probe.measure(action, args.settle))
+            if profiler is not None:
+                profiler.disable()
+                profiles.append(profiler)
+        if profiles:
+            worst = max(range(len(times)), key=times.__getitem__)
+            print(f"--- profile of '{name}', repeat {worst + 1} of {len(times)} (stall {times[worst]:.1f} ms; all: "
+                  f"{', '.join(f'{t:.0f}' for t in times)})", file=sys.stderr)
+            pstats.Stats(profiles[worst], stream=sys.stderr).sort_stats("cumulative").print_stats(35)
         rows.append({"action": name, "median_ms": round(statistics.median(times), 1),
-                     "worst_ms": round(max(times), 1), "repeats": len(times), "under_100ms": max(times) < 100})
+                     "worst_ms": round(max(times), 1), "repeats": len(times), "under_100ms": max(times) < 100,
+                     "times_ms": [round(t, 1) for t in times]})
     window.close()
     device = f"{app.platformName()} Qt platform, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
     print(f"UI stalls ({device}); window 1600x1000, demo studies; settle {args.settle} s after each action")
