@@ -94,6 +94,11 @@ def use_settings(settings: Settings | None) -> None:
     _in_use = settings
 
 
+def settings_in_use() -> Settings | None:
+    """The settings object set by `use_settings` (the main window's), or None outside the app."""
+    return _in_use
+
+
 def current_settings() -> Settings:
     """The settings in use (see `use_settings`), else the settings file as it is now."""
     return _in_use if _in_use is not None else Settings()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 KEY_BYTES = 32
 _cache: dict[str, bytes] = {}
+_settings_file_cache: dict[str, tuple[tuple, str]] = {}  # key -> (settings.json's path/mtime/size, value)
 
 
 class AuditKeyError(RuntimeError):
@@ -27,14 +28,36 @@ def audit_key_path(settings=None) -> Path:
     env = os.environ.get("RADSTATION_AUDIT_KEY_FILE")
     if env:
         return Path(env)
-    from app.settings import current_settings
+    from app.settings import settings_in_use
 
-    configured = (settings or current_settings()).get("audit_key_file") or ""
+    given = settings or settings_in_use()  # the app's settings object: changes in the Settings dialog reach it
+    configured = (given.get("audit_key_file") or "") if given is not None else _configured_in_file()
     if configured:
         return Path(configured)
     from app.reports.keys import keys_dir
 
     return keys_dir() / "audit-hmac.key"
+
+
+def _configured_in_file() -> str:
+    """`audit_key_file` from settings.json, read again only when the file changed: outside the app (CLI,
+    services) every audit append asks for the key's place, and re-parsing the file each time cost a file read
+    per entry."""
+    from app.paths import config_dir
+    from app.settings import Settings
+
+    path = config_dir() / "settings.json"
+    try:
+        st = path.stat()
+        stamp: tuple = (str(path), st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = (str(path), None, None)
+    cached = _settings_file_cache.get("audit_key_file")
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    value = str(Settings(path).get("audit_key_file") or "")  # a broken file raises, as it did
+    _settings_file_cache["audit_key_file"] = (stamp, value)
+    return value
 
 
 def load_key(*, create: bool) -> bytes | None:

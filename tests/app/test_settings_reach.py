@@ -74,3 +74,31 @@ def test_without_a_main_window_the_settings_file_is_read(database, tmp_path) -> 
     path.write_text(json.dumps(_values(tmp_path / "second", "radiologist")), encoding="utf-8")
     assert audit_key.audit_key_path() == tmp_path / "second" / "audit.key"
     assert "resident" not in signing_roles()
+
+
+def test_the_audit_key_place_is_read_from_the_file_only_when_it_changed(database, tmp_path, monkeypatch) -> None:
+    """Every audit append asks for the key's place: outside the app it re-parsed settings.json each time; now
+    once per change of the file. In the app, the settings object in use answers, and a change to it reaches
+    the key's place at once."""
+    from app.reports import audit_key
+    from app.settings import use_settings
+
+    reads: list[Path] = []
+    real_reload = Settings.reload
+    monkeypatch.setattr(Settings, "reload", lambda self: (reads.append(self.path), real_reload(self))[1])
+    path = config_dir() / "settings.json"
+    path.write_text(json.dumps(_values(tmp_path / "first", "resident")), encoding="utf-8")
+    for _ in range(20):
+        assert audit_key.audit_key_path() == tmp_path / "first" / "audit.key"
+    assert reads.count(path) == 1
+    path.write_text(json.dumps(_values(tmp_path / "the-second", "resident")), encoding="utf-8")
+    assert audit_key.audit_key_path() == tmp_path / "the-second" / "audit.key"
+    assert reads.count(path) == 2
+
+    given = Settings(tmp_path / "given.json")
+    given.set("audit_key_file", str(tmp_path / "given.key"))
+    use_settings(given)
+    reads.clear()
+    assert audit_key.audit_key_path() == tmp_path / "given.key" and reads == []
+    given.set("audit_key_file", str(tmp_path / "changed.key"))  # the Settings dialog changes the object in use
+    assert audit_key.audit_key_path() == tmp_path / "changed.key"
