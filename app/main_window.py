@@ -65,6 +65,9 @@ class MainWindow(QMainWindow):
         self.users = UserService.from_settings(database, self.settings)
         self.auth: AuthSession | None = None
         self.report_editor: ReportEditor | None = None
+        self._spare_editor: ReportEditor | None = None  # built while nobody waits, for the next study opened
+        self._shown_once = False
+        self._warm_runner = None  # BackgroundRunner of the study-open warm-up (app.study_open_warmup)
         self._study_images: list = []  # the open study's images as the engine reads them
         self._images_for = ""  # the study whose images are being read for the AI panels ('' = none pending)
         self._images_runner = None  # BackgroundRunner, built on first use
@@ -401,13 +404,12 @@ class MainWindow(QMainWindow):
         """Hand the open study to the AI panels. Its images are decoded on a background thread (every pixel
         of the study: half a second and more on the GUI thread); the panels get them when they arrive, if
         that study is still the open one."""
-        from app.ai.ai_store import study_images_from_db
         from viewer.widgets.background import BackgroundRunner
 
         uid = self._study.study_uid if self._study else ""
         self._study_images = []
         self._images_for = uid
-        self.ai_panel.set_study(uid, [])
+        self.ai_panel.set_study(uid, [], stored_rows=[])  # its stored drafts come with the images (below)
         self.qa_panel.set_study("", [])  # no question about this study before its images are there
         self._refresh_explain()
         self.similar_panel.set_study(uid, [])
@@ -422,8 +424,8 @@ class MainWindow(QMainWindow):
             return
         if self._images_runner is None:
             self._images_runner = BackgroundRunner(self)
-        self._images_runner.submit(study_images_from_db, self.database, uid,
-                                   on_done=lambda images, u=uid: self._ai_images_loaded(u, images),
+        self._images_runner.submit(_read_for_ai, self.database, self.ai_panel.drafts.db, uid,
+                                   on_done=lambda read, u=uid: self._ai_images_loaded(u, *read),
                                    on_error=lambda exc, u=uid: self._ai_images_failed(u, exc))
 
     @property
@@ -431,11 +433,11 @@ class MainWindow(QMainWindow):
         """The open study's images reached the AI panels (tests and the UI-stall probe wait for it)."""
         return self._images_for == ""
 
-    def _ai_images_loaded(self, study_uid: str, images: list) -> None:
+    def _ai_images_loaded(self, study_uid: str, images: list, stored_rows: list | None = None) -> None:
         if self._study is None or self._study.study_uid != study_uid or self._images_for != study_uid:
             return  # another study was opened meanwhile: its own load is on the way
         self._images_for = ""
-        self._ai_set_images(study_uid, images)
+        self._ai_set_images(study_uid, images, stored_rows)
         pending = self._pending_drafts.pop(study_uid, None)
         if pending is not None:
             self._on_draft_ready(study_uid, pending)
@@ -452,8 +454,8 @@ class MainWindow(QMainWindow):
         self.ai_panel.images_label.setText(f"The AI cannot read this study's images: {exc}")
         self.statusBar().showMessage(f"AI: the study's images could not be read ({exc})", 10000)
 
-    def _ai_set_images(self, study_uid: str, images: list) -> None:
-        self.ai_panel.set_study(study_uid, images)
+    def _ai_set_images(self, study_uid: str, images: list, stored_rows: list | None = None) -> None:
+        self.ai_panel.set_study(study_uid, images, stored_rows)
         self.qa_panel.set_study(study_uid, images)
         self._study_images = images
         self._refresh_explain()
@@ -790,8 +792,13 @@ class MainWindow(QMainWindow):
                 self.side_dock.show()
             return
         size = self.size()
-        self.report_editor = ReportEditor(self.database, self._study.study_uid, lambda: self.auth,
-                                          settings=self.settings)
+        spare, self._spare_editor = self._spare_editor, None
+        if spare is not None:  # built at idle time: the report is read off the GUI thread, as on a switch
+            self.report_editor = spare
+            spare.switch_study(self._study.study_uid, background=True)
+        else:
+            self.report_editor = ReportEditor(self.database, self._study.study_uid, lambda: self.auth,
+                                              settings=self.settings)
         self.report_editor.autosaved.connect(lambda _rev: self._refresh_explain())
         self.report_editor.textChanged.connect(self._refresh_explain)  # typed, AI draft, template: all stale
         self.report_editor.versionChanged.connect(lambda _v: (self._refresh_explain(), self.worklist.refresh_soon()))
@@ -806,6 +813,34 @@ class MainWindow(QMainWindow):
             self.side_dock.show()
             self.resizeDocks([self.side_dock], [max(480, self.width() * 3 // 10)], Qt.Orientation.Horizontal)
         self._keep_size(size)
+
+    def _prepare_report_editor(self) -> None:
+        """Build the next report editor now, while nobody waits (after the window first shows, after a
+        log-out): building one is 50-250 ms of GUI work that the first study opened would otherwise wait for."""
+        if self._spare_editor is not None or not self.isVisible():
+            return
+        spare = ReportEditor(self.database, "", lambda: self.auth, parent=self, settings=self.settings)
+        # shown once off-screen (a child window of ours, never on the desktop): its styles and layout are done
+        # now, not when the dock first shows it (~100 ms under load); the dock's tab takes it as a child later
+        spare.setWindowFlag(Qt.WindowType.Window, True)
+        spare.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+        spare.resize(max(480, self.width() * 3 // 10), max(600, self.height() - 100))
+        spare.show()
+        spare.hide()
+        spare.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, False)
+        spare.setWindowFlag(Qt.WindowType.Window, False)
+        self._spare_editor = spare
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if not self._shown_once:  # first shown: what the first study opened needs is prepared at idle time
+            self._shown_once = True
+            QTimer.singleShot(0, self, self._prepare_report_editor)
+            from app.study_open_warmup import warm_study_open
+            from viewer.widgets.background import BackgroundRunner
+
+            database, self._warm_runner = self.database, BackgroundRunner(self)
+            self._warm_runner.start(lambda _job: warm_study_open(database))
 
     def _keep_size(self, size) -> None:
         """A new editor's size hint must never push the window wider than it was (Sign off-screen)."""
@@ -832,12 +867,14 @@ class MainWindow(QMainWindow):
         who = f"{session.display_name} ({session.role})" if session else "not logged in"
         self._user_label.setText(who)
         if session is not None:
-            self._remember("last_user", session.username)
+            self._remember("last_user", session.username, later=True)  # the log-in does not wait for the file
             if self.locked:
                 self._unlock()
         if self._study is not None:
             self._show_report_editor()
         self._update_actions()
+        if session is None and self._spare_editor is None:
+            QTimer.singleShot(0, self, self._prepare_report_editor)  # the next user's editor, while logged out
         if session is None and not self.kiosk:
             self.lock()
 
@@ -958,6 +995,10 @@ class MainWindow(QMainWindow):
         if self.report_editor is not None:
             self.report_editor.shutdown()
             self.report_editor.release_claim()
+        if self._spare_editor is not None:
+            self._spare_editor.shutdown()
+        if self._warm_runner is not None:
+            self._warm_runner.wait(10)  # read-only queries: done in well under a second
         self._save_window_state()
         if self._settings_save is not None and self._settings_save.isActive():
             self._save_settings()  # the last study, remembered a moment ago
@@ -1253,3 +1294,11 @@ class MainWindow(QMainWindow):
         from app.widgets.help_dialog import about_text
 
         QMessageBox.about(self, "About RadStation", about_text())
+
+
+def _read_for_ai(database: Database, drafts_db: Database | None, study_uid: str) -> tuple[list, list]:
+    """Worker thread: the study's images as the engine reads them and its stored AI drafts (both database and
+    file work the GUI thread must not wait for)."""
+    from app.ai.ai_store import drafts_for, study_images_from_db
+
+    return study_images_from_db(database, study_uid), drafts_for(drafts_db, study_uid) if drafts_db is not None else []

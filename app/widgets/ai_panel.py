@@ -230,8 +230,9 @@ class AiPanel(QWidget):
         drafts.batchFinished.connect(self._on_batch_finished)
 
     # -- study and actions ----------------------------------------------------------------------------
-    def set_study(self, study_uid: str, images: list[StudyImage]) -> None:
-        """The viewer opened a study; auto-draft it when that option is on."""
+    def set_study(self, study_uid: str, images: list[StudyImage], stored_rows: list | None = None) -> None:
+        """The viewer opened a study; auto-draft it when that option is on. `stored_rows`: the study's stored
+        drafts (`ai_store.drafts_for`) when the caller read them off the GUI thread; None reads them here."""
         self.study_uid, self.images = study_uid, list(images)
         self.draft_button.setEnabled(bool(study_uid and images))
         n = len(self.images)
@@ -239,15 +240,16 @@ class AiPanel(QWidget):
                                   + ", ".join(im.name for im in self.images) if n else "This study has no image")
         self.message.clear()
         self._clear_scope()
-        self._show_stored()
+        self._show_stored(stored_rows)
         if self.auto_draft.isChecked() and self.images and self._stored is None:
             self.draft_current()
 
-    def _show_stored(self) -> None:
+    def _show_stored(self, rows: list | None = None) -> None:
         """Offer the newest draft stored for this study (pre-drafted in a batch, or drafted earlier)."""
         from app.ai.ai_store import drafts_for, stored_draft_for_report
 
-        rows = drafts_for(self.drafts.db, self.study_uid) if self.drafts.db is not None and self.study_uid else []
+        if rows is None:
+            rows = drafts_for(self.drafts.db, self.study_uid) if self.drafts.db is not None and self.study_uid else []
         self._stored = stored_draft_for_report(rows[0]) if rows else None
         if self._stored is not None:
             prov = self._stored["provenance"]

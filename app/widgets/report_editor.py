@@ -423,6 +423,9 @@ class ReportEditor(QWidget):
         """Show the study's report, or the template that fits the exam when it has none yet (unsaved).
         `background`: the database part runs off the GUI thread (switching studies); the editors stay empty
         and read-only until it is back, and a result for a study no longer shown here is dropped."""
+        if not self.study_uid:  # built ahead of its first study (the main window's idle time): nothing to read
+            self._set_editable(False)
+            return
         user = self._user()
         if user is None:
             self._show_banner("warn", "Log in to open or write the report.")
@@ -1074,8 +1077,8 @@ class ReportEditor(QWidget):
 
     def _check_session(self) -> None:
         user = self._user()
-        if self._opening:
-            return  # the report is being read: the result decides
+        if self._opening or not self.study_uid:
+            return  # the report is being read: the result decides (no study yet: nothing to check)
         if not self._opened_for and user is not None and not user.is_expired():
             self.banner.hide()
             self._open()  # opened before anyone logged in

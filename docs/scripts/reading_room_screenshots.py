@@ -72,6 +72,8 @@ def main() -> int:
     shot(window, "main_worklist.png")
 
     window.open_study(demo_study_uids()[1])
+    while window.report_editor.opening:  # the report is read off the GUI thread
+        wait(50)
     ed = window.report_editor
     ed.editors["indication"].setPlainText("Shortness of breath.")
     findings = ed.editors["findings"]
@@ -93,6 +95,8 @@ def main() -> int:
     shot(window, "viewer_prior_hanging.png")
 
     window.open_study(demo_study_uids()[0])
+    while window.report_editor.opening:
+        wait(50)
     ed = window.report_editor
     ed.editors["findings"].setPlainText("Heart size normal. Lungs clear.")
     ed.fill_defaults()

@@ -79,6 +79,8 @@ def test_gate_hides_patient_data_until_log_in_then_idle_lock_keeps_the_report(qt
     assert not window.locked and window.auth.username == "rad" and window.worklist.isVisible()
 
     assert window.open_study(demo_study_uids()[0])
+    # the editor was built while the window was idle: the report is read off the GUI thread, as on a switch
+    qtbot.waitUntil(lambda: not window.report_editor.opening, timeout=20000)
     findings = window.report_editor.editors["findings"]
     findings.setFocus()
     findings.moveCursor(findings.textCursor().MoveOperation.End)
