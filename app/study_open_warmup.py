@@ -23,6 +23,7 @@ def warm_study_open(database: Database) -> None:
     try:
         import app.priors.documents  # noqa: F401 - the study's SR/PDF reports, read when it opens
         import app.study_actions  # noqa: F401 - hanging protocol inputs, prior lookup
+        import app.widgets.prior_reports  # noqa: F401 - the reports that came with the study (Qt classes only)
         from app.db.interest_store import DbInterestStore
         from app.db.measurement_store import DbMeasurementStore
         from app.db.models import Study
