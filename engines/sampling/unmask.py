@@ -61,15 +61,15 @@ def _leftmost_block(masked: torch.Tensor, block: int) -> torch.Tensor:
 def _guided_logp(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, t: torch.Tensor,
                  uncond: tuple[torch.Tensor, torch.Tensor] | None, guidance: float,
                  finding_states: torch.Tensor | None = None, uncond_states: torch.Tensor | None = None,
-                 heads: str = "both", text_cols: torch.Tensor | None = None):
+                 heads: str = "both", text_cols: torch.Tensor | None = None,
+                 text_banned: torch.Tensor | None = None):
     """Guided log-probabilities (text, image); a segment not in `heads` is None (nothing left to fill there).
-    `text_cols` (sorted positions) returns the text's only at those positions, (B, len(text_cols), V): the
-    softmax is per position, so they are the same numbers as the full tensor's there."""
+    `text_cols` (sorted positions) returns the text's only at those positions, (B, len(text_cols), V), which
+    the backbone then works out for those rows only; `text_banned` token ids get probability 0."""
     told = {} if finding_states is None else {"finding_states": finding_states}
-    out = model(text, image, t, heads=heads, **told)
-    lt = out.text_logits if out.text_logits is not None else None
-    if lt is not None and text_cols is not None:
-        lt = lt[:, text_cols]
+    rows = {} if text_cols is None else {"text_rows": text_cols}
+    out = model(text, image, t, heads=heads, **rows, **told)
+    lt = _text_cols(out.text_logits, text_cols)
     lt = lt.float() if lt is not None else None
     li = out.image_logits.float() if out.image_logits is not None else None
     if uncond is not None and guidance != 0.0:
@@ -79,15 +79,24 @@ def _guided_logp(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, 
         # Both passes are told the same findings (guidance is on the image/report), unless `uncond_states` gives
         # the unconditional pass its own: guidance then also pushes away from those findings (a what-if's current
         # report).
-        ou = model(ut, ui, t, heads=heads,
+        ou = model(ut, ui, t, heads=heads, **rows,
                    **({"finding_states": uncond_states} if uncond_states is not None else told))
         if lt is not None:
-            ult = ou.text_logits if text_cols is None else ou.text_logits[:, text_cols]
-            lt = lt + guidance * (lt - ult.float())
+            lt = lt + guidance * (lt - _text_cols(ou.text_logits, text_cols).float())
         if li is not None:
             li = li + guidance * (li - ou.image_logits.float())
+    if lt is not None and text_banned is not None:
+        lt[..., text_banned.to(lt.device)] = -float("inf")
     return (torch.log_softmax(lt, -1) if lt is not None else None,
             torch.log_softmax(li, -1) if li is not None else None)
+
+
+def _text_cols(logits: torch.Tensor | None, cols: torch.Tensor | None) -> torch.Tensor | None:
+    """The text logits at `cols`, from a backbone that gave only those or (a runtime that ignores text_rows,
+    ONNX) every position."""
+    if logits is None or cols is None or logits.shape[1] == len(cols):
+        return logits
+    return logits[:, cols]
 
 
 def _heads_needed(text_masked: torch.Tensor, image_masked: torch.Tensor) -> str:
@@ -172,14 +181,11 @@ def unmask(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, *, opt
         if opts.pool_text and text.shape[0] > 1:  # pooled rows average every row's column: all rows' positions
             text_eligible = text_eligible.any(0, keepdim=True).expand_as(tm)
         lpt, lpi = _guided_logp(model, text, image, t, uncond, opts.guidance, finding_states, uncond_finding_states,
-                                heads=_heads_needed(tm, im), text_cols=cols)
+                                heads=_heads_needed(tm, im), text_cols=cols, text_banned=banned)
         if image_bias is not None and lpi is not None and im.any():
             lpi = torch.log_softmax(lpi + image_bias(image, lpi), -1)
-        if lpt is not None:
-            lpt[..., banned.to(lpt.device)] = -float("inf")
-            lpt = torch.log_softmax(lpt, -1)
-            if opts.pool_text and text.shape[0] > 1:
-                lpt = torch.log_softmax(lpt.mean(0, keepdim=True), -1).expand_as(lpt)
+        if lpt is not None and opts.pool_text and text.shape[0] > 1:
+            lpt = torch.log_softmax(lpt.mean(0, keepdim=True), -1).expand_as(lpt)
         for seg, logp, masked, n_free, conf_out, ent_out, step_out in (
                 ("text", lpt, tm, n_free_t, res.text_confidence, res.text_entropy, res.text_step),
                 ("image", lpi, im, n_free_i, res.image_confidence, res.image_entropy, res.image_step)):

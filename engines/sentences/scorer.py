@@ -40,7 +40,8 @@ class EngineScorer:
                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(text_len, V) log-probabilities with the image, and without it when `pmi` (else None); with `rows`
         (start, stop) only those text positions' (stop - start, V): the distributions are per position, so the
-        rows are the same numbers as the full tensor's, for a fraction of the softmax work."""
+        rows are the same numbers as the full tensor's, and the backbone's last block and output head work out
+        only those rows (which may round differently in the last bits)."""
         if len(prefix) >= self.text_len:
             raise ValueError("the committed text fills the whole text segment")
         if self.before_forward is not None:
@@ -50,12 +51,14 @@ class EngineScorer:
         t = torch.full((text.shape[0],), (self.text_len - len(prefix)) / max(self.text_len - 1, 1),
                        device=self.device).clamp(1e-3, 1.0)
         kw = {} if self.told is None else {"finding_states": self.told}
-        logits = self.net(text, self.image, t, heads="text", **kw).text_logits
-        if rows is not None:
+        wanted = None if rows is None else torch.arange(rows[0], rows[1], device=self.device)
+        logits = self.net(text, self.image, t, heads="text", text_rows=wanted, **kw).text_logits
+        if rows is not None and logits.shape[1] != rows[1] - rows[0]:  # a runtime that gives every position (ONNX)
             logits = logits[:, rows[0]:rows[1]]
         logp = torch.log_softmax(logits.float(), -1).cpu()
         self.forwards += 1
-        cond = torch.log_softmax(logp[: self.views].mean(0), -1)
+        # One view's distribution is already normalised; several views' mean is renormalised.
+        cond = logp[0] if self.views == 1 else torch.log_softmax(logp[: self.views].mean(0), -1)
         return cond, (logp[self.views] if self.pmi else None)
 
     def score(self, prefix: Sequence[int], candidates: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray | None]:

@@ -1,7 +1,9 @@
-"""Work cut from unmasking must not change a draft: `unmask` (the text's softmaxes and sampling maths on the
-positions the step may commit only) is compared bit for bit with the code it replaced, kept here as the
-reference: the shipped model's free-text drafts (best of 4, one view and two pooled views, greedy, guided),
-a joint text + image generation, and val images."""
+"""Work cut from unmasking must not change a draft. `unmask` now works out the text's softmaxes and sampling
+maths only on the positions a step may commit (exact: `_propose` is compared bit for bit), has the backbone's
+last block and text head run on those rows only and bans tokens before one log-softmax instead of between two
+(which may round differently in the last bits). Against the code it replaced, kept here as the reference, the
+shipped model's free-text drafts (best of 4, one view and two pooled views, greedy, guided), a joint text +
+image generation and val images keep every token, and confidences and entropies agree to 1e-5."""
 
 from __future__ import annotations
 
@@ -159,7 +161,7 @@ def unmask_reference(model: MedimBackbone, text: torch.Tensor, image: torch.Tens
     return res
 
 
-def _same(a: UnmaskResult, b: UnmaskResult) -> None:
+def _same(a: UnmaskResult, b: UnmaskResult, tol: float = 1e-5) -> None:
     for name in ("text", "image", "text_confidence", "text_entropy", "text_step", "image_confidence",
                  "image_entropy", "image_step"):
         x, y = getattr(a, name), getattr(b, name)
@@ -167,7 +169,9 @@ def _same(a: UnmaskResult, b: UnmaskResult) -> None:
         if x.is_floating_point():
             assert torch.equal(torch.isnan(x), torch.isnan(y)), name
             x, y = torch.nan_to_num(x, nan=0.0), torch.nan_to_num(y, nan=0.0)
-        assert torch.equal(x, y), name
+            assert (x - y).abs().max().item() <= tol, name
+        else:
+            assert torch.equal(x, y), name
 
 
 @pytest.fixture(scope="module")
@@ -199,27 +203,35 @@ def _both(pipe: MedimPipeline, monkeypatch, **kw):
     return new, old
 
 
-def _record(res) -> tuple:
-    return (res.text, [(t.text, t.token_id, t.confidence, t.entropy, t.step) for t in res.tokens], res.consensus)
+def _agree(new, old, tol: float = 1e-5) -> None:
+    """Same text and tokens (committed at the same steps); confidences, entropies and agreement within `tol`."""
+    assert new.text == old.text and len(new.tokens) == len(old.tokens)
+    for a, b in zip(new.tokens, old.tokens, strict=True):
+        assert (a.text, a.token_id, a.step, a.char_start) == (b.text, b.token_id, b.step, b.char_start)
+        assert abs(a.confidence - b.confidence) <= tol and abs(a.entropy - b.entropy) <= tol
+    assert (new.consensus is None) == (old.consensus is None)
+    if new.consensus is not None:
+        assert new.consensus[0] == old.consensus[0] and abs(new.consensus[1] - old.consensus[1]) <= tol
 
 
-def test_free_drafts_are_bit_identical(pipe, monkeypatch) -> None:
+def test_free_drafts_keep_their_tokens(pipe, monkeypatch) -> None:
     """The shipped sampling settings: best of 4 rows, text blocks of 32, head-prior conditioning."""
     yy, xx = np.mgrid[0:256, 0:256]
     image = (128 + 60 * np.sin(xx / 17.0) * np.cos(yy / 23.0)).astype(np.uint8)
     new, old = _both(pipe, monkeypatch, images=[image], steps=12)
-    assert _record(new) == _record(old) and new.text
+    _agree(new, old)
+    assert new.text
 
 
-def test_pooled_views_greedy_and_guided_drafts_are_bit_identical(pipe, monkeypatch) -> None:
+def test_pooled_views_greedy_and_guided_drafts_keep_their_tokens(pipe, monkeypatch) -> None:
     rng = np.random.default_rng(2)
     views = [(rng.random((256, 256)) * 255).astype(np.uint8) for _ in range(2)]
     for kw in ({"consensus": 1, "temperature": 0.0}, {"consensus": 2, "guidance": 1.5}):
         new, old = _both(pipe, monkeypatch, images=views, steps=10, **kw)
-        assert _record(new) == _record(old)
+        _agree(new, old)
 
 
-def test_unmask_without_text_blocks_and_joint_generation_are_bit_identical(pipe) -> None:
+def test_unmask_without_text_blocks_and_joint_generation_keep_their_tokens(pipe) -> None:
     cfg = pipe.model_config
     net = pipe._net
     text = torch.full((3, cfg.text_len), cfg.text_mask_id)
@@ -234,7 +246,7 @@ def test_unmask_without_text_blocks_and_joint_generation_are_bit_identical(pipe)
 
 
 @pytest.mark.real_data
-def test_val_free_drafts_are_bit_identical(pipe, monkeypatch, cxr_root) -> None:
+def test_val_free_drafts_keep_their_tokens(pipe, monkeypatch, cxr_root) -> None:
     from PIL import Image
 
     rows = [json.loads(line) for line in (cxr_root / "manifest.jsonl").read_text().splitlines()]
@@ -242,4 +254,4 @@ def test_val_free_drafts_are_bit_identical(pipe, monkeypatch, cxr_root) -> None:
     for r in [next(r for r in val if r["source"].startswith("nih")), val[1]]:
         image = np.asarray(Image.open(cxr_root / r["file"]).convert("L"))
         new, old = _both(pipe, monkeypatch, images=[image])
-        assert _record(new) == _record(old), r["image_id"]
+        _agree(new, old)
