@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # this checkout's code, not the installed copy (a worktree measures itself)
+    sys.path.insert(0, str(ROOT))
 DEFAULT_MODEL = ROOT / "resources" / "weights" / "medim-small"
 REPORT = ("The heart size is normal. There is a small right pleural effusion. No pneumothorax.\n"
           "IMPRESSION: Small right pleural effusion.")

@@ -47,6 +47,16 @@ class Attention(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False)
         return self.proj(out.transpose(1, 2).reshape(b, n, d)), w
 
+    def forward_rows(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The attention output at `rows` only, (B, len(rows), d): every token's keys and values, those rows'
+        queries."""
+        b, n, d = x.shape
+        w, bias = self.qkv.weight, self.qkv.bias
+        q = F.linear(x[:, rows], w[:d], bias[:d]).view(b, len(rows), self.heads, d // self.heads).transpose(1, 2)
+        k, v = F.linear(x, w[d:], bias[d:]).view(b, n, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False)
+        return self.proj(out.transpose(1, 2).reshape(b, len(rows), d))
+
 
 class Block(nn.Module):
     def __init__(self, cfg: MedimConfig) -> None:
@@ -67,6 +77,14 @@ class Block(nn.Module):
         x = x + g1[:, None] * a
         x = x + g2[:, None] * self.mlp(_modulate(self.norm2(x), s2, sc2))
         return x, w
+
+    def forward_rows(self, x: torch.Tensor, c: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The block's output at `rows` only, (B, len(rows), d) (the same maths as forward there; the matrix
+        products run on fewer rows, which a BLAS may round differently in the last bits)."""
+        s1, sc1, g1, s2, sc2, g2 = self.ada(c).chunk(6, dim=-1)
+        a = self.attn.forward_rows(_modulate(self.norm1(x), s1, sc1), rows)
+        x = x[:, rows] + g1[:, None] * a
+        return x + g2[:, None] * self.mlp(_modulate(self.norm2(x), s2, sc2))
 
 
 HEADS = ("both", "text", "image")
@@ -173,19 +191,28 @@ class MedimBackbone(nn.Module):
 
     def forward(self, text_ids: torch.Tensor, image_ids: torch.Tensor | None, t: torch.Tensor,
                 image_embeds: torch.Tensor | None = None, output_attentions: bool = False,
-                finding_states: torch.Tensor | None = None, heads: str = "both") -> BackboneOutput:
+                finding_states: torch.Tensor | None = None, heads: str = "both",
+                text_rows: torch.Tensor | None = None) -> BackboneOutput:
         """Logits for every position. Pass `image_embeds` instead of `image_ids` to differentiate
         with respect to the image-token embeddings (attributions); `finding_states` conditions a model trained
         with finding_condition (see condition_embedding). `heads` "text" or "image" computes only that
         segment's output head (the other logits are None): drafting with the image given needs no image
-        logits, which were 256 x image_vocab outputs per row per step."""
+        logits, which were 256 x image_vocab outputs per row per step. `text_rows` (text positions) returns the
+        text logits at those positions only, (B, len(text_rows), text_vocab): with heads "text" the last block
+        then works out only those rows (a sentence slot's or an unmasking step's positions), unless attentions
+        or a finding head after the last block need every row."""
         if heads not in HEADS:
             raise ValueError(f"heads must be one of {HEADS}, got {heads!r}")
         cfg = self.config
         x, c = self._inputs(text_ids, image_ids, t, image_embeds, finding_states)
         attns: list[torch.Tensor] = []
         findings = None
+        rows_only = (text_rows is not None and heads == "text" and not output_attentions
+                     and (self.finding_head is None or cfg.finding_layer < len(self.blocks)))
         for i, blk in enumerate(self.blocks, start=1):
+            if rows_only and i == len(self.blocks):
+                x = blk.forward_rows(x, c, text_rows)
+                break
             x, w = blk(x, c, output_attentions)
             if w is not None:
                 attns.append(w)
@@ -194,7 +221,8 @@ class MedimBackbone(nn.Module):
         shift, scale = self.final_ada(c).chunk(2, dim=-1)
         text_logits = image_logits = None
         if heads in ("both", "text"):  # the final norm is per token: each segment is normalised on its own
-            text_logits = self.text_head(_modulate(self.final_norm(x[:, :cfg.text_len]), shift, scale))
+            xt = x if rows_only else (x[:, :cfg.text_len] if text_rows is None else x[:, text_rows])
+            text_logits = self.text_head(_modulate(self.final_norm(xt), shift, scale))
         if heads in ("both", "image"):
             image_logits = self.image_head(_modulate(self.final_norm(x[:, cfg.text_len:]), shift, scale))
         return BackboneOutput(text_logits, image_logits, attns if output_attentions else None, findings)

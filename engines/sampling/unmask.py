@@ -61,11 +61,16 @@ def _leftmost_block(masked: torch.Tensor, block: int) -> torch.Tensor:
 def _guided_logp(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, t: torch.Tensor,
                  uncond: tuple[torch.Tensor, torch.Tensor] | None, guidance: float,
                  finding_states: torch.Tensor | None = None, uncond_states: torch.Tensor | None = None,
-                 heads: str = "both"):
-    """Guided log-probabilities (text, image); a segment not in `heads` is None (nothing left to fill there)."""
+                 heads: str = "both", text_cols: torch.Tensor | None = None,
+                 text_banned: torch.Tensor | None = None):
+    """Guided log-probabilities (text, image); a segment not in `heads` is None (nothing left to fill there).
+    `text_cols` (sorted positions) returns the text's only at those positions, (B, len(text_cols), V), which
+    the backbone then works out for those rows only; `text_banned` token ids get probability 0."""
     told = {} if finding_states is None else {"finding_states": finding_states}
-    out = model(text, image, t, heads=heads, **told)
-    lt = out.text_logits.float() if out.text_logits is not None else None
+    rows = {} if text_cols is None else {"text_rows": text_cols}
+    out = model(text, image, t, heads=heads, **rows, **told)
+    lt = _text_cols(out.text_logits, text_cols)
+    lt = lt.float() if lt is not None else None
     li = out.image_logits.float() if out.image_logits is not None else None
     if uncond is not None and guidance != 0.0:
         ut, ui = uncond
@@ -74,14 +79,24 @@ def _guided_logp(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, 
         # Both passes are told the same findings (guidance is on the image/report), unless `uncond_states` gives
         # the unconditional pass its own: guidance then also pushes away from those findings (a what-if's current
         # report).
-        ou = model(ut, ui, t, heads=heads,
+        ou = model(ut, ui, t, heads=heads, **rows,
                    **({"finding_states": uncond_states} if uncond_states is not None else told))
         if lt is not None:
-            lt = lt + guidance * (lt - ou.text_logits.float())
+            lt = lt + guidance * (lt - _text_cols(ou.text_logits, text_cols).float())
         if li is not None:
             li = li + guidance * (li - ou.image_logits.float())
+    if lt is not None and text_banned is not None:
+        lt[..., text_banned.to(lt.device)] = -float("inf")
     return (torch.log_softmax(lt, -1) if lt is not None else None,
             torch.log_softmax(li, -1) if li is not None else None)
+
+
+def _text_cols(logits: torch.Tensor | None, cols: torch.Tensor | None) -> torch.Tensor | None:
+    """The text logits at `cols`, from a backbone that gave only those or (a runtime that ignores text_rows,
+    ONNX) every position."""
+    if logits is None or cols is None or logits.shape[1] == len(cols):
+        return logits
+    return logits[:, cols]
 
 
 def _heads_needed(text_masked: torch.Tensor, image_masked: torch.Tensor) -> str:
@@ -91,28 +106,38 @@ def _heads_needed(text_masked: torch.Tensor, image_masked: torch.Tensor) -> str:
     return "both" if want_text and want_image else ("text" if want_text else "image")
 
 
-def _propose(logp: torch.Tensor, temperature: float, g: torch.Generator, shared: bool, where: torch.Tensor):
+def _propose(logp: torch.Tensor, temperature: float, g: torch.Generator, shared: bool, where: torch.Tensor,
+             cols: torch.Tensor | None = None):
     """Sampled token, its probability, and the entropy of each position's distribution, (B, L) each.
 
-    Only the positions in `where` (B, L) are worked out (0 elsewhere): the others are never committed, and
-    over a draft about a third of the text positions are already filled. The noise is still drawn for
-    every position, so the generator advances exactly as before and the sampled tokens are the same."""
-    lp = logp[where]  # (M, V): one row per position still masked
+    Only the positions in `where` (B, L) are worked out (0 elsewhere): the others are never committed (over a
+    draft about a third of the text positions are already filled, and of the rest only the current text block
+    may be committed). `logp` is (B, L, V), or with `cols` (sorted positions) (B, len(cols), V) holding only
+    those positions, outside which `where` is False. The noise is still drawn for every position of (B, L, V),
+    so the generator advances exactly as before and the sampled tokens are the same."""
+    b, n = where.shape
+    wc = where if cols is None else where[:, cols]
+    lp = logp[wc]  # (M, V): one row per position worked out
     probs = lp.exp()
     entropy = -torch.where(probs > 0, probs * lp, torch.zeros_like(probs)).sum(-1)
     if temperature <= 0:
         tok = lp.argmax(-1)
     else:
-        shape = (1, *logp.shape[1:]) if shared else logp.shape
-        u = torch.rand(shape, generator=g).to(logp.device)
-        u = (u.expand(logp.shape) if shared else u)[where].clamp_(1e-10, 1 - 1e-10)
+        v = logp.shape[-1]
+        u = torch.rand((1 if shared else b, n, v), generator=g).to(logp.device)
+        u = u.expand(b, n, v) if shared else u
+        u = (u if cols is None else u[:, cols])[wc].clamp_(1e-10, 1 - 1e-10)
         gumbel = -torch.log(-torch.log(u))
         tok = (lp / temperature + gumbel).argmax(-1)
     conf = probs.gather(-1, tok[:, None])[:, 0]
+    at = where
+    if cols is not None:
+        at = torch.zeros_like(where)
+        at[:, cols] = wc
     full_tok = torch.zeros(where.shape, dtype=tok.dtype, device=tok.device)
     full_conf = torch.zeros(where.shape, dtype=conf.dtype, device=conf.device)
     full_ent = torch.zeros(where.shape, dtype=entropy.dtype, device=entropy.device)
-    full_tok[where], full_conf[where], full_ent[where] = tok, conf, entropy
+    full_tok[at], full_conf[at], full_ent[at] = tok, conf, entropy
     return full_tok, full_conf, full_ent
 
 
@@ -148,24 +173,29 @@ def unmask(model: MedimBackbone, text: torch.Tensor, image: torch.Tensor, *, opt
         if not tm.any() and not im.any():
             break
         t = ((tm.sum(1) + im.sum(1)).float() / n_total).clamp(1e-3, 1.0)
+        # Text positions this step may commit: the text's sampling maths runs on those columns only.
+        text_eligible = tm
+        if opts.text_block > 0 and k < steps - 1:
+            text_eligible = tm & _leftmost_block(tm, opts.text_block)
+        cols = torch.nonzero(text_eligible.any(0)).flatten()
+        if opts.pool_text and text.shape[0] > 1:  # pooled rows average every row's column: all rows' positions
+            text_eligible = text_eligible.any(0, keepdim=True).expand_as(tm)
         lpt, lpi = _guided_logp(model, text, image, t, uncond, opts.guidance, finding_states, uncond_finding_states,
-                                heads=_heads_needed(tm, im))
+                                heads=_heads_needed(tm, im), text_cols=cols, text_banned=banned)
         if image_bias is not None and lpi is not None and im.any():
             lpi = torch.log_softmax(lpi + image_bias(image, lpi), -1)
-        if lpt is not None:
-            lpt[..., banned.to(lpt.device)] = -float("inf")
-            lpt = torch.log_softmax(lpt, -1)
-            if opts.pool_text and text.shape[0] > 1:
-                lpt = torch.log_softmax(lpt.mean(0, keepdim=True), -1).expand_as(lpt)
+        if lpt is not None and opts.pool_text and text.shape[0] > 1:
+            lpt = torch.log_softmax(lpt.mean(0, keepdim=True), -1).expand_as(lpt)
         for seg, logp, masked, n_free, conf_out, ent_out, step_out in (
                 ("text", lpt, tm, n_free_t, res.text_confidence, res.text_entropy, res.text_step),
                 ("image", lpi, im, n_free_i, res.image_confidence, res.image_entropy, res.image_step)):
             if logp is None or not masked.any():
                 continue
-            tok, conf, ent = _propose(logp, opts.temperature, generator, shared=seg == "text" and opts.pool_text,
-                                      where=masked)
+            text_seg = seg == "text"
+            tok, conf, ent = _propose(logp, opts.temperature, generator, shared=text_seg and opts.pool_text,
+                                      where=text_eligible if text_seg else masked, cols=cols if text_seg else None)
             eligible = masked
-            if seg == "text" and opts.text_block > 0 and k < steps - 1:
+            if text_seg and opts.text_block > 0 and k < steps - 1:
                 eligible = masked & _leftmost_block(masked, opts.text_block)
                 # An even share of what is left per step, taken from the current block only.
                 n_commit = torch.ceil(masked.sum(1).float() / (steps - k)).long()

@@ -22,13 +22,13 @@ The findings are finally grouped by the template's sections; the order of slots 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from engines.sentences.bank import Candidate, CandidateBank
-from engines.sentences.reading import SECTION_FINDINGS, SentenceReading, conflicts
+from engines.sentences.reading import _LOBE_LEVELS, SECTION_FINDINGS, SentenceReading
 from engines.sentences.rules import CHECKLIST
 from engines.sentences.scorer import EngineScorer
 from engines.sentences.study import StudyReading
@@ -120,12 +120,16 @@ class SentenceDraft:
 
 
 class SentenceDecoder:
-    """Holds the bank and its token ids (encoded once per tokenizer)."""
+    """Holds the bank, its token ids (encoded once per tokenizer) and each candidate's reading as bit sets."""
 
     def __init__(self, bank: CandidateBank, encode) -> None:
         self.bank = bank
         self._encode = encode
         self._ids: dict[str, list[int]] = {}
+        self._bit: dict[str, int] = {}  # finding -> its bit in the reading masks
+        self._side: dict[str, int] = {}  # laterality -> its code (0: none)
+        self._signature: dict[tuple, int] = {}  # a reading's states, in order -> an id (equal states, equal agreement)
+        self._bank_facts: tuple[int, int, np.ndarray] | None = None  # (id(bank), len(bank), facts of the bank's rows)
 
     def ids(self, text: str) -> list[int]:
         got = self._ids.get(text)
@@ -133,11 +137,53 @@ class SentenceDecoder:
             got = self._ids[text] = list(self._encode(text))
         return got
 
-    def decode(self, scorer: EngineScorer, reading: StudyReading, settings: DecodeSettings, *,
-               findings_id: int, impression_id: int, order: Sequence[str],
-               case_sentences: Mapping[str, Sequence[tuple[str, str]]] | None = None) -> SentenceDraft:
-        """One draft. `case_sentences` maps a similar case's id to its report's (part, sentence) pairs: their
-        clusters get `case_bonus` and their provenance; sentences the bank lacks become candidates."""
+    def mask(self, findings: Iterable[str]) -> int:
+        """The bit set of these findings."""
+        m = 0
+        for f in findings:
+            b = self._bit.get(f)
+            if b is None:
+                if len(self._bit) >= 62:
+                    raise ValueError("the sentence bank names more than 62 findings; the decoder holds them as bits")
+                b = self._bit[f] = len(self._bit)
+            m |= 1 << b
+        return m
+
+    def _facts_of(self, c: Candidate) -> tuple[int, ...]:
+        r = c.reading
+        side = 0
+        if r.laterality:
+            side = self._side.setdefault(r.laterality, len(self._side) + 1)
+        lobes = set(r.location) & _LOBE_LEVELS
+        sig = self._signature.setdefault(tuple(r.states.items()), len(self._signature))
+        return (self.mask(r.present), self.mask(r.uncertain), self.mask(r.effective_present),
+                self.mask(r.effective_absent), int(bool(r.absent)), side,
+                sum(1 << i for i, lv in enumerate(sorted(_LOBE_LEVELS)) if lv in lobes),
+                _PART_CODE.get(c.part, 2), int(r.section == "bones"),
+                int(r.laterality is not None or bool(r.location)), sig)
+
+    def facts(self, pool: Sequence[Candidate]) -> np.ndarray:
+        """(len(pool), len(_FACTS)) int64: each candidate's reading as bit sets and codes (see _FACTS). The bank's
+        rows are worked out once: the bank only grows (add_reports appends clusters) and a cluster keeps the
+        reading it was made with."""
+        n_bank = len(self.bank.candidates)
+        have = self._bank_facts
+        if have is None or have[0] != id(self.bank) or have[1] != n_bank:
+            rows = np.array([self._facts_of(c) for c in self.bank.candidates], dtype=np.int64).reshape(-1, len(_FACTS))
+            have = self._bank_facts = (id(self.bank), n_bank, rows)
+        bank_rows = have[2]
+        shared = n_bank if len(pool) >= n_bank and all(
+            pool[i] is self.bank.candidates[i] for i in (0, n_bank - 1) if n_bank) else 0
+        rest = [self._facts_of(c) for c in pool[shared:]]
+        if not rest:
+            return bank_rows[: len(pool)]
+        extra = np.array(rest, dtype=np.int64).reshape(-1, len(_FACTS))
+        return np.concatenate([bank_rows[:shared], extra]) if shared else extra
+
+    def pool(self, case_sentences: Mapping[str, Sequence[tuple[str, str]]] | None = None
+             ) -> tuple[list[Candidate], dict[int, str]]:
+        """The bank's candidates plus the similar cases' sentences it lacks, and {candidate index: case id} of the
+        candidates a case's report used."""
         pool = list(self.bank.candidates)
         from_case: dict[int, str] = {}
         if case_sentences:
@@ -155,13 +201,32 @@ class SentenceDecoder:
                     pool.append(c)
                     hit = c
                 from_case.setdefault(hit.index, c.sources[0].split(":", 1)[1])
+        return pool, from_case
+
+    def decode(self, scorer: EngineScorer, reading: StudyReading, settings: DecodeSettings, *,
+               findings_id: int, impression_id: int, order: Sequence[str],
+               case_sentences: Mapping[str, Sequence[tuple[str, str]]] | None = None) -> SentenceDraft:
+        """One draft. `case_sentences` maps a similar case's id to its report's (part, sentence) pairs: their
+        clusters get `case_bonus` and their provenance; sentences the bank lacks become candidates."""
+        pool, from_case = self.pool(case_sentences)
         run = _Run(self, scorer, reading, settings, pool, from_case, findings_id, impression_id)
         run.fill()
         return run.assemble(order)
 
 
+#: Columns of SentenceDecoder.facts: bit sets over findings (present, uncertain, effective present, effective
+#: absent), whether it denies anything, laterality code, lobe-level bits, part (0 findings, 1 impression, 2 other),
+#: bones section, names a side or place, states signature.
+_FACTS = ("present", "uncertain", "eff_present", "eff_absent", "denies", "side", "lobes", "part", "bones", "placed",
+          "signature")
+_PART_CODE = {"findings": 0, "impression": 1}
+
+
 class _Run:
-    """The state of one draft's slot loop."""
+    """The state of one draft's slot loop. Which candidates may still fill a slot is kept as one boolean per
+    candidate (agrees with the reading and conflicts with nothing committed), updated by bit-set arithmetic
+    over the whole pool when a sentence is committed: the same candidates, in the same order, as asking
+    `conflicts` of every candidate against every committed sentence in every slot."""
 
     def __init__(self, dec: SentenceDecoder, scorer: EngineScorer, reading: StudyReading, s: DecodeSettings,
                  pool: list[Candidate], from_case: dict[int, str], findings_id: int, impression_id: int) -> None:
@@ -176,46 +241,67 @@ class _Run:
         self.allowed_present = present | implied
         self.allowed_uncertain = uncertain
         self.absent = frozenset(f for f, v in reading.states.items() if v == 0) - self.allowed_present
-        self._agreements: dict[int, float] = {}  # id(candidate) -> _agreement (the reading is fixed per draft)
+        f = dec.facts(pool)
+        (self.p, self.u, self.ep, self.ea, self.denies, self.side, self.lobes, self.part, self.bones, self.placed,
+         self.sig) = f.T
+        self.pu = self.p | self.u
+        ap, au = dec.mask(self.allowed_present), dec.mask(self.allowed_uncertain)
+        # agrees: states only what the reading says (present ones present, uncertain ones uncertain, absent ones
+        # absent; a denied parent denies its children too)
+        self.live = ((self.p & ~ap) == 0) & ((self.u & ~au) == 0) & ((self.ea & (ap | au)) == 0)
+        self.count = np.array([max(c.count, 1) for c in pool], dtype=np.float64)
+        self.case = np.array([float(c.index in from_case) for c in pool])
+        self._by_text: dict[str, list[int]] = {}
+        for i, c in enumerate(pool):
+            self._by_text.setdefault(c.text, []).append(i)
+        self._margins = {f: reading.margin(f) for f in reading.probabilities}
+        self._agreements: dict[int, float] = {}  # states signature -> _agreement (the reading is fixed per draft)
 
     # -- eligibility ----------------------------------------------------------------------------------
-    def agrees(self, r: SentenceReading) -> bool:
-        """States only what the reading says: present ones present, uncertain ones uncertain, absent ones
-        absent (a denied parent denies its children too)."""
-        return (r.present <= self.allowed_present and r.uncertain <= self.allowed_uncertain
-                and r.effective_absent & (self.allowed_present | self.allowed_uncertain) == frozenset())
-
-    def consistent(self, c: Candidate) -> bool:
-        return all(not conflicts(c.reading, k.reading) and c.text != k.text for k, _ in self.committed)
+    def _commit(self, i: int) -> None:
+        """Drops from `live` every candidate that conflicts with pool[i] (engines.sentences.reading.conflicts,
+        as bit sets) or repeats its text."""
+        p, u, ep, ea = self.p[i], self.u[i], self.ep[i], self.ea[i]
+        clash = ((((self.ep | self.u) & ea) != 0) | (((ep | u) & self.ea) != 0)
+                 | ((self.p & u) != 0) | ((p & self.u) != 0))
+        shared = (self.pu & (p | u)) != 0
+        side, lobes = self.side[i], self.lobes[i]
+        sides = (self.side != 0) & (side != 0) & (self.side != side)
+        levels = (self.lobes != 0) & (lobes != 0) & ((self.lobes & lobes) == 0)
+        self.live &= ~(clash | (shared & (sides | levels)))
+        self.live[self._by_text[self.pool[i].text]] = False
 
     # -- one slot -------------------------------------------------------------------------------------
-    def choose(self, slot: str, eligible: list[Candidate], extra: np.ndarray | None = None) -> bool:
-        if not eligible:
+    def choose(self, slot: str, eligible: np.ndarray, extra: np.ndarray | None = None) -> bool:
+        """Commits the best of the candidates at indices `eligible` (pool order); False when none can be."""
+        if not len(eligible):
             return False
         s = self.s
-        ids = [self.dec.ids(c.text) for c in eligible]
+        cands = [self.pool[i] for i in eligible]
+        ids = [self.dec.ids(c.text) for c in cands]
         cond, uncond = self.scorer.score(self._scoring_prefix(), ids)
         engine = cond if uncond is None else cond + s.pmi * (cond - uncond)
-        reader = np.array([self._agreement_of(c) for c in eligible])
-        prior = np.log(np.array([max(c.count, 1) for c in eligible], dtype=np.float64))
-        side = np.array([float(c.reading.laterality is not None or bool(c.reading.location)) for c in eligible])
-        case = np.array([float(c.index in self.from_case) for c in eligible])
+        reader = np.array([self._agreement_of(i) for i in eligible])
+        prior = np.log(self.count[eligible])
+        side = self.placed[eligible].astype(np.float64)
+        case = self.case[eligible]
         total = (s.w_engine * engine + s.w_reader * reader + s.w_prior * prior - s.side_penalty * side
                  + s.case_bonus * case + (0 if extra is None else extra))
         total = np.where(np.isfinite(cond), total, -np.inf)
         best = int(np.argmax(total))
         if not np.isfinite(total[best]):
             return False
-        c = eligible[best]
+        c = cands[best]
         sources = list(c.sources)
         if c.index in self.from_case:
             sources = [f"case:{self.from_case[c.index]}", *[x for x in sources if not x.startswith("case:")]]
         part = "impression" if slot == "impression" else "findings"
         choice = SentenceChoice(c.text, part, "impression" if part == "impression" else c.reading.section, slot,
                                 self._confidence(c.reading), float(cond[best]),
-                                float(total[best]), len(eligible), c.index if c.index < len(self.dec.bank) else -1,
+                                float(total[best]), len(cands), c.index if c.index < len(self.dec.bank) else -1,
                                 sources[:8], dict(c.reading.states), c.reading.laterality)
         self.committed.append((c, choice))
+        self._commit(int(eligible[best]))
         self.prefix = self.prefix + self.dec.ids(c.text)
         return True
 
@@ -241,22 +327,33 @@ class _Run:
             return self.prefix
         return self.prefix[:1] + self.prefix[len(self.prefix) - room + 1:]
 
-    def _agreement_of(self, c: Candidate) -> float:
-        value = self._agreements.get(id(c))
+    def _agreement_of(self, i: int) -> float:
+        sig = int(self.sig[i])
+        value = self._agreements.get(sig)
         if value is None:
-            value = self._agreements[id(c)] = self._agreement(c.reading)
+            value = self._agreements[sig] = self._agreement(self.pool[i].reading)
         return value
 
     def _agreement(self, r: SentenceReading) -> float:
         """Mean margin of the reading for what the sentence states (present: margin, absent: -margin)."""
-        vals = [self.reading.margin(f) * (1 if v == 1 else -1) for f, v in r.states.items()
-                if f in self.reading.probabilities and v in (0, 1)]
+        vals = [self._margins[f] * (1 if v == 1 else -1) for f, v in r.states.items()
+                if f in self._margins and v in (0, 1)]
         return float(np.mean(vals)) if vals else 0.0
 
     def _confidence(self, r: SentenceReading) -> float | None:
         probs = [self.reading.state_probability(f, v) for f, v in r.states.items()]
         probs = [p for p in probs if p is not None]
         return float(min(probs)) if probs else None
+
+    def _where(self, mask: np.ndarray, keep: Callable[[Candidate], bool] | None = None) -> np.ndarray:
+        """Indices (pool order) of live candidates in `mask` that `keep` accepts."""
+        idx = np.flatnonzero(self.live & mask)
+        if keep is not None and len(idx):
+            idx = idx[np.fromiter((keep(self.pool[i]) for i in idx), dtype=bool, count=len(idx))]
+        return idx
+
+    def _count_bits(self, bits: np.ndarray) -> np.ndarray:
+        return np.array([int(b).bit_count() for b in bits], dtype=np.float64)
 
     # -- the slot loop --------------------------------------------------------------------------------
     def covered_present(self) -> frozenset[str]:
@@ -266,7 +363,9 @@ class _Run:
         return out
 
     def fill(self) -> None:
-        findings_pool = [c for c in self.pool if c.part in ("findings", "impression")]
+        dec = self.dec
+        in_report = self.part != 2
+        plain = (self.pu == 0)  # states nothing present or uncertain
         wanted = [(f, 1) for f in FINDING_ORDER if f in self.allowed_present - {"Lung Opacity"} or
                   (f == "Lung Opacity" and self.reading.states.get(f) == 1)]
         wanted += [(f, -1) for f in FINDING_ORDER if f in self.allowed_uncertain]
@@ -275,30 +374,29 @@ class _Run:
         for f, v in heart_first:
             if f in self.covered_present():
                 continue
-            elig = [c for c in findings_pool if c.reading.states.get(f) == v and self.agrees(c.reading)
-                    and self.consistent(c)]
-            self.choose(f"{'present' if v == 1 else 'uncertain'}:{f}", elig)
+            bit = dec.mask((f,))
+            self.choose(f"{'present' if v == 1 else 'uncertain'}:{f}",
+                        self._where(in_report & (((self.p if v == 1 else self.u) & bit) != 0)))
         # 2. normal statements for what it lacks
         targets = set(_CHECKLIST & self.absent)
         if self.allowed_present & _LUNG_CHILDREN:
             targets -= {"Lung Opacity", "Consolidation"}
+        normal = (self.part == 0) & (self.denies != 0) & plain
         for _ in range(6):
             if not targets:
                 break
-            elig = [c for c in self.pool if c.part == "findings" and c.reading.is_normal_statement
-                    and c.reading.effective_absent & targets and self.agrees(c.reading) and self.consistent(c)]
-            if not elig:
+            want = dec.mask(targets)
+            elig = self._where(normal & ((self.ea & want) != 0))
+            if not len(elig):
                 break
-            cover = np.array([len(c.reading.effective_absent & targets) for c in elig], dtype=np.float64)
+            cover = self._count_bits(self.ea[elig] & want)
             if not self.choose("normal", elig, self.s.w_cover * cover):
                 break
             targets -= self.committed[-1][0].reading.effective_absent
         # 3. bones
         if self.s.bones:
-            elig = [c for c in self.pool if c.part == "findings" and c.reading.section == "bones"
-                    and not c.reading.present and not c.reading.uncertain and _BONE_NORMAL(c.text)
-                    and self.agrees(c.reading) and self.consistent(c)]
-            self.choose("bones", elig)
+            self.choose("bones", self._where((self.part == 0) & (self.bones != 0) & plain,
+                                             lambda c: _BONE_NORMAL(c.text)))
         # 4. impression, derived from the findings
         self.prefix = self.prefix + [self.impression_id]
         stated = self.covered_present()
@@ -306,13 +404,12 @@ class _Run:
         if stated:
             uncovered = set(stated) - {p for f in stated for p, cs in (("Lung Opacity", _LUNG_CHILDREN),)
                                        if f in cs}  # a stated child covers its parent
+            fits = ((self.part == 1) & ((self.p & ~dec.mask(stated_eff)) == 0)
+                    & ((self.u & ~dec.mask(stated)) == 0))
             for _ in range(max(self.s.max_impression, 1)):
-                elig = [c for c in self.pool if c.part == "impression"
-                        and (c.reading.present | c.reading.uncertain) & uncovered
-                        and c.reading.present <= stated_eff and c.reading.uncertain <= stated
-                        and self.agrees(c.reading) and self.consistent(c) and self.places_as_findings(c.reading)]
-                cover = np.array([len((c.reading.present | c.reading.uncertain) & uncovered) for c in elig],
-                                 dtype=np.float64)
+                want = dec.mask(uncovered)
+                elig = self._where(fits & ((self.pu & want) != 0), lambda c: self.places_as_findings(c.reading))
+                cover = self._count_bits(self.pu[elig] & want)
                 if not self.choose("impression", elig, self.s.w_cover * cover):
                     break
                 last = self.committed[-1][0].reading
@@ -325,8 +422,7 @@ class _Run:
                                        SentenceChoice(**{**asdict(first), "part": "impression",
                                                          "section": "impression", "slot": "impression (restated)"})))
         else:
-            elig = [c for c in self.pool if c.normal_impression and self.agrees(c.reading) and self.consistent(c)]
-            self.choose("impression", elig)
+            self.choose("impression", self._where((self.part == 1) & plain, lambda c: c.normal_impression))
 
     def assemble(self, order: Sequence[str]) -> SentenceDraft:
         findings = [ch for _, ch in self.committed if ch.part == "findings"]

@@ -36,8 +36,12 @@ class EngineScorer:
         self.before_forward = before_forward  # progress/cancel hook, called with the forwards done so far
 
     @torch.no_grad()
-    def slot_logp(self, prefix: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(text_len, V) log-probabilities with the image, and without it when `pmi` (else None)."""
+    def slot_logp(self, prefix: Sequence[int], rows: tuple[int, int] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(text_len, V) log-probabilities with the image, and without it when `pmi` (else None); with `rows`
+        (start, stop) only those text positions' (stop - start, V): the distributions are per position, so the
+        rows are the same numbers as the full tensor's, and the backbone's last block and output head work out
+        only those rows (which may round differently in the last bits)."""
         if len(prefix) >= self.text_len:
             raise ValueError("the committed text fills the whole text segment")
         if self.before_forward is not None:
@@ -47,21 +51,30 @@ class EngineScorer:
         t = torch.full((text.shape[0],), (self.text_len - len(prefix)) / max(self.text_len - 1, 1),
                        device=self.device).clamp(1e-3, 1.0)
         kw = {} if self.told is None else {"finding_states": self.told}
-        logits = self.net(text, self.image, t, heads="text", **kw).text_logits.float()
-        logp = torch.log_softmax(logits, -1).cpu()
+        wanted = None if rows is None else torch.arange(rows[0], rows[1], device=self.device)
+        logits = self.net(text, self.image, t, heads="text", text_rows=wanted, **kw).text_logits
+        if rows is not None and logits.shape[1] != rows[1] - rows[0]:  # a runtime that gives every position (ONNX)
+            logits = logits[:, rows[0]:rows[1]]
+        logp = torch.log_softmax(logits.float(), -1).cpu()
         self.forwards += 1
-        cond = torch.log_softmax(logp[: self.views].mean(0), -1)
+        # One view's distribution is already normalised; several views' mean is renormalised.
+        cond = logp[0] if self.views == 1 else torch.log_softmax(logp[: self.views].mean(0), -1)
         return cond, (logp[self.views] if self.pmi else None)
 
     def score(self, prefix: Sequence[int], candidates: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray | None]:
         """Mean token log-probability of each candidate in the slot after `prefix` (with the image; and
         without it when `pmi`). Candidates that do not fit before the end of the segment get -inf."""
-        cond, uncond = self.slot_logp(prefix)
-        return _gather(cond, len(prefix), candidates, self.text_len), (
-            None if uncond is None else _gather(uncond, len(prefix), candidates, self.text_len))
+        start = len(prefix)
+        width = max((len(c) for c in candidates), default=0)
+        rows = (start, max(min(start + width, self.text_len), start + 1))  # the positions _gather reads
+        cond, uncond = self.slot_logp(prefix, rows)
+        return _gather(cond, start, candidates, self.text_len, rows[0]), (
+            None if uncond is None else _gather(uncond, start, candidates, self.text_len, rows[0]))
 
 
-def _gather(logp: torch.Tensor, start: int, candidates: Sequence[Sequence[int]], text_len: int) -> np.ndarray:
+def _gather(logp: torch.Tensor, start: int, candidates: Sequence[Sequence[int]], text_len: int,
+            first_row: int = 0) -> np.ndarray:
+    """Mean log-probability of each candidate placed at `start`; `logp` holds the text positions from `first_row`."""
     n = len(candidates)
     if n == 0:
         return np.zeros(0, np.float64)
@@ -75,7 +88,7 @@ def _gather(logp: torch.Tensor, start: int, candidates: Sequence[Sequence[int]],
     pos = start + torch.arange(ids.shape[1])
     valid = (torch.arange(ids.shape[1])[None] < lens[:, None])
     fits = (start + lens) <= text_len - 2  # room for [IMPRESSION]/[SEP] after it
-    lp = logp[pos.clamp_max(text_len - 1)[None].expand(n, -1), ids]
+    lp = logp[(pos.clamp_max(text_len - 1) - first_row)[None].expand(n, -1), ids]
     total = torch.where(valid, lp, torch.zeros_like(lp)).sum(1) / lens.clamp_min(1)
     total = torch.where(fits & (lens > 0), total, torch.full_like(total, -float("inf")))
     return total.double().numpy()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -63,3 +65,37 @@ def test_a_draft_with_the_image_given_skips_image_logits_and_is_unchanged(monkey
     assert torch.equal(fast.text, slow.text)
     torch.testing.assert_close(fast.text_confidence, slow.text_confidence, equal_nan=True)
     torch.testing.assert_close(fast.text_entropy, slow.text_entropy, equal_nan=True)
+
+
+@pytest.mark.parametrize("finding_layer", [1, 2])
+def test_text_rows_give_the_full_forwards_logits_at_those_rows(finding_layer):
+    """With `text_rows` the last block and the text head work on those rows only (within 1e-5 of the full
+    forward there); where a finding head reads the last block's output (finding_layer = n_layers), or with
+    attentions, every row is worked out and the rows are cut from the result."""
+    base = _model()
+    m = MedimBackbone(replace(base.config, findings=("Cardiomegaly", "Edema"), finding_layer=finding_layer)).eval()
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if "ada" in n:
+                p.normal_(0, 0.1)
+    text, image, t = _inputs(m)
+    rows = torch.tensor([1, 2, 3, 7])
+    ran: list[str] = []
+    last = m.blocks[-1]
+    rows_only = last.forward_rows
+
+    def spy(*args, **kw):
+        ran.append("rows")
+        return rows_only(*args, **kw)
+
+    last.forward_rows = spy
+    with torch.no_grad():
+        full = m(text, image, t, heads="text")
+        cut = m(text, image, t, heads="text", text_rows=rows)
+        both = m(text, image, t, heads="both", text_rows=rows)
+        attn = m(text, image, t, heads="text", text_rows=rows, output_attentions=True)
+    assert cut.text_logits.shape == (text.shape[0], len(rows), m.config.text_vocab_size)
+    for out in (cut, both, attn):
+        torch.testing.assert_close(out.text_logits, full.text_logits[:, rows], atol=1e-5, rtol=0)
+    torch.testing.assert_close(cut.finding_logits, full.finding_logits)
+    assert ran == (["rows"] if finding_layer < len(m.blocks) else [])
