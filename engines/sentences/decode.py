@@ -10,12 +10,16 @@ statements, bones, then the impression):
 4. the impression, after [IMPRESSION]: sentences that restate the present findings (never others), or a
    normal one-liner when nothing is present.
 A candidate is eligible only if it conflicts with no committed sentence (engines.sentences.reading
-.conflicts), so no draft states a finding present and absent, or on both sides. Among eligible candidates
-the score is
+.conflicts), so no draft states a finding present and absent, or on both sides; denies nothing a committed
+sentence denied (reading.redundant: no "No pneumothorax. No pleural effusion or pneumothorax."); and names a
+side or place only where the draft knows one (reading.names_place / place_given): the finding reader reads no
+side or lobe, so a sentence placing a finding ("Left upper lobe pneumonia", "No left effusion") is eligible
+only when a similar case's own sentence gives that finding that side and place, and an impression places a
+finding only as the findings did (places_as_findings). Among eligible candidates the score is
   w_engine x (mean token log-probability in the slot, + pmi x its gain over the same without the image)
   + w_reader x (the study reading's mean margin for what the sentence states)
   + w_prior x log(how many reports used the sentence) + w_cover x (checklist findings it newly denies)
-  - side_penalty when it names a side or lobe the reading cannot know
+  - side_penalty when it names a side or lobe (only case-given ones are eligible)
   + case_bonus when a similar case's report used it.
 The findings are finally grouped by the template's sections; the order of slots within a section is kept.
 """
@@ -28,7 +32,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from engines.sentences.bank import Candidate, CandidateBank
-from engines.sentences.reading import _LOBE_LEVELS, SECTION_FINDINGS, SentenceReading
+from engines.sentences.reading import (
+    _LOBE_LEVELS,
+    SECTION_FINDINGS,
+    SentenceReading,
+    names_place,
+    place_given,
+)
 from engines.sentences.rules import CHECKLIST
 from engines.sentences.scorer import EngineScorer
 from engines.sentences.study import StudyReading
@@ -249,6 +259,10 @@ class _Run:
         # agrees: states only what the reading says (present ones present, uncertain ones uncertain, absent ones
         # absent; a denied parent denies its children too)
         self.live = ((self.p & ~ap) == 0) & ((self.u & ~au) == 0) & ((self.ea & (ap | au)) == 0)
+        # places: only those a similar case's own sentence gives (the reader reads no side or lobe)
+        known = [pool[i].reading for i in from_case]
+        self.live &= np.fromiter((place_given(c.reading, known) if names_place(c.reading) else True for c in pool),
+                                 dtype=bool, count=len(pool))
         self.count = np.array([max(c.count, 1) for c in pool], dtype=np.float64)
         self.case = np.array([float(c.index in from_case) for c in pool])
         self._by_text: dict[str, list[int]] = {}
@@ -260,7 +274,7 @@ class _Run:
     # -- eligibility ----------------------------------------------------------------------------------
     def _commit(self, i: int) -> None:
         """Drops from `live` every candidate that conflicts with pool[i] (engines.sentences.reading.conflicts,
-        as bit sets) or repeats its text."""
+        as bit sets), denies a finding it denies (reading.redundant) or repeats its text."""
         p, u, ep, ea = self.p[i], self.u[i], self.ep[i], self.ea[i]
         clash = ((((self.ep | self.u) & ea) != 0) | (((ep | u) & self.ea) != 0)
                  | ((self.p & u) != 0) | ((p & self.u) != 0))
@@ -268,7 +282,7 @@ class _Run:
         side, lobes = self.side[i], self.lobes[i]
         sides = (self.side != 0) & (side != 0) & (self.side != side)
         levels = (self.lobes != 0) & (lobes != 0) & ((self.lobes & lobes) == 0)
-        self.live &= ~(clash | (shared & (sides | levels)))
+        self.live &= ~(clash | (shared & (sides | levels)) | ((self.ea & ea) != 0))
         self.live[self._by_text[self.pool[i].text]] = False
 
     # -- one slot -------------------------------------------------------------------------------------

@@ -149,5 +149,34 @@ def conflicts(a: SentenceReading, b: SentenceReading) -> bool:
     return bool(lobes_a and lobes_b and not lobes_a & lobes_b)  # upper lobe in one, lower lobe in the other
 
 
+def redundant(a: SentenceReading, b: SentenceReading) -> bool:
+    """True when both sentences deny one finding (a denied parent denies its children: "the lungs are clear" and
+    "no pulmonary edema"): a draft that says "No pneumothorax. No pleural effusion or pneumothorax." denies it twice."""
+    return bool(a.effective_absent & b.effective_absent)
+
+
+def names_place(r: SentenceReading) -> bool:
+    """Whether the sentence places what it states: a side or location word for a finding it states present or
+    uncertain, or a denial limited to one side or place ("no left effusion"). A denial on both sides ("both lungs
+    are clear") places nothing: it covers everywhere."""
+    if r.present or r.uncertain:
+        return r.laterality is not None or bool(r.location)
+    return bool(r.absent) and (r.laterality in ("right", "left") or bool(r.location))
+
+
+def place_given(r: SentenceReading, known: Iterable[SentenceReading]) -> bool:
+    """Whether every place `r` names is given by a `known` sentence (a similar case's own): for each finding `r`
+    states, one known sentence stating that finding with the same side (or `r` names none) and every location
+    word of `r`. Unplaced sentences need nothing."""
+    if not names_place(r):
+        return True
+    known = list(known)
+    for f in r.states:
+        if not any(f in k.states and (r.laterality is None or k.laterality == r.laterality)
+                   and set(r.location) <= set(k.location) for k in known):
+            return False
+    return True
+
+
 def consistent_with(reading: SentenceReading, committed: Iterable[SentenceReading]) -> bool:
     return not any(conflicts(reading, c) for c in committed)

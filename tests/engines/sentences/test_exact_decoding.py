@@ -3,7 +3,9 @@ whole pool, agreement once per distinct reading) is compared bit for bit with th
 as the reference, on synthetic images with readings that open every kind of slot and with similar cases'
 sentences. The scorer (the backbone's last block and head on the slot's positions only, one log-softmax for one
 view) may round differently in the last bits: with it, drafts of 20 val images keep their text and their scores
-agree to 1e-5 (benchmarks/draft_agreement.py checks 50)."""
+agree to 1e-5 (benchmarks/draft_agreement.py checks 50). The reference holds the rules of issue 23's second
+round too, asked candidate by candidate: a sentence naming a place is eligible only when a similar case's own
+sentence gives it (reading.place_given), and none denies what a committed one denied (reading.redundant)."""
 
 from __future__ import annotations
 
@@ -30,7 +32,14 @@ from engines.sentences.decode import (
     SentenceChoice,
     SentenceDecoder,
 )
-from engines.sentences.reading import SECTION_FINDINGS, SentenceReading, conflicts
+from engines.sentences.reading import (
+    SECTION_FINDINGS,
+    SentenceReading,
+    conflicts,
+    names_place,
+    place_given,
+    redundant,
+)
 from engines.sentences.scorer import EngineScorer, _gather
 from engines.sentences.study import StudyReading
 from engines.tokenizers.text import FINDINGS, IMPRESSION
@@ -90,7 +99,13 @@ class _ReferenceRun(decode_module._Run):
                 and r.effective_absent & (self.allowed_present | self.allowed_uncertain) == frozenset())
 
     def consistent(self, c: Candidate) -> bool:
-        return all(not conflicts(c.reading, k.reading) and c.text != k.text for k, _ in self.committed)
+        """Conflicts with no committed sentence, denies nothing one denied, repeats none, and names only a place
+        a similar case's own sentence gives."""
+        if names_place(c.reading) and not place_given(
+                c.reading, [k.reading for k in self.pool if k.index in self.from_case]):
+            return False
+        return all(not conflicts(c.reading, k.reading) and not redundant(c.reading, k.reading) and c.text != k.text
+                   for k, _ in self.committed)
 
     # -- one slot -------------------------------------------------------------------------------------
     def choose(self, slot: str, eligible: list[Candidate], extra: np.ndarray | None = None) -> bool:
@@ -387,8 +402,9 @@ def test_val_drafts_keep_their_text_and_scores(pipe, monkeypatch, cxr_root) -> N
 
 
 def test_commit_drops_exactly_what_conflicts_with_the_committed_sentence() -> None:
-    """The bit-set conflict rule against `conflicts` itself, pair by pair: sides, lobe levels, hierarchy,
-    present against uncertain, repeated text; over the shipped bank plus crafted readings."""
+    """The bit-set conflict rule against `conflicts` and `redundant` themselves, pair by pair: sides, lobe levels,
+    hierarchy, present against uncertain, a finding denied twice, repeated text; over the shipped bank plus
+    crafted readings."""
     from engines.sentences.bank import CandidateBank
     from engines.sentences.study import read_study
 
@@ -396,7 +412,8 @@ def test_commit_drops_exactly_what_conflicts_with_the_committed_sentence() -> No
     crafted = ["Right upper lobe pneumonia.", "Left lower lobe pneumonia.", "Right lower lobe pneumonia.",
                "Possible right upper lobe pneumonia.", "Bilateral pleural effusions.", "Small left pleural effusion.",
                "Lungs are clear.", "No pneumonia.", "Mild cardiomegaly.", "Heart size is normal.",
-               "Upper lobe opacity.", "Basilar atelectasis on the right.", "Right middle lobe atelectasis."]
+               "Upper lobe opacity.", "Basilar atelectasis on the right.", "Right middle lobe atelectasis.",
+               "No pneumothorax.", "No pleural effusion or pneumothorax.", "No left pleural effusion."]
     dec = SentenceDecoder(bank, lambda text: [len(text)])
     pool, _ = dec.pool({"x": [("findings", t) for t in crafted]})
     reading = read_study({}, {})
@@ -406,5 +423,6 @@ def test_commit_drops_exactly_what_conflicts_with_the_committed_sentence() -> No
     for k in picks:
         run.live = np.ones(len(pool), dtype=bool)
         run._commit(k)
-        want = np.array([not conflicts(c.reading, pool[k].reading) and c.text != pool[k].text for c in pool])
+        want = np.array([not conflicts(c.reading, pool[k].reading) and not redundant(c.reading, pool[k].reading)
+                         and c.text != pool[k].text for c in pool])
         assert np.array_equal(run.live, want), pool[k].text

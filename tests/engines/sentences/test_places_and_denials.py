@@ -1,0 +1,107 @@
+"""Two consistency faults a reader notices at once, ruled out by construction: a side or lobe the draft cannot
+know ("Left upper lobe pneumonia" from a reader that reads no side), and one finding denied twice ("No
+pneumothorax. No pleural effusion or pneumothorax.")."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engines.default_weights import DEFAULT_WEIGHTS
+from engines.pipeline import MedimPipeline
+from engines.sentences.decode import DecodeSettings
+from engines.sentences.reading import names_place, place_given, read_sentence, redundant
+from engines.similar import CaseIndex, CaseRecord
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def pipe() -> MedimPipeline:
+    return MedimPipeline.from_pretrained(DEFAULT_WEIGHTS, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    yy, xx = np.mgrid[0:256, 0:256]
+    return (128 + 60 * np.sin(xx / 17.0) * np.cos(yy / 23.0)).astype(np.uint8)
+
+
+def _reader(pipe, present=()):
+    return {f: (0.95 if f in present else (0.01 if f != "No Finding" else (0.05 if present else 0.95)))
+            for f in pipe.model_config.findings}
+
+
+def _faults(sentences: list[dict]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(sentences that name a place, pairs of sentences that deny one finding) of a draft."""
+    readings = [(s["text"], read_sentence(s["text"])) for s in sentences]
+    placed = [t for t, r in readings if names_place(r)]
+    twice = [(a, b) for i, (a, ra) in enumerate(readings) for b, rb in readings[i + 1:]
+             if ra.absent & rb.absent or redundant(ra, rb)]
+    return placed, twice
+
+
+def test_the_rules_read_places_and_double_denials() -> None:
+    r = read_sentence
+    assert names_place(r("Left upper lobe pneumonia.")) and names_place(r("Possible right basilar atelectasis."))
+    assert names_place(r("No left pleural effusion."))
+    assert not names_place(r("Pneumonia.")) and not names_place(r("Both lungs are clear."))
+    assert not names_place(r("No pleural effusion or pneumothorax."))
+    assert redundant(r("No pneumothorax."), r("No pleural effusion or pneumothorax."))
+    assert redundant(r("The lungs are clear."), r("No pulmonary edema."))  # a denied parent denies its children
+    assert not redundant(r("No pneumothorax."), r("No pleural effusion."))
+    case = [r("Right lower lobe pneumonia.")]
+    assert place_given(r("Right lower lobe pneumonia."), case) and place_given(r("Pneumonia in the right lung."), case)
+    assert not place_given(r("Left lower lobe pneumonia."), case) and not place_given(r("Right upper lobe pneumonia."),
+                                                                                     case)
+    assert not place_given(r("Left upper lobe pneumonia."), [])
+
+
+@pytest.mark.parametrize("present", [{"Pneumonia"}, {"Pneumonia", "Lung Opacity"}, {"Atelectasis", "Pleural Effusion"},
+                                     {"Pneumothorax"}, {"Lung Lesion", "Consolidation"}, {"Pleural Other"}, set()])
+def test_a_draft_names_no_side_or_lobe_and_denies_nothing_twice(pipe, image, present) -> None:
+    res = pipe.draft_sentences([image], reader=_reader(pipe, present))
+    placed, twice = _faults(res.sentences)
+    assert not placed, res.text
+    assert not twice, res.text
+    for f in present - {"Lung Opacity"}:  # the rule leaves an unplaced wording for every finding
+        assert any(res.reading["states"][f] == 1 and s["states"].get(f) == 1 for s in res.sentences), (f, res.text)
+
+
+def test_a_similar_case_that_gives_the_side_lets_the_draft_name_it(pipe, image) -> None:
+    """The side comes from what the draft knows: a similar case's own sentence places the finding."""
+    vec = pipe.embed([image])
+    idx = CaseIndex(vec.shape[1])
+    idx.add([CaseRecord("case-r", "Right lower lobe pneumonia. No pleural effusion.", "Right lower lobe pneumonia.",
+                        "site")], vec)
+    pipe.case_index = idx
+    try:
+        s = DecodeSettings(case_weight=1.0, case_bonus=5.0, cases=1, answer_rule=False, min_index_cases=1)
+        res = pipe.draft_sentences([image], settings=s)
+    finally:
+        pipe.case_index = None
+    assert res.reading["states"]["Pneumonia"] == 1
+    placed, twice = _faults(res.sentences)
+    assert placed and not twice, res.text
+    for text in placed:
+        got = read_sentence(text)
+        assert got.laterality in (None, "right") and set(got.location) <= {"lower"}, res.text
+
+
+@pytest.mark.real_data
+def test_twenty_val_drafts_name_no_unknown_place_and_deny_nothing_twice(pipe, cxr_root) -> None:
+    from PIL import Image
+
+    rows = [json.loads(line) for line in (cxr_root / "manifest.jsonl").read_text().splitlines()]
+    val = [r for r in rows if r["split"] == "val"][:20]
+    stated = 0
+    for r in val:
+        image = np.asarray(Image.open(cxr_root / r["file"]).convert("L"))
+        res = pipe.draft_sentences([image])
+        placed, twice = _faults(res.sentences)
+        assert not placed and not twice, (r["image_id"], res.text)
+        stated += any(s["slot"].startswith("present") for s in res.sentences)
+    assert stated
