@@ -12,14 +12,14 @@ statements, bones, then the impression):
 A candidate is eligible only if it conflicts with no committed sentence (engines.sentences.reading
 .conflicts), so no draft states a finding present and absent, or on both sides; denies nothing a committed
 sentence denied (reading.redundant: no "No pneumothorax. No pleural effusion or pneumothorax."); and names a
-side or place only where the draft knows one (reading.names_place / place_given): the finding reader reads no
-side or lobe, so a sentence placing a finding ("Left upper lobe pneumonia", "No left effusion") is eligible
-only when a similar case's own sentence gives that finding that side and place, and an impression places a
-finding only as the findings did (places_as_findings). Among eligible candidates the score is
+side or place never (reading.names_place): the finding reader reads no side or lobe, and another patient's
+(a similar case's) side is no evidence for this image, so a sentence placing a finding ("Left upper lobe
+pneumonia", "No left effusion") is not eligible; impressions place a finding only as the findings did
+(places_as_findings), which therefore they never do. Among eligible candidates the score is
   w_engine x (mean token log-probability in the slot, + pmi x its gain over the same without the image)
   + w_reader x (the study reading's mean margin for what the sentence states)
   + w_prior x log(how many reports used the sentence) + w_cover x (checklist findings it newly denies)
-  - side_penalty when it names a side or lobe (only case-given ones are eligible)
+  - side_penalty when it names a side or lobe (none is eligible today; kept for a reader that reads sides)
   + case_bonus when a similar case's report used it.
 The findings are finally grouped by the template's sections; the order of slots within a section is kept.
 """
@@ -37,7 +37,6 @@ from engines.sentences.reading import (
     SECTION_FINDINGS,
     SentenceReading,
     names_place,
-    place_given,
 )
 from engines.sentences.rules import CHECKLIST
 from engines.sentences.scorer import EngineScorer
@@ -259,10 +258,8 @@ class _Run:
         # agrees: states only what the reading says (present ones present, uncertain ones uncertain, absent ones
         # absent; a denied parent denies its children too)
         self.live = ((self.p & ~ap) == 0) & ((self.u & ~au) == 0) & ((self.ea & (ap | au)) == 0)
-        # places: only those a similar case's own sentence gives (the reader reads no side or lobe)
-        known = [pool[i].reading for i in from_case]
-        self.live &= np.fromiter((place_given(c.reading, known) if names_place(c.reading) else True for c in pool),
-                                 dtype=bool, count=len(pool))
+        # places: none (the reader reads no side or lobe; a similar case's side is another patient's)
+        self.live &= np.fromiter((not names_place(c.reading) for c in pool), dtype=bool, count=len(pool))
         self.count = np.array([max(c.count, 1) for c in pool], dtype=np.float64)
         self.case = np.array([float(c.index in from_case) for c in pool])
         self._by_text: dict[str, list[int]] = {}

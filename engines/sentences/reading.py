@@ -164,19 +164,5 @@ def names_place(r: SentenceReading) -> bool:
     return bool(r.absent) and (r.laterality in ("right", "left") or bool(r.location))
 
 
-def place_given(r: SentenceReading, known: Iterable[SentenceReading]) -> bool:
-    """Whether every place `r` names is given by a `known` sentence (a similar case's own): for each finding `r`
-    states, one known sentence stating that finding with the same side (or `r` names none) and every location
-    word of `r`. Unplaced sentences need nothing."""
-    if not names_place(r):
-        return True
-    known = list(known)
-    for f in r.states:
-        if not any(f in k.states and (r.laterality is None or k.laterality == r.laterality)
-                   and set(r.location) <= set(k.location) for k in known):
-            return False
-    return True
-
-
 def consistent_with(reading: SentenceReading, committed: Iterable[SentenceReading]) -> bool:
     return not any(conflicts(reading, c) for c in committed)

@@ -4,8 +4,8 @@ as the reference, on synthetic images with readings that open every kind of slot
 sentences. The scorer (the backbone's last block and head on the slot's positions only, one log-softmax for one
 view) may round differently in the last bits: with it, drafts of 20 val images keep their text and their scores
 agree to 1e-5 (benchmarks/draft_agreement.py checks 50). The reference holds the rules of issue 23's second
-round too, asked candidate by candidate: a sentence naming a place is eligible only when a similar case's own
-sentence gives it (reading.place_given), and none denies what a committed one denied (reading.redundant)."""
+round too, asked candidate by candidate: no sentence naming a place is eligible (reading.names_place), and
+none denies what a committed one denied (reading.redundant)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,6 @@ from engines.sentences.reading import (
     SentenceReading,
     conflicts,
     names_place,
-    place_given,
     redundant,
 )
 from engines.sentences.scorer import EngineScorer, _gather
@@ -99,10 +98,9 @@ class _ReferenceRun(decode_module._Run):
                 and r.effective_absent & (self.allowed_present | self.allowed_uncertain) == frozenset())
 
     def consistent(self, c: Candidate) -> bool:
-        """Conflicts with no committed sentence, denies nothing one denied, repeats none, and names only a place
-        a similar case's own sentence gives."""
-        if names_place(c.reading) and not place_given(
-                c.reading, [k.reading for k in self.pool if k.index in self.from_case]):
+        """Conflicts with no committed sentence, denies nothing one denied, repeats none, and names
+        no side or place at all."""
+        if names_place(c.reading):
             return False
         return all(not conflicts(c.reading, k.reading) and not redundant(c.reading, k.reading) and c.text != k.text
                    for k, _ in self.committed)

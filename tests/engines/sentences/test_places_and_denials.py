@@ -13,7 +13,7 @@ import torch
 from engines.default_weights import DEFAULT_WEIGHTS
 from engines.pipeline import MedimPipeline
 from engines.sentences.decode import DecodeSettings
-from engines.sentences.reading import names_place, place_given, read_sentence, redundant
+from engines.sentences.reading import names_place, read_sentence, redundant
 from engines.similar import CaseIndex, CaseRecord
 
 torch.set_num_threads(1)
@@ -53,11 +53,6 @@ def test_the_rules_read_places_and_double_denials() -> None:
     assert redundant(r("No pneumothorax."), r("No pleural effusion or pneumothorax."))
     assert redundant(r("The lungs are clear."), r("No pulmonary edema."))  # a denied parent denies its children
     assert not redundant(r("No pneumothorax."), r("No pleural effusion."))
-    case = [r("Right lower lobe pneumonia.")]
-    assert place_given(r("Right lower lobe pneumonia."), case) and place_given(r("Pneumonia in the right lung."), case)
-    assert not place_given(r("Left lower lobe pneumonia."), case) and not place_given(r("Right upper lobe pneumonia."),
-                                                                                     case)
-    assert not place_given(r("Left upper lobe pneumonia."), [])
 
 
 @pytest.mark.parametrize("present", [{"Pneumonia"}, {"Pneumonia", "Lung Opacity"}, {"Atelectasis", "Pleural Effusion"},
@@ -71,8 +66,9 @@ def test_a_draft_names_no_side_or_lobe_and_denies_nothing_twice(pipe, image, pre
         assert any(res.reading["states"][f] == 1 and s["states"].get(f) == 1 for s in res.sentences), (f, res.text)
 
 
-def test_a_similar_case_that_gives_the_side_lets_the_draft_name_it(pipe, image) -> None:
-    """The side comes from what the draft knows: a similar case's own sentence places the finding."""
+def test_a_similar_cases_side_is_not_taken_over(pipe, image) -> None:
+    """Another patient's side is no evidence for this image: a similar case's own placed sentence ("Right lower
+    lobe pneumonia") is offered and favoured, yet the draft states the pneumonia without a side."""
     vec = pipe.embed([image])
     idx = CaseIndex(vec.shape[1])
     idx.add([CaseRecord("case-r", "Right lower lobe pneumonia. No pleural effusion.", "Right lower lobe pneumonia.",
@@ -85,10 +81,8 @@ def test_a_similar_case_that_gives_the_side_lets_the_draft_name_it(pipe, image) 
         pipe.case_index = None
     assert res.reading["states"]["Pneumonia"] == 1
     placed, twice = _faults(res.sentences)
-    assert placed and not twice, res.text
-    for text in placed:
-        got = read_sentence(text)
-        assert got.laterality in (None, "right") and set(got.location) <= {"lower"}, res.text
+    assert not placed and not twice, res.text
+    assert any(s["states"].get("Pneumonia") == 1 for s in res.sentences), res.text
 
 
 @pytest.mark.real_data

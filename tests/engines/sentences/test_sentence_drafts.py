@@ -94,8 +94,8 @@ def test_the_template_order_changes_the_order(pipe, image):
 def test_similar_cases_ground_the_draft_and_are_its_provenance(pipe, image):
     idx = CaseIndex(pipe.embed([image]).shape[1])
     vec = pipe.embed([image])
-    case = CaseRecord("case-1", "Moderate cardiomegaly. Large right pleural effusion.", "Cardiomegaly with right "
-                      "pleural effusion.", "site")
+    case = CaseRecord("case-1", "Moderate cardiomegaly. Large pleural effusion layering at the bases.",
+                      "Cardiomegaly with large pleural effusions.", "site")
     idx.add([case], vec)
     pipe.case_index = idx
     try:
