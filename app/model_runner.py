@@ -7,8 +7,9 @@ when it is the built-in one, else on the shipped weights loaded once in that wor
 `ClientRunner.run` from their own thread; it blocks that thread only. A crashed or killed worker fails the
 running request with a plain message and is started again on the next job.
 
-`InProcessRunner` runs the same job handlers, through the same wire format, on a pipeline in this process:
-scripts and tests use it with tiny models.
+`InProcessRunner` runs the same job handlers, through the same wire format and the same typing of results
+(`engines.worker.client.typed_result`: a job the input gate stopped is an OutOfScope), on a pipeline in this
+process: scripts and tests use it with tiny models.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from engines.backends.results import JobResult
 from engines.default_weights import DEFAULT_WEIGHTS
-from engines.worker.client import WorkerClient, WorkerFailed
+from engines.worker.client import WorkerClient, WorkerFailed, typed_result
 from engines.worker.protocol import decode, encode
 from engines.worker.requests import JobRequest
 
@@ -33,7 +35,7 @@ class ModelRunner(Protocol):
     key: str
 
     def run(self, job: JobRequest | str, params: dict[str, Any] | None = None, progress: Progress | None = None,
-            cancel: Callable[[], bool] | None = None) -> dict[str, Any]: ...
+            cancel: Callable[[], bool] | None = None) -> JobResult | dict[str, Any]: ...
 
     def close(self) -> None: ...
 
@@ -73,8 +75,8 @@ class ClientRunner:
         return self.client.pid
 
     def run(self, job: JobRequest | str, params: dict[str, Any] | None = None, progress: Progress | None = None,
-            cancel: Callable[[], bool] | None = None) -> dict[str, Any]:
-        """The job's result; JobCancelled when `cancel()` stopped it, RuntimeError with a plain message when
+            cancel: Callable[[], bool] | None = None) -> JobResult | dict[str, Any]:
+        """The job's result (typed, engines.worker.client.typed_result); JobCancelled when `cancel()` stopped it, RuntimeError with a plain message when
         it failed."""
         try:
             return self.client.run(job, params, timeout=None, progress=progress, cancel=cancel)
@@ -106,7 +108,7 @@ class InProcessRunner:
         self.key = key
 
     def run(self, job: JobRequest | str, params: dict[str, Any] | None = None, progress: Progress | None = None,
-            cancel: Callable[[], bool] | None = None) -> dict[str, Any]:
+            cancel: Callable[[], bool] | None = None) -> JobResult | dict[str, Any]:
         kind, params = (job.kind, job.to_params()) if isinstance(job, JobRequest) else (job, params or {})
         with self._lock:
             if self._pipe is None:
@@ -122,7 +124,7 @@ class InProcessRunner:
 
             sent = decode(encode({"type": "job", "params": params}))["params"]  # what the worker would get
             result = handler(_PipelineBackend(self._pipe), sent, report, cancel or (lambda: False))
-            return decode(encode({"type": "result", "result": result}))["result"]
+            return typed_result(kind, decode(encode({"type": "result", "result": result}))["result"])
 
     def close(self) -> None:
         self._pipe = None

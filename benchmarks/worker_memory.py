@@ -25,11 +25,12 @@ import psutil  # noqa: E402
 from app.model_runner import JOB_MODULES  # noqa: E402
 from engines.default_weights import DEFAULT_WEIGHTS  # noqa: E402
 from engines.worker.client import WorkerClient  # noqa: E402
+from engines.worker.requests import DraftRequest, ExplainStudyRequest  # noqa: E402
 
 IMAGE = (np.random.default_rng(0).random((256, 256)) * 255).astype(np.uint8)
-DRAFT = {"images": [IMAGE], "seed": 1, "steps": 4, "override_scope": True}
-EXPLAIN = {"images": [IMAGE], "text": "Heart size normal. No pleural effusion.", "draft": None, "k_drafts": 1,
-           "steps": 4, "ig_steps": 2, "override_scope": True}
+DRAFT = DraftRequest(images=(IMAGE,), seed=1, steps=4, override_scope=True)
+EXPLAIN = ExplainStudyRequest(images=(IMAGE,), text="Heart size normal. No pleural effusion.", draft=None, k_drafts=1,
+                              steps=4, ig_steps=2, override_scope=True)
 
 
 def _mib(pid: int) -> tuple[float, float]:
@@ -44,8 +45,8 @@ def run_layout(two_workers: bool, device: str) -> dict[str, float]:
     t0 = time.perf_counter()
     try:
         drafting.start(timeout=600)
-        drafting.run("draft", DRAFT, timeout=600)
-        explaining.run("explain_study", EXPLAIN, timeout=900)
+        drafting.run(DRAFT, timeout=600)
+        explaining.run(EXPLAIN, timeout=900)
         pids = sorted({p for p in (drafting.pid, explaining.pid) if p is not None})
         sizes = [_mib(p) for p in pids]
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,24 +12,25 @@ from sqlalchemy.orm import Session
 from app.ai.study_images import PROJECTION_MODALITIES, StudyImage, load_study_images
 from app.db.database import Database
 from app.db.models import AiDraft, Instance, QaMessage, Series, Study
+from engines.backends.results import TextOutput
 
 
 def _study_id(session: Session, study_uid: str) -> int | None:
     return session.scalar(select(Study.id).where(Study.study_uid == study_uid))
 
 
-def save_draft(db: Database, study_uid: str, result: dict[str, Any], images_used: list[str]) -> int | None:
+def save_draft(db: Database, study_uid: str, result: TextOutput, images_used: list[str]) -> int | None:
     """Store a drafted report; None when the study is not in the database (e.g. opened from a folder)."""
-    prov = result.get("provenance") or {}
+    prov = result.provenance or {}
     with db.session() as s:
         sid = _study_id(s, study_uid)
         if sid is None:
             return None
         row = AiDraft(study_db_id=sid, engine=str(prov.get("engine", "")), weights_hash=str(prov.get("weights_hash", "")),
-                      seed=int(result.get("seed", 0)), findings=str(result.get("findings", "")),
-                      impression=str(result.get("impression", "")),
-                      token_uncertainty={"tokens": result.get("tokens", []), "confidence": result.get("confidence"),
-                                         "steps": result.get("steps"), "model": prov.get("model", ""),
+                      seed=int(result.seed), findings=str(result.findings), impression=str(result.impression),
+                      token_uncertainty={"tokens": [dataclasses.asdict(t) for t in result.tokens],
+                                         "confidence": result.confidence,
+                                         "steps": result.steps, "model": prov.get("model", ""),
                                          "device": prov.get("device", "")},
                       images_used=list(images_used))
         s.add(row)

@@ -8,19 +8,20 @@ is {text, confidence, uncertainty (= 1 - confidence), entropy, section, start, e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
 from app.ai.ai_store import save_draft
 from app.ai.engine_client import EngineClient
-from app.ai.scope import gate_params, is_out_of_scope, overridden, record_override, scope_line
+from app.ai.scope import gate_params, is_out_of_scope, overridden, record_override, scope_dict, scope_line
 from app.ai.section_order import template_section_order
 from app.ai.study_images import StudyImage, describe_used, order_for_engine
 from app.db.database import Database
+from engines.backends.results import JobResult, TextOutput
 from engines.worker.requests import DraftRequest
 
 
@@ -134,46 +135,52 @@ class DraftService(QObject):
             batch.fraction[job_id] = done / total
             self._emit_batch()
 
-    def _on_finished(self, job_id: str, result: dict[str, Any]) -> None:
-        pending = self._pending.pop(job_id, None)
+    def _on_finished(self, job_id: str, result: JobResult) -> None:
+        pending = self._pending.get(job_id)
         if pending is None:
             return
-        scope = result.get("scope")
+        scope = scope_dict(result)
         if is_out_of_scope(result):  # nothing drafted, nothing stored: say why
+            self._pending.pop(job_id)
             self._batch_step(job_id, ok=False, out_of_scope=True)
             self.draftOutOfScope.emit(pending.study_uid, scope or {})
             return
-        used = [int(i) for i in result.get("images_used", [])]
+        if not isinstance(result, TextOutput):  # e.g. a refusal: no draft to show
+            self._on_failed(job_id, f"the engine answered with a '{result.kind}' result, not a draft")
+            return
+        self._pending.pop(job_id)
+        extra = result.extra or {}
+        used = [int(i) for i in result.images_used]
         used_images = [pending.images[i] for i in used if 0 <= i < len(pending.images)]
         uids = [im.sop_instance_uid for im in used_images]
         draft_id = save_draft(self.db, pending.study_uid, result, uids) if self.db is not None else None
-        prov = dict(result.get("provenance") or {})
-        told = (result.get("extra") or {}).get("told_findings")
+        prov = dict(result.provenance or {})
+        told = extra.get("told_findings")
         if told is not None:  # kept with the draft's provenance in the report version
             prov["told_findings"] = ", ".join(told)
-        probs = (result.get("extra") or {}).get("finding_probabilities")
+        probs = extra.get("finding_probabilities")
         if probs:  # JSON text: the report version keeps provenance values as text (AI results SR reads it)
             prov["finding_probabilities"] = json.dumps(probs, sort_keys=True)
-        prov.update({"seed": result.get("seed"), "steps": result.get("steps"), "draft_id": draft_id,
+        prov.update({"seed": result.seed, "steps": result.steps, "draft_id": draft_id,
                      "created": datetime.now(UTC).isoformat(timespec="seconds"), "job_id": job_id})
         if scope:  # the input gate's decision travels with the draft (report version provenance)
             prov["scope"] = scope_line(scope)
             if overridden(scope):
                 prov["scope_override"] = f"yes, by {pending.username or 'unknown'}"
                 record_override(self.db, pending.username, pending.study_uid, "draft", scope)
-        draft = {"study_uid": pending.study_uid, "findings": result.get("findings", ""),
-                 "impression": result.get("impression", ""), "text": result.get("text", ""),
-                 "token_uncertainty": [{**t, "uncertainty": round(1.0 - float(t.get("confidence", 0.0)), 4)}
-                                       for t in result.get("tokens", [])],
-                 "confidence": result.get("confidence"),
+        draft = {"study_uid": pending.study_uid, "findings": result.findings,
+                 "impression": result.impression, "text": result.text,
+                 "token_uncertainty": [{**dataclasses.asdict(t), "uncertainty": round(1.0 - float(t.confidence), 4)}
+                                       for t in result.tokens],
+                 "confidence": result.confidence,
                  "provenance": prov, "images_used": [im.name for im in used_images], "images_used_uids": uids,
-                 "images_note": describe_used(pending.images, used), "elapsed_s": result.get("elapsed_s"),
-                 "told_findings": told, "sentences": (result.get("extra") or {}).get("sentences"),
-                 "draft_mode": (result.get("extra") or {}).get("draft_mode"),
+                 "images_note": describe_used(pending.images, used), "elapsed_s": result.elapsed_s,
+                 "told_findings": told, "sentences": extra.get("sentences"),
+                 "draft_mode": extra.get("draft_mode"),
                  "scope": scope,
-                 "reading": (result.get("extra") or {}).get("reading") or {},
-                 "disagreements": (result.get("extra") or {}).get("disagreements") or [],
-                 "stated_uncertain": (result.get("extra") or {}).get("stated_uncertain") or []}
+                 "reading": extra.get("reading") or {},
+                 "disagreements": extra.get("disagreements") or [],
+                 "stated_uncertain": extra.get("stated_uncertain") or []}
         self._batch_step(job_id, ok=True)
         self.draftReady.emit(pending.study_uid, draft)
 

@@ -21,8 +21,8 @@ from engines.worker.requests import JobRequest
 class EngineClient(QObject):
     """Submit jobs (draft/answer/synthesise/inpaint/explain) and follow them through signals.
 
-    Signals: jobQueued(id, kind, label), jobStarted(id), progress(id, done, total), finished(id, result),
-    failed(id, message), cancelled(id), status(dict with state/name/device/model/memory/error).
+    Signals: jobQueued(id, kind, label), jobStarted(id), progress(id, done, total), finished(id, result: typed
+    by the core, engines.worker.client.typed_result), failed(id, message: also a result that could not be read), cancelled(id), status(dict with state/name/device/model/memory/error).
     `core` is the WorkerClient itself, for views that wait on their own thread (app.model_runner).
     """
 

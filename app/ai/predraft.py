@@ -26,6 +26,7 @@ from app.db.database import Database
 from app.db.queries import search_studies
 from engines.backends import BackendError, EngineBackend
 from engines.backends.errors import ServiceUnavailable
+from engines.backends.results import TextOutput
 from engines.errors import JobCancelled
 from engines.worker.dispatch import provenance, run_job
 from engines.worker.requests import DraftRequest, RequestError
@@ -123,7 +124,7 @@ class Predrafter:
         try:  # the AI panel's job, input gate included (engines.worker.dispatch), on this engine or the service
             request = DraftRequest(images=tuple(im.pixels for im in images), steps=self.steps, seed=self.seed,
                                    **gate_params(images), **self._draft_options(uid, images))
-            result = run_job(self.backend, request, lambda *_a: None, cancel.is_set).to_json()  # stored as JSON
+            result = run_job(self.backend, request, lambda *_a: None, cancel.is_set)
         except ServiceUnavailable as exc:
             stop.append(str(exc))
             return PredraftOutcome(uid, "failed", str(exc), seconds=time.perf_counter() - t0)
@@ -135,10 +136,13 @@ class Predrafter:
             return PredraftOutcome(uid, "failed", f"engine error: {type(exc).__name__}: {exc}",
                                    seconds=time.perf_counter() - t0)
         if is_out_of_scope(result):  # the gate stopped it: nothing stored, the radiologist reads it unaided
-            return PredraftOutcome(uid, "skipped", f"out of the engine's scope: {result.get('message', '')}",
+            return PredraftOutcome(uid, "skipped", f"out of the engine's scope: {result.message}",
                                    seconds=time.perf_counter() - t0)
-        result["provenance"] = provenance(self.backend, self.engine_name)
-        used = [images[i].sop_instance_uid for i in result.get("images_used") or [] if 0 <= i < len(images)]
+        if not isinstance(result, TextOutput):
+            return PredraftOutcome(uid, "failed", f"the engine answered with a '{result.kind}' result, not a draft",
+                                   seconds=time.perf_counter() - t0)
+        result.provenance = provenance(self.backend, self.engine_name)
+        used = [images[i].sop_instance_uid for i in result.images_used if 0 <= i < len(images)]
         draft_id = save_draft(self.db, uid, result, used)
         return PredraftOutcome(uid, "drafted", "", draft_id, time.perf_counter() - t0,
-                               str((result.get("extra") or {}).get("served_by", "")))
+                               str((result.extra or {}).get("served_by", "")))

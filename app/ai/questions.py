@@ -14,9 +14,10 @@ from PySide6.QtCore import QObject, Signal
 from app.ai.ai_store import qa_history, save_qa
 from app.ai.engine_client import EngineClient
 from app.ai.question_scope import CANNOT_ANSWER, question_scope
-from app.ai.scope import gate_params, is_out_of_scope, overridden, record_override, scope_line
+from app.ai.scope import gate_params, is_out_of_scope, overridden, record_override, scope_dict, scope_line
 from app.ai.study_images import StudyImage, order_for_engine
 from app.db.database import Database
+from engines.backends.results import JobResult, Refused, RegionMaps, TextOutput
 from engines.worker.requests import AnswerRequest, RegionMapRequest
 
 #: Backend answer modes that pick one of a few fixed answers (engines.backends.diffusion).
@@ -82,29 +83,33 @@ class QaService(QObject):
         or by the finding head) starts at 50%, so it needs `min_choice_confidence`; free text `min_confidence`."""
         return self.min_choice_confidence if extra.get("mode") in CHOICE_MODES else self.min_confidence
 
-    def _on_finished(self, job_id: str, result: dict[str, Any]) -> None:
+    def _on_finished(self, job_id: str, result: JobResult) -> None:
         if job_id in self._maps:
             asked = self._maps.pop(job_id)
-            maps = result.get("maps") or {}
+            maps = result.maps if isinstance(result, RegionMaps) else {}  # an out-of-scope map job has none
             if "attention" in maps:
                 self.regionMap.emit(asked.study_uid, asked.question, maps["attention"])
             return
         asked = self._asked.pop(job_id, None)
         if asked is None:
             return
-        engine = str((result.get("provenance") or {}).get("engine", ""))
-        scope = result.get("scope")
-        if result.get("kind") == "refused":  # the engine has no basis for this question
-            answer = f"{CANNOT_ANSWER} Refused: {result.get('reason', '')}. {result.get('can_answer', '')}".strip()
+        engine = str((result.provenance or {}).get("engine", ""))
+        scope = scope_dict(result)
+        if isinstance(result, Refused):  # the engine has no basis for this question
+            answer = f"{CANNOT_ANSWER} Refused: {result.reason}. {result.can_answer}".strip()
             self._finish(asked.study_uid, asked.question, answer, None, engine, False, "", refused=True)
             return
         if is_out_of_scope(result):  # the input gate stopped it: nothing was read
             answer = f"Not answered: {scope_line(scope)}"
             self._finish(asked.study_uid, asked.question, answer, None, engine, False, "", scope=scope)
             return
-        conf = float(result.get("confidence") or 0.0)
-        raw = str(result.get("text", "")).strip()
-        extra = result.get("extra") or {}
+        if not isinstance(result, TextOutput):  # an answer is text; anything else is the engine's mistake
+            self.failed.emit(asked.study_uid, asked.question,
+                             f"the engine answered with a '{result.kind}' result, not an answer")
+            return
+        conf = float(result.confidence or 0.0)
+        raw = str(result.text).strip()
+        extra = result.extra or {}
         if not raw:
             answer = f"{CANNOT_ANSWER} (the engine gave no answer)"
         elif "uncertain_band" in extra:  # a calibrated yes/no/uncertain: the band already says when it cannot tell

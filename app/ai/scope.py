@@ -2,7 +2,7 @@
 record of an override.
 
 The gate itself runs in the engine worker (engines.scope.guard): every job that reads images returns its
-scope decision (`result["scope"]`), and an out-of-scope job returns that alone (`kind == "out_of_scope"`)
+scope decision (`result.scope`, a ScopeDecision), and an out-of-scope job returns that alone (an `OutOfScope`)
 unless it was submitted with `override_scope`. An override is the user's explicit choice; when a job ran
 under one, the app writes it to the audit log (action `ai_scope_override`) and the draft's provenance.
 """
@@ -10,13 +10,16 @@ under one, the app writes it to the audit log (action `ai_scope_override`) and t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from app.db.database import Database
 from app.reports import audit
+from engines.backends.results import JobResult, OutOfScope
+from engines.scope.gate import ScopeDecision
 from engines.scope.guard import OUT_OF_SCOPE
 
-__all__ = ["OUT_OF_SCOPE", "gate_params", "is_out_of_scope", "overridden", "record_override", "scope_line"]
+__all__ = ["OUT_OF_SCOPE", "gate_params", "is_out_of_scope", "overridden", "record_override", "scope_dict",
+           "scope_line"]
 
 
 def gate_params(images: Sequence[Any], override: bool = False) -> dict[str, Any]:
@@ -24,8 +27,15 @@ def gate_params(images: Sequence[Any], override: bool = False) -> dict[str, Any]
     return {"headers": tuple(dict(getattr(im, "header", {}) or {}) for im in images), "override_scope": bool(override)}
 
 
-def is_out_of_scope(result: dict[str, Any]) -> bool:
-    return result.get("kind") == OUT_OF_SCOPE
+def is_out_of_scope(result: JobResult | dict[str, Any]) -> TypeGuard[OutOfScope]:
+    return isinstance(result, OutOfScope)
+
+
+def scope_dict(result: JobResult) -> dict[str, Any] | None:
+    """The gate's decision in the form the panels, the report provenance and the audit log keep; None when the
+    job read no image (or the engine did not say)."""
+    scope: ScopeDecision | None = result.scope
+    return scope.to_dict() if scope is not None else None
 
 
 def overridden(scope: dict[str, Any] | None) -> bool:

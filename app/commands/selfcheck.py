@@ -266,7 +266,9 @@ def check_worker() -> list[Check]:
     """
 
     from engines.backends.diffusion import DEFAULT_WEIGHTS
+    from engines.backends.results import TextOutput
     from engines.worker.client import WorkerClient, worker_command
+    from engines.worker.requests import DraftRequest
 
     with tempfile.TemporaryDirectory(prefix="radstation-selfcheck-") as tmp:
         path = DEFAULT_WEIGHTS
@@ -280,13 +282,15 @@ def check_worker() -> list[Check]:
             image, what = _selfcheck_image()
             # The engine's input gate turns away what is not a frontal chest radiograph: the bundled demo
             # radiograph is one; a drawn pattern (no demo installed) runs under an explicit override.
-            draft = worker.run("draft", {"images": [image], "seed": 1, "override_scope": what != "demo radiograph"},
+            draft = worker.run(DraftRequest(images=(image,), seed=1, override_scope=what != "demo radiograph"),
                                timeout=300)
         seconds = time.monotonic() - t0
     which = "shipped weights" if path == DEFAULT_WEIGHTS else "tiny random checkpoint"
-    ok = bool(draft.get("findings") or draft.get("impression"))
-    if not ok and draft.get("kind") in ("out_of_scope", "refused"):
-        which += f"; the input gate turned the {what} away: {draft.get('reason') or draft.get('kind')}"
+    text = draft if isinstance(draft, TextOutput) else None
+    ok = text is not None and bool(text.findings or text.impression)
+    if text is None:  # the input gate turned it away (OutOfScope), or the engine refused
+        why = getattr(draft, "message", "") or getattr(draft, "reason", "") or getattr(draft, "kind", "?")
+        which += f"; the input gate turned the {what} away: {why}"
     return [Check("engine worker", OK if ok else FAIL,
                   f"`{' '.join(worker_command())}` loaded {status.get('name')} on {status.get('device')} "
-                  f"({which}) and drafted {len(str(draft.get('findings', '')))} chars in {seconds:.1f} s")]
+                  f"({which}) and drafted {len(text.findings) if text else 0} chars in {seconds:.1f} s")]

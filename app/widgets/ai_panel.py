@@ -30,6 +30,7 @@ from app.ai.study_images import StudyImage
 from app.settings import Settings
 from app.settings_schema import BY_KEY
 from app.widgets.report_editor import AI_TINT
+from engines.backends.results import JobResult, OutOfScope, Refused
 
 DRAFT_SHORTCUT = "Ctrl+Shift+D"
 MAX_ROWS = 30
@@ -342,7 +343,7 @@ class AiPanel(QWidget):
         if job_id in self.rows:
             self.rows[job_id].set_progress(done, total)
 
-    def _on_finished(self, job_id: str, result: dict[str, Any]) -> None:
+    def _on_finished(self, job_id: str, result: JobResult | dict[str, Any]) -> None:
         self._end(job_id, "done", _done_text(result))
 
     def _on_cancelled(self, job_id: str) -> None:
@@ -450,8 +451,11 @@ class AiPanel(QWidget):
                 self._items.pop(row.job_id, None)
 
 
-def _done_text(result: dict[str, Any]) -> str:
-    if result.get("kind") in ("out_of_scope", "refused"):
-        return "out of scope" if result.get("kind") == "out_of_scope" else "refused"
-    elapsed = result.get("elapsed_s")
+def _done_text(result: JobResult | dict[str, Any]) -> str:
+    """A finished job's row text: typed results for the engine's jobs, the extra kinds' own dicts as they are."""
+    if isinstance(result, OutOfScope):
+        return "out of scope"
+    if isinstance(result, Refused):
+        return "refused"
+    elapsed = result.get("elapsed_s") if isinstance(result, dict) else getattr(result, "elapsed_s", None)
     return f"done in {float(elapsed):.1f} s" if elapsed is not None else "done"

@@ -34,8 +34,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.model_runner import as_runner
+from engines.backends.results import OutOfScope
 from engines.errors import JobCancelled
-from engines.scope.guard import OUT_OF_SCOPE
 from engines.worker.requests import ExplainStudyRequest
 from engines.worker.wire import to_wire
 from explain.cache import ExplanationCache, explanation_key
@@ -262,8 +262,10 @@ class ExplainPanel(QWidget):
 
         def job(progress, cancel) -> StudyExplanation:
             result = runner.run(request, None, progress, cancel)
-            if result.get("kind") == OUT_OF_SCOPE:
-                raise OutOfScopeError(str((result.get("scope") or {}).get("summary", "out of scope")))
+            if isinstance(result, OutOfScope):
+                raise OutOfScopeError(result.message)
+            if not isinstance(result, dict):  # the engine answered with another job's result
+                raise RuntimeError(f"the engine sent a '{result.kind}' result, not an explanation")
             if not self.engine_key:
                 self.engine_key = str(result.get("engine_key", ""))
             self._last_scope = result.get("scope") or {}

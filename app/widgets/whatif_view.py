@@ -44,11 +44,11 @@ from app.counterfactual import (
 )
 from app.counterfactual.model_identity import model_identity
 from app.model_runner import ModelRunner, as_runner
+from engines.backends.results import OutOfScope
 from engines.counterfactual import EditError, WhatIfRequest, WhatIfResult, apply_instruction
 from engines.counterfactual.metrics import blend
 from engines.counterfactual.worker_jobs import WARNING_KIND, whatif_from_result
 from engines.errors import JobCancelled
-from engines.scope.guard import OUT_OF_SCOPE
 from engines.scope.header import header_of
 from engines.worker.requests import WhatIfJob
 from engines.worker.wire import to_wire
@@ -101,10 +101,12 @@ def _run_whatif(runner: ModelRunner, request: WhatIfRequest, flags: dict[str, An
     job.progress(0, 0, "waiting for the engine")
     raw = runner.run(WhatIfJob(request=to_wire(request), **flags), None,
                      lambda a, b, s="": job.progress(int(a), int(b), str(s)), job.cancelled)
+    if isinstance(raw, OutOfScope):
+        return "out_of_scope", raw.scope.to_dict()
+    if not isinstance(raw, dict):  # the engine answered with another job's result
+        raise RuntimeError(f"the engine sent a '{raw.kind}' result, not a what-if image")
     if raw.get("kind") == WARNING_KIND:
         return "warned", list(raw.get("warnings") or [])
-    if raw.get("kind") == OUT_OF_SCOPE:
-        return "out_of_scope", dict(raw.get("scope") or {})
     return "done", (whatif_from_result(raw), raw.get("scope"))
 
 

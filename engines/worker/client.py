@@ -6,6 +6,12 @@ caller but `start`, `wait`/`run` and `close`: the process is read on background 
 (queued, started, progress, finished, failed, cancelled, status) goes to the `on_event` callback, from
 whichever thread saw it. The app wraps this for Qt signals (app.ai.engine_client); scripts, benchmarks,
 the self-check and the explanation/what-if views block on `run`.
+
+Results are typed here, once, at the wire's edge (`typed_result`): the backend's jobs and any job the input
+gate stopped arrive as engines.backends.results types (TextOutput, ImageOutput, RegionMaps, Refused,
+OutOfScope); the extra kinds' own results stay the dicts their typed readers take. A result that does not
+read as its type fails the job (`bad_result`) with a message naming what is wrong, so a caller never holds
+half a result.
 """
 
 from __future__ import annotations
@@ -22,17 +28,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from engines.backends.results import RESULT_TYPES, JobResult, ResultError, result_from_json
 from engines.errors import JobCancelled
 from engines.worker import WORKER_MODULE
 from engines.worker.protocol import ProtocolError, decode, encode
-from engines.worker.requests import JobRequest
+from engines.worker.requests import BACKEND_REQUESTS, JobRequest
 
 CANCEL_GRACE_S = 15.0  # a job that ignores cancel this long gets its worker stopped
 RETIRE_GRACE_S = 10.0  # a worker told to shut down is killed if it lingers this long
 
 
 class WorkerFailed(RuntimeError):
-    """The job failed; `kind` says why: load, crash, start, backend, oom, bad_request, internal, stopped."""
+    """The job failed; `kind` says why: load, crash, start, backend, oom, bad_request, bad_result, internal,
+    stopped."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -51,13 +59,29 @@ class JobEvent:
     done: int = 0  # progress
     total: int = 0
     stage: str = ""
-    result: dict[str, Any] | None = None  # finished
+    result: JobResult | dict[str, Any] | None = None  # finished: typed (`typed_result`)
     message: str = ""  # failed
     failure: str = ""  # failed: the WorkerFailed kind
     status: dict[str, Any] | None = None  # status
 
 
 EventFn = Callable[[JobEvent], None]
+
+
+def typed_result(kind: str, result: Any) -> JobResult | dict[str, Any]:
+    """A finished job's wire result as its caller reads it: a backend job's result (and any result tagged
+    with a result type, such as an extra job's OutOfScope) rebuilt by `result_from_json`; an extra kind's own
+    dict as it came. ResultError when it is not what its tag or its job kind says."""
+    if not isinstance(result, dict):
+        raise ResultError(f"the '{kind}' job's result is {type(result).__name__}, not a mapping")
+    if kind not in BACKEND_REQUESTS and result.get("kind") not in RESULT_TYPES:
+        return result
+    try:
+        return result_from_json(result)
+    except ResultError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a nested field of the wrong shape
+        raise ResultError(f"a '{result.get('kind')}' result has a malformed field: {type(exc).__name__}: {exc}") from None
 
 
 @dataclass
@@ -152,10 +176,10 @@ class WorkerClient:
 
     def wait(self, job_id: str, timeout: float | None = 120, *,
              on_progress: Callable[[int, int, str], None] | None = None,
-             cancel: Callable[[], bool] | None = None, poll_s: float = 0.1) -> dict[str, Any]:
-        """Block until the job ends; return its result dict, raise JobCancelled when it was cancelled or
-        WorkerFailed(kind, message) when it failed. `cancel` is polled every `poll_s` and, once True, asks
-        the worker to stop the job. `timeout=None` waits as long as the job runs."""
+             cancel: Callable[[], bool] | None = None, poll_s: float = 0.1) -> JobResult | dict[str, Any]:
+        """Block until the job ends; return its result (typed: `typed_result`), raise JobCancelled when it was
+        cancelled or WorkerFailed(kind, message) when it failed. `cancel` is polled every `poll_s` and, once
+        True, asks the worker to stop the job. `timeout=None` waits as long as the job runs."""
         with self._lock:
             job = self._waitable.get(job_id)
         if job is None:
@@ -179,14 +203,14 @@ class WorkerClient:
                 with self._lock:
                     self._waitable.pop(job_id, None)
                 if event.type == "finished":
-                    return dict(event.result or {})
+                    return event.result if event.result is not None else {}
                 if event.type == "cancelled":
                     raise JobCancelled("cancelled")
                 raise WorkerFailed(event.failure or "error", event.message)
 
     def run(self, job: JobRequest | str, params: dict[str, Any] | None = None, timeout: float | None = 120, *,
             progress: Callable[[int, int, str], None] | None = None,
-            cancel: Callable[[], bool] | None = None, broadcast: bool = False) -> dict[str, Any]:
+            cancel: Callable[[], bool] | None = None, broadcast: bool = False) -> JobResult | dict[str, Any]:
         """Submit and wait: the blocking call of scripts and of views that wait on their own thread."""
         return self.wait(self.submit(job, params, broadcast=broadcast), timeout, on_progress=progress,
                          cancel=cancel)
@@ -413,7 +437,13 @@ class WorkerClient:
         if not self._queue:
             out.append(self._status({**self.last_status, "state": "ready", "job": None}))
         if kind == "result":
-            out.append((current, JobEvent("finished", job_id, result=msg["result"])))
+            try:
+                result = typed_result(current.kind, msg.get("result"))
+            except ResultError as exc:
+                out.append(self._failure(current, "bad_result", f"the engine's answer to '{current.kind}' could "
+                                         f"not be read ({exc}); is the engine worker from another version?"))
+            else:
+                out.append((current, JobEvent("finished", job_id, result=result)))
         elif kind == "error":
             out.append(self._failure(current, str(msg.get("kind", "error")), str(msg.get("message", "engine error"))))
         else:

@@ -99,7 +99,7 @@ def test_drafts_and_explanations_share_one_worker_and_one_copy_of_the_weights(ru
     before = {w.pid for w in _workers()}  # workers other tests of this process left running are not this one's
     draft = runner.client.run("draft", {"images": [IMG], "seed": 1, "override_scope": True}, timeout=120)
     pid = runner.pid
-    assert draft["findings"] and draft["provenance"]["model"] == str(tiny_dir)
+    assert draft.findings and draft.provenance["model"] == str(tiny_dir)
     exp = explanation_from_result(runner.run("explain_study", _explain_params()))
     assert len(exp.sentences) == 3 and runner.pid == pid
     assert [w.pid for w in _workers() if w.pid not in before or w.pid == pid] == [pid]  # no second process

@@ -9,6 +9,7 @@ import numpy as np
 from app.ai.engine_client import EngineClient
 from app.ai.services import AiServices
 from app.settings import Settings
+from engines.backends.results import TextOutput
 
 IMG = (np.random.default_rng(0).random((48, 48)) * 255).astype(np.uint8)
 TIMEOUT = 60_000
@@ -30,7 +31,7 @@ def test_draft_streams_progress_and_status(qtbot, client, tiny_vlm_dir) -> None:
     client.status.connect(statuses.append)
     client.progress.connect(lambda jid, d, t: progress.append((d, t)))
     state, result = _run(qtbot, client, "draft", {"images": [IMG]})
-    assert state == "ok" and result["text"] and result["provenance"]["engine"] == "hf-vlm"
+    assert state == "ok" and isinstance(result, TextOutput) and result.text and result.provenance["engine"] == "hf-vlm"
     assert progress and progress[-1] == (6, 6)
     ready = [s for s in statuses if s.get("state") in ("ready", "busy") and s.get("device")]
     assert ready and ready[-1]["model"] == str(tiny_vlm_dir) and ready[-1]["memory"]["rss_mb"] > 0
@@ -72,7 +73,7 @@ def test_engine_is_chosen_in_settings_and_a_missing_directory_is_a_clear_error(q
         settings.set("engine_options", {"max_new_tokens": 3})
         ai.apply_settings(settings)  # no code change: the next job runs on the newly configured engine
         state, result = _run(qtbot, ai.client, "draft", {"images": [IMG]})
-        assert state == "ok" and result["steps"] == 3 and result["provenance"]["model"] == str(tiny_vlm_dir)
+        assert state == "ok" and result.steps == 3 and result.provenance["model"] == str(tiny_vlm_dir)
     finally:
         ai.shutdown()
 

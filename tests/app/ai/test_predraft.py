@@ -13,6 +13,7 @@ from app.db.database import Database
 from app.db.models import Instance, Patient, Series, Study
 from app.demo_studies import ensure_demo_imported
 from engines.backends import create_backend
+from engines.backends.results import TextOutput, TokenUncertainty
 from engines.models.tiny import make_tiny_checkpoint
 
 
@@ -67,10 +68,11 @@ def test_ai_panel_offers_the_stored_draft_and_loads_it_on_click(qtbot, demo_db) 
 
     db, _url = demo_db
     uid = _dx_uids(db)[0]
-    result = {"findings": "The lungs are clear.", "impression": "Normal chest.", "seed": 4, "steps": 3,
-              "tokens": [{"text": "clear", "confidence": 0.8, "entropy": 0.1, "section": "findings", "start": 14,
-                          "end": 19, "step": 1}], "confidence": 0.8,
-              "provenance": {"engine": "ray-serve", "weights_hash": "abc123", "model": "/srv/w", "device": "served"}}
+    result = TextOutput(text="The lungs are clear. Impression: Normal chest.", findings="The lungs are clear.",
+                        impression="Normal chest.", seed=4, steps=3, confidence=0.8,
+                        tokens=[TokenUncertainty("clear", 0.8, 0.1, "findings", 14, 19, 1)],
+                        provenance={"engine": "ray-serve", "weights_hash": "abc123", "model": "/srv/w",
+                                    "device": "served"})
     save_draft(db, uid, result, ["1.2.9"])
     client = EngineClient("diffusion", {})  # no worker starts: nothing is submitted
     panel = AiPanel(client, DraftService(client, db))

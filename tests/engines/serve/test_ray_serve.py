@@ -58,10 +58,10 @@ def test_the_workstation_worker_uses_the_service(service, tiny_dir) -> None:
         status = worker.start()
         assert status["name"] == "ray-serve" and status["model"] == str(tiny_dir)
         result = worker.wait(worker.submit("draft", {"images": [_img(2)], "seed": 1}))
-        prov = result["provenance"]
+        prov = result.provenance
         assert prov["engine"] == "ray-serve" and prov["weights_hash"] == status["weights_hash"]
         assert prov["device"].startswith("served (cpu) by 127.0.0.1:")
-        assert result["findings"] and result["extra"]["served_by"]
+        assert result.findings and result.extra["served_by"]
 
 
 def test_cancel_stops_the_job_on_its_replica(service) -> None:

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from engines.backends.results import TextOutput
 from engines.errors import JobCancelled
 from engines.worker.client import WorkerClient, WorkerFailed
 
@@ -33,10 +34,10 @@ def test_draft_and_answer_jobs_stream_progress(worker) -> None:
     seen: list[tuple[int, int]] = []
     job = worker.submit("draft", {"images": [IMG, IMG]})
     result = worker.wait(job, on_progress=lambda d, t, _stage: seen.append((d, t)))
-    assert result["kind"] == "text" and result["text"] and result["images_used"] == [0, 1]
+    assert isinstance(result, TextOutput) and result.text and result.images_used == [0, 1]
     assert seen and seen[-1] == (10, 10)
     answer = worker.run("answer", {"images": [IMG], "question": "Is the heart enlarged?"})
-    assert answer["text"] and 0 < answer["confidence"] <= 1
+    assert isinstance(answer, TextOutput) and answer.text and 0 < answer.confidence <= 1
 
 
 def test_unsupported_job_and_bad_input_fail_cleanly_and_worker_lives_on(worker) -> None:
@@ -47,7 +48,7 @@ def test_unsupported_job_and_bad_input_fail_cleanly_and_worker_lives_on(worker) 
         worker.run("draft", {"images": []})
     with pytest.raises(WorkerFailed, match="unknown job kind"):
         worker.run("paint", {})
-    assert worker.run("draft", {"images": [IMG]})["text"]
+    assert worker.run("draft", {"images": [IMG]}).text
 
 
 def test_cancel_a_long_job(worker) -> None:
