@@ -32,6 +32,7 @@ from app.dicom_objects.key_objects import build_kos
 from app.dicom_objects.measurement_report import build_measurement_report
 from app.dicom_objects.presentation_state import build_gsps
 from app.reports.document import ReportDocument
+from app.reports.identity_attributes import identity_attributes
 
 STATE_OF_LABEL = {1: "present", 0: "absent", -1: "uncertain"}
 COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
@@ -39,30 +40,7 @@ COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
 
 def identity_dataset(doc: ReportDocument) -> Dataset:
     """Patient and study attributes of the report's study, as every object of the report carries them."""
-    ident = doc.identity
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.PatientID = ident.patient_id
-    ds.PatientName = ident.patient_name
-    if ident.issuer:
-        ds.IssuerOfPatientID = ident.issuer
-    ds.PatientBirthDate = ident.patient_birth_date
-    ds.PatientSex = ident.patient_sex if ident.patient_sex in ("M", "F", "O") else ""
-    ds.StudyInstanceUID = ident.study_uid
-    ds.AccessionNumber = ident.accession
-    ds.StudyID = study_id(doc)
-    ds.StudyDate = ident.study_date
-    ds.StudyTime = ident.study_time
-    ds.ReferringPhysicianName = ident.referring_physician
-    if ident.study_description:
-        ds.StudyDescription = ident.study_description
-    return ds
-
-
-def study_id(doc: ReportDocument) -> str:
-    """Study ID (SH, 16 chars): the accession when it fits, else a stable short id of the study."""
-    acc = doc.identity.accession
-    return acc if acc and len(acc) <= 16 else doc.identity.study_uid.replace(".", "")[-16:]
+    return identity_attributes(doc)
 
 
 def procedure_concept(doc: ReportDocument) -> hd.sr.CodedConcept:

@@ -9,10 +9,11 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, EncapsulatedPDFStorage, ExplicitVRLittleEndian
 
 from app.reports.document import ReportDocument
+from app.reports.identity_attributes import identity_attributes
 
 
 def build_encapsulated_pdf(doc: ReportDocument, pdf: bytes) -> Dataset:
-    ident, v = doc.identity, doc.version
+    v = doc.version
     when = dt.datetime.fromisoformat(v.signed_at).astimezone(dt.UTC) if v.signed_at else dt.datetime.now(dt.UTC)
     sop_uid = doc.uid("encapsulated-pdf")
     meta = FileMetaDataset()
@@ -27,18 +28,7 @@ def build_encapsulated_pdf(doc: ReportDocument, pdf: bytes) -> Dataset:
     ds.SOPInstanceUID = sop_uid
     ds.InstanceCreationDate = when.strftime("%Y%m%d")
     ds.InstanceCreationTime = when.strftime("%H%M%S")
-    # Patient / General Study
-    ds.PatientName = ident.patient_name
-    ds.PatientID = ident.patient_id
-    ds.PatientBirthDate = ident.patient_birth_date
-    ds.PatientSex = ident.patient_sex if ident.patient_sex in ("M", "F", "O") else ""
-    ds.StudyInstanceUID = ident.study_uid
-    ds.StudyDate = ident.study_date
-    ds.StudyTime = ident.study_time
-    ds.ReferringPhysicianName = ident.referring_physician
-    ds.StudyID = ""
-    ds.AccessionNumber = ident.accession
-    ds.StudyDescription = ident.study_description
+    identity_attributes(doc, ds)  # Patient / General Study
     # Encapsulated Document Series
     ds.Modality = "DOC"
     ds.SeriesInstanceUID = doc.uid("encapsulated-pdf-series")

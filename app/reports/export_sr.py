@@ -20,6 +20,7 @@ from pydicom.uid import ComprehensiveSRStorage, ExplicitVRLittleEndian
 from app.dicom_objects.common import person_name
 from app.reports.content import ReportContent
 from app.reports.document import ReportDocument
+from app.reports.identity_attributes import identity_attributes, study_id
 from app.reports.verify import Verification, check_signed_payload, compare_sections
 
 PRIVATE_GROUP = 0x0071
@@ -46,22 +47,10 @@ def _dicom_dt(iso: str) -> str:
 
 
 def _evidence_datasets(doc: ReportDocument) -> tuple[list[Dataset], bool]:
-    ident = doc.identity
     refs = doc.evidence or ()
     out = []
     for ref in refs or (None,):
-        ds = Dataset()
-        ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: report text is never degraded to '?'
-        ds.PatientID = ident.patient_id
-        ds.PatientName = ident.patient_name
-        ds.PatientBirthDate = ident.patient_birth_date
-        ds.PatientSex = ident.patient_sex if ident.patient_sex in ("M", "F", "O") else ""
-        ds.StudyInstanceUID = ident.study_uid
-        ds.AccessionNumber = ident.accession
-        ds.StudyID = ""
-        ds.StudyDate = ident.study_date
-        ds.StudyTime = ident.study_time
-        ds.ReferringPhysicianName = ident.referring_physician
+        ds = identity_attributes(doc)
         if ref is not None:
             ds.SeriesInstanceUID = ref.series_uid
             ds.SOPClassUID = ref.sop_class_uid
@@ -199,7 +188,6 @@ def related_object_items(doc: ReportDocument) -> list[hd.sr.ContentItem]:
 def complete_study_header(sr: Dataset, doc: ReportDocument) -> None:
     """StudyDescription, StudyID, the request (accession, requested procedure code), the performed procedure
     code and the related KOS / AI SR as pertinent other evidence."""
-    from app.dicom_objects.report_objects import study_id
 
     ident = doc.identity
     if ident.study_description:

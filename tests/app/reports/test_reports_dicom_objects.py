@@ -300,3 +300,19 @@ def test_k_in_the_viewer_flags_an_image_that_goes_out_as_an_of_interest_kos(env,
     assert kos.resolve_reference(image.sop_instance_uid)[2] == image.sop_instance_uid
     sel = KeySelection.from_dataset(ds)
     assert sel.title == "Of Interest" and sel.images == {image.sop_instance_uid: image.dataset.SeriesInstanceUID}
+
+
+def test_every_object_of_a_report_carries_the_same_patient_and_study_attributes(env, radiologist, tmp_path):
+    """One helper sets them (app.reports.identity_attributes): the encapsulated PDF had left Study ID empty and the
+    issuer out while the KOS gave the accession, so a PACS listed one study's report objects under two Study IDs."""
+    from app.reports.export_encapsulated import build_encapsulated_pdf
+
+    doc = build_document(env.service, _ai_signed(env, radiologist).id)
+    objects = {"sr": build_sr(doc), "pdf": build_encapsulated_pdf(doc, b"%PDF-1.4\n%%EOF\n"),
+               "kos": report_kos(doc, "Dr Rad"), "ai": report_ai_sr(env.db, doc)}
+    keys = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "AccessionNumber",
+            "StudyID", "StudyDate", "StudyTime")
+    seen = {name: tuple(str(dcmread(_save(ds, tmp_path / f"{name}.dcm")).get(k, "")) for k in keys)
+            for name, ds in objects.items()}
+    assert len(set(seen.values())) == 1, seen
+    assert dict(zip(keys, seen["pdf"], strict=True))["StudyID"] == "ACC123"
