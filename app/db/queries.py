@@ -208,6 +208,22 @@ def _series_kind(series: Series, store: Path) -> str:
                         series.description)
 
 
+def warm_series_kinds(session: Session, study_uids: list[str], cancelled: Any = None) -> int:
+    """Classify the series of these studies now (off the GUI thread) so that `study_ref` finds their kinds
+    cached when one is opened (app.dicom_objects.classify); `cancelled()` stops early. Returns how many series
+    were classified."""
+    store = Path(session.info.get("store_dir") or (data_dir() / "store"))
+    done = 0
+    for uid in study_uids:
+        if cancelled is not None and cancelled():
+            break
+        study = session.scalar(select(Study).where(Study.study_uid == uid))
+        for series in study.series if study is not None else []:
+            _series_kind(series, store)
+            done += 1
+    return done
+
+
 def _derived_rank(kind: str) -> int:
     """0 for acquired images, 1 for derived / synthetic / non-image objects: the viewer lists those after
     the acquired series, apart (app.dicom_objects.classify)."""

@@ -9,6 +9,7 @@ Burned In Annotation, Series Description), read without pixels.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pydicom
@@ -67,6 +68,13 @@ def kind_of(sop_class_uid: str, modality: str = "", series_description: str = ""
     return ACQUIRED
 
 
+# kind_of_file's answers for files whose header it read, by path (and the file's mtime and size, so a file
+# replaced in place is read again): each study open classifies the first file of every series, ~5-15 ms of
+# header read each on the GUI thread under load; the worklist warms it for the studies it lists
+_HEADER_KINDS: dict[tuple[str, str, str, str], tuple[tuple[int, int], str]] = {}
+_HEADER_KINDS_MAX = 20000
+
+
 def kind_of_file(path: str | Path, sop_class_uid: str = "", modality: str = "", series_description: str = "") -> str:
     """kind_of with the header read from `path` (no pixels) when the SOP Class needs it; an unreadable
     file is not evidence (derived) rather than a crash."""
@@ -75,11 +83,24 @@ def kind_of_file(path: str | Path, sop_class_uid: str = "", modality: str = "", 
     if quick != ACQUIRED or not uid.startswith(SC_PREFIX):
         return quick
     try:
+        stat = os.stat(path)
+    except OSError:  # a missing file must not be picked as evidence
+        return DERIVED
+    key, stamp = (os.fspath(path), uid, modality, series_description), (stat.st_mtime_ns, stat.st_size)
+    known = _HEADER_KINDS.get(key)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    try:
         header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[
             "ImageType", "BurnedInAnnotation", "ImageComments", "SeriesDescription"])
     except Exception:  # noqa: BLE001 - a missing/broken file must not be picked as evidence
-        return DERIVED
-    return kind_of(uid, modality, str(header.get("SeriesDescription", series_description)), header)
+        kind = DERIVED
+    else:
+        kind = kind_of(uid, modality, str(header.get("SeriesDescription", series_description)), header)
+    if len(_HEADER_KINDS) >= _HEADER_KINDS_MAX:
+        _HEADER_KINDS.clear()
+    _HEADER_KINDS[key] = (stamp, kind)
+    return kind
 
 
 def label(kind: str) -> str:

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from sqlalchemy import select
 
 from app.db.models import Patient, Study
-from app.formatting import format_date, person_name
+from app.formatting import format_date, format_datetime, person_name
 from app.widgets.archive_fetch import ArchiveFetchController
 from app.widgets.background_job import BackgroundJob
 
@@ -71,6 +71,12 @@ def list_cache(controller: ArchiveFetchController) -> CacheListing:
     return CacheListing(rows, sum(s.size for s in studies), controller.cache.limit_bytes)
 
 
+def opened_text(last_opened: float) -> str:
+    """When a study was last opened (a POSIX timestamp) in the app's one date-time format, local time, as
+    the worklist and the report show dates ('' for never)."""
+    return format_datetime(dt.datetime.fromtimestamp(last_opened, tz=dt.UTC)) if last_opened else ""
+
+
 def format_size(n: int) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= scale:
@@ -86,7 +92,7 @@ class ImageCacheDialog(QDialog):
                  user_name: Callable[[], str] = lambda: "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(TITLE)
-        self.resize(900, 420)
+        self.resize(1000, 420)
         self.controller, self._open_uid, self._user = controller, open_study_uid, user_name
         self.listing: CacheListing | None = None
         self._job: BackgroundJob | None = None
@@ -96,7 +102,10 @@ class ImageCacheDialog(QDialog):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        for column in range(len(COLUMNS)):  # names and dates whole; the description takes what is left
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch if column == 2
+                                        else QHeaderView.ResizeMode.ResizeToContents)
         self.table.itemSelectionChanged.connect(self._sync_buttons)
         self.remove_button = QPushButton("Remove from this workstation")
         self.keep_button = QPushButton("Keep on this workstation")
@@ -144,8 +153,7 @@ class ImageCacheDialog(QDialog):
             self.summary.setText(f"No cache limit; in use {format_size(listing.usage)}; {len(listing.rows)} studies.")
         self.table.setRowCount(len(listing.rows))
         for r, row in enumerate(listing.rows):
-            opened = dt.datetime.fromtimestamp(row.last_opened).strftime("%Y-%m-%d %H:%M") if row.last_opened else ""
-            cells = (row.patient, row.study_date, row.description, format_size(row.size), opened,
+            cells = (row.patient, row.study_date, row.description, format_size(row.size), opened_text(row.last_opened),
                      "yes" if row.kept else "", row.report_status if row.report_status != "none" else "")
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)

@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.db.database import Database
-from app.db.queries import StudyRow, search_studies
+from app.db.queries import StudyRow, search_studies, warm_series_kinds
 from app.formatting import format_date, person_name
 from viewer.widgets.background import BackgroundRunner
 
@@ -58,6 +58,7 @@ ROW_ACTIONS: tuple[tuple[str, str], ...] = (
     ("open", "Open"), ("open_with_prior", "Open with prior"), ("export", "Export to folder…"),
     ("export_anonymised", "Export anonymised…"), ("send", "Send to PACS…"), ("delete", "Delete…"),
 )
+WARM_STUDIES = 20  # the studies at the top of the list whose series are classified before one is opened
 MODALITIES = ("", "CR", "DX", "CT", "MR", "US", "MG", "XA", "RF", "NM", "PT", "OT", "SC", "SR")
 REPORT_LABELS = {"none": "", "draft": "Draft", "preliminary": "Preliminary", "final": "Final", "amended": "Amended"}
 
@@ -181,6 +182,8 @@ class WorklistWidget(QWidget):
         self.kept_provider: Callable[[], set[str]] | None = None
         self._generation = 0
         self._runner = BackgroundRunner(self)  # searches run one at a time, in order
+        self._warm_runner = BackgroundRunner(self)  # classifies the listed studies' series (see _warm_kinds)
+        self._warm_job: Any = None
 
         self.name_edit = QLineEdit(placeholderText="name (words in any order, * wildcard)")
         self.id_edit = QLineEdit(placeholderText="patient ID")
@@ -389,6 +392,7 @@ class WorklistWidget(QWidget):
             self.model.set_rows(rows)
             if selected:
                 self.select_study(selected)
+            self._warm_kinds([r.study_uid for r in rows[:WARM_STUDIES]])
         if claims != self.model.claims:
             self.model.set_claims(claims)
         if kept != self.model.kept:
@@ -433,8 +437,23 @@ class WorklistWidget(QWidget):
         self.context_menu = menu
         menu.popup(self.table.viewport().mapToGlobal(pos))
 
+    def _warm_kinds(self, study_uids: list[str]) -> None:
+        """Classify the series of the studies at the top of the list in the background: opening one then reads
+        no file headers on the GUI thread (app.db.queries.warm_series_kinds). Any earlier warming still
+        waiting is cancelled; a failure only means the open classifies them itself."""
+        if self._warm_job is not None:
+            self._warm_job.cancel()
+        database = self.database
+
+        def work(job: Any) -> int:
+            with database.session() as session:
+                return warm_series_kinds(session, study_uids, job.cancelled)
+
+        self._warm_job = self._warm_runner.start(work, on_error=lambda _exc: None)
+
     def shutdown(self) -> None:
         self._live.stop()
+        self._warm_runner.wait_idle(30.0)
         self._runner.wait(30.0)
 
     def selected_study_uid(self) -> str | None:

@@ -3,10 +3,17 @@
 Held apart from the `Viewport` widget (napari's model/view split): the list, the selection, per-image
 undo/redo and persistence live here and are tested without a window; the viewport draws them and turns
 mouse and keys into calls on this model. Listeners are plain callbacks `listener(event)`, with `event`
-one of "loaded" (another image's list, or another store), "selected", "moving" (a drag step, not yet
+one of "loaded" (another image's list, or another store; again when a list read in the background
+arrives), "selected", "moving" (a drag step, not yet
 saved) and "changed" (an edit, saved). Shapes are viewer.measure's; each image (SOP Instance UID) keeps
 its own list in a MeasurementStore, so the GSPS/TID 1500 export (which reads the store) sees what the
 reader drew.
+
+A database read on every image change stalled the GUI (20-50 ms per study switch under load), so a widget may
+read the list on another thread: `begin_show` switches to the image at once (empty list), `finish_show` merges
+the stored list in when the read arrives. What the reader draws, moves, renames or deletes meanwhile is kept:
+it is written only once the stored list is known (a store's `save` replaces the image's list, so an earlier
+write would drop the stored shapes) and its undo steps are given the stored shapes too.
 """
 
 from __future__ import annotations
@@ -37,6 +44,10 @@ class ImageMeasurements:
         self._redo: dict[str, list[list[dict[str, Any]]]] = {}
         self._depth = max(1, undo_depth)
         self._listeners: list[Listener] = []
+        self._reads = 0  # tickets handed out by begin_show
+        self._reading: int | None = None  # the ticket of the read still awaited for this image
+        self._unsaved = False  # edited while the read was awaited: saved with the stored list when it arrives
+        self._undo_while_reading = 0  # undo steps remembered while the read was awaited (lack the stored shapes)
 
     # ------------------------------------------------------------ notifications
     def subscribe(self, listener: Listener) -> None:
@@ -60,29 +71,84 @@ class ImageMeasurements:
     def store(self) -> MeasurementStore:
         return self._store
 
-    def set_store(self, store: MeasurementStore | None) -> None:
-        """Where the lists persist (None: an in-memory store for this session); the list is read again."""
+    def set_store(self, store: MeasurementStore | None, reload: bool = True) -> None:
+        """Where the lists persist (None: an in-memory store for this session); the list is read again unless
+        `reload` is False (the caller reads it, e.g. in the background)."""
         self._store = store if store is not None else InMemoryMeasurementStore()
-        self.show(self._uid)
+        if reload:
+            self.show(self._uid)
 
     def show(self, uid: str | None) -> None:
-        """Read the list of image `uid` from the store. A record this version cannot read (written by a newer
-        one) is skipped and left in the store untouched; a store that fails leaves the list empty and says so
-        in `error`."""
+        """Read the list of image `uid` from the store, here and now. A record this version cannot read
+        (written by a newer one) is skipped and left in the store untouched; a store that fails leaves the
+        list empty and says so in `error`."""
+        ticket = self.begin_show(uid, notify=False)
+        if ticket is None:
+            self._notify("loaded")
+            return
+        try:
+            records = self._store.load(uid)  # type: ignore[arg-type]
+        except Exception as exc:  # the database is down: an empty list and the reason, never a crash
+            self.finish_show(ticket, error=exc)
+            return
+        self.finish_show(ticket, records)
+
+    def begin_show(self, uid: str | None, notify: bool = True) -> int | None:
+        """Switch to image `uid` with an empty list and return the ticket its stored list is to be handed to
+        `finish_show` with (None for no image: nothing to read). The caller reads `store.load(uid)`, e.g. on
+        a worker thread; edits meanwhile are kept (see the module's docstring)."""
         self._uid = uid
         self._items, self._selected, self._labels, self._error = [], None, {}, ""
-        if uid is not None:
+        self._unsaved, self._undo_while_reading = False, 0
+        self._reads += 1
+        self._reading = self._reads if uid is not None else None
+        if notify:
+            self._notify("loaded")
+        return self._reading
+
+    def awaits(self, ticket: int | None) -> bool:
+        """Whether the list read for `ticket` is still wanted (any thread: a worker skips a stale read)."""
+        return ticket is not None and self._reading == ticket
+
+    @property
+    def reading(self) -> bool:
+        """The stored list of the image on screen has not arrived yet."""
+        return self._reading is not None
+
+    def finish_show(self, ticket: int, records: list[dict[str, Any]] | None = None,
+                    error: BaseException | None = None) -> bool:
+        """Merge the stored list read for `ticket` in front of what was drawn meanwhile (saved then); False
+        when another image was shown since (the list is dropped). A read that failed (`error`) leaves the
+        list as drawn and says so in `error`; shapes drawn meanwhile are then not written, since the stored
+        list they would replace is unknown."""
+        if ticket is None or self._reading != ticket:
+            return False
+        self._reading = None
+        stored: list[Any] = []
+        for d in records or []:
             try:
-                records = self._store.load(uid)
-            except Exception as exc:  # the database is down: an empty list and the reason, never a crash
-                self._error = f"Measurements could not be loaded: {exc}"
-                records = []
-            for d in records:
-                try:
-                    self._items.append(measure_tool.from_dict(d))
-                except (KeyError, TypeError, ValueError):
-                    continue
+                stored.append(measure_tool.from_dict(d))
+            except (KeyError, TypeError, ValueError):
+                continue
+        unsaved, self._unsaved = self._unsaved, False
+        if error is not None:
+            self._error = f"Measurements could not be loaded: {error}" + (
+                "; the shapes drawn since are NOT saved" if unsaved else "")
+            self._notify("loaded")
+            return True
+        if stored and self._uid is not None and self._undo_while_reading:
+            before = [m.to_dict() for m in stored]
+            for snapshot in self._undo.get(self._uid, [])[-self._undo_while_reading:]:
+                snapshot[:0] = [dict(d) for d in before]
+        self._undo_while_reading = 0
+        self._items = stored + self._items
+        if self._selected is not None:
+            self._selected += len(stored)
+        self._labels = {}
+        if unsaved:
+            self.save()
         self._notify("loaded")
+        return True
 
     # ------------------------------------------------------------ reading
     def __len__(self) -> int:
@@ -195,6 +261,8 @@ class ImageMeasurements:
         stack.append([m.to_dict() for m in self._items])
         del stack[:-self._depth]
         self._redo.pop(self._uid, None)
+        if self._reading is not None:
+            self._undo_while_reading = min(self._undo_while_reading + 1, len(stack))
 
     def undo(self) -> bool:
         """Take back the last add, move, rename or delete on this image (saved at once); False: nothing to undo."""
@@ -204,6 +272,8 @@ class ImageMeasurements:
         return self._swap(self._redo, self._undo)
 
     def _swap(self, source: dict, target: dict) -> bool:
+        if self._reading is not None:  # the steps would restore lists without the stored shapes: once read
+            return False
         if self._uid is None or not source.get(self._uid):
             return False
         target.setdefault(self._uid, []).append([m.to_dict() for m in self._items])
@@ -217,7 +287,9 @@ class ImageMeasurements:
         the shapes here (on screen) and says so in `error`."""
         self._labels = {}
         self._error = ""
-        if self._uid is not None:
+        if self._uid is not None and self._reading is not None:
+            self._unsaved = True  # written with the stored list once it arrives (finish_show)
+        elif self._uid is not None:
             try:
                 self._store.save(self._uid, [m.to_dict() for m in self._items])
             except Exception as exc:  # the database is down: keep the shapes and say so

@@ -105,8 +105,8 @@ class ViewerLayout(QWidget):
         self._study = study
         self._store = measurement_store
         for vp in self._viewports:
+            vp.set_series(None)  # first: the new store then has no image to read (it reads the next series')
             vp.set_measurement_store(measurement_store)
-            vp.set_series(None)
         self.set_active(self._viewports[0])
         self._fill_empty()
 

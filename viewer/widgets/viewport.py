@@ -45,6 +45,7 @@ from viewer.io.decode_queue import shared_queue
 from viewer.io.image import DicomImage
 from viewer.io.refs import SeriesRef
 from viewer.io.series_stack import ImageNotHere, SeriesStack
+from viewer.measure.store import InMemoryMeasurementStore
 from viewer.models import measure_tool
 from viewer.models.measurements import ImageMeasurements
 from viewer.models.orientation import edge_labels, image_axes
@@ -55,6 +56,7 @@ from viewer.presentation.apply import apply_presentation, fit_area
 from viewer.presentation.gsps import PresentationState
 from viewer.presentation.interest import LOCAL_TITLE
 from viewer.presentation.study_objects import StudyObjects
+from viewer.widgets.background import BackgroundRunner
 from viewer.widgets.decode_notice import DONE, notifier
 from viewer.widgets.note_editor import NoteEditor
 from viewer.widgets.presentation_overlay import paint_caption, paint_key_mark, paint_presentation
@@ -107,6 +109,7 @@ class Viewport(QWidget):
         # the measurements, arrows and notes of the image on screen (Qt-free model; this widget draws them)
         self.measurements_model = ImageMeasurements(measurement_store)
         self.measurements_model.subscribe(_weak_listener(self))
+        self._measure_runner: BackgroundRunner | None = None  # reads the shapes of each image from a database
         self._stack: SeriesStack | None = None
         self._series: SeriesRef | None = None
         self._image: DicomImage | None = None
@@ -233,7 +236,7 @@ class Viewport(QWidget):
                 except (TypeError, ValueError):
                     pass
         if image is None or image.sop_instance_uid != previous_uid:
-            self.measurements_model.show(image.sop_instance_uid if image is not None else None)
+            self._show_measurements(image.sop_instance_uid if image is not None else None)
         self._apply_presentation()
         self._drawing = []
         self._render_key = None
@@ -556,7 +559,24 @@ class Viewport(QWidget):
 
     def set_measurement_store(self, store: Any) -> None:
         """Where this viewport's measurements persist (None: an in-memory store for this session)."""
-        self.measurements_model.set_store(store)
+        self.measurements_model.set_store(store, reload=False)
+        self._show_measurements(self.measurements_model.uid)
+
+    def _show_measurements(self, uid: str | None) -> None:
+        """The shapes of image `uid`: from a store in memory at once; from any other (the database) read off
+        the GUI thread, so the image shows at once and its shapes when read (edits meanwhile are merged)."""
+        model = self.measurements_model
+        store = model.store
+        if uid is None or isinstance(store, InMemoryMeasurementStore):
+            model.show(uid)
+            return
+        ticket = model.begin_show(uid)
+        if self._measure_runner is None:
+            self._measure_runner = BackgroundRunner(self)
+        self._measure_runner.start(
+            lambda _job: store.load(uid) if model.awaits(ticket) else None,  # a stale read is skipped
+            on_done=lambda records: model.finish_show(ticket, records),
+            on_error=lambda exc: model.finish_show(ticket, error=exc))
 
     def measurements(self) -> list[Any]:
         return self.measurements_model.items()

@@ -56,6 +56,9 @@ class ViewerWorkspace(QWidget):
         self._store = measurement_store if measurement_store is not None else InMemoryMeasurementStore()
         self._interest_store = interest_store if interest_store is not None else InMemoryInterestStore()
         self._interest: dict[str, InterestRef] = {}  # the open study's "Of Interest" flags by SOP Instance UID
+        self._interest_runner = BackgroundRunner(self)
+        self._interest_reading: StudyRef | None = None  # the study whose flags are being read
+        self._interest_changed: dict[str, tuple[InterestRef, bool]] = {}  # toggled while they were read
         self._study: StudyRef | None = None
         self._objects: StudyObjects | None = None
         self._objects_runner = BackgroundRunner(self)
@@ -186,18 +189,48 @@ class ViewerWorkspace(QWidget):
             self._interest[ref.sop_instance_uid] = ref
         else:
             self._interest.pop(ref.sop_instance_uid, None)
+        if self._interest_reading is not None:
+            self._interest_changed[ref.sop_instance_uid] = (ref, on)  # kept when the stored flags arrive
         self._refresh_interest()
         vp.show_notice("Flagged Of Interest (sent with the report as a KOS)" if on else "Of Interest flag removed")
         return on
 
     def _load_interest(self, study: StudyRef) -> None:
-        try:
-            refs = self._interest_store.load(study.study_uid)
-        except Exception as exc:  # noqa: BLE001 - the study still opens; the banner names the problem
-            refs = []
-            self._show_banner(f"Of Interest flags could not be read: {exc}")
-        self._interest = {r.sop_instance_uid: r for r in refs}
+        """Read the study's flags off the GUI thread (a database read stalled each study switch by 20-50 ms);
+        the images show at once and the marks when read (a store in memory is read here). A flag set or removed meanwhile is saved at once and
+        stays as the reader set it; a result for a study no longer open is dropped."""
+        self._interest_runner.cancel_all()
+        self._interest, self._interest_changed = {}, {}
+        self._interest_reading = study
         self._refresh_interest()
+        store = self._interest_store
+        if isinstance(store, InMemoryInterestStore):  # nothing to wait for: read here
+            self._interest_read(study, store, store.load(study.study_uid))
+            return
+        self._interest_runner.start(
+            lambda _job: store.load(study.study_uid),
+            on_done=lambda refs: self._interest_read(study, store, refs),
+            on_error=lambda exc: self._interest_read(study, store, [], exc))
+
+    def _interest_read(self, study: StudyRef, store: Any, refs: list[InterestRef],
+                       error: BaseException | None = None) -> None:
+        if self._study is not study or self._interest_store is not store or self._interest_reading is not study:
+            return  # another study (or store) since: its own read is under way
+        self._interest_reading = None
+        if error is not None:  # the study is still read; the banner names the problem
+            self._show_banner(f"Of Interest flags could not be read: {error}")
+        merged = {r.sop_instance_uid: r for r in refs}
+        for sop, (ref, on) in self._interest_changed.items():  # what the reader did meanwhile wins
+            if on:
+                merged[sop] = ref
+            else:
+                merged.pop(sop, None)
+        self._interest, self._interest_changed = merged, {}
+        self._refresh_interest()
+
+    def interest_ready(self) -> bool:
+        """Whether the open study's "Of Interest" flags have been read."""
+        return self._interest_reading is None
 
     def _refresh_interest(self) -> None:
         """Mark the flags on every viewport's image and in the series strip's key image counts."""

@@ -5,6 +5,8 @@ No PACS is contacted: every study here is local (the archive node only makes the
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from datetime import date
 
 import pytest
@@ -27,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("home")
 def studies(db, tmp_path):  # type: ignore[no-untyped-def]
     """Three local studies: kept (X), open (Y), report in draft (Z)."""
     uids = {}
-    for key, name in (("X", "KEEP^XAVIER"), ("Y", "OPEN^YVONNE"), ("Z", "DRAFT^ZOE")):
+    for key, name in (("X", "KEEP^XAVIER"), ("Y", "OPEN^YVONNE"), ("Z", "DRAFT-CARDIOMEGALY^ZOE ELIZABETH")):
         study = SyntheticStudy(name, f"P-{key}", date(2026, 12, 1))
         write_series(tmp_path / key, study, 2)
         assert ImportService(db).run([tmp_path / key]).imported == 2
@@ -108,6 +110,13 @@ def test_keep_allow_and_remove_by_clicks_with_reasons_and_pins_that_survive_a_re
     assert kept[x] and not kept[y] and not kept[z]
     assert dialog.listing.rows[0].study_uid == y  # opened last: listed first, with its last-opened time
     assert dialog.table.item(0, 4).text() and all(r.size > 0 for r in dialog.listing.rows)
+    # dates as everywhere in the app ("01 Dec 2026", "07 Dec 2026 08:15"), names and dates never clipped
+    assert dialog.table.item(0, 1).text() == "01 Dec 2026"
+    assert re.fullmatch(r"\d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}", dialog.table.item(0, 4).text())
+    metrics = dialog.table.fontMetrics()
+    for column in (0, 1, 4):
+        widest = max(metrics.horizontalAdvance(dialog.table.item(r, column).text()) for r in range(3))
+        assert dialog.table.columnWidth(column) >= widest, (column, dialog.table.columnWidth(column), widest)
 
     for uid, why in ((y, "it is open in the viewer"), (x, "kept on this workstation"),
                      (z, "its report is draft")):
@@ -161,3 +170,13 @@ def test_without_an_archive_there_is_no_cache_to_manage(qtbot, db, studies, monk
     wl.table.customContextMenuRequested.emit(rect.center())
     labels = [a.text() for a in wl.context_menu.actions()]
     assert "Keep on this workstation" not in labels and "Allow removal" not in labels
+
+
+def test_last_opened_reads_like_every_other_date_in_the_app() -> None:
+    from app.formatting import format_datetime
+    from app.widgets.image_cache import opened_text
+
+    moment = dt.datetime(2026, 12, 7, 7, 22, tzinfo=dt.UTC)
+    assert opened_text(moment.timestamp()) == format_datetime(moment)  # local time, "07 Dec 2026 HH:MM"
+    assert opened_text(moment.timestamp()).startswith("07 Dec 2026 ")
+    assert opened_text(0) == ""  # never opened

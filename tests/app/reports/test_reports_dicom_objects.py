@@ -273,7 +273,8 @@ def test_k_in_the_viewer_flags_an_image_that_goes_out_as_an_of_interest_kos(env,
     ws.resize(900, 600)
     ws.show()
     ws.open_study(ref)
-    qtbot.waitUntil(lambda: ws.thumbnails.icons_ready() and ws.study_objects_ready(), timeout=20000)
+    qtbot.waitUntil(lambda: ws.thumbnails.icons_ready() and ws.study_objects_ready() and ws.interest_ready(),
+                    timeout=20000)
     vp = ws.active_viewport()
     vp.setFocus()
     qtbot.keyClick(vp, Qt.Key.Key_K)

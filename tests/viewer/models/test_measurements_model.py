@@ -176,3 +176,49 @@ def test_without_an_image_nothing_is_saved_or_remembered():
     model.add(Note(anchor=(1, 1), label="x"))
     assert model.uid is None and not model.undo() and store.saved == []
     assert heard.events == ["loaded", "changed"]  # still shown and listed (as before, in session only)
+
+
+def test_a_list_read_in_the_background_is_merged_with_what_was_drawn_meanwhile():
+    """begin_show/finish_show (the viewport reads a database store on a worker thread): a shape drawn, moved
+    and renamed before the stored list arrives survives, the stored ones are not overwritten, and undo then
+    takes back only the reader's own steps."""
+    store = InMemoryMeasurementStore()
+    store.save("1.2.3", [Distance(p0=(0, 0), p1=(10, 0)).to_dict(), Arrow(tip=(1, 1), tail=(9, 9)).to_dict()])
+    model, heard = ImageMeasurements(store), _Recorder()
+    model.subscribe(heard)
+    ticket = model.begin_show("1.2.3")
+    assert model.reading and model.awaits(ticket) and len(model) == 0
+    records = store.load("1.2.3")  # what the worker read
+    model.add(Note(anchor=(3, 4), label="check"))
+    model.move(0, 1, 1)
+    model.rename(0, "drawn while loading")
+    assert len(store.load("1.2.3")) == 2  # nothing written yet: it would replace the stored list
+    assert model.undo() is False  # undo waits for the stored list too
+    assert model.finish_show(ticket, records) is True and not model.reading
+    assert [m.kind for m in model.items()] == ["distance", "arrow", "text"]
+    assert model.selected == 2  # still the shape the reader drew
+    saved = store.load("1.2.3")
+    assert [d["kind"] for d in saved] == ["distance", "arrow", "text"]
+    assert saved[2]["label"] == "drawn while loading" and tuple(saved[2]["anchor"]) == (4, 5)
+    assert heard.events[0] == "loaded" and heard.events[-1] == "loaded"
+    assert model.undo() and model.undo() and model.undo()  # rename, move, add: the stored shapes stay
+    assert [d["kind"] for d in store.load("1.2.3")] == ["distance", "arrow"]
+    assert model.undo() is False
+
+
+def test_a_stale_or_failed_background_read_changes_nothing_it_should_not():
+    store = InMemoryMeasurementStore()
+    store.save("A", [Distance(p0=(0, 0), p1=(10, 0)).to_dict()])
+    model = ImageMeasurements(store)
+    first = model.begin_show("A")
+    second = model.begin_show("B")  # scrolled on before A's list arrived
+    assert not model.awaits(first) and model.awaits(second)
+    assert model.finish_show(first, store.load("A")) is False and len(model) == 0 and model.uid == "B"
+    assert model.finish_show(second, []) is True
+    ticket = model.begin_show("A")
+    model.add(Arrow(tip=(1, 1), tail=(5, 5)))
+    assert model.finish_show(ticket, error=OSError("database is locked")) is True
+    assert "could not be loaded: database is locked" in model.error and "NOT saved" in model.error
+    assert [m.kind for m in model.items()] == ["arrow"]  # still on screen
+    assert [d["kind"] for d in store.load("A")] == ["distance"]  # the stored list was not replaced
+    assert model.begin_show(None) is None and not model.reading

@@ -303,6 +303,7 @@ def test_failing_store_keeps_the_measurement_and_says_so(qtbot, ct_series):
     w.resize(320, 256)
     w.show()
     w.set_series(ct_series)
+    qtbot.waitUntil(lambda: not w.measurements_model.reading, timeout=10000)  # read off the GUI thread
     w.set_tool(Tool.DISTANCE)
     drag(w, w.state.image_to_widget(10, 10, 320, 256), w.state.image_to_widget(30, 10, 320, 256))
     assert w.measurement_labels() == ["10.0 mm"]
