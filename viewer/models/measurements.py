@@ -48,6 +48,7 @@ class ImageMeasurements:
         self._reading: int | None = None  # the ticket of the read still awaited for this image
         self._unsaved = False  # edited while the read was awaited: saved with the stored list when it arrives
         self._undo_while_reading = 0  # undo steps remembered while the read was awaited (lack the stored shapes)
+        self._stored_unknown = False  # the last read failed: the stored list is unknown until read again
 
     # ------------------------------------------------------------ notifications
     def subscribe(self, listener: Listener) -> None:
@@ -99,7 +100,7 @@ class ImageMeasurements:
         a worker thread; edits meanwhile are kept (see the module's docstring)."""
         self._uid = uid
         self._items, self._selected, self._labels, self._error = [], None, {}, ""
-        self._unsaved, self._undo_while_reading = False, 0
+        self._unsaved, self._undo_while_reading, self._stored_unknown = False, 0, False
         self._reads += 1
         self._reading = self._reads if uid is not None else None
         if notify:
@@ -124,14 +125,10 @@ class ImageMeasurements:
         if ticket is None or self._reading != ticket:
             return False
         self._reading = None
-        stored: list[Any] = []
-        for d in records or []:
-            try:
-                stored.append(measure_tool.from_dict(d))
-            except (KeyError, TypeError, ValueError):
-                continue
+        stored = _readable(records)
         unsaved, self._unsaved = self._unsaved, False
         if error is not None:
+            self._stored_unknown = True  # a save would replace a list nobody has seen: read it again first
             self._error = f"Measurements could not be loaded: {error}" + (
                 "; the shapes drawn since are NOT saved" if unsaved else "")
             self._notify("loaded")
@@ -289,9 +286,40 @@ class ImageMeasurements:
         self._error = ""
         if self._uid is not None and self._reading is not None:
             self._unsaved = True  # written with the stored list once it arrives (finish_show)
-        elif self._uid is not None:
+        elif self._uid is not None and self._merge_unknown_stored():
             try:
                 self._store.save(self._uid, [m.to_dict() for m in self._items])
             except Exception as exc:  # the database is down: keep the shapes and say so
                 self._error = f"Measurements NOT saved: {exc}"
         self._notify("changed")
+
+    def _merge_unknown_stored(self) -> bool:
+        """After a failed load the image's stored list is unknown, and a save replaces the whole list: read it
+        now and put it in front of what was drawn (True), or write nothing and say so (False), so shapes saved
+        earlier are never lost because the database was down when the image was shown."""
+        if not self._stored_unknown:
+            return True
+        try:
+            records = self._store.load(self._uid)  # type: ignore[arg-type]
+        except Exception as exc:
+            self._error = ("Measurements NOT saved: this image's stored measurements could not be read, and "
+                           f"saving now would replace them ({exc})")
+            return False
+        stored = _readable(records)
+        self._stored_unknown = False
+        self._items = stored + self._items
+        if self._selected is not None:
+            self._selected += len(stored)
+        return True
+
+
+def _readable(records: list[dict[str, Any]] | None) -> list[Any]:
+    """The stored records this version can read (one written by a newer version is skipped, left in the
+    store untouched)."""
+    out: list[Any] = []
+    for d in records or []:
+        try:
+            out.append(measure_tool.from_dict(d))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out

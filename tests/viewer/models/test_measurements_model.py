@@ -222,3 +222,35 @@ def test_a_stale_or_failed_background_read_changes_nothing_it_should_not():
     assert [m.kind for m in model.items()] == ["arrow"]  # still on screen
     assert [d["kind"] for d in store.load("A")] == ["distance"]  # the stored list was not replaced
     assert model.begin_show(None) is None and not model.reading
+
+
+class _FlakyStore(InMemoryMeasurementStore):
+    """A database that cannot be read for a while (locked, server down) and then can again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def load(self, uid):
+        if self.down:
+            raise OSError("database is locked")
+        return super().load(uid)
+
+
+def test_a_shape_drawn_after_a_failed_load_never_replaces_the_stored_list():
+    """A save replaces the image's whole list: after a failed load it must read the stored list first (and
+    keep it), or write nothing while it cannot, never save only what was drawn since."""
+    store = _FlakyStore()
+    store.save("A", [Distance(p0=(0, 0), p1=(10, 0)).to_dict()])
+    model = ImageMeasurements(store)
+    store.down = True
+    model.show("A")
+    assert len(model) == 0 and "could not be loaded" in model.error
+    model.add(Arrow(tip=(1, 1), tail=(5, 5)))  # the database is still down
+    assert "NOT saved" in model.error and [m.kind for m in model.items()] == ["arrow"]
+    store.down = False
+    assert [d["kind"] for d in store.load("A")] == ["distance"]  # nothing was written while it was down
+    model.add(Note(anchor=(2, 2), label="second"))  # the database is back: read, merge, save
+    assert model.error == ""
+    assert [m.kind for m in model.items()] == ["distance", "arrow", "text"]
+    assert [d["kind"] for d in store.load("A")] == ["distance", "arrow", "text"]
