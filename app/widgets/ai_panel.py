@@ -107,12 +107,28 @@ def reading_html(reading: dict[str, Any], disagreements: list[dict[str, Any]] | 
                     f"<td>{html.escape(str(r.get('answer', '')))}</td></tr>")
     note = "".join(f"<p style='color:#b00020'>Disagreement: {html.escape(d['sentence'])}.</p>"
                    for d in disagreements or [])
-    note += "".join(f"<p style='color:{STATED_UNCERTAIN}'>Stated although the reading is uncertain: "
-                    f"{html.escape(u['sentence'])}.</p>" for u in stated_uncertain or [])
+    note += stated_uncertain_note(stated_uncertain or [])
     uncal = any(not r.get("calibrated") for r in reading.values())
     foot = "<p style='color:#666'>* not calibrated: a raw model score, not a probability.</p>" if uncal else ""
     return (note + "<table cellspacing='0' cellpadding='2'><tr><th align='left'>Engine's reading</th>"
             "<th>probability</th><th>usual</th><th>answer</th></tr>" + "".join(rows) + "</table>" + foot)
+
+
+def stated_uncertain_note(stated_uncertain: list[dict[str, Any]]) -> str:
+    """One amber paragraph for the findings the draft states firmer than the reading (which answers
+    "uncertain"): what it states present, then what it denies, each with the reading's probability. One line per
+    finding filled the panel with near-identical sentences where the reader answers "uncertain" for most findings
+    (its "no" is held to a 10% miss rate)."""
+    if not stated_uncertain:
+        return ""
+    parts = []
+    for state, verb in (("present", "states"), ("absent", "denies")):
+        items = [f"{html.escape(u['finding'].lower())} ({float(u['probability']):.0%})"
+                 for u in stated_uncertain if u.get("text_state") == state]
+        if items:
+            parts.append(f"{verb} {', '.join(items)}")
+    return (f"<p style='color:{STATED_UNCERTAIN}'>Stated although the reading is uncertain: the draft "
+            f"{'; it '.join(parts)}.</p>")
 
 
 class AiPanel(QWidget):

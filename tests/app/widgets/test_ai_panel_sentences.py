@@ -87,8 +87,13 @@ def test_sentences_stating_what_the_reading_holds_uncertain_say_so(qtbot, panel)
     assert firm, "the demo draft no longer states a finding its reading holds uncertain: pick another case"
     assert all(reading[u["finding"]]["answer"] == "uncertain" for u in firm)
     html = panel.reading_view.text()
+    assert html.count("Stated although the reading is uncertain") == 1  # one paragraph, not one per finding
     for u in firm:
-        assert f"Stated although the reading is uncertain: {escape(u['sentence'])}" in html
+        assert f"{escape(u['finding'].lower())} ({u['probability']:.0%})" in html
+    if any(u["text_state"] == "present" for u in firm):
+        assert "the draft states " in html
+    if any(u["text_state"] == "absent" for u in firm):
+        assert "denies " in html
     marked = 0
     for i, s in enumerate(draft["sentences"]):
         held = [f for f, v in s["states"].items() if v in (0, 1) and reading.get(f, {}).get("answer") == "uncertain"]
