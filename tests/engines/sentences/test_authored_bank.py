@@ -15,7 +15,6 @@ import torch
 from engines.default_weights import DEFAULT_WEIGHTS
 from engines.labeler.findings import PATHOLOGIES
 from engines.labeler.label import label_report, split_sentences
-from engines.pipeline import MedimPipeline
 from engines.sentences.authored import (
     SOURCE_DIR,
     AuthoredBankError,
@@ -115,11 +114,6 @@ def test_no_long_authored_sentence_is_an_iu_sentence(cxr_root):
           for a, b in split_sentences(body)}
     copied = [s.text for s in read_sentence_files() if len(s.text.split()) >= 8 and normalise(s.text) in iu]
     assert copied == []
-
-
-@pytest.fixture(scope="module")
-def pipe() -> MedimPipeline:
-    return MedimPipeline.from_pretrained(DEFAULT_WEIGHTS, device="cpu")
 
 
 def test_the_engine_drafts_every_reportable_finding_present_and_uncertain(pipe):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from engines.default_weights import DEFAULT_WEIGHTS
 from engines.pipeline import MedimPipeline
 from engines.sentences.decode import DecodeSettings
 from engines.similar import CaseIndex, CaseRecord
@@ -18,11 +17,6 @@ torch.set_num_threads(1)
 
 PNEUMONIA = ("Patchy right lower lobe airspace opacity consistent with pneumonia.", "Right lower lobe pneumonia.")
 NORMAL = ("The lungs are clear. No pleural effusion or pneumothorax.", "No acute cardiopulmonary abnormality.")
-
-
-@pytest.fixture(scope="module")
-def pipe() -> MedimPipeline:
-    return MedimPipeline.from_pretrained(DEFAULT_WEIGHTS, device="cpu")
 
 
 def _index(n_pneumonia: int, n_normal: int, dim: int = 16) -> tuple[CaseIndex, np.ndarray]:

@@ -281,11 +281,6 @@ def _agree(new: dict, old: dict, tol: float = 1e-5) -> None:
                 assert a[k] == b[k], k
 
 
-@pytest.fixture(scope="module")
-def pipe() -> MedimPipeline:
-    return MedimPipeline.from_pretrained(DEFAULT_WEIGHTS, device="cpu")
-
-
 def _reader(pipe, present=(), uncertain=(), scale=1.0):
     """A reading with `present` clearly present, `uncertain` just above its threshold (prevalence x `scale`),
     the rest clearly absent."""

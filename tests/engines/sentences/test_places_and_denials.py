@@ -10,29 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from engines.default_weights import DEFAULT_WEIGHTS
-from engines.pipeline import MedimPipeline
 from engines.sentences.decode import DecodeSettings
 from engines.sentences.reading import names_place, read_sentence, redundant
 from engines.similar import CaseIndex, CaseRecord
+from tests.support.sentence_readings import clear_reading
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def pipe() -> MedimPipeline:
-    return MedimPipeline.from_pretrained(DEFAULT_WEIGHTS, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def image() -> np.ndarray:
-    yy, xx = np.mgrid[0:256, 0:256]
-    return (128 + 60 * np.sin(xx / 17.0) * np.cos(yy / 23.0)).astype(np.uint8)
-
-
-def _reader(pipe, present=()):
-    return {f: (0.95 if f in present else (0.01 if f != "No Finding" else (0.05 if present else 0.95)))
-            for f in pipe.model_config.findings}
 
 
 def _faults(sentences: list[dict]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -58,7 +41,7 @@ def test_the_rules_read_places_and_double_denials() -> None:
 @pytest.mark.parametrize("present", [{"Pneumonia"}, {"Pneumonia", "Lung Opacity"}, {"Atelectasis", "Pleural Effusion"},
                                      {"Pneumothorax"}, {"Lung Lesion", "Consolidation"}, {"Pleural Other"}, set()])
 def test_a_draft_names_no_side_or_lobe_and_denies_nothing_twice(pipe, image, present) -> None:
-    res = pipe.draft_sentences([image], reader=_reader(pipe, present))
+    res = pipe.draft_sentences([image], reader=clear_reading(pipe, present))
     placed, twice = _faults(res.sentences)
     assert not placed, res.text
     assert not twice, res.text

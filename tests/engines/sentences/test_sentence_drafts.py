@@ -5,38 +5,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 import pytest
 import torch
 
-from engines.default_weights import DEFAULT_WEIGHTS
 from engines.errors import JobCancelled
 from engines.labeler.label import label_report
-from engines.pipeline import MedimPipeline
 from engines.sentences.bank import normalise
 from engines.sentences.decode import DecodeSettings
 from engines.sentences.reading import conflicts, read_sentence
 from engines.similar import CaseIndex, CaseRecord
 from lab.eval.consistency import contradictions
+from tests.support.sentence_readings import clear_reading
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def pipe() -> MedimPipeline:
-    return MedimPipeline.from_pretrained(DEFAULT_WEIGHTS, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def image() -> np.ndarray:
-    yy, xx = np.mgrid[0:256, 0:256]
-    return (128 + 60 * np.sin(xx / 17.0) * np.cos(yy / 23.0)).astype(np.uint8)
-
-
-def _reader(pipe, present=()):
-    """A reading in which `present` findings are clearly present and the rest clearly absent."""
-    return {f: (0.95 if f in present else (0.01 if f != "No Finding" else (0.05 if present else 0.95)))
-            for f in pipe.model_config.findings}
 
 
 def test_sentences_is_the_default_and_every_sentence_is_a_real_one(pipe, image):
@@ -53,7 +34,7 @@ def test_sentences_is_the_default_and_every_sentence_is_a_real_one(pipe, image):
 
 
 def test_the_draft_states_what_the_reading_finds_and_the_impression_follows(pipe, image):
-    res = pipe.draft_sentences([image], reader=_reader(pipe, {"Pleural Effusion", "Cardiomegaly"}))
+    res = pipe.draft_sentences([image], reader=clear_reading(pipe, {"Pleural Effusion", "Cardiomegaly"}))
     found = label_report(res.findings_text).findings
     assert found.get("Pleural Effusion") == 1 and found.get("Cardiomegaly") == 1
     imp = label_report(res.impression_text).findings
@@ -63,7 +44,7 @@ def test_the_draft_states_what_the_reading_finds_and_the_impression_follows(pipe
     assert not contradictions(res.text)
     effusion = [s for s in res.sentences if s["slot"] == "present:Pleural Effusion"][0]
     assert effusion["confidence"] == pytest.approx(0.95)
-    normal = pipe.draft_sentences([image], reader=_reader(pipe))
+    normal = pipe.draft_sentences([image], reader=clear_reading(pipe))
     labels = label_report(normal.text).findings
     assert labels.get("No Finding") == 1 and not contradictions(normal.text)
     assert all(s["slot"] in ("normal", "bones", "impression") for s in normal.sentences)
@@ -73,7 +54,7 @@ def test_the_draft_states_what_the_reading_finds_and_the_impression_follows(pipe
 def test_a_finding_is_never_stated_on_both_sides_or_both_ways(pipe, image):
     for present in ({"Pneumonia", "Lung Opacity"}, {"Atelectasis", "Pleural Effusion"}, {"Pneumothorax"},
                     {"Edema", "Cardiomegaly", "Pleural Effusion"}):
-        res = pipe.draft_sentences([image], reader=_reader(pipe, present))
+        res = pipe.draft_sentences([image], reader=clear_reading(pipe, present))
         assert not contradictions(res.text), res.text
         if present & {"Pneumonia", "Atelectasis", "Edema"}:
             assert "lungs are clear" not in res.text.lower()
@@ -82,7 +63,7 @@ def test_a_finding_is_never_stated_on_both_sides_or_both_ways(pipe, image):
 
 
 def test_the_template_order_changes_the_order(pipe, image):
-    reader = _reader(pipe, {"Pleural Effusion", "Cardiomegaly"})
+    reader = clear_reading(pipe, {"Pleural Effusion", "Cardiomegaly"})
     heart_first = pipe.draft_sentences([image], reader=reader, section_order=["heart", "lungs", "pleura", "bones"])
     pleura_first = pipe.draft_sentences([image], reader=reader, section_order=["pleura", "heart", "lungs", "bones"])
     assert heart_first.sentences[0]["section"] == "heart" and pleura_first.sentences[0]["section"] == "pleura"
