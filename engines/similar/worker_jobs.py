@@ -2,7 +2,7 @@
 site's index and a development index; `index_case` adds a signed study. Both embed in the worker, where the
 model is (`MedimPipeline.embed`); the GUI never loads it.
 
-similar:    SimilarRequest {images, k, cases_dir, cases_url, dev_index, exclude} -> {kind: "similar", hits: [site first]}
+similar:    SimilarRequest {images, k, cases_dir, cases_url, dev_index, exclude} -> SimilarCases {hits: [site first], notes}
 index_case: IndexCaseRequest {images, case_id, findings, impression, cases_dir, cases_url, image_ref, title}
             -> {kind: "indexed", total}              (requests: engines.worker.requests)
 

@@ -9,7 +9,8 @@ the self-check and the explanation/what-if views block on `run`.
 
 Results are typed here, once, at the wire's edge (`typed_result`): the backend's jobs and any job the input
 gate stopped arrive as engines.backends.results types (TextOutput, ImageOutput, RegionMaps, Refused,
-OutOfScope); the extra kinds' own results stay the dicts their typed readers take. A result that does not
+OutOfScope), the extra kinds' as engines.worker.job_results types (ExplanationResult, WhatIfOutput,
+WhatIfWarning, SimilarCases); a kind without a result type keeps its dict. A result that does not
 read as its type fails the job (`bad_result`) with a message naming what is wrong, so a caller never holds
 half a result.
 """
