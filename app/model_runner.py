@@ -124,6 +124,7 @@ class InProcessRunner:
 
             sent = decode(encode({"type": "job", "params": params}))["params"]  # what the worker would get
             result = handler(_PipelineBackend(self._pipe), sent, report, cancel or (lambda: False))
+            result = result.to_json() if isinstance(result, JobResult) else result  # as the worker sends it
             return typed_result(kind, decode(encode({"type": "result", "result": result}))["result"])
 
     def close(self) -> None:

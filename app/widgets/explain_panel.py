@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from app.model_runner import as_runner
 from engines.backends.results import OutOfScope
 from engines.errors import JobCancelled
+from engines.worker.job_results import ExplanationResult
 from engines.worker.requests import ExplainStudyRequest
 from engines.worker.wire import to_wire
 from explain.cache import ExplanationCache, explanation_key
@@ -264,11 +265,11 @@ class ExplainPanel(QWidget):
             result = runner.run(request, None, progress, cancel)
             if isinstance(result, OutOfScope):
                 raise OutOfScopeError(result.message)
-            if not isinstance(result, dict):  # the engine answered with another job's result
-                raise RuntimeError(f"the engine sent a '{result.kind}' result, not an explanation")
+            if not isinstance(result, ExplanationResult):  # the engine answered with another job's result
+                raise RuntimeError(f"the engine sent a '{getattr(result, 'kind', '?')}' result, not an explanation")
             if not self.engine_key:
-                self.engine_key = str(result.get("engine_key", ""))
-            self._last_scope = result.get("scope") or {}
+                self.engine_key = result.engine_key
+            self._last_scope = result.scope.to_dict() if result.scope is not None else {}
             return explanation_from_result(result)
 
         self._key = key = study_key + "\0" + text

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from app.ai.similar_store import cases_dir, cases_url, dev_index_dir
 from app.settings import Settings
+from engines.worker.job_results import SimilarCases
 from engines.worker.requests import IndexCaseRequest, SimilarRequest
 from viewer.widgets.background import BackgroundRunner, Job
 
@@ -176,10 +177,13 @@ class SimilarPanel(QWidget):
         """A search or an indexing job has not reported yet."""
         return self._runner.busy()
 
-    def _on_found(self, key: str, result: dict[str, Any]) -> None:
+    def _on_found(self, key: str, result: Any) -> None:
         if key != self.study_uid:
             return
-        self.hits = list(result.get("hits") or [])
+        if not isinstance(result, SimilarCases):  # the engine answered with another job's result
+            self._on_failed(key, f"the engine sent a '{getattr(result, 'kind', '?')}' result, not similar cases")
+            return
+        self.hits = list(result.hits)
         self.list.clear()
         for h in self.hits:
             positives = [f for f, v in (h.get("labels") or {}).items() if v == 1 and f != "No Finding"]
@@ -188,7 +192,7 @@ class SimilarPanel(QWidget):
                                    f"{', '.join(positives) or 'no finding'}")
             item.setToolTip((h.get("impression") or h.get("findings") or "")[:300])
             self.list.addItem(item)
-        notes = "; ".join(result.get("notes") or [])
+        notes = "; ".join(result.notes)
         site = sum(h.get("origin") == "site" for h in self.hits)
         self.status.setText(f"{len(self.hits)} similar studies ({site} from this site)" + (f". {notes}" if notes
                                                                                             else "")

@@ -47,9 +47,10 @@ from app.model_runner import ModelRunner, as_runner
 from engines.backends.results import OutOfScope
 from engines.counterfactual import EditError, WhatIfRequest, WhatIfResult, apply_instruction
 from engines.counterfactual.metrics import blend
-from engines.counterfactual.worker_jobs import WARNING_KIND, whatif_from_result
+from engines.counterfactual.worker_jobs import whatif_from_result
 from engines.errors import JobCancelled
 from engines.scope.header import header_of
+from engines.worker.job_results import WhatIfOutput, WhatIfWarning
 from engines.worker.requests import WhatIfJob
 from engines.worker.wire import to_wire
 from viewer.io.image import DicomImage
@@ -103,11 +104,11 @@ def _run_whatif(runner: ModelRunner, request: WhatIfRequest, flags: dict[str, An
                      lambda a, b, s="": job.progress(int(a), int(b), str(s)), job.cancelled)
     if isinstance(raw, OutOfScope):
         return "out_of_scope", raw.scope.to_dict()
-    if not isinstance(raw, dict):  # the engine answered with another job's result
-        raise RuntimeError(f"the engine sent a '{raw.kind}' result, not a what-if image")
-    if raw.get("kind") == WARNING_KIND:
-        return "warned", list(raw.get("warnings") or [])
-    return "done", (whatif_from_result(raw), raw.get("scope"))
+    if isinstance(raw, WhatIfWarning):
+        return "warned", list(raw.warnings)
+    if not isinstance(raw, WhatIfOutput):  # the engine answered with another job's result
+        raise RuntimeError(f"the engine sent a '{getattr(raw, 'kind', '?')}' result, not a what-if image")
+    return "done", (whatif_from_result(raw), raw.scope.to_dict() if raw.scope is not None else None)
 
 
 class WhatIfView(QWidget):

@@ -16,15 +16,16 @@ from engines.counterfactual.honesty import edit_warnings
 from engines.counterfactual.whatif import WhatIfRequest, WhatIfResult, run_whatif
 from engines.reading import read_images
 from engines.scope.guard import check_job, stopped
+from engines.worker.job_results import WhatIfOutput, WhatIfWarning
 from engines.worker.jobs import pipeline_of
 from engines.worker.requests import WhatIfJob
-from engines.worker.wire import from_wire, to_wire
+from engines.worker.wire import from_wire
 
-WARNING_KIND = "whatif_warning"  # the edit contradicts the reading: nothing ran; rerun with confirmed=True
+WARNING_KIND = WhatIfWarning.kind  # the edit contradicts the reading: nothing ran; rerun with confirmed=True
 
 
 def whatif_job(backend: Any, params: dict[str, Any], progress: Callable[..., None],
-               cancel: Callable[[], bool]) -> dict[str, Any]:
+               cancel: Callable[[], bool]) -> WhatIfOutput | WhatIfWarning | OutOfScope:
     """params: a WhatIfJob (engines.worker.requests): request (a WhatIfRequest in wire form), with_control,
     headers/override_scope (engines.scope.guard), confirmed (the user was told what the reading says). Returns the WhatIfResult; the scope
     decision alone when the image is out of scope; or, unconfirmed, the warnings when the edit removes a finding
@@ -36,22 +37,22 @@ def whatif_job(backend: Any, params: dict[str, Any], progress: Callable[..., Non
         raise ValueError("a what-if job needs a WhatIfRequest")
     decision = check_job(backend, [request.image], job.headers, job.override_scope)
     if stopped(decision):
-        return OutOfScope(scope=decision).to_json()
+        return OutOfScope(scope=decision)
     if not job.confirmed:  # an edit the reading contradicts is said before anything runs
         reading = read_images(pipe, [request.image], Calibration.load(getattr(pipe, "path", None)))
         warnings = edit_warnings(reading, diff_reports(request.current_report, request.edited_report))
         if warnings:
-            return {"kind": WARNING_KIND, "warnings": warnings, "reading": reading, "scope": decision.to_dict()}
+            return WhatIfWarning(warnings=list(warnings), reading=reading, scope=decision)
     result = run_whatif(pipe, request, progress=progress, cancel=cancel,
                         with_control=bool(job.with_control))
-    return {"kind": "whatif", "result": to_wire(result), "scope": decision.to_dict()}
+    return WhatIfOutput(result=result, scope=decision)
 
 
-def whatif_from_result(result: dict[str, Any]) -> WhatIfResult:
-    out = from_wire(result.get("result")) if result.get("kind") == "whatif" else None
-    if not isinstance(out, WhatIfResult):
-        raise ValueError("not a what-if result")
-    return out
+def whatif_from_result(result: WhatIfOutput) -> WhatIfResult:
+    """The WhatIfResult a worker sent back (typed by engines.worker.client.typed_result)."""
+    if not isinstance(result, WhatIfOutput):
+        raise ValueError(f"not a what-if result: {getattr(result, 'kind', type(result).__name__)!r}")
+    return result.result
 
 
 WORKER_JOBS = {"whatif": whatif_job}

@@ -2,7 +2,7 @@
 site's index and a development index; `index_case` adds a signed study. Both embed in the worker, where the
 model is (`MedimPipeline.embed`); the GUI never loads it.
 
-similar:    SimilarRequest {images, k, cases_dir, cases_url, dev_index, exclude} -> {kind: "similar", hits: [site first]}
+similar:    SimilarRequest {images, k, cases_dir, cases_url, dev_index, exclude} -> SimilarCases {hits: [site first], notes}
 index_case: IndexCaseRequest {images, case_id, findings, impression, cases_dir, cases_url, image_ref, title}
             -> {kind: "indexed", total}              (requests: engines.worker.requests)
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from engines.similar.embeddings import index_name
 from engines.similar.index import CASES, VECTORS, CaseIndex, CaseRecord
+from engines.worker.job_results import SimilarCases
 from engines.worker.jobs import pipeline_of
 from engines.worker.requests import IndexCaseRequest, SimilarRequest
 
@@ -71,7 +72,7 @@ def _embedding(backend: Any, images: tuple[Any, ...], job: str) -> tuple[Any, np
     return pipe, pipe.embed(images).mean(0)
 
 
-def similar(backend: Any, params: dict[str, Any], progress: Any, cancel: Any) -> dict[str, Any]:
+def similar(backend: Any, params: dict[str, Any], progress: Any, cancel: Any) -> SimilarCases:
     from engines.backends import BackendError
 
     req = SimilarRequest.from_params(params)
@@ -102,7 +103,7 @@ def similar(backend: Any, params: dict[str, Any], progress: Any, cancel: Any) ->
         except OSError as exc:  # the department database went away: say so, still show the other index
             notes.append(f"{origin} index not used: {exc}")
     progress(2, 2)
-    return {"kind": "similar", "hits": hits, "notes": notes}
+    return SimilarCases(hits=hits, notes=notes)
 
 
 def index_case(backend: Any, params: dict[str, Any], progress: Any, cancel: Any) -> dict[str, Any]:

@@ -9,7 +9,8 @@ the self-check and the explanation/what-if views block on `run`.
 
 Results are typed here, once, at the wire's edge (`typed_result`): the backend's jobs and any job the input
 gate stopped arrive as engines.backends.results types (TextOutput, ImageOutput, RegionMaps, Refused,
-OutOfScope); the extra kinds' own results stay the dicts their typed readers take. A result that does not
+OutOfScope), the extra kinds' as engines.worker.job_results types (ExplanationResult, WhatIfOutput,
+WhatIfWarning, SimilarCases); a kind without a result type keeps its dict. A result that does not
 read as its type fails the job (`bad_result`) with a message naming what is wrong, so a caller never holds
 half a result.
 """
@@ -31,6 +32,7 @@ from typing import IO, Any
 from engines.backends.results import RESULT_TYPES, JobResult, ResultError, result_from_json
 from engines.errors import JobCancelled
 from engines.worker import WORKER_MODULE
+from engines.worker.job_results import EXTRA_JOB_RESULTS, EXTRA_RESULT_TYPES
 from engines.worker.protocol import ProtocolError, decode, encode
 from engines.worker.requests import BACKEND_REQUESTS, JobRequest
 
@@ -70,18 +72,25 @@ EventFn = Callable[[JobEvent], None]
 
 def typed_result(kind: str, result: Any) -> JobResult | dict[str, Any]:
     """A finished job's wire result as its caller reads it: a backend job's result (and any result tagged
-    with a result type, such as an extra job's OutOfScope) rebuilt by `result_from_json`; an extra kind's own
-    dict as it came. ResultError when it is not what its tag or its job kind says."""
+    with a result type, such as an extra job's OutOfScope) rebuilt by `result_from_json`; an explanation,
+    what-if or similar-cases result by its type (engines.worker.job_results); another extra kind's own dict
+    as it came. ResultError when it is not what its tag or its job kind says."""
     if not isinstance(result, dict):
         raise ResultError(f"the '{kind}' job's result is {type(result).__name__}, not a mapping")
-    if kind not in BACKEND_REQUESTS and result.get("kind") not in RESULT_TYPES:
+    tag = result.get("kind")
+    if kind in EXTRA_JOB_RESULTS and tag not in RESULT_TYPES:
+        if tag not in EXTRA_JOB_RESULTS[kind]:
+            raise ResultError(f"the '{kind}' job sent a result of kind {tag!r}; expected "
+                              f"{' or '.join(map(repr, EXTRA_JOB_RESULTS[kind]))}")
+        return EXTRA_RESULT_TYPES[str(tag)].from_json(result)
+    if kind not in BACKEND_REQUESTS and tag not in RESULT_TYPES:
         return result
     try:
         return result_from_json(result)
     except ResultError:
         raise
     except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a nested field of the wrong shape
-        raise ResultError(f"a '{result.get('kind')}' result has a malformed field: {type(exc).__name__}: {exc}") from None
+        raise ResultError(f"a '{tag}' result has a malformed field: {type(exc).__name__}: {exc}") from None
 
 
 @dataclass

@@ -3,7 +3,7 @@
 The worker lives in `engines` and must not import `explain` (which builds on engines), yet explanations
 need the model, so they must run where the model is. A package offers jobs as a module-level
 `WORKER_JOBS = {kind: handler}`; the app starts the worker with `--jobs that.module`. A handler is
-`handler(backend, params, progress, cancel) -> dict`; `progress(done, total, stage="")`.
+`handler(backend, params, progress, cancel) -> JobResult | dict` (typed: engines.worker.job_results); `progress(done, total, stage="")`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from engines.backends import JOB_KINDS
 
-JobHandler = Callable[[Any, dict[str, Any], Callable[..., None], Callable[[], bool]], dict[str, Any]]
+JobHandler = Callable[[Any, dict[str, Any], Callable[..., None], Callable[[], bool]], Any]
 
 
 def load_job_modules(modules: Iterable[str]) -> dict[str, JobHandler]:

@@ -7,8 +7,7 @@ tuples as lists, unset optional fields are left out so the handler's default app
 end: an unknown or missing parameter, or a value of the wrong type, is a RequestError that names the job,
 the parameter and what it must be (the worker answers it as a `bad_request`, never as an engine crash).
 The backend's own jobs (`backend_request`) return typed results (engines.backends.results); the extra kinds
-return their handlers' dicts, read by their own typed readers (explain.worker_jobs.explanation_from_result,
-engines.counterfactual.worker_jobs.whatif_from_result).
+(explanation, what-if, similar cases) return theirs (engines.worker.job_results).
 """
 
 from __future__ import annotations

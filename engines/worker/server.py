@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 from engines.backends import JOB_KINDS, BackendError, EngineBackend, create_backend
 from engines.backends.errors import is_out_of_memory
+from engines.backends.results import JobResult
 from engines.default_weights import DEFAULT_WEIGHTS
 from engines.errors import Cancelled
 from engines.worker.dispatch import provenance, run_job
@@ -175,7 +176,8 @@ class WorkerServer:
     def _dispatch(self, kind: str, p: dict[str, Any], progress: Any, cancel: Any) -> dict[str, Any]:
         assert self._backend is not None
         if kind in self._extra_jobs:
-            return self._extra_jobs[kind](self._internals_backend(), p, progress, cancel)
+            out = self._extra_jobs[kind](self._internals_backend(), p, progress, cancel)
+            return out.to_json() if isinstance(out, JobResult) else out  # typed (job_results) or a plain dict
         return run_job(self._backend, backend_request(kind, p), progress, cancel).to_json()  # the wire's edge
 
     def _internals_backend(self) -> EngineBackend:

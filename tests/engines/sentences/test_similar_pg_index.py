@@ -194,11 +194,11 @@ def test_a_signed_study_indexed_in_postgres_grounds_drafts_on_every_workstation(
     assert list(cases) == ["1.2.840.5"] and ("impression", "Right pleural effusion.") in cases["1.2.840.5"]
     found = similar(backend, {"images": [image], "k": 3, "cases_url": backend.cases_url, "cases_dir": "/nonexistent"},
                     lambda *a: None, lambda: False)
-    assert [h["case_id"] for h in found["hits"]] == ["1.2.840.5"] and found["hits"][0]["score"] > 0.99
-    assert found["hits"][0]["image_ref"] == "1.2.840.5/1"
+    assert [h["case_id"] for h in found.hits] == ["1.2.840.5"] and found.hits[0]["score"] > 0.99
+    assert found.hits[0]["image_ref"] == "1.2.840.5/1"
     down = similar(backend, {"images": [image], "cases_url": "postgresql://nobody@127.0.0.1:1/x"},
                    lambda *a: None, lambda: False)  # database unreachable: a note, no traceback
-    assert down["hits"] == [] and "site index not used" in down["notes"][0] and "127.0.0.1" in down["notes"][0]
+    assert down.hits == [] and "site index not used" in down.notes[0] and "127.0.0.1" in down.notes[0]
     # the department database goes away between drafts: the draft is written without similar cases, and says so
     postgres.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
     out = backend.draft([image])

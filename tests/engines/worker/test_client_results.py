@@ -17,6 +17,7 @@ from engines.backends.results import (
 )
 from engines.scope.gate import ImageScope, ScopeDecision
 from engines.worker.client import typed_result
+from engines.worker.job_results import ExplanationResult
 from engines.worker.protocol import decode, encode
 
 
@@ -35,9 +36,11 @@ def test_the_engine_jobs_results_arrive_typed() -> None:
     assert isinstance(refused, Refused) and refused.reason == "devices are not read"
 
 
-def test_extra_kinds_keep_their_own_dicts_but_a_stopped_one_is_an_out_of_scope() -> None:
-    explanation = {"kind": "explanation", "meta": {}, "arrays": {}}
-    assert typed_result("explain_study", explanation) is explanation
+def test_extra_kinds_arrive_typed_and_a_stopped_one_is_an_out_of_scope() -> None:
+    explanation = typed_result("explain_study", {"kind": "explanation", "meta": "{}", "arrays": {}})
+    assert isinstance(explanation, ExplanationResult) and explanation.meta == "{}"
+    indexed = {"kind": "indexed", "case_id": "1.2.3", "total": 1}  # a kind without a result type: its dict
+    assert typed_result("index_case", indexed) is indexed
     scope = ScopeDecision(False, [ImageScope(0, False, ["Modality MR"])], "on")
     stopped = typed_result("explain_study", _wire(OutOfScope(scope=scope)))
     assert isinstance(stopped, OutOfScope) and "Modality MR" in stopped.message
