@@ -1,6 +1,6 @@
 """PACS retrieval speed: instances per second and client CPU pulling one CT series from a local Orthanc.
 
-    python benchmarks/pacs.py [--slices 600] [--size 512] [--repeats 3]
+    python benchmarks/pacs.py [--slices 600] [--size 512] [--repeats 3] [--client-max-pdu N] [--orthanc-max-pdu N]
 
 Starts a private Orthanc (Debian package + DICOMweb plugin, as the tests do), stores a synthetic
 `--slices`-image CT series of `--size`x`--size` 16-bit slices, then times, for C-GET and WADO-RS:
@@ -9,12 +9,17 @@ Starts a private Orthanc (Debian package + DICOMweb plugin, as the tests do), st
   * DCMTK `getscu` (when installed), tuned: TCP_NODELAY=1 and its largest PDU, writing files to disk -
     the reference issue 27 measures against (target: >= 0.8x its instances/s into the database, <= 2x
     its client CPU). Client CPU is this process's CPU time for RadStation, the child's for getscu.
+`--client-max-pdu` replaces the maximum PDU size RadStation advertises for C-GET (default
+app.pacs.dimse.CLIENT_MAX_PDU, 4 MiB), `--orthanc-max-pdu` sets Orthanc's MaximumPduLength (4096-131072):
+the A/B of issue 27's PDU lever. The table header says how large the P-DATA fragments Orthanc actually
+sent were (counted on the "into DB" C-GET runs).
 Prints a markdown table (median of --repeats runs) with the machine it ran on.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import platform
 import resource
@@ -29,12 +34,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import app.pacs.dimse as pacs_dimse  # noqa: E402
+import app.pacs.receive as pacs_receive  # noqa: E402
 from app.db.database import Database  # noqa: E402
 from app.pacs.dicomweb import DicomWebClient  # noqa: E402
 from app.pacs.dimse import DimseClient  # noqa: E402
 from app.pacs.nodes import PacsNode  # noqa: E402
 from app.pacs.retrieve import RetrieveService  # noqa: E402
 from tests.support.orthanc_fixture import make_study, orthanc_available, start_orthanc  # noqa: E402
+
+FRAGMENTS: collections.Counter[int] = collections.Counter()  # data-set fragment bytes -> count
+
+
+def _count_fragments() -> None:
+    """Count the size of every C-STORE data-set fragment the streaming receiver is handed (one per P-DATA
+    PDV): that is the PDU size the PACS really sends, whatever we advertised."""
+    original = pacs_receive.StreamingReceiver.data_fragment
+
+    def counted(self, message, assoc, context_id, payload, last) -> None:  # type: ignore[no-untyped-def]
+        FRAGMENTS[len(payload)] += 1
+        original(self, message, assoc, context_id, payload, last)
+
+    pacs_receive.StreamingReceiver.data_fragment = counted  # type: ignore[method-assign]
 
 
 def _nodes(server) -> dict[str, PacsNode]:
@@ -103,13 +124,20 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=600)
     parser.add_argument("--size", type=int, default=512, help="rows = columns of each slice")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--client-max-pdu", type=int, default=pacs_dimse.CLIENT_MAX_PDU,
+                        help="maximum PDU size RadStation advertises for C-GET (0 = unlimited)")
+    parser.add_argument("--orthanc-max-pdu", type=int, default=None,
+                        help="Orthanc's MaximumPduLength (4096-131072; default: Orthanc's own, 16384)")
     args = parser.parse_args()
+    pacs_dimse.CLIENT_MAX_PDU = args.client_max_pdu
+    _count_fragments()
     if not orthanc_available():
         print("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)", file=sys.stderr)
         return 2
     os.environ.setdefault("RADSTATION_HOME", tempfile.mkdtemp(prefix="radstation-bench-"))
     work = Path(tempfile.mkdtemp(prefix="pacs-bench-"))
-    server = start_orthanc(work / "orthanc")
+    extra = {"MaximumPduLength": args.orthanc_max_pdu} if args.orthanc_max_pdu else None
+    server = start_orthanc(work / "orthanc", extra_config=extra)
     have_getscu = shutil.which("getscu") is not None
     try:
         study = make_study("BENCH", "BENCH^CT", n_instances=args.slices, rows=args.size, columns=args.size)
@@ -147,7 +175,10 @@ def main() -> int:
     cpu = platform.processor() or platform.machine()
     print(f"\nPACS retrieval from local Orthanc 1.x on 127.0.0.1 | {args.slices} CT slices {args.size}x{args.size} "
           f"16-bit ({mb:.1f} MB pixels) | median of {args.repeats} | {cpu}, {os.cpu_count()} CPUs, "
-          f"load {os.getloadavg()[0]:.1f}, Python {platform.python_version()}\n")
+          f"load {os.getloadavg()[0]:.1f}, Python {platform.python_version()}")
+    common = ", ".join(f"{size} B x {n}" for size, n in FRAGMENTS.most_common(2))
+    print(f"RadStation advertises max PDU {args.client_max_pdu}, Orthanc MaximumPduLength "
+          f"{args.orthanc_max_pdu or 'default'}; C-STORE data fragments received (most common): {common}\n")
     print("| method | path | median s | min s | instances/s | client CPU s | vs getscu: speed | vs getscu: CPU |")
     print("|---|---|---|---|---|---|---|---|")
     for name, mode, med, best, ips, cpu_s in rows:
