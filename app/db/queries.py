@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, select
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.sql.selectable import Join
 
 from app.db.models import Instance, Patient, PatientNameWord, Series, Study
@@ -242,8 +242,13 @@ def _is_display_object(sop_class_uid: str | None) -> bool:
 
 def study_ref(session: Session, study_uid: str, *, images_only: bool = True) -> StudyRef:
     """The study as the viewer opens it: series by Series Number, instances by Instance Number then
-    position along the slice normal. Non-image objects (SR, RT plans) are left out unless asked for."""
-    study = session.scalar(select(Study).where(Study.study_uid == study_uid))
+    position along the slice normal. Non-image objects (SR, RT plans) are left out unless asked for.
+
+    Runs on the GUI thread when a study is opened: the patient, series and instances come in three
+    queries (eager loads) instead of one lazy query per series."""
+    study = session.scalar(
+        select(Study).where(Study.study_uid == study_uid).options(
+            joinedload(Study.patient), selectinload(Study.series).selectinload(Series.instances)))
     if study is None:
         raise StudyNotFound(f"study {study_uid} is not in the database")
     store = Path(session.info.get("store_dir") or (data_dir() / "store"))

@@ -106,3 +106,28 @@ def test_study_ref_orders_series_and_instances(db: Database, tmp_path: Path) -> 
 def test_study_ref_unknown_study(db: Database) -> None:
     with db.session() as s, pytest.raises(StudyNotFound):
         study_ref(s, "1.2.3.4")
+
+
+def test_study_ref_reads_a_study_in_a_fixed_number_of_queries(db: Database, tmp_path: Path) -> None:
+    """Opening a study runs `study_ref` on the GUI thread: no lazy query per series (before: 1 + series)."""
+    from sqlalchemy import event
+
+    study = SyntheticStudy("MANY^SERIES", "MS1")
+    for number in range(1, 7):
+        write_series(tmp_path / "src" / f"s{number}", study, 2, series_number=number)
+    assert ImportService(db).run([tmp_path / "src"]).imported == 12
+    selects: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001, ANN002
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        with db.session() as s:
+            ref = study_ref(s, study.study_uid)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert len(ref.series) == 6 and all(len(r.paths) == 2 for r in ref.series)
+    assert ref.patient_name == "MANY^SERIES"
+    assert len(selects) <= 3, selects
