@@ -146,6 +146,10 @@ class Viewport(QWidget):
         self._notice_timer.timeout.connect(self._clear_notice)
         self._arriving = False  # the open study is still being fetched: a missing file is "arriving", not an error
         self._interest: frozenset[str] = frozenset()  # SOP Instance UIDs flagged "Of Interest" here
+        # the first image of a series just set: even a small uncompressed frame is read on the decode queue,
+        # not in paint (a study switch's pixel read and window statistics stalled the GUI thread 20-60 ms)
+        self._first_image: DicomImage | None = None
+        self._defer_first = False
 
     # ================================================================ content
     def set_series(self, series: SeriesRef | None, start: int = 0) -> None:
@@ -153,6 +157,7 @@ class Viewport(QWidget):
         self.stop_cine()
         self._series = series
         self._stack = None
+        self._first_image = None
         self.state = ViewState()
         if series is None:
             self._set_image(None, "Drop a series here")
@@ -164,6 +169,7 @@ class Viewport(QWidget):
             return
         self.state.set_counts(len(self._stack), 1)
         self.state.slice_index = min(max(0, start), len(self._stack) - 1)
+        self._defer_first = True
         self._show_position()
 
     def set_arriving(self, on: bool) -> None:
@@ -188,6 +194,7 @@ class Viewport(QWidget):
         """Show a single image that is not part of a loaded series (e.g. from the tag browser)."""
         self.stop_cine()
         self._series, self._stack = None, None
+        self._first_image = None
         self.state = ViewState()
         self.state.set_counts(1, image.n_frames)
         self._set_image(image, "")
@@ -215,6 +222,8 @@ class Viewport(QWidget):
             return
         self.state.frame_count = max(1, image.n_frames)
         self.state.frame_index = min(self.state.frame_index, self.state.frame_count - 1)
+        self._first_image = image if self._defer_first else None
+        self._defer_first = False
         self._set_image(image, "", keep_state=True)
         self._stack.prefetch(self.state.slice_index, prepare=self._prefetch_preparer())
 
@@ -252,9 +261,16 @@ class Viewport(QWidget):
         if self.state.window is not None:
             return self.state.window
         img = self._image
-        if img is None or img.is_color or not (img.window_ready or img.decode_is_cheap(0)):
+        if img is None or img.is_color or not (img.window_ready or self._cheap(img, 0)):
             return None
         return img.default_window
+
+    def _cheap(self, img: DicomImage, frame: int) -> bool:
+        """Whether the GUI thread may read this frame itself: decoded already, or a small uncompressed
+        frame that is not the first image of a series just set (that one is read in the background)."""
+        if img.frame_cached(frame):
+            return True
+        return img is not self._first_image and img.decode_is_cheap(frame)
 
     def set_window(self, window: WindowLevel | None) -> None:
         """Set the W/L (None = the header's default); kept while scrolling through the series."""
@@ -807,7 +823,7 @@ class Viewport(QWidget):
         if key == self._render_key:
             return self._render_img, "full"
         ready = img.frame_cached(frame) and (out_shape is None or img.cached_reduced(frame, out_shape))
-        if (ready or img.decode_is_cheap(frame)) and (window is not None or img.window_ready or img.decode_is_cheap(0)):
+        if (ready or self._cheap(img, frame)) and (window is not None or img.window_ready or self._cheap(img, 0)):
             try:
                 arr = render_frame(img, frame, window, invert=self.state.invert, out_shape=out_shape)
             except Exception as exc:  # undecodable pixels: tell the user, keep the app alive

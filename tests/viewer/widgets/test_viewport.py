@@ -34,6 +34,8 @@ def vp(qtbot, ct_series):
     w.show()
     qtbot.waitExposed(w)
     w.set_series(ct_series)
+    w.grab()  # the first image of a series is read on the decode queue: wait for it
+    qtbot.waitUntil(lambda: not w.is_loading(), timeout=30_000)
     return w
 
 

@@ -1,0 +1,89 @@
+"""The first image of a series just set is read on the decode queue even when it is a small uncompressed
+frame (a study switch used to read its pixels and window statistics in paint, on the GUI thread); the
+viewport says "Loading…" meanwhile, and a viewport deleted while that read is in flight is skipped.
+Later images of the series (scrolling) are still read directly when small and uncompressed."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import shiboken6
+from PySide6.QtCore import Qt
+
+from tests.support.synthetic_dicom import SyntheticStudy, write_series
+from viewer.io.refs import SeriesRef
+from viewer.widgets import decode_notice
+from viewer.widgets.viewport import Viewport
+
+
+def _series(tmp_path) -> SeriesRef:  # noqa: ANN001
+    paths = write_series(tmp_path / "plain", SyntheticStudy("FIRST^IMAGE", "FI1"), 3)
+    return SeriesRef(series_uid="1.2.3", modality="CT", paths=tuple(paths))
+
+
+def test_first_image_of_an_uncompressed_series_is_read_in_the_background(qtbot, tmp_path):
+    vp = Viewport()
+    qtbot.addWidget(vp)
+    vp.resize(128, 128)
+    shown: list[str] = []
+    vp.imageShown.connect(shown.append)
+    vp.set_series(_series(tmp_path))
+    image = vp.current_image()
+    assert image.decode_is_cheap(0) and not image.frame_cached(0)  # small and uncompressed: it was read in paint
+    vp.grab()  # a paint: queues the read instead of doing it
+    assert vp.is_loading() and vp.message() == "Loading…"
+    qtbot.waitUntil(lambda: not vp.is_loading(), timeout=30_000)
+    vp.grab()
+    assert image.frame_cached(0) and vp.message() == "" and shown and shown[-1] == "full"
+    assert vp.current_window() is not None
+    qtbot.keyClick(vp, Qt.Key.Key_Down)
+    second = vp.current_image()
+    assert second is not image
+    vp.grab()  # scrolling: a small uncompressed frame is read at once, no background job
+    assert not vp.is_loading() and second.frame_cached(0) and vp.message() == ""
+    qtbot.waitUntil(lambda: vp._queue.pending() == 0, timeout=30_000)  # the look-ahead reads have run
+
+
+class _Gate:
+    """Holds the viewport's real read job until released."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started, self.release = threading.Event(), threading.Event()
+        real = Viewport._prepare
+
+        def gated(*args, **kwargs) -> None:  # noqa: ANN002, ANN003 - Viewport._prepare's arguments
+            self.started.set()
+            if not self.release.wait(30):
+                raise TimeoutError("gate never released")
+            real(*args, **kwargs)
+
+        monkeypatch.setattr(Viewport, "_prepare", staticmethod(gated))
+
+
+def test_viewport_deleted_while_its_first_image_is_read(qtbot, tmp_path, monkeypatch):
+    seen: list[str] = []
+
+    def record(_ref, _job, what: str) -> None:  # noqa: ANN001
+        seen.append(what)
+
+    decode_notice._relay().arrived.connect(record, Qt.ConnectionType.QueuedConnection)
+    try:
+        gate = _Gate(monkeypatch)
+        vp = Viewport()
+        vp.resize(128, 128)
+        vp.set_series(_series(tmp_path))
+        vp.grab()
+        job = vp._job
+        assert job is not None and gate.started.wait(30)
+        vp.close()
+        vp.deleteLater()
+        with qtbot.waitSignal(vp.destroyed, timeout=10_000):
+            pass
+        assert not shiboken6.isValid(vp)
+        gate.release.set()
+        qtbot.waitUntil(job.done, timeout=30_000)
+        qtbot.waitUntil(lambda: "done" in seen, timeout=10_000)  # delivered to nobody, no crash
+        assert job.exception() is None
+    finally:
+        decode_notice._relay().arrived.disconnect(record)
