@@ -796,6 +796,7 @@ class Viewport(QWidget):
             self.measurements_model.forget_labels()
             self._render_key = None
             self._job, self._job_key = None, None
+            self._first_image = None  # read once in the background: its other frames (cine) are read directly
             self.stateChanged.emit()
             self.update()
         elif self._job is not None and self._image is not None:

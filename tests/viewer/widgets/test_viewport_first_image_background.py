@@ -87,3 +87,19 @@ def test_viewport_deleted_while_its_first_image_is_read(qtbot, tmp_path, monkeyp
         assert job.exception() is None
     finally:
         decode_notice._relay().arrived.disconnect(record)
+
+
+def test_other_frames_of_the_first_image_are_read_directly_once_it_is_in(qtbot, us_series):
+    """Cine on a multi-frame first image: only its first read goes to the queue, then frames are direct."""
+    vp = Viewport()
+    qtbot.addWidget(vp)
+    vp.resize(128, 128)
+    vp.set_series(us_series)
+    image = vp.current_image()
+    assert image.n_frames > 1 and image.decode_is_cheap(1) and not image.frame_cached(1)
+    vp.grab()
+    qtbot.waitUntil(lambda: not vp.is_loading(), timeout=30_000)
+    vp.state.frame_index = 1
+    vp.grab()
+    assert not vp.is_loading() and image.frame_cached(1) and vp.message() == ""
+    qtbot.waitUntil(lambda: vp._queue.pending() == 0, timeout=30_000)
