@@ -8,7 +8,6 @@ The decode itself is real; the tests only hold it at a gate so the teardown happ
 from __future__ import annotations
 
 import gc
-import threading
 import weakref
 
 import pytest
@@ -17,24 +16,9 @@ from pydicom import uid
 from PySide6.QtCore import Qt
 
 from tests.support.compressed_samples import write_compressed_series
+from tests.support.decode_gate import DecodeGate
 from viewer.widgets import decode_notice
 from viewer.widgets.viewport import Viewport
-
-
-class _Gate:
-    """Holds the viewport's real decode job until released."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.started, self.release = threading.Event(), threading.Event()
-        real = Viewport._prepare
-
-        def gated(*args, **kwargs) -> None:  # noqa: ANN002, ANN003 - Viewport._prepare's arguments
-            self.started.set()
-            if not self.release.wait(30):
-                raise TimeoutError("gate never released")
-            real(*args, **kwargs)
-
-        monkeypatch.setattr(Viewport, "_prepare", staticmethod(gated))
 
 
 class _Deliveries:
@@ -85,7 +69,7 @@ def test_first_image_arrives_without_a_polling_timer(qtbot, tmp_path):
 
 
 def test_the_decode_queue_holds_the_viewport_only_weakly(qtbot, tmp_path, monkeypatch, deliveries):
-    gate = _Gate(monkeypatch)
+    gate = DecodeGate(monkeypatch)
     vp, job = _loading_viewport(tmp_path)
     assert gate.started.wait(30)
     ref = weakref.ref(vp)
@@ -100,7 +84,7 @@ def test_the_decode_queue_holds_the_viewport_only_weakly(qtbot, tmp_path, monkey
 
 
 def test_viewport_deleted_while_its_decode_is_in_flight(qtbot, tmp_path, monkeypatch, deliveries):
-    gate = _Gate(monkeypatch)
+    gate = DecodeGate(monkeypatch)
     vp, job = _loading_viewport(tmp_path)
     assert gate.started.wait(30)
     vp.close()

@@ -5,12 +5,10 @@ Later images of the series (scrolling) are still read directly when small and un
 
 from __future__ import annotations
 
-import threading
-
-import pytest
 import shiboken6
 from PySide6.QtCore import Qt
 
+from tests.support.decode_gate import DecodeGate
 from tests.support.synthetic_dicom import SyntheticStudy, write_series
 from viewer.io.refs import SeriesRef
 from viewer.widgets import decode_notice
@@ -45,22 +43,6 @@ def test_first_image_of_an_uncompressed_series_is_read_in_the_background(qtbot, 
     qtbot.waitUntil(lambda: vp._queue.pending() == 0, timeout=30_000)  # the look-ahead reads have run
 
 
-class _Gate:
-    """Holds the viewport's real read job until released."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.started, self.release = threading.Event(), threading.Event()
-        real = Viewport._prepare
-
-        def gated(*args, **kwargs) -> None:  # noqa: ANN002, ANN003 - Viewport._prepare's arguments
-            self.started.set()
-            if not self.release.wait(30):
-                raise TimeoutError("gate never released")
-            real(*args, **kwargs)
-
-        monkeypatch.setattr(Viewport, "_prepare", staticmethod(gated))
-
-
 def test_viewport_deleted_while_its_first_image_is_read(qtbot, tmp_path, monkeypatch):
     seen: list[str] = []
 
@@ -69,7 +51,7 @@ def test_viewport_deleted_while_its_first_image_is_read(qtbot, tmp_path, monkeyp
 
     decode_notice._relay().arrived.connect(record, Qt.ConnectionType.QueuedConnection)
     try:
-        gate = _Gate(monkeypatch)
+        gate = DecodeGate(monkeypatch)
         vp = Viewport()
         vp.resize(128, 128)
         vp.set_series(_series(tmp_path))
