@@ -169,7 +169,7 @@ class SentenceDecoder:
                 self.mask(r.effective_absent), int(bool(r.absent)), side,
                 sum(1 << i for i, lv in enumerate(sorted(_LOBE_LEVELS)) if lv in lobes),
                 _PART_CODE.get(c.part, 2), int(r.section == "bones"),
-                int(r.laterality is not None or bool(r.location)), sig)
+                int(r.laterality is not None or bool(r.location)), int(names_place(r)), sig)
 
     def facts(self, pool: Sequence[Candidate]) -> np.ndarray:
         """(len(pool), len(_FACTS)) int64: each candidate's reading as bit sets and codes (see _FACTS). The bank's
@@ -225,9 +225,9 @@ class SentenceDecoder:
 
 #: Columns of SentenceDecoder.facts: bit sets over findings (present, uncertain, effective present, effective
 #: absent), whether it denies anything, laterality code, lobe-level bits, part (0 findings, 1 impression, 2 other),
-#: bones section, names a side or place, states signature.
+#: bones section, names a side or place, places what it states (reading.names_place), states signature.
 _FACTS = ("present", "uncertain", "eff_present", "eff_absent", "denies", "side", "lobes", "part", "bones", "placed",
-          "signature")
+          "places_statement", "signature")
 _PART_CODE = {"findings": 0, "impression": 1}
 
 
@@ -252,14 +252,14 @@ class _Run:
         self.absent = frozenset(f for f, v in reading.states.items() if v == 0) - self.allowed_present
         f = dec.facts(pool)
         (self.p, self.u, self.ep, self.ea, self.denies, self.side, self.lobes, self.part, self.bones, self.placed,
-         self.sig) = f.T
+         places_statement, self.sig) = f.T
         self.pu = self.p | self.u
         ap, au = dec.mask(self.allowed_present), dec.mask(self.allowed_uncertain)
         # agrees: states only what the reading says (present ones present, uncertain ones uncertain, absent ones
         # absent; a denied parent denies its children too)
         self.live = ((self.p & ~ap) == 0) & ((self.u & ~au) == 0) & ((self.ea & (ap | au)) == 0)
         # places: none (the reader reads no side or lobe; a similar case's side is another patient's)
-        self.live &= np.fromiter((not names_place(c.reading) for c in pool), dtype=bool, count=len(pool))
+        self.live &= places_statement == 0
         self.count = np.array([max(c.count, 1) for c in pool], dtype=np.float64)
         self.case = np.array([float(c.index in from_case) for c in pool])
         self._by_text: dict[str, list[int]] = {}
