@@ -138,9 +138,7 @@ class ImageMeasurements:
             for snapshot in self._undo.get(self._uid, [])[-self._undo_while_reading:]:
                 snapshot[:0] = [dict(d) for d in before]
         self._undo_while_reading = 0
-        self._items = stored + self._items
-        if self._selected is not None:
-            self._selected += len(stored)
+        self._put_stored_first(stored)
         self._labels = {}
         if unsaved:
             self.save()
@@ -307,10 +305,14 @@ class ImageMeasurements:
             return False
         stored = _readable(records)
         self._stored_unknown = False
+        self._put_stored_first(stored)
+        return True
+
+    def _put_stored_first(self, stored: list[Any]) -> None:
+        """The stored shapes before those drawn while they were unknown; the selection follows its shape."""
         self._items = stored + self._items
         if self._selected is not None:
             self._selected += len(stored)
-        return True
 
 
 def _readable(records: list[dict[str, Any]] | None) -> list[Any]:
