@@ -38,11 +38,6 @@ STATE_OF_LABEL = {1: "present", 0: "absent", -1: "uncertain"}
 COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
 
 
-def identity_dataset(doc: ReportDocument) -> Dataset:
-    """Patient and study attributes of the report's study, as every object of the report carries them."""
-    return identity_attributes(doc)
-
-
 def procedure_concept(doc: ReportDocument) -> hd.sr.CodedConcept:
     code = doc.procedure_code or {}
     return hd.sr.CodedConcept(code.get("value", "18748-4"), code.get("scheme", "LN"),
@@ -78,7 +73,7 @@ def report_kos(doc: ReportDocument, observer: str) -> hd.ko.KeyObjectSelectionDo
         return None
     refs = [ImageRef(r.study_uid, r.series_uid, r.sop_class_uid, r.sop_instance_uid) for r in doc.key_images]
     refs.append(ImageRef(doc.identity.study_uid, doc.uid("sr-series"), COMPREHENSIVE_SR, doc.uid("sr")))
-    return build_kos(identity_dataset(doc), refs, series_uid=doc.uid("kos-series"), sop_uid=doc.uid("kos"),
+    return build_kos(identity_attributes(doc), refs, series_uid=doc.uid("kos-series"), sop_uid=doc.uid("kos"),
                      observer=observer, purpose="report", institution=doc.institution,
                      description=f"Key images of the {doc.title} report, version {doc.version.version_no}",
                      instance_number=doc.version.version_no)
@@ -93,7 +88,7 @@ def interest_kos(db: Database, doc: ReportDocument, observer: str) -> hd.ko.KeyO
     if not flags:
         return None
     refs = [ImageRef(f.study_uid, f.series_uid, f.sop_class_uid, f.sop_instance_uid) for f in flags]
-    return build_kos(identity_dataset(doc), refs, series_uid=doc.uid("interest-kos-series"),
+    return build_kos(identity_attributes(doc), refs, series_uid=doc.uid("interest-kos-series"),
                      sop_uid=doc.uid("interest-kos"), observer=observer, purpose="interest",
                      institution=doc.institution, instance_number=doc.version.version_no,
                      description=f"Images flagged Of Interest while reading ({len(refs)})")
@@ -147,7 +142,7 @@ def _ai_images(db: Database, doc: ReportDocument, ai_draft: Mapping[str, Any]) -
     from app.dicom_objects.key_objects import reference_dataset
 
     ref = doc.key_images[0]
-    return [reference_dataset(identity_dataset(doc),
+    return [reference_dataset(identity_attributes(doc),
                               ImageRef(ref.study_uid, ref.series_uid, ref.sop_class_uid, ref.sop_instance_uid))]
 
 
@@ -159,7 +154,7 @@ def report_ai_sr(db: Database, doc: ReportDocument) -> hd.sr.Comprehensive3DSR |
     findings = ai_findings(ai)
     if not findings:
         return None
-    return build_ai_results_sr(identity_dataset(doc), findings, ai_provenance(ai), _ai_images(db, doc, ai),
+    return build_ai_results_sr(identity_attributes(doc), findings, ai_provenance(ai), _ai_images(db, doc, ai),
                                series_uid=doc.uid("ai-sr-series"), sop_uid=doc.uid("ai-sr"),
                                procedure=procedure_concept(doc), institution=doc.institution,
                                instance_number=doc.version.version_no)
