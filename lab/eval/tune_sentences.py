@@ -86,9 +86,11 @@ def answer_denies(probs: np.ndarray, names: list[str], prior: dict[str, float], 
 
 
 def simulate(probs: np.ndarray, names: list[str], prior: dict[str, float], shares: np.ndarray | None,
-             scale: float, normal_scale: float, case_weight: float, denied: np.ndarray | None = None) -> np.ndarray:
+             scale: float | np.ndarray, normal_scale: float, case_weight: float,
+             denied: np.ndarray | None = None) -> np.ndarray:
     """(n, 14) bool: the findings a sentence draft states present under this reading (engines.sentences.study
-    .read_study, vectorised: the same rule), less those the yes/no answer denies (`denied`, answer_denies)."""
+    .read_study, vectorised: the same rule), less those the yes/no answer denies (`denied`, answer_denies).
+    `scale` may be one per finding of FINDINGS (lab.eval.reading_variants asks whether that would help)."""
     from engines.sentences.study import NORMAL
 
     n = probs.shape[0]
@@ -101,8 +103,9 @@ def simulate(probs: np.ndarray, names: list[str], prior: dict[str, float], share
     if shares is not None and case_weight > 0:
         p = np.where(known, (1 - case_weight) * p + case_weight * shares, shares)
         known = np.ones(len(FINDINGS), bool)
-    thr = np.array([min(max(prior.get(f, 0.5) * (normal_scale if f == NORMAL else scale), 0.01), 0.95)
-                    for f in FINDINGS])
+    scales = np.broadcast_to(np.asarray(scale, float), (len(FINDINGS),))
+    thr = np.array([min(max(prior.get(f, 0.5) * (normal_scale if f == NORMAL else scales[j]), 0.01), 0.95)
+                    for j, f in enumerate(FINDINGS)])
     normal = p[:, 0] > thr[0] if known[0] else np.zeros(n, bool)
     for j, f in enumerate(FINDINGS):
         if f == NORMAL or not known[j]:
