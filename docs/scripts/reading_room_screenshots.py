@@ -9,53 +9,35 @@ editor and help. No AI inference (see main_window_screenshots.py for the drafted
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from datetime import date
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "screenshots"
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # this checkout's packages, not whichever one the environment has installed
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # screenshot_session beside this file
+
+from screenshot_session import READER, demo_database, shot, start, wait  # noqa: E402
 
 
 def main() -> int:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    home = Path(tempfile.mkdtemp(prefix="rs-room-"))
-    os.environ["RADSTATION_HOME"] = str(home)
-    from PySide6.QtCore import QEventLoop, Qt, QTimer
+    home = start("rs-room-")
+    from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
-    from app.db.database import Database
-    from app.demo_studies import demo_study_uids, ensure_demo_imported
+    from app.demo_studies import demo_study_uids
     from app.importer import ImportService
     from app.main_window import MainWindow
     from app.reports.keys import create_self_signed, default_p12_path
-    from app.reports.users import UserService
     from tests.support.synthetic_dicom import SyntheticStudy, write_series
     from viewer.measure.shapes import Distance
 
     app = QApplication(sys.argv[:1])
-    db = Database.open()
-    ensure_demo_imported(db)
+    db = demo_database()
     for i, day in enumerate((date(2025, 3, 1), date(2026, 3, 1))):
         write_series(home / "src" / str(i), SyntheticStudy("DOE^JOHN", "P100", day, f"ACC-{i}", "CT CHEST", "CT"), 3)
     ImportService(db).run([home / "src"])
-    users = UserService.from_settings(db)
-    users.add_user("demo", "demo-password-1", "radiologist", display_name="Dr Demo Reader")
-    create_self_signed("Dr Demo Reader", "demo-password-1", default_p12_path("demo"))  # registered at first use
-
-    def wait(ms: int) -> None:
-        loop = QEventLoop()
-        QTimer.singleShot(ms, loop.quit)
-        loop.exec()
-
-    def shot(widget, name: str) -> None:
-        wait(400)
-        widget.grab().save(str(OUT / name))
-        print("wrote", OUT / name)
+    user, password, name = READER
+    create_self_signed(name, password, default_p12_path(user))  # registered at first use
 
     window = MainWindow(db)
     window.resize(1700, 1000)

@@ -9,52 +9,33 @@ archive node; every demo study is local, so no PACS is contacted). No AI inferen
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "screenshots"
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))  # this checkout's packages, not whichever one the environment has installed
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # screenshot_session beside this file
+
+from screenshot_session import demo_database, shot, start, wait  # noqa: E402
 
 
 def main() -> int:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    home = Path(tempfile.mkdtemp(prefix="rs-tools-"))
-    os.environ["RADSTATION_HOME"] = str(home)
-    from PySide6.QtCore import QEventLoop, Qt, QTimer
+    start("rs-tools-")
+    from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
-    from app.db.database import Database
-    from app.demo_studies import demo_study_uids, ensure_demo_imported
+    from app.demo_studies import demo_study_uids
     from app.main_window import MainWindow
     from app.pacs.nodes import NodeStore, PacsNode
-    from app.reports.users import UserService
     from app.settings import Settings
     from viewer.measure.shapes import Arrow, Note
     from viewer.widgets.background import pending_jobs
 
     app = QApplication(sys.argv[:1])
-    db = Database.open()
-    ensure_demo_imported(db)
-    users = UserService.from_settings(db)
-    users.add_user("demo", "demo-password-1", "radiologist", display_name="Dr Demo Reader")
+    db = demo_database()
     NodeStore().save_all([PacsNode(name="archive", protocol="dicomweb", url="http://127.0.0.1:9/dicom-web")])
     settings = Settings()
     settings.set("archive", {"node": "archive", "cache_limit_gb": 50})
     settings.save()
-
-    def wait(ms: int) -> None:
-        loop = QEventLoop()
-        QTimer.singleShot(ms, loop.quit)
-        loop.exec()
-
-    def shot(widget, name: str) -> None:
-        wait(400)
-        widget.grab().save(str(OUT / name))
-        print("wrote", OUT / name)
 
     window = MainWindow(db, settings=settings)
     window.resize(1700, 1000)

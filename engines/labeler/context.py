@@ -94,6 +94,9 @@ POST_NEGATION: Final = _rx(
     r"not\s+(?:present|demonstrated|evident|visualized)",
     r"free",
     r"may\s+not\s+be\s+(?:demonstrated|seen|visible|detected|apparent)",
+    # a structured report's heading answered "none": "Lines and tubes: none.", "Pneumothorax: absent.", a
+    # template's unfilled pick-list "[none|...]"
+    r":\s*\[?\s*(?:none|nil|absent|negative|not\s+(?:seen|identified|present))",
 )
 
 #: Hedge words that a preceding negation overrides: "no pleural line to suggest pneumothorax",

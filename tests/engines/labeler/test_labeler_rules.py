@@ -36,6 +36,10 @@ from engines.labeler import FINDINGS, label_report
         ("Enlarging thyroid mass.", {}),
         ("Widening of the upper mediastinum.", {"Enlarged Cardiomediastinum": 1}),
         ("Pulmonary vascularity is within normal limits.", {"Edema": 0}),
+        ("Lines and tubes: none.", {"Support Devices": 0}),
+        ("Lines and tubes: [none|...].", {"Support Devices": 0}),
+        ("Pneumothorax: absent. Pleural effusion: small left.", {"Pneumothorax": 0, "Pleural Effusion": 1}),
+        ("Lines and tubes: endotracheal tube in place.", {"Support Devices": 1}),
     ],
 )
 def test_trap_sentences(text: str, expected: dict[str, int]) -> None:
