@@ -9,6 +9,9 @@ from engines.labeler.context import find_triggers, polarity
 from engines.labeler.findings import FINDINGS, MENTION_PATTERNS, NORMAL_PATTERNS, PATHOLOGIES
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+|(?<=\.)(?=[A-Z][a-z])")
+# "Lines and tubes:" - a structured line's heading; with nothing after it (a template's field not yet filled in)
+# the line states nothing, and a finding named in the heading is not asserted.
+_HEADING = re.compile(r"\s*[A-Za-z][A-Za-z /&,()-]{0,60}:")
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ def _combine(values: list[int]) -> int:
 
 
 def _label_sentence(sentence: str, offset: int) -> SentenceLabels:
+    heading = _HEADING.match(sentence)
+    if heading is not None and not re.search(r"[A-Za-z0-9]", sentence[heading.end():]):
+        return SentenceLabels(sentence, offset, offset + len(sentence), {}, ())
     triggers, terms = find_triggers(sentence)
     mentions: list[Mention] = []
     normal_spans: dict[str, list[tuple[int, int]]] = {}

@@ -106,3 +106,17 @@ def test_one_name_and_date_format():
     assert format_date("20261120") == "20 Nov 2026" == format_date("2026-11-20")
     assert format_date("garbage") == "garbage" and format_date(None) == ""
     assert re.fullmatch(r"\d\d \w{3} 2026 \d\d:\d\d", format_datetime("2026-11-20T10:15:00+00:00"))
+
+
+def test_an_unfilled_builtin_template_states_no_finding():
+    """The editor labels the text with its unfilled [fields] blanked: a heading left empty ("Lines and tubes:")
+    states nothing, so an untouched chest template lists no finding present (it said Support Devices)."""
+    from app.reports.fields import blank_fields
+    from engines.labeler import label_report
+
+    lib = TemplateLibrary()
+    for key in ("chest_xray", "ct_chest", "mr_brain", "generic"):
+        c = lib.find(key).content
+        text = blank_fields(c.get("findings")) + "\n" + blank_fields(c.get("impression"))
+        stated = {f: v for f, v in label_report(text).findings.items() if f != "No Finding"}
+        assert not stated, (key, stated)

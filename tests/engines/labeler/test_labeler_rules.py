@@ -40,6 +40,8 @@ from engines.labeler import FINDINGS, label_report
         ("Lines and tubes: [none|...].", {"Support Devices": 0}),
         ("Pneumothorax: absent. Pleural effusion: small left.", {"Pneumothorax": 0, "Pleural Effusion": 1}),
         ("Lines and tubes: endotracheal tube in place.", {"Support Devices": 1}),
+        ("Lines and tubes:             .", {}),  # a template field left blank states nothing
+        ("Pleural effusion: small left.", {"Pleural Effusion": 1}),
     ],
 )
 def test_trap_sentences(text: str, expected: dict[str, int]) -> None:
