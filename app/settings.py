@@ -20,6 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "engine_device": "auto",  # auto | cpu | cuda | cuda:N
     "auto_draft_on_open": False,
     "pacs_nodes": [],
+    "pacs_cget_transport": "auto",  # auto | pynetdicom | dcmtk (app.pacs.getscu)
     "storage_scp": {"enabled": False, "ae_title": "RADSTATION", "port": 11112, "accepted_calling_aes": []},
     "anonymise_overlays": False,
 }

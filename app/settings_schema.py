@@ -123,6 +123,10 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("pacs_prefetch", "Prior prefetch (JSON object)", "json",
                 {"enabled": False, "node": "", "max_priors": 3, "same_modality": True}, "PACS",
                 "enabled, node (a PACS node name), max_priors (0-20), same_modality", json_type=dict),
+    SettingSpec("pacs_cget_transport", "C-GET transport", "choice", "auto", "PACS",
+                "auto: DCMTK's getscu when it is installed and the node is not TLS (faster, less CPU), else "
+                "pynetdicom; getscu proposes uncompressed transfer syntaxes only (see docs/network_import.md)",
+                choices=("auto", "pynetdicom", "dcmtk")),
     SettingSpec("db_url", "Database URL (empty: local SQLite)", "text", "", "PACS",
                 "Any SQLAlchemy URL, e.g. postgresql+psycopg://user@host/radstation; RADSTATION_DB_URL wins",
                 check=_db_url, restart=True),

@@ -37,10 +37,12 @@ from app.pacs.errors import (
     PartialRetrieveError,
     RetrieveCancelled,
 )
+from app.pacs.getscu import GetscuRetriever, choose_transport
 from app.pacs.nodes import PacsNode, StorageScpConfig
 from app.pacs.scope import RefusedInstance
 from app.pacs.scp import StorageScp
 from app.pacs.sink import BatchingImporter, ImportSink, local_sop_uids
+from app.settings import current_settings
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,7 @@ class RetrieveService:
         sink: ImportSink | None = None,
         scp: StorageScp | None = None,
         scp_config: StorageScpConfig | None = None,
+        cget_transport: str | None = None,
     ) -> None:
         if scp is not None and scp.sink.database is not database:
             raise PacsConfigError("the Storage SCP given for C-MOVE imports into another database")
@@ -114,6 +117,9 @@ class RetrieveService:
         self.sink = sink or (scp.sink if scp is not None else ImportSink(database))
         self.scp = scp
         self.scp_config = scp_config
+        # C-GET by pynetdicom or DCMTK's getscu (app.pacs.getscu); None: the pacs_cget_transport setting
+        self.cget_transport = cget_transport if cget_transport is not None else str(
+            current_settings().get("pacs_cget_transport", "auto") or "auto")
 
     # ------------------------------------------------------------------ many studies
     def retrieve_studies(
@@ -243,9 +249,13 @@ class RetrieveService:
                                      store=self.sink.store, on_refused=refused)
             elif isinstance(self.client, DimseClient):
                 identifiers = DimseClient.retrieve_identifiers(study_uid, wanted, everything)
-                sop_classes = [i.sop_class_uid for i in everything if i.sop_class_uid]
-                self.client.get(identifiers, sop_classes=sop_classes, cancel=cancel, on_staged=received,
-                                store=self.sink.store, on_refused=refused)
+                if choose_transport(self.cget_transport, self.node) == "dcmtk":
+                    GetscuRetriever(self.node).get(identifiers, store=self.sink.store, on_staged=received,
+                                                   on_refused=refused, cancel=cancel)
+                else:
+                    sop_classes = [i.sop_class_uid for i in everything if i.sop_class_uid]
+                    self.client.get(identifiers, sop_classes=sop_classes, cancel=cancel, on_staged=received,
+                                    store=self.sink.store, on_refused=refused)
         finally:
             pipeline.close()  # what arrived is imported even after a cancel or an error
         return self._finish(result, everything, report)

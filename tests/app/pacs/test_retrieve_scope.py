@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,7 +53,7 @@ def _forged_copy(of: Dataset) -> Dataset:
 
 
 def _staging_left(database) -> list[str]:  # type: ignore[no-untyped-def]
-    staging = database.store_dir / "staging"
+    staging = database.store_dir / ".staging"  # app.importer.store.STAGING
     return sorted(p.name for p in staging.iterdir()) if staging.exists() else []
 
 
@@ -130,18 +131,29 @@ def crafted_scp() -> Iterator[CraftedQrScp]:
         server.close()
 
 
-def test_c_get_refuses_a_data_set_unlike_its_request_and_another_patients_instance(crafted_scp, database) -> None:
+# pynetdicom answers a refused sub-operation with a failure status; with DCMTK's getscu (app.pacs.getscu) the
+# PACS hears getscu's success and the file is refused after it was written: the same rows, the same report.
+TRANSPORTS = [pytest.param("pynetdicom"),
+              pytest.param("dcmtk", marks=pytest.mark.skipif(shutil.which("getscu") is None, reason="no getscu"))]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_c_get_refuses_a_data_set_unlike_its_request_and_another_patients_instance(crafted_scp, database,
+                                                                                   transport) -> None:
     a, b, c = crafted_scp.listing
     swapped = make_instance(STUDY, SERIES, instance_number=9, size=8)  # same study, but not what is announced
     forged = _forged_copy(c)  # announced as c, and its data set says c: but it is another patient's study
     crafted_scp.plan = lambda _ident: [(a, a.SOPInstanceUID), (swapped, b.SOPInstanceUID), (forged, c.SOPInstanceUID)]
 
-    result = RetrieveService(database, crafted_scp.node()).retrieve_study(STUDY.study_uid)
+    result = RetrieveService(database, crafted_scp.node(), cget_transport=transport).retrieve_study(STUDY.study_uid)
 
-    assert [(uid, status) for uid, status, _ in crafted_scp.answers] == [
-        (a.SOPInstanceUID, 0x0000), (b.SOPInstanceUID, 0xA900), (c.SOPInstanceUID, 0x0124)]
-    assert crafted_scp.answers[1][2] == "data set is not the instance announced"
-    assert crafted_scp.answers[2][2] == "instance of another study than requested"
+    if transport == "pynetdicom":
+        assert [(uid, status) for uid, status, _ in crafted_scp.answers] == [
+            (a.SOPInstanceUID, 0x0000), (b.SOPInstanceUID, 0xA900), (c.SOPInstanceUID, 0x0124)]
+        assert crafted_scp.answers[1][2] == "data set is not the instance announced"
+        assert crafted_scp.answers[2][2] == "instance of another study than requested"
+    else:
+        assert [uid for uid, _, _ in crafted_scp.answers] == [a.SOPInstanceUID, b.SOPInstanceUID, c.SOPInstanceUID]
     assert _stored(database) == {a.SOPInstanceUID}  # nothing of the other patient, nothing mislabelled
     assert _staging_left(database) == []
     assert result.state == "partial" and result.imported == 1 and result.failed == 2
@@ -149,12 +161,14 @@ def test_c_get_refuses_a_data_set_unlike_its_request_and_another_patients_instan
     assert b.SOPInstanceUID in result.message and "not the one announced" in result.message
 
 
-def test_c_get_refuses_an_instance_of_the_study_that_was_not_requested(crafted_scp, database) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_c_get_refuses_an_instance_of_the_study_that_was_not_requested(crafted_scp, database, transport) -> None:
     """On resume only the missing instances are requested (IMAGE level): the study's other instances, and
     one of another series, are refused; what was asked for arrives."""
     a, b, c = crafted_scp.listing
     crafted_scp.plan = lambda _ident: [(a, a.SOPInstanceUID)]
-    assert RetrieveService(database, crafted_scp.node()).retrieve_study(STUDY.study_uid).state == "partial"
+    service = RetrieveService(database, crafted_scp.node(), cget_transport=transport)
+    assert service.retrieve_study(STUDY.study_uid).state == "partial"
     assert _stored(database) == {a.SOPInstanceUID}
 
     seen: list[Dataset] = []
@@ -166,13 +180,16 @@ def test_c_get_refuses_an_instance_of_the_study_that_was_not_requested(crafted_s
 
     crafted_scp.answers.clear()
     crafted_scp.plan = plan
-    result = RetrieveService(database, crafted_scp.node()).retrieve_study(STUDY.study_uid)
+    result = service.retrieve_study(STUDY.study_uid)
 
     assert seen and seen[0].QueryRetrieveLevel == "IMAGE"
     assert set(seen[0].SOPInstanceUID) == {b.SOPInstanceUID, c.SOPInstanceUID}
-    assert [status for _, status, _ in crafted_scp.answers] == [0x0124, 0x0000, 0x0124, 0x0000]
-    assert crafted_scp.answers[0][2] == "instance not requested"
-    assert crafted_scp.answers[2][2] == "instance of a series not requested"
+    if transport == "pynetdicom":
+        assert [status for _, status, _ in crafted_scp.answers] == [0x0124, 0x0000, 0x0124, 0x0000]
+        assert crafted_scp.answers[0][2] == "instance not requested"
+        assert crafted_scp.answers[2][2] == "instance of a series not requested"
+    assert result.failed == 2 and result.imported == 2
+    assert "not one of the instances requested" in result.first_refusal
     assert _stored(database) == {a.SOPInstanceUID, b.SOPInstanceUID, c.SOPInstanceUID}
     assert _staging_left(database) == []
     assert result.state == "done" and local_sop_uids(database, STUDY.study_uid) == _stored(database)

@@ -1,0 +1,370 @@
+"""C-GET through DCMTK's `getscu`: the network side in C++, the import side pipelined beside it.
+
+pynetdicom's Python state machine costs ~2.5 ms of CPU per received instance (issue 27), several times
+what DCMTK's getscu spends on the whole instance. When getscu is installed and the association is plain
+TCP (TLS stays on pynetdicom: the getscu we drive has no TLS options), the C-GET is run by a getscu
+subprocess (no shell, validated arguments) writing each data set bit-preserving (`+B`: the bytes that
+arrived, never re-encoded) into a private folder under the store's staging area. While it runs, each
+file it has finished is taken at once, on this thread: its data set bytes are written behind RadStation's
+own file meta (the same bytes the pynetdicom path writes, so a study's files and hashes do not depend on
+the transport), hashed as they are read once, checked by the same `vet_delivery` as the pynetdicom path
+(the data set is the instance the C-STORE request announced, which getscu recorded in the file meta, and
+lies inside the identifier that was asked for), and handed to the caller's batching importer. The PACS
+sees getscu's C-STORE responses, so a refused file is refused here (discarded, reported) rather than
+answered with a failure status.
+
+When is a file finished? getscu logs "Sending C-STORE Response (Success)" after it has written and
+closed the file of that sub-operation, and then goes on to the next one, so after k such lines the k
+oldest files (by modification time) are complete and at most one newer file is still being written.
+
+Cancel terminates getscu; the files it had finished are imported (as the pynetdicom path keeps what had
+arrived), a file it was still writing is deleted, and RetrieveCancelled is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from app.importer.store import ManagedStore, StagedFile
+from app.pacs.cancel import CancelToken
+from app.pacs.dimse import StagedHandler
+from app.pacs.errors import (
+    AssociationRejectedError,
+    PacsConfigError,
+    PacsConnectionError,
+    PacsRemoteError,
+    PacsTimeoutError,
+    RetrieveCancelled,
+)
+from app.pacs.nodes import PacsNode
+from app.pacs.receive import _file_meta_bytes
+from app.pacs.scope import (
+    STATUS_CANNOT_UNDERSTAND,
+    STATUS_OUT_OF_RESOURCES,
+    RefusalHandler,
+    RefusedInstance,
+    RequestedScope,
+    vet_delivery,
+)
+
+log = logging.getLogger(__name__)
+
+TRANSPORTS = ("auto", "pynetdicom", "dcmtk")
+GETSCU_PDU = 131072  # getscu's largest receive PDU
+_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_LEVELS = ("STUDY", "SERIES", "IMAGE")
+_STORED = "Sending C-STORE Response (Success"
+_POLL_S = 0.05
+_TAIL = 40  # stderr lines kept for error messages
+
+
+def find_getscu() -> str | None:
+    """Path of DCMTK's getscu (RADSTATION_GETSCU may name one), or None when it is not installed."""
+    named = os.environ.get("RADSTATION_GETSCU", "").strip()
+    if named:
+        return named if os.path.isfile(named) and os.access(named, os.X_OK) else None
+    return shutil.which("getscu")
+
+
+def getscu_version(exe: str) -> str:
+    """getscu's version line ('' when it cannot be run)."""
+    try:
+        run = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    for line in run.stdout.splitlines():
+        if "getscu v" in line:
+            return line.strip(" $")
+    return ""
+
+
+def argument_problem(node: PacsNode) -> str:
+    """Why `node` cannot be handed to getscu as arguments ('' when it can)."""
+    for label, value in (("calling AE title", node.calling_ae), ("called AE title", node.ae_title)):
+        if value.strip() != value or value.startswith("-") or not value:
+            return f"the {label} {value!r} cannot be passed to getscu (leading '-' or spaces)"
+    if node.host.startswith("-") or not node.host:
+        return f"the host {node.host!r} cannot be passed to getscu"
+    return ""
+
+
+def choose_transport(setting: str, node: PacsNode) -> str:
+    """'dcmtk' or 'pynetdicom' for a C-GET from `node` under the `pacs_cget_transport` setting.
+
+    auto: getscu when it is installed, the association is not TLS and the node's titles can be passed
+    to it; pynetdicom otherwise. dcmtk: the same, but a missing getscu is an error the user sees (they
+    asked for it); a TLS node still uses pynetdicom."""
+    if setting not in TRANSPORTS:
+        raise PacsConfigError(f"pacs_cget_transport must be one of {', '.join(TRANSPORTS)}, not {setting!r}")
+    if setting == "pynetdicom" or node.tls:
+        return "pynetdicom"
+    problem = argument_problem(node)
+    if find_getscu() is None or problem:
+        if setting == "dcmtk":
+            raise PacsConfigError(problem or "pacs_cget_transport is dcmtk but DCMTK's getscu is not installed "
+                                  "(apt-get install dcmtk, or set it to auto)")
+        return "pynetdicom"
+    return "dcmtk"
+
+
+def _keys(identifier: Dataset) -> list[str]:
+    """getscu `-k` arguments for a C-GET identifier (level and UIDs only, each checked)."""
+    level = str(identifier.get("QueryRetrieveLevel", "") or "")
+    if level not in _LEVELS:
+        raise PacsConfigError(f"cannot ask getscu for query/retrieve level {level!r}")
+    out = ["-k", f"0008,0052={level}"]
+    for tag, keyword in (("0020,000D", "StudyInstanceUID"), ("0020,000E", "SeriesInstanceUID"),
+                         ("0008,0018", "SOPInstanceUID")):
+        value = identifier.get(keyword)
+        if value is None or value == "":
+            continue
+        uids = [str(v) for v in value] if not isinstance(value, str) else value.split("\\")
+        bad = [u for u in uids if not _UID_RE.match(u) or len(u) > 64]
+        if bad:
+            raise PacsConfigError(f"{keyword} {bad[0]!r} is not a UID; not passed to getscu")
+        out += ["-k", f"{tag}=" + "\\".join(uids)]
+    return out
+
+
+def getscu_arguments(exe: str, node: PacsNode, identifier: Dataset, outdir: Path) -> list[str]:
+    """The argument vector (no shell) for one C-GET: study root, bit-preserving files into `outdir`."""
+    node.validate()
+    if problem := argument_problem(node):
+        raise PacsConfigError(problem)
+    timeout = str(max(1, int(node.timeout)))
+    return [exe, "-v", "-S", "-aet", node.calling_ae, "-aec", node.ae_title, "-to", timeout, "-ta", timeout,
+            "-td", timeout, "-pdu", str(GETSCU_PDU), "+B", "-od", str(outdir), *_keys(identifier),
+            node.host.strip("[]"), str(int(node.port))]
+
+
+def _meta(buf: mmap.mmap) -> tuple[int, str, str, str]:
+    """(offset of the data set, SOP Class UID, SOP Instance UID, transfer syntax) from a Part 10 file's
+    meta group as getscu wrote it; ValueError when it has none or it is cut short."""
+    if len(buf) < 132 or buf[128:132] != b"DICM":
+        raise ValueError("no DICOM file meta (no 'DICM' after the preamble)")
+    pos, values = 132, {}
+    while pos + 8 <= len(buf):
+        group, elem = struct.unpack_from("<HH", buf, pos)
+        if group != 0x0002:
+            break
+        vr = buf[pos + 4 : pos + 6]
+        if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN"):
+            (length,) = struct.unpack_from("<L", buf, pos + 8)
+            value = pos + 12
+        else:
+            (length,) = struct.unpack_from("<H", buf, pos + 6)
+            value = pos + 8
+        if value + length > len(buf):
+            raise ValueError("the file ends inside its file meta")
+        if elem in (0x0002, 0x0003, 0x0010):
+            values[elem] = buf[value : value + length].decode("ascii", "replace").strip("\x00 ")
+        pos = value + length
+    if not all(values.get(e) for e in (0x0002, 0x0003, 0x0010)):
+        raise ValueError("the file meta lacks its SOP class, SOP instance or transfer syntax UID")
+    return pos, values[0x0002], values[0x0003], values[0x0010]
+
+
+def stage_received_file(path: Path, store: ManagedStore, source_ae: str) -> tuple[StagedFile, str, str]:
+    """Stage a file getscu wrote: RadStation's file meta, then its data set bytes as they arrived, hashed
+    as they are read (once). Returns (staged, announced SOP class, announced SOP instance); the getscu file
+    is removed. Raises ValueError (not DICOM Part 10) or OSError."""
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        start, sop_class, sop_instance, syntax = _meta(buf)
+        writer = store.writer()
+        try:
+            writer.write(_file_meta_bytes(sop_class, sop_instance, syntax, source_ae))
+            with memoryview(buf) as view:
+                writer.write(view[start:])
+            staged = writer.finish()
+        except BaseException:
+            writer.abandon()
+            raise
+    path.unlink(missing_ok=True)
+    return staged, sop_class, sop_instance
+
+
+def accept_file(path: Path, store: ManagedStore, scope: RequestedScope, source: str, source_ae: str,
+                ) -> StagedFile:
+    """One file getscu finished, staged and held to its request and `scope` (`vet_delivery`, the check
+    the pynetdicom path applies); raises RefusedInstance (nothing kept) when it does not fit."""
+    try:
+        staged, sop_class, sop_instance = stage_received_file(path, store, source_ae)
+    except ValueError as exc:
+        path.unlink(missing_ok=True)
+        raise RefusedInstance(f"file {path.name} ({source}) refused: {exc}", sop_instance_uid=path.name,
+                              status=STATUS_CANNOT_UNDERSTAND, comment=str(exc)) from None
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise RefusedInstance(f"file {path.name} ({source}): cannot stage the received data: {exc}",
+                              sop_instance_uid=path.name, status=STATUS_OUT_OF_RESOURCES,
+                              comment="cannot read the received data", transient=True) from None
+    vet_delivery(staged, scope, source, announced_instance=sop_instance, announced_class=sop_class)
+    return staged
+
+
+class _Stderr:
+    """Reads getscu's log on a helper thread: counts finished sub-operations, keeps the last lines."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.stored = 0
+        self.tail: deque[str] = deque(maxlen=_TAIL)
+        self.wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(proc,), name="getscu-log", daemon=True)
+        self._thread.start()
+
+    def _run(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line.startswith("I: " + _STORED):
+                self.stored += 1
+                self.wake.set()
+            else:
+                self.tail.append(line)
+        self.wake.set()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def errors(self) -> list[str]:
+        return [line[3:] for line in self.tail if line.startswith(("F: ", "E: "))]
+
+
+def _complete(files: list[os.DirEntry[str]], finished: int) -> list[os.DirEntry[str]]:
+    """Of the files not yet taken, those certainly complete when `finished` more sub-operations have
+    been answered: the `finished` oldest, less any that share the newest one's time (one of those may
+    be the file getscu is writing; they are taken at the next look)."""
+    if finished <= 0 or not files:
+        return []
+    files = sorted(files, key=lambda e: e.stat().st_mtime_ns)
+    if finished >= len(files):
+        return files
+    take = files[:finished]
+    first_unsure = files[finished].stat().st_mtime_ns
+    return [e for e in take if e.stat().st_mtime_ns < first_unsure]
+
+
+def _classify(node: PacsNode, returncode: int, errors: list[str]) -> Exception:
+    text = errors[-1] if errors else f"getscu exited with status {returncode}"
+    where = node.describe()
+    if "Association Rejected" in text:
+        return AssociationRejectedError(f"{where} rejected the association ({text}); check the called AE title "
+                                        f"{node.ae_title!r} and that the PACS knows {node.calling_ae!r}")
+    if "Connection refused" in text or "TCP Initialization Error" in text:
+        return PacsConnectionError(f"{where}: cannot open an association ({text})")
+    if "imeout" in text:
+        return PacsTimeoutError(f"{where}: {text}")
+    return PacsRemoteError(f"{where}: the C-GET by getscu failed: {text}")
+
+
+class GetscuRetriever:
+    """C-GET of identifiers from a plain-TCP DIMSE node by DCMTK's getscu (see the module docstring)."""
+
+    def __init__(self, node: PacsNode, exe: str | None = None) -> None:
+        self.node = node.validate()
+        self.exe = exe or find_getscu()
+        if self.exe is None:
+            raise PacsConfigError("DCMTK's getscu is not installed (apt-get install dcmtk)")
+        if node.tls:
+            raise PacsConfigError(f"{node.describe()} uses TLS: its C-GET stays on pynetdicom")
+
+    def get(
+        self,
+        identifiers: Sequence[Dataset],
+        *,
+        store: ManagedStore,
+        on_staged: StagedHandler,
+        on_refused: RefusalHandler | None = None,
+        cancel: CancelToken | None = None,
+    ) -> int:
+        """C-GET each identifier (one getscu association each); returns the number of instances handed to
+        `on_staged`. Raises a PacsError when getscu cannot retrieve, RetrieveCancelled after a cancel."""
+        source = f"C-GET from {self.node.describe()}"
+        work = Path(tempfile.mkdtemp(prefix="getscu-", dir=store.staging))  # 0700, same file system
+        stored = 0
+        try:
+            for identifier in identifiers:
+                stored += self._one(identifier, work, store, source, on_staged, on_refused, cancel)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return stored
+
+    def _one(self, identifier: Dataset, work: Path, store: ManagedStore, source: str, on_staged: StagedHandler,
+             on_refused: RefusalHandler | None, cancel: CancelToken | None) -> int:
+        scope = RequestedScope.from_identifier(identifier)
+        outdir = Path(tempfile.mkdtemp(dir=work))
+        args = getscu_arguments(str(self.exe), self.node, identifier, outdir)
+        env = dict(os.environ, TCP_NODELAY="1")
+        stored = 0
+        taken = 0
+
+        def take(entries: list[os.DirEntry[str]]) -> None:
+            nonlocal stored, taken
+            for entry in entries:
+                taken += 1
+                try:
+                    staged = accept_file(Path(entry.path), store, scope, source, self.node.ae_title)
+                except RefusedInstance as refusal:
+                    log.warning("%s", refusal)
+                    if on_refused is not None:
+                        on_refused(refusal)
+                    continue
+                try:
+                    on_staged(staged, source)
+                except Exception as exc:  # noqa: BLE001 - as the pynetdicom path: that instance failed, never a crash
+                    log.warning("could not store a retrieved instance: %s", exc)
+                    staged.discard()
+                    continue
+                stored += 1
+
+        def untaken() -> list[os.DirEntry[str]]:
+            with os.scandir(outdir) as it:
+                return [e for e in it if e.is_file(follow_symlinks=False)]
+
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env=env, cwd=work)
+        logs = _Stderr(proc)
+        cancelled = False
+        try:
+            while proc.poll() is None:
+                logs.wake.wait(_POLL_S)
+                logs.wake.clear()
+                if cancel is not None and cancel.cancelled:
+                    cancelled = True
+                    break
+                take(_complete(untaken(), logs.stored - taken))
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            logs.join()
+        if cancelled or proc.returncode != 0:
+            # what getscu had answered is complete; a file it was still writing is not
+            take(_complete(untaken(), logs.stored - taken))
+            for entry in untaken():
+                Path(entry.path).unlink(missing_ok=True)
+            if cancelled:
+                raise RetrieveCancelled(f"C-GET from {self.node.describe()} cancelled")
+            raise _classify(self.node, proc.returncode, logs.errors())
+        take(untaken())  # getscu has exited normally: every file it left is complete
+        for problem in logs.errors():
+            log.warning("getscu, C-GET of %s from %s: %s", scope.describe(), self.node.describe(), problem)
+        return stored
+

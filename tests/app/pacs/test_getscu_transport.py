@@ -1,0 +1,235 @@
+"""C-GET by DCMTK's getscu (app.pacs.getscu): the same rows and files as pynetdicom from a real Orthanc,
+crafted files refused by the same delivery checks, cancel mid-retrieve, errors classified, and the
+transport choice (setting, TLS, getscu missing)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from sqlalchemy import select
+
+from app.db.database import Database
+from app.db.models import Instance, Series, Study
+from app.importer.store import ManagedStore
+from app.pacs.cancel import CancelToken
+from app.pacs.errors import AssociationRejectedError, PacsConfigError, PacsConnectionError, RetrieveCancelled
+from app.pacs.getscu import GetscuRetriever, _meta, accept_file, choose_transport, getscu_arguments
+from app.pacs.receive import _file_meta_bytes
+from app.pacs.retrieve import RetrieveService, StudyProgress
+from app.pacs.scope import (
+    STATUS_CANNOT_UNDERSTAND,
+    STATUS_DOES_NOT_MATCH,
+    STATUS_NOT_AUTHORIZED,
+    RefusedInstance,
+    RequestedScope,
+)
+from app.pacs.sink import local_sop_uids
+from app.settings_schema import BY_KEY, validate
+from tests.support.orthanc_fixture import make_study
+from tests.support.pacs_helpers import dimse_node, free_port
+
+needs_getscu = pytest.mark.skipif(shutil.which("getscu") is None, reason="DCMTK's getscu is not installed")
+
+
+def _rows(database: Database) -> list[tuple]:
+    with database.session() as session:
+        return sorted(session.execute(
+            select(Study.study_uid, Series.series_uid, Instance.sop_instance_uid, Instance.file_sha256,
+                   Instance.file_size, Instance.file_path)
+            .join(Series, Instance.series_db_id == Series.id).join(Study, Series.study_db_id == Study.id)
+        ).all())
+
+
+def _open(tmp_path: Path, name: str) -> Database:
+    return Database.open(f"sqlite:///{tmp_path / name}.db", store_dir=tmp_path / f"store-{name}")
+
+
+def _staging_left(database: Database) -> list[str]:
+    staging = database.store_dir / ".staging"
+    return sorted(p.name for p in staging.iterdir()) if staging.exists() else []
+
+
+@needs_getscu
+@pytest.mark.orthanc
+def test_both_transports_store_the_same_rows_and_bytes(orthanc, pacs_studies, tmp_path) -> None:
+    study = pacs_studies.current_ct
+    uid = study[0].StudyInstanceUID
+    rows = {}
+    for transport in ("pynetdicom", "dcmtk"):
+        database = _open(tmp_path, transport)
+        try:
+            seen: list[StudyProgress] = []
+            result = RetrieveService(database, dimse_node(orthanc), cget_transport=transport).retrieve_study(
+                uid, seen.append)
+            assert result.state == "done", result.message
+            assert (result.imported, result.failed) == (len(study), 0)
+            assert max(p.done for p in seen if p.state == "running") == len(study)
+            rows[transport] = _rows(database)
+            for *_, sha, size, rel in rows[transport]:
+                data = database.store_path(rel).read_bytes()
+                assert (hashlib.sha256(data).hexdigest(), len(data)) == (sha, size)
+            assert _staging_left(database) == []  # getscu's private folder is gone
+        finally:
+            database.dispose()
+    assert rows["dcmtk"] == rows["pynetdicom"]  # same rows, same hashes: the same bytes on disk
+    assert {r[2] for r in rows["dcmtk"]} == {ds.SOPInstanceUID for ds in study}
+    stored = dcmread(tmp_path / "store-dcmtk" / rows["dcmtk"][0][5])
+    original = next(ds for ds in study if ds.SOPInstanceUID == stored.SOPInstanceUID)
+    assert stored.PixelData == original.PixelData
+
+
+@needs_getscu
+@pytest.mark.orthanc
+def test_dcmtk_resume_fetches_only_what_is_missing(orthanc, pacs_studies, tmp_path) -> None:
+    """Image- and series-level identifiers (one getscu association each) are held to their own scope."""
+    from app.importer import ImportService
+
+    study = pacs_studies.current_ct
+    database = _open(tmp_path, "resume")
+    try:
+        for ds in (study[0], study[1]):
+            assert ImportService(database).import_dataset(ds).status == "imported"
+        result = RetrieveService(database, dimse_node(orthanc), cget_transport="dcmtk").retrieve_study(
+            study[0].StudyInstanceUID)
+        assert result.state == "done", result.message
+        assert (result.already_present, result.imported) == (2, 4)
+    finally:
+        database.dispose()
+
+
+def _part10(path: Path, ds: Dataset, *, meta_instance: str | None = None) -> Path:
+    """A Part 10 file as getscu writes one: file meta from the C-STORE request (`meta_instance`: what a
+    lying request announced), then the data set bytes."""
+    ds.save_as(path, enforce_file_format=True)
+    if meta_instance:
+        data = path.read_bytes()
+        start = _meta(data)[0]  # type: ignore[arg-type]
+        path.write_bytes(_file_meta_bytes(ds.SOPClassUID, meta_instance, ds.file_meta.TransferSyntaxUID, "GETSCU")
+                         + data[start:])
+    return path
+
+
+def test_crafted_files_are_refused_by_the_delivery_checks(tmp_path) -> None:
+    store = ManagedStore(tmp_path / "store")
+    outdir = tmp_path / "getscu-out"
+    outdir.mkdir()
+    wanted, other = make_study("P", study_uid=generate_uid(), n_instances=1), make_study("Q", n_instances=1)
+    scope = RequestedScope(wanted[0].StudyInstanceUID)
+
+    good = accept_file(_part10(outdir / "a", wanted[0]), store, scope, "C-GET from test", "ORTHANC")
+    assert good.probed is not None and good.probed.header.sop_instance_uid == wanted[0].SOPInstanceUID
+    assert hashlib.sha256(good.path.read_bytes()).hexdigest() == good.sha256
+    assert dcmread(good.path).file_meta.SourceApplicationEntityTitle == "ORTHANC"
+    good.discard()
+
+    cases = [
+        (_part10(outdir / "b", other[0]), STATUS_NOT_AUTHORIZED, "not the requested study"),
+        (_part10(outdir / "c", wanted[0], meta_instance=generate_uid()), STATUS_DOES_NOT_MATCH,
+         "not the one announced"),
+    ]
+    bad = outdir / "d"
+    bad.write_bytes(b"\0" * 128 + b"NOPE" + b"\1" * 300)
+    cases.append((bad, STATUS_CANNOT_UNDERSTAND, "no DICOM file meta"))
+    series_scope = RequestedScope(wanted[0].StudyInstanceUID, frozenset({"1.2.3"}))
+    for path, status, words in cases:
+        with pytest.raises(RefusedInstance) as caught:
+            accept_file(path, store, scope, "C-GET from test", "ORTHANC")
+        assert caught.value.status == status and words in str(caught.value)
+        assert not path.exists()
+    with pytest.raises(RefusedInstance, match="series .* which was not requested"):
+        accept_file(_part10(outdir / "e", wanted[0]), store, series_scope, "C-GET from test", "ORTHANC")
+    assert sorted(store.staging.iterdir()) == []  # nothing of a refused file is kept
+
+
+@needs_getscu
+@pytest.mark.orthanc
+def test_cancel_mid_retrieve_stops_getscu_and_keeps_what_arrived(orthanc, tmp_path) -> None:
+    study = make_study("CANCEL-GETSCU", "CANCEL^GETSCU", n_instances=120, rows=256, columns=256, seed=9)
+    uid = study[0].StudyInstanceUID
+    ids = [orthanc.upload(ds) for ds in study]
+    database = _open(tmp_path, "cancel")
+    try:
+        cancel = CancelToken()
+
+        def progress(p: StudyProgress) -> None:
+            if p.state == "running" and p.done >= 1:
+                cancel.cancel()
+
+        service = RetrieveService(database, dimse_node(orthanc), cget_transport="dcmtk")
+        with pytest.raises(RetrieveCancelled):
+            service.retrieve_study(uid, progress, cancel)
+        kept = local_sop_uids(database, uid)
+        assert 1 <= len(kept) < len(study)
+        for *_, sha, _size, rel in _rows(database):
+            assert hashlib.sha256(database.store_path(rel).read_bytes()).hexdigest() == sha
+        assert _staging_left(database) == []
+        result = service.retrieve_study(uid)
+        assert result.state == "done", result.message
+        assert (result.already_present, result.imported) == (len(kept), len(study) - len(kept))
+    finally:
+        database.dispose()
+        orthanc.rest("DELETE", f"/studies/{orthanc.rest('GET', f'/instances/{ids[0]}/study')['ID']}")
+
+
+@needs_getscu
+@pytest.mark.orthanc
+def test_getscu_failures_are_classified(orthanc, tmp_path) -> None:
+    store = ManagedStore(tmp_path / "store")
+    ident = Dataset()
+    ident.QueryRetrieveLevel = "STUDY"
+    ident.StudyInstanceUID = generate_uid()
+    with pytest.raises(AssociationRejectedError, match="rejected the association"):
+        GetscuRetriever(dimse_node(orthanc, ae_title="NOT-ORTHANC")).get(
+            [ident], store=store, on_staged=lambda *_: None)
+    with pytest.raises(PacsConnectionError, match="cannot open an association"):
+        GetscuRetriever(dimse_node(orthanc, port=free_port())).get([ident], store=store, on_staged=lambda *_: None)
+    assert sorted(store.staging.iterdir()) == []
+
+
+def test_arguments_are_validated_and_need_no_shell(tmp_path) -> None:
+    from app.pacs.nodes import PacsNode
+
+    node = PacsNode(name="n", protocol="dimse", ae_title="PACS", host="pacs.example", port=104,
+                    calling_ae="RADSTATION", timeout=20)
+    ident = Dataset()
+    ident.QueryRetrieveLevel = "IMAGE"
+    ident.StudyInstanceUID = "1.2.3"
+    ident.SeriesInstanceUID = "1.2.3.4"
+    ident.SOPInstanceUID = ["1.2.3.4.5", "1.2.3.4.6"]
+    args = getscu_arguments("/usr/bin/getscu", node, ident, tmp_path)
+    assert args[-2:] == ["pacs.example", "104"]
+    assert "+B" in args and args[args.index("-aec") + 1] == "PACS" and args[args.index("-aet") + 1] == "RADSTATION"
+    assert "0008,0018=1.2.3.4.5\\1.2.3.4.6" in args and "0008,0052=IMAGE" in args
+    ident.SeriesInstanceUID = "1.2.3; rm -rf /"
+    with pytest.raises(PacsConfigError, match="is not a UID"):
+        getscu_arguments("/usr/bin/getscu", node, ident, tmp_path)
+    with pytest.raises(PacsConfigError, match="cannot be passed to getscu"):
+        getscu_arguments("/usr/bin/getscu", node.with_changes(calling_ae="-od /etc"), ident, tmp_path)
+
+
+def test_transport_choice(monkeypatch, tmp_path) -> None:
+    from app.pacs.nodes import PacsNode
+
+    node = PacsNode(name="n", protocol="dimse", ae_title="PACS", host="127.0.0.1", port=104)
+    fake_tls = node.with_changes(tls=True)
+    exe = shutil.which("getscu")
+    if exe is not None:
+        assert choose_transport("auto", node) == "dcmtk"
+        assert choose_transport("dcmtk", node) == "dcmtk"
+    assert choose_transport("pynetdicom", node) == "pynetdicom"
+    assert choose_transport("auto", fake_tls) == "pynetdicom" and choose_transport("dcmtk", fake_tls) == "pynetdicom"
+    assert choose_transport("auto", node.with_changes(calling_ae="-X")) == "pynetdicom"
+    with pytest.raises(PacsConfigError, match="one of auto, pynetdicom, dcmtk"):
+        choose_transport("fast", node)
+    monkeypatch.setenv("RADSTATION_GETSCU", str(tmp_path / "no-getscu"))
+    assert choose_transport("auto", node) == "pynetdicom"
+    with pytest.raises(PacsConfigError, match="getscu is not installed"):
+        choose_transport("dcmtk", node)
+    spec = BY_KEY["pacs_cget_transport"]
+    assert validate(spec, "dcmtk") == "" and "one of auto, pynetdicom, dcmtk" in validate(spec, "fast")
