@@ -257,16 +257,27 @@ def _complete(files: list[os.DirEntry[str]], finished: int) -> list[os.DirEntry[
     return [e for e in take if e.stat().st_mtime_ns < first_unsure]
 
 
+_NO_CONNECTION = ("Connection refused", "TCP Initialization Error", "not known", "Host not found", "No route")
+_CONNECTION_LOST = ("TCP I/O Error", "Broken pipe", "Connection reset", "Network closed", "Read PDV failed")
+
+
 def _classify(node: PacsNode, returncode: int, errors: list[str]) -> Exception:
+    """The PacsError for a getscu that exited with `returncode`, from its last error line (the same
+    classes and wording the pynetdicom path uses for the same failures)."""
     text = errors[-1] if errors else f"getscu exited with status {returncode}"
     where = node.describe()
     if "Association Rejected" in text:
         return AssociationRejectedError(f"{where} rejected the association ({text}); check the called AE title "
                                         f"{node.ae_title!r} and that the PACS knows {node.calling_ae!r}")
-    if "Connection refused" in text or "TCP Initialization Error" in text:
+    if any(k in text for k in _NO_CONNECTION):
         return PacsConnectionError(f"{where}: cannot open an association ({text})")
     if "imeout" in text:
-        return PacsTimeoutError(f"{where}: {text}")
+        return PacsTimeoutError(f"{where} stopped answering during C-GET (no reply within {node.timeout:g} s; "
+                                f"{text}); what arrived so far is kept")
+    if any(k in text for k in _CONNECTION_LOST):
+        return PacsConnectionError(f"{where} dropped the connection during C-GET ({text}); what arrived so far is kept")
+    if "bort" in text:
+        return PacsRemoteError(f"{where} aborted the association during C-GET ({text}); what arrived so far is kept")
     return PacsRemoteError(f"{where}: the C-GET by getscu failed: {text}")
 
 
