@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         ("weights", lambda: check_weights(strict=args.strict)),
         ("qt", check_qt_plugins),
         ("vtk", check_vtk),
+        ("pacs", check_cget_transport),
     ]
     if not args.no_worker:
         steps.append(("worker", check_worker))
@@ -173,6 +174,25 @@ def check_decoder_choice() -> list[Check]:
         out.append(Check(f"choice {uids.UID(syntax).keyword}", OK if chosen else FAIL,
                          f"{chosen or 'none'}{reduced} [{decoders.SAMPLE_SIZE}^2 12-bit: {listed}]"))
     return out
+
+
+def check_cget_transport() -> list[Check]:
+    """Which program runs C-GET retrievals (app.pacs.getscu): DCMTK's getscu (and its version) or pynetdicom."""
+    from app.pacs.getscu import TRANSPORTS, find_getscu, getscu_version
+    from app.settings import current_settings
+
+    setting = str(current_settings().get("pacs_cget_transport", "auto") or "auto")
+    exe = find_getscu()
+    found = f"getscu {exe} ({getscu_version(exe) or 'version unknown'})" if exe else "getscu not installed"
+    if setting not in TRANSPORTS:
+        return [Check("pacs C-GET transport", FAIL, f"setting pacs_cget_transport={setting!r} is not one of "
+                      f"{', '.join(TRANSPORTS)}; {found}")]
+    if setting == "dcmtk" and exe is None:
+        return [Check("pacs C-GET transport", FAIL, "setting pacs_cget_transport=dcmtk but getscu is not installed "
+                      "(apt-get install dcmtk)")]
+    used = "pynetdicom" if setting == "pynetdicom" or exe is None else "dcmtk getscu"
+    return [Check("pacs C-GET transport", OK, f"setting {setting}: {used} for plain-TCP nodes, pynetdicom for TLS; "
+                  f"{found}")]
 
 
 def check_migrations() -> list[Check]:

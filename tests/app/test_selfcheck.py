@@ -60,3 +60,25 @@ def selfcheck_args() -> object:
     import argparse
 
     return argparse.Namespace(json=False, no_worker=True, strict=False)
+
+
+def test_the_c_get_transport_is_recorded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import shutil
+
+    from app.settings import Settings, use_settings
+
+    settings = Settings(tmp_path / "settings.json")
+    use_settings(settings)
+    try:
+        (check,) = selfcheck.check_cget_transport()
+        assert check.status == selfcheck.OK and "setting auto" in check.detail
+        if shutil.which("getscu"):
+            assert "dcmtk getscu for plain-TCP nodes" in check.detail and "getscu v3" in check.detail
+        settings.set("pacs_cget_transport", "dcmtk")
+        monkeypatch.setenv("RADSTATION_GETSCU", str(tmp_path / "absent"))
+        (check,) = selfcheck.check_cget_transport()
+        assert check.status == selfcheck.FAIL and "getscu is not installed" in check.detail
+        settings.set("pacs_cget_transport", "fastest")
+        assert selfcheck.check_cget_transport()[0].status == selfcheck.FAIL
+    finally:
+        use_settings(None)
