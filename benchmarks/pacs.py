@@ -1,6 +1,7 @@
 """PACS retrieval speed: instances per second and client CPU pulling one CT series from a local Orthanc.
 
     python benchmarks/pacs.py [--slices 600] [--size 512] [--repeats 3] [--client-max-pdu N] [--orthanc-max-pdu N]
+                              [--transport both|pynetdicom|dcmtk] [--cget-only]
 
 Starts a private Orthanc (Debian package + DICOMweb plugin, as the tests do), stores a synthetic
 `--slices`-image CT series of `--size`x`--size` 16-bit slices, then times, for C-GET and WADO-RS:
@@ -13,7 +14,11 @@ Starts a private Orthanc (Debian package + DICOMweb plugin, as the tests do), st
 app.pacs.dimse.CLIENT_MAX_PDU, 4 MiB), `--orthanc-max-pdu` sets Orthanc's MaximumPduLength (4096-131072):
 the A/B of issue 27's PDU lever. The table header says how large the P-DATA fragments Orthanc actually
 sent were (counted on the "into DB" C-GET runs).
-Prints a markdown table (median of --repeats runs) with the machine it ran on.
+`--transport` picks the C-GET transport(s) of the "into DB" rows (app.pacs.getscu: pynetdicom, or DCMTK's
+getscu driven by RadStation); for the getscu transport the client CPU is this process's plus the getscu
+child's (RUSAGE_CHILDREN), both counted. `--cget-only` leaves out WADO-RS and the "network only" rows.
+Repeats are interleaved (one run of each row, then the next round), so load changes hit every row alike.
+Prints a markdown table (median of --repeats runs) with the machine it ran on and the load before/after.
 """
 
 from __future__ import annotations
@@ -66,13 +71,21 @@ def _nodes(server) -> dict[str, PacsNode]:
     }
 
 
-def _into_db(node: PacsNode, study_uid: str, work: Path) -> tuple[float, float, int]:
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _into_db(node: PacsNode, study_uid: str, work: Path, transport: str = "pynetdicom") -> tuple[float, float, int]:
+    """The real retrieve into a fresh database; CPU = this process + any getscu child it ran."""
     db_dir = Path(tempfile.mkdtemp(dir=work))
     database = Database.open(f"sqlite:///{db_dir / 'bench.db'}", store_dir=db_dir / "store")
     try:
-        c0, t0 = time.process_time(), time.perf_counter()
-        result = RetrieveService(database, node).retrieve_study(study_uid)
-        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+        service = RetrieveService(database, node, cget_transport=transport)
+        c0, k0, t0 = time.process_time(), _children_cpu(), time.perf_counter()
+        result = service.retrieve_study(study_uid)
+        elapsed = time.perf_counter() - t0
+        cpu = (time.process_time() - c0) + (_children_cpu() - k0)
         if result.state != "done":
             raise SystemExit(f"retrieval did not complete: {result.message}")
         return elapsed, cpu, result.imported
@@ -128,6 +141,9 @@ def main() -> int:
                         help="maximum PDU size RadStation advertises for C-GET (0 = unlimited)")
     parser.add_argument("--orthanc-max-pdu", type=int, default=None,
                         help="Orthanc's MaximumPduLength (4096-131072; default: Orthanc's own, 16384)")
+    parser.add_argument("--transport", choices=("both", "pynetdicom", "dcmtk"), default="both",
+                        help="C-GET transport(s) for the 'into DB' rows")
+    parser.add_argument("--cget-only", action="store_true", help="leave out WADO-RS and the network-only rows")
     args = parser.parse_args()
     pacs_dimse.CLIENT_MAX_PDU = args.client_max_pdu
     _count_fragments()
@@ -153,21 +169,31 @@ def main() -> int:
         runs: list[tuple[str, str, object]] = []
         if have_getscu:
             runs.append(("C-GET", "DCMTK getscu to disk (TCP_NODELAY, 128 KiB PDU)", lambda: _getscu(server, uid, work)))
+        transports = ("pynetdicom", "dcmtk") if args.transport == "both" else (args.transport,)
         for name, node in _nodes(server).items():
-            runs.append((name, "RadStation into DB", lambda n=node: _into_db(n, uid, work)))
-            runs.append((name, "RadStation network only", lambda n=node: _network_only(n, uid)))
-        rows = []
-        for name, mode, fn in runs:
-            times, cpus = [], []
-            for _ in range(args.repeats):
+            if name == "C-GET":
+                for transport in transports:
+                    runs.append((name, f"RadStation into DB ({transport})",
+                                 lambda n=node, t=transport: _into_db(n, uid, work, t)))
+            elif not args.cget_only:
+                runs.append((name, "RadStation into DB", lambda n=node: _into_db(n, uid, work)))
+            if not args.cget_only:
+                runs.append((name, "RadStation network only", lambda n=node: _network_only(n, uid)))
+        load_before = os.getloadavg()[0]
+        times: dict[int, list[float]] = collections.defaultdict(list)
+        cpus: dict[int, list[float]] = collections.defaultdict(list)
+        for _ in range(args.repeats):  # interleaved: every row sees the same load changes
+            for i, (name, mode, fn) in enumerate(runs):
                 seconds, cpu, n = fn()  # type: ignore[operator]
                 if n != args.slices:
                     raise SystemExit(f"{name} {mode}: got {n} of {args.slices} instances")
-                times.append(seconds)
-                cpus.append(cpu)
-            med, cpu = statistics.median(times), statistics.median(cpus)
-            rows.append((name, mode, med, min(times), args.slices / med, cpu))
-            print(f"{name} {mode}: {med:.2f} s, CPU {cpu:.2f} s", file=sys.stderr)
+                times[i].append(seconds)
+                cpus[i].append(cpu)
+                print(f"{name} {mode}: {seconds:.2f} s, CPU {cpu:.2f} s", file=sys.stderr)
+        rows = []
+        for i, (name, mode, _fn) in enumerate(runs):
+            med, cpu = statistics.median(times[i]), statistics.median(cpus[i])
+            rows.append((name, mode, med, min(times[i]), args.slices / med, cpu))
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -175,7 +201,7 @@ def main() -> int:
     cpu = platform.processor() or platform.machine()
     print(f"\nPACS retrieval from local Orthanc 1.x on 127.0.0.1 | {args.slices} CT slices {args.size}x{args.size} "
           f"16-bit ({mb:.1f} MB pixels) | median of {args.repeats} | {cpu}, {os.cpu_count()} CPUs, "
-          f"load {os.getloadavg()[0]:.1f}, Python {platform.python_version()}")
+          f"load {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, Python {platform.python_version()}")
     common = ", ".join(f"{size} B x {n}" for size, n in FRAGMENTS.most_common(2))
     print(f"RadStation advertises max PDU {args.client_max_pdu}, Orthanc MaximumPduLength "
           f"{args.orthanc_max_pdu or 'default'}; C-STORE data fragments received (most common): {common}\n")
