@@ -31,10 +31,11 @@ import shutil
 import struct
 import subprocess
 import tempfile
-import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from pydicom.dataset import Dataset
 
@@ -67,7 +68,7 @@ GETSCU_PDU = 131072  # getscu's largest receive PDU
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _LEVELS = ("STUDY", "SERIES", "IMAGE")
 _STORED = "Sending C-STORE Response (Success"
-_POLL_S = 0.05
+_POLL_S = 0.02  # how often the folder and the log are looked at while getscu runs
 _TAIL = 40  # stderr lines kept for error messages
 
 
@@ -215,29 +216,41 @@ def accept_file(path: Path, store: ManagedStore, scope: RequestedScope, source: 
     return staged
 
 
-class _Stderr:
-    """Reads getscu's log on a helper thread: counts finished sub-operations, keeps the last lines."""
+class _Log:
+    """getscu's log, written to a file (not a pipe: no reader thread waking for every line and contending
+    for the GIL with the import) and read as it grows: counts answered sub-operations, keeps the last lines."""
 
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.stored = 0
         self.tail: deque[str] = deque(maxlen=_TAIL)
-        self.wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(proc,), name="getscu-log", daemon=True)
-        self._thread.start()
+        self._fh: BinaryIO | None = None
+        self._partial = b""
 
-    def _run(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stderr is not None
-        for raw in proc.stderr:
+    def read(self) -> None:
+        if self._fh is None:
+            try:
+                self._fh = open(self.path, "rb")  # noqa: SIM115 - kept open while getscu writes
+            except FileNotFoundError:
+                return
+        chunk = self._fh.read()
+        if not chunk:
+            return
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        for raw in lines:
             line = raw.decode("utf-8", "replace").rstrip()
             if line.startswith("I: " + _STORED):
                 self.stored += 1
-                self.wake.set()
             else:
                 self.tail.append(line)
-        self.wake.set()
 
-    def join(self) -> None:
-        self._thread.join()
+    def close(self) -> None:
+        self.read()
+        if self._partial:
+            self.tail.append(self._partial.decode("utf-8", "replace").rstrip())
+            self._partial = b""
+        if self._fh is not None:
+            self._fh.close()
 
     def errors(self) -> list[str]:
         return [line[3:] for line in self.tail if line.startswith(("F: ", "E: "))]
@@ -345,17 +358,19 @@ class GetscuRetriever:
             with os.scandir(outdir) as it:
                 return [e for e in it if e.is_file(follow_symlinks=False)]
 
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                env=env, cwd=work)
-        logs = _Stderr(proc)
+        log_path = work / f"{outdir.name}.log"
+        with open(log_path, "wb") as log_file:
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
+                                    env=env, cwd=work)
+        logs = _Log(log_path)
         cancelled = False
         try:
             while proc.poll() is None:
-                logs.wake.wait(_POLL_S)
-                logs.wake.clear()
+                time.sleep(_POLL_S)
                 if cancel is not None and cancel.cancelled:
                     cancelled = True
                     break
+                logs.read()
                 take(_complete(untaken(), logs.stored - taken))
         finally:
             if proc.poll() is None:
@@ -365,7 +380,7 @@ class GetscuRetriever:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-            logs.join()
+            logs.close()
         if cancelled or proc.returncode != 0:
             # what getscu had answered is complete; a file it was still writing is not
             take(_complete(untaken(), logs.stored - taken))
