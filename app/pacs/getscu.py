@@ -23,6 +23,7 @@ arrived), a file it was still writing is deleted, and RetrieveCancelled is raise
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mmap
 import os
@@ -178,23 +179,36 @@ def _meta(buf: mmap.mmap) -> tuple[int, str, str, str]:
     return pos, values[0x0002], values[0x0003], values[0x0010]
 
 
-def stage_received_file(path: Path, store: ManagedStore, source_ae: str) -> tuple[StagedFile, str, str]:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    with memoryview(data) as view:
+        written = 0
+        while written < len(view):
+            written += os.write(fd, view[written:])
+
+
+def stage_received_file(path: Path, staging: Path, source_ae: str) -> tuple[StagedFile, str, str]:
     """Stage a file getscu wrote: RadStation's file meta, then its data set bytes as they arrived, hashed
-    as they are read (once). Returns (staged, announced SOP class, announced SOP instance); the getscu file
-    is removed. Raises ValueError (not DICOM Part 10) or OSError."""
+    as they are read (once, from the map) and written with one system call each (no buffered copy).
+    Returns (staged, announced SOP class, announced SOP instance); the getscu file is removed. Raises
+    ValueError (not DICOM Part 10) or OSError."""
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         start, sop_class, sop_instance, syntax = _meta(buf)
-        writer = store.writer()
+        head = _file_meta_bytes(sop_class, sop_instance, syntax, source_ae)
+        fd, name = tempfile.mkstemp(dir=staging, prefix="in-", suffix=".part")  # 0600, as HashingWriter
         try:
-            writer.write(_file_meta_bytes(sop_class, sop_instance, syntax, source_ae))
-            with memoryview(buf) as view:
-                writer.write(view[start:])
-            staged = writer.finish()
+            with memoryview(buf) as view, view[start:] as body:
+                digest = hashlib.sha256(head)
+                digest.update(body)
+                _write_all(fd, head)
+                _write_all(fd, body)
         except BaseException:
-            writer.abandon()
+            os.close(fd)
+            os.unlink(name)
             raise
+        os.close(fd)
+        size = len(head) + len(buf) - start
     path.unlink(missing_ok=True)
-    return staged, sop_class, sop_instance
+    return StagedFile(Path(name), size, digest.hexdigest()), sop_class, sop_instance
 
 
 def accept_file(path: Path, store: ManagedStore, scope: RequestedScope, source: str, source_ae: str,
@@ -202,7 +216,7 @@ def accept_file(path: Path, store: ManagedStore, scope: RequestedScope, source: 
     """One file getscu finished, staged and held to its request and `scope` (`vet_delivery`, the check
     the pynetdicom path applies); raises RefusedInstance (nothing kept) when it does not fit."""
     try:
-        staged, sop_class, sop_instance = stage_received_file(path, store, source_ae)
+        staged, sop_class, sop_instance = stage_received_file(path, store.staging, source_ae)
     except ValueError as exc:
         path.unlink(missing_ok=True)
         raise RefusedInstance(f"file {path.name} ({source}) refused: {exc}", sop_instance_uid=path.name,
