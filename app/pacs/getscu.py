@@ -377,6 +377,7 @@ class GetscuRetriever:
             proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
                                     env=env, cwd=work)
         logs = _Log(log_path)
+        started = time.monotonic()
         cancelled = False
         try:
             while proc.poll() is None:
@@ -395,6 +396,8 @@ class GetscuRetriever:
                     proc.kill()
                     proc.wait()
             logs.close()
+        log.debug("getscu exited (status %s) after %.2f s; %d of its %d answered files imported by then",
+                  proc.returncode, time.monotonic() - started, taken, logs.stored)
         if cancelled or proc.returncode != 0:
             # what getscu had answered is complete; a file it was still writing is not
             take(_complete(untaken(), logs.stored - taken))
