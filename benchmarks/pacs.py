@@ -1,7 +1,7 @@
 """PACS retrieval speed: instances per second and client CPU pulling one CT series from a local Orthanc.
 
     python benchmarks/pacs.py [--slices 600] [--size 512] [--repeats 3] [--client-max-pdu N] [--orthanc-max-pdu N]
-                              [--transport both|pynetdicom|dcmtk] [--cget-only]
+                              [--transport pynetdicom,dcmtk,auto] [--cget-only]
 
 Starts a private Orthanc (Debian package + DICOMweb plugin, as the tests do), stores a synthetic
 `--slices`-image CT series of `--size`x`--size` 16-bit slices, then times, for C-GET and WADO-RS:
@@ -14,8 +14,8 @@ Starts a private Orthanc (Debian package + DICOMweb plugin, as the tests do), st
 app.pacs.dimse.CLIENT_MAX_PDU, 4 MiB), `--orthanc-max-pdu` sets Orthanc's MaximumPduLength (4096-131072):
 the A/B of issue 27's PDU lever. The table header says how large the P-DATA fragments Orthanc actually
 sent were (counted on the "into DB" C-GET runs).
-`--transport` picks the C-GET transport(s) of the "into DB" rows (app.pacs.getscu: pynetdicom, or DCMTK's
-getscu driven by RadStation); for the getscu transport the client CPU is this process's plus the getscu
+`--transport` lists the C-GET transports of the "into DB" rows (app.pacs.getscu: pynetdicom, DCMTK's getscu
+driven by RadStation, or auto: getscu giving way to pynetdicom when small instances stall); for the getscu transport the client CPU is this process's plus the getscu
 child's (RUSAGE_CHILDREN), both counted. `--cget-only` leaves out WADO-RS and the "network only" rows.
 Repeats are interleaved (one run of each row, then the next round), so load changes hit every row alike.
 Prints a markdown table (median of --repeats runs) with the machine it ran on and the load before/after.
@@ -141,8 +141,8 @@ def main() -> int:
                         help="maximum PDU size RadStation advertises for C-GET (0 = unlimited)")
     parser.add_argument("--orthanc-max-pdu", type=int, default=None,
                         help="Orthanc's MaximumPduLength (4096-131072; default: Orthanc's own, 16384)")
-    parser.add_argument("--transport", choices=("both", "pynetdicom", "dcmtk"), default="both",
-                        help="C-GET transport(s) for the 'into DB' rows")
+    parser.add_argument("--transport", default="pynetdicom,dcmtk",
+                        help="comma-separated C-GET transports for the 'into DB' rows (pynetdicom, dcmtk, auto)")
     parser.add_argument("--cget-only", action="store_true", help="leave out WADO-RS and the network-only rows")
     args = parser.parse_args()
     pacs_dimse.CLIENT_MAX_PDU = args.client_max_pdu
@@ -169,7 +169,7 @@ def main() -> int:
         runs: list[tuple[str, str, object]] = []
         if have_getscu:
             runs.append(("C-GET", "DCMTK getscu to disk (TCP_NODELAY, 128 KiB PDU)", lambda: _getscu(server, uid, work)))
-        transports = ("pynetdicom", "dcmtk") if args.transport == "both" else (args.transport,)
+        transports = [t.strip() for t in args.transport.split(",") if t.strip()]
         for name, node in _nodes(server).items():
             if name == "C-GET":
                 for transport in transports:

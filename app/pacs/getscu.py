@@ -73,6 +73,23 @@ _POLL_S = 0.02  # how often the folder and the log are looked at while getscu ru
 _TAIL = 40  # stderr lines kept for error messages
 
 
+# Delayed-ACK stalls: an archive that leaves Nagle on (Orthanc does) holds the last small segment of each
+# C-STORE until the receiver ACKs, and Linux delays that ACK by ~40 ms. pynetdicom's path sets TCP_QUICKACK
+# on its own socket (app.pacs.tcp); getscu's socket cannot be tuned from here. Measured against Orthanc
+# (benchmarks/results/pacs_cget_getscu_transport.md): 8 KB instances 22/s by getscu against ~220/s by
+# pynetdicom, 128 KB ~120/s against ~190/s; 512 KB slices are faster by getscu. Under `auto` a getscu run
+# whose first STALL_FILES files are small and arrive slower than STALL_RATE per second (below what
+# pynetdicom takes small instances at here) is stopped and the rest fetched by pynetdicom.
+STALL_FILES = 8  # files looked at before judging
+STALL_RATE = 150.0  # files per second
+STALL_SIZE = 256 * 1024  # mean bytes per file below which files count as small
+
+
+class StalledSmallInstances(Exception):  # noqa: N818 - a signal to switch transports, not an error
+    """getscu was stopped because small instances arrived at the delayed-ACK pace; what it had delivered
+    was handed over. The caller fetches the rest by pynetdicom."""
+
+
 def find_getscu() -> str | None:
     """Path of DCMTK's getscu (RADSTATION_GETSCU may name one), or None when it is not installed."""
     named = os.environ.get("RADSTATION_GETSCU", "").strip()
@@ -284,6 +301,16 @@ def _complete(files: list[os.DirEntry[str]], finished: int) -> list[os.DirEntry[
     return [e for e in take if e.stat().st_mtime_ns < first_unsure]
 
 
+def _stalled(arrivals: list[tuple[int, int]]) -> bool:
+    """True when the first STALL_FILES files were small and came slower than STALL_RATE per second."""
+    if len(arrivals) < STALL_FILES:
+        return False
+    times = sorted(t for t, _ in arrivals)
+    span = (times[-1] - times[0]) / 1e9
+    small = sum(size for _, size in arrivals) / len(arrivals) < STALL_SIZE
+    return small and span > 0 and (len(arrivals) - 1) / span < STALL_RATE
+
+
 _NO_CONNECTION = ("Connection refused", "TCP Initialization Error", "not known", "Host not found", "No route")
 _CONNECTION_LOST = ("TCP I/O Error", "Broken pipe", "Connection reset", "Network closed", "Read PDV failed")
 
@@ -311,8 +338,9 @@ def _classify(node: PacsNode, returncode: int, errors: list[str]) -> Exception:
 class GetscuRetriever:
     """C-GET of identifiers from a plain-TCP DIMSE node by DCMTK's getscu (see the module docstring)."""
 
-    def __init__(self, node: PacsNode, exe: str | None = None) -> None:
+    def __init__(self, node: PacsNode, exe: str | None = None, *, give_way_when_stalled: bool = False) -> None:
         self.node = node.validate()
+        self.give_way_when_stalled = give_way_when_stalled  # `auto`: raise StalledSmallInstances (above)
         self.exe = exe or find_getscu()
         if self.exe is None:
             raise PacsConfigError("DCMTK's getscu is not installed (apt-get install dcmtk)")
@@ -348,11 +376,18 @@ class GetscuRetriever:
         env = dict(os.environ, TCP_NODELAY="1")
         stored = 0
         taken = 0
+        arrivals: list[tuple[int, int]] = []  # (mtime ns, size) of the first files, to spot the ACK stall
 
         def take(entries: list[os.DirEntry[str]]) -> None:
             nonlocal stored, taken
             for entry in entries:
                 taken += 1
+                if len(arrivals) < STALL_FILES:
+                    try:
+                        st = entry.stat()
+                        arrivals.append((st.st_mtime_ns, st.st_size))
+                    except OSError:
+                        pass
                 try:
                     staged = accept_file(Path(entry.path), store, scope, source, self.node.ae_title)
                 except RefusedInstance as refusal:
@@ -378,7 +413,7 @@ class GetscuRetriever:
                                     env=env, cwd=work)
         logs = _Log(log_path)
         started = time.monotonic()
-        cancelled = False
+        cancelled = stalled = False
         try:
             while proc.poll() is None:
                 time.sleep(_POLL_S)
@@ -387,6 +422,9 @@ class GetscuRetriever:
                     break
                 logs.read()
                 take(_complete(untaken(), logs.stored - taken))
+                if self.give_way_when_stalled and _stalled(arrivals):
+                    stalled = True
+                    break
         finally:
             if proc.poll() is None:
                 proc.terminate()
@@ -398,11 +436,14 @@ class GetscuRetriever:
             logs.close()
         log.debug("getscu exited (status %s) after %.2f s; %d of its %d answered files imported by then",
                   proc.returncode, time.monotonic() - started, taken, logs.stored)
-        if cancelled or proc.returncode != 0:
+        if cancelled or stalled or proc.returncode != 0:
             # what getscu had answered is complete; a file it was still writing is not
             take(_complete(untaken(), logs.stored - taken))
             for entry in untaken():
                 Path(entry.path).unlink(missing_ok=True)
+            if stalled:
+                raise StalledSmallInstances(f"{self.node.describe()}: small instances arrive at the delayed-ACK pace "
+                                            f"by getscu; the rest is fetched by pynetdicom")
             if cancelled:
                 raise RetrieveCancelled(f"C-GET from {self.node.describe()} cancelled")
             raise _classify(self.node, proc.returncode, logs.errors())

@@ -37,7 +37,7 @@ from app.pacs.errors import (
     PartialRetrieveError,
     RetrieveCancelled,
 )
-from app.pacs.getscu import GetscuRetriever, choose_transport
+from app.pacs.getscu import GetscuRetriever, StalledSmallInstances, choose_transport
 from app.pacs.nodes import PacsNode, StorageScpConfig
 from app.pacs.scope import RefusedInstance
 from app.pacs.scp import StorageScp
@@ -250,9 +250,18 @@ class RetrieveService:
             elif isinstance(self.client, DimseClient):
                 identifiers = DimseClient.retrieve_identifiers(study_uid, wanted, everything)
                 if choose_transport(self.cget_transport, self.node) == "dcmtk":
-                    GetscuRetriever(self.node).get(identifiers, store=self.sink.store, on_staged=received,
-                                                   on_refused=refused, cancel=cancel)
-                else:
+                    try:
+                        GetscuRetriever(self.node, give_way_when_stalled=self.cget_transport == "auto").get(
+                            identifiers, store=self.sink.store, on_staged=received, on_refused=refused, cancel=cancel)
+                        identifiers = []
+                    except StalledSmallInstances as stalled:
+                        log.info("%s", stalled)
+                        pipeline.close()  # what getscu delivered is committed: only the rest is asked for
+                        pipeline = BatchingImporter(self.sink, count, batch=self.commit_batch)
+                        have = local_sop_uids(self.database, study_uid)
+                        rest = [i for i in everything if i.sop_uid not in have]
+                        identifiers = DimseClient.retrieve_identifiers(study_uid, rest, everything) if rest else []
+                if identifiers:
                     sop_classes = [i.sop_class_uid for i in everything if i.sop_class_uid]
                     self.client.get(identifiers, sop_classes=sop_classes, cancel=cancel, on_staged=received,
                                     store=self.sink.store, on_refused=refused)

@@ -5,6 +5,7 @@ transport choice (setting, TLS, getscu missing)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 from pathlib import Path
 
@@ -19,7 +20,15 @@ from app.db.models import Instance, Series, Study
 from app.importer.store import ManagedStore
 from app.pacs.cancel import CancelToken
 from app.pacs.errors import AssociationRejectedError, PacsConfigError, PacsConnectionError, RetrieveCancelled
-from app.pacs.getscu import GetscuRetriever, _meta, accept_file, choose_transport, getscu_arguments
+from app.pacs.getscu import (
+    STALL_FILES,
+    GetscuRetriever,
+    _meta,
+    _stalled,
+    accept_file,
+    choose_transport,
+    getscu_arguments,
+)
 from app.pacs.receive import _file_meta_bytes
 from app.pacs.retrieve import RetrieveService, StudyProgress
 from app.pacs.scope import (
@@ -233,3 +242,35 @@ def test_transport_choice(monkeypatch, tmp_path) -> None:
         choose_transport("dcmtk", node)
     spec = BY_KEY["pacs_cget_transport"]
     assert validate(spec, "dcmtk") == "" and "one of auto, pynetdicom, dcmtk" in validate(spec, "fast")
+
+
+def test_the_delayed_ack_stall_is_recognised_only_for_small_slow_files() -> None:
+    ms = 1_000_000
+    stalled = [(k * 44 * ms, 8_000) for k in range(STALL_FILES)]  # 8 KB every 44 ms: Nagle + delayed ACK
+    assert _stalled(stalled)
+    assert not _stalled(stalled[:-1])  # too few to judge
+    assert not _stalled([(k * 3 * ms, 8_000) for k in range(STALL_FILES)])  # small but fast (333/s)
+    assert _stalled([(k * 9 * ms, 130_000) for k in range(STALL_FILES)])  # 128 KB at 111/s: pynetdicom is faster
+    assert not _stalled([(k * 44 * ms, 520_000) for k in range(STALL_FILES)])  # slow but large: the link
+
+
+@needs_getscu
+@pytest.mark.orthanc
+def test_auto_hands_small_instances_over_to_pynetdicom_when_getscu_stalls(orthanc, tmp_path, caplog) -> None:
+    """Orthanc leaves Nagle on: small instances reach getscu at the ~40 ms delayed-ACK pace. Under auto the
+    getscu run gives way after STALL_FILES files and pynetdicom fetches the rest; everything arrives once."""
+    study = make_study("STALL-GETSCU", "STALL^GETSCU", n_instances=3 * STALL_FILES, rows=32, columns=32, seed=5)
+    uid = study[0].StudyInstanceUID
+    ids = [orthanc.upload(ds) for ds in study]
+    database = _open(tmp_path, "stall")
+    try:
+        with caplog.at_level(logging.INFO, logger="app.pacs.retrieve"):
+            result = RetrieveService(database, dimse_node(orthanc), cget_transport="auto").retrieve_study(uid)
+        assert result.state == "done", result.message
+        assert (result.imported, result.duplicates, result.failed) == (len(study), 0, 0)
+        assert any("delayed-ACK pace" in r.getMessage() for r in caplog.records)
+        assert local_sop_uids(database, uid) == {ds.SOPInstanceUID for ds in study}
+        assert _staging_left(database) == []
+    finally:
+        database.dispose()
+        orthanc.rest("DELETE", f"/studies/{orthanc.rest('GET', f'/instances/{ids[0]}/study')['ID']}")
