@@ -274,3 +274,24 @@ def test_auto_hands_small_instances_over_to_pynetdicom_when_getscu_stalls(orthan
     finally:
         database.dispose()
         orthanc.rest("DELETE", f"/studies/{orthanc.rest('GET', f'/instances/{ids[0]}/study')['ID']}")
+
+
+def test_settings_dialog_offers_the_transports_and_saves_the_choice(qtbot, tmp_path) -> None:
+    import json
+
+    from PySide6.QtCore import Qt
+
+    from app.settings import Settings
+    from app.widgets.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(Settings(tmp_path / "settings.json"))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    combo = dialog.editors["pacs_cget_transport"]
+    assert [combo.itemText(i) for i in range(combo.count())] == ["auto", "pynetdicom", "dcmtk"]
+    assert combo.currentText() == "auto" and not combo.isEditable()
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key.Key_End)  # the last choice: dcmtk
+    assert combo.currentText() == "dcmtk"
+    assert dialog.save()
+    assert json.loads((tmp_path / "settings.json").read_text())["pacs_cget_transport"] == "dcmtk"
