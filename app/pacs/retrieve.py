@@ -206,6 +206,7 @@ class RetrieveService:
         report(StudyProgress(study_uid, "running", already, total, f"retrieving {len(wanted)} instance(s) by {method}"))
 
         arrived = {"n": 0}
+        refused_uids: set[str] = set()
 
         def count(outcome: DatasetOutcome) -> None:
             with lock:
@@ -231,6 +232,7 @@ class RetrieveService:
         def refused(refusal: RefusedInstance) -> None:
             """An instance the PACS sent that was not the one announced or not part of this study: not
             stored, counted as failed, its reason kept for the message."""
+            refused_uids.add(refusal.sop_instance_uid)
             count(self.sink.notify(DatasetOutcome("failed", refusal.sop_instance_uid, study_uid, str(refusal),
                                                   refusal.transient)))
 
@@ -259,7 +261,7 @@ class RetrieveService:
                         pipeline.close()  # what getscu delivered is committed: only the rest is asked for
                         pipeline = BatchingImporter(self.sink, count, batch=self.commit_batch)
                         have = local_sop_uids(self.database, study_uid)
-                        rest = [i for i in everything if i.sop_uid not in have]
+                        rest = [i for i in everything if i.sop_uid not in have and i.sop_uid not in refused_uids]
                         identifiers = DimseClient.retrieve_identifiers(study_uid, rest, everything) if rest else []
                 if identifiers:
                     sop_classes = [i.sop_class_uid for i in everything if i.sop_class_uid]
