@@ -207,9 +207,11 @@ class RetrieveService:
 
         arrived = {"n": 0}
         refused_uids: set[str] = set()
+        answered: set[str] = set()  # every instance that arrived, whatever became of it
 
         def count(outcome: DatasetOutcome) -> None:
             with lock:
+                answered.add(outcome.sop_instance_uid)
                 if outcome.status in ("imported", "conflict"):
                     result.imported += 1
                 elif outcome.status == "duplicate":
@@ -252,17 +254,24 @@ class RetrieveService:
             elif isinstance(self.client, DimseClient):
                 identifiers = DimseClient.retrieve_identifiers(study_uid, wanted, everything)
                 if choose_transport(self.cget_transport, self.node) == "dcmtk":
+                    auto = self.cget_transport == "auto"
                     try:
-                        GetscuRetriever(self.node, give_way_when_stalled=self.cget_transport == "auto").get(
+                        GetscuRetriever(self.node, give_way_when_stalled=auto).get(
                             identifiers, store=self.sink.store, on_staged=received, on_refused=refused, cancel=cancel)
-                        identifiers = []
+                        reason = "getscu did not deliver them (e.g. a transfer syntax or storage class it does not " \
+                                 "propose)"
                     except StalledSmallInstances as stalled:
-                        log.info("%s", stalled)
-                        pipeline.close()  # what getscu delivered is committed: only the rest is asked for
+                        reason = str(stalled)
+                    identifiers = []
+                    if auto:  # under auto, what getscu left undelivered is asked for again by pynetdicom
+                        pipeline.close()  # what getscu delivered is committed first
                         pipeline = BatchingImporter(self.sink, count, batch=self.commit_batch)
                         have = local_sop_uids(self.database, study_uid)
-                        rest = [i for i in everything if i.sop_uid not in have and i.sop_uid not in refused_uids]
-                        identifiers = DimseClient.retrieve_identifiers(study_uid, rest, everything) if rest else []
+                        rest = [i for i in wanted if i.sop_uid not in have and i.sop_uid not in refused_uids
+                                and i.sop_uid not in answered]  # one that arrived and was refused stays refused
+                        if rest:
+                            log.info("%d instance(s) of %s fetched by pynetdicom: %s", len(rest), study_uid, reason)
+                            identifiers = DimseClient.retrieve_identifiers(study_uid, rest, everything)
                 if identifiers:
                     sop_classes = [i.sop_class_uid for i in everything if i.sop_class_uid]
                     self.client.get(identifiers, sop_classes=sop_classes, cancel=cancel, on_staged=received,

@@ -288,3 +288,36 @@ def test_wado_rs_refuses_parts_unlike_their_file_meta_or_outside_the_study(craft
 def _paths(database) -> list[str]:  # type: ignore[no-untyped-def]
     with database.session() as s:
         return list(s.scalars(select(Instance.file_path)))
+
+
+@pytest.mark.skipif(shutil.which("getscu") is None, reason="no getscu")
+def test_auto_transport_fetches_what_getscu_left_undelivered_by_pynetdicom(crafted_scp, database) -> None:
+    """A PACS that cannot send some instances the way getscu asks (a compressed-only archive, a storage class
+    getscu does not propose) leaves them undelivered: under `auto` they are asked for again by pynetdicom in
+    the same retrieve; with `dcmtk` chosen explicitly the retrieve ends partial, as the user asked."""
+    a, b, c = crafted_scp.listing
+    asked: list[Dataset] = []
+
+    def plan(ident: Dataset) -> list[tuple[Dataset, str]]:
+        asked.append(ident)
+        if len(asked) == 1:  # the first association (getscu's) gets only a
+            return [(a, a.SOPInstanceUID)]
+        wanted = set(ident.SOPInstanceUID) if "SOPInstanceUID" in ident else {b.SOPInstanceUID, c.SOPInstanceUID}
+        return [(x, x.SOPInstanceUID) for x in (b, c) if x.SOPInstanceUID in wanted]
+
+    crafted_scp.plan = plan
+    result = RetrieveService(database, crafted_scp.node(), cget_transport="auto").retrieve_study(STUDY.study_uid)
+    assert len(asked) == 2 and asked[1].QueryRetrieveLevel == "IMAGE"
+    assert set(asked[1].SOPInstanceUID) == {b.SOPInstanceUID, c.SOPInstanceUID}
+    assert result.state == "done" and result.imported == 3 and result.failed == 0
+    assert _stored(database) == {a.SOPInstanceUID, b.SOPInstanceUID, c.SOPInstanceUID}
+    assert _staging_left(database) == []
+
+
+@pytest.mark.skipif(shutil.which("getscu") is None, reason="no getscu")
+def test_dcmtk_transport_chosen_explicitly_does_not_fall_back(crafted_scp, database) -> None:
+    a, _b, _c = crafted_scp.listing
+    asked: list[Dataset] = []
+    crafted_scp.plan = lambda ident: asked.append(ident) or [(a, a.SOPInstanceUID)]
+    result = RetrieveService(database, crafted_scp.node(), cget_transport="dcmtk").retrieve_study(STUDY.study_uid)
+    assert len(asked) == 1 and result.state == "partial" and _stored(database) == {a.SOPInstanceUID}
