@@ -10,6 +10,7 @@ mask given). Deterministic under `seed`; `progress(step, steps)` is called after
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import re
 import time
@@ -40,6 +41,9 @@ from engines.sampling.results import AttentionMaps, ImageResult, TextResult, Tok
 from engines.sampling.unmask import SamplingOptions, UnmaskResult, unmask
 from engines.tokenizers.text import ANSWER, FINDINGS, IMG, IMPRESSION, QUESTION, SEP, UNK, TextTokenizer
 from engines.tokenizers.vq import VQVAE
+
+log = logging.getLogger(__name__)
+RUNTIMES = ("torch", "onnx", "compiled")  # how the backbone runs (from_pretrained)
 
 __all__ = ["MedimPipeline", "TextResult", "ImageResult", "TokenInfo", "AttentionMaps",
            "prepare_image"]
@@ -101,9 +105,10 @@ class MedimPipeline:
         self.device = device
         self.path = path
         self.runtime = runtime
+        self.runtime_error = ""  # why the asked-for runtime is not the one running (then runtime is "torch")
         self.weights_hash = weights_hash(path)
         self._code_cache: dict[tuple, list[int]] = {}
-        self._net: Callable = model  # swapped for an onnxruntime session by runtime="onnx"
+        self._net: Callable = model  # swapped for an onnxruntime session or a compiled forward by from_pretrained
         self._decode: Callable[[torch.Tensor], torch.Tensor] = vq.decode
         sampling = config.get("sampling", {})
         self.default_steps = int(sampling.get("steps", 32))
@@ -162,23 +167,50 @@ class MedimPipeline:
         """Load a model folder (config.json, model.safetensors, vq.*, text_tokenizer.json).
 
         runtime="onnx" runs the backbone and VQ decoder through onnxruntime (exported on first use into
-        `onnx_dir`, default `<path>/onnx` or a per-user cache when that is read-only)."""
+        `onnx_dir`, default `<path>/onnx` or a per-user cache when that is read-only); runtime="compiled" runs the
+        backbone's inference forwards through torch.compile, compiled in the background
+        (engines.models.compiled). Where onnxruntime is missing or the export fails, the pipeline runs torch
+        (`runtime` says which runs, `runtime_error` why) and logs it."""
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"model folder {path} does not exist")
-        if runtime not in ("torch", "onnx"):
-            raise ValueError(f"unknown runtime {runtime!r}; use 'torch' or 'onnx'")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
         dev = resolve_device(device)
         model, cfg = load_backbone(path, dev)
         tok, vq = load_tokenizers(path, model.config, dev)
         reader = FindingReader.from_pretrained(path / READER_DIR) if (path / READER_DIR).is_dir() else None
         pipe = cls(model, vq, tok, cfg, dev, path, runtime, reader)
         if runtime == "onnx":
-            from engines.export.runtime import onnx_runtime
+            try:
+                from engines.export.runtime import onnx_runtime
 
-            ort = onnx_runtime(model, vq, path, pipe.weights_hash, dev, onnx_dir)
-            pipe._net, pipe._decode, pipe.onnx_parity = ort.backbone, ort.decoder, ort.parity
+                ort = onnx_runtime(model, vq, path, pipe.weights_hash, dev, onnx_dir)
+            except Exception as exc:  # noqa: BLE001 - onnxruntime missing or the export failed: torch still drafts
+                pipe.runtime, pipe.runtime_error = "torch", f"{type(exc).__name__}: {exc}".splitlines()[0]
+                model.to(dev)
+                vq.to(dev)
+                log.warning("engine backend 'onnx' unavailable (%s): running the torch backbone", pipe.runtime_error)
+            else:
+                pipe._net, pipe._decode, pipe.onnx_parity = ort.backbone, ort.decoder, ort.parity
+        elif runtime == "compiled":
+            from engines.models.compiled import CompiledBackbone
+
+            pipe._net = CompiledBackbone(model)
+            pipe._warm_draft_shapes()
         return pipe
+
+    def _warm_draft_shapes(self) -> None:
+        """Ask the compiled backbone for the shape classes drafts call it with (a sentence slot: one row; a free
+        draft: several candidates), so the first draft after start-up already finds them compiled."""
+        cfg = self.model_config
+        told = cfg.finding_condition and self.default_condition != "none"
+        for batch in (1, 2):
+            text = torch.full((batch, cfg.text_len), cfg.text_mask_id, dtype=torch.long, device=self.device)
+            image = torch.zeros((batch, cfg.image_len), dtype=torch.long, device=self.device)
+            kw = {"finding_states": torch.zeros((batch, len(cfg.findings)), device=self.device)} if told else {}
+            self._net.warm(text, image, torch.ones(batch, device=self.device), heads="text",
+                           text_rows=torch.arange(min(32, cfg.text_len), device=self.device), **kw)
 
     # -- tokens <-> images ----------------------------------------------------------------------------
     @property

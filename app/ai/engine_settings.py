@@ -10,6 +10,10 @@ from app.settings import Settings
 #   engine_model_path: a local model / pipeline directory (empty: the built-in default weights)
 #   engine_options:    extra keyword settings for the backend (e.g. {"max_new_tokens": 128})
 #   engine_threads:    CPU threads for the worker (0: the idle cores measured at load, 1 to 4)
+#   engine_backend:    how the built-in engine's backbone runs: compiled (default), torch or onnx
+#                      (docs/engine_speed.md)
+
+DEFAULT_BACKEND = "compiled"  # the fastest measured at one thread (docs/engine_speed.md, third round)
 
 
 def engine_from_settings(settings: Settings) -> tuple[str, dict[str, Any]]:
@@ -29,7 +33,8 @@ def engine_from_settings(settings: Settings) -> tuple[str, dict[str, Any]]:
     if name in ("diffusion", "diffusion-onnx") and "cases_dir" not in config:
         from app.ai.similar_store import cases_dir, cases_url, dev_index_dir
 
-        config["cases_dir"] = str(cases_dir(settings))  # the site's signed studies, for grounded drafts
+        config["cases_dir"] = str(cases_dir(settings))
+        config.setdefault("backend", str(settings.get("engine_backend", DEFAULT_BACKEND) or DEFAULT_BACKEND))  # the site's signed studies, for grounded drafts
         dev = dev_index_dir(settings)  # curated cases the drafts vote with while the site has too few
         if dev is not None and "dev_cases_dir" not in config:
             config["dev_cases_dir"] = str(dev)

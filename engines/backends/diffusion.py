@@ -40,7 +40,9 @@ class MedimBackend(EngineBackend):
 
     def __init__(self, path: str | Path = "", device: str = "auto", steps: int | None = None,
                  guidance: float | None = None, closed_questions: bool = True, cases_dir: str | Path = "",
-                 cases_url: str = "", dev_cases_dir: str | Path = "") -> None:
+                 cases_url: str = "", dev_cases_dir: str | Path = "", backend: str = "") -> None:
+        """`backend` how the backbone runs: torch, onnx or compiled (engines.pipeline.RUNTIMES); empty: this
+        class's runtime."""
         self.closed_questions = bool(closed_questions)
         self.path = Path(path).expanduser() if str(path).strip() else DEFAULT_WEIGHTS
         if not self.path.is_dir():
@@ -51,10 +53,11 @@ class MedimBackend(EngineBackend):
             raise BackendError(f"the built-in diffusion engine is not available in this build: {exc}") from exc
         kwargs: dict[str, Any] = {"device": device}
         params = inspect.signature(MedimPipeline.from_pretrained).parameters
-        if self.runtime != "torch":
+        runtime = str(backend or self.runtime)
+        if runtime != "torch":
             if "runtime" not in params:
-                raise BackendError("this build of the diffusion engine has no onnxruntime path")
-            kwargs["runtime"] = self.runtime
+                raise BackendError(f"this build of the diffusion engine has no '{runtime}' backend")
+            kwargs["runtime"] = runtime
         try:
             self.pipe = MedimPipeline.from_pretrained(self.path, **kwargs)
         except ImportError as exc:
@@ -62,6 +65,7 @@ class MedimBackend(EngineBackend):
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise BackendError(f"cannot load engine weights from {self.path}: {exc}") from exc
         self.steps, self.guidance = steps, guidance
+        self.runtime = str(getattr(self.pipe, "runtime", runtime))  # the one running (torch when onnx is missing)
         self.device = str(getattr(self.pipe, "device", device))
         self.weights_hash = str(getattr(self.pipe, "weights_hash", ""))
         caps = {"draft", "answer", "synthesise", "inpaint"}

@@ -52,10 +52,10 @@ class Attention(nn.Module):
         queries."""
         b, n, d = x.shape
         w, bias = self.qkv.weight, self.qkv.bias
-        q = F.linear(x[:, rows], w[:d], bias[:d]).view(b, len(rows), self.heads, d // self.heads).transpose(1, 2)
+        q = F.linear(x[:, rows], w[:d], bias[:d]).view(b, -1, self.heads, d // self.heads).transpose(1, 2)
         k, v = F.linear(x, w[d:], bias[d:]).view(b, n, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False)
-        return self.proj(out.transpose(1, 2).reshape(b, len(rows), d))
+        return self.proj(out.transpose(1, 2).reshape(b, -1, d))  # -1: an exported graph keeps the rows dynamic
 
 
 class Block(nn.Module):
