@@ -5,7 +5,7 @@ log-softmax instead of two), which issue 27 allows only if the text of every dra
 agree to 1e-5.
 
     python benchmarks/draft_agreement.py --repo /path/to/main --out main.json [--images 50] [--modes sentences free]
-    python benchmarks/draft_agreement.py --repo . --out branch.json
+    python benchmarks/draft_agreement.py --repo . --out branch.json [--runtime compiled]
     python benchmarks/draft_agreement.py --compare main.json branch.json
 
 Scores compared: every sentence's engine log-probability and slot score (sentence drafts); every generated
@@ -29,7 +29,7 @@ def _val(n: int) -> list[dict]:
     return [first, *[r for r in val if r is not first]][:n], data
 
 
-def draft(repo: Path, n: int, modes: list[str], out: Path) -> None:
+def draft(repo: Path, n: int, modes: list[str], out: Path, runtime: str = "torch") -> None:
     sys.path[:0] = [str(repo)]
     import numpy as np
     import torch
@@ -41,8 +41,13 @@ def draft(repo: Path, n: int, modes: list[str], out: Path) -> None:
 
     if not Path(engines.__file__).resolve().is_relative_to(repo.resolve()):
         raise SystemExit(f"imported {engines.__file__}, not {repo}'s code")
-    pipe = MedimPipeline.from_pretrained(repo / "resources" / "weights" / "medim-small", device="cpu")
+    kw = {} if runtime == "torch" else {"runtime": runtime}  # a checkout from before runtimes were chosen
+    pipe = MedimPipeline.from_pretrained(repo / "resources" / "weights" / "medim-small", device="cpu", **kw)
     rows, data = _val(n)
+    if runtime == "compiled":  # compile the draft shapes first, so every draft below runs compiled
+        pipe._net.wait()
+        if pipe._net.error:
+            raise SystemExit(f"the compiled backend failed: {pipe._net.error}")
     got: dict[str, dict] = {mode: {} for mode in modes}
     t0 = time.perf_counter()
     for r in rows:
@@ -54,13 +59,14 @@ def draft(repo: Path, n: int, modes: list[str], out: Path) -> None:
             else:
                 scores = [x for tok in res.tokens for x in (tok.confidence, tok.entropy)]
             got[mode][r["image_id"]] = {"text": res.text, "scores": scores}
-    out.write_text(json.dumps({"repo": str(repo), "images": len(rows), "drafts": got}, indent=1) + "\n")
+    out.write_text(json.dumps({"repo": str(repo), "runtime": runtime, "images": len(rows), "drafts": got},
+                              indent=1) + "\n")
     print(f"{len(rows)} images x {modes} from {repo} in {time.perf_counter() - t0:.0f} s -> {out}")
 
 
 def compare(a: Path, b: Path) -> int:
     da, db = json.loads(a.read_text()), json.loads(b.read_text())
-    print(f"A: {da['repo']}  B: {db['repo']}\n")
+    print(f"A: {da['repo']} ({da.get('runtime', 'torch')})  B: {db['repo']} ({db.get('runtime', 'torch')})\n")
     print("| draft | images | text identical | score values | max abs score difference | within 1e-5 |")
     print("|---|---:|---:|---:|---:|---|")
     bad = 0
@@ -92,12 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=50)
     p.add_argument("--modes", nargs="+", default=["sentences", "free"])
     p.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"))
+    p.add_argument("--runtime", default="torch", help="how the backbone runs: torch, onnx or compiled")
     a = p.parse_args(argv)
     if a.compare:
         return compare(*a.compare)
     if a.repo is None or a.out is None:
         p.error("--repo and --out (or --compare A B)")
-    draft(a.repo, a.images, a.modes, a.out)
+    draft(a.repo, a.images, a.modes, a.out, a.runtime)
     return 0
 
 

@@ -2,15 +2,18 @@
 floor (FLOPs / rate), the measured median, its ratio to the floor, and drafts per minute.
 
     python benchmarks/engine_floor.py [--model resources/weights/medim-small] [--threads 1] [--repeats 5]
-                                      [--modes sentences free] [--json OUT]
+                                      [--modes sentences free] [--json OUT] [--runtime torch|compiled|onnx]
 
 FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` over one whole draft (matrix products,
-convolutions and attention: the work a BLAS-bound floor can be stated for; elementwise ops, softmax,
-sorting and Python are not counted, which is why they show as the gap to the floor). The SGEMM rate is
+convolutions and attention, the CPU attention kernel with a formula added here (count_flops); the last two
+columns count without attention, as the first two rounds did: the work a BLAS-bound floor can be stated for;
+elementwise ops, softmax, sorting and Python are not counted, which is why they show as the gap to the floor). The SGEMM rate is
 the best of a few single-precision matrix products at the same thread count, timed right before the
 drafts, per wall second and per CPU second of this process; each floor is FLOPs / its rate. "wall" is
 the median wall time (on a machine shared with other work it includes waiting for a core); "CPU" the
-median of this process's CPU time (all threads), the fairer one there.
+median of this process's CPU time (all threads), the fairer one there. With `--runtime compiled` the draft
+shapes are compiled (and waited for) before anything is timed, and the FLOPs are counted on the torch forward
+(the same matrix products; FlopCounterMode cannot see into compiled kernels).
 """
 
 from __future__ import annotations
@@ -77,10 +80,18 @@ def block_gemm_rate(rows: int, d: int, hidden: int, repeats: int = 5) -> float:
     return flops / statistics.median(cpu) / 1e9
 
 
-def count_flops(job) -> int:  # type: ignore[no-untyped-def]
-    from torch.utils.flop_counter import FlopCounterMode
+def count_flops(job, attention: bool = True) -> int:  # type: ignore[no-untyped-def]
+    """FLOPs of one run of `job`. PyTorch's counter has no formula for the CPU attention kernel
+    (aten._scaled_dot_product_flash_attention_for_cpu: it counts 0), so `attention` adds one, the same as its
+    formula for the other attention kernels (QK^T and AV); attention=False counts as before (round 2's figures)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-    with FlopCounterMode(display=False) as counter:
+    def cpu_flash(query_shape, key_shape, value_shape, *_, **__) -> int:  # type: ignore[no-untyped-def]
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    custom = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_flash} if attention else {}
+    with FlopCounterMode(display=False, custom_mapping=custom) as counter:
         job()
     return int(counter.get_total_flops())
 
@@ -92,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--modes", nargs="+", default=["sentences", "free"])
     p.add_argument("--json", type=Path, help="also write the rows as JSON objects")
+    p.add_argument("--runtime", default="torch", help="how the backbone runs: torch, compiled or onnx")
     a = p.parse_args(argv)
 
     import torch
@@ -100,12 +112,24 @@ def main(argv: list[str] | None = None) -> int:
     from engines.pipeline import MedimPipeline
 
     image, image_id = _image()
-    pipe = MedimPipeline.from_pretrained(a.model, device="cpu", runtime="torch")
+    pipe = MedimPipeline.from_pretrained(a.model, device="cpu", runtime=a.runtime)
+    if pipe.runtime != a.runtime:
+        raise SystemExit(f"runtime {a.runtime} unavailable: {pipe.runtime_error}")
     jobs = {mode: (lambda mode=mode: pipe.draft_report([image], mode=mode)) for mode in a.modes}
-    flops = {}
+    flops, flops_no_attention = {}, {}
+    net = pipe._net
     for mode, job in jobs.items():
-        job()  # warm-up (caches, lazy loads) before counting
+        job()  # warm-up (caches, lazy loads; the compiled runtime asks for its shapes) before counting
+        pipe._net = pipe.model  # the torch forward: the same matrix products, visible to FlopCounterMode
         flops[mode] = count_flops(job)
+        flops_no_attention[mode] = count_flops(job, attention=False)
+        pipe._net = net
+    if a.runtime == "compiled":
+        net.wait()
+        if net.error:
+            raise SystemExit(f"the compiled backend failed: {net.error}")
+        for job in jobs.values():
+            job()
     rates = sgemm_rate(a.threads)
     peak = max(r[0] for r in rates.values())  # per wall second
     peak_cpu = max(r[1] for r in rates.values())  # per CPU second
@@ -127,9 +151,12 @@ def main(argv: list[str] | None = None) -> int:
                      "floor_s": floor, "floor_cpu_s": floor_cpu, "wall_s": wall, "cpu_s": cpu_s,
                      "ratio_wall": wall / floor, "ratio_cpu": cpu_s / floor_cpu,
                      "drafts_per_min_wall": 60 / wall, "drafts_per_min_cpu": 60 / cpu_s,
-                     "threads": a.threads, "repeats": a.repeats})
+                     "gflop_no_attention": flops_no_attention[mode] / 1e9,
+                     "ratio_cpu_no_attention": cpu_s / (flops_no_attention[mode] / (peak_cpu * 1e9)),
+                     "threads": a.threads, "repeats": a.repeats, "runtime": a.runtime})
     load = os.getloadavg()[0]
-    print(f"\nmodel: {a.model.name}, image: {image_id}, host: {platform.processor() or platform.machine()}, "
+    print(f"\nmodel: {a.model.name}, runtime: {a.runtime}, image: {image_id}, "
+          f"host: {platform.processor() or platform.machine()}, "
           f"torch {torch.__version__}, {a.threads} thread(s), load average {load:.1f} on {os.cpu_count()} CPUs")
     print("SGEMM GFLOP/s (float32, square n; per wall s / per CPU s): "
           + ", ".join(f"n={n}: {w:.1f} / {c:.1f}" for n, (w, c) in rates.items())
@@ -137,12 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     print("the model's own block GEMMs (d=" + f"{cfg.d_model}, hidden {hidden}, with bias), GFLOP/s per CPU s: "
           + ", ".join(f"{rows} tokens: {r:.1f}" for rows, r in shaped.items()) + "\n")
     print("| draft | GFLOP | floor s (wall) | median wall s | wall / floor | floor s (CPU) | median CPU s | CPU / floor "
-          "| drafts/min (wall) | drafts/min per CPU |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| drafts/min (wall) | drafts/min per CPU | GFLOP without attention | CPU / that floor |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['draft']} | {r['gflop']:.2f} | {r['floor_s']:.3f} | {r['wall_s']:.3f} | {r['ratio_wall']:.2f} | "
               f"{r['floor_cpu_s']:.3f} | {r['cpu_s']:.3f} | {r['ratio_cpu']:.2f} | {r['drafts_per_min_wall']:.1f} | "
-              f"{r['drafts_per_min_cpu']:.1f} |")
+              f"{r['drafts_per_min_cpu']:.1f} | {r['gflop_no_attention']:.2f} | {r['ratio_cpu_no_attention']:.2f} |")
     if a.json:
         a.json.write_text(json.dumps({"load_average": load, "sgemm_gflops_wall_cpu": rates,
                                       "block_gemm_gflops_cpu": shaped, "rows": rows}, indent=1) + "\n")
