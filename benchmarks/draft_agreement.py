@@ -42,6 +42,8 @@ def draft(repo: Path, n: int, modes: list[str], out: Path, runtime: str = "torch
     if not Path(engines.__file__).resolve().is_relative_to(repo.resolve()):
         raise SystemExit(f"imported {engines.__file__}, not {repo}'s code")
     kw = {} if runtime == "torch" else {"runtime": runtime}  # a checkout from before runtimes were chosen
+    if runtime == "onnx":
+        kw["onnx_dir"] = Path("/tmp/radstation-bench-onnx")  # not into the checkout's weights folder
     pipe = MedimPipeline.from_pretrained(repo / "resources" / "weights" / "medim-small", device="cpu", **kw)
     rows, data = _val(n)
     if runtime == "compiled":  # compile the draft shapes first, so every draft below runs compiled

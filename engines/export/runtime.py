@@ -21,22 +21,27 @@ from engines.export.onnx_export import (
     BACKBONE_ONNX,
     DECODER_ONNX,
     PARITY_FILE,
+    ROWS_ONNX,
     _session,
     export_backbone,
+    export_backbone_rows,
     export_vq_decoder,
 )
 from engines.models.backbone import BackboneOutput
 
 
 class OnnxBackbone:
-    """Callable like MedimBackbone(text_ids, image_ids, t) -> BackboneOutput, run by onnxruntime."""
+    """Callable like MedimBackbone(text_ids, image_ids, t) -> BackboneOutput, run by onnxruntime: drafting's calls
+    (heads="text" with text_rows) by the rows graph, every other by the full one."""
 
-    def __init__(self, path: Path, config) -> None:
+    def __init__(self, path: Path, config, rows_path: Path | None = None) -> None:
         self.session = _session(path)
+        self.rows_session = _session(rows_path) if rows_path is not None else None
         self.config = config
 
     def __call__(self, text_ids: torch.Tensor, image_ids: torch.Tensor, t: torch.Tensor,
-                 finding_states: torch.Tensor | None = None, **_: object) -> BackboneOutput:
+                 finding_states: torch.Tensor | None = None, heads: str = "both",
+                 text_rows: torch.Tensor | None = None, **_: object) -> BackboneOutput:
         dev = text_ids.device
         feed = {"text_ids": text_ids.cpu().numpy().astype(np.int64),
                 "image_ids": image_ids.cpu().numpy().astype(np.int64), "t": t.cpu().numpy().astype(np.float32)}
@@ -46,6 +51,9 @@ class OnnxBackbone:
             feed["finding_states"] = finding_states.cpu().numpy().astype(np.float32)
         elif finding_states is not None:
             raise ValueError("this model was not trained with finding conditioning")
+        if heads == "text" and text_rows is not None and self.rows_session is not None:
+            feed["text_rows"] = text_rows.cpu().numpy().astype(np.int64)
+            return BackboneOutput(torch.from_numpy(self.rows_session.run(None, feed)[0]).to(dev), None)
         lt, li = self.session.run(None, feed)
         return BackboneOutput(torch.from_numpy(lt).to(dev), torch.from_numpy(li).to(dev))
 
@@ -86,12 +94,14 @@ def onnx_runtime(model: torch.nn.Module, vq: Any, model_path: Path, weights_hash
     out.mkdir(parents=True, exist_ok=True)
     parity_path = out / PARITY_FILE
     parity = json.loads(parity_path.read_text()) if parity_path.exists() else {}
-    if parity.get("weights_sha256") != weights_hash or not (out / BACKBONE_ONNX).exists() \
-            or not (out / DECODER_ONNX).exists():
+    if parity.get("weights_sha256") != weights_hash or not all((out / f).exists() for f in
+                                                               (BACKBONE_ONNX, ROWS_ONNX, DECODER_ONNX)):
         parity = {"backbone_max_abs_diff": export_backbone(model, out / BACKBONE_ONNX),
+                  "backbone_rows_max_abs_diff": export_backbone_rows(model, out / ROWS_ONNX),
                   "vq_decoder_max_abs_diff": export_vq_decoder(vq, out / DECODER_ONNX),
                   "weights_sha256": weights_hash}
         model.to(device)
         vq.to(device)
         parity_path.write_text(json.dumps(parity, indent=2))
-    return OnnxRuntime(OnnxBackbone(out / BACKBONE_ONNX, model.config), OnnxDecoder(out / DECODER_ONNX), parity)
+    return OnnxRuntime(OnnxBackbone(out / BACKBONE_ONNX, model.config, out / ROWS_ONNX), OnnxDecoder(out / DECODER_ONNX),
+                       parity)

@@ -61,6 +61,7 @@ class CompiledBackbone:
                                        options={**_OPTIONS, **(options or {})})
         self._ready: set[tuple] = set()
         self._asked: set[tuple] = set()
+        self._retried: set[tuple] = set()
         self._pending = 0
         self._closing = False
         self._idle = threading.Condition()
@@ -125,8 +126,16 @@ class CompiledBackbone:
                         self._compiled(text_ids, image_ids, t, **kw)
                     self._ready.add(key)
             except Exception as exc:  # noqa: BLE001 - no C++ compiler, an op inductor cannot lower: stay eager
-                self.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                log.warning("engine backend 'compiled' unavailable (%s): running the torch backbone", self.error)
+                why = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                if key not in self._retried:  # a trace disturbed by global state (module hooks) may pass again
+                    self._retried.add(key)
+                    log.info("engine backend 'compiled': compiling %s failed (%s), trying once more", key, why)
+                    with self._idle:
+                        self._pending += 1
+                    self._queue.put(item)
+                else:
+                    self.error = why
+                    log.warning("engine backend 'compiled' unavailable (%s): running the torch backbone", why)
             finally:
                 with self._idle:
                     self._pending -= 1
