@@ -4,8 +4,8 @@
 
 The shapes: a sentence slot (1 row, 20 text rows read), two views of a study (2 rows), a free draft's unmasking
 step (4 candidates, the 32 positions of a text block); heads "text", the finding states told, as drafts call it.
-The ONNX graph is exported here with those inputs (batch and rows dynamic), run by onnxruntime with every graph
-optimisation (its LayerNorm/GELU fusions) on one intra-op thread; torch.compile is inductor with freezing,
+The ONNX graph is runtime onnx's drafting graph (engines.export.onnx_export.export_backbone_rows: batch and rows
+dynamic, onnxruntime with every graph optimisation, torch's thread count); torch.compile is inductor with freezing,
 as engines.models.compiled runs it. Prints the median CPU ms per forward (this process's CPU time, so waiting for
 a core on a shared machine does not count), each backend's speed-up over torch, the largest logit difference
 to torch, and the time of the first compiled call (compile, or inductor's disk cache).
@@ -54,14 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     model, _ = load_backbone(a.model)
     cfg = model.config
 
-    class Graph(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, text, image, t, rows, states):  # type: ignore[no-untyped-def]
-            return self.model(text, image, t, heads="text", text_rows=rows, finding_states=states).text_logits
-
     def inputs(batch: int, rows: int, seed: int = 0) -> tuple:
         g = torch.Generator().manual_seed(seed)
         return (torch.randint(0, cfg.text_vocab_size, (batch, cfg.text_len), generator=g),
@@ -69,21 +61,13 @@ def main(argv: list[str] | None = None) -> int:
                 torch.rand(batch, generator=g), torch.arange(10, 10 + rows),
                 torch.rand(batch, len(cfg.findings), generator=g).round())
 
-    graph = Graph().eval()
     session = None
     try:
-        import onnxruntime as ort
+        from engines.export.onnx_export import _session, export_backbone_rows
 
         path = Path(tempfile.mkdtemp()) / "backbone_rows.onnx"
-        dyn = {n: {0: "batch"} for n in NAMES} | {"text_rows": {0: "rows"}, "logits": {0: "batch", 1: "rows"}}
-        with torch.no_grad():
-            torch.onnx.export(graph, inputs(2, 20), str(path), input_names=NAMES, output_names=["logits"],
-                              dynamic_axes=dyn, opset_version=20, dynamo=False)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = a.threads, 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        export_backbone_rows(model, path)  # the graph runtime "onnx" drafts with
+        session = _session(path)
     except ImportError as exc:
         print(f"onnxruntime not measured: {exc}", file=sys.stderr)
     compiled = CompiledBackbone(model)

@@ -10,10 +10,10 @@ from app.settings import Settings
 #   engine_model_path: a local model / pipeline directory (empty: the built-in default weights)
 #   engine_options:    extra keyword settings for the backend (e.g. {"max_new_tokens": 128})
 #   engine_threads:    CPU threads for the worker (0: the idle cores measured at load, 1 to 4)
-#   engine_backend:    how the built-in engine's backbone runs: compiled (default), torch or onnx
+#   engine_backend:    how the built-in engine's backbone runs: onnx (default), compiled or torch
 #                      (docs/engine_speed.md)
 
-DEFAULT_BACKEND = "compiled"  # the fastest measured at one thread (docs/engine_speed.md, third round)
+DEFAULT_BACKEND = "onnx"  # the fastest measured at one thread (docs/engine_speed.md, third round)
 
 
 def engine_from_settings(settings: Settings) -> tuple[str, dict[str, Any]]:

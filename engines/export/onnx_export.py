@@ -8,6 +8,7 @@ backbone graph gives drafting's text logits at the rows it reads (text_rows, a d
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +61,10 @@ class _DecoderGraph(nn.Module):
 def _export(module: nn.Module, args: tuple, path: Path, names_in: list[str], names_out: list[str],
             opset: int = OPSET, dynamic: dict[str, dict[int, str]] | None = None) -> None:
     dyn = {n: {0: "batch"} for n in names_in + names_out} | (dynamic or {})
-    torch.onnx.export(module.eval(), args, str(path), input_names=names_in, output_names=names_out,
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two workers exporting at once never read half a file
+    torch.onnx.export(module.eval(), args, str(tmp), input_names=names_in, output_names=names_out,
                       dynamic_axes=dyn, opset_version=opset, dynamo=False)
+    os.replace(tmp, path)
 
 
 def _session(path: Path):

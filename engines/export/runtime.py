@@ -93,7 +93,10 @@ def onnx_runtime(model: torch.nn.Module, vq: Any, model_path: Path, weights_hash
     out = Path(onnx_dir) if onnx_dir is not None else _default_dir(Path(model_path), weights_hash)
     out.mkdir(parents=True, exist_ok=True)
     parity_path = out / PARITY_FILE
-    parity = json.loads(parity_path.read_text()) if parity_path.exists() else {}
+    try:
+        parity = json.loads(parity_path.read_text()) if parity_path.exists() else {}
+    except (OSError, ValueError):  # unreadable or half written by another worker: export again
+        parity = {}
     if parity.get("weights_sha256") != weights_hash or not all((out / f).exists() for f in
                                                                (BACKBONE_ONNX, ROWS_ONNX, DECODER_ONNX)):
         parity = {"backbone_max_abs_diff": export_backbone(model, out / BACKBONE_ONNX),
@@ -102,6 +105,8 @@ def onnx_runtime(model: torch.nn.Module, vq: Any, model_path: Path, weights_hash
                   "weights_sha256": weights_hash}
         model.to(device)
         vq.to(device)
-        parity_path.write_text(json.dumps(parity, indent=2))
+        tmp = parity_path.with_name(f"{PARITY_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(parity, indent=2))
+        os.replace(tmp, parity_path)
     return OnnxRuntime(OnnxBackbone(out / BACKBONE_ONNX, model.config, out / ROWS_ONNX), OnnxDecoder(out / DECODER_ONNX),
                        parity)
