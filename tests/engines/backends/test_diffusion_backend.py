@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -83,6 +85,21 @@ def test_onnx_runtime_backend_matches_torch(tmp_path, medim) -> None:
     onnx = create_backend("diffusion-onnx", path=medim.path, device="cpu")
     assert onnx.describe()["runtime"] == "onnx" and onnx.weights_hash == medim.weights_hash
     assert onnx.draft([_img(2)], seed=5).text == medim.draft([_img(2)], seed=5).text
+
+
+def test_backend_option_chooses_the_runtime_and_falls_back_to_torch(tmp_path, medim, monkeypatch) -> None:
+    """The `backend` option (app setting engine_backend): onnx runs onnxruntime; without the package, torch."""
+    folder = tiny.make_tiny_checkpoint(tmp_path / "m")
+    be = create_backend("diffusion", path=folder, device="cpu", backend="onnx")
+    assert be.describe()["runtime"] == "onnx"
+    assert be.draft([_img(2)], seed=5).text == medim.draft([_img(2)], seed=5).text
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # an installation without onnxruntime
+    fallback = create_backend("diffusion", path=tiny.make_tiny_checkpoint(tmp_path / "n"), device="cpu",
+                              backend="onnx")
+    assert fallback.describe()["runtime"] == "torch" and "onnxruntime" in fallback.pipe.runtime_error
+    assert fallback.draft([_img(2)], seed=5).text == medim.draft([_img(2)], seed=5).text
+    with pytest.raises(BackendError, match="unknown runtime"):
+        create_backend("diffusion", path=folder, device="cpu", backend="tensorrt")
 
 
 def test_finding_questions_are_answered_by_the_finding_head(tmp_path) -> None:
