@@ -8,7 +8,8 @@ The ONNX graph is runtime onnx's drafting graph (engines.export.onnx_export.expo
 dynamic, onnxruntime with every graph optimisation, torch's thread count); torch.compile is inductor with freezing,
 as engines.models.compiled runs it. Prints the median CPU ms per forward (this process's CPU time, so waiting for
 a core on a shared machine does not count), each backend's speed-up over torch, the largest logit difference
-to torch, and the time of the first compiled call (compile, or inductor's disk cache).
+to torch, and the time of the first compiled call (compile, or inductor's disk cache); then the full ONNX graph
+(both heads, every row) that runtime onnx runs for the other jobs, against torch.
 """
 
 from __future__ import annotations
@@ -61,13 +62,14 @@ def main(argv: list[str] | None = None) -> int:
                 torch.rand(batch, generator=g), torch.arange(10, 10 + rows),
                 torch.rand(batch, len(cfg.findings), generator=g).round())
 
-    session = None
+    session = full = None
     try:
-        from engines.export.onnx_export import _session, export_backbone_rows
+        from engines.export.onnx_export import OPSET, _session, export_backbone, export_backbone_rows
 
-        path = Path(tempfile.mkdtemp()) / "backbone_rows.onnx"
-        export_backbone_rows(model, path)  # the graph runtime "onnx" drafts with
-        session = _session(path)
+        folder = Path(tempfile.mkdtemp())
+        export_backbone_rows(model, folder / "backbone_rows.onnx")  # the graph runtime "onnx" drafts with
+        export_backbone(model, folder / "backbone.onnx")  # and the one its other jobs run (both heads, every row)
+        session, full = _session(folder / "backbone_rows.onnx"), _session(folder / "backbone.onnx")
     except ImportError as exc:
         print(f"onnxruntime not measured: {exc}", file=sys.stderr)
     compiled = CompiledBackbone(model)
@@ -93,6 +95,18 @@ def main(argv: list[str] | None = None) -> int:
                 row["onnx"] = _cpu_ms(lambda feed=feed: session.run(None, feed), a.repeats)
                 row["onnx_diff"] = float(abs(session.run(None, feed)[0] - ref.numpy()).max())
             rows_out.append(row)
+        full_rows = []
+        for batch in (1, 4) if full is not None else ():
+            text, image, t, _, states = inputs(batch, 1)
+            feed = {"text_ids": text.numpy(), "image_ids": image.numpy(), "t": t.numpy(),
+                    "finding_states": states.numpy()}
+            ref = model(text, image, t, finding_states=states)
+            got = full.run(None, feed)
+            diff = max(float(abs(g - r.numpy()).max()) for g, r in zip(got, (ref.text_logits, ref.image_logits),
+                                                                         strict=True))
+            call = (text, image, t, states)
+            full_rows.append((batch, _cpu_ms(lambda c=call: model(*c[:3], finding_states=c[3]), a.repeats),
+                              _cpu_ms(lambda feed=feed: full.run(None, feed), a.repeats), diff))
     compiled.close()
     print(f"\nmodel: {a.model.name} (d={cfg.d_model}, {cfg.n_layers} blocks, {cfg.seq_len} tokens), torch {torch.__version__}"
           f", {a.threads} thread(s), load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, "
@@ -105,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
                 else "- | - | -")
         print(f"| {r['shape']} | {r['batch']} | {r['rows']} | {r['torch']:.2f} | {onnx} | {r['compiled']:.2f} | "
               f"{r['torch'] / r['compiled']:.2f} | {r['compiled_diff']:.1e} | {r['compile_s']:.1f} |")
+    if full_rows:
+        print(f"\nThe full graph (both heads, every row: answers, synthesis, inpainting), opset {OPSET}:\n")
+        print("| batch | torch CPU ms | onnxruntime CPU ms | onnx speed-up | onnx max diff |\n|---:|---:|---:|---:|---:|")
+        for batch, t_ms, o_ms, diff in full_rows:
+            print(f"| {batch} | {t_ms:.2f} | {o_ms:.2f} | {t_ms / o_ms:.2f} | {diff:.1e} |")
     return 0
 
 

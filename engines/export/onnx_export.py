@@ -20,8 +20,9 @@ from engines.tokenizers.vq import VQVAE
 
 BACKBONE_ONNX, DECODER_ONNX, PARITY_FILE = "backbone.onnx", "vq_decoder.onnx", "parity.json"
 ROWS_ONNX = "backbone_text_rows.onnx"  # the drafting graph: text logits at the rows read
-OPSET = 17
-ROWS_OPSET = 20  # Gelu as one op, which onnxruntime fuses (FastGelu); measured faster than eager torch at 1 thread
+# 20: Gelu is one op, which onnxruntime fuses (FastGelu); at 17 it was five that it ran one by one (the full graph
+# 12.1 -> 10.7 ms at batch 1, 53.4 -> 44.0 at batch 4, 1 thread; docs/engine_speed.md)
+OPSET = 20
 
 
 class _BackboneGraph(nn.Module):
@@ -121,7 +122,7 @@ def export_backbone_rows(model: MedimBackbone, path: str | Path, batch: int = 2,
 
     graph = _RowsGraph(model)
     names = ["text_ids", "image_ids", "t", "text_rows", *(["finding_states"] if cfg.finding_condition else [])]
-    _export(graph, inputs(batch, 1, 1 + cfg.text_len // 2), path, names, ["text_logits"], ROWS_OPSET,
+    _export(graph, inputs(batch, 1, 1 + cfg.text_len // 2), path, names, ["text_logits"], OPSET,
             {"text_rows": {0: "rows"}, "text_logits": {0: "batch", 1: "rows"}})
     session = _session(path)
     worst = 0.0

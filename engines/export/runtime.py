@@ -20,6 +20,7 @@ import torch
 from engines.export.onnx_export import (
     BACKBONE_ONNX,
     DECODER_ONNX,
+    OPSET,
     PARITY_FILE,
     ROWS_ONNX,
     _session,
@@ -86,7 +87,8 @@ def _default_dir(model_path: Path, weights_hash: str) -> Path:
 
 def onnx_runtime(model: torch.nn.Module, vq: Any, model_path: Path, weights_hash: str, device: Any,
                  onnx_dir: str | Path | None = None) -> OnnxRuntime:
-    """Export the backbone and decoder if needed (or if the weights changed) and open them in onnxruntime.
+    """Export the backbone and decoder if needed (or if the weights or the graphs' opsets changed) and open them in
+    onnxruntime.
 
     `model`/`vq` are moved back to `device` after an export; `onnx_dir` defaults to `<model_path>/onnx`, or
     a per-user cache named by the weights hash when the model folder is read-only."""
@@ -97,12 +99,13 @@ def onnx_runtime(model: torch.nn.Module, vq: Any, model_path: Path, weights_hash
         parity = json.loads(parity_path.read_text()) if parity_path.exists() else {}
     except (OSError, ValueError):  # unreadable or half written by another worker: export again
         parity = {}
-    if parity.get("weights_sha256") != weights_hash or not all((out / f).exists() for f in
-                                                               (BACKBONE_ONNX, ROWS_ONNX, DECODER_ONNX)):
+    made_by = {"weights_sha256": weights_hash, "opset": OPSET}
+    if any(parity.get(k) != v for k, v in made_by.items()) or not all(
+            (out / f).exists() for f in (BACKBONE_ONNX, ROWS_ONNX, DECODER_ONNX)):
         parity = {"backbone_max_abs_diff": export_backbone(model, out / BACKBONE_ONNX),
                   "backbone_rows_max_abs_diff": export_backbone_rows(model, out / ROWS_ONNX),
                   "vq_decoder_max_abs_diff": export_vq_decoder(vq, out / DECODER_ONNX),
-                  "weights_sha256": weights_hash}
+                  **made_by}
         model.to(device)
         vq.to(device)
         tmp = parity_path.with_name(f"{PARITY_FILE}.{os.getpid()}.tmp")
