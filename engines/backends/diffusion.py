@@ -183,7 +183,8 @@ class MedimBackend(EngineBackend):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "runtime": self.runtime, "device": self.device, "model": str(self.path),
                 "weights_hash": self.weights_hash, "memory": memory_report(self.device),
-                "capabilities": sorted(self.capabilities), "supports_multi_image": self.supports_multi_image}
+                "capabilities": sorted(self.capabilities), "supports_multi_image": self.supports_multi_image,
+                "runtime_error": str(getattr(self.pipe, "runtime_error", "") or "")}  # why the asked-for one is not
 
     def draft(self, images: list[np.ndarray], *, steps: int | None = None, guidance: float | None = None,
               seed: int = 0, progress: ProgressFn | None = None, cancel: CancelFn | None = None,

@@ -96,7 +96,7 @@ def test_backend_option_chooses_the_runtime_and_falls_back_to_torch(tmp_path, me
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # an installation without onnxruntime
     fallback = create_backend("diffusion", path=tiny.make_tiny_checkpoint(tmp_path / "n"), device="cpu",
                               backend="onnx")
-    assert fallback.describe()["runtime"] == "torch" and "onnxruntime" in fallback.pipe.runtime_error
+    assert fallback.describe()["runtime"] == "torch" and "onnxruntime" in fallback.describe()["runtime_error"]
     assert fallback.draft([_img(2)], seed=5).text == medim.draft([_img(2)], seed=5).text
     with pytest.raises(BackendError, match="unknown runtime"):
         create_backend("diffusion", path=folder, device="cpu", backend="tensorrt")
