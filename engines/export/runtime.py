@@ -85,6 +85,19 @@ def _default_dir(model_path: Path, weights_hash: str) -> Path:
     return cache / weights_hash[:16]
 
 
+def _check_device(device: Any) -> None:
+    """onnxruntime runs where the pipeline's device is: the CPU, or a CUDA GPU through onnxruntime-gpu. A GPU that
+    onnxruntime cannot use is refused, so the pipeline keeps the backbone on it with torch instead of running it on
+    the CPU."""
+    import onnxruntime as ort
+
+    kind = torch.device(device).type
+    if kind == "cpu" or (kind == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers()):
+        return
+    raise RuntimeError(f"this onnxruntime cannot run on {kind} (for CUDA install onnxruntime-gpu); "
+                       "the backbone stays on it with torch")
+
+
 def onnx_runtime(model: torch.nn.Module, vq: Any, model_path: Path, weights_hash: str, device: Any,
                  onnx_dir: str | Path | None = None) -> OnnxRuntime:
     """Export the backbone and decoder if needed (or if the weights or the graphs' opsets changed) and open them in
@@ -92,6 +105,7 @@ def onnx_runtime(model: torch.nn.Module, vq: Any, model_path: Path, weights_hash
 
     `model`/`vq` are moved back to `device` after an export; `onnx_dir` defaults to `<model_path>/onnx`, or
     a per-user cache named by the weights hash when the model folder is read-only."""
+    _check_device(device)
     out = Path(onnx_dir) if onnx_dir is not None else _default_dir(Path(model_path), weights_hash)
     out.mkdir(parents=True, exist_ok=True)
     parity_path = out / PARITY_FILE

@@ -46,3 +46,19 @@ def test_onnx_drafting_calls_run_the_rows_graph(tmp_path):
         assert got.image_logits is None and got.text_logits.shape == want.text_logits.shape == (3, len(rows),
                                                                                                  cfg.text_vocab_size)
         torch.testing.assert_close(got.text_logits, want.text_logits, rtol=1e-4, atol=1e-4)
+
+
+def test_a_gpu_onnxruntime_cannot_use_is_refused(tmp_path):
+    """The pipeline then keeps the backbone on the GPU with torch (from_pretrained falls back, logging why)."""
+    import onnxruntime as ort
+    import pytest
+    import torch
+
+    from engines.export.runtime import onnx_runtime
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime runs on CUDA")
+    d = make_tiny_checkpoint(tmp_path / "m")
+    with pytest.raises(RuntimeError, match="cannot run on cuda"):
+        onnx_runtime(None, None, d, "0" * 64, torch.device("cuda"), tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()  # refused before anything was exported
