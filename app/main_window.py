@@ -842,6 +842,12 @@ class MainWindow(QMainWindow):
             database, self._warm_runner = self.database, BackgroundRunner(self)
             self._warm_runner.start(lambda _job: warm_study_open(database))
 
+    def start_up_work_done(self) -> bool:
+        """The window was shown and what it prepares while nobody waits (the spare report editor, the
+        study-open warm-up thread) is done: the start-up heap may be frozen (app.gc_pauses)."""
+        editor_ready = self._spare_editor is not None or self.report_editor is not None or not self.isVisible()
+        return self._shown_once and editor_ready and (self._warm_runner is None or not self._warm_runner.busy())
+
     def _keep_size(self, size) -> None:
         """A new editor's size hint must never push the window wider than it was (Sign off-screen)."""
         if self.isMaximized() or self.isFullScreen():

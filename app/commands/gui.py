@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
     window = MainWindow(database)
     window.show()
     window.start_up(study)
+    from app.gc_pauses import freeze_when_started
+
+    freeze_when_started(window, window.start_up_work_done)  # start-up's heap leaves the collector's scans
     if args.screenshot is not None:
         def _shoot() -> None:
             args.screenshot.parent.mkdir(parents=True, exist_ok=True)
