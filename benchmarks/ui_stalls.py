@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle", type=float, default=2.0, help="seconds the shown window is left alone before the "
                     "first action (what it prepares at idle time is not counted as the log-in)")
     ap.add_argument("--profile", metavar="ACTION", help="cProfile the GUI thread during the actions whose name "
-                    "contains ACTION (action and settle); prints the slowest repeat's top functions")
+                    "contains ACTION (action and settle; several: comma-separated); prints the slowest repeat's top functions")
     args = ap.parse_args(argv)
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name}...", file=sys.stderr, flush=True)
         times, profiles, gcs = [], [], []
         for _ in range(args.repeats if name != "log in at the gate" else 1):
-            profiler = cProfile.Profile() if args.profile and args.profile in name else None
+            profiled = args.profile and any(part and part in name for part in args.profile.split(","))
+            profiler = cProfile.Profile() if profiled else None
             if profiler is not None:
                 profiler.enable()
             times.append(probe.measure(action, args.settle))
