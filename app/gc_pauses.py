@@ -8,8 +8,9 @@ collector hook of benchmarks/ui_stalls.py: see benchmarks/results/ui_stalls_stud
 is done (the window shown, its idle-time preparations and the study-open warm-up thread finished), one
 collection clears start-up's garbage and `gc.freeze()` moves everything still alive into the permanent
 generation, which no later collection scans: the same remedy large Python services apply after their
-start-up. Objects created afterwards are collected as before; nothing frozen is ever freed, which costs
-nothing for objects that live until exit anyway.
+start-up. Objects created afterwards are collected as before. A frozen object is still freed when its last
+reference goes; only one that ends up in a reference cycle later (e.g. a start-up widget closed and dropped
+while still part of a cycle) is never collected: a leak bounded by the start-up heap, once per process.
 
 Applied by the app's start-up path (`app.commands.gui`), never on import: a test process that builds many
 windows must not pin each test's objects.

@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
                     "first action (what it prepares at idle time is not counted as the log-in)")
     ap.add_argument("--profile", metavar="ACTION", help="cProfile the GUI thread during the actions whose name "
                     "contains ACTION (action and settle; several: comma-separated); prints the slowest repeat's top functions")
+    ap.add_argument("--only", metavar="ACTIONS", help="run only the actions whose name contains one of these "
+                    "(comma-separated; the log-in always runs), e.g. a long session of study switches: "
+                    "--only 'open a study' --repeats 40")
     args = ap.parse_args(argv)
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -198,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         ("back to the viewer (F3)", lambda: window.tabs.setCurrentWidget(window.workspace), False),
         ("lock and unlock", lock_unlock, False),
     ]
+    if args.only:
+        wanted = [part for part in args.only.split(",") if part]
+        actions = [a for a in actions if a[0] == "log in at the gate" or any(part in a[0] for part in wanted)]
     rows = []
     for name, action, _background in actions:
         print(f"  {name}...", file=sys.stderr, flush=True)
