@@ -37,8 +37,14 @@ from app.db.queries import StudyNotFound, study_ref
 from app.formatting import format_date, person_name
 from app.reports.users import AuthSession, UserService
 from app.settings import Settings, use_settings
+
+# imported here, not in the study-open path (this and PriorReportsPanel): PySide's import hook reads a module's
+# source the first time the GUI thread imports it (~25 ms of the first open under load; the warm-up thread's
+# import does not spare the GUI thread this)
+from app.study_actions import hanging_inputs
 from app.widgets.activity import ActivityMonitor
 from app.widgets.lock_screen import LockScreen
+from app.widgets.prior_reports import PriorReportsPanel
 from app.widgets.report_editor import ReportEditor
 from app.widgets.worklist import WorklistWidget
 from viewer.io.refs import StudyRef
@@ -193,7 +199,6 @@ class MainWindow(QMainWindow):
         exam are looked up off the GUI thread; the layout follows when they arrive, if `ref` is still open."""
         if not self.settings.get("hanging_protocols_enabled", True):
             return
-        from app.study_actions import hanging_inputs
         from viewer.widgets.background import BackgroundRunner
 
         if self._hang_runner is None:
@@ -604,8 +609,6 @@ class MainWindow(QMainWindow):
             self._set_prior_documents(docs)
 
     def _set_prior_documents(self, docs: list) -> None:
-        from app.widgets.prior_reports import PriorReportsPanel
-
         if not docs:
             if self.prior_reports is not None and self.side_tabs.indexOf(self.prior_reports) >= 0:
                 self.side_tabs.removeTab(self.side_tabs.indexOf(self.prior_reports))

@@ -65,3 +65,36 @@ def test_first_open_after_log_in_uses_the_editor_built_at_idle_time(qtbot, tmp_p
         window.close()
     finally:
         database.dispose()
+
+
+def test_first_open_reads_no_module_source_on_the_gui_thread(qtbot, tmp_path, monkeypatch) -> None:
+    """PySide's import hook reads a module's source (inspect.getsource) the first time the GUI thread imports
+    it: ~25 ms of the first open under load when the open path imported modules lazily."""
+    import inspect
+    import threading
+
+    from app.main_window import MainWindow
+
+    database = _database(tmp_path, monkeypatch)
+    try:
+        ensure_demo_imported(database)
+        window = MainWindow(database, settings=Settings(tmp_path / "settings.json"))
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitUntil(window.start_up_work_done, timeout=30000)
+        read: list[str] = []
+        real = inspect.getsource
+
+        def spy(obj):  # the real function, called through; only who asked is noted
+            if threading.current_thread() is threading.main_thread():
+                read.append(getattr(obj, "__name__", repr(obj)))
+            return real(obj)
+
+        monkeypatch.setattr(inspect, "getsource", spy)
+        assert window.open_study(demo_study_uids()[0])
+        qtbot.waitUntil(lambda: window.ai_images_ready and window.open_lookups_ready, timeout=30000)
+        qtbot.waitUntil(lambda: pending_jobs() == 0, timeout=30000)
+        assert read == []
+        window.close()
+    finally:
+        database.dispose()
