@@ -42,14 +42,23 @@ class AccessAuditWriter:
         self._thread: threading.Thread | None = None
         self.failed = 0  # entries given up after every retry (logged)
 
+    def start(self) -> None:
+        """Start the writer thread now if it is not running (`submit` does it otherwise). Starting a thread waits
+        until the OS runs it: the study-open warm-up calls this, so the first study opened does not wait."""
+        with self._cond:
+            self._ensure_thread()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="access-audit", daemon=True)
+            self._thread.start()
+
     def submit(self, write: Callable[[], None], describe: str, *, wait: bool = False) -> bool:
         """Queue `write()` (one audit entry, its own transaction). With `wait`, return whether it was written."""
         entry = _Entry(write, describe)
         with self._cond:
             self._queue.append(entry)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="access-audit", daemon=True)
-                self._thread.start()
+            self._ensure_thread()
             self._cond.notify_all()
         if not wait:
             return True

@@ -18,9 +18,12 @@ log = logging.getLogger(__name__)
 
 
 def warm_study_open(database: Database) -> None:
-    """Import what opening a study imports and run its GUI-thread queries once on any stored study
-    (read-only; an empty database or an error only means nothing was warmed)."""
+    """Start the access-audit writer thread, import what opening a study imports and run its GUI-thread
+    queries once on any stored study (read-only; an empty database or an error only means nothing was warmed)."""
     try:
+        from app.access_audit_writer import WRITER
+
+        WRITER.start()  # the open's audit entries are written by this thread: started here, not on the GUI thread
         import app.priors.documents  # noqa: F401 - the study's SR/PDF reports, read when it opens
         import app.study_actions  # noqa: F401 - hanging protocol inputs, prior lookup
         import app.widgets.prior_reports  # noqa: F401 - the reports that came with the study (Qt classes only)

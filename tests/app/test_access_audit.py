@@ -121,6 +121,27 @@ def test_a_failed_audit_write_is_retried_in_place_and_later_entries_wait_for_it(
     assert written[-1] == "third"
 
 
+def test_writer_thread_started_ahead_writes_the_later_entries(database: Database) -> None:
+    """The study-open warm-up starts the writer thread, so the first open's entries do not start it on the GUI
+    thread (a thread start waits until the OS runs the thread)."""
+    import threading
+
+    from app.access_audit_writer import WRITER, AccessAuditWriter
+    from app.study_open_warmup import warm_study_open
+
+    writer = AccessAuditWriter()
+    writer.start()
+    started = writer._thread
+    assert started is not None and started.is_alive() and started.name == "access-audit"
+    writer.start()  # already running: the same thread
+    by: list[threading.Thread] = []
+    assert writer.submit(lambda: by.append(threading.current_thread()), "one", wait=True)
+    assert by == [started] and writer._thread is started
+
+    warm_study_open(database)  # an empty database: nothing to warm, the writer is started all the same
+    assert WRITER._thread is not None and WRITER._thread.is_alive()
+
+
 def test_entries_of_a_study_opened_just_before_closing_are_written_at_close(qtbot, database: Database) -> None:
     from app.main_window import MainWindow
 
