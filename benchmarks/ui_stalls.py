@@ -150,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         from app.gc_pauses import freeze_when_started
     except ImportError:  # a checkout from before it
         freeze_when_started = None
-    if freeze_when_started is not None:
-        freeze_when_started(window, window.start_up_work_done, frozen.append)
+    if freeze_when_started is not None:  # (counting the frozen objects walks them all: done here, not in the app)
+        freeze_when_started(window, window.start_up_work_done, lambda: frozen.append(gc.get_freeze_count()))
     idle = QEventLoop()  # the window is shown and left alone a moment, as while the user types the password
     QTimer.singleShot(int(args.idle * 1000), idle.quit)
     idle.exec()

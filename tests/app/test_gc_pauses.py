@@ -42,8 +42,8 @@ def test_heap_is_frozen_after_start_up_work_and_later_collections_scan_far_fewer
         window.resize(1600, 1000)
         window.show()
         frozen: list[tuple[int, bool, int]] = []  # (count, start-up work done then, objects left to scan)
-        freeze_when_started(window, window.start_up_work_done,
-                            lambda n: frozen.append((n, window.start_up_work_done(), len(gc.get_objects()))))
+        freeze_when_started(window, window.start_up_work_done, lambda: frozen.append(
+            (gc.get_freeze_count(), window.start_up_work_done(), len(gc.get_objects()))))
         assert not frozen and gc.get_freeze_count() == 0  # not while the window still prepares itself
         qtbot.waitUntil(lambda: bool(frozen), timeout=30000)
         count, done, left = frozen[0]
