@@ -55,6 +55,8 @@ def test_first_open_after_log_in_uses_the_editor_built_at_idle_time(qtbot, tmp_p
         qtbot.keyClicks(findings, "Typed into the prepared editor.")
         assert spare.save_now()
         assert "Typed into the prepared editor." in spare.version.content.get("findings")
+        # the window follows the prepared editor as it follows one built on the spot (wired at idle time)
+        assert "Typed into the prepared editor." in window.explain_panel._study[2]
         qtbot.waitUntil(lambda: window.ai_images_ready and window.open_lookups_ready, timeout=30000)
         assert window.ai_panel.study_uid == uid and window.ai_panel.images
 
