@@ -13,6 +13,7 @@ from __future__ import annotations
 import mmap
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,27 +232,14 @@ def _meta_end(buf: bytes | mmap.mmap) -> tuple[int, str]:
     """(offset where the dataset starts, transfer syntax) of a Part 10 file; (0, '') without preamble."""
     if len(buf) < 132 or bytes(buf[128:132]) != b"DICM":
         return 0, ""
-    pos = 132
-    syntax = ""
-    while pos + 8 <= len(buf):
-        group, elem = struct.unpack_from("<HH", buf, pos)
-        if group != 0x0002:
-            break
-        vr = bytes(buf[pos + 4 : pos + 6])
-        if vr in _LONG_VRS:
-            if pos + 12 > len(buf):
-                raise StructureError("file ends inside the file meta information")
-            (length,) = struct.unpack_from("<L", buf, pos + 8)
-            value = pos + 12
-        else:
-            (length,) = struct.unpack_from("<H", buf, pos + 6)
-            value = pos + 8
-        if length == UNDEFINED or value + length > len(buf):
-            raise StructureError("file ends inside the file meta information")
-        if elem == 0x0010:
-            syntax = bytes(buf[value : value + length]).decode("ascii", "replace").strip("\x00 ")
-        pos = value + length
-    return pos, syntax
+    end, syntax = 132, ""
+    try:
+        for elem, value, length, end in part10_meta_elements(buf):  # noqa: B007 (the last `end` is the answer)
+            if elem == 0x0010:
+                syntax = meta_text(buf, value, length)
+    except ValueError as exc:
+        raise StructureError("file ends inside the file meta information") from exc
+    return end, syntax
 
 
 def check_buffer(buf: bytes | mmap.mmap, *, start: int | None = None, transfer_syntax: str | None = None) -> Structure:
@@ -297,27 +285,42 @@ def check_file(path: Path) -> Structure:
             return check_buffer(buf)
 
 
-def part_sop_instance_uid(buf: bytes) -> str:
-    """The Media Storage SOP Instance UID from a Part 10 file's meta header ('' when absent)."""
+def part10_meta_elements(buf: bytes | memoryview | mmap.mmap) -> Iterator[tuple[int, int, int, int]]:
+    """The elements of a Part 10 file's meta group (0002), in order, as (element number, offset of the value,
+    its length, offset after it); the last offset is where the data set starts. ValueError when the buffer
+    has no 'DICM' after the preamble or ends inside the meta group."""
     if len(buf) < 132 or bytes(buf[128:132]) != b"DICM":
-        return ""
+        raise ValueError("no DICOM file meta (no 'DICM' after the preamble)")
     pos = 132
     while pos + 8 <= len(buf):
         group, elem = struct.unpack_from("<HH", buf, pos)
         if group != 0x0002:
-            return ""
-        vr = bytes(buf[pos + 4 : pos + 6])
-        if vr in _LONG_VRS:
+            return
+        if bytes(buf[pos + 4 : pos + 6]) in _LONG_VRS:
             if pos + 12 > len(buf):
-                return ""
+                raise ValueError("the file ends inside its file meta")
             (length,) = struct.unpack_from("<L", buf, pos + 8)
             value = pos + 12
         else:
             (length,) = struct.unpack_from("<H", buf, pos + 6)
             value = pos + 8
-        if value + length > len(buf):
-            return ""
-        if elem == 0x0003:
-            return bytes(buf[value : value + length]).decode("ascii", "replace").strip("\x00 ")
+        if length == UNDEFINED or value + length > len(buf):
+            raise ValueError("the file ends inside its file meta")
+        yield elem, value, length, value + length
         pos = value + length
+
+
+def meta_text(buf: bytes | memoryview | mmap.mmap, value: int, length: int) -> str:
+    """A file meta element's value as text (UIDs, AE titles), padding stripped."""
+    return bytes(buf[value : value + length]).decode("ascii", "replace").strip("\x00 ")
+
+
+def part_sop_instance_uid(buf: bytes) -> str:
+    """The Media Storage SOP Instance UID from a Part 10 file's meta header ('' when absent)."""
+    try:
+        for elem, value, length, _ in part10_meta_elements(buf):
+            if elem == 0x0003:
+                return meta_text(buf, value, length)
+    except ValueError:
+        return ""
     return ""

@@ -29,7 +29,6 @@ import mmap
 import os
 import re
 import shutil
-import struct
 import subprocess
 import tempfile
 import time
@@ -40,6 +39,7 @@ from typing import BinaryIO
 
 from pydicom.dataset import Dataset
 
+from app.importer.integrity import meta_text, part10_meta_elements
 from app.importer.store import ManagedStore, StagedFile
 from app.pacs.cancel import CancelToken
 from app.pacs.dimse import StagedHandler
@@ -172,28 +172,13 @@ def getscu_arguments(exe: str, node: PacsNode, identifier: Dataset, outdir: Path
 def _meta(buf: mmap.mmap) -> tuple[int, str, str, str]:
     """(offset of the data set, SOP Class UID, SOP Instance UID, transfer syntax) from a Part 10 file's
     meta group as getscu wrote it; ValueError when it has none or it is cut short."""
-    if len(buf) < 132 or buf[128:132] != b"DICM":
-        raise ValueError("no DICOM file meta (no 'DICM' after the preamble)")
-    pos, values = 132, {}
-    while pos + 8 <= len(buf):
-        group, elem = struct.unpack_from("<HH", buf, pos)
-        if group != 0x0002:
-            break
-        vr = buf[pos + 4 : pos + 6]
-        if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN"):
-            (length,) = struct.unpack_from("<L", buf, pos + 8)
-            value = pos + 12
-        else:
-            (length,) = struct.unpack_from("<H", buf, pos + 6)
-            value = pos + 8
-        if value + length > len(buf):
-            raise ValueError("the file ends inside its file meta")
+    end, values = 132, {}  # the data set starts after the last meta element
+    for elem, value, length, end in part10_meta_elements(buf):  # noqa: B007 (the loop's last `end` is the answer)
         if elem in (0x0002, 0x0003, 0x0010):
-            values[elem] = buf[value : value + length].decode("ascii", "replace").strip("\x00 ")
-        pos = value + length
+            values[elem] = meta_text(buf, value, length)
     if not all(values.get(e) for e in (0x0002, 0x0003, 0x0010)):
         raise ValueError("the file meta lacks its SOP class, SOP instance or transfer syntax UID")
-    return pos, values[0x0002], values[0x0003], values[0x0010]
+    return end, values[0x0002], values[0x0003], values[0x0010]
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
