@@ -42,7 +42,7 @@ def draft(repo: Path, n: int, modes: list[str], out: Path, runtime: str = "torch
     if not Path(engines.__file__).resolve().is_relative_to(repo.resolve()):
         raise SystemExit(f"imported {engines.__file__}, not {repo}'s code")
     kw = {} if runtime == "torch" else {"runtime": runtime}  # a checkout from before runtimes were chosen
-    if runtime == "onnx":
+    if runtime.startswith("onnx"):
         kw["onnx_dir"] = Path("/tmp/radstation-bench-onnx")  # not into the checkout's weights folder
     pipe = MedimPipeline.from_pretrained(repo / "resources" / "weights" / "medim-small", device="cpu", **kw)
     rows, data = _val(n)
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=50)
     p.add_argument("--modes", nargs="+", default=["sentences", "free"])
     p.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"))
-    p.add_argument("--runtime", default="torch", help="how the backbone runs: torch, onnx or compiled")
+    p.add_argument("--runtime", default="torch", help="how the backbone runs: torch, onnx, onnx-int8 or compiled")
     a = p.parse_args(argv)
     if a.compare:
         return compare(*a.compare)

@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     medians: dict[tuple[str, str], float] = {}
     for runtime in a.runtimes:
-        onnx_dir = Path("/tmp/radstation-bench-onnx") if runtime == "onnx" else None
+        onnx_dir = Path("/tmp/radstation-bench-onnx") if runtime.startswith("onnx") else None
         pipe = MedimPipeline.from_pretrained(a.model, device=a.device, runtime=runtime, onnx_dir=onnx_dir)
-        if runtime == "onnx":
+        if runtime.startswith("onnx"):
             print(f"onnx parity (max abs diff): {pipe.onnx_parity}", file=sys.stderr)
         if a.case_index is not None:
             from engines.similar import CaseIndex

@@ -2,7 +2,7 @@
 floor (FLOPs / rate), the measured median, its ratio to the floor, and drafts per minute.
 
     python benchmarks/engine_floor.py [--model resources/weights/medim-small] [--threads 1] [--repeats 5]
-                                      [--modes sentences free] [--json OUT] [--runtime torch|compiled|onnx]
+                                      [--modes sentences free] [--json OUT] [--runtime torch|compiled|onnx|onnx-int8]
 
 FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` over one whole draft (matrix products,
 convolutions and attention, the CPU attention kernel with a formula added here (count_flops); the last two
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--modes", nargs="+", default=["sentences", "free"])
     p.add_argument("--json", type=Path, help="also write the rows as JSON objects")
-    p.add_argument("--runtime", default="torch", help="how the backbone runs: torch, compiled or onnx")
+    p.add_argument("--runtime", default="torch", help="how the backbone runs: torch, compiled, onnx or onnx-int8")
     a = p.parse_args(argv)
 
     import torch
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     from engines.pipeline import MedimPipeline
 
     image, image_id = _image()
-    onnx_dir = {"onnx_dir": Path("/tmp/radstation-bench-onnx")} if a.runtime == "onnx" else {}  # as engine.py
+    onnx_dir = {"onnx_dir": Path("/tmp/radstation-bench-onnx")} if a.runtime.startswith("onnx") else {}  # as engine.py
     pipe = MedimPipeline.from_pretrained(a.model, device="cpu", runtime=a.runtime, **onnx_dir)
     if pipe.runtime != a.runtime:
         raise SystemExit(f"runtime {a.runtime} unavailable: {pipe.runtime_error}")

@@ -43,7 +43,9 @@ from engines.tokenizers.text import ANSWER, FINDINGS, IMG, IMPRESSION, QUESTION,
 from engines.tokenizers.vq import VQVAE
 
 log = logging.getLogger(__name__)
-RUNTIMES = ("torch", "onnx", "compiled")  # how the backbone runs (from_pretrained)
+# How the backbone runs (from_pretrained); "onnx-int8" is "onnx" drafting with int8 matrix products
+# (engines.export.onnx_export.quantize_rows, docs/engine_speed.md fourth round).
+RUNTIMES = ("torch", "onnx", "compiled", "onnx-int8")
 
 __all__ = ["MedimPipeline", "TextResult", "ImageResult", "TokenInfo", "AttentionMaps",
            "prepare_image"]
@@ -105,7 +107,7 @@ class MedimPipeline:
         self.device = device
         self.path = path
         self.runtime = runtime
-        self.runtime_error = ""  # why the asked-for runtime is not the one running (then runtime is "torch")
+        self.runtime_error = ""  # why the asked-for runtime is not the one running ("torch", or onnx-int8 -> "onnx")
         self.weights_hash = weights_hash(path)
         self._code_cache: dict[tuple, list[int]] = {}
         self._net: Callable = model  # swapped for an onnxruntime session or a compiled forward by from_pretrained
@@ -167,7 +169,9 @@ class MedimPipeline:
         """Load a model folder (config.json, model.safetensors, vq.*, text_tokenizer.json).
 
         runtime="onnx" runs the backbone and VQ decoder through onnxruntime (exported on first use into
-        `onnx_dir`, default `<path>/onnx` or a per-user cache when that is read-only); runtime="compiled" runs the
+        `onnx_dir`, default `<path>/onnx` or a per-user cache when that is read-only); "onnx-int8" the same with
+        drafting's forwards in int8 (quantised on first use beside them; where that fails or misses its parity
+        tolerance, `runtime` is "onnx" and `runtime_error` says why); runtime="compiled" runs the
         backbone's inference forwards through torch.compile, compiled in the background
         (engines.models.compiled). Where onnxruntime is missing or the export fails, the pipeline runs torch
         (`runtime` says which runs, `runtime_error` why) and logs it."""
@@ -181,18 +185,22 @@ class MedimPipeline:
         tok, vq = load_tokenizers(path, model.config, dev)
         reader = FindingReader.from_pretrained(path / READER_DIR) if (path / READER_DIR).is_dir() else None
         pipe = cls(model, vq, tok, cfg, dev, path, runtime, reader)
-        if runtime == "onnx":
+        if runtime in ("onnx", "onnx-int8"):
             try:
                 from engines.export.runtime import onnx_runtime
 
-                ort = onnx_runtime(model, vq, path, pipe.weights_hash, dev, onnx_dir)
+                ort = onnx_runtime(model, vq, path, pipe.weights_hash, dev, onnx_dir,
+                                   precision="int8" if runtime == "onnx-int8" else "fp32")
             except Exception as exc:  # noqa: BLE001 - onnxruntime missing or the export failed: torch still drafts
                 pipe.runtime, pipe.runtime_error = "torch", f"{type(exc).__name__}: {exc}".splitlines()[0]
                 model.to(dev)
                 vq.to(dev)
-                log.warning("engine backend 'onnx' unavailable (%s): running the torch backbone", pipe.runtime_error)
+                log.warning("engine backend %r unavailable (%s): running the torch backbone", runtime,
+                            pipe.runtime_error)
             else:
                 pipe._net, pipe._decode, pipe.onnx_parity = ort.backbone, ort.decoder, ort.parity
+                if runtime == "onnx-int8" and ort.precision != "int8":  # drafts with the float32 graph (logged)
+                    pipe.runtime, pipe.runtime_error = "onnx", ort.precision_error
         elif runtime == "compiled":
             from engines.models.compiled import CompiledBackbone
 

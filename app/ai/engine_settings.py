@@ -10,7 +10,7 @@ from app.settings import Settings
 #   engine_model_path: a local model / pipeline directory (empty: the built-in default weights)
 #   engine_options:    extra keyword settings for the backend (e.g. {"max_new_tokens": 128})
 #   engine_threads:    CPU threads for the worker (0: the idle cores measured at load, 1 to 4)
-#   engine_backend:    how the built-in engine's backbone runs: onnx (default), compiled or torch
+#   engine_backend:    how the built-in engine's backbone runs: onnx (default), onnx-int8, compiled or torch
 #                      (docs/engine_speed.md)
 
 DEFAULT_BACKEND = "onnx"  # the fastest measured at one thread (docs/engine_speed.md, third round)

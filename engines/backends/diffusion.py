@@ -41,7 +41,7 @@ class MedimBackend(EngineBackend):
     def __init__(self, path: str | Path = "", device: str = "auto", steps: int | None = None,
                  guidance: float | None = None, closed_questions: bool = True, cases_dir: str | Path = "",
                  cases_url: str = "", dev_cases_dir: str | Path = "", backend: str = "") -> None:
-        """`backend` how the backbone runs: torch, onnx or compiled (engines.pipeline.RUNTIMES); empty: this
+        """`backend` how the backbone runs: torch, onnx, onnx-int8 or compiled (engines.pipeline.RUNTIMES); empty: this
         class's runtime."""
         self.closed_questions = bool(closed_questions)
         self.path = Path(path).expanduser() if str(path).strip() else DEFAULT_WEIGHTS

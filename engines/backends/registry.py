@@ -150,7 +150,8 @@ _SAMPLING = {"steps": "sampling steps per draft (default: the weights' own)",
              "guidance": "classifier-free guidance scale (default: the weights' own)",
              "closed_questions": "answer yes/no questions with the finding head (default true)",
              "cases_dir": "the site's signed-case index for grounded drafts (set by the app)",
-             "backend": "how the backbone runs: torch, onnx or compiled (torch.compile, compiled in the background)"}
+             "backend": "how the backbone runs: torch, onnx, onnx-int8 (drafts with int8 matrix products) or compiled "
+                        "(torch.compile, compiled in the background)"}
 _SERVER = {"url": "the server's URL", "timeout_s": "seconds to wait for one job",
            "tls_ca": "CA bundle that signs the server's TLS certificate", "token_name":
            "keyring entry of the bearer token (default: the URL; `radstation engine token URL`)"}

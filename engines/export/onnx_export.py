@@ -2,13 +2,16 @@
 
 The graphs take the same inputs as the torch modules (text ids, image ids, t) -> (text logits, image
 logits) and (codes) -> image, with a dynamic batch axis, so the sampler runs unchanged on either; a second
-backbone graph gives drafting's text logits at the rows it reads (text_rows, a dynamic axis too).
+backbone graph gives drafting's text logits at the rows it reads (text_rows, a dynamic axis too). Runtime
+"onnx-int8" drafts with an int8 copy of that graph (`quantize_rows`: onnxruntime's dynamic quantisation of the
+blocks' weight matrix products, checked against torch with a tolerance, `rows_parity`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,18 @@ ROWS_ONNX = "backbone_text_rows.onnx"  # the drafting graph: text logits at the 
 # 20: Gelu is one op, which onnxruntime fuses (FastGelu); at 17 it was five that it ran one by one (the full graph
 # 12.1 -> 10.7 ms at batch 1, 53.4 -> 44.0 at batch 4, 1 thread; docs/engine_speed.md)
 OPSET = 20
+INT8_ROWS_ONNX = "backbone_text_rows.int8.onnx"  # runtime onnx-int8's drafting graph (quantize_rows)
+# Bumped whenever quantize_rows quantises differently, so graphs made by an older recipe are made again.
+INT8_RECIPE = 1
+# The int8 drafting graph is used only while its largest logit difference to torch on random inputs (rows_parity)
+# is at most this fraction of the largest reference logit; more means the quantisation went wrong (the shipped
+# weights: ~0.03, docs/engine_speed.md fourth round), and runtime onnx-int8 drafts with the float32 graph instead.
+INT8_RELATIVE_TOLERANCE = 0.1
+# The matrix products quantised: every block's qkv, attention output and MLP projections (their weights are
+# constants). The attention products themselves (QK^T, AV; both operands activations), the last block's query and
+# key/value products (its weight is sliced in the graph), the time/condition/modulation products (one row per image)
+# and the text head stay float32: quantising attention as well gained 0-5% more per forward and doubled the error.
+_INT8_NODES = re.compile(r"/(qkv|proj|mlp\.0|mlp\.2)/MatMul$")
 
 
 class _BackboneGraph(nn.Module):
@@ -113,12 +128,7 @@ def export_backbone_rows(model: MedimBackbone, path: str | Path, batch: int = 2,
     g = torch.Generator().manual_seed(seed)
 
     def inputs(b: int, start: int, stop: int) -> tuple:
-        text = torch.randint(0, cfg.text_vocab_size, (b, cfg.text_len), generator=g)
-        image = torch.randint(0, cfg.image_vocab_size + 1, (b, cfg.image_len), generator=g)
-        args = (text, image, torch.rand(b, generator=g), torch.arange(start, min(stop, cfg.text_len)))
-        if cfg.finding_condition:
-            args = (*args, torch.rand(b, len(cfg.findings), generator=g).round())
-        return args
+        return _rows_inputs(cfg, g, b, start, stop)
 
     graph = _RowsGraph(model)
     names = ["text_ids", "image_ids", "t", "text_rows", *(["finding_states"] if cfg.finding_condition else [])]
@@ -131,6 +141,56 @@ def export_backbone_rows(model: MedimBackbone, path: str | Path, batch: int = 2,
         got = session.run(None, {n: a.numpy() for n, a in zip(names, args, strict=True)})[0]
         worst = max(worst, float(np.abs(graph(*args).numpy() - got).max()))
     return worst
+
+
+def _rows_inputs(cfg, g: torch.Generator, b: int, start: int, stop: int) -> tuple:
+    text = torch.randint(0, cfg.text_vocab_size, (b, cfg.text_len), generator=g)
+    image = torch.randint(0, cfg.image_vocab_size + 1, (b, cfg.image_len), generator=g)
+    args = (text, image, torch.rand(b, generator=g), torch.arange(start, min(stop, cfg.text_len)))
+    if cfg.finding_condition:
+        args = (*args, torch.rand(b, len(cfg.findings), generator=g).round())
+    return args
+
+
+def quantize_rows(fp32_path: str | Path, path: str | Path) -> int:
+    """Write an int8 copy of the drafting graph (onnxruntime dynamic quantisation: int8 per-channel weights,
+    uint8 activations quantised per call, MatMulInteger, which MLAS runs with AVX-512 VNNI where the CPU has it) of
+    the blocks' weight matrix products (_INT8_NODES); return how many were quantised. Written atomically."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = Path(path)
+    nodes = [n.name for n in onnx.load(str(fp32_path)).graph.node
+             if n.op_type == "MatMul" and _INT8_NODES.search(n.name)]
+    if not nodes:
+        raise RuntimeError(f"no block matrix products found to quantise in {Path(fp32_path).name}")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    quantize_dynamic(str(fp32_path), str(tmp), per_channel=True, weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul"], nodes_to_quantize=nodes,
+                     extra_options={"MatMulConstBOnly": True})
+    os.replace(tmp, path)
+    return len(nodes)
+
+
+@torch.no_grad()
+def rows_parity(model: MedimBackbone, path: str | Path, seed: int = 1) -> dict[str, float]:
+    """A drafting graph's text logits against torch's on random inputs (batch 1 and 3, a slot's rows and the later
+    three quarters of the text): the largest absolute difference and the largest reference logit."""
+    cfg = model.config
+    model = model.cpu().eval()
+    graph, session = _RowsGraph(model), _session(Path(path))
+    names = ["text_ids", "image_ids", "t", "text_rows", *(["finding_states"] if cfg.finding_condition else [])]
+    g = torch.Generator().manual_seed(seed)
+    diff = scale = 0.0
+    for b, start, stop in ((1, 0, 20), (3, cfg.text_len // 4, cfg.text_len)):
+        args = _rows_inputs(cfg, g, b, start, stop)
+        got = session.run(None, {n: a.numpy() for n, a in zip(names, args, strict=True)})[0]
+        ref = graph(*args).numpy()
+        if not np.isfinite(got).all():
+            return {"max_abs_diff": float("inf"), "max_abs_logit": float(np.abs(ref).max())}
+        diff = max(diff, float(np.abs(ref - got).max()))
+        scale = max(scale, float(np.abs(ref).max()))
+    return {"max_abs_diff": diff, "max_abs_logit": scale}
 
 
 @torch.no_grad()

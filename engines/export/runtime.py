@@ -1,4 +1,4 @@
-"""onnxruntime execution path for MedimPipeline (runtime="onnx").
+"""onnxruntime execution path for MedimPipeline (runtime="onnx", and "onnx-int8": drafting's forwards in int8).
 
 Wraps the exported sessions in callables with the torch modules' signatures, so the sampler and the
 jobs stay the same; graphs are exported on first use and reused while the weights hash matches. It is
@@ -9,6 +9,7 @@ module never imports the pipeline (an import-linter contract keeps the two out o
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ import torch
 from engines.export.onnx_export import (
     BACKBONE_ONNX,
     DECODER_ONNX,
+    INT8_RECIPE,
+    INT8_RELATIVE_TOLERANCE,
+    INT8_ROWS_ONNX,
     OPSET,
     PARITY_FILE,
     ROWS_ONNX,
@@ -27,8 +31,13 @@ from engines.export.onnx_export import (
     export_backbone,
     export_backbone_rows,
     export_vq_decoder,
+    quantize_rows,
+    rows_parity,
 )
 from engines.models.backbone import BackboneOutput
+
+log = logging.getLogger(__name__)
+PRECISIONS = ("fp32", "int8")  # of the drafting graph (onnx_runtime)
 
 
 class OnnxBackbone:
@@ -75,6 +84,8 @@ class OnnxRuntime:
     backbone: OnnxBackbone
     decoder: OnnxDecoder
     parity: dict[str, Any]
+    precision: str = "fp32"  # of the drafting graph that runs (int8 asked for but refused: fp32)
+    precision_error: str = ""  # why the int8 drafting graph asked for is not the one running
 
 
 def _default_dir(model_path: Path, weights_hash: str) -> Path:
@@ -98,13 +109,56 @@ def _check_device(device: Any) -> None:
                        "the backbone stays on it with torch")
 
 
+def _write_parity(path: Path, parity: dict[str, Any]) -> None:
+    tmp = path.with_name(f"{PARITY_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(parity, indent=2))
+    os.replace(tmp, path)
+
+
+def _quantizer_version() -> str:
+    import onnxruntime as ort
+
+    return f"onnxruntime {ort.__version__}"
+
+
+def _int8_rows(model: torch.nn.Module, out: Path, parity: dict[str, Any], device: Any) -> tuple[Path | None, str]:
+    """The int8 drafting graph (quantised on first use, again when the weights, the opset, the quantiser or the
+    recipe change) if it passes parity with torch, else (None, why). Its record in parity.json ("rows_int8") keeps
+    the figures and the verdict, so a graph that failed is not quantised again at every start."""
+    if torch.device(device).type != "cpu":
+        return None, f"int8 drafting runs on the CPU only, not {torch.device(device).type}"
+    made_by = {"weights_sha256": parity.get("weights_sha256"), "opset": OPSET, "quantizer": _quantizer_version(),
+               "recipe": INT8_RECIPE}
+    rec = parity.get("rows_int8") or {}
+    path = out / INT8_ROWS_ONNX
+    if any(rec.get(k) != v for k, v in made_by.items()) or not path.exists():
+        try:
+            nodes = quantize_rows(out / ROWS_ONNX, path)
+            check = rows_parity(model, path)
+        finally:
+            model.to(device)
+        bound = INT8_RELATIVE_TOLERANCE * check["max_abs_logit"]
+        rec = {**made_by, "quantized_matmuls": nodes, **check, "tolerance": bound,
+               "ok": bool(check["max_abs_diff"] <= bound)}
+        parity["rows_int8"] = rec
+        _write_parity(out / PARITY_FILE, parity)
+    if not rec.get("ok"):
+        return None, (f"int8 drafting graph failed parity with torch (max logit diff {rec.get('max_abs_diff'):.3g} > "
+                      f"tolerance {rec.get('tolerance'):.3g})")
+    return path, ""
+
+
 def onnx_runtime(model: torch.nn.Module, vq: Any, model_path: Path, weights_hash: str, device: Any,
-                 onnx_dir: str | Path | None = None) -> OnnxRuntime:
+                 onnx_dir: str | Path | None = None, precision: str = "fp32") -> OnnxRuntime:
     """Export the backbone and decoder if needed (or if the weights or the graphs' opsets changed) and open them in
     onnxruntime.
 
     `model`/`vq` are moved back to `device` after an export; `onnx_dir` defaults to `<model_path>/onnx`, or
-    a per-user cache named by the weights hash when the model folder is read-only."""
+    a per-user cache named by the weights hash when the model folder is read-only. precision="int8" drafts with the
+    int8 copy of the drafting graph (`_int8_rows`); where quantising fails or its parity does not hold, it drafts
+    with the float32 graph and says why (`precision_error`, and a log line) instead of failing."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     _check_device(device)
     out = Path(onnx_dir) if onnx_dir is not None else _default_dir(Path(model_path), weights_hash)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,8 +176,22 @@ def onnx_runtime(model: torch.nn.Module, vq: Any, model_path: Path, weights_hash
                   **made_by}
         model.to(device)
         vq.to(device)
-        tmp = parity_path.with_name(f"{PARITY_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(parity, indent=2))
-        os.replace(tmp, parity_path)
-    return OnnxRuntime(OnnxBackbone(out / BACKBONE_ONNX, model.config, out / ROWS_ONNX), OnnxDecoder(out / DECODER_ONNX),
-                       parity)
+        _write_parity(parity_path, parity)
+    rows, why = out / ROWS_ONNX, ""
+    if precision == "int8":
+        try:
+            int8, why = _int8_rows(model, out, parity, device)
+        except Exception as exc:  # noqa: BLE001 - no quantiser, or it failed: the float32 graph still drafts
+            int8, why = None, f"int8 quantisation failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        if int8 is not None:
+            try:
+                backbone = OnnxBackbone(out / BACKBONE_ONNX, model.config, int8)
+            except Exception as exc:  # noqa: BLE001 - a damaged file: quantised again at the next start
+                parity.pop("rows_int8", None)
+                _write_parity(parity_path, parity)
+                why = f"cannot open the int8 drafting graph: {type(exc).__name__}: {exc}".splitlines()[0]
+            else:
+                return OnnxRuntime(backbone, OnnxDecoder(out / DECODER_ONNX), parity, "int8", "")
+        log.warning("engine backend 'onnx-int8' unavailable (%s): drafting with the float32 onnx graph", why)
+    return OnnxRuntime(OnnxBackbone(out / BACKBONE_ONNX, model.config, rows), OnnxDecoder(out / DECODER_ONNX),
+                       parity, "fp32", why)
