@@ -8,8 +8,9 @@ The ONNX graph is runtime onnx's drafting graph (engines.export.onnx_export.expo
 dynamic, onnxruntime with every graph optimisation, torch's thread count); torch.compile is inductor with freezing,
 as engines.models.compiled runs it. Prints the median CPU ms per forward (this process's CPU time, so waiting for
 a core on a shared machine does not count), each backend's speed-up over torch, the largest logit difference
-to torch, and the time of the first compiled call (compile, or inductor's disk cache); then the full ONNX graph
-(both heads, every row) that runtime onnx runs for the other jobs, against torch.
+to torch, and the time of the first compiled call (compile, or inductor's disk cache); then runtime onnx-int8's
+drafting graph (engines.export.onnx_export.quantize_rows) against the float32 one, timed call by call alternately;
+then the full ONNX graph (both heads, every row) that runtime onnx runs for the other jobs, against torch.
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ def _cpu_ms(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
     return statistics.median(times) * 1e3
 
 
+def _cpu_ms_alternating(fa, fb, repeats: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Median CPU ms of two callables timed call by call in turn (a, b, a, b, ...), so both see the same load."""
+    fa(), fb()
+    ta, tb = [], []
+    for _ in range(repeats):
+        for fn, times in ((fa, ta), (fb, tb)):
+            c0 = time.process_time()
+            fn()
+            times.append(time.process_time() - c0)
+    return statistics.median(ta) * 1e3, statistics.median(tb) * 1e3
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=ROOT / "resources" / "weights" / "medim-small")
@@ -62,14 +75,22 @@ def main(argv: list[str] | None = None) -> int:
                 torch.rand(batch, generator=g), torch.arange(10, 10 + rows),
                 torch.rand(batch, len(cfg.findings), generator=g).round())
 
-    session = full = None
+    session = full = int8 = None
     try:
-        from engines.export.onnx_export import OPSET, _session, export_backbone, export_backbone_rows
+        from engines.export.onnx_export import (
+            OPSET,
+            _session,
+            export_backbone,
+            export_backbone_rows,
+            quantize_rows,
+        )
 
         folder = Path(tempfile.mkdtemp())
         export_backbone_rows(model, folder / "backbone_rows.onnx")  # the graph runtime "onnx" drafts with
         export_backbone(model, folder / "backbone.onnx")  # and the one its other jobs run (both heads, every row)
         session, full = _session(folder / "backbone_rows.onnx"), _session(folder / "backbone.onnx")
+        quantize_rows(folder / "backbone_rows.onnx", folder / "backbone_rows.int8.onnx")  # runtime "onnx-int8"'s
+        int8 = _session(folder / "backbone_rows.int8.onnx")
     except ImportError as exc:
         print(f"onnxruntime not measured: {exc}", file=sys.stderr)
     compiled = CompiledBackbone(model)
@@ -94,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
                 feed = {n: x.numpy() for n, x in zip(NAMES, args, strict=True)}
                 row["onnx"] = _cpu_ms(lambda feed=feed: session.run(None, feed), a.repeats)
                 row["onnx_diff"] = float(abs(session.run(None, feed)[0] - ref.numpy()).max())
+                row["alt_fp32"], row["alt_int8"] = _cpu_ms_alternating(lambda feed=feed: session.run(None, feed),
+                                                                       lambda feed=feed: int8.run(None, feed),
+                                                                       a.repeats)
+                row["int8_diff"] = float(abs(int8.run(None, feed)[0] - ref.numpy()).max())
             rows_out.append(row)
         full_rows = []
         for batch in (1, 4) if full is not None else ():
@@ -119,6 +144,13 @@ def main(argv: list[str] | None = None) -> int:
                 else "- | - | -")
         print(f"| {r['shape']} | {r['batch']} | {r['rows']} | {r['torch']:.2f} | {onnx} | {r['compiled']:.2f} | "
               f"{r['torch'] / r['compiled']:.2f} | {r['compiled_diff']:.1e} | {r['compile_s']:.1f} |")
+    if session is not None:
+        print("\nRuntime onnx-int8's drafting graph against the float32 one (onnx), timed alternately call by call:\n")
+        print("| shape | batch | rows read | onnx CPU ms | onnx-int8 CPU ms | int8 speed-up | int8 max diff to torch |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for r in rows_out:
+            print(f"| {r['shape']} | {r['batch']} | {r['rows']} | {r['alt_fp32']:.2f} | {r['alt_int8']:.2f} | "
+                  f"{r['alt_fp32'] / r['alt_int8']:.2f} | {r['int8_diff']:.1e} |")
     if full_rows:
         print(f"\nThe full graph (both heads, every row: answers, synthesis, inpainting), opset {OPSET}:\n")
         print("| batch | torch CPU ms | onnxruntime CPU ms | onnx speed-up | onnx max diff |\n|---:|---:|---:|---:|---:|")

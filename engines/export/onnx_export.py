@@ -10,6 +10,7 @@ blocks' weight matrix products, checked against torch with a tolerance, `rows_pa
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -165,11 +166,23 @@ def quantize_rows(fp32_path: str | Path, path: str | Path) -> int:
     if not nodes:
         raise RuntimeError(f"no block matrix products found to quantise in {Path(fp32_path).name}")
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    quantize_dynamic(str(fp32_path), str(tmp), per_channel=True, weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul"], nodes_to_quantize=nodes,
-                     extra_options={"MatMulConstBOnly": True})
-    os.replace(tmp, path)
+    root = logging.getLogger()
+    hint = _DropPreprocessHint()
+    root.addFilter(hint)  # the quantiser's advice to run its shape pre-processing first, on the root logger
+    try:
+        quantize_dynamic(str(fp32_path), str(tmp), per_channel=True, weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul"], nodes_to_quantize=nodes,
+                         extra_options={"MatMulConstBOnly": True})
+        os.replace(tmp, path)
+    finally:
+        root.removeFilter(hint)
+        tmp.unlink(missing_ok=True)
     return len(nodes)
+
+
+class _DropPreprocessHint(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
 
 
 @torch.no_grad()

@@ -163,7 +163,8 @@ def cmd_drafting(args: argparse.Namespace) -> int:
         given[mode] = Path(path)
     run(args.split, model=args.model, root=args.data, out=Path(args.out), limit=args.limit, seed=args.seed,
         modes=args.modes, drafts=given, reps=args.reps, reading_features=args.reading_features,
-        reading_limit=args.reading_limit, case_index=not args.no_case_index, sentence_bank=args.sentence_bank)
+        reading_limit=args.reading_limit, case_index=not args.no_case_index, sentence_bank=args.sentence_bank,
+        runtime=args.runtime)
     return 0
 
 
@@ -225,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--sentence-bank", type=Path, default=None,
                    help="a sentence bank (file or folder) instead of the shipped project-authored one, e.g. the IU "
                         "bank for development: python -m lab.build.sentence_bank iu")
+    d.add_argument("--runtime", default="torch", choices=("torch", "onnx", "onnx-int8", "compiled"),
+                   help="how the engine's backbone runs (engines.pipeline.RUNTIMES; default torch, the reference)")
     d.add_argument("--out", default="eval-results")
     d.set_defaults(func=cmd_drafting)
 

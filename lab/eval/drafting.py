@@ -200,11 +200,13 @@ def stated_findings(pipe, queries: Sequence, features: Path) -> list[dict[str, i
 def run(split: str = "val", *, model: Path | None = None, root: Path | None = None, out: Path = Path("eval-results"),
         limit: int | None = None, seed: int = 0, modes: Sequence[str] = ("sentences", "free"),
         drafts: dict[str, Path] | None = None, reps: int = 1000, reading_features: Path | None = None,
-        reading_limit: int | None = None, case_index: bool = True, sentence_bank: Path | None = None) -> dict:
+        reading_limit: int | None = None, case_index: bool = True, sentence_bank: Path | None = None,
+        runtime: str = "torch") -> dict:
     """Draft `split` through the product's public path and score it beside the baselines. `case_index=False`
     drafts as a fresh installation does (no development index of similar cases: the reader reads alone).
     `sentence_bank` replaces the shipped (project-authored) bank, e.g. by the IU one for development
-    (`python -m lab.build.sentence_bank iu`); its drafts are kept apart from the shipped bank's."""
+    (`python -m lab.build.sentence_bank iu`); its drafts are kept apart from the shipped bank's. `runtime` how the
+    backbone runs (engines.pipeline.RUNTIMES, e.g. onnx-int8); other runtimes' drafts are kept apart from torch's."""
     from engines.default_weights import DEFAULT_WEIGHTS
     from engines.pipeline import MedimPipeline
     from lab.data.cxr import load_cxr
@@ -246,7 +248,9 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
             got = read_reports(given)
         else:
             if pipe is None:
-                pipe = MedimPipeline.from_pretrained(model or DEFAULT_WEIGHTS, device="cpu")
+                pipe = MedimPipeline.from_pretrained(model or DEFAULT_WEIGHTS, device="cpu", runtime=runtime)
+                if pipe.runtime != runtime:  # fell back: these drafts would not be the asked-for runtime's
+                    raise RuntimeError(f"runtime {runtime} unavailable: {pipe.runtime_error}")
                 if sentence_bank is not None:
                     pipe.bank_path, pipe._decoder = sentence_bank, None  # loaded (and checked) on first draft
                 if "sentences" in modes and case_index:
@@ -256,7 +260,8 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
                         lambda i, n: (i % 250 == 0 or i == n) and _log(f"embedding train images {i}/{n}"))
             got = draft_split(pipe, queries, mode,
                               out / f"drafts_{mode}_{split}{'' if case_index else '_no_case_index'}"
-                                    f"{bank_tag if mode == 'sentences' else ''}.jsonl")
+                                    f"{bank_tag if mode == 'sentences' else ''}"
+                                    f"{'' if runtime == 'torch' else '_' + runtime}.jsonl")
         missing = [i for i in ids if i not in got]
         if missing:
             raise ValueError(f"{mode} drafts lack {len(missing)} of the {split} images (e.g. {missing[0]})")
@@ -311,7 +316,7 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
                                  nn_name)
         scores["reading_only"] = rscores
     payload = {"split": split, "n": len(queries), "scores": scores, "real_iu": real, "notes": notes,
-               "model": str(model or DEFAULT_WEIGHTS), "weights_sha256": getattr(pipe, "weights_hash", None),
+               "model": str(model or DEFAULT_WEIGHTS), "runtime": runtime, "weights_sha256": getattr(pipe, "weights_hash", None),
                "sentence_bank": None if sentence_bank is None else str(sentence_bank), "sentence_bank_sha256": bank_sha,
                "decode_settings": pipe.decode_settings.to_json() if pipe is not None else None}
     (out / f"drafting_{split}.json").write_text(json.dumps(payload, indent=2, default=str))
