@@ -163,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     print("SGEMM GFLOP/s (float32, square n; per wall s / per CPU s): "
           + ", ".join(f"n={n}: {w:.1f} / {c:.1f}" for n, (w, c) in rates.items())
           + f"; the floors use the best, {peak:.1f} / {peak_cpu:.1f}")
+    if a.runtime == "onnx-int8":
+        print("runtime onnx-int8 runs the blocks' weight matrix products in int8 (VNNI where the CPU has it): its "
+              "floor is still the float32 SGEMM rate's, as issue 27 defines it")
     print("the model's own block GEMMs (d=" + f"{cfg.d_model}, hidden {hidden}, with bias), GFLOP/s per CPU s: "
           + ", ".join(f"{rows} tokens: {r:.1f}" for rows, r in shaped.items()) + "\n")
     print("| draft | GFLOP | floor s (wall) | median wall s | wall / floor | floor s (CPU) | median CPU s | CPU / floor "

@@ -164,7 +164,7 @@ def cmd_drafting(args: argparse.Namespace) -> int:
     run(args.split, model=args.model, root=args.data, out=Path(args.out), limit=args.limit, seed=args.seed,
         modes=args.modes, drafts=given, reps=args.reps, reading_features=args.reading_features,
         reading_limit=args.reading_limit, case_index=not args.no_case_index, sentence_bank=args.sentence_bank,
-        runtime=args.runtime)
+        runtime=args.runtime, draft_seed=args.draft_seed)
     return 0
 
 
@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "bank for development: python -m lab.build.sentence_bank iu")
     d.add_argument("--runtime", default="torch", choices=("torch", "onnx", "onnx-int8", "compiled"),
                    help="how the engine's backbone runs (engines.pipeline.RUNTIMES; default torch, the reference)")
+    d.add_argument("--draft-seed", type=int, default=0,
+                   help="the sampler's seed of every draft (default 0, as the product drafts)")
     d.add_argument("--out", default="eval-results")
     d.set_defaults(func=cmd_drafting)
 

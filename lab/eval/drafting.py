@@ -70,14 +70,15 @@ def dev_case_index(pipe, train: Sequence, cache: Path, progress: Callable[[int, 
     return index
 
 
-def draft_split(pipe, queries: Sequence, mode: str, path: Path) -> dict[str, str]:
-    """Draft every query not already in `path` (JSONL, appended as it goes); returns id -> text."""
+def draft_split(pipe, queries: Sequence, mode: str, path: Path, draft_seed: int = 0) -> dict[str, str]:
+    """Draft every query not already in `path` (JSONL, appended as it goes) with the sampler's seed `draft_seed`;
+    returns id -> text."""
     done = read_reports(path) if path.is_file() else {}
     todo = [s for s in queries if s.image_id not in done]
     t0 = time.perf_counter()
     with path.open("a", encoding="utf-8") as fh:
         for i, s in enumerate(todo):
-            res = pipe.draft_report([np.asarray(s.load_image())], mode=mode)
+            res = pipe.draft_report([np.asarray(s.load_image())], mode=mode, seed=draft_seed)
             row = {"id": s.image_id, "text": " ".join(x for x in (res.findings_text, res.impression_text) if x),
                    "findings": res.findings_text, "impression": res.impression_text,
                    "elapsed_s": round(res.elapsed_s, 3)}
@@ -201,12 +202,14 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
         limit: int | None = None, seed: int = 0, modes: Sequence[str] = ("sentences", "free"),
         drafts: dict[str, Path] | None = None, reps: int = 1000, reading_features: Path | None = None,
         reading_limit: int | None = None, case_index: bool = True, sentence_bank: Path | None = None,
-        runtime: str = "torch") -> dict:
+        runtime: str = "torch", draft_seed: int = 0) -> dict:
     """Draft `split` through the product's public path and score it beside the baselines. `case_index=False`
     drafts as a fresh installation does (no development index of similar cases: the reader reads alone).
     `sentence_bank` replaces the shipped (project-authored) bank, e.g. by the IU one for development
     (`python -m lab.build.sentence_bank iu`); its drafts are kept apart from the shipped bank's. `runtime` how the
-    backbone runs (engines.pipeline.RUNTIMES, e.g. onnx-int8); other runtimes' drafts are kept apart from torch's."""
+    backbone runs (engines.pipeline.RUNTIMES, e.g. onnx-int8); other runtimes' drafts are kept apart from torch's.
+    `draft_seed` the sampler's seed of every draft (default 0, as the product drafts); another seed's drafts are
+    kept apart too (how far two samples of the same engine are apart: the noise a change is judged against)."""
     from engines.default_weights import DEFAULT_WEIGHTS
     from engines.pipeline import MedimPipeline
     from lab.data.cxr import load_cxr
@@ -261,7 +264,8 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
             got = draft_split(pipe, queries, mode,
                               out / f"drafts_{mode}_{split}{'' if case_index else '_no_case_index'}"
                                     f"{bank_tag if mode == 'sentences' else ''}"
-                                    f"{'' if runtime == 'torch' else '_' + runtime}.jsonl")
+                                    f"{'' if runtime == 'torch' else '_' + runtime}"
+                                    f"{'' if draft_seed == 0 else f'_seed{draft_seed}'}.jsonl", draft_seed)
         missing = [i for i in ids if i not in got]
         if missing:
             raise ValueError(f"{mode} drafts lack {len(missing)} of the {split} images (e.g. {missing[0]})")
@@ -316,7 +320,7 @@ def run(split: str = "val", *, model: Path | None = None, root: Path | None = No
                                  nn_name)
         scores["reading_only"] = rscores
     payload = {"split": split, "n": len(queries), "scores": scores, "real_iu": real, "notes": notes,
-               "model": str(model or DEFAULT_WEIGHTS), "runtime": runtime, "weights_sha256": getattr(pipe, "weights_hash", None),
+               "model": str(model or DEFAULT_WEIGHTS), "runtime": runtime, "draft_seed": draft_seed, "weights_sha256": getattr(pipe, "weights_hash", None),
                "sentence_bank": None if sentence_bank is None else str(sentence_bank), "sentence_bank_sha256": bank_sha,
                "decode_settings": pipe.decode_settings.to_json() if pipe is not None else None}
     (out / f"drafting_{split}.json").write_text(json.dumps(payload, indent=2, default=str))
