@@ -88,10 +88,11 @@ SPECS: tuple[SettingSpec, ...] = (
                 "Weights to load (empty: the shipped default weights)", restart=True),
     SettingSpec("engine_threads", "CPU threads (0 = automatic)", "int", 0, "AI engine", minimum=0, maximum=256,
                 restart=True),
-    SettingSpec("engine_backend", "Backbone runtime", "choice", "onnx", "AI engine",
-                "Built-in engine: onnx (onnxruntime; torch when it is missing), onnx-int8 (onnxruntime, drafts with "
-                "int8 matrix products: faster, scores differ slightly), compiled (torch.compile, compiled in the "
-                "background) or torch", choices=("onnx", "onnx-int8", "compiled", "torch"), restart=True),
+    SettingSpec("engine_backend", "Backbone runtime", "choice", "onnx-int8", "AI engine",
+                "Built-in engine: onnx-int8 (onnxruntime, drafts with int8 matrix products on CPUs with VNNI: "
+                "faster, scores differ slightly; float32 onnx elsewhere), onnx (onnxruntime, float32; torch when it "
+                "is missing), compiled (torch.compile, compiled in the background) or torch",
+                choices=("onnx-int8", "onnx", "compiled", "torch"), restart=True),
     SettingSpec("engine_options", "Engine options (JSON object)", "json", {}, "AI engine",
                 'Backend-specific, e.g. {"max_new_tokens": 120}', json_type=dict, restart=True),
     SettingSpec("auto_draft_on_open", "Draft the report when a study opens", "bool", False, "AI engine"),

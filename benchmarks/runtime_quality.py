@@ -8,7 +8,7 @@ drafts (e.g. runtime onnx against onnx-int8, issue 27), from the drafts files `r
 
 Prints how many texts are identical, then lab.eval.drafting's table (CE-F1 micro/macro, hallucination on normal
 studies, inconsistent reports, near-real sentence share, median perplexity; bootstrap 95% intervals) with the
-paired interval of B - A (the same resampled studies), then BLEU-4, ROUGE-L and CIDEr-D (simple tokenizer) with
+paired interval of B - A (the same resampled studies; the near-real share's on a line of its own), then BLEU-4, ROUGE-L and CIDEr-D (simple tokenizer) with
 their paired B - A intervals. References: composed from real IU sentences (lab.data.paired, seed 0), as
 `radstation-eval drafting` composes them.
 """
@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     scores = score_systems({na: ta, nb: tb}, refs, corpus, na, a.reps)
     print(markdown(scores, None, a.split, [f"{a.reps} resamples of the {len(ids)} studies", f"A: {fa}",
                                            f"B: {fb}"], na))
+    paired = scores[nb]["minus_" + na]
+    print(f"\nEvery paired difference {nb} - {na} (95% interval): "
+          + ", ".join(f"{k} [{lo:+.3f}, {hi:+.3f}]" for k, (lo, hi) in paired.items()))
     rng = np.random.default_rng(0)
     n = len(ids)
     point = {k: _nlg(t, refs, np.arange(n)) for k, t in ((na, ta), (nb, tb))}

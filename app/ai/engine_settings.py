@@ -10,10 +10,12 @@ from app.settings import Settings
 #   engine_model_path: a local model / pipeline directory (empty: the built-in default weights)
 #   engine_options:    extra keyword settings for the backend (e.g. {"max_new_tokens": 128})
 #   engine_threads:    CPU threads for the worker (0: the idle cores measured at load, 1 to 4)
-#   engine_backend:    how the built-in engine's backbone runs: onnx (default), onnx-int8, compiled or torch
+#   engine_backend:    how the built-in engine's backbone runs: onnx-int8 (default), onnx, compiled or torch
 #                      (docs/engine_speed.md)
 
-DEFAULT_BACKEND = "onnx"  # the fastest measured at one thread (docs/engine_speed.md, third round)
+# The fastest measured at one thread, drafts' quality unchanged on val (docs/engine_speed.md, fourth round); it drafts
+# with the float32 onnx graph where int8 is refused (no VNNI, failed parity) and with torch without onnxruntime.
+DEFAULT_BACKEND = "onnx-int8"
 
 
 def engine_from_settings(settings: Settings) -> tuple[str, dict[str, Any]]:

@@ -121,12 +121,28 @@ def _quantizer_version() -> str:
     return f"onnxruntime {ort.__version__}"
 
 
+def _cpu_int8_dot() -> str:
+    """'' where the CPU has the VNNI 8-bit dot products onnxruntime's int8 matrix products were measured with
+    (AVX-512 VNNI; AVX-VNNI is the same at 256 bits), else why not: elsewhere MLAS multiplies 8-bit integers with
+    AVX2 instructions that can saturate with full-range int8 weights, and nobody has measured it (numpy's runtime
+    CPU feature detection, on every OS)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__ as features
+    if features.get("AVX512VNNI") or features.get("AVXVNNI"):
+        return ""
+    return "this CPU has no VNNI 8-bit dot products (AVX-512 VNNI or AVX-VNNI), where int8 drafting was measured"
+
+
 def _int8_rows(model: torch.nn.Module, out: Path, parity: dict[str, Any], device: Any) -> tuple[Path | None, str]:
     """The int8 drafting graph (quantised on first use, again when the weights, the opset, the quantiser or the
     recipe change) if it passes parity with torch, else (None, why). Its record in parity.json ("rows_int8") keeps
     the figures and the verdict, so a graph that failed is not quantised again at every start."""
     if torch.device(device).type != "cpu":
         return None, f"int8 drafting runs on the CPU only, not {torch.device(device).type}"
+    if why := _cpu_int8_dot():
+        return None, why
     made_by = {"weights_sha256": parity.get("weights_sha256"), "opset": OPSET, "quantizer": _quantizer_version(),
                "recipe": INT8_RECIPE}
     rec = parity.get("rows_int8") or {}

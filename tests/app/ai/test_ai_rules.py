@@ -85,7 +85,7 @@ def test_engine_choice_comes_from_settings(tmp_path) -> None:
     s = Settings(tmp_path / "settings.json")
     s.set("similar_cases_dir", str(tmp_path / "cases"))
     assert engine_from_settings(s) == ("diffusion", {"device": "auto", "cases_dir": str(tmp_path / "cases"),
-                                                     "backend": "onnx"})
+                                                     "backend": "onnx-int8"})
     s.set("engine_backend", "torch")
     assert engine_from_settings(s)[1]["backend"] == "torch"
     s.set("engine", "hf-vlm")

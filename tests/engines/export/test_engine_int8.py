@@ -126,12 +126,29 @@ def test_int8_on_a_gpu_drafts_with_the_float32_graph(folder, tmp_path):
     assert why == (None, "int8 drafting runs on the CPU only, not cuda")
 
 
+def test_a_cpu_without_vnni_drafts_with_the_float32_graph(folder, tmp_path, monkeypatch):
+    """int8 was measured with VNNI only; elsewhere the float32 graph drafts (the default must be safe everywhere)."""
+    try:
+        from numpy._core import _multiarray_umath as umath
+    except ImportError:
+        from numpy.core import _multiarray_umath as umath
+    features = dict(umath.__cpu_features__, AVX512VNNI=False, AVXVNNI=False)
+    monkeypatch.setattr(umath, "__cpu_features__", features)
+    assert "no VNNI" in rt._cpu_int8_dot()
+    monkeypatch.setattr(rt, "quantize_rows", lambda *a: pytest.fail("quantised without VNNI"))
+    pipe = MedimPipeline.from_pretrained(folder, runtime="onnx-int8", device="cpu", onnx_dir=tmp_path)
+    assert pipe.runtime == "onnx" and "no VNNI" in pipe.runtime_error and _rows_file(pipe).endswith(ROWS_ONNX)
+    monkeypatch.setattr(umath, "__cpu_features__", dict(features, AVXVNNI=True))
+    assert rt._cpu_int8_dot() == ""
+
+
 def test_the_setting_and_the_backend_know_onnx_int8(folder):
     from app.settings_schema import BY_KEY, validate
     from engines.backends.registry import create_backend
 
     spec = BY_KEY["engine_backend"]
-    assert validate(spec, "onnx-int8") == "" and "one of onnx, onnx-int8" in validate(spec, "int8")
+    assert validate(spec, "onnx-int8") == "" and "one of onnx-int8, onnx, compiled, torch" in validate(spec, "int8")
+    assert spec.default == "onnx-int8"
     be = create_backend("diffusion", path=folder, device="cpu", backend="onnx-int8")
     assert be.describe()["runtime"] == "onnx-int8" and be.describe()["runtime_error"] == ""
     with pytest.raises(ValueError, match="unknown precision"):
