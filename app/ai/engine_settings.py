@@ -35,8 +35,8 @@ def engine_from_settings(settings: Settings) -> tuple[str, dict[str, Any]]:
     if name in ("diffusion", "diffusion-onnx") and "cases_dir" not in config:
         from app.ai.similar_store import cases_dir, cases_url, dev_index_dir
 
-        config["cases_dir"] = str(cases_dir(settings))
-        config.setdefault("backend", str(settings.get("engine_backend", DEFAULT_BACKEND) or DEFAULT_BACKEND))  # the site's signed studies, for grounded drafts
+        config["cases_dir"] = str(cases_dir(settings))  # the site's signed studies, for grounded drafts
+        config.setdefault("backend", str(settings.get("engine_backend", DEFAULT_BACKEND) or DEFAULT_BACKEND))
         dev = dev_index_dir(settings)  # curated cases the drafts vote with while the site has too few
         if dev is not None and "dev_cases_dir" not in config:
             config["dev_cases_dir"] = str(dev)

@@ -285,11 +285,15 @@ def check_worker() -> list[Check]:
     starts (also from a frozen bundle), torch loads and a job's arrays travel both ways.
     """
 
+    from app.ai.engine_settings import DEFAULT_BACKEND
+    from app.settings import current_settings
     from engines.backends.diffusion import DEFAULT_WEIGHTS
     from engines.backends.results import TextOutput
     from engines.worker.client import WorkerClient, worker_command
     from engines.worker.requests import DraftRequest
 
+    # the backbone's backend the app would ask for (setting engine_backend), so the check drafts the way the app does
+    asked = str(current_settings().get("engine_backend", DEFAULT_BACKEND) or DEFAULT_BACKEND)
     with tempfile.TemporaryDirectory(prefix="radstation-selfcheck-") as tmp:
         path = DEFAULT_WEIGHTS
         if not any(DEFAULT_WEIGHTS.glob("*")):
@@ -297,7 +301,7 @@ def check_worker() -> list[Check]:
 
             path = make_tiny_checkpoint(Path(tmp) / "tiny")
         t0 = time.monotonic()
-        with WorkerClient("diffusion", {"path": str(path), "device": "cpu", "threads": 1}) as worker:
+        with WorkerClient("diffusion", {"path": str(path), "device": "cpu", "threads": 1, "backend": asked}) as worker:
             status = worker.start()
             image, what = _selfcheck_image()
             # The engine's input gate turns away what is not a frontal chest radiograph: the bundled demo
@@ -311,6 +315,9 @@ def check_worker() -> list[Check]:
     if text is None:  # the input gate turned it away (OutOfScope), or the engine refused
         why = getattr(draft, "message", "") or getattr(draft, "reason", "") or getattr(draft, "kind", "?")
         which += f"; the input gate turned the {what} away: {why}"
-    return [Check("engine worker", OK if ok else FAIL,
+    running = str(status.get("runtime") or "?")
+    backend = f"backend {running}" if running == asked else (
+        f"backend {running}, not the {asked} asked for: {status.get('runtime_error') or 'no reason given'}")
+    return [Check("engine worker", FAIL if not ok else (OK if running == asked else WARN),
                   f"`{' '.join(worker_command())}` loaded {status.get('name')} on {status.get('device')} "
-                  f"({which}) and drafted {len(text.findings) if text else 0} chars in {seconds:.1f} s")]
+                  f"({which}; {backend}) and drafted {len(text.findings) if text else 0} chars in {seconds:.1f} s")]
