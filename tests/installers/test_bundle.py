@@ -57,8 +57,13 @@ def test_bundle_selfcheck_decodes_migrates_and_runs_an_engine_worker(bundle: Pat
     print("\n" + "\n".join(f"{c['status']:4} {c['name']}: {c['detail']}" for c in checks.values()))
     assert "frozen=True" in checks["python"]["detail"]
     for name in ("decoder libraries", "decode JPEG2000Lossless", "decode JPEGLSLossless", "decode RLELossless",
-                 "decode JPEGBaseline8Bit", "database migrations", "demo", "qt platforms", "vtk", "engine worker"):
+                 "decode JPEGBaseline8Bit", "database migrations", "demo", "qt platforms", "vtk"):
         assert checks[name]["status"] == "ok", checks[name]
+    # the default backend (onnx-int8) exports and quantises its graphs inside the bundle on first use; it may fall
+    # back only where the CPU has no VNNI (a missing module in the bundle once made it fall back silently)
+    worker = checks["engine worker"]
+    assert worker["status"] == "ok" and "backend onnx-int8)" in worker["detail"] or (
+        worker["status"] == "warn" and "no VNNI" in worker["detail"]), worker
     assert "pylibjpeg" in checks["decode JPEG2000Lossless"]["detail"]  # found through entry points
     assert str(BUNDLE) in checks["database migrations"]["detail"]  # the scripts inside the bundle
     assert "radstation -m engines.worker" in checks["engine worker"]["detail"]  # the frozen worker path
