@@ -127,21 +127,32 @@ def export_backbone_rows(model: MedimBackbone, path: str | Path, batch: int = 2,
     cfg = model.config
     model = model.cpu().eval()
     g = torch.Generator().manual_seed(seed)
-
-    def inputs(b: int, start: int, stop: int) -> tuple:
-        return _rows_inputs(cfg, g, b, start, stop)
-
     graph = _RowsGraph(model)
-    names = ["text_ids", "image_ids", "t", "text_rows", *(["finding_states"] if cfg.finding_condition else [])]
-    _export(graph, inputs(batch, 1, 1 + cfg.text_len // 2), path, names, ["text_logits"], OPSET,
-            {"text_rows": {0: "rows"}, "text_logits": {0: "batch", 1: "rows"}})
-    session = _session(path)
-    worst = 0.0
-    for b, start, stop in ((1, 0, 3), (batch + 1, cfg.text_len // 4, cfg.text_len)):
-        args = inputs(b, start, stop)
+    _export(graph, _rows_inputs(cfg, g, batch, 1, 1 + cfg.text_len // 2), path, _rows_input_names(cfg), ["text_logits"],
+            OPSET, {"text_rows": {0: "rows"}, "text_logits": {0: "batch", 1: "rows"}})
+    return _rows_against_torch(graph, _session(path), g, ((1, 0, 3), (batch + 1, cfg.text_len // 4, cfg.text_len)))[0]
+
+
+def _rows_input_names(cfg) -> list[str]:
+    return ["text_ids", "image_ids", "t", "text_rows", *(["finding_states"] if cfg.finding_condition else [])]
+
+
+def _rows_against_torch(graph: _RowsGraph, session, g: torch.Generator,
+                        shapes: tuple[tuple[int, int, int], ...]) -> tuple[float, float]:
+    """(largest |torch - graph| text logit, largest |torch| logit) over random inputs drawn from `g`, one per
+    (batch, first row, stop) in `shapes`; the difference is inf once the graph gives a non-finite logit."""
+    cfg = graph.model.config
+    names = _rows_input_names(cfg)
+    diff = scale = 0.0
+    for b, start, stop in shapes:
+        args = _rows_inputs(cfg, g, b, start, stop)
         got = session.run(None, {n: a.numpy() for n, a in zip(names, args, strict=True)})[0]
-        worst = max(worst, float(np.abs(graph(*args).numpy() - got).max()))
-    return worst
+        ref = graph(*args).numpy()
+        scale = max(scale, float(np.abs(ref).max()))
+        if not np.isfinite(got).all():
+            return float("inf"), scale
+        diff = max(diff, float(np.abs(ref - got).max()))
+    return diff, scale
 
 
 def _rows_inputs(cfg, g: torch.Generator, b: int, start: int, stop: int) -> tuple:
@@ -189,20 +200,9 @@ class _DropPreprocessHint(logging.Filter):
 def rows_parity(model: MedimBackbone, path: str | Path, seed: int = 1) -> dict[str, float]:
     """A drafting graph's text logits against torch's on random inputs (batch 1 and 3, a slot's rows and the later
     three quarters of the text): the largest absolute difference and the largest reference logit."""
-    cfg = model.config
     model = model.cpu().eval()
-    graph, session = _RowsGraph(model), _session(Path(path))
-    names = ["text_ids", "image_ids", "t", "text_rows", *(["finding_states"] if cfg.finding_condition else [])]
-    g = torch.Generator().manual_seed(seed)
-    diff = scale = 0.0
-    for b, start, stop in ((1, 0, 20), (3, cfg.text_len // 4, cfg.text_len)):
-        args = _rows_inputs(cfg, g, b, start, stop)
-        got = session.run(None, {n: a.numpy() for n, a in zip(names, args, strict=True)})[0]
-        ref = graph(*args).numpy()
-        if not np.isfinite(got).all():
-            return {"max_abs_diff": float("inf"), "max_abs_logit": float(np.abs(ref).max())}
-        diff = max(diff, float(np.abs(ref - got).max()))
-        scale = max(scale, float(np.abs(ref).max()))
+    diff, scale = _rows_against_torch(_RowsGraph(model), _session(Path(path)), torch.Generator().manual_seed(seed),
+                                      ((1, 0, 20), (3, model.config.text_len // 4, model.config.text_len)))
     return {"max_abs_diff": diff, "max_abs_logit": scale}
 
 
