@@ -208,6 +208,12 @@ class MedimPipeline:
             pipe._warm_draft_shapes()
         return pipe
 
+    def close(self) -> None:
+        """Stop background work the backbone's runtime started (the compiled runtime's compile thread)."""
+        stop = getattr(self._net, "close", None)
+        if callable(stop):
+            stop()
+
     def _warm_draft_shapes(self) -> None:
         """Ask the compiled backbone for the shape classes drafts call it with (a sentence slot: one row; a free
         draft: several candidates), so the first draft after start-up already finds them compiled."""

@@ -335,9 +335,8 @@ class MedimBackend(EngineBackend):
         return {"attention": (amap - amap.min()) / span if span > 0 else np.zeros_like(amap)}
 
     def close(self) -> None:
-        stop = getattr(getattr(self.pipe, "_net", None), "close", None)  # the compiled runtime's compile thread
-        if callable(stop):
-            stop()
+        if self.pipe is not None:
+            self.pipe.close()  # the compiled runtime's compile thread
         self.pipe = None
 
 
