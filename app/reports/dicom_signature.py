@@ -390,6 +390,25 @@ def _verify_raw(stream: bytes, signature: bytes, cert_der: bytes) -> tuple[bool,
     return True, "DICOM signature valid"
 
 
+def certificate_from_ob(value: bytes) -> bytes:
+    """The DER certificate held in an OB value: OB values are padded to even length with one zero byte (PS3.5
+    7.1.1), so an odd-length DER certificate is stored one byte longer. Only that one pad byte is taken off, and
+    only when the DER header's own length says the certificate ends just before it; anything else is returned as
+    it is and left for the certificate parser to refuse."""
+    if len(value) < 2 or value[0] != 0x30:
+        return value
+    if value[1] < 0x80:
+        header, length = 2, value[1]
+    else:
+        n = value[1] & 0x7F
+        if not 1 <= n <= 4 or len(value) < 2 + n:
+            return value
+        header, length = 2 + n, int.from_bytes(value[2:2 + n], "big")
+    if len(value) == header + length + 1 and value[-1] == 0 and length % 2 != header % 2:
+        return value[:-1]
+    return value
+
+
 def _strip_ecdsa_padding(sig: bytes) -> bytes:
     """DER ECDSA signatures can be odd length; DICOM pads OB values with one zero byte."""
     if len(sig) >= 2 and sig[0] == 0x30 and sig[1] < 0x80 and len(sig) == sig[1] + 3 and sig[-1] == 0:
@@ -449,7 +468,8 @@ def _check_one(n: int, item: list[RawElement], mac_items: dict[int, dict[int, Ra
     cert = fields.get(0x04000115)
     sig = fields.get(0x04000120)
     info = SignatureInfo(uid=_text(fields, 0x04000100), signed_at=_text(fields, 0x04000105),
-                         certificate_der=cert.value if cert is not None and cert.items is None else b"",
+                         certificate_der=(certificate_from_ob(cert.value) if cert is not None and cert.items is None
+                                          else b""),
                          purpose="", valid=False, reason="")
     purpose = fields.get(0x04000401)
     if purpose is not None and purpose.items:
