@@ -164,9 +164,10 @@ def hanging_inputs(database, study_uid: str) -> tuple[list[StudyRef], tuple[str,
 def delete_study(database, study_uid: str) -> int:
     """Remove a study and its files from this workstation; a study with a report is never deleted.
     Returns the number of files removed."""
+    from app import access_audit
     from app.reports.models import Report
 
-    with database.session() as s:
+    def remove_rows(s) -> tuple[list[str], dict]:
         study = s.scalar(select(Study).where(Study.study_uid == study_uid))
         if study is None:
             raise StudyActionError(f"study {study_uid} is not in the database")
@@ -174,8 +175,6 @@ def delete_study(database, study_uid: str) -> int:
             raise StudyActionError("this study has a report; reports are kept, so the study is not deleted")
         rel = list(s.scalars(select(Instance.file_path).join(Instance.series).where(Series.study_db_id == study.id)))
         patient_id = study.patient_db_id
-        from app import access_audit
-
         whose = access_audit.patient_of(s, study_uid)  # read before the rows go
         s.delete(study)
         s.flush()
@@ -183,6 +182,10 @@ def delete_study(database, study_uid: str) -> int:
             patient = s.get(Patient, patient_id)
             if patient is not None:
                 s.delete(patient)
+        return rel, whose
+
+    # one write transaction from the first read, so an import committing in between cannot make it fail
+    rel, whose = database.run_write(remove_rows)
     removed = 0
     for r in rel:
         path = Path(database.store_dir).joinpath(*r.split("/"))

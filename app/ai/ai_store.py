@@ -22,20 +22,22 @@ def _study_id(session: Session, study_uid: str) -> int | None:
 def save_draft(db: Database, study_uid: str, result: TextOutput, images_used: list[str]) -> int | None:
     """Store a drafted report; None when the study is not in the database (e.g. opened from a folder)."""
     prov = result.provenance or {}
-    with db.session() as s:
+    tokens = {"tokens": [dataclasses.asdict(t) for t in result.tokens], "confidence": result.confidence,
+              "steps": result.steps, "model": prov.get("model", ""), "device": prov.get("device", "")}
+
+    def write(s: Session) -> int | None:
         sid = _study_id(s, study_uid)
         if sid is None:
             return None
         row = AiDraft(study_db_id=sid, engine=str(prov.get("engine", "")), weights_hash=str(prov.get("weights_hash", "")),
                       seed=int(result.seed), findings=str(result.findings), impression=str(result.impression),
-                      token_uncertainty={"tokens": [dataclasses.asdict(t) for t in result.tokens],
-                                         "confidence": result.confidence,
-                                         "steps": result.steps, "model": prov.get("model", ""),
-                                         "device": prov.get("device", "")},
-                      images_used=list(images_used))
+                      token_uncertainty=tokens, images_used=list(images_used))
         s.add(row)
         s.flush()
         return int(row.id)
+
+    # a write transaction from its first read (several pre-draft threads and an import may be writing at once)
+    return db.run_write(write)
 
 
 def drafts_for(db: Database, study_uid: str) -> list[dict[str, Any]]:
@@ -50,7 +52,7 @@ def drafts_for(db: Database, study_uid: str) -> list[dict[str, Any]]:
 
 def save_qa(db: Database, study_uid: str, question: str, answer: str, confidence: float | None,
             engine: str) -> int | None:
-    with db.session() as s:
+    def write(s: Session) -> int | None:
         sid = _study_id(s, study_uid)
         if sid is None:
             return None
@@ -58,6 +60,8 @@ def save_qa(db: Database, study_uid: str, question: str, answer: str, confidence
         s.add(row)
         s.flush()
         return int(row.id)
+
+    return db.run_write(write)
 
 
 def qa_history(db: Database, study_uid: str) -> list[dict[str, Any]]:
