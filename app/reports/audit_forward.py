@@ -21,7 +21,7 @@ import ssl
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.reports.models import AuditEntry, AuditForward
 
@@ -129,7 +129,7 @@ def pending(database) -> int:
     with database.session() as s:
         cursor = s.get(AuditForward, 1)
         done = cursor.forwarded_seq if cursor else 0
-        return len(list(s.scalars(select(AuditEntry.seq).where(AuditEntry.seq > done))))
+        return int(s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.seq > done)) or 0)
 
 
 def flush(database, repo: Repository | None = None) -> int:
@@ -142,19 +142,28 @@ def flush(database, repo: Repository | None = None) -> int:
     sent = 0
     with _connect(repo) as sock:
         while True:
-            with database.session() as s:
+            with database.session() as s:  # read only: nothing is held while the network is waited on
                 cursor = s.get(AuditForward, 1)
-                if cursor is None:
-                    cursor = AuditForward(id=1, forwarded_seq=0)
-                    s.add(cursor)
-                    s.flush()
-                batch = list(s.scalars(select(AuditEntry).where(AuditEntry.seq > cursor.forwarded_seq)
+                done = cursor.forwarded_seq if cursor is not None else 0
+                batch = list(s.scalars(select(AuditEntry).where(AuditEntry.seq > done)
                                        .order_by(AuditEntry.seq).limit(BATCH)))
                 if not batch:
                     return sent
-                try:
-                    sock.sendall(b"".join(syslog_frame(e, host) for e in batch))
-                except OSError as exc:
-                    raise ForwardError(f"sending to the audit repository failed: {exc}") from exc
-                cursor.forwarded_seq = batch[-1].seq
-                sent += len(batch)
+                frames = b"".join(syslog_frame(e, host) for e in batch)
+                last = batch[-1].seq
+            try:
+                sock.sendall(frames)
+            except OSError as exc:
+                raise ForwardError(f"sending to the audit repository failed: {exc}") from exc
+            database.run_write(lambda s, last=last: _advance(s, last))
+            sent += len(batch)
+
+
+def _advance(session, last_seq: int) -> None:
+    """Move the forwarded cursor to `last_seq` in a write transaction of its own, so audit entries written
+    meanwhile (every access writes one) cannot make it fail; it never moves back."""
+    cursor = session.get(AuditForward, 1)
+    if cursor is None:
+        session.add(AuditForward(id=1, forwarded_seq=last_seq))
+    elif cursor.forwarded_seq < last_seq:
+        cursor.forwarded_seq = last_seq

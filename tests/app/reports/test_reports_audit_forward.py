@@ -65,3 +65,30 @@ def test_untrusted_repository_certificate_is_refused(env, radiologist, rsyslog, 
     with pytest.raises(ForwardError, match="TLS"):
         flush(env.db, repo)
     assert pending(env.db) > 0
+
+
+def test_an_audit_entry_written_while_a_batch_is_read_and_sent_does_not_fail_the_forwarding(
+        env, radiologist, rsyslog, monkeypatch):
+    """Every access writes an audit entry, so one lands while the forwarder reads and sends a batch; moving the
+    forwarded cursor must not then fail ("database is locked" on SQLite) and resend the batch next time."""
+    import app.reports.audit_forward as audit_forward
+
+    rsyslog.start()
+    repo = Repository(host="127.0.0.1", port=rsyslog.port, tls=True, ca_file=str(rsyslog.ca_file), timeout_s=5)
+    first = flush(env.db, repo)  # the cursor row exists from here on
+    assert first >= 1
+    env.users.authenticate("rad", PASSWORD)
+    frame, written = audit_forward.syslog_frame, []
+
+    def frame_while_someone_logs_in(entry, host):
+        if not written:
+            written.append(True)
+            env.users.authenticate("rad", PASSWORD)  # another connection commits an audit entry now
+        return frame(entry, host)
+
+    monkeypatch.setattr(audit_forward, "syslog_frame", frame_while_someone_logs_in)
+    assert flush(env.db, repo) == 2  # the entry of the batch read and the one written while it was read
+    assert pending(env.db) == 0
+    lines = _wait_for(rsyslog, first + 2)
+    seqs = [int(ln.split('seq="')[1].split('"')[0]) for ln in lines]
+    assert seqs == list(range(1, first + 3))  # each entry once, none resent
