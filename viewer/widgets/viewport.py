@@ -252,6 +252,7 @@ class Viewport(QWidget):
         if changed:
             self._job_error = ""
             self.imageChanged.emit(image)
+        self._start_decode()
         self.stateChanged.emit()
         self.update()
 
@@ -810,6 +811,23 @@ class Viewport(QWidget):
         """Whether the frame on screen is still being decoded (a preview or nothing shown yet)."""
         return self._job is not None
 
+    def _paintable(self, img: DicomImage, frame: int, out_shape: tuple[int, int] | None) -> bool:
+        """Whether the GUI thread can render this frame now, without waiting for the decode queue."""
+        ready = img.frame_cached(frame) and (out_shape is None or img.cached_reduced(frame, out_shape))
+        return bool((ready or self._cheap(img, frame))
+                    and (self.state.window is not None or img.window_ready or self._cheap(img, 0)))
+
+    def _start_decode(self) -> None:
+        """Queue the background decode of the frame about to be shown now, not at the first paint: the
+        decode starts sooner, and `is_loading` is true from the moment an image is set until it is shown.
+        A hidden viewport (another tab, a collapsed layout) decodes nothing until it is painted."""
+        img = self._image
+        if img is None or self._job_error or not self.isVisible():
+            return
+        frame, out_shape = self.state.frame_index, self._out_shape(img)
+        if not self._paintable(img, frame, out_shape):
+            self._ensure_job(img, frame, out_shape)
+
     def _rendered(self) -> tuple[QImage | None, str]:
         """The frame as display bytes and its quality ("full" / "preview"), or (None, "") while it is
         decoding or when it cannot be shown (then `_message` says why). Never decodes compressed pixels."""
@@ -823,8 +841,7 @@ class Viewport(QWidget):
         key = (img, frame, window, self.state.invert, out_shape, "full")
         if key == self._render_key:
             return self._render_img, "full"
-        ready = img.frame_cached(frame) and (out_shape is None or img.cached_reduced(frame, out_shape))
-        if (ready or self._cheap(img, frame)) and (window is not None or img.window_ready or self._cheap(img, 0)):
+        if self._paintable(img, frame, out_shape):
             try:
                 arr = render_frame(img, frame, window, invert=self.state.invert, out_shape=out_shape)
             except Exception as exc:  # undecodable pixels: tell the user, keep the app alive

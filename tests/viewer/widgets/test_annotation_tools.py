@@ -19,20 +19,27 @@ from viewer.widgets.viewport import Viewport
 
 @pytest.fixture
 def viewer(qtbot, ct_series):
-    """A viewport on a CT series with its measurement list, and the store they persist to."""
+    """A viewport on a CT series, its first slice on screen, with its measurement list and the store they
+    persist to."""
+
+    def settle(w: Viewport) -> None:
+        # pytest-qt closes and deletes registered widgets before fixture teardown runs, so what must happen
+        # while the viewport still exists is done here: no typing lost, no decode left running
+        w.close_note_editor()
+        qtbot.waitUntil(lambda: not w.is_loading(), timeout=10000)
+
     store = InMemoryMeasurementStore()
     vp = Viewport(measurement_store=store)
-    qtbot.addWidget(vp)
+    qtbot.addWidget(vp, before_close_func=settle)
     vp.resize(400, 400)
     vp.show()
     vp.set_series(ct_series)
     vp.setFocus()
+    qtbot.waitUntil(lambda: not vp.is_loading(), timeout=10000)  # the slice is decoded off the GUI thread
     listing = MeasurementList()
     qtbot.addWidget(listing)
     listing.set_viewport(vp)
-    yield vp, listing, store
-    vp.close_note_editor()
-    qtbot.waitUntil(lambda: not vp.is_loading(), timeout=10000)  # no decode left running at teardown
+    return vp, listing, store
 
 
 def _editor(qtbot, vp: Viewport) -> QLineEdit:
