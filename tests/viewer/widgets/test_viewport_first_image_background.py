@@ -85,3 +85,22 @@ def test_other_frames_of_the_first_image_are_read_directly_once_it_is_in(qtbot, 
     vp.grab()
     assert not vp.is_loading() and image.frame_cached(1) and vp.message() == ""
     qtbot.waitUntil(lambda: vp._queue.pending() == 0, timeout=30_000)
+
+
+def test_a_shown_viewport_is_loading_from_the_moment_a_series_is_set(qtbot, tmp_path):
+    """The read is queued when the image is set, not at the first paint, so "not loading" means the image is on
+    screen (a caller waiting for it must not see a gap before the first paint); a hidden viewport reads
+    nothing until it is painted."""
+    vp = Viewport()
+    qtbot.addWidget(vp)
+    vp.resize(128, 128)
+    vp.show()
+    vp.set_series(_series(tmp_path))
+    assert vp.is_loading()  # no event processed, no paint yet: the news of the decode cannot have arrived
+    qtbot.waitUntil(lambda: not vp.is_loading(), timeout=30_000)
+    assert vp.current_image().frame_cached(0)
+
+    hidden = Viewport()
+    qtbot.addWidget(hidden)
+    hidden.set_series(_series(tmp_path / "hidden"))
+    assert not hidden.is_loading() and not hidden.current_image().frame_cached(0)
