@@ -58,6 +58,6 @@ def record_override(db: Database | None, username: str, study_uid: str, job: str
                "summary": scope_line(scope),
                "images": [{k: im.get(k) for k in ("index", "reasons", "ood_score", "frontal_probability")}
                           for im in scope.get("images") or []]}
-    with db.session() as s:
-        audit.append(s, "ai_scope_override", username or "unknown", "study", study_uid, details)
+    # retried while another writer holds the database: an override the radiologist made is never lost
+    db.run_write(lambda s: audit.append(s, "ai_scope_override", username or "unknown", "study", study_uid, details))
     return True

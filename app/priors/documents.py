@@ -161,10 +161,14 @@ def sync_report_status(db: Database, study_uid: str) -> str:
         if s.scalar(select(Report.id).where(Report.study_uid == study_uid).limit(1)) is not None:
             return str(s.scalar(select(Study.report_status).where(Study.study_uid == study_uid)) or "none")
     status = status_of(study_documents(db, study_uid))
-    with db.session() as s:
+
+    def write(s) -> str:  # noqa: ANN001 - a Session
         study = s.scalar(select(Study).where(Study.study_uid == study_uid))
         if study is None:
             return "none"
         if status != "none" and study.report_status != status:
             study.report_status = status
-        return study.report_status
+        return str(study.report_status)
+
+    # read and update in one write transaction: a deferred one fails at once if an import commits in between
+    return db.run_write(write)
