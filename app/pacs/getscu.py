@@ -188,28 +188,103 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
             written += os.write(fd, view[written:])
 
 
-def stage_received_file(path: Path, staging: Path, source_ae: str) -> tuple[StagedFile, str, str]:
-    """Stage a file getscu wrote: RadStation's file meta, then its data set bytes as they arrived, hashed
-    as they are read (once, from the map) and written with one system call each (no buffered copy).
-    Returns (staged, announced SOP class, announced SOP instance); the getscu file is removed. Raises
-    ValueError (not DICOM Part 10) or OSError."""
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+IN_MEMORY_MAX = 64 << 20  # files up to this size are read once into memory; larger ones are mapped
+_PREFIX = 8192  # bytes read first: the file meta of any ordinary file lies inside them
+
+
+def _meta_prefix(fd: int, size: int) -> tuple[bytes, int, str, str, str]:
+    """The file's first bytes and `_meta` of them; the whole file is read when its meta group does not
+    end inside those bytes with the header of the data set's first element after it (so a meta group
+    longer than the prefix is never mistaken for a short one)."""
+    prefix = os.pread(fd, min(size, _PREFIX), 0)
+    if len(prefix) < size:
+        try:
+            start, sop_class, sop_instance, syntax = _meta(prefix)  # type: ignore[arg-type]
+        except ValueError:
+            start = len(prefix)
+        if start + 8 <= len(prefix):
+            return prefix, start, sop_class, sop_instance, syntax
+        prefix = _read_at(fd, bytearray(size), 0)  # type: ignore[assignment]
+    start, sop_class, sop_instance, syntax = _meta(prefix)  # type: ignore[arg-type]
+    return prefix, start, sop_class, sop_instance, syntax
+
+
+def _read_at(fd: int, out: bytearray, offset: int, at: int = 0) -> bytearray:
+    """Fill out[at:] from the file at `offset`; OSError when the file ends first."""
+    with memoryview(out) as view:
+        got = at
+        while got < len(out):
+            n = os.preadv(fd, [view[got:]], offset + got - at)
+            if n == 0:
+                raise OSError("the received file is shorter than it was a moment ago")
+            got += n
+    return out
+
+
+def stage_received_file(path: Path, staging: Path, source_ae: str,
+                        ) -> tuple[StagedFile, str, str, bytearray | None]:
+    """Stage a file getscu wrote: RadStation's file meta, then its data set bytes as they arrived.
+    Returns (staged, announced SOP class, announced SOP instance, the staged bytes or None); the getscu
+    file is removed. Raises ValueError (not DICOM Part 10) or OSError.
+
+    A file up to IN_MEMORY_MAX is read once (two reads: its meta, then the data set straight behind
+    RadStation's meta in one buffer), hashed from there and written with one system call; the buffer,
+    exactly the staged file's bytes, is returned so the delivery check reads the header from memory
+    rather than from the file. A larger file is mapped, hashed from the map and written from it
+    (None is returned: it is probed from its file)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size > IN_MEMORY_MAX:
+            staged, sop_class, sop_instance = _stage_mapped(fd, staging, source_ae)
+            data = None
+        else:
+            prefix, start, sop_class, sop_instance, syntax = _meta_prefix(fd, size)
+            head = _file_meta_bytes(sop_class, sop_instance, syntax, source_ae)
+            data = bytearray(len(head) + size - start)
+            data[: len(head)] = head
+            if len(prefix) == size:  # small file (or one read whole for its long meta): already in memory
+                data[len(head):] = memoryview(prefix)[start:]
+            else:
+                _read_at(fd, data, start, len(head))
+            staged = _write_staged(staging, data)
+    finally:
+        os.close(fd)
+    path.unlink(missing_ok=True)
+    return staged, sop_class, sop_instance, data
+
+
+def _write_staged(staging: Path, data: bytearray) -> StagedFile:
+    fd, name = tempfile.mkstemp(dir=staging, prefix="in-", suffix=".part")  # 0600, as HashingWriter
+    try:
+        _write_all(fd, data)
+    except BaseException:
+        os.close(fd)
+        os.unlink(name)
+        raise
+    os.close(fd)
+    return StagedFile(Path(name), len(data), hashlib.sha256(data).hexdigest())
+
+
+def _stage_mapped(fd: int, staging: Path, source_ae: str) -> tuple[StagedFile, str, str]:
+    """A large file: its data set hashed as it is read (once, from the map) and written with one system
+    call each (no buffered copy)."""
+    with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as buf:
         start, sop_class, sop_instance, syntax = _meta(buf)
         head = _file_meta_bytes(sop_class, sop_instance, syntax, source_ae)
-        fd, name = tempfile.mkstemp(dir=staging, prefix="in-", suffix=".part")  # 0600, as HashingWriter
+        out, name = tempfile.mkstemp(dir=staging, prefix="in-", suffix=".part")  # 0600, as HashingWriter
         try:
             with memoryview(buf) as view, view[start:] as body:
                 digest = hashlib.sha256(head)
                 digest.update(body)
-                _write_all(fd, head)
-                _write_all(fd, body)
+                _write_all(out, head)
+                _write_all(out, body)
         except BaseException:
-            os.close(fd)
+            os.close(out)
             os.unlink(name)
             raise
-        os.close(fd)
+        os.close(out)
         size = len(head) + len(buf) - start
-    path.unlink(missing_ok=True)
     return StagedFile(Path(name), size, digest.hexdigest()), sop_class, sop_instance
 
 
@@ -218,7 +293,7 @@ def accept_file(path: Path, store: ManagedStore, scope: RequestedScope, source: 
     """One file getscu finished, staged and held to its request and `scope` (`vet_delivery`, the check
     the pynetdicom path applies); raises RefusedInstance (nothing kept) when it does not fit."""
     try:
-        staged, sop_class, sop_instance = stage_received_file(path, store.staging, source_ae)
+        staged, sop_class, sop_instance, data = stage_received_file(path, store.staging, source_ae)
     except ValueError as exc:
         path.unlink(missing_ok=True)
         raise RefusedInstance(f"file {path.name} ({source}) refused: {exc}", sop_instance_uid=path.name,
@@ -228,7 +303,7 @@ def accept_file(path: Path, store: ManagedStore, scope: RequestedScope, source: 
         raise RefusedInstance(f"file {path.name} ({source}): cannot stage the received data: {exc}",
                               sop_instance_uid=path.name, status=STATUS_OUT_OF_RESOURCES,
                               comment="cannot read the received data", transient=True) from None
-    vet_delivery(staged, scope, source, announced_instance=sop_instance, announced_class=sop_class)
+    vet_delivery(staged, scope, source, announced_instance=sop_instance, announced_class=sop_class, data=data)
     return staged
 
 
