@@ -28,6 +28,7 @@ import logging
 import mmap
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -225,19 +226,22 @@ def stage_received_file(path: Path, staging: Path, source_ae: str,
                         ) -> tuple[StagedFile, str, str, bytearray | None]:
     """Stage a file getscu wrote: RadStation's file meta, then its data set bytes as they arrived.
     Returns (staged, announced SOP class, announced SOP instance, the staged bytes or None); the getscu
-    file is removed. Raises ValueError (not DICOM Part 10) or OSError.
+    file is gone afterwards. Raises ValueError (not DICOM Part 10) or OSError.
 
     A file up to IN_MEMORY_MAX is read once (two reads: its meta, then the data set straight behind
-    RadStation's meta in one buffer), hashed from there and written with one system call; the buffer,
-    exactly the staged file's bytes, is returned so the delivery check reads the header from memory
-    rather than from the file. A larger file is mapped, hashed from the map and written from it
-    (None is returned: it is probed from its file)."""
-    fd = os.open(path, os.O_RDONLY)
+    RadStation's meta in one buffer), hashed from there, and written back over getscu's own file (whose
+    pages are already in the page cache: no new file is created, none deleted), which is then made
+    owner-only and moved into staging under a fresh name. The buffer, exactly the staged file's bytes,
+    is returned so that the delivery check reads the header from memory rather than from the file. A
+    larger file is mapped, hashed from the map and written to a new staging file (None is returned: it
+    is probed from its file)."""
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
     try:
         size = os.fstat(fd).st_size
         if size > IN_MEMORY_MAX:
             staged, sop_class, sop_instance = _stage_mapped(fd, staging, source_ae)
             data = None
+            path.unlink()
         else:
             prefix, start, sop_class, sop_instance, syntax = _meta_prefix(fd, size)
             head = _file_meta_bytes(sop_class, sop_instance, syntax, source_ae)
@@ -247,11 +251,41 @@ def stage_received_file(path: Path, staging: Path, source_ae: str,
                 data[len(head):] = memoryview(prefix)[start:]
             else:
                 _read_at(fd, data, start, len(head))
-            staged = _write_staged(staging, data)
+            digest = hashlib.sha256(data).hexdigest()
+            os.fchmod(fd, 0o600)  # as HashingWriter's files
+            _write_all_at(fd, data)
+            if len(data) < size:
+                os.ftruncate(fd, len(data))
+            staged = StagedFile(_move_into(path, staging), len(data), digest)
     finally:
         os.close(fd)
-    path.unlink(missing_ok=True)
     return staged, sop_class, sop_instance, data
+
+
+def _write_all_at(fd: int, data: bytearray) -> None:
+    with memoryview(data) as view:
+        written = 0
+        while written < len(view):
+            written += os.pwrite(fd, view[written:], written)
+
+
+def _move_into(path: Path, staging: Path) -> Path:
+    """Give the file a fresh name in `staging` (hard link, never over an existing name) and drop its
+    getscu name; the staged file outlives getscu's folder, which is removed after the retrieve."""
+    for _ in range(100):
+        target = staging / f"in-{secrets.token_hex(8)}.part"
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links here: a rename to a name just claimed exclusively
+            fd, name = tempfile.mkstemp(dir=staging, prefix="in-", suffix=".part")
+            os.close(fd)
+            os.replace(path, name)
+            return Path(name)
+        os.unlink(path)
+        return target
+    raise OSError("no free staging file name")
 
 
 def _write_staged(staging: Path, data: bytearray) -> StagedFile:
