@@ -5,11 +5,13 @@ what DCMTK's getscu spends on the whole instance. When getscu is installed and t
 TCP (TLS stays on pynetdicom: the getscu we drive has no TLS options), the C-GET is run by a getscu
 subprocess (no shell, validated arguments) writing each data set bit-preserving (`+B`: the bytes that
 arrived, never re-encoded) into a private folder under the store's staging area. While it runs, each
-file it has finished is taken at once, on this thread: its data set bytes are written behind RadStation's
-own file meta (the same bytes the pynetdicom path writes, so a study's files and hashes do not depend on
-the transport), hashed as they are read once, checked by the same `vet_delivery` as the pynetdicom path
-(the data set is the instance the C-STORE request announced, which getscu recorded in the file meta, and
-lies inside the identifier that was asked for), and handed to the caller's batching importer. The PACS
+file it has finished is taken at once, on this thread: it is read once into memory with its data set
+bytes behind RadStation's own file meta (the same bytes the pynetdicom path writes, so a study's files and
+hashes do not depend on the transport), hashed there, written back over getscu's own file and moved into
+staging (no file is created or deleted per instance), checked from that same buffer by the same
+`vet_delivery` as the pynetdicom path (the data set is the instance the C-STORE request announced, which
+getscu recorded in the file meta, and lies inside the identifier that was asked for), and handed to the
+caller's batching importer. The PACS
 sees getscu's C-STORE responses, so a refused file is refused here (discarded, reported) rather than
 answered with a failure status.
 
@@ -323,11 +325,12 @@ def _stage_mapped(fd: int, staging: Path, source_ae: str) -> tuple[StagedFile, s
 
 
 def accept_file(path: Path, store: ManagedStore, scope: RequestedScope, source: str, source_ae: str,
-                ) -> StagedFile:
+                staging: Path | None = None) -> StagedFile:
     """One file getscu finished, staged and held to its request and `scope` (`vet_delivery`, the check
-    the pynetdicom path applies); raises RefusedInstance (nothing kept) when it does not fit."""
+    the pynetdicom path applies); raises RefusedInstance (nothing kept) when it does not fit. `staging`:
+    the store's staging folder, when the caller has it at hand (else asked of `store`)."""
     try:
-        staged, sop_class, sop_instance, data = stage_received_file(path, store.staging, source_ae)
+        staged, sop_class, sop_instance, data = stage_received_file(path, staging or store.staging, source_ae)
     except ValueError as exc:
         path.unlink(missing_ok=True)
         raise RefusedInstance(f"file {path.name} ({source}) refused: {exc}", sop_instance_uid=path.name,
@@ -465,6 +468,7 @@ class GetscuRetriever:
     def _one(self, identifier: Dataset, work: Path, store: ManagedStore, source: str, on_staged: StagedHandler,
              on_refused: RefusalHandler | None, cancel: CancelToken | None) -> int:
         scope = RequestedScope.from_identifier(identifier)
+        staging = store.staging
         outdir = Path(tempfile.mkdtemp(dir=work))
         args = getscu_arguments(str(self.exe), self.node, identifier, outdir)
         env = dict(os.environ, TCP_NODELAY="1")
@@ -483,7 +487,7 @@ class GetscuRetriever:
                     except OSError:
                         pass
                 try:
-                    staged = accept_file(Path(entry.path), store, scope, source, self.node.ae_title)
+                    staged = accept_file(Path(entry.path), store, scope, source, self.node.ae_title, staging)
                 except RefusedInstance as refusal:
                     log.warning("%s", refusal)
                     if on_refused is not None:
