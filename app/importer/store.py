@@ -175,7 +175,7 @@ class ManagedStore:
         the name exists) and its staging name removed. Where the file system has no hard links, a
         placeholder is created exclusively and the file renamed over it. The link also spares ext4 the
         write-out it starts when a file is renamed over another (auto_da_alloc), which cost the importing
-        thread ~0.3 ms of CPU per 512 KiB instance (issue 27); the bytes are written back as any other.
+        thread 0.5-1.0 ms of CPU per 512 KiB instance (issue 27); the bytes are written back as any other.
         """
         parent, _, leaf = relative.rpartition("/")
         folder = self.root.joinpath(*parent.split("/")) if parent else self.root
