@@ -326,6 +326,8 @@ def probe_file(path: Path) -> ProbedFile:
         raise
     except OSError as exc:
         raise RejectedFile(f"cannot read file: {exc.strerror or exc}") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. the file emptied since it was looked at: never a crash
+        raise RejectedFile(f"broken DICOM: {type(exc).__name__}: {exc}"[:300]) from None
 
 
 def probe_buffer(path: Path, buf: bytes | bytearray | mmap.mmap) -> ProbedFile:

@@ -243,7 +243,7 @@ def stage_received_file(path: Path, staging: Path, source_ae: str,
         if size > IN_MEMORY_MAX:
             staged, sop_class, sop_instance = _stage_mapped(fd, staging, source_ae)
             data = None
-            path.unlink()
+            path.unlink(missing_ok=True)
         else:
             prefix, start, sop_class, sop_instance, syntax = _meta_prefix(fd, size)
             head = _file_meta_bytes(sop_class, sop_instance, syntax, source_ae)
@@ -288,18 +288,6 @@ def _move_into(path: Path, staging: Path) -> Path:
         os.unlink(path)
         return target
     raise OSError("no free staging file name")
-
-
-def _write_staged(staging: Path, data: bytearray) -> StagedFile:
-    fd, name = tempfile.mkstemp(dir=staging, prefix="in-", suffix=".part")  # 0600, as HashingWriter
-    try:
-        _write_all(fd, data)
-    except BaseException:
-        os.close(fd)
-        os.unlink(name)
-        raise
-    os.close(fd)
-    return StagedFile(Path(name), len(data), hashlib.sha256(data).hexdigest())
 
 
 def _stage_mapped(fd: int, staging: Path, source_ae: str) -> tuple[StagedFile, str, str]:
