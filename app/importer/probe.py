@@ -320,10 +320,26 @@ def probe_file(path: Path) -> ProbedFile:
     if size == 0:
         raise RejectedFile("empty file")
     try:
-        with open(path, "rb") as fp, warnings.catch_warnings():
+        with open(path, "rb") as fp, mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            return probe_buffer(path, buf)
+    except RejectedFile:
+        raise
+    except OSError as exc:
+        raise RejectedFile(f"cannot read file: {exc.strerror or exc}") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. the file emptied since it was looked at: never a crash
+        raise RejectedFile(f"broken DICOM: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def probe_buffer(path: Path, buf: bytes | bytearray | mmap.mmap) -> ProbedFile:
+    """`probe_file` of a file whose whole content is already in memory (`buf`, exactly the bytes of the
+    file at `path`): the same checks and the same answer, without opening it again."""
+    size = len(buf)
+    if size == 0:
+        raise RejectedFile("empty file")
+    try:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                return _probe_buffer(path, buf, size)
+            return _probe_buffer(path, buf, size)
     except RejectedFile:
         raise
     except OSError as exc:
@@ -334,7 +350,7 @@ def probe_file(path: Path) -> ProbedFile:
         raise RejectedFile(f"broken DICOM: {type(exc).__name__}: {exc}"[:300]) from None
 
 
-def _probe_buffer(path: Path, buf: mmap.mmap, size: int) -> ProbedFile:
+def _probe_buffer(path: Path, buf: bytes | bytearray | mmap.mmap, size: int) -> ProbedFile:
     if size < 132 or buf[128:132] != b"DICM":
         return _probe_without_preamble(path, buf, size)
     try:
@@ -381,7 +397,7 @@ def _with_incomplete(header: InstanceHeader, incomplete: str) -> InstanceHeader:
     return _with_warning(header, f"stored marked incomplete ({incomplete})")
 
 
-def _probe_without_preamble(path: Path, buf: mmap.mmap, size: int) -> ProbedFile:
+def _probe_without_preamble(path: Path, buf: bytes | bytearray | mmap.mmap, size: int) -> ProbedFile:
     """Old ACR-NEMA style files with no 'DICM' marker: accepted only when they start like a dataset."""
     head = buf[:8]
     if head[:2] not in (b"\x08\x00", b"\x00\x08", b"\x02\x00", b"\x00\x02"):

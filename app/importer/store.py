@@ -3,9 +3,10 @@
 Imported files are copied here so the database never points at a USB stick or a CD that is gone
 tomorrow. Writing happens in two steps, both outside any database transaction:
   * stage: the bytes go to a private file in `<root>/.staging` (0600), hashed while written;
-  * place: the staged file takes its final name only if that name is free (a placeholder is created
-    exclusively, then the file is renamed over it), else a numbered name beside it. A file that is
-    already stored is therefore never replaced, even by two importers racing on the same instance.
+  * place: the staged file takes its final name only if that name is free (it is hard-linked there, which
+    fails on an existing name; without hard links a placeholder is created exclusively and the file renamed
+    over it), else a numbered name beside it. A file that is already stored is therefore never replaced,
+    even by two importers racing on the same instance.
 A file appears under its final name only once it is complete, so a crash never leaves a half-written
 instance that looks valid; a crash between placing and committing leaves an unreferenced file, never a
 row without its file.
@@ -170,13 +171,52 @@ class ManagedStore:
     def place(self, staged: StagedFile, relative: str) -> str:
         """Give a staged file its final name (a numbered one if `relative` is taken); returns the name used.
 
-        Never replaces an existing file: the name is claimed with an exclusive create first.
+        Never replaces an existing file: the staged file is hard-linked under the name (which fails when
+        the name exists) and its staging name removed. Where the file system has no hard links, a
+        placeholder is created exclusively and the file renamed over it. The link also spares ext4 the
+        write-out it starts when a file is renamed over another (auto_da_alloc), which cost the importing
+        thread 0.5-1.0 ms of CPU per 512 KiB instance (issue 27); the bytes are written back as any other.
         """
-        target = self.absolute(relative)
+        parent, _, leaf = relative.rpartition("/")
+        folder = self.root.joinpath(*parent.split("/")) if parent else self.root
+        stem = leaf.removesuffix(".dcm")
+        made = False
+        n = 0
+        while n < 10_000:
+            name = leaf if n == 0 else f"{stem}.{n}.dcm"
+            candidate = os.path.join(folder, name)
+            try:
+                os.link(staged.path, candidate)
+            except FileExistsError:
+                n += 1
+                continue
+            except FileNotFoundError:
+                if made or not staged.path.exists():
+                    raise
+                self._folders(parent)  # the study's or series' folder is new: made once, then linked into
+                made = True
+                continue
+            except OSError:  # no hard links here (EPERM, ENOTSUP, EMLINK, ...): the placeholder way
+                return self._place_by_rename(staged, relative)
+            try:
+                os.unlink(staged.path)
+            except FileNotFoundError:
+                pass
+            return f"{parent}/{name}" if parent else name
+        raise OSError(f"no free file name for {relative} in the store")
+
+    def _folders(self, parent: str) -> Path:
         folder = private_dir(self.root)
-        for part in relative.split("/")[:-1]:
+        for part in parent.split("/") if parent else ():
             folder = folder / part
             folder.mkdir(mode=0o700, exist_ok=True)
+        return folder
+
+    def _place_by_rename(self, staged: StagedFile, relative: str) -> str:
+        """`place` where hard links cannot be made: an exclusive placeholder, then a rename over it."""
+        target = self.absolute(relative)
+        parent = relative.rsplit("/", 1)[0] if "/" in relative else ""
+        folder = self._folders(parent)
         stem = target.name.removesuffix(".dcm")
         for n in range(10_000):
             name = target.name if n == 0 else f"{stem}.{n}.dcm"
@@ -191,8 +231,7 @@ class ManagedStore:
             except BaseException:
                 candidate.unlink(missing_ok=True)
                 raise
-            parent = relative.rsplit("/", 1)[0]
-            return f"{parent}/{name}"
+            return f"{parent}/{name}" if parent else name
         raise OSError(f"no free file name for {relative} in the store")
 
     def remove(self, relative: str) -> None:

@@ -5,11 +5,13 @@ what DCMTK's getscu spends on the whole instance. When getscu is installed and t
 TCP (TLS stays on pynetdicom: the getscu we drive has no TLS options), the C-GET is run by a getscu
 subprocess (no shell, validated arguments) writing each data set bit-preserving (`+B`: the bytes that
 arrived, never re-encoded) into a private folder under the store's staging area. While it runs, each
-file it has finished is taken at once, on this thread: its data set bytes are written behind RadStation's
-own file meta (the same bytes the pynetdicom path writes, so a study's files and hashes do not depend on
-the transport), hashed as they are read once, checked by the same `vet_delivery` as the pynetdicom path
-(the data set is the instance the C-STORE request announced, which getscu recorded in the file meta, and
-lies inside the identifier that was asked for), and handed to the caller's batching importer. The PACS
+file it has finished is taken at once, on this thread: it is read once into memory with its data set
+bytes behind RadStation's own file meta (the same bytes the pynetdicom path writes, so a study's files and
+hashes do not depend on the transport), hashed there, written back over getscu's own file and moved into
+staging (no file is created or deleted per instance), checked from that same buffer by the same
+`vet_delivery` as the pynetdicom path (the data set is the instance the C-STORE request announced, which
+getscu recorded in the file meta, and lies inside the identifier that was asked for), and handed to the
+caller's batching importer. The PACS
 sees getscu's C-STORE responses, so a refused file is refused here (discarded, reported) rather than
 answered with a failure status.
 
@@ -28,6 +30,7 @@ import logging
 import mmap
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -188,37 +191,134 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
             written += os.write(fd, view[written:])
 
 
-def stage_received_file(path: Path, staging: Path, source_ae: str) -> tuple[StagedFile, str, str]:
-    """Stage a file getscu wrote: RadStation's file meta, then its data set bytes as they arrived, hashed
-    as they are read (once, from the map) and written with one system call each (no buffered copy).
-    Returns (staged, announced SOP class, announced SOP instance); the getscu file is removed. Raises
-    ValueError (not DICOM Part 10) or OSError."""
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+IN_MEMORY_MAX = 64 << 20  # files up to this size are read once into memory; larger ones are mapped
+_PREFIX = 8192  # bytes read first: the file meta of any ordinary file lies inside them
+
+
+def _meta_prefix(fd: int, size: int) -> tuple[bytes, int, str, str, str]:
+    """The file's first bytes and `_meta` of them; the whole file is read when its meta group does not
+    end inside those bytes with the header of the data set's first element after it (so a meta group
+    longer than the prefix is never mistaken for a short one)."""
+    prefix = os.pread(fd, min(size, _PREFIX), 0)
+    if len(prefix) < size:
+        try:
+            start, sop_class, sop_instance, syntax = _meta(prefix)  # type: ignore[arg-type]
+        except ValueError:
+            start = len(prefix)
+        if start + 8 <= len(prefix):
+            return prefix, start, sop_class, sop_instance, syntax
+        prefix = _read_at(fd, bytearray(size), 0)  # type: ignore[assignment]
+    start, sop_class, sop_instance, syntax = _meta(prefix)  # type: ignore[arg-type]
+    return prefix, start, sop_class, sop_instance, syntax
+
+
+def _read_at(fd: int, out: bytearray, offset: int, at: int = 0) -> bytearray:
+    """Fill out[at:] from the file at `offset`; OSError when the file ends first."""
+    with memoryview(out) as view:
+        got = at
+        while got < len(out):
+            n = os.preadv(fd, [view[got:]], offset + got - at)
+            if n == 0:
+                raise OSError("the received file is shorter than it was a moment ago")
+            got += n
+    return out
+
+
+def stage_received_file(path: Path, staging: Path, source_ae: str,
+                        ) -> tuple[StagedFile, str, str, bytearray | None]:
+    """Stage a file getscu wrote: RadStation's file meta, then its data set bytes as they arrived.
+    Returns (staged, announced SOP class, announced SOP instance, the staged bytes or None); the getscu
+    file is gone afterwards. Raises ValueError (not DICOM Part 10) or OSError.
+
+    A file up to IN_MEMORY_MAX is read once (two reads: its meta, then the data set straight behind
+    RadStation's meta in one buffer), hashed from there, and written back over getscu's own file (whose
+    pages are already in the page cache: no new file is created, none deleted), which is then made
+    owner-only and moved into staging under a fresh name. The buffer, exactly the staged file's bytes,
+    is returned so that the delivery check reads the header from memory rather than from the file. A
+    larger file is mapped, hashed from the map and written to a new staging file (None is returned: it
+    is probed from its file)."""
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+    try:
+        size = os.fstat(fd).st_size
+        if size > IN_MEMORY_MAX:
+            staged, sop_class, sop_instance = _stage_mapped(fd, staging, source_ae)
+            data = None
+            path.unlink(missing_ok=True)
+        else:
+            prefix, start, sop_class, sop_instance, syntax = _meta_prefix(fd, size)
+            head = _file_meta_bytes(sop_class, sop_instance, syntax, source_ae)
+            data = bytearray(len(head) + size - start)
+            data[: len(head)] = head
+            if len(prefix) == size:  # small file (or one read whole for its long meta): already in memory
+                data[len(head):] = memoryview(prefix)[start:]
+            else:
+                _read_at(fd, data, start, len(head))
+            digest = hashlib.sha256(data).hexdigest()
+            os.fchmod(fd, 0o600)  # as HashingWriter's files
+            _write_all_at(fd, data)
+            if len(data) < size:
+                os.ftruncate(fd, len(data))
+            staged = StagedFile(_move_into(path, staging), len(data), digest)
+    finally:
+        os.close(fd)
+    return staged, sop_class, sop_instance, data
+
+
+def _write_all_at(fd: int, data: bytearray) -> None:
+    with memoryview(data) as view:
+        written = 0
+        while written < len(view):
+            written += os.pwrite(fd, view[written:], written)
+
+
+def _move_into(path: Path, staging: Path) -> Path:
+    """Give the file a fresh name in `staging` (hard link, never over an existing name) and drop its
+    getscu name; the staged file outlives getscu's folder, which is removed after the retrieve."""
+    for _ in range(100):
+        target = staging / f"in-{secrets.token_hex(8)}.part"
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links here: a rename to a name just claimed exclusively
+            fd, name = tempfile.mkstemp(dir=staging, prefix="in-", suffix=".part")
+            os.close(fd)
+            os.replace(path, name)
+            return Path(name)
+        os.unlink(path)
+        return target
+    raise OSError("no free staging file name")
+
+
+def _stage_mapped(fd: int, staging: Path, source_ae: str) -> tuple[StagedFile, str, str]:
+    """A large file: its data set hashed as it is read (once, from the map) and written with one system
+    call each (no buffered copy)."""
+    with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as buf:
         start, sop_class, sop_instance, syntax = _meta(buf)
         head = _file_meta_bytes(sop_class, sop_instance, syntax, source_ae)
-        fd, name = tempfile.mkstemp(dir=staging, prefix="in-", suffix=".part")  # 0600, as HashingWriter
+        out, name = tempfile.mkstemp(dir=staging, prefix="in-", suffix=".part")  # 0600, as HashingWriter
         try:
             with memoryview(buf) as view, view[start:] as body:
                 digest = hashlib.sha256(head)
                 digest.update(body)
-                _write_all(fd, head)
-                _write_all(fd, body)
+                _write_all(out, head)
+                _write_all(out, body)
         except BaseException:
-            os.close(fd)
+            os.close(out)
             os.unlink(name)
             raise
-        os.close(fd)
+        os.close(out)
         size = len(head) + len(buf) - start
-    path.unlink(missing_ok=True)
     return StagedFile(Path(name), size, digest.hexdigest()), sop_class, sop_instance
 
 
 def accept_file(path: Path, store: ManagedStore, scope: RequestedScope, source: str, source_ae: str,
-                ) -> StagedFile:
+                staging: Path | None = None) -> StagedFile:
     """One file getscu finished, staged and held to its request and `scope` (`vet_delivery`, the check
-    the pynetdicom path applies); raises RefusedInstance (nothing kept) when it does not fit."""
+    the pynetdicom path applies); raises RefusedInstance (nothing kept) when it does not fit. `staging`:
+    the store's staging folder, when the caller has it at hand (else asked of `store`)."""
     try:
-        staged, sop_class, sop_instance = stage_received_file(path, store.staging, source_ae)
+        staged, sop_class, sop_instance, data = stage_received_file(path, staging or store.staging, source_ae)
     except ValueError as exc:
         path.unlink(missing_ok=True)
         raise RefusedInstance(f"file {path.name} ({source}) refused: {exc}", sop_instance_uid=path.name,
@@ -228,7 +328,7 @@ def accept_file(path: Path, store: ManagedStore, scope: RequestedScope, source: 
         raise RefusedInstance(f"file {path.name} ({source}): cannot stage the received data: {exc}",
                               sop_instance_uid=path.name, status=STATUS_OUT_OF_RESOURCES,
                               comment="cannot read the received data", transient=True) from None
-    vet_delivery(staged, scope, source, announced_instance=sop_instance, announced_class=sop_class)
+    vet_delivery(staged, scope, source, announced_instance=sop_instance, announced_class=sop_class, data=data)
     return staged
 
 
@@ -356,6 +456,7 @@ class GetscuRetriever:
     def _one(self, identifier: Dataset, work: Path, store: ManagedStore, source: str, on_staged: StagedHandler,
              on_refused: RefusalHandler | None, cancel: CancelToken | None) -> int:
         scope = RequestedScope.from_identifier(identifier)
+        staging = store.staging
         outdir = Path(tempfile.mkdtemp(dir=work))
         args = getscu_arguments(str(self.exe), self.node, identifier, outdir)
         env = dict(os.environ, TCP_NODELAY="1")
@@ -374,7 +475,7 @@ class GetscuRetriever:
                     except OSError:
                         pass
                 try:
-                    staged = accept_file(Path(entry.path), store, scope, source, self.node.ae_title)
+                    staged = accept_file(Path(entry.path), store, scope, source, self.node.ae_title, staging)
                 except RefusedInstance as refusal:
                     log.warning("%s", refusal)
                     if on_refused is not None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
-from app.importer.probe import RejectedFile, probe_file
+from app.importer.probe import RejectedFile, probe_buffer, probe_file
 from app.importer.store import StagedFile
 from app.pacs.errors import PacsError
 
@@ -107,16 +107,19 @@ def vet_delivery(
     *,
     announced_instance: str,
     announced_class: str = "",
+    data: bytes | bytearray | None = None,
 ) -> None:
     """Check a staged delivery against what announced it and what was requested; raise RefusedInstance
     (after discarding the staged file) when it does not fit. On success the probed header is kept on
     `staged` for the importer.
 
     `announced_instance` / `announced_class` are the UIDs its C-STORE request (or its WADO-RS part's file
-    meta) gave; the data set's own SOP Instance UID and SOP Class UID must be the same."""
+    meta) gave; the data set's own SOP Instance UID and SOP Class UID must be the same. `data`, when the
+    caller still holds them, are the staged file's bytes (all of them, exactly as written): the same probe
+    runs on them instead of reading the file back."""
     named = f"instance {announced_instance or '(no UID)'} ({source})"
     try:
-        probed = probe_file(staged.path)
+        probed = probe_file(staged.path) if data is None else probe_buffer(staged.path, data)
     except RejectedFile as exc:
         staged.discard()
         raise RefusedInstance(f"{named} refused: {exc}", sop_instance_uid=announced_instance,

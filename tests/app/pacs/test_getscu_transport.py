@@ -4,9 +4,12 @@ transport choice (setting, TLS, getscu missing)."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import shutil
+import stat
+import struct
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from sqlalchemy import select
 
+import app.pacs.getscu as getscu_module
 from app.db.database import Database
 from app.db.models import Instance, Series, Study
 from app.importer.store import ManagedStore
@@ -44,6 +48,7 @@ from tests.support.orthanc_fixture import make_study
 from tests.support.pacs_helpers import dimse_node, free_port
 
 needs_getscu = pytest.mark.skipif(shutil.which("getscu") is None, reason="DCMTK's getscu is not installed")
+STUDY_UID = "1.2.826.0.1.3680043.8.498.27"
 
 
 def _rows(database: Database) -> list[tuple]:
@@ -154,6 +159,90 @@ def test_crafted_files_are_refused_by_the_delivery_checks(tmp_path) -> None:
     with pytest.raises(RefusedInstance, match="series .* which was not requested"):
         accept_file(_part10(outdir / "e", wanted[0]), store, series_scope, "C-GET from test", "ORTHANC")
     assert sorted(store.staging.iterdir()) == []  # nothing of a refused file is kept
+
+
+def _element(elem: int, vr: bytes, value: bytes) -> bytes:
+    """One explicit-VR little-endian group 0002 element."""
+    if vr in (b"OB", b"UN"):
+        return struct.pack("<HH2sHL", 0x0002, elem, vr, 0, len(value)) + value
+    return struct.pack("<HH2sH", 0x0002, elem, vr, len(value)) + value
+
+
+def _uid(text: str) -> bytes:
+    raw = text.encode()
+    return raw + b"\0" * (len(raw) % 2)
+
+
+def _getscu_file(path: Path, ds: Dataset, *, ends_at: int | None = None, after: bytes = b"") -> tuple[Path, bytes]:
+    """A Part 10 file with a hand-made meta group: a long (0002,0102) element ending at byte `ends_at`, then
+    `after` (more meta elements), then the data set's bytes. Returns (path, data set bytes)."""
+    data = _part10(path, ds).read_bytes()
+    body = data[_meta(data)[0]:]  # type: ignore[arg-type]
+    elems = (_element(0x0001, b"OB", b"\0\1") + _element(0x0002, b"UI", _uid(ds.SOPClassUID))
+             + _element(0x0003, b"UI", _uid(ds.SOPInstanceUID))
+             + _element(0x0010, b"UI", _uid(ds.file_meta.TransferSyntaxUID)))
+    start = 128 + 4 + 12 + len(elems)
+    if ends_at is not None:
+        elems += _element(0x0102, b"OB", b"\xaa" * (ends_at - start - 12))
+    elems += after
+    path.write_bytes(b"\0" * 128 + b"DICM" + struct.pack("<HH2sHL", 2, 0, b"UL", 4, len(elems)) + elems + body)
+    return path, body
+
+
+@pytest.mark.parametrize("how", ["in memory", "mapped (large file)"])
+def test_restaged_bytes_are_radstations_meta_then_the_data_set_whatever_the_meta(tmp_path, monkeypatch, how) -> None:
+    """However getscu's meta is laid out (short; longer than the first read; ending right where the first
+    read ends with more meta elements behind it), the staged file is RadStation's meta followed by exactly
+    the data set bytes that arrived, owner-only, hashed, and getscu's file is gone."""
+    if how.startswith("mapped"):
+        monkeypatch.setattr(getscu_module, "IN_MEMORY_MAX", 0)
+    store = ManagedStore(tmp_path / "store")
+    scope = RequestedScope(STUDY_UID)
+    ds = make_study("P", study_uid=STUDY_UID, n_instances=1, rows=64, columns=64)[0]
+    prefix = getscu_module._PREFIX
+    layouts = {
+        "short meta": {},
+        "meta longer than the first read": {"ends_at": prefix + 5000},
+        "meta element ending where the first read ends": {"ends_at": prefix - 4,
+                                                          "after": _element(0x0016, b"AE", b"GETSCU")},
+    }
+    expected_head = _file_meta_bytes(ds.SOPClassUID, ds.SOPInstanceUID, ds.file_meta.TransferSyntaxUID, "ORTHANC")
+    for name, layout in layouts.items():
+        path, body = _getscu_file(tmp_path / name.replace(" ", "_"), ds, **layout)
+        staged = accept_file(path, store, scope, "C-GET from test", "ORTHANC")
+        stored = staged.path.read_bytes()
+        assert stored == expected_head + body, name
+        assert hashlib.sha256(stored).hexdigest() == staged.sha256 and staged.size == len(stored), name
+        assert stat.S_IMODE(staged.path.stat().st_mode) == 0o600, name
+        assert not path.exists(), name
+        assert staged.probed is not None and staged.probed.header.sop_instance_uid == ds.SOPInstanceUID
+        staged.discard()
+
+
+def test_cut_or_tampered_getscu_files_are_refused_and_nothing_is_kept(tmp_path) -> None:
+    """Files cut inside their meta or inside their pixel data, and a data set whose own SOP Instance UID
+    differs from the meta's, are refused when read from memory as when read from the file."""
+    store = ManagedStore(tmp_path / "store")
+    scope = RequestedScope(STUDY_UID)
+    ds = make_study("P", study_uid=STUDY_UID, n_instances=1, rows=64, columns=64)[0]
+    whole, _ = _getscu_file(tmp_path / "whole", ds, ends_at=getscu_module._PREFIX + 5000)
+    data = whole.read_bytes()
+    cases = {
+        "cut in meta": (data[: getscu_module._PREFIX + 100], STATUS_CANNOT_UNDERSTAND, "file meta"),
+        "cut in pixels": (data[:-100], STATUS_CANNOT_UNDERSTAND, "truncated"),
+    }
+    other = copy.deepcopy(ds)
+    other.SOPInstanceUID = generate_uid()
+    lying = _part10(tmp_path / "lying", other, meta_instance=ds.SOPInstanceUID).read_bytes()
+    cases["data set is another instance"] = (lying, STATUS_DOES_NOT_MATCH, "not the one announced")
+    for name, (raw, status, words) in cases.items():
+        path = tmp_path / name.replace(" ", "_")
+        path.write_bytes(raw)
+        with pytest.raises(RefusedInstance) as caught:
+            accept_file(path, store, scope, "C-GET from test", "ORTHANC")
+        assert caught.value.status == status and words in str(caught.value), (name, str(caught.value))
+        assert not path.exists(), name
+    assert sorted(store.staging.iterdir()) == []
 
 
 @needs_getscu
