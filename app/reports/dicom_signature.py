@@ -351,7 +351,13 @@ class SignatureInfo:
     reason: str
     signed_tags: list[int] = field(default_factory=list)
     timestamp: bytes | None = None
-    signature: bytes = b""
+    signature: bytes = b""  # as stored (OB: an odd-length value carries one pad byte)
+
+    @property
+    def signature_as_signed(self) -> bytes:
+        """The bytes the signer produced: an odd-length DER ECDSA value without its OB pad byte. A certified
+        timestamp's imprint is over these."""
+        return _strip_ecdsa_padding(self.signature)
 
 
 @dataclass

@@ -169,7 +169,7 @@ def verify_dicom_document(data: bytes, db=None, subject: str = "DICOM object") -
     if first.timestamp:
         from app.reports.timestamps import check_dicom_timestamp
 
-        stamped, ts_problems = check_dicom_timestamp(first.timestamp, first.signature)
+        stamped, ts_problems = check_dicom_timestamp(first.timestamp, first.signature_as_signed)
         result.problems.extend(ts_problems)
         if stamped is not None and not ts_problems:
             result.signed_at = stamped.isoformat()

@@ -1,5 +1,6 @@
-"""The signer's certificate in a DICOM signature is an OB value, padded to even length with one zero byte
-(PS3.5 7.1.1): a certificate whose DER has an odd length must still be read, and nothing else may pass."""
+"""The signer's certificate and the signature in a DICOM signature are OB values, padded to even length with one
+zero byte (PS3.5 7.1.1): a certificate or an ECDSA signature whose DER has an odd length must still be read
+(and a certified timestamp over the signature still match it), and nothing else may pass."""
 
 from __future__ import annotations
 
@@ -92,3 +93,47 @@ def test_a_pad_byte_other_than_zero_is_refused():
     check = verify_dicom_bytes(tampered)
     assert not check.ok
     assert "certificate cannot be read" in check.signatures[0].reason
+
+
+def test_a_timestamp_matches_an_ecdsa_signature_of_odd_length(tmp_path):
+    """A DER ECDSA signature is 70-72 bytes: an odd one is stored padded, and the timestamp's imprint is over the
+    bytes the signer produced, not the padded value."""
+    from asn1crypto import keys as a_keys
+    from asn1crypto import x509 as a_x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+    from app.reports.timestamps import check_dicom_timestamp, dicom_timestamper
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Dr Curve")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(99).not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=3)).sign(key, hashes.SHA256()))
+
+    class EcSigner:
+        certificate_der = cert.public_bytes(serialization.Encoding.DER)
+
+        def sign_sha256(self, data: bytes) -> bytes:
+            return key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    tsa_cert = a_x509.Certificate.load(_Signer(_certificate(0)).certificate_der)
+    tsa_key = a_keys.PrivateKeyInfo.load(_KEY.private_bytes(serialization.Encoding.DER,
+                                                            serialization.PrivateFormat.PKCS8,
+                                                            serialization.NoEncryption()))
+    stamp = dicom_timestamper(DummyTimeStamper(tsa_cert=tsa_cert, tsa_key=tsa_key))
+    for _ in range(64):  # until the signature's DER has an odd length (about every other one)
+        check = verify_dicom_bytes(sign_dataset(_dataset(), EcSigner(), timestamper=stamp))
+        info = check.signatures[0]
+        if len(info.signature_as_signed) % 2:
+            break
+    else:
+        raise AssertionError("no odd-length ECDSA signature in 64 tries")
+    assert check.ok, check.problems
+    assert len(info.signature) == len(info.signature_as_signed) + 1 and info.signature[-1] == 0
+    _when, problems = check_dicom_timestamp(info.timestamp, info.signature_as_signed)
+    assert "the certified timestamp is not over this signature" not in problems
+    _when, problems = check_dicom_timestamp(info.timestamp, info.signature)  # the padded value is not what was stamped
+    assert "the certified timestamp is not over this signature" in problems
