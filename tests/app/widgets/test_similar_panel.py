@@ -40,10 +40,9 @@ def panel(qapp, qtbot, runner, tmp_path):
     settings.set("similar_cases_dir", str(tmp_path / "site"))
     widget = SimilarPanel(runner, settings, lambda hit: _image(1) if hit["origin"] == "site" else
                           np.asarray(Image.open(hit["image_ref"])))
-    qtbot.addWidget(widget)
+    qtbot.addWidget(widget, before_close_func=lambda v: v.shutdown())  # pytest-qt closes it before teardown
     widget.show()
     yield widget
-    widget.shutdown()
 
 
 def test_a_signed_study_is_found_from_a_similar_one(qtbot, panel, tmp_path):

@@ -37,11 +37,10 @@ def view(qtbot, tiny_dir: Path, tmp_path, monkeypatch) -> Iterator[WhatIfView]:
     monkeypatch.delenv("RADSTATION_DB_URL", raising=False)
     db = Database.open()
     w = WhatIfView(lambda: MedimPipeline.from_pretrained(tiny_dir, device="cpu"), database=db)
-    qtbot.addWidget(w)
+    qtbot.addWidget(w, before_close_func=lambda v: v.shutdown())  # pytest-qt closes it before teardown
     w.resize(900, 600)
     w.show()
     yield w
-    w.shutdown()
     db.dispose()
 
 

@@ -49,11 +49,10 @@ def view(qtbot, tiny_dir: Path, db: Database) -> Iterator[WhatIfView]:
 
     w = WhatIfView(factory, database=db)
     w.loaded_on, w.gui_thread = loaded_on, gui_thread  # type: ignore[attr-defined]
-    qtbot.addWidget(w)
+    qtbot.addWidget(w, before_close_func=lambda v: v.shutdown())  # pytest-qt closes it before teardown
     w.resize(900, 600)
     w.show()
     yield w
-    w.shutdown()
 
 
 def test_full_flow_on_the_demo_study(qtbot, view: WhatIfView, db: Database) -> None:
