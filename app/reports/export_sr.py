@@ -276,7 +276,7 @@ def verify_sr(source: Path | Dataset, pinned_cert_sha256: str | None = None) -> 
     if payload is None:
         return result
     try:
-        compare_sections(result, payload.get("sections", {}), sr_content(ds), "SR")
+        compare_sections(result, payload.get("sections", {}), sr_content(ds), "SR", dicom_text=True)
     except (AttributeError, ValueError, IndexError) as exc:
         result.problems.append(f"SR content tree cannot be read: {exc}")
     checks = (("Study Instance UID", ds.get("StudyInstanceUID", ""), payload["study"]["uid"]),

@@ -133,7 +133,7 @@ def _check_sr_content(result: Verification, ds, dicom_cert: bytes) -> None:
     if payload is None:
         return
     try:
-        compare_sections(result, payload.get("sections", {}), sr_content(ds), "SR")
+        compare_sections(result, payload.get("sections", {}), sr_content(ds), "SR", dicom_text=True)
         checks = (("Study Instance UID", ds.get("StudyInstanceUID", ""), payload["study"]["uid"]),
                   ("Patient ID", ds.get("PatientID", ""), payload["patient"]["id"]),
                   ("Patient Name", str(ds.get("PatientName", "")), payload["patient"]["name"]),

@@ -76,3 +76,25 @@ def test_unsigned_report_is_refused(env, radiologist):
     with pytest.raises(SRExportError):
         build_sr(build_document(env.service, v.id))
 
+
+
+@pytest.mark.parametrize("text", ["Normal heart size. ", "No effusion.  ", "Lines:\nnone \n"],
+                         ids=["one-space", "two-spaces", "space-before-newline"])
+def test_a_section_typed_with_trailing_spaces_verifies_in_the_sr(env, radiologist, tmp_path, text):
+    """DICOM text values drop trailing spaces (padding, PS3.5 6.2): a report signed with a section ending in a
+    space must not read as tampered in its SR, while any other change still does."""
+    from app.reports.artefacts import KIND_SR
+    from app.reports.verify_documents import verify_dicom_document
+
+    v = env.service.open_or_create(STUDY_UID, radiologist)
+    env.service.save_draft(v.id, {**v.content.to_dict(), "findings": text, "impression": "Normal. "}, radiologist)
+    v = env.service.sign(v.id, radiologist, PASSWORD)
+    path = write_sr(build_document(env.service, v.id), tmp_path / "r.dcm")
+    assert verify_sr(path).ok, verify_sr(path).summary()
+    of_record = verify_dicom_document(env.service.artefact(v.id, KIND_SR), env.db)  # the DICOM-signed SR
+    assert of_record.ok, of_record.summary()
+    raw = path.read_bytes()
+    i = raw.index(b"Normal. ") if b"Normal. " in raw else raw.index(b"Normal.")
+    path.write_bytes(raw[:i] + b"Nermal." + raw[i + 7:])  # a real change next to the spaces is still caught
+    res = verify_sr(path)
+    assert not res.ok and any("impression" in p for p in res.problems), res.summary()
