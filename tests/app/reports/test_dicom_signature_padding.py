@@ -98,11 +98,8 @@ def test_a_pad_byte_other_than_zero_is_refused():
 def test_a_timestamp_matches_an_ecdsa_signature_of_odd_length(tmp_path):
     """A DER ECDSA signature is 70-72 bytes: an odd one is stored padded, and the timestamp's imprint is over the
     bytes the signer produced, not the padded value."""
-    from asn1crypto import keys as a_keys
-    from asn1crypto import x509 as a_x509
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
     from app.reports.timestamps import check_dicom_timestamp, dicom_timestamper
 
@@ -119,11 +116,11 @@ def test_a_timestamp_matches_an_ecdsa_signature_of_odd_length(tmp_path):
         def sign_sha256(self, data: bytes) -> bytes:
             return key.sign(data, ec.ECDSA(hashes.SHA256()))
 
-    tsa_cert = a_x509.Certificate.load(_Signer(_certificate(0)).certificate_der)
-    tsa_key = a_keys.PrivateKeyInfo.load(_KEY.private_bytes(serialization.Encoding.DER,
-                                                            serialization.PrivateFormat.PKCS8,
-                                                            serialization.NoEncryption()))
-    stamp = dicom_timestamper(DummyTimeStamper(tsa_cert=tsa_cert, tsa_key=tsa_key))
+    from tests.support.dummy_tsa import dummy_time_stamper
+
+    stamp = dicom_timestamper(dummy_time_stamper(
+        _Signer(_certificate(0)).certificate_der,
+        _KEY.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())))
     for _ in range(64):  # until the signature's DER has an odd length (about every other one)
         check = verify_dicom_bytes(sign_dataset(_dataset(), EcSigner(), timestamper=stamp))
         info = check.signatures[0]

@@ -41,20 +41,15 @@ def _tsa_material(tmp_path):
 
 @pytest.fixture
 def tsa(tmp_path):
-    from asn1crypto import cms, keys, tsp
-    from asn1crypto import x509 as a_x509
-    from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+    from asn1crypto import tsp
 
-    if cms.ContentType._reverse_map is not None:  # asn1crypto.tsp may register 'tst_info' after it was cached
-        cms.ContentType._reverse_map.setdefault("tst_info", "1.2.840.113549.1.9.16.1.4")
+    from tests.support.dummy_tsa import dummy_time_stamper
 
     root_pem, root, cert, key = _tsa_material(tmp_path)
-    stamper = DummyTimeStamper(
-        tsa_cert=a_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)),
-        tsa_key=keys.PrivateKeyInfo.load(key.private_bytes(serialization.Encoding.DER,
-                                                           serialization.PrivateFormat.PKCS8,
-                                                           serialization.NoEncryption())),
-        certs_to_embed=[a_x509.Certificate.load(root.public_bytes(serialization.Encoding.DER))])
+    stamper = dummy_time_stamper(
+        cert.public_bytes(serialization.Encoding.DER),
+        key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        (root.public_bytes(serialization.Encoding.DER),))
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 - http.server API
