@@ -157,16 +157,21 @@ def sync_report_status(db: Database, study_uid: str) -> str:
     import app.reports.models  # noqa: F401  (registers the report table)
     from app.reports.models import Report
 
-    with db.session() as s:
+    with db.session() as s:  # read only: opening or retrieving a study takes no write lock unless it must write
+        current = s.scalar(select(Study.report_status).where(Study.study_uid == study_uid))
         if s.scalar(select(Report.id).where(Report.study_uid == study_uid).limit(1)) is not None:
-            return str(s.scalar(select(Study.report_status).where(Study.study_uid == study_uid)) or "none")
+            return str(current or "none")
+    if current is None:
+        return "none"
     status = status_of(study_documents(db, study_uid))
+    if status == "none" or status == current:
+        return str(current)
 
     def write(s) -> str:  # noqa: ANN001 - a Session
         study = s.scalar(select(Study).where(Study.study_uid == study_uid))
         if study is None:
             return "none"
-        if status != "none" and study.report_status != status:
+        if study.report_status != status:
             study.report_status = status
         return str(study.report_status)
 

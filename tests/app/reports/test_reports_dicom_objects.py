@@ -201,6 +201,10 @@ def test_every_object_goes_through_orthanc_and_another_database_reads_it_back(en
                        Series.description).join(Series).join(Study).where(Study.study_uid == study_uid))}
         assert [u for u, k in kinds.items() if k == "acquired"] == [image_uid]
         assert sync_report_status(other, study_uid) == "final"
+        with pytest.MonkeyPatch.context() as mp:  # in sync now: read only (it runs on the GUI thread after a
+            # retrieve and must not wait for an import's write lock)
+            mp.setattr(other, "run_write", lambda *_a, **_k: pytest.fail("a write transaction although in sync"))
+            assert sync_report_status(other, study_uid) == "final"
         docs = study_documents(other, study_uid)
         reports = [d for d in docs if d.is_report]
         assert {d.kind for d in reports} == {"sr", "pdf"} and all(d.status == "final" for d in reports)
