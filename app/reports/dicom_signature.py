@@ -357,7 +357,7 @@ class SignatureInfo:
     def signature_as_signed(self) -> bytes:
         """The bytes the signer produced: an odd-length DER ECDSA value without its OB pad byte. A certified
         timestamp's imprint is over these."""
-        return _strip_ecdsa_padding(self.signature)
+        return der_from_ob(self.signature)
 
 
 @dataclass
@@ -385,7 +385,7 @@ def _verify_raw(stream: bytes, signature: bytes, cert_der: bytes) -> tuple[bool,
         if isinstance(pub, rsa.RSAPublicKey):
             pub.verify(signature, stream, padding.PKCS1v15(), hashes.SHA256())
         elif isinstance(pub, ec.EllipticCurvePublicKey):
-            der = _strip_ecdsa_padding(signature)
+            der = der_from_ob(signature)
             pub.verify(der, stream, ec.ECDSA(hashes.SHA256()))
         else:
             return False, f"unsupported public key type {type(pub).__name__}"
@@ -396,11 +396,12 @@ def _verify_raw(stream: bytes, signature: bytes, cert_der: bytes) -> tuple[bool,
     return True, "DICOM signature valid"
 
 
-def certificate_from_ob(value: bytes) -> bytes:
-    """The DER certificate held in an OB value: OB values are padded to even length with one zero byte (PS3.5
-    7.1.1), so an odd-length DER certificate is stored one byte longer. Only that one pad byte is taken off, and
-    only when the DER header's own length says the certificate ends just before it; anything else is returned as
-    it is and left for the certificate parser to refuse."""
+def der_from_ob(value: bytes) -> bytes:
+    """The DER SEQUENCE (the signer's certificate, an ECDSA signature) held in an OB value: OB values are padded
+    to even length with one zero byte (PS3.5 7.1.1), so an odd-length DER value is stored one byte longer. Only
+    that one pad byte is taken off, and only when the DER header's own length (short or long form: a P-521
+    signature or a certificate is over 127 bytes) says the value ends just before it; anything else is returned
+    as it is and left for its parser to refuse."""
     if len(value) < 2 or value[0] != 0x30:
         return value
     if value[1] < 0x80:
@@ -413,13 +414,6 @@ def certificate_from_ob(value: bytes) -> bytes:
     if len(value) == header + length + 1 and value[-1] == 0 and length % 2 != header % 2:
         return value[:-1]
     return value
-
-
-def _strip_ecdsa_padding(sig: bytes) -> bytes:
-    """DER ECDSA signatures can be odd length; DICOM pads OB values with one zero byte."""
-    if len(sig) >= 2 and sig[0] == 0x30 and sig[1] < 0x80 and len(sig) == sig[1] + 3 and sig[-1] == 0:
-        return sig[:-1]
-    return sig
 
 
 def _text(elements: dict[int, RawElement], tag: int) -> str:
@@ -474,7 +468,7 @@ def _check_one(n: int, item: list[RawElement], mac_items: dict[int, dict[int, Ra
     cert = fields.get(0x04000115)
     sig = fields.get(0x04000120)
     info = SignatureInfo(uid=_text(fields, 0x04000100), signed_at=_text(fields, 0x04000105),
-                         certificate_der=(certificate_from_ob(cert.value) if cert is not None and cert.items is None
+                         certificate_der=(der_from_ob(cert.value) if cert is not None and cert.items is None
                                           else b""),
                          purpose="", valid=False, reason="")
     purpose = fields.get(0x04000401)

@@ -71,17 +71,17 @@ def test_a_signature_verifies_whatever_the_length_of_the_certificate(parity):
 
 
 def test_only_one_trailing_pad_byte_is_taken_off():
-    from app.reports.dicom_signature import certificate_from_ob
+    from app.reports.dicom_signature import der_from_ob
 
     der = _Signer(_certificate(1)).certificate_der
-    assert certificate_from_ob(der + b"\x00") == der
-    assert certificate_from_ob(der) == der
+    assert der_from_ob(der + b"\x00") == der
+    assert der_from_ob(der) == der
     # anything else after the certificate stays, so the parser refuses it rather than reading past it
-    assert certificate_from_ob(der + b"\x01") == der + b"\x01"
+    assert der_from_ob(der + b"\x01") == der + b"\x01"
     even = _Signer(_certificate(0)).certificate_der
-    assert certificate_from_ob(even + b"\x00\x00") == even + b"\x00\x00"
-    assert certificate_from_ob(b"\x00") == b"\x00"
-    assert certificate_from_ob(b"") == b""
+    assert der_from_ob(even + b"\x00\x00") == even + b"\x00\x00"
+    assert der_from_ob(b"\x00") == b"\x00"
+    assert der_from_ob(b"") == b""
 
 
 def test_a_pad_byte_other_than_zero_is_refused():
@@ -134,3 +134,31 @@ def test_a_timestamp_matches_an_ecdsa_signature_of_odd_length(tmp_path):
     assert "the certified timestamp is not over this signature" not in problems
     _when, problems = check_dicom_timestamp(info.timestamp, info.signature)  # the padded value is not what was stamped
     assert "the certified timestamp is not over this signature" in problems
+
+
+def test_an_odd_length_p521_signature_verifies():
+    """A P-521 ECDSA signature (137-139 bytes) has a long-form DER length: its OB pad byte must come off too."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP521R1())
+    now = dt.datetime.now(dt.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Dr P521")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(521).not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=3)).sign(key, hashes.SHA256()))
+
+    class P521Signer:
+        certificate_der = cert.public_bytes(serialization.Encoding.DER)
+
+        def sign_sha256(self, data: bytes) -> bytes:
+            return key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    for _ in range(64):  # until the signature's DER has an odd length
+        check = verify_dicom_bytes(sign_dataset(_dataset(), P521Signer()))
+        if len(check.signatures[0].signature_as_signed) % 2:
+            break
+    else:
+        raise AssertionError("no odd-length P-521 signature in 64 tries")
+    assert check.signatures[0].signature[1] == 0x81  # long-form length
+    assert check.ok, check.problems
