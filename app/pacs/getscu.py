@@ -184,7 +184,7 @@ def _meta(buf: mmap.mmap) -> tuple[int, str, str, str]:
     return end, values[0x0002], values[0x0003], values[0x0010]
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
+def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     with memoryview(data) as view:
         written = 0
         while written < len(view):
@@ -255,20 +255,13 @@ def stage_received_file(path: Path, staging: Path, source_ae: str,
                 _read_at(fd, data, start, len(head))
             digest = hashlib.sha256(data).hexdigest()
             os.fchmod(fd, 0o600)  # as HashingWriter's files
-            _write_all_at(fd, data)
+            _write_all(fd, data)  # from offset 0: the reads above were positional (pread), the offset never moved
             if len(data) < size:
                 os.ftruncate(fd, len(data))
             staged = StagedFile(_move_into(path, staging), len(data), digest)
     finally:
         os.close(fd)
     return staged, sop_class, sop_instance, data
-
-
-def _write_all_at(fd: int, data: bytearray) -> None:
-    with memoryview(data) as view:
-        written = 0
-        while written < len(view):
-            written += os.pwrite(fd, view[written:], written)
 
 
 def _move_into(path: Path, staging: Path) -> Path:
