@@ -90,7 +90,7 @@ PARTS_DCMTK = [
     (pacs_sink.BatchingImporter, "put_staged", "  hand-over to the import thread"),
     (pacs_sink.BatchingImporter, "_run", "import thread (all of it)"),
     (importer_service.ImportService, "examine_staged", "  examine (header already probed)"),
-    (importer_store.ManagedStore, "place", "  placing files (mkdir, exclusive create, rename)"),
+    (importer_store.ManagedStore, "place", "  placing files (hard link; folders made when new)"),
     (importer_service.Committer, "_transaction", "  database transaction"),
 ]
 
